@@ -1,5 +1,5 @@
 // Node 20 lacks Promise.withResolvers, which libp2p 3 calls; Node >= 22 has it. Load before anything else.
-if (typeof Promise.withResolvers !== 'function') {
+if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function') {
   Object.defineProperty(Promise, 'withResolvers', {
     configurable: true,
     writable: true,
