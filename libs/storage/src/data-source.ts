@@ -1,0 +1,180 @@
+import { mkdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { MIGRATIONS } from '@polyhome/migrations';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
+import { ENTITIES } from './entities/index.js';
+import { StorageError } from './errors.js';
+import { createPgliteDriverModule } from './pglite/pglite-pg-driver.js';
+
+/** Which database engine a Storage runs on. */
+export type StorageBackend = 'postgres' | 'pglite';
+
+/** Where the database is and how to open it. */
+export interface StorageInit {
+  /** PostgreSQL connection URL; when absent, embedded PGlite in `dataDir` is used. */
+  databaseUrl?: string | undefined;
+  /** Directory for the embedded database (`<dataDir>/db`). */
+  dataDir: string;
+  /** Apply pending migrations while opening (default true). */
+  migrationsRun?: boolean;
+  /** Progress messages for slow steps (first creation of the embedded database, migrations). */
+  onProgress?: (message: string) => void;
+  /** PostgreSQL pool size (default 10). */
+  poolSize?: number;
+}
+
+/** An open database with its backend and lifecycle. */
+export interface Storage {
+  readonly dataSource: DataSource;
+  readonly backend: StorageBackend;
+  /** Names of the migrations applied while opening. */
+  readonly appliedMigrations: string[];
+  /** Resolves when the database answers a trivial query. */
+  ping(): Promise<void>;
+  /** Closes the connection pool (and the embedded database and its lock). */
+  close(): Promise<void>;
+}
+
+/** Returns the URL with any password replaced, safe for logs and error messages. */
+export function redactDatabaseUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '<unparseable DATABASE_URL>';
+  }
+}
+
+const COMMON: Partial<DataSourceOptions> = {
+  entities: ENTITIES,
+  migrations: MIGRATIONS,
+  migrationsTableName: 'typeorm_migrations',
+  migrationsTransactionMode: 'each',
+  synchronize: false,
+  logging: false,
+};
+
+/** TypeORM options for PostgreSQL; also what the `typeorm` CLI uses for `migration:generate`. */
+export function postgresDataSourceOptions(url: string, poolSize = 10): DataSourceOptions {
+  return {
+    ...COMMON,
+    type: 'postgres',
+    url,
+    uuidExtension: 'pgcrypto',
+    installExtensions: false,
+    connectTimeoutMS: 5_000,
+    poolSize,
+    applicationName: 'polyhome',
+  } as DataSourceOptions;
+}
+
+function describeConnectError(err: unknown, url: string): StorageError {
+  const code = (err as { code?: string }).code;
+  const reason = err instanceof Error ? err.message : String(err);
+  return new StorageError(
+    'DATABASE_UNREACHABLE',
+    `Cannot use PostgreSQL at ${redactDatabaseUrl(url)}: ${code ? `${code} ` : ''}${reason}. ` +
+      'Start PostgreSQL (npm run services), fix DATABASE_URL, or unset it to use the embedded database.',
+    { cause: err },
+  );
+}
+
+async function openPostgres(init: StorageInit & { databaseUrl: string }): Promise<Storage> {
+  const dataSource = new DataSource(postgresDataSourceOptions(init.databaseUrl, init.poolSize));
+  try {
+    await dataSource.initialize();
+  } catch (err) {
+    throw describeConnectError(err, init.databaseUrl);
+  }
+  return finishOpen(dataSource, 'postgres', init, async () => {
+    await dataSource.destroy();
+  });
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function openPglite(init: StorageInit): Promise<Storage> {
+  const dir = path.resolve(init.dataDir, 'db');
+  await mkdir(path.dirname(dir), { recursive: true, mode: 0o700 });
+  const lock: DataDirLock = await lockDataDir(path.resolve(init.dataDir, 'db.lock'));
+  let db: PGlite | undefined;
+  try {
+    const fresh = !(await exists(path.join(dir, 'PG_VERSION')));
+    if (fresh) init.onProgress?.(`Creating the embedded database in ${dir} (first start only, a few seconds)`);
+    db = await PGlite.create({ dataDir: dir });
+    const dataSource = new DataSource({
+      ...COMMON,
+      type: 'postgres',
+      driver: createPgliteDriverModule(db),
+      database: 'postgres',
+      uuidExtension: 'pgcrypto',
+      installExtensions: false,
+    } as DataSourceOptions);
+    await dataSource.initialize();
+    return await finishOpen(dataSource, 'pglite', init, async () => {
+      await dataSource.destroy();
+      await lock.release();
+    });
+  } catch (err) {
+    if (db && !db.closed) await db.close().catch(() => undefined);
+    await lock.release();
+    throw err;
+  }
+}
+
+async function finishOpen(
+  dataSource: DataSource,
+  backend: StorageBackend,
+  init: StorageInit,
+  close: () => Promise<void>,
+): Promise<Storage> {
+  let applied: string[] = [];
+  if (init.migrationsRun !== false) {
+    try {
+      const pending = await dataSource.showMigrations();
+      if (pending) init.onProgress?.(`Applying database migrations (${backend})`);
+      applied = (await dataSource.runMigrations({ transaction: 'each' })).map((m) => m.name);
+    } catch (err) {
+      await close();
+      throw new StorageError(
+        'MIGRATION_FAILED',
+        `Database migration failed on ${backend}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    }
+  }
+  let closed = false;
+  return {
+    dataSource,
+    backend,
+    appliedMigrations: applied,
+    ping: async () => {
+      await dataSource.query('SELECT 1');
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await close();
+    },
+  };
+}
+
+/** Opens PostgreSQL when `databaseUrl` is set and embedded PGlite in `dataDir` otherwise, then migrates. */
+export async function openStorage(init: StorageInit): Promise<Storage> {
+  const url = init.databaseUrl;
+  return url ? openPostgres({ ...init, databaseUrl: url }) : openPglite(init);
+}
+
+/** The SQL that would bring the database in line with the entities; empty when migrations and entities agree. */
+export async function schemaDrift(dataSource: DataSource): Promise<string[]> {
+  const log = await dataSource.driver.createSchemaBuilder().log();
+  return log.upQueries.map((q) => q.query);
+}

@@ -1,0 +1,40 @@
+import { Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+
+/** Who holds the account's root key: this home (sealed at rest) or the user. */
+export type AccountCustody = 'hosted' | 'self';
+
+/** Whether the account is served. */
+export type AccountStatus = 'active' | 'suspended';
+
+/** An account hosted by this home. Its server name is the hex of its root public key, so it is the key. */
+@Entity({ name: 'account' })
+export class AccountEntity {
+  /** Lowercase hex of the 32-byte root public key. */
+  @PrimaryColumn({ type: 'char', length: 64, name: 'server_name' })
+  serverName!: string;
+
+  /** `@<localpart>:<server name>`, bound in the signed account document. */
+  @Index('account_user_id_key', { unique: true })
+  @Column({ type: 'varchar', length: 160, name: 'user_id' })
+  userId!: string;
+
+  @Column({ type: 'enum', enum: ['hosted', 'self'], enumName: 'account_custody' })
+  custody!: AccountCustody;
+
+  /** The root secret key sealed with the configured key (hosted custody only); never logged. */
+  @Column({ type: 'bytea', name: 'sealed_root_key', nullable: true })
+  sealedRootKey!: Buffer | null;
+
+  @Column({ type: 'enum', enum: ['active', 'suspended'], enumName: 'account_status', default: 'active' })
+  status!: AccountStatus;
+
+  /** `seq` of the account document currently in force (0 before the first one). */
+  @Column({ type: 'bigint', name: 'doc_seq', default: 0 })
+  docSeq!: string;
+
+  @CreateDateColumn({ type: 'timestamptz', name: 'created_at' })
+  createdAt!: Date;
+
+  @UpdateDateColumn({ type: 'timestamptz', name: 'updated_at' })
+  updatedAt!: Date;
+}

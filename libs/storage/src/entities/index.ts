@@ -1,0 +1,11 @@
+import { AccountDocumentEntity } from './account-document.entity.js';
+import { AccountEntity } from './account.entity.js';
+import { HomeNodeEntity } from './home-node.entity.js';
+import { OpEntity } from './op.entity.js';
+
+export { AccountDocumentEntity, AccountEntity, HomeNodeEntity, OpEntity };
+export type { AccountCustody, AccountStatus } from './account.entity.js';
+export type { HomeRole } from './home-node.entity.js';
+
+/** Every entity of the schema; the DataSource and the drift check use this one list. */
+export const ENTITIES = [HomeNodeEntity, AccountEntity, AccountDocumentEntity, OpEntity];
