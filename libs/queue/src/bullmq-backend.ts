@@ -115,7 +115,7 @@ export class BullmqQueueBackend implements QueueBackend {
         if (job.id === undefined) {
           throw new Error(`BullMQ delivered a job without an id on queue ${name}`);
         }
-        await handler({
+        const outcome = await handler({
           id: job.id,
           queue: name,
           name: job.name,
@@ -123,7 +123,20 @@ export class BullmqQueueBackend implements QueueBackend {
           attemptsMade: job.attemptsMade,
           attempts: job.opts.attempts ?? 1,
           signal: controller.signal,
-        });
+        }).then(
+          () => ({ failed: false as const }),
+          (err: unknown) => ({ failed: true as const, err }),
+        );
+        if (controller.signal.aborted) {
+          // Abandoned by close(): whatever the handler did after the abort (typically
+          // throwing), BullMQ must not record it, or an abandoned job would count as a
+          // failed attempt. Never settling leaves the job active; its lock lapses and a
+          // worker runs it again.
+          return new Promise<never>(() => undefined);
+        }
+        if (outcome.failed) {
+          throw outcome.err;
+        }
       },
       {
         connection: this.workerConnection,
@@ -158,7 +171,11 @@ export class BullmqQueueBackend implements QueueBackend {
     }
     const started = performance.now();
     try {
-      await withTimeout(this.connection.ping(), this.healthTimeout, `Redis did not answer PING in ${this.healthTimeout} ms`);
+      await withTimeout(
+        this.connection.ping(),
+        this.healthTimeout,
+        `Redis did not answer PING in ${this.healthTimeout} ms`,
+      );
       return { ok: true, backend: this.kind, latencyMs: performance.now() - started };
     } catch (err) {
       return { ok: false, backend: this.kind, error: errorMessage(err) };

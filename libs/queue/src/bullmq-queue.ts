@@ -76,7 +76,11 @@ export class BullmqQueue<T = unknown> implements Queue<T> {
 
   async remove(jobId: string): Promise<boolean> {
     this.assertOpen();
-    // BullMQ answers 0 both for an unknown id and for an active (locked) job.
+    // BullMQ's remove answers 1 for an unknown id too, so ask first; it answers 0 for an
+    // active (locked) job.
+    if ((await this.queue.getJobState(jobId)) === 'unknown') {
+      return false;
+    }
     return (await this.queue.remove(jobId)) === 1;
   }
 

@@ -388,7 +388,9 @@ export class InProcessQueueBackend implements QueueBackend {
     // apart from any caller-chosen id, which may not contain one.
     const id = `repeat:${scheduler.id}:${dueAt}`;
     const options = { ...scheduler.options, jobId: undefined, delay: Math.max(0, dueAt - Date.now()) };
-    scheduler.pendingJobId = this.insert(state, scheduler.name, scheduler.json, options, scheduler.id, id);
+    // Set before insert(): a due iteration starts inside insert(), and its start looks this up.
+    scheduler.pendingJobId = id;
+    this.insert(state, scheduler.name, scheduler.json, options, scheduler.id, id);
   }
 
   private nextIteration(state: QueueState, record: JobRecord): void {
