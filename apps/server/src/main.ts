@@ -1,1 +1,70 @@
 import './polyfill.js';
+import { StorageError } from '@polyhome/storage';
+import { createServerApp, openResources } from './app.js';
+import { ConfigError, loadConfig, type AppConfig } from './config/config.js';
+import { createLogger } from './logging/logger.js';
+
+function fail(message: string): never {
+  process.stderr.write(`polyhome-server: ${message}\n`);
+  process.exit(1);
+}
+
+let config: AppConfig;
+try {
+  config = loadConfig();
+} catch (err) {
+  fail(err instanceof ConfigError ? `bad configuration: ${err.message}` : String(err));
+}
+
+const logger = createLogger(config.logLevel);
+const resources = await openResources(config, logger).catch((err: unknown) => {
+  const reason = err instanceof StorageError || err instanceof Error ? err.message : String(err);
+  return fail(`cannot start: ${reason}`);
+});
+
+const app = await createServerApp(resources);
+try {
+  await app.listen(config.port, config.host);
+} catch (err) {
+  const code = (err as NodeJS.ErrnoException).code;
+  await app.close();
+  fail(
+    code === 'EADDRINUSE'
+      ? `cannot listen on ${config.host}:${config.port}: the port is in use. Stop the other process or set PORT.`
+      : `cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`,
+  );
+}
+logger.info(
+  { host: config.host, port: config.port, database: resources.storage.backend, queue: resources.queue.kind },
+  `polyhome server listening on http://${config.host}:${config.port}`,
+);
+
+let stopping = false;
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) {
+    logger.warn({ signal }, 'second signal: exiting now');
+    process.exit(1);
+  }
+  stopping = true;
+  logger.info({ signal }, 'shutting down: no new requests, draining the queue, closing the database');
+  const timer = setTimeout(() => {
+    logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'graceful shutdown timed out; exiting');
+    process.exit(1);
+  }, config.shutdownTimeoutMs);
+  timer.unref();
+  // Stop accepting connections first; idle keep-alive sockets would otherwise hold the close open.
+  const server = app.getHttpServer() as import('node:http').Server;
+  server.close();
+  server.closeIdleConnections();
+  try {
+    await app.close();
+    logger.info('stopped');
+    logger.flush();
+    process.exit(0);
+  } catch (err) {
+    logger.error({ err }, 'error during shutdown');
+    process.exit(1);
+  }
+}
+process.on('SIGTERM', (s) => void shutdown(s));
+process.on('SIGINT', (s) => void shutdown(s));

@@ -1,0 +1,33 @@
+import { Injectable } from '@nestjs/common';
+import { StorageService } from '../storage/storage.service.js';
+import { QueueService } from '../queue/queue.service.js';
+import { VERSION } from '../version.js';
+
+/** What GET /admin/v1/node answers. */
+export interface NodeInfo {
+  version: string;
+  uptime_seconds: number;
+  database: 'postgres' | 'pglite';
+  queue: string;
+  accounts_hosted: number;
+}
+
+/** Describes this server home for operators. */
+@Injectable()
+export class NodeInfoService {
+  constructor(
+    private readonly storage: StorageService,
+    private readonly queue: QueueService,
+  ) {}
+
+  /** Collects the figures; the account count comes from the database, not a cache. */
+  async describe(): Promise<NodeInfo> {
+    return {
+      version: VERSION,
+      uptime_seconds: Math.floor(process.uptime()),
+      database: this.storage.backend,
+      queue: this.queue.kind,
+      accounts_hosted: await this.storage.countAccounts(),
+    };
+  }
+}

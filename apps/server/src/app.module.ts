@@ -1,0 +1,44 @@
+import { type DynamicModule, Global, Module, type Provider } from '@nestjs/common';
+import type { QueueBackend } from '@polyhome/queue';
+import type { Storage } from '@polyhome/storage';
+import type { Logger } from 'pino';
+import { AdminModule } from './admin/admin.module.js';
+import { AdminTokenVerifier } from './admin/admin-token.js';
+import { APP_CONFIG, type AppConfig } from './config/config.js';
+import { HealthModule } from './health/health.module.js';
+import { PINO_LOGGER } from './logging/logger.js';
+import { QueueService } from './queue/queue.service.js';
+import { StorageService } from './storage/storage.service.js';
+
+/** What the server needs opened before Nest starts, so a failure there is one clear line, not a stack trace. */
+export interface ServerResources {
+  config: AppConfig;
+  logger: Logger;
+  storage: Storage;
+  queue: QueueBackend;
+  adminToken: AdminTokenVerifier;
+}
+
+/** Makes the opened resources injectable everywhere. */
+@Global()
+@Module({})
+class CoreModule {
+  static with(resources: ServerResources): DynamicModule {
+    const providers: Provider[] = [
+      { provide: APP_CONFIG, useValue: resources.config },
+      { provide: PINO_LOGGER, useValue: resources.logger },
+      { provide: AdminTokenVerifier, useValue: resources.adminToken },
+      { provide: StorageService, useFactory: () => new StorageService(resources.storage) },
+      { provide: QueueService, useFactory: () => new QueueService(resources.queue) },
+    ];
+    return { module: CoreModule, providers, exports: providers };
+  }
+}
+
+/** The server home application. */
+@Module({})
+export class AppModule {
+  static forRoot(resources: ServerResources): DynamicModule {
+    return { module: AppModule, imports: [CoreModule.with(resources), HealthModule, AdminModule] };
+  }
+}

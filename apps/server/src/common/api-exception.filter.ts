@@ -1,0 +1,101 @@
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus } from '@nestjs/common';
+import type { Response } from 'express';
+import type { Logger } from 'pino';
+import { ApiError, type Errcode } from './api-error.js';
+
+/** The one error body shape of every response. */
+export interface ErrorBody {
+  errcode: Errcode;
+  error: string;
+  /** Per-dependency state, on a failed health check. */
+  details?: unknown;
+}
+
+function fromStatus(status: number): Errcode {
+  switch (status) {
+    case HttpStatus.UNAUTHORIZED:
+      return 'M_UNKNOWN_TOKEN';
+    case HttpStatus.FORBIDDEN:
+      return 'M_FORBIDDEN';
+    case HttpStatus.NOT_FOUND:
+    case HttpStatus.METHOD_NOT_ALLOWED:
+      return 'M_UNRECOGNIZED';
+    case HttpStatus.PAYLOAD_TOO_LARGE:
+      return 'M_TOO_LARGE';
+    case HttpStatus.TOO_MANY_REQUESTS:
+      return 'M_LIMIT_EXCEEDED';
+    case HttpStatus.SERVICE_UNAVAILABLE:
+      return 'M_UNAVAILABLE';
+    default:
+      return status >= 500 ? 'M_UNKNOWN' : 'M_INVALID_PARAM';
+  }
+}
+
+function messageOf(exception: HttpException): string {
+  const response = exception.getResponse();
+  if (typeof response === 'string') return response;
+  const message = (response as { message?: unknown }).message;
+  if (Array.isArray(message)) return message.join('; ');
+  if (typeof message === 'string') return message;
+  return exception.message;
+}
+
+/** Body-parser failures reach the filter as plain errors with a `type` and a `status`. */
+function fromBodyParser(exception: unknown): [number, ErrorBody] | undefined {
+  const e = exception as { type?: unknown; status?: unknown; message?: unknown };
+  if (typeof e?.type !== 'string' || typeof e.status !== 'number') return undefined;
+  switch (e.type) {
+    case 'entity.parse.failed':
+      return [400, { errcode: 'M_NOT_JSON', error: 'The request body is not valid JSON.' }];
+    case 'entity.too.large':
+      return [413, { errcode: 'M_TOO_LARGE', error: 'The request body is too large.' }];
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return [415, { errcode: 'M_NOT_JSON', error: 'The request body must be UTF-8 JSON.' }];
+    default:
+      return [
+        e.status,
+        { errcode: fromStatus(e.status), error: typeof e.message === 'string' ? e.message : 'Bad request.' },
+      ];
+  }
+}
+
+/** Maps every error to a status and `{ errcode, error }`; unexpected ones are logged and answered as M_UNKNOWN. */
+@Catch()
+export class ApiExceptionFilter implements ExceptionFilter {
+  constructor(private readonly logger: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const res = host.switchToHttp().getResponse<Response>();
+    const [status, body] = this.map(exception);
+    if (status >= 500) this.logger.error({ err: exception }, 'request failed');
+    if (res.headersSent) return;
+    res.status(status).json(body);
+  }
+
+  private map(exception: unknown): [number, ErrorBody] {
+    if (exception instanceof ApiError)
+      return [exception.status, { errcode: exception.errcode, error: exception.message }];
+    // Nest wraps body-parser errors in an HttpException and keeps the original as its cause.
+    const parser =
+      fromBodyParser(exception) ?? (exception instanceof HttpException ? fromBodyParser(exception.cause) : undefined);
+    if (parser) return parser;
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const errcode = fromStatus(status);
+      const response = exception.getResponse();
+      const details =
+        typeof response === 'object' && response !== null ? (response as { details?: unknown }).details : undefined;
+      if (details !== undefined) {
+        // A failed health check: say which dependency is down, keep Terminus's per-dependency details.
+        const down = Object.entries(details as Record<string, { status?: string }>)
+          .filter(([, v]) => v.status === 'down')
+          .map(([k]) => k);
+        return [status, { errcode, error: `Unhealthy: ${down.join(', ') || 'unknown'} down.`, details }];
+      }
+      const error = status === 404 ? 'Unrecognized request.' : messageOf(exception);
+      return [status, { errcode, error }];
+    }
+    return [500, { errcode: 'M_UNKNOWN', error: 'Internal server error.' }];
+  }
+}

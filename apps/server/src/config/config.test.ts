@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+describe('configuration', () => {
+  it('has working defaults on an empty environment', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 8008,
+      host: '127.0.0.1',
+      dataDir: './data',
+      databaseUrl: undefined,
+      redisUrl: undefined,
+      adminToken: undefined,
+      logLevel: 'info',
+      p2pListen: ['/ip4/0.0.0.0/tcp/4001'],
+      migrationsRun: true,
+    });
+  });
+
+  it('reads every variable', () => {
+    const config = loadConfig({
+      PORT: '9000',
+      HOST: '0.0.0.0',
+      DATA_DIR: '/var/lib/polyhome',
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      ADMIN_TOKEN: 'a'.repeat(32),
+      LOG_LEVEL: 'debug',
+      P2P_LISTEN: '/ip4/0.0.0.0/tcp/4001, /ip6/::/tcp/4001',
+      MIGRATIONS_RUN: 'false',
+    });
+    expect(config.port).toBe(9000);
+    expect(config.p2pListen).toEqual(['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001']);
+    expect(config.migrationsRun).toBe(false);
+  });
+
+  it.each([
+    ['PORT', 'abc', /PORT: got "abc", expected a whole number from 1 to 65535/],
+    ['PORT', '70000', /PORT: .* from 1 to 65535/],
+    ['HOST', 'not a host', /HOST: got "not a host"/],
+    ['DATABASE_URL', 'mysql://x/y', /DATABASE_URL: has scheme "mysql:", expected postgres: or postgresql:/],
+    ['DATABASE_URL', 'nonsense', /DATABASE_URL: is not a URL/],
+    ['REDIS_URL', 'http://127.0.0.1', /REDIS_URL: has scheme "http:"/],
+    ['ADMIN_TOKEN', 'short', /ADMIN_TOKEN: must be at least 16 characters/],
+    ['LOG_LEVEL', 'loud', /LOG_LEVEL: got "loud", expected one of fatal, error/],
+    ['P2P_LISTEN', '/ip4/1.2.3.4/tcp/x', /P2P_LISTEN: "\/ip4\/1.2.3.4\/tcp\/x" is not a multiaddr/],
+    ['MIGRATIONS_RUN', 'yes', /MIGRATIONS_RUN: got "yes", expected true or false/],
+  ])('refuses %s=%s naming the variable and what is allowed', (name, value, message) => {
+    let error: unknown;
+    try {
+      loadConfig({ [name]: value });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(name);
+    expect((error as ConfigError).message).toMatch(message);
+  });
+});

@@ -1,0 +1,186 @@
+import { isIP } from 'node:net';
+import { multiaddr } from '@multiformats/multiaddr';
+
+/** Pino log levels accepted in LOG_LEVEL. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** A log level. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The server's configuration, validated once at boot. */
+export interface AppConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  adminToken: string | undefined;
+  logLevel: LogLevel;
+  p2pListen: string[];
+  migrationsRun: boolean;
+  shutdownTimeoutMs: number;
+}
+
+/** Thrown when an environment variable has a value that is not allowed; the message names it and says what is. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+interface Variable<T> {
+  /** What the README's table says about it. */
+  description: string;
+  default: string | undefined;
+  parse(value: string, name: string): T;
+}
+
+function integer(min: number, max: number): (value: string, name: string) => number {
+  return (value, name) => {
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      throw new ConfigError(name, `got "${value}", expected a whole number from ${min} to ${max}.`);
+    }
+    return Number(value);
+  };
+}
+
+function url(protocols: string[], example: string): (value: string, name: string) => string {
+  return (value, name) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      throw new ConfigError(name, `is not a URL; expected something like ${example}.`);
+    }
+    if (!protocols.includes(parsed.protocol)) {
+      throw new ConfigError(
+        name,
+        `has scheme "${parsed.protocol}", expected ${protocols.join(' or ')} (e.g. ${example}).`,
+      );
+    }
+    return value;
+  };
+}
+
+/** The configuration schema: every variable, its default, and how it is checked. */
+export const CONFIG_SCHEMA = {
+  PORT: {
+    description: 'HTTP port of the Matrix client API, the admin API and /health.',
+    default: '8008',
+    parse: integer(1, 65535),
+  },
+  HOST: {
+    description:
+      'Address the HTTP server binds to. Loopback by default; set 0.0.0.0 behind a reverse proxy or in a container.',
+    default: '127.0.0.1',
+    parse: (value: string, name: string) => {
+      if (isIP(value) === 0 && !/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$/.test(value)) {
+        throw new ConfigError(name, `got "${value}", expected an IP address (127.0.0.1, 0.0.0.0, ::) or a host name.`);
+      }
+      return value;
+    },
+  },
+  DATA_DIR: {
+    description: 'Directory for the embedded database, the node key and the generated admin token.',
+    default: './data',
+    parse: (value: string, name: string) => {
+      if (value.trim() === '') throw new ConfigError(name, 'is empty; expected a directory path.');
+      return value;
+    },
+  },
+  DATABASE_URL: {
+    description: 'PostgreSQL URL. Unset: embedded PGlite in DATA_DIR/db.',
+    default: undefined,
+    parse: url(['postgres:', 'postgresql:'], 'postgres://postgres@127.0.0.1:5432/polyhome'),
+  },
+  REDIS_URL: {
+    description: 'Redis URL for BullMQ. Unset: the in-process queue.',
+    default: undefined,
+    parse: url(['redis:', 'rediss:'], 'redis://127.0.0.1:6379'),
+  },
+  ADMIN_TOKEN: {
+    description:
+      'Bearer token for /admin. Unset: generated at first start and kept in DATA_DIR/admin-token (mode 0600).',
+    default: undefined,
+    parse: (value: string, name: string) => {
+      if (value.length < 16 || /\s/.test(value)) {
+        throw new ConfigError(name, 'must be at least 16 characters with no spaces (e.g. `openssl rand -hex 32`).');
+      }
+      return value;
+    },
+  },
+  LOG_LEVEL: {
+    description: `Log level: ${LOG_LEVELS.join(', ')}.`,
+    default: 'info',
+    parse: (value: string, name: string): LogLevel => {
+      if (!(LOG_LEVELS as readonly string[]).includes(value)) {
+        throw new ConfigError(name, `got "${value}", expected one of ${LOG_LEVELS.join(', ')}.`);
+      }
+      return value as LogLevel;
+    },
+  },
+  P2P_LISTEN: {
+    description: 'Comma-separated libp2p listen multiaddrs.',
+    default: '/ip4/0.0.0.0/tcp/4001',
+    parse: (value: string, name: string) => {
+      const addrs = value
+        .split(',')
+        .map((a) => a.trim())
+        .filter((a) => a !== '');
+      if (addrs.length === 0) throw new ConfigError(name, 'is empty; expected multiaddrs like /ip4/0.0.0.0/tcp/4001.');
+      for (const addr of addrs) {
+        try {
+          multiaddr(addr);
+        } catch {
+          throw new ConfigError(name, `"${addr}" is not a multiaddr; expected something like /ip4/0.0.0.0/tcp/4001.`);
+        }
+      }
+      return addrs;
+    },
+  },
+  MIGRATIONS_RUN: {
+    description: 'Apply pending database migrations at start (true or false).',
+    default: 'true',
+    parse: (value: string, name: string) => {
+      if (value !== 'true' && value !== 'false') throw new ConfigError(name, `got "${value}", expected true or false.`);
+      return value === 'true';
+    },
+  },
+  SHUTDOWN_TIMEOUT_MS: {
+    description: 'How long a graceful shutdown may take before the process exits anyway.',
+    default: '10000',
+    parse: integer(100, 600_000),
+  },
+} satisfies Record<string, Variable<unknown>>;
+
+function read<T>(env: Env, name: string, variable: Variable<T>): T | undefined {
+  const raw = env[name];
+  const value = raw === undefined || raw === '' ? variable.default : raw;
+  return value === undefined ? undefined : variable.parse(value, name);
+}
+
+/** Validates the environment against the schema; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const s = CONFIG_SCHEMA;
+  return {
+    port: read(env, 'PORT', s.PORT)!,
+    host: read(env, 'HOST', s.HOST)!,
+    dataDir: read(env, 'DATA_DIR', s.DATA_DIR)!,
+    databaseUrl: read(env, 'DATABASE_URL', s.DATABASE_URL),
+    redisUrl: read(env, 'REDIS_URL', s.REDIS_URL),
+    adminToken: read(env, 'ADMIN_TOKEN', s.ADMIN_TOKEN),
+    logLevel: read(env, 'LOG_LEVEL', s.LOG_LEVEL)!,
+    p2pListen: read(env, 'P2P_LISTEN', s.P2P_LISTEN)!,
+    migrationsRun: read(env, 'MIGRATIONS_RUN', s.MIGRATIONS_RUN)!,
+    shutdownTimeoutMs: read(env, 'SHUTDOWN_TIMEOUT_MS', s.SHUTDOWN_TIMEOUT_MS)!,
+  };
+}
+
+/** Injection token of the AppConfig. */
+export const APP_CONFIG = Symbol('APP_CONFIG');
