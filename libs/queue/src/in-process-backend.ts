@@ -45,7 +45,6 @@ interface JobRecord {
   timer: NodeJS.Timeout | undefined;
   /** Set on iterations of a repeatable schedule. */
   readonly schedulerId: string | undefined;
-  failedReason: string | undefined;
 }
 
 interface Processor {
@@ -267,7 +266,6 @@ export class InProcessQueueBackend implements QueueBackend {
       dueAt: Date.now() + options.delay,
       timer: undefined,
       schedulerId,
-      failedReason: undefined,
     };
     state.jobs.set(jobId, record);
     this.schedule(state, record, options.delay);
@@ -336,19 +334,18 @@ export class InProcessQueueBackend implements QueueBackend {
     job: Job<unknown>,
     controller: AbortController,
   ): Promise<void> {
-    let failure: unknown;
     let failed = false;
     try {
       await processor.handler(job);
-    } catch (err) {
+    } catch {
+      // The error itself is not kept: the port exposes only that the attempt failed.
       failed = true;
-      failure = err;
     }
     processor.running -= 1;
     this.running.delete(controller);
     try {
       if (failed) {
-        this.fail(state, record, failure);
+        this.fail(state, record);
       } else if (record.options.removeOnComplete) {
         state.jobs.delete(record.id);
       } else {
@@ -361,9 +358,8 @@ export class InProcessQueueBackend implements QueueBackend {
     this.notifyIfIdle();
   }
 
-  private fail(state: QueueState, record: JobRecord, failure: unknown): void {
+  private fail(state: QueueState, record: JobRecord): void {
     record.attemptsMade += 1;
-    record.failedReason = toError(failure).message;
     if (record.attemptsMade < record.options.attempts) {
       this.schedule(state, record, backoffDelay(record.options.backoff, record.attemptsMade));
       return;

@@ -88,6 +88,8 @@ export function queueComplianceSuite(name: string, setup: () => Promise<QueueCom
         await waitFor(() => runs === 1, 'the handler to start');
         expect(await queue.getState('peer-b')).toBe('active');
         expect(await queue.add('send', { n: 2 }, { jobId: 'peer-b' })).toBe('peer-b');
+        // A running job cannot be removed either.
+        expect(await queue.remove('peer-b')).toBe(false);
         release.resolve();
         await waitFor(async () => (await queue.getState('peer-b')) === undefined, 'peer-b to complete');
         await sleep(100);

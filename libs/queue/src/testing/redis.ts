@@ -20,13 +20,19 @@ function probeClient(url: string): Redis {
 /** Throws, with the fix in the message, when Redis at `url` does not answer a PING. */
 export async function requireRedis(url: string = TEST_REDIS_URL): Promise<void> {
   const client = probeClient(url);
+  // connect() rejects with a generic "Connection is closed"; the socket error says why.
+  let socketError: Error | undefined;
+  client.on('error', (err: Error) => {
+    socketError = err;
+  });
   try {
     await client.connect();
     await client.ping();
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = (socketError ?? (err instanceof Error ? err : new Error(String(err)))).message;
     throw new Error(
       `Redis is not reachable at ${url} (${reason}): start Redis (npm run services) or set TEST_REDIS_URL`,
+      { cause: err },
     );
   } finally {
     client.disconnect();
