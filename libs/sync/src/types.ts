@@ -1,0 +1,120 @@
+// The shared vocabulary of the sync engine: ops, version vectors, sync messages, and the store port.
+// Written first so the pure engine (this package), the libp2p protocol (@polyhome/p2p) and the database
+// store (@polyhome/storage) are built against one contract.
+import type { AccountDocument } from '@polyhome/identity';
+
+/** `type` of every signed op; part of what is signed, so an op never verifies as another kind of object. */
+export const OP_TYPE = 'polyhome.op';
+
+/** The kinds of op. New kinds are added here and given a body validator. */
+export type OpKind = 'device.put' | 'device.delete' | 'member.set' | 'cross_signing.put';
+
+/** The unsigned content of an op, exactly as DESIGN.md "Replicated account state" fixes it. */
+export interface OpContent {
+  type: typeof OP_TYPE;
+  /** Server name of the account (64 lowercase hex). */
+  account: string;
+  /** PeerId of the home that made the op. */
+  origin: string;
+  /** Per-origin sequence number, gapless from 1. */
+  seq: number;
+  /** Lamport clock; orders concurrent writes, ties broken by `origin`. */
+  lamport: number;
+  /** `seq` of the account document the origin held when it made the op. */
+  doc_seq: number;
+  /** Milliseconds since the epoch at the origin (informative; never used for ordering). */
+  ts: number;
+  op: OpKind;
+  /** Device id, room id, or the cross-signing key usage the op is about. */
+  key: string;
+  body: Record<string, unknown>;
+}
+
+/** A signed op: signed by its origin home as `signatures.<account>.ed25519:<origin>`. */
+export interface Op extends OpContent {
+  signatures: Record<string, Record<string, string>>;
+}
+
+/** What a home holds: for each origin, the highest gapless `seq` it has accepted. */
+export type VersionVector = Record<string, number>;
+
+/** Sync messages on `/polyhome/sync/1.0.0`, one JSON object per length-prefixed frame. */
+export type SyncMessage =
+  | {
+      /** Opens a session for one account: the sender's document seq and version vector. */
+      t: 'hello';
+      account: string;
+      doc_seq: number;
+      vv: VersionVector;
+    }
+  | {
+      /** A newer account document than the other side announced. */
+      t: 'doc';
+      account: string;
+      document: AccountDocument;
+    }
+  | {
+      /** A batch of ops, in per-origin `seq` order. */
+      t: 'ops';
+      account: string;
+      ops: Op[];
+    }
+  | {
+      /** What the sender now holds, after applying what it received (acknowledges delivery). */
+      t: 'ack';
+      account: string;
+      vv: VersionVector;
+    }
+  | {
+      /** The sender refuses the session or a message; the stream is closed after it. */
+      t: 'error';
+      account: string;
+      code: SyncErrorCode;
+      reason: string;
+    };
+
+/** Why a session or message was refused. */
+export type SyncErrorCode = 'NOT_A_HOME' | 'UNKNOWN_ACCOUNT' | 'MALFORMED' | 'TOO_LARGE' | 'RATE_LIMITED' | 'INTERNAL';
+
+/** Why an op was refused; logged and counted by reason. */
+export type OpRejectReason =
+  | 'malformed'
+  | 'wrong_type'
+  | 'wrong_account'
+  | 'bad_signature'
+  | 'unknown_origin'
+  | 'revoked'
+  | 'duplicate'
+  | 'too_large'
+  | 'unknown_document';
+
+/** The outcome of applying a batch of ops to one account's replica. */
+export interface ApplyResult {
+  /** Ops newly accepted (in the order they were applied). */
+  accepted: Op[];
+  /** Ops refused, each with its reason. Nothing of them was applied. */
+  rejected: Array<{ op: unknown; reason: OpRejectReason; detail: string }>;
+  /** Ops held back because an earlier `seq` of their origin is missing. */
+  pending: number;
+  /** Origins seen signing two different ops with one `seq` (equivocation), with both hashes. */
+  equivocations: Array<{ origin: string; seq: number; held: string; other: string }>;
+  /** Keys whose state changed (for waking clients): `<kind namespace>:<key>`. */
+  changed: string[];
+}
+
+/**
+ * The port a home's storage implements for the sync protocol (PostgreSQL/PGlite in @polyhome/storage,
+ * in memory in tests). Every method is about one account; `applyOps` is atomic.
+ */
+export interface ReplicaStore {
+  /** The account document in force, or undefined when this home does not host the account. */
+  document(account: string): Promise<AccountDocument | undefined>;
+  /** Offers a newer document; returns the one in force afterwards (rollback and equivocation are refused). */
+  offerDocument(account: string, document: AccountDocument, from: string): Promise<AccountDocument>;
+  /** The version vector of what this home holds. */
+  versionVector(account: string): Promise<VersionVector>;
+  /** Up to `limit` ops the holder of `vv` lacks, in per-origin `seq` order. */
+  opsMissing(account: string, vv: VersionVector, limit: number): Promise<Op[]>;
+  /** Validates and applies a batch in one transaction: all of a valid op, or nothing of it. */
+  applyOps(account: string, ops: readonly unknown[], from: string): Promise<ApplyResult>;
+}
