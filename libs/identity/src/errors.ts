@@ -81,11 +81,11 @@ export class InvalidPublicKeyError extends IdentityError {
   }
 }
 
-/** Thrown when a server name is not 64 lowercase hex characters encoding an Ed25519 public key. */
+/** Thrown when an account server name is not 64 lowercase hex characters encoding an Ed25519 public key, or a signing server name is empty or too long. */
 export class InvalidServerNameError extends IdentityError {
   readonly code = 'INVALID_SERVER_NAME';
   constructor(reason: string) {
-    super(`Invalid account server name: ${reason}`);
+    super(`Invalid server name: ${reason}`);
     this.name = 'InvalidServerNameError';
   }
 }

@@ -8,6 +8,7 @@ import {
   InvalidBase64Error,
   InvalidKeyIdError,
   InvalidKeyLengthError,
+  InvalidServerNameError,
   SignatureInvalidError,
   SignatureMissingError,
   WrongTypeError,
@@ -176,6 +177,7 @@ describe('signJson details', () => {
     expect(() => signJson({ a: 0.5 }, SERVER, KEY, alice.secretKey)).toThrow(CanonicalJsonError);
     expect(() => signJson({ a: 1 }, SERVER, 'rsa:1', alice.secretKey)).toThrow(InvalidKeyIdError);
     expect(() => signJson([1] as unknown as object, SERVER, KEY, alice.secretKey)).toThrow(CanonicalJsonError);
+    expect(() => signJson({ a: 1 }, '', KEY, alice.secretKey)).toThrow(InvalidServerNameError);
   });
 });
 

@@ -4,7 +4,13 @@
 import { canonicalJsonBytes } from './canonical-json.js';
 import { signBytes, verifyBytes, SIGNATURE_LENGTH, type Ed25519Options } from './ed25519.js';
 import { decodeBase64, encodeBase64 } from './encoding.js';
-import { CanonicalJsonError, SignatureInvalidError, SignatureMissingError, WrongTypeError } from './errors.js';
+import {
+  CanonicalJsonError,
+  InvalidServerNameError,
+  SignatureInvalidError,
+  SignatureMissingError,
+  WrongTypeError,
+} from './errors.js';
 import { parseKeyId } from './ids.js';
 import type { SecretKey } from './secret-key.js';
 
@@ -105,7 +111,7 @@ export function signedBytes(object: object): Uint8Array {
 
 function assertServerName(serverName: string): void {
   if (typeof serverName !== 'string' || serverName.length === 0 || serverName.length > MAX_SERVER_NAME_LENGTH) {
-    throw new CanonicalJsonError('$.signatures', 'server name must be a non-empty string of at most 255 characters');
+    throw new InvalidServerNameError('must be a non-empty string of at most 255 characters');
   }
 }
 
