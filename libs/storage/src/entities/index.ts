@@ -1,11 +1,22 @@
 import { AccountDocumentEntity } from './account-document.entity.js';
+import { AccountStateEntity } from './account-state.entity.js';
 import { AccountEntity } from './account.entity.js';
 import { HomeNodeEntity } from './home-node.entity.js';
+import { OpEvidenceEntity } from './op-evidence.entity.js';
 import { OpEntity } from './op.entity.js';
+import { PeerDeliveryEntity } from './peer-delivery.entity.js';
 
-export { AccountDocumentEntity, AccountEntity, HomeNodeEntity, OpEntity };
+export { AccountDocumentEntity, AccountEntity, AccountStateEntity, HomeNodeEntity, OpEntity, OpEvidenceEntity, PeerDeliveryEntity };
 export type { AccountCustody, AccountStatus } from './account.entity.js';
 export type { HomeRole } from './home-node.entity.js';
 
 /** Every entity of the schema; the DataSource and the drift check use this one list. */
-export const ENTITIES = [HomeNodeEntity, AccountEntity, AccountDocumentEntity, OpEntity];
+export const ENTITIES = [
+  HomeNodeEntity,
+  AccountEntity,
+  AccountDocumentEntity,
+  OpEntity,
+  OpEvidenceEntity,
+  AccountStateEntity,
+  PeerDeliveryEntity,
+];
