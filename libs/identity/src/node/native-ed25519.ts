@@ -32,7 +32,14 @@ export function createNativeEd25519(): Ed25519Backend | undefined {
   const crypto = nodeCrypto();
   if (crypto === undefined) return undefined;
   try {
-    crypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: 'A'.repeat(43) }, format: 'jwk' });
+    // Probe: an OpenSSL built without Ed25519 fails here, and the noble path is used instead.
+    const der = new Uint8Array(PKCS8_PREFIX.length + 32);
+    der.set(PKCS8_PREFIX);
+    crypto.sign(
+      null,
+      new Uint8Array(1),
+      crypto.createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' }),
+    );
   } catch {
     return undefined;
   }
