@@ -38,6 +38,10 @@ export class AccountStateEntity {
   updatedAt!: Date;
 
   @ManyToOne(() => AccountEntity, { onDelete: 'CASCADE' })
-  @JoinColumn({ name: 'account', referencedColumnName: 'serverName', foreignKeyConstraintName: 'account_state_account_fk' })
+  @JoinColumn({
+    name: 'account',
+    referencedColumnName: 'serverName',
+    foreignKeyConstraintName: 'account_state_account_fk',
+  })
   accountRow?: Relation<AccountEntity>;
 }

@@ -6,7 +6,15 @@ import { OpEvidenceEntity } from './op-evidence.entity.js';
 import { OpEntity } from './op.entity.js';
 import { PeerDeliveryEntity } from './peer-delivery.entity.js';
 
-export { AccountDocumentEntity, AccountEntity, AccountStateEntity, HomeNodeEntity, OpEntity, OpEvidenceEntity, PeerDeliveryEntity };
+export {
+  AccountDocumentEntity,
+  AccountEntity,
+  AccountStateEntity,
+  HomeNodeEntity,
+  OpEntity,
+  OpEvidenceEntity,
+  PeerDeliveryEntity,
+};
 export type { AccountCustody, AccountStatus } from './account.entity.js';
 export type { HomeRole } from './home-node.entity.js';
 

@@ -33,6 +33,10 @@ export class OpEvidenceEntity {
   detectedAt!: Date;
 
   @ManyToOne(() => AccountEntity, { onDelete: 'CASCADE' })
-  @JoinColumn({ name: 'account', referencedColumnName: 'serverName', foreignKeyConstraintName: 'op_evidence_account_fk' })
+  @JoinColumn({
+    name: 'account',
+    referencedColumnName: 'serverName',
+    foreignKeyConstraintName: 'op_evidence_account_fk',
+  })
   accountRow?: Relation<AccountEntity>;
 }

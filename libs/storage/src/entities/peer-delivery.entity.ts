@@ -27,6 +27,10 @@ export class PeerDeliveryEntity {
   updatedAt!: Date;
 
   @ManyToOne(() => AccountEntity, { onDelete: 'CASCADE' })
-  @JoinColumn({ name: 'account', referencedColumnName: 'serverName', foreignKeyConstraintName: 'peer_delivery_account_fk' })
+  @JoinColumn({
+    name: 'account',
+    referencedColumnName: 'serverName',
+    foreignKeyConstraintName: 'peer_delivery_account_fk',
+  })
   accountRow?: Relation<AccountEntity>;
 }
