@@ -1,1 +1,27 @@
+// @polyhome/sync: signed ops, their validation, the CRDT state of one account, version vectors and the
+// sync session as a pure state machine. Framework-free and pure: no network, clock or database.
 export * from './types.js';
+export * from './constants.js';
+export * from './errors.js';
+export { createOp, opHash, namespaceOf, compareOps } from './op.js';
+export type { OpFields } from './op.js';
+export { parseOp, verifyOpSignature, checkOrigin, validateOp, assertValidOp, accountOf } from './validate.js';
+export type { ParseContext, OriginCheck, OpValidation } from './validate.js';
+export type { AccountState } from './state.js';
+export {
+  createReplica,
+  applyOps,
+  offerDocument,
+  documentOf,
+  versionVector,
+  opsMissing,
+  nextLamport,
+  stateOf,
+  pendingCount,
+  flaggedOrigins,
+  evidenceOf,
+  opAt,
+  cloneReplica,
+  makeLocalOp,
+} from './replica.js';
+export type { Replica, ReplicaOptions, DocumentOffer, Evidence, LocalChange } from './replica.js';

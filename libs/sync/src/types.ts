@@ -64,6 +64,8 @@ export type SyncMessage =
       t: 'ack';
       account: string;
       vv: VersionVector;
+      /** The sender's document seq (optional, added after the first contract): lets the peer resend a newer document. */
+      doc_seq?: number;
     }
   | {
       /** The sender refuses the session or a message; the stream is closed after it. */
@@ -100,6 +102,49 @@ export interface ApplyResult {
   equivocations: Array<{ origin: string; seq: number; held: string; other: string }>;
   /** Keys whose state changed (for waking clients): `<kind namespace>:<key>`. */
   changed: string[];
+  /**
+   * Ops dropped because the pending buffer of their origin (or of all origins) was full. Not refused:
+   * the sender's acknowledged version vector does not cover them, so they are sent again later.
+   * Optional so stores written before it was added still type-check; the in-memory engine always sets it.
+   */
+  dropped?: number;
+}
+
+/** The namespace of the state an op kind writes to; `device.put` and `device.delete` share one. */
+export type OpNamespace = 'device' | 'member' | 'cross_signing';
+
+/** Matrix membership states a `member.set` op may carry. */
+export type Membership = 'join' | 'leave' | 'invite' | 'ban' | 'knock';
+
+/** Cross-signing key usages; the `key` of a `cross_signing.put` op. */
+export type CrossSigningUsage = 'master' | 'self_signing' | 'user_signing';
+
+/** Body of `device.put`: the Matrix DeviceKeys object as `/keys/upload` takes it, plus display name and hosting home. */
+export interface DeviceBody {
+  user_id: string;
+  device_id: string;
+  algorithms: string[];
+  keys: Record<string, string>;
+  signatures: Record<string, Record<string, string>>;
+  display_name?: string;
+  /** PeerId of the home the device logged in on. */
+  home?: string;
+}
+
+/** Body of `member.set`. */
+export interface MemberBody {
+  room_id: string;
+  membership: Membership;
+  /** The signed `m.room.member` event, where there is one. */
+  event?: Record<string, unknown>;
+}
+
+/** Body of `cross_signing.put`: the Matrix CrossSigningKey object. */
+export interface CrossSigningBody {
+  user_id: string;
+  usage: string[];
+  keys: Record<string, string>;
+  signatures?: Record<string, Record<string, string>>;
 }
 
 /**

@@ -1,0 +1,197 @@
+// Deterministic fixtures for tests of the sync engine and of what is built on it (the libp2p protocol,
+// the database store): an account whose root key and homes come from seeds, its signed document, and
+// op factories that keep each home's seq and lamport. Same seed, same keys, same PeerIds, same bytes.
+import { sha256 } from '@noble/hashes/sha2.js';
+import {
+  addHome,
+  createAccountDocument,
+  encodeBase64,
+  keyPairFromSeed,
+  peerIdFromPublicKey,
+  removeHome,
+  serverNameFromPublicKey,
+  type AccountDocument,
+  type Home,
+  type HomeRole,
+  type SecretKey,
+} from '@polyhome/identity';
+import { createOp } from '../op.js';
+import type { CrossSigningBody, CrossSigningUsage, DeviceBody, MemberBody, Membership, Op, OpKind } from '../types.js';
+
+/** Fixed document timestamp, so documents made from the same seeds are byte-identical. */
+export const FIXTURE_TS = 1_764_000_000_000;
+
+/** One home of a fixture account: its key, PeerId and document entry. */
+export interface FixtureHome {
+  readonly peerId: string;
+  readonly secretKey: SecretKey;
+  readonly home: Home;
+}
+
+/** A test account: root key, server name, user id, homes and the document naming them. */
+export interface FixtureAccount {
+  readonly rootKey: SecretKey;
+  readonly serverName: string;
+  readonly userId: string;
+  readonly homes: FixtureHome[];
+  readonly document: AccountDocument;
+}
+
+/** Options of makeAccount. */
+export interface MakeAccountOptions {
+  /** Seed label of the account; different labels give unrelated keys. Default `alice`. */
+  seed?: string;
+  /** Localpart of the user id. Default `alice`. */
+  localpart?: string;
+  /** Number of homes (1 to 32). Default 3. */
+  homes?: number;
+  /** Role of each home; default: the first is a server, the others clients. */
+  roles?: HomeRole[];
+}
+
+/** A 32-byte seed derived from a label: sha256(`polyhome-test:<label>`). */
+export function seedFrom(label: string): Uint8Array {
+  return sha256(new TextEncoder().encode(`polyhome-test:${label}`));
+}
+
+/** The key of a home made from a seed label, with its PeerId. */
+export function makeHome(label: string, role: HomeRole = 'client', name = label.slice(-60) || 'home'): FixtureHome {
+  const { secretKey, publicKey } = keyPairFromSeed(seedFrom(label));
+  const peerId = peerIdFromPublicKey(publicKey);
+  return { peerId, secretKey, home: { peer_id: peerId, role, name, addrs: [] } };
+}
+
+/** An account with `homes` homes and its document (seq = number of homes: one addHome per extra home). */
+export function makeAccount(options: MakeAccountOptions = {}): FixtureAccount {
+  const seed = options.seed ?? 'alice';
+  const count = options.homes ?? 3;
+  const rootKey = keyPairFromSeed(seedFrom(`${seed}:root`)).secretKey;
+  const homes: FixtureHome[] = [];
+  for (let i = 0; i < count; i++) {
+    const role = options.roles?.[i] ?? (i === 0 ? 'server' : 'client');
+    homes.push(makeHome(`${seed}:home:${i}`, role, `home-${i}`));
+  }
+  const [first, ...rest] = homes;
+  if (first === undefined) throw new RangeError('an account needs at least one home');
+  let document = createAccountDocument(
+    { localpart: options.localpart ?? 'alice', rootKey, home: first.home },
+    { ts: FIXTURE_TS },
+  );
+  for (const h of rest) document = addHome(document, h.home, rootKey, { ts: FIXTURE_TS });
+  const serverName = serverNameFromPublicKey(rootKey.publicKey);
+  return { rootKey, serverName, userId: document.user_id, homes, document };
+}
+
+/** The next document of a fixture account with one more home (made from a seed label). */
+export function withHome(account: FixtureAccount, document: AccountDocument, home: FixtureHome): AccountDocument {
+  return addHome(document, home.home, account.rootKey, { ts: FIXTURE_TS });
+}
+
+/** The next document of a fixture account with a home revoked after `cutoff`. */
+export function withoutHome(
+  account: FixtureAccount,
+  document: AccountDocument,
+  peerId: string,
+  cutoff: number,
+): AccountDocument {
+  return removeHome(document, peerId, cutoff, account.rootKey, { ts: FIXTURE_TS });
+}
+
+/** A Matrix DeviceKeys body for `device.put` (keys derived from the device id; not real device keys). */
+export function deviceBody(account: FixtureAccount, deviceId: string, extra: Partial<DeviceBody> = {}): DeviceBody {
+  const fake = encodeBase64(sha256(new TextEncoder().encode(deviceId)));
+  return {
+    user_id: account.userId,
+    device_id: deviceId,
+    algorithms: ['m.olm.v1.curve25519-aes-sha2', 'm.megolm.v1.aes-sha2'],
+    keys: { [`curve25519:${deviceId}`]: fake, [`ed25519:${deviceId}`]: fake },
+    signatures: { [account.userId]: { [`ed25519:${deviceId}`]: fake } },
+    ...extra,
+  };
+}
+
+/** A `member.set` body. */
+export function memberBody(roomId: string, membership: Membership): MemberBody {
+  return { room_id: roomId, membership };
+}
+
+/** A Matrix CrossSigningKey body for `cross_signing.put`. */
+export function crossSigningBody(account: FixtureAccount, usage: CrossSigningUsage, variant = 0): CrossSigningBody {
+  const key = encodeBase64(sha256(new TextEncoder().encode(`${usage}:${variant}`)));
+  return { user_id: account.userId, usage: [usage], keys: { [`ed25519:${key}`]: key } };
+}
+
+/** Per-home op factory: keeps the home's next seq and lamport so ops come out as that home would make them. */
+export class OpWriter {
+  /** Seq of the next op. */
+  seq = 1;
+  /** Lamport of the next op (raise it with observe() to follow other homes). */
+  lamport = 1;
+  /** doc_seq stamped on ops. */
+  docSeq: number;
+  /** ts stamped on ops; advanced by one per op for determinism. */
+  ts = FIXTURE_TS;
+
+  constructor(
+    readonly account: FixtureAccount,
+    readonly home: FixtureHome,
+    docSeq = account.document.seq,
+  ) {
+    this.docSeq = docSeq;
+  }
+
+  /** Raises the lamport clock past a lamport seen elsewhere. */
+  observe(lamport: number): this {
+    this.lamport = Math.max(this.lamport, lamport + 1);
+    return this;
+  }
+
+  /** Makes the next op of any kind. */
+  make(op: OpKind, key: string, body: Record<string, unknown>, overrides: Partial<Op> = {}): Op {
+    const made = createOp(
+      {
+        account: this.account.serverName,
+        origin: this.home.peerId,
+        seq: this.seq,
+        lamport: this.lamport,
+        doc_seq: this.docSeq,
+        ts: this.ts,
+        op,
+        key,
+        body,
+        ...overrides,
+      },
+      this.home.secretKey,
+      { userId: this.account.userId },
+    );
+    this.seq = made.seq + 1;
+    this.lamport = made.lamport + 1;
+    this.ts += 1;
+    return made;
+  }
+
+  /** The next `device.put`. */
+  devicePut(deviceId: string, extra: Partial<DeviceBody> = {}): Op {
+    return this.make('device.put', deviceId, { ...deviceBody(this.account, deviceId, extra) });
+  }
+
+  /** The next `device.delete` (tombstone). */
+  deviceDelete(deviceId: string): Op {
+    return this.make('device.delete', deviceId, {});
+  }
+
+  /** The next `member.set`. */
+  memberSet(roomId: string, membership: Membership): Op {
+    return this.make('member.set', roomId, { ...memberBody(roomId, membership) });
+  }
+
+  /** The next `cross_signing.put`. */
+  crossSigningPut(usage: CrossSigningUsage, variant = 0): Op {
+    return this.make('cross_signing.put', usage, { ...crossSigningBody(this.account, usage, variant) });
+  }
+}
+
+/** One OpWriter per home of a fixture account. */
+export function writers(account: FixtureAccount): OpWriter[] {
+  return account.homes.map((home) => new OpWriter(account, home));
+}

@@ -1,0 +1,17 @@
+// Test support for @polyhome/sync and the packages built on it: an in-memory ReplicaStore and
+// deterministic fixtures (accounts, homes and op factories from seeds).
+export { MemoryReplicaStore } from './memory-store.js';
+export {
+  FIXTURE_TS,
+  OpWriter,
+  crossSigningBody,
+  deviceBody,
+  makeAccount,
+  makeHome,
+  memberBody,
+  seedFrom,
+  withHome,
+  withoutHome,
+  writers,
+} from './fixtures.js';
+export type { FixtureAccount, FixtureHome, MakeAccountOptions } from './fixtures.js';
