@@ -1,0 +1,512 @@
+import { createHash } from 'node:crypto';
+import {
+  chooseDocument,
+  canonicalJsonBytes,
+  verifyAccountDocument,
+  type AccountDocument,
+  type Ed25519Options,
+} from '@polyhome/identity';
+import {
+  MAX_OPS_PER_BATCH,
+  MAX_PENDING_PER_ORIGIN,
+  UnknownAccountError,
+  compareOps,
+  namespaceOf,
+  opHash,
+  validateOp,
+  type ApplyResult,
+  type Op,
+  type OpNamespace,
+  type ReplicaStore,
+  type VersionVector,
+} from '@polyhome/sync';
+import type { DataSource, EntityManager, QueryDeepPartialEntity } from 'typeorm';
+import { AccountDocumentEntity } from './entities/account-document.entity.js';
+import { AccountStateEntity } from './entities/account-state.entity.js';
+import { AccountEntity, type AccountCustody } from './entities/account.entity.js';
+import { OpEvidenceEntity } from './entities/op-evidence.entity.js';
+import { OpEntity } from './entities/op.entity.js';
+import { PeerDeliveryEntity } from './entities/peer-delivery.entity.js';
+
+/** Options of the SQL replica store. */
+export interface SqlReplicaStoreInit {
+  /** Which Ed25519 implementation verifies op signatures (default: native where available). */
+  ed25519?: Ed25519Options;
+}
+
+/** How a newly hosted account starts. */
+export interface HostAccountInit {
+  custody: AccountCustody;
+  /** The sealed root key, for hosted custody only. */
+  sealedRootKey?: Buffer | null;
+  /** PeerId the document came from; null when made here. */
+  receivedFrom?: string | null;
+}
+
+/** The state of one account as Matrix APIs serve it, read from `account_state`. */
+export interface StoredAccountState {
+  devices: Record<string, Record<string, unknown>>;
+  memberships: Record<string, Record<string, unknown>>;
+  crossSigning: Record<string, Record<string, unknown>>;
+}
+
+/** The next op a home makes for an account: its seq, a lamport above everything held, the document seq. */
+export interface LocalOpContext {
+  seq: number;
+  lamport: number;
+  docSeq: number;
+}
+
+const KINDS_OF: Record<OpNamespace, string[]> = {
+  device: ['device.put', 'device.delete'],
+  member: ['member.set'],
+  cross_signing: ['cross_signing.put'],
+};
+
+function documentHash(document: AccountDocument): Buffer {
+  const { signatures: _s, ...content } = document as AccountDocument & { signatures?: unknown };
+  return createHash('sha256').update(canonicalJsonBytes(content)).digest();
+}
+
+function emptyResult(): ApplyResult {
+  return { accepted: [], rejected: [], pending: 0, equivocations: [], changed: [] };
+}
+
+/** A value for a jsonb column in an insert or update (TypeORM's deep-partial type does not take `unknown` values). */
+function json(value: object): QueryDeepPartialEntity<Record<string, unknown>> {
+  return value as QueryDeepPartialEntity<Record<string, unknown>>;
+}
+
+function toOp(row: { content: Record<string, unknown> }): Op {
+  return row.content as unknown as Op;
+}
+
+/**
+ * The ReplicaStore on PostgreSQL or PGlite. Every batch is one transaction that first locks the account row,
+ * so two batches for one account never interleave (on any number of server instances sharing the database),
+ * and a batch is applied whole or not at all. Ops that arrive ahead of a gap wait in memory, bounded per
+ * origin: they were not accepted, so their sender still has them (its acked vector does not cover them).
+ */
+export class SqlReplicaStore implements ReplicaStore {
+  private readonly pending = new Map<string, Map<string, Map<number, unknown>>>();
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly init: SqlReplicaStoreInit = {},
+  ) {}
+
+  /** Starts hosting an account with its first verified document. Throws when it is already hosted. */
+  async hostAccount(document: AccountDocument, init: HostAccountInit): Promise<string> {
+    const verified = verifyAccountDocument(document, this.init.ed25519);
+    const serverName = verified.user_id.slice(verified.user_id.indexOf(':') + 1);
+    await this.dataSource.transaction(async (manager) => {
+      await manager.getRepository(AccountEntity).insert({
+        serverName,
+        userId: verified.user_id,
+        custody: init.custody,
+        sealedRootKey: init.sealedRootKey ?? null,
+        docSeq: String(verified.seq),
+      });
+      await manager.getRepository(AccountDocumentEntity).insert({
+        serverName,
+        seq: String(verified.seq),
+        document: json(verified),
+        contentHash: documentHash(verified),
+        receivedFrom: init.receivedFrom ?? null,
+      });
+    });
+    return serverName;
+  }
+
+  async document(account: string): Promise<AccountDocument | undefined> {
+    return this.documentIn(this.dataSource.manager, account);
+  }
+
+  async offerDocument(account: string, document: AccountDocument, from: string): Promise<AccountDocument> {
+    const verified = verifyAccountDocument(document, { ...this.init.ed25519, expectedServerName: account });
+    const inForce = await this.dataSource.transaction(async (manager) => {
+      await this.lockAccount(manager, account);
+      const held = await this.documentIn(manager, account);
+      // A replayed older document or an equivocating one leaves the held one in force; nothing is written.
+      const choice = chooseDocument(held, verified);
+      if (choice.kind !== 'accept') return held ?? verified;
+      const chosen = choice.document;
+      {
+        await manager.getRepository(AccountDocumentEntity).insert({
+          serverName: account,
+          seq: String(chosen.seq),
+          document: json(chosen),
+          contentHash: documentHash(chosen),
+          receivedFrom: from,
+        });
+        await manager.getRepository(AccountEntity).update({ serverName: account }, { docSeq: String(chosen.seq) });
+      }
+      return chosen;
+    });
+    // Ops that waited for a newer document may apply now.
+    if (this.pending.get(account)?.size) await this.apply(account, [], from, true);
+    return inForce;
+  }
+
+  async versionVector(account: string): Promise<VersionVector> {
+    return this.vectorIn(this.dataSource.manager, account);
+  }
+
+  async opsMissing(account: string, vv: VersionVector, limit: number): Promise<Op[]> {
+    const ours = await this.versionVector(account);
+    const out: Op[] = [];
+    for (const origin of Object.keys(ours).sort()) {
+      const from = vv[origin] ?? 0;
+      if ((ours[origin] ?? 0) <= from || out.length >= limit) continue;
+      const rows = await this.dataSource
+        .getRepository(OpEntity)
+        .createQueryBuilder('op')
+        .select('op.content', 'content')
+        .where('op.account = :account AND op.origin = :origin AND op.seq > :from', { account, origin, from })
+        .orderBy('op.seq', 'ASC')
+        .limit(limit - out.length)
+        .getRawMany<{ content: Record<string, unknown> }>();
+      out.push(...rows.map(toOp));
+    }
+    return out;
+  }
+
+  async applyOps(account: string, ops: readonly unknown[], from: string): Promise<ApplyResult> {
+    return this.apply(account, ops, from, false);
+  }
+
+  private async apply(
+    account: string,
+    ops: readonly unknown[],
+    from: string,
+    retryPending: boolean,
+  ): Promise<ApplyResult> {
+    const result = emptyResult();
+    if (ops.length > MAX_OPS_PER_BATCH) {
+      for (const op of ops) {
+        result.rejected.push({
+          op,
+          reason: 'too_large',
+          detail: `batch of ${ops.length} ops; at most ${MAX_OPS_PER_BATCH}`,
+        });
+      }
+      return result;
+    }
+    await this.dataSource.transaction(async (manager) => {
+      await this.lockAccount(manager, account);
+      const document = await this.documentIn(manager, account);
+      if (document === undefined) throw new UnknownAccountError(account);
+      const vv = await this.vectorIn(manager, account);
+      const queue: unknown[] = retryPending ? [...ops, ...this.takePending(account)] : [...ops];
+      while (queue.length > 0) {
+        const input = queue.shift();
+        const applied = await this.applyOne(manager, account, document, vv, input, from, result);
+        // A gap just filled: the op that waited for it is next.
+        if (applied !== undefined) {
+          const waiting = this.pending.get(account)?.get(applied.origin);
+          const next = waiting?.get(applied.seq + 1);
+          if (next !== undefined) {
+            waiting!.delete(applied.seq + 1);
+            queue.unshift(next);
+          }
+        }
+      }
+    });
+    result.pending = this.pendingCount(account);
+    return result;
+  }
+
+  /** Records what a peer acknowledged (monotonic per origin), and when it was last heard from. */
+  async recordAck(account: string, peerId: string, vv: VersionVector): Promise<void> {
+    await this.dataSource.transaction(async (manager) => {
+      const repo = manager.getRepository(PeerDeliveryEntity);
+      const row = await repo.findOne({ where: { account, peerId }, lock: { mode: 'pessimistic_write' } });
+      const merged: Record<string, number> = { ...(row?.ackedVv ?? {}) };
+      for (const [origin, seq] of Object.entries(vv)) merged[origin] = Math.max(merged[origin] ?? 0, seq);
+      await repo.upsert({ account, peerId, ackedVv: merged, lastSeenAt: new Date() }, ['account', 'peerId']);
+    });
+  }
+
+  /** Marks a peer connected now. */
+  async recordConnected(account: string, peerId: string): Promise<void> {
+    const now = new Date();
+    await this.dataSource
+      .getRepository(PeerDeliveryEntity)
+      .upsert({ account, peerId, lastConnectedAt: now, lastSeenAt: now }, ['account', 'peerId']);
+  }
+
+  /** What each peer has acknowledged, and when it was last connected and seen. */
+  async deliveryState(account: string): Promise<PeerDeliveryEntity[]> {
+    return this.dataSource.getRepository(PeerDeliveryEntity).find({ where: { account }, order: { peerId: 'ASC' } });
+  }
+
+  /** The seq, lamport and document seq of the next op `origin` makes for the account. */
+  async localOpContext(account: string, origin: string): Promise<LocalOpContext> {
+    const document = await this.document(account);
+    if (document === undefined) throw new UnknownAccountError(account);
+    const row = await this.dataSource
+      .getRepository(OpEntity)
+      .createQueryBuilder('op')
+      .select('MAX(op.lamport)', 'lamport')
+      .addSelect('MAX(CASE WHEN op.origin = :origin THEN op.seq END)', 'seq')
+      .where('op.account = :account', { account, origin })
+      .getRawOne<{ lamport: string | null; seq: string | null }>();
+    return { seq: Number(row?.seq ?? 0) + 1, lamport: Number(row?.lamport ?? 0) + 1, docSeq: document.seq };
+  }
+
+  /** The replicated state: devices (deleted ones hidden), memberships, cross-signing keys. */
+  async state(account: string): Promise<StoredAccountState> {
+    const rows = await this.dataSource
+      .getRepository(AccountStateEntity)
+      .find({ where: { account }, order: { key: 'ASC' } });
+    const state: StoredAccountState = { devices: {}, memberships: {}, crossSigning: {} };
+    for (const row of rows) {
+      if (row.deleted || row.value === null) continue;
+      if (row.namespace === 'device') state.devices[row.key] = row.value;
+      else if (row.namespace === 'member') state.memberships[row.key] = row.value;
+      else if (row.namespace === 'cross_signing') state.crossSigning[row.key] = row.value;
+    }
+    return state;
+  }
+
+  /** Origins caught signing two different ops with one seq, with how many losing ops are kept. */
+  async equivocators(account: string): Promise<Array<{ origin: string; ops: number }>> {
+    const rows = await this.dataSource
+      .getRepository(OpEvidenceEntity)
+      .createQueryBuilder('e')
+      .select('e.origin', 'origin')
+      .addSelect('COUNT(*)', 'ops')
+      .where('e.account = :account', { account })
+      .groupBy('e.origin')
+      .orderBy('e.origin')
+      .getRawMany<{ origin: string; ops: string }>();
+    return rows.map((r) => ({ origin: r.origin, ops: Number(r.ops) }));
+  }
+
+  /** Ops waiting in memory for a gap or a document, for one account. */
+  pendingCount(account: string): number {
+    let n = 0;
+    for (const byOrigin of this.pending.get(account)?.values() ?? []) n += byOrigin.size;
+    return n;
+  }
+
+  private async applyOne(
+    manager: EntityManager,
+    account: string,
+    document: AccountDocument,
+    vv: VersionVector,
+    input: unknown,
+    from: string,
+    result: ApplyResult,
+  ): Promise<Op | undefined> {
+    const validation = validateOp(input, document, this.init.ed25519);
+    if (!validation.ok) {
+      result.rejected.push({ op: input, reason: validation.reason, detail: validation.detail });
+      return undefined;
+    }
+    const op = validation.op;
+    if (validation.origin === 'wait_for_document') {
+      this.stash(account, op, result, input);
+      return undefined;
+    }
+    const next = (vv[op.origin] ?? 0) + 1;
+    if (op.seq > next) {
+      this.stash(account, op, result, input);
+      return undefined;
+    }
+    const hash = Buffer.from(opHash(op), 'hex');
+    if (op.seq < next) {
+      await this.slotTaken(manager, account, op, hash, from, result);
+      return undefined;
+    }
+    await manager.getRepository(OpEntity).insert(this.row(account, op, hash));
+    vv[op.origin] = op.seq;
+    result.accepted.push(op);
+    if (await this.offerToState(manager, account, op)) result.changed.push(`${namespaceOf(op.op)}:${op.key}`);
+    return op;
+  }
+
+  /**
+   * An op for a slot already held: a duplicate is a no-op; a different op is equivocation. The lower content
+   * hash holds the slot on every replica, so replicas agree whatever order they saw the two in.
+   */
+  private async slotTaken(
+    manager: EntityManager,
+    account: string,
+    op: Op,
+    hash: Buffer,
+    from: string,
+    result: ApplyResult,
+  ): Promise<void> {
+    const ops = manager.getRepository(OpEntity);
+    const held = await ops.findOneByOrFail({ account, origin: op.origin, seq: String(op.seq) });
+    const evidence = manager.getRepository(OpEvidenceEntity);
+    if (
+      held.hash.equals(hash) ||
+      (await evidence.existsBy({ account, origin: op.origin, seq: String(op.seq), hash }))
+    ) {
+      result.rejected.push({ op, reason: 'duplicate', detail: `already held: ${op.origin} seq ${op.seq}` });
+      return;
+    }
+    result.equivocations.push({
+      origin: op.origin,
+      seq: op.seq,
+      held: held.hash.toString('hex'),
+      other: hash.toString('hex'),
+    });
+    if (Buffer.compare(hash, held.hash) < 0) {
+      // The newcomer takes the slot; the held op becomes evidence, and the keys of both are recomputed.
+      await evidence.insert({
+        account,
+        origin: op.origin,
+        seq: held.seq,
+        hash: held.hash,
+        content: json(held.content),
+        receivedFrom: null,
+      });
+      await ops.update({ account, origin: op.origin, seq: held.seq }, this.row(account, op, hash));
+      const displaced = toOp(held);
+      for (const changed of new Set([
+        `${namespaceOf(displaced.op)}:${displaced.key}`,
+        `${namespaceOf(op.op)}:${op.key}`,
+      ])) {
+        const [namespace, ...rest] = changed.split(':');
+        await this.recomputeKey(manager, account, namespace as OpNamespace, rest.join(':'));
+        result.changed.push(changed);
+      }
+    } else {
+      await evidence.insert({
+        account,
+        origin: op.origin,
+        seq: String(op.seq),
+        hash,
+        content: json(op),
+        receivedFrom: from,
+      });
+    }
+  }
+
+  private row(account: string, op: Op, hash: Buffer): QueryDeepPartialEntity<OpEntity> {
+    return {
+      account,
+      origin: op.origin,
+      seq: String(op.seq),
+      lamport: String(op.lamport),
+      docSeq: String(op.doc_seq),
+      ts: String(op.ts),
+      kind: op.op,
+      key: op.key,
+      content: json(op),
+      hash,
+    };
+  }
+
+  /** Makes `op` its key's state if it wins over the current winner; returns whether it did. */
+  private async offerToState(manager: EntityManager, account: string, op: Op): Promise<boolean> {
+    const namespace = namespaceOf(op.op);
+    const repo = manager.getRepository(AccountStateEntity);
+    const current = await repo.findOneBy({ account, namespace, key: op.key });
+    if (current) {
+      const currentOp = { lamport: Number(current.lamport), origin: current.origin, seq: Number(current.seq) } as Op;
+      if (compareOps(op, currentOp) <= 0) return false;
+    }
+    await repo.upsert(this.stateRow(account, namespace, op), ['account', 'namespace', 'key']);
+    return true;
+  }
+
+  private async recomputeKey(
+    manager: EntityManager,
+    account: string,
+    namespace: OpNamespace,
+    key: string,
+  ): Promise<void> {
+    const rows = await manager
+      .getRepository(OpEntity)
+      .createQueryBuilder('op')
+      .select('op.content', 'content')
+      .where('op.account = :account AND op.key = :key AND op.kind IN (:...kinds)', {
+        account,
+        key,
+        kinds: KINDS_OF[namespace],
+      })
+      .getRawMany<{ content: Record<string, unknown> }>();
+    let best: Op | undefined;
+    for (const candidate of rows.map(toOp)) if (best === undefined || compareOps(candidate, best) > 0) best = candidate;
+    const repo = manager.getRepository(AccountStateEntity);
+    if (best === undefined) await repo.delete({ account, namespace, key });
+    else await repo.upsert(this.stateRow(account, namespace, best), ['account', 'namespace', 'key']);
+  }
+
+  private stateRow(account: string, namespace: OpNamespace, op: Op): QueryDeepPartialEntity<AccountStateEntity> {
+    const deleted = op.op === 'device.delete';
+    return {
+      account,
+      namespace,
+      key: op.key,
+      lamport: String(op.lamport),
+      origin: op.origin,
+      seq: String(op.seq),
+      deleted,
+      value: deleted ? null : json(op.body),
+    };
+  }
+
+  private stash(account: string, op: Op, result: ApplyResult, input: unknown): void {
+    let byOrigin = this.pending.get(account);
+    if (byOrigin === undefined) this.pending.set(account, (byOrigin = new Map()));
+    let bySeq = byOrigin.get(op.origin);
+    if (bySeq === undefined) byOrigin.set(op.origin, (bySeq = new Map()));
+    if (bySeq.has(op.seq)) {
+      result.rejected.push({ op: input, reason: 'duplicate', detail: `already pending: ${op.origin} seq ${op.seq}` });
+      return;
+    }
+    // Beyond the cap the op is dropped: the sender re-sends it, since our ack does not cover it.
+    if (bySeq.size < MAX_PENDING_PER_ORIGIN) bySeq.set(op.seq, op);
+  }
+
+  private takePending(account: string): unknown[] {
+    const byOrigin = this.pending.get(account);
+    if (byOrigin === undefined) return [];
+    // Lowest seq first per origin; they re-enter validation, since the document may have changed.
+    const out: unknown[] = [];
+    for (const bySeq of byOrigin.values())
+      out.push(...[...bySeq.entries()].sort(([a], [b]) => a - b).map(([, op]) => op));
+    this.pending.delete(account);
+    return out;
+  }
+
+  private async lockAccount(manager: EntityManager, account: string): Promise<void> {
+    const row = await manager
+      .getRepository(AccountEntity)
+      .createQueryBuilder('a')
+      .select('a.serverName')
+      .where('a.serverName = :account', { account })
+      .setLock('pessimistic_write')
+      .getOne();
+    if (row === null) throw new UnknownAccountError(account);
+  }
+
+  private async documentIn(manager: EntityManager, account: string): Promise<AccountDocument | undefined> {
+    const row = await manager
+      .getRepository(AccountDocumentEntity)
+      .createQueryBuilder('d')
+      .innerJoin(AccountEntity, 'a', 'a.server_name = d.server_name AND a.doc_seq = d.seq')
+      .where('d.server_name = :account', { account })
+      .getOne();
+    return row ? (row.document as unknown as AccountDocument) : undefined;
+  }
+
+  private async vectorIn(manager: EntityManager, account: string): Promise<VersionVector> {
+    const rows = await manager
+      .getRepository(OpEntity)
+      .createQueryBuilder('op')
+      .select('op.origin', 'origin')
+      .addSelect('MAX(op.seq)', 'seq')
+      .where('op.account = :account', { account })
+      .groupBy('op.origin')
+      .getRawMany<{ origin: string; seq: string }>();
+    const vv: VersionVector = {};
+    for (const row of rows) vv[row.origin] = Number(row.seq);
+    return vv;
+  }
+}
