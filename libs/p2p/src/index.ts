@@ -1,1 +1,191 @@
-export {};
+// @polyhome/p2p: the libp2p host of a polyhome home, discovery of an account's homes through the
+// polyhome kad-dht, and the /polyhome/sync/1.0.0 protocol that keeps the homes of an account in sync.
+// Framework-free; the server and the client node wire the components' start()/stop() to their lifecycle.
+import type { KadDHT } from '@libp2p/kad-dht';
+import type { Libp2p, PeerId } from '@libp2p/interface';
+import type { AccountDocument, HomeRole } from '@polyhome/identity';
+import type { Op, ReplicaStore, VersionVector } from '@polyhome/sync';
+import { DhtDiscovery } from './discovery.js';
+import { PolyhomeSync } from './sync-protocol.js';
+
+export * from './constants.js';
+export * from './errors.js';
+export { createPolyhomeHost, privateKeyFromNodeKey, dialBootstrap } from './host.js';
+export type { PolyhomeHost, PolyhomeHostInit, PolyhomeServices } from './host.js';
+export {
+  accountCid,
+  accountRecordKey,
+  encodeAccountRecord,
+  decodeAccountRecord,
+  accountRecordValidator,
+  createAccountRecordValidator,
+  accountRecordSelector,
+} from './records.js';
+export { decodeMessage, encodeMessage, DEFAULT_FRAME_LIMITS } from './frames.js';
+export type { FrameLimits } from './frames.js';
+export { NOT_A_HOME_REASON } from './sync-protocol.js';
+
+// ---- Discovery ----
+
+/** Finds the homes of an account through the DHT, and announces this home. */
+export interface Discovery {
+  /** Announces this node as a provider of the account CID (a home calls it for every account it hosts). */
+  provide(serverName: string, options?: LookupOptions): Promise<void>;
+  /** Verifies a document and puts it in the DHT under `/polyhome/account/<server name>`; returns how many peers took it. */
+  publishDocument(document: AccountDocument, options?: LookupOptions): Promise<number>;
+  /** The best verified document in the DHT for an account, or undefined; forged records are ignored. */
+  fetchDocument(serverName: string, options?: LookupOptions): Promise<AccountDocument | undefined>;
+  /**
+   * Finds an account's document and homes from a user ID or server name. Throws AccountNotFoundError
+   * when the DHT holds no valid document (or one for another localpart), InvalidAccountIdError.
+   */
+  lookup(userIdOrServerName: string, options?: LookupOptions): Promise<AccountLookup>;
+}
+
+/** Options of discovery calls. */
+export interface LookupOptions {
+  /** Cancels the query. */
+  signal?: AbortSignal;
+  /** Time allowed per DHT query, ms (default DHT_QUERY_TIMEOUT). */
+  timeout?: number;
+  /** Ask the DHT for the addresses of homes with none known (default true). */
+  findPeer?: boolean;
+}
+
+/** What lookup found. */
+export interface AccountLookup {
+  /** The verified account document (highest seq found). */
+  document: AccountDocument;
+  /** Every home the document lists, with the addresses known for it. */
+  homes: LookedUpHome[];
+  /** Providers of the account CID that the document does not list: ignored, reported for logs. */
+  ignoredProviders: string[];
+}
+
+/** One home of a looked-up account. */
+export interface LookedUpHome {
+  peerId: string;
+  role: HomeRole;
+  name: string;
+  /** From the document, the peer store, the provider records and (if none) findPeer. */
+  addrs: string[];
+  /** The home was found providing the account CID. */
+  provider: boolean;
+  /** This node has an open connection to the home. */
+  connected: boolean;
+}
+
+/** Options of createDiscovery. */
+export interface DiscoveryInit {
+  /** Time allowed per DHT query, ms (default DHT_QUERY_TIMEOUT). */
+  queryTimeout?: number;
+  /** Most providers read per lookup (default MAX_PROVIDERS). */
+  maxProviders?: number;
+}
+
+/** What discovery needs from the libp2p node. */
+export interface DiscoveryComponents {
+  peerId: PeerId;
+  dht: KadDHT;
+  peerStore: Libp2p['peerStore'];
+  getConnections: Libp2p['getConnections'];
+}
+
+/** Creates discovery over a polyhome host's DHT (`{ ...host, dht: host.services.dht }`). */
+export function createDiscovery(components: DiscoveryComponents, init?: DiscoveryInit): Discovery {
+  return new DhtDiscovery(components, init);
+}
+
+// ---- Sync ----
+
+/** Events of the sync service. */
+export interface SyncEvents {
+  /** Ops accepted from a peer (wake the account's clients). */
+  applied: { account: string; peerId: string; ops: Op[]; changed: string[] };
+  /** A peer confirmed holding `vv` (everything up to it was delivered). */
+  acked: { account: string; peerId: string; vv: VersionVector };
+  /** Something was refused: an op (its OpRejectReason), a document, a session (NOT_A_HOME, MALFORMED, ...). */
+  rejected: { account: string; peerId: string; code: string; detail: string; op?: unknown };
+  /** A newer account document arrived from a peer and is now in force. */
+  document: { account: string; peerId: string; document: AccountDocument };
+}
+
+/** A listener of one sync event. */
+export type SyncEventListener<K extends keyof SyncEvents> = (detail: SyncEvents[K]) => void;
+
+/** One open session, for status pages and tests. */
+export interface SessionInfo {
+  account: string;
+  peerId: string;
+  /** This node opened the stream. */
+  initiator: boolean;
+  /** What the peer is known to hold. */
+  peerVector: VersionVector;
+  /** Ops frames sent and not yet acknowledged. */
+  inFlight: number;
+}
+
+/** The outcome of dialling one home. */
+export interface ConnectResult {
+  peerId: string;
+  connected: boolean;
+  error?: string;
+}
+
+/** Keeps the homes of the hosted accounts in sync over /polyhome/sync/1.0.0. */
+export interface SyncService {
+  /** Registers the protocol handler and starts opening sessions on new connections. */
+  start(): Promise<void>;
+  /** Closes every session and unregisters the handler. */
+  stop(): Promise<void>;
+  /** Serves an account from its store; sessions open with its homes already connected. */
+  host(account: string, store: ReplicaStore): Promise<void>;
+  /** Stops serving an account and closes its sessions. */
+  unhost(account: string): Promise<void>;
+  /** The accounts served. */
+  hosted(): string[];
+  /** New local ops are in the store: push them at once to every connected home of the account. Throws AccountNotHostedError. */
+  publish(account: string, ops?: readonly Op[]): void;
+  /** The account document in the store changed (home added or removed): re-check sessions and send it on. */
+  documentChanged(account: string): Promise<void>;
+  /** Dials every home in the account document (addresses from the document and the peer store) and opens sessions. */
+  connectHomes(account: string, options?: { signal?: AbortSignal }): Promise<ConnectResult[]>;
+  /** Open sessions, of one account or all. */
+  sessions(account?: string): SessionInfo[];
+  /** Subscribes to an event; returns the unsubscribe function. */
+  on<K extends keyof SyncEvents>(event: K, listener: SyncEventListener<K>): () => void;
+}
+
+/** Options of createSyncService; every default is in constants.ts. */
+export interface SyncServiceInit {
+  maxFrameBytes?: number;
+  opsFrameBudget?: number;
+  opsPerFrame?: number;
+  maxOpsPerFrame?: number;
+  maxBatchesInFlight?: number;
+  maxVectorEntries?: number;
+  idleTimeout?: number;
+  helloTimeout?: number;
+  writeTimeout?: number;
+  openStreamTimeout?: number;
+  maxInboundStreams?: number;
+  maxOutboundStreams?: number;
+}
+
+/** What the sync service needs from the libp2p node (a PolyhomeHost has all of it). */
+export type SyncServiceComponents = Pick<
+  Libp2p,
+  | 'peerId'
+  | 'handle'
+  | 'unhandle'
+  | 'dial'
+  | 'getConnections'
+  | 'peerStore'
+  | 'addEventListener'
+  | 'removeEventListener'
+>;
+
+/** Creates the sync service on a libp2p node; call start() (and stop()) with the node's lifecycle. */
+export function createSyncService(components: SyncServiceComponents, init?: SyncServiceInit): SyncService {
+  return new PolyhomeSync(components, init);
+}

@@ -1,0 +1,65 @@
+// Defaults of the polyhome libp2p host, discovery and sync protocol. Every cap and timeout lives here
+// so the README can quote them and tests can lower them. Caps that the sync engine also enforces are
+// taken from it, so the wire and the engine cannot disagree.
+import {
+  MAX_OPS_PER_BATCH,
+  MAX_REASON_LENGTH,
+  MAX_VV_ENTRIES,
+  SESSION_BATCH_SIZE,
+  SESSION_WINDOW,
+} from '@polyhome/sync';
+
+/** Protocol id of the polyhome kad-dht: our own DHT, never the IPFS one (`/ipfs/kad/1.0.0`). */
+export const DHT_PROTOCOL = '/polyhome/kad/1.0.0';
+/** Protocol id of the sync protocol between the homes of an account. */
+export const SYNC_PROTOCOL = '/polyhome/sync/1.0.0';
+/** DHT record namespace: keys are `/polyhome/...`, so kad-dht picks our validator and selector by it. */
+export const RECORD_NAMESPACE = 'polyhome';
+/** Prefix of the DHT record key that holds an account document: `/polyhome/account/<server name>`. */
+export const ACCOUNT_RECORD_PREFIX = '/polyhome/account/';
+/** Prefix hashed (with the server name) into the CID that the homes of an account provide. */
+export const ACCOUNT_CID_PREFIX = 'polyhome:account:';
+
+/** Default listen address: every interface, a port chosen by the OS. */
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0'];
+/** Most open connections; a home talks to its accounts' homes and a slice of the DHT. */
+export const MAX_CONNECTIONS = 300;
+/** Most inbound connections being upgraded at once (a slow-handshake flood stops here). */
+export const MAX_INCOMING_PENDING_CONNECTIONS = 10;
+/** Inbound connections per second accepted from one host before libp2p resets them. */
+export const INBOUND_CONNECTION_THRESHOLD = 5;
+/** Time allowed for one dial, in ms. */
+export const DIAL_TIMEOUT = 10_000;
+
+/** Largest sync frame (the JSON of one message), in bytes: 1 MiB. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+/** Byte budget for the ops of one outgoing `ops` frame, leaving room for the envelope below MAX_FRAME_BYTES. */
+export const OPS_FRAME_BUDGET = 768 * 1024;
+/** Ops put in one outgoing `ops` frame (the sync engine's session batch size). */
+export const OPS_PER_FRAME = SESSION_BATCH_SIZE;
+/** Most ops accepted in one incoming `ops` frame (the engine's batch cap): bounds the work of one message. */
+export const MAX_OPS_PER_FRAME = MAX_OPS_PER_BATCH;
+/** Most `ops` frames sent and not yet acknowledged on one session (batches per round; the engine's window). */
+export const MAX_BATCHES_IN_FLIGHT = SESSION_WINDOW;
+/** Most entries in a received version vector (the engine's cap). */
+export const MAX_VECTOR_ENTRIES = MAX_VV_ENTRIES;
+/** Longest `reason` text accepted in an `error` message (the engine's cap). */
+export const MAX_ERROR_REASON_LENGTH = MAX_REASON_LENGTH;
+
+/** A session with no frame received for this long is closed (ms); it is reopened when there is something to send. */
+export const SESSION_IDLE_TIMEOUT = 120_000;
+/** The opening `hello` must arrive within this time on an inbound stream (ms). */
+export const HELLO_TIMEOUT = 10_000;
+/** Time allowed for one frame write, including waiting for the peer to drain (ms). */
+export const WRITE_TIMEOUT = 30_000;
+/** Time allowed to open a sync stream on an existing connection (ms). */
+export const OPEN_STREAM_TIMEOUT = 10_000;
+/** Parallel sync streams accepted per connection (one per account the two homes share, plus slack for races). */
+export const MAX_INBOUND_STREAMS = 64;
+/** Parallel sync streams opened per connection. */
+export const MAX_OUTBOUND_STREAMS = 64;
+
+/** Time allowed for a DHT query (provide, put, get, findProviders, findPeer), in ms. */
+export const DHT_QUERY_TIMEOUT = 30_000;
+/** Most providers read from the DHT in one lookup. */
+export const MAX_PROVIDERS = 64;

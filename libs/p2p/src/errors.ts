@@ -1,0 +1,79 @@
+// One error class per failure, each with a stable `code` (js-libp2p habit: `this.name = 'XError'`).
+
+/** Base class of the errors this package throws. */
+export abstract class P2pError extends Error {
+  /** Stable machine-readable code. */
+  abstract readonly code: string;
+}
+
+/** Thrown when the node key does not produce the PeerId identity derives from its public key. */
+export class NodeKeyMismatchError extends P2pError {
+  readonly code = 'NODE_KEY_MISMATCH';
+  constructor(expected: string, actual: string) {
+    super(`node key gives PeerId ${actual}, identity derives ${expected}`);
+    this.name = 'NodeKeyMismatchError';
+  }
+}
+
+/** Thrown when the host init names no node key, or both a key and a key file. */
+export class InvalidHostInitError extends P2pError {
+  readonly code = 'INVALID_HOST_INIT';
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'InvalidHostInitError';
+  }
+}
+
+/** Thrown when a lookup is given something that is neither a user ID nor a server name. */
+export class InvalidAccountIdError extends P2pError {
+  readonly code = 'INVALID_ACCOUNT_ID';
+  constructor(reason: string) {
+    super(`not a polyhome user ID or server name: ${reason}`);
+    this.name = 'InvalidAccountIdError';
+  }
+}
+
+/** Thrown when the DHT holds no valid account document for an account (a forged record counts as none). */
+export class AccountNotFoundError extends P2pError {
+  readonly code = 'ACCOUNT_NOT_FOUND';
+  constructor(serverName: string) {
+    super(`no valid account document found for ${serverName}`);
+    this.name = 'AccountNotFoundError';
+  }
+}
+
+/** Thrown by the DHT validator when a record under `/polyhome/...` is not a valid signed account document for its key. */
+export class InvalidRecordError extends P2pError {
+  readonly code = 'INVALID_RECORD';
+  constructor(reason: string) {
+    super(`invalid polyhome DHT record: ${reason}`);
+    this.name = 'InvalidRecordError';
+  }
+}
+
+/** Thrown when a sync call names an account this node does not host. */
+export class AccountNotHostedError extends P2pError {
+  readonly code = 'ACCOUNT_NOT_HOSTED';
+  constructor(serverName: string) {
+    super(`this node does not host ${serverName}`);
+    this.name = 'AccountNotHostedError';
+  }
+}
+
+/** Thrown when a received sync frame is not a well-formed message (the stream is closed with MALFORMED). */
+export class MalformedFrameError extends P2pError {
+  readonly code = 'MALFORMED';
+  constructor(reason: string) {
+    super(`malformed sync frame: ${reason}`);
+    this.name = 'MalformedFrameError';
+  }
+}
+
+/** Thrown when the sync service is used before start() or after stop(). */
+export class NotStartedError extends P2pError {
+  readonly code = 'NOT_STARTED';
+  constructor() {
+    super('the sync service is not started');
+    this.name = 'NotStartedError';
+  }
+}

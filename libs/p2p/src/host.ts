@@ -1,0 +1,143 @@
+// The libp2p host of a polyhome node: TCP, noise, yamux, identify, ping and the polyhome kad-dht, with
+// the node's persistent key so its PeerId is the one the account documents list.
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify } from '@libp2p/identify';
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht';
+import type { KadDHT } from '@libp2p/kad-dht';
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
+import type { Identify } from '@libp2p/identify';
+import type { Libp2p, PrivateKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { ping } from '@libp2p/ping';
+import type { Ping } from '@libp2p/ping';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { loadOrCreateNodeKey, peerIdFromPublicKey, type SecretKey } from '@polyhome/identity';
+import { createLibp2p } from 'libp2p';
+import {
+  DEFAULT_LISTEN,
+  DHT_PROTOCOL,
+  DIAL_TIMEOUT,
+  INBOUND_CONNECTION_THRESHOLD,
+  MAX_CONNECTIONS,
+  MAX_INCOMING_PENDING_CONNECTIONS,
+  RECORD_NAMESPACE,
+} from './constants.js';
+import { accountRecordSelector, createAccountRecordValidator } from './records.js';
+import { InvalidHostInitError, NodeKeyMismatchError } from './errors.js';
+
+/** The services every polyhome host runs; `ping` must keep that name, kad-dht looks it up. */
+export interface PolyhomeServices extends Record<string, unknown> {
+  identify: Identify;
+  ping: Ping;
+  dht: KadDHT;
+}
+
+/** A started or stopped polyhome libp2p node. */
+export type PolyhomeHost = Libp2p<PolyhomeServices>;
+
+/** Options of createPolyhomeHost. Give exactly one of nodeKey and nodeKeyFile. */
+export interface PolyhomeHostInit {
+  /** The node key (an Ed25519 seed wrapped by identity). */
+  nodeKey?: SecretKey;
+  /** Path of the node key file; created (mode 0600) on first start, so the PeerId is stable across restarts. */
+  nodeKeyFile?: string;
+  /** Listen multiaddrs; default `/ip4/0.0.0.0/tcp/0`. */
+  listen?: string[];
+  /** Addresses to announce instead of the listen addresses (e.g. behind port forwarding). */
+  announce?: string[];
+  /** Multiaddrs with `/p2p/<peerId>` of DHT peers to dial at start. */
+  bootstrap?: string[];
+  /** Most open connections (default MAX_CONNECTIONS). */
+  maxConnections?: number;
+  /** Inbound connections being upgraded at once (default MAX_INCOMING_PENDING_CONNECTIONS). */
+  maxIncomingPendingConnections?: number;
+  /** Inbound connections per second from one host (default INBOUND_CONNECTION_THRESHOLD; raise in tests). */
+  inboundConnectionThreshold?: number;
+  /** Time allowed per dial, ms (default DIAL_TIMEOUT). */
+  dialTimeout?: number;
+  /** Start listening and dial bootstrap peers at once (default true). */
+  start?: boolean;
+}
+
+/**
+ * Converts an identity node key (32-byte Ed25519 seed) into a libp2p private key, checking that libp2p
+ * derives the same PeerId as identity's peerIdFromPublicKey. Throws NodeKeyMismatchError.
+ */
+export async function privateKeyFromNodeKey(nodeKey: SecretKey): Promise<PrivateKey> {
+  const seed = nodeKey.revealSeed();
+  try {
+    const privateKey = await generateKeyPairFromSeed('Ed25519', seed);
+    const expected = peerIdFromPublicKey(nodeKey.publicKey);
+    const actual = peerIdFromPrivateKey(privateKey).toString();
+    if (actual !== expected) throw new NodeKeyMismatchError(expected, actual);
+    return privateKey;
+  } finally {
+    seed.fill(0);
+  }
+}
+
+/**
+ * Creates (and by default starts) the libp2p node of a polyhome home. Bootstrap peers are dialled once
+ * started; one that cannot be reached does not fail the start.
+ */
+export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<PolyhomeHost> {
+  const privateKey = await resolvePrivateKey(init);
+  const node = await createLibp2p<PolyhomeServices>({
+    privateKey,
+    start: false,
+    addresses: {
+      listen: init.listen ?? DEFAULT_LISTEN,
+      ...(init.announce !== undefined ? { announce: init.announce } : {}),
+    },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: {
+      maxConnections: init.maxConnections ?? MAX_CONNECTIONS,
+      maxIncomingPendingConnections: init.maxIncomingPendingConnections ?? MAX_INCOMING_PENDING_CONNECTIONS,
+      inboundConnectionThreshold: init.inboundConnectionThreshold ?? INBOUND_CONNECTION_THRESHOLD,
+      dialTimeout: init.dialTimeout ?? DIAL_TIMEOUT,
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        // Homes are dialable peers (servers, and clients on a LAN): always answer queries.
+        clientMode: false,
+        // Keep loopback and private addresses: homes on one LAN or one machine must find each other,
+        // and the default mapper drops them (then nothing is found on 127.0.0.1).
+        peerInfoMapper: passthroughMapper,
+        validators: { [RECORD_NAMESPACE]: createAccountRecordValidator() },
+        selectors: { [RECORD_NAMESPACE]: accountRecordSelector },
+      }),
+    },
+  });
+  if (init.start !== false) {
+    await node.start();
+    await dialBootstrap(node, init.bootstrap ?? []);
+  }
+  return node;
+}
+
+/** Dials bootstrap multiaddrs (in parallel, each bounded by the dial timeout); returns how many connected. */
+export async function dialBootstrap(node: PolyhomeHost, addrs: readonly string[]): Promise<number> {
+  // A bootstrap peer being down must not stop this home: failures are counted, not thrown.
+  const results = await Promise.allSettled(addrs.map(async (addr) => node.dial(multiaddr(addr))));
+  return results.filter((r) => r.status === 'fulfilled').length;
+}
+
+async function resolvePrivateKey(init: PolyhomeHostInit): Promise<PrivateKey> {
+  if ((init.nodeKey === undefined) === (init.nodeKeyFile === undefined)) {
+    throw new InvalidHostInitError('give exactly one of nodeKey and nodeKeyFile');
+  }
+  if (init.nodeKey !== undefined) return privateKeyFromNodeKey(init.nodeKey);
+  const { secretKey } = await loadOrCreateNodeKey(init.nodeKeyFile!);
+  try {
+    return await privateKeyFromNodeKey(secretKey);
+  } finally {
+    secretKey.destroy();
+  }
+}

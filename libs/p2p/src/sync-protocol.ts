@@ -1,0 +1,409 @@
+// The /polyhome/sync/1.0.0 protocol: one libp2p node serving many accounts, one session per
+// (peer, account). Who may talk about an account is decided first, from the account document this
+// node holds: only its homes (and revoked homes, to hand over their last ops). Anyone else gets the
+// same NOT_A_HOME reply whether or not the account is hosted here, so a stranger learns nothing.
+import type { Connection, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
+import { homeStatus, isServerName, type AccountDocument } from '@polyhome/identity';
+import type { ApplyResult, Op, ReplicaStore, VersionVector } from '@polyhome/sync';
+import {
+  HELLO_TIMEOUT,
+  MAX_BATCHES_IN_FLIGHT,
+  MAX_FRAME_BYTES,
+  MAX_INBOUND_STREAMS,
+  MAX_OPS_PER_FRAME,
+  OPS_PER_FRAME,
+  MAX_OUTBOUND_STREAMS,
+  MAX_VECTOR_ENTRIES,
+  OPEN_STREAM_TIMEOUT,
+  OPS_FRAME_BUDGET,
+  SESSION_IDLE_TIMEOUT,
+  SYNC_PROTOCOL,
+  WRITE_TIMEOUT,
+} from './constants.js';
+import { AccountNotHostedError, MalformedFrameError, NotStartedError } from './errors.js';
+import { decodeMessage, encodeMessage } from './frames.js';
+import type {
+  ConnectResult,
+  SessionInfo,
+  SyncEventListener,
+  SyncEvents,
+  SyncService,
+  SyncServiceComponents,
+  SyncServiceInit,
+} from './index.js';
+import { isTooLarge, Session, wrap, type SessionOwner, type SessionSettings } from './session.js';
+
+/** The reason text of every refusal of a peer that may not sync an account (identical in all cases). */
+export const NOT_A_HOME_REASON = 'not a home of this account';
+
+interface Hosted {
+  store: ReplicaStore;
+  /** The document last read from the store: who may open a session, and whom to dial. */
+  document: AccountDocument | undefined;
+}
+
+/** The libp2p implementation of SyncService (see index.ts). */
+export class PolyhomeSync implements SyncService, SessionOwner {
+  readonly localPeer: string;
+  readonly #components: SyncServiceComponents;
+  readonly #settings: SessionSettings;
+  readonly #helloTimeout: number;
+  readonly #openTimeout: number;
+  readonly #maxInboundStreams: number;
+  readonly #maxOutboundStreams: number;
+  readonly #accounts = new Map<string, Hosted>();
+  readonly #sessions = new Map<string, Session>();
+  readonly #listeners = new Map<keyof SyncEvents, Set<SyncEventListener<keyof SyncEvents>>>();
+  #started = false;
+
+  constructor(components: SyncServiceComponents, init: SyncServiceInit = {}) {
+    this.#components = components;
+    this.localPeer = components.peerId.toString();
+    const maxFrameBytes = init.maxFrameBytes ?? MAX_FRAME_BYTES;
+    this.#settings = {
+      maxFrameBytes,
+      opsFrameBudget: Math.min(init.opsFrameBudget ?? OPS_FRAME_BUDGET, Math.floor(maxFrameBytes * 0.75)),
+      maxOpsPerBatch: init.opsPerFrame ?? OPS_PER_FRAME,
+      maxBatchesInFlight: init.maxBatchesInFlight ?? MAX_BATCHES_IN_FLIGHT,
+      idleTimeout: init.idleTimeout ?? SESSION_IDLE_TIMEOUT,
+      writeTimeout: init.writeTimeout ?? WRITE_TIMEOUT,
+      limits: {
+        maxOpsPerBatch: init.maxOpsPerFrame ?? MAX_OPS_PER_FRAME,
+        maxVectorEntries: init.maxVectorEntries ?? MAX_VECTOR_ENTRIES,
+      },
+    };
+    this.#helloTimeout = init.helloTimeout ?? HELLO_TIMEOUT;
+    this.#openTimeout = init.openStreamTimeout ?? OPEN_STREAM_TIMEOUT;
+    this.#maxInboundStreams = init.maxInboundStreams ?? MAX_INBOUND_STREAMS;
+    this.#maxOutboundStreams = init.maxOutboundStreams ?? MAX_OUTBOUND_STREAMS;
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    await this.#components.handle(
+      SYNC_PROTOCOL,
+      (stream, connection) => {
+        this.#handleInbound(stream, connection).catch((error: unknown) => {
+          stream.abort(error instanceof Error ? error : new Error(String(error)));
+        });
+      },
+      { maxInboundStreams: this.#maxInboundStreams, maxOutboundStreams: this.#maxOutboundStreams },
+    );
+    this.#components.addEventListener('connection:open', this.#onConnectionOpen);
+    this.#started = true;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#started) return;
+    this.#started = false;
+    this.#components.removeEventListener('connection:open', this.#onConnectionOpen);
+    await this.#components.unhandle(SYNC_PROTOCOL);
+    for (const session of [...this.#sessions.values()]) session.close('stopped');
+    this.#sessions.clear();
+  }
+
+  async host(account: string, store: ReplicaStore): Promise<void> {
+    if (!isServerName(account)) throw new AccountNotHostedError(String(account).slice(0, 80));
+    const document = await store.document(account);
+    this.#accounts.set(account, { store, document });
+    this.#openSessions(account);
+  }
+
+  async unhost(account: string): Promise<void> {
+    this.#accounts.delete(account);
+    for (const session of this.#sessionsOf(account)) session.close('stopped');
+  }
+
+  hosted(): string[] {
+    return [...this.#accounts.keys()];
+  }
+
+  publish(account: string, _ops?: readonly Op[]): void {
+    this.#hosted(account);
+    // The ops are already in the store; each session sends what its peer lacks, starting now.
+    this.#openSessions(account);
+    for (const session of this.#sessionsOf(account)) session.trigger();
+  }
+
+  async documentChanged(account: string): Promise<void> {
+    const hosted = this.#hosted(account);
+    hosted.document = await hosted.store.document(account);
+    for (const session of this.#sessionsOf(account)) {
+      if (hosted.document === undefined || homeStatus(hosted.document, session.remotePeer).kind === 'unknown') {
+        session.refuse('NOT_A_HOME', NOT_A_HOME_REASON, 'not_a_home');
+      } else {
+        session.trigger();
+      }
+    }
+    this.#openSessions(account);
+  }
+
+  async connectHomes(account: string, options?: { signal?: AbortSignal }): Promise<ConnectResult[]> {
+    this.#requireStarted();
+    const hosted = this.#hosted(account);
+    hosted.document = await hosted.store.document(account);
+    const document = hosted.document;
+    if (document === undefined) return [];
+    const results = await Promise.all(
+      document.homes
+        .filter((home) => home.peer_id !== this.localPeer)
+        .map(async (home): Promise<ConnectResult> => {
+          const peerId = peerIdFromString(home.peer_id);
+          try {
+            if (home.addrs.length > 0) {
+              await this.#components.peerStore.merge(peerId, { multiaddrs: home.addrs.map((a) => multiaddr(a)) });
+            }
+            const connection = await this.#components.dial(peerId, options);
+            await this.#ensureSession(account, home.peer_id, connection);
+            return { peerId: home.peer_id, connected: true };
+          } catch (error) {
+            return { peerId: home.peer_id, connected: false, error: error instanceof Error ? error.message : 'failed' };
+          }
+        }),
+    );
+    return results;
+  }
+
+  sessions(account?: string): SessionInfo[] {
+    return [...this.#sessions.values()]
+      .filter((s) => s.open && (account === undefined || s.account === account))
+      .map((s) => ({
+        account: s.account,
+        peerId: s.remotePeer,
+        initiator: s.initiator,
+        peerVector: { ...s.peerVector },
+        inFlight: s.inFlight,
+      }));
+  }
+
+  on<K extends keyof SyncEvents>(event: K, listener: SyncEventListener<K>): () => void {
+    let set = this.#listeners.get(event);
+    if (set === undefined) {
+      set = new Set();
+      this.#listeners.set(event, set);
+    }
+    set.add(listener as SyncEventListener<keyof SyncEvents>);
+    return () => set.delete(listener as SyncEventListener<keyof SyncEvents>);
+  }
+
+  // SessionOwner: what sessions report.
+
+  applied(session: Session, result: ApplyResult): void {
+    for (const r of result.rejected) {
+      // A duplicate is the normal outcome of two homes relaying the same op; not worth an event.
+      if (r.reason === 'duplicate') continue;
+      this.#emit('rejected', {
+        account: session.account,
+        peerId: session.remotePeer,
+        code: r.reason,
+        detail: r.detail,
+        op: r.op,
+      });
+    }
+    for (const e of result.equivocations) {
+      this.#emit('rejected', {
+        account: session.account,
+        peerId: session.remotePeer,
+        code: 'equivocation',
+        detail: `origin ${e.origin} signed two ops with seq ${e.seq}`,
+      });
+    }
+    if (result.accepted.length === 0) return;
+    this.#emit('applied', {
+      account: session.account,
+      peerId: session.remotePeer,
+      ops: result.accepted,
+      changed: result.changed,
+    });
+    // Store and forward: what one home sent is relayed to the other homes this node talks to.
+    for (const other of this.#sessionsOf(session.account)) if (other !== session) other.trigger();
+  }
+
+  acked(session: Session, vv: VersionVector): void {
+    this.#emit('acked', { account: session.account, peerId: session.remotePeer, vv });
+  }
+
+  rejected(session: Session, code: string, detail: string, op?: unknown): void {
+    this.#emit('rejected', { account: session.account, peerId: session.remotePeer, code, detail, op });
+  }
+
+  documentAccepted(session: Session, document: AccountDocument): void {
+    const hosted = this.#accounts.get(session.account);
+    if (hosted !== undefined) hosted.document = document;
+    this.#emit('document', { account: session.account, peerId: session.remotePeer, document });
+    this.documentChanged(session.account).catch(() => undefined);
+  }
+
+  closed(session: Session): void {
+    const key = sessionKey(session.remotePeer, session.account);
+    if (this.#sessions.get(key) === session) this.#sessions.delete(key);
+  }
+
+  // Inbound: the first frame must be a hello for an account this node hosts, from one of its homes.
+  async #handleInbound(stream: Stream, connection: Connection): Promise<void> {
+    const remote = connection.remotePeer.toString();
+    const lp = wrap(stream, this.#settings);
+    let first;
+    try {
+      const frame = await lp.read({ signal: AbortSignal.timeout(this.#helloTimeout) });
+      first = decodeMessage(frame.subarray(), this.#settings.limits);
+    } catch (error) {
+      const code = isTooLarge(error) ? 'TOO_LARGE' : error instanceof MalformedFrameError ? 'MALFORMED' : undefined;
+      if (code !== undefined) {
+        // The account is unknown at this point, so the reply names none.
+        await lp
+          .write(encodeMessage({ t: 'error', account: '0'.repeat(64), code, reason: code.toLowerCase() }), {
+            signal: AbortSignal.timeout(this.#settings.writeTimeout),
+          })
+          .catch(() => undefined);
+      }
+      await closeQuietly(stream, this.#settings.writeTimeout);
+      return;
+    }
+    if (first.t !== 'hello') {
+      await lp
+        .write(encodeMessage({ t: 'error', account: first.account, code: 'MALFORMED', reason: 'expected hello' }), {
+          signal: AbortSignal.timeout(this.#settings.writeTimeout),
+        })
+        .catch(() => undefined);
+      await closeQuietly(stream, this.#settings.writeTimeout);
+      return;
+    }
+    const account = first.account;
+    const hosted = this.#accounts.get(account);
+    const document = hosted === undefined ? undefined : await hosted.store.document(account);
+    if (hosted === undefined || document === undefined || homeStatus(document, remote).kind === 'unknown') {
+      // One reply for "not hosted here" and "not a home": the code and reason never differ.
+      await lp
+        .write(encodeMessage({ t: 'error', account, code: 'NOT_A_HOME', reason: NOT_A_HOME_REASON }), {
+          signal: AbortSignal.timeout(this.#settings.writeTimeout),
+        })
+        .catch(() => undefined);
+      await closeQuietly(stream, this.#settings.writeTimeout);
+      this.#emit('rejected', { account, peerId: remote, code: 'NOT_A_HOME', detail: 'session refused' });
+      return;
+    }
+    const key = sessionKey(remote, account);
+    const existing = this.#sessions.get(key);
+    if (existing !== undefined && existing.open) {
+      // Both ends opened at once: keep the session opened by the lower PeerId, on both ends alike.
+      const existingOpener = existing.initiator ? this.localPeer : remote;
+      if (existingOpener < remote) {
+        await closeQuietly(stream, this.#settings.writeTimeout);
+        return;
+      }
+      existing.close('superseded');
+    }
+    const session = this.#newSession(account, remote, connection, false, hosted.store);
+    session.attach(stream, lp);
+    this.#sessions.set(key, session);
+    await session.run(first);
+  }
+
+  // Opens sessions for an account with every connected peer that its document lists as a home.
+  #openSessions(account: string): void {
+    if (!this.#started) return;
+    const hosted = this.#accounts.get(account);
+    const document = hosted?.document;
+    if (document === undefined) return;
+    for (const home of document.homes) {
+      if (home.peer_id === this.localPeer) continue;
+      if (this.#sessions.get(sessionKey(home.peer_id, account))?.open === true) continue;
+      const connection = this.#components
+        .getConnections(peerIdFromString(home.peer_id))
+        .find((c) => c.status === 'open');
+      if (connection === undefined) continue;
+      this.#ensureSession(account, home.peer_id, connection).catch(() => undefined);
+    }
+  }
+
+  readonly #onConnectionOpen = (event: CustomEvent<Connection>): void => {
+    const remote = event.detail.remotePeer.toString();
+    for (const [account, hosted] of this.#accounts) {
+      if (hosted.document !== undefined && homeStatus(hosted.document, remote).kind === 'home') {
+        this.#ensureSession(account, remote, event.detail).catch(() => undefined);
+      }
+    }
+  };
+
+  async #ensureSession(account: string, remote: string, connection: Connection): Promise<Session | undefined> {
+    const key = sessionKey(remote, account);
+    const existing = this.#sessions.get(key);
+    if (existing !== undefined && existing.open) return existing;
+    const hosted = this.#accounts.get(account);
+    if (hosted === undefined || !this.#started) return undefined;
+    // Registered before the stream opens, so a simultaneous inbound open meets it and the tie-break applies.
+    const session = this.#newSession(account, remote, connection, true, hosted.store);
+    this.#sessions.set(key, session);
+    let stream: Stream;
+    try {
+      stream = await connection.newStream(SYNC_PROTOCOL, { signal: AbortSignal.timeout(this.#openTimeout) });
+    } catch (error) {
+      session.close('error');
+      throw error;
+    }
+    if (!session.open) {
+      await closeQuietly(stream, this.#settings.writeTimeout);
+      return undefined;
+    }
+    session.attach(stream);
+    session.run().catch(() => undefined);
+    return session;
+  }
+
+  #newSession(
+    account: string,
+    remote: string,
+    connection: Connection,
+    initiator: boolean,
+    store: ReplicaStore,
+  ): Session {
+    return new Session({
+      account,
+      remotePeer: remote,
+      connection,
+      initiator,
+      store,
+      owner: this,
+      settings: this.#settings,
+    });
+  }
+
+  #sessionsOf(account: string): Session[] {
+    return [...this.#sessions.values()].filter((s) => s.account === account && s.open);
+  }
+
+  #hosted(account: string): Hosted {
+    const hosted = this.#accounts.get(account);
+    if (hosted === undefined) throw new AccountNotHostedError(String(account).slice(0, 80));
+    return hosted;
+  }
+
+  #requireStarted(): void {
+    if (!this.#started) throw new NotStartedError();
+  }
+
+  #emit<K extends keyof SyncEvents>(event: K, detail: SyncEvents[K]): void {
+    for (const listener of this.#listeners.get(event) ?? []) {
+      try {
+        (listener as SyncEventListener<K>)(detail);
+      } catch {
+        // A listener's failure is its own; the protocol carries on.
+      }
+    }
+  }
+}
+
+function sessionKey(peer: string, account: string): string {
+  return `${peer}/${account}`;
+}
+
+async function closeQuietly(stream: Stream, timeout: number): Promise<void> {
+  try {
+    await stream.close({ signal: AbortSignal.timeout(timeout) });
+  } catch (error) {
+    stream.abort(error instanceof Error ? error : new Error(String(error)));
+  }
+}
