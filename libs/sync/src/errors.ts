@@ -1,11 +1,16 @@
 // One class per failure, each with a stable `code`, so drivers and stores can switch on codes without
 // parsing messages. Refusals of untrusted ops are not thrown at callers of applyOps: they come back in
 // ApplyResult.rejected. These errors are for programming mistakes and for documents that fail checks.
-import type { OpRejectReason } from './types.js';
+import type { OpRejectReason, SyncErrorCode } from './types.js';
 
 /** Every stable error code this library throws. */
 export type SyncErrorCodeName =
-  'OP_REJECTED' | 'STALE_REPLICA' | 'DOCUMENT_REJECTED' | 'UNKNOWN_ACCOUNT' | 'ORIGIN_KEY_MISMATCH';
+  | 'OP_REJECTED'
+  | 'STALE_REPLICA'
+  | 'DOCUMENT_REJECTED'
+  | 'UNKNOWN_ACCOUNT'
+  | 'ORIGIN_KEY_MISMATCH'
+  | 'MALFORMED_MESSAGE';
 
 /** Base class of every error this library throws. */
 export abstract class SyncError extends Error {
@@ -57,5 +62,18 @@ export class OriginKeyMismatchError extends SyncError {
   constructor(origin: string) {
     super(`The signing key is not the key of origin ${origin.slice(0, 60)}`);
     this.name = 'OriginKeyMismatchError';
+  }
+}
+
+/** Thrown when a sync message from a peer is not a well-formed message of this protocol, or is over a cap. */
+export class MalformedMessageError extends SyncError {
+  readonly code = 'MALFORMED_MESSAGE';
+  constructor(
+    /** The error code to send the peer: `MALFORMED` or `TOO_LARGE`. */
+    readonly syncCode: Extract<SyncErrorCode, 'MALFORMED' | 'TOO_LARGE'>,
+    readonly detail: string,
+  ) {
+    super(`Sync message refused (${syncCode}): ${detail}`);
+    this.name = 'MalformedMessageError';
   }
 }

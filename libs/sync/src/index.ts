@@ -25,3 +25,13 @@ export {
   makeLocalOp,
 } from './replica.js';
 export type { Replica, ReplicaOptions, DocumentOffer, Evidence, LocalChange } from './replica.js';
+export {
+  initSession,
+  admissionError,
+  opsRequest,
+  generate,
+  receive,
+  failSession,
+  parseSyncMessage,
+} from './session.js';
+export type { SessionState, LocalSnapshot, OpsRequest, SessionEffect } from './session.js';

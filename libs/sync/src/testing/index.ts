@@ -15,3 +15,5 @@ export {
   writers,
 } from './fixtures.js';
 export type { FixtureAccount, FixtureHome, MakeAccountOptions } from './fixtures.js';
+export { pump, deliver, wire } from './driver.js';
+export type { Delivery } from './driver.js';
