@@ -31,6 +31,9 @@ export const INBOUND_CONNECTION_THRESHOLD = 5;
 /** Time allowed for one dial, in ms. */
 export const DIAL_TIMEOUT = 10_000;
 
+/** Parallel ping streams per connection, each way. */
+export const PING_MAX_STREAMS = 4;
+
 /** Largest sync frame (the JSON of one message), in bytes: 1 MiB. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 /** Byte budget for the ops of one outgoing `ops` frame, leaving room for the envelope below MAX_FRAME_BYTES. */

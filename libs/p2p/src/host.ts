@@ -22,6 +22,7 @@ import {
   INBOUND_CONNECTION_THRESHOLD,
   MAX_CONNECTIONS,
   MAX_INCOMING_PENDING_CONNECTIONS,
+  PING_MAX_STREAMS,
   RECORD_NAMESPACE,
 } from './constants.js';
 import { accountRecordSelector, createAccountRecordValidator } from './records.js';
@@ -102,7 +103,9 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
     },
     services: {
       identify: identify(),
-      ping: ping(),
+      // kad-dht pings routing-table contacts over the same protocol; one stream each way (the default)
+      // makes back-to-back pings fail while the previous stream is still closing.
+      ping: ping({ maxInboundStreams: PING_MAX_STREAMS, maxOutboundStreams: PING_MAX_STREAMS }),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         // Homes are dialable peers (servers, and clients on a LAN): always answer queries.
