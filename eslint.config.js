@@ -21,6 +21,26 @@ export default tseslint.config(
   },
   {
     files: ['**/*.js', '**/*.mjs'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
+    languageOptions: {
+      globals: Object.fromEntries(
+        [
+          'process',
+          'console',
+          'URL',
+          'TextEncoder',
+          'TextDecoder',
+          'Buffer',
+          'setTimeout',
+          'clearTimeout',
+          'setInterval',
+          'clearInterval',
+          'structuredClone',
+          'performance',
+          'fetch',
+          'AbortController',
+          'AbortSignal',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
   },
 );

@@ -65,8 +65,31 @@ export function publicKeyFromBytes(bytes: Uint8Array): Uint8Array {
     );
   }
   // zip215 false: only canonical point encodings, so one key has one spelling (and one server name).
-  if (!ed25519.utils.isValidPublicKey(bytes, false)) throw new InvalidPublicKeyError('not a canonical curve point');
+  if (!isKnownValidKey(bytes)) {
+    if (!ed25519.utils.isValidPublicKey(bytes, false)) throw new InvalidPublicKeyError('not a canonical curve point');
+    rememberValidKey(bytes);
+  }
   return Uint8Array.from(bytes);
+}
+
+// Point decompression costs more than a native signature check (a square root in pure JS), and the same
+// few account and home keys are checked on every op; so keys already found valid are remembered, boundedly.
+const VALID_KEY_CACHE_SIZE = 4096;
+const validKeys = new Set<string>();
+
+function keyId(bytes: Uint8Array): string {
+  let out = '';
+  for (const b of bytes) out += b.toString(16).padStart(2, '0');
+  return out;
+}
+
+function isKnownValidKey(bytes: Uint8Array): boolean {
+  return validKeys.has(keyId(bytes));
+}
+
+function rememberValidKey(bytes: Uint8Array): void {
+  if (validKeys.size >= VALID_KEY_CACHE_SIZE) validKeys.delete(validKeys.values().next().value as string);
+  validKeys.add(keyId(bytes));
 }
 
 /** Decodes a public key from unpadded base64 (Matrix's form). Throws InvalidBase64Error, InvalidKeyLengthError or InvalidPublicKeyError. */

@@ -1,0 +1,163 @@
+// Ingest: verified and stored ops per second on one home (SqlReplicaStore: validate, verify the
+// signature, insert into the op log, update the materialized state, all in one transaction per batch),
+// on PGlite and on PostgreSQL, next to the raw native Ed25519 verify rate of the same ops in the same run.
+// PostgreSQL is used when BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) answers.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import {
+  addHome,
+  createAccountDocument,
+  homeKeyId,
+  keyPairFromSeed,
+  nativeEd25519,
+  peerIdFromPublicKey,
+  publicKeyFromPeerId,
+  signedBytes,
+  decodeBase64,
+} from '@polyhome/identity';
+import { openStorage, SqlReplicaStore } from '@polyhome/storage';
+import { createOp } from '@polyhome/sync';
+import pg from 'pg';
+
+export const description = 'verified + stored ops per second on one home, next to the raw native verify rate';
+
+const OPS = Number(process.env.BENCH_INGEST_OPS ?? 6000);
+const BATCH = 200;
+const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+function seed(label) {
+  const bytes = new Uint8Array(32);
+  new TextEncoder().encodeInto(label.padEnd(32, '.').slice(0, 32), bytes);
+  return bytes;
+}
+
+function fixture(ops) {
+  const root = keyPairFromSeed(seed('bench-root'));
+  const homes = [0, 1, 2].map((i) => {
+    const kp = keyPairFromSeed(seed(`bench-home-${i}`));
+    const peerId = peerIdFromPublicKey(kp.publicKey);
+    return { kp, peerId, home: { peer_id: peerId, role: i === 0 ? 'server' : 'client', name: `home-${i}`, addrs: [] } };
+  });
+  let document = createAccountDocument({ localpart: 'bench', rootKey: root.secretKey, home: homes[0].home });
+  for (const h of homes.slice(1)) document = addHome(document, h.home, root.secretKey);
+  const account = document.user_id.slice(document.user_id.indexOf(':') + 1);
+  const seqs = homes.map(() => 0);
+  const out = [];
+  for (let i = 0; i < ops; i++) {
+    const h = i % homes.length;
+    seqs[h] += 1;
+    const deviceId = `DEV${i % 500}`;
+    out.push(
+      createOp(
+        {
+          account,
+          origin: homes[h].peerId,
+          seq: seqs[h],
+          lamport: i + 1,
+          doc_seq: document.seq,
+          ts: 1764000000000 + i,
+          op: 'device.put',
+          key: deviceId,
+          body: {
+            user_id: document.user_id,
+            device_id: deviceId,
+            algorithms: ['m.olm.v1.curve25519-aes-sha2', 'm.megolm.v1.aes-sha2'],
+            keys: { [`ed25519:${deviceId}`]: 'lEuiRJBit0IG6nUf5pUzWTUEsRVVe/HJkoKuEww9ULI' },
+            signatures: { [document.user_id]: { [`ed25519:${deviceId}`]: 'sig' } },
+            display_name: `device ${i}`,
+          },
+        },
+        homes[h].kp.secretKey,
+      ),
+    );
+  }
+  return { document, account, ops: out };
+}
+
+async function ingest(storage, document, ops, ctx, label) {
+  const store = new SqlReplicaStore(storage.dataSource);
+  const account = await store.hostAccount(document, { custody: 'self' });
+  const start = performance.now();
+  for (let i = 0; i < ops.length; i += BATCH) {
+    const result = await store.applyOps(account, ops.slice(i, i + BATCH), 'bench');
+    if (result.accepted.length !== Math.min(BATCH, ops.length - i)) {
+      throw new Error(`ingest refused ops: ${JSON.stringify(result.rejected.slice(0, 2))}`);
+    }
+    if ((i / BATCH) % 10 === 0) ctx.progress(`${label}: ${i + BATCH}/${ops.length}`);
+  }
+  return ops.length / ((performance.now() - start) / 1000);
+}
+
+export async function run(ctx) {
+  ctx.progress(`signing ${OPS} ops`);
+  const { document, ops } = fixture(OPS);
+
+  // The physical reference: native Ed25519 verify of exactly these ops' signed bytes.
+  const prepared = ops.map((op) => ({
+    bytes: signedBytes(op),
+    sig: decodeBase64(op.signatures[op.account][homeKeyId(op.origin)]),
+    key: publicKeyFromPeerId(op.origin),
+  }));
+  const vStart = performance.now();
+  for (const p of prepared) if (!nativeEd25519.verify(p.sig, p.bytes, p.key)) throw new Error('verify failed');
+  const verifyRate = prepared.length / ((performance.now() - vStart) / 1000);
+
+  const rows = [];
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'polyhome-bench-'));
+  try {
+    const storage = await openStorage({ dataDir: dir });
+    try {
+      const rate = await ingest(storage, document, ops, ctx, 'pglite');
+      rows.push({
+        figure: `ingest on PGlite (${OPS} ops, batches of ${BATCH})`,
+        value: rate,
+        unit: 'ops/s',
+        reference: `native verify ${Math.round(verifyRate)} ops/s`,
+      });
+    } finally {
+      await storage.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  const name = `polyhome_bench_${process.pid}`;
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  try {
+    await admin.connect();
+  } catch (err) {
+    ctx.progress(`PostgreSQL not reachable at ${ADMIN_URL} (${err.message}); skipping the PostgreSQL figure`);
+    rows.push({ figure: 'ingest on PostgreSQL', value: 'not measured', unit: '', reference: 'PostgreSQL unreachable' });
+    rows.push({ figure: 'native Ed25519 verify (same ops)', value: verifyRate, unit: 'ops/s', reference: '' });
+    return rows;
+  }
+  try {
+    await admin.query(`CREATE DATABASE "${name}"`);
+    const url = new URL(ADMIN_URL);
+    url.pathname = `/${name}`;
+    const storage = await openStorage({ databaseUrl: url.toString(), dataDir: os.tmpdir() });
+    try {
+      const rate = await ingest(storage, document, ops, ctx, 'postgres');
+      rows.push({
+        figure: `ingest on PostgreSQL (${OPS} ops, batches of ${BATCH})`,
+        value: rate,
+        unit: 'ops/s',
+        reference: `native verify ${Math.round(verifyRate)} ops/s`,
+      });
+    } finally {
+      await storage.close();
+    }
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await admin.end();
+  }
+  rows.push({
+    figure: 'native Ed25519 verify (same ops)',
+    value: verifyRate,
+    unit: 'ops/s',
+    reference: 'physical reference',
+  });
+  return rows;
+}
