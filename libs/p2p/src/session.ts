@@ -1,18 +1,34 @@
-// One sync session: one stream, one account, two homes. Both ends run the same logic once the hellos
-// are exchanged: send the newer document, send what the other lacks in bounded batches (at most
-// MAX_BATCHES_IN_FLIGHT unacknowledged), apply what arrives through the ReplicaStore, acknowledge it.
-// New ops (local or relayed) go through the same pump, so anti-entropy and push are one code path.
+// One sync session: one stream, one account, two homes. The decisions (what to send next, what a
+// received message means, windows, acks, resends) are the pure session state machine of @polyhome/sync
+// (initSession / generate / receive); this class is its driver: it owns the stream, the timers, the
+// frame caps and the ReplicaStore calls, as libs/sync/src/session.ts describes:
 //
-// The libs/sync package is to hold this as a pure state machine; until its session API lands this
-// class drives the ReplicaStore port directly and keeps its state (peer vector, sent vector, window) here.
+//   open:       pump            (sends our hello)
+//   each frame: receive -> carry out the effects (apply ops, offer document, ack seen, close) -> pump
+//   new op:     pump            (push: anti-entropy and push are one code path)
 import type { Connection, Stream } from '@libp2p/interface';
-import { lpStream, type LengthPrefixedStream } from '@libp2p/utils';
-import { homeStatus, verifyAccountDocument, type AccountDocument } from '@polyhome/identity';
-import type { ApplyResult, Op, ReplicaStore, SyncErrorCode, SyncMessage, VersionVector } from '@polyhome/sync';
-import { coveredBy, decodeMessage, encodeMessage, encodeOpsFrame, mergeVectors, TooManyOpsError } from './frames.js';
-import type { FrameLimits, MessageOf } from './frames.js';
+import type { LengthPrefixedStream } from '@libp2p/utils';
+import { homeStatus, type AccountDocument } from '@polyhome/identity';
+import {
+  failSession,
+  generate,
+  initSession,
+  opsRequest,
+  receive,
+  type ApplyResult,
+  type Op,
+  type ReplicaStore,
+  type SessionEffect,
+  type SessionState,
+  type SyncErrorCode,
+  type SyncMessage,
+  type VersionVector,
+} from '@polyhome/sync';
+import { lpStream } from '@libp2p/utils';
 import { MAX_ERROR_REASON_LENGTH } from './constants.js';
 import { MalformedFrameError } from './errors.js';
+import { decodeMessage, encodeMessage, parseFrame, TooManyOpsError } from './frames.js';
+import type { FrameLimits } from './frames.js';
 
 /** Settings a session runs with (from SyncServiceInit and constants.ts). */
 export interface SessionSettings {
@@ -29,7 +45,7 @@ export interface SessionSettings {
 export interface SessionOwner {
   readonly localPeer: string;
   /** Ops were applied from this session's peer. */
-  applied(session: Session, result: ApplyResult, ops: readonly unknown[]): void;
+  applied(session: Session, result: ApplyResult): void;
   /** The peer acknowledged holding `vv`. */
   acked(session: Session, vv: VersionVector): void;
   /** Something was refused, by us or by the peer. */
@@ -44,8 +60,6 @@ export interface SessionOwner {
 export type CloseReason =
   'done' | 'idle' | 'superseded' | 'stopped' | 'not_a_home' | 'refused_by_peer' | 'malformed' | 'too_large' | 'error';
 
-type Handler<T extends SyncMessage['t']> = (message: MessageOf<T>) => Promise<void>;
-
 /** A sync session over one stream. */
 export class Session {
   readonly account: string;
@@ -53,8 +67,6 @@ export class Session {
   readonly connection: Connection;
   /** True when this end opened the stream. */
   readonly initiator: boolean;
-  /** The peer's last known version vector (from its hello, acks, and the ops it sent). */
-  peerVector: VersionVector = {};
   /** Why the session ended, once it has. */
   closeReason: CloseReason | undefined;
 
@@ -62,17 +74,13 @@ export class Session {
   readonly #owner: SessionOwner;
   readonly #settings: SessionSettings;
   readonly #abort = new AbortController();
+  #state: SessionState;
   #lp: LengthPrefixedStream<Stream> | undefined;
   #stream: Stream | undefined;
   #writes: Promise<void> = Promise.resolve();
-  #sentVector: VersionVector = {};
-  #peerDocSeq = -1;
-  #inFlight = 0;
-  #stalled = false;
   #pumping = false;
   #pumpAgain = false;
-  #helloReceived = false;
-  readonly #handlers: { [T in SyncMessage['t']]: Handler<T> };
+  readonly #effects: { [K in SessionEffect['kind']]: (effect: Extract<SessionEffect, { kind: K }>) => Promise<void> };
 
   constructor(params: {
     account: string;
@@ -90,13 +98,13 @@ export class Session {
     this.#store = params.store;
     this.#owner = params.owner;
     this.#settings = params.settings;
-    // Dispatch by message type through a table, one handler per type (kad-dht's rpc habit).
-    this.#handlers = {
-      hello: async (m) => this.#onHello(m),
-      doc: async (m) => this.#onDoc(m),
-      ops: async (m) => this.#onOps(m),
-      ack: async (m) => this.#onAck(m),
-      error: async (m) => this.#onError(m),
+    this.#state = initSession(params.account);
+    // Dispatch by effect kind through a table, one handler each (kad-dht's rpc habit).
+    this.#effects = {
+      apply_ops: async (e) => this.#applyOps(e.ops),
+      offer_document: async (e) => this.#offerDocument(e.document),
+      peer_acked: async (e) => this.#owner.acked(this, e.vv),
+      close: async (e) => this.#closeFor(e),
     };
   }
 
@@ -105,12 +113,17 @@ export class Session {
     return this.closeReason === undefined;
   }
 
-  /** Frames sent and not yet acknowledged. */
-  get inFlight(): number {
-    return this.#inFlight;
+  /** What the peer is known to hold. */
+  get peerVector(): VersionVector {
+    return { ...this.#state.theirVv };
   }
 
-  /** Wraps a stream whose first frame (if this end answers) has already been read by `lp`. */
+  /** Frames of ops sent and not yet acknowledged. */
+  get inFlight(): number {
+    return this.#state.inFlight;
+  }
+
+  /** Wraps a stream; pass `lp` when its first frame was already read through it. */
   attach(stream: Stream, lp?: LengthPrefixedStream<Stream>): void {
     this.#stream = stream;
     this.#lp = lp ?? wrap(stream, this.#settings);
@@ -120,37 +133,35 @@ export class Session {
    * Runs the session until it ends: sends our hello, handles `first` (the peer's hello when this end
    * answers), then reads frames one at a time. Never throws; the outcome is in closeReason.
    */
-  async run(first?: MessageOf<'hello'>): Promise<void> {
+  async run(first?: SyncMessage): Promise<void> {
     try {
-      await this.#sendHello();
-      if (first !== undefined) await this.#dispatch(first);
+      await this.#pump();
+      if (first !== undefined) await this.#receive(first);
       while (this.open) {
-        const message = await this.#read();
-        if (message === undefined) break;
-        await this.#dispatch(message);
+        const value = await this.#read();
+        if (value === undefined) break;
+        await this.#receive(value);
       }
       this.close('done');
     } catch (error) {
-      await this.#fail(error);
+      this.#fail(error);
     }
   }
 
   /** Something new may be worth sending (a local op, a relayed op, a new document): run the pump. */
   trigger(): void {
-    this.#stalled = false;
-    this.#pump().catch(async (error: unknown) => this.#fail(error));
+    this.#pump().catch((error: unknown) => this.#fail(error));
   }
 
-  /** Ends the session; an unflushed write is dropped. */
+  /** Ends the session; frames already queued (an ack, an error) are flushed first. */
   close(reason: CloseReason): void {
     if (!this.open) return;
     this.closeReason = reason;
     this.#abort.abort();
     const stream = this.#stream;
     if (stream !== undefined) {
-      // Let queued frames (an ack, an error) go out first, then close gracefully; abort if that stalls.
-      const flushed = this.#writes.catch(() => undefined);
-      flushed
+      this.#writes
+        .catch(() => undefined)
         .then(async () => stream.close({ signal: AbortSignal.timeout(this.#settings.writeTimeout) }))
         .catch((error: unknown) => stream.abort(error instanceof Error ? error : new Error(String(error))));
     }
@@ -164,7 +175,7 @@ export class Session {
     this.close(closeReason);
   }
 
-  async #read(): Promise<SyncMessage | undefined> {
+  async #read(): Promise<unknown> {
     const lp = this.#lp!;
     const signal = AbortSignal.any([AbortSignal.timeout(this.#settings.idleTimeout), this.#abort.signal]);
     let frame;
@@ -180,96 +191,68 @@ export class Session {
       if (isEof(error)) return undefined;
       throw error;
     }
-    return decodeMessage(frame.subarray(), this.#settings.limits);
+    const value = parseFrame(frame.subarray());
+    // The wire's own caps, before the engine's envelope check.
+    decodeMessage(frame.subarray(), this.#settings.limits);
+    return value;
   }
 
-  async #dispatch(message: SyncMessage): Promise<void> {
-    if (message.account !== this.account) throw new MalformedFrameError('message for another account');
-    const handler = this.#handlers[message.t] as Handler<typeof message.t>;
-    await handler(message as never);
+  async #receive(value: unknown): Promise<void> {
+    const [state, effects] = receive(this.#state, value);
+    this.#state = state;
+    for (const effect of effects) {
+      if (!this.open) return;
+      await (this.#effects[effect.kind] as (e: SessionEffect) => Promise<void>)(effect);
+    }
+    await this.#pump();
   }
 
-  async #sendHello(): Promise<void> {
-    const [document, vv] = await Promise.all([
-      this.#store.document(this.account),
-      this.#store.versionVector(this.account),
-    ]);
-    this.#enqueue({ t: 'hello', account: this.account, doc_seq: document?.seq ?? 0, vv });
-  }
-
-  async #onHello(message: MessageOf<'hello'>): Promise<void> {
-    // A hello (first or repeated) resets what we believe the peer holds to what it says it holds.
-    this.#helloReceived = true;
-    this.peerVector = message.vv;
-    this.#sentVector = {};
-    this.#peerDocSeq = message.doc_seq;
-    this.#inFlight = 0;
-    this.trigger();
-  }
-
-  async #onDoc(message: MessageOf<'doc'>): Promise<void> {
-    let incoming: AccountDocument;
-    try {
-      incoming = verifyAccountDocument(message.document, { expectedServerName: this.account });
-    } catch (error) {
-      this.#owner.rejected(this, 'bad_document', errorText(error), message.document);
+  async #applyOps(ops: readonly unknown[]): Promise<void> {
+    // Re-checked on every batch: the document may have changed since the session opened.
+    const document = await this.#store.document(this.account);
+    if (document === undefined || homeStatus(document, this.remotePeer).kind === 'unknown') {
+      this.#failWith('NOT_A_HOME', NOT_A_HOME_TEXT);
       return;
     }
-    this.#peerDocSeq = Math.max(this.#peerDocSeq, incoming.seq);
+    const result = await this.#store.applyOps(this.account, ops, this.remotePeer);
+    this.#owner.applied(this, result);
+  }
+
+  async #offerDocument(document: unknown): Promise<void> {
     const before = await this.#store.document(this.account);
     let inForce: AccountDocument;
     try {
-      inForce = await this.#store.offerDocument(this.account, incoming, this.remotePeer);
+      inForce = await this.#store.offerDocument(this.account, document as AccountDocument, this.remotePeer);
     } catch (error) {
-      // Rollback or equivocation: the store keeps what it holds and says why.
-      this.#owner.rejected(this, 'document_refused', errorText(error), incoming);
+      // Invalid (the store verifies it): the engine's rule is to end the session.
+      this.#owner.rejected(this, 'bad_document', errorText(error), document);
+      this.#failWith('MALFORMED', `document refused: ${errorText(error)}`);
       return;
     }
     if (before === undefined || inForce.seq !== before.seq) this.#owner.documentAccepted(this, inForce);
   }
 
-  async #onOps(message: MessageOf<'ops'>): Promise<void> {
-    const document = await this.#store.document(this.account);
-    if (document === undefined || homeStatus(document, this.remotePeer).kind === 'unknown') {
-      this.refuse('NOT_A_HOME', 'not a home of this account', 'not_a_home');
+  async #closeFor(effect: Extract<SessionEffect, { kind: 'close' }>): Promise<void> {
+    if (effect.send !== undefined) this.#enqueue(effect.send);
+    if (effect.by === 'peer') {
+      this.#owner.rejected(this, effect.code, effect.reason);
+      this.close('refused_by_peer');
       return;
     }
-    // The sender holds what it sent: do not echo it back.
-    for (const op of message.ops as unknown[]) {
-      const { origin, seq } = op as { origin?: unknown; seq?: unknown };
-      if (typeof origin === 'string' && typeof seq === 'number' && seq > (this.peerVector[origin] ?? 0)) {
-        this.peerVector = { ...this.peerVector, [origin]: seq };
-      }
-    }
-    const result = await this.#store.applyOps(this.account, message.ops, this.remotePeer);
-    const vv = await this.#store.versionVector(this.account);
-    this.#enqueue({ t: 'ack', account: this.account, vv });
-    this.#owner.applied(this, result, message.ops);
+    this.#owner.rejected(this, effect.code, effect.reason);
+    this.close(effect.code === 'TOO_LARGE' ? 'too_large' : effect.code === 'NOT_A_HOME' ? 'not_a_home' : 'malformed');
   }
 
-  async #onAck(message: MessageOf<'ack'>): Promise<void> {
-    this.peerVector = mergeVectors(this.peerVector, message.vv);
-    this.#inFlight = Math.max(0, this.#inFlight - 1);
-    this.#owner.acked(this, message.vv);
-    if (this.#inFlight === 0 && !coveredBy(this.#sentVector, this.peerVector)) {
-      // The peer did not take everything sent (refused, or held back behind a gap). Resend from what
-      // it really holds, but only when something new happens: a refused op is not retried in a loop.
-      this.#sentVector = {};
-      this.#stalled = true;
-      return;
-    }
-    this.#pump().catch(async (error: unknown) => this.#fail(error));
+  #failWith(code: SyncErrorCode, reason: string): void {
+    const [state, effect] = failSession(this.#state, code, reason);
+    this.#state = state;
+    if (effect.kind === 'close') this.#closeFor(effect).catch(() => undefined);
   }
 
-  async #onError(message: MessageOf<'error'>): Promise<void> {
-    this.#owner.rejected(this, message.code, message.reason);
-    this.close('refused_by_peer');
-  }
-
-  // Sends the document if the peer's is older, then batches of what the peer lacks while the window
-  // allows. Re-entrant calls are folded into one more round.
+  // Asks the engine for messages until it has none. Re-entrant calls fold into one more round, so the
+  // state is only ever advanced by one pump at a time.
   async #pump(): Promise<void> {
-    if (!this.#helloReceived || !this.open) return;
+    if (!this.open) return;
     if (this.#pumping) {
       this.#pumpAgain = true;
       return;
@@ -278,83 +261,87 @@ export class Session {
     try {
       do {
         this.#pumpAgain = false;
-        await this.#pumpOnce();
+        await this.#pumpRound();
       } while (this.#pumpAgain && this.open);
     } finally {
       this.#pumping = false;
     }
   }
 
-  async #pumpOnce(): Promise<void> {
-    const document = await this.#store.document(this.account);
+  async #pumpRound(): Promise<void> {
+    const [document, vv] = await Promise.all([
+      this.#store.document(this.account),
+      this.#store.versionVector(this.account),
+    ]);
     const status = document === undefined ? undefined : homeStatus(document, this.remotePeer);
     if (document === undefined || status === undefined || status.kind === 'unknown') {
-      this.refuse('NOT_A_HOME', 'not a home of this account', 'not_a_home');
+      this.refuse('NOT_A_HOME', NOT_A_HOME_TEXT, 'not_a_home');
       return;
     }
-    if (document.seq > this.#peerDocSeq) {
-      this.#enqueue({ t: 'doc', account: this.account, document });
-      this.#peerDocSeq = document.seq;
-    }
-    // A revoked home may still hand over its ops up to the cutoff, but is sent nothing of the account.
-    if (status.kind === 'revoked') return;
-    while (this.open && !this.#stalled && this.#inFlight < this.#settings.maxBatchesInFlight) {
-      const known = mergeVectors(this.peerVector, this.#sentVector);
-      const ops = await this.#store.opsMissing(this.account, known, this.#settings.maxOpsPerBatch);
-      if (ops.length === 0 || !this.open) return;
-      const batch = this.#fillBatch(ops);
-      const sent: VersionVector = { ...this.#sentVector };
-      for (const op of batch.ops) sent[op.origin] = Math.max(sent[op.origin] ?? 0, op.seq);
-      this.#sentVector = sent;
-      this.#inFlight++;
-      this.#enqueueBytes(encodeOpsFrame(this.account, batch.json));
+    while (this.open) {
+      const request = opsRequest(this.#state, vv);
+      // A revoked home may hand over its last ops and is sent the document, but never an op.
+      const ops =
+        request === null || status.kind === 'revoked'
+          ? []
+          : this.#fitFrame(await this.#store.opsMissing(this.account, request.vv, request.limit));
+      if (!this.open) return;
+      const [state, message] = generate(this.#state, { document, vv, ops });
+      this.#state = state;
+      if (message === null) return;
+      this.#enqueue(message);
+      if (message.t === 'error') {
+        this.close('error');
+        return;
+      }
     }
   }
 
-  // The longest prefix of `ops` that fits the frame budget. A prefix of a list in per-origin seq order
-  // is still gapless per origin. A single op over budget is sent alone (the store caps op size).
-  #fillBatch(ops: readonly Op[]): { ops: Op[]; json: string[] } {
-    const json: string[] = [];
+  // The longest prefix of `ops` within the frame budget (a prefix of a per-origin seq order stays
+  // gapless per origin). The engine batches by count; the wire also caps bytes.
+  #fitFrame(ops: readonly Op[]): Op[] {
     const taken: Op[] = [];
     let bytes = 0;
     for (const op of ops) {
-      const text = JSON.stringify(op);
-      if (taken.length > 0 && bytes + text.length + 1 > this.#settings.opsFrameBudget) break;
-      json.push(text);
+      if (taken.length >= this.#settings.maxOpsPerBatch) break;
+      const size = JSON.stringify(op).length + 1;
+      if (taken.length > 0 && bytes + size > this.#settings.opsFrameBudget) break;
       taken.push(op);
-      bytes += text.length + 1;
+      bytes += size;
     }
-    return { ops: taken, json };
-  }
-
-  #enqueue(message: SyncMessage): void {
-    this.#enqueueBytes(encodeMessage(message));
+    return taken;
   }
 
   // Writes go out in order through one chain; reading never waits on them, so two ends that both
   // write a lot cannot deadlock on each other's flow control.
-  #enqueueBytes(bytes: Uint8Array): void {
+  #enqueue(message: SyncMessage): void {
     const lp = this.#lp;
     // Frames queued before a close still go out (close waits for them): that is how `error` is delivered.
     if (lp === undefined || !this.open) return;
+    const bytes = encodeMessage(message);
     this.#writes = this.#writes.then(async () => {
       await lp.write(bytes, { signal: AbortSignal.timeout(this.#settings.writeTimeout) });
     });
-    this.#writes.catch(async (error: unknown) => this.#fail(error));
+    this.#writes.catch((error: unknown) => this.#fail(error));
   }
 
-  async #fail(error: unknown): Promise<void> {
+  #fail(error: unknown): void {
     if (!this.open) return;
     if (error instanceof TooManyOpsError || isTooLarge(error)) {
       this.refuse('TOO_LARGE', errorText(error), 'too_large');
+      this.#owner.rejected(this, 'TOO_LARGE', errorText(error));
     } else if (error instanceof MalformedFrameError) {
       this.refuse('MALFORMED', errorText(error), 'malformed');
+      this.#owner.rejected(this, 'MALFORMED', errorText(error));
     } else {
       this.#owner.rejected(this, 'INTERNAL', errorText(error));
       this.close('error');
     }
   }
 }
+
+/** The reason text of every NOT_A_HOME refusal (one text whatever the cause, see the README). */
+export const NOT_A_HOME_TEXT = 'not a home of this account';
 
 /** Wraps a stream for length-prefixed frames with the frame cap, and a read buffer that fits the window. */
 export function wrap(stream: Stream, settings: SessionSettings): LengthPrefixedStream<Stream> {

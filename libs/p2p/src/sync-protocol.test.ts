@@ -160,7 +160,7 @@ describe('/polyhome/sync/1.0.0', () => {
     const replies = [];
     for (const target of [account, other]) {
       const raw = await openRawSync(outsider.host, a);
-      await raw.send({ t: 'hello', account: target.serverName, doc_seq: 0, vv: {} });
+      await raw.send({ t: 'hello', account: target.serverName, doc_seq: 1, vv: {} });
       const first = await raw.next();
       const after = await raw.next();
       replies.push(first);

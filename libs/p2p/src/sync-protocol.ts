@@ -33,10 +33,10 @@ import type {
   SyncServiceComponents,
   SyncServiceInit,
 } from './index.js';
-import { isTooLarge, Session, wrap, type SessionOwner, type SessionSettings } from './session.js';
+import { isTooLarge, NOT_A_HOME_TEXT, Session, wrap, type SessionOwner, type SessionSettings } from './session.js';
 
 /** The reason text of every refusal of a peer that may not sync an account (identical in all cases). */
-export const NOT_A_HOME_REASON = 'not a home of this account';
+export const NOT_A_HOME_REASON = NOT_A_HOME_TEXT;
 
 interface Hosted {
   store: ReplicaStore;
