@@ -1,0 +1,166 @@
+// Three homes of one account on real libp2p over TCP on 127.0.0.1, each on its own database: two on
+// embedded PGlite (client homes) and one on PostgreSQL (the server home). Concurrent changes on every
+// home converge; a home that was stopped (database closed, process state gone) resumes from its
+// database and catches up; acknowledgements are recorded per peer.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createPolyhomeHost, createSyncService, type PolyhomeHost, type SyncService } from '@polyhome/p2p';
+import { openStorage, SqlReplicaStore, type Storage, type StorageBackend } from '@polyhome/storage';
+import { createTestDatabase, type TestDatabase } from '@polyhome/storage/testing';
+import { createOp, type Op, type OpKind } from '@polyhome/sync';
+import { deviceBody, makeAccount, memberBody, type FixtureAccount, type FixtureHome } from '@polyhome/sync/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+interface Home {
+  fixture: FixtureHome;
+  db: TestDatabase;
+  storage: Storage;
+  store: SqlReplicaStore;
+  host: PolyhomeHost;
+  sync: SyncService;
+  port: number;
+}
+
+async function waitFor(condition: () => Promise<boolean>, what: string, timeout = 60_000): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+}
+
+describe('homes of one account on real libp2p, each on its own database', () => {
+  let alice: FixtureAccount;
+  const homes: Home[] = [];
+  const backends: StorageBackend[] = ['postgres', 'pglite', 'pglite'];
+  let scratch: string;
+
+  async function startHome(fixture: FixtureHome, db: TestDatabase, port = 0): Promise<Home> {
+    const storage = await openStorage({ databaseUrl: db.databaseUrl, dataDir: db.dataDir });
+    const store = new SqlReplicaStore(storage.dataSource);
+    if ((await store.document(alice.serverName)) === undefined) {
+      await store.hostAccount(alice.document, { custody: 'self' });
+    }
+    const host = await createPolyhomeHost({
+      nodeKey: fixture.secretKey,
+      listen: [`/ip4/127.0.0.1/tcp/${port}`],
+      inboundConnectionThreshold: 10_000,
+    });
+    const sync = createSyncService(host);
+    sync.on('acked', ({ account, peerId, vv }) => void store.recordAck(account, peerId, vv));
+    await sync.start();
+    await sync.host(alice.serverName, store);
+    const addr = host.getMultiaddrs().find((a) => a.toString().startsWith('/ip4/127.0.0.1/'));
+    return { fixture, db, storage, store, host, sync, port: Number(addr?.toString().split('/')[4]) };
+  }
+
+  async function stopHome(home: Home): Promise<void> {
+    await home.sync.stop();
+    await home.host.stop();
+    await home.storage.close();
+  }
+
+  /** A change made on a home as its Matrix API would: next seq and lamport from its database, signed, stored, pushed. */
+  async function change(home: Home, kind: OpKind, key: string, body: Record<string, unknown>): Promise<Op> {
+    const ctx = await home.store.localOpContext(alice.serverName, home.fixture.peerId);
+    const op = createOp(
+      {
+        account: alice.serverName,
+        origin: home.fixture.peerId,
+        seq: ctx.seq,
+        lamport: ctx.lamport,
+        doc_seq: ctx.docSeq,
+        ts: Date.now(),
+        op: kind,
+        key,
+        body,
+      },
+      home.fixture.secretKey,
+    );
+    const result = await home.store.applyOps(alice.serverName, [op], home.fixture.peerId);
+    expect(result.accepted).toHaveLength(1);
+    home.sync.publish(alice.serverName, [op]);
+    return op;
+  }
+
+  async function dialAll(): Promise<void> {
+    for (const a of homes) {
+      for (const b of homes) {
+        if (a === b) continue;
+        await a.host.dial(b.host.getMultiaddrs().find((m) => m.toString().startsWith('/ip4/127.0.0.1/'))!);
+      }
+    }
+  }
+
+  async function converged(): Promise<boolean> {
+    const vvs = await Promise.all(homes.map((h) => h.store.versionVector(alice.serverName)));
+    const states = await Promise.all(homes.map((h) => h.store.state(alice.serverName)));
+    const first = JSON.stringify([vvs[0], states[0]]);
+    return vvs.every((vv, i) => JSON.stringify([vv, states[i]]) === first);
+  }
+
+  beforeAll(async () => {
+    scratch = await mkdtemp(path.join(os.tmpdir(), 'polyhome-multi-'));
+    alice = makeAccount({ seed: `multi-${process.pid}`, homes: 3 });
+    for (const [i, backend] of backends.entries()) {
+      const db = await createTestDatabase(backend);
+      homes.push(await startHome(alice.homes[i]!, db));
+    }
+    await dialAll();
+  });
+
+  afterAll(async () => {
+    for (const home of homes) await stopHome(home).catch(() => undefined);
+    for (const home of homes) await home.db.dispose();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  it('converges after concurrent changes made on every home', async () => {
+    await Promise.all(
+      homes.map(async (home, i) => {
+        for (let n = 0; n < 20; n++) {
+          await change(home, 'device.put', `DEV${i}_${n}`, { ...deviceBody(alice, `DEV${i}_${n}`) });
+          // Every home also writes the same keys, so last-writer-wins is exercised across databases.
+          await change(home, 'member.set', `!shared${n % 5}:example`, {
+            ...memberBody(`!shared${n % 5}:example`, i % 2 ? 'join' : 'leave'),
+          });
+        }
+      }),
+    );
+    await waitFor(converged, 'all homes to hold the same ops and state');
+    const state = await homes[0]!.store.state(alice.serverName);
+    expect(Object.keys(state.devices)).toHaveLength(60);
+    expect(Object.keys(state.memberships)).toHaveLength(5);
+    const vv = await homes[0]!.store.versionVector(alice.serverName);
+    expect(Object.values(vv)).toEqual([40, 40, 40]);
+  });
+
+  it('records what each peer acknowledged', async () => {
+    const vv = await homes[0]!.store.versionVector(alice.serverName);
+    await waitFor(async () => {
+      const delivery = await homes[0]!.store.deliveryState(alice.serverName);
+      return delivery.length === 2 && delivery.every((d) => JSON.stringify(d.ackedVv) === JSON.stringify(vv));
+    }, 'acks of the two other homes to cover everything');
+  });
+
+  it('resumes a stopped home from its database and catches it up', async () => {
+    const sleeper = homes[2]!;
+    await stopHome(sleeper);
+    for (let n = 0; n < 150; n++)
+      await change(homes[n % 2]!, 'device.put', `LATE${n}`, { ...deviceBody(alice, `LATE${n}`) });
+    await change(homes[0]!, 'device.delete', 'DEV2_0', {});
+
+    const restarted = await startHome(sleeper.fixture, sleeper.db, sleeper.port);
+    expect(restarted.host.peerId.toString()).toBe(sleeper.fixture.peerId);
+    homes[2] = restarted;
+    // What it held before it stopped came back from its own database.
+    expect((await restarted.store.versionVector(alice.serverName))[sleeper.fixture.peerId]).toBe(40);
+    await dialAll();
+    await waitFor(converged, 'the restarted home to catch up');
+    const state = await restarted.store.state(alice.serverName);
+    expect(state.devices['LATE149']).toBeDefined();
+    expect(state.devices['DEV2_0']).toBeUndefined();
+  });
+});
