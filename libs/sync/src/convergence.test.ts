@@ -12,6 +12,7 @@ import {
   documentOf,
   offerDocument,
   makeLocalOp,
+  nextLamport,
   pendingCount,
   stateOf,
   versionVector,
@@ -26,6 +27,7 @@ import {
   deliver,
   deviceBody,
   makeAccount,
+  OpWriter,
   pump,
   withoutHome,
   type FixtureAccount,
@@ -43,7 +45,8 @@ type Action =
   | { t: 'partition'; mask: number }
   | { t: 'heal' }
   | { t: 'revoke'; remover: number; target: number }
-  | { t: 'flush'; link: number };
+  | { t: 'flush'; link: number }
+  | { t: 'equivocate'; r: number; into: number; back: number; key: number };
 
 const action: fc.Arbitrary<Action> = fc.oneof(
   {
@@ -72,6 +75,17 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('heal' as const) }) },
   // A spell of good connectivity on one link: everything queued is delivered in order.
   { weight: 2, arbitrary: fc.record({ t: fc.constant('flush' as const), link: fc.nat(20) }) },
+  // A home signs a second, different op for one of its seqs and hands it to another replica.
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constant('equivocate' as const),
+      r: fc.nat(6),
+      into: fc.nat(6),
+      back: fc.nat(3),
+      key: fc.nat(4),
+    }),
+  },
   {
     weight: 1,
     arbitrary: fc.record({ t: fc.constant('revoke' as const), remover: fc.nat(6), target: fc.nat(6) }),
@@ -100,6 +114,8 @@ class Network {
   document: AccountDocument;
   /** Homes removed from the account (they may keep writing: their late ops must be refused). */
   readonly revoked = new Set<number>();
+  /** Homes that signed two versions of one seq. */
+  readonly equivocators = new Set<string>();
   /** The home that made each op, in order. */
   readonly made: number[] = [];
 
@@ -107,6 +123,25 @@ class Network {
     this.replicas = account.homes.map(() => createReplica(account.document));
     this.keys = account.homes.map((h) => h.secretKey);
     this.document = account.document;
+  }
+
+  // Home r signs another version of one of its ops (seq `back` below its head) and gives it to `into`.
+  equivocate(r: number, into: number, back: number, key: number): void {
+    if (r === into || this.revoked.has(r) || this.revoked.has(into)) return;
+    const home = this.account.homes[r]!;
+    const head = versionVector(this.replicas[r]!)[home.peerId] ?? 0;
+    if (head === 0) return;
+    const seq = Math.max(1, head - back);
+    const variant = new OpWriter(this.account, home, this.document.seq).make(
+      'device.put',
+      `EQ${key}`,
+      { ...deviceBody(this.account, `EQ${key}`, { display_name: `forged ${this.ts}` }) },
+      { seq, lamport: nextLamport(this.replicas[r]!) + key, ts: this.ts++ },
+    );
+    this.equivocators.add(home.peerId);
+    const [replica] = applyOps(this.replicas[into]!, [variant]);
+    this.replicas[into] = replica;
+    this.pushFrom(into);
   }
 
   // The root removes `target`, with the remover's vector entry as the cutoff, and tells the remover.
@@ -274,6 +309,9 @@ function run(homes: number, actions: Action[]): void {
       case 'revoke':
         net.revoke(a.remover % homes, a.target % homes);
         break;
+      case 'equivocate':
+        net.equivocate(a.r % homes, a.into % homes, a.back, a.key);
+        break;
       case 'flush': {
         const link = net.links[a.link % Math.max(net.links.length, 1)];
         if (link !== undefined) net.flush(link);
@@ -298,7 +336,7 @@ function run(homes: number, actions: Action[]): void {
   for (const replica of [first!, ...rest]) {
     expect(documentOf(replica)).toEqual(net.document);
     expect(pendingCount(replica)).toBe(0);
-    expect(flaggedOrigins(replica)).toEqual([]);
+    for (const origin of flaggedOrigins(replica)) expect(net.equivocators.has(origin)).toBe(true);
   }
   // Nothing lost: every op made by a home still in the account is held (revoked homes' late ops are not).
   const made = net.made.filter((r) => !net.revoked.has(r)).length;

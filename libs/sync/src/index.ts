@@ -14,6 +14,7 @@ export {
   offerDocument,
   documentOf,
   versionVector,
+  logDigests,
   opsMissing,
   nextLamport,
   stateOf,

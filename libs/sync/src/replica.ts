@@ -5,6 +5,8 @@
 // under it, while the engine avoids copying whole logs on every batch.
 import {
   chooseDocument,
+  decodeHex,
+  encodeHex,
   peerIdFromPublicKey,
   verifyAccountDocument,
   type AccountDocument,
@@ -78,6 +80,8 @@ interface ReplicaState {
   pendingTotal: number;
   readonly evidence: Map<string, Map<number, Map<string, Op>>>;
   readonly index: KeyIndex;
+  /** Per origin, the XOR of the content hashes of the ops holding its slots (see logDigests). */
+  readonly digests: Map<string, Uint8Array>;
   maxLamport: number;
   readonly options: ReplicaOptions;
 }
@@ -95,6 +99,7 @@ export function createReplica(document: AccountDocument, options: ReplicaOptions
     pendingTotal: 0,
     evidence: new Map(),
     index: createKeyIndex(),
+    digests: new Map(),
     maxLamport: 0,
     options,
   });
@@ -144,6 +149,7 @@ export function offerDocument(replica: Replica, document: unknown): [Replica, Do
     const log = st.logs.get(origin);
     if (log === undefined || log.length <= cutoff) continue;
     for (const slot of log.splice(cutoff)) {
+      toggleDigest(st, slot);
       if (indexRemove(st.index, slot.op)) changed.add(stateKey(slot.op));
       retracted.push(slot.op);
     }
@@ -179,6 +185,22 @@ export function versionVector(replica: Replica): VersionVector {
     if (length > 0) vv[origin] = length;
   }
   return vv;
+}
+
+/**
+ * Per origin held, a digest of the ops holding its slots (hex of the first 16 bytes of the XOR of their
+ * content hashes). Two replicas with the same seq for an origin but different digests hold different
+ * versions of some op of it (equivocation): the session then sends that origin's whole log once, so
+ * both see both versions and the lower hash wins on both.
+ */
+export function logDigests(replica: Replica): Record<string, string> {
+  const st = read(replica);
+  const out: Record<string, string> = {};
+  for (const origin of [...st.logs.keys()].sort()) {
+    const digest = st.digests.get(origin);
+    if (digest !== undefined && (st.logs.get(origin)?.length ?? 0) > 0) out[origin] = encodeHex(digest.subarray(0, 16));
+  }
+  return out;
 }
 
 /** Up to `limit` ops the holder of `vv` lacks, origin by origin (sorted), each origin in seq order. Ops are frozen. */
@@ -249,6 +271,7 @@ export function cloneReplica(replica: Replica): Replica {
     pendingTotal: st.pendingTotal,
     evidence: new Map([...st.evidence].map(([o, m]) => [o, new Map([...m].map(([s, h]) => [s, new Map(h)]))])),
     index,
+    digests: new Map([...st.digests].map(([o, d]) => [o, Uint8Array.from(d)])),
     maxLamport: st.maxLamport,
     options: st.options,
   });
@@ -319,6 +342,17 @@ function offer(st: ReplicaState, input: unknown, result: ApplyResult, changed: S
   hold(st, slot, origin, result);
 }
 
+// XOR is its own inverse: the same call adds a slot's hash to its origin's digest and removes it.
+function toggleDigest(st: ReplicaState, slot: Slot): void {
+  let digest = st.digests.get(slot.op.origin);
+  if (digest === undefined) {
+    digest = new Uint8Array(32);
+    st.digests.set(slot.op.origin, digest);
+  }
+  const hash = decodeHex(slot.hash);
+  for (let i = 0; i < digest.length; i++) digest[i] = digest[i]! ^ hash[i]!;
+}
+
 function verified(st: ReplicaState, op: Op, input: unknown, result: ApplyResult): boolean {
   try {
     verifyOpSignature(op, st.options.ed25519);
@@ -339,6 +373,7 @@ function append(st: ReplicaState, slot: Slot, result: ApplyResult, changed: Set<
     st.logs.set(slot.op.origin, log);
   }
   log.push(slot);
+  toggleDigest(st, slot);
   if (indexAdd(st.index, slot.op)) changed.add(stateKey(slot.op));
   st.maxLamport = Math.max(st.maxLamport, slot.op.lamport);
   result.accepted.push(slot.op);
@@ -415,6 +450,8 @@ function equivocateInLog(
   const winner = recordEquivocation(st, held, other, result);
   if (winner === held) return;
   log[other.op.seq - 1] = other;
+  toggleDigest(st, held);
+  toggleDigest(st, other);
   // Only the keys of the two ops can change: recompute those, nothing else.
   if (indexRemove(st.index, held.op)) changed.add(stateKey(held.op));
   if (indexAdd(st.index, other.op)) changed.add(stateKey(other.op));

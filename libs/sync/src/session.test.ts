@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { SESSION_BATCH_SIZE, SESSION_WINDOW, MAX_OPS_PER_BATCH } from './constants.js';
-import { applyOps, createReplica, documentOf, offerDocument, stateOf, versionVector, type Replica } from './replica.js';
+import {
+  applyOps,
+  createReplica,
+  documentOf,
+  flaggedOrigins,
+  logDigests,
+  offerDocument,
+  stateOf,
+  versionVector,
+  type Replica,
+} from './replica.js';
 import {
   admissionError,
   generate,
@@ -181,6 +191,22 @@ describe('session', () => {
     d = deliver(a.s, a.r, { t: 'doc', account: name, document: { ...account.document, seq: 9 } });
     expect(d.closed).toBe(true);
     expect(d.out).toEqual([expect.objectContaining({ t: 'error', code: 'MALFORMED' })]);
+  });
+
+  it('replicas holding different versions of one seq find out through digests and converge', () => {
+    const home = account.homes[1]!;
+    const x = writers(account)[1]!.devicePut('DEV', { display_name: 'x' });
+    const y = writers(account)[1]!.devicePut('DEV', { display_name: 'y' });
+    const a: End = { s: initSession(name), r: withOps([x]) };
+    const b: End = { s: initSession(name), r: withOps([y]) };
+    expect(versionVector(a.r)).toEqual(versionVector(b.r));
+    exchange(a, b);
+    expect(stateOf(a.r)).toEqual(stateOf(b.r));
+    expect(flaggedOrigins(a.r)).toEqual([home.peerId]);
+    expect(flaggedOrigins(b.r)).toEqual([home.peerId]);
+    expect(logDigests(a.r)).toEqual(logDigests(b.r));
+    // Once per origin per session: a new exchange on the same sessions sends nothing more.
+    expect(exchange(a, b)).toBe(0);
   });
 
   it('admits only current homes', () => {

@@ -48,6 +48,11 @@ export interface SessionState {
   readonly resentAt: VersionVector;
   /** Origins the peer keeps refusing, with the seq we stopped at: not sent again in this session. */
   readonly givenUp: VersionVector;
+  /** The peer's last reported log digests with the vector they describe (hello or ack). */
+  readonly theirDigests?:
+    { readonly vv: VersionVector; readonly digests: Readonly<Record<string, string>> } | undefined;
+  /** Origins whose whole log was resent in this session because the digests differed (once per origin). */
+  readonly resynced: Readonly<Record<string, true>>;
   /** An error to send before closing. */
   readonly outgoingError?: { code: SyncErrorCode; reason: string } | undefined;
 }
@@ -56,6 +61,8 @@ export interface SessionState {
 export interface LocalSnapshot {
   readonly document: AccountDocument;
   readonly vv: VersionVector;
+  /** logDigests of the replica; optional, but without it equivocation between two peers' logs goes unseen. */
+  readonly digests?: Readonly<Record<string, string>>;
   /** The result of `opsMissing(opsRequest(...).vv, limit)`, or empty. Anything else in it is ignored. */
   readonly ops?: readonly Op[];
 }
@@ -107,6 +114,7 @@ export function initSession(account: string): SessionState {
     acksOwed: 0,
     resentAt: {},
     givenUp: {},
+    resynced: {},
   };
 }
 
@@ -119,10 +127,17 @@ export function admissionError(document: AccountDocument, account: string, peerI
   return { t: 'error', account, code: 'NOT_A_HOME', reason: 'the peer is not a home of this account' };
 }
 
-/** The ops to fetch for the next batch, or null when none should be sent now (no hello yet, window full, nothing new). */
-export function opsRequest(session: SessionState, localVv: VersionVector): OpsRequest | null {
+/**
+ * The ops to fetch for the next batch, or null when none should be sent now (no hello yet, window full,
+ * nothing new). Pass the same vector and digests as to the generate call that follows.
+ */
+export function opsRequest(
+  session: SessionState,
+  localVv: VersionVector,
+  localDigests?: Readonly<Record<string, string>>,
+): OpsRequest | null {
   if (session.phase !== 'open' || !session.helloReceived || session.inFlight >= SESSION_WINDOW) return null;
-  const basis = sendBasis(session);
+  const basis = sendBasis(withResync(session, localVv, localDigests));
   for (const [origin, seq] of Object.entries(localVv)) {
     if (seq > (basis[origin] ?? 0)) return { vv: basis, limit: SESSION_BATCH_SIZE };
   }
@@ -146,7 +161,13 @@ export function generate(session: SessionState, local: LocalSnapshot): [SessionS
   if (!session.helloSent) {
     return [
       { ...session, helloSent: true },
-      { t: 'hello', account, doc_seq: local.document.seq, vv: { ...local.vv } },
+      {
+        t: 'hello',
+        account,
+        doc_seq: local.document.seq,
+        vv: { ...local.vv },
+        ...(local.digests === undefined ? {} : { digests: { ...local.digests } }),
+      },
     ];
   }
   if (!session.helloReceived) return [session, null];
@@ -164,6 +185,7 @@ export function generate(session: SessionState, local: LocalSnapshot): [SessionS
     ];
   }
   if (session.inFlight >= SESSION_WINDOW) return [session, null];
+  session = withResync(session, local.vv, local.digests);
   // Take from what the driver fetched only ops that extend the basis gaplessly: stale or reordered
   // driver input is ignored rather than sent.
   const basis = sendBasis(session);
@@ -202,6 +224,7 @@ export function receive(session: SessionState, input: unknown): [SessionState, S
       return [
         {
           ...session,
+          ...digestsOf(message),
           helloReceived: true,
           theirDocSeq: Math.max(session.theirDocSeq, message.doc_seq),
           theirVv,
@@ -236,7 +259,14 @@ export function receive(session: SessionState, input: unknown): [SessionState, S
       const theirVv = join(session.theirVv, message.vv);
       const theirDocSeq = Math.max(session.theirDocSeq, message.doc_seq ?? 0);
       const inFlight = Math.max(0, session.inFlight - 1);
-      let next: SessionState = { ...session, theirVv, theirDocSeq, inFlight, sentVv: join(session.sentVv, theirVv) };
+      let next: SessionState = {
+        ...session,
+        ...digestsOf(message),
+        theirVv,
+        theirDocSeq,
+        inFlight,
+        sentVv: join(session.sentVv, theirVv),
+      };
       if (inFlight === 0) next = settle(next);
       return [next, [{ kind: 'peer_acked', vv: message.vv }]];
     }
@@ -273,6 +303,7 @@ export function parseSyncMessage(input: unknown, account?: string): SyncMessage 
     case 'hello':
       integer(message.doc_seq, 'doc_seq', 1);
       vector(message.vv, 'vv');
+      if (message.digests !== undefined) digestMap(message.digests);
       break;
     case 'doc':
       record(message.document, 'document');
@@ -286,6 +317,7 @@ export function parseSyncMessage(input: unknown, account?: string): SyncMessage 
     case 'ack':
       vector(message.vv, 'vv');
       if (message.doc_seq !== undefined) integer(message.doc_seq, 'doc_seq', 1);
+      if (message.digests !== undefined) digestMap(message.digests);
       break;
     case 'error':
       if (typeof message.code !== 'string' || !(ERROR_CODES as readonly string[]).includes(message.code)) {
@@ -299,12 +331,44 @@ export function parseSyncMessage(input: unknown, account?: string): SyncMessage 
 }
 
 const SHAPES: Record<string, { required: readonly string[]; optional: readonly string[] }> = {
-  hello: { required: ['t', 'account', 'doc_seq', 'vv'], optional: [] },
+  hello: { required: ['t', 'account', 'doc_seq', 'vv'], optional: ['digests'] },
   doc: { required: ['t', 'account', 'document'], optional: [] },
   ops: { required: ['t', 'account', 'ops'], optional: [] },
-  ack: { required: ['t', 'account', 'vv'], optional: ['doc_seq'] },
+  ack: { required: ['t', 'account', 'vv'], optional: ['doc_seq', 'digests'] },
   error: { required: ['t', 'account', 'code', 'reason'], optional: [] },
 };
+
+// The digests a hello or ack carries, with the vector they describe.
+function digestsOf(message: { vv: VersionVector; digests?: Record<string, string> }): Partial<SessionState> {
+  return message.digests === undefined ? {} : { theirDigests: { vv: message.vv, digests: message.digests } };
+}
+
+// Origins where both sides hold the same seq but different digests: some slot holds different ops
+// (equivocation). Resend that origin's whole log once in this session, so the peer sees our versions.
+function withResync(
+  session: SessionState,
+  localVv: VersionVector,
+  localDigests: Readonly<Record<string, string>> | undefined,
+): SessionState {
+  const theirs = session.theirDigests;
+  if (theirs === undefined || localDigests === undefined) return session;
+  let next = session;
+  for (const [origin, digest] of Object.entries(localDigests)) {
+    if (next.resynced[origin] === true) continue;
+    const seq = localVv[origin] ?? 0;
+    if (seq === 0 || theirs.vv[origin] !== seq) continue;
+    const other = theirs.digests[origin];
+    if (other === undefined || other === digest) continue;
+    const { [origin]: _given, ...givenUp } = next.givenUp;
+    next = {
+      ...next,
+      sentVv: { ...next.sentVv, [origin]: 0 },
+      givenUp,
+      resynced: { ...next.resynced, [origin]: true },
+    };
+  }
+  return next;
+}
 
 // What the peer holds or will hold, less origins given up on (treated as fully sent).
 function sendBasis(session: SessionState): VersionVector {
@@ -373,5 +437,18 @@ function vector(value: unknown, path: string): void {
   for (const [origin, seq] of entries) {
     if (!isPeerId(origin)) malformed(`${path} has a key that is not a PeerId`);
     integer(seq, `${path} entry`, 0);
+  }
+}
+
+const DIGEST = /^[0-9a-f]{32}$/;
+
+function digestMap(value: unknown): void {
+  const digests = record(value, 'digests');
+  const entries = Object.entries(digests);
+  if (entries.length > MAX_VV_ENTRIES)
+    throw new MalformedMessageError('TOO_LARGE', `digests has ${entries.length} entries`);
+  for (const [origin, digest] of entries) {
+    if (!isPeerId(origin)) malformed('digests has a key that is not a PeerId');
+    if (typeof digest !== 'string' || !DIGEST.test(digest)) malformed('a digest is 32 lowercase hex characters');
   }
 }

@@ -46,6 +46,8 @@ export type SyncMessage =
       account: string;
       doc_seq: number;
       vv: VersionVector;
+      /** Optional (added after the first contract): per-origin log digests, to detect equivocation (see logDigests). */
+      digests?: Record<string, string>;
     }
   | {
       /** A newer account document than the other side announced. */
@@ -66,6 +68,8 @@ export type SyncMessage =
       vv: VersionVector;
       /** The sender's document seq (optional, added after the first contract): lets the peer resend a newer document. */
       doc_seq?: number;
+      /** Optional: per-origin log digests after applying, as in `hello`. */
+      digests?: Record<string, string>;
     }
   | {
       /** The sender refuses the session or a message; the stream is closed after it. */

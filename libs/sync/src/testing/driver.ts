@@ -1,7 +1,15 @@
 // A synchronous driver of sync sessions over in-memory replicas: the reference for what the libp2p
 // driver does with a store, used by the convergence tests. Messages go through JSON, as on the wire.
 import { DocumentRejectedError } from '../errors.js';
-import { applyOps, documentOf, offerDocument, opsMissing, versionVector, type Replica } from '../replica.js';
+import {
+  applyOps,
+  documentOf,
+  logDigests,
+  offerDocument,
+  opsMissing,
+  versionVector,
+  type Replica,
+} from '../replica.js';
 import { failSession, generate, opsRequest, receive, type SessionState } from '../session.js';
 import type { SyncMessage } from '../types.js';
 
@@ -24,9 +32,10 @@ export function pump(session: SessionState, replica: Replica): [SessionState, Sy
   let s = session;
   for (let i = 0; i < MAX_PUMP; i++) {
     const vv = versionVector(replica);
-    const request = opsRequest(s, vv);
+    const digests = logDigests(replica);
+    const request = opsRequest(s, vv, digests);
     const ops = request === null ? [] : opsMissing(replica, request.vv, request.limit);
-    const [next, message] = generate(s, { document: documentOf(replica), vv, ops });
+    const [next, message] = generate(s, { document: documentOf(replica), vv, digests, ops });
     s = next;
     if (message === null) return [s, out];
     out.push(wire(message));
