@@ -11,6 +11,8 @@ export const MAX_OP_BYTES = 32 * 1024;
 export const MAX_OPS_PER_BATCH = 500;
 /** Ops sent per `ops` message by a session (kept below MAX_OPS_PER_BATCH so a frame stays well under its cap). */
 export const SESSION_BATCH_SIZE = 200;
+/** Most bytes of ops (their JSON) in one `ops` message a session sends; keeps frames well under a 1 MiB frame cap. */
+export const SESSION_BATCH_BYTES = 512 * 1024;
 /** `ops` messages a session sends before waiting for an ack (flow control). */
 export const SESSION_WINDOW = 4;
 /** Most out-of-order ops held per origin while an earlier seq is missing; more are dropped (and re-sent later). */

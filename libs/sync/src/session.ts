@@ -18,6 +18,7 @@ import {
   MAX_OPS_PER_BATCH,
   MAX_REASON_LENGTH,
   MAX_VV_ENTRIES,
+  SESSION_BATCH_BYTES,
   SESSION_BATCH_SIZE,
   SESSION_WINDOW,
 } from './constants.js';
@@ -89,6 +90,8 @@ export type SessionEffect =
       readonly reason: string;
       readonly send?: SyncMessage;
     };
+
+const encoder = new TextEncoder();
 
 const ERROR_CODES: readonly SyncErrorCode[] = [
   'NOT_A_HOME',
@@ -191,11 +194,15 @@ export function generate(session: SessionState, local: LocalSnapshot): [SessionS
   const basis = sendBasis(session);
   const next = new Map<string, number>();
   const batch: Op[] = [];
+  let bytes = 0;
   for (const op of local.ops ?? []) {
     if (batch.length >= SESSION_BATCH_SIZE) break;
     const expected = next.get(op.origin) ?? (basis[op.origin] ?? 0) + 1;
     if (op.seq !== expected) continue;
     if (op.seq > (local.vv[op.origin] ?? 0)) continue;
+    const size = encoder.encode(JSON.stringify(op)).length;
+    if (batch.length > 0 && bytes + size > SESSION_BATCH_BYTES) break;
+    bytes += size;
     batch.push(op);
     next.set(op.origin, op.seq + 1);
   }
