@@ -19,6 +19,8 @@ interface Home {
   store: SqlReplicaStore;
   host: PolyhomeHost;
   sync: SyncService;
+  /** Ack writes not yet finished. */
+  inFlight: Set<Promise<void>>;
   port: number;
 }
 
@@ -43,22 +45,37 @@ describe('homes of one account on real libp2p, each on its own database', () => 
     if ((await store.document(alice.serverName)) === undefined) {
       await store.hostAccount(alice.document, { custody: 'self' });
     }
+    return startNetwork({ fixture, db, storage, store }, port);
+  }
+
+  async function startNetwork(home: Pick<Home, 'fixture' | 'db' | 'storage' | 'store'>, port = 0): Promise<Home> {
+    const { fixture, db, storage, store } = home;
     const host = await createPolyhomeHost({
       nodeKey: fixture.secretKey,
       listen: [`/ip4/127.0.0.1/tcp/${port}`],
       inboundConnectionThreshold: 10_000,
     });
     const sync = createSyncService(host);
-    sync.on('acked', ({ account, peerId, vv }) => void store.recordAck(account, peerId, vv));
+    const inFlight = new Set<Promise<void>>();
+    sync.on('acked', ({ account, peerId, vv }) => {
+      const write = store.recordAck(account, peerId, vv).finally(() => inFlight.delete(write));
+      inFlight.add(write);
+    });
     await sync.start();
     await sync.host(alice.serverName, store);
     const addr = host.getMultiaddrs().find((a) => a.toString().startsWith('/ip4/127.0.0.1/'));
-    return { fixture, db, storage, store, host, sync, port: Number(addr?.toString().split('/')[4]) };
+    return { fixture, db, storage, store, host, sync, inFlight, port: Number(addr?.toString().split('/')[4]) };
+  }
+
+  async function stopNetwork(home: Home): Promise<void> {
+    await home.sync.stop();
+    await home.host.stop();
+    // Ack writes still running would otherwise hit a closed database.
+    await Promise.all(home.inFlight);
   }
 
   async function stopHome(home: Home): Promise<void> {
-    await home.sync.stop();
-    await home.host.stop();
+    await stopNetwork(home);
     await home.storage.close();
   }
 
@@ -162,5 +179,47 @@ describe('homes of one account on real libp2p, each on its own database', () => 
     const state = await restarted.store.state(alice.serverName);
     expect(state.devices['LATE149']).toBeDefined();
     expect(state.devices['DEV2_0']).toBeUndefined();
+  });
+
+  it('finds and heals a split equivocation through the log digests the sessions exchange', async () => {
+    // Home 0 signs two versions of one seq; home 1 gets one, home 2 (offline) the other. Their version
+    // vectors agree, so only the digests can tell them apart.
+    const liar = homes[0]!;
+    const offline = homes[2]!;
+    await stopNetwork(offline);
+    const ctx = await liar.store.localOpContext(alice.serverName, liar.fixture.peerId);
+    const version = (name: string) =>
+      createOp(
+        {
+          account: alice.serverName,
+          origin: liar.fixture.peerId,
+          seq: ctx.seq,
+          lamport: ctx.lamport,
+          doc_seq: ctx.docSeq,
+          ts: 1,
+          op: 'device.put',
+          key: 'SPLIT',
+          body: { ...deviceBody(alice, 'SPLIT', { display_name: name }) },
+        },
+        liar.fixture.secretKey,
+      );
+    const [x, y] = [version('x'), version('y')];
+    await liar.store.applyOps(alice.serverName, [x], liar.fixture.peerId);
+    liar.sync.publish(alice.serverName, [x]);
+    expect((await offline.store.applyOps(alice.serverName, [y], 'test')).accepted).toHaveLength(1);
+    await waitFor(
+      async () => (await homes[1]!.store.state(alice.serverName)).devices['SPLIT'] !== undefined,
+      'home 1 to get x',
+    );
+
+    homes[2] = await startNetwork(offline, offline.port);
+    await dialAll();
+    await waitFor(async () => {
+      const digests = await Promise.all(homes.map((h) => h.store.logDigests(alice.serverName)));
+      return (await converged()) && digests.every((d) => JSON.stringify(d) === JSON.stringify(digests[0]));
+    }, 'the three homes to agree on one version of the split seq');
+    for (const home of homes) {
+      expect(await home.store.equivocators(alice.serverName)).toEqual([{ origin: liar.fixture.peerId, ops: 1 }]);
+    }
   });
 });

@@ -269,9 +269,10 @@ export class Session {
   }
 
   async #pumpRound(): Promise<void> {
-    const [document, vv] = await Promise.all([
+    const [document, vv, digests] = await Promise.all([
       this.#store.document(this.account),
       this.#store.versionVector(this.account),
+      this.#store.logDigests?.(this.account),
     ]);
     const status = document === undefined ? undefined : homeStatus(document, this.remotePeer);
     if (document === undefined || status === undefined || status.kind === 'unknown') {
@@ -279,14 +280,14 @@ export class Session {
       return;
     }
     while (this.open) {
-      const request = opsRequest(this.#state, vv);
+      const request = opsRequest(this.#state, vv, digests);
       // A revoked home may hand over its last ops and is sent the document, but never an op.
       const ops =
         request === null || status.kind === 'revoked'
           ? []
           : this.#fitFrame(await this.#store.opsMissing(this.account, request.vv, request.limit));
       if (!this.open) return;
-      const [state, message] = generate(this.#state, { document, vv, ops });
+      const [state, message] = generate(this.#state, { document, vv, ops, ...(digests === undefined ? {} : { digests }) });
       this.#state = state;
       if (message === null) return;
       this.#enqueue(message);

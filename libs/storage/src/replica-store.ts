@@ -25,6 +25,7 @@ import { AccountDocumentEntity } from './entities/account-document.entity.js';
 import { AccountStateEntity } from './entities/account-state.entity.js';
 import { AccountEntity, type AccountCustody } from './entities/account.entity.js';
 import { OpEvidenceEntity } from './entities/op-evidence.entity.js';
+import { OpLogHeadEntity } from './entities/op-log-head.entity.js';
 import { OpEntity } from './entities/op.entity.js';
 import { PeerDeliveryEntity } from './entities/peer-delivery.entity.js';
 
@@ -143,6 +144,7 @@ export class SqlReplicaStore implements ReplicaStore {
           receivedFrom: from,
         });
         await manager.getRepository(AccountEntity).update({ serverName: account }, { docSeq: String(chosen.seq) });
+        await this.retractRevoked(manager, account, chosen);
       }
       return chosen;
     });
@@ -153,6 +155,16 @@ export class SqlReplicaStore implements ReplicaStore {
 
   async versionVector(account: string): Promise<VersionVector> {
     return this.vectorIn(this.dataSource.manager, account);
+  }
+
+  async logDigests(account: string): Promise<Record<string, string>> {
+    const rows = await this.dataSource
+      .getRepository(OpLogHeadEntity)
+      .find({ where: { account }, order: { origin: 'ASC' } });
+    const out: Record<string, string> = {};
+    // The first 16 bytes, as the in-memory replica reports them: both must compare equal.
+    for (const row of rows) out[row.origin] = row.digest.subarray(0, 16).toString('hex');
+    return out;
   }
 
   async opsMissing(account: string, vv: VersionVector, limit: number): Promise<Op[]> {
@@ -241,6 +253,39 @@ export class SqlReplicaStore implements ReplicaStore {
     return result;
   }
 
+  /**
+   * Removes the ops of revoked origins above their cutoff. They were accepted before this home learnt of
+   * the revocation; keeping them would leave homes that learnt at different times with different op sets.
+   * Ops of such an origin still waiting in memory are refused when re-validated against the new document.
+   */
+  private async retractRevoked(manager: EntityManager, account: string, document: AccountDocument): Promise<void> {
+    const heads = await manager.getRepository(OpLogHeadEntity).find({ where: { account } });
+    for (const head of heads) {
+      const cutoff = document.revoked[head.origin];
+      if (cutoff === undefined || Number(head.seq) <= cutoff) continue;
+      const where = 'account = :account AND origin = :origin AND seq > :cutoff';
+      const params = { account, origin: head.origin, cutoff };
+      const ops = manager.getRepository(OpEntity);
+      const removed = await ops
+        .createQueryBuilder('op')
+        .select('op.content', 'content')
+        .addSelect('op.hash', 'hash')
+        .where(`op.${where.replaceAll(' AND ', ' AND op.')}`, params)
+        .getRawMany<{ content: Record<string, unknown>; hash: Buffer }>();
+      await ops.createQueryBuilder().delete().where(where, params).execute();
+      await this.moveHead(
+        manager,
+        account,
+        head.origin,
+        cutoff,
+        removed.map((r) => r.hash),
+      );
+      const keys = new Map<string, Op>();
+      for (const op of removed.map(toOp)) keys.set(`${namespaceOf(op.op)}:${op.key}`, op);
+      for (const op of keys.values()) await this.recomputeKey(manager, account, namespaceOf(op.op), op.key);
+    }
+  }
+
   /** Records what a peer acknowledged (monotonic per origin), and when it was last heard from. */
   async recordAck(account: string, peerId: string, vv: VersionVector): Promise<void> {
     await this.dataSource.transaction(async (manager) => {
@@ -324,6 +369,14 @@ export class SqlReplicaStore implements ReplicaStore {
   ): Promise<void> {
     if (fresh.length === 0) return;
     await manager.getRepository(OpEntity).insert(fresh.map(({ op, hash }) => this.row(account, op, hash)));
+    const byOrigin = new Map<string, { seq: number; hashes: Buffer[] }>();
+    for (const { op, hash } of fresh) {
+      const entry = byOrigin.get(op.origin) ?? { seq: 0, hashes: [] };
+      entry.seq = Math.max(entry.seq, op.seq);
+      entry.hashes.push(hash);
+      byOrigin.set(op.origin, entry);
+    }
+    for (const [origin, { seq, hashes }] of byOrigin) await this.moveHead(manager, account, origin, seq, hashes);
     // The best new op per key, then one read of the current winners of those keys.
     const best = new Map<string, Op>();
     for (const { op } of fresh) {
@@ -392,6 +445,8 @@ export class SqlReplicaStore implements ReplicaStore {
     });
     if (Buffer.compare(hash, held.hash) < 0) {
       // The newcomer takes the slot; the held op becomes evidence, and the keys of both are recomputed.
+      const head = await manager.getRepository(OpLogHeadEntity).findOneByOrFail({ account, origin: op.origin });
+      await this.moveHead(manager, account, op.origin, Number(head.seq), [held.hash, hash]);
       await evidence.insert({
         account,
         origin: op.origin,
@@ -520,16 +575,25 @@ export class SqlReplicaStore implements ReplicaStore {
   }
 
   private async vectorIn(manager: EntityManager, account: string): Promise<VersionVector> {
-    const rows = await manager
-      .getRepository(OpEntity)
-      .createQueryBuilder('op')
-      .select('op.origin', 'origin')
-      .addSelect('MAX(op.seq)', 'seq')
-      .where('op.account = :account', { account })
-      .groupBy('op.origin')
-      .getRawMany<{ origin: string; seq: string }>();
+    const rows = await manager.getRepository(OpLogHeadEntity).find({ where: { account }, order: { origin: 'ASC' } });
     const vv: VersionVector = {};
     for (const row of rows) vv[row.origin] = Number(row.seq);
     return vv;
+  }
+
+  /** XORs `hashes` into the digest of an origin's log and sets its head seq (a head at seq 0 is removed). */
+  private async moveHead(
+    manager: EntityManager,
+    account: string,
+    origin: string,
+    seq: number,
+    hashes: Buffer[],
+  ): Promise<void> {
+    const repo = manager.getRepository(OpLogHeadEntity);
+    const head = await repo.findOneBy({ account, origin });
+    const digest = Buffer.from(head?.digest ?? Buffer.alloc(32));
+    for (const hash of hashes) for (let i = 0; i < 32; i++) digest[i]! ^= hash[i]!;
+    if (seq === 0) await repo.delete({ account, origin });
+    else await repo.upsert({ account, origin, seq: String(seq), digest }, ['account', 'origin']);
   }
 }

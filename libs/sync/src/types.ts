@@ -166,4 +166,10 @@ export interface ReplicaStore {
   opsMissing(account: string, vv: VersionVector, limit: number): Promise<Op[]>;
   /** Validates and applies a batch in one transaction: all of a valid op, or nothing of it. */
   applyOps(account: string, ops: readonly unknown[], from: string): Promise<ApplyResult>;
+  /**
+   * Per origin held, the digest of its log (see `logDigests`): sessions exchange them so two homes holding
+   * different versions of one seq (a split equivocation) find out. A store without it still syncs, but
+   * cannot detect that case.
+   */
+  logDigests?(account: string): Promise<Record<string, string>>;
 }

@@ -3,6 +3,7 @@ import { AccountStateEntity } from './account-state.entity.js';
 import { AccountEntity } from './account.entity.js';
 import { HomeNodeEntity } from './home-node.entity.js';
 import { OpEvidenceEntity } from './op-evidence.entity.js';
+import { OpLogHeadEntity } from './op-log-head.entity.js';
 import { OpEntity } from './op.entity.js';
 import { PeerDeliveryEntity } from './peer-delivery.entity.js';
 
@@ -13,6 +14,7 @@ export {
   HomeNodeEntity,
   OpEntity,
   OpEvidenceEntity,
+  OpLogHeadEntity,
   PeerDeliveryEntity,
 };
 export type { AccountCustody, AccountStatus } from './account.entity.js';
@@ -25,6 +27,7 @@ export const ENTITIES = [
   AccountDocumentEntity,
   OpEntity,
   OpEvidenceEntity,
+  OpLogHeadEntity,
   AccountStateEntity,
   PeerDeliveryEntity,
 ];

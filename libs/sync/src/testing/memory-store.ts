@@ -6,6 +6,7 @@ import {
   applyOps,
   createReplica,
   documentOf,
+  logDigests,
   offerDocument,
   opsMissing,
   versionVector,
@@ -65,6 +66,11 @@ export class MemoryReplicaStore implements ReplicaStore {
   /** Up to `limit` ops the holder of `vv` lacks, per origin in seq order. Throws UnknownAccountError. */
   async opsMissing(account: string, vv: VersionVector, limit: number): Promise<Op[]> {
     return opsMissing(this.replica(account), vv, limit);
+  }
+
+  /** Per-origin log digests. Throws UnknownAccountError. */
+  async logDigests(account: string): Promise<Record<string, string>> {
+    return logDigests(this.replica(account));
   }
 
   /** Validates and applies a batch. Throws UnknownAccountError. */
