@@ -287,7 +287,12 @@ export class Session {
           ? []
           : this.#fitFrame(await this.#store.opsMissing(this.account, request.vv, request.limit));
       if (!this.open) return;
-      const [state, message] = generate(this.#state, { document, vv, ops, ...(digests === undefined ? {} : { digests }) });
+      const [state, message] = generate(this.#state, {
+        document,
+        vv,
+        ops,
+        ...(digests === undefined ? {} : { digests }),
+      });
       this.#state = state;
       if (message === null) return;
       this.#enqueue(message);
