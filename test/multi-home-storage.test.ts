@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createPolyhomeHost, createSyncService, type PolyhomeHost, type SyncService } from '@polyhome/p2p';
 import { openStorage, SqlReplicaStore, type Storage, type StorageBackend } from '@polyhome/storage';
 import { createTestDatabase, type TestDatabase } from '@polyhome/storage/testing';
-import { createOp, type Op, type OpKind } from '@polyhome/sync';
+import { createOp, opHash, type Op, type OpKind } from '@polyhome/sync';
 import { deviceBody, makeAccount, memberBody, type FixtureAccount, type FixtureHome } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -156,10 +156,20 @@ describe('homes of one account on real libp2p, each on its own database', () => 
 
   it('records what each peer acknowledged', async () => {
     const vv = await homes[0]!.store.versionVector(alice.serverName);
-    await waitFor(async () => {
+    await waitFor(
+      async () => {
+        const delivery = await homes[0]!.store.deliveryState(alice.serverName);
+        return delivery.length === 2 && delivery.every((d) => JSON.stringify(d.ackedVv) === JSON.stringify(vv));
+      },
+      'acks of the two other homes to cover everything',
+      20_000,
+    ).catch(async (err: unknown) => {
       const delivery = await homes[0]!.store.deliveryState(alice.serverName);
-      return delivery.length === 2 && delivery.every((d) => JSON.stringify(d.ackedVv) === JSON.stringify(vv));
-    }, 'acks of the two other homes to cover everything');
+      const sessions = homes[0]!.sync.sessions(alice.serverName);
+      throw new Error(
+        `${String(err)}; held ${JSON.stringify(vv)}; acked ${JSON.stringify(delivery.map((d) => [d.peerId, d.ackedVv]))}; sessions ${JSON.stringify(sessions)}`,
+      );
+    });
   });
 
   it('resumes a stopped home from its database and catches it up', async () => {
@@ -218,7 +228,13 @@ describe('homes of one account on real libp2p, each on its own database', () => 
       const digests = await Promise.all(homes.map((h) => h.store.logDigests(alice.serverName)));
       return (await converged()) && digests.every((d) => JSON.stringify(d) === JSON.stringify(digests[0]));
     }, 'the three homes to agree on one version of the split seq');
+    // The lower content hash holds the slot everywhere; every home that had held the other version keeps
+    // it as evidence and flags the origin. (A home that only ever saw the winner need not have seen both.)
+    const [winner, loser] = opHash(x) < opHash(y) ? ['x', [offline]] : ['y', [liar, homes[1]!]];
     for (const home of homes) {
+      expect((await home.store.state(alice.serverName)).devices['SPLIT']).toMatchObject({ display_name: winner });
+    }
+    for (const home of loser) {
       expect(await home.store.equivocators(alice.serverName)).toEqual([{ origin: liar.fixture.peerId, ops: 1 }]);
     }
   });
