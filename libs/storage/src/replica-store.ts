@@ -290,10 +290,13 @@ export class SqlReplicaStore implements ReplicaStore {
   async recordAck(account: string, peerId: string, vv: VersionVector): Promise<void> {
     await this.dataSource.transaction(async (manager) => {
       const repo = manager.getRepository(PeerDeliveryEntity);
-      const row = await repo.findOne({ where: { account, peerId }, lock: { mode: 'pessimistic_write' } });
-      const merged: Record<string, number> = { ...(row?.ackedVv ?? {}) };
+      // Make sure the row exists before locking it: two first acks racing on a missing row would each
+      // insert their own vector, and the later, possibly smaller one would win.
+      await repo.createQueryBuilder().insert().values({ account, peerId }).orIgnore().execute();
+      const row = await repo.findOneOrFail({ where: { account, peerId }, lock: { mode: 'pessimistic_write' } });
+      const merged: Record<string, number> = { ...row.ackedVv };
       for (const [origin, seq] of Object.entries(vv)) merged[origin] = Math.max(merged[origin] ?? 0, seq);
-      await repo.upsert({ account, peerId, ackedVv: merged, lastSeenAt: new Date() }, ['account', 'peerId']);
+      await repo.update({ account, peerId }, { ackedVv: merged, lastSeenAt: new Date() });
     });
   }
 
