@@ -13,6 +13,10 @@ describe('configuration', () => {
       adminToken: undefined,
       logLevel: 'info',
       p2pListen: ['/ip4/0.0.0.0/tcp/4001'],
+      p2pBootstrap: [],
+      homeName: 'server',
+      sealingKey: undefined,
+      enrollmentPolicy: 'token',
       migrationsRun: true,
     });
   });
@@ -45,6 +49,10 @@ describe('configuration', () => {
     ['LOG_LEVEL', 'loud', /LOG_LEVEL: got "loud", expected one of fatal, error/],
     ['P2P_LISTEN', '/ip4/1.2.3.4/tcp/x', /P2P_LISTEN: "\/ip4\/1.2.3.4\/tcp\/x" is not a multiaddr/],
     ['MIGRATIONS_RUN', 'yes', /MIGRATIONS_RUN: got "yes", expected true or false/],
+    ['P2P_BOOTSTRAP', 'nope', /P2P_BOOTSTRAP: "nope" is not a multiaddr/],
+    ['SEALING_KEY', 'abc', /SEALING_KEY: must be 64 hex characters/],
+    ['ENROLLMENT_POLICY', 'maybe', /ENROLLMENT_POLICY: got "maybe", expected one of token, open, closed/],
+    ['HOME_NAME', 'x'.repeat(65), /HOME_NAME: must be 1 to 64 characters/],
   ])('refuses %s=%s naming the variable and what is allowed', (name, value, message) => {
     let error: unknown;
     try {

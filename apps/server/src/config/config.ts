@@ -7,6 +7,32 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 /** A log level. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** Who may enroll this server as a home of their account: holders of a token, anyone, or nobody. */
+export const ENROLLMENT_POLICIES = ['token', 'open', 'closed'] as const;
+
+/** An enrollment policy. */
+export type EnrollmentPolicy = (typeof ENROLLMENT_POLICIES)[number];
+
+function multiaddrs(allowEmpty: boolean): (value: string, name: string) => string[] {
+  return (value, name) => {
+    const addrs = value
+      .split(',')
+      .map((a) => a.trim())
+      .filter((a) => a !== '');
+    if (addrs.length === 0 && !allowEmpty) {
+      throw new ConfigError(name, 'is empty; expected multiaddrs like /ip4/0.0.0.0/tcp/4001.');
+    }
+    for (const addr of addrs) {
+      try {
+        multiaddr(addr);
+      } catch {
+        throw new ConfigError(name, `"${addr}" is not a multiaddr; expected something like /ip4/0.0.0.0/tcp/4001.`);
+      }
+    }
+    return addrs;
+  };
+}
+
 /** The server's configuration, validated once at boot. */
 export interface AppConfig {
   port: number;
@@ -17,6 +43,10 @@ export interface AppConfig {
   adminToken: string | undefined;
   logLevel: LogLevel;
   p2pListen: string[];
+  p2pBootstrap: string[];
+  homeName: string;
+  sealingKey: string | undefined;
+  enrollmentPolicy: EnrollmentPolicy;
   migrationsRun: boolean;
   shutdownTimeoutMs: number;
 }
@@ -128,20 +158,41 @@ export const CONFIG_SCHEMA = {
   P2P_LISTEN: {
     description: 'Comma-separated libp2p listen multiaddrs.',
     default: '/ip4/0.0.0.0/tcp/4001',
+    parse: multiaddrs(false),
+  },
+  P2P_BOOTSTRAP: {
+    description: 'Comma-separated multiaddrs (with /p2p/<PeerId>) of peers to dial at start, to join the DHT.',
+    default: '',
+    parse: multiaddrs(true),
+  },
+  HOME_NAME: {
+    description: 'The name this server is given in the account documents it signs or joins (1-64 characters).',
+    default: 'server',
     parse: (value: string, name: string) => {
-      const addrs = value
-        .split(',')
-        .map((a) => a.trim())
-        .filter((a) => a !== '');
-      if (addrs.length === 0) throw new ConfigError(name, 'is empty; expected multiaddrs like /ip4/0.0.0.0/tcp/4001.');
-      for (const addr of addrs) {
-        try {
-          multiaddr(addr);
-        } catch {
-          throw new ConfigError(name, `"${addr}" is not a multiaddr; expected something like /ip4/0.0.0.0/tcp/4001.`);
-        }
+      if ([...value].length > 64 || value.trim() === '') throw new ConfigError(name, 'must be 1 to 64 characters.');
+      return value;
+    },
+  },
+  SEALING_KEY: {
+    description:
+      "Key that seals hosted accounts' root keys at rest: 64 hex characters (32 bytes). Unset: generated into DATA_DIR/sealing-key (mode 0600). Server instances sharing a database must share it.",
+    default: undefined,
+    parse: (value: string, name: string) => {
+      if (!/^[0-9a-fA-F]{64}$/.test(value)) {
+        throw new ConfigError(name, 'must be 64 hex characters (32 bytes), e.g. `openssl rand -hex 32`.');
       }
-      return addrs;
+      return value.toLowerCase();
+    },
+  },
+  ENROLLMENT_POLICY: {
+    description:
+      'Who may enroll this server as a home of their account: token (with an enrollment token), open, or closed.',
+    default: 'token',
+    parse: (value: string, name: string): EnrollmentPolicy => {
+      if (!(ENROLLMENT_POLICIES as readonly string[]).includes(value)) {
+        throw new ConfigError(name, `got "${value}", expected one of ${ENROLLMENT_POLICIES.join(', ')}.`);
+      }
+      return value as EnrollmentPolicy;
     },
   },
   MIGRATIONS_RUN: {
@@ -177,6 +228,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     adminToken: read(env, 'ADMIN_TOKEN', s.ADMIN_TOKEN),
     logLevel: read(env, 'LOG_LEVEL', s.LOG_LEVEL)!,
     p2pListen: read(env, 'P2P_LISTEN', s.P2P_LISTEN)!,
+    p2pBootstrap: read(env, 'P2P_BOOTSTRAP', s.P2P_BOOTSTRAP)!,
+    homeName: read(env, 'HOME_NAME', s.HOME_NAME)!,
+    sealingKey: read(env, 'SEALING_KEY', s.SEALING_KEY),
+    enrollmentPolicy: read(env, 'ENROLLMENT_POLICY', s.ENROLLMENT_POLICY)!,
     migrationsRun: read(env, 'MIGRATIONS_RUN', s.MIGRATIONS_RUN)!,
     shutdownTimeoutMs: read(env, 'SHUTDOWN_TIMEOUT_MS', s.SHUTDOWN_TIMEOUT_MS)!,
   };
