@@ -18,6 +18,8 @@ describe('configuration', () => {
       sealingKey: undefined,
       enrollmentPolicy: 'token',
       migrationsRun: true,
+      rateLimitPerMinute: 120,
+      metricsToken: undefined,
     });
   });
 
@@ -53,6 +55,9 @@ describe('configuration', () => {
     ['SEALING_KEY', 'abc', /SEALING_KEY: must be 64 hex characters/],
     ['ENROLLMENT_POLICY', 'maybe', /ENROLLMENT_POLICY: got "maybe", expected one of token, open, closed/],
     ['HOME_NAME', 'x'.repeat(65), /HOME_NAME: must be 1 to 64 characters/],
+    ['RATE_LIMIT_PER_MINUTE', '-1', /RATE_LIMIT_PER_MINUTE: got "-1", expected a whole number from 0 to 1000000/],
+    ['RATE_LIMIT_PER_MINUTE', 'lots', /RATE_LIMIT_PER_MINUTE: got "lots"/],
+    ['METRICS_TOKEN', 'short', /METRICS_TOKEN: must be at least 16 characters/],
   ])('refuses %s=%s naming the variable and what is allowed', (name, value, message) => {
     let error: unknown;
     try {

@@ -49,6 +49,8 @@ export interface AppConfig {
   enrollmentPolicy: EnrollmentPolicy;
   migrationsRun: boolean;
   shutdownTimeoutMs: number;
+  rateLimitPerMinute: number;
+  metricsToken: string | undefined;
 }
 
 /** Thrown when an environment variable has a value that is not allowed; the message names it and says what is. */
@@ -208,6 +210,23 @@ export const CONFIG_SCHEMA = {
     default: '10000',
     parse: integer(100, 600_000),
   },
+  RATE_LIMIT_PER_MINUTE: {
+    description:
+      'Requests per minute one client address may make to each unauthenticated route (0 turns the limit off). Admin routes are not limited.',
+    default: '120',
+    parse: integer(0, 1_000_000),
+  },
+  METRICS_TOKEN: {
+    description:
+      'Bearer token for GET /metrics (>= 16 characters). Unset: /metrics is open to whoever can reach HOST:PORT.',
+    default: undefined,
+    parse: (value: string, name: string) => {
+      if (value.length < 16 || /\s/.test(value)) {
+        throw new ConfigError(name, 'must be at least 16 characters with no spaces (e.g. `openssl rand -hex 32`).');
+      }
+      return value;
+    },
+  },
 } satisfies Record<string, Variable<unknown>>;
 
 function read<T>(env: Env, name: string, variable: Variable<T>): T | undefined {
@@ -234,6 +253,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     enrollmentPolicy: read(env, 'ENROLLMENT_POLICY', s.ENROLLMENT_POLICY)!,
     migrationsRun: read(env, 'MIGRATIONS_RUN', s.MIGRATIONS_RUN)!,
     shutdownTimeoutMs: read(env, 'SHUTDOWN_TIMEOUT_MS', s.SHUTDOWN_TIMEOUT_MS)!,
+    rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE', s.RATE_LIMIT_PER_MINUTE)!,
+    metricsToken: read(env, 'METRICS_TOKEN', s.METRICS_TOKEN),
   };
 }
 
