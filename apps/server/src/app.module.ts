@@ -1,6 +1,6 @@
 import { type DynamicModule, Global, Module, type Provider } from '@nestjs/common';
 import type { QueueBackend } from '@polyhome/queue';
-import type { Storage } from '@polyhome/storage';
+import { SqlReplicaStore, type Storage } from '@polyhome/storage';
 import type { Logger } from 'pino';
 import { AdminModule } from './admin/admin.module.js';
 import { AdminTokenVerifier } from './admin/admin-token.js';
@@ -9,6 +9,9 @@ import { HealthModule } from './health/health.module.js';
 import { PINO_LOGGER } from './logging/logger.js';
 import { QueueService } from './queue/queue.service.js';
 import { StorageService } from './storage/storage.service.js';
+import type { P2pNode } from './p2p/p2p-node.js';
+import { P2pService } from './p2p/p2p.service.js';
+import { SERVER_SECRETS, type ServerSecrets } from './secrets/secrets.js';
 
 /** What the server needs opened before Nest starts, so a failure there is one clear line, not a stack trace. */
 export interface ServerResources {
@@ -17,6 +20,9 @@ export interface ServerResources {
   storage: Storage;
   queue: QueueBackend;
   adminToken: AdminTokenVerifier;
+  secrets: ServerSecrets;
+  p2p: P2pNode;
+  replicaStore: SqlReplicaStore;
 }
 
 /** Makes the opened resources injectable everywhere. */
@@ -30,6 +36,10 @@ class CoreModule {
       { provide: AdminTokenVerifier, useValue: resources.adminToken },
       { provide: StorageService, useFactory: () => new StorageService(resources.storage) },
       { provide: QueueService, useFactory: () => new QueueService(resources.queue) },
+      { provide: SqlReplicaStore, useValue: resources.replicaStore },
+      { provide: SERVER_SECRETS, useValue: resources.secrets },
+      { provide: 'P2P_NODE', useValue: resources.p2p },
+      P2pService,
     ];
     return { module: CoreModule, providers, exports: providers };
   }

@@ -25,6 +25,7 @@ describe.each(SERVER_BACKENDS)('server on $name', (backend) => {
       details: {
         database: { status: 'up', backend: backend.database },
         queue: { status: 'up', backend: backend.queue },
+        p2p: { status: 'up', peer_id: expect.stringMatching(/^12D3KooW/) },
       },
     });
   });
@@ -100,7 +101,7 @@ describe.each(SERVER_BACKENDS)('server on $name', (backend) => {
     expect(res.body).toMatchObject({
       errcode: 'M_UNAVAILABLE',
       error: 'Unhealthy: database down.',
-      details: { database: { status: 'down' }, queue: { status: 'up' } },
+      details: { database: { status: 'down' }, queue: { status: 'up' }, p2p: { status: 'up' } },
     });
   });
 });

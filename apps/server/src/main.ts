@@ -1,6 +1,7 @@
 import './polyfill.js';
 import { StorageError } from '@polyhome/storage';
-import { createServerApp, openResources } from './app.js';
+import { createServerApp } from './app.js';
+import { openResources } from './resources.js';
 import { ConfigError, loadConfig, type AppConfig } from './config/config.js';
 import { createLogger } from './logging/logger.js';
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { loadOrCreateSecretFile } from '../secrets/secret-file.js';
 
 /** Where the generated admin token is kept. */
 export function adminTokenPath(dataDir: string): string {
@@ -45,24 +45,15 @@ export class AdminTokenVerifier {
  */
 export async function resolveAdminToken(configured: string | undefined, dataDir: string): Promise<ResolvedAdminToken> {
   if (configured) return { verifier: new AdminTokenVerifier(configured), source: 'env' };
-  const file = adminTokenPath(dataDir);
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  try {
-    const handle = await open(file, 'wx', 0o600);
-    const token = randomBytes(32).toString('base64url');
-    await handle.writeFile(`${token}\n`);
-    await handle.close();
-    await chmod(file, 0o600);
-    return { verifier: new AdminTokenVerifier(token), source: 'generated', file };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-  const mode = (await stat(file)).mode & 0o777;
-  if ((mode & 0o077) !== 0) {
-    throw new Error(`${file} is readable by others (mode ${mode.toString(8)}). Run: chmod 600 ${file}`);
-  }
-  const token = (await readFile(file, 'utf8')).trim();
-  if (token.length < 16)
-    throw new Error(`${file} does not hold a valid admin token. Delete it to have a new one generated.`);
-  return { verifier: new AdminTokenVerifier(token), source: 'file', file };
+  const secret = await loadOrCreateSecretFile(
+    adminTokenPath(dataDir),
+    () => randomBytes(32).toString('base64url'),
+    (token) => token.length >= 16,
+    'admin token',
+  );
+  return {
+    verifier: new AdminTokenVerifier(secret.value),
+    source: secret.created ? 'generated' : 'file',
+    file: secret.file,
+  };
 }

@@ -2,7 +2,8 @@
 import { Writable } from 'node:stream';
 import type { INestApplication } from '@nestjs/common';
 import { createTestDatabase, type TestDatabase } from '@polyhome/storage/testing';
-import { createServerApp, openResources } from '../app.js';
+import { createServerApp } from '../app.js';
+import { openResources } from '../resources.js';
 import type { ServerResources } from '../app.module.js';
 import { loadConfig } from '../config/config.js';
 import { createLogger } from '../logging/logger.js';
@@ -44,6 +45,7 @@ export async function startTestServer(backend: ServerBackend, env: Record<string
     ...(db.databaseUrl ? { DATABASE_URL: db.databaseUrl } : {}),
     ...(backend.queue === 'bullmq' ? { REDIS_URL: TEST_REDIS_URL } : {}),
     LOG_LEVEL: 'info',
+    P2P_LISTEN: '/ip4/127.0.0.1/tcp/0',
     ...env,
   });
   const logger = createLogger(config.logLevel, sink);

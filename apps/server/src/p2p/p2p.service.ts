@@ -1,0 +1,147 @@
+import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import type { Op } from '@polyhome/sync';
+import { AccountEntity, HomeNodeEntity, SqlReplicaStore } from '@polyhome/storage';
+import type { Logger } from 'pino';
+import { PINO_LOGGER } from '../logging/logger.js';
+import { StorageService } from '../storage/storage.service.js';
+import type { P2pNode } from './p2p-node.js';
+
+/** Accounts hosted on the sync service per page, at start. */
+const HOST_PAGE = 1000;
+
+/** A connected peer as operators see it. */
+export interface PeerView {
+  peer_id: string;
+  addrs: string[];
+  /** Round trip of the last libp2p ping, when one was made. */
+  rtt_ms?: number;
+}
+
+/**
+ * The libp2p node of this server as a Nest provider: it hosts every account of the database on one node,
+ * records what peers acknowledge, and stops before the database closes.
+ */
+@Injectable()
+export class P2pService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly unsubscribe: Array<() => void> = [];
+
+  constructor(
+    @Inject('P2P_NODE') private readonly node: P2pNode,
+    private readonly store: SqlReplicaStore,
+    private readonly storage: StorageService,
+    @Inject(PINO_LOGGER) private readonly logger: Logger,
+  ) {}
+
+  /** This home's PeerId. */
+  get peerId(): string {
+    return this.node.peerId;
+  }
+
+  /** The addresses the node listens on, with /p2p/<PeerId>. */
+  addrs(): string[] {
+    return this.node.host.getMultiaddrs().map((a) => a.toString());
+  }
+
+  /** Whether the node runs (for /health). */
+  isRunning(): boolean {
+    return this.node.host.status === 'started';
+  }
+
+  /** Connected peers with their addresses. */
+  peers(): PeerView[] {
+    const byPeer = new Map<string, PeerView>();
+    for (const connection of this.node.host.getConnections()) {
+      const id = connection.remotePeer.toString();
+      const view = byPeer.get(id) ?? { peer_id: id, addrs: [] };
+      view.addrs.push(connection.remoteAddr.toString());
+      if (connection.rtt !== undefined) view.rtt_ms = connection.rtt;
+      byPeer.set(id, view);
+    }
+    return [...byPeer.values()].sort((a, b) => a.peer_id.localeCompare(b.peer_id));
+  }
+
+  /** Whether a peer has an open connection to this node. */
+  isConnected(peerId: string): boolean {
+    return this.node.host.getConnections().some((c) => c.remotePeer.toString() === peerId);
+  }
+
+  /** Takes part in the sync of an account (its document must already be stored). */
+  async hostAccount(serverName: string): Promise<void> {
+    await this.node.sync.host(serverName, this.store);
+  }
+
+  /** Stops taking part in the sync of an account. */
+  async unhostAccount(serverName: string): Promise<void> {
+    await this.node.sync.unhost(serverName);
+  }
+
+  /** Pushes new local ops to every connected home of the account at once. */
+  publish(serverName: string, ops: Op[]): void {
+    this.node.sync.publish(serverName, ops);
+  }
+
+  /** Tells the sync service the account document changed (closes sessions with removed homes). */
+  documentChanged(serverName: string): void {
+    this.node.sync.documentChanged(serverName);
+  }
+
+  /** Dials the homes listed in the account document. */
+  async connectHomes(serverName: string): Promise<void> {
+    await this.node.sync.connectHomes(serverName);
+  }
+
+  /** The DHT side: discovery of accounts' homes. */
+  get discovery(): P2pNode['discovery'] {
+    return this.node.discovery;
+  }
+
+  /** The libp2p host (for protocols registered by other modules). */
+  get host(): P2pNode['host'] {
+    return this.node.host;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.storage.dataSource.getRepository(HomeNodeEntity).upsert(
+      {
+        peerId: this.peerId,
+        publicKey: Buffer.from(this.node.host.peerId.publicKey?.raw ?? new Uint8Array()),
+        role: 'server',
+        lastStartedAt: new Date(),
+      },
+      ['peerId'],
+    );
+    this.unsubscribe.push(
+      this.node.sync.on('acked', ({ account, peerId, vv }) => this.track(this.store.recordAck(account, peerId, vv))),
+      this.node.sync.on('rejected', (event) => this.logger.warn({ ...event, op: undefined }, 'sync rejected')),
+    );
+    let hosted = 0;
+    for (let page = 0; ; page++) {
+      const rows = await this.storage.dataSource.getRepository(AccountEntity).find({
+        select: { serverName: true },
+        order: { serverName: 'ASC' },
+        skip: page * HOST_PAGE,
+        take: HOST_PAGE,
+      });
+      for (const row of rows) await this.hostAccount(row.serverName);
+      hosted += rows.length;
+      if (rows.length < HOST_PAGE) break;
+    }
+    this.logger.info({ peerId: this.peerId, addrs: this.addrs(), accounts: hosted }, 'p2p node started');
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    for (const off of this.unsubscribe.splice(0)) off();
+    await this.node.sync.stop();
+    await this.node.host.stop();
+    // Acks being written must land before the database closes.
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private track(work: Promise<unknown>): void {
+    const tracked = work
+      .catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'p2p bookkeeping failed'))
+      .finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+  }
+}

@@ -1,0 +1,69 @@
+import { createQueueBackend } from '@polyhome/queue';
+import { openStorage, redactDatabaseUrl, SqlReplicaStore } from '@polyhome/storage';
+import type { Logger } from 'pino';
+import { resolveAdminToken } from './admin/admin-token.js';
+import type { ServerResources } from './app.module.js';
+import type { AppConfig } from './config/config.js';
+import { startP2pNode } from './p2p/p2p-node.js';
+import { loadServerSecrets } from './secrets/secrets.js';
+
+/**
+ * Opens everything the server needs before Nest starts, in order: the database (migrated), the queue, the
+ * admin token and the keys, the libp2p node. A failure is one clear message; what was opened is closed.
+ */
+export async function openResources(config: AppConfig, logger: Logger): Promise<ServerResources> {
+  const undo: Array<() => Promise<void>> = [];
+  try {
+    const storage = await openStorage({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      migrationsRun: config.migrationsRun,
+      onProgress: (message) => logger.info(message),
+    });
+    undo.push(() => storage.close());
+    if (storage.appliedMigrations.length > 0) {
+      logger.info(
+        { migrations: storage.appliedMigrations },
+        `applied ${storage.appliedMigrations.length} migration(s)`,
+      );
+    }
+    const queue = createQueueBackend({
+      redisUrl: config.redisUrl,
+      onError: (err) => logger.warn({ err: err.message }, 'queue error'),
+    });
+    undo.push(() => queue.close());
+    const health = await queue.health();
+    if (!health.ok) {
+      throw new Error(
+        `Cannot use Redis at ${redactDatabaseUrl(config.redisUrl ?? '')} for the job queue: ${health.error ?? 'no answer'}. ` +
+          'Start Redis (npm run services), fix REDIS_URL, or unset it to use the in-process queue.',
+      );
+    }
+    const admin = await resolveAdminToken(config.adminToken, config.dataDir);
+    if (admin.source === 'generated') {
+      logger.info({ file: admin.file }, `generated an admin token; it is in ${admin.file} (mode 0600)`);
+    }
+    const secrets = await loadServerSecrets(config.dataDir, config.sealingKey);
+    for (const file of secrets.created) logger.info({ file }, `generated ${file} (mode 0600); back it up`);
+    const p2p = await startP2pNode({
+      nodeKey: secrets.nodeKey,
+      listen: config.p2pListen,
+      bootstrap: config.p2pBootstrap,
+    }).catch((err: unknown) => {
+      throw new Error(
+        `Cannot start the libp2p node on ${config.p2pListen.join(', ')}: ${(err as Error).message}. ` +
+          'Check that the port is free, or set P2P_LISTEN.',
+        { cause: err },
+      );
+    });
+    undo.push(async () => {
+      await p2p.sync.stop();
+      await p2p.host.stop();
+    });
+    const replicaStore = new SqlReplicaStore(storage.dataSource);
+    return { config, logger, storage, queue, adminToken: admin.verifier, secrets, p2p, replicaStore };
+  } catch (err) {
+    for (const step of undo.reverse()) await step().catch(() => undefined);
+    throw err;
+  }
+}
