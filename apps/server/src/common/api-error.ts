@@ -56,3 +56,14 @@ export class ApiError extends Error {
     this.name = 'ApiError';
   }
 }
+
+/** Thrown when a client exceeded a rate limit; the body carries `retry_after_ms` as Matrix's M_LIMIT_EXCEEDED does. */
+export class RateLimitedError extends ApiError {
+  constructor(
+    readonly retryAfterMs: number,
+    message = 'Too many requests.',
+  ) {
+    super('M_LIMIT_EXCEEDED', message);
+    this.name = 'RateLimitedError';
+  }
+}

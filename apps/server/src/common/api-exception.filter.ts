@@ -1,12 +1,14 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus } from '@nestjs/common';
 import type { Response } from 'express';
 import type { Logger } from 'pino';
-import { ApiError, type Errcode } from './api-error.js';
+import { ApiError, RateLimitedError, type Errcode } from './api-error.js';
 
 /** The one error body shape of every response. */
 export interface ErrorBody {
   errcode: Errcode;
   error: string;
+  /** How long to wait before retrying, on M_LIMIT_EXCEEDED (Matrix spec). */
+  retry_after_ms?: number;
   /** Per-dependency state, on a failed health check. */
   details?: unknown;
 }
@@ -74,6 +76,10 @@ export class ApiExceptionFilter implements ExceptionFilter {
   }
 
   private map(exception: unknown): [number, ErrorBody] {
+    if (exception instanceof RateLimitedError) {
+      const body = { errcode: exception.errcode, error: exception.message, retry_after_ms: exception.retryAfterMs };
+      return [exception.status, body];
+    }
     if (exception instanceof ApiError)
       return [exception.status, { errcode: exception.errcode, error: exception.message }];
     // Nest wraps body-parser errors in an HttpException and keeps the original as its cause.

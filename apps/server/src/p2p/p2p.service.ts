@@ -82,8 +82,8 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
   }
 
   /** Tells the sync service the account document changed (closes sessions with removed homes). */
-  documentChanged(serverName: string): void {
-    this.node.sync.documentChanged(serverName);
+  async documentChanged(serverName: string): Promise<void> {
+    await this.node.sync.documentChanged(serverName);
   }
 
   /** Dials the homes listed in the account document. */
