@@ -25,6 +25,10 @@ export class AccountEntity {
   @Column({ type: 'bytea', name: 'sealed_root_key', nullable: true })
   sealedRootKey!: Buffer | null;
 
+  /** scrypt hash of the account's password (hosted accounts that have one), in `scrypt$N$r$p$salt$hash` form. */
+  @Column({ type: 'text', name: 'password_hash', nullable: true })
+  passwordHash!: string | null;
+
   @Column({ type: 'enum', enum: ['active', 'suspended'], enumName: 'account_status', default: 'active' })
   status!: AccountStatus;
 

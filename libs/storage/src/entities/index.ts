@@ -1,7 +1,9 @@
 import { AccountDocumentEntity } from './account-document.entity.js';
 import { AccountStateEntity } from './account-state.entity.js';
 import { AccountEntity } from './account.entity.js';
+import { EnrollmentTokenEntity } from './enrollment-token.entity.js';
 import { HomeNodeEntity } from './home-node.entity.js';
+import { LoginTokenEntity } from './login-token.entity.js';
 import { OpEvidenceEntity } from './op-evidence.entity.js';
 import { OpLogHeadEntity } from './op-log-head.entity.js';
 import { OpEntity } from './op.entity.js';
@@ -11,7 +13,9 @@ export {
   AccountDocumentEntity,
   AccountEntity,
   AccountStateEntity,
+  EnrollmentTokenEntity,
   HomeNodeEntity,
+  LoginTokenEntity,
   OpEntity,
   OpEvidenceEntity,
   OpLogHeadEntity,
@@ -30,4 +34,6 @@ export const ENTITIES = [
   OpLogHeadEntity,
   AccountStateEntity,
   PeerDeliveryEntity,
+  EnrollmentTokenEntity,
+  LoginTokenEntity,
 ];
