@@ -12,6 +12,7 @@ export type Errcode =
   | 'M_TOO_LARGE'
   | 'M_LIMIT_EXCEEDED'
   | 'M_UNAVAILABLE'
+  | 'M_USER_IN_USE'
   | 'M_UNKNOWN';
 
 /** The HTTP status of each code. A new code does not compile until it is given one here. */
@@ -22,6 +23,8 @@ export function statusOf(errcode: Errcode): number {
       return 401;
     case 'M_FORBIDDEN':
       return 403;
+    case 'M_USER_IN_USE':
+      return 409;
     case 'M_NOT_FOUND':
     case 'M_UNRECOGNIZED':
       return 404;
