@@ -1,0 +1,349 @@
+import { randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+import { Inject, Injectable } from '@nestjs/common';
+import {
+  IdentityError,
+  SecretKey,
+  addHome,
+  createAccountDocument,
+  generateKeyPair,
+  parseUserId,
+  removeHome,
+  sealRootKey,
+  unsealRootKey,
+  verifyAccountDocument,
+  type AccountDocument,
+  type Home,
+  type HomeRole,
+} from '@polyhome/identity';
+import { AccountEntity, SqlReplicaStore, type AccountCustody } from '@polyhome/storage';
+import { createOp, type Op, type OpKind } from '@polyhome/sync';
+import { ApiError } from '../common/api-error.js';
+import { APP_CONFIG, type AppConfig } from '../config/config.js';
+import { P2pService } from '../p2p/p2p.service.js';
+import { SERVER_SECRETS, type ServerSecrets } from '../secrets/secrets.js';
+import { StorageService } from '../storage/storage.service.js';
+
+const scrypt = promisify(scryptCallback) as (password: string, salt: Buffer, keylen: number, options: object) => Promise<Buffer>;
+
+/** scrypt parameters of stored password hashes (about 50 ms here; the cost is in the stored string). */
+const PASSWORD_SCRYPT = { N: 2 ** 15, r: 8, p: 1 };
+
+/** One page of a list, Matrix style. */
+export interface Page<T> {
+  chunk: T[];
+  next_from?: string;
+}
+
+/** An account as the admin API lists it. */
+export interface AccountSummary {
+  user_id: string;
+  server_name: string;
+  custody: AccountCustody;
+  status: string;
+  doc_seq: number;
+  created_at: string;
+}
+
+/** A home of an account with its sync status as seen from this server. */
+export interface HomeStatusView extends Home {
+  /** This server itself. */
+  self: boolean;
+  connected: boolean;
+  last_connected_at: string | null;
+  last_seen_at: string | null;
+  /** The version vector this home has acknowledged to this server. */
+  acked: Record<string, number>;
+  /** Ops this server holds that the home has not acknowledged. */
+  pending_ops: number;
+}
+
+/** The whole view of one account. */
+export interface AccountDetail extends AccountSummary {
+  document: AccountDocument;
+  homes: HomeStatusView[];
+  revoked: Record<string, number>;
+  equivocators: Array<{ origin: string; ops: number }>;
+}
+
+/** A local change to an account's replicated state. */
+export interface LocalChange {
+  op: OpKind;
+  key: string;
+  body: Record<string, unknown>;
+}
+
+/**
+ * Accounts this server hosts: hosted ones (the server holds the root key, sealed) and co-hosted ones (the
+ * user holds it). Every state change made here is a signed op of this home, stored and pushed to the others.
+ */
+@Injectable()
+export class AccountsService {
+  constructor(
+    private readonly storage: StorageService,
+    private readonly store: SqlReplicaStore,
+    private readonly p2p: P2pService,
+    @Inject(SERVER_SECRETS) private readonly secrets: ServerSecrets,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** This server as a home entry of an account document. */
+  selfHome(): Home {
+    return { peer_id: this.p2p.peerId, role: 'server', name: this.config.homeName, addrs: this.announceAddrs() };
+  }
+
+  /** Creates a hosted account: a new root key, sealed at rest, and a document naming this server. */
+  async createHosted(localpart: string, password: string | undefined): Promise<AccountSummary> {
+    const { secretKey } = generateKeyPair();
+    let document: AccountDocument;
+    try {
+      document = createAccountDocument({ localpart, rootKey: secretKey, home: this.selfHome() });
+    } catch (err) {
+      throw invalid(err);
+    }
+    const serverName = await this.store.hostAccount(document, {
+      custody: 'hosted',
+      sealedRootKey: Buffer.from(sealRootKey(secretKey, this.secrets.sealingKey), 'utf8'),
+    });
+    if (password !== undefined) {
+      await this.accounts().update({ serverName }, { passwordHash: await hashPassword(password) });
+    }
+    await this.p2p.hostAccount(serverName);
+    return this.summary(await this.row(serverName));
+  }
+
+  /**
+   * Starts hosting an account whose document (verified here) names this server as a home: co-hosting for a
+   * user who holds the key. Returns the server name. Throws ApiError when it does not name this server.
+   */
+  async hostCoHosted(document: unknown, from: string | null): Promise<string> {
+    let verified: AccountDocument;
+    try {
+      verified = verifyAccountDocument(document);
+    } catch (err) {
+      throw invalid(err);
+    }
+    const self = verified.homes.find((h) => h.peer_id === this.p2p.peerId);
+    if (self === undefined) {
+      throw new ApiError('M_FORBIDDEN', `The account document does not name this server (${this.p2p.peerId}) as a home.`);
+    }
+    const serverName = parseUserId(verified.user_id).serverName;
+    if ((await this.store.document(serverName)) !== undefined) {
+      throw new ApiError('M_USER_IN_USE', `${verified.user_id} is already hosted here.`);
+    }
+    await this.store.hostAccount(verified, { custody: 'self', receivedFrom: from });
+    await this.p2p.hostAccount(serverName);
+    // Fetch the account's state from its other homes now rather than when they next call.
+    void this.p2p.connectHomes(serverName).catch(() => undefined);
+    return serverName;
+  }
+
+  /** Lists hosted accounts by server name, `limit` at a time after the cursor `from`. */
+  async list(limit: number, from: string | undefined): Promise<Page<AccountSummary>> {
+    const qb = this.accounts().createQueryBuilder('a').orderBy('a.server_name', 'ASC').take(limit + 1);
+    if (from !== undefined) qb.where('a.server_name > :from', { from });
+    const rows = await qb.getMany();
+    const chunk = rows.slice(0, limit).map((r) => this.summary(r));
+    return rows.length > limit ? { chunk, next_from: chunk[chunk.length - 1]!.server_name } : { chunk };
+  }
+
+  /** The account, its document, and each home's sync status. */
+  async detail(userId: string): Promise<AccountDetail> {
+    const row = await this.rowByUserId(userId);
+    const document = await this.document(row.serverName);
+    const [vv, delivery, equivocators] = await Promise.all([
+      this.store.versionVector(row.serverName),
+      this.store.deliveryState(row.serverName),
+      this.store.equivocators(row.serverName),
+    ]);
+    const byPeer = new Map(delivery.map((d) => [d.peerId, d]));
+    const homes = document.homes.map((home): HomeStatusView => {
+      const d = byPeer.get(home.peer_id);
+      const acked = d?.ackedVv ?? {};
+      const pending = Object.entries(vv).reduce((n, [origin, seq]) => n + Math.max(0, seq - (acked[origin] ?? 0)), 0);
+      const self = home.peer_id === this.p2p.peerId;
+      return {
+        ...home,
+        self,
+        connected: !self && this.p2p.isConnected(home.peer_id),
+        last_connected_at: d?.lastConnectedAt?.toISOString() ?? null,
+        last_seen_at: d?.lastSeenAt?.toISOString() ?? null,
+        acked,
+        pending_ops: self ? 0 : pending,
+      };
+    });
+    return { ...this.summary(row), document, homes, revoked: document.revoked, equivocators };
+  }
+
+  /** The replicated state of the account: devices, memberships, cross-signing keys. */
+  async state(userId: string): Promise<Awaited<ReturnType<SqlReplicaStore['state']>>> {
+    const row = await this.rowByUserId(userId);
+    return this.store.state(row.serverName);
+  }
+
+  /**
+   * Stops hosting an account. Its ops, state and (for a hosted account) sealed key go with it, by cascade
+   * from the account row; nothing of another account is touched.
+   */
+  async remove(userId: string): Promise<void> {
+    const row = await this.rowByUserId(userId);
+    await this.p2p.unhostAccount(row.serverName);
+    await this.accounts().delete({ serverName: row.serverName });
+  }
+
+  /** Signs a new document adding a home (hosted accounts only). Returns the new document. */
+  async addHome(userId: string, home: Home): Promise<AccountDocument> {
+    return this.changeDocument(userId, (document, rootKey) => addHome(document, home, rootKey));
+  }
+
+  /** Signs a new document revoking a home, with the last op seq this server accepted from it as cutoff. */
+  async removeHome(userId: string, peerId: string): Promise<AccountDocument> {
+    if (peerId === this.p2p.peerId) {
+      throw new ApiError('M_FORBIDDEN', 'This server cannot revoke itself; delete the account to stop hosting it.');
+    }
+    const row = await this.rowByUserId(userId);
+    const vv = await this.store.versionVector(row.serverName);
+    return this.changeDocument(userId, (document, rootKey) => removeHome(document, peerId, vv[peerId] ?? 0, rootKey));
+  }
+
+  /** Makes, stores and pushes ops of this home for an account (the Matrix API's changes come through here). */
+  async applyLocal(serverName: string, changes: LocalChange[]): Promise<Op[]> {
+    const ops: Op[] = [];
+    const ctx = await this.store.localOpContext(serverName, this.p2p.peerId);
+    for (const [i, change] of changes.entries()) {
+      ops.push(
+        createOp(
+          {
+            account: serverName,
+            origin: this.p2p.peerId,
+            seq: ctx.seq + i,
+            lamport: ctx.lamport + i,
+            doc_seq: ctx.docSeq,
+            ts: Date.now(),
+            op: change.op,
+            key: change.key,
+            body: change.body,
+          },
+          this.secrets.nodeKey,
+        ),
+      );
+    }
+    const result = await this.store.applyOps(serverName, ops, this.p2p.peerId);
+    if (result.accepted.length !== ops.length) {
+      const reason = result.rejected[0];
+      throw new ApiError('M_INVALID_PARAM', `Change refused: ${reason ? `${reason.reason}: ${reason.detail}` : 'not applied'}`);
+    }
+    this.p2p.publish(serverName, ops);
+    return ops;
+  }
+
+  /** Checks a hosted account's password. */
+  async checkPassword(userId: string, password: string): Promise<AccountEntity> {
+    const row = await this.rowByUserId(userId).catch(() => undefined);
+    if (row?.passwordHash == null || !(await verifyPassword(password, row.passwordHash))) {
+      throw new ApiError('M_FORBIDDEN', 'Invalid user ID or password.');
+    }
+    return row;
+  }
+
+  /** The row of an account by user ID. Throws ApiError M_INVALID_PARAM (bad ID) or M_NOT_FOUND. */
+  async rowByUserId(userId: string): Promise<AccountEntity> {
+    let serverName: string;
+    try {
+      serverName = parseUserId(userId).serverName;
+    } catch (err) {
+      throw invalid(err);
+    }
+    const row = await this.accounts().findOneBy({ serverName });
+    if (row === null || row.userId !== userId) throw new ApiError('M_NOT_FOUND', `${userId} is not hosted here.`);
+    return row;
+  }
+
+  /** The unsealed root key of a hosted account, for signing documents or handing over custody. */
+  rootKeyOf(row: AccountEntity): SecretKey {
+    if (row.custody !== 'hosted' || row.sealedRootKey === null) {
+      throw new ApiError('M_FORBIDDEN', `${row.userId} holds its own key; this server cannot sign for it.`);
+    }
+    return unsealRootKey(row.sealedRootKey.toString('utf8'), row.serverName, this.secrets.sealingKey);
+  }
+
+  private async changeDocument(
+    userId: string,
+    change: (document: AccountDocument, rootKey: SecretKey) => AccountDocument,
+  ): Promise<AccountDocument> {
+    const row = await this.rowByUserId(userId);
+    const rootKey = this.rootKeyOf(row);
+    let next: AccountDocument;
+    try {
+      next = change(await this.document(row.serverName), rootKey);
+    } catch (err) {
+      throw invalid(err);
+    }
+    const inForce = await this.store.offerDocument(row.serverName, next, this.p2p.peerId);
+    await this.p2p.documentChanged(row.serverName);
+    void this.p2p.connectHomes(row.serverName).catch(() => undefined);
+    return inForce;
+  }
+
+  private async document(serverName: string): Promise<AccountDocument> {
+    const document = await this.store.document(serverName);
+    if (document === undefined) throw new ApiError('M_NOT_FOUND', 'The account has no document.');
+    return document;
+  }
+
+  private async row(serverName: string): Promise<AccountEntity> {
+    return this.accounts().findOneByOrFail({ serverName });
+  }
+
+  private accounts() {
+    return this.storage.dataSource.getRepository(AccountEntity);
+  }
+
+  private summary(row: AccountEntity): AccountSummary {
+    return {
+      user_id: row.userId,
+      server_name: row.serverName,
+      custody: row.custody,
+      status: row.status,
+      doc_seq: Number(row.docSeq),
+      created_at: row.createdAt.toISOString(),
+    };
+  }
+
+  // Addresses worth putting in a document: not the unspecified ones, and at most the document's limit.
+  private announceAddrs(): string[] {
+    return this.p2p
+      .addrs()
+      .filter((a) => !a.includes('/0.0.0.0/') && !a.includes('/::/'))
+      .slice(0, 8);
+  }
+}
+
+/** The role names a home may have. */
+export const HOME_ROLES: readonly HomeRole[] = ['server', 'client'];
+
+function invalid(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof IdentityError) return new ApiError('M_INVALID_PARAM', err.message);
+  throw err;
+}
+
+async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const hash = await scrypt(password, salt, 32, { ...PASSWORD_SCRYPT, maxmem: 64 * 1024 * 1024 });
+  const { N, r, p } = PASSWORD_SCRYPT;
+  return `scrypt$${N}$${r}$${p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const [scheme, n, r, p, salt, hash] = stored.split('$');
+  if (scheme !== 'scrypt' || !n || !r || !p || !salt || !hash) return false;
+  const expected = Buffer.from(hash, 'base64');
+  const actual = await scrypt(password, Buffer.from(salt, 'base64'), expected.length, {
+    N: Number(n),
+    r: Number(r),
+    p: Number(p),
+    maxmem: 64 * 1024 * 1024,
+  });
+  return timingSafeEqual(actual, expected);
+}
