@@ -7,6 +7,9 @@ import { AdminTokenVerifier } from './admin/admin-token.js';
 import { APP_CONFIG, type AppConfig } from './config/config.js';
 import { HealthModule } from './health/health.module.js';
 import { PINO_LOGGER } from './logging/logger.js';
+import { MetricsModule } from './metrics/metrics.module.js';
+import { QueueRegistry } from './queue/queue-registry.js';
+import { SecurityModule } from './security/security.module.js';
 import { QueueService } from './queue/queue.service.js';
 import { StorageService } from './storage/storage.service.js';
 import type { P2pNode } from './p2p/p2p-node.js';
@@ -36,6 +39,7 @@ class CoreModule {
       { provide: AdminTokenVerifier, useValue: resources.adminToken },
       { provide: StorageService, useFactory: () => new StorageService(resources.storage) },
       { provide: QueueService, useFactory: () => new QueueService(resources.queue) },
+      { provide: QueueRegistry, useFactory: () => new QueueRegistry() },
       { provide: SqlReplicaStore, useValue: resources.replicaStore },
       { provide: SERVER_SECRETS, useValue: resources.secrets },
       { provide: 'P2P_NODE', useValue: resources.p2p },
@@ -49,6 +53,9 @@ class CoreModule {
 @Module({})
 export class AppModule {
   static forRoot(resources: ServerResources): DynamicModule {
-    return { module: AppModule, imports: [CoreModule.with(resources), HealthModule, AdminModule] };
+    return {
+      module: AppModule,
+      imports: [CoreModule.with(resources), SecurityModule, MetricsModule, HealthModule, AdminModule],
+    };
   }
 }

@@ -5,6 +5,9 @@ import { AppModule, type ServerResources } from './app.module.js';
 import { ApiExceptionFilter } from './common/api-exception.filter.js';
 import { PinoNestLogger } from './logging/logger.js';
 import { requestIdMiddleware } from './logging/request-id.middleware.js';
+import { MetricsService } from './metrics/metrics.service.js';
+import { setupAdminDocs } from './openapi/openapi.js';
+import { securityHeaders } from './security/security-headers.js';
 
 /** Largest JSON body accepted by any route; larger ones get 413 M_TOO_LARGE. */
 export const MAX_BODY_BYTES = 256 * 1024;
@@ -17,11 +20,14 @@ export async function createServerApp(resources: ServerResources): Promise<INest
     abortOnError: false,
   });
   app.use(requestIdMiddleware(resources.logger));
+  app.use(securityHeaders());
+  app.use(app.get(MetricsService).httpMiddleware());
   // Our own parser so its limit and errors are ours: malformed JSON is M_NOT_JSON, too large M_TOO_LARGE.
   app.use(express.json({ limit: MAX_BODY_BYTES, strict: true }));
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   app.useGlobalFilters(new ApiExceptionFilter(resources.logger));
   const http = app.getHttpAdapter().getInstance() as express.Express;
   http.disable('x-powered-by');
+  setupAdminDocs(app);
   return app;
 }

@@ -2,10 +2,12 @@ import { Module } from '@nestjs/common';
 import { NodeController } from './node.controller.js';
 import { NodeInfoService } from './node-info.service.js';
 import { AdminAuthGuard } from './admin-auth.guard.js';
+import { QueuesController } from './queues.controller.js';
+import { QueuesService } from './queues.service.js';
 
 /** The REST admin API under /admin/v1, bearer-token protected. */
 @Module({
-  controllers: [NodeController],
-  providers: [NodeInfoService, AdminAuthGuard],
+  controllers: [NodeController, QueuesController],
+  providers: [NodeInfoService, QueuesService, AdminAuthGuard],
 })
 export class AdminModule {}

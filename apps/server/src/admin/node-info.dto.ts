@@ -1,0 +1,26 @@
+import { ApiProperty } from '@nestjs/swagger';
+import type { NodeInfo } from './node-info.service.js';
+
+/** GET /admin/v1/node's answer, as the OpenAPI document describes it. */
+export class NodeInfoDto implements NodeInfo {
+  @ApiProperty({ description: 'libp2p PeerId of this server home.', example: '12D3KooW...' })
+  peer_id!: string;
+
+  @ApiProperty({ description: 'libp2p listen addresses, with /p2p/<PeerId>.', type: [String] })
+  listen_addrs!: string[];
+
+  @ApiProperty({ example: '0.1.0' })
+  version!: string;
+
+  @ApiProperty({ description: 'Seconds since this process started.' })
+  uptime_seconds!: number;
+
+  @ApiProperty({ enum: ['postgres', 'pglite'] })
+  database!: 'postgres' | 'pglite';
+
+  @ApiProperty({ example: 'bullmq', description: '`bullmq` or `in-process`.' })
+  queue!: string;
+
+  @ApiProperty({ description: 'Accounts this server is a home of.' })
+  accounts_hosted!: number;
+}

@@ -1,0 +1,50 @@
+import type { NextFunction, Request, Response } from 'express';
+import helmet from 'helmet';
+import { ADMIN_DOCS_PATH } from '../openapi/openapi.js';
+
+type Middleware = (req: Request, res: Response, next: NextFunction) => void;
+
+/** Headers every answer shares; only the CSP differs between the JSON API and the docs UI. */
+const common = {
+  // Matrix clients (Element web and others) call the client API from other origins, and the spec asks
+  // homeservers to allow it; `same-origin` would block their no-cors loads.
+  crossOriginResourcePolicy: { policy: 'cross-origin' },
+  referrerPolicy: { policy: 'no-referrer' },
+} as const;
+
+/** The JSON API renders nothing: nothing may load, nothing may frame it. */
+const api = helmet({
+  ...common,
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] },
+  },
+});
+
+/**
+ * The Swagger UI loads its own scripts and styles from /admin/docs, sets inline styles, uses data: images
+ * and calls the API (`Try it out`). No `upgrade-insecure-requests`: on a plain-HTTP LAN address it would
+ * break the page's own assets.
+ */
+const docs = helmet({
+  ...common,
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: {
+      defaultSrc: ["'self'"],
+      scriptSrc: ["'self'"],
+      styleSrc: ["'self'", "'unsafe-inline'"],
+      imgSrc: ["'self'", 'data:'],
+      connectSrc: ["'self'"],
+      objectSrc: ["'none'"],
+      baseUri: ["'none'"],
+      formAction: ["'self'"],
+      frameAncestors: ["'none'"],
+    },
+  },
+});
+
+/** helmet for every answer, with the CSP chosen by path. */
+export function securityHeaders(): Middleware {
+  return (req, res, next) => (req.path.startsWith(ADMIN_DOCS_PATH) ? docs : api)(req, res, next);
+}
