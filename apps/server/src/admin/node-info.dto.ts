@@ -3,6 +3,12 @@ import type { NodeInfo } from './node-info.service.js';
 
 /** GET /admin/v1/node's answer, as the OpenAPI document describes it. */
 export class NodeInfoDto implements NodeInfo {
+  @ApiProperty({ example: '12D3KooW...', description: "This home's libp2p PeerId." })
+  peer_id!: string;
+
+  @ApiProperty({ type: [String], description: 'Multiaddrs the libp2p node listens on.' })
+  listen_addrs!: string[];
+
   @ApiProperty({ description: 'libp2p PeerId of this server home.', example: '12D3KooW...' })
   peer_id!: string;
 
