@@ -42,6 +42,8 @@ export interface HostAccountInit {
   sealedRootKey?: Buffer | null;
   /** PeerId the document came from; null when made here. */
   receivedFrom?: string | null;
+  /** Write within this open transaction instead of opening one, so the caller's other writes commit with it. */
+  manager?: EntityManager;
 }
 
 /** The state of one account as Matrix APIs serve it, read from `account_state`. */
@@ -103,7 +105,7 @@ export class SqlReplicaStore implements ReplicaStore {
   async hostAccount(document: AccountDocument, init: HostAccountInit): Promise<string> {
     const verified = verifyAccountDocument(document, this.init.ed25519);
     const serverName = verified.user_id.slice(verified.user_id.indexOf(':') + 1);
-    await this.dataSource.transaction(async (manager) => {
+    const write = async (manager: EntityManager): Promise<void> => {
       await manager.getRepository(AccountEntity).insert({
         serverName,
         userId: verified.user_id,
@@ -118,7 +120,8 @@ export class SqlReplicaStore implements ReplicaStore {
         contentHash: documentHash(verified),
         receivedFrom: init.receivedFrom ?? null,
       });
-    });
+    };
+    await (init.manager !== undefined ? write(init.manager) : this.dataSource.transaction(write));
     return serverName;
   }
 

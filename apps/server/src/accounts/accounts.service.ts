@@ -23,6 +23,7 @@ import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { P2pService } from '../p2p/p2p.service.js';
 import { SERVER_SECRETS, type ServerSecrets } from '../secrets/secrets.js';
 import { StorageService } from '../storage/storage.service.js';
+import type { EntityManager } from 'typeorm';
 
 const scrypt = promisify(scryptCallback) as (password: string, salt: Buffer, keylen: number, options: object) => Promise<Buffer>;
 
@@ -115,8 +116,14 @@ export class AccountsService {
   /**
    * Starts hosting an account whose document (verified here) names this server as a home: co-hosting for a
    * user who holds the key. Returns the server name. Throws ApiError when it does not name this server.
+   * `alongside` runs in the transaction that stores the account (enrollment consumes its token there), so
+   * either both commit or neither does.
    */
-  async hostCoHosted(document: unknown, from: string | null): Promise<string> {
+  async hostCoHosted(
+    document: unknown,
+    from: string | null,
+    alongside?: (manager: EntityManager) => Promise<void>,
+  ): Promise<string> {
     let verified: AccountDocument;
     try {
       verified = verifyAccountDocument(document);
@@ -131,7 +138,14 @@ export class AccountsService {
     if ((await this.store.document(serverName)) !== undefined) {
       throw new ApiError('M_USER_IN_USE', `${verified.user_id} is already hosted here.`);
     }
-    await this.store.hostAccount(verified, { custody: 'self', receivedFrom: from });
+    if (alongside === undefined) {
+      await this.store.hostAccount(verified, { custody: 'self', receivedFrom: from });
+    } else {
+      await this.storage.dataSource.transaction(async (manager) => {
+        await alongside(manager);
+        await this.store.hostAccount(verified, { custody: 'self', receivedFrom: from, manager });
+      });
+    }
     await this.p2p.hostAccount(serverName);
     // Fetch the account's state from its other homes now rather than when they next call.
     void this.p2p.connectHomes(serverName).catch(() => undefined);
