@@ -2,6 +2,7 @@ import { type DynamicModule, Global, Module, type Provider } from '@nestjs/commo
 import type { QueueBackend } from '@polyhome/queue';
 import { SqlReplicaStore, type Storage } from '@polyhome/storage';
 import type { Logger } from 'pino';
+import { AccountsModule } from './accounts/accounts.module.js';
 import { AdminModule } from './admin/admin.module.js';
 import { AdminTokenVerifier } from './admin/admin-token.js';
 import { APP_CONFIG, type AppConfig } from './config/config.js';
@@ -55,7 +56,7 @@ export class AppModule {
   static forRoot(resources: ServerResources): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.with(resources), SecurityModule, MetricsModule, HealthModule, AdminModule],
+      imports: [CoreModule.with(resources), SecurityModule, MetricsModule, HealthModule, AdminModule, AccountsModule],
     };
   }
 }

@@ -18,23 +18,24 @@ import {
 } from '@polyhome/identity';
 import { AccountEntity, SqlReplicaStore, type AccountCustody } from '@polyhome/storage';
 import { createOp, type Op, type OpKind } from '@polyhome/sync';
+import { multiaddr as parseMultiaddr } from '@multiformats/multiaddr';
 import { ApiError } from '../common/api-error.js';
+import { decodeCursor, encodeCursor, type Page, type PageQueryDto } from '../common/pagination.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { P2pService } from '../p2p/p2p.service.js';
 import { SERVER_SECRETS, type ServerSecrets } from '../secrets/secrets.js';
 import { StorageService } from '../storage/storage.service.js';
 import type { EntityManager } from 'typeorm';
 
-const scrypt = promisify(scryptCallback) as (password: string, salt: Buffer, keylen: number, options: object) => Promise<Buffer>;
+const scrypt = promisify(scryptCallback) as (
+  password: string,
+  salt: Buffer,
+  keylen: number,
+  options: object,
+) => Promise<Buffer>;
 
 /** scrypt parameters of stored password hashes (about 50 ms here; the cost is in the stored string). */
 const PASSWORD_SCRYPT = { N: 2 ** 15, r: 8, p: 1 };
-
-/** One page of a list, Matrix style. */
-export interface Page<T> {
-  chunk: T[];
-  next_from?: string;
-}
 
 /** An account as the admin API lists it. */
 export interface AccountSummary {
@@ -53,7 +54,7 @@ export interface HomeStatusView extends Home {
   connected: boolean;
   last_connected_at: string | null;
   last_seen_at: string | null;
-  /** The version vector this home has acknowledged to this server. */
+  /** What the home is known to hold: its acknowledgements, its live session's vector, and its own ops. */
   acked: Record<string, number>;
   /** Ops this server holds that the home has not acknowledged. */
   pending_ops: number;
@@ -132,7 +133,10 @@ export class AccountsService {
     }
     const self = verified.homes.find((h) => h.peer_id === this.p2p.peerId);
     if (self === undefined) {
-      throw new ApiError('M_FORBIDDEN', `The account document does not name this server (${this.p2p.peerId}) as a home.`);
+      throw new ApiError(
+        'M_FORBIDDEN',
+        `The account document does not name this server (${this.p2p.peerId}) as a home.`,
+      );
     }
     const serverName = parseUserId(verified.user_id).serverName;
     if ((await this.store.document(serverName)) !== undefined) {
@@ -152,13 +156,17 @@ export class AccountsService {
     return serverName;
   }
 
-  /** Lists hosted accounts by server name, `limit` at a time after the cursor `from`. */
-  async list(limit: number, from: string | undefined): Promise<Page<AccountSummary>> {
-    const qb = this.accounts().createQueryBuilder('a').orderBy('a.server_name', 'ASC').take(limit + 1);
-    if (from !== undefined) qb.where('a.server_name > :from', { from });
+  /** Lists hosted accounts by server name, one page after the cursor. */
+  async list(query: PageQueryDto): Promise<Page<AccountSummary>> {
+    const qb = this.accounts()
+      .createQueryBuilder('a')
+      .orderBy('a.server_name', 'ASC')
+      .take(query.limit + 1);
+    if (query.from !== undefined) qb.where('a.server_name > :from', { from: decodeCursor(query.from) });
     const rows = await qb.getMany();
-    const chunk = rows.slice(0, limit).map((r) => this.summary(r));
-    return rows.length > limit ? { chunk, next_from: chunk[chunk.length - 1]!.server_name } : { chunk };
+    const chunk = rows.slice(0, query.limit).map((r) => this.summary(r));
+    const last = chunk.at(-1);
+    return rows.length > query.limit && last ? { chunk, next_from: encodeCursor(last.server_name) } : { chunk };
   }
 
   /** The account, its document, and each home's sync status. */
@@ -171,9 +179,15 @@ export class AccountsService {
       this.store.equivocators(row.serverName),
     ]);
     const byPeer = new Map(delivery.map((d) => [d.peerId, d]));
+    const live = this.p2p.liveVectors(row.serverName);
     const homes = document.homes.map((home): HomeStatusView => {
       const d = byPeer.get(home.peer_id);
-      const acked = d?.ackedVv ?? {};
+      // What the home holds, as best known: its recorded acks, what its open session last reported, and
+      // its own ops (a home never lacks what it made itself).
+      const acked: Record<string, number> = { ...(d?.ackedVv ?? {}) };
+      for (const [origin, seq] of Object.entries(live.get(home.peer_id) ?? {}))
+        acked[origin] = Math.max(acked[origin] ?? 0, seq);
+      if (vv[home.peer_id] !== undefined) acked[home.peer_id] = Math.max(acked[home.peer_id] ?? 0, vv[home.peer_id]!);
       const pending = Object.entries(vv).reduce((n, [origin, seq]) => n + Math.max(0, seq - (acked[origin] ?? 0)), 0);
       const self = home.peer_id === this.p2p.peerId;
       return {
@@ -194,6 +208,51 @@ export class AccountsService {
     const row = await this.rowByUserId(userId);
     return this.store.state(row.serverName);
   }
+
+  /** The account's devices as replicated (device id, keys, display name, hosting home). */
+  async devices(userId: string): Promise<{ devices: Array<Record<string, unknown>> }> {
+    const state = await this.state(userId);
+    return { devices: Object.entries(state.devices).map(([device_id, body]) => ({ ...body, device_id })) };
+  }
+
+  /** The account's room memberships as replicated. */
+  async memberships(userId: string): Promise<{ memberships: Array<Record<string, unknown>> }> {
+    const state = await this.state(userId);
+    return { memberships: Object.entries(state.memberships).map(([room_id, body]) => ({ ...body, room_id })) };
+  }
+
+  /**
+   * Adds a home given by its multiaddr to a hosted account: signs the new document, then (for another
+   * server) enrolls it with the token, so it starts hosting and syncing at once.
+   */
+  async addHomeByAddress(
+    userId: string,
+    input: { multiaddr: string; role: HomeRole; name: string; token?: string | undefined },
+  ): Promise<AccountDocument> {
+    let peerId: string;
+    try {
+      peerId =
+        parseMultiaddr(input.multiaddr)
+          .getComponents()
+          .findLast((c) => c.name === 'p2p')?.value ?? '';
+    } catch {
+      throw new ApiError('M_INVALID_PARAM', 'multiaddr is not a valid multiaddr.');
+    }
+    if (peerId === '') throw new ApiError('M_INVALID_PARAM', 'multiaddr must end in /p2p/<PeerId>.');
+    const document = await this.addHome(userId, {
+      peer_id: peerId,
+      role: input.role,
+      name: input.name,
+      addrs: [input.multiaddr],
+    });
+    if (this.enroller !== undefined && input.role === 'server') {
+      await this.enroller(input.multiaddr, document, input.token);
+    }
+    return document;
+  }
+
+  /** Who enrolls a remote server after its home was added (set by the enrollment module). */
+  enroller: ((multiaddr: string, document: AccountDocument, token: string | undefined) => Promise<void>) | undefined;
 
   /**
    * Stops hosting an account. Its ops, state and (for a hosted account) sealed key go with it, by cascade
@@ -245,7 +304,10 @@ export class AccountsService {
     const result = await this.store.applyOps(serverName, ops, this.p2p.peerId);
     if (result.accepted.length !== ops.length) {
       const reason = result.rejected[0];
-      throw new ApiError('M_INVALID_PARAM', `Change refused: ${reason ? `${reason.reason}: ${reason.detail}` : 'not applied'}`);
+      throw new ApiError(
+        'M_INVALID_PARAM',
+        `Change refused: ${reason ? `${reason.reason}: ${reason.detail}` : 'not applied'}`,
+      );
     }
     this.p2p.publish(serverName, ops);
     return ops;

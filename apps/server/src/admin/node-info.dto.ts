@@ -9,12 +9,6 @@ export class NodeInfoDto implements NodeInfo {
   @ApiProperty({ type: [String], description: 'Multiaddrs the libp2p node listens on.' })
   listen_addrs!: string[];
 
-  @ApiProperty({ description: 'libp2p PeerId of this server home.', example: '12D3KooW...' })
-  peer_id!: string;
-
-  @ApiProperty({ description: 'libp2p listen addresses, with /p2p/<PeerId>.', type: [String] })
-  listen_addrs!: string[];
-
   @ApiProperty({ example: '0.1.0' })
   version!: string;
 

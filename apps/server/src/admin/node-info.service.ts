@@ -1,10 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { StorageService } from '../storage/storage.service.js';
+import { P2pService } from '../p2p/p2p.service.js';
 import { QueueService } from '../queue/queue.service.js';
 import { VERSION } from '../version.js';
 
 /** What GET /admin/v1/node answers. */
 export interface NodeInfo {
+  peer_id: string;
+  listen_addrs: string[];
   version: string;
   uptime_seconds: number;
   database: 'postgres' | 'pglite';
@@ -18,11 +21,14 @@ export class NodeInfoService {
   constructor(
     private readonly storage: StorageService,
     private readonly queue: QueueService,
+    private readonly p2p: P2pService,
   ) {}
 
   /** Collects the figures; the account count comes from the database, not a cache. */
   async describe(): Promise<NodeInfo> {
     return {
+      peer_id: this.p2p.peerId,
+      listen_addrs: this.p2p.addrs(),
       version: VERSION,
       uptime_seconds: Math.floor(process.uptime()),
       database: this.storage.backend,

@@ -86,6 +86,15 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
     await this.node.sync.documentChanged(serverName);
   }
 
+  /** What each connected home of the account last said it holds (from its hello and acks), by PeerId. */
+  liveVectors(serverName: string): Map<string, Record<string, number>> {
+    const out = new Map<string, Record<string, number>>();
+    for (const session of this.node.sync.sessions(serverName)) {
+      if (session.peerVector !== undefined) out.set(session.peerId, { ...session.peerVector });
+    }
+    return out;
+  }
+
   /** Dials the homes listed in the account document. */
   async connectHomes(serverName: string): Promise<void> {
     await this.node.sync.connectHomes(serverName);

@@ -1,0 +1,222 @@
+import { SecretKey, peerIdFromPublicKey, verifyAccountDocument, type AccountDocument } from '@polyhome/identity';
+import { createPolyhomeHost, createSyncService, type PolyhomeHost, type SyncService } from '@polyhome/p2p';
+import { MemoryReplicaStore, OpWriter, deviceBody, type FixtureAccount } from '@polyhome/sync/testing';
+import { AccountEntity } from '@polyhome/storage';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
+import { AccountsService } from './accounts.service.js';
+
+const ADMIN_TOKEN = 'accounts-test-admin-token';
+
+async function waitFor(condition: () => Promise<boolean>, what: string, timeout = 20_000): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe.each(SERVER_BACKENDS)('hosted accounts over the admin API on $name', (backend) => {
+  let server: TestServer;
+  const admin = () => ({
+    get: (url: string) => request(server.app.getHttpServer()).get(url).set('Authorization', `Bearer ${ADMIN_TOKEN}`),
+    post: (url: string, body: object) =>
+      request(server.app.getHttpServer()).post(url).set('Authorization', `Bearer ${ADMIN_TOKEN}`).send(body),
+    delete: (url: string) =>
+      request(server.app.getHttpServer()).delete(url).set('Authorization', `Bearer ${ADMIN_TOKEN}`),
+  });
+  const enc = encodeURIComponent;
+
+  beforeAll(async () => {
+    server = await startTestServer(backend, { ADMIN_TOKEN });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('creates a hosted account whose document verifies and names this server', async () => {
+    const res = await admin()
+      .post('/admin/v1/accounts', { localpart: 'alice', password: 'correct horse battery' })
+      .expect(201);
+    expect(res.body).toMatchObject({ custody: 'hosted', status: 'active', doc_seq: 1 });
+    expect(res.body.user_id).toBe(`@alice:${res.body.server_name}`);
+    const detail = await admin()
+      .get(`/admin/v1/accounts/${enc(res.body.user_id)}`)
+      .expect(200);
+    const document = verifyAccountDocument(detail.body.document);
+    const node = await admin().get('/admin/v1/node').expect(200);
+    expect(document.homes).toEqual([expect.objectContaining({ peer_id: node.body.peer_id, role: 'server' })]);
+    expect(detail.body.homes).toEqual([expect.objectContaining({ self: true, pending_ops: 0 })]);
+    // The root key is sealed at rest: the stored bytes are not the key.
+    const row = await server.resources.storage.dataSource
+      .getRepository(AccountEntity)
+      .findOneByOrFail({ serverName: res.body.server_name });
+    expect(row.sealedRootKey?.length).toBeGreaterThan(32);
+    expect(row.passwordHash).toMatch(/^scrypt\$/);
+  });
+
+  it('lists accounts a page at a time', async () => {
+    for (const localpart of ['bob', 'carol', 'dave'])
+      await admin().post('/admin/v1/accounts', { localpart }).expect(201);
+    const first = await admin().get('/admin/v1/accounts?limit=2').expect(200);
+    expect(first.body.chunk).toHaveLength(2);
+    expect(first.body.next_from).toEqual(expect.any(String));
+    const rest = await admin().get(`/admin/v1/accounts?limit=10&from=${first.body.next_from}`).expect(200);
+    expect(rest.body.next_from).toBeUndefined();
+    const all = [...first.body.chunk, ...rest.body.chunk].map((a: { server_name: string }) => a.server_name);
+    expect(all).toHaveLength(4);
+    expect([...all].sort()).toEqual(all);
+  });
+
+  it('refuses bad input with 400 and an errcode, changing nothing', async () => {
+    const before = (await admin().get('/admin/v1/accounts?limit=500').expect(200)).body.chunk.length;
+    const cases = [
+      admin().post('/admin/v1/accounts', { localpart: 'Not Valid' }),
+      admin().post('/admin/v1/accounts', { localpart: 'eve', admin: true }),
+      admin().post('/admin/v1/accounts', { localpart: 'eve', password: 'short' }),
+      admin().get('/admin/v1/accounts?limit=0'),
+      admin().get('/admin/v1/accounts?limit=5&sort=desc'),
+      admin().get(`/admin/v1/accounts/${enc('@bad user')}`),
+    ];
+    for (const res of await Promise.all(cases)) {
+      expect(res.status).toBe(400);
+      expect(res.body.errcode).toMatch(/^M_/);
+    }
+    const after = (await admin().get('/admin/v1/accounts?limit=500').expect(200)).body.chunk.length;
+    expect(after).toBe(before);
+    const unknown = await admin().get(`/admin/v1/accounts/${enc(`@x:${'a'.repeat(64)}`)}`);
+    expect([400, 404]).toContain(unknown.status);
+  });
+
+  it('deletes one account and nothing of another', async () => {
+    const a = (await admin().post('/admin/v1/accounts', { localpart: 'gone' }).expect(201)).body;
+    const b = (await admin().post('/admin/v1/accounts', { localpart: 'kept' }).expect(201)).body;
+    const accounts = server.app.get(AccountsService);
+    await accounts.applyLocal(a.server_name, [
+      { op: 'member.set', key: '!r:x', body: { room_id: '!r:x', membership: 'join' } },
+    ]);
+    await accounts.applyLocal(b.server_name, [
+      { op: 'member.set', key: '!r:x', body: { room_id: '!r:x', membership: 'join' } },
+    ]);
+    await admin()
+      .delete(`/admin/v1/accounts/${enc(a.user_id)}`)
+      .expect(200);
+    expect((await admin().get(`/admin/v1/accounts/${enc(a.user_id)}`)).status).toBe(404);
+    const kept = await admin()
+      .get(`/admin/v1/accounts/${enc(b.user_id)}/memberships`)
+      .expect(200);
+    expect(kept.body.memberships).toEqual([{ room_id: '!r:x', membership: 'join' }]);
+  });
+
+  it('adds and revokes a home of a hosted account with newly signed documents', async () => {
+    const acct = (await admin().post('/admin/v1/accounts', { localpart: 'homes' }).expect(201)).body;
+    const laptop = peerIdFromPublicKey(SecretKey.generate().publicKey);
+    const added = await admin()
+      .post(`/admin/v1/accounts/${enc(acct.user_id)}/homes`, {
+        multiaddr: `/ip4/127.0.0.1/tcp/1/p2p/${laptop}`,
+        role: 'client',
+        name: 'laptop',
+      })
+      .expect(201);
+    expect(verifyAccountDocument(added.body).seq).toBe(2);
+    const homes = await admin()
+      .get(`/admin/v1/accounts/${enc(acct.user_id)}/homes`)
+      .expect(200);
+    expect(homes.body.homes.map((h: { name: string }) => h.name)).toEqual(['server', 'laptop']);
+    const revoked = await admin()
+      .delete(`/admin/v1/accounts/${enc(acct.user_id)}/homes/${laptop}`)
+      .expect(200);
+    const doc = verifyAccountDocument(revoked.body);
+    expect(doc.seq).toBe(3);
+    expect(doc.revoked).toEqual({ [laptop]: 0 });
+    const self = (await admin().get('/admin/v1/node')).body.peer_id as string;
+    const refused = await admin()
+      .delete(`/admin/v1/accounts/${enc(acct.user_id)}/homes/${self}`)
+      .expect(403);
+    expect(refused.body.errcode).toBe('M_FORBIDDEN');
+  });
+
+  describe('a client home of a hosted account on real libp2p', () => {
+    let client: { host: PolyhomeHost; sync: SyncService; store: MemoryReplicaStore; key: SecretKey };
+    let account: { user_id: string; server_name: string };
+    let document: AccountDocument;
+
+    beforeAll(async () => {
+      const key = SecretKey.generate();
+      const host = await createPolyhomeHost({
+        nodeKey: key,
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        inboundConnectionThreshold: 10_000,
+      });
+      const sync = createSyncService(host);
+      await sync.start();
+      client = { host, sync, store: new MemoryReplicaStore(), key };
+      account = (await admin().post('/admin/v1/accounts', { localpart: 'synced' }).expect(201)).body;
+    });
+    afterAll(async () => {
+      await client?.sync.stop();
+      await client?.host.stop();
+    });
+
+    it('stores and forwards: ops made on the server while the client was away reach it, and its ops reach the server', async () => {
+      const accounts = server.app.get(AccountsService);
+      // Made before the client is even a home: held by the server, forwarded later.
+      await accounts.applyLocal(account.server_name, [
+        { op: 'member.set', key: '!early:x', body: { room_id: '!early:x', membership: 'join' } },
+      ]);
+      const clientAddr = client.host.getMultiaddrs()[0]!.toString();
+      document = (
+        await admin()
+          .post(`/admin/v1/accounts/${enc(account.user_id)}/homes`, {
+            multiaddr: clientAddr,
+            role: 'client',
+            name: 'laptop',
+          })
+          .expect(201)
+      ).body;
+      client.store.host(document);
+      await client.sync.host(account.server_name, client.store);
+      const serverAddr = (await admin().get('/admin/v1/node')).body.listen_addrs.find((a: string) =>
+        a.includes('/127.0.0.1/'),
+      );
+      const { multiaddr } = await import('@multiformats/multiaddr');
+      await client.host.dial(multiaddr(serverAddr));
+
+      await waitFor(
+        async () =>
+          (await client.store.replica(account.server_name)) !== undefined &&
+          (await client.store.versionVector(account.server_name))[
+            (await admin().get('/admin/v1/node')).body.peer_id
+          ] === 1,
+        'the client to receive the op made before it joined',
+      );
+      const fixture = { serverName: account.server_name, userId: account.user_id } as FixtureAccount;
+      const writer = new OpWriter(
+        fixture,
+        { peerId: peerIdFromPublicKey(client.key.publicKey), secretKey: client.key, home: document.homes[1]! },
+        document.seq,
+      );
+      writer.observe(10);
+      const op = writer.make('device.put', 'LAPTOP', { ...deviceBody(fixture, 'LAPTOP') });
+      await client.store.applyOps(account.server_name, [op], 'local');
+      client.sync.publish(account.server_name, [op]);
+      await waitFor(async () => {
+        const res = await admin().get(`/admin/v1/accounts/${enc(account.user_id)}/devices`);
+        return res.body.devices?.some((d: { device_id: string }) => d.device_id === 'LAPTOP') ?? false;
+      }, 'the server to receive the client’s device');
+      const homes = await admin()
+        .get(`/admin/v1/accounts/${enc(account.user_id)}/homes`)
+        .expect(200);
+      const laptop = homes.body.homes.find((h: { name: string }) => h.name === 'laptop');
+      expect(laptop).toMatchObject({ connected: true });
+      await waitFor(async () => {
+        const h = (await admin().get(`/admin/v1/accounts/${enc(account.user_id)}/homes`)).body.homes.find(
+          (x: { name: string }) => x.name === 'laptop',
+        );
+        return h.pending_ops === 0;
+      }, 'the client to acknowledge everything');
+    });
+  });
+});
