@@ -10,6 +10,8 @@ const common = {
   // homeservers to allow it; `same-origin` would block their no-cors loads.
   crossOriginResourcePolicy: { policy: 'cross-origin' },
   referrerPolicy: { policy: 'no-referrer' },
+  // Nothing here is meant to be framed (frame-ancestors says the same to browsers that read CSP).
+  xFrameOptions: { action: 'deny' },
 } as const;
 
 /** The JSON API renders nothing: nothing may load, nothing may frame it. */
