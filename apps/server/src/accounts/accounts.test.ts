@@ -184,12 +184,9 @@ describe.each(SERVER_BACKENDS)('hosted accounts over the admin API on $name', (b
       const { multiaddr } = await import('@multiformats/multiaddr');
       await client.host.dial(multiaddr(serverAddr));
 
+      const serverPeer = (await admin().get('/admin/v1/node')).body.peer_id as string;
       await waitFor(
-        async () =>
-          (await client.store.replica(account.server_name)) !== undefined &&
-          (await client.store.versionVector(account.server_name))[
-            (await admin().get('/admin/v1/node')).body.peer_id
-          ] === 1,
+        async () => (await client.store.versionVector(account.server_name))[serverPeer] === 1,
         'the client to receive the op made before it joined',
       );
       const fixture = { serverName: account.server_name, userId: account.user_id } as FixtureAccount;
