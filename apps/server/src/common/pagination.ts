@@ -15,6 +15,7 @@ const MAX_CURSOR_LENGTH = 512;
 /** Query of every paginated admin list: `?limit=&from=`, as Matrix's admin and client APIs page. */
 export class PageQueryDto {
   @ApiPropertyOptional({
+    type: 'integer',
     description: 'Largest number of items to return.',
     minimum: 1,
     maximum: MAX_PAGE_LIMIT,

@@ -60,6 +60,8 @@ describe('OpenAPI document of the admin API', () => {
       ['from', 'query'],
       ['limit', 'query'],
     ]);
+    const limit = queues?.parameters?.find((p) => p.name === 'limit') as { schema?: unknown } | undefined;
+    expect(limit?.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 500, default: 100 });
     expect(doc.components.schemas['QueuesPageDto']).toMatchObject({
       properties: { chunk: { type: 'array' }, next_from: { type: 'string' } },
       required: ['chunk'],
