@@ -3,8 +3,12 @@ import type { QueueBackend } from '@polyhome/queue';
 import { SqlReplicaStore, type Storage } from '@polyhome/storage';
 import type { Logger } from 'pino';
 import { AccountsModule } from './accounts/accounts.module.js';
+import { DeliveryModule } from './delivery/delivery.module.js';
 import { AdminModule } from './admin/admin.module.js';
 import { AdminTokenVerifier } from './admin/admin-token.js';
+import { CustodyModule } from './custody/custody.module.js';
+import { EnrollmentModule } from './enrollment/enrollment.module.js';
+import { LoginTokensModule } from './login-tokens/login-tokens.module.js';
 import { APP_CONFIG, type AppConfig } from './config/config.js';
 import { HealthModule } from './health/health.module.js';
 import { PINO_LOGGER } from './logging/logger.js';
@@ -56,7 +60,18 @@ export class AppModule {
   static forRoot(resources: ServerResources): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.with(resources), SecurityModule, MetricsModule, HealthModule, AdminModule, AccountsModule],
+      imports: [
+        CoreModule.with(resources),
+        SecurityModule,
+        MetricsModule,
+        HealthModule,
+        AdminModule,
+        AccountsModule,
+        DeliveryModule,
+        EnrollmentModule,
+        CustodyModule,
+        LoginTokensModule,
+      ],
     };
   }
 }

@@ -1,10 +1,27 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
-import type { Op } from '@polyhome/sync';
+import type { Op, OpRejectReason } from '@polyhome/sync';
 import { AccountEntity, HomeNodeEntity, SqlReplicaStore } from '@polyhome/storage';
 import type { Logger } from 'pino';
 import { PINO_LOGGER } from '../logging/logger.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { StorageService } from '../storage/storage.service.js';
 import type { P2pNode } from './p2p-node.js';
+
+const REJECT_REASONS: ReadonlySet<string> = new Set<OpRejectReason>([
+  'malformed',
+  'wrong_type',
+  'wrong_account',
+  'bad_signature',
+  'unknown_origin',
+  'revoked',
+  'duplicate',
+  'too_large',
+  'unknown_document',
+]);
+
+function isRejectReason(code: string): code is OpRejectReason {
+  return REJECT_REASONS.has(code);
+}
 
 /** Accounts hosted on the sync service per page, at start. */
 const HOST_PAGE = 1000;
@@ -25,12 +42,18 @@ export interface PeerView {
 export class P2pService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly unsubscribe: Array<() => void> = [];
+  private readonly changedListeners: Array<(account: string) => void> = [];
+  private readonly connectedListeners: Array<(peerId: string) => void> = [];
+  private readonly documentListeners: Array<(account: string) => void> = [];
+  // Accounts hosted at start are published by the repeatable DHT job, not one job each.
+  private started = false;
 
   constructor(
     @Inject('P2P_NODE') private readonly node: P2pNode,
     private readonly store: SqlReplicaStore,
     private readonly storage: StorageService,
     @Inject(PINO_LOGGER) private readonly logger: Logger,
+    private readonly metrics: MetricsService,
   ) {}
 
   /** This home's PeerId. */
@@ -69,6 +92,7 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
   /** Takes part in the sync of an account (its document must already be stored). */
   async hostAccount(serverName: string): Promise<void> {
     await this.node.sync.host(serverName, this.store);
+    if (this.started) this.emitDocument(serverName);
   }
 
   /** Stops taking part in the sync of an account. */
@@ -79,11 +103,28 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
   /** Pushes new local ops to every connected home of the account at once. */
   publish(serverName: string, ops: Op[]): void {
     this.node.sync.publish(serverName, ops);
+    this.emitChanged(serverName);
+  }
+
+  /** Calls `listener` with the account whenever its ops change here: made locally or accepted from a peer. */
+  onChanged(listener: (account: string) => void): void {
+    this.changedListeners.push(listener);
+  }
+
+  /** Calls `listener` with the PeerId of every peer that connects. */
+  onPeerConnected(listener: (peerId: string) => void): void {
+    this.connectedListeners.push(listener);
   }
 
   /** Tells the sync service the account document changed (closes sessions with removed homes). */
   async documentChanged(serverName: string): Promise<void> {
     await this.node.sync.documentChanged(serverName);
+    this.emitDocument(serverName);
+  }
+
+  /** Calls `listener` with the account when it is newly hosted or its document changes (here or from a peer). */
+  onDocument(listener: (account: string) => void): void {
+    this.documentListeners.push(listener);
   }
 
   /** What each connected home of the account last said it holds (from its hello and acks), by PeerId. */
@@ -122,7 +163,26 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
     );
     this.unsubscribe.push(
       this.node.sync.on('acked', ({ account, peerId, vv }) => this.track(this.store.recordAck(account, peerId, vv))),
-      this.node.sync.on('rejected', (event) => this.logger.warn({ ...event, op: undefined }, 'sync rejected')),
+      this.node.sync.on('rejected', (event) => {
+        this.logger.warn({ ...event, op: undefined }, 'sync rejected');
+        if (isRejectReason(event.code)) this.metrics.opsRejected(event.code);
+      }),
+      this.node.sync.on('document', ({ account }) => this.emitDocument(account)),
+      this.node.sync.on('applied', ({ account, ops }) => {
+        this.metrics.opsAccepted(ops.length);
+        this.emitChanged(account);
+      }),
+    );
+    const onConnect = (event: CustomEvent<{ toString(): string }>): void => {
+      this.metrics.setConnectedPeers(this.node.host.getPeers().length);
+      for (const listener of this.connectedListeners) listener(event.detail.toString());
+    };
+    const onDisconnect = (): void => this.metrics.setConnectedPeers(this.node.host.getPeers().length);
+    this.node.host.addEventListener('peer:connect', onConnect);
+    this.node.host.addEventListener('peer:disconnect', onDisconnect);
+    this.unsubscribe.push(
+      () => this.node.host.removeEventListener('peer:connect', onConnect),
+      () => this.node.host.removeEventListener('peer:disconnect', onDisconnect),
     );
     let hosted = 0;
     for (let page = 0; ; page++) {
@@ -136,6 +196,7 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
       hosted += rows.length;
       if (rows.length < HOST_PAGE) break;
     }
+    this.started = true;
     this.logger.info({ peerId: this.peerId, addrs: this.addrs(), accounts: hosted }, 'p2p node started');
   }
 
@@ -145,6 +206,14 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
     await this.node.host.stop();
     // Acks being written must land before the database closes.
     await Promise.allSettled([...this.inFlight]);
+  }
+
+  private emitDocument(account: string): void {
+    for (const listener of this.documentListeners) listener(account);
+  }
+
+  private emitChanged(account: string): void {
+    for (const listener of this.changedListeners) listener(account);
   }
 
   private track(work: Promise<unknown>): void {

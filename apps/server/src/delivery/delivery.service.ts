@@ -1,0 +1,188 @@
+import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
+import type { Job } from '@polyhome/queue';
+import { AccountEntity, SqlReplicaStore } from '@polyhome/storage';
+import type { VersionVector } from '@polyhome/sync';
+import type { Logger } from 'pino';
+import { PINO_LOGGER } from '../logging/logger.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { P2pService } from '../p2p/p2p.service.js';
+import { QueueService } from '../queue/queue.service.js';
+import { StorageService } from '../storage/storage.service.js';
+
+/** A delivery job names what to deliver to whom, never the ops: the handler reads them from the database. */
+export interface DeliveryJob {
+  account: string;
+  peer: string;
+}
+
+/** How long a delivery attempt waits, once connected, for the home to acknowledge everything. */
+const ACK_WAIT_MS = 15_000;
+/** Attempts of one delivery job, with exponential backoff from DELIVERY_BACKOFF_MS (about 4 hours in all). */
+const DELIVERY_ATTEMPTS = 14;
+const DELIVERY_BACKOFF_MS = 1_000;
+/** How often every hosted account is re-provided in the DHT and its document re-published. */
+const REPUBLISH_EVERY_MS = 30 * 60 * 1000;
+/** Accounts per page when re-publishing all of them. */
+const REPUBLISH_PAGE = 500;
+
+/**
+ * Store and forward. Connected homes get new ops at once from the sync sessions (the fast path never
+ * waits on a queue). A home that is not connected and lacks ops gets one delivery job per account and home
+ * (deduplicated by job id), retried with exponential backoff: dial it, let the session catch it up, wait
+ * for its acknowledgement. When a home connects by itself, its session catches it up and its job is dropped.
+ * DHT re-providing and document re-publishing are repeatable jobs.
+ */
+@Injectable()
+export class DeliveryService implements OnApplicationBootstrap {
+  constructor(
+    private readonly queue: QueueService,
+    private readonly p2p: P2pService,
+    private readonly store: SqlReplicaStore,
+    private readonly storage: StorageService,
+    private readonly metrics: MetricsService,
+    @Inject(PINO_LOGGER) private readonly logger: Logger,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.queue.backend.process<DeliveryJob>('delivery', (job) => this.deliver(job), { concurrency: 4 });
+    await this.queue.backend.process<{ account?: string }>('dht', (job) => this.publish(job), { concurrency: 1 });
+    await this.queue.backend
+      .queue('dht')
+      .upsertRepeatable('republish-all', { every: REPUBLISH_EVERY_MS }, { name: 'republish', data: {} });
+    this.p2p.onChanged((account) => void this.scheduleFor(account).catch((err: unknown) => this.warn(err)));
+    this.p2p.onDocument((account) => {
+      void this.schedulePublish(account).catch((err: unknown) => this.warn(err));
+      void this.scheduleFor(account).catch((err: unknown) => this.warn(err));
+    });
+    this.p2p.onPeerConnected((peer) => void this.peerConnected(peer).catch((err: unknown) => this.warn(err)));
+    // Homes that were behind when this process last stopped: their jobs are re-derived from the database.
+    for (const account of await this.accountsPage(0, Number.MAX_SAFE_INTEGER)) await this.scheduleFor(account);
+  }
+
+  /** Queues delivery to every home of the account that is not connected and lacks ops; returns the jobs added. */
+  async scheduleFor(account: string): Promise<string[]> {
+    const document = await this.store.document(account);
+    if (document === undefined) return [];
+    const vv = await this.store.versionVector(account);
+    const acked = new Map((await this.store.deliveryState(account)).map((d) => [d.peerId, d.ackedVv]));
+    const jobs = document.homes
+      .filter((home) => home.peer_id !== this.p2p.peerId && !this.p2p.isConnected(home.peer_id))
+      .filter((home) => lacks(vv, acked.get(home.peer_id) ?? {}, home.peer_id))
+      .map((home) => ({
+        name: 'deliver',
+        data: { account, peer: home.peer_id },
+        options: {
+          jobId: jobIdOf(account, home.peer_id),
+          attempts: DELIVERY_ATTEMPTS,
+          backoff: { type: 'exponential' as const, delay: DELIVERY_BACKOFF_MS },
+        },
+      }));
+    if (jobs.length === 0) return [];
+    return this.queue.backend.queue<DeliveryJob>('delivery').addBulk(jobs);
+  }
+
+  /** Queues publishing an account's document and provider record in the DHT (after creation or a change). */
+  async schedulePublish(account: string): Promise<void> {
+    await this.queue.backend
+      .queue<{ account?: string }>('dht')
+      .add(
+        'publish',
+        { account },
+        { jobId: `publish.${account}`, attempts: 5, backoff: { type: 'exponential', delay: 2_000 } },
+      );
+  }
+
+  private async deliver(job: Job<DeliveryJob>): Promise<void> {
+    const { account, peer } = job.data;
+    const started = Date.now();
+    const document = await this.store.document(account);
+    const home = document?.homes.find((h) => h.peer_id === peer);
+    if (document === undefined || home === undefined) return; // no longer a home: nothing to deliver
+    const vv = await this.store.versionVector(account);
+    if (!this.p2p.isConnected(peer)) {
+      const id = peerIdFromString(peer);
+      for (const addr of home.addrs) {
+        try {
+          await this.p2p.host.peerStore.merge(id, { multiaddrs: [multiaddr(addr)] });
+        } catch {
+          // a malformed address in the document: the others may still work
+        }
+      }
+      // Throws when the home cannot be reached: the queue retries with backoff.
+      await this.p2p.host.dial(id, { signal: AbortSignal.timeout(10_000) });
+    }
+    await this.p2p.connectHomes(account);
+    const deadline = Date.now() + ACK_WAIT_MS;
+    while (Date.now() < deadline && !job.signal.aborted) {
+      const known = {
+        ...((await this.store.deliveryState(account)).find((d) => d.peerId === peer)?.ackedVv ?? {}),
+        ...(this.p2p.liveVectors(account).get(peer) ?? {}),
+      };
+      if (!lacks(vv, known, peer)) {
+        this.metrics.deliveryLatency((Date.now() - started) / 1000);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`home ${peer} did not acknowledge account ${account.slice(0, 12)}… within ${ACK_WAIT_MS} ms`);
+  }
+
+  private async publish(job: Job<{ account?: string }>): Promise<void> {
+    const accounts = job.data.account !== undefined ? [job.data.account] : await this.allAccounts();
+    for (const account of accounts) {
+      if (job.signal.aborted) return;
+      const document = await this.store.document(account);
+      if (document === undefined) continue;
+      await this.p2p.discovery.provide(account);
+      await this.p2p.discovery.publishDocument(document);
+    }
+  }
+
+  /** A home connected: its session catches it up, so a waiting or failed delivery job for it is dropped. */
+  private async peerConnected(peer: string): Promise<void> {
+    const rows = await this.storage.dataSource.query<Array<{ server_name: string }>>(
+      `SELECT d.server_name FROM account_document d JOIN account a ON a.server_name = d.server_name AND a.doc_seq = d.seq
+       WHERE d.document->'homes' @> $1::jsonb`,
+      [JSON.stringify([{ peer_id: peer }])],
+    );
+    for (const { server_name } of rows) {
+      await this.store.recordConnected(server_name, peer);
+      await this.queue.backend.queue('delivery').remove(jobIdOf(server_name, peer));
+    }
+  }
+
+  private async allAccounts(): Promise<string[]> {
+    const out: string[] = [];
+    for (let page = 0; ; page++) {
+      const rows = await this.accountsPage(page * REPUBLISH_PAGE, REPUBLISH_PAGE);
+      out.push(...rows);
+      if (rows.length < REPUBLISH_PAGE) return out;
+    }
+  }
+
+  private async accountsPage(skip: number, take: number): Promise<string[]> {
+    const rows = await this.storage.dataSource.getRepository(AccountEntity).find({
+      select: { serverName: true },
+      order: { serverName: 'ASC' },
+      skip,
+      take,
+    });
+    return rows.map((r) => r.serverName);
+  }
+
+  private warn(err: unknown): void {
+    this.logger.warn({ err: (err as Error).message }, 'delivery scheduling failed');
+  }
+}
+
+/** Job ids may not contain ':' (BullMQ), so account and PeerId are joined with '.'. */
+function jobIdOf(account: string, peer: string): string {
+  return `${account}.${peer}`;
+}
+
+/** Whether a home known to hold `known` lacks any op of `held` (its own ops it never lacks). */
+function lacks(held: VersionVector, known: VersionVector, home: string): boolean {
+  return Object.entries(held).some(([origin, seq]) => origin !== home && (known[origin] ?? 0) < seq);
+}

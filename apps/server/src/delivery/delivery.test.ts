@@ -1,0 +1,95 @@
+import { createServer } from 'node:net';
+import { SecretKey, peerIdFromPublicKey } from '@polyhome/identity';
+import { createPolyhomeHost, createSyncService } from '@polyhome/p2p';
+import { MemoryReplicaStore } from '@polyhome/sync/testing';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AccountsService } from '../accounts/accounts.service.js';
+import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
+
+const ADMIN_TOKEN = 'delivery-test-admin-token';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(condition: () => Promise<boolean>, what: string, timeout = 25_000): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe.each(SERVER_BACKENDS)('store and forward through the delivery queue on $name', (backend) => {
+  let server: TestServer;
+  const admin = (url: string) =>
+    request(server.app.getHttpServer()).get(url).set('Authorization', `Bearer ${ADMIN_TOKEN}`);
+
+  beforeAll(async () => {
+    server = await startTestServer(backend, { ADMIN_TOKEN });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('keeps a delivery job while a home is away, and delivers everything when it can be reached', async () => {
+    const accounts = server.app.get(AccountsService);
+    const created = await accounts.createHosted(`away${backend.database}`, undefined);
+    const key = SecretKey.generate();
+    const peerId = peerIdFromPublicKey(key.publicKey);
+    const port = await freePort();
+    const addr = `/ip4/127.0.0.1/tcp/${port}/p2p/${peerId}`;
+    const document = await accounts.addHomeByAddress(created.user_id, {
+      multiaddr: addr,
+      role: 'client',
+      name: 'phone',
+    });
+    for (let i = 0; i < 5; i++) {
+      await accounts.applyLocal(created.server_name, [
+        { op: 'member.set', key: `!room${i}:x`, body: { room_id: `!room${i}:x`, membership: 'join' } },
+      ]);
+    }
+    // The home is not reachable: its delivery job waits (delayed between attempts) and shows in the admin API.
+    await waitFor(async () => {
+      const res = await admin('/admin/v1/queues').expect(200);
+      const delivery = res.body.chunk.find((q: { name: string }) => q.name === 'delivery');
+      return delivery !== undefined && delivery.waiting + delivery.delayed + delivery.active >= 1;
+    }, 'a delivery job for the away home');
+
+    // The home comes up where the document says it is; the job's next attempt reaches it.
+    const host = await createPolyhomeHost({
+      nodeKey: key,
+      listen: [`/ip4/127.0.0.1/tcp/${port}`],
+      inboundConnectionThreshold: 10_000,
+    });
+    const sync = createSyncService(host);
+    await sync.start();
+    const store = new MemoryReplicaStore();
+    try {
+      store.host(document);
+      await sync.host(created.server_name, store);
+      const self = (await admin('/admin/v1/node')).body.peer_id as string;
+      await waitFor(
+        async () => (await store.versionVector(created.server_name))[self] === 5,
+        'the home to receive the 5 ops',
+      );
+      await waitFor(async () => {
+        const res = await admin('/admin/v1/queues').expect(200);
+        const delivery = res.body.chunk.find((q: { name: string }) => q.name === 'delivery');
+        return delivery.waiting + delivery.delayed + delivery.active + delivery.failed === 0;
+      }, 'the delivery job to finish');
+    } finally {
+      await sync.stop();
+      await host.stop();
+    }
+  });
+});
