@@ -3,7 +3,7 @@ import { SecretKey, peerIdFromPublicKey } from '@polyhome/identity';
 import { createPolyhomeHost, createSyncService } from '@polyhome/p2p';
 import { MemoryReplicaStore } from '@polyhome/sync/testing';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { AccountsService } from '../accounts/accounts.service.js';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
 
