@@ -203,6 +203,8 @@ describe.each(SERVER_BACKENDS)('hosted accounts over the admin API on $name', (b
         const res = await admin().get(`/admin/v1/accounts/${enc(account.user_id)}/devices`);
         return res.body.devices?.some((d: { device_id: string }) => d.device_id === 'LAPTOP') ?? false;
       }, 'the server to receive the client’s device');
+      const peers = await admin().get('/admin/v1/peers').expect(200);
+      expect(peers.body.chunk.map((p: { peer_id: string }) => p.peer_id)).toContain(client.host.peerId.toString());
       const homes = await admin()
         .get(`/admin/v1/accounts/${enc(account.user_id)}/homes`)
         .expect(200);

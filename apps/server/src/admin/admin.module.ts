@@ -2,12 +2,13 @@ import { Module } from '@nestjs/common';
 import { NodeController } from './node.controller.js';
 import { NodeInfoService } from './node-info.service.js';
 import { AdminAuthGuard } from './admin-auth.guard.js';
+import { PeersController } from './peers.controller.js';
 import { QueuesController } from './queues.controller.js';
 import { QueuesService } from './queues.service.js';
 
 /** The REST admin API under /admin/v1, bearer-token protected. */
 @Module({
-  controllers: [NodeController, QueuesController],
+  controllers: [NodeController, QueuesController, PeersController],
   providers: [NodeInfoService, QueuesService, AdminAuthGuard],
 })
 export class AdminModule {}
