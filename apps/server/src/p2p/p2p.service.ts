@@ -1,5 +1,5 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
-import type { Op, OpRejectReason } from '@polyhome/sync';
+import { namespaceOf, type Op, type OpRejectReason } from '@polyhome/sync';
 import { AccountEntity, HomeNodeEntity, SqlReplicaStore } from '@polyhome/storage';
 import type { Logger } from 'pino';
 import { PINO_LOGGER } from '../logging/logger.js';
@@ -42,7 +42,7 @@ export interface PeerView {
 export class P2pService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly unsubscribe: Array<() => void> = [];
-  private readonly changedListeners: Array<(account: string) => void> = [];
+  private readonly changedListeners: Array<(account: string, keys: string[]) => void> = [];
   private readonly connectedListeners: Array<(peerId: string) => void> = [];
   private readonly documentListeners: Array<(account: string) => void> = [];
   // Accounts hosted at start are published by the repeatable DHT job, not one job each.
@@ -103,11 +103,14 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
   /** Pushes new local ops to every connected home of the account at once. */
   publish(serverName: string, ops: Op[]): void {
     this.node.sync.publish(serverName, ops);
-    this.emitChanged(serverName);
+    this.emitChanged(serverName, [...new Set(ops.map((op) => `${namespaceOf(op.op)}:${op.key}`))]);
   }
 
-  /** Calls `listener` with the account whenever its ops change here: made locally or accepted from a peer. */
-  onChanged(listener: (account: string) => void): void {
+  /**
+   * Calls `listener` whenever an account's ops change here, made locally or accepted from a peer, with the
+   * state keys touched (`<namespace>:<key>`, e.g. `device:ABCDEF`, `member:!room:x`).
+   */
+  onChanged(listener: (account: string, keys: string[]) => void): void {
     this.changedListeners.push(listener);
   }
 
@@ -168,9 +171,9 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
         if (isRejectReason(event.code)) this.metrics.opsRejected(event.code);
       }),
       this.node.sync.on('document', ({ account }) => this.emitDocument(account)),
-      this.node.sync.on('applied', ({ account, ops }) => {
+      this.node.sync.on('applied', ({ account, ops, changed }) => {
         this.metrics.opsAccepted(ops.length);
-        this.emitChanged(account);
+        this.emitChanged(account, changed);
       }),
     );
     const onConnect = (event: CustomEvent<{ toString(): string }>): void => {
@@ -212,8 +215,8 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
     for (const listener of this.documentListeners) listener(account);
   }
 
-  private emitChanged(account: string): void {
-    for (const listener of this.changedListeners) listener(account);
+  private emitChanged(account: string, keys: string[]): void {
+    for (const listener of this.changedListeners) listener(account, keys);
   }
 
   private track(work: Promise<unknown>): void {
