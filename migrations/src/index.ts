@@ -3,6 +3,7 @@ import { Initial1795515229364 } from './1795515229364-Initial.js';
 import { ReplicatedState1795516075902 } from './1795516075902-ReplicatedState.js';
 import { OpLogHead1795517405285 } from './1795517405285-OpLogHead.js';
 import { Hosting1795518359777 } from './1795518359777-Hosting.js';
+import { MatrixClientApi1795519166001 } from './1795519166001-MatrixClientApi.js';
 
 /** Every migration, oldest first. Classes, not file globs, so the list is the same in every runtime. */
 export const MIGRATIONS: Array<new () => MigrationInterface> = [
@@ -10,4 +11,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   ReplicatedState1795516075902,
   OpLogHead1795517405285,
   Hosting1795518359777,
+  MatrixClientApi1795519166001,
 ];

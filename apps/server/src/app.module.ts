@@ -9,6 +9,7 @@ import { AdminTokenVerifier } from './admin/admin-token.js';
 import { CustodyModule } from './custody/custody.module.js';
 import { EnrollmentModule } from './enrollment/enrollment.module.js';
 import { LoginTokensModule } from './login-tokens/login-tokens.module.js';
+import { MatrixModule } from './matrix/matrix.module.js';
 import { APP_CONFIG, type AppConfig } from './config/config.js';
 import { HealthModule } from './health/health.module.js';
 import { PINO_LOGGER } from './logging/logger.js';
@@ -71,6 +72,7 @@ export class AppModule {
         EnrollmentModule,
         CustodyModule,
         LoginTokensModule,
+        MatrixModule,
       ],
     };
   }

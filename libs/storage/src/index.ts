@@ -7,3 +7,5 @@ export type { StorageErrorCode } from './errors.js';
 export * from './entities/index.js';
 export { SqlReplicaStore } from './replica-store.js';
 export type { HostAccountInit, LocalOpContext, SqlReplicaStoreInit, StoredAccountState } from './replica-store.js';
+export { SqlMatrixStore } from './matrix-store.js';
+export type { ChangesSince, StoredAccessToken, StoredDeviceKey } from './matrix-store.js';

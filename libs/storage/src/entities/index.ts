@@ -4,6 +4,10 @@ import { AccountEntity } from './account.entity.js';
 import { EnrollmentTokenEntity } from './enrollment-token.entity.js';
 import { HomeNodeEntity } from './home-node.entity.js';
 import { LoginTokenEntity } from './login-token.entity.js';
+import { MatrixAccessTokenEntity } from './matrix-access-token.entity.js';
+import { MatrixChangeEntity } from './matrix-change.entity.js';
+import { MatrixDeviceKeyEntity } from './matrix-device-key.entity.js';
+import { MatrixRoomEventEntity } from './matrix-room-event.entity.js';
 import { OpEvidenceEntity } from './op-evidence.entity.js';
 import { OpLogHeadEntity } from './op-log-head.entity.js';
 import { OpEntity } from './op.entity.js';
@@ -16,6 +20,10 @@ export {
   EnrollmentTokenEntity,
   HomeNodeEntity,
   LoginTokenEntity,
+  MatrixAccessTokenEntity,
+  MatrixChangeEntity,
+  MatrixDeviceKeyEntity,
+  MatrixRoomEventEntity,
   OpEntity,
   OpEvidenceEntity,
   OpLogHeadEntity,
@@ -23,6 +31,7 @@ export {
 };
 export type { AccountCustody, AccountStatus } from './account.entity.js';
 export type { HomeRole } from './home-node.entity.js';
+export type { MatrixDeviceKeyKind } from './matrix-device-key.entity.js';
 
 /** Every entity of the schema; the DataSource and the drift check use this one list. */
 export const ENTITIES = [
@@ -36,4 +45,8 @@ export const ENTITIES = [
   PeerDeliveryEntity,
   EnrollmentTokenEntity,
   LoginTokenEntity,
+  MatrixAccessTokenEntity,
+  MatrixDeviceKeyEntity,
+  MatrixChangeEntity,
+  MatrixRoomEventEntity,
 ];

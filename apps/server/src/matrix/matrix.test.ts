@@ -1,0 +1,294 @@
+import type { AddressInfo } from 'node:net';
+import { MatrixChangeEntity, MatrixAccessTokenEntity, OpEntity } from '@polyhome/storage';
+import { createClient, Method, type MatrixClient } from 'matrix-js-sdk';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AccountsService } from '../accounts/accounts.service.js';
+import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
+
+const ADMIN_TOKEN = 'matrix-test-admin-token';
+const PASSWORD = 'correct horse battery staple';
+
+describe.each(SERVER_BACKENDS)('Matrix client API on $name', (backend) => {
+  let server: TestServer;
+  let baseUrl: string;
+  let userId: string;
+  let serverName: string;
+  const http = () => request(server.app.getHttpServer());
+
+  async function login(deviceName?: string): Promise<MatrixClient> {
+    const anon = createClient({ baseUrl });
+    const res = await anon.loginRequest({
+      type: 'm.login.password',
+      identifier: { type: 'm.id.user', user: userId },
+      password: PASSWORD,
+      ...(deviceName !== undefined ? { initial_device_display_name: deviceName } : {}),
+    });
+    return createClient({ baseUrl, userId: res.user_id, accessToken: res.access_token, deviceId: res.device_id });
+  }
+
+  async function opCount(): Promise<number> {
+    return server.resources.storage.dataSource.getRepository(OpEntity).count();
+  }
+
+  beforeAll(async () => {
+    server = await startTestServer(backend, { ADMIN_TOKEN });
+    await server.app.listen(0, '127.0.0.1');
+    const address = server.app.getHttpServer().address() as AddressInfo;
+    baseUrl = `http://127.0.0.1:${address.port}`;
+    const created = await http()
+      .post('/admin/v1/accounts')
+      .set('Authorization', `Bearer ${ADMIN_TOKEN}`)
+      .send({ localpart: 'alice', password: PASSWORD })
+      .expect(201);
+    userId = created.body.user_id;
+    serverName = created.body.server_name;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('serves /versions and the login flows', async () => {
+    const versions = await http().get('/_matrix/client/versions').expect(200);
+    expect(versions.body.versions).toContain('v1.1');
+    const flows = await createClient({ baseUrl }).loginFlows();
+    expect(flows.flows.map((f) => f.type)).toEqual(['m.login.password', 'm.login.token']);
+  });
+
+  it('logs in with a password: a new device on the account, a token stored hashed, whoami', async () => {
+    const client = await login('laptop');
+    const whoami = await client.whoami();
+    expect(whoami).toMatchObject({ user_id: userId, device_id: client.getDeviceId() });
+    const { devices } = await client.getDevices();
+    expect(devices).toContainEqual(
+      expect.objectContaining({ device_id: client.getDeviceId(), display_name: 'laptop' }),
+    );
+    // Replicated: the device is a device.put op of this home.
+    const state = await server.app.get(AccountsService).state(userId);
+    expect(state.devices[client.getDeviceId()!]).toMatchObject({ user_id: userId, home: expect.any(String) });
+    // Only the token's hash is stored, and nothing logs it.
+    const token = client.getAccessToken()!;
+    const rows = await server.resources.storage.dataSource.getRepository(MatrixAccessTokenEntity).find();
+    expect(rows.some((r) => r.tokenHash === token)).toBe(false);
+    expect(server.logs.join('\n')).not.toContain(token);
+  });
+
+  it('logs in with a single-use login token', async () => {
+    const made = await http()
+      .post(`/admin/v1/accounts/${encodeURIComponent(userId)}/login-token`)
+      .set('Authorization', `Bearer ${ADMIN_TOKEN}`)
+      .send({});
+    expect(made.status).toBe(201);
+    const anon = createClient({ baseUrl });
+    const res = await anon.loginRequest({ type: 'm.login.token', token: made.body.login_token });
+    expect(res.user_id).toBe(userId);
+    const before = await opCount();
+    const again = await http()
+      .post('/_matrix/client/v3/login')
+      .send({ type: 'm.login.token', token: made.body.login_token });
+    expect(again.status).toBe(403);
+    expect(again.body.errcode).toBe('M_FORBIDDEN');
+    expect(await opCount()).toBe(before);
+  });
+
+  it('refuses bad logins, tokens and bodies with Matrix errors, changing nothing', async () => {
+    const before = await opCount();
+    const wrong = await http()
+      .post('/_matrix/client/v3/login')
+      .send({ type: 'm.login.password', identifier: { type: 'm.id.user', user: userId }, password: 'nope' });
+    expect([wrong.status, wrong.body.errcode]).toEqual([403, 'M_FORBIDDEN']);
+    const unknown = await http().get('/_matrix/client/v3/account/whoami').set('Authorization', 'Bearer pha_nope');
+    expect([unknown.status, unknown.body.errcode]).toEqual([401, 'M_UNKNOWN_TOKEN']);
+    const missing = await http().get('/_matrix/client/v3/devices');
+    expect([missing.status, missing.body.errcode]).toEqual([401, 'M_MISSING_TOKEN']);
+    const notJson = await http()
+      .post('/_matrix/client/v3/login')
+      .set('Content-Type', 'application/json')
+      .send('{"type":');
+    expect([notJson.status, notJson.body.errcode]).toEqual([400, 'M_NOT_JSON']);
+    const client = await login();
+    const after = await opCount();
+    const token = client.getAccessToken()!;
+    const badJson = await http()
+      .post('/_matrix/client/v3/keys/upload')
+      .query({ access_token: token })
+      .send({ device_keys: { user_id: userId, device_id: client.getDeviceId(), algorithms: 'x', keys: {} } });
+    expect([badJson.status, badJson.body.errcode]).toEqual([400, 'M_BAD_JSON']);
+    const unknownRoom = await http()
+      .post(`/_matrix/client/v3/rooms/${encodeURIComponent(`!nope:${serverName}`)}/leave`)
+      .set('Authorization', `Bearer ${token}`)
+      .send({});
+    expect([unknownRoom.status, unknownRoom.body.errcode]).toEqual([404, 'M_NOT_FOUND']);
+    const badRoom = await http().post('/_matrix/client/v3/join/nope').set('Authorization', `Bearer ${token}`).send({});
+    expect([badRoom.status, badRoom.body.errcode]).toEqual([400, 'M_INVALID_PARAM']);
+    expect(await opCount()).toBe(after);
+    expect(after).toBe(before + 1); // the one successful login
+  });
+
+  it('renames and deletes devices (UIA with the password); logout ends the token', async () => {
+    const client = await login('phone');
+    const other = await login('tablet');
+    await client.setDeviceDetails(other.getDeviceId()!, { display_name: 'old tablet' });
+    expect((await client.getDevice(other.getDeviceId()!)).display_name).toBe('old tablet');
+    // First try: 401 with a session and the password flow.
+    const first = await http()
+      .delete(`/_matrix/client/v3/devices/${other.getDeviceId()}`)
+      .set('Authorization', `Bearer ${client.getAccessToken()}`)
+      .send({});
+    expect(first.status).toBe(401);
+    expect(first.body.flows).toEqual([{ stages: ['m.login.password'] }]);
+    const auth = {
+      type: 'm.login.password',
+      identifier: { type: 'm.id.user', user: userId },
+      session: first.body.session,
+    };
+    const wrong = await http()
+      .delete(`/_matrix/client/v3/devices/${other.getDeviceId()}`)
+      .set('Authorization', `Bearer ${client.getAccessToken()}`)
+      .send({ auth: { ...auth, password: 'nope' } });
+    expect([wrong.status, wrong.body.errcode]).toEqual([401, 'M_FORBIDDEN']);
+    await client.deleteDevice(other.getDeviceId()!, { ...auth, password: PASSWORD });
+    const ids = (await client.getDevices()).devices.map((d) => d.device_id);
+    expect(ids).not.toContain(other.getDeviceId());
+    // The deleted device's token is gone with it.
+    await expect(other.whoami()).rejects.toMatchObject({ errcode: 'M_UNKNOWN_TOKEN' });
+    await client.logout();
+    await expect(client.whoami()).rejects.toMatchObject({ errcode: 'M_UNKNOWN_TOKEN' });
+  });
+
+  it('uploads keys and serves them to /keys/query and /keys/claim', async () => {
+    const client = await login('crypto');
+    const deviceId = client.getDeviceId()!;
+    const deviceKeys = {
+      user_id: userId,
+      device_id: deviceId,
+      algorithms: ['m.olm.v1.curve25519-aes-sha2', 'm.megolm.v1.aes-sha2'],
+      keys: { [`curve25519:${deviceId}`]: 'curvekey', [`ed25519:${deviceId}`]: 'edkey' },
+      signatures: { [userId]: { [`ed25519:${deviceId}`]: 'sig' } },
+    };
+    const uploaded = await client.http.authedRequest<{ one_time_key_counts: Record<string, number> }>(
+      Method.Post,
+      '/keys/upload',
+      undefined,
+      {
+        device_keys: deviceKeys,
+        one_time_keys: { 'signed_curve25519:AAAAAQ': { key: 'otk1' }, 'signed_curve25519:AAAAAg': { key: 'otk2' } },
+        fallback_keys: { 'signed_curve25519:AAAAAw': { key: 'fb', fallback: true } },
+      },
+    );
+    expect(uploaded.one_time_key_counts).toEqual({ signed_curve25519: 2 });
+    const query = await client.http.authedRequest<{ device_keys: Record<string, Record<string, unknown>> }>(
+      Method.Post,
+      '/keys/query',
+      undefined,
+      { device_keys: { [userId]: [], '@bob:example.org': [] } },
+    );
+    expect(query.device_keys[userId]?.[deviceId]).toMatchObject({
+      ...deviceKeys,
+      unsigned: { device_display_name: 'crypto' },
+    });
+    expect(query.device_keys['@bob:example.org']).toBeUndefined();
+    const claim = () =>
+      client.http.authedRequest<{ one_time_keys: Record<string, Record<string, Record<string, unknown>>> }>(
+        Method.Post,
+        '/keys/claim',
+        undefined,
+        { one_time_keys: { [userId]: { [deviceId]: 'signed_curve25519' } } },
+      );
+    const claimed = [await claim(), await claim(), await claim()].map((c) => c.one_time_keys[userId]?.[deviceId]);
+    expect(claimed).toEqual([
+      { 'signed_curve25519:AAAAAQ': { key: 'otk1' } },
+      { 'signed_curve25519:AAAAAg': { key: 'otk2' } },
+      { 'signed_curve25519:AAAAAw': { key: 'fb', fallback: true } },
+    ]);
+    const sync = await client.http.authedRequest<Record<string, unknown>>(Method.Get, '/sync');
+    expect(sync).toMatchObject({ device_one_time_keys_count: {}, device_unused_fallback_key_types: [] });
+    // Cross-signing: the first upload needs no UIA; the keys are replicated state.
+    const master = { user_id: userId, usage: ['master'], keys: { 'ed25519:masterpub': 'masterpub' } };
+    await client.http.authedRequest(Method.Post, '/keys/device_signing/upload', undefined, { master_key: master });
+    const signatures = {
+      [userId]: { [deviceId]: { ...deviceKeys, signatures: { [userId]: { 'ed25519:masterpub': 'x' } } } },
+    };
+    const signed = await client.http.authedRequest<{ failures: object }>(
+      Method.Post,
+      '/keys/signatures/upload',
+      undefined,
+      signatures,
+    );
+    expect(signed.failures).toEqual({});
+    const after = await client.http.authedRequest<{
+      device_keys: Record<string, Record<string, { signatures: object }>>;
+      master_keys: Record<string, unknown>;
+    }>(Method.Post, '/keys/query', undefined, { device_keys: { [userId]: [deviceId] } });
+    expect(after.master_keys[userId]).toEqual(master);
+    expect(after.device_keys[userId]?.[deviceId]?.signatures).toEqual({
+      [userId]: { [`ed25519:${deviceId}`]: 'sig', 'ed25519:masterpub': 'x' },
+    });
+  });
+
+  it('creates a room: joined_rooms, signed member.set, and /sync rooms.join', async () => {
+    const client = await login();
+    const initial = await client.http.authedRequest<{ next_batch: string }>(Method.Get, '/sync');
+    const { room_id: roomId } = await client.createRoom({ name: 'ignored' });
+    expect(roomId).toMatch(/^!/);
+    expect((await client.getJoinedRooms()).joined_rooms).toContain(roomId);
+    const state = await server.app.get(AccountsService).state(userId);
+    expect(state.memberships[roomId]).toMatchObject({
+      membership: 'join',
+      event: { type: 'm.room.member', state_key: userId, signatures: { [serverName]: expect.any(Object) } },
+    });
+    const sync = await client.http.authedRequest<{
+      next_batch: string;
+      rooms: { join: Record<string, { timeline: { events: Array<{ type: string }> }; state: { events: unknown[] } }> };
+    }>(Method.Get, '/sync', { since: initial.next_batch, timeout: '1000' });
+    expect(sync.rooms.join[roomId]?.timeline.events).toEqual([
+      expect.objectContaining({ type: 'm.room.member', state_key: userId, content: { membership: 'join' } }),
+    ]);
+    expect(sync.rooms.join[roomId]?.state.events).toEqual([expect.objectContaining({ type: 'm.room.create' })]);
+    await client.leave(roomId);
+    expect((await client.getJoinedRooms()).joined_rooms).not.toContain(roomId);
+    const left = await client.http.authedRequest<{ rooms: { leave: Record<string, unknown> } }>(Method.Get, '/sync', {
+      since: sync.next_batch,
+      // The change stream is written just after the op is applied: a long poll is what sees it at once.
+      timeout: '5000',
+    });
+    expect(Object.keys(left.rooms.leave)).toEqual([roomId]);
+    await client.joinRoom(roomId);
+    expect((await client.getJoinedRooms()).joined_rooms).toContain(roomId);
+  });
+
+  it('/sync long-polls and wakes on a change made through the port, with device_lists.changed', async () => {
+    const client = await login();
+    const initial = await client.http.authedRequest<{ next_batch: string }>(Method.Get, '/sync');
+    const started = Date.now();
+    const polling = client.http.authedRequest<{ next_batch: string; device_lists: { changed: string[] } }>(
+      Method.Get,
+      '/sync',
+      { since: initial.next_batch, timeout: '20000' },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await server.app.get(AccountsService).applyLocal(serverName, [
+      {
+        op: 'device.put',
+        key: 'PORTDEVICE',
+        body: { user_id: userId, device_id: 'PORTDEVICE', algorithms: [], keys: {}, signatures: {} },
+      },
+    ]);
+    const woke = await polling;
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(woke.device_lists.changed).toEqual([userId]);
+    expect(woke.next_batch).not.toBe(initial.next_batch);
+    // Nothing new: a short timeout returns empty.
+    const quiet = await client.http.authedRequest<{ device_lists: { changed: string[] } }>(Method.Get, '/sync', {
+      since: woke.next_batch,
+      timeout: '200',
+    });
+    expect(quiet.device_lists.changed).toEqual([]);
+    const changes = await client.http.authedRequest<{ changed: string[] }>(Method.Get, '/keys/changes', {
+      from: initial.next_batch,
+      to: woke.next_batch,
+    });
+    expect(changes.changed).toEqual([userId]);
+    expect(await server.resources.storage.dataSource.getRepository(MatrixChangeEntity).count()).toBeGreaterThan(0);
+  });
+});

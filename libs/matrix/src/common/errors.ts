@@ -1,0 +1,73 @@
+/** The Matrix error codes this API answers with. */
+export type MatrixErrcode =
+  | 'M_FORBIDDEN'
+  | 'M_UNKNOWN_TOKEN'
+  | 'M_MISSING_TOKEN'
+  | 'M_NOT_JSON'
+  | 'M_BAD_JSON'
+  | 'M_INVALID_PARAM'
+  | 'M_MISSING_PARAM'
+  | 'M_NOT_FOUND'
+  | 'M_UNRECOGNIZED'
+  | 'M_UNKNOWN';
+
+/** The HTTP status of each code; a new code does not compile until it has one. */
+export function matrixStatusOf(errcode: MatrixErrcode): number {
+  switch (errcode) {
+    case 'M_UNKNOWN_TOKEN':
+    case 'M_MISSING_TOKEN':
+      return 401;
+    case 'M_FORBIDDEN':
+      return 403;
+    case 'M_NOT_FOUND':
+    case 'M_UNRECOGNIZED':
+      return 404;
+    case 'M_NOT_JSON':
+    case 'M_BAD_JSON':
+    case 'M_INVALID_PARAM':
+    case 'M_MISSING_PARAM':
+      return 400;
+    case 'M_UNKNOWN':
+      return 500;
+    default: {
+      const unhandled: never = errcode;
+      throw new Error(`No HTTP status for ${String(unhandled)}`);
+    }
+  }
+}
+
+/**
+ * Thrown for any failure a Matrix client should see; `MatrixExceptionFilter` answers it as `{ errcode, error }`
+ * plus `extra` (the user-interactive auth state of a 401, for instance).
+ */
+export class MatrixError extends Error {
+  constructor(
+    readonly errcode: MatrixErrcode,
+    message: string,
+    readonly status: number = matrixStatusOf(errcode),
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'MatrixError';
+  }
+}
+
+/** Thrown when a route needs user-interactive auth: a 401 with the flows and session, and an errcode on a failed try. */
+export class UserInteractiveAuthRequired extends MatrixError {
+  constructor(
+    readonly uia: Record<string, unknown>,
+    failure?: { errcode: MatrixErrcode; error: string },
+  ) {
+    super(
+      failure?.errcode ?? 'M_FORBIDDEN',
+      failure?.error ?? 'User-interactive authentication is required.',
+      401,
+      uia,
+    );
+    this.name = 'UserInteractiveAuthRequired';
+    this.failed = failure !== undefined;
+  }
+
+  /** Whether a try failed (then the body carries errcode and error; a first request's body does not). */
+  readonly failed: boolean;
+}

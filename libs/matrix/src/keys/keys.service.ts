@@ -1,0 +1,224 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { MatrixSession } from '../auth/session.js';
+import { UiaService } from '../auth/uia.service.js';
+import { MatrixError } from '../common/errors.js';
+import { bodyOf, isRecord, optionalRecord, signatureMap, stringMap, type JsonRecord } from '../common/json.js';
+import { deviceKeysView, hasKeys } from '../devices/device-body.js';
+import {
+  MATRIX_HOME_PORT,
+  MATRIX_STORE,
+  type MatrixHomePort,
+  type MatrixLocalChange,
+  type MatrixStore,
+  type MatrixStoredKey,
+} from '../port.js';
+import { ChangeFeedService } from '../sync/change-feed.service.js';
+import { parseSyncToken } from '../sync/sync-token.js';
+
+/** One-time keys accepted per upload; more is refused, as the sync caps refuse oversized bodies. */
+const MAX_KEYS_PER_UPLOAD = 200;
+
+const CROSS_SIGNING_FIELDS = [
+  ['master_key', 'master'],
+  ['self_signing_key', 'self_signing'],
+  ['user_signing_key', 'user_signing'],
+] as const;
+
+/** End-to-end encryption keys: identity keys and cross-signing keys replicated, one-time keys local. */
+@Injectable()
+export class KeysService {
+  constructor(
+    @Inject(MATRIX_HOME_PORT) private readonly port: MatrixHomePort,
+    @Inject(MATRIX_STORE) private readonly store: MatrixStore,
+    private readonly uia: UiaService,
+    private readonly feed: ChangeFeedService,
+  ) {}
+
+  /** POST /keys/upload: device keys into the device's `device.put`, one-time and fallback keys stored here. */
+  async upload(session: MatrixSession, input: unknown): Promise<{ one_time_key_counts: Record<string, number> }> {
+    const body = bodyOf(input);
+    const deviceKeys = optionalRecord(body, 'device_keys');
+    const oneTime = keyList(optionalRecord(body, 'one_time_keys'), 'one_time_keys');
+    const fallback = keyList(optionalRecord(body, 'fallback_keys'), 'fallback_keys');
+    if (deviceKeys !== undefined) {
+      if (deviceKeys['user_id'] !== session.userId || deviceKeys['device_id'] !== session.deviceId) {
+        throw new MatrixError('M_INVALID_PARAM', 'device_keys must be of this user and this device.');
+      }
+      const algorithms = deviceKeys['algorithms'];
+      if (!Array.isArray(algorithms) || !algorithms.every((a) => typeof a === 'string')) {
+        throw new MatrixError('M_BAD_JSON', 'device_keys.algorithms must be an array of strings.');
+      }
+      const keys = stringMap(deviceKeys['keys'], 'device_keys.keys');
+      const signatures = signatureMap(deviceKeys['signatures'] ?? {}, 'device_keys.signatures');
+      const state = await this.port.state(session.serverName);
+      const current = state.devices[session.deviceId];
+      if (current === undefined) throw new MatrixError('M_UNKNOWN_TOKEN', 'This device was deleted.');
+      const next = { ...current, algorithms, keys, signatures };
+      if (JSON.stringify(next) !== JSON.stringify(current)) {
+        await this.port.applyLocal(session.serverName, [{ op: 'device.put', key: session.deviceId, body: next }]);
+      }
+    }
+    await this.store.addOneTimeKeys(session.serverName, session.deviceId, oneTime);
+    await this.store.setFallbackKeys(session.serverName, session.deviceId, fallback);
+    if (oneTime.length > 0 || fallback.length > 0)
+      await this.feed.record(session.serverName, [`keys:${session.deviceId}`]);
+    return { one_time_key_counts: await this.store.countOneTimeKeys(session.serverName, session.deviceId) };
+  }
+
+  /** POST /keys/query: this account's devices and cross-signing keys from the replicated state; others: none. */
+  async query(session: MatrixSession, input: unknown): Promise<JsonRecord> {
+    const body = bodyOf(input);
+    const requested = optionalRecord(body, 'device_keys') ?? {};
+    const out: JsonRecord = {
+      device_keys: {},
+      master_keys: {},
+      self_signing_keys: {},
+      user_signing_keys: {},
+      failures: {},
+    };
+    const wanted = requested[session.userId];
+    if (wanted === undefined) return out;
+    if (!Array.isArray(wanted)) throw new MatrixError('M_BAD_JSON', 'device_keys values must be arrays.');
+    const state = await this.port.state(session.serverName);
+    const devices: JsonRecord = {};
+    for (const [id, device] of Object.entries(state.devices)) {
+      if (hasKeys(device) && (wanted.length === 0 || wanted.includes(id))) devices[id] = deviceKeysView(device);
+    }
+    (out['device_keys'] as JsonRecord)[session.userId] = devices;
+    const cs = state.crossSigning;
+    if (cs['master'] !== undefined) (out['master_keys'] as JsonRecord)[session.userId] = cs['master'];
+    if (cs['self_signing'] !== undefined) (out['self_signing_keys'] as JsonRecord)[session.userId] = cs['self_signing'];
+    if (cs['user_signing'] !== undefined) (out['user_signing_keys'] as JsonRecord)[session.userId] = cs['user_signing'];
+    return out;
+  }
+
+  /** POST /keys/claim: one-time (else fallback) keys of this account's devices uploaded to this home. */
+  async claim(session: MatrixSession, input: unknown): Promise<JsonRecord> {
+    const body = bodyOf(input);
+    const requested = optionalRecord(body, 'one_time_keys') ?? {};
+    const claimed: Record<string, Record<string, Record<string, unknown>>> = {};
+    const wanted = requested[session.userId];
+    if (wanted !== undefined) {
+      const byDevice = stringMap(wanted, 'one_time_keys.<user>');
+      const mine: Record<string, Record<string, unknown>> = {};
+      for (const [deviceId, algorithm] of Object.entries(byDevice)) {
+        const key = await this.store.claimKey(session.serverName, deviceId, algorithm);
+        if (key !== null) mine[deviceId] = { [key.keyId]: key.value };
+      }
+      claimed[session.userId] = mine;
+      await this.feed.record(
+        session.serverName,
+        Object.keys(mine).map((d) => `keys:${d}`),
+      );
+    }
+    return { one_time_keys: claimed, failures: {} };
+  }
+
+  /** GET /keys/changes: this user when a device or cross-signing key changed between the two sync tokens. */
+  async changes(session: MatrixSession, from: unknown, to: unknown): Promise<{ changed: string[]; left: string[] }> {
+    const since = parseSyncToken(from, 'from');
+    const until = parseSyncToken(to, 'to');
+    const { keys } = await this.store.changesSince(session.serverName, since);
+    void until; // Positions above `to` are few and only make the answer conservative, which clients accept.
+    const changed = keys.some((k) => k.startsWith('device:') || k.startsWith('cross_signing:'));
+    return { changed: changed ? [session.userId] : [], left: [] };
+  }
+
+  /** POST /keys/device_signing/upload: cross-signing keys as `cross_signing.put` ops; UIA once a master key exists. */
+  async uploadCrossSigning(session: MatrixSession, input: unknown): Promise<Record<string, never>> {
+    const body = bodyOf(input);
+    const state = await this.port.state(session.serverName);
+    const changes: MatrixLocalChange[] = [];
+    for (const [field, usage] of CROSS_SIGNING_FIELDS) {
+      const key = optionalRecord(body, field);
+      if (key === undefined) continue;
+      if (key['user_id'] !== session.userId)
+        throw new MatrixError('M_INVALID_PARAM', `${field}.user_id must be this user.`);
+      const usages = key['usage'];
+      if (!Array.isArray(usages) || !usages.includes(usage)) {
+        throw new MatrixError('M_INVALID_PARAM', `${field}.usage must include ${usage}.`);
+      }
+      const keys = stringMap(key['keys'], `${field}.keys`);
+      if (Object.keys(keys).length !== 1)
+        throw new MatrixError('M_INVALID_PARAM', `${field} must hold exactly one key.`);
+      const next: JsonRecord = { user_id: session.userId, usage: usages, keys };
+      if (key['signatures'] !== undefined) next['signatures'] = signatureMap(key['signatures'], `${field}.signatures`);
+      changes.push({ op: 'cross_signing.put', key: usage, body: next });
+    }
+    if (changes.length === 0) return {};
+    // The spec lets a first upload go without UIA (a fresh account sets up cross-signing at once); replacing keys needs it.
+    const replacing = changes.some(
+      (c) =>
+        state.crossSigning[c.key] !== undefined && JSON.stringify(state.crossSigning[c.key]) !== JSON.stringify(c.body),
+    );
+    if (replacing) await this.uia.require(session, body['auth']);
+    await this.port.applyLocal(session.serverName, changes);
+    return {};
+  }
+
+  /** POST /keys/signatures/upload: signatures merged into this account's device or cross-signing keys. */
+  async uploadSignatures(session: MatrixSession, input: unknown): Promise<{ failures: JsonRecord }> {
+    const body = bodyOf(input);
+    const failures: Record<string, JsonRecord> = {};
+    const state = await this.port.state(session.serverName);
+    const changes: MatrixLocalChange[] = [];
+    for (const [userId, objects] of Object.entries(body)) {
+      if (!isRecord(objects)) throw new MatrixError('M_BAD_JSON', 'Signed objects must be grouped by user.');
+      for (const [keyId, signed] of Object.entries(objects)) {
+        const fail = (errcode: string, error: string): void => {
+          (failures[userId] ??= {})[keyId] = { errcode, error };
+        };
+        if (userId !== session.userId) {
+          fail('M_FORBIDDEN', 'Signatures of other users are kept by their homes.');
+          continue;
+        }
+        if (!isRecord(signed)) throw new MatrixError('M_BAD_JSON', 'A signed object must be an object.');
+        const signatures = signatureMap(signed['signatures'] ?? {}, 'signatures');
+        const device = state.devices[keyId];
+        const crossSigning = Object.entries(state.crossSigning).find(([, k]) =>
+          Object.values((k['keys'] ?? {}) as Record<string, string>).includes(keyId),
+        );
+        const [op, key, current]: [MatrixLocalChange['op'], string, JsonRecord | undefined] =
+          device !== undefined
+            ? ['device.put', keyId, device]
+            : ['cross_signing.put', crossSigning?.[0] ?? '', crossSigning?.[1]];
+        if (current === undefined) {
+          fail('M_NOT_FOUND', 'Unknown key.');
+          continue;
+        }
+        const merged = mergeSignatures(
+          (current['signatures'] ?? {}) as Record<string, Record<string, string>>,
+          signatures,
+        );
+        changes.push({ op, key, body: { ...current, signatures: merged } });
+      }
+    }
+    if (changes.length > 0) await this.port.applyLocal(session.serverName, changes);
+    return { failures };
+  }
+}
+
+function mergeSignatures(
+  a: Record<string, Record<string, string>>,
+  b: Record<string, Record<string, string>>,
+): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const [server, keys] of [...Object.entries(a), ...Object.entries(b)]) out[server] = { ...out[server], ...keys };
+  return out;
+}
+
+function keyList(keys: JsonRecord | undefined, field: string): MatrixStoredKey[] {
+  if (keys === undefined) return [];
+  const entries = Object.entries(keys);
+  if (entries.length > MAX_KEYS_PER_UPLOAD)
+    throw new MatrixError('M_BAD_JSON', `${field} has more than ${MAX_KEYS_PER_UPLOAD} keys.`);
+  return entries.map(([keyId, value]) => {
+    const algorithm = keyId.split(':')[0] ?? '';
+    if (algorithm === '' || !keyId.includes(':') || keyId.length > 255) {
+      throw new MatrixError('M_BAD_JSON', `${field} key ids are <algorithm>:<id>.`);
+    }
+    if (typeof value !== 'string' && !isRecord(value))
+      throw new MatrixError('M_BAD_JSON', `${field} values are strings or objects.`);
+    return { keyId, algorithm, value };
+  });
+}

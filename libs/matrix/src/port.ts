@@ -1,0 +1,89 @@
+import type { MatrixEvent } from '@polyhome/identity';
+
+/** A change to the account's replicated state, made as an op of this home. */
+export interface MatrixLocalChange {
+  op: 'device.put' | 'device.delete' | 'member.set' | 'cross_signing.put';
+  key: string;
+  body: Record<string, unknown>;
+}
+
+/** The replicated state of an account as the home holds it (bodies of the winning ops). */
+export interface MatrixAccountState {
+  devices: Record<string, Record<string, unknown>>;
+  memberships: Record<string, Record<string, unknown>>;
+  crossSigning: Record<string, Record<string, unknown>>;
+}
+
+/** Room versions whose redaction rules the signer knows (identity's `hashAndSignEvent`). */
+export type MatrixRoomVersion = '1' | '2' | '3' | '4' | '5';
+
+/**
+ * What the Matrix client API needs from the home that serves it. The server implements it with its
+ * accounts and p2p services; a client-side home will implement it the same way.
+ */
+export interface MatrixHomePort {
+  /** PeerId of this home: access tokens are valid only on the home that issued them. */
+  readonly homeId: string;
+  /** The server name of the account whose user ID this is, when it is hosted here and the password matches. */
+  checkPassword(userId: string, password: string): Promise<string | null>;
+  /** Spends a single-use login token: the server name of its account, or null when unknown, used or expired. */
+  consumeLoginToken(token: string): Promise<string | null>;
+  /** The user ID of a hosted account, or null when it is not hosted here. */
+  userIdOf(serverName: string): Promise<string | null>;
+  /** The account's replicated state. */
+  state(serverName: string): Promise<MatrixAccountState>;
+  /** Makes, stores and pushes ops of this home. Throws when a change is refused; nothing is applied then. */
+  applyLocal(serverName: string, changes: MatrixLocalChange[]): Promise<void>;
+  /** Calls `listener` whenever an account's state changes here, locally or from another home. */
+  onChanged(listener: (serverName: string, keys: string[]) => void): void;
+  /** Hashes and signs a room event as this home under the account's server name (key id `ed25519:<homeId>`). */
+  signEvent(serverName: string, event: MatrixEvent, roomVersion: MatrixRoomVersion): Promise<MatrixEvent>;
+}
+
+/** An access token as stored: its SHA-256, never the token. */
+export interface MatrixStoredToken {
+  tokenHash: string;
+  serverName: string;
+  deviceId: string;
+  home: string;
+}
+
+/** A one-time or fallback key as uploaded (`keyId` is `<algorithm>:<id>`). */
+export interface MatrixStoredKey {
+  keyId: string;
+  algorithm: string;
+  value: unknown;
+}
+
+/** Local, unreplicated storage of the Matrix client API (`SqlMatrixStore` of `@polyhome/storage` fits it). */
+export interface MatrixStore {
+  insertAccessToken(token: MatrixStoredToken): Promise<void>;
+  findAccessToken(tokenHash: string): Promise<MatrixStoredToken | null>;
+  deleteAccessToken(tokenHash: string): Promise<void>;
+  deleteDeviceTokens(serverName: string, deviceIds: string[]): Promise<void>;
+  devicesWithTokens(serverName: string, home: string): Promise<string[]>;
+  addOneTimeKeys(serverName: string, deviceId: string, keys: MatrixStoredKey[]): Promise<void>;
+  setFallbackKeys(serverName: string, deviceId: string, keys: MatrixStoredKey[]): Promise<void>;
+  countOneTimeKeys(serverName: string, deviceId: string): Promise<Record<string, number>>;
+  unusedFallbackKeyTypes(serverName: string, deviceId: string): Promise<string[]>;
+  claimKey(serverName: string, deviceId: string, algorithm: string): Promise<{ keyId: string; value: unknown } | null>;
+  deleteDeviceKeys(serverName: string, deviceId: string): Promise<void>;
+  recordChanges(serverName: string, keys: string[]): Promise<number>;
+  position(): Promise<number>;
+  changesSince(serverName: string, since: number): Promise<{ position: number; keys: string[] }>;
+  saveRoomEvent(serverName: string, roomId: string, event: Record<string, unknown>): Promise<void>;
+  roomEvents(serverName: string, roomId: string): Promise<Array<Record<string, unknown>>>;
+}
+
+/** What `MatrixClientApiModule` is configured with. */
+export interface MatrixClientApiOptions {
+  port: MatrixHomePort;
+  store: MatrixStore;
+}
+
+/** Injection token of the port. */
+export const MATRIX_HOME_PORT = Symbol('MATRIX_HOME_PORT');
+/** Injection token of the store. */
+export const MATRIX_STORE = Symbol('MATRIX_STORE');
+/** Injection token of the options. */
+export const MATRIX_OPTIONS = Symbol('MATRIX_CLIENT_API_OPTIONS');

@@ -1,0 +1,108 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { MatrixSession } from '../auth/session.js';
+import { MatrixError } from '../common/errors.js';
+import { isRecord, type JsonRecord } from '../common/json.js';
+import { MATRIX_HOME_PORT, MATRIX_STORE, type MatrixHomePort, type MatrixStore } from '../port.js';
+import { clientEvent, strippedEvent } from '../rooms/room-events.js';
+import { ChangeFeedService } from './change-feed.service.js';
+import { parseSyncToken, syncToken } from './sync-token.js';
+
+/** Longest a /sync waits, whatever the client asks: proxies and clients time out beyond this. */
+export const MAX_SYNC_TIMEOUT_MS = 30_000;
+
+/**
+ * /sync over this home's change stream: an initial sync gives the whole account view; an incremental one
+ * the rooms and device lists changed after `since`, waiting up to `timeout` for a change when there is none.
+ */
+@Injectable()
+export class SyncService {
+  constructor(
+    @Inject(MATRIX_HOME_PORT) private readonly port: MatrixHomePort,
+    @Inject(MATRIX_STORE) private readonly store: MatrixStore,
+    private readonly feed: ChangeFeedService,
+  ) {}
+
+  /** GET /sync with the query as given (`filter`, `set_presence`, `full_state` are accepted and ignored). */
+  async sync(session: MatrixSession, query: Record<string, unknown>): Promise<JsonRecord> {
+    const since = query['since'] === undefined ? undefined : parseSyncToken(query['since'], 'since');
+    const timeout = parseTimeout(query['timeout']);
+    if (since === undefined) return this.build(session, await this.store.position(), undefined);
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const wait = this.feed.waitForChange(session.serverName, Math.max(0, deadline - Date.now()));
+      const changes = await this.store.changesSince(session.serverName, since);
+      if (changes.keys.length > 0 || Date.now() >= deadline) {
+        wait.cancel();
+        return this.build(session, changes.position, changes.keys);
+      }
+      await wait.promise;
+    }
+  }
+
+  private async build(session: MatrixSession, position: number, changed: string[] | undefined): Promise<JsonRecord> {
+    const state = await this.port.state(session.serverName);
+    const rooms: { join: JsonRecord; invite: JsonRecord; leave: JsonRecord; knock: JsonRecord } = {
+      join: {},
+      invite: {},
+      leave: {},
+      knock: {},
+    };
+    const roomIds =
+      changed === undefined
+        ? Object.keys(state.memberships)
+        : [
+            ...new Set(
+              changed
+                .filter((k) => k.startsWith('member:') || k.startsWith('room:'))
+                .map((k) => k.slice(k.indexOf(':') + 1)),
+            ),
+          ];
+    for (const roomId of roomIds) {
+      const membership = state.memberships[roomId];
+      if (membership === undefined) continue;
+      const event = isRecord(membership['event']) ? clientEvent(membership['event']) : undefined;
+      const timeline = { events: event === undefined ? [] : [event], limited: false };
+      switch (membership['membership']) {
+        case 'join': {
+          const others = (await this.store.roomEvents(session.serverName, roomId)).map(clientEvent);
+          rooms.join[roomId] = {
+            state: { events: others },
+            timeline,
+            ephemeral: { events: [] },
+            account_data: { events: [] },
+            unread_notifications: { highlight_count: 0, notification_count: 0 },
+            summary: {},
+          };
+          break;
+        }
+        case 'invite':
+          rooms.invite[roomId] = { invite_state: { events: event === undefined ? [] : [strippedEvent(event)] } };
+          break;
+        case 'knock':
+          rooms.knock[roomId] = { knock_state: { events: event === undefined ? [] : [strippedEvent(event)] } };
+          break;
+        default:
+          // Left and banned rooms are news only to an incremental sync; an initial one leaves them out, as Matrix does.
+          if (changed !== undefined) rooms.leave[roomId] = { state: { events: [] }, timeline };
+      }
+    }
+    const devicesChanged = (changed ?? []).some((k) => k.startsWith('device:') || k.startsWith('cross_signing:'));
+    return {
+      next_batch: syncToken(position),
+      rooms,
+      device_lists: { changed: devicesChanged ? [session.userId] : [], left: [] },
+      device_one_time_keys_count: await this.store.countOneTimeKeys(session.serverName, session.deviceId),
+      device_unused_fallback_key_types: await this.store.unusedFallbackKeyTypes(session.serverName, session.deviceId),
+      account_data: { events: [] },
+      presence: { events: [] },
+      to_device: { events: [] },
+    };
+  }
+}
+
+function parseTimeout(value: unknown): number {
+  if (value === undefined || value === '') return 0;
+  if (typeof value !== 'string' || !/^\d{1,10}$/.test(value))
+    throw new MatrixError('M_INVALID_PARAM', 'timeout must be milliseconds.');
+  return Math.min(Number(value), MAX_SYNC_TIMEOUT_MS);
+}
