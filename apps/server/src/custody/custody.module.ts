@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { AccountsModule } from '../accounts/accounts.module.js';
+import { CustodyController } from './custody.controller.js';
+import { CustodyService } from './custody.service.js';
+
+/** Custody handover of hosted accounts' root keys. */
+@Module({
+  imports: [AccountsModule],
+  controllers: [CustodyController],
+  providers: [CustodyService],
+})
+export class CustodyModule {}

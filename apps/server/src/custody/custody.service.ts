@@ -1,0 +1,52 @@
+import { Injectable } from '@nestjs/common';
+import { exportSecretKey } from '@polyhome/identity';
+import { AccountEntity } from '@polyhome/storage';
+import { AccountsService } from '../accounts/accounts.service.js';
+import { ApiError } from '../common/api-error.js';
+import { StorageService } from '../storage/storage.service.js';
+import type { CustodyExportDto, TakeCustodyDto } from './custody.dto.js';
+
+/**
+ * Custody handover: a hosted account's user takes its root key, once. The server erases its sealed copy
+ * and keeps hosting the account as co-hosted; from then on it can no longer sign documents for it.
+ */
+@Injectable()
+export class CustodyService {
+  constructor(
+    private readonly accounts: AccountsService,
+    private readonly storage: StorageService,
+  ) {}
+
+  /**
+   * Checks the password, exports the root key under the passphrase, then erases the sealed key and sets
+   * custody to `self` in one conditional UPDATE: of two concurrent calls only the one that flips the row gets
+   * the export. Throws ApiError M_FORBIDDEN (wrong password, or the key is already the user's).
+   */
+  async takeCustody(input: TakeCustodyDto): Promise<CustodyExportDto> {
+    const row = await this.accounts.checkPassword(input.user_id, input.password);
+    if (row.custody !== 'hosted' || row.sealedRootKey === null) throw alreadyTaken(row.userId);
+    const rootKey = this.accounts.rootKeyOf(row);
+    let exported: string;
+    try {
+      // scrypt runs before the row is touched, so no lock is held for its half second.
+      exported = await exportSecretKey(rootKey, input.passphrase);
+    } finally {
+      rootKey.destroy();
+    }
+    const result = await this.storage.dataSource
+      .createQueryBuilder()
+      .update(AccountEntity)
+      .set({ custody: 'self', sealedRootKey: null })
+      .where('server_name = :serverName AND custody = :hosted AND sealed_root_key IS NOT NULL', {
+        serverName: row.serverName,
+        hosted: 'hosted',
+      })
+      .execute();
+    if (result.affected !== 1) throw alreadyTaken(row.userId);
+    return { export: exported };
+  }
+}
+
+function alreadyTaken(userId: string): ApiError {
+  return new ApiError('M_FORBIDDEN', `The key of ${userId} is already in the user's custody; it is given only once.`);
+}

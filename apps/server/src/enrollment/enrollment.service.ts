@@ -1,0 +1,52 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { parseUserId } from '@polyhome/identity';
+import type { EntityManager } from 'typeorm';
+import { AccountsService } from '../accounts/accounts.service.js';
+import { ApiError } from '../common/api-error.js';
+import { APP_CONFIG, type AppConfig } from '../config/config.js';
+import { P2pService } from '../p2p/p2p.service.js';
+import type { EnrollRequest, EnrollResponse } from './enrollment-protocol.js';
+import { EnrollmentTokensService } from './enrollment-tokens.service.js';
+
+/**
+ * Enrollment: a user who holds an account's key makes this server a home of it (co-hosting) by sending the
+ * signed account document that names this server. The same service answers HTTP and libp2p.
+ */
+@Injectable()
+export class EnrollmentService {
+  constructor(
+    private readonly accounts: AccountsService,
+    private readonly tokens: EnrollmentTokensService,
+    private readonly p2p: P2pService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /**
+   * Checks the policy (and the token before anything else), then verifies and hosts the account, spending
+   * one token use in the same transaction: a refused enrollment leaves no account row and spends nothing.
+   * `from` is the PeerId that asked over libp2p, null over HTTP. Throws ApiError.
+   */
+  async enroll(request: EnrollRequest, from: string | null): Promise<EnrollResponse> {
+    const token = request.token;
+    let alongside: ((manager: EntityManager) => Promise<void>) | undefined;
+    switch (this.config.enrollmentPolicy) {
+      case 'closed':
+        throw new ApiError('M_FORBIDDEN', 'This server does not accept enrollments (ENROLLMENT_POLICY=closed).');
+      case 'token':
+        if (token === undefined) {
+          throw new ApiError('M_FORBIDDEN', 'This server enrolls only with an enrollment token from its operator.');
+        }
+        await this.tokens.assertUsable(token);
+        alongside = (manager) => this.tokens.consumeIn(manager, token);
+        break;
+      case 'open':
+        // A token given anyway is neither needed nor spent.
+        break;
+    }
+    const serverName = await this.accounts.hostCoHosted(request.document, from, alongside);
+    // hostCoHosted verified the document, so its user_id is well formed and belongs to serverName.
+    const userId = (request.document as { user_id: string }).user_id;
+    if (parseUserId(userId).serverName !== serverName) throw new Error('enrolled account does not match its document');
+    return { user_id: userId, peer_id: this.p2p.peerId, addrs: [...this.accounts.selfHome().addrs] };
+  }
+}
