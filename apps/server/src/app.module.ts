@@ -9,9 +9,6 @@ import { AdminTokenVerifier } from './admin/admin-token.js';
 import { CustodyModule } from './custody/custody.module.js';
 import { EnrollmentModule } from './enrollment/enrollment.module.js';
 import { LoginTokensModule } from './login-tokens/login-tokens.module.js';
-import { CustodyModule } from './custody/custody.module.js';
-import { EnrollmentModule } from './enrollment/enrollment.module.js';
-import { LoginTokensModule } from './login-tokens/login-tokens.module.js';
 import { MatrixModule } from './matrix/matrix.module.js';
 import { APP_CONFIG, type AppConfig } from './config/config.js';
 import { HealthModule } from './health/health.module.js';
@@ -72,9 +69,6 @@ export class AppModule {
         AdminModule,
         AccountsModule,
         DeliveryModule,
-        EnrollmentModule,
-        CustodyModule,
-        LoginTokensModule,
         EnrollmentModule,
         CustodyModule,
         LoginTokensModule,
