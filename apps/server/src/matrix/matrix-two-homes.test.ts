@@ -1,0 +1,111 @@
+import type { AddressInfo } from 'node:net';
+import { createClient, Method, type MatrixClient } from 'matrix-js-sdk';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AccountsService } from '../accounts/accounts.service.js';
+import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
+
+const ADMIN_TOKEN = 'matrix-two-homes-admin-token';
+const PASSWORD = 'correct horse battery staple';
+
+async function waitFor(condition: () => Promise<boolean>, what: string, timeout = 20_000): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function listen(server: TestServer): Promise<string> {
+  await server.app.listen(0, '127.0.0.1');
+  return `http://127.0.0.1:${(server.app.getHttpServer().address() as AddressInfo).port}`;
+}
+
+describe('one account on two server homes, a matrix-js-sdk client on each', () => {
+  let a: TestServer;
+  let b: TestServer;
+  let urlA: string;
+  let urlB: string;
+  let userId: string;
+  let clientA: MatrixClient;
+  let clientB: MatrixClient;
+
+  beforeAll(async () => {
+    const backend = SERVER_BACKENDS[0];
+    [a, b] = await Promise.all([startTestServer(backend, { ADMIN_TOKEN }), startTestServer(backend, { ADMIN_TOKEN })]);
+    [urlA, urlB] = await Promise.all([listen(a), listen(b)]);
+    const created = await request(a.app.getHttpServer())
+      .post('/admin/v1/accounts')
+      .set('Authorization', `Bearer ${ADMIN_TOKEN}`)
+      .send({ localpart: 'alice', password: PASSWORD })
+      .expect(201);
+    userId = created.body.user_id;
+    // A signs a document naming both homes with the account's root key; B co-hosts from it.
+    const document = await a.app.get(AccountsService).addHome(userId, b.app.get(AccountsService).selfHome());
+    await b.app.get(AccountsService).hostCoHosted(document, null);
+    const login = await createClient({ baseUrl: urlA }).loginRequest({
+      type: 'm.login.password',
+      identifier: { type: 'm.id.user', user: userId },
+      password: PASSWORD,
+    });
+    clientA = createClient({ baseUrl: urlA, userId, accessToken: login.access_token, deviceId: login.device_id });
+    // B holds no password for a co-hosted account: its client logs in with a login token made on B.
+    const token = await request(b.app.getHttpServer())
+      .post(`/admin/v1/accounts/${encodeURIComponent(userId)}/login-token`)
+      .set('Authorization', `Bearer ${ADMIN_TOKEN}`)
+      .expect(201);
+    const loginB = await createClient({ baseUrl: urlB }).loginRequest({
+      type: 'm.login.token',
+      token: token.body.login_token,
+    });
+    clientB = createClient({ baseUrl: urlB, userId, accessToken: loginB.access_token, deviceId: loginB.device_id });
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+  });
+
+  it('a login and key upload on A show on B in /devices, /keys/query and /sync device_lists', async () => {
+    await waitFor(
+      async () => (await clientB.getDevices()).devices.some((d) => d.device_id === clientA.getDeviceId()),
+      "A's login device on B",
+    );
+    const initial = await clientB.http.authedRequest<{ next_batch: string }>(Method.Get, '/sync');
+    const polling = clientB.http.authedRequest<{ device_lists: { changed: string[] } }>(Method.Get, '/sync', {
+      since: initial.next_batch,
+      timeout: '20000',
+    });
+    const deviceId = clientA.getDeviceId()!;
+    const deviceKeys = {
+      user_id: userId,
+      device_id: deviceId,
+      algorithms: ['m.olm.v1.curve25519-aes-sha2'],
+      keys: { [`curve25519:${deviceId}`]: 'curve', [`ed25519:${deviceId}`]: 'ed' },
+      signatures: { [userId]: { [`ed25519:${deviceId}`]: 'sig' } },
+    };
+    await clientA.http.authedRequest(Method.Post, '/keys/upload', undefined, { device_keys: deviceKeys });
+    expect((await polling).device_lists.changed).toEqual([userId]);
+    const query = await clientB.http.authedRequest<{ device_keys: Record<string, Record<string, unknown>> }>(
+      Method.Post,
+      '/keys/query',
+      undefined,
+      { device_keys: { [userId]: [] } },
+    );
+    expect(query.device_keys[userId]?.[deviceId]).toMatchObject(deviceKeys);
+  });
+
+  it("a room joined on A is in B's /joined_rooms; a device logged out on B leaves A's /devices", async () => {
+    const { room_id: roomId } = await clientA.createRoom({});
+    await waitFor(async () => (await clientB.getJoinedRooms()).joined_rooms.includes(roomId), 'the room on B');
+    const deviceB = clientB.getDeviceId()!;
+    expect((await clientA.getDevices()).devices.map((d) => d.device_id)).toContain(deviceB);
+    await clientB.logout();
+    await waitFor(
+      async () => !(await clientA.getDevices()).devices.some((d) => d.device_id === deviceB),
+      "B's device gone on A",
+    );
+    // A's token is A's alone: B does not honour it.
+    const foreign = createClient({ baseUrl: urlB, userId, accessToken: clientA.getAccessToken()!, deviceId: 'X' });
+    await expect(foreign.whoami()).rejects.toMatchObject({ errcode: 'M_UNKNOWN_TOKEN' });
+  });
+});
