@@ -184,14 +184,12 @@ export class SqlMatrixStore {
 
   /** Stores a room event made here (create event, invites of others). */
   async saveRoomEvent(serverName: string, roomId: string, event: Record<string, unknown>): Promise<void> {
-    await this.dataSource
-      .getRepository(MatrixRoomEventEntity)
-      .insert({
-        eventId: String(event['event_id']),
-        serverName,
-        roomId,
-        event,
-      } as QueryDeepPartialEntity<MatrixRoomEventEntity>);
+    await this.dataSource.getRepository(MatrixRoomEventEntity).insert({
+      eventId: String(event['event_id']),
+      serverName,
+      roomId,
+      event,
+    } as QueryDeepPartialEntity<MatrixRoomEventEntity>);
   }
 
   /** The stored room events of an account in one room, oldest first. */
