@@ -315,42 +315,73 @@ describe.each(SERVER_BACKENDS)('enrollment with ENROLLMENT_POLICY=token on $name
   });
 });
 
-describe.each(SERVER_BACKENDS)('enrollment policies open and closed on $name', (backend) => {
-  let open: TestServer;
-  let closed: TestServer;
+describe.each(SERVER_BACKENDS)(
+  'enrollment policies open and closed, and admin-driven enrollment, on $name',
+  (backend) => {
+    let open: TestServer;
+    let closed: TestServer;
 
-  beforeAll(async () => {
-    [open, closed] = await Promise.all([
-      startTestServer(backend, { ...ENV, ENROLLMENT_POLICY: 'open' }),
-      startTestServer(backend, { ...ENV, ENROLLMENT_POLICY: 'closed' }),
-    ]);
-  });
-  afterAll(async () => {
-    await Promise.all([open?.close(), closed?.close()]);
-  });
+    beforeAll(async () => {
+      [open, closed] = await Promise.all([
+        startTestServer(backend, { ...ENV, ENROLLMENT_POLICY: 'open' }),
+        startTestServer(backend, { ...ENV, ENROLLMENT_POLICY: 'closed' }),
+      ]);
+    });
+    afterAll(async () => {
+      await Promise.all([open?.close(), closed?.close()]);
+    });
 
-  it('open: enrolls without a token', async () => {
-    const { account, document } = accountAdding('open-policy', serverHome(open));
-    const res = await request(open.app.getHttpServer()).post('/_polyhome/v1/enroll').send({ document }).expect(201);
-    expect(res.body.user_id).toBe(account.userId);
-  });
+    it('open: enrolls without a token', async () => {
+      const { account, document } = accountAdding('open-policy', serverHome(open));
+      const res = await request(open.app.getHttpServer()).post('/_polyhome/v1/enroll').send({ document }).expect(201);
+      expect(res.body.user_id).toBe(account.userId);
+    });
 
-  it('closed: refuses with 403 even with a valid token, over HTTP and libp2p', async () => {
-    const { admin } = clients(() => closed);
-    const { token } = (await admin.post('/admin/v1/enrollment-tokens').expect(201)).body;
-    const { document } = accountAdding('closed-policy', serverHome(closed));
-    const res = await request(closed.app.getHttpServer())
-      .post('/_polyhome/v1/enroll')
-      .send({ document, token })
-      .expect(403);
-    expect(res.body).toEqual({ errcode: 'M_FORBIDDEN', error: expect.stringContaining('closed') });
-    const refused = await enrollOverLibp2p(open.resources.p2p.host, loopbackAddr(closed), { document, token }).catch(
-      (err: unknown) => err,
-    );
-    expect(refused).toMatchObject({ errcode: 'M_FORBIDDEN' });
-    expect(await accountRows(closed)).toBe(0);
-  });
-});
+    it('closed: refuses with 403 even with a valid token, over HTTP and libp2p', async () => {
+      const { admin } = clients(() => closed);
+      const { token } = (await admin.post('/admin/v1/enrollment-tokens').expect(201)).body;
+      const { document } = accountAdding('closed-policy', serverHome(closed));
+      const res = await request(closed.app.getHttpServer())
+        .post('/_polyhome/v1/enroll')
+        .send({ document, token })
+        .expect(403);
+      expect(res.body).toEqual({ errcode: 'M_FORBIDDEN', error: expect.stringContaining('closed') });
+      const refused = await enrollOverLibp2p(open.resources.p2p.host, loopbackAddr(closed), { document, token }).catch(
+        (err: unknown) => err,
+      );
+      expect(refused).toMatchObject({ errcode: 'M_FORBIDDEN' });
+      expect(await accountRows(closed)).toBe(0);
+    });
+
+    // The admin "add a server home" route enrolls the remote server over /polyhome/enroll/1.0.0.
+    it('the remote server hosts the account at once; a refusal comes back with its errcode', async () => {
+      const fromClosed = clients(() => closed).admin;
+      const account = (await fromClosed.post('/admin/v1/accounts', { localpart: 'spreads' }).expect(201)).body;
+      await fromClosed
+        .post(`/admin/v1/accounts/${encodeURIComponent(account.user_id)}/homes`, {
+          multiaddr: loopbackAddr(open),
+          role: 'server',
+          name: 'second',
+        })
+        .expect(201);
+      const row = await open.resources.storage.dataSource
+        .getRepository(AccountEntity)
+        .findOneBy({ serverName: account.server_name });
+      expect(row).toMatchObject({ userId: account.user_id, custody: 'self' });
+
+      const fromOpen = clients(() => open).admin;
+      const other = (await fromOpen.post('/admin/v1/accounts', { localpart: 'refused' }).expect(201)).body;
+      const refused = await fromOpen
+        .post(`/admin/v1/accounts/${encodeURIComponent(other.user_id)}/homes`, {
+          multiaddr: loopbackAddr(closed),
+          role: 'server',
+          name: 'nope',
+        })
+        .expect(403);
+      expect(refused.body.error).toContain('refused the enrollment');
+    });
+  },
+);
 
 /** After enrollment: an op made on the client reaches the server, and one made on the server reaches the client. */
 async function expectSyncBothWays(server: TestServer, client: ClientHome): Promise<void> {
