@@ -252,7 +252,9 @@ export class Session {
   // Asks the engine for messages until it has none. Re-entrant calls fold into one more round, so the
   // state is only ever advanced by one pump at a time.
   async #pump(): Promise<void> {
-    if (!this.open) return;
+    // Before the stream is attached there is nowhere to write: a message generated now would advance the
+    // engine's state (a hello "sent") and then be dropped. run() pumps once the stream is there.
+    if (!this.open || this.#lp === undefined) return;
     if (this.#pumping) {
       this.#pumpAgain = true;
       return;

@@ -33,7 +33,15 @@ import type {
   SyncServiceComponents,
   SyncServiceInit,
 } from './index.js';
-import { isTooLarge, NOT_A_HOME_TEXT, Session, wrap, type SessionOwner, type SessionSettings } from './session.js';
+import {
+  isTooLarge,
+  NOT_A_HOME_TEXT,
+  Session,
+  wrap,
+  type CloseReason,
+  type SessionOwner,
+  type SessionSettings,
+} from './session.js';
 
 /** The reason text of every refusal of a peer that may not sync an account (identical in all cases). */
 export const NOT_A_HOME_REASON = NOT_A_HOME_TEXT;
@@ -45,6 +53,14 @@ interface Hosted {
 }
 
 /** The libp2p implementation of SyncService (see index.ts). */
+/** Close reasons after which a session is opened again if the peer is still connected. */
+const REOPEN_AFTER: ReadonlySet<CloseReason> = new Set<CloseReason>(['done', 'error', 'idle']);
+/** Delay before reopening, so a connection being pruned has closed and the other one is found. */
+const REOPEN_DELAY_MS = 100;
+/** At most this many reopenings per peer and account within REOPEN_WINDOW_MS. */
+const MAX_REOPENS_PER_WINDOW = 5;
+const REOPEN_WINDOW_MS = 10_000;
+
 export class PolyhomeSync implements SyncService, SessionOwner {
   readonly localPeer: string;
   readonly #components: SyncServiceComponents;
@@ -55,6 +71,8 @@ export class PolyhomeSync implements SyncService, SessionOwner {
   readonly #maxOutboundStreams: number;
   readonly #accounts = new Map<string, Hosted>();
   readonly #sessions = new Map<string, Session>();
+  /** When sessions per (peer, account) were last reopened after being lost; bounds reopening. */
+  readonly #reopens = new Map<string, number[]>();
   readonly #listeners = new Map<keyof SyncEvents, Set<SyncEventListener<keyof SyncEvents>>>();
   #started = false;
 
@@ -239,6 +257,18 @@ export class PolyhomeSync implements SyncService, SessionOwner {
   closed(session: Session): void {
     const key = sessionKey(session.remotePeer, session.account);
     if (this.#sessions.get(key) === session) this.#sessions.delete(key);
+    // A session lost while the peer stays connected (its connection was pruned as a duplicate, or both ends
+    // opened at once and the kept stream failed) is opened again on a connection that is still open:
+    // otherwise neither end would sync until something new happened. Bounded per peer and account, so a
+    // peer that keeps ending sessions cannot make this loop.
+    if (!this.#started || !REOPEN_AFTER.has(session.closeReason ?? 'stopped')) return;
+    const now = Date.now();
+    const recent = (this.#reopens.get(key) ?? []).filter((t) => now - t < REOPEN_WINDOW_MS);
+    if (recent.length >= MAX_REOPENS_PER_WINDOW) return;
+    recent.push(now);
+    this.#reopens.set(key, recent);
+    const timer = setTimeout(() => this.#openSessions(session.account), REOPEN_DELAY_MS);
+    timer.unref?.();
   }
 
   // Inbound: the first frame must be a hello for an account this node hosts, from one of its homes.
