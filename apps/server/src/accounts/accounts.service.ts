@@ -239,16 +239,16 @@ export class AccountsService {
       throw new ApiError('M_INVALID_PARAM', 'multiaddr is not a valid multiaddr.');
     }
     if (peerId === '') throw new ApiError('M_INVALID_PARAM', 'multiaddr must end in /p2p/<PeerId>.');
-    const document = await this.addHome(userId, {
-      peer_id: peerId,
-      role: input.role,
-      name: input.name,
-      addrs: [input.multiaddr],
-    });
-    if (this.enroller !== undefined && input.role === 'server') {
-      await this.enroller(input.multiaddr, document, input.token);
-    }
-    return document;
+    const home: Home = { peer_id: peerId, role: input.role, name: input.name, addrs: [input.multiaddr] };
+    const enroller = this.enroller;
+    if (enroller === undefined || input.role !== 'server') return this.addHome(userId, home);
+    // The remote server enrolls with the signed next document before it is put in force here: a refused
+    // enrollment leaves the account's document as it was (the refused document was stored nowhere).
+    return this.changeDocument(
+      userId,
+      (document, rootKey) => addHome(document, home, rootKey),
+      (next) => enroller(input.multiaddr, next, input.token),
+    );
   }
 
   /** Who enrolls a remote server after its home was added (set by the enrollment module). */
@@ -346,6 +346,7 @@ export class AccountsService {
   private async changeDocument(
     userId: string,
     change: (document: AccountDocument, rootKey: SecretKey) => AccountDocument,
+    beforeInForce?: (next: AccountDocument) => Promise<void>,
   ): Promise<AccountDocument> {
     const row = await this.rowByUserId(userId);
     const rootKey = this.rootKeyOf(row);
@@ -355,6 +356,7 @@ export class AccountsService {
     } catch (err) {
       throw invalid(err);
     }
+    if (beforeInForce !== undefined) await beforeInForce(next);
     const inForce = await this.store.offerDocument(row.serverName, next, this.p2p.peerId);
     await this.p2p.documentChanged(row.serverName);
     void this.p2p.connectHomes(row.serverName).catch(() => undefined);

@@ -357,6 +357,12 @@ describe.each(SERVER_BACKENDS)(
     it('the remote server hosts the account at once; a refusal comes back with its errcode', async () => {
       const fromClosed = clients(() => closed).admin;
       const account = (await fromClosed.post('/admin/v1/accounts', { localpart: 'spreads' }).expect(201)).body;
+      // State made before the second server joins reaches it once it is enrolled.
+      await closed.app
+        .get(AccountsService)
+        .applyLocal(account.server_name, [
+          { op: 'member.set', key: '!before:x', body: { room_id: '!before:x', membership: 'join' } },
+        ]);
       await fromClosed
         .post(`/admin/v1/accounts/${encodeURIComponent(account.user_id)}/homes`, {
           multiaddr: loopbackAddr(open),
@@ -368,6 +374,12 @@ describe.each(SERVER_BACKENDS)(
         .getRepository(AccountEntity)
         .findOneBy({ serverName: account.server_name });
       expect(row).toMatchObject({ userId: account.user_id, custody: 'self' });
+      await waitFor(async () => {
+        const res = await clients(() => open).admin.get(
+          `/admin/v1/accounts/${encodeURIComponent(account.user_id)}/memberships`,
+        );
+        return res.body.memberships?.some((m: { room_id: string }) => m.room_id === '!before:x') ?? false;
+      }, 'the enrolled server to receive the account’s state');
 
       const fromOpen = clients(() => open).admin;
       const other = (await fromOpen.post('/admin/v1/accounts', { localpart: 'refused' }).expect(201)).body;
@@ -379,6 +391,10 @@ describe.each(SERVER_BACKENDS)(
         })
         .expect(403);
       expect(refused.body.error).toContain('refused the enrollment');
+      // The refused document was never put in force: the account's document is unchanged.
+      const detail = await fromOpen.get(`/admin/v1/accounts/${encodeURIComponent(other.user_id)}`).expect(200);
+      expect(detail.body.doc_seq).toBe(1);
+      expect(detail.body.homes).toHaveLength(1);
     });
   },
 );
