@@ -1,0 +1,110 @@
+// Matrix: time from a device login on home A to its appearance in the /sync of a client long-polling on
+// home B (one account, two server homes on embedded PGlite, real libp2p on 127.0.0.1), p50 and p99.
+// Uses the built server (apps/server/dist).
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { AccountsService } from '../../apps/server/dist/accounts/accounts.service.js';
+import { createServerApp } from '../../apps/server/dist/app.js';
+import { loadConfig } from '../../apps/server/dist/config/config.js';
+import { LoginTokensService } from '../../apps/server/dist/login-tokens/login-tokens.service.js';
+import { createLogger } from '../../apps/server/dist/logging/logger.js';
+import { openResources } from '../../apps/server/dist/resources.js';
+
+export const description = 'device login on home A to /sync wake-up on home B (p50, p99)';
+
+const LOGINS = Number(process.env.BENCH_MATRIX_LOGINS ?? 60);
+const PASSWORD = 'correct horse battery staple';
+
+async function startHome(dir) {
+  const config = loadConfig({
+    DATA_DIR: dir,
+    PORT: '1',
+    P2P_LISTEN: '/ip4/127.0.0.1/tcp/0',
+    LOG_LEVEL: 'silent',
+    RATE_LIMIT_PER_MINUTE: '0',
+  });
+  const resources = await openResources(config, createLogger('silent'));
+  const app = await createServerApp(resources);
+  await app.listen(0, '127.0.0.1');
+  const url = `http://127.0.0.1:${app.getHttpServer().address().port}`;
+  return { app, url };
+}
+
+async function call(url, method, body, token) {
+  const res = await fetch(url, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export async function run(ctx) {
+  const dirs = [
+    await mkdtemp(path.join(os.tmpdir(), 'polyhome-bench-a-')),
+    await mkdtemp(path.join(os.tmpdir(), 'polyhome-bench-b-')),
+  ];
+  ctx.progress('starting two server homes (embedded PGlite)');
+  const [a, b] = await Promise.all(dirs.map((d) => startHome(d)));
+  try {
+    const accountsA = a.app.get(AccountsService);
+    const accountsB = b.app.get(AccountsService);
+    const created = await accountsA.createHosted('bench', PASSWORD);
+    const document = await accountsA.addHome(created.user_id, accountsB.selfHome());
+    await accountsB.hostCoHosted(document, null);
+    const { login_token: token } = await b.app.get(LoginTokensService).create(created.user_id);
+    const loginB = await call(`${b.url}/_matrix/client/v3/login`, 'POST', { type: 'm.login.token', token });
+    let since = (await call(`${b.url}/_matrix/client/v3/sync`, 'GET', undefined, loginB.access_token)).next_batch;
+    const samples = [];
+    for (let i = 0; i < LOGINS; i++) {
+      const poll = (async () => {
+        // Long-poll until B's /sync names the account in device_lists.changed.
+        for (;;) {
+          const res = await call(
+            `${b.url}/_matrix/client/v3/sync?timeout=20000&since=${since}`,
+            'GET',
+            undefined,
+            loginB.access_token,
+          );
+          since = res.next_batch;
+          if (res.device_lists?.changed?.includes(created.user_id)) return performance.now();
+        }
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const started = performance.now();
+      await call(`${a.url}/_matrix/client/v3/login`, 'POST', {
+        type: 'm.login.password',
+        identifier: { type: 'm.id.user', user: created.user_id },
+        password: PASSWORD,
+      });
+      samples.push((await poll) - started);
+      if (i % 10 === 0) ctx.progress(`${i + 1}/${LOGINS} logins`);
+    }
+    samples.sort((x, y) => x - y);
+    return [
+      {
+        figure: `login on A to /sync wake-up on B, p50 (${LOGINS} logins)`,
+        value: percentile(samples, 50),
+        unit: 'ms',
+        reference: 'includes the login request (scrypt password check)',
+      },
+      {
+        figure: `login on A to /sync wake-up on B, p99 (${LOGINS} logins)`,
+        value: percentile(samples, 99),
+        unit: 'ms',
+        reference: '',
+      },
+    ];
+  } finally {
+    await Promise.all([a.app.close(), b.app.close()]);
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  }
+}
