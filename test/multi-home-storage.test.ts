@@ -11,6 +11,7 @@ import { createTestDatabase, type TestDatabase } from '@polyhome/storage/testing
 import { createOp, opHash, type Op, type OpKind } from '@polyhome/sync';
 import { deviceBody, makeAccount, memberBody, type FixtureAccount, type FixtureHome } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '@polyhome/p2p/testing';
 
 interface Home {
   fixture: FixtureHome;
@@ -22,15 +23,6 @@ interface Home {
   /** Ack writes not yet finished. */
   inFlight: Set<Promise<void>>;
   port: number;
-}
-
-async function waitFor(condition: () => Promise<boolean>, what: string, timeout = 60_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (Date.now() < deadline) {
-    if (await condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
 }
 
 describe('homes of one account on real libp2p, each on its own database', () => {

@@ -6,17 +6,9 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
 import { AccountsService } from './accounts.service.js';
+import { waitFor } from '@polyhome/p2p/testing';
 
 const ADMIN_TOKEN = 'accounts-test-admin-token';
-
-async function waitFor(condition: () => Promise<boolean>, what: string, timeout = 20_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (Date.now() < deadline) {
-    if (await condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe.each(SERVER_BACKENDS)('hosted accounts over the admin API on $name', (backend) => {
   let server: TestServer;

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { SecretKey, peerIdFromPublicKey } from '@polyhome/identity';
 import { createPolyhomeHost, createSyncService } from '@polyhome/p2p';
 import { MemoryReplicaStore } from '@polyhome/sync/testing';
@@ -6,28 +5,9 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { AccountsService } from '../accounts/accounts.service.js';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
+import { freePort, waitFor } from '@polyhome/p2p/testing';
 
 const ADMIN_TOKEN = 'delivery-test-admin-token';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(condition: () => Promise<boolean>, what: string, timeout = 25_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (Date.now() < deadline) {
-    if (await condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe.each(SERVER_BACKENDS)('store and forward through the delivery queue on $name', (backend) => {
   let server: TestServer;

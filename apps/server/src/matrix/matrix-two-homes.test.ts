@@ -4,18 +4,10 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountsService } from '../accounts/accounts.service.js';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
+import { waitFor } from '@polyhome/p2p/testing';
 
 const ADMIN_TOKEN = 'matrix-two-homes-admin-token';
 const PASSWORD = 'correct horse battery staple';
-
-async function waitFor(condition: () => Promise<boolean>, what: string, timeout = 20_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (Date.now() < deadline) {
-    if (await condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function listen(server: TestServer): Promise<string> {
   await server.app.listen(0, '127.0.0.1');

@@ -85,12 +85,5 @@ export async function startClientHome(seed: string, server: TestServer): Promise
   };
 }
 
-/** Polls `condition` until it holds; throws naming `what` after `timeout` ms. */
-export async function waitFor(condition: () => Promise<boolean>, what: string, timeout = 20_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (Date.now() < deadline) {
-    if (await condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** Polls a condition until it holds (shared with the libp2p tests). */
+export { waitFor } from '@polyhome/p2p/testing';

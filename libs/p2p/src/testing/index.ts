@@ -1,5 +1,6 @@
 // Test support for @polyhome/p2p: real libp2p nodes on 127.0.0.1 with a MemoryReplicaStore, raw sync
 // streams for hostile-peer tests, and condition polling. Source-only (not built).
+import { createServer } from 'node:net';
 import type { Stream } from '@libp2p/interface';
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils';
 import type { SecretKey } from '@polyhome/identity';
@@ -120,4 +121,16 @@ export async function openRawSync(from: PolyhomeHost, to: TestNode): Promise<Raw
       }
     },
   };
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a process or node started on a known address). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
 }
