@@ -1,0 +1,76 @@
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { readNodeKeyFile, type SecretKey } from '@polyhome/identity';
+import { openStorage, StorageError, type Storage } from '@polyhome/storage';
+import { CliError } from './errors.js';
+
+/** The files of a data directory. */
+export interface DataDirPaths {
+  dir: string;
+  /** This node's libp2p key (its PeerId), 32-byte seed, mode 0600. */
+  nodeKey: string;
+  /** The account's root key, 32-byte seed, mode 0600 (same format and checks as node.key). */
+  rootKey: string;
+  /** Lock file of the embedded database while a process has it open. */
+  dbLock: string;
+}
+
+/** The default data directory: $XDG_DATA_HOME/polyhome, else ~/.local/share/polyhome. */
+export function defaultDataDir(): string {
+  const xdg = process.env['XDG_DATA_HOME'];
+  return path.join(xdg !== undefined && xdg !== '' ? xdg : path.join(os.homedir(), '.local', 'share'), 'polyhome');
+}
+
+/** The paths of the files in a data directory. */
+export function dataDirPaths(dir: string): DataDirPaths {
+  const abs = path.resolve(dir);
+  return {
+    dir: abs,
+    nodeKey: path.join(abs, 'node.key'),
+    rootKey: path.join(abs, 'root.key'),
+    dbLock: path.join(abs, 'db.lock'),
+  };
+}
+
+/** Reads a key file, turning a missing one into "run polyhome init" and other failures into one line. */
+export async function readKey(file: string, what: string, dir: string): Promise<SecretKey> {
+  try {
+    return await readNodeKeyFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new CliError(`${dir} has no ${what} (${file}): run \`polyhome --data-dir ${dir} init\` first.`);
+    }
+    throw new CliError(`Cannot read the ${what}: ${(err as Error).message}`);
+  }
+}
+
+/** The PID in the database lock file when a live process holds it, else undefined. */
+export async function runningPid(paths: DataDirPaths): Promise<number | undefined> {
+  const pid = Number.parseInt((await readFile(paths.dbLock, 'utf8').catch(() => '')).trim(), 10);
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+  }
+}
+
+/**
+ * Opens the embedded database of the data directory. The database's lock refuses a second process: that
+ * becomes one line saying the node runs and must be stopped first (there is no control API yet).
+ */
+export async function openDataDir(paths: DataDirPaths): Promise<Storage> {
+  try {
+    return await openStorage({ dataDir: paths.dir });
+  } catch (err) {
+    if (err instanceof StorageError && err.code === 'DATA_DIR_LOCKED') {
+      const pid = await runningPid(paths);
+      throw new CliError(
+        `The data directory ${paths.dir} is in use by a running polyhome node${pid === undefined ? '' : ` (pid ${pid})`}: stop it first (Ctrl-C or kill ${pid ?? '<pid>'}).`,
+      );
+    }
+    throw new CliError(`Cannot open the database in ${paths.dir}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,203 @@
+// The client-side home as a user runs it: `node apps/node/dist/cli.js` in its own processes (built by
+// `npm test`), with a real server process (`apps/server/dist/main.js`) on 127.0.0.1 for enrollment and sync.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const cli = path.join(root, 'apps/node/dist/cli.js');
+const serverMain = path.join(root, 'apps/server/dist/main.js');
+const ADMIN_TOKEN = 'node-cli-test-admin-token-0123456789';
+
+interface Proc {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exited: Promise<number | null>;
+}
+
+function spawnProc(file: string, args: string[], env: Record<string, string> = {}): Proc {
+  const child = spawn(process.execPath, [file, ...args], {
+    env: { PATH: process.env['PATH'] ?? '', HOME: os.tmpdir(), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, out: () => out, err: () => err, exited };
+}
+
+/** Runs one CLI command to its end. */
+async function polyhome(dir: string, ...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const p = spawnProc(cli, ['--data-dir', dir, ...args]);
+  const code = await p.exited;
+  return { code, out: p.out(), err: p.err() };
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+describe('polyhome CLI (client-side home)', () => {
+  const dirs: string[] = [];
+  const running: Proc[] = [];
+  const tempDir = async (): Promise<string> => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'polyhome-cli-'));
+    dirs.push(dir);
+    return dir;
+  };
+
+  beforeAll(() => {
+    for (const file of [cli, serverMain]) {
+      if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` (npm test does) first.`);
+    }
+  });
+  afterAll(async () => {
+    for (const p of running) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('init prints a user ID and a PeerId, makes 0600 key files, and refuses a second init', async () => {
+    const dir = await tempDir();
+    const r = await polyhome(dir, 'init', '--localpart', 'alice', '--json');
+    expect(r.code, r.err).toBe(0);
+    const out = JSON.parse(r.out) as { user_id: string; peer_id: string };
+    expect(out.user_id).toMatch(/^@alice:[0-9a-f]{64}$/);
+    expect(out.peer_id).toMatch(/^12D3KooW/);
+    for (const file of ['node.key', 'root.key']) {
+      expect((await stat(path.join(dir, file))).mode & 0o777).toBe(0o600);
+    }
+    const again = await polyhome(dir, 'init', '--localpart', 'alice');
+    expect(again.code).toBe(1);
+    expect(again.err.trim().split('\n')).toHaveLength(1);
+    expect(again.err).toMatch(/already initialised/);
+
+    const status = await polyhome(dir, 'status', '--json');
+    expect(status.code, status.err).toBe(0);
+    expect(JSON.parse(status.out)).toMatchObject({
+      peer_id: out.peer_id,
+      running: null,
+      accounts: [{ user_id: out.user_id, custody: 'self' }],
+    });
+    const homes = JSON.parse((await polyhome(dir, 'home', 'list', '--json')).out) as { homes: unknown[] };
+    expect(homes.homes).toEqual([expect.objectContaining({ peer_id: out.peer_id, role: 'client', self: true })]);
+  }, 60_000);
+
+  it('init --join makes only a node key; usage errors exit 2', async () => {
+    const dir = await tempDir();
+    const r = await polyhome(dir, 'init', '--join');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^peer_id 12D3KooW\S+\n$/);
+    expect(existsSync(path.join(dir, 'root.key'))).toBe(false);
+    expect((await polyhome(dir, 'init', '--nope')).code).toBe(2);
+    expect((await polyhome(await tempDir(), 'init')).code).toBe(2);
+    expect((await polyhome(dir, 'home', 'add', '--help')).code).toBe(0);
+  }, 60_000);
+
+  it('start runs, refuses a second start on the same directory, and stops on SIGTERM with exit 0', async () => {
+    const dir = await tempDir();
+    expect((await polyhome(dir, 'init', '--localpart', 'bob')).code).toBe(0);
+    const node = spawnProc(cli, ['--data-dir', dir, 'start']);
+    running.push(node);
+    await waitFor('the node to run', async () => (node.out().includes('running') ? true : undefined));
+    const second = await polyhome(dir, 'start');
+    expect(second.code).toBe(1);
+    expect(second.err).toMatch(/in use by a running polyhome node .*stop it first/);
+    const list = await polyhome(dir, 'home', 'list');
+    expect(list.code).toBe(1);
+    expect(list.err).toMatch(/stop it first/);
+    node.child.kill('SIGTERM');
+    expect(await node.exited).toBe(0);
+    expect((await polyhome(dir, 'home', 'list')).code).toBe(0);
+  }, 60_000);
+
+  it('home add enrolls a real server, and a room joined here reaches the server once the node runs', async () => {
+    const serverDir = await tempDir();
+    const port = await freePort();
+    const server = spawnProc(serverMain, [], {
+      DATA_DIR: serverDir,
+      PORT: String(port),
+      ADMIN_TOKEN,
+      P2P_LISTEN: '/ip4/127.0.0.1/tcp/0',
+    });
+    running.push(server);
+    const admin = async (method: string, route: string, body?: unknown): Promise<Response> =>
+      fetch(`http://127.0.0.1:${port}${route}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    const info = await waitFor(
+      'the server',
+      async () => {
+        if (server.child.exitCode !== null) throw new Error(`server exited: ${server.err()}`);
+        const res = await admin('GET', '/admin/v1/node');
+        return res.ok ? ((await res.json()) as { peer_id: string; listen_addrs: string[] }) : undefined;
+      },
+      60_000,
+    );
+    const listen = info.listen_addrs.find((a) => a.startsWith('/ip4/127.0.0.1/'))!;
+    // The server lists its addresses with /p2p/<PeerId> already; add it only when missing.
+    const serverAddr = listen.includes('/p2p/') ? listen : `${listen}/p2p/${info.peer_id}`;
+    const { token } = (await (await admin('POST', '/admin/v1/enrollment-tokens', {})).json()) as { token: string };
+
+    const dir = await tempDir();
+    const init = JSON.parse((await polyhome(dir, 'init', '--localpart', 'carol', '--json')).out) as {
+      user_id: string;
+      peer_id: string;
+    };
+    const refused = await polyhome(dir, 'home', 'add', serverAddr, '--role', 'server', '--token', 'wrong');
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/refused/);
+
+    const added = await polyhome(dir, 'home', 'add', serverAddr, '--role', 'server', '--token', token, '--json');
+    expect(added.code, added.err).toBe(0);
+    expect((JSON.parse(added.out) as { seq: number }).seq).toBe(2);
+    const accounts = (await (await admin('GET', '/admin/v1/accounts')).json()) as { items?: unknown[] };
+    expect(JSON.stringify(accounts)).toContain(init.user_id);
+
+    const joined = await polyhome(dir, 'room', 'join', '!lobby:example.org');
+    expect(joined.code, joined.err).toBe(0);
+    const node = spawnProc(cli, ['--data-dir', dir, 'start']);
+    running.push(node);
+    const userPath = `/admin/v1/accounts/${encodeURIComponent(init.user_id)}`;
+    await waitFor('the server to see the laptop connected', async () => {
+      const { homes } = (await (await admin('GET', `${userPath}/homes`)).json()) as {
+        homes: Array<{ peer_id: string; connected: boolean }>;
+      };
+      return homes.find((h) => h.peer_id === init.peer_id)?.connected === true ? true : undefined;
+    });
+    await waitFor('the membership to reach the server', async () => {
+      const text = await (await admin('GET', `${userPath}/memberships`)).text();
+      return text.includes('!lobby:example.org') ? true : undefined;
+    });
+    node.child.kill('SIGTERM');
+    expect(await node.exited).toBe(0);
+    server.child.kill('SIGTERM');
+    await server.exited;
+  }, 120_000);
+});
