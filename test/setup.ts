@@ -1,1 +1,1 @@
-import '../apps/server/src/polyfill.js';
+import '@polyhome/p2p/polyfill';

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // polyhome: the client-side home's command line. Parses arguments, calls home.ts/run.ts, prints results.
 // Exit codes: 0 success, 1 failure, 2 usage. Every error is one line on stderr saying what to do next.
-import './polyfill.js';
+import '@polyhome/p2p/polyfill';
 import { Command, CommanderError, Option } from 'commander';
 import { defaultDataDir } from './data-dir.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';

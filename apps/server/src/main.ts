@@ -1,4 +1,4 @@
-import './polyfill.js';
+import '@polyhome/p2p/polyfill';
 import { StorageError } from '@polyhome/storage';
 import { createServerApp } from './app.js';
 import { openResources } from './resources.js';

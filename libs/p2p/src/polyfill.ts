@@ -1,5 +1,5 @@
-// Node 20 lacks Promise.withResolvers, which libp2p 3 calls; Node >= 22 has it. Imported first by cli.ts.
-// A copy of apps/server/src/polyfill.ts (15 lines): apps/node must not import apps/server.
+// Node 20 lacks Promise.withResolvers, which libp2p 3 calls; Node >= 22 has it. Every entry point that
+// loads libp2p imports `@polyhome/p2p/polyfill` first (the server, the CLI, the test setup, the benches).
 if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function') {
   Object.defineProperty(Promise, 'withResolvers', {
     configurable: true,
