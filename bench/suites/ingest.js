@@ -105,13 +105,13 @@ export async function run(ctx) {
   const verifyRate = prepared.length / ((performance.now() - vStart) / 1000);
 
   const rows = [];
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'polyhome-bench-'));
-  try {
-    const storage = await openStorage({ dataDir: dir });
+  // Opens the store, measures, closes it, and adds the row.
+  const measure = async (label, init) => {
+    const storage = await openStorage(init);
     try {
-      const rate = await ingest(storage, document, ops, ctx, 'pglite');
+      const rate = await ingest(storage, document, ops, ctx, label);
       rows.push({
-        figure: `ingest on PGlite (${OPS} ops, batches of ${BATCH})`,
+        figure: `ingest on ${label} (${OPS} ops, batches of ${BATCH})`,
         value: rate,
         unit: 'ops/s',
         reference: `native verify ${Math.round(verifyRate)} ops/s`,
@@ -119,39 +119,35 @@ export async function run(ctx) {
     } finally {
       await storage.close();
     }
+  };
+
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'polyhome-bench-'));
+  try {
+    await measure('PGlite', { dataDir: dir });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 
   const name = `polyhome_bench_${process.pid}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
+  let reachable = true;
   try {
     await admin.connect();
   } catch (err) {
+    reachable = false;
     ctx.progress(`PostgreSQL not reachable at ${ADMIN_URL} (${err.message}); skipping the PostgreSQL figure`);
     rows.push({ figure: 'ingest on PostgreSQL', value: 'not measured', unit: '', reference: 'PostgreSQL unreachable' });
-    rows.push({ figure: 'native Ed25519 verify (same ops)', value: verifyRate, unit: 'ops/s', reference: '' });
-    return rows;
   }
-  try {
-    await admin.query(`CREATE DATABASE "${name}"`);
-    const url = new URL(ADMIN_URL);
-    url.pathname = `/${name}`;
-    const storage = await openStorage({ databaseUrl: url.toString(), dataDir: os.tmpdir() });
+  if (reachable) {
     try {
-      const rate = await ingest(storage, document, ops, ctx, 'postgres');
-      rows.push({
-        figure: `ingest on PostgreSQL (${OPS} ops, batches of ${BATCH})`,
-        value: rate,
-        unit: 'ops/s',
-        reference: `native verify ${Math.round(verifyRate)} ops/s`,
-      });
+      await admin.query(`CREATE DATABASE "${name}"`);
+      const url = new URL(ADMIN_URL);
+      url.pathname = `/${name}`;
+      await measure('PostgreSQL', { databaseUrl: url.toString(), dataDir: os.tmpdir() });
     } finally {
-      await storage.close();
+      await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await admin.end();
     }
-  } finally {
-    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await admin.end();
   }
   rows.push({
     figure: 'native Ed25519 verify (same ops)',
