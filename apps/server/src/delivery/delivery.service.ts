@@ -24,8 +24,8 @@ const DELIVERY_ATTEMPTS = 14;
 const DELIVERY_BACKOFF_MS = 1_000;
 /** How often every hosted account is re-provided in the DHT and its document re-published. */
 const REPUBLISH_EVERY_MS = 30 * 60 * 1000;
-/** Accounts per page when re-publishing all of them. */
-const REPUBLISH_PAGE = 500;
+/** Accounts read per page when going through all of them (start-up scheduling, re-publishing). */
+const ACCOUNT_PAGE = 500;
 
 /**
  * Store and forward. Connected homes get new ops at once from the sync sessions (the fast path never
@@ -58,7 +58,10 @@ export class DeliveryService implements OnApplicationBootstrap {
     });
     this.p2p.onPeerConnected((peer) => void this.peerConnected(peer).catch((err: unknown) => this.warn(err)));
     // Homes that were behind when this process last stopped: their jobs are re-derived from the database.
-    for (const account of await this.accountsPage(0, Number.MAX_SAFE_INTEGER)) await this.scheduleFor(account);
+    await this.forEachAccount(async (account) => {
+      await this.scheduleFor(account);
+      return true;
+    });
   }
 
   /** Queues delivery to every home of the account that is not connected and lacks ops; returns the jobs added. */
@@ -130,14 +133,16 @@ export class DeliveryService implements OnApplicationBootstrap {
   }
 
   private async publish(job: Job<{ account?: string }>): Promise<void> {
-    const accounts = job.data.account !== undefined ? [job.data.account] : await this.allAccounts();
-    for (const account of accounts) {
-      if (job.signal.aborted) return;
+    const publishOne = async (account: string): Promise<boolean> => {
+      if (job.signal.aborted) return false;
       const document = await this.store.document(account);
-      if (document === undefined) continue;
+      if (document === undefined) return true;
       await this.p2p.discovery.provide(account);
       await this.p2p.discovery.publishDocument(document);
-    }
+      return true;
+    };
+    if (job.data.account !== undefined) await publishOne(job.data.account);
+    else await this.forEachAccount(publishOne);
   }
 
   /** A home connected: its session catches it up, so a waiting or failed delivery job for it is dropped. */
@@ -153,23 +158,18 @@ export class DeliveryService implements OnApplicationBootstrap {
     }
   }
 
-  private async allAccounts(): Promise<string[]> {
-    const out: string[] = [];
+  /** Calls `fn` for every hosted account, a page at a time (never all server names in memory); `false` stops. */
+  private async forEachAccount(fn: (account: string) => Promise<boolean>): Promise<void> {
     for (let page = 0; ; page++) {
-      const rows = await this.accountsPage(page * REPUBLISH_PAGE, REPUBLISH_PAGE);
-      out.push(...rows);
-      if (rows.length < REPUBLISH_PAGE) return out;
+      const rows = await this.storage.dataSource.getRepository(AccountEntity).find({
+        select: { serverName: true },
+        order: { serverName: 'ASC' },
+        skip: page * ACCOUNT_PAGE,
+        take: ACCOUNT_PAGE,
+      });
+      for (const row of rows) if (!(await fn(row.serverName))) return;
+      if (rows.length < ACCOUNT_PAGE) return;
     }
-  }
-
-  private async accountsPage(skip: number, take: number): Promise<string[]> {
-    const rows = await this.storage.dataSource.getRepository(AccountEntity).find({
-      select: { serverName: true },
-      order: { serverName: 'ASC' },
-      skip,
-      take,
-    });
-    return rows.map((r) => r.serverName);
   }
 
   private warn(err: unknown): void {
