@@ -1,52 +1,10 @@
-/** The Matrix-style error codes this server answers with. */
-export type Errcode =
-  | 'M_MISSING_TOKEN'
-  | 'M_UNKNOWN_TOKEN'
-  | 'M_FORBIDDEN'
-  | 'M_NOT_FOUND'
-  | 'M_UNRECOGNIZED'
-  | 'M_NOT_JSON'
-  | 'M_BAD_JSON'
-  | 'M_INVALID_PARAM'
-  | 'M_MISSING_PARAM'
-  | 'M_TOO_LARGE'
-  | 'M_LIMIT_EXCEEDED'
-  | 'M_UNAVAILABLE'
-  | 'M_USER_IN_USE'
-  | 'M_UNKNOWN';
+import { matrixStatusOf, type MatrixErrcode } from '@polyhome/matrix';
 
-/** The HTTP status of each code. A new code does not compile until it is given one here. */
-export function statusOf(errcode: Errcode): number {
-  switch (errcode) {
-    case 'M_MISSING_TOKEN':
-    case 'M_UNKNOWN_TOKEN':
-      return 401;
-    case 'M_FORBIDDEN':
-      return 403;
-    case 'M_USER_IN_USE':
-      return 409;
-    case 'M_NOT_FOUND':
-    case 'M_UNRECOGNIZED':
-      return 404;
-    case 'M_NOT_JSON':
-    case 'M_BAD_JSON':
-    case 'M_INVALID_PARAM':
-    case 'M_MISSING_PARAM':
-      return 400;
-    case 'M_TOO_LARGE':
-      return 413;
-    case 'M_LIMIT_EXCEEDED':
-      return 429;
-    case 'M_UNAVAILABLE':
-      return 503;
-    case 'M_UNKNOWN':
-      return 500;
-    default: {
-      const unhandled: never = errcode;
-      throw new Error(`No HTTP status for ${String(unhandled)}`);
-    }
-  }
-}
+/** The Matrix error codes this server answers with: the same set, and statuses, as the Matrix client API's. */
+export type Errcode = MatrixErrcode;
+
+/** The HTTP status of each code (one exhaustive table, in @polyhome/matrix). */
+export const statusOf: (errcode: Errcode) => number = matrixStatusOf;
 
 /** Thrown by services for any failure a client should see; the global filter turns it into `{ errcode, error }`. */
 export class ApiError extends Error {

@@ -1,4 +1,4 @@
-/** The Matrix error codes this API answers with. */
+/** The Matrix error codes a home answers with (this API, and the server's admin and enrollment APIs). */
 export type MatrixErrcode =
   | 'M_FORBIDDEN'
   | 'M_UNKNOWN_TOKEN'
@@ -9,6 +9,10 @@ export type MatrixErrcode =
   | 'M_MISSING_PARAM'
   | 'M_NOT_FOUND'
   | 'M_UNRECOGNIZED'
+  | 'M_TOO_LARGE'
+  | 'M_LIMIT_EXCEEDED'
+  | 'M_UNAVAILABLE'
+  | 'M_USER_IN_USE'
   | 'M_UNKNOWN';
 
 /** The HTTP status of each code; a new code does not compile until it has one. */
@@ -19,6 +23,8 @@ export function matrixStatusOf(errcode: MatrixErrcode): number {
       return 401;
     case 'M_FORBIDDEN':
       return 403;
+    case 'M_USER_IN_USE':
+      return 409;
     case 'M_NOT_FOUND':
     case 'M_UNRECOGNIZED':
       return 404;
@@ -27,6 +33,12 @@ export function matrixStatusOf(errcode: MatrixErrcode): number {
     case 'M_INVALID_PARAM':
     case 'M_MISSING_PARAM':
       return 400;
+    case 'M_TOO_LARGE':
+      return 413;
+    case 'M_LIMIT_EXCEEDED':
+      return 429;
+    case 'M_UNAVAILABLE':
+      return 503;
     case 'M_UNKNOWN':
       return 500;
     default: {
