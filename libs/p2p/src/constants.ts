@@ -66,3 +66,13 @@ export const MAX_OUTBOUND_STREAMS = 64;
 export const DHT_QUERY_TIMEOUT = 30_000;
 /** Most providers read from the DHT in one lookup. */
 export const MAX_PROVIDERS = 64;
+
+/**
+ * Protocol id of the document fetch: a home of an account asks another home for the account document.
+ * It lets a new home that was added by PeerId (and so holds nothing yet) take the account in.
+ */
+export const DOCUMENT_PROTOCOL = '/polyhome/document/1.0.0';
+/** Largest request or answer frame of the document fetch (a document is at most 64 KiB). */
+export const DOCUMENT_MAX_FRAME_BYTES = 128 * 1024;
+/** Time allowed for a whole document fetch, ms. */
+export const DOCUMENT_FETCH_TIMEOUT = 10_000;

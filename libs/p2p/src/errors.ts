@@ -77,3 +77,12 @@ export class NotStartedError extends P2pError {
     this.name = 'NotStartedError';
   }
 }
+
+/** Thrown when a home does not give an account document (it holds none, or the asking peer is not a home of it). */
+export class DocumentUnavailableError extends P2pError {
+  readonly code = 'DOCUMENT_UNAVAILABLE';
+  constructor(serverName: string, reason: string) {
+    super(`no account document of ${serverName}: ${reason}`);
+    this.name = 'DocumentUnavailableError';
+  }
+}

@@ -24,6 +24,7 @@ export {
 export { decodeMessage, encodeMessage, DEFAULT_FRAME_LIMITS } from './frames.js';
 export type { FrameLimits } from './frames.js';
 export { NOT_A_HOME_REASON } from './sync-protocol.js';
+export { fetchDocumentFrom } from './document-protocol.js';
 
 // ---- Discovery ----
 
@@ -152,6 +153,12 @@ export interface SyncService {
   connectHomes(account: string, options?: { signal?: AbortSignal }): Promise<ConnectResult[]>;
   /** Open sessions, of one account or all. */
   sessions(account?: string): SessionInfo[];
+  /**
+   * Asks a peer for an account document over /polyhome/document/1.0.0 and verifies it (the service also
+   * answers such requests for its hosted accounts, to their homes only). Used by a home added by PeerId to
+   * take in an account it does not hold yet. Throws DocumentUnavailableError or the identity errors.
+   */
+  fetchDocument(peerId: string, account: string, options?: { signal?: AbortSignal }): Promise<AccountDocument>;
   /** Subscribes to an event; returns the unsubscribe function. */
   on<K extends keyof SyncEvents>(event: K, listener: SyncEventListener<K>): () => void;
 }
@@ -179,6 +186,7 @@ export type SyncServiceComponents = Pick<
   | 'handle'
   | 'unhandle'
   | 'dial'
+  | 'dialProtocol'
   | 'getConnections'
   | 'peerStore'
   | 'addEventListener'

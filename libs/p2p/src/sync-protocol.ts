@@ -18,10 +18,12 @@ import {
   MAX_VECTOR_ENTRIES,
   OPEN_STREAM_TIMEOUT,
   OPS_FRAME_BUDGET,
+  DOCUMENT_PROTOCOL,
   SESSION_IDLE_TIMEOUT,
   SYNC_PROTOCOL,
   WRITE_TIMEOUT,
 } from './constants.js';
+import { answerDocumentRequest, fetchDocumentFrom } from './document-protocol.js';
 import { AccountNotHostedError, MalformedFrameError, NotStartedError } from './errors.js';
 import { decodeMessage, encodeMessage } from './frames.js';
 import type {
@@ -109,6 +111,16 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       },
       { maxInboundStreams: this.#maxInboundStreams, maxOutboundStreams: this.#maxOutboundStreams },
     );
+    await this.#components.handle(
+      DOCUMENT_PROTOCOL,
+      (stream, connection) => {
+        void answerDocumentRequest(stream, connection, async (account) => {
+          const hosted = this.#accounts.get(account);
+          return hosted === undefined ? undefined : hosted.store.document(account);
+        });
+      },
+      { maxInboundStreams: 4, maxOutboundStreams: 4 },
+    );
     this.#components.addEventListener('connection:open', this.#onConnectionOpen);
     this.#started = true;
   }
@@ -118,6 +130,7 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     this.#started = false;
     this.#components.removeEventListener('connection:open', this.#onConnectionOpen);
     await this.#components.unhandle(SYNC_PROTOCOL);
+    await this.#components.unhandle(DOCUMENT_PROTOCOL);
     for (const session of [...this.#sessions.values()]) session.close('stopped');
     this.#sessions.clear();
   }
@@ -194,6 +207,11 @@ export class PolyhomeSync implements SyncService, SessionOwner {
         peerVector: { ...s.peerVector },
         inFlight: s.inFlight,
       }));
+  }
+
+  async fetchDocument(peerId: string, account: string, options?: { signal?: AbortSignal }): Promise<AccountDocument> {
+    this.#requireStarted();
+    return fetchDocumentFrom(this.#components, peerIdFromString(peerId), account, options);
   }
 
   on<K extends keyof SyncEvents>(event: K, listener: SyncEventListener<K>): () => void {

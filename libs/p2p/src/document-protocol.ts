@@ -1,0 +1,77 @@
+// /polyhome/document/1.0.0: one length-prefixed JSON request `{ account }`, one length-prefixed JSON answer
+// `{ document }` or `{ error: "not_found" }`, then close. A home answers only a peer that the account
+// document it holds names as a home (or revoked home); anyone else gets the same `not_found` whether or not
+// the account is hosted, as the sync protocol does, so a stranger cannot probe which accounts live here.
+import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
+import { lpStream } from '@libp2p/utils';
+import { homeStatus, isServerName, verifyAccountDocument, type AccountDocument } from '@polyhome/identity';
+import { DOCUMENT_FETCH_TIMEOUT, DOCUMENT_MAX_FRAME_BYTES, DOCUMENT_PROTOCOL, WRITE_TIMEOUT } from './constants.js';
+import { DocumentUnavailableError, InvalidAccountIdError } from './errors.js';
+
+const NOT_FOUND = { error: 'not_found' } as const;
+
+/** Answers one document request on an inbound stream; `documentOf` reads the held document of an account. */
+export async function answerDocumentRequest(
+  stream: Stream,
+  connection: Connection,
+  documentOf: (account: string) => Promise<AccountDocument | undefined>,
+): Promise<void> {
+  const lp = lpStream(stream, { maxDataLength: DOCUMENT_MAX_FRAME_BYTES });
+  const signal = AbortSignal.timeout(DOCUMENT_FETCH_TIMEOUT);
+  let answer: unknown = NOT_FOUND;
+  try {
+    const request = parseJson((await lp.read({ signal })).subarray());
+    const account = (request as { account?: unknown } | undefined)?.account;
+    if (typeof account === 'string' && isServerName(account)) {
+      const document = await documentOf(account);
+      if (document !== undefined && homeStatus(document, connection.remotePeer.toString()).kind !== 'unknown') {
+        answer = { document };
+      }
+    }
+    await lp.write(new TextEncoder().encode(JSON.stringify(answer)), { signal: AbortSignal.timeout(WRITE_TIMEOUT) });
+    await stream.close({ signal: AbortSignal.timeout(WRITE_TIMEOUT) });
+  } catch (error) {
+    stream.abort(error instanceof Error ? error : new Error(String(error)));
+  }
+}
+
+/**
+ * Asks a connected (or dialable) peer for an account document and verifies it (structure and root signature,
+ * for that account). Throws DocumentUnavailableError when the peer gives none, InvalidAccountIdError for a
+ * bad server name, and the identity errors of a document that does not verify.
+ */
+export async function fetchDocumentFrom(
+  host: Pick<Libp2p, 'dialProtocol'>,
+  peer: PeerId,
+  account: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<AccountDocument> {
+  if (!isServerName(account)) throw new InvalidAccountIdError(String(account).slice(0, 80));
+  const signal =
+    options.signal === undefined
+      ? AbortSignal.timeout(DOCUMENT_FETCH_TIMEOUT)
+      : AbortSignal.any([options.signal, AbortSignal.timeout(DOCUMENT_FETCH_TIMEOUT)]);
+  const stream = await host.dialProtocol(peer, DOCUMENT_PROTOCOL, { signal });
+  let answer: unknown;
+  try {
+    const lp = lpStream(stream, { maxDataLength: DOCUMENT_MAX_FRAME_BYTES });
+    await lp.write(new TextEncoder().encode(JSON.stringify({ account })), { signal });
+    answer = parseJson((await lp.read({ signal })).subarray());
+    await stream.close({ signal }).catch(() => undefined);
+  } catch (error) {
+    stream.abort(error instanceof Error ? error : new Error(String(error)));
+    throw error;
+  }
+  const document = (answer as { document?: unknown } | undefined)?.document;
+  if (document === undefined)
+    throw new DocumentUnavailableError(account, 'the peer holds none it may give to this node');
+  return verifyAccountDocument(document, { expectedServerName: account });
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown;
+  } catch {
+    return undefined;
+  }
+}
