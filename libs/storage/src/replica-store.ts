@@ -60,6 +60,9 @@ export interface LocalOpContext {
   docSeq: number;
 }
 
+/** Rows per multi-row insert when many accounts are hosted at once. */
+const BULK_ROWS = 500;
+
 /** Keys whose current state is read per query when a batch is written. */
 const STATE_READ_CHUNK = 100;
 
@@ -123,6 +126,112 @@ export class SqlReplicaStore implements ReplicaStore {
     };
     await (init.manager !== undefined ? write(init.manager) : this.dataSource.transaction(write));
     return serverName;
+  }
+
+  /**
+   * Starts hosting many accounts at once (bulk creation): every document is verified, then the rows are written
+   * in multi-row inserts within one transaction. Throws, writing nothing, when one is invalid or already hosted.
+   */
+  async hostAccounts(
+    documents: readonly AccountDocument[],
+    init: { custody: AccountCustody; receivedFrom?: string | null },
+  ): Promise<string[]> {
+    const verified = documents.map((document) => verifyAccountDocument(document, this.init.ed25519));
+    const serverNames = verified.map((d) => d.user_id.slice(d.user_id.indexOf(':') + 1));
+    await this.dataSource.transaction(async (manager) => {
+      for (let i = 0; i < verified.length; i += BULK_ROWS) {
+        const chunk = verified.slice(i, i + BULK_ROWS);
+        const names = serverNames.slice(i, i + BULK_ROWS);
+        await manager.getRepository(AccountEntity).insert(
+          chunk.map((d, j) => ({
+            serverName: names[j]!,
+            userId: d.user_id,
+            custody: init.custody,
+            sealedRootKey: null,
+            docSeq: String(d.seq),
+          })),
+        );
+        await manager.getRepository(AccountDocumentEntity).insert(
+          chunk.map((d, j) => ({
+            serverName: names[j]!,
+            seq: String(d.seq),
+            document: json(d),
+            contentHash: documentHash(d),
+            receivedFrom: init.receivedFrom ?? null,
+          })),
+        );
+      }
+    });
+    return serverNames;
+  }
+
+  /**
+   * Hosted accounts in server-name order, a page at a time, with the PeerIds of the homes their document in
+   * force lists (empty when they hold none yet): one query a page. Pass the last account of a page as `after`.
+   */
+  async listHomes(options: { after?: string; limit: number }): Promise<Array<{ account: string; homes: string[] }>> {
+    const rows = await this.dataSource.query<Array<{ account: string; homes: string[] | null }>>(
+      `SELECT a.server_name AS account, jsonb_path_query_array(d.document, '$.homes[*].peer_id') AS homes
+       FROM account a
+       LEFT JOIN account_document d ON d.server_name = a.server_name AND d.seq = a.doc_seq
+       WHERE a.server_name > $1
+       ORDER BY a.server_name
+       LIMIT $2`,
+      [options.after ?? '', options.limit],
+    );
+    return rows.map((r) => ({ account: r.account, homes: r.homes ?? [] }));
+  }
+
+  /**
+   * The homes other than `self` that lack ops held here (per what they acknowledged), for a page of accounts in
+   * server-name order: one query a page instead of a few per account. `next` is the `after` of the next page,
+   * undefined after the last one.
+   */
+  async homesBehind(
+    self: string,
+    options: { after?: string; limit: number },
+  ): Promise<{ behind: Array<{ account: string; peer: string }>; next: string | undefined }> {
+    const rows = await this.dataSource.query<Array<{ account: string; peer: string | null }>>(
+      `WITH page AS (
+         SELECT server_name, doc_seq FROM account WHERE server_name > $2 ORDER BY server_name LIMIT $3
+       )
+       SELECT p.server_name AS account, b.peer
+       FROM page p
+       LEFT JOIN account_document d ON d.server_name = p.server_name AND d.seq = p.doc_seq
+       LEFT JOIN LATERAL (
+         SELECT h.peer FROM (
+           SELECT DISTINCT e->>'peer_id' AS peer FROM jsonb_array_elements(d.document->'homes') e
+         ) h
+         WHERE h.peer <> $1
+           AND EXISTS (
+             SELECT 1 FROM op_log_head o
+             LEFT JOIN peer_delivery pd ON pd.account = o.account AND pd.peer_id = h.peer
+             WHERE o.account = p.server_name AND o.origin <> h.peer
+               AND COALESCE((pd.acked_vv->>o.origin)::bigint, 0) < o.seq
+           )
+       ) b ON true
+       ORDER BY p.server_name, b.peer`,
+      [self, options.after ?? '', options.limit],
+    );
+    const behind = rows.flatMap((r) => (r.peer === null ? [] : [{ account: r.account, peer: r.peer }]));
+    const accounts = new Set(rows.map((r) => r.account)).size;
+    return { behind, next: accounts < options.limit ? undefined : rows[rows.length - 1]!.account };
+  }
+
+  /** Documents in force, in server-name order, a page at a time (one query a page); `after` as in listHomes. */
+  async documentsPage(options: {
+    after?: string;
+    limit: number;
+  }): Promise<Array<{ account: string; document: AccountDocument }>> {
+    const rows = await this.dataSource.query<Array<{ account: string; document: AccountDocument }>>(
+      `SELECT a.server_name AS account, d.document
+       FROM account a JOIN account_document d ON d.server_name = a.server_name AND d.seq = a.doc_seq
+       WHERE a.server_name > $1
+       ORDER BY a.server_name
+       LIMIT $2`,
+      [options.after ?? '', options.limit],
+    );
+    return rows;
   }
 
   async document(account: string): Promise<AccountDocument | undefined> {
