@@ -29,6 +29,7 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
     }
     const queue = createQueueBackend({
       redisUrl: config.redisUrl,
+      prefix: config.queuePrefix,
       onError: (err) => logger.warn({ err: err.message }, 'queue error'),
     });
     undo.push(() => queue.close());

@@ -81,6 +81,9 @@ export interface LocalChange {
  */
 @Injectable()
 export class AccountsService {
+  /** The last local write of each account still running or queued (see applyLocal). */
+  private readonly localWrites = new Map<string, Promise<void>>();
+
   constructor(
     private readonly storage: StorageService,
     private readonly store: SqlReplicaStore,
@@ -279,8 +282,27 @@ export class AccountsService {
     return this.changeDocument(userId, (document, rootKey) => removeHome(document, peerId, vv[peerId] ?? 0, rootKey));
   }
 
-  /** Makes, stores and pushes ops of this home for an account (the Matrix API's changes come through here). */
-  async applyLocal(serverName: string, changes: LocalChange[]): Promise<Op[]> {
+  /**
+   * Makes, stores and pushes ops of this home for an account (the Matrix API's changes come through here).
+   * Calls for one account run one after another: each takes the next seq from the database, so two running
+   * at once would sign two different ops with the same seq (an equivocation by this home). Only this process
+   * signs as this home (every instance has its own node key), so a lock in memory is enough.
+   */
+  applyLocal(serverName: string, changes: LocalChange[]): Promise<Op[]> {
+    const previous = this.localWrites.get(serverName) ?? Promise.resolve();
+    const run = previous.then(() => this.applyLocalNow(serverName, changes));
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.localWrites.set(serverName, settled);
+    void settled.then(() => {
+      if (this.localWrites.get(serverName) === settled) this.localWrites.delete(serverName);
+    });
+    return run;
+  }
+
+  private async applyLocalNow(serverName: string, changes: LocalChange[]): Promise<Op[]> {
     const ops: Op[] = [];
     const ctx = await this.store.localOpContext(serverName, this.p2p.peerId);
     for (const [i, change] of changes.entries()) {

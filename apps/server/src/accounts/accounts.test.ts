@@ -130,6 +130,22 @@ describe.each(SERVER_BACKENDS)('hosted accounts over the admin API on $name', (b
     expect(refused.body.errcode).toBe('M_FORBIDDEN');
   });
 
+  it('gives concurrent local changes of one account consecutive seqs (no equivocation with itself)', async () => {
+    const acct = (await admin().post('/admin/v1/accounts', { localpart: 'concurrent' }).expect(201)).body;
+    const accounts = server.app.get(AccountsService);
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        accounts.applyLocal(acct.server_name, [
+          { op: 'member.set', key: `!c${i}:x`, body: { room_id: `!c${i}:x`, membership: 'join' } },
+        ]),
+      ),
+    );
+    const store = server.resources.replicaStore;
+    expect(await store.equivocators(acct.server_name)).toEqual([]);
+    expect(await store.versionVector(acct.server_name)).toEqual({ [server.resources.p2p.peerId]: 12 });
+    expect(Object.keys((await store.state(acct.server_name)).memberships)).toHaveLength(12);
+  });
+
   describe('a client home of a hosted account on real libp2p', () => {
     let client: { host: PolyhomeHost; sync: SyncService; store: MemoryReplicaStore; key: SecretKey };
     let account: { user_id: string; server_name: string };

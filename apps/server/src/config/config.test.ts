@@ -10,6 +10,7 @@ describe('configuration', () => {
       dataDir: './data',
       databaseUrl: undefined,
       redisUrl: undefined,
+      queuePrefix: 'polyhome',
       adminToken: undefined,
       logLevel: 'info',
       p2pListen: ['/ip4/0.0.0.0/tcp/4001'],
@@ -34,8 +35,10 @@ describe('configuration', () => {
       LOG_LEVEL: 'debug',
       P2P_LISTEN: '/ip4/0.0.0.0/tcp/4001, /ip6/::/tcp/4001',
       MIGRATIONS_RUN: 'false',
+      QUEUE_PREFIX: 'tenant-a',
     });
     expect(config.port).toBe(9000);
+    expect(config.queuePrefix).toBe('tenant-a');
     expect(config.p2pListen).toEqual(['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001']);
     expect(config.migrationsRun).toBe(false);
   });
@@ -47,6 +50,7 @@ describe('configuration', () => {
     ['DATABASE_URL', 'mysql://x/y', /DATABASE_URL: has scheme "mysql:", expected postgres: or postgresql:/],
     ['DATABASE_URL', 'nonsense', /DATABASE_URL: is not a URL/],
     ['REDIS_URL', 'http://127.0.0.1', /REDIS_URL: has scheme "http:"/],
+    ['QUEUE_PREFIX', 'a:b', /QUEUE_PREFIX: got "a:b", expected 1 to 64 characters/],
     ['ADMIN_TOKEN', 'short', /ADMIN_TOKEN: must be at least 16 characters/],
     ['LOG_LEVEL', 'loud', /LOG_LEVEL: got "loud", expected one of fatal, error/],
     ['P2P_LISTEN', '/ip4/1.2.3.4/tcp/x', /P2P_LISTEN: "\/ip4\/1.2.3.4\/tcp\/x" is not a multiaddr/],

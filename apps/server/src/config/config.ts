@@ -40,6 +40,8 @@ export interface AppConfig {
   dataDir: string;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
+  /** Key prefix of the BullMQ queues (instances sharing a database share it). */
+  queuePrefix: string;
   adminToken: string | undefined;
   logLevel: LogLevel;
   p2pListen: string[];
@@ -135,6 +137,17 @@ export const CONFIG_SCHEMA = {
     description: 'Redis URL for BullMQ. Unset: the in-process queue.',
     default: undefined,
     parse: url(['redis:', 'rediss:'], 'redis://127.0.0.1:6379'),
+  },
+  QUEUE_PREFIX: {
+    description:
+      'Prefix of the BullMQ keys in Redis. Server instances sharing a database share it (that is how they share jobs); separate deployments on one Redis need different ones.',
+    default: 'polyhome',
+    parse: (value: string, name: string) => {
+      if (!/^[A-Za-z0-9._-]{1,64}$/.test(value)) {
+        throw new ConfigError(name, `got "${value}", expected 1 to 64 characters of A-Z a-z 0-9 . _ -.`);
+      }
+      return value;
+    },
   },
   ADMIN_TOKEN: {
     description:
@@ -244,6 +257,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     dataDir: read(env, 'DATA_DIR', s.DATA_DIR)!,
     databaseUrl: read(env, 'DATABASE_URL', s.DATABASE_URL),
     redisUrl: read(env, 'REDIS_URL', s.REDIS_URL),
+    queuePrefix: read(env, 'QUEUE_PREFIX', s.QUEUE_PREFIX)!,
     adminToken: read(env, 'ADMIN_TOKEN', s.ADMIN_TOKEN),
     logLevel: read(env, 'LOG_LEVEL', s.LOG_LEVEL)!,
     p2pListen: read(env, 'P2P_LISTEN', s.P2P_LISTEN)!,
