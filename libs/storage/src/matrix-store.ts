@@ -19,6 +19,9 @@ export interface StoredDeviceKey {
   value: unknown;
 }
 
+/** The advisory lock key that orders appends to the change stream (any constant unique to this use). */
+const CHANGE_STREAM_LOCK = 0x70686d63; // "phmc"
+
 /** Changes of one account after a position, and the position they reach. */
 export interface ChangesSince {
   position: number;
@@ -147,13 +150,22 @@ export class SqlMatrixStore {
     await this.dataSource.getRepository(MatrixDeviceKeyEntity).delete({ serverName, deviceId });
   }
 
-  /** Appends changed keys of an account to the change stream; returns the position reached. */
+  /**
+   * Appends changed keys of an account to the change stream; returns the position reached. Appends take a
+   * transaction-scoped advisory lock, so ids are handed out and committed one append at a time even when
+   * several server instances share the database: a reader that sees position `p` has seen every change up to
+   * `p`. (Without it, an append holding id 10 could commit after another's id 11, and a client whose `since`
+   * was 11 would never see 10.)
+   */
   async recordChanges(serverName: string, keys: string[]): Promise<number> {
     if (keys.length === 0) return this.position();
-    const result = await this.dataSource
-      .getRepository(MatrixChangeEntity)
-      .insert(keys.map((key) => ({ serverName, key })));
-    return Math.max(...result.identifiers.map((i) => Number((i as { id: string | number }).id)));
+    return this.dataSource.transaction(async (manager) => {
+      await manager.query('SELECT pg_advisory_xact_lock($1)', [CHANGE_STREAM_LOCK]);
+      const result = await manager
+        .getRepository(MatrixChangeEntity)
+        .insert(keys.map((key) => ({ serverName, key })));
+      return Math.max(...result.identifiers.map((i) => Number((i as { id: string | number }).id)));
+    });
   }
 
   /** The newest position of the whole stream (0 when empty). */

@@ -142,9 +142,8 @@ export class AccountsService {
       );
     }
     const serverName = parseUserId(verified.user_id).serverName;
-    if ((await this.store.document(serverName)) !== undefined) {
-      throw new ApiError('M_USER_IN_USE', `${verified.user_id} is already hosted here.`);
-    }
+    const held = await this.store.document(serverName);
+    if (held !== undefined) return this.joinSibling(held, verified, from, alongside);
     if (alongside === undefined) {
       await this.store.hostAccount(verified, { custody: 'self', receivedFrom: from });
     } else {
@@ -155,6 +154,42 @@ export class AccountsService {
     }
     await this.p2p.hostAccount(serverName);
     // Fetch the account's state from its other homes now rather than when they next call.
+    void this.p2p.connectHomes(serverName).catch(() => undefined);
+    return serverName;
+  }
+
+  /**
+   * The account is already in this database. With one server on it, that is a repeated enrollment
+   * (`M_USER_IN_USE`). With several instances sharing the database (scale-out), another instance may have
+   * stored it and the document now adds this one as a home of its own: this process puts the newer document
+   * in force and starts taking part in the account's sync. Either way, when the document in force names this
+   * server, its libp2p node hosts the account afterwards (a sibling's rows alone do not make it do so).
+   */
+  private async joinSibling(
+    held: AccountDocument,
+    offered: AccountDocument,
+    from: string | null,
+    alongside: ((manager: EntityManager) => Promise<void>) | undefined,
+  ): Promise<string> {
+    const serverName = parseUserId(offered.user_id).serverName;
+    const namesSelf = (d: AccountDocument): boolean => d.homes.some((h) => h.peer_id === this.p2p.peerId);
+    if (namesSelf(held)) {
+      await this.p2p.hostAccount(serverName);
+      throw new ApiError('M_USER_IN_USE', `${offered.user_id} is already hosted here.`);
+    }
+    if (offered.seq <= held.seq) {
+      throw new ApiError(
+        'M_FORBIDDEN',
+        `The account's document in force here (seq ${held.seq}) does not name this server (${this.p2p.peerId}).`,
+      );
+    }
+    if (alongside !== undefined) await this.storage.dataSource.transaction(alongside);
+    const inForce = await this.store.offerDocument(serverName, offered, from ?? this.p2p.peerId);
+    if (!namesSelf(inForce)) {
+      throw new ApiError('M_FORBIDDEN', `The account's document in force here does not name this server.`);
+    }
+    await this.p2p.hostAccount(serverName);
+    await this.p2p.documentChanged(serverName);
     void this.p2p.connectHomes(serverName).catch(() => undefined);
     return serverName;
   }

@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common'
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Job } from '@polyhome/queue';
-import { AccountEntity, SqlReplicaStore } from '@polyhome/storage';
+import { AccountEntity, HomeNodeEntity, SqlReplicaStore } from '@polyhome/storage';
 import type { VersionVector } from '@polyhome/sync';
 import type { Logger } from 'pino';
 import { PINO_LOGGER } from '../logging/logger.js';
@@ -70,8 +70,9 @@ export class DeliveryService implements OnApplicationBootstrap {
     if (document === undefined) return [];
     const vv = await this.store.versionVector(account);
     const acked = new Map((await this.store.deliveryState(account)).map((d) => [d.peerId, d.ackedVv]));
+    const siblings = await this.siblings();
     const jobs = document.homes
-      .filter((home) => home.peer_id !== this.p2p.peerId && !this.p2p.isConnected(home.peer_id))
+      .filter((home) => !siblings.has(home.peer_id) && !this.p2p.isConnected(home.peer_id))
       .filter((home) => lacks(vv, acked.get(home.peer_id) ?? {}, home.peer_id))
       .map((home) => ({
         name: 'deliver',
@@ -103,6 +104,8 @@ export class DeliveryService implements OnApplicationBootstrap {
     const document = await this.store.document(account);
     const home = document?.homes.find((h) => h.peer_id === peer);
     if (document === undefined || home === undefined) return; // no longer a home: nothing to deliver
+    // This process, or another server instance on this database: it reads the same op log, lacks nothing.
+    if ((await this.siblings()).has(peer)) return;
     const vv = await this.store.versionVector(account);
     if (!this.p2p.isConnected(peer)) {
       const id = peerIdFromString(peer);
@@ -156,6 +159,15 @@ export class DeliveryService implements OnApplicationBootstrap {
       await this.store.recordConnected(server_name, peer);
       await this.queue.backend.queue('delivery').remove(jobIdOf(server_name, peer));
     }
+  }
+
+  /**
+   * The homes that run on this database: this process and the other server instances sharing it (scale-out).
+   * They read and write one op log, so none of them ever lacks an op and none needs delivery.
+   */
+  private async siblings(): Promise<Set<string>> {
+    const rows = await this.storage.dataSource.getRepository(HomeNodeEntity).find({ select: { peerId: true } });
+    return new Set([this.p2p.peerId, ...rows.map((r) => r.peerId)]);
   }
 
   /** Calls `fn` for every hosted account, a page at a time (never all server names in memory); `false` stops. */
