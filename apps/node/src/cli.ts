@@ -1,12 +1,31 @@
 #!/usr/bin/env node
-// polyhome: the client-side home's command line. Parses arguments, calls home.ts/run.ts, prints results.
+// polyhome: the client-side home's command line. Parses arguments, runs each command in the node running on
+// the data directory (through its control API) or, when none runs, on the directory itself, and prints.
 // Exit codes: 0 success, 1 failure, 2 usage. Every error is one line on stderr saying what to do next.
 import '@polyhome/p2p/polyfill';
+import { readFile, writeFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
-import { defaultDataDir } from './data-dir.js';
+import {
+  accountStatuses,
+  addHomeByAddress,
+  exportAccount,
+  listHomes,
+  listState,
+  loginToken,
+  removeDevice,
+  removeHomeByPeerId,
+  setMembership,
+  type HomeView,
+  type StatusResult,
+} from './commands.js';
+import { withOfflineContext, type HomeContext } from './context.js';
+import { callControl } from './control.js';
+import { dataDirPaths, defaultDataDir, readKey, runningPid } from './data-dir.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
-import { addHomeByAddress, init, listHomes, listState, removeHomeByPeerId, setMembership, status } from './home.js';
-import { startHome } from './run.js';
+import { init } from './init.js';
+import { lookup } from './lookup.js';
+import { startHome } from './runtime.js';
+import { peerIdFromPublicKey } from '@polyhome/identity';
 
 function print(json: boolean | undefined, value: unknown, text: () => string): void {
   process.stdout.write(json === true ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
@@ -17,6 +36,47 @@ function table(rows: Array<Record<string, unknown>>, columns: string[], empty: s
   return rows
     .map((r) => columns.map((c) => (typeof r[c] === 'string' ? r[c] : JSON.stringify(r[c]))).join('  '))
     .join('\n');
+}
+
+/**
+ * Runs a command in the node running on the data directory, or (none running) on the directory opened here.
+ * Both paths run the same function of commands.ts, so they answer alike.
+ */
+async function run<T>(
+  dir: string,
+  command: string,
+  args: Record<string, unknown>,
+  offline: (ctx: HomeContext) => Promise<T>,
+): Promise<T> {
+  const answer = await callControl(dataDirPaths(dir), command, args);
+  if (answer.ran) return answer.result as T;
+  return withOfflineContext(dir, offline);
+}
+
+/** Reads a passphrase from --passphrase-file or POLYHOME_PASSPHRASE. */
+async function passphraseOf(file: string | undefined): Promise<string> {
+  const text =
+    file !== undefined
+      ? await readFile(file, 'utf8').catch((err: unknown) => {
+          throw new CliError(`Cannot read the passphrase file ${file}: ${(err as Error).message}`);
+        })
+      : process.env['POLYHOME_PASSPHRASE'];
+  const passphrase = text?.replace(/\r?\n$/, '');
+  if (passphrase === undefined || passphrase.length < 8) {
+    throw new CliError(
+      'Give a passphrase of at least 8 characters with --passphrase-file FILE or the POLYHOME_PASSPHRASE variable.',
+      EXIT_USAGE,
+    );
+  }
+  return passphrase;
+}
+
+function portOf(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new CliError(`--port ${value}: expected 0-65535 (0 picks a free port).`, EXIT_USAGE);
+  }
+  return port;
 }
 
 /** Builds the command tree (exported for tests of the parser). */
@@ -40,22 +100,33 @@ export function buildProgram(): Command {
     .action(async (o: { localpart?: string; name?: string; join?: boolean; json?: boolean }) => {
       const r = await init(dir(), { localpart: o.localpart, name: o.name, join: o.join });
       print(o.json, r, () =>
-        r.user_id === undefined ? `peer_id ${r.peer_id}` : `user_id ${r.user_id}\npeer_id ${r.peer_id}`,
+        r.user_id === undefined
+          ? `peer_id ${r.peer_id}\nadd this node from a home of the account: polyhome home add ${r.peer_id} --role client`
+          : `user_id ${r.user_id}\npeer_id ${r.peer_id}`,
       );
     });
 
   program
     .command('start')
-    .description('Run the home: libp2p and sync for the accounts of the data directory, until Ctrl-C or SIGTERM')
+    .description(
+      'Run the home: libp2p sync, the Matrix client API and the control API on 127.0.0.1, until Ctrl-C or SIGTERM',
+    )
     .option('--p2p <multiaddr>', 'libp2p listen address', '/ip4/127.0.0.1/tcp/0')
-    .option('--bootstrap <multiaddr...>', 'DHT peers to dial at start', [])
-    .option('--port <port>', 'Matrix client API port on 127.0.0.1 (not served yet)', '8008')
-    .action(async (o: { p2p: string; bootstrap: string[] }) => {
-      const home = await startHome(dir(), { p2p: o.p2p, bootstrap: o.bootstrap });
+    .option('--bootstrap <multiaddr...>', 'peers to dial at start (a home of the account, or any DHT peer)', [])
+    .option('--port <port>', 'Matrix client API port on 127.0.0.1 (0 picks a free one)', '8008')
+    .action(async (o: { p2p: string; bootstrap: string[]; port: string }) => {
+      const started = Date.now();
+      const home = await startHome(dir(), {
+        p2p: o.p2p,
+        bootstrap: o.bootstrap,
+        port: portOf(o.port),
+        onLine: (line) => process.stdout.write(`${line}\n`),
+      });
       process.stdout.write(`peer_id ${home.peerId}\n`);
-      for (const userId of home.userIds) process.stdout.write(`hosting ${userId}\n`);
+      for (const userId of home.userIds()) process.stdout.write(`hosting ${userId}\n`);
       for (const addr of home.addrs) process.stdout.write(`listening ${addr}\n`);
-      process.stdout.write('running; Ctrl-C to stop\n');
+      process.stdout.write(`matrix ${home.matrixUrl}\n`);
+      process.stdout.write(`ready in ${Date.now() - started} ms; Ctrl-C to stop\n`);
       await new Promise<void>((resolve) => {
         const onSignal = (): void => {
           process.off('SIGINT', onSignal);
@@ -74,17 +145,20 @@ export function buildProgram(): Command {
     .description('Show this node, whether it runs, and its accounts')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const r = await status(dir());
+      const r = await statusOf(dir());
       print(o.json, r, () => {
         const lines = [
           `data_dir ${r.data_dir}`,
           `peer_id ${r.peer_id}`,
           `running ${r.running === null ? 'no' : `pid ${r.running}`}`,
         ];
-        if (r.accounts === null) lines.push('accounts: stop the node to read them (its database is in use)');
-        for (const a of r.accounts ?? []) {
+        if (r.matrix_url !== undefined) lines.push(`matrix ${r.matrix_url}`);
+        for (const addr of r.listening ?? []) lines.push(`listening ${addr}`);
+        if (r.connected_peers !== undefined) lines.push(`connected_peers ${r.connected_peers.length}`);
+        if (r.accounts.length === 0) lines.push('no account yet');
+        for (const a of r.accounts) {
           lines.push(
-            `account ${a.user_id} custody=${a.custody} doc_seq=${a.doc_seq} homes=${a.homes} devices=${a.devices} rooms=${a.rooms}`,
+            `account ${a.user_id} custody=${a.custody} root_key=${a.root_key ? 'here' : 'elsewhere'} doc_seq=${a.doc_seq} homes=${a.homes} devices=${a.devices} rooms=${a.rooms}`,
           );
         }
         return lines.join('\n');
@@ -97,7 +171,7 @@ export function buildProgram(): Command {
     .description('List the homes in the account document')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const homes = await listHomes(dir());
+      const homes = await run<HomeView[]>(dir(), 'home.list', {}, listHomes);
       print(o.json, { homes }, () =>
         homes
           .map((h) => `${h.peer_id}  ${h.role}  ${h.name}${h.self ? '  (this node)' : ''}  ${h.addrs.join(',')}`)
@@ -106,8 +180,10 @@ export function buildProgram(): Command {
     });
   home
     .command('add')
-    .description('Add a home by its multiaddr (ending in /p2p/<PeerId>); a server home is enrolled with --token')
-    .argument('<multiaddr>', 'address of the home, e.g. /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...')
+    .description(
+      'Add a home: a server by its multiaddr (enrolled with --token), a client (a node made with `init --join`) by its PeerId',
+    )
+    .argument('<multiaddr|peerId>', 'e.g. /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW... or 12D3KooW...')
     .addOption(new Option('--role <role>', 'role of the new home').choices(['server', 'client']).makeOptionMandatory())
     .option('--token <token>', "the server's enrollment token (from its admin API)")
     .option('--name <name>', "the home's name in the document (default: its role)")
@@ -115,38 +191,47 @@ export function buildProgram(): Command {
     .option('--json', 'print the new document as JSON')
     .action(
       async (
-        address: string,
+        target: string,
         o: { role: 'server' | 'client'; token?: string; name?: string; user?: string; json?: boolean },
       ) => {
-        const doc = await addHomeByAddress(dir(), address, {
-          role: o.role,
-          token: o.token,
-          name: o.name,
-          user: o.user,
-        });
+        const args = { target, role: o.role, token: o.token, name: o.name, user: o.user };
+        const doc = await run(dir(), 'home.add', args, (ctx) => addHomeByAddress(ctx, target, { ...o }));
         print(o.json, doc, () => `added; ${doc.user_id} document seq ${doc.seq} has ${doc.homes.length} homes`);
       },
     );
   home
     .command('remove')
-    .description('Revoke a home of the account')
+    .description('Revoke a home of the account: what it sends afterwards is refused by every home')
     .argument('<peerId>', 'PeerId of the home')
     .option('--user <userId>', 'the account, when the data directory holds several')
     .option('--json', 'print the new document as JSON')
     .action(async (peerId: string, o: { user?: string; json?: boolean }) => {
-      const doc = await removeHomeByPeerId(dir(), peerId, o.user);
+      const doc = await run(dir(), 'home.remove', { peer_id: peerId, user: o.user }, (ctx) =>
+        removeHomeByPeerId(ctx, peerId, o.user),
+      );
       print(o.json, doc, () => `revoked ${peerId}; ${doc.user_id} document seq ${doc.seq}`);
     });
 
-  program
-    .command('device')
-    .description('The devices of the account')
+  const device = program.command('device').description('The devices of the account');
+  device
     .command('list')
     .description('List the devices replicated here')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const devices = await listState(dir(), 'devices');
-      print(o.json, { devices }, () => table(devices, ['device_id', 'user_id'], 'no devices'));
+      const devices = await run(dir(), 'device.list', {}, (ctx) => listState(ctx, 'devices'));
+      print(o.json, { devices }, () => table(devices, ['device_id', 'display_name', 'user_id'], 'no devices'));
+    });
+  device
+    .command('remove')
+    .description('Log a device out everywhere: remove it from the account on every home')
+    .argument('<deviceId>', 'device ID (see `device list`)')
+    .option('--user <userId>', 'the account, when the data directory holds several')
+    .option('--json', 'print JSON')
+    .action(async (deviceId: string, o: { user?: string; json?: boolean }) => {
+      const r = await run(dir(), 'device.remove', { device_id: deviceId, user: o.user }, (ctx) =>
+        removeDevice(ctx, deviceId, o.user),
+      );
+      print(o.json, r, () => `removed ${r.device_id}`);
     });
 
   const room = program.command('room').description('The room memberships of the account');
@@ -155,24 +240,95 @@ export function buildProgram(): Command {
     .description('List the memberships replicated here')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const memberships = await listState(dir(), 'memberships');
+      const memberships = await run(dir(), 'room.list', {}, (ctx) => listState(ctx, 'memberships'));
       print(o.json, { memberships }, () => table(memberships, ['room_id', 'membership', 'user_id'], 'no rooms'));
     });
   for (const membership of ['join', 'leave'] as const) {
     room
       .command(membership)
       .description(
-        `Record that the account ${membership === 'join' ? 'joined' : 'left'} a room (synced to the other homes when the node runs)`,
+        `Record that the account ${membership === 'join' ? 'joined' : 'left'} a room (synced to the other homes)`,
       )
       .argument('<roomId>', 'room id, e.g. !abc:example.org')
       .option('--user <userId>', 'the account, when the data directory holds several')
       .option('--json', 'print JSON')
       .action(async (roomId: string, o: { user?: string; json?: boolean }) => {
-        const r = await setMembership(dir(), roomId, membership, o.user);
+        const r = await run(dir(), `room.${membership}`, { room_id: roomId, user: o.user }, (ctx) =>
+          setMembership(ctx, roomId, membership, o.user),
+        );
         print(o.json, r, () => `${r.membership} ${r.room_id}`);
       });
   }
+
+  program
+    .command('login-token')
+    .description('Make a single-use login token for a Matrix client of this home (m.login.token, 2 minutes)')
+    .option('--user <userId>', 'the account, when the data directory holds several')
+    .option('--json', 'print JSON')
+    .action(async (o: { user?: string; json?: boolean }) => {
+      const r = await run(dir(), 'login-token', { user: o.user }, (ctx) => loginToken(ctx, o.user));
+      print(o.json, r, () => r.login_token);
+    });
+
+  program
+    .command('export')
+    .description('Write the account document and its root key, sealed under a passphrase, for a backup')
+    .option('--passphrase-file <file>', 'file holding the passphrase (else POLYHOME_PASSPHRASE)')
+    .option('--out <file>', 'write the export to this file (mode 0600) instead of stdout')
+    .option('--user <userId>', 'the account, when the data directory holds several')
+    .action(async (o: { passphraseFile?: string; out?: string; user?: string }) => {
+      const passphrase = await passphraseOf(o.passphraseFile);
+      const r = await run(dir(), 'export', { passphrase, user: o.user }, (ctx) =>
+        exportAccount(ctx, passphrase, o.user),
+      );
+      const text = `${JSON.stringify(r, null, 2)}\n`;
+      if (o.out === undefined) process.stdout.write(text);
+      else {
+        await writeFile(o.out, text, { mode: 0o600, flag: 'wx' }).catch((err: unknown) => {
+          throw new CliError(`Cannot write ${o.out}: ${(err as Error).message} (an existing file is not overwritten).`);
+        });
+        process.stdout.write(`exported ${r.user_id} to ${o.out}\n`);
+      }
+    });
+
+  program
+    .command('lookup')
+    .description("Find an account's homes through the DHT, from its user ID and one DHT peer")
+    .argument('<userId>', 'e.g. @alice:<server name>')
+    .option('--bootstrap <multiaddr...>', 'DHT peers to start from', [])
+    .option('--timeout <seconds>', 'give up after this long', '30')
+    .option('--json', 'print JSON')
+    .action(async (userId: string, o: { bootstrap: string[]; timeout: string; json?: boolean }) => {
+      const seconds = Number(o.timeout);
+      if (!Number.isFinite(seconds) || seconds <= 0)
+        throw new CliError(`--timeout ${o.timeout}: expected seconds > 0.`, EXIT_USAGE);
+      const r = await lookup(userId, o.bootstrap, seconds * 1000);
+      print(o.json, r, () =>
+        [
+          `user_id ${r.user_id} doc_seq ${r.doc_seq}`,
+          ...r.homes.map((h) => `${h.peerId}  ${h.role}  ${h.name}  ${h.addrs.join(',') || '(no address known)'}`),
+        ].join('\n'),
+      );
+    });
   return program;
+}
+
+/** Status from the running node, or read from the directory; the PeerId alone while the node is starting. */
+async function statusOf(dir: string): Promise<StatusResult> {
+  const paths = dataDirPaths(dir);
+  const answer = await callControl(paths, 'status', {});
+  if (answer.ran) return answer.result as StatusResult;
+  const peerId = peerIdFromPublicKey((await readKey(paths.nodeKey, 'node key', paths.dir)).publicKey);
+  const pid = await runningPid(paths);
+  if (pid !== undefined) {
+    throw new CliError(`The node (pid ${pid}) is starting or does not answer; try again in a moment.`);
+  }
+  return withOfflineContext(dir, async (ctx) => ({
+    data_dir: paths.dir,
+    peer_id: peerId,
+    running: null,
+    accounts: await accountStatuses(ctx),
+  }));
 }
 
 /** Runs the CLI and returns the exit code. */

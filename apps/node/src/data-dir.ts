@@ -14,6 +14,10 @@ export interface DataDirPaths {
   rootKey: string;
   /** Lock file of the embedded database while a process has it open. */
   dbLock: string;
+  /** While the node runs: its control API's address and secret (`{ url, token, pid }`), mode 0600. */
+  control: string;
+  /** The embedded database's directory (absent before the first open). */
+  db: string;
 }
 
 /** The default data directory: $XDG_DATA_HOME/polyhome, else ~/.local/share/polyhome. */
@@ -30,6 +34,8 @@ export function dataDirPaths(dir: string): DataDirPaths {
     nodeKey: path.join(abs, 'node.key'),
     rootKey: path.join(abs, 'root.key'),
     dbLock: path.join(abs, 'db.lock'),
+    control: path.join(abs, 'control.json'),
+    db: path.join(abs, 'db'),
   };
 }
 
@@ -59,16 +65,16 @@ export async function runningPid(paths: DataDirPaths): Promise<number | undefine
 
 /**
  * Opens the embedded database of the data directory. The database's lock refuses a second process: that
- * becomes one line saying the node runs and must be stopped first (there is no control API yet).
+ * becomes one line naming the running node (commands reach a running node through its control API instead).
  */
-export async function openDataDir(paths: DataDirPaths): Promise<Storage> {
+export async function openDataDir(paths: DataDirPaths, onProgress?: (message: string) => void): Promise<Storage> {
   try {
-    return await openStorage({ dataDir: paths.dir });
+    return await openStorage({ dataDir: paths.dir, ...(onProgress === undefined ? {} : { onProgress }) });
   } catch (err) {
     if (err instanceof StorageError && err.code === 'DATA_DIR_LOCKED') {
       const pid = await runningPid(paths);
       throw new CliError(
-        `The data directory ${paths.dir} is in use by a running polyhome node${pid === undefined ? '' : ` (pid ${pid})`}: stop it first (Ctrl-C or kill ${pid ?? '<pid>'}).`,
+        `The data directory ${paths.dir} is in use by a running polyhome node${pid === undefined ? '' : ` (pid ${pid})`}: only one node runs per data directory; stop it first (Ctrl-C or kill ${pid ?? '<pid>'}).`,
       );
     }
     throw new CliError(`Cannot open the database in ${paths.dir}: ${(err as Error).message}`);

@@ -9,3 +9,5 @@ export { SqlReplicaStore } from './replica-store.js';
 export type { HostAccountInit, LocalOpContext, SqlReplicaStoreInit, StoredAccountState } from './replica-store.js';
 export { SqlMatrixStore } from './matrix-store.js';
 export type { ChangesSince, StoredAccessToken, StoredDeviceKey } from './matrix-store.js';
+export { SqlLoginTokens } from './login-tokens.js';
+export type { LoginTokenUse } from './login-tokens.js';

@@ -1,0 +1,391 @@
+// What each command does, on a HomeContext: the same functions run in the node (control API) and in the CLI
+// when no node runs. cli.ts parses arguments and prints; nothing here prints.
+import { readFile } from 'node:fs/promises';
+import { multiaddr as parseMultiaddr } from '@multiformats/multiaddr';
+import {
+  addHome,
+  exportSecretKey,
+  IdentityError,
+  isPeerId,
+  removeHome,
+  serverNameFromPublicKey,
+  type AccountDocument,
+  type Home,
+  type HomeRole,
+  type SecretKey,
+} from '@polyhome/identity';
+import { createPolyhomeHost } from '@polyhome/p2p';
+import { AccountEntity, SqlLoginTokens, SqlMatrixStore } from '@polyhome/storage';
+import { createOp, namespaceOf, type Op } from '@polyhome/sync';
+import type { HomeContext } from './context.js';
+import { readKey } from './data-dir.js';
+import { enroll, EnrollError } from './enroll-client.js';
+import { CliError, EXIT_USAGE } from './errors.js';
+
+/** Lifetime of a login token made by `polyhome login-token`: time to paste it into a client. */
+export const LOGIN_TOKEN_LIFETIME_MS = 2 * 60 * 1000;
+
+/** One account of the data directory, for status. */
+export interface AccountStatus {
+  user_id: string;
+  custody: string;
+  /** This node holds the account's root key (it can add and remove homes). */
+  root_key: boolean;
+  doc_seq: number;
+  homes: number;
+  devices: number;
+  rooms: number;
+}
+
+/** What status shows. */
+export interface StatusResult {
+  data_dir: string;
+  peer_id: string;
+  /** PID of the node running on this directory, or null. */
+  running: number | null;
+  /** Set while the node runs. */
+  matrix_url?: string;
+  listening?: string[];
+  connected_peers?: string[];
+  accounts: AccountStatus[];
+}
+
+/** The accounts of the data directory with their replicated state's size. */
+export async function accountStatuses(ctx: HomeContext): Promise<AccountStatus[]> {
+  const rootKey = await ownRootKey(ctx);
+  const out: AccountStatus[] = [];
+  for (const row of await accounts(ctx)) {
+    const [document, state] = await Promise.all([ctx.store.document(row.serverName), ctx.store.state(row.serverName)]);
+    out.push({
+      user_id: row.userId,
+      custody: row.custody,
+      root_key: rootKey !== undefined && rootKeyMatches(rootKey, row.serverName),
+      doc_seq: Number(row.docSeq),
+      homes: document?.homes.length ?? 0,
+      devices: Object.keys(state.devices).length,
+      rooms: Object.keys(state.memberships).length,
+    });
+  }
+  return out;
+}
+
+/** A home of an account as `home list` shows it. */
+export interface HomeView extends Home {
+  user_id: string;
+  /** This node. */
+  self: boolean;
+}
+
+/** The homes in the account documents held here. */
+export async function listHomes(ctx: HomeContext): Promise<HomeView[]> {
+  const out: HomeView[] = [];
+  for (const row of await accounts(ctx)) {
+    const document = await ctx.store.document(row.serverName);
+    for (const home of document?.homes ?? []) {
+      out.push({ user_id: row.userId, ...home, self: home.peer_id === ctx.peerId });
+    }
+  }
+  return out;
+}
+
+/** Replicated devices or memberships of the accounts held here, each entry tagged with its account. */
+export async function listState(
+  ctx: HomeContext,
+  what: 'devices' | 'memberships',
+): Promise<Array<Record<string, unknown>>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const row of await accounts(ctx)) {
+    const state = await ctx.store.state(row.serverName);
+    const idName = what === 'devices' ? 'device_id' : 'room_id';
+    for (const [key, body] of Object.entries(state[what])) out.push({ user_id: row.userId, ...body, [idName]: key });
+  }
+  return out;
+}
+
+/** A change to the account's replicated state, as an op of this home. */
+export interface LocalChange {
+  op: Op['op'];
+  key: string;
+  body: Record<string, unknown>;
+}
+
+/**
+ * Signs changes as ops of this home, stores them in one batch and (in a running node) pushes them to the
+ * other homes. Throws CliError when the store refuses one; nothing is applied then.
+ */
+export async function applyLocal(ctx: HomeContext, serverName: string, changes: LocalChange[]): Promise<Op[]> {
+  const opCtx = await ctx.store.localOpContext(serverName, ctx.peerId);
+  const ops = changes.map((change, i) =>
+    createOp(
+      {
+        account: serverName,
+        origin: ctx.peerId,
+        seq: opCtx.seq + i,
+        lamport: opCtx.lamport + i,
+        doc_seq: opCtx.docSeq,
+        ts: Date.now(),
+        op: change.op,
+        key: change.key,
+        body: change.body,
+      },
+      ctx.nodeKey,
+    ),
+  );
+  const result = await ctx.store.applyOps(serverName, ops, ctx.peerId);
+  if (result.accepted.length !== ops.length) {
+    const rejected = result.rejected[0];
+    throw new CliError(`Change refused: ${rejected ? `${rejected.reason}: ${rejected.detail}` : 'not applied'}`);
+  }
+  ctx.live?.published(serverName, ops);
+  return ops;
+}
+
+/** Records a room membership of the account as a signed op of this home. */
+export async function setMembership(
+  ctx: HomeContext,
+  roomId: string,
+  membership: 'join' | 'leave',
+  userId: string | undefined,
+): Promise<{ user_id: string; room_id: string; membership: string }> {
+  const row = await oneAccount(ctx, userId);
+  try {
+    await applyLocal(ctx, row.serverName, [{ op: 'member.set', key: roomId, body: { room_id: roomId, membership } }]);
+  } catch (err) {
+    throw err instanceof CliError
+      ? err
+      : new CliError(`Cannot record ${roomId}: ${(err as Error).message}`, EXIT_USAGE);
+  }
+  return { user_id: row.userId, room_id: roomId, membership };
+}
+
+/**
+ * Removes a device of the account everywhere: a `device.delete` op, and here its access tokens and
+ * one-time keys (the other homes drop theirs when the op reaches them).
+ */
+export async function removeDevice(
+  ctx: HomeContext,
+  deviceId: string,
+  userId: string | undefined,
+): Promise<{ user_id: string; device_id: string }> {
+  const row = await oneAccount(ctx, userId);
+  const state = await ctx.store.state(row.serverName);
+  if (!Object.hasOwn(state.devices, deviceId)) {
+    throw new CliError(`${row.userId} has no device ${deviceId} (see \`polyhome device list\`).`);
+  }
+  await applyLocal(ctx, row.serverName, [{ op: 'device.delete', key: deviceId, body: {} }]);
+  const matrix = new SqlMatrixStore(ctx.storage.dataSource);
+  await matrix.deleteDeviceTokens(row.serverName, [deviceId]);
+  await matrix.deleteDeviceKeys(row.serverName, deviceId);
+  return { user_id: row.userId, device_id: deviceId };
+}
+
+/** Options of `home add`. */
+export interface AddHomeOptions {
+  role: HomeRole;
+  token?: string | undefined;
+  name?: string | undefined;
+  user?: string | undefined;
+}
+
+/**
+ * Adds a home, by its multiaddr (ending in /p2p/<PeerId>) or, for a client home, by its PeerId alone. Signs
+ * the next document with the root key; a server home is enrolled with it first (so a refused enrollment
+ * changes nothing here); then the document is stored and, in a running node, sent to the other homes.
+ */
+export async function addHomeByAddress(
+  ctx: HomeContext,
+  target: string,
+  options: AddHomeOptions,
+): Promise<AccountDocument> {
+  const { peerId, address } = parseHomeTarget(target, options.role);
+  const row = await oneAccount(ctx, options.user);
+  const rootKey = await requireRootKey(ctx, row.serverName);
+  const home: Home = {
+    peer_id: peerId,
+    role: options.role,
+    name: options.name ?? options.role,
+    addrs: address === undefined ? [] : [address],
+  };
+  const document = await heldDocument(ctx, row.serverName);
+  const next = sign(() => addHome(document, home, rootKey));
+  if (options.role === 'server') await enrollServer(ctx, address!, next, options.token);
+  const stored = await ctx.store.offerDocument(row.serverName, next, ctx.peerId);
+  await ctx.live?.documentChanged(row.serverName);
+  return stored;
+}
+
+/** Revokes a home: signs the next document without it, with the last op seq held from it as cutoff. */
+export async function removeHomeByPeerId(
+  ctx: HomeContext,
+  peerId: string,
+  user: string | undefined,
+): Promise<AccountDocument> {
+  if (peerId === ctx.peerId) {
+    throw new CliError('This node cannot revoke itself: run `home remove` on another home of the account.');
+  }
+  const row = await oneAccount(ctx, user);
+  const rootKey = await requireRootKey(ctx, row.serverName);
+  const vv = await ctx.store.versionVector(row.serverName);
+  const document = await heldDocument(ctx, row.serverName);
+  const next = sign(() => removeHome(document, peerId, vv[peerId] ?? 0, rootKey));
+  const stored = await ctx.store.offerDocument(row.serverName, next, ctx.peerId);
+  await ctx.live?.documentChanged(row.serverName);
+  return stored;
+}
+
+/** A single-use `m.login.token` for a Matrix client of this home. */
+export async function loginToken(
+  ctx: HomeContext,
+  user: string | undefined,
+): Promise<{ user_id: string; login_token: string; expires_in_ms: number }> {
+  const row = await oneAccount(ctx, user);
+  const { token } = await new SqlLoginTokens(ctx.storage.dataSource).create(row.serverName, LOGIN_TOKEN_LIFETIME_MS);
+  return { user_id: row.userId, login_token: token, expires_in_ms: LOGIN_TOKEN_LIFETIME_MS };
+}
+
+/** What `polyhome export` writes: the account document and the root key sealed under a passphrase. */
+export interface AccountExport {
+  type: 'polyhome.account_export';
+  user_id: string;
+  document: AccountDocument;
+  /** identity's passphrase export (scrypt + XChaCha20-Poly1305) of the root key. */
+  root_key: string;
+}
+
+/** Seals the root key under a passphrase, with the account document, for a backup. */
+export async function exportAccount(
+  ctx: HomeContext,
+  passphrase: string,
+  user: string | undefined,
+): Promise<AccountExport> {
+  const row = await oneAccount(ctx, user);
+  const rootKey = await requireRootKey(ctx, row.serverName);
+  const document = await heldDocument(ctx, row.serverName);
+  return {
+    type: 'polyhome.account_export',
+    user_id: row.userId,
+    document,
+    root_key: await exportSecretKey(rootKey, passphrase),
+  };
+}
+
+// ---- helpers ----
+
+/** A target of `home add`: a multiaddr ending in /p2p/<PeerId>, or (client homes only) a bare PeerId. */
+function parseHomeTarget(target: string, role: HomeRole): { peerId: string; address?: string } {
+  if (!target.startsWith('/')) {
+    if (!isPeerId(target)) {
+      throw new CliError(`${target} is neither a multiaddr nor a PeerId (12D3KooW...).`, EXIT_USAGE);
+    }
+    if (role === 'server') {
+      throw new CliError(
+        'A server home is enrolled over the network: give its multiaddr (/ip4/.../tcp/.../p2p/<PeerId>).',
+        EXIT_USAGE,
+      );
+    }
+    return { peerId: target };
+  }
+  let peerId: string;
+  try {
+    peerId =
+      parseMultiaddr(target)
+        .getComponents()
+        .findLast((c) => c.name === 'p2p')?.value ?? '';
+  } catch {
+    throw new CliError(`${target} is not a multiaddr (expected /ip4/.../tcp/.../p2p/<PeerId>).`, EXIT_USAGE);
+  }
+  if (peerId === '') throw new CliError(`${target} must end in /p2p/<PeerId>.`, EXIT_USAGE);
+  return { peerId, address: target };
+}
+
+async function heldDocument(ctx: HomeContext, serverName: string): Promise<AccountDocument> {
+  const document = await ctx.store.document(serverName);
+  if (document === undefined) throw new CliError('The account has no document: the data directory is damaged.');
+  return document;
+}
+
+/** The root key file of the data directory, when there is one. */
+async function ownRootKey(ctx: HomeContext): Promise<SecretKey | undefined> {
+  const present = await readFile(ctx.paths.rootKey).then(
+    () => true,
+    () => false,
+  );
+  return present ? readKey(ctx.paths.rootKey, 'root key', ctx.paths.dir) : undefined;
+}
+
+function rootKeyMatches(rootKey: SecretKey, serverName: string): boolean {
+  return serverNameFromPublicKey(rootKey.publicKey) === serverName;
+}
+
+async function requireRootKey(ctx: HomeContext, serverName: string): Promise<SecretKey> {
+  const rootKey = await ownRootKey(ctx);
+  if (rootKey === undefined || !rootKeyMatches(rootKey, serverName)) {
+    throw new CliError(
+      'This node does not hold the account root key: change the homes from the device that does (the one where `polyhome init --localpart` ran).',
+    );
+  }
+  return rootKey;
+}
+
+// Runs a document change, turning identity's refusals (home exists, last home, ...) into one-line errors.
+function sign(change: () => AccountDocument): AccountDocument {
+  try {
+    return change();
+  } catch (err) {
+    if (err instanceof IdentityError) throw new CliError(err.message);
+    throw err;
+  }
+}
+
+async function enrollServer(
+  ctx: HomeContext,
+  address: string,
+  document: AccountDocument,
+  token: string | undefined,
+): Promise<void> {
+  // A running node enrolls over its own libp2p node; otherwise a short-lived one with this home's key, so the
+  // server sees the enrolling home's own PeerId either way.
+  const host = ctx.live?.host ?? (await createPolyhomeHost({ nodeKey: ctx.nodeKey, listen: [] }));
+  try {
+    await enroll(host, address, document, token);
+  } catch (err) {
+    if (err instanceof EnrollError) {
+      throw new CliError(`The server refused the enrollment (${err.errcode}: ${err.message}); check --token.`);
+    }
+    throw new CliError(
+      `Cannot reach ${address}: ${(err as Error).message}. Check the address and that the server runs.`,
+    );
+  } finally {
+    if (ctx.live === undefined) await (host as Awaited<ReturnType<typeof createPolyhomeHost>>).stop();
+  }
+}
+
+/** The accounts of the data directory. */
+export async function accounts(ctx: HomeContext): Promise<AccountEntity[]> {
+  return ctx.storage.dataSource.getRepository(AccountEntity).find({ order: { userId: 'ASC' } });
+}
+
+/** The account a command is about: the one named by --user, or the only one. */
+export async function oneAccount(ctx: HomeContext, userId: string | undefined): Promise<AccountEntity> {
+  const rows = await accounts(ctx);
+  if (userId !== undefined) {
+    const row = rows.find((r) => r.userId === userId);
+    if (row === undefined)
+      throw new CliError(`${userId} is not an account of this data directory (see \`polyhome status\`).`);
+    return row;
+  }
+  const [first, second] = rows;
+  if (first === undefined) {
+    throw new CliError(
+      'This data directory has no account yet: run `polyhome init --localpart NAME`, or (after `init --join`) add this node from a home of the account and start it.',
+    );
+  }
+  if (second !== undefined)
+    throw new CliError('This data directory has several accounts: name one with --user.', EXIT_USAGE);
+  return first;
+}
+
+/** The state keys a set of ops touches (`<namespace>:<key>`), as the Matrix change feed expects. */
+export function changedKeys(ops: readonly Op[]): string[] {
+  return [...new Set(ops.map((op) => `${namespaceOf(op.op)}:${op.key}`))];
+}
