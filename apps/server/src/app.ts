@@ -1,8 +1,9 @@
-import { ValidationPipe, type INestApplication } from '@nestjs/common';
+import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import express from 'express';
 import { AppModule, type ServerResources } from './app.module.js';
 import { ApiExceptionFilter } from './common/api-exception.filter.js';
+import { StrictValidationPipe } from './common/validation.pipe.js';
 import { PinoNestLogger } from './logging/logger.js';
 import { requestIdMiddleware } from './logging/request-id.middleware.js';
 import { MetricsService } from './metrics/metrics.service.js';
@@ -24,7 +25,7 @@ export async function createServerApp(resources: ServerResources): Promise<INest
   app.use(app.get(MetricsService).httpMiddleware());
   // Our own parser so its limit and errors are ours: malformed JSON is M_NOT_JSON, too large M_TOO_LARGE.
   app.use(express.json({ limit: MAX_BODY_BYTES, strict: true }));
-  app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
+  app.useGlobalPipes(new StrictValidationPipe());
   app.useGlobalFilters(new ApiExceptionFilter(resources.logger));
   const http = app.getHttpAdapter().getInstance() as express.Express;
   http.disable('x-powered-by');

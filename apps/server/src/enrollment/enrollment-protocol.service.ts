@@ -7,6 +7,7 @@ import { validate } from 'class-validator';
 import type { Logger } from 'pino';
 import { AccountsService } from '../accounts/accounts.service.js';
 import { ApiError, statusOf, type Errcode } from '../common/api-error.js';
+import { findDroppedKey } from '../common/validation.pipe.js';
 import { PINO_LOGGER } from '../logging/logger.js';
 import { P2pService } from '../p2p/p2p.service.js';
 import { EnrollDto } from './enrollment.dto.js';
@@ -110,7 +111,10 @@ export class EnrollmentProtocolService implements OnApplicationBootstrap, Before
       } catch (err) {
         throw new ApiError('M_NOT_JSON', (err as Error).message);
       }
-      // The HTTP route's rules, so both transports accept exactly the same requests.
+      // The HTTP route's rules, so both transports accept exactly the same requests. class-transformer would
+      // drop these keys silently (and so alter the signed document), as Nest's pipe would over HTTP.
+      const dropped = findDroppedKey(body);
+      if (dropped !== undefined) throw new ApiError('M_BAD_JSON', `property ${dropped} should not exist`);
       const dto = plainToInstance(EnrollDto, body);
       const problems = await validate(dto, { whitelist: true, forbidNonWhitelisted: true });
       if (problems.length > 0) {
