@@ -5,7 +5,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { addHome, createAccountDocument, type AccountDocument, type Home } from '@polyhome/identity';
 import { createPolyhomeHost, createSyncService, type PolyhomeHost, type SyncService } from '@polyhome/p2p';
 import type { Op, VersionVector } from '@polyhome/sync';
-import { MemoryReplicaStore, OpWriter, deviceBody, makeAccount, memberBody } from '@polyhome/sync/testing';
+import { MemoryReplicaStore, OpWriter, deviceBody, makeAccount, makeHome, memberBody } from '@polyhome/sync/testing';
 import type { FixtureAccount, FixtureHome } from '@polyhome/sync/testing';
 import type { Answer, ServerProcess } from './server-process.js';
 
@@ -33,12 +33,13 @@ export class ClientNode {
   private constructor(
     readonly account: FixtureAccount,
     readonly home: FixtureHome,
+    document: AccountDocument,
     readonly host: PolyhomeHost,
     readonly sync: SyncService,
     readonly store: MemoryReplicaStore,
   ) {
-    this.document = account.document;
-    this.writer = new OpWriter(account, home, account.document.seq);
+    this.document = document;
+    this.writer = new OpWriter(account, home, document.seq);
     sync.on('acked', ({ account: name, peerId, vv }) => {
       if (name !== account.serverName) return;
       const merged = { ...(this.acked.get(peerId) ?? {}) };
@@ -47,6 +48,7 @@ export class ClientNode {
     });
   }
 
+  /** A client node of a fresh account (made from `seed`) whose only home it is. */
   static async start(init: ClientNodeInit): Promise<ClientNode> {
     const localpart = init.seed.replace(/[^a-z0-9]/g, '').slice(0, 32) || 'user';
     const base = makeAccount({ seed: init.seed, localpart, homes: 1, roles: ['client'] });
@@ -62,6 +64,25 @@ export class ClientNode {
             homes: [home],
             document: createAccountDocument({ localpart, rootKey: base.rootKey, home: home.home }),
           };
+    return ClientNode.open(account, home, account.document, init);
+  }
+
+  /** Another client home of the same account (its own key from `label`), on `document`. */
+  static async another(
+    account: FixtureAccount,
+    label: string,
+    document: AccountDocument,
+    init: Omit<ClientNodeInit, 'seed'> = {},
+  ): Promise<ClientNode> {
+    return ClientNode.open(account, makeHome(label, 'client', label.slice(-20)), document, init);
+  }
+
+  private static async open(
+    account: FixtureAccount,
+    home: FixtureHome,
+    document: AccountDocument,
+    init: Omit<ClientNodeInit, 'seed'>,
+  ): Promise<ClientNode> {
     const host = await createPolyhomeHost({
       nodeKey: home.secretKey,
       listen: [`/ip4/127.0.0.1/tcp/${init.port ?? 0}`],
@@ -71,9 +92,9 @@ export class ClientNode {
     const sync = createSyncService(host);
     await sync.start();
     const store = new MemoryReplicaStore();
-    store.host(account.document);
+    store.host(document);
     await sync.host(account.serverName, store);
-    return new ClientNode(account, home, host, sync, store);
+    return new ClientNode(account, home, document, host, sync, store);
   }
 
   get serverName(): string {
@@ -118,7 +139,9 @@ export class ClientNode {
         const n = this.written++;
         ops.push(
           n % 3 === 2
-            ? this.writer.make('member.set', `!${label}${n % 7}:example`, { ...memberBody(`!${label}${n % 7}:example`, n % 2 ? 'join' : 'leave') })
+            ? this.writer.make('member.set', `!${label}${n % 7}:example`, {
+                ...memberBody(`!${label}${n % 7}:example`, n % 2 ? 'join' : 'leave'),
+              })
             : this.writer.make('device.put', `${label}_${n}`, { ...deviceBody(this.account, `${label}_${n}`) }),
         );
       }
@@ -144,4 +167,19 @@ export class ClientNode {
     await this.sync.stop();
     await this.host.stop();
   }
+}
+
+/** Logs a new Matrix device in on a server (admin login token, then m.login.token): one op of that server. */
+export async function loginDevice(server: ServerProcess, userId: string): Promise<string> {
+  const token = await server.admin('POST', `/admin/v1/accounts/${encodeURIComponent(userId)}/login-token`, {});
+  if (token.status !== 201 && token.status !== 200) {
+    throw new Error(`login token on ${server.init.name}: ${token.status} ${JSON.stringify(token.body)}`);
+  }
+  const login = await server.request('POST', '/_matrix/client/v3/login', {
+    type: 'm.login.token',
+    token: token.body['login_token'],
+  });
+  if (login.status !== 200)
+    throw new Error(`login on ${server.init.name}: ${login.status} ${JSON.stringify(login.body)}`);
+  return String(login.body['device_id']);
 }

@@ -127,7 +127,7 @@ export class ServerProcess {
       signal,
     });
     const text = await res.text();
-    let parsed: Answer['body'] = {};
+    let parsed: Answer['body'];
     try {
       parsed = JSON.parse(text) as Answer['body'];
     } catch {

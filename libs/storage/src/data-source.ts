@@ -130,6 +130,9 @@ async function openPglite(init: StorageInit): Promise<Storage> {
   }
 }
 
+/** The advisory lock key that serializes migrations between processes sharing a database ("phmg"). */
+const MIGRATION_LOCK = 0x70686d67;
+
 async function finishOpen(
   dataSource: DataSource,
   backend: StorageBackend,
@@ -138,11 +141,25 @@ async function finishOpen(
 ): Promise<Storage> {
   let applied: string[] = [];
   if (init.migrationsRun !== false) {
+    // Server instances sharing one PostgreSQL may start at the same moment: a session-level advisory lock
+    // makes them migrate one after another (the later one then finds nothing pending). PGlite has one
+    // process and one session, which this runner would hold, so it goes without.
+    const lock = backend === 'postgres' ? dataSource.createQueryRunner() : undefined;
     try {
+      if (lock !== undefined) {
+        await lock.connect();
+        await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+      }
       const pending = await dataSource.showMigrations();
       if (pending) init.onProgress?.(`Applying database migrations (${backend})`);
       applied = (await dataSource.runMigrations({ transaction: 'each' })).map((m) => m.name);
+      if (lock !== undefined) {
+        await lock.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+        await lock.release();
+      }
     } catch (err) {
+      // Releasing the runner ends nothing; closing the data source below ends its session and the lock.
+      await lock?.release().catch(() => undefined);
       await close();
       throw new StorageError(
         'MIGRATION_FAILED',

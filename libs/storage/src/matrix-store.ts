@@ -161,9 +161,7 @@ export class SqlMatrixStore {
     if (keys.length === 0) return this.position();
     return this.dataSource.transaction(async (manager) => {
       await manager.query('SELECT pg_advisory_xact_lock($1)', [CHANGE_STREAM_LOCK]);
-      const result = await manager
-        .getRepository(MatrixChangeEntity)
-        .insert(keys.map((key) => ({ serverName, key })));
+      const result = await manager.getRepository(MatrixChangeEntity).insert(keys.map((key) => ({ serverName, key })));
       return Math.max(...result.identifiers.map((i) => Number((i as { id: string | number }).id)));
     });
   }

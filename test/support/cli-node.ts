@@ -1,0 +1,106 @@
+// A client-side home as its user runs it: `node apps/node/dist/cli.js --data-dir DIR ...`, one process per
+// command, and `start` as a long-running process that a test stops (SIGTERM) or kills (SIGKILL).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from '@polyhome/p2p/testing';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = path.join(root, 'apps/node/dist/cli.js');
+
+/** The outcome of one command. */
+export interface CliResult {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+/** One data directory, its commands, and its running node (at most one at a time). */
+export class CliNode {
+  readonly output: string[] = [];
+  private child: ChildProcess | undefined;
+  private exited: Promise<number | null> = Promise.resolve(null);
+  matrixUrl = '';
+  /** The libp2p address of the running node, with /p2p/<PeerId>. */
+  addr = '';
+
+  constructor(
+    readonly name: string,
+    readonly dir: string,
+  ) {
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` (npm test does) first.`);
+  }
+
+  /** Runs one command to its end. */
+  async run(...args: string[]): Promise<CliResult> {
+    const child = spawn(process.execPath, [CLI, '--data-dir', this.dir, ...args], {
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        HOME: this.dir,
+        POLYHOME_PASSPHRASE: process.env['POLYHOME_PASSPHRASE'] ?? '',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    return { code, out, err };
+  }
+
+  /** Runs a command that must succeed and prints JSON; returns the parsed output. */
+  async json<T>(...args: string[]): Promise<T> {
+    const r = await this.run(...args, '--json');
+    if (r.code !== 0) throw new Error(`${this.name}: polyhome ${args.join(' ')} exited ${r.code}: ${r.err}`);
+    return JSON.parse(r.out) as T;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** `polyhome start` on free ports; resolves when the node says it is ready. */
+  async start(...extra: string[]): Promise<void> {
+    if (this.running) throw new Error(`${this.name} already runs`);
+    this.output.length = 0;
+    const child = spawn(process.execPath, [CLI, '--data-dir', this.dir, 'start', '--port', '0', ...extra], {
+      env: { PATH: process.env['PATH'] ?? '', HOME: this.dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    const keep = (d: Buffer): void => {
+      this.output.push(...d.toString().split('\n').filter(Boolean));
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    await waitFor(
+      () => {
+        if (!this.running) throw new Error(`${this.name} exited while starting:\n${this.tail()}`);
+        return this.output.some((l) => l.startsWith('ready in '));
+      },
+      `${this.name} to start`,
+      90_000,
+    );
+    this.matrixUrl = this.line('matrix ') ?? '';
+    this.addr = this.line('listening /ip4/127.0.0.1/') ?? '';
+  }
+
+  /** SIGTERM (a clean stop, exit code expected 0) or SIGKILL; resolves with the exit code. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.running) this.child!.kill(signal);
+    return this.exited;
+  }
+
+  /** The rest of the first output line starting with `prefix` (the prefix itself dropped, up to a space). */
+  private line(prefix: string): string | undefined {
+    const found = this.output.find((l) => l.startsWith(prefix));
+    return found?.slice(found.indexOf(' ') + 1).trim();
+  }
+
+  tail(lines = 30): string {
+    return this.output.slice(-lines).join('\n');
+  }
+}
