@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitFor } from '@polyhome/p2p/testing';
+import { freePort, waitFor } from '@polyhome/p2p/testing';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(root, 'apps/node/dist/cli.js');
@@ -22,6 +22,7 @@ export class CliNode {
   private child: ChildProcess | undefined;
   private exited: Promise<number | null> = Promise.resolve(null);
   matrixUrl = '';
+  private matrixPort: number | undefined;
   /** The libp2p address of the running node, with /p2p/<PeerId>. */
   addr = '';
 
@@ -61,11 +62,16 @@ export class CliNode {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** `polyhome start` on free ports; resolves when the node says it is ready. */
+  /**
+   * `polyhome start`, its Matrix API on a port chosen at the first start and kept across restarts (so the
+   * clients of this home keep working), libp2p on any free port; resolves when the node says it is ready.
+   */
   async start(...extra: string[]): Promise<void> {
     if (this.running) throw new Error(`${this.name} already runs`);
     this.output.length = 0;
-    const child = spawn(process.execPath, [CLI, '--data-dir', this.dir, 'start', '--port', '0', ...extra], {
+    this.matrixPort ??= await freePort();
+    const args = [CLI, '--data-dir', this.dir, 'start', '--port', String(this.matrixPort), ...extra];
+    const child = spawn(process.execPath, args, {
       env: { PATH: process.env['PATH'] ?? '', HOME: this.dir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

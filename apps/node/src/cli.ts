@@ -351,5 +351,10 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Exit explicitly: libp2p and PGlite can leave handles behind that would keep a finished command alive.
-process.exit(await main(process.argv));
+// Exit explicitly: libp2p and PGlite can leave handles behind that would keep a finished command alive. Output
+// to a pipe is written asynchronously, so let it drain first (a large --json answer would be cut otherwise).
+const code = await main(process.argv);
+await Promise.all(
+  [process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write('', () => resolve()))),
+);
+process.exit(code);
