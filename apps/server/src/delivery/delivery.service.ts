@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Job } from '@polyhome/queue';
@@ -26,6 +26,10 @@ const DELIVERY_BACKOFF_MS = 1_000;
 const REPUBLISH_EVERY_MS = 30 * 60 * 1000;
 /** Accounts read per page when going through all of them (start-up scheduling, re-publishing). */
 const ACCOUNT_PAGE = 500;
+/** How often a BullMQ queue is checked for having lost its jobs (a Redis restarted without persistence). */
+const QUEUE_WATCH_MS = 5_000;
+/** A job no worker takes: while it is there, Redis still holds what was queued. */
+const MARKER = { queue: 'queue-marker', jobId: 'jobs-present' } as const;
 
 /**
  * Store and forward. Connected homes get new ops at once from the sync sessions (the fast path never
@@ -35,7 +39,10 @@ const ACCOUNT_PAGE = 500;
  * DHT re-providing and document re-publishing are repeatable jobs.
  */
 @Injectable()
-export class DeliveryService implements OnApplicationBootstrap {
+export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy {
+  private watch: ReturnType<typeof setInterval> | undefined;
+  private rederiving = false;
+
   constructor(
     private readonly queue: QueueService,
     private readonly p2p: P2pService,
@@ -62,6 +69,47 @@ export class DeliveryService implements OnApplicationBootstrap {
       await this.scheduleFor(account);
       return true;
     });
+    if (this.queue.backend.kind === 'bullmq') {
+      await this.placeMarker();
+      this.watch = setInterval(() => void this.checkQueue().catch((err: unknown) => this.warn(err)), QUEUE_WATCH_MS);
+      this.watch.unref();
+    }
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.watch);
+    this.watch = undefined;
+  }
+
+  /**
+   * Redis restarted without persistence (or flushed, or failed over to an empty replica) has lost every
+   * queued job: the delivery jobs of homes that are behind and the DHT schedule. Nothing would queue them
+   * again until the next change of each account, so when the marker job is gone they are re-derived from the
+   * database, as at start. Every instance may do it; job ids keep them single.
+   */
+  private async checkQueue(): Promise<void> {
+    if (this.rederiving || this.watch === undefined) return;
+    this.rederiving = true;
+    try {
+      // While Redis is down this waits for it to come back (the client queues commands).
+      if ((await this.queue.backend.queue(MARKER.queue).getState(MARKER.jobId)) !== undefined) return;
+      if (this.watch === undefined) return;
+      this.logger.warn('the job queue lost its jobs (Redis restarted empty?); re-deriving them from the database');
+      await this.placeMarker();
+      await this.queue.backend
+        .queue('dht')
+        .upsertRepeatable('republish-all', { every: REPUBLISH_EVERY_MS }, { name: 'republish', data: {} });
+      await this.forEachAccount(async (account) => {
+        await this.scheduleFor(account);
+        return this.watch !== undefined;
+      });
+    } finally {
+      this.rederiving = false;
+    }
+  }
+
+  private async placeMarker(): Promise<void> {
+    await this.queue.backend.queue(MARKER.queue).add('marker', {}, { jobId: MARKER.jobId });
   }
 
   /** Queues delivery to every home of the account that is not connected and lacks ops; returns the jobs added. */
