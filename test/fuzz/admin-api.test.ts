@@ -205,7 +205,7 @@ describe.each(BACKENDS)('fuzz: admin, enrollment and custody HTTP on $name', (ba
     await server?.close();
   });
 
-  const BODY_RUNS = 500;
+  const BODY_RUNS = 400;
   it(
     'defective JSON bodies on every body route: 4xx with an error body, nothing stored',
     async () => {
@@ -229,7 +229,7 @@ describe.each(BACKENDS)('fuzz: admin, enrollment and custody HTTP on $name', (ba
     fuzzTimeout(BODY_RUNS, 20),
   );
 
-  const ENROLL_RUNS = 200;
+  const ENROLL_RUNS = 150;
   it(
     'enrollment with a valid token and a tampered document: refused, no account and no token use',
     async () => {
@@ -248,7 +248,7 @@ describe.each(BACKENDS)('fuzz: admin, enrollment and custody HTTP on $name', (ba
     fuzzTimeout(ENROLL_RUNS, 30),
   );
 
-  const PATH_RUNS = 500;
+  const PATH_RUNS = 400;
   it(
     'bad paths, ids and query strings: handled without 5xx; only GETs may succeed, and nothing changes',
     async () => {
@@ -300,7 +300,7 @@ describe.each(BACKENDS)('fuzz: admin, enrollment and custody HTTP on $name', (ba
     fuzzTimeout(PATH_RUNS, 20),
   );
 
-  const AUTH_RUNS = 200;
+  const AUTH_RUNS = 150;
   it(
     'admin routes with a wrong, malformed or missing token: 401, nothing changes',
     async () => {

@@ -266,7 +266,7 @@ describe.each(BACKENDS)('fuzz: Matrix client API on $name', (backend) => {
     await server?.close();
   });
 
-  const BODY_RUNS = 900;
+  const BODY_RUNS = 800;
   it(
     'mutated, random and malformed bodies on the account routes: no 5xx; refusals are Matrix errors and change nothing',
     async () => {
@@ -293,7 +293,7 @@ describe.each(BACKENDS)('fuzz: Matrix client API on $name', (backend) => {
     fuzzTimeout(BODY_RUNS, 25),
   );
 
-  const QUERY_RUNS = 300;
+  const QUERY_RUNS = 250;
   it(
     'sync, key changes and device reads with random parameters: no 5xx, no long wait, nothing changes',
     async () => {
@@ -346,7 +346,7 @@ describe.each(BACKENDS)('fuzz: Matrix client API on $name', (backend) => {
     fuzzTimeout(QUERY_RUNS, 20),
   );
 
-  const TOKEN_RUNS = 200;
+  const TOKEN_RUNS = 150;
   it(
     'wrong or malformed access tokens on every route: 401, nothing changes',
     async () => {
