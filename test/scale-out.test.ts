@@ -23,6 +23,8 @@ import {
 import { ServerProcess } from './support/server-process.js';
 
 const REDIS_URL = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+/** Deadline of one test: a ceiling for a loaded machine, not an expectation. */
+const TEST_MS = 240_000;
 const CONVERGE_MS = 90_000;
 
 describe('two server instances on one database and one Redis', () => {
@@ -80,92 +82,108 @@ describe('two server instances on one database and one Redis', () => {
     await rm(scratch, { recursive: true, force: true });
   }, 60_000);
 
-  it('makes each instance a home of its own, and enrolls the second after the first stored the account', async () => {
-    expect(a.peerId).not.toBe(b.peerId);
-    await laptop.addHome(serverHomeOf(a, 'a'));
-    expect(await laptop.enroll(a)).toMatchObject({ status: 201 });
-    await laptop.connect(a);
-    // The second instance already finds the account in the shared database; the document adding it is newer.
-    await laptop.addHome(serverHomeOf(b, 'b'));
-    const enrolled = await laptop.enroll(b);
-    expect(enrolled).toMatchObject({ status: 201, body: { peer_id: b.peerId } });
-    await laptop.connect(b);
+  it(
+    'makes each instance a home of its own, and enrolls the second after the first stored the account',
+    async () => {
+      expect(a.peerId).not.toBe(b.peerId);
+      await laptop.addHome(serverHomeOf(a, 'a'));
+      expect(await laptop.enroll(a)).toMatchObject({ status: 201 });
+      await laptop.connect(a);
+      // The second instance already finds the account in the shared database; the document adding it is newer.
+      await laptop.addHome(serverHomeOf(b, 'b'));
+      const enrolled = await laptop.enroll(b);
+      expect(enrolled).toMatchObject({ status: 201, body: { peer_id: b.peerId } });
+      await laptop.connect(b);
 
-    const phoneHome = makeHome(phoneLabel, 'client', 'phone');
-    const phoneDoc = await laptop.addHome({ ...phoneHome.home, addrs: [`/ip4/127.0.0.1/tcp/${phonePort}`] });
-    phone = await ClientNode.another(laptop.account, phoneLabel, phoneDoc, { port: phonePort });
-    await phone.connect(a);
+      const phoneHome = makeHome(phoneLabel, 'client', 'phone');
+      const phoneDoc = await laptop.addHome({ ...phoneHome.home, addrs: [`/ip4/127.0.0.1/tcp/${phonePort}`] });
+      phone = await ClientNode.another(laptop.account, phoneLabel, phoneDoc, { port: phonePort });
+      await phone.connect(a);
 
-    for (const server of [a, b]) {
-      const detail = await server.admin('GET', `/admin/v1/accounts/${encodeURIComponent(laptop.userId)}`);
-      expect(detail.status).toBe(200);
+      for (const server of [a, b]) {
+        const detail = await server.admin('GET', `/admin/v1/accounts/${encodeURIComponent(laptop.userId)}`);
+        expect(detail.status).toBe(200);
+        await waitFor(
+          async () =>
+            (await server.admin('GET', `/admin/v1/accounts/${encodeURIComponent(laptop.userId)}`)).body['doc_seq'] ===
+            phoneDoc.seq,
+          `${server.init.name} to hold the document naming every home`,
+          CONVERGE_MS,
+          300,
+        );
+      }
+      const document = (await a.admin('GET', `/admin/v1/accounts/${encodeURIComponent(laptop.userId)}`)).body[
+        'document'
+      ] as { homes: Array<{ peer_id: string }> };
+      expect(document.homes.map((h) => h.peer_id).sort()).toEqual(
+        [laptop.home.peerId, a.peerId, b.peerId, phone.home.peerId].sort(),
+      );
+    },
+    TEST_MS,
+  );
+
+  it(
+    'converges with changes made on every home, both instances included',
+    async () => {
+      await laptop.write(300, 'L');
+      await phone.write(100, 'P');
+      devices.push(await loginDevice(a, laptop.userId), await loginDevice(b, laptop.userId));
+      await waitConverged('every home to hold the same ops');
+      const vv = await db.versionVector();
+      expect(Object.keys(vv).sort()).toEqual([laptop.home.peerId, phone.home.peerId, a.peerId, b.peerId].sort());
+      expect(vv[laptop.home.peerId]).toBe(300);
+    },
+    TEST_MS,
+  );
+
+  it(
+    'keeps converging while instance A is stopped; the phone, asleep meanwhile, is caught up by B',
+    async () => {
+      await a.kill('SIGTERM');
+      await phone.stop();
+      // Changes from the laptop (connected to B) and from B itself while A is down and the phone asleep.
+      await laptop.write(400, 'LA');
+      devices.push(await loginDevice(b, laptop.userId));
       await waitFor(
-        async () =>
-          (await server.admin('GET', `/admin/v1/accounts/${encodeURIComponent(laptop.userId)}`)).body['doc_seq'] ===
-          phoneDoc.seq,
-        `${server.init.name} to hold the document naming every home`,
+        async () => covers(await db.versionVector(), await laptop.versionVector()),
+        'B to store what the laptop wrote while A is down',
         CONVERGE_MS,
         300,
       );
-    }
-    const document = (await a.admin('GET', `/admin/v1/accounts/${encodeURIComponent(laptop.userId)}`)).body[
-      'document'
-    ] as { homes: Array<{ peer_id: string }> };
-    expect(document.homes.map((h) => h.peer_id).sort()).toEqual(
-      [laptop.home.peerId, a.peerId, b.peerId, phone.home.peerId].sort(),
-    );
-  });
+      // The phone wakes on its old port with an empty store (it kept its ops in memory): B's delivery job
+      // (BullMQ; A cannot take it) dials it at the address in the document and catches it up.
+      phone = await ClientNode.another(laptop.account, phoneLabel, phone.document, { port: phonePort });
+      await waitConverged('the phone to be caught up by instance B while A is down');
+      expect((await phone.versionVector())[laptop.home.peerId]).toBe(700);
+      expect((await phone.versionVector())[phone.home.peerId]).toBe(100);
+    },
+    TEST_MS,
+  );
 
-  it('converges with changes made on every home, both instances included', async () => {
-    await laptop.write(300, 'L');
-    await phone.write(100, 'P');
-    devices.push(await loginDevice(a, laptop.userId), await loginDevice(b, laptop.userId));
-    await waitConverged('every home to hold the same ops');
-    const vv = await db.versionVector();
-    expect(Object.keys(vv).sort()).toEqual([laptop.home.peerId, phone.home.peerId, a.peerId, b.peerId].sort());
-    expect(vv[laptop.home.peerId]).toBe(300);
-  });
-
-  it('keeps converging while instance A is stopped; the phone, asleep meanwhile, is caught up by B', async () => {
-    await a.kill('SIGTERM');
-    await phone.stop();
-    // Changes from the laptop (connected to B) and from B itself while A is down and the phone asleep.
-    await laptop.write(400, 'LA');
-    devices.push(await loginDevice(b, laptop.userId));
-    await waitFor(
-      async () => covers(await db.versionVector(), await laptop.versionVector()),
-      'B to store what the laptop wrote while A is down',
-      CONVERGE_MS,
-      300,
-    );
-    // The phone wakes on its old port with an empty store (it kept its ops in memory): B's delivery job
-    // (BullMQ; A cannot take it) dials it at the address in the document and catches it up.
-    phone = await ClientNode.another(laptop.account, phoneLabel, phone.document, { port: phonePort });
-    await waitConverged('the phone to be caught up by instance B while A is down');
-    expect((await phone.versionVector())[laptop.home.peerId]).toBe(700);
-    expect((await phone.versionVector())[phone.home.peerId]).toBe(100);
-  });
-
-  it('takes instance A back: its new changes reach every home, and it acknowledges what it missed', async () => {
-    await a.start();
-    devices.push(await loginDevice(a, laptop.userId));
-    await laptop.write(100, 'LB');
-    await waitConverged('every home to converge after A restarted');
-    // A's sessions work again: the laptop hears A acknowledge everything, its own ops included.
-    await laptop.connect(a);
-    await waitFor(
-      async () => covers(laptop.acked.get(a.peerId) ?? {}, await laptop.versionVector()),
-      'instance A to acknowledge everything to the laptop',
-      CONVERGE_MS,
-      300,
-    );
-    const state = await db.store.state(laptop.serverName);
-    for (const device of devices) expect(state.devices[device]).toBeDefined();
-    // Neither instance ever queued delivery to the other (they share the op log): no job failed.
-    const queues = await b.admin('GET', '/admin/v1/queues');
-    const delivery = (queues.body['chunk'] as Array<{ name: string; failed: number }> | undefined)?.find(
-      (q) => q.name === 'delivery',
-    );
-    expect(delivery?.failed ?? 0).toBe(0);
-  });
+  it(
+    'takes instance A back: its new changes reach every home, and it acknowledges what it missed',
+    async () => {
+      await a.start();
+      devices.push(await loginDevice(a, laptop.userId));
+      await laptop.write(100, 'LB');
+      await waitConverged('every home to converge after A restarted');
+      // A's sessions work again: the laptop hears A acknowledge everything, its own ops included.
+      await laptop.connect(a);
+      await waitFor(
+        async () => covers(laptop.acked.get(a.peerId) ?? {}, await laptop.versionVector()),
+        'instance A to acknowledge everything to the laptop',
+        CONVERGE_MS,
+        300,
+      );
+      const state = await db.store.state(laptop.serverName);
+      for (const device of devices) expect(state.devices[device]).toBeDefined();
+      // Neither instance ever queued delivery to the other (they share the op log): no job failed.
+      const queues = await b.admin('GET', '/admin/v1/queues');
+      const delivery = (queues.body['chunk'] as Array<{ name: string; failed: number }> | undefined)?.find(
+        (q) => q.name === 'delivery',
+      );
+      expect(delivery?.failed ?? 0).toBe(0);
+    },
+    TEST_MS,
+  );
 });

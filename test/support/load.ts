@@ -58,12 +58,14 @@ export class Load {
     private readonly server: ServerProcess,
     private readonly label: string,
     private readonly batch = 50,
+    /** The laptop stops writing after this many ops (logins go on), so a slow machine is not swamped. */
+    private readonly maxOps = Number.POSITIVE_INFINITY,
   ) {
     this.loops = [this.writeLoop(), this.loginLoop()];
   }
 
   private async writeLoop(): Promise<void> {
-    while (this.running) {
+    while (this.running && this.opsWritten < this.maxOps) {
       await this.laptop.write(this.batch, this.label, this.batch);
       this.opsWritten += this.batch;
       await new Promise((resolve) => setTimeout(resolve, 25));
@@ -81,8 +83,9 @@ export class Load {
     }
   }
 
-  /** Waits until the laptop has written at least `ops` ops in this load. */
+  /** Waits until the laptop has written at least `ops` ops in this load (at most `maxOps`). */
   async until(ops: number): Promise<void> {
+    if (ops > this.maxOps) throw new Error(`this load writes at most ${this.maxOps} ops`);
     while (this.opsWritten < ops) await new Promise((resolve) => setTimeout(resolve, 20));
   }
 
