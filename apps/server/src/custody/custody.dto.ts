@@ -1,5 +1,5 @@
-import { ApiProperty } from '@nestjs/swagger';
-import { IsString, MaxLength, MinLength } from 'class-validator';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsOptional, IsString, Length, Matches, MaxLength, MinLength } from 'class-validator';
 
 /** Shortest passphrase accepted for a key export: the export leaves the server, so it must resist guessing. */
 export const MIN_PASSPHRASE_LENGTH = 12;
@@ -21,10 +21,29 @@ export class TakeCustodyDto {
   @MinLength(MIN_PASSPHRASE_LENGTH)
   @MaxLength(1024)
   passphrase!: string;
+
+  @ApiPropertyOptional({
+    description:
+      'PeerId of the device taking the key. The server adds it to the account document as a client home (signed while it still holds the key), so that device is a home of the account from its first connection.',
+    example: '12D3KooW...',
+  })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[1-9A-HJ-NP-Za-km-z]{40,60}$/, { message: 'peer_id must be a PeerId (12D3KooW...)' })
+  peer_id?: string;
+
+  @ApiPropertyOptional({ description: 'Name of that home in the document (1 to 64 characters).', example: 'laptop' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 64)
+  home_name?: string;
 }
 
 /** The root key, exported under the passphrase (identity's PHKX format); given once. */
 export class CustodyExportDto {
   @ApiProperty({ description: 'Unpadded base64 of the passphrase-encrypted root key (importSecretKey reads it).' })
   export!: string;
+
+  @ApiProperty({ description: 'The account document in force after the handover (names `peer_id` when given).' })
+  document!: object;
 }

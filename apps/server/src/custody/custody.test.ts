@@ -37,7 +37,7 @@ describe.each(SERVER_BACKENDS)('custody handover on $name', (backend) => {
       .post('/_polyhome/v1/custody')
       .send({ user_id: account.user_id, password: PASSWORD, passphrase: PASSPHRASE })
       .expect(200);
-    expect(res.body).toEqual({ export: expect.any(String) });
+    expect(res.body).toEqual({ export: expect.any(String), document: expect.objectContaining({ seq: 1 }) });
     // The export opens with the passphrase to the account's own root key.
     const key = await importSecretKey(res.body.export, PASSPHRASE);
     expect(publicKeyToHex(key.publicKey)).toBe(account.server_name);
@@ -66,6 +66,35 @@ describe.each(SERVER_BACKENDS)('custody handover on $name', (backend) => {
     await accounts.applyLocal(account.server_name, [
       { op: 'member.set', key: '!room:x', body: { room_id: '!room:x', membership: 'join' } },
     ]);
+  });
+
+  it('names the claiming device as a client home, signed before the key leaves', async () => {
+    const account = await hosted('claimer');
+    const device = accountAdding('custody-claiming-device', serverHome(server)).account.homes[0]!.home;
+    const res = await http()
+      .post('/_polyhome/v1/custody')
+      .send({
+        user_id: account.user_id,
+        password: PASSWORD,
+        passphrase: PASSPHRASE,
+        peer_id: device.peer_id,
+        home_name: 'laptop',
+      })
+      .expect(200);
+    expect(res.body.document.seq).toBe(2);
+    expect(res.body.document.homes).toContainEqual({
+      peer_id: device.peer_id,
+      role: 'client',
+      name: 'laptop',
+      addrs: [],
+    });
+    const detail = await admin('get', `/admin/v1/accounts/${encodeURIComponent(account.user_id)}`).expect(200);
+    expect(detail.body.document).toEqual(res.body.document);
+    const bad = await http()
+      .post('/_polyhome/v1/custody')
+      .send({ user_id: account.user_id, password: PASSWORD, passphrase: PASSPHRASE, peer_id: 'not-a-peer-id' })
+      .expect(400);
+    expect(bad.body.errcode).toBeDefined();
   });
 
   it('refuses a wrong password, an unknown user and a short passphrase, and keeps the key', async () => {
