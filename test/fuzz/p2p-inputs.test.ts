@@ -22,8 +22,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENROLL_MAX_FRAME_BYTES, ENROLL_PROTOCOL } from '../../apps/server/src/enrollment/enrollment-protocol.js';
 import { accountAdding, loopbackAddr, serverHome } from '../../apps/server/src/testing/client-home.js';
-import { startTestServer, SERVER_BACKENDS, type TestServer } from '../../apps/server/src/testing/server-harness.js';
-import { databaseDigest, fuzzParams, fuzzTimeout, jsonValue, listen, send } from './support.js';
+import { startTestServer, type TestServer } from '../../apps/server/src/testing/server-harness.js';
+import { databaseDigest, fuzzBackends, fuzzParams, fuzzTimeout, jsonValue, listen, send } from './support.js';
 
 /** Tables that hold what the server knows of its accounts (a sync session may record acks elsewhere). */
 const STATE_TABLES = [
@@ -142,7 +142,10 @@ function mutatedOp(op: Op, account: FixtureAccount): fc.Arbitrary<{ op: unknown;
   return fc.oneof(changed, badSignature, wrongKey);
 }
 
-describe.each(SERVER_BACKENDS.slice(0, 1))('fuzz: libp2p sync and enrollment frames on $name', (backend) => {
+/** PostgreSQL by default: the sync and enrollment handlers do not depend on the engine, and it starts fast. */
+const BACKENDS = fuzzBackends('postgres');
+
+describe.each(BACKENDS)('fuzz: libp2p sync and enrollment frames on $name', (backend) => {
   let server: TestServer;
   let store: SqlReplicaStore;
   let serverAddr: string;

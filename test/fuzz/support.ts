@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import type { DataSource } from 'typeorm';
 import { expect } from 'vitest';
-import type { TestServer } from '../../apps/server/src/testing/server-harness.js';
+import { SERVER_BACKENDS, type ServerBackend, type TestServer } from '../../apps/server/src/testing/server-harness.js';
 
 /** Seed of every property (FUZZ_SEED); fixed by default so a run is reproducible. */
 export const FUZZ_SEED = Number(process.env['FUZZ_SEED'] ?? 8005);
@@ -15,6 +15,15 @@ export const FUZZ_SCALE = Number(process.env['FUZZ_SCALE'] ?? 1);
 
 if (!Number.isInteger(FUZZ_SEED)) throw new Error('FUZZ_SEED must be an integer');
 if (!(FUZZ_SCALE > 0)) throw new Error('FUZZ_SCALE must be a positive number');
+
+/**
+ * The server backends a suite runs on: FUZZ_BACKENDS (`pglite`, `postgres`, or `all`) when set, else the
+ * suite's default. A server on PostgreSQL starts in a fraction of PGlite's time, which the run budget feels.
+ */
+export function fuzzBackends(fallback: 'pglite' | 'postgres' | 'all'): ServerBackend[] {
+  const chosen = (process.env['FUZZ_BACKENDS'] ?? fallback).split(',');
+  return SERVER_BACKENDS.filter((b) => chosen.includes('all') || chosen.includes(b.database));
+}
 
 /** fast-check parameters of one property: `runs` cases at the default scale, the shared seed. */
 export function fuzzParams<T>(runs: number): fc.Parameters<T> {
@@ -34,6 +43,13 @@ const SKIPPED_TABLES = new Set(['migrations', 'typeorm_metadata']);
  * equal digests mean no row was added, removed or changed. Works on PostgreSQL and PGlite alike.
  */
 export async function databaseDigest(dataSource: DataSource, only?: readonly string[]): Promise<string> {
+  return createHash('sha256')
+    .update(JSON.stringify(await tableDigests(dataSource, only)))
+    .digest('hex');
+}
+
+/** Row count and digest of each table (or of the tables in `only`), in one query. */
+export async function tableDigests(dataSource: DataSource, only?: readonly string[]): Promise<Record<string, string>> {
   const tables = (await tableNames(dataSource)).filter((t) => only === undefined || only.includes(t));
   const parts = tables.map(
     (t) =>
@@ -41,20 +57,14 @@ export async function databaseDigest(dataSource: DataSource, only?: readonly str
       `(SELECT coalesce(md5(string_agg(r::text, '|' ORDER BY r::text)), '') FROM "${t}" r) AS h`,
   );
   const rows: Array<{ t: string; n: string; h: string }> = await dataSource.query(parts.join(' UNION ALL '));
-  return createHash('sha256')
-    .update(JSON.stringify(rows.sort((a, b) => a.t.localeCompare(b.t))))
-    .digest('hex');
+  return Object.fromEntries(rows.sort((a, b) => a.t.localeCompare(b.t)).map((r) => [r.t, `${r.n}:${r.h}`]));
 }
 
-/** Row counts per table, for a message when digests differ. */
-export async function tableCounts(dataSource: DataSource): Promise<Record<string, number>> {
-  const tables = await tableNames(dataSource);
-  const out: Record<string, number> = {};
-  for (const t of tables) {
-    const [row] = (await dataSource.query(`SELECT count(*)::int AS n FROM "${t}"`)) as Array<{ n: number }>;
-    out[t] = row!.n;
-  }
-  return out;
+/** The tables whose rows differ between two results of tableDigests, with their row counts before and after. */
+export function changedTables(before: Record<string, string>, after: Record<string, string>): string[] {
+  return Object.keys({ ...before, ...after })
+    .filter((t) => before[t] !== after[t])
+    .map((t) => `${t} (${before[t]?.split(':')[0] ?? '-'} -> ${after[t]?.split(':')[0] ?? '-'} rows)`);
 }
 
 const tableCache = new WeakMap<DataSource, string[]>();
