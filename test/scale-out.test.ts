@@ -183,6 +183,12 @@ describe('two server instances on one database and one Redis', () => {
         (q) => q.name === 'delivery',
       );
       expect(delivery?.failed ?? 0).toBe(0);
+      // Each instance reports the other as holding everything (they share the op log).
+      const homesOnA = await a.admin('GET', `/admin/v1/accounts/${encodeURIComponent(laptop.userId)}/homes`);
+      const bOnA = (homesOnA.body['homes'] as Array<{ peer_id: string; pending_ops: number; self: boolean }>).find(
+        (h) => h.peer_id === b.peerId,
+      );
+      expect(bOnA).toMatchObject({ self: false, pending_ops: 0 });
     },
     TEST_MS,
   );

@@ -16,7 +16,7 @@ import {
   type Home,
   type HomeRole,
 } from '@polyhome/identity';
-import { AccountEntity, SqlReplicaStore, type AccountCustody } from '@polyhome/storage';
+import { AccountEntity, HomeNodeEntity, SqlReplicaStore, type AccountCustody } from '@polyhome/storage';
 import { createOp, type Op, type OpKind } from '@polyhome/sync';
 import { multiaddr as parseMultiaddr } from '@multiformats/multiaddr';
 import { ApiError } from '../common/api-error.js';
@@ -211,18 +211,21 @@ export class AccountsService {
   async detail(userId: string): Promise<AccountDetail> {
     const row = await this.rowByUserId(userId);
     const document = await this.document(row.serverName);
-    const [vv, delivery, equivocators] = await Promise.all([
+    const [vv, delivery, equivocators, onThisDatabase] = await Promise.all([
       this.store.versionVector(row.serverName),
       this.store.deliveryState(row.serverName),
       this.store.equivocators(row.serverName),
+      this.storage.dataSource.getRepository(HomeNodeEntity).find({ select: { peerId: true } }),
     ]);
+    // This server and the other instances on its database share the op log: they hold everything it holds.
+    const siblings = new Set(onThisDatabase.map((h) => h.peerId));
     const byPeer = new Map(delivery.map((d) => [d.peerId, d]));
     const live = this.p2p.liveVectors(row.serverName);
     const homes = document.homes.map((home): HomeStatusView => {
       const d = byPeer.get(home.peer_id);
       // What the home holds, as best known: its recorded acks, what its open session last reported, and
       // its own ops (a home never lacks what it made itself).
-      const acked: Record<string, number> = { ...(d?.ackedVv ?? {}) };
+      const acked: Record<string, number> = siblings.has(home.peer_id) ? { ...vv } : { ...(d?.ackedVv ?? {}) };
       for (const [origin, seq] of Object.entries(live.get(home.peer_id) ?? {}))
         acked[origin] = Math.max(acked[origin] ?? 0, seq);
       if (vv[home.peer_id] !== undefined) acked[home.peer_id] = Math.max(acked[home.peer_id] ?? 0, vv[home.peer_id]!);
