@@ -140,6 +140,27 @@ describe.each(STORAGE_BACKENDS)('storage on %s', (backend) => {
   });
 });
 
+describe('storage shared by several processes', () => {
+  it('migrates an empty PostgreSQL database once when several servers open it at the same moment', async () => {
+    const db = await createTestDatabase('postgres');
+    const opened: Storage[] = [];
+    try {
+      // Separate DataSources are separate sessions, as separate server processes would be.
+      const results = await Promise.allSettled(
+        [0, 1, 2].map(() => openStorage({ databaseUrl: db.databaseUrl, dataDir: db.dataDir, poolSize: 2 })),
+      );
+      for (const r of results) if (r.status === 'fulfilled') opened.push(r.value);
+      expect(results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok'))).toEqual(['ok', 'ok', 'ok']);
+      const applied = opened.map((s) => s.appliedMigrations.length);
+      expect(applied.filter((n) => n > 0)).toEqual([MIGRATIONS.length]);
+      expect(await schemaDrift(opened[0]!.dataSource)).toEqual([]);
+    } finally {
+      for (const s of opened) await s.close();
+      await db.dispose();
+    }
+  });
+});
+
 describe('storage errors', () => {
   it('refuses a second opener of one embedded data directory', async () => {
     const db = await createTestDatabase('pglite');
