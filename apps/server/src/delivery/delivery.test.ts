@@ -2,8 +2,10 @@ import { SecretKey, peerIdFromPublicKey } from '@polyhome/identity';
 import { createPolyhomeHost, createSyncService } from '@polyhome/p2p';
 import { MemoryReplicaStore } from '@polyhome/sync/testing';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { HomeNodeEntity } from '@polyhome/storage';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountsService } from '../accounts/accounts.service.js';
+import { DeliveryService } from './delivery.service.js';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
 import { freePort, waitFor } from '@polyhome/p2p/testing';
 
@@ -71,5 +73,30 @@ describe.each(SERVER_BACKENDS)('store and forward through the delivery queue on 
       await sync.stop();
       await host.stop();
     }
+  });
+
+  it('queues no delivery to another server instance on the same database (it shares the op log)', async () => {
+    const accounts = server.app.get(AccountsService);
+    const created = await accounts.createHosted(`sibling${backend.database}`, undefined);
+    const [sibling, other] = [SecretKey.generate(), SecretKey.generate()];
+    for (const [i, key] of [sibling, other].entries()) {
+      await accounts.addHomeByAddress(created.user_id, {
+        multiaddr: `/ip4/127.0.0.1/tcp/${await freePort()}/p2p/${peerIdFromPublicKey(key.publicKey)}`,
+        role: 'client',
+        name: `home${i}`,
+      });
+    }
+    // An instance registers in home_node when it starts on the database.
+    await server.resources.storage.dataSource.getRepository(HomeNodeEntity).insert({
+      peerId: peerIdFromPublicKey(sibling.publicKey),
+      publicKey: Buffer.from(sibling.publicKey),
+      role: 'server',
+      lastStartedAt: new Date(),
+    });
+    await accounts.applyLocal(created.server_name, [
+      { op: 'member.set', key: '!s:x', body: { room_id: '!s:x', membership: 'join' } },
+    ]);
+    const jobs = await server.app.get(DeliveryService).scheduleFor(created.server_name);
+    expect(jobs).toEqual([`${created.server_name}.${peerIdFromPublicKey(other.publicKey)}`]);
   });
 });
