@@ -2,11 +2,12 @@
 // `npm test`), with a real server process (`apps/server/dist/main.js`) on 127.0.0.1 for enrollment and sync.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { importSecretKey, serverNameFromPublicKey } from '@polyhome/identity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -111,28 +112,69 @@ describe('polyhome CLI (client-side home)', () => {
     const dir = await tempDir();
     const r = await polyhome(dir, 'init', '--join');
     expect(r.code, r.err).toBe(0);
-    expect(r.out).toMatch(/^peer_id 12D3KooW\S+\n$/);
+    expect(r.out).toMatch(
+      /^peer_id 12D3KooW\S+\nadd this node from a home of the account: polyhome home add 12D3KooW\S+ --role client\n$/,
+    );
     expect(existsSync(path.join(dir, 'root.key'))).toBe(false);
     expect((await polyhome(dir, 'init', '--nope')).code).toBe(2);
     expect((await polyhome(await tempDir(), 'init')).code).toBe(2);
     expect((await polyhome(dir, 'home', 'add', '--help')).code).toBe(0);
   }, 60_000);
 
-  it('start runs, refuses a second start on the same directory, and stops on SIGTERM with exit 0', async () => {
+  it('start runs, refuses a second start, answers commands through its control API, and stops on SIGTERM', async () => {
     const dir = await tempDir();
     expect((await polyhome(dir, 'init', '--localpart', 'bob')).code).toBe(0);
-    const node = spawnProc(cli, ['--data-dir', dir, 'start']);
+    const node = spawnProc(cli, ['--data-dir', dir, 'start', '--port', '0']);
     running.push(node);
-    await waitFor('the node to run', async () => (node.out().includes('running') ? true : undefined));
-    const second = await polyhome(dir, 'start');
+    await waitFor('the node to run', async () => (node.out().includes('ready in') ? true : undefined));
+    const second = await polyhome(dir, 'start', '--port', '0');
     expect(second.code).toBe(1);
     expect(second.err).toMatch(/in use by a running polyhome node .*stop it first/);
-    const list = await polyhome(dir, 'home', 'list');
-    expect(list.code).toBe(1);
-    expect(list.err).toMatch(/stop it first/);
+    // The control file is the node's secret: 0600.
+    expect((await stat(path.join(dir, 'control.json'))).mode & 0o777).toBe(0o600);
+    const list = await polyhome(dir, 'home', 'list', '--json');
+    expect(list.code, list.err).toBe(0);
+    expect(JSON.parse(list.out)).toMatchObject({ homes: [{ role: 'client', self: true }] });
+    const status = JSON.parse((await polyhome(dir, 'status', '--json')).out) as { running: number; matrix_url: string };
+    expect(status.running).toBe(node.child.pid);
+    expect(status.matrix_url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    // The Matrix API answers on loopback; a login token from the CLI logs a client in.
+    const versions = await fetch(`${status.matrix_url}/_matrix/client/versions`);
+    expect(versions.status).toBe(200);
+    const token = JSON.parse((await polyhome(dir, 'login-token', '--json')).out) as { login_token: string };
+    const login = await fetch(`${status.matrix_url}/_matrix/client/v3/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'm.login.token', token: token.login_token }),
+    });
+    expect(login.status).toBe(200);
+    const { device_id } = (await login.json()) as { device_id: string };
+    expect((await polyhome(dir, 'device', 'remove', device_id)).code).toBe(0);
+    const unknown = await polyhome(dir, 'device', 'remove', device_id);
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toMatch(/has no device/);
     node.child.kill('SIGTERM');
     expect(await node.exited).toBe(0);
+    expect(existsSync(path.join(dir, 'control.json'))).toBe(false);
     expect((await polyhome(dir, 'home', 'list')).code).toBe(0);
+  }, 90_000);
+
+  it('export seals the root key under a passphrase into a new 0600 file and never overwrites one', async () => {
+    const dir = await tempDir();
+    const made = JSON.parse((await polyhome(dir, 'init', '--localpart', 'dora', '--json')).out) as { user_id: string };
+    const passFile = path.join(dir, 'pass');
+    await writeFile(passFile, 'a long export passphrase\n');
+    const out = path.join(dir, 'backup.json');
+    const r = await polyhome(dir, 'export', '--passphrase-file', passFile, '--out', out);
+    expect(r.code, r.err).toBe(0);
+    expect((await stat(out)).mode & 0o777).toBe(0o600);
+    const exported = JSON.parse(await readFile(out, 'utf8')) as { user_id: string; root_key: string };
+    expect(exported.user_id).toBe(made.user_id);
+    const key = await importSecretKey(exported.root_key, 'a long export passphrase');
+    expect(serverNameFromPublicKey(key.publicKey)).toBe(made.user_id.slice(made.user_id.indexOf(':') + 1));
+    expect((await polyhome(dir, 'export', '--passphrase-file', passFile, '--out', out)).code).toBe(1);
+    const short = await polyhome(dir, 'export', '--passphrase-file', path.join(dir, 'missing'));
+    expect(short.code).toBe(1);
   }, 60_000);
 
   it('home add enrolls a real server, and a room joined here reaches the server once the node runs', async () => {
@@ -182,7 +224,7 @@ describe('polyhome CLI (client-side home)', () => {
 
     const joined = await polyhome(dir, 'room', 'join', '!lobby:example.org');
     expect(joined.code, joined.err).toBe(0);
-    const node = spawnProc(cli, ['--data-dir', dir, 'start']);
+    const node = spawnProc(cli, ['--data-dir', dir, 'start', '--port', '0']);
     running.push(node);
     const userPath = `/admin/v1/accounts/${encodeURIComponent(init.user_id)}`;
     await waitFor('the server to see the laptop connected', async () => {
@@ -197,7 +239,72 @@ describe('polyhome CLI (client-side home)', () => {
     });
     node.child.kill('SIGTERM');
     expect(await node.exited).toBe(0);
+
+    // claim: a hosted account of the server moves its root key to a new device, which becomes its home.
+    const hosted = (await (
+      await admin('POST', '/admin/v1/accounts', { localpart: 'erin', password: 'erin password 1' })
+    ).json()) as { user_id: string };
+    const claimDir = await tempDir();
+    const passwordFile = path.join(claimDir, '..', `${path.basename(claimDir)}-password`);
+    await writeFile(passwordFile, 'wrong password\n');
+    const wrong = await polyhome(
+      claimDir,
+      'claim',
+      `http://127.0.0.1:${port}`,
+      '--user',
+      hosted.user_id,
+      '--password-file',
+      passwordFile,
+    );
+    expect(wrong.code).toBe(1);
+    expect(wrong.err).toMatch(/refused the handover/);
+    expect(existsSync(path.join(claimDir, 'root.key'))).toBe(false);
+    await writeFile(passwordFile, 'erin password 1\n');
+    const claimed = await polyhome(
+      claimDir,
+      'claim',
+      `http://127.0.0.1:${port}`,
+      '--user',
+      hosted.user_id,
+      '--password-file',
+      passwordFile,
+      '--name',
+      'laptop',
+      '--json',
+    );
+    expect(claimed.code, claimed.err).toBe(0);
+    const claimedOut = JSON.parse(claimed.out) as { peer_id: string; doc_seq: number };
+    expect(claimedOut.doc_seq).toBe(2);
+    expect((await stat(path.join(claimDir, 'root.key'))).mode & 0o777).toBe(0o600);
+    const claimedStatus = JSON.parse((await polyhome(claimDir, 'status', '--json')).out) as {
+      accounts: Array<{ root_key: boolean; custody: string }>;
+    };
+    expect(claimedStatus.accounts).toEqual([expect.objectContaining({ root_key: true, custody: 'self' })]);
+    const hostedPath = `/admin/v1/accounts/${encodeURIComponent(hosted.user_id)}`;
+    expect(((await (await admin('GET', hostedPath)).json()) as { custody: string }).custody).toBe('self');
+    const again = await polyhome(
+      await tempDir(),
+      'claim',
+      `http://127.0.0.1:${port}`,
+      '--user',
+      hosted.user_id,
+      '--password-file',
+      passwordFile,
+    );
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/already in the user's custody/);
+    // The claiming device is a home from its first connection: the server sees it connected.
+    const claimedNode = spawnProc(cli, ['--data-dir', claimDir, 'start', '--port', '0', '--bootstrap', serverAddr]);
+    running.push(claimedNode);
+    await waitFor('the server to see the claiming device connected', async () => {
+      const { homes } = (await (await admin('GET', `${hostedPath}/homes`)).json()) as {
+        homes: Array<{ peer_id: string; connected: boolean }>;
+      };
+      return homes.find((h) => h.peer_id === claimedOut.peer_id)?.connected === true ? true : undefined;
+    });
+    claimedNode.child.kill('SIGTERM');
+    expect(await claimedNode.exited).toBe(0);
     server.child.kill('SIGTERM');
     await server.exited;
-  }, 120_000);
+  }, 180_000);
 });

@@ -22,6 +22,7 @@ import { withOfflineContext, type HomeContext } from './context.js';
 import { callControl } from './control.js';
 import { dataDirPaths, defaultDataDir, readKey, runningPid } from './data-dir.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
+import { claim } from './claim.js';
 import { init } from './init.js';
 import { lookup } from './lookup.js';
 import { startHome } from './runtime.js';
@@ -53,22 +54,22 @@ async function run<T>(
   return withOfflineContext(dir, offline);
 }
 
-/** Reads a passphrase from --passphrase-file or POLYHOME_PASSPHRASE. */
-async function passphraseOf(file: string | undefined): Promise<string> {
+/** Reads a secret from a file (its first line) or, without one, from an environment variable. */
+async function secretOf(file: string | undefined, variable: string, what: string, minLength: number): Promise<string> {
   const text =
     file !== undefined
       ? await readFile(file, 'utf8').catch((err: unknown) => {
-          throw new CliError(`Cannot read the passphrase file ${file}: ${(err as Error).message}`);
+          throw new CliError(`Cannot read the ${what} file ${file}: ${(err as Error).message}`);
         })
-      : process.env['POLYHOME_PASSPHRASE'];
-  const passphrase = text?.replace(/\r?\n$/, '');
-  if (passphrase === undefined || passphrase.length < 8) {
+      : process.env[variable];
+  const secret = text?.replace(/\r?\n$/, '');
+  if (secret === undefined || secret.length < minLength) {
     throw new CliError(
-      'Give a passphrase of at least 8 characters with --passphrase-file FILE or the POLYHOME_PASSPHRASE variable.',
+      `Give a ${what} of at least ${minLength} characters with --${what}-file FILE or the ${variable} variable.`,
       EXIT_USAGE,
     );
   }
-  return passphrase;
+  return secret;
 }
 
 function portOf(value: string): number {
@@ -116,6 +117,16 @@ export function buildProgram(): Command {
     .option('--port <port>', 'Matrix client API port on 127.0.0.1 (0 picks a free one)', '8008')
     .action(async (o: { p2p: string; bootstrap: string[]; port: string }) => {
       const started = Date.now();
+      // Signals are caught from the start: one that arrives while the node starts stops it once it is up.
+      const stopRequested = new Promise<void>((resolve) => {
+        const onSignal = (): void => {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+          resolve();
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
       const home = await startHome(dir(), {
         p2p: o.p2p,
         bootstrap: o.bootstrap,
@@ -127,15 +138,7 @@ export function buildProgram(): Command {
       for (const addr of home.addrs) process.stdout.write(`listening ${addr}\n`);
       process.stdout.write(`matrix ${home.matrixUrl}\n`);
       process.stdout.write(`ready in ${Date.now() - started} ms; Ctrl-C to stop\n`);
-      await new Promise<void>((resolve) => {
-        const onSignal = (): void => {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-          resolve();
-        };
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
-      });
+      await stopRequested;
       await home.stop();
       process.stdout.write('stopped\n');
     });
@@ -277,7 +280,7 @@ export function buildProgram(): Command {
     .option('--out <file>', 'write the export to this file (mode 0600) instead of stdout')
     .option('--user <userId>', 'the account, when the data directory holds several')
     .action(async (o: { passphraseFile?: string; out?: string; user?: string }) => {
-      const passphrase = await passphraseOf(o.passphraseFile);
+      const passphrase = await secretOf(o.passphraseFile, 'POLYHOME_PASSPHRASE', 'passphrase', 8);
       const r = await run(dir(), 'export', { passphrase, user: o.user }, (ctx) =>
         exportAccount(ctx, passphrase, o.user),
       );
@@ -289,6 +292,24 @@ export function buildProgram(): Command {
         });
         process.stdout.write(`exported ${r.user_id} to ${o.out}\n`);
       }
+    });
+
+  program
+    .command('claim')
+    .description('Take custody of an account a server hosts: its root key comes to this device, which becomes a home')
+    .argument('<url>', "the server's HTTP address, e.g. https://home.example.org")
+    .requiredOption('--user <userId>', 'the account, @name:<server name>')
+    .option('--password-file <file>', "file holding the account's password (else POLYHOME_PASSWORD)")
+    .option('--name <name>', "this home's name in the account document", 'client')
+    .option('--json', 'print JSON')
+    .action(async (url: string, o: { user: string; passwordFile?: string; name: string; json?: boolean }) => {
+      const password = await secretOf(o.passwordFile, 'POLYHOME_PASSWORD', 'password', 1);
+      const r = await claim(dir(), url, { userId: o.user, password, name: o.name });
+      print(
+        o.json,
+        r,
+        () => `user_id ${r.user_id}\npeer_id ${r.peer_id}\nthe root key is now on this device; run polyhome start`,
+      );
     });
 
   program
