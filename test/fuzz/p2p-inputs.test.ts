@@ -77,7 +77,12 @@ interface Reply {
  * Opens `protocol` on the open connection, writes `chunks` as they are, closes the writing side, and reads
  * until the server closes or resets the stream. Throws if the server neither answers nor closes in time.
  */
-async function exchange(host: PolyhomeHost, addr: string, protocol: string, chunks: Uint8Array[]): Promise<Reply> {
+async function exchange(
+  host: PolyhomeHost,
+  addr: string,
+  protocol: string,
+  chunks: readonly Uint8Array[],
+): Promise<Reply> {
   const stream: Stream = await host.dialProtocol(multiaddr(addr), protocol, { signal: AbortSignal.timeout(10_000) });
   const lp = lpStream(stream, { maxDataLength: 4 * MAX_FRAME_BYTES });
   const frames: unknown[] = [];
@@ -203,7 +208,7 @@ describe.each(BACKENDS)('fuzz: libp2p sync and enrollment frames on $name', (bac
   });
 
   /** Frames of one hostile sync stream, with a label for failures. */
-  function syncInput(): fc.Arbitrary<{ chunks: Uint8Array[]; how: string }> {
+  function syncInput(): fc.Arbitrary<{ chunks: readonly Uint8Array[]; how: string }> {
     // The op the home would send next (not sent as it is: only its mutations are).
     const nextWriter = new OpWriter(account, account.homes[0]!, document.seq);
     nextWriter.seq = writer.seq;
@@ -241,7 +246,11 @@ describe.each(BACKENDS)('fuzz: libp2p sync and enrollment frames on $name', (bac
         jsonValue.map((v) => ({ chunks: [jsonFrame(v)], how: `then ${JSON.stringify(v)}` })),
         fc
           .tuple(fc.constantFrom('t', 'account', 'ops'), jsonValue)
-          .filter(([f, v]) => JSON.stringify(v) !== JSON.stringify({ t: 'ops', account: account.serverName }[f]))
+          .filter(
+            ([f, v]) =>
+              JSON.stringify(v) !==
+              JSON.stringify(({ t: 'ops', account: account.serverName } as Record<string, unknown>)[f]),
+          )
           .map(([f, v]) => ({
             chunks: [jsonFrame({ t: 'ops', account: account.serverName, ops: [next], [f]: v })],
             how: `ops.${f} = ${JSON.stringify(v)}`,
