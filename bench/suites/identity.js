@@ -71,48 +71,48 @@ export async function run(ctx) {
     ctx.progress(`${backend.name}: sign`);
     const signature = backend.sign(message, secretKey);
     rows.push({
-      figure: `Ed25519 sign, ${backend.name} (${message.length}-byte op)`,
+      figure: `sign.${backend.name}_per_s`,
       value: rate(() => backend.sign(message, secretKey)),
       unit: 'ops/s',
-      reference: backend.name === 'native' ? 'FINDINGS: ~28k/s' : 'FINDINGS: ~2.4k/s',
+      reference: `Ed25519, ${message.length}-byte op; FINDINGS: ${backend.name === 'native' ? '~28k/s' : '~2.4k/s'}`,
     });
     ctx.progress(`${backend.name}: verify`);
     rows.push({
-      figure: `Ed25519 verify, ${backend.name} (${message.length}-byte op)`,
+      figure: `verify.${backend.name}_per_s`,
       value: rate(() => {
         if (!backend.verify(signature, message, publicKey)) throw new Error('verification failed');
       }),
       unit: 'ops/s',
-      reference: backend.name === 'native' ? 'FINDINGS: ~9.3k/s' : 'FINDINGS: ~650/s',
+      reference: `Ed25519, ${message.length}-byte op; FINDINGS: ${backend.name === 'native' ? '~9.3k/s' : '~650/s'}`,
     });
   }
 
   ctx.progress('signJson/verifyJson end to end (default backend)');
   const signed = signJson(op, op.account, 'ed25519:root', secretKey);
   rows.push({
-    figure: 'signJson of an op (canonical JSON + sign, default backend)',
+    figure: 'sign_json.op_per_s',
     value: rate(() => signJson(op, op.account, 'ed25519:root', secretKey)),
     unit: 'ops/s',
-    reference: '',
+    reference: 'canonical JSON + sign, default backend',
   });
   rows.push({
-    figure: 'verifyJson of an op (canonical JSON + verify, default backend)',
+    figure: 'verify_json.op_per_s',
     value: rate(() => verifyJson(signed, op.account, 'ed25519:root', publicKey)),
     unit: 'ops/s',
-    reference: '',
+    reference: 'canonical JSON + verify, default backend',
   });
 
   ctx.progress('canonical JSON encode');
   const text = canonicalJson(op);
   const encodes = rate(() => canonicalJsonBytes(op));
   rows.push({
-    figure: `canonical JSON encode (${message.length}-byte op)`,
+    figure: 'canonical_json.encode_per_s',
     value: encodes,
     unit: 'ops/s',
-    reference: '',
+    reference: `${message.length}-byte op`,
   });
   rows.push({
-    figure: 'canonical JSON encode throughput',
+    figure: 'canonical_json.encode_mib_per_s',
     value: (encodes * message.length) / 2 ** 20,
     unit: 'MiB/s',
     reference: `JSON.stringify of the same: ${Math.round(rate(() => JSON.stringify(op), 0.5))} ops/s`,

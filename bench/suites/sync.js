@@ -75,9 +75,10 @@ export async function run(ctx) {
     made.push(op);
   }
   rows.push({
-    figure: 'make + apply a local op (sign, validate)',
+    figure: 'sync.local_op_per_s',
     value: OPS / ((performance.now() - start) / 1000),
     unit: 'ops/s',
+    reference: 'make + apply a local op (sign, validate)',
   });
 
   ctx.progress('applying received ops');
@@ -85,9 +86,10 @@ export async function run(ctx) {
   start = performance.now();
   for (let i = 0; i < made.length; i += 500) [target] = applyOps(target, made.slice(i, i + 500));
   rows.push({
-    figure: 'apply received ops, batches of 500 (validate, verify)',
+    figure: 'sync.apply_received_per_s',
     value: OPS / ((performance.now() - start) / 1000),
     unit: 'ops/s',
+    reference: 'batches of 500 (validate, verify)',
   });
 
   ctx.progress('full session');
@@ -113,9 +115,10 @@ export async function run(ctx) {
   const seconds = (performance.now() - start) / 1000;
   if (Object.keys(stateOf(b.r).devices).length !== 50) throw new Error('session did not converge');
   rows.push({
-    figure: `full session, ${OPS} ops to an empty home (${messages} messages)`,
+    figure: 'sync.session_ops_per_s',
     value: OPS / seconds,
     unit: 'ops/s',
+    reference: `full session, ${OPS} ops to an empty home (${messages} messages)`,
   });
   return rows;
 }

@@ -65,11 +65,11 @@ describe.each(STORAGE_BACKENDS)('bulk hosting and set-based listing on %s', (bac
   });
 
   it('names the homes that lack ops, per what each acknowledged, never this home', async () => {
-    const behind = async (self: string): Promise<Array<{ account: string; peer: string }>> => {
+    const behind = async (...exclude: string[]): Promise<Array<{ account: string; peer: string }>> => {
       const out: Array<{ account: string; peer: string }> = [];
       let after: string | undefined;
       do {
-        const page = await store.homesBehind(self, { after, limit: 2 });
+        const page = await store.homesBehind(exclude, { after, limit: 2 });
         out.push(...page.behind);
         after = page.next;
       } while (after !== undefined);
@@ -96,5 +96,8 @@ describe.each(STORAGE_BACKENDS)('bulk hosting and set-based listing on %s', (bac
     expect(await behind(self!.peerId)).toEqual([{ account: three.serverName, peer: third!.peerId }]);
     // Seen from the third home: the first home made the ops (never lacks its own), the second acknowledged them.
     expect(await behind(third!.peerId)).toEqual([]);
+    // Sibling instances on this database read the same op log: never behind.
+    expect(await behind(self!.peerId, third!.peerId)).toEqual([]);
+    expect(await behind(self!.peerId, second!.peerId)).toEqual([{ account: three.serverName, peer: third!.peerId }]);
   });
 });

@@ -183,12 +183,12 @@ export class SqlReplicaStore implements ReplicaStore {
   }
 
   /**
-   * The homes other than `self` that lack ops held here (per what they acknowledged), for a page of accounts in
-   * server-name order: one query a page instead of a few per account. `next` is the `after` of the next page,
-   * undefined after the last one.
+   * The homes, other than those in `exclude` (this home and its sibling instances), that lack ops held here
+   * (per what they acknowledged), for a page of accounts in server-name order: one query a page instead of a
+   * few per account. `next` is the `after` of the next page, undefined after the last one.
    */
   async homesBehind(
-    self: string,
+    exclude: readonly string[],
     options: { after?: string; limit: number },
   ): Promise<{ behind: Array<{ account: string; peer: string }>; next: string | undefined }> {
     const rows = await this.dataSource.query<Array<{ account: string; peer: string | null }>>(
@@ -202,7 +202,7 @@ export class SqlReplicaStore implements ReplicaStore {
          SELECT h.peer FROM (
            SELECT DISTINCT e->>'peer_id' AS peer FROM jsonb_array_elements(d.document->'homes') e
          ) h
-         WHERE h.peer <> $1
+         WHERE NOT (h.peer = ANY($1::text[]))
            AND EXISTS (
              SELECT 1 FROM op_log_head o
              LEFT JOIN peer_delivery pd ON pd.account = o.account AND pd.peer_id = h.peer
@@ -211,7 +211,7 @@ export class SqlReplicaStore implements ReplicaStore {
            )
        ) b ON true
        ORDER BY p.server_name, b.peer`,
-      [self, options.after ?? '', options.limit],
+      [[...exclude], options.after ?? '', options.limit],
     );
     const behind = rows.flatMap((r) => (r.peer === null ? [] : [{ account: r.account, peer: r.peer }]));
     const accounts = new Set(rows.map((r) => r.account)).size;

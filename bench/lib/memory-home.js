@@ -1,0 +1,112 @@
+// A bench home: a real libp2p node with the sync service over the pure in-memory replica of @polyhome/sync
+// behind the ReplicaStore port (as bench/suites/p2p.js uses). It makes one device.put per account it hosts
+// and reports when the other end has acknowledged it.
+import { multiaddr } from '@multiformats/multiaddr';
+import { createPolyhomeHost, createSyncService } from '@polyhome/p2p';
+import {
+  applyOps,
+  createReplica,
+  documentOf,
+  makeLocalOp,
+  offerDocument,
+  opsMissing,
+  versionVector,
+} from '@polyhome/sync';
+
+/** The ReplicaStore port over in-memory replicas. */
+export class MemoryStore {
+  replicas = new Map();
+  host(document) {
+    const replica = createReplica(document);
+    this.replicas.set(replica.account, replica);
+    return replica.account;
+  }
+  async document(account) {
+    const r = this.replicas.get(account);
+    return r === undefined ? undefined : documentOf(r);
+  }
+  async offerDocument(account, document) {
+    const [r] = offerDocument(this.replicas.get(account), document);
+    this.replicas.set(account, r);
+    return documentOf(r);
+  }
+  async versionVector(account) {
+    return versionVector(this.replicas.get(account));
+  }
+  async opsMissing(account, vv, limit) {
+    return opsMissing(this.replicas.get(account), vv, limit);
+  }
+  async applyOps(account, ops) {
+    const [r, result] = applyOps(this.replicas.get(account), ops);
+    this.replicas.set(account, r);
+    return result;
+  }
+}
+
+/** A Matrix device as a device.put change. */
+export function deviceChange(userId, deviceId) {
+  return {
+    op: 'device.put',
+    key: deviceId,
+    body: {
+      user_id: userId,
+      device_id: deviceId,
+      algorithms: ['m.olm.v1.curve25519-aes-sha2', 'm.megolm.v1.aes-sha2'],
+      keys: { [`curve25519:${deviceId}`]: 'x'.repeat(43), [`ed25519:${deviceId}`]: 'y'.repeat(43) },
+      signatures: { [userId]: { [`ed25519:${deviceId}`]: 'z'.repeat(86) } },
+      display_name: `bench device ${deviceId}`,
+    },
+  };
+}
+
+/**
+ * Starts a home with `secretKey` hosting `documents`, makes one device.put in each, dials `peerAddr` and
+ * resolves when that peer has acknowledged every op (or rejects after `timeoutMs`); then stops the home.
+ */
+export async function pushOneOpEach(secretKey, documents, peerAddr, timeoutMs = 120_000) {
+  const host = await createPolyhomeHost({ nodeKey: secretKey, listen: ['/ip4/127.0.0.1/tcp/0'] });
+  const sync = createSyncService(host);
+  const self = host.peerId.toString();
+  try {
+    await sync.start();
+    const store = new MemoryStore();
+    const waiting = new Set();
+    for (const document of documents) {
+      const account = store.host(document);
+      const op = makeLocalOp(
+        store.replicas.get(account),
+        secretKey,
+        deviceChange(document.user_id, 'BENCHDEV'),
+        Date.now(),
+      );
+      const result = await store.applyOps(account, [op]);
+      if (result.accepted.length !== 1) throw new Error(`local op refused: ${JSON.stringify(result.rejected[0])}`);
+      await sync.host(account, store);
+      waiting.add(account);
+    }
+    const done = new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `${waiting.size}/${documents.length} ops not acknowledged in ${timeoutMs} ms ` +
+                `(${sync.sessions().length} sessions, ${host.getConnections().length} connections)`,
+            ),
+          ),
+        timeoutMs,
+      );
+      sync.on('acked', ({ account, vv }) => {
+        if ((vv[self] ?? 0) >= 1) waiting.delete(account);
+        if (waiting.size === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    await host.dial(multiaddr(peerAddr));
+    await done;
+  } finally {
+    await sync.stop();
+    await host.stop();
+  }
+}

@@ -1,0 +1,209 @@
+// Hosting: memory per hosted account and start time of the server with 1,000, 10,000 and 100,000 accounts,
+// on PostgreSQL. The server runs as a child process (apps/server/dist/main.js, in-process queue); its
+// resident memory is read from /proc after a full GC in it (--expose-gc), idle and after 10% of the accounts
+// were active (one device.put each, pushed over /polyhome/sync/1.0.0 by bench homes and acknowledged).
+// Accounts are valid signed documents (@polyhome/identity) created directly in storage (multi-row inserts
+// of the rows SqlReplicaStore.hostAccounts writes; a sample verified). References measured in the same run: the same server with no account.
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeNodeKeyFile } from '@polyhome/identity';
+import { openStorage } from '@polyhome/storage';
+import { benchHome, hostInStorage, makeAccounts } from '../lib/accounts.js';
+import { pushOneOpEach } from '../lib/memory-home.js';
+import { postgresReachable, scratchDatabase } from '../lib/pg.js';
+import { startServer } from '../lib/server.js';
+
+export const description =
+  'server RSS per hosted account (1k/10k/100k, idle and 10% active) and start time, PostgreSQL';
+
+const SIZES = (process.env.BENCH_HOSTING_SIZES ?? '1000,10000,100000').split(',').map(Number);
+const ACTIVE = process.env.BENCH_HOSTING_ACTIVE !== '0';
+/** Every tenth account is active: its second home is a bench home; the others list an offline phone. */
+const ACTIVE_EVERY = 10;
+/** Active accounts per bench home (below the sync protocol's 64 streams per connection). */
+const PER_HOME = 50;
+/** Bench homes pushing at once (one: a second home connecting meanwhile was seen reset by the server). */
+const WAVE = 1;
+/** Attempts per bench home. */
+const ATTEMPTS = 3;
+const CACHE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'results', 'cache');
+
+const serverHome = benchHome('hosting-server', 'server');
+const idleHome = benchHome('hosting-offline-phone');
+const activeHome = (k) => benchHome(`hosting-active-${k}`);
+const homesOf = (i) => [
+  serverHome.home,
+  i % ACTIVE_EVERY === 0 ? activeHome(Math.floor(i / ACTIVE_EVERY / PER_HOME)).home : idleHome.home,
+];
+
+// Documents depend only on the homes above (root keys are random): made once, kept under bench/results/cache
+// (the first `count` of a larger file serve too).
+async function accounts(count, ctx) {
+  const tag = serverHome.peerId.slice(-8);
+  for (const size of [count, 100_000, 10_000, 1_000].filter((n) => n >= count)) {
+    const file = path.join(CACHE, `hosting-${size}-${tag}.ndjson`);
+    try {
+      const lines = (await readFile(file, 'utf8')).split('\n').filter(Boolean);
+      if (lines.length === size) {
+        ctx.progress(`read ${count} signed account documents from ${path.relative(process.cwd(), file)}`);
+        return lines.slice(0, count).map((l) => JSON.parse(l));
+      }
+    } catch {
+      // not made yet
+    }
+  }
+  const made = await makeAccounts(count, homesOf, ctx.progress);
+  await mkdir(CACHE, { recursive: true });
+  await writeFile(
+    path.join(CACHE, `hosting-${count}-${tag}.ndjson`),
+    made.map((a) => JSON.stringify(a)).join('\n') + '\n',
+  );
+  return made;
+}
+
+const MiB = 2 ** 20;
+
+async function serverDir() {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'polyhome-bench-hosting-'));
+  await writeNodeKeyFile(path.join(dir, 'node.key'), serverHome.secretKey);
+  return dir;
+}
+
+// Starts the server on a database, measures start and idle memory, runs the active window, stops it.
+async function measure(databaseUrl, all, size, ctx) {
+  const dir = await serverDir();
+  const server = await startServer({ DATABASE_URL: databaseUrl, DATA_DIR: dir });
+  try {
+    if (server.peerId !== serverHome.peerId) throw new Error(`server PeerId ${server.peerId} is not the bench key's`);
+    // Let start-up jobs (DHT re-publishing, delivery scheduling) run before reading memory.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const idle = await server.memory();
+    ctx.progress(
+      `${size} accounts: started in ${server.startMs.toFixed(0)} ms, idle RSS ${(idle.rss / MiB).toFixed(1)} MiB`,
+    );
+    let active;
+    let activeSeconds;
+    if (ACTIVE && size > 0) {
+      const actives = all.slice(0, size).filter((_, i) => i % ACTIVE_EVERY === 0);
+      const groups = [];
+      for (let i = 0; i < actives.length; i += PER_HOME) groups.push(actives.slice(i, i + PER_HOME));
+      const t0 = Date.now();
+      for (let g = 0; g < groups.length; g += WAVE) {
+        await Promise.all(
+          groups
+            .slice(g, g + WAVE)
+            .map((group, j) => pushWithRetry(activeHome(g + j).secretKey, group, server.p2pAddr, ctx)),
+        );
+        if ((g / WAVE) % 10 === 0)
+          ctx.progress(`${size} accounts: ${Math.min((g + WAVE) * PER_HOME, actives.length)}/${actives.length} active`);
+      }
+      activeSeconds = (Date.now() - t0) / 1000;
+      active = await server.memory();
+      ctx.progress(
+        `${size} accounts: ${actives.length} ops pushed and acknowledged in ${activeSeconds.toFixed(1)} s, RSS ${(active.rss / MiB).toFixed(1)} MiB`,
+      );
+    }
+    return { startMs: server.startMs, idle, active, activeSeconds };
+  } finally {
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function pushWithRetry(secretKey, group, addr, ctx) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await pushOneOpEach(
+        secretKey,
+        group.map((a) => a.document),
+        addr,
+        60_000,
+      );
+    } catch (err) {
+      if (attempt >= ATTEMPTS) throw err;
+      ctx.progress(`a bench home failed (${err.message}); again`);
+    }
+  }
+}
+
+const label = (n) => (n >= 1000 ? `${n / 1000}k` : String(n));
+
+export async function run(ctx) {
+  const reachable = await postgresReachable();
+  if (!reachable.ok) {
+    ctx.progress(`PostgreSQL unreachable (${reachable.error}): hosting not measured`);
+    return [{ figure: 'hosting.start_ms', value: 'not measured', unit: '', reference: 'PostgreSQL unreachable' }];
+  }
+  const all = await accounts(Math.max(...SIZES), ctx);
+  const docBytes = Buffer.byteLength(JSON.stringify(all[0].document));
+  const rows = [];
+
+  ctx.progress('reference: the server with no account');
+  const emptyDb = await scratchDatabase('hosting0');
+  let empty;
+  try {
+    const storage = await openStorage({ databaseUrl: emptyDb.url, dataDir: os.tmpdir() });
+    await storage.close();
+    empty = await measure(emptyDb.url, all, 0, ctx);
+  } finally {
+    await emptyDb.drop();
+  }
+  rows.push({
+    figure: 'hosting.rss_mib.empty',
+    value: empty.idle.rss / MiB,
+    unit: 'MiB',
+    reference: `PostgreSQL; heap ${(empty.idle.heapUsed / MiB).toFixed(1)} MiB after GC`,
+  });
+  rows.push({
+    figure: 'hosting.start_ms.empty',
+    value: empty.startMs,
+    unit: 'ms',
+    reference: 'PostgreSQL, spawn to /health 200',
+  });
+
+  for (const size of SIZES) {
+    const db = await scratchDatabase(`hosting${size}`);
+    try {
+      const storage = await openStorage({ databaseUrl: db.url, dataDir: os.tmpdir() });
+      try {
+        const seconds = await hostInStorage(storage.dataSource, all.slice(0, size), ctx.progress);
+        ctx.progress(`${size} accounts created in storage in ${seconds.toFixed(1)} s`);
+      } finally {
+        await storage.close();
+      }
+      const m = await measure(db.url, all, size, ctx);
+      const n = label(size);
+      rows.push({
+        figure: `hosting.start_ms.${n}`,
+        value: m.startMs,
+        unit: 'ms',
+        reference: `PostgreSQL; empty server ${empty.startMs.toFixed(0)} ms`,
+      });
+      rows.push({
+        figure: `hosting.rss_mib.${n}_idle`,
+        value: m.idle.rss / MiB,
+        unit: 'MiB',
+        reference: `PostgreSQL; empty server ${(empty.idle.rss / MiB).toFixed(1)} MiB`,
+      });
+      rows.push({
+        figure: `hosting.rss_per_account_kib.${n}_idle`,
+        value: (m.idle.rss - empty.idle.rss) / 1024 / size,
+        unit: 'KiB',
+        reference: `(RSS - empty RSS) / accounts; heap ${((m.idle.heapUsed - empty.idle.heapUsed) / 1024 / size).toFixed(2)} KiB/account; document ${docBytes} B of JSON`,
+      });
+      if (m.active !== undefined) {
+        rows.push({
+          figure: `hosting.rss_per_account_kib.${n}_active10`,
+          value: (m.active.rss - empty.idle.rss) / 1024 / size,
+          unit: 'KiB',
+          reference: `after ${size / ACTIVE_EVERY} ops pushed over sync in ${m.activeSeconds.toFixed(1)} s; RSS ${(m.active.rss / MiB).toFixed(1)} MiB`,
+        });
+      }
+    } finally {
+      await db.drop();
+    }
+  }
+  return rows;
+}
