@@ -21,7 +21,7 @@ import {
 import { withOfflineContext, type HomeContext } from './context.js';
 import { callControl } from './control.js';
 import { dataDirPaths, defaultDataDir, readKey, runningPid } from './data-dir.js';
-import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
+import { CliError, EXIT_FAILURE, EXIT_USAGE, storageProblem } from './errors.js';
 import { claim } from './claim.js';
 import { init } from './init.js';
 import { lookup } from './lookup.js';
@@ -366,6 +366,11 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CliError) {
       process.stderr.write(`error: ${err.message}\n`);
       return err.exitCode;
+    }
+    const problem = storageProblem(err, program.opts<{ dataDir: string }>().dataDir);
+    if (problem !== undefined) {
+      process.stderr.write(`error: ${problem.message}\n`);
+      return problem.exitCode;
     }
     process.stderr.write(`error: ${(err as Error).message ?? String(err)}\n`);
     return EXIT_FAILURE;

@@ -8,7 +8,7 @@ import { rename, rm, writeFile, readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DataDirPaths } from './data-dir.js';
-import { CliError, EXIT_FAILURE } from './errors.js';
+import { CliError, EXIT_FAILURE, storageProblem } from './errors.js';
 
 /** Largest request body of the control API. */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -39,7 +39,7 @@ export async function startControlServer(
   const token = randomBytes(32).toString('base64url');
   const expected = Buffer.from(`Bearer ${token}`);
   const server = createServer((req, res) => {
-    void serve(req, res, expected, handlers);
+    void serve(req, res, expected, handlers, paths.dir);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -65,6 +65,7 @@ async function serve(
   res: ServerResponse,
   expected: Buffer,
   handlers: Record<string, ControlHandler>,
+  dataDir: string,
 ): Promise<void> {
   const reply = (status: number, body: unknown): void => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -90,7 +91,8 @@ async function serve(
   try {
     reply(200, { result: await handler(args) });
   } catch (err) {
-    if (err instanceof CliError) reply(400, { error: err.message, exit_code: err.exitCode });
+    const known = err instanceof CliError ? err : storageProblem(err, dataDir);
+    if (known !== undefined) reply(400, { error: known.message, exit_code: known.exitCode });
     else reply(500, { error: (err as Error).message ?? String(err), exit_code: EXIT_FAILURE });
   }
 }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readNodeKeyFile, type SecretKey } from '@polyhome/identity';
 import { openStorage, StorageError, type Storage } from '@polyhome/storage';
-import { CliError } from './errors.js';
+import { CliError, storageProblem } from './errors.js';
 
 /** The files of a data directory. */
 export interface DataDirPaths {
@@ -77,6 +77,9 @@ export async function openDataDir(paths: DataDirPaths, onProgress?: (message: st
         `The data directory ${paths.dir} is in use by a running polyhome node${pid === undefined ? '' : ` (pid ${pid})`}: only one node runs per data directory; stop it first (Ctrl-C or kill ${pid ?? '<pid>'}).`,
       );
     }
-    throw new CliError(`Cannot open the database in ${paths.dir}: ${(err as Error).message}`);
+    throw (
+      storageProblem(err, paths.dir) ??
+      new CliError(`Cannot open the database in ${paths.dir}: ${(err as Error).message}`)
+    );
   }
 }
