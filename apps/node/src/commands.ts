@@ -20,7 +20,7 @@ import { createOp, namespaceOf, type Op } from '@polyhome/sync';
 import type { HomeContext } from './context.js';
 import { readKey } from './data-dir.js';
 import { enroll, EnrollError } from './enroll-client.js';
-import { CliError, EXIT_USAGE } from './errors.js';
+import { CliError, EXIT_USAGE, storageProblem } from './errors.js';
 
 /** Lifetime of a login token made by `polyhome login-token`: time to paste it into a client. */
 export const LOGIN_TOKEN_LIFETIME_MS = 2 * 60 * 1000;
@@ -151,9 +151,12 @@ export async function setMembership(
   try {
     await applyLocal(ctx, row.serverName, [{ op: 'member.set', key: roomId, body: { room_id: roomId, membership } }]);
   } catch (err) {
-    throw err instanceof CliError
-      ? err
-      : new CliError(`Cannot record ${roomId}: ${(err as Error).message}`, EXIT_USAGE);
+    if (err instanceof CliError) throw err;
+    // A full or read-only disk is not the room ID's fault; anything else thrown while making the op is.
+    throw (
+      storageProblem(err, ctx.paths.dir) ??
+      new CliError(`Cannot record ${roomId}: ${(err as Error).message}`, EXIT_USAGE)
+    );
   }
   return { user_id: row.userId, room_id: roomId, membership };
 }
