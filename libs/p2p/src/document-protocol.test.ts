@@ -53,6 +53,31 @@ describe('document fetch', () => {
     expect(messages[0]).toBe(messages[1]);
   }, 30_000);
 
+  it('takes an offered newer document signed by the root key, from any peer; refuses an older or forged one', async () => {
+    const account = makeAccount({ seed: 'doc:offer', homes: 1 });
+    const holder = await node(account.homes[0]!.secretKey);
+    holder.store.host(account.document);
+    await holder.sync.host(account.serverName, holder.store);
+    // A device restored from a backup signs a document naming itself; the holder does not know it yet.
+    const restored = makeHome('doc:offer:restored');
+    const next = withHome(account, account.document, restored);
+    const newcomer = await node(restored.secretKey);
+    await newcomer.host.dial(multiaddr(holder.addr));
+
+    const forged = { ...next, seq: next.seq + 1 };
+    expect(await newcomer.sync.offerDocument(holder.peerId, forged)).toBe(false);
+    expect((await holder.store.document(account.serverName))?.seq).toBe(account.document.seq);
+
+    expect(await newcomer.sync.offerDocument(holder.peerId, next)).toBe(true);
+    expect(await holder.store.document(account.serverName)).toEqual(next);
+    // Offering it again is harmless; the older one is refused (a replay cannot roll the holder back).
+    expect(await newcomer.sync.offerDocument(holder.peerId, next)).toBe(true);
+    expect(await newcomer.sync.offerDocument(holder.peerId, account.document)).toBe(false);
+    expect(await holder.store.document(account.serverName)).toEqual(next);
+    // The newcomer is now a home there: it may fetch the document.
+    expect(await newcomer.sync.fetchDocument(holder.peerId, account.serverName)).toEqual(next);
+  }, 30_000);
+
   it('refuses a bad account name before dialling', async () => {
     const a = await node(makeHome('doc:bad:a').secretKey);
     await expect(a.sync.fetchDocument(a.peerId, 'not a server name')).rejects.toThrow(/not a polyhome/);

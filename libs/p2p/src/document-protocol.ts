@@ -1,7 +1,11 @@
-// /polyhome/document/1.0.0: one length-prefixed JSON request `{ account }`, one length-prefixed JSON answer
-// `{ document }` or `{ error: "not_found" }`, then close. A home answers only a peer that the account
-// document it holds names as a home (or revoked home); anyone else gets the same `not_found` whether or not
-// the account is hosted, as the sync protocol does, so a stranger cannot probe which accounts live here.
+// /polyhome/document/1.0.0: one length-prefixed JSON request, one length-prefixed JSON answer, then close.
+// - Fetch `{ account }` → `{ document }` or `{ error: "not_found" }`. A home answers only a peer that the account
+//   document it holds names as a home (or revoked home); anyone else gets the same `not_found` whether or not
+//   the account is hosted, as the sync protocol does, so a stranger cannot probe which accounts live here.
+// - Offer `{ account, document }` → `{ accepted: true }` when the offered document is now in force here (it
+//   verified, is signed by the root key and is newer than the held one, or is the held one), else the same
+//   `not_found`. It lets a home the others do not know yet (restored from a backup, named in a document only it
+//   holds) bring them the document that names it; the root signature is the authority, not the sender.
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
 import { homeStatus, isServerName, verifyAccountDocument, type AccountDocument } from '@polyhome/identity';
@@ -15,6 +19,7 @@ export async function answerDocumentRequest(
   stream: Stream,
   connection: Connection,
   documentOf: (account: string) => Promise<AccountDocument | undefined>,
+  offered: (account: string, document: AccountDocument, from: string) => Promise<boolean>,
 ): Promise<void> {
   const lp = lpStream(stream, { maxDataLength: DOCUMENT_MAX_FRAME_BYTES });
   const signal = AbortSignal.timeout(DOCUMENT_FETCH_TIMEOUT);
@@ -22,7 +27,20 @@ export async function answerDocumentRequest(
   try {
     const request = parseJson((await lp.read({ signal })).subarray());
     const account = (request as { account?: unknown } | undefined)?.account;
-    if (typeof account === 'string' && isServerName(account)) {
+    const offer = (request as { document?: unknown } | undefined)?.document;
+    if (offer !== undefined) {
+      if (typeof account === 'string' && isServerName(account)) {
+        let verified: AccountDocument | undefined;
+        try {
+          verified = verifyAccountDocument(offer, { expectedServerName: account });
+        } catch {
+          verified = undefined;
+        }
+        if (verified !== undefined && (await offered(account, verified, connection.remotePeer.toString()))) {
+          answer = { accepted: true };
+        }
+      }
+    } else if (typeof account === 'string' && isServerName(account)) {
       const document = await documentOf(account);
       if (document !== undefined && homeStatus(document, connection.remotePeer.toString()).kind !== 'unknown') {
         answer = { document };
@@ -73,5 +91,33 @@ function parseJson(bytes: Uint8Array): unknown {
     return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Offers a document to a peer (see the header). Resolves true when the peer now holds it in force, false when it
+ * answered `not_found` (it does not host the account, or the document is older than its own).
+ */
+export async function offerDocumentTo(
+  host: Pick<Libp2p, 'dialProtocol'>,
+  peer: PeerId,
+  document: AccountDocument,
+  options: { signal?: AbortSignal } = {},
+): Promise<boolean> {
+  const account = document.user_id.slice(document.user_id.indexOf(':') + 1);
+  const signal =
+    options.signal === undefined
+      ? AbortSignal.timeout(DOCUMENT_FETCH_TIMEOUT)
+      : AbortSignal.any([options.signal, AbortSignal.timeout(DOCUMENT_FETCH_TIMEOUT)]);
+  const stream = await host.dialProtocol(peer, DOCUMENT_PROTOCOL, { signal });
+  try {
+    const lp = lpStream(stream, { maxDataLength: DOCUMENT_MAX_FRAME_BYTES });
+    await lp.write(new TextEncoder().encode(JSON.stringify({ account, document })), { signal });
+    const answer = parseJson((await lp.read({ signal })).subarray());
+    await stream.close({ signal }).catch(() => undefined);
+    return (answer as { accepted?: unknown } | undefined)?.accepted === true;
+  } catch (error) {
+    stream.abort(error instanceof Error ? error : new Error(String(error)));
+    throw error;
   }
 }

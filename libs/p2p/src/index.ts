@@ -159,6 +159,11 @@ export interface SyncService {
    * take in an account it does not hold yet. Throws DocumentUnavailableError or the identity errors.
    */
   fetchDocument(peerId: string, account: string, options?: { signal?: AbortSignal }): Promise<AccountDocument>;
+  /**
+   * Offers an account document to a peer over /polyhome/document/1.0.0: a home the peer does not know yet brings
+   * it the (root-signed, newer) document that names it. Resolves true when the peer now holds it in force.
+   */
+  offerDocument(peerId: string, document: AccountDocument, options?: { signal?: AbortSignal }): Promise<boolean>;
   /** Subscribes to an event; returns the unsubscribe function. */
   on<K extends keyof SyncEvents>(event: K, listener: SyncEventListener<K>): () => void;
 }

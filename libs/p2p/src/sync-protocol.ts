@@ -5,7 +5,7 @@
 import type { Connection, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import { homeStatus, isServerName, type AccountDocument } from '@polyhome/identity';
+import { canonicalJson, homeStatus, isServerName, type AccountDocument } from '@polyhome/identity';
 import type { ApplyResult, Op, ReplicaStore, VersionVector } from '@polyhome/sync';
 import {
   HELLO_TIMEOUT,
@@ -23,7 +23,7 @@ import {
   SYNC_PROTOCOL,
   WRITE_TIMEOUT,
 } from './constants.js';
-import { answerDocumentRequest, fetchDocumentFrom } from './document-protocol.js';
+import { answerDocumentRequest, fetchDocumentFrom, offerDocumentTo } from './document-protocol.js';
 import { AccountNotHostedError, MalformedFrameError, NotStartedError } from './errors.js';
 import { decodeMessage, encodeMessage } from './frames.js';
 import type {
@@ -114,10 +114,25 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     await this.#components.handle(
       DOCUMENT_PROTOCOL,
       (stream, connection) => {
-        void answerDocumentRequest(stream, connection, async (account) => {
-          const hosted = this.#accounts.get(account);
-          return hosted === undefined ? undefined : hosted.store.document(account);
-        });
+        void answerDocumentRequest(
+          stream,
+          connection,
+          async (account) => {
+            const hosted = this.#accounts.get(account);
+            return hosted === undefined ? undefined : hosted.store.document(account);
+          },
+          async (account, document, from) => {
+            const hosted = this.#accounts.get(account);
+            if (hosted === undefined) return false;
+            const before = (await hosted.store.document(account))?.seq ?? 0;
+            const inForce = await hosted.store.offerDocument(account, document, from);
+            if (inForce.seq > before) {
+              this.#emit('document', { account, peerId: from, document: inForce });
+              await this.documentChanged(account);
+            }
+            return canonicalJson(inForce) === canonicalJson(document);
+          },
+        );
       },
       { maxInboundStreams: 4, maxOutboundStreams: 4 },
     );
@@ -207,6 +222,11 @@ export class PolyhomeSync implements SyncService, SessionOwner {
         peerVector: { ...s.peerVector },
         inFlight: s.inFlight,
       }));
+  }
+
+  async offerDocument(peerId: string, document: AccountDocument, options?: { signal?: AbortSignal }): Promise<boolean> {
+    this.#requireStarted();
+    return offerDocumentTo(this.#components, peerIdFromString(peerId), document, options);
   }
 
   async fetchDocument(peerId: string, account: string, options?: { signal?: AbortSignal }): Promise<AccountDocument> {
