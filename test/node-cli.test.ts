@@ -240,6 +240,46 @@ describe('polyhome CLI (client-side home)', () => {
     node.child.kill('SIGTERM');
     expect(await node.exited).toBe(0);
 
+    // A backup restored on a new device: the device signs a document naming itself and brings it to the server.
+    const passphraseFile = path.join(dir, 'passphrase');
+    await writeFile(passphraseFile, 'restore passphrase\n');
+    const backup = path.join(dir, 'backup.json');
+    expect((await polyhome(dir, 'export', '--passphrase-file', passphraseFile, '--out', backup)).code).toBe(0);
+    const restoredDir = await tempDir();
+    const wrongPass = path.join(dir, 'wrong-passphrase');
+    await writeFile(wrongPass, 'not the passphrase\n');
+    const refusedImport = await polyhome(restoredDir, 'init', '--import', backup, '--passphrase-file', wrongPass);
+    expect(refusedImport.code).toBe(1);
+    expect(refusedImport.err).toMatch(/wrong passphrase/);
+    const restored = await polyhome(
+      restoredDir,
+      'init',
+      '--import',
+      backup,
+      '--passphrase-file',
+      passphraseFile,
+      '--name',
+      'new-laptop',
+      '--json',
+    );
+    expect(restored.code, restored.err).toBe(0);
+    const restoredOut = JSON.parse(restored.out) as { user_id: string; peer_id: string };
+    expect(restoredOut.user_id).toBe(init.user_id);
+    const restoredNode = spawnProc(cli, ['--data-dir', restoredDir, 'start', '--port', '0']);
+    running.push(restoredNode);
+    await waitFor('the server to take the restored device as a home and see it connected', async () => {
+      const { homes } = (await (await admin('GET', `${userPath}/homes`)).json()) as {
+        homes: Array<{ peer_id: string; connected: boolean }>;
+      };
+      return homes.find((h) => h.peer_id === restoredOut.peer_id)?.connected === true ? true : undefined;
+    });
+    await waitFor('the membership made before the backup on the restored device', async () => {
+      const list = await polyhome(restoredDir, 'room', 'list', '--json');
+      return list.code === 0 && list.out.includes('!lobby:example.org') ? true : undefined;
+    });
+    restoredNode.child.kill('SIGTERM');
+    expect(await restoredNode.exited).toBe(0);
+
     // claim: a hosted account of the server moves its root key to a new device, which becomes its home.
     const hosted = (await (
       await admin('POST', '/admin/v1/accounts', { localpart: 'erin', password: 'erin password 1' })
@@ -306,5 +346,5 @@ describe('polyhome CLI (client-side home)', () => {
     expect(await claimedNode.exited).toBe(0);
     server.child.kill('SIGTERM');
     await server.exited;
-  }, 180_000);
+  }, 360_000);
 });

@@ -97,15 +97,34 @@ export function buildProgram(): Command {
     .option('--localpart <name>', 'localpart of the new user ID (@name:<server name>)')
     .option('--name <name>', "this home's name in the account document (default: the host name)")
     .option('--join', 'make only a node key, to be added as a home of an existing account')
+    .option('--import <file>', 'restore the account from a `polyhome export` file (this node becomes a new home)')
+    .option('--passphrase-file <file>', 'with --import: file holding the passphrase (else POLYHOME_PASSPHRASE)')
     .option('--json', 'print JSON')
-    .action(async (o: { localpart?: string; name?: string; join?: boolean; json?: boolean }) => {
-      const r = await init(dir(), { localpart: o.localpart, name: o.name, join: o.join });
-      print(o.json, r, () =>
-        r.user_id === undefined
-          ? `peer_id ${r.peer_id}\nadd this node from a home of the account: polyhome home add ${r.peer_id} --role client`
-          : `user_id ${r.user_id}\npeer_id ${r.peer_id}`,
-      );
-    });
+    .action(
+      async (o: {
+        localpart?: string;
+        name?: string;
+        join?: boolean;
+        import?: string;
+        passphraseFile?: string;
+        json?: boolean;
+      }) => {
+        const passphrase =
+          o.import === undefined ? undefined : await secretOf(o.passphraseFile, 'POLYHOME_PASSPHRASE', 'passphrase', 8);
+        const r = await init(dir(), {
+          localpart: o.localpart,
+          name: o.name,
+          join: o.join,
+          importFile: o.import,
+          passphrase,
+        });
+        print(o.json, r, () =>
+          r.user_id === undefined
+            ? `peer_id ${r.peer_id}\nadd this node from a home of the account: polyhome home add ${r.peer_id} --role client`
+            : `user_id ${r.user_id}\npeer_id ${r.peer_id}`,
+        );
+      },
+    );
 
   program
     .command('start')

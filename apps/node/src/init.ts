@@ -1,14 +1,23 @@
-// `polyhome init`: a new data directory, with a new account or a node key only (--join).
-import { rm } from 'node:fs/promises';
+// `polyhome init`: a new data directory, with a new account, a node key only (--join), or an account restored
+// from a `polyhome export` backup (--import).
+import { readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import {
+  addHome,
   assertLocalpart,
   createAccountDocument,
   generateKeyPair,
   IdentityError,
+  importSecretKey,
   loadOrCreateNodeKey,
+  parseUserId,
   peerIdFromPublicKey,
+  serverNameFromPublicKey,
+  verifyAccountDocument,
   writeNodeKeyFile,
+  type AccountDocument,
+  type Home,
+  type SecretKey,
 } from '@polyhome/identity';
 import { SqlReplicaStore, type Storage } from '@polyhome/storage';
 import { dataDirPaths, openDataDir } from './data-dir.js';
@@ -26,6 +35,9 @@ export interface InitResult {
 export interface InitOptions {
   localpart?: string | undefined;
   join?: boolean | undefined;
+  /** A `polyhome export` file to restore the account from, and its passphrase. */
+  importFile?: string | undefined;
+  passphrase?: string | undefined;
   /** This home's name in the account document (default: the host name). */
   name?: string | undefined;
 }
@@ -46,7 +58,9 @@ function defaultHomeName(): string {
  */
 export async function init(dir: string, options: InitOptions): Promise<InitResult> {
   const paths = dataDirPaths(dir);
-  if (options.join !== true) {
+  const restored =
+    options.importFile === undefined ? undefined : await readExport(options.importFile, options.passphrase);
+  if (options.join !== true && restored === undefined) {
     if (options.localpart === undefined) {
       throw new CliError('init needs --localpart NAME (or --join for a node key only).', EXIT_USAGE);
     }
@@ -66,12 +80,17 @@ export async function init(dir: string, options: InitOptions): Promise<InitResul
   if (options.join === true) return { data_dir: paths.dir, peer_id: peerId };
   let storage: Storage | undefined;
   try {
-    const { secretKey: rootKey } = generateKeyPair();
-    const document = createAccountDocument({
-      localpart: options.localpart!,
-      rootKey,
-      home: { peer_id: peerId, role: 'client', name: options.name ?? defaultHomeName(), addrs: [] },
-    });
+    const home: Home = { peer_id: peerId, role: 'client', name: options.name ?? defaultHomeName(), addrs: [] };
+    let rootKey: SecretKey;
+    let document: AccountDocument;
+    if (restored !== undefined) {
+      // The backup's document with this node added: the homes learn it when this node offers it at start.
+      rootKey = restored.rootKey;
+      document = addHome(restored.document, home, rootKey);
+    } else {
+      rootKey = generateKeyPair().secretKey;
+      document = createAccountDocument({ localpart: options.localpart!, rootKey, home });
+    }
     storage = await openDataDir(paths);
     await new SqlReplicaStore(storage.dataSource).hostAccount(document, { custody: 'self' });
     // The root key goes to disk last: a failed init leaves no key of an account that was never stored.
@@ -83,4 +102,34 @@ export async function init(dir: string, options: InitOptions): Promise<InitResul
   } finally {
     await storage?.close();
   }
+}
+
+/** Opens a `polyhome export` file: the document verified, the root key opened and checked against it. */
+async function readExport(
+  file: string,
+  passphrase: string | undefined,
+): Promise<{ rootKey: SecretKey; document: AccountDocument }> {
+  if (passphrase === undefined) throw new CliError('init --import needs the export passphrase.', EXIT_USAGE);
+  let parsed: { type?: unknown; document?: unknown; root_key?: unknown };
+  try {
+    parsed = JSON.parse(await readFile(file, 'utf8')) as typeof parsed;
+  } catch (err) {
+    throw new CliError(`Cannot read ${file} as a polyhome export: ${(err as Error).message}`);
+  }
+  if (parsed.type !== 'polyhome.account_export' || typeof parsed.root_key !== 'string') {
+    throw new CliError(`${file} is not a polyhome export (made by \`polyhome export\`).`);
+  }
+  let document: AccountDocument;
+  try {
+    document = verifyAccountDocument(parsed.document);
+  } catch (err) {
+    throw new CliError(`The document in ${file} does not verify: ${(err as Error).message}`);
+  }
+  const rootKey = await importSecretKey(parsed.root_key, passphrase).catch(() => {
+    throw new CliError(`Cannot open the key in ${file}: wrong passphrase, or the file was changed.`);
+  });
+  if (serverNameFromPublicKey(rootKey.publicKey) !== parseUserId(document.user_id).serverName) {
+    throw new CliError(`The key in ${file} is not the key of ${document.user_id}.`);
+  }
+  return { rootKey, document };
 }

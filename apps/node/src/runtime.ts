@@ -206,6 +206,9 @@ class NodeRuntime {
     const connect = (): void => {
       for (const serverName of this.#users.keys()) this.#track(this.sync.connectHomes(serverName));
     };
+    // At start, every home of each account is also offered the document this node holds: a home that does
+    // not know this node yet (it was restored from a backup) learns from it that it is one.
+    for (const serverName of this.#users.keys()) this.#track(this.#offerDocument(serverName));
     connect();
     this.#timers.push(setInterval(connect, RECONNECT_INTERVAL_MS));
     const announceAll = (): void => {
@@ -290,6 +293,19 @@ class NodeRuntime {
     } finally {
       this.#adopting.delete(account);
     }
+  }
+
+  /** Dials the account's homes, offers each the held document, and opens sessions with those that took it. */
+  async #offerDocument(serverName: string): Promise<void> {
+    const document = await this.ctx.store.document(serverName);
+    if (document === undefined) return;
+    await this.sync.connectHomes(serverName);
+    let accepted = 0;
+    for (const home of document.homes) {
+      if (home.peer_id === this.ctx.peerId) continue;
+      if (await this.sync.offerDocument(home.peer_id, document).catch(() => false)) accepted++;
+    }
+    if (accepted > 0) await this.sync.connectHomes(serverName);
   }
 
   /** Provides the account in the DHT and puts its document there; failures only delay it to the next round. */
