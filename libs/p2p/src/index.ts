@@ -141,6 +141,12 @@ export interface SyncService {
   stop(): Promise<void>;
   /** Serves an account from its store; sessions open with its homes already connected. */
   host(account: string, store: ReplicaStore): Promise<void>;
+  /**
+   * Serves many accounts from one store without reading it: the caller passes each account's home PeerIds
+   * (from one set-based query, e.g. at start). Sessions open with those already connected. Throws
+   * AccountNotHostedError for a malformed server name.
+   */
+  hostMany(accounts: Iterable<{ account: string; homes: readonly string[] }>, store: ReplicaStore): void;
   /** Stops serving an account and closes its sessions. */
   unhost(account: string): Promise<void>;
   /** The accounts served. */

@@ -50,9 +50,16 @@ export const NOT_A_HOME_REASON = NOT_A_HOME_TEXT;
 
 interface Hosted {
   store: ReplicaStore;
-  /** The document last read from the store: who may open a session, and whom to dial. */
-  document: AccountDocument | undefined;
+  /**
+   * The other homes the document last read from the store lists (PeerIds, shared strings): whom sessions open
+   * with. Only this is kept per account, never the document, so memory stays small with many accounts; who
+   * may open a session is decided from the stored document when it does.
+   */
+  homes: readonly string[];
 }
+
+/** What a server name looks like: 64 lowercase hex digits (its root public key). */
+const SERVER_NAME_FORM = /^[0-9a-f]{64}$/;
 
 /** The libp2p implementation of SyncService (see index.ts). */
 /** Close reasons after which a session is opened again if the peer is still connected. */
@@ -72,6 +79,10 @@ export class PolyhomeSync implements SyncService, SessionOwner {
   readonly #maxInboundStreams: number;
   readonly #maxOutboundStreams: number;
   readonly #accounts = new Map<string, Hosted>();
+  /** Hosted accounts by the PeerId of a home they list, so a new connection finds its accounts at once. */
+  readonly #byHome = new Map<string, Set<string>>();
+  /** One string per PeerId: the same home of many accounts is held once. */
+  readonly #peerIds = new Map<string, string>();
   readonly #sessions = new Map<string, Session>();
   /** When sessions per (peer, account) were last reopened after being lost; bounds reopening. */
   readonly #reopens = new Map<string, number[]>();
@@ -153,12 +164,23 @@ export class PolyhomeSync implements SyncService, SessionOwner {
   async host(account: string, store: ReplicaStore): Promise<void> {
     if (!isServerName(account)) throw new AccountNotHostedError(String(account).slice(0, 80));
     const document = await store.document(account);
-    this.#accounts.set(account, { store, document });
+    this.#setHosted(account, store, document === undefined ? [] : document.homes.map((h) => h.peer_id));
     this.#openSessions(account);
   }
 
+  hostMany(accounts: Iterable<{ account: string; homes: readonly string[] }>, store: ReplicaStore): void {
+    const open = this.#openConnections();
+    for (const { account, homes } of accounts) {
+      // The form only: isServerName also checks the key is a curve point, which costs too much per account at
+      // start, and these accounts come from the caller's store, where they were checked when first hosted.
+      if (!SERVER_NAME_FORM.test(account)) throw new AccountNotHostedError(String(account).slice(0, 80));
+      this.#setHosted(account, store, homes);
+      if (open.size > 0) this.#openSessions(account, open);
+    }
+  }
+
   async unhost(account: string): Promise<void> {
-    this.#accounts.delete(account);
+    this.#setHosted(account, undefined, []);
     for (const session of this.#sessionsOf(account)) session.close('stopped');
   }
 
@@ -175,9 +197,10 @@ export class PolyhomeSync implements SyncService, SessionOwner {
 
   async documentChanged(account: string): Promise<void> {
     const hosted = this.#hosted(account);
-    hosted.document = await hosted.store.document(account);
+    const document = await hosted.store.document(account);
+    this.#setHomes(account, hosted, document);
     for (const session of this.#sessionsOf(account)) {
-      if (hosted.document === undefined || homeStatus(hosted.document, session.remotePeer).kind === 'unknown') {
+      if (document === undefined || homeStatus(document, session.remotePeer).kind === 'unknown') {
         session.refuse('NOT_A_HOME', NOT_A_HOME_REASON, 'not_a_home');
       } else {
         session.trigger();
@@ -189,8 +212,8 @@ export class PolyhomeSync implements SyncService, SessionOwner {
   async connectHomes(account: string, options?: { signal?: AbortSignal }): Promise<ConnectResult[]> {
     this.#requireStarted();
     const hosted = this.#hosted(account);
-    hosted.document = await hosted.store.document(account);
-    const document = hosted.document;
+    const document = await hosted.store.document(account);
+    this.#setHomes(account, hosted, document);
     if (document === undefined) return [];
     const results = await Promise.all(
       document.homes
@@ -287,7 +310,7 @@ export class PolyhomeSync implements SyncService, SessionOwner {
 
   documentAccepted(session: Session, document: AccountDocument): void {
     const hosted = this.#accounts.get(session.account);
-    if (hosted !== undefined) hosted.document = document;
+    if (hosted !== undefined) this.#setHomes(session.account, hosted, document);
     this.#emit('document', { account: session.account, peerId: session.remotePeer, document });
     this.documentChanged(session.account).catch(() => undefined);
   }
@@ -371,30 +394,75 @@ export class PolyhomeSync implements SyncService, SessionOwner {
   }
 
   // Opens sessions for an account with every connected peer that its document lists as a home.
-  #openSessions(account: string): void {
+  // `open` (connections by PeerId) spares callers that go through many accounts a lookup each.
+  #openSessions(account: string, open = this.#openConnections()): void {
     if (!this.#started) return;
     const hosted = this.#accounts.get(account);
-    const document = hosted?.document;
-    if (document === undefined) return;
-    for (const home of document.homes) {
-      if (home.peer_id === this.localPeer) continue;
-      if (this.#sessions.get(sessionKey(home.peer_id, account))?.open === true) continue;
-      const connection = this.#components
-        .getConnections(peerIdFromString(home.peer_id))
-        .find((c) => c.status === 'open');
+    if (hosted === undefined) return;
+    for (const home of hosted.homes) {
+      if (this.#sessions.get(sessionKey(home, account))?.open === true) continue;
+      const connection = open.get(home);
       if (connection === undefined) continue;
-      this.#ensureSession(account, home.peer_id, connection).catch(() => undefined);
+      this.#ensureSession(account, home, connection).catch(() => undefined);
     }
+  }
+
+  // Open connections by remote PeerId, from the connection list: parsing a PeerId string checks its public
+  // key (an Ed25519 point decompression), far too slow to do per home of 100,000 accounts.
+  #openConnections(): Map<string, Connection> {
+    const open = new Map<string, Connection>();
+    for (const connection of this.#components.getConnections()) {
+      if (connection.status !== 'open') continue;
+      const remote = connection.remotePeer.toString();
+      if (!open.has(remote)) open.set(remote, connection);
+    }
+    return open;
   }
 
   readonly #onConnectionOpen = (event: CustomEvent<Connection>): void => {
     const remote = event.detail.remotePeer.toString();
-    for (const [account, hosted] of this.#accounts) {
-      if (hosted.document !== undefined && homeStatus(hosted.document, remote).kind === 'home') {
-        this.#ensureSession(account, remote, event.detail).catch(() => undefined);
-      }
+    for (const account of this.#byHome.get(remote) ?? []) {
+      this.#ensureSession(account, remote, event.detail).catch(() => undefined);
     }
   };
+
+  // Records (store defined) or forgets (store undefined) a hosted account and its other homes, index included.
+  #setHosted(account: string, store: ReplicaStore | undefined, homes: readonly string[]): void {
+    const previous = this.#accounts.get(account);
+    for (const home of previous?.homes ?? []) {
+      const accounts = this.#byHome.get(home);
+      accounts?.delete(account);
+      if (accounts?.size === 0) {
+        this.#byHome.delete(home);
+        this.#peerIds.delete(home);
+      }
+    }
+    if (store === undefined) {
+      this.#accounts.delete(account);
+      return;
+    }
+    const others: string[] = [];
+    for (const home of homes) {
+      if (home === this.localPeer || others.includes(home)) continue;
+      let shared = this.#peerIds.get(home);
+      if (shared === undefined) {
+        shared = home;
+        this.#peerIds.set(home, home);
+      }
+      others.push(shared);
+      let accounts = this.#byHome.get(shared);
+      if (accounts === undefined) {
+        accounts = new Set();
+        this.#byHome.set(shared, accounts);
+      }
+      accounts.add(account);
+    }
+    this.#accounts.set(account, { store, homes: others });
+  }
+
+  #setHomes(account: string, hosted: Hosted, document: AccountDocument | undefined): void {
+    this.#setHosted(account, hosted.store, document === undefined ? [] : document.homes.map((h) => h.peer_id));
+  }
 
   async #ensureSession(account: string, remote: string, connection: Connection): Promise<Session | undefined> {
     const key = sessionKey(remote, account);

@@ -191,31 +191,40 @@ export class SqlReplicaStore implements ReplicaStore {
     exclude: readonly string[],
     options: { after?: string; limit: number },
   ): Promise<{ behind: Array<{ account: string; peer: string }>; next: string | undefined }> {
-    const rows = await this.dataSource.query<Array<{ account: string; peer: string | null }>>(
-      `WITH page AS (
-         SELECT server_name, doc_seq FROM account WHERE server_name > $2 ORDER BY server_name LIMIT $3
-       )
-       SELECT p.server_name AS account, b.peer
-       FROM page p
-       LEFT JOIN account_document d ON d.server_name = p.server_name AND d.seq = p.doc_seq
-       LEFT JOIN LATERAL (
-         SELECT h.peer FROM (
-           SELECT DISTINCT e->>'peer_id' AS peer FROM jsonb_array_elements(d.document->'homes') e
-         ) h
-         WHERE NOT (h.peer = ANY($1::text[]))
-           AND EXISTS (
-             SELECT 1 FROM op_log_head o
-             LEFT JOIN peer_delivery pd ON pd.account = o.account AND pd.peer_id = h.peer
-             WHERE o.account = p.server_name AND o.origin <> h.peer
-               AND COALESCE((pd.acked_vv->>o.origin)::bigint, 0) < o.seq
-           )
-       ) b ON true
-       ORDER BY p.server_name, b.peer`,
-      [[...exclude], options.after ?? '', options.limit],
+    // Three plain queries a page (homes, heads, acknowledgements) compared here: one query joining them is
+    // planned expensive enough for PostgreSQL to JIT-compile it, which costs more than it saves, every page.
+    const page = await this.listHomes(options);
+    const next = page.length < options.limit ? undefined : page[page.length - 1]!.account;
+    if (page.length === 0) return { behind: [], next };
+    const accounts = page.map((p) => p.account);
+    const heads = await this.dataSource.query<Array<{ account: string; origin: string; seq: string }>>(
+      `SELECT account, origin, seq FROM op_log_head WHERE account = ANY($1)`,
+      [accounts],
     );
-    const behind = rows.flatMap((r) => (r.peer === null ? [] : [{ account: r.account, peer: r.peer }]));
-    const accounts = new Set(rows.map((r) => r.account)).size;
-    return { behind, next: accounts < options.limit ? undefined : rows[rows.length - 1]!.account };
+    if (heads.length === 0) return { behind: [], next };
+    const acks = await this.dataSource.query<
+      Array<{ account: string; peer_id: string; acked_vv: Record<string, number> }>
+    >(`SELECT account, peer_id, acked_vv FROM peer_delivery WHERE account = ANY($1)`, [accounts]);
+    const held = new Map<string, Array<[string, number]>>();
+    for (const h of heads) {
+      const list = held.get(h.account) ?? [];
+      list.push([h.origin, Number(h.seq)]);
+      held.set(h.account, list);
+    }
+    const acked = new Map(acks.map((a) => [`${a.account} ${a.peer_id}`, a.acked_vv]));
+    const skip = new Set(exclude);
+    const behind: Array<{ account: string; peer: string }> = [];
+    for (const { account, homes } of page) {
+      const vv = held.get(account);
+      if (vv === undefined) continue;
+      for (const peer of [...new Set(homes)].sort()) {
+        if (skip.has(peer)) continue;
+        const known = acked.get(`${account} ${peer}`) ?? {};
+        // A home never lacks its own ops.
+        if (vv.some(([origin, seq]) => origin !== peer && (known[origin] ?? 0) < seq)) behind.push({ account, peer });
+      }
+    }
+    return { behind, next };
   }
 
   /** Documents in force, in server-name order, a page at a time (one query a page); `after` as in listHomes. */

@@ -2,7 +2,8 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy }
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Job } from '@polyhome/queue';
-import { AccountEntity, HomeNodeEntity, SqlReplicaStore } from '@polyhome/storage';
+import type { AccountDocument } from '@polyhome/identity';
+import { HomeNodeEntity, SqlReplicaStore } from '@polyhome/storage';
 import type { VersionVector } from '@polyhome/sync';
 import type { Logger } from 'pino';
 import { PINO_LOGGER } from '../logging/logger.js';
@@ -64,11 +65,9 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
       void this.scheduleFor(account).catch((err: unknown) => this.warn(err));
     });
     this.p2p.onPeerConnected((peer) => void this.peerConnected(peer).catch((err: unknown) => this.warn(err)));
-    // Homes that were behind when this process last stopped: their jobs are re-derived from the database.
-    await this.forEachAccount(async (account) => {
-      await this.scheduleFor(account);
-      return true;
-    });
+    // Homes that were behind when this process last stopped: their jobs are re-derived from the database,
+    // a page of accounts per query (never a few queries per account).
+    await this.scheduleBehind(() => true);
     if (this.queue.backend.kind === 'bullmq') {
       await this.placeMarker();
       this.watch = setInterval(() => void this.checkQueue().catch((err: unknown) => this.warn(err)), QUEUE_WATCH_MS);
@@ -99,10 +98,7 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
       await this.queue.backend
         .queue('dht')
         .upsertRepeatable('republish-all', { every: REPUBLISH_EVERY_MS }, { name: 'republish', data: {} });
-      await this.forEachAccount(async (account) => {
-        await this.scheduleFor(account);
-        return this.watch !== undefined;
-      });
+      await this.scheduleBehind(() => this.watch !== undefined);
     } finally {
       this.rederiving = false;
     }
@@ -110,6 +106,26 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
 
   private async placeMarker(): Promise<void> {
     await this.queue.backend.queue(MARKER.queue).add('marker', {}, { jobId: MARKER.jobId });
+  }
+
+  /**
+   * Queues delivery to every home, of every account, that is not connected and lacks ops (set-based: one query
+   * per page of accounts); `go` is asked before each page. Returns the jobs added.
+   */
+  async scheduleBehind(go: () => boolean): Promise<string[]> {
+    const added: string[] = [];
+    const siblings = [...(await this.siblings())];
+    let after: string | undefined;
+    do {
+      if (!go()) break;
+      const page = await this.store.homesBehind(siblings, { after, limit: ACCOUNT_PAGE });
+      const jobs = page.behind
+        .filter(({ peer }) => !this.p2p.isConnected(peer))
+        .map(({ account, peer }) => deliveryJob(account, peer));
+      if (jobs.length > 0) added.push(...(await this.queue.backend.queue<DeliveryJob>('delivery').addBulk(jobs)));
+      after = page.next;
+    } while (after !== undefined);
+    return added;
   }
 
   /** Queues delivery to every home of the account that is not connected and lacks ops; returns the jobs added. */
@@ -122,15 +138,7 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
     const jobs = document.homes
       .filter((home) => !siblings.has(home.peer_id) && !this.p2p.isConnected(home.peer_id))
       .filter((home) => lacks(vv, acked.get(home.peer_id) ?? {}, home.peer_id))
-      .map((home) => ({
-        name: 'deliver',
-        data: { account, peer: home.peer_id },
-        options: {
-          jobId: jobIdOf(account, home.peer_id),
-          attempts: DELIVERY_ATTEMPTS,
-          backoff: { type: 'exponential' as const, delay: DELIVERY_BACKOFF_MS },
-        },
-      }));
+      .map((home) => deliveryJob(account, home.peer_id));
     if (jobs.length === 0) return [];
     return this.queue.backend.queue<DeliveryJob>('delivery').addBulk(jobs);
   }
@@ -184,16 +192,26 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
   }
 
   private async publish(job: Job<{ account?: string }>): Promise<void> {
-    const publishOne = async (account: string): Promise<boolean> => {
-      if (job.signal.aborted) return false;
-      const document = await this.store.document(account);
-      if (document === undefined) return true;
+    const publishOne = async (account: string, document: AccountDocument): Promise<void> => {
       await this.p2p.discovery.provide(account);
       await this.p2p.discovery.publishDocument(document);
-      return true;
     };
-    if (job.data.account !== undefined) await publishOne(job.data.account);
-    else await this.forEachAccount(publishOne);
+    if (job.data.account !== undefined) {
+      const document = await this.store.document(job.data.account);
+      if (document !== undefined) await publishOne(job.data.account, document);
+      return;
+    }
+    // Every account, a page of documents per query (never all server names in memory).
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.documentsPage({ after, limit: ACCOUNT_PAGE });
+      for (const { account, document } of page) {
+        if (job.signal.aborted) return;
+        await publishOne(account, document);
+      }
+      if (page.length < ACCOUNT_PAGE) return;
+      after = page[page.length - 1]!.account;
+    }
   }
 
   /** A home connected: its session catches it up, so a waiting or failed delivery job for it is dropped. */
@@ -218,23 +236,22 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
     return new Set([this.p2p.peerId, ...rows.map((r) => r.peerId)]);
   }
 
-  /** Calls `fn` for every hosted account, a page at a time (never all server names in memory); `false` stops. */
-  private async forEachAccount(fn: (account: string) => Promise<boolean>): Promise<void> {
-    for (let page = 0; ; page++) {
-      const rows = await this.storage.dataSource.getRepository(AccountEntity).find({
-        select: { serverName: true },
-        order: { serverName: 'ASC' },
-        skip: page * ACCOUNT_PAGE,
-        take: ACCOUNT_PAGE,
-      });
-      for (const row of rows) if (!(await fn(row.serverName))) return;
-      if (rows.length < ACCOUNT_PAGE) return;
-    }
-  }
-
   private warn(err: unknown): void {
     this.logger.warn({ err: (err as Error).message }, 'delivery scheduling failed');
   }
+}
+
+/** The delivery job of one account and home, retried with exponential backoff. */
+function deliveryJob(account: string, peer: string) {
+  return {
+    name: 'deliver',
+    data: { account, peer },
+    options: {
+      jobId: jobIdOf(account, peer),
+      attempts: DELIVERY_ATTEMPTS,
+      backoff: { type: 'exponential' as const, delay: DELIVERY_BACKOFF_MS },
+    },
+  };
 }
 
 /** Job ids may not contain ':' (BullMQ), so account and PeerId are joined with '.'. */
