@@ -15,8 +15,14 @@ import {
   type SecretKey,
 } from '@polyhome/identity';
 import { createPolyhomeHost } from '@polyhome/p2p';
-import { AccountEntity, SqlLoginTokens, SqlMatrixStore } from '@polyhome/storage';
-import { createOp, namespaceOf, type Op } from '@polyhome/sync';
+import {
+  AccountEntity,
+  LocalChangeRefusedError,
+  SqlLoginTokens,
+  SqlMatrixStore,
+  type LocalChange,
+} from '@polyhome/storage';
+import { namespaceOf, type Op } from '@polyhome/sync';
 import type { HomeContext } from './context.js';
 import { readKey } from './data-dir.js';
 import { enroll, EnrollError } from './enroll-client.js';
@@ -102,39 +108,17 @@ export async function listState(
   return out;
 }
 
-/** A change to the account's replicated state, as an op of this home. */
-export interface LocalChange {
-  op: Op['op'];
-  key: string;
-  body: Record<string, unknown>;
-}
-
 /**
  * Signs changes as ops of this home, stores them in one batch and (in a running node) pushes them to the
  * other homes. Throws CliError when the store refuses one; nothing is applied then.
  */
 export async function applyLocal(ctx: HomeContext, serverName: string, changes: LocalChange[]): Promise<Op[]> {
-  const opCtx = await ctx.store.localOpContext(serverName, ctx.peerId);
-  const ops = changes.map((change, i) =>
-    createOp(
-      {
-        account: serverName,
-        origin: ctx.peerId,
-        seq: opCtx.seq + i,
-        lamport: opCtx.lamport + i,
-        doc_seq: opCtx.docSeq,
-        ts: Date.now(),
-        op: change.op,
-        key: change.key,
-        body: change.body,
-      },
-      ctx.nodeKey,
-    ),
-  );
-  const result = await ctx.store.applyOps(serverName, ops, ctx.peerId);
-  if (result.accepted.length !== ops.length) {
-    const rejected = result.rejected[0];
-    throw new CliError(`Change refused: ${rejected ? `${rejected.reason}: ${rejected.detail}` : 'not applied'}`);
+  let ops: Op[];
+  try {
+    ops = await ctx.writer.write(serverName, changes);
+  } catch (err) {
+    if (err instanceof LocalChangeRefusedError) throw new CliError(err.message);
+    throw err;
   }
   ctx.live?.published(serverName, ops);
   return ops;

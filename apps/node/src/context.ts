@@ -3,7 +3,7 @@
 // or, when no node runs, in the CLI process on a database it opens itself; they are the same functions.
 import type { Libp2p } from '@libp2p/interface';
 import { peerIdFromPublicKey, type SecretKey } from '@polyhome/identity';
-import { SqlReplicaStore, type Storage } from '@polyhome/storage';
+import { LocalOpWriter, SqlReplicaStore, type Storage } from '@polyhome/storage';
 import type { Op } from '@polyhome/sync';
 import { dataDirPaths, openDataDir, readKey, type DataDirPaths } from './data-dir.js';
 
@@ -25,18 +25,23 @@ export interface HomeContext {
   readonly peerId: string;
   readonly storage: Storage;
   readonly store: SqlReplicaStore;
+  /** Signs this home's ops, one batch after another per account (so no two share a seq). */
+  readonly writer: LocalOpWriter;
   /** Set in the running node; absent when the CLI opened the directory itself. */
   readonly live?: LiveHome;
 }
 
 /** Builds the context of an open database. */
 export function homeContext(paths: DataDirPaths, nodeKey: SecretKey, storage: Storage, live?: LiveHome): HomeContext {
+  const peerId = peerIdFromPublicKey(nodeKey.publicKey);
+  const store = new SqlReplicaStore(storage.dataSource);
   return {
     paths,
     nodeKey,
-    peerId: peerIdFromPublicKey(nodeKey.publicKey),
+    peerId,
     storage,
-    store: new SqlReplicaStore(storage.dataSource),
+    store,
+    writer: new LocalOpWriter(store, peerId, nodeKey),
     ...(live === undefined ? {} : { live }),
   };
 }

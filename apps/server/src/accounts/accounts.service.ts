@@ -16,8 +16,16 @@ import {
   type Home,
   type HomeRole,
 } from '@polyhome/identity';
-import { AccountEntity, HomeNodeEntity, SqlReplicaStore, type AccountCustody } from '@polyhome/storage';
-import { createOp, type Op, type OpKind } from '@polyhome/sync';
+import {
+  AccountEntity,
+  HomeNodeEntity,
+  LocalChangeRefusedError,
+  LocalOpWriter,
+  SqlReplicaStore,
+  type AccountCustody,
+  type LocalChange,
+} from '@polyhome/storage';
+import type { Op } from '@polyhome/sync';
 import { multiaddr as parseMultiaddr } from '@multiformats/multiaddr';
 import { ApiError } from '../common/api-error.js';
 import { decodeCursor, encodeCursor, type Page, type PageQueryDto } from '../common/pagination.js';
@@ -69,11 +77,7 @@ export interface AccountDetail extends AccountSummary {
 }
 
 /** A local change to an account's replicated state. */
-export interface LocalChange {
-  op: OpKind;
-  key: string;
-  body: Record<string, unknown>;
-}
+export type { LocalChange };
 
 /**
  * Accounts this server hosts: hosted ones (the server holds the root key, sealed) and co-hosted ones (the
@@ -82,7 +86,8 @@ export interface LocalChange {
 @Injectable()
 export class AccountsService {
   /** The last local write of each account still running or queued (see applyLocal). */
-  private readonly localWrites = new Map<string, Promise<void>>();
+
+  private readonly writer: LocalOpWriter;
 
   constructor(
     private readonly storage: StorageService,
@@ -90,7 +95,9 @@ export class AccountsService {
     private readonly p2p: P2pService,
     @Inject(SERVER_SECRETS) private readonly secrets: ServerSecrets,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.writer = new LocalOpWriter(store, p2p.peerId, secrets.nodeKey);
+  }
 
   /** This server as a home entry of an account document. */
   selfHome(): Home {
@@ -322,52 +329,15 @@ export class AccountsService {
 
   /**
    * Makes, stores and pushes ops of this home for an account (the Matrix API's changes come through here).
-   * Calls for one account run one after another: each takes the next seq from the database, so two running
-   * at once would sign two different ops with the same seq (an equivocation by this home). Only this process
-   * signs as this home (every instance has its own node key), so a lock in memory is enough.
+   * Batches of one account are signed one after another (`LocalOpWriter`), so no two share a seq.
    */
-  applyLocal(serverName: string, changes: LocalChange[]): Promise<Op[]> {
-    const previous = this.localWrites.get(serverName) ?? Promise.resolve();
-    const run = previous.then(() => this.applyLocalNow(serverName, changes));
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.localWrites.set(serverName, settled);
-    void settled.then(() => {
-      if (this.localWrites.get(serverName) === settled) this.localWrites.delete(serverName);
-    });
-    return run;
-  }
-
-  private async applyLocalNow(serverName: string, changes: LocalChange[]): Promise<Op[]> {
-    const ops: Op[] = [];
-    const ctx = await this.store.localOpContext(serverName, this.p2p.peerId);
-    for (const [i, change] of changes.entries()) {
-      ops.push(
-        createOp(
-          {
-            account: serverName,
-            origin: this.p2p.peerId,
-            seq: ctx.seq + i,
-            lamport: ctx.lamport + i,
-            doc_seq: ctx.docSeq,
-            ts: Date.now(),
-            op: change.op,
-            key: change.key,
-            body: change.body,
-          },
-          this.secrets.nodeKey,
-        ),
-      );
-    }
-    const result = await this.store.applyOps(serverName, ops, this.p2p.peerId);
-    if (result.accepted.length !== ops.length) {
-      const reason = result.rejected[0];
-      throw new ApiError(
-        'M_INVALID_PARAM',
-        `Change refused: ${reason ? `${reason.reason}: ${reason.detail}` : 'not applied'}`,
-      );
+  async applyLocal(serverName: string, changes: LocalChange[]): Promise<Op[]> {
+    let ops: Op[];
+    try {
+      ops = await this.writer.write(serverName, changes);
+    } catch (err) {
+      if (err instanceof LocalChangeRefusedError) throw new ApiError('M_INVALID_PARAM', err.message);
+      throw err;
     }
     this.p2p.publish(serverName, ops);
     return ops;
