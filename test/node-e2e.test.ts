@@ -78,8 +78,16 @@ describe.each(BACKENDS)('laptop, phone and a companion server, server on $name',
     return dir;
   };
   const accountPath = (): string => `/admin/v1/accounts/${encodeURIComponent(userId)}`;
-  const serverState = async (what: 'devices' | 'memberships'): Promise<string> =>
-    JSON.stringify((await server.admin('GET', `${accountPath()}/${what}`)).body);
+  // A keep-alive connection the server closes just as a request reuses it fails with ECONNRESET: ask again.
+  const serverState = async (what: 'devices' | 'memberships'): Promise<string> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return JSON.stringify((await server.admin('GET', `${accountPath()}/${what}`)).body);
+      } catch (err) {
+        if (attempt >= 3 || !server.running) throw err;
+      }
+    }
+  };
 
   beforeAll(async () => {
     const env: Record<string, string> = {};
