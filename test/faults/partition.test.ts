@@ -42,7 +42,12 @@ describe('a partition between two homes, healed', () => {
     const laptopPort = await freePort();
     proxy = await startTcpProxy(laptopPort);
     const through = `/ip4/127.0.0.1/tcp/${proxy.port}`;
-    laptop = await ClientNode.start({ seed: `partition-${process.pid}`, port: laptopPort, announce: [through] });
+    laptop = await ClientNode.start({
+      seed: `partition-${process.pid}`,
+      port: laptopPort,
+      announce: [through],
+      denyDialPorts: [server.p2pPort],
+    });
     await laptop.addHome(serverHomeOf(server, 'server'));
     // Enrolling makes the server dial the account's other homes: the laptop, through the proxy.
     expect((await laptop.enroll(server)).status).toBe(201);

@@ -3,6 +3,7 @@
 // home acknowledged to it.
 import { multiaddr } from '@multiformats/multiaddr';
 import { addHome, createAccountDocument, type AccountDocument, type Home } from '@polyhome/identity';
+import type { ConnectionGater } from '@libp2p/interface';
 import { createPolyhomeHost, createSyncService, type PolyhomeHost, type SyncService } from '@polyhome/p2p';
 import type { Op, VersionVector } from '@polyhome/sync';
 import { MemoryReplicaStore, OpWriter, deviceBody, makeAccount, makeHome, memberBody } from '@polyhome/sync/testing';
@@ -16,6 +17,11 @@ export interface ClientNodeInit {
   port?: number;
   /** Addresses to announce instead (e.g. a proxy in front of it); also the addrs of its home entry. */
   announce?: string[];
+  /**
+   * TCP ports on 127.0.0.1 this node never dials. Its DHT learns a peer's real addresses through identify and
+   * may dial them on its own (routing-table pings): a partition test keeps it off the server's real port.
+   */
+  denyDialPorts?: number[];
 }
 
 /** The home entry of a server process in a document. */
@@ -87,6 +93,7 @@ export class ClientNode {
       nodeKey: home.secretKey,
       listen: [`/ip4/127.0.0.1/tcp/${init.port ?? 0}`],
       ...(init.announce !== undefined ? { announce: init.announce } : {}),
+      ...(init.denyDialPorts !== undefined ? { connectionGater: denyPorts(init.denyDialPorts) } : {}),
       inboundConnectionThreshold: 10_000,
     });
     const sync = createSyncService(host);
@@ -182,4 +189,15 @@ export async function loginDevice(server: ServerProcess, userId: string): Promis
   if (login.status !== 200)
     throw new Error(`login on ${server.init.name}: ${login.status} ${JSON.stringify(login.body)}`);
   return String(login.body['device_id']);
+}
+
+/** A gater refusing dials to the given TCP ports. */
+function denyPorts(ports: number[]): ConnectionGater {
+  const denied = new Set(ports.map(String));
+  return {
+    denyDialMultiaddr: (ma) => {
+      const tcp = ma.getComponents().find((c) => c.name === 'tcp');
+      return tcp?.value !== undefined && denied.has(tcp.value);
+    },
+  };
 }

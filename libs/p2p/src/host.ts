@@ -7,7 +7,7 @@ import { kadDHT, passthroughMapper } from '@libp2p/kad-dht';
 import type { KadDHT } from '@libp2p/kad-dht';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import type { Identify } from '@libp2p/identify';
-import type { Libp2p, PrivateKey } from '@libp2p/interface';
+import type { ConnectionGater, Libp2p, PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
 import type { Ping } from '@libp2p/ping';
@@ -48,6 +48,8 @@ export interface PolyhomeHostInit {
   listen?: string[];
   /** Addresses to announce instead of the listen addresses (e.g. behind port forwarding). */
   announce?: string[];
+  /** Which dials and connections to refuse (libp2p's gater; tests use it to keep traffic on one path). */
+  connectionGater?: ConnectionGater;
   /** Multiaddrs with `/p2p/<peerId>` of DHT peers to dial at start. */
   bootstrap?: string[];
   /** Most open connections (default MAX_CONNECTIONS). */
@@ -92,6 +94,7 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
       listen: init.listen ?? DEFAULT_LISTEN,
       ...(init.announce !== undefined ? { announce: init.announce } : {}),
     },
+    ...(init.connectionGater !== undefined ? { connectionGater: init.connectionGater } : {}),
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
