@@ -167,11 +167,21 @@ describe('two server instances on one database and one Redis', () => {
       devices.push(await loginDevice(a, laptop.userId));
       await laptop.write(100, 'LB');
       await waitConverged('every home to converge after A restarted');
-      // A's sessions work again: the laptop hears A acknowledge everything, its own ops included.
+      // A's sessions work again: A tells the laptop it holds everything, its own ops included. It says so in an
+      // ack when the laptop sent it ops, or in its hello when it already had them from the shared database
+      // (then the laptop sends nothing and no ack comes): the session's peer vector joins both.
       await laptop.connect(a);
+      const heldByA = (): Record<string, number> => {
+        const held = { ...(laptop.acked.get(a.peerId) ?? {}) };
+        const session = laptop.sync.sessions(laptop.serverName).find((x) => x.peerId === a.peerId);
+        for (const [origin, seq] of Object.entries(session?.peerVector ?? {})) {
+          held[origin] = Math.max(held[origin] ?? 0, seq);
+        }
+        return held;
+      };
       await waitFor(
-        async () => covers(laptop.acked.get(a.peerId) ?? {}, await laptop.versionVector()),
-        'instance A to acknowledge everything to the laptop',
+        async () => covers(heldByA(), await laptop.versionVector()),
+        'instance A to say it holds everything the laptop holds',
         CONVERGE_MS,
         300,
       );
