@@ -7,50 +7,14 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { addHome, createAccountDocument, peerIdFromPublicKey, SecretKey } from '@polyhome/identity';
 import { createPolyhomeHost, createSyncService } from '@polyhome/p2p';
-import {
-  applyOps,
-  createReplica,
-  documentOf,
-  makeLocalOp,
-  offerDocument,
-  opsMissing,
-  versionVector,
-} from '@polyhome/sync';
+import { makeLocalOp } from '@polyhome/sync';
+import { MemoryStore as Store } from '../lib/memory-home.js';
 
 export const description = 'sync propagation p50/p99 vs libp2p ping RTT; catch-up after 10,000 missed ops';
 
 const PROPAGATION_OPS = 1000;
 const PINGS = 1000;
 const CATCH_UP_OPS = 10_000;
-
-class Store {
-  replicas = new Map();
-  host(document) {
-    const replica = createReplica(document);
-    this.replicas.set(replica.account, replica);
-    return replica.account;
-  }
-  async document(account) {
-    const r = this.replicas.get(account);
-    return r === undefined ? undefined : documentOf(r);
-  }
-  async offerDocument(account, document) {
-    const [r] = offerDocument(this.replicas.get(account), document);
-    this.replicas.set(account, r);
-    return documentOf(r);
-  }
-  async versionVector(account) {
-    return versionVector(this.replicas.get(account));
-  }
-  async opsMissing(account, vv, limit) {
-    return opsMissing(this.replicas.get(account), vv, limit);
-  }
-  async applyOps(account, ops) {
-    const [r, result] = applyOps(this.replicas.get(account), ops);
-    this.replicas.set(account, r);
-    return result;
-  }
-}
 
 function account(homeKeys) {
   const rootKey = SecretKey.generate();

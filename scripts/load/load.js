@@ -30,15 +30,8 @@ import { parseArgs } from 'node:util';
 import { multiaddr } from '@multiformats/multiaddr';
 import { addHome, createAccountDocument, generateKeyPair, peerIdFromPublicKey } from '@polyhome/identity';
 import { createPolyhomeHost, createSyncService } from '@polyhome/p2p';
-import {
-  applyOps,
-  createReplica,
-  documentOf,
-  makeLocalOp,
-  offerDocument,
-  opsMissing,
-  versionVector,
-} from '@polyhome/sync';
+import { makeLocalOp, versionVector } from '@polyhome/sync';
+import { MemoryStore } from '../../bench/lib/memory-home.js';
 
 const LIMITS = { clients: 500, homes: 50, duration: 600, clientsPerAccount: 20 };
 /** Devices each home keeps changing. */
@@ -394,36 +387,6 @@ async function syncLoop(client) {
 let wakeups = 0;
 
 // ---- client-side homes ----
-
-/** The ReplicaStore port over one in-memory replica per account (what a client-side home keeps). */
-class MemoryStore {
-  replicas = new Map();
-  host(document) {
-    const replica = createReplica(document);
-    this.replicas.set(replica.account, replica);
-    return replica.account;
-  }
-  async document(account) {
-    const r = this.replicas.get(account);
-    return r === undefined ? undefined : documentOf(r);
-  }
-  async offerDocument(account, document) {
-    const [r] = offerDocument(this.replicas.get(account), document);
-    this.replicas.set(account, r);
-    return documentOf(r);
-  }
-  async versionVector(account) {
-    return versionVector(this.replicas.get(account));
-  }
-  async opsMissing(account, vv, limit) {
-    return opsMissing(this.replicas.get(account), vv, limit);
-  }
-  async applyOps(account, ops) {
-    const [r, result] = applyOps(this.replicas.get(account), ops);
-    this.replicas.set(account, r);
-    return result;
-  }
-}
 
 const homeFigures = { published: 0, acked: 0, latencies: [] };
 
