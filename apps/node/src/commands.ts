@@ -1,12 +1,12 @@
 // What each command does, on a HomeContext: the same functions run in the node (control API) and in the CLI
 // when no node runs. cli.ts parses arguments and prints; nothing here prints.
-import { readFile } from 'node:fs/promises';
 import { multiaddr as parseMultiaddr } from '@multiformats/multiaddr';
 import {
   addHome,
   exportSecretKey,
   IdentityError,
   isPeerId,
+  readNodeKeyFile,
   removeHome,
   serverNameFromPublicKey,
   type AccountDocument,
@@ -22,9 +22,8 @@ import {
   SqlMatrixStore,
   type LocalChange,
 } from '@polyhome/storage';
-import { namespaceOf, type Op } from '@polyhome/sync';
+import { stateKey, type Op } from '@polyhome/sync';
 import type { HomeContext } from './context.js';
-import { readKey } from './data-dir.js';
 import { enroll, EnrollError } from './enroll-client.js';
 import { CliError, EXIT_USAGE, storageProblem } from './errors.js';
 
@@ -293,11 +292,12 @@ async function heldDocument(ctx: HomeContext, serverName: string): Promise<Accou
 
 /** The root key file of the data directory, when there is one. */
 async function ownRootKey(ctx: HomeContext): Promise<SecretKey | undefined> {
-  const present = await readFile(ctx.paths.rootKey).then(
-    () => true,
-    () => false,
-  );
-  return present ? readKey(ctx.paths.rootKey, 'root key', ctx.paths.dir) : undefined;
+  try {
+    return await readNodeKeyFile(ctx.paths.rootKey);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new CliError(`Cannot read the root key: ${(err as Error).message}`);
+  }
 }
 
 function rootKeyMatches(rootKey: SecretKey, serverName: string): boolean {
@@ -374,5 +374,5 @@ export async function oneAccount(ctx: HomeContext, userId: string | undefined): 
 
 /** The state keys a set of ops touches (`<namespace>:<key>`), as the Matrix change feed expects. */
 export function changedKeys(ops: readonly Op[]): string[] {
-  return [...new Set(ops.map((op) => `${namespaceOf(op.op)}:${op.key}`))];
+  return [...new Set(ops.map(stateKey))];
 }

@@ -206,10 +206,9 @@ class NodeRuntime {
     const connect = (): void => {
       for (const serverName of this.#users.keys()) this.#track(this.sync.connectHomes(serverName));
     };
-    // At start, every home of each account is also offered the document this node holds: a home that does
-    // not know this node yet (it was restored from a backup) learns from it that it is one.
+    // The first round of dials also offers every home the document this node holds: a home that does not know
+    // this node yet (it was restored from a backup) learns from it that it is one.
     for (const serverName of this.#users.keys()) this.#track(this.#offerDocument(serverName));
-    connect();
     this.#timers.push(setInterval(connect, RECONNECT_INTERVAL_MS));
     const announceAll = (): void => {
       for (const serverName of this.#users.keys()) this.#track(this.#announce(serverName));

@@ -8,6 +8,7 @@ export type { OpFields } from './op.js';
 export { parseOp, verifyOpSignature, checkOrigin, validateOp, assertValidOp, accountOf } from './validate.js';
 export type { ParseContext, OriginCheck, OpValidation } from './validate.js';
 export type { AccountState } from './state.js';
+export { stateKey } from './state.js';
 export {
   createReplica,
   applyOps,

@@ -1,5 +1,5 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
-import { namespaceOf, type Op, type OpRejectReason } from '@polyhome/sync';
+import { stateKey, type Op, type OpRejectReason } from '@polyhome/sync';
 import { HomeNodeEntity, SqlReplicaStore } from '@polyhome/storage';
 import type { Logger } from 'pino';
 import { PINO_LOGGER } from '../logging/logger.js';
@@ -103,7 +103,7 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
   /** Pushes new local ops to every connected home of the account at once. */
   publish(serverName: string, ops: Op[]): void {
     this.node.sync.publish(serverName, ops);
-    this.emitChanged(serverName, [...new Set(ops.map((op) => `${namespaceOf(op.op)}:${op.key}`))]);
+    this.emitChanged(serverName, [...new Set(ops.map(stateKey))]);
   }
 
   /**
