@@ -1,18 +1,18 @@
 import type { MatrixEvent } from '@polyhome/identity';
+import type { JsonAccountState, OpKind } from '@polyhome/sync';
 
-/** A change to the account's replicated state, made as an op of this home. */
+/** A change to the account's replicated state, made as an op of this home (any kind of the op-kind registry). */
 export interface MatrixLocalChange {
-  op: 'device.put' | 'device.delete' | 'member.set' | 'cross_signing.put';
+  op: OpKind;
   key: string;
   body: Record<string, unknown>;
 }
 
-/** The replicated state of an account as the home holds it (bodies of the winning ops). */
-export interface MatrixAccountState {
-  devices: Record<string, Record<string, unknown>>;
-  memberships: Record<string, Record<string, unknown>>;
-  crossSigning: Record<string, Record<string, unknown>>;
-}
+/**
+ * The replicated state of an account as the home holds it (bodies of the winning ops): one field per state
+ * field of the op-kind registry (`devices`, `memberships`, `crossSigning`).
+ */
+export type MatrixAccountState = JsonAccountState;
 
 /** Room versions whose redaction rules the signer knows (identity's `hashAndSignEvent`). */
 export type MatrixRoomVersion = '1' | '2' | '3' | '4' | '5';

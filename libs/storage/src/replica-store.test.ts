@@ -1,5 +1,5 @@
-import { stateOf } from '@polyhome/sync';
-import { MemoryReplicaStore, makeAccount } from '@polyhome/sync/testing';
+import { OP_KIND_LIST, stateOf } from '@polyhome/sync';
+import { MemoryReplicaStore, makeAccount, writers } from '@polyhome/sync/testing';
 import { describe, expect, it } from 'vitest';
 import { openStorage } from './data-source.js';
 import { SqlReplicaStore } from './replica-store.js';
@@ -56,6 +56,44 @@ describe.each(STORAGE_BACKENDS)('delivery state on %s', (backend) => {
       expect(row?.ackedVv).toEqual({ a: 40, b: 11 });
     } finally {
       await sut.teardown();
+    }
+  });
+});
+
+describe.each(STORAGE_BACKENDS)('stored rows of every op kind on %s', (backend) => {
+  it('writes the op kinds and state rows the store wrote before the op-kind registry', async () => {
+    const db = await createTestDatabase(backend);
+    const storage = await openStorage({ databaseUrl: db.databaseUrl, dataDir: db.dataDir });
+    try {
+      const store = new SqlReplicaStore(storage.dataSource);
+      const fixture = makeAccount({ seed: 'rows', homes: 2 });
+      const account = await store.hostAccount(fixture.document, { custody: 'self' });
+      const [w] = writers(fixture);
+      const ops = OP_KIND_LIST.map((kind) => w!.sample(kind));
+      expect((await store.applyOps(account, ops, fixture.homes[1]!.peerId)).accepted).toHaveLength(ops.length);
+      // Literal on purpose: these rows are the stored format (no migration), whatever the registry derives.
+      const opRows = await storage.dataSource.query<Array<{ kind: string; key: string }>>(
+        'SELECT kind, key FROM op WHERE account = $1 ORDER BY seq',
+        [account],
+      );
+      expect(opRows).toEqual([
+        { kind: 'device.put', key: 'SAMPLE' },
+        { kind: 'device.delete', key: 'SAMPLE' },
+        { kind: 'member.set', key: '!sample:x' },
+        { kind: 'cross_signing.put', key: 'self_signing' },
+      ]);
+      const stateRows = await storage.dataSource.query<Array<Record<string, unknown>>>(
+        `SELECT namespace, key, seq::int AS seq, deleted, value FROM account_state WHERE account = $1 ORDER BY namespace`,
+        [account],
+      );
+      expect(stateRows).toEqual([
+        { namespace: 'cross_signing', key: 'self_signing', seq: 4, deleted: false, value: ops[3]!.body },
+        { namespace: 'device', key: 'SAMPLE', seq: 2, deleted: true, value: null },
+        { namespace: 'member', key: '!sample:x', seq: 3, deleted: false, value: ops[2]!.body },
+      ]);
+    } finally {
+      await storage.close();
+      await db.dispose();
     }
   });
 });

@@ -11,10 +11,16 @@ import {
   MAX_PENDING_PER_ORIGIN,
   UnknownAccountError,
   compareOps,
+  emptyState,
+  fieldOf,
+  isTombstone,
+  kindsOf,
   namespaceOf,
   opHash,
+  putState,
   validateOp,
   type ApplyResult,
+  type JsonAccountState,
   type Op,
   type OpNamespace,
   type ReplicaStore,
@@ -46,12 +52,8 @@ export interface HostAccountInit {
   manager?: EntityManager;
 }
 
-/** The state of one account as Matrix APIs serve it, read from `account_state`. */
-export interface StoredAccountState {
-  devices: Record<string, Record<string, unknown>>;
-  memberships: Record<string, Record<string, unknown>>;
-  crossSigning: Record<string, Record<string, unknown>>;
-}
+/** The state of one account as Matrix APIs serve it, read from `account_state` (fields from the op-kind registry). */
+export type StoredAccountState = JsonAccountState;
 
 /** The next op a home makes for an account: its seq, a lamport above everything held, the document seq. */
 export interface LocalOpContext {
@@ -65,12 +67,6 @@ const BULK_ROWS = 500;
 
 /** Keys whose current state is read per query when a batch is written. */
 const STATE_READ_CHUNK = 100;
-
-const KINDS_OF: Record<OpNamespace, string[]> = {
-  device: ['device.put', 'device.delete'],
-  member: ['member.set'],
-  cross_signing: ['cross_signing.put'],
-};
 
 function documentHash(document: AccountDocument): Buffer {
   const { signatures: _s, ...content } = document as AccountDocument & { signatures?: unknown };
@@ -448,17 +444,17 @@ export class SqlReplicaStore implements ReplicaStore {
     return { seq: Number(row?.seq ?? 0) + 1, lamport: Number(row?.lamport ?? 0) + 1, docSeq: document.seq };
   }
 
-  /** The replicated state: devices (deleted ones hidden), memberships, cross-signing keys. */
+  /** The replicated state: each namespace's rows in the field the op-kind registry gives it, tombstones hidden. */
   async state(account: string): Promise<StoredAccountState> {
     const rows = await this.dataSource
       .getRepository(AccountStateEntity)
       .find({ where: { account }, order: { key: 'ASC' } });
-    const state: StoredAccountState = { devices: {}, memberships: {}, crossSigning: {} };
+    const state: StoredAccountState = emptyState();
     for (const row of rows) {
-      if (row.deleted || row.value === null) continue;
-      if (row.namespace === 'device') state.devices[row.key] = row.value;
-      else if (row.namespace === 'member') state.memberships[row.key] = row.value;
-      else if (row.namespace === 'cross_signing') state.crossSigning[row.key] = row.value;
+      const field = fieldOf(row.namespace);
+      // A namespace this version does not know was written by a newer one sharing the database: not served here.
+      if (row.deleted || row.value === null || field === undefined) continue;
+      putState(state, field, row.key, row.value);
     }
     return state;
   }
@@ -629,7 +625,7 @@ export class SqlReplicaStore implements ReplicaStore {
       .where('op.account = :account AND op.key = :key AND op.kind IN (:...kinds)', {
         account,
         key,
-        kinds: KINDS_OF[namespace],
+        kinds: kindsOf(namespace),
       })
       .getRawMany<{ content: Record<string, unknown> }>();
     let best: Op | undefined;
@@ -640,7 +636,7 @@ export class SqlReplicaStore implements ReplicaStore {
   }
 
   private stateRow(account: string, namespace: OpNamespace, op: Op): QueryDeepPartialEntity<AccountStateEntity> {
-    const deleted = op.op === 'device.delete';
+    const deleted = isTombstone(op.op);
     return {
       account,
       namespace,

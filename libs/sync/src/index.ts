@@ -7,7 +7,29 @@ export { createOp, opHash, namespaceOf, compareOps } from './op.js';
 export type { OpFields } from './op.js';
 export { parseOp, verifyOpSignature, checkOrigin, validateOp, assertValidOp, accountOf } from './validate.js';
 export type { ParseContext, OriginCheck, OpValidation } from './validate.js';
-export type { AccountState } from './state.js';
+export {
+  OP_KINDS,
+  OP_KIND_LIST,
+  STATE_FIELDS,
+  isOpKind,
+  kindsOf,
+  fieldOf,
+  isTombstone,
+  emptyState,
+  putState,
+} from './kinds.js';
+export type {
+  OpKindSpec,
+  KindTable,
+  AccountStateOf,
+  OpBody,
+  StateField,
+  StateRecords,
+  AccountState,
+  JsonAccountState,
+  CheckedTable,
+} from './kinds.js';
+export type { BodyValidator, EmptyBody } from './bodies.js';
 export { stateKey } from './state.js';
 export {
   createReplica,

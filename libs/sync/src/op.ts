@@ -12,7 +12,7 @@ import {
   type SecretKey,
 } from '@polyhome/identity';
 import { OriginKeyMismatchError } from './errors.js';
-import { OP_TYPE, type Op, type OpContent, type OpKind, type OpNamespace } from './types.js';
+import { OP_TYPE, type Op, type OpContent } from './types.js';
 import { parseOp } from './validate.js';
 
 /** The fields of an op before signing (`type` is filled in). */
@@ -50,18 +50,8 @@ export function opHash(op: Op): string {
   return encodeHex(sha256(signedBytes(op)));
 }
 
-/** The state namespace an op kind writes to. */
-export function namespaceOf(kind: OpKind): OpNamespace {
-  switch (kind) {
-    case 'device.put':
-    case 'device.delete':
-      return 'device';
-    case 'member.set':
-      return 'member';
-    case 'cross_signing.put':
-      return 'cross_signing';
-  }
-}
+/** The state namespace an op kind writes to (from the registry). */
+export { namespaceOf } from './kinds.js';
 
 /**
  * Total order of writes to one key: greater lamport wins, ties broken by origin, then by seq (only a

@@ -1,23 +1,16 @@
 // The materialized state: for each (namespace, key), the op with the greatest (lamport, origin, seq)
 // among the ops holding slots in the log. Kept incrementally: adding an op compares it with the current
 // winner; removing one (equivocation slot change, revocation) recomputes that key only.
+import { emptyState, OP_KINDS, putState, type AccountState, type StateRecords } from './kinds.js';
 import { compareOps, namespaceOf } from './op.js';
-import type { CrossSigningBody, DeviceBody, MemberBody, Op } from './types.js';
+import type { Op } from './types.js';
+
+export type { AccountState } from './kinds.js';
 
 /** Per-key index of ops and their winner; internal to the engine. */
 export interface KeyIndex {
   readonly ops: Map<string, Set<Op>>;
   readonly winners: Map<string, Op>;
-}
-
-/** The replicated state of an account as plain data: what Matrix APIs serve. Keys are sorted. */
-export interface AccountState {
-  /** Devices that exist (a winning `device.delete` hides the device). */
-  devices: Record<string, DeviceBody>;
-  /** Room id -> the winning `member.set` body. */
-  memberships: Record<string, MemberBody>;
-  /** Usage (`master`, `self_signing`, `user_signing`) -> the Matrix CrossSigningKey. */
-  crossSigning: Record<string, CrossSigningBody>;
 }
 
 /** An empty key index. */
@@ -64,32 +57,15 @@ export function indexRemove(index: KeyIndex, op: Op): boolean {
   return true;
 }
 
-/** The plain-data state of a key index. */
+/** The plain-data state of a key index: each winner's body in the state field of its kind, unless it is a tombstone. */
 export function materialize(index: KeyIndex): AccountState {
-  const state: AccountState = { devices: {}, memberships: {}, crossSigning: {} };
-  const keys = [...index.winners.keys()].sort();
-  for (const key of keys) {
+  const state: StateRecords<object> = emptyState();
+  for (const key of [...index.winners.keys()].sort()) {
     const op = index.winners.get(key)!;
+    const { field, tombstone } = OP_KINDS[op.op];
     // Copies, so callers can hold the state while the replica moves on.
-    const body = structuredClone(op.body);
-    switch (op.op) {
-      case 'device.put':
-        put(state.devices, op.key, body as unknown as DeviceBody);
-        break;
-      case 'device.delete':
-        break;
-      case 'member.set':
-        put(state.memberships, op.key, body as unknown as MemberBody);
-        break;
-      case 'cross_signing.put':
-        put(state.crossSigning, op.key, body as unknown as CrossSigningBody);
-        break;
-    }
+    if (!tombstone) putState(state, field, op.key, structuredClone(op.body));
   }
-  return state;
-}
-
-// Keys are chosen by clients (device ids): "__proto__" must stay a key, not change the prototype.
-function put<T>(record: Record<string, T>, key: string, value: T): void {
-  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+  // Every body was checked by its kind's validator when the op was accepted.
+  return state as AccountState;
 }

@@ -2,12 +2,14 @@
 // Written first so the pure engine (this package), the libp2p protocol (@polyhome/p2p) and the database
 // store (@polyhome/storage) are built against one contract.
 import type { AccountDocument } from '@polyhome/identity';
+import type { OpKind } from './kinds.js';
+
+// The op kinds, their namespaces and bodies are defined by the registry (kinds.ts) and the body validators.
+export type { OpKind, OpNamespace } from './kinds.js';
+export type { CrossSigningBody, CrossSigningUsage, DeviceBody, MemberBody, Membership } from './bodies.js';
 
 /** `type` of every signed op; part of what is signed, so an op never verifies as another kind of object. */
 export const OP_TYPE = 'polyhome.op';
-
-/** The kinds of op. New kinds are added here and given a body validator. */
-export type OpKind = 'device.put' | 'device.delete' | 'member.set' | 'cross_signing.put';
 
 /** The unsigned content of an op, exactly as DESIGN.md "Replicated account state" fixes it. */
 export interface OpContent {
@@ -112,43 +114,6 @@ export interface ApplyResult {
    * Optional so stores written before it was added still type-check; the in-memory engine always sets it.
    */
   dropped?: number;
-}
-
-/** The namespace of the state an op kind writes to; `device.put` and `device.delete` share one. */
-export type OpNamespace = 'device' | 'member' | 'cross_signing';
-
-/** Matrix membership states a `member.set` op may carry. */
-export type Membership = 'join' | 'leave' | 'invite' | 'ban' | 'knock';
-
-/** Cross-signing key usages; the `key` of a `cross_signing.put` op. */
-export type CrossSigningUsage = 'master' | 'self_signing' | 'user_signing';
-
-/** Body of `device.put`: the Matrix DeviceKeys object as `/keys/upload` takes it, plus display name and hosting home. */
-export interface DeviceBody {
-  user_id: string;
-  device_id: string;
-  algorithms: string[];
-  keys: Record<string, string>;
-  signatures: Record<string, Record<string, string>>;
-  display_name?: string;
-  /** PeerId of the home the device logged in on. */
-  home?: string;
-}
-
-/** Body of `member.set`. */
-export interface MemberBody {
-  room_id: string;
-  membership: Membership;
-  /** The signed `m.room.member` event, where there is one. */
-  event?: Record<string, unknown>;
-}
-
-/** Body of `cross_signing.put`: the Matrix CrossSigningKey object. */
-export interface CrossSigningBody {
-  user_id: string;
-  usage: string[];
-  keys: Record<string, string>;
-  signatures?: Record<string, Record<string, string>>;
 }
 
 /**

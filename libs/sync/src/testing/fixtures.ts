@@ -121,6 +121,26 @@ export function crossSigningBody(account: FixtureAccount, usage: CrossSigningUsa
   return { user_id: account.userId, usage: [usage], keys: { [`ed25519:${key}`]: key } };
 }
 
+/** A key and body for an op of one kind. */
+export interface KindSample {
+  key: string;
+  body: Record<string, unknown>;
+}
+
+/**
+ * One valid op of every kind of the registry, for tests that must cover them all: a kind without a sample
+ * does not compile. Kinds of one namespace share their key, so a tombstone's sample hides that namespace's put.
+ */
+export const KIND_SAMPLES: { readonly [K in OpKind]: (account: FixtureAccount) => KindSample } = {
+  'device.put': (account) => ({
+    key: 'SAMPLE',
+    body: { ...deviceBody(account, 'SAMPLE', { display_name: 'Sample' }) },
+  }),
+  'device.delete': () => ({ key: 'SAMPLE', body: {} }),
+  'member.set': () => ({ key: '!sample:x', body: { ...memberBody('!sample:x', 'invite') } }),
+  'cross_signing.put': (account) => ({ key: 'self_signing', body: { ...crossSigningBody(account, 'self_signing') } }),
+};
+
 /** Per-home op factory: keeps the home's next seq and lamport so ops come out as that home would make them. */
 export class OpWriter {
   /** Seq of the next op. */
@@ -168,6 +188,12 @@ export class OpWriter {
     this.lamport = made.lamport + 1;
     this.ts += 1;
     return made;
+  }
+
+  /** The next op of a kind, with its sample key and body (KIND_SAMPLES). */
+  sample(kind: OpKind): Op {
+    const { key, body } = KIND_SAMPLES[kind](this.account);
+    return this.make(kind, key, body);
   }
 
   /** The next `device.put`. */

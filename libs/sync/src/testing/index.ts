@@ -3,6 +3,7 @@
 export { MemoryReplicaStore } from './memory-store.js';
 export {
   FIXTURE_TS,
+  KIND_SAMPLES,
   OpWriter,
   crossSigningBody,
   deviceBody,
@@ -14,6 +15,6 @@ export {
   withoutHome,
   writers,
 } from './fixtures.js';
-export type { FixtureAccount, FixtureHome, MakeAccountOptions } from './fixtures.js';
+export type { FixtureAccount, FixtureHome, KindSample, MakeAccountOptions } from './fixtures.js';
 export { pump, deliver, wire } from './driver.js';
 export type { Delivery } from './driver.js';

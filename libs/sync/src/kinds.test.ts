@@ -1,0 +1,168 @@
+// The op-kind registry: its contract with the wire and the database (pinned by value), its rules, and the
+// exhaustiveness of what is derived from it. The type-level cases are checked by `npm run typecheck`
+// (tsconfig.json includes test files): an `@ts-expect-error` whose line compiles fails the typecheck.
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { OpRejectedError } from './errors.js';
+import type { BodyValidator, CrossSigningBody, DeviceBody, EmptyBody, MemberBody } from './bodies.js';
+import {
+  OP_KINDS,
+  OP_KIND_LIST,
+  STATE_FIELDS,
+  emptyState,
+  fieldOf,
+  isOpKind,
+  isTombstone,
+  kindsOf,
+  namespaceOf,
+  putState,
+  type AccountState,
+  type AccountStateOf,
+  type CheckedTable,
+  type JsonAccountState,
+  type OpBody,
+  type OpKind,
+  type OpNamespace,
+  type StateField,
+} from './kinds.js';
+import { KIND_SAMPLES, makeAccount, type KindSample } from './testing/index.js';
+import type { OpFields } from './op.js';
+
+describe('op-kind registry', () => {
+  it('keeps the kinds, namespaces, fields and tombstones that ops and state rows already carry', () => {
+    // Literal on purpose: changing a namespace or a tombstone of an existing kind changes stored data.
+    const contract = Object.fromEntries(
+      OP_KIND_LIST.map((k) => [k, [OP_KINDS[k].namespace, OP_KINDS[k].field, OP_KINDS[k].tombstone]]),
+    );
+    expect(contract).toEqual({
+      'device.put': ['device', 'devices', false],
+      'device.delete': ['device', 'devices', true],
+      'member.set': ['member', 'memberships', false],
+      'cross_signing.put': ['cross_signing', 'crossSigning', false],
+    });
+    expect(STATE_FIELDS).toEqual(['devices', 'memberships', 'crossSigning']);
+  });
+
+  it('gives every namespace a storable name and one state field, and every field one namespace', () => {
+    const namespaces = [...new Set(OP_KIND_LIST.map(namespaceOf))];
+    for (const namespace of namespaces) {
+      // account_state.namespace is varchar(32); changed keys are split at the first colon.
+      expect(namespace.length).toBeLessThanOrEqual(32);
+      expect(namespace).not.toContain(':');
+      const fields = new Set(kindsOf(namespace).map((k) => OP_KINDS[k].field));
+      expect([...fields]).toEqual([fieldOf(namespace)]);
+    }
+    expect(new Set(namespaces.map(fieldOf)).size).toBe(namespaces.length);
+    expect(STATE_FIELDS).toHaveLength(namespaces.length);
+    // A tombstone hides a key of a namespace some other kind puts into.
+    for (const kind of OP_KIND_LIST.filter(isTombstone)) {
+      expect(kindsOf(namespaceOf(kind)).some((k) => !isTombstone(k))).toBe(true);
+    }
+  });
+
+  it('answers lookups from the table only', () => {
+    expect(OP_KIND_LIST.every(isOpKind)).toBe(true);
+    for (const name of ['toString', '__proto__', 'constructor', 'profile.set', 'device', '']) {
+      expect(isOpKind(name)).toBe(false);
+    }
+    expect(isOpKind(1)).toBe(false);
+    expect(kindsOf('device')).toEqual(['device.put', 'device.delete']);
+    expect(fieldOf('member')).toBe('memberships');
+    expect(fieldOf('account_data')).toBeUndefined();
+    expect(fieldOf('toString')).toBeUndefined();
+  });
+
+  it('builds states with every field, and keeps a "__proto__" key a key', () => {
+    const state = emptyState<number>();
+    expect(state).toEqual({ devices: {}, memberships: {}, crossSigning: {} });
+    putState(state, 'devices', '__proto__', 1);
+    expect(Object.keys(state.devices)).toEqual(['__proto__']);
+    expect(Object.getPrototypeOf(state.devices)).toBe(Object.prototype);
+  });
+
+  it('validates each kind with its own validator: a sample passes, the sample of another namespace does not', () => {
+    const account = makeAccount({ seed: 'kinds', homes: 1 });
+    for (const kind of OP_KIND_LIST) {
+      const sample = KIND_SAMPLES[kind](account);
+      expect(OP_KINDS[kind].validate(sample.body, sample.key, account.userId)).toBe(sample.body);
+      for (const other of OP_KIND_LIST.filter((k) => namespaceOf(k) !== namespaceOf(kind))) {
+        const foreign = KIND_SAMPLES[other](account);
+        expect(() => OP_KINDS[kind].validate(foreign.body, sample.key, account.userId)).toThrow(OpRejectedError);
+      }
+    }
+  });
+});
+
+describe('op-kind registry: derived types', () => {
+  it('derives the kind, namespace and state types from the table', () => {
+    expectTypeOf<OpKind>().toEqualTypeOf<'device.put' | 'device.delete' | 'member.set' | 'cross_signing.put'>();
+    expectTypeOf<OpNamespace>().toEqualTypeOf<'device' | 'member' | 'cross_signing'>();
+    expectTypeOf<StateField>().toEqualTypeOf<'devices' | 'memberships' | 'crossSigning'>();
+    expectTypeOf<OpBody<'device.put'>>().toEqualTypeOf<DeviceBody>();
+    expectTypeOf<OpBody<'device.delete'>>().toEqualTypeOf<EmptyBody>();
+    // The state as the interface written by hand before the registry declared it.
+    expectTypeOf<AccountState>().toEqualTypeOf<{
+      devices: Record<string, DeviceBody>;
+      memberships: Record<string, MemberBody>;
+      crossSigning: Record<string, CrossSigningBody>;
+    }>();
+    expectTypeOf<keyof JsonAccountState>().toEqualTypeOf<StateField>();
+    expect(OP_KIND_LIST).toHaveLength(4);
+  });
+
+  it('does not compile a kind that the table lacks', () => {
+    // @ts-expect-error 'profile.set' is not an entry of the registry, so it is no OpKind.
+    const kind: OpKind = 'profile.set';
+    // @ts-expect-error nor can an op of it be made.
+    const fields: Pick<OpFields, 'op'> = { op: 'account_data.put' };
+    expect([kind, fields.op].some(isOpKind)).toBe(false);
+  });
+
+  it('does not compile a per-kind map that misses a kind of the table', () => {
+    const { 'cross_signing.put': _left, ...rest } = KIND_SAMPLES;
+    // @ts-expect-error KIND_SAMPLES is typed per kind: one without `cross_signing.put` is refused.
+    const samples: typeof KIND_SAMPLES = rest;
+    const perKind: Record<OpKind, KindSample | undefined> = {
+      'device.put': undefined,
+      'device.delete': undefined,
+      'member.set': undefined,
+      // @ts-expect-error nor may such a map name a kind the table lacks.
+      'profile.set': undefined,
+    };
+    expect(Object.keys(samples)).not.toContain('cross_signing.put');
+    expect(Object.keys(perKind)).toContain('profile.set');
+  });
+
+  it('makes every state built by hand name the field of a new kind', () => {
+    // The table with one more kind, as the README's "Adding an op kind" would add it.
+    type WithProfile = typeof OP_KINDS & {
+      'profile.set': {
+        namespace: 'profile';
+        field: 'profile';
+        tombstone: false;
+        validate: BodyValidator<{ displayname?: string; avatar_url?: string }>;
+      };
+    };
+    expectTypeOf<keyof AccountStateOf<WithProfile>>().toEqualTypeOf<StateField | 'profile'>();
+    expectTypeOf<AccountStateOf<WithProfile>['profile']>().toEqualTypeOf<
+      Record<string, { displayname?: string; avatar_url?: string }>
+    >();
+    // @ts-expect-error a state without the new field no longer compiles.
+    const stale: AccountStateOf<WithProfile> = { devices: {}, memberships: {}, crossSigning: {} };
+    const current: AccountStateOf<typeof OP_KINDS> = { devices: {}, memberships: {}, crossSigning: {} };
+    expect(Object.keys(stale)).toEqual(Object.keys(current));
+  });
+
+  it('does not compile a registry that breaks its rules', () => {
+    const ok: CheckedTable<typeof OP_KINDS> = OP_KINDS;
+    const split = { ...OP_KINDS, 'device.delete': { ...OP_KINDS['device.delete'], field: 'gone' } } as const;
+    // @ts-expect-error device.delete and device.put share a namespace but not a field.
+    const splitChecked: CheckedTable<typeof split> = split;
+    const merged = { ...OP_KINDS, 'member.set': { ...OP_KINDS['member.set'], field: 'devices' } } as const;
+    // @ts-expect-error two namespaces (device, member) would write their keys into one field.
+    const mergedChecked: CheckedTable<typeof merged> = merged;
+    const colon = { ...OP_KINDS, 'member.set': { ...OP_KINDS['member.set'], namespace: 'room:member' } } as const;
+    // @ts-expect-error a namespace with a colon could not be split back out of a changed key.
+    const colonChecked: CheckedTable<typeof colon> = colon;
+    expect([ok, splitChecked, mergedChecked, colonChecked].every((t) => Object.keys(t).length === 4)).toBe(true);
+  });
+});
