@@ -212,6 +212,13 @@ export function replicaStoreSuite(name: string, setup: () => Promise<StoreUnderT
       expect(await sut.state(account)).toEqual(expected);
     });
 
+    it('keeps a device id "__proto__" a key of the state', async () => {
+      await sut.store.applyOps(account, [w0().devicePut('__proto__')], from());
+      const { devices } = await sut.state(account);
+      expect(Object.keys(devices)).toEqual(['__proto__']);
+      expect(Object.getPrototypeOf(devices)).toBe(Object.prototype);
+    });
+
     it('resumes exactly where it left off after a restart', async () => {
       if (!sut.reopen) return;
       const ops = [w0().devicePut('P1'), w1().memberSet('!room:y', 'join'), w0().devicePut('P3')];
