@@ -6,10 +6,13 @@ import type { Libp2p, PeerId } from '@libp2p/interface';
 import type { AccountDocument, HomeRole } from '@polyhome/identity';
 import type { Op, ReplicaStore, VersionVector } from '@polyhome/sync';
 import { DhtDiscovery } from './discovery.js';
+import type { P2pLogger } from './logger.js';
 import { PolyhomeSync } from './sync-protocol.js';
 
 export * from './constants.js';
 export * from './errors.js';
+export { silentLogger } from './logger.js';
+export type { P2pLogger, P2pLogFn } from './logger.js';
 export { createPolyhomeHost, privateKeyFromNodeKey, dialBootstrap } from './host.js';
 export type { PolyhomeHost, PolyhomeHostInit, PolyhomeServices } from './host.js';
 export {
@@ -90,6 +93,8 @@ export interface DiscoveryComponents {
   dht: KadDHT;
   peerStore: Libp2p['peerStore'];
   getConnections: Libp2p['getConnections'];
+  /** Where query failures that lookups absorb are logged (default silent). */
+  logger?: P2pLogger;
 }
 
 /** Creates discovery over a polyhome host's DHT (`{ ...host, dht: host.services.dht }`). */
@@ -188,6 +193,8 @@ export interface SyncServiceInit {
   openStreamTimeout?: number;
   maxInboundStreams?: number;
   maxOutboundStreams?: number;
+  /** Where failures that do not reach a caller (a session that could not open, a refusal not delivered) are logged (default silent). */
+  logger?: P2pLogger;
 }
 
 /** What the sync service needs from the libp2p node (a PolyhomeHost has all of it). */

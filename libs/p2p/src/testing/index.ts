@@ -16,6 +16,7 @@ import {
   type SyncServiceInit,
 } from '../index.js';
 import { decodeMessage, encodeMessage } from '../frames.js';
+import type { P2pLogger } from '../logger.js';
 
 /** A running test node. */
 export interface TestNode {
@@ -133,4 +134,27 @@ export async function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** One line a RecordingLogger took. */
+export interface LogEntry {
+  level: keyof P2pLogger;
+  fields: Record<string, unknown>;
+  msg: string;
+}
+
+/** A P2pLogger that keeps every line, for tests that check a failure was logged. */
+export interface RecordingLogger extends P2pLogger {
+  entries: LogEntry[];
+}
+
+/** A logger that records instead of writing. */
+export function recordingLogger(): RecordingLogger {
+  const entries: LogEntry[] = [];
+  const at =
+    (level: keyof P2pLogger) =>
+    (fields: Record<string, unknown>, msg: string): void => {
+      entries.push({ level, fields, msg });
+    };
+  return { entries, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
