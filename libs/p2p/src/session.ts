@@ -384,6 +384,15 @@ export function isTooLarge(error: unknown): boolean {
   );
 }
 
+/** Closes a stream, aborting it when the close does not finish within `timeout` ms (the stream ends either way). */
+export async function closeQuietly(stream: Stream, timeout: number): Promise<void> {
+  try {
+    await stream.close({ signal: AbortSignal.timeout(timeout) });
+  } catch (error) {
+    stream.abort(error instanceof Error ? error : new Error(String(error)));
+  }
+}
+
 function isEof(error: unknown): boolean {
   return error instanceof Error && error.name === 'UnexpectedEOFError';
 }

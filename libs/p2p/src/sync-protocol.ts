@@ -38,6 +38,7 @@ import type {
   SyncServiceInit,
 } from './index.js';
 import {
+  closeQuietly,
   isTooLarge,
   NOT_A_HOME_TEXT,
   Session,
@@ -579,12 +580,4 @@ export class PolyhomeSync implements SyncService, SessionOwner {
 
 function sessionKey(peer: string, account: string): string {
   return `${peer}/${account}`;
-}
-
-async function closeQuietly(stream: Stream, timeout: number): Promise<void> {
-  try {
-    await stream.close({ signal: AbortSignal.timeout(timeout) });
-  } catch (error) {
-    stream.abort(error instanceof Error ? error : new Error(String(error)));
-  }
 }
