@@ -1,12 +1,13 @@
 // Failures the sync service used to swallow (`.catch(() => undefined)`, an empty catch) now leave a log
 // line with the peer, protocol and account. Real libp2p nodes on 127.0.0.1; the logger records.
 import { multiaddr } from '@multiformats/multiaddr';
+import { SecretKey } from '@polyhome/identity';
 import { makeLocalOp } from '@polyhome/sync';
 import { deviceBody, makeAccount, MemoryReplicaStore } from '@polyhome/sync/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SYNC_PROTOCOL } from './constants.js';
 import { createPolyhomeHost, type PolyhomeHost } from './host.js';
-import { recordingLogger, startNode, waitFor, type TestNode } from './testing/index.js';
+import { openRawSync, recordingLogger, startNode, waitFor, type TestNode } from './testing/index.js';
 
 const nodes: TestNode[] = [];
 const hosts: PolyhomeHost[] = [];
@@ -41,6 +42,22 @@ describe('p2p logging', () => {
       peer: account.homes[1]!.peerId,
       protocol: SYNC_PROTOCOL,
       err: expect.any(String),
+    });
+  }, 30_000);
+
+  it('a first frame that is not JSON: the stream ends with MALFORMED and a debug line names the peer', async () => {
+    const logger = recordingLogger();
+    const node = await startNode({ nodeKey: SecretKey.generate(), sync: { logger } });
+    nodes.push(node);
+    const stranger = await createPolyhomeHost({ nodeKey: SecretKey.generate(), listen: ['/ip4/127.0.0.1/tcp/0'] });
+    hosts.push(stranger);
+    const raw = await openRawSync(stranger, node);
+    await raw.sendBytes(new TextEncoder().encode('not json'));
+    expect(await raw.next()).toMatchObject({ t: 'error', code: 'MALFORMED' });
+    await waitFor(() => logger.entries.some((e) => e.msg === 'inbound sync stream ended before its hello'), 'the line');
+    expect(logger.entries.find((e) => e.msg === 'inbound sync stream ended before its hello')).toMatchObject({
+      level: 'debug',
+      fields: { peer: stranger.peerId.toString(), protocol: SYNC_PROTOCOL, code: 'MALFORMED' },
     });
   }, 30_000);
 

@@ -360,6 +360,11 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       first = decodeMessage(frame.subarray(), this.#settings.limits);
     } catch (error) {
       const code = isTooLarge(error) ? 'TOO_LARGE' : error instanceof MalformedFrameError ? 'MALFORMED' : undefined;
+      // No hello in time, a hang-up, or junk: only this stream ends, and no account is known to report it under.
+      this.#log.debug(
+        { ...errorFields(error), peer: remote, protocol: SYNC_PROTOCOL, code },
+        'inbound sync stream ended before its hello',
+      );
       if (code !== undefined) {
         // The account is unknown at this point, so the reply names none.
         await this.#reply(lp, remote, { t: 'error', account: '0'.repeat(64), code, reason: code.toLowerCase() });
