@@ -10,6 +10,8 @@ import { multiaddr } from '@multiformats/multiaddr';
 import type { AccountDocument } from '@polyhome/identity';
 import {
   createPolyhomeHost,
+  ENROLL_MAX_FRAME_BYTES,
+  ENROLL_PROTOCOL,
   MAX_FRAME_BYTES,
   MAX_OPS_PER_FRAME,
   SYNC_PROTOCOL,
@@ -20,7 +22,6 @@ import type { Op } from '@polyhome/sync';
 import { makeHome, OpWriter, type FixtureAccount } from '@polyhome/sync/testing';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENROLL_MAX_FRAME_BYTES, ENROLL_PROTOCOL } from '../../apps/server/src/enrollment/enrollment-protocol.js';
 import { accountAdding, loopbackAddr, serverHome } from '../../apps/server/src/testing/client-home.js';
 import { startTestServer, type TestServer } from '../../apps/server/src/testing/server-harness.js';
 import { databaseDigest, fuzzBackends, fuzzParams, fuzzTimeout, jsonValue, listen, send } from './support.js';

@@ -14,7 +14,7 @@ import {
   type HomeRole,
   type SecretKey,
 } from '@polyhome/identity';
-import { createPolyhomeHost } from '@polyhome/p2p';
+import { createPolyhomeHost, enrollOverLibp2p, EnrollmentRefusedError } from '@polyhome/p2p';
 import {
   AccountEntity,
   LocalChangeRefusedError,
@@ -24,7 +24,6 @@ import {
 } from '@polyhome/storage';
 import { stateKey, type Op } from '@polyhome/sync';
 import type { HomeContext } from './context.js';
-import { enroll, EnrollError } from './enroll-client.js';
 import { CliError, EXIT_USAGE, storageProblem } from './errors.js';
 
 /** Lifetime of a login token made by `polyhome login-token`: time to paste it into a client. */
@@ -334,10 +333,10 @@ async function enrollServer(
   // server sees the enrolling home's own PeerId either way.
   const host = ctx.live?.host ?? (await createPolyhomeHost({ nodeKey: ctx.nodeKey, listen: [] }));
   try {
-    await enroll(host, address, document, token);
+    await enrollOverLibp2p(host, address, token === undefined ? { document } : { document, token });
   } catch (err) {
-    if (err instanceof EnrollError) {
-      throw new CliError(`The server refused the enrollment (${err.errcode}: ${err.message}); check --token.`);
+    if (err instanceof EnrollmentRefusedError) {
+      throw new CliError(`The server refused the enrollment (${err.errcode}: ${err.error}); check --token.`);
     }
     throw new CliError(
       `Cannot reach ${address}: ${(err as Error).message}. Check the address and that the server runs.`,

@@ -33,6 +33,7 @@ import { homeContext, type HomeContext, type LiveHome } from './context.js';
 import { startControlServer, type ControlHandler, type ControlServer } from './control.js';
 import { dataDirPaths, openDataDir, readKey } from './data-dir.js';
 import { CliError } from './errors.js';
+import { lineLogger } from './logger.js';
 import { startMatrixApi, type MatrixApi } from './matrix.js';
 
 /** How often the node re-dials the homes of its accounts (a dropped connection comes back within this). */
@@ -70,6 +71,7 @@ export interface RunningHome {
 /** Starts the home on a data directory; a second start on the same directory is refused by its lock. */
 export async function startHome(dir: string, options: StartOptions): Promise<RunningHome> {
   const say = options.onLine ?? (() => undefined);
+  const logger = lineLogger(say);
   const paths = dataDirPaths(dir);
   const nodeKey = await readKey(paths.nodeKey, 'node key', paths.dir);
   const fresh = await stat(paths.db).then(
@@ -87,13 +89,14 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
       nodeKey,
       listen: [options.p2p],
       bootstrap: options.bootstrap,
+      logger,
     }).catch((err: unknown) => {
       throw new CliError(`Cannot listen on ${options.p2p}: ${(err as Error).message}. Check --p2p.`);
     });
     stack.push(async () => {
       await host.stop();
     });
-    const sync = createSyncService(host);
+    const sync = createSyncService(host, { logger });
     await sync.start();
     stack.push(() => sync.stop());
     const discovery = createDiscovery({
@@ -101,6 +104,7 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
       dht: host.services.dht,
       peerStore: host.peerStore,
       getConnections: host.getConnections.bind(host),
+      logger,
     });
     const node = new NodeRuntime(sync, discovery, host, say, (live) => homeContext(paths, nodeKey, storage, live));
     const ctx = node.ctx;

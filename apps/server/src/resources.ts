@@ -50,6 +50,7 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
       nodeKey: secrets.nodeKey,
       listen: config.p2pListen,
       bootstrap: config.p2pBootstrap,
+      logger: logger.child({ component: 'p2p' }),
     }).catch((err: unknown) => {
       throw new Error(
         `Cannot start the libp2p node on ${config.p2pListen.join(', ')}: ${(err as Error).message}. ` +

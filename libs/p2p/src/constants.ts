@@ -76,3 +76,14 @@ export const DOCUMENT_PROTOCOL = '/polyhome/document/1.0.0';
 export const DOCUMENT_MAX_FRAME_BYTES = 128 * 1024;
 /** Time allowed for a whole document fetch, ms. */
 export const DOCUMENT_FETCH_TIMEOUT = 10_000;
+
+/** Protocol id of enrollment: a home asks a server to become a home of an account whose signed document names it. */
+export const ENROLL_PROTOCOL = '/polyhome/enroll/1.0.0';
+/** Largest enrollment frame either way: an account document is at most 64 KiB canonical, so this leaves room for JSON spacing. */
+export const ENROLL_MAX_FRAME_BYTES = 128 * 1024;
+/** Time allowed for a whole enrollment exchange (open, request, answer), each side, ms. */
+export const ENROLL_TIMEOUT_MS = 10_000;
+/** Enrollment streams per connection: enrolling is rare, so a peer opening many at once is not enrolling. */
+export const ENROLL_MAX_INBOUND_STREAMS = 2;
+/** Outbound enrollment streams per connection. */
+export const ENROLL_MAX_OUTBOUND_STREAMS = 2;

@@ -6,6 +6,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { isServerName, parseUserId, verifyAccountDocument, type AccountDocument } from '@polyhome/identity';
 import { DHT_QUERY_TIMEOUT, MAX_PROVIDERS } from './constants.js';
 import { AccountNotFoundError, InvalidAccountIdError } from './errors.js';
+import { errorFields, silentLogger, type P2pLogger } from './logger.js';
 import type {
   AccountLookup,
   Discovery,
@@ -21,11 +22,13 @@ export class DhtDiscovery implements Discovery {
   readonly #components: DiscoveryComponents;
   readonly #queryTimeout: number;
   readonly #maxProviders: number;
+  readonly #log: P2pLogger;
 
   constructor(components: DiscoveryComponents, init: DiscoveryInit = {}) {
     this.#components = components;
     this.#queryTimeout = init.queryTimeout ?? DHT_QUERY_TIMEOUT;
     this.#maxProviders = init.maxProviders ?? MAX_PROVIDERS;
+    this.#log = components.logger ?? silentLogger;
   }
 
   async provide(serverName: string, options?: LookupOptions): Promise<void> {
@@ -62,13 +65,18 @@ export class DhtDiscovery implements Discovery {
         try {
           const document = decodeAccountRecord(key, event.value);
           if (best === undefined || document.seq > best.seq) best = document;
-        } catch {
+        } catch (error) {
           // A forged or stale value is ignored, as the validator would.
+          this.#log.debug(
+            { ...errorFields(error), account: serverName, from: event.from.toString() },
+            'DHT record ignored',
+          );
         }
       }
-    } catch {
+    } catch (error) {
       // kad-dht throws when it finds no record or cannot send a correction to a stale peer; what was
       // already verified stays valid, and no record at all is reported by the caller.
+      this.#log.debug({ ...errorFields(error), account: serverName, found: best !== undefined }, 'DHT get ended early');
     }
     return best;
   }
@@ -101,8 +109,9 @@ export class DhtDiscovery implements Discovery {
         seen += event.providers.length;
         if (seen >= this.#maxProviders) break;
       }
-    } catch {
+    } catch (error) {
       // No providers found (or the query timed out): the document's own addresses remain.
+      this.#log.debug({ ...errorFields(error), account: serverName, seen }, 'DHT findProviders ended early');
     }
 
     const self = this.#components.peerId.toString();
@@ -132,7 +141,11 @@ export class DhtDiscovery implements Discovery {
     try {
       const peer = await this.#components.peerStore.get(peerId);
       return peer.addresses.map((a) => a.multiaddr.toString());
-    } catch {
+    } catch (error) {
+      // Not in the peer store is the usual case (never met); anything else is worth a line.
+      if (!(error instanceof Error && error.name === 'NotFoundError')) {
+        this.#log.debug({ ...errorFields(error), peer: peerId.toString() }, 'peer store read failed');
+      }
       return [];
     }
   }
@@ -144,8 +157,9 @@ export class DhtDiscovery implements Discovery {
           return event.peer.multiaddrs.map((a) => a.toString());
         }
       }
-    } catch {
+    } catch (error) {
       // Not found in time: the home may be a client that only dials out.
+      this.#log.debug({ ...errorFields(error), peer: peerId.toString() }, 'DHT findPeer found nothing');
     }
     return [];
   }

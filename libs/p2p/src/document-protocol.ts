@@ -11,6 +11,7 @@ import { lpStream } from '@libp2p/utils';
 import { homeStatus, isServerName, verifyAccountDocument, type AccountDocument } from '@polyhome/identity';
 import { DOCUMENT_FETCH_TIMEOUT, DOCUMENT_MAX_FRAME_BYTES, DOCUMENT_PROTOCOL, WRITE_TIMEOUT } from './constants.js';
 import { DocumentUnavailableError, InvalidAccountIdError } from './errors.js';
+import { errorFields, silentLogger, type P2pLogger } from './logger.js';
 
 const NOT_FOUND = { error: 'not_found' } as const;
 
@@ -18,12 +19,14 @@ const NOT_FOUND = { error: 'not_found' } as const;
 export async function answerDocumentRequest(
   stream: Stream,
   connection: Connection,
+  log: P2pLogger,
   documentOf: (account: string) => Promise<AccountDocument | undefined>,
   offered: (account: string, document: AccountDocument, from: string) => Promise<boolean>,
 ): Promise<void> {
   const lp = lpStream(stream, { maxDataLength: DOCUMENT_MAX_FRAME_BYTES });
   const signal = AbortSignal.timeout(DOCUMENT_FETCH_TIMEOUT);
   let answer: unknown = NOT_FOUND;
+  const peer = connection.remotePeer.toString();
   try {
     const request = parseJson((await lp.read({ signal })).subarray());
     const account = (request as { account?: unknown } | undefined)?.account;
@@ -33,22 +36,26 @@ export async function answerDocumentRequest(
         let verified: AccountDocument | undefined;
         try {
           verified = verifyAccountDocument(offer, { expectedServerName: account });
-        } catch {
+        } catch (error) {
+          // Answered `not_found` like any other refusal; the reason stays here.
+          log.debug({ ...errorFields(error), peer, account, protocol: DOCUMENT_PROTOCOL }, 'offered document refused');
           verified = undefined;
         }
-        if (verified !== undefined && (await offered(account, verified, connection.remotePeer.toString()))) {
+        if (verified !== undefined && (await offered(account, verified, peer))) {
           answer = { accepted: true };
         }
       }
     } else if (typeof account === 'string' && isServerName(account)) {
       const document = await documentOf(account);
-      if (document !== undefined && homeStatus(document, connection.remotePeer.toString()).kind !== 'unknown') {
+      if (document !== undefined && homeStatus(document, peer).kind !== 'unknown') {
         answer = { document };
       }
     }
     await lp.write(new TextEncoder().encode(JSON.stringify(answer)), { signal: AbortSignal.timeout(WRITE_TIMEOUT) });
     await stream.close({ signal: AbortSignal.timeout(WRITE_TIMEOUT) });
   } catch (error) {
+    // A peer that hangs up or sends junk, or the store failing: the stream ends either way.
+    log.debug({ ...errorFields(error), peer, protocol: DOCUMENT_PROTOCOL }, 'document request not answered');
     stream.abort(error instanceof Error ? error : new Error(String(error)));
   }
 }
@@ -62,7 +69,7 @@ export async function fetchDocumentFrom(
   host: Pick<Libp2p, 'dialProtocol'>,
   peer: PeerId,
   account: string,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal; logger?: P2pLogger } = {},
 ): Promise<AccountDocument> {
   if (!isServerName(account)) throw new InvalidAccountIdError(String(account).slice(0, 80));
   const signal =
@@ -75,7 +82,7 @@ export async function fetchDocumentFrom(
     const lp = lpStream(stream, { maxDataLength: DOCUMENT_MAX_FRAME_BYTES });
     await lp.write(new TextEncoder().encode(JSON.stringify({ account })), { signal });
     answer = parseJson((await lp.read({ signal })).subarray());
-    await stream.close({ signal }).catch(() => undefined);
+    await closeAfterAnswer(stream, signal, options.logger ?? silentLogger, peer);
   } catch (error) {
     stream.abort(error instanceof Error ? error : new Error(String(error)));
     throw error;
@@ -86,6 +93,20 @@ export async function fetchDocumentFrom(
   return verifyAccountDocument(document, { expectedServerName: account });
 }
 
+// The answer is in: a close that fails costs nothing but the stream, which is aborted (and logged).
+async function closeAfterAnswer(stream: Stream, signal: AbortSignal, log: P2pLogger, peer: PeerId): Promise<void> {
+  try {
+    await stream.close({ signal });
+  } catch (error) {
+    log.debug(
+      { ...errorFields(error), peer: peer.toString(), protocol: DOCUMENT_PROTOCOL },
+      'document stream close failed',
+    );
+    stream.abort(error instanceof Error ? error : new Error(String(error)));
+  }
+}
+
+// Not JSON reads as no answer: the caller turns that into not_found or DocumentUnavailableError.
 function parseJson(bytes: Uint8Array): unknown {
   try {
     return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown;
@@ -102,7 +123,7 @@ export async function offerDocumentTo(
   host: Pick<Libp2p, 'dialProtocol'>,
   peer: PeerId,
   document: AccountDocument,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal; logger?: P2pLogger } = {},
 ): Promise<boolean> {
   const account = document.user_id.slice(document.user_id.indexOf(':') + 1);
   const signal =
@@ -114,7 +135,7 @@ export async function offerDocumentTo(
     const lp = lpStream(stream, { maxDataLength: DOCUMENT_MAX_FRAME_BYTES });
     await lp.write(new TextEncoder().encode(JSON.stringify({ account, document })), { signal });
     const answer = parseJson((await lp.read({ signal })).subarray());
-    await stream.close({ signal }).catch(() => undefined);
+    await closeAfterAnswer(stream, signal, options.logger ?? silentLogger, peer);
     return (answer as { accepted?: unknown } | undefined)?.accepted === true;
   } catch (error) {
     stream.abort(error instanceof Error ? error : new Error(String(error)));

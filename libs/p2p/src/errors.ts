@@ -86,3 +86,24 @@ export class DocumentUnavailableError extends P2pError {
     this.name = 'DocumentUnavailableError';
   }
 }
+
+/** Thrown by the enrollment client when the server answered with an error (`errcode` and `error` are its own). */
+export class EnrollmentRefusedError extends P2pError {
+  readonly code = 'ENROLLMENT_REFUSED';
+  constructor(
+    readonly errcode: string,
+    readonly error: string,
+  ) {
+    super(`enrollment refused: ${errcode}: ${error}`);
+    this.name = 'EnrollmentRefusedError';
+  }
+}
+
+/** Thrown by the enrollment client when the server's answer is not an enrollment answer (malformed, too large, or none). */
+export class EnrollmentProtocolError extends P2pError {
+  readonly code = 'ENROLLMENT_PROTOCOL';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EnrollmentProtocolError';
+  }
+}

@@ -27,6 +27,7 @@ import {
 } from './constants.js';
 import { accountRecordSelector, createAccountRecordValidator } from './records.js';
 import { InvalidHostInitError, NodeKeyMismatchError } from './errors.js';
+import { errorFields, silentLogger, type P2pLogger } from './logger.js';
 
 /** The services every polyhome host runs; `ping` must keep that name, kad-dht looks it up. */
 export interface PolyhomeServices extends Record<string, unknown> {
@@ -62,6 +63,8 @@ export interface PolyhomeHostInit {
   dialTimeout?: number;
   /** Start listening and dial bootstrap peers at once (default true). */
   start?: boolean;
+  /** Where failures that do not fail the start (a bootstrap peer down) are logged (default silent). */
+  logger?: P2pLogger;
 }
 
 /**
@@ -123,15 +126,24 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
   });
   if (init.start !== false) {
     await node.start();
-    await dialBootstrap(node, init.bootstrap ?? []);
+    await dialBootstrap(node, init.bootstrap ?? [], init.logger);
   }
   return node;
 }
 
 /** Dials bootstrap multiaddrs (in parallel, each bounded by the dial timeout); returns how many connected. */
-export async function dialBootstrap(node: PolyhomeHost, addrs: readonly string[]): Promise<number> {
-  // A bootstrap peer being down must not stop this home: failures are counted, not thrown.
+export async function dialBootstrap(
+  node: PolyhomeHost,
+  addrs: readonly string[],
+  log: P2pLogger = silentLogger,
+): Promise<number> {
+  // A bootstrap peer being down must not stop this home: failures are counted and logged, not thrown.
   const results = await Promise.allSettled(addrs.map(async (addr) => node.dial(multiaddr(addr))));
+  results.forEach((result, i) => {
+    if (result.status === 'rejected') {
+      log.warn({ ...errorFields(result.reason), addr: addrs[i] }, 'bootstrap peer not reached');
+    }
+  });
   return results.filter((r) => r.status === 'fulfilled').length;
 }
 

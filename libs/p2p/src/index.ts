@@ -6,10 +6,14 @@ import type { Libp2p, PeerId } from '@libp2p/interface';
 import type { AccountDocument, HomeRole } from '@polyhome/identity';
 import type { Op, ReplicaStore, VersionVector } from '@polyhome/sync';
 import { DhtDiscovery } from './discovery.js';
+import { EnrollmentHandler, type EnrollErrorResponse, type EnrollResponse } from './enrollment-protocol.js';
+import type { P2pLogger } from './logger.js';
 import { PolyhomeSync } from './sync-protocol.js';
 
 export * from './constants.js';
 export * from './errors.js';
+export { silentLogger } from './logger.js';
+export type { P2pLogger, P2pLogFn } from './logger.js';
 export { createPolyhomeHost, privateKeyFromNodeKey, dialBootstrap } from './host.js';
 export type { PolyhomeHost, PolyhomeHostInit, PolyhomeServices } from './host.js';
 export {
@@ -25,6 +29,14 @@ export { decodeMessage, encodeMessage, DEFAULT_FRAME_LIMITS } from './frames.js'
 export type { FrameLimits } from './frames.js';
 export { NOT_A_HOME_REASON } from './sync-protocol.js';
 export { fetchDocumentFrom } from './document-protocol.js';
+export { decodeEnrollFrame, encodeEnrollFrame, enrollOverLibp2p } from './enrollment-protocol.js';
+export type {
+  EnrollClientHost,
+  EnrollErrorResponse,
+  EnrollOptions,
+  EnrollRequest,
+  EnrollResponse,
+} from './enrollment-protocol.js';
 
 // ---- Discovery ----
 
@@ -90,6 +102,8 @@ export interface DiscoveryComponents {
   dht: KadDHT;
   peerStore: Libp2p['peerStore'];
   getConnections: Libp2p['getConnections'];
+  /** Where query failures that lookups absorb are logged (default silent). */
+  logger?: P2pLogger;
 }
 
 /** Creates discovery over a polyhome host's DHT (`{ ...host, dht: host.services.dht }`). */
@@ -188,6 +202,8 @@ export interface SyncServiceInit {
   openStreamTimeout?: number;
   maxInboundStreams?: number;
   maxOutboundStreams?: number;
+  /** Where failures that do not reach a caller (a session that could not open, a refusal not delivered) are logged (default silent). */
+  logger?: P2pLogger;
 }
 
 /** What the sync service needs from the libp2p node (a PolyhomeHost has all of it). */
@@ -207,4 +223,49 @@ export type SyncServiceComponents = Pick<
 /** Creates the sync service on a libp2p node; call start() (and stop()) with the node's lifecycle. */
 export function createSyncService(components: SyncServiceComponents, init?: SyncServiceInit): SyncService {
   return new PolyhomeSync(components, init);
+}
+
+// ---- Enrollment ----
+
+/** Serves /polyhome/enroll/1.0.0: a home asks this node to become a home of an account whose document names it. */
+export interface EnrollmentServer {
+  /** Registers the handler (ENROLL_MAX_INBOUND_STREAMS per connection, ENROLL_TIMEOUT_MS per exchange). */
+  start(): Promise<void>;
+  /** Unregisters the handler; a node already stopping is not an error. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The domain side of enrollment: checks and carries out one request (a JSON object, not yet validated) from
+ * the PeerId `from`. Resolves with the answer, or a refusal `{ errcode, error }`; a throw is answered
+ * `M_UNKNOWN` and logged as an error.
+ */
+export type RedeemEnrollment = (
+  request: Record<string, unknown>,
+  from: string,
+) => Promise<EnrollResponse | EnrollErrorResponse>;
+
+/** Options of createEnrollmentServer; the caps default to constants.ts. */
+export interface EnrollmentServerInit {
+  /** Redeems one request (the server's enrollment service). */
+  redeem: RedeemEnrollment;
+  /** Where failures are logged (default silent). */
+  logger?: P2pLogger;
+  /** Time allowed for one exchange, ms (default ENROLL_TIMEOUT_MS). */
+  timeout?: number;
+  /** Largest request frame (default ENROLL_MAX_FRAME_BYTES); a longer one is answered M_TOO_LARGE. */
+  maxFrameBytes?: number;
+  maxInboundStreams?: number;
+  maxOutboundStreams?: number;
+}
+
+/** What the enrollment server needs from the libp2p node. */
+export type EnrollmentServerComponents = Pick<Libp2p, 'handle' | 'unhandle'>;
+
+/** Creates the enrollment handler on a libp2p node; start() it with the node, stop() it before. */
+export function createEnrollmentServer(
+  components: EnrollmentServerComponents,
+  init: EnrollmentServerInit,
+): EnrollmentServer {
+  return new EnrollmentHandler(components, init);
 }

@@ -25,10 +25,11 @@ import {
   type VersionVector,
 } from '@polyhome/sync';
 import { lpStream } from '@libp2p/utils';
-import { MAX_ERROR_REASON_LENGTH } from './constants.js';
+import { MAX_ERROR_REASON_LENGTH, SYNC_PROTOCOL } from './constants.js';
 import { MalformedFrameError } from './errors.js';
 import { decodeMessage, encodeMessage, parseFrame, TooManyOpsError } from './frames.js';
 import type { FrameLimits } from './frames.js';
+import { errorFields, type P2pLogger } from './logger.js';
 
 /** Settings a session runs with (from SyncServiceInit and constants.ts). */
 export interface SessionSettings {
@@ -73,6 +74,7 @@ export class Session {
   readonly #store: ReplicaStore;
   readonly #owner: SessionOwner;
   readonly #settings: SessionSettings;
+  readonly #log: P2pLogger;
   readonly #abort = new AbortController();
   #state: SessionState;
   #lp: LengthPrefixedStream<Stream> | undefined;
@@ -90,6 +92,7 @@ export class Session {
     store: ReplicaStore;
     owner: SessionOwner;
     settings: SessionSettings;
+    log: P2pLogger;
   }) {
     this.account = params.account;
     this.remotePeer = params.remotePeer;
@@ -98,13 +101,16 @@ export class Session {
     this.#store = params.store;
     this.#owner = params.owner;
     this.#settings = params.settings;
+    this.#log = params.log;
     this.#state = initSession(params.account);
     // Dispatch by effect kind through a table, one handler each (kad-dht's rpc habit).
     this.#effects = {
       apply_ops: async (e) => this.#applyOps(e.ops),
       offer_document: async (e) => this.#offerDocument(e.document),
       peer_acked: async (e) => this.#owner.acked(this, e.vv),
-      close: async (e) => this.#closeFor(e),
+      close: async (e) => {
+        this.#closeFor(e);
+      },
     };
   }
 
@@ -121,6 +127,11 @@ export class Session {
   /** Frames of ops sent and not yet acknowledged. */
   get inFlight(): number {
     return this.#state.inFlight;
+  }
+
+  /** The fields every log line of this session carries. */
+  #context(): Record<string, unknown> {
+    return { account: this.account, peer: this.remotePeer, protocol: SYNC_PROTOCOL, initiator: this.initiator };
   }
 
   /** Wraps a stream; pass `lp` when its first frame was already read through it. */
@@ -161,7 +172,10 @@ export class Session {
     const stream = this.#stream;
     if (stream !== undefined) {
       this.#writes
-        .catch(() => undefined)
+        .catch((error: unknown) => {
+          // The write itself was reported by #fail while the session was open; after that, only here.
+          this.#log.debug({ ...this.#context(), ...errorFields(error) }, 'sync frame not written before close');
+        })
         .then(async () => stream.close({ signal: AbortSignal.timeout(this.#settings.writeTimeout) }))
         .catch((error: unknown) => stream.abort(error instanceof Error ? error : new Error(String(error))));
     }
@@ -232,7 +246,7 @@ export class Session {
     if (before === undefined || inForce.seq !== before.seq) this.#owner.documentAccepted(this, inForce);
   }
 
-  async #closeFor(effect: Extract<SessionEffect, { kind: 'close' }>): Promise<void> {
+  #closeFor(effect: Extract<SessionEffect, { kind: 'close' }>): void {
     if (effect.send !== undefined) this.#enqueue(effect.send);
     if (effect.by === 'peer') {
       this.#owner.rejected(this, effect.code, effect.reason);
@@ -246,7 +260,7 @@ export class Session {
   #failWith(code: SyncErrorCode, reason: string): void {
     const [state, effect] = failSession(this.#state, code, reason);
     this.#state = state;
-    if (effect.kind === 'close') this.#closeFor(effect).catch(() => undefined);
+    if (effect.kind === 'close') this.#closeFor(effect);
   }
 
   // Asks the engine for messages until it has none. Re-entrant calls fold into one more round, so the
@@ -334,7 +348,11 @@ export class Session {
   }
 
   #fail(error: unknown): void {
-    if (!this.open) return;
+    if (!this.open) {
+      // Nothing to refuse or report any more (the peer is gone or the session was superseded); still seen.
+      this.#log.debug({ ...this.#context(), ...errorFields(error) }, 'sync session failed after it closed');
+      return;
+    }
     if (error instanceof TooManyOpsError || isTooLarge(error)) {
       this.refuse('TOO_LARGE', errorText(error), 'too_large');
       this.#owner.rejected(this, 'TOO_LARGE', errorText(error));
@@ -364,6 +382,15 @@ export function isTooLarge(error: unknown): boolean {
   return (
     error instanceof Error && (error.name === 'InvalidDataLengthError' || error.name === 'InvalidDataLengthLengthError')
   );
+}
+
+/** Closes a stream, aborting it when the close does not finish within `timeout` ms (the stream ends either way). */
+export async function closeQuietly(stream: Stream, timeout: number): Promise<void> {
+  try {
+    await stream.close({ signal: AbortSignal.timeout(timeout) });
+  } catch (error) {
+    stream.abort(error instanceof Error ? error : new Error(String(error)));
+  }
 }
 
 function isEof(error: unknown): boolean {

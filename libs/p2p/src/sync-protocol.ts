@@ -3,10 +3,11 @@
 // node holds: only its homes (and revoked homes, to hand over their last ops). Anyone else gets the
 // same NOT_A_HOME reply whether or not the account is hosted here, so a stranger learns nothing.
 import type { Connection, Stream } from '@libp2p/interface';
+import type { LengthPrefixedStream } from '@libp2p/utils';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { canonicalJson, homeStatus, isServerName, type AccountDocument } from '@polyhome/identity';
-import type { ApplyResult, Op, ReplicaStore, VersionVector } from '@polyhome/sync';
+import type { ApplyResult, Op, ReplicaStore, SyncMessage, VersionVector } from '@polyhome/sync';
 import {
   HELLO_TIMEOUT,
   MAX_BATCHES_IN_FLIGHT,
@@ -26,6 +27,7 @@ import {
 import { answerDocumentRequest, fetchDocumentFrom, offerDocumentTo } from './document-protocol.js';
 import { AccountNotHostedError, MalformedFrameError, NotStartedError } from './errors.js';
 import { decodeMessage, encodeMessage } from './frames.js';
+import { errorFields, silentLogger, type P2pLogger } from './logger.js';
 import type {
   ConnectResult,
   SessionInfo,
@@ -36,6 +38,7 @@ import type {
   SyncServiceInit,
 } from './index.js';
 import {
+  closeQuietly,
   isTooLarge,
   NOT_A_HOME_TEXT,
   Session,
@@ -73,6 +76,7 @@ const REOPEN_WINDOW_MS = 10_000;
 export class PolyhomeSync implements SyncService, SessionOwner {
   readonly localPeer: string;
   readonly #components: SyncServiceComponents;
+  readonly #log: P2pLogger;
   readonly #settings: SessionSettings;
   readonly #helloTimeout: number;
   readonly #openTimeout: number;
@@ -92,6 +96,7 @@ export class PolyhomeSync implements SyncService, SessionOwner {
   constructor(components: SyncServiceComponents, init: SyncServiceInit = {}) {
     this.#components = components;
     this.localPeer = components.peerId.toString();
+    this.#log = init.logger ?? silentLogger;
     const maxFrameBytes = init.maxFrameBytes ?? MAX_FRAME_BYTES;
     this.#settings = {
       maxFrameBytes,
@@ -117,6 +122,11 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       SYNC_PROTOCOL,
       (stream, connection) => {
         this.#handleInbound(stream, connection).catch((error: unknown) => {
+          // Reading the held document failed (the store), or the stream broke before a session took it over.
+          this.#log.warn(
+            { ...errorFields(error), peer: connection.remotePeer.toString(), protocol: SYNC_PROTOCOL },
+            'inbound sync stream failed before its session started',
+          );
           stream.abort(error instanceof Error ? error : new Error(String(error)));
         });
       },
@@ -128,6 +138,7 @@ export class PolyhomeSync implements SyncService, SessionOwner {
         void answerDocumentRequest(
           stream,
           connection,
+          this.#log,
           async (account) => {
             const hosted = this.#accounts.get(account);
             return hosted === undefined ? undefined : hosted.store.document(account);
@@ -249,12 +260,12 @@ export class PolyhomeSync implements SyncService, SessionOwner {
 
   async offerDocument(peerId: string, document: AccountDocument, options?: { signal?: AbortSignal }): Promise<boolean> {
     this.#requireStarted();
-    return offerDocumentTo(this.#components, peerIdFromString(peerId), document, options);
+    return offerDocumentTo(this.#components, peerIdFromString(peerId), document, { ...options, logger: this.#log });
   }
 
   async fetchDocument(peerId: string, account: string, options?: { signal?: AbortSignal }): Promise<AccountDocument> {
     this.#requireStarted();
-    return fetchDocumentFrom(this.#components, peerIdFromString(peerId), account, options);
+    return fetchDocumentFrom(this.#components, peerIdFromString(peerId), account, { ...options, logger: this.#log });
   }
 
   on<K extends keyof SyncEvents>(event: K, listener: SyncEventListener<K>): () => void {
@@ -312,7 +323,14 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     const hosted = this.#accounts.get(session.account);
     if (hosted !== undefined) this.#setHomes(session.account, hosted, document);
     this.#emit('document', { account: session.account, peerId: session.remotePeer, document });
-    this.documentChanged(session.account).catch(() => undefined);
+    this.documentChanged(session.account).catch((error: unknown) => {
+      // The new document is stored, but sessions were not re-checked against it nor sent it: the next
+      // documentChanged, publish or reconnect does it.
+      this.#log.warn(
+        { ...errorFields(error), account: session.account, peer: session.remotePeer, protocol: SYNC_PROTOCOL },
+        'sessions not updated after a new account document',
+      );
+    });
   }
 
   closed(session: Session): void {
@@ -342,23 +360,25 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       first = decodeMessage(frame.subarray(), this.#settings.limits);
     } catch (error) {
       const code = isTooLarge(error) ? 'TOO_LARGE' : error instanceof MalformedFrameError ? 'MALFORMED' : undefined;
+      // No hello in time, a hang-up, or junk: only this stream ends, and no account is known to report it under.
+      this.#log.debug(
+        { ...errorFields(error), peer: remote, protocol: SYNC_PROTOCOL, code },
+        'inbound sync stream ended before its hello',
+      );
       if (code !== undefined) {
         // The account is unknown at this point, so the reply names none.
-        await lp
-          .write(encodeMessage({ t: 'error', account: '0'.repeat(64), code, reason: code.toLowerCase() }), {
-            signal: AbortSignal.timeout(this.#settings.writeTimeout),
-          })
-          .catch(() => undefined);
+        await this.#reply(lp, remote, { t: 'error', account: '0'.repeat(64), code, reason: code.toLowerCase() });
       }
       await closeQuietly(stream, this.#settings.writeTimeout);
       return;
     }
     if (first.t !== 'hello') {
-      await lp
-        .write(encodeMessage({ t: 'error', account: first.account, code: 'MALFORMED', reason: 'expected hello' }), {
-          signal: AbortSignal.timeout(this.#settings.writeTimeout),
-        })
-        .catch(() => undefined);
+      await this.#reply(lp, remote, {
+        t: 'error',
+        account: first.account,
+        code: 'MALFORMED',
+        reason: 'expected hello',
+      });
       await closeQuietly(stream, this.#settings.writeTimeout);
       return;
     }
@@ -367,11 +387,7 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     const document = hosted === undefined ? undefined : await hosted.store.document(account);
     if (hosted === undefined || document === undefined || homeStatus(document, remote).kind === 'unknown') {
       // One reply for "not hosted here" and "not a home": the code and reason never differ.
-      await lp
-        .write(encodeMessage({ t: 'error', account, code: 'NOT_A_HOME', reason: NOT_A_HOME_REASON }), {
-          signal: AbortSignal.timeout(this.#settings.writeTimeout),
-        })
-        .catch(() => undefined);
+      await this.#reply(lp, remote, { t: 'error', account, code: 'NOT_A_HOME', reason: NOT_A_HOME_REASON });
       await closeQuietly(stream, this.#settings.writeTimeout);
       this.#emit('rejected', { account, peerId: remote, code: 'NOT_A_HOME', detail: 'session refused' });
       return;
@@ -393,6 +409,19 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     await session.run(first);
   }
 
+  // Sends the one `error` frame of a refused inbound stream. The peer may hang up first; that ends nothing
+  // of ours, so it is a debug line, not a failure.
+  async #reply(lp: LengthPrefixedStream<Stream>, remote: string, message: SyncMessage & { t: 'error' }): Promise<void> {
+    try {
+      await lp.write(encodeMessage(message), { signal: AbortSignal.timeout(this.#settings.writeTimeout) });
+    } catch (error) {
+      this.#log.debug(
+        { ...errorFields(error), peer: remote, account: message.account, code: message.code, protocol: SYNC_PROTOCOL },
+        'sync refusal not delivered',
+      );
+    }
+  }
+
   // Opens sessions for an account with every connected peer that its document lists as a home.
   // `open` (connections by PeerId) spares callers that go through many accounts a lookup each.
   #openSessions(account: string, open = this.#openConnections()): void {
@@ -403,7 +432,7 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       if (this.#sessions.get(sessionKey(home, account))?.open === true) continue;
       const connection = open.get(home);
       if (connection === undefined) continue;
-      this.#ensureSession(account, home, connection).catch(() => undefined);
+      this.#openSession(account, home, connection);
     }
   }
 
@@ -422,7 +451,7 @@ export class PolyhomeSync implements SyncService, SessionOwner {
   readonly #onConnectionOpen = (event: CustomEvent<Connection>): void => {
     const remote = event.detail.remotePeer.toString();
     for (const account of this.#byHome.get(remote) ?? []) {
-      this.#ensureSession(account, remote, event.detail).catch(() => undefined);
+      this.#openSession(account, remote, event.detail);
     }
   };
 
@@ -464,6 +493,17 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     this.#setHosted(account, hosted.store, document === undefined ? [] : document.homes.map((h) => h.peer_id));
   }
 
+  // #ensureSession in the background: a stream that cannot be opened (the connection closed, the peer is slow)
+  // is logged, and the next publish, reconnect or new connection tries again.
+  #openSession(account: string, remote: string, connection: Connection): void {
+    this.#ensureSession(account, remote, connection).catch((error: unknown) => {
+      this.#log.info(
+        { ...errorFields(error), account, peer: remote, protocol: SYNC_PROTOCOL },
+        'sync session could not open',
+      );
+    });
+  }
+
   async #ensureSession(account: string, remote: string, connection: Connection): Promise<Session | undefined> {
     const key = sessionKey(remote, account);
     const existing = this.#sessions.get(key);
@@ -485,7 +525,13 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       return undefined;
     }
     session.attach(stream);
-    session.run().catch(() => undefined);
+    session.run().catch((error: unknown) => {
+      // run() reports every failure through closeReason and `rejected`; reaching here is a bug.
+      this.#log.error(
+        { ...errorFields(error), stack: (error as Error).stack, account, peer: remote, protocol: SYNC_PROTOCOL },
+        'sync session threw',
+      );
+    });
     return session;
   }
 
@@ -504,6 +550,7 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       store,
       owner: this,
       settings: this.#settings,
+      log: this.#log,
     });
   }
 
@@ -525,8 +572,12 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     for (const listener of this.#listeners.get(event) ?? []) {
       try {
         (listener as SyncEventListener<K>)(detail);
-      } catch {
-        // A listener's failure is its own; the protocol carries on.
+      } catch (error) {
+        // A listener's failure is its own; the protocol carries on, and the failure is seen.
+        this.#log.error(
+          { ...errorFields(error), stack: (error as Error).stack, event, account: detail.account },
+          'sync event listener threw',
+        );
       }
     }
   }
@@ -534,12 +585,4 @@ export class PolyhomeSync implements SyncService, SessionOwner {
 
 function sessionKey(peer: string, account: string): string {
   return `${peer}/${account}`;
-}
-
-async function closeQuietly(stream: Stream, timeout: number): Promise<void> {
-  try {
-    await stream.close({ signal: AbortSignal.timeout(timeout) });
-  } catch (error) {
-    stream.abort(error instanceof Error ? error : new Error(String(error)));
-  }
 }

@@ -2,12 +2,11 @@
 // so a tampered account document whose extra key was one of them verified as the original and enrolled.
 import { lpStream } from '@libp2p/utils';
 import { multiaddr } from '@multiformats/multiaddr';
-import { createPolyhomeHost } from '@polyhome/p2p';
+import { createPolyhomeHost, decodeEnrollFrame, ENROLL_PROTOCOL } from '@polyhome/p2p';
 import { AccountEntity, EnrollmentTokenEntity } from '@polyhome/storage';
 import { makeHome } from '@polyhome/sync/testing';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENROLL_PROTOCOL, decodeEnrollFrame } from '../enrollment/enrollment-protocol.js';
 import { accountAdding, loopbackAddr, serverHome } from '../testing/client-home.js';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
 import { findDroppedKey } from './validation.pipe.js';

@@ -1,7 +1,14 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
-import type { Connection, Stream } from '@libp2p/interface';
-import { lpStream } from '@libp2p/utils';
 import type { AccountDocument } from '@polyhome/identity';
+import {
+  createEnrollmentServer,
+  enrollOverLibp2p,
+  EnrollmentProtocolError,
+  EnrollmentRefusedError,
+  type EnrollErrorResponse,
+  type EnrollmentServer,
+  type EnrollResponse,
+} from '@polyhome/p2p';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import type { Logger } from 'pino';
@@ -12,28 +19,15 @@ import { PINO_LOGGER } from '../logging/logger.js';
 import { P2pService } from '../p2p/p2p.service.js';
 import { EnrollDto } from './enrollment.dto.js';
 import { EnrollmentService } from './enrollment.service.js';
-import {
-  closeQuietly,
-  decodeEnrollFrame,
-  encodeEnrollFrame,
-  enrollOverLibp2p,
-  ENROLL_MAX_FRAME_BYTES,
-  ENROLL_MAX_INBOUND_STREAMS,
-  ENROLL_MAX_OUTBOUND_STREAMS,
-  ENROLL_PROTOCOL,
-  ENROLL_TIMEOUT_MS,
-  type EnrollErrorResponse,
-  type EnrollResponse,
-} from './enrollment-protocol.js';
-import { EnrollmentProtocolError, EnrollmentRefusedError } from './errors.js';
 
 /**
- * Serves /polyhome/enroll/1.0.0 on the server's libp2p node, and enrolls remote servers for the admin
- * "add a home" route (AccountsService.enroller).
+ * Serves /polyhome/enroll/1.0.0 on the server's libp2p node (the protocol is @polyhome/p2p's; this supplies the
+ * domain: validation, token and policy, hosting), and enrolls remote servers for the admin "add a home" route
+ * (AccountsService.enroller).
  */
 @Injectable()
 export class EnrollmentProtocolService implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private registered = false;
+  private server: EnrollmentServer | undefined;
 
   constructor(
     private readonly enrollment: EnrollmentService,
@@ -43,25 +37,20 @@ export class EnrollmentProtocolService implements OnApplicationBootstrap, Before
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.p2p.host.handle(
-      ENROLL_PROTOCOL,
-      (stream, connection) => {
-        this.serve(stream, connection).catch((err: unknown) => {
-          stream.abort(err instanceof Error ? err : new Error(String(err)));
-        });
-      },
-      { maxInboundStreams: ENROLL_MAX_INBOUND_STREAMS, maxOutboundStreams: ENROLL_MAX_OUTBOUND_STREAMS },
-    );
-    this.registered = true;
+    const server = createEnrollmentServer(this.p2p.host, {
+      redeem: async (request, from) => this.redeem(request, from),
+      logger: this.logger.child({ component: 'p2p' }),
+    });
+    await server.start();
+    this.server = server;
     this.accounts.enroller = (multiaddr, document, token) => this.enrollRemote(multiaddr, document, token);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
     this.accounts.enroller = undefined;
-    if (!this.registered) return;
-    this.registered = false;
-    // The node may already be stopping (P2pService shuts down in the same phase); nothing to unregister then.
-    await this.p2p.host.unhandle(ENROLL_PROTOCOL).catch(() => undefined);
+    // The node may already be stopping (P2pService shuts down in the same phase); stop() allows for that.
+    await this.server?.stop();
+    this.server = undefined;
   }
 
   /**
@@ -85,32 +74,9 @@ export class EnrollmentProtocolService implements OnApplicationBootstrap, Before
     }
   }
 
-  // One request, one answer, then close; every wait is bounded.
-  private async serve(stream: Stream, connection: Connection): Promise<void> {
-    const lp = lpStream(stream, { maxDataLength: ENROLL_MAX_FRAME_BYTES });
-    let answer: EnrollResponse | EnrollErrorResponse;
+  // The domain side of one libp2p enrollment request; the handler in @polyhome/p2p answers a throw M_UNKNOWN.
+  private async redeem(body: Record<string, unknown>, from: string): Promise<EnrollResponse | EnrollErrorResponse> {
     try {
-      const frame = await lp.read({ signal: AbortSignal.timeout(ENROLL_TIMEOUT_MS) });
-      answer = await this.answer(frame.subarray(), connection.remotePeer.toString());
-    } catch (err) {
-      if (!isTooLarge(err)) {
-        stream.abort(err instanceof Error ? err : new Error(String(err)));
-        return;
-      }
-      answer = { errcode: 'M_TOO_LARGE', error: `The request is larger than ${ENROLL_MAX_FRAME_BYTES} bytes.` };
-    }
-    await lp.write(encodeEnrollFrame(answer), { signal: AbortSignal.timeout(ENROLL_TIMEOUT_MS) });
-    await closeQuietly(stream);
-  }
-
-  private async answer(bytes: Uint8Array, from: string): Promise<EnrollResponse | EnrollErrorResponse> {
-    try {
-      let body: Record<string, unknown>;
-      try {
-        body = decodeEnrollFrame(bytes);
-      } catch (err) {
-        throw new ApiError('M_NOT_JSON', (err as Error).message);
-      }
       // The HTTP route's rules, so both transports accept exactly the same requests. class-transformer would
       // drop these keys silently (and so alter the signed document), as Nest's pipe would over HTTP.
       const dropped = findDroppedKey(body);
@@ -126,8 +92,7 @@ export class EnrollmentProtocolService implements OnApplicationBootstrap, Before
       return result;
     } catch (err) {
       if (err instanceof ApiError) return { errcode: err.errcode, error: err.message };
-      this.logger.error({ err: (err as Error).message, from }, 'enrollment over libp2p failed');
-      return { errcode: 'M_UNKNOWN', error: 'Internal error.' };
+      throw err;
     }
   }
 }
@@ -139,8 +104,4 @@ function knownErrcode(errcode: string): Errcode {
   } catch {
     return 'M_UNKNOWN';
   }
-}
-
-function isTooLarge(err: unknown): boolean {
-  return err instanceof Error && (err.name === 'InvalidDataLengthError' || err.name === 'InvalidDataLengthLengthError');
 }

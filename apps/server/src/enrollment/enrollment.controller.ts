@@ -1,8 +1,8 @@
 import { Body, Controller, Post } from '@nestjs/common';
 import { ApiCreatedResponse, ApiForbiddenResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { EnrollResponse } from '@polyhome/p2p';
 import { ErrorBodyDto } from '../common/error-body.dto.js';
 import { EnrolledDto, EnrollDto } from './enrollment.dto.js';
-import type { EnrollResponse } from './enrollment-protocol.js';
 import { EnrollmentService } from './enrollment.service.js';
 
 /** Enrollment over HTTP: unauthenticated (the document's signature and the token are the credentials). */

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsObject, IsOptional, IsString, MaxLength } from 'class-validator';
-import type { EnrollRequest, EnrollResponse } from './enrollment-protocol.js';
+import type { EnrollRequest, EnrollResponse } from '@polyhome/p2p';
 
 /** POST /_polyhome/v1/enroll (and the libp2p request, checked with the same rules). */
 export class EnrollDto implements EnrollRequest {

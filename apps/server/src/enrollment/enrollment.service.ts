@@ -1,11 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { parseUserId } from '@polyhome/identity';
 import type { EntityManager } from 'typeorm';
+import type { EnrollRequest, EnrollResponse } from '@polyhome/p2p';
 import { AccountsService } from '../accounts/accounts.service.js';
 import { ApiError } from '../common/api-error.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { P2pService } from '../p2p/p2p.service.js';
-import type { EnrollRequest, EnrollResponse } from './enrollment-protocol.js';
 import { EnrollmentTokensService } from './enrollment-tokens.service.js';
 
 /**

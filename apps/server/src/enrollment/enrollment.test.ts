@@ -1,5 +1,12 @@
 import { signJson, type AccountDocument } from '@polyhome/identity';
-import { createPolyhomeHost, type PolyhomeHost } from '@polyhome/p2p';
+import {
+  createPolyhomeHost,
+  ENROLL_MAX_FRAME_BYTES,
+  enrollOverLibp2p,
+  EnrollmentRefusedError,
+  type PolyhomeHost,
+} from '@polyhome/p2p';
+import { rawEnrollExchange } from '@polyhome/p2p/testing';
 import { deviceBody } from '@polyhome/sync/testing';
 import { AccountEntity, EnrollmentTokenEntity } from '@polyhome/storage';
 import request from 'supertest';
@@ -14,10 +21,6 @@ import {
   type ClientHome,
 } from '../testing/client-home.js';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
-import { ENROLL_MAX_FRAME_BYTES, ENROLL_PROTOCOL, enrollOverLibp2p } from './enrollment-protocol.js';
-import { EnrollmentRefusedError } from './errors.js';
-import { lpStream } from '@libp2p/utils';
-import { multiaddr } from '@multiformats/multiaddr';
 import { SecretKey } from '@polyhome/identity';
 
 const ADMIN_TOKEN = 'enrollment-test-admin-token';
@@ -180,16 +183,7 @@ describe.each(SERVER_BACKENDS)('enrollment with ENROLLMENT_POLICY=token on $name
         inboundConnectionThreshold: 10_000,
       });
       try {
-        const ask = async (bytes: Uint8Array) => {
-          const stream = await stranger.dialProtocol(multiaddr(loopbackAddr(server)), ENROLL_PROTOCOL);
-          const lp = lpStream(stream, { maxDataLength: ENROLL_MAX_FRAME_BYTES * 2 });
-          // A bare length prefix over the cap is enough; a body would only race the server's close.
-          if (bytes.length > ENROLL_MAX_FRAME_BYTES) stream.send(varint(bytes.length));
-          else await lp.write(bytes);
-          const frame = await lp.read({ signal: AbortSignal.timeout(10_000) });
-          await stream.close();
-          return JSON.parse(new TextDecoder().decode(frame.subarray())) as { errcode: string };
-        };
+        const ask = async (bytes: Uint8Array) => rawEnrollExchange(stranger, loopbackAddr(server), bytes);
         expect((await ask(new TextEncoder().encode('not json'))).errcode).toBe('M_NOT_JSON');
         expect((await ask(new TextEncoder().encode('{"document":{},"extra":1}'))).errcode).toBe('M_BAD_JSON');
         expect((await ask(new Uint8Array(ENROLL_MAX_FRAME_BYTES + 1).fill(32))).errcode).toBe('M_TOO_LARGE');
@@ -420,16 +414,4 @@ async function expectSyncBothWays(server: TestServer, client: ClientHome): Promi
   await waitFor(async () => {
     return ((await client.store.versionVector(serverName))[serverPeer] ?? 0) >= 1;
   }, 'the server’s op on the client');
-}
-
-/** An unsigned varint, as lpStream prefixes frames. */
-function varint(value: number): Uint8Array {
-  const out: number[] = [];
-  let rest = value;
-  while (rest >= 0x80) {
-    out.push((rest & 0x7f) | 0x80);
-    rest >>>= 7;
-  }
-  out.push(rest);
-  return Uint8Array.from(out);
 }

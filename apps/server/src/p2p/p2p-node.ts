@@ -3,6 +3,7 @@ import {
   createPolyhomeHost,
   createSyncService,
   type Discovery,
+  type P2pLogger,
   type PolyhomeHost,
   type SyncService,
 } from '@polyhome/p2p';
@@ -22,19 +23,22 @@ export interface P2pNodeInit {
   nodeKey: SecretKey;
   listen: string[];
   bootstrap: string[];
+  logger?: P2pLogger;
 }
 
 /** Starts the libp2p host and the sync service; the caller hosts accounts on it. */
 export async function startP2pNode(init: P2pNodeInit): Promise<P2pNode> {
-  const host = await createPolyhomeHost({ nodeKey: init.nodeKey, listen: init.listen, bootstrap: init.bootstrap });
+  const { nodeKey, listen, bootstrap, logger } = init;
+  const host = await createPolyhomeHost({ nodeKey, listen, bootstrap, logger });
   try {
-    const sync = createSyncService(host);
+    const sync = createSyncService(host, { logger });
     await sync.start();
     const discovery = createDiscovery({
       peerId: host.peerId,
       dht: host.services.dht,
       peerStore: host.peerStore,
       getConnections: host.getConnections.bind(host),
+      logger,
     });
     return { host, sync, discovery, peerId: host.peerId.toString() };
   } catch (err) {

@@ -6,7 +6,7 @@ import { lpStream, type LengthPrefixedStream } from '@libp2p/utils';
 import type { SecretKey } from '@polyhome/identity';
 import type { SyncMessage } from '@polyhome/sync';
 import { MemoryReplicaStore } from '@polyhome/sync/testing';
-import { SYNC_PROTOCOL } from '../constants.js';
+import { ENROLL_MAX_FRAME_BYTES, ENROLL_PROTOCOL, SYNC_PROTOCOL } from '../constants.js';
 import { createPolyhomeHost, type PolyhomeHost } from '../host.js';
 import {
   createDiscovery,
@@ -16,6 +16,7 @@ import {
   type SyncServiceInit,
 } from '../index.js';
 import { decodeMessage, encodeMessage } from '../frames.js';
+import type { P2pLogger } from '../logger.js';
 
 /** A running test node. */
 export interface TestNode {
@@ -133,4 +134,59 @@ export async function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** One line a RecordingLogger took. */
+export interface LogEntry {
+  level: keyof P2pLogger;
+  fields: Record<string, unknown>;
+  msg: string;
+}
+
+/** A P2pLogger that keeps every line, for tests that check a failure was logged. */
+export interface RecordingLogger extends P2pLogger {
+  entries: LogEntry[];
+}
+
+/** A logger that records instead of writing. */
+export function recordingLogger(): RecordingLogger {
+  const entries: LogEntry[] = [];
+  const at =
+    (level: keyof P2pLogger) =>
+    (fields: Record<string, unknown>, msg: string): void => {
+      entries.push({ level, fields, msg });
+    };
+  return { entries, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+/**
+ * Sends raw bytes as one /polyhome/enroll/1.0.0 request from `from` to `addr` and returns the parsed answer.
+ * Bytes over ENROLL_MAX_FRAME_BYTES go as a bare length prefix: the server must refuse on the prefix alone.
+ */
+export async function rawEnrollExchange(
+  from: PolyhomeHost,
+  addr: string,
+  bytes: Uint8Array,
+): Promise<{ errcode: string; error: string }> {
+  const { multiaddr } = await import('@multiformats/multiaddr');
+  const stream = await from.dialProtocol(multiaddr(addr), ENROLL_PROTOCOL);
+  const lp = lpStream(stream, { maxDataLength: ENROLL_MAX_FRAME_BYTES * 2 });
+  // A bare length prefix over the cap is enough; a body would only race the server's close.
+  if (bytes.length > ENROLL_MAX_FRAME_BYTES) stream.send(varint(bytes.length));
+  else await lp.write(bytes);
+  const frame = await lp.read({ signal: AbortSignal.timeout(10_000) });
+  await stream.close();
+  return JSON.parse(new TextDecoder().decode(frame.subarray())) as { errcode: string; error: string };
+}
+
+/** An unsigned varint, as lpStream prefixes frames. */
+export function varint(value: number): Uint8Array {
+  const out: number[] = [];
+  let rest = value;
+  while (rest >= 0x80) {
+    out.push((rest & 0x7f) | 0x80);
+    rest >>>= 7;
+  }
+  out.push(rest);
+  return Uint8Array.from(out);
 }
