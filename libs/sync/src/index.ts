@@ -27,7 +27,7 @@ export {
   makeLocalOp,
 } from './replica.js';
 export type { Replica, ReplicaOptions, DocumentOffer, Evidence, LocalChange } from './replica.js';
-export { planApply, slotsToRead, retractions, emptyApplyResult } from './plan.js';
+export { planApply, slotsToRead, retractions, listsOrigin, emptyApplyResult } from './plan.js';
 export type { ApplyView, ApplyPlan, PlannedOp, PlannedEvidence, PlanOptions } from './plan.js';
 export {
   PendingBuffer,

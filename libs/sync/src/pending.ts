@@ -163,10 +163,11 @@ export class PendingBuffer implements PendingReader {
   }
 
   /**
-   * Carries out a plan's change. Throws (changing nothing) when a hold would break a cap: the plan was made
-   * on another state of the buffer, a programming error.
+   * Carries out a plan's change; returns a function that undoes it (when the rest of the plan fails to be
+   * written). Throws (changing nothing) when a hold would break a cap: the plan was made on another state
+   * of the buffer, a programming error.
    */
-  apply(change: PendingChange, isKnown: (origin: string) => boolean): void {
+  apply(change: PendingChange, isKnown: (origin: string) => boolean): () => void {
     const undo: Array<() => void> = [];
     try {
       for (const { origin, seq } of change.release) {
@@ -190,6 +191,9 @@ export class PendingBuffer implements PendingReader {
       for (const step of undo.reverse()) step();
       throw error;
     }
+    return () => {
+      for (const step of undo.reverse()) step();
+    };
   }
 
   /** Removes every op (releasing their share of the budget). */

@@ -124,6 +124,11 @@ export function retractions(
   return out.sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0));
 }
 
+/** Whether a document lists an origin, as a home or as a revoked home (else its ops wait for a newer one). */
+export function listsOrigin(document: AccountDocument, origin: string): boolean {
+  return document.homes.some((h) => h.peer_id === origin) || Object.hasOwn(document.revoked, origin);
+}
+
 /** An empty ApplyResult. */
 export function emptyApplyResult(): ApplyResult {
   return { accepted: [], rejected: [], pending: 0, equivocations: [], changed: [], dropped: 0 };
@@ -190,8 +195,7 @@ class Planner {
     return Object.hasOwn(this.view.heads, origin) ? this.view.heads[origin]! : 0;
   }
 
-  isKnown = (origin: string): boolean =>
-    this.view.document.homes.some((h) => h.peer_id === origin) || Object.hasOwn(this.view.document.revoked, origin);
+  isKnown = (origin: string): boolean => listsOrigin(this.view.document, origin);
 
   heldHash(origin: string, seq: number): string {
     const local = this.slots.get(origin)?.get(seq);

@@ -17,7 +17,14 @@ import {
 import { DocumentRejectedError, StaleReplicaError } from './errors.js';
 import { createOp } from './op.js';
 import { PendingBuffer, type PendingBudget, type PendingLimits } from './pending.js';
-import { emptyApplyResult as emptyResult, planApply, retractions, type ApplyPlan, type ApplyView } from './plan.js';
+import {
+  emptyApplyResult as emptyResult,
+  listsOrigin,
+  planApply,
+  retractions,
+  type ApplyPlan,
+  type ApplyView,
+} from './plan.js';
 import {
   createKeyIndex,
   indexAdd,
@@ -326,10 +333,7 @@ function carryOut(st: ReplicaState, plan: ApplyPlan): Set<string> {
     st.maxLamport = Math.max(st.maxLamport, slot.op.lamport);
   }
   const document = st.document;
-  st.pending.apply(
-    plan.pending,
-    (origin) => document.homes.some((h) => h.peer_id === origin) || Object.hasOwn(document.revoked, origin),
-  );
+  st.pending.apply(plan.pending, (origin) => listsOrigin(document, origin));
   return changed;
 }
 
