@@ -22,6 +22,7 @@ export {
   pendingCount,
   flaggedOrigins,
   evidenceOf,
+  equivocators,
   opAt,
   cloneReplica,
   makeLocalOp,

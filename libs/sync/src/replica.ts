@@ -233,6 +233,16 @@ export function evidenceOf(replica: Replica): Evidence[] {
   return out;
 }
 
+/** Per origin with evidence, how many losing ops are kept (as SqlReplicaStore.equivocators reports them). */
+export function equivocators(replica: Replica): Array<{ origin: string; ops: number }> {
+  const st = read(replica);
+  return [...st.evidence.keys()].sort().map((origin) => {
+    let ops = 0;
+    for (const losers of st.evidence.get(origin)!.values()) ops += losers.size;
+    return { origin, ops };
+  });
+}
+
 /** The op holding (origin, seq), if held. */
 export function opAt(replica: Replica, origin: string, seq: number): Op | undefined {
   return read(replica).logs.get(origin)?.[seq - 1]?.op;

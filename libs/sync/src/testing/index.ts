@@ -17,3 +17,5 @@ export {
 export type { FixtureAccount, FixtureHome, MakeAccountOptions } from './fixtures.js';
 export { pump, deliver, wire } from './driver.js';
 export type { Delivery } from './driver.js';
+export { networkAction, runNetwork } from './network.js';
+export type { NetworkAction, NetworkReplica, RunStats } from './network.js';
