@@ -39,6 +39,12 @@ export const DEFAULT_PENDING_LIMITS: Readonly<PendingLimits> = Object.freeze({
   unknownOrigins: MAX_PENDING_UNKNOWN_ORIGINS,
 });
 
+function checkLimit(name: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`${name} must be a whole number of at least 1, got ${String(value)}`);
+  }
+}
+
 /** The size of an op as a pending buffer counts it. */
 export function pendingBytes(op: Op): number {
   return JSON.stringify(op).length;
@@ -53,10 +59,14 @@ export class PendingBudget {
   #ops = 0;
   #bytes = 0;
 
+  /** Throws RangeError unless both bounds are whole numbers of at least 1. */
   constructor(
     readonly maxOps: number = MAX_PENDING_STORE_OPS,
     readonly maxBytes: number = MAX_PENDING_STORE_BYTES,
-  ) {}
+  ) {
+    checkLimit('PendingBudget maxOps', maxOps);
+    checkLimit('PendingBudget maxBytes', maxBytes);
+  }
 
   /** Ops held by every buffer on this budget. */
   get ops(): number {
@@ -132,10 +142,15 @@ export class PendingBuffer implements PendingReader {
   readonly #byOrigin = new Map<string, Map<number, PendingOp>>();
   #size = 0;
 
+  /** Throws RangeError unless every limit is a whole number of at least 1. */
   constructor(
     readonly limits: Readonly<PendingLimits> = DEFAULT_PENDING_LIMITS,
     readonly budget?: PendingBudget,
-  ) {}
+  ) {
+    for (const name of ['perOrigin', 'total', 'unknownOrigins'] as const) {
+      checkLimit(`pending limit ${name}`, limits[name]);
+    }
+  }
 
   get size(): number {
     return this.#size;

@@ -82,4 +82,10 @@ describe('PendingBuffer', () => {
     undo();
     expect([buffer.size, budget.ops, budget.bytes]).toEqual([0, 0, 0]);
   });
+
+  it('refuses limits that are not whole numbers of at least 1', () => {
+    expect(() => new PendingBuffer({ perOrigin: 0, total: 1, unknownOrigins: 1 })).toThrow(RangeError);
+    expect(() => new PendingBuffer({ perOrigin: 1, total: Number.NaN, unknownOrigins: 1 })).toThrow(/total/);
+    expect(() => new PendingBudget(-1)).toThrow(/maxOps/);
+  });
 });
