@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { opHash } from './op.js';
 import { PendingBudget, PendingBuffer, pendingBytes } from './pending.js';
 import { planApply, retractions, slotsToRead, type ApplyView } from './plan.js';
-import { makeAccount, withoutHome, writers } from './testing/index.js';
+import { deviceBody, makeAccount, OpWriter, withoutHome, writers } from './testing/index.js';
 import type { Op } from './types.js';
 
 const account = makeAccount({ seed: 'plan', homes: 3 });
@@ -65,6 +65,27 @@ describe('planApply', () => {
     const doc = withoutHome(account, account.document, peer(2), 1);
     expect(retractions({ [peer(2)]: 3, [peer(0)]: 5 }, doc)).toEqual([{ origin: peer(2), cutoff: 1 }]);
     expect(retractions({ [peer(2)]: 1 }, doc)).toEqual([]);
+  });
+});
+
+describe('planApply on a full store budget', () => {
+  it('empties a pending slot whose lower-hash rival does not fit, rather than break the budget', () => {
+    const home = account.homes[1]!;
+    const small = new OpWriter(account, home).make('device.delete', 'S', {}, { seq: 2 });
+    // A bigger op for the same slot with a lower hash than the small one (fixtures are deterministic).
+    const big = Array.from({ length: 40 }, (_, i) =>
+      new OpWriter(account, home).make('device.put', `B${i}`, { ...deviceBody(account, `B${i}`) }, { seq: 2 }),
+    ).find((op) => opHash(op) < opHash(small))!;
+    const budget = new PendingBudget(10, pendingBytes(small) + 10);
+    const pending = new PendingBuffer(undefined, budget);
+    const isKnown = (): boolean => true;
+    pending.apply(planApply(view([], pending), [small]).pending, isKnown);
+    expect(budget.ops).toBe(1);
+    const plan = planApply(view([], pending), [big]);
+    expect(plan.result.equivocations).toHaveLength(1);
+    expect(plan.result.rejected.map((r) => r.reason)).toEqual(['pending_full']);
+    pending.apply(plan.pending, isKnown);
+    expect([pending.size, budget.ops, budget.bytes]).toEqual([0, 0, 0]);
   });
 });
 

@@ -210,7 +210,7 @@ class Planner {
   }
 
   offer(input: unknown): void {
-    const { view, plan } = this;
+    const { view } = this;
     let op: Op;
     let origin: OriginCheck;
     try {
@@ -236,8 +236,14 @@ class Planner {
       if (this.hasEvidence(op.origin, op.seq, hash)) return this.duplicate(input, op, 'already kept as evidence');
       if (!this.verified(op, input)) return;
       const newcomer = { op: own(op), hash };
-      const winner = this.recordEquivocation(waiting, newcomer);
-      if (winner === newcomer) this.draft.hold({ ...newcomer, bytes: pendingBytes(newcomer.op) });
+      if (this.recordEquivocation(waiting, newcomer) !== newcomer) return;
+      // The lower hash takes the slot; if it is larger than the budget has room for, the slot is emptied
+      // and both are sent again later (the loser is evidence of an empty slot, so it is taken then).
+      const bytes = pendingBytes(newcomer.op);
+      this.draft.release(op.origin, op.seq);
+      const full = this.draft.refusal(op.origin, bytes, this.isKnown);
+      if (full !== undefined) return this.pendingFull(input, full);
+      this.draft.hold({ ...newcomer, bytes });
       return;
     }
     if (origin === 'ok' && op.seq === head + 1) {
@@ -248,13 +254,14 @@ class Planner {
     }
     const bytes = pendingBytes(op);
     const full = this.draft.refusal(op.origin, bytes, this.isKnown);
-    if (full !== undefined) {
-      plan.result.rejected.push({ op: input, reason: 'pending_full', detail: full });
-      plan.result.dropped = (plan.result.dropped ?? 0) + 1;
-      return;
-    }
+    if (full !== undefined) return this.pendingFull(input, full);
     if (!this.verified(op, input)) return;
     this.draft.hold({ op: own(op), hash, bytes });
+  }
+
+  pendingFull(input: unknown, detail: string): void {
+    this.plan.result.rejected.push({ op: input, reason: 'pending_full', detail });
+    this.plan.result.dropped = (this.plan.result.dropped ?? 0) + 1;
   }
 
   append(slot: PlannedOp): void {
