@@ -1,32 +1,18 @@
 // kill -9 of a server home in the middle of heavy sync: thousands of a client's ops in flight and Matrix
 // logins being answered. Whatever the server acknowledged before it died (ops in its acks to the client,
 // devices in its 200 answers) is in its database when it is gone, and after a restart every home converges.
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { waitFor } from '@polyhome/p2p/testing';
-import { createTestPostgresDatabase } from '@polyhome/storage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  converged,
-  covers,
-  deleteRedisPrefix,
-  describeHolders,
-  openDatabase,
-  type Holder,
-} from '../support/convergence.js';
+import { converged, covers, describeHolders, openDatabase, type Holder } from '../support/convergence.js';
 import { Load, makeHomes, type Homes } from '../support/load.js';
-import { ServerProcess } from '../support/server-process.js';
+import { ServerProcess, startFreshServer, type FreshServer } from '../support/server-process.js';
 
-const REDIS_URL = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 /** Deadline of one test: a ceiling for a loaded machine, not an expectation. */
 const TEST_MS = 240_000;
 const CONVERGE_MS = 100_000;
 
 describe('kill -9 of the server during heavy sync', () => {
-  let scratch: string;
-  let database: { url: string; drop(): Promise<void> };
-  const prefix = `fault-kill-${process.pid}-${Date.now()}`;
+  let fresh: FreshServer;
   let server: ServerProcess;
   let homes: Homes;
   let db: Awaited<ReturnType<typeof openDatabase>>;
@@ -38,25 +24,17 @@ describe('kill -9 of the server during heavy sync', () => {
   ];
 
   beforeAll(async () => {
-    scratch = await mkdtemp(path.join(os.tmpdir(), 'polyhome-kill-'));
-    database = await createTestPostgresDatabase();
-    server = await ServerProcess.create({
-      name: 'server',
-      dataDir: scratch,
-      env: { DATABASE_URL: database.url, REDIS_URL, QUEUE_PREFIX: prefix },
-    });
-    await server.start();
+    fresh = await startFreshServer('kill');
+    server = fresh.server;
     homes = await makeHomes(server, `kill-${process.pid}`);
-    db = await openDatabase(database.url, homes.laptop.serverName, 'server database');
+    db = await openDatabase(fresh.databaseUrl, homes.laptop.serverName, 'server database');
   }, 180_000);
 
   afterAll(async () => {
     await Promise.allSettled([homes?.laptop.stop(), homes?.phone.stop()]);
     await server?.kill('SIGKILL');
     await db?.close().catch(() => undefined);
-    await database?.drop().catch(() => undefined);
-    await deleteRedisPrefix(REDIS_URL, prefix).catch(() => undefined);
-    await rm(scratch, { recursive: true, force: true });
+    await fresh?.dispose();
   }, 60_000);
 
   it(

@@ -4,9 +4,6 @@
 // length prefixes, valid-shaped messages with mutated fields, ops with bad signatures, replayed ops and ops far
 // out of order: the server answers or closes each stream, stays up, and its version vector, replicated state
 // and stored ops are what they were.
-import { lpStream } from '@libp2p/utils';
-import type { Stream } from '@libp2p/interface';
-import { multiaddr } from '@multiformats/multiaddr';
 import type { AccountDocument } from '@polyhome/identity';
 import {
   createPolyhomeHost,
@@ -24,6 +21,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountAdding, loopbackAddr, serverHome } from '../../apps/server/src/testing/client-home.js';
 import { startTestServer, type TestServer } from '../../apps/server/src/testing/server-harness.js';
+import { encoder, exchange, frame, jsonFrame, varint } from '../support/raw-sync.js';
 import { databaseDigest, fuzzBackends, fuzzParams, fuzzTimeout, jsonValue, listen, send } from './support.js';
 
 /** Tables that hold what the server knows of its accounts (a sync session may record acks elsewhere). */
@@ -39,85 +37,6 @@ const STATE_TABLES = [
 
 /** The first ops the hostile home sends honestly, so the server holds something to protect. */
 const HONEST_OPS = 5;
-
-const encoder = new TextEncoder();
-
-/** An unsigned varint, as length-prefixed streams write lengths. */
-function varint(value: number): Uint8Array {
-  const out: number[] = [];
-  let rest = value;
-  while (rest >= 0x80) {
-    out.push((rest % 0x80) | 0x80);
-    rest = Math.floor(rest / 0x80);
-  }
-  out.push(rest);
-  return Uint8Array.from(out);
-}
-
-/** One length-prefixed frame of raw bytes. */
-function frame(bytes: Uint8Array): Uint8Array {
-  const prefix = varint(bytes.length);
-  const out = new Uint8Array(prefix.length + bytes.length);
-  out.set(prefix);
-  out.set(bytes, prefix.length);
-  return out;
-}
-
-/** One frame of a JSON value. */
-function jsonFrame(value: unknown): Uint8Array {
-  return frame(encoder.encode(JSON.stringify(value) ?? 'null'));
-}
-
-/** What came back on a stream: the frames (parsed as JSON where they are JSON) and how it ended. */
-interface Reply {
-  frames: unknown[];
-  ended: 'closed' | 'reset';
-}
-
-/**
- * Opens `protocol` on the open connection, writes `chunks` as they are, closes the writing side, and reads
- * until the server closes or resets the stream. Throws if the server neither answers nor closes in time.
- */
-async function exchange(
-  host: PolyhomeHost,
-  addr: string,
-  protocol: string,
-  chunks: readonly Uint8Array[],
-): Promise<Reply> {
-  const stream: Stream = await host.dialProtocol(multiaddr(addr), protocol, { signal: AbortSignal.timeout(10_000) });
-  const lp = lpStream(stream, { maxDataLength: 4 * MAX_FRAME_BYTES });
-  const frames: unknown[] = [];
-  try {
-    for (const chunk of chunks) {
-      if (!stream.send(chunk)) await stream.onDrain({ signal: AbortSignal.timeout(10_000) });
-    }
-    await stream.close({ signal: AbortSignal.timeout(10_000) });
-  } catch {
-    // The server may close or reset first (it refused the first frame): what it sent is still read below.
-  }
-  const deadline = AbortSignal.timeout(15_000);
-  for (;;) {
-    try {
-      const bytes = (await lp.read({ signal: deadline })).subarray();
-      const text = new TextDecoder().decode(bytes);
-      try {
-        frames.push(JSON.parse(text));
-      } catch {
-        frames.push(text);
-      }
-    } catch (error) {
-      const name = (error as Error).name;
-      if (name === 'UnexpectedEOFError') return { frames, ended: 'closed' };
-      if (name === 'StreamResetError' || name === 'StreamAbortedError' || name === 'StreamStateError') {
-        return { frames, ended: 'reset' };
-      }
-      stream.abort(error as Error);
-      throw new Error(`the server neither answered nor closed the stream: ${name}: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
-  }
-}
 
 /** A copy of `op` with one signed field changed, or its signature replaced or made by another key. */
 function mutatedOp(op: Op, account: FixtureAccount): fc.Arbitrary<{ op: unknown; how: string }> {

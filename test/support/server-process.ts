@@ -3,9 +3,13 @@
 // DATA_DIR (so its own node key and PeerId), and the admin API at hand.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitFor } from '@polyhome/p2p/testing';
+import { createTestPostgresDatabase } from '@polyhome/storage/testing';
+import { deleteRedisPrefix } from './convergence.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = path.join(root, 'apps/server/dist/main.js');
@@ -140,4 +144,36 @@ export class ServerProcess {
   tail(lines = 40): string {
     return this.logs.slice(-lines).join('\n');
   }
+}
+
+/** A server process of its own: a fresh PostgreSQL database, data directory and queue prefix in Redis. */
+export interface FreshServer {
+  server: ServerProcess;
+  databaseUrl: string;
+  /** Kills the server and removes its database, queue keys and directory. */
+  dispose(): Promise<void>;
+}
+
+/** Starts a server process on a fresh database (`label` names its directory and queue prefix). */
+export async function startFreshServer(label: string): Promise<FreshServer> {
+  const redisUrl = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+  const prefix = `fault-${label}-${process.pid}-${Date.now()}`;
+  const scratch = await mkdtemp(path.join(os.tmpdir(), `polyhome-${label}-`));
+  const database = await createTestPostgresDatabase();
+  const server = await ServerProcess.create({
+    name: 'server',
+    dataDir: scratch,
+    env: { DATABASE_URL: database.url, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix },
+  });
+  await server.start();
+  return {
+    server,
+    databaseUrl: database.url,
+    async dispose() {
+      await server.kill('SIGKILL');
+      await database.drop().catch(() => undefined);
+      await deleteRedisPrefix(redisUrl, prefix).catch(() => undefined);
+      await rm(scratch, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,24 +1,26 @@
-import { OP_KIND_LIST, stateOf } from '@polyhome/sync';
+import { OP_KIND_LIST, equivocators, pendingCount, stateOf } from '@polyhome/sync';
 import { MemoryReplicaStore, makeAccount, writers } from '@polyhome/sync/testing';
 import { describe, expect, it } from 'vitest';
 import { openStorage } from './data-source.js';
 import { SqlReplicaStore } from './replica-store.js';
 import { createTestDatabase, STORAGE_BACKENDS, type TestDatabase } from './testing/backends.js';
-import { replicaStoreSuite, type StoreUnderTest } from './testing/replica-store-suite.js';
+import { replicaStoreSuite, type StoreOptions, type StoreUnderTest } from './testing/replica-store-suite.js';
 
-replicaStoreSuite('memory (reference)', async () => {
-  const store = new MemoryReplicaStore();
+replicaStoreSuite('memory (reference)', async (options) => {
+  const store = new MemoryReplicaStore(options);
   return {
     store,
     host: async (document) => store.host(document),
     state: async (account) => stateOf(store.replica(account)),
+    pendingCount: async (account) => pendingCount(store.replica(account)),
+    equivocators: async (account) => equivocators(store.replica(account)),
     teardown: async () => undefined,
   };
 });
 
-async function sqlStore(db: TestDatabase): Promise<StoreUnderTest> {
+async function sqlStore(db: TestDatabase, options: StoreOptions = {}): Promise<StoreUnderTest> {
   const storage = await openStorage({ databaseUrl: db.databaseUrl, dataDir: db.dataDir });
-  const store = new SqlReplicaStore(storage.dataSource);
+  const store = new SqlReplicaStore(storage.dataSource, options);
   let closed = false;
   const close = async () => {
     if (!closed) await storage.close();
@@ -28,9 +30,11 @@ async function sqlStore(db: TestDatabase): Promise<StoreUnderTest> {
     store,
     host: (document) => store.hostAccount(document, { custody: 'self' }),
     state: (account) => store.state(account),
+    pendingCount: async (account) => store.pendingCount(account),
+    equivocators: (account) => store.equivocators(account),
     reopen: async () => {
       await close();
-      return sqlStore(db);
+      return sqlStore(db, options);
     },
     teardown: async () => {
       await close();
@@ -40,7 +44,9 @@ async function sqlStore(db: TestDatabase): Promise<StoreUnderTest> {
 }
 
 for (const backend of STORAGE_BACKENDS) {
-  replicaStoreSuite(`sql on ${backend}`, async () => sqlStore(await createTestDatabase(backend)));
+  replicaStoreSuite(`sql on ${backend}`, async (options) => sqlStore(await createTestDatabase(backend), options), {
+    convergenceRuns: 5,
+  });
 }
 
 describe.each(STORAGE_BACKENDS)('delivery state on %s', (backend) => {

@@ -7,8 +7,8 @@ import {
   type Ed25519Options,
 } from '@polyhome/identity';
 import {
-  MAX_OPS_PER_BATCH,
-  MAX_PENDING_PER_ORIGIN,
+  PendingBudget,
+  PendingBuffer,
   UnknownAccountError,
   compareOps,
   emptyState,
@@ -16,13 +16,17 @@ import {
   isTombstone,
   kindsOf,
   namespaceOf,
-  opHash,
   putState,
-  validateOp,
+  listsOrigin,
+  planApply,
+  retractions,
+  slotsToRead,
+  type ApplyPlan,
   type ApplyResult,
   type JsonAccountState,
   type Op,
   type OpNamespace,
+  type PendingLimits,
   type ReplicaStore,
   type VersionVector,
 } from '@polyhome/sync';
@@ -39,6 +43,13 @@ import { PeerDeliveryEntity } from './entities/peer-delivery.entity.js';
 export interface SqlReplicaStoreInit {
   /** Which Ed25519 implementation verifies op signatures (default: native where available). */
   ed25519?: Ed25519Options;
+  /** Caps of each account's pending buffer (default: DEFAULT_PENDING_LIMITS of @polyhome/sync). */
+  pendingLimits?: PendingLimits;
+  /**
+   * What the pending buffers of all accounts may hold together. Default: a budget of this store's own,
+   * which bounds the process since it runs one store (pass one budget to several stores to share it).
+   */
+  pendingBudget?: PendingBudget;
 }
 
 /** How a newly hosted account starts. */
@@ -73,10 +84,6 @@ function documentHash(document: AccountDocument): Buffer {
   return createHash('sha256').update(canonicalJsonBytes(content)).digest();
 }
 
-function emptyResult(): ApplyResult {
-  return { accepted: [], rejected: [], pending: 0, equivocations: [], changed: [] };
-}
-
 /** A value for a jsonb column in an insert or update (TypeORM's deep-partial type does not take `unknown` values). */
 function json(value: object): QueryDeepPartialEntity<Record<string, unknown>> {
   return value as QueryDeepPartialEntity<Record<string, unknown>>;
@@ -89,16 +96,24 @@ function toOp(row: { content: Record<string, unknown> }): Op {
 /**
  * The ReplicaStore on PostgreSQL or PGlite. Every batch is one transaction that first locks the account row,
  * so two batches for one account never interleave (on any number of server instances sharing the database),
- * and a batch is applied whole or not at all. Ops that arrive ahead of a gap wait in memory, bounded per
- * origin: they were not accepted, so their sender still has them (its acked vector does not cover them).
+ * and a batch is applied whole or not at all. What to do with a batch is decided by planApply of
+ * @polyhome/sync, the rules the in-memory replica follows too; this store reads the view it needs (a few
+ * queries a batch, none per op) and writes the plan. Ops that arrive ahead of a gap wait in memory, in one
+ * PendingBuffer per account, capped per origin, per account, on unknown origins and, on the store's
+ * PendingBudget, for all accounts together: they were not accepted, so their sender still has them (its
+ * acked vector does not cover them).
  */
 export class SqlReplicaStore implements ReplicaStore {
-  private readonly pending = new Map<string, Map<string, Map<number, unknown>>>();
+  private readonly pending = new Map<string, PendingBuffer>();
+  /** What every account's pending buffer holds together (one store per process: a process-wide bound). */
+  readonly pendingBudget: PendingBudget;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly init: SqlReplicaStoreInit = {},
-  ) {}
+  ) {
+    this.pendingBudget = init.pendingBudget ?? new PendingBudget();
+  }
 
   /** Starts hosting an account with its first verified document. Throws when it is already hosted. */
   async hostAccount(document: AccountDocument, init: HostAccountInit): Promise<string> {
@@ -266,7 +281,7 @@ export class SqlReplicaStore implements ReplicaStore {
       return chosen;
     });
     // Ops that waited for a newer document may apply now.
-    if (this.pending.get(account)?.size) await this.apply(account, [], from, true);
+    if (this.pending.get(account)?.size) await this.apply(account, [], true);
     return inForce;
   }
 
@@ -304,70 +319,152 @@ export class SqlReplicaStore implements ReplicaStore {
   }
 
   async applyOps(account: string, ops: readonly unknown[], from: string): Promise<ApplyResult> {
-    return this.apply(account, ops, from, false);
+    return this.apply(account, ops, false, from);
   }
 
   private async apply(
     account: string,
     ops: readonly unknown[],
-    from: string,
-    retryPending: boolean,
+    recheckPending: boolean,
+    from: string | null = null,
   ): Promise<ApplyResult> {
-    const result = emptyResult();
-    if (ops.length > MAX_OPS_PER_BATCH) {
-      for (const op of ops) {
-        result.rejected.push({
-          op,
-          reason: 'too_large',
-          detail: `batch of ${ops.length} ops; at most ${MAX_OPS_PER_BATCH}`,
-        });
-      }
-      return result;
-    }
-    await this.dataSource.transaction(async (manager) => {
+    return this.dataSource.transaction(async (manager) => {
       await this.lockAccount(manager, account);
       const document = await this.documentIn(manager, account);
       if (document === undefined) throw new UnknownAccountError(account);
-      const vv = await this.vectorIn(manager, account);
-      // New ops are written together at the end (one INSERT, one state read, one UPSERT per batch):
-      // per-op round trips would cap ingest far below the verify rate.
-      const fresh: Array<{ op: Op; hash: Buffer }> = [];
-      const queue: unknown[] = retryPending ? [...ops, ...this.takePending(account)] : [...ops];
-      while (queue.length > 0) {
-        const input = queue.shift();
-        const validation = validateOp(input, document, this.init.ed25519);
-        if (!validation.ok) {
-          result.rejected.push({ op: input, reason: validation.reason, detail: validation.detail });
-          continue;
-        }
-        const op = validation.op;
-        const next = (vv[op.origin] ?? 0) + 1;
-        if (validation.origin === 'wait_for_document' || op.seq > next) {
-          this.stash(account, op, result, input);
-          continue;
-        }
-        const hash = Buffer.from(opHash(op), 'hex');
-        if (op.seq < next) {
-          // Rare: a duplicate or an equivocation. Settle the batch so far, then compare with what is held.
-          await this.writeFresh(manager, account, fresh, result);
-          await this.slotTaken(manager, account, op, hash, from, result);
-          continue;
-        }
-        fresh.push({ op, hash });
-        vv[op.origin] = op.seq;
-        result.accepted.push(op);
-        // A gap just filled: the op that waited for it is next.
-        const waiting = this.pending.get(account)?.get(op.origin);
-        const following = waiting?.get(op.seq + 1);
-        if (following !== undefined) {
-          waiting!.delete(op.seq + 1);
-          queue.unshift(following);
-        }
+      const heads = await this.vectorIn(manager, account);
+      let buffer = this.pending.get(account);
+      if (buffer === undefined) {
+        buffer = new PendingBuffer(this.init.pendingLimits, this.pendingBudget);
+        this.pending.set(account, buffer);
       }
-      await this.writeFresh(manager, account, fresh, result);
+      const slots = await this.readSlots(manager, account, slotsToRead(heads, buffer, ops));
+      const plan = planApply(
+        {
+          account,
+          document,
+          heads,
+          heldHash: (origin, seq) => slots.held.get(`${origin} ${seq}`),
+          evidence: (origin, seq) => slots.evidence.get(`${origin} ${seq}`) ?? new Set(),
+          evidenceCount: (origin) => slots.evidenceCount.get(origin) ?? 0,
+          pending: buffer,
+          ed25519: this.init.ed25519,
+        },
+        ops,
+        { recheckPending },
+      );
+      // The pending change is made in the same tick as the plan, so no other account's batch plans against
+      // the store's budget in between; it is undone if the writes fail.
+      const undo = buffer.apply(plan.pending, (origin) => listsOrigin(document, origin));
+      try {
+        await this.carryOut(manager, account, heads, plan, from);
+      } catch (error) {
+        undo();
+        throw error;
+      } finally {
+        if (buffer.size === 0) this.pending.delete(account);
+      }
+      plan.result.changed = [...new Set(plan.result.changed)].sort();
+      return plan.result;
     });
-    result.pending = this.pendingCount(account);
-    return result;
+  }
+
+  /**
+   * The hashes of the ops holding the given slots, of the evidence kept for them, and how much evidence each
+   * of their origins has: one query, and none when the batch touches no held or pending slot (the usual case).
+   */
+  private async readSlots(
+    manager: EntityManager,
+    account: string,
+    slots: Array<{ origin: string; seq: number }>,
+  ): Promise<{ held: Map<string, string>; evidence: Map<string, Set<string>>; evidenceCount: Map<string, number> }> {
+    const out = { held: new Map<string, string>(), evidence: new Map<string, Set<string>>(), evidenceCount: new Map() };
+    if (slots.length === 0) return out;
+    const rows = await manager.query<Array<{ kind: string; origin: string; seq: string; hash: Buffer | null }>>(
+      `WITH slot AS (SELECT * FROM unnest($2::varchar[], $3::bigint[]) AS s(origin, seq))
+       SELECT 'held' AS kind, o.origin, o.seq, o.hash FROM op o
+         JOIN slot ON slot.origin = o.origin AND slot.seq = o.seq WHERE o.account = $1
+       UNION ALL
+       SELECT 'evidence', e.origin, e.seq, e.hash FROM op_evidence e
+         JOIN slot ON slot.origin = e.origin AND slot.seq = e.seq WHERE e.account = $1
+       UNION ALL
+       SELECT 'count', e.origin, COUNT(*), NULL FROM op_evidence e
+         WHERE e.account = $1 AND e.origin = ANY($2::varchar[]) GROUP BY e.origin`,
+      [account, slots.map((s) => s.origin), slots.map((s) => s.seq)],
+    );
+    for (const row of rows) {
+      const key = `${row.origin} ${Number(row.seq)}`;
+      if (row.kind === 'held') out.held.set(key, row.hash!.toString('hex'));
+      else if (row.kind === 'evidence')
+        out.evidence.set(key, (out.evidence.get(key) ?? new Set()).add(row.hash!.toString('hex')));
+      else out.evidenceCount.set(row.origin, Number(row.seq));
+    }
+    return out;
+  }
+
+  /** Writes a plan: evidence, slots held by a lower hash, then the new ops (with heads and state). */
+  private async carryOut(
+    manager: EntityManager,
+    account: string,
+    heads: VersionVector,
+    plan: ApplyPlan,
+    from: string | null,
+  ): Promise<void> {
+    const ops = manager.getRepository(OpEntity);
+    // The ops that held the replaced slots: kept as evidence, and their keys recomputed.
+    const displaced = new Map<string, Op>();
+    if (plan.replace.length > 0) {
+      const rows = await manager.query<Array<{ origin: string; seq: string; content: Record<string, unknown> }>>(
+        `SELECT o.origin, o.seq, o.content FROM op o
+         JOIN unnest($2::varchar[], $3::bigint[]) AS s(origin, seq) ON s.origin = o.origin AND s.seq = o.seq
+         WHERE o.account = $1`,
+        [account, plan.replace.map((r) => r.op.origin), plan.replace.map((r) => r.op.seq)],
+      );
+      for (const row of rows) displaced.set(`${row.origin} ${Number(row.seq)}`, toOp(row));
+    }
+    if (plan.evidence.length > 0) {
+      await manager
+        .getRepository(OpEvidenceEntity)
+        .createQueryBuilder()
+        .insert()
+        .values(
+          plan.evidence.map((e) => {
+            const op = e.op ?? displaced.get(`${e.origin} ${e.seq}`);
+            if (op === undefined) throw new Error(`plan keeps evidence of ${e.origin} seq ${e.seq}, which is not held`);
+            return {
+              account,
+              origin: e.origin,
+              seq: String(e.seq),
+              hash: Buffer.from(e.hash, 'hex'),
+              content: json(op),
+              receivedFrom: e.received ? from : null,
+            };
+          }),
+        )
+        .orIgnore()
+        .execute();
+    }
+    const result = plan.result;
+    for (const next of plan.replace) {
+      const { origin, seq } = next.op;
+      const held = displaced.get(`${origin} ${seq}`);
+      if (held === undefined) throw new Error(`plan replaces ${origin} seq ${seq}, which is not held`);
+      const hash = Buffer.from(next.hash, 'hex');
+      await ops.update({ account, origin, seq: String(seq) }, this.row(account, next.op, hash));
+      // Replaced slots are at or below the head before the batch; appends move it afterwards.
+      await this.moveHead(manager, account, origin, heads[origin]!, [Buffer.from(next.displaced, 'hex'), hash]);
+      for (const key of new Set([`${namespaceOf(held.op)}:${held.key}`, `${namespaceOf(next.op.op)}:${next.op.key}`])) {
+        const [namespace, ...rest] = key.split(':');
+        await this.recomputeKey(manager, account, namespace as OpNamespace, rest.join(':'));
+        result.changed.push(key);
+      }
+    }
+    await this.writeFresh(
+      manager,
+      account,
+      plan.append.map(({ op, hash }) => ({ op, hash: Buffer.from(hash, 'hex') })),
+      result,
+    );
   }
 
   /**
@@ -376,12 +473,9 @@ export class SqlReplicaStore implements ReplicaStore {
    * Ops of such an origin still waiting in memory are refused when re-validated against the new document.
    */
   private async retractRevoked(manager: EntityManager, account: string, document: AccountDocument): Promise<void> {
-    const heads = await manager.getRepository(OpLogHeadEntity).find({ where: { account } });
-    for (const head of heads) {
-      const cutoff = document.revoked[head.origin];
-      if (cutoff === undefined || Number(head.seq) <= cutoff) continue;
+    for (const { origin, cutoff } of retractions(await this.vectorIn(manager, account), document)) {
       const where = 'account = :account AND origin = :origin AND seq > :cutoff';
-      const params = { account, origin: head.origin, cutoff };
+      const params = { account, origin, cutoff };
       const ops = manager.getRepository(OpEntity);
       const removed = await ops
         .createQueryBuilder('op')
@@ -393,7 +487,7 @@ export class SqlReplicaStore implements ReplicaStore {
       await this.moveHead(
         manager,
         account,
-        head.origin,
+        origin,
         cutoff,
         removed.map((r) => r.hash),
       );
@@ -475,9 +569,7 @@ export class SqlReplicaStore implements ReplicaStore {
 
   /** Ops waiting in memory for a gap or a document, for one account. */
   pendingCount(account: string): number {
-    let n = 0;
-    for (const byOrigin of this.pending.get(account)?.values() ?? []) n += byOrigin.size;
-    return n;
+    return this.pending.get(account)?.size ?? 0;
   }
 
   /** Inserts the batch's new ops and moves each touched key's state to its winner; empties `fresh`. */
@@ -535,68 +627,6 @@ export class SqlReplicaStore implements ReplicaStore {
     }
   }
 
-  /**
-   * An op for a slot already held: a duplicate is a no-op; a different op is equivocation. The lower content
-   * hash holds the slot on every replica, so replicas agree whatever order they saw the two in.
-   */
-  private async slotTaken(
-    manager: EntityManager,
-    account: string,
-    op: Op,
-    hash: Buffer,
-    from: string,
-    result: ApplyResult,
-  ): Promise<void> {
-    const ops = manager.getRepository(OpEntity);
-    const held = await ops.findOneByOrFail({ account, origin: op.origin, seq: String(op.seq) });
-    const evidence = manager.getRepository(OpEvidenceEntity);
-    if (
-      held.hash.equals(hash) ||
-      (await evidence.existsBy({ account, origin: op.origin, seq: String(op.seq), hash }))
-    ) {
-      result.rejected.push({ op, reason: 'duplicate', detail: `already held: ${op.origin} seq ${op.seq}` });
-      return;
-    }
-    result.equivocations.push({
-      origin: op.origin,
-      seq: op.seq,
-      held: held.hash.toString('hex'),
-      other: hash.toString('hex'),
-    });
-    if (Buffer.compare(hash, held.hash) < 0) {
-      // The newcomer takes the slot; the held op becomes evidence, and the keys of both are recomputed.
-      const head = await manager.getRepository(OpLogHeadEntity).findOneByOrFail({ account, origin: op.origin });
-      await this.moveHead(manager, account, op.origin, Number(head.seq), [held.hash, hash]);
-      await evidence.insert({
-        account,
-        origin: op.origin,
-        seq: held.seq,
-        hash: held.hash,
-        content: json(held.content),
-        receivedFrom: null,
-      });
-      await ops.update({ account, origin: op.origin, seq: held.seq }, this.row(account, op, hash));
-      const displaced = toOp(held);
-      for (const changed of new Set([
-        `${namespaceOf(displaced.op)}:${displaced.key}`,
-        `${namespaceOf(op.op)}:${op.key}`,
-      ])) {
-        const [namespace, ...rest] = changed.split(':');
-        await this.recomputeKey(manager, account, namespace as OpNamespace, rest.join(':'));
-        result.changed.push(changed);
-      }
-    } else {
-      await evidence.insert({
-        account,
-        origin: op.origin,
-        seq: String(op.seq),
-        hash,
-        content: json(op),
-        receivedFrom: from,
-      });
-    }
-  }
-
   private row(account: string, op: Op, hash: Buffer): QueryDeepPartialEntity<OpEntity> {
     return {
       account,
@@ -647,30 +677,6 @@ export class SqlReplicaStore implements ReplicaStore {
       deleted,
       value: deleted ? null : json(op.body),
     };
-  }
-
-  private stash(account: string, op: Op, result: ApplyResult, input: unknown): void {
-    let byOrigin = this.pending.get(account);
-    if (byOrigin === undefined) this.pending.set(account, (byOrigin = new Map()));
-    let bySeq = byOrigin.get(op.origin);
-    if (bySeq === undefined) byOrigin.set(op.origin, (bySeq = new Map()));
-    if (bySeq.has(op.seq)) {
-      result.rejected.push({ op: input, reason: 'duplicate', detail: `already pending: ${op.origin} seq ${op.seq}` });
-      return;
-    }
-    // Beyond the cap the op is dropped: the sender re-sends it, since our ack does not cover it.
-    if (bySeq.size < MAX_PENDING_PER_ORIGIN) bySeq.set(op.seq, op);
-  }
-
-  private takePending(account: string): unknown[] {
-    const byOrigin = this.pending.get(account);
-    if (byOrigin === undefined) return [];
-    // Lowest seq first per origin; they re-enter validation, since the document may have changed.
-    const out: unknown[] = [];
-    for (const bySeq of byOrigin.values())
-      out.push(...[...bySeq.entries()].sort(([a], [b]) => a - b).map(([, op]) => op));
-    this.pending.delete(account);
-    return out;
   }
 
   private async lockAccount(manager: EntityManager, account: string): Promise<void> {

@@ -15,12 +15,16 @@ export const SESSION_BATCH_SIZE = 200;
 export const SESSION_BATCH_BYTES = 512 * 1024;
 /** `ops` messages a session sends before waiting for an ack (flow control). */
 export const SESSION_WINDOW = 4;
-/** Most out-of-order ops held per origin while an earlier seq is missing; more are dropped (and re-sent later). */
+/** Most out-of-order ops held per origin while an earlier seq is missing; more are refused as `pending_full` (and re-sent later). */
 export const MAX_PENDING_PER_ORIGIN = 1024;
 /** Most out-of-order ops held for all origins of one account together. */
 export const MAX_PENDING_TOTAL = 8192;
 /** Most origins not (yet) in the document whose ops are held waiting for a newer document. */
 export const MAX_PENDING_UNKNOWN_ORIGINS = 8;
+/** Most out-of-order ops one store holds for all its accounts together (a PendingBudget; one store per process). */
+export const MAX_PENDING_STORE_OPS = 16_384;
+/** Most bytes (JSON) of out-of-order ops one store holds for all its accounts together. */
+export const MAX_PENDING_STORE_BYTES = 16 * 1024 * 1024;
 /** Most conflicting ops kept as equivocation evidence per origin (the slot winner is computed regardless). */
 export const MAX_EVIDENCE_PER_ORIGIN = 64;
 /** Most entries in a version vector received from a peer (homes plus revoked homes, with room to spare). */

@@ -44,11 +44,23 @@ export {
   pendingCount,
   flaggedOrigins,
   evidenceOf,
+  equivocators,
   opAt,
   cloneReplica,
   makeLocalOp,
 } from './replica.js';
 export type { Replica, ReplicaOptions, DocumentOffer, Evidence, LocalChange } from './replica.js';
+export { planApply, slotsToRead, retractions, listsOrigin, emptyApplyResult } from './plan.js';
+export type { ApplyView, ApplyPlan, PlannedOp, PlannedEvidence, PlanOptions } from './plan.js';
+export {
+  PendingBuffer,
+  PendingBudget,
+  PendingDraft,
+  pendingBytes,
+  pendingRefusal,
+  DEFAULT_PENDING_LIMITS,
+} from './pending.js';
+export type { PendingOp, PendingLimits, PendingReader, PendingChange } from './pending.js';
 export {
   initSession,
   admissionError,

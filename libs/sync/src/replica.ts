@@ -14,15 +14,17 @@ import {
   type Ed25519Options,
   type SecretKey,
 } from '@polyhome/identity';
+import { DocumentRejectedError, StaleReplicaError } from './errors.js';
+import { createOp } from './op.js';
+import { PendingBuffer, type PendingBudget, type PendingLimits } from './pending.js';
 import {
-  MAX_EVIDENCE_PER_ORIGIN,
-  MAX_OPS_PER_BATCH,
-  MAX_PENDING_PER_ORIGIN,
-  MAX_PENDING_TOTAL,
-  MAX_PENDING_UNKNOWN_ORIGINS,
-} from './constants.js';
-import { DocumentRejectedError, OpRejectedError, StaleReplicaError } from './errors.js';
-import { createOp, opHash } from './op.js';
+  emptyApplyResult as emptyResult,
+  listsOrigin,
+  planApply,
+  retractions,
+  type ApplyPlan,
+  type ApplyView,
+} from './plan.js';
 import {
   createKeyIndex,
   indexAdd,
@@ -33,7 +35,7 @@ import {
   type KeyIndex,
 } from './state.js';
 import type { ApplyResult, Op, OpContent, VersionVector } from './types.js';
-import { accountOf, checkOrigin, parseOp, verifyOpSignature, type OriginCheck } from './validate.js';
+import { accountOf } from './validate.js';
 
 /** An opaque handle on one account's replica; pass it to the functions of this module. */
 export interface Replica {
@@ -45,6 +47,10 @@ export interface Replica {
 export interface ReplicaOptions {
   /** Ed25519 backend for verifying ops and documents (tests pin one; production uses the default). */
   ed25519?: Ed25519Options;
+  /** Caps of the pending buffer (default: DEFAULT_PENDING_LIMITS). */
+  pendingLimits?: PendingLimits;
+  /** A budget the pending buffer shares with other replicas (a store's accounts); copies made by cloneReplica leave it. */
+  pendingBudget?: PendingBudget;
 }
 
 /** The outcome of offering a document to a replica. */
@@ -76,8 +82,8 @@ interface ReplicaState {
   readonly account: string;
   document: AccountDocument;
   readonly logs: Map<string, Slot[]>;
-  readonly pending: Map<string, Map<number, Slot>>;
-  pendingTotal: number;
+  readonly pending: PendingBuffer;
+  /** Ops that lost their slot to a lower hash, per origin and seq, by hash (capped per origin by the planner). */
   readonly evidence: Map<string, Map<number, Map<string, Op>>>;
   readonly index: KeyIndex;
   /** Per origin, the XOR of the content hashes of the ops holding its slots (see logDigests). */
@@ -95,8 +101,7 @@ export function createReplica(document: AccountDocument, options: ReplicaOptions
     account: accountOf(verified),
     document: verified,
     logs: new Map(),
-    pending: new Map(),
-    pendingTotal: 0,
+    pending: new PendingBuffer(options.pendingLimits, options.pendingBudget),
     evidence: new Map(),
     index: createKeyIndex(),
     digests: new Map(),
@@ -106,28 +111,16 @@ export function createReplica(document: AccountDocument, options: ReplicaOptions
 }
 
 /**
- * Validates and applies a batch of untrusted ops. Each op is accepted, held as pending, reported as an
- * equivocation, dropped (pending full) or refused with a reason; never half-applied. Batches larger than
- * MAX_OPS_PER_BATCH are refused whole. Returns the new replica handle (the old one is outdated).
+ * Validates and applies a batch of untrusted ops (as planApply plans it). Each op is accepted, held as
+ * pending, reported as an equivocation or refused with a reason (`pending_full` when the pending buffer is
+ * full); never half-applied. Batches larger than MAX_OPS_PER_BATCH are refused whole. Returns the new
+ * replica handle (the old one is outdated).
  */
 export function applyOps(replica: Replica, inputs: readonly unknown[]): [Replica, ApplyResult] {
   const st = read(replica);
-  const result = emptyResult();
-  if (!Array.isArray(inputs) || inputs.length > MAX_OPS_PER_BATCH) {
-    const count = Array.isArray(inputs) ? inputs.length : 0;
-    for (const input of Array.isArray(inputs) ? inputs : [inputs]) {
-      result.rejected.push({
-        op: input,
-        reason: 'too_large',
-        detail: `batch of ${count} ops, at most ${MAX_OPS_PER_BATCH}`,
-      });
-    }
-    return [replica, result];
-  }
-  const changed = new Set<string>();
-  for (const input of inputs) offer(st, input, result, changed);
-  result.changed = [...changed].sort();
-  return [rewrap(replica, st), result];
+  const plan = planApply(viewOf(st), inputs);
+  plan.result.changed = [...carryOut(st, plan)].sort();
+  return [rewrap(replica, st), plan.result];
 }
 
 /**
@@ -140,14 +133,12 @@ export function offerDocument(replica: Replica, document: unknown): [Replica, Do
   const st = read(replica);
   const verified = verifyDocument(document, st.account, st.options);
   const choice = chooseDocument(st.document, verified);
-  const applied = emptyResult();
-  if (choice.kind !== 'accept') return [replica, { choice, retracted: [], applied }];
+  if (choice.kind !== 'accept') return [replica, { choice, retracted: [], applied: emptyResult() }];
   st.document = choice.document;
   const changed = new Set<string>();
   const retracted: Op[] = [];
-  for (const [origin, cutoff] of Object.entries(st.document.revoked)) {
-    const log = st.logs.get(origin);
-    if (log === undefined || log.length <= cutoff) continue;
+  for (const { origin, cutoff } of retractions(versionVectorOf(st), st.document)) {
+    const log = st.logs.get(origin)!;
     for (const slot of log.splice(cutoff)) {
       toggleDigest(st, slot);
       if (indexRemove(st.index, slot.op)) changed.add(stateKey(slot.op));
@@ -155,20 +146,10 @@ export function offerDocument(replica: Replica, document: unknown): [Replica, Do
     }
     if (log.length === 0) st.logs.delete(origin);
   }
-  for (const [origin, waiting] of [...st.pending]) {
-    for (const [seq, slot] of [...waiting]) {
-      try {
-        checkOrigin(slot.op, st.document);
-      } catch (error) {
-        if (!(error instanceof OpRejectedError)) throw error;
-        removePending(st, origin, seq);
-        applied.rejected.push({ op: slot.op, reason: error.reason, detail: error.detail });
-      }
-    }
-    drain(st, origin, applied, changed);
-  }
-  applied.changed = [...changed].sort();
-  return [rewrap(replica, st), { choice, retracted, applied }];
+  const plan = planApply(viewOf(st), [], { recheckPending: true });
+  for (const key of carryOut(st, plan)) changed.add(key);
+  plan.result.changed = [...changed].sort();
+  return [rewrap(replica, st), { choice, retracted, applied: plan.result }];
 }
 
 /** The account document in force. */
@@ -178,13 +159,7 @@ export function documentOf(replica: Replica): AccountDocument {
 
 /** What this replica holds: origin -> highest gapless seq (origins with nothing held are left out). */
 export function versionVector(replica: Replica): VersionVector {
-  const st = read(replica);
-  const vv: VersionVector = {};
-  for (const origin of [...st.logs.keys()].sort()) {
-    const length = st.logs.get(origin)!.length;
-    if (length > 0) vv[origin] = length;
-  }
-  return vv;
+  return versionVectorOf(read(replica));
 }
 
 /**
@@ -230,7 +205,7 @@ export function stateOf(replica: Replica): AccountState {
 
 /** Number of ops waiting for an earlier seq or a newer document. */
 export function pendingCount(replica: Replica): number {
-  return read(replica).pendingTotal;
+  return read(replica).pending.size;
 }
 
 /** Origins seen signing two different ops with one seq, sorted: their owner should revoke them. */
@@ -238,18 +213,34 @@ export function flaggedOrigins(replica: Replica): string[] {
   return [...read(replica).evidence.keys()].sort();
 }
 
-/** All equivocation evidence held, ordered by origin then seq; the op holding the slot comes first. */
+/**
+ * All equivocation evidence held, ordered by origin then seq: the op holding the slot (in the log, or
+ * pending) first, then the ops that lost it, by content hash.
+ */
 export function evidenceOf(replica: Replica): Evidence[] {
   const st = read(replica);
   const out: Evidence[] = [];
   for (const origin of [...st.evidence.keys()].sort()) {
     const bySeq = st.evidence.get(origin)!;
     for (const seq of [...bySeq.keys()].sort((a, b) => a - b)) {
-      const ops = [...bySeq.get(seq)!.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, op]) => op);
+      const losers = new Map(bySeq.get(seq)!);
+      const holder = st.logs.get(origin)?.[seq - 1] ?? st.pending.get(origin, seq);
+      if (holder !== undefined) losers.set(holder.hash, holder.op);
+      const ops = [...losers.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, op]) => op);
       out.push({ origin, seq, ops });
     }
   }
   return out;
+}
+
+/** Per origin with evidence, how many losing ops are kept (as SqlReplicaStore.equivocators reports them). */
+export function equivocators(replica: Replica): Array<{ origin: string; ops: number }> {
+  const st = read(replica);
+  return [...st.evidence.keys()].sort().map((origin) => {
+    let ops = 0;
+    for (const losers of st.evidence.get(origin)!.values()) ops += losers.size;
+    return { origin, ops };
+  });
 }
 
 /** The op holding (origin, seq), if held. */
@@ -267,8 +258,7 @@ export function cloneReplica(replica: Replica): Replica {
     account: st.account,
     document: st.document,
     logs: new Map([...st.logs].map(([o, log]) => [o, [...log]])),
-    pending: new Map([...st.pending].map(([o, m]) => [o, new Map(m)])),
-    pendingTotal: st.pendingTotal,
+    pending: st.pending.clone(),
     evidence: new Map([...st.evidence].map(([o, m]) => [o, new Map([...m].map(([s, h]) => [s, new Map(h)]))])),
     index,
     digests: new Map([...st.digests].map(([o, d]) => [o, Uint8Array.from(d)])),
@@ -301,45 +291,69 @@ export function makeLocalOp(replica: Replica, homeSecretKey: SecretKey, change: 
   );
 }
 
-function offer(st: ReplicaState, input: unknown, result: ApplyResult, changed: Set<string>): void {
-  let op: Op;
-  let origin: OriginCheck;
-  try {
-    op = parseOp(input, { account: st.account, userId: st.document.user_id });
-    origin = checkOrigin(op, st.document);
-  } catch (error) {
-    if (error instanceof OpRejectedError) return refuse(result, input, error);
-    throw error;
+/** What the planner sees of a replica. */
+function viewOf(st: ReplicaState): ApplyView {
+  return {
+    account: st.account,
+    document: st.document,
+    heads: versionVectorOf(st),
+    heldHash: (origin, seq) => st.logs.get(origin)?.[seq - 1]?.hash,
+    evidence: (origin, seq) => new Set(st.evidence.get(origin)?.get(seq)?.keys()),
+    evidenceCount: (origin) => {
+      let n = 0;
+      for (const ops of st.evidence.get(origin)?.values() ?? []) n += ops.size;
+      return n;
+    },
+    pending: st.pending,
+    ed25519: st.options.ed25519,
+  };
+}
+
+/** Carries out a plan on a replica; returns the state keys whose winner changed. */
+function carryOut(st: ReplicaState, plan: ApplyPlan): Set<string> {
+  const changed = new Set<string>();
+  // Evidence first: an entry without its op is the slot's holder before the batch, replaced below.
+  for (const e of plan.evidence) {
+    const op = e.op ?? st.logs.get(e.origin)?.[e.seq - 1]?.op;
+    if (op === undefined) throw new Error(`plan keeps evidence of ${e.origin} seq ${e.seq}, which is not held`);
+    let bySeq = st.evidence.get(e.origin);
+    if (bySeq === undefined) st.evidence.set(e.origin, (bySeq = new Map()));
+    let ops = bySeq.get(e.seq);
+    if (ops === undefined) bySeq.set(e.seq, (ops = new Map()));
+    ops.set(e.hash, op);
   }
-  const hash = opHash(op);
-  const log = st.logs.get(op.origin);
-  const head = log?.length ?? 0;
-  // Duplicates are recognised by content hash before any signature work: they are free.
-  if (log !== undefined && op.seq <= head) {
-    const held = log[op.seq - 1]!;
-    if (held.hash === hash) return refuse(result, input, duplicate(op, 'already held'));
-    if (!verified(st, op, input, result)) return;
-    equivocateInLog(st, log, held, { op: own(op), hash }, result, changed);
-    return;
+  for (const next of plan.replace) {
+    const log = st.logs.get(next.op.origin)!;
+    const held = log[next.op.seq - 1]!;
+    log[next.op.seq - 1] = next;
+    toggleDigest(st, held);
+    toggleDigest(st, next);
+    // Only the keys of the two ops can change: recompute those, nothing else.
+    if (indexRemove(st.index, held.op)) changed.add(stateKey(held.op));
+    if (indexAdd(st.index, next.op)) changed.add(stateKey(next.op));
+    st.maxLamport = Math.max(st.maxLamport, next.op.lamport);
   }
-  const waiting = st.pending.get(op.origin);
-  const waitingSlot = waiting?.get(op.seq);
-  if (waitingSlot !== undefined && waitingSlot.hash === hash) {
-    return refuse(result, input, duplicate(op, 'already pending'));
+  for (const slot of plan.append) {
+    let log = st.logs.get(slot.op.origin);
+    if (log === undefined) st.logs.set(slot.op.origin, (log = []));
+    if (slot.op.seq !== log.length + 1) throw new Error(`plan appends seq ${slot.op.seq} after ${log.length}`);
+    log.push(slot);
+    toggleDigest(st, slot);
+    if (indexAdd(st.index, slot.op)) changed.add(stateKey(slot.op));
+    st.maxLamport = Math.max(st.maxLamport, slot.op.lamport);
   }
-  if (!verified(st, op, input, result)) return;
-  const slot = { op: own(op), hash };
-  if (waiting !== undefined && waitingSlot !== undefined) {
-    const winner = recordEquivocation(st, waitingSlot, slot, result);
-    if (winner === slot) waiting.set(op.seq, slot);
-    return;
+  const document = st.document;
+  st.pending.apply(plan.pending, (origin) => listsOrigin(document, origin));
+  return changed;
+}
+
+function versionVectorOf(st: ReplicaState): VersionVector {
+  const vv: VersionVector = {};
+  for (const origin of [...st.logs.keys()].sort()) {
+    const length = st.logs.get(origin)!.length;
+    if (length > 0) vv[origin] = length;
   }
-  if (origin === 'ok' && op.seq === head + 1) {
-    append(st, slot, result, changed);
-    drain(st, op.origin, result, changed);
-    return;
-  }
-  hold(st, slot, origin, result);
+  return vv;
 }
 
 // XOR is its own inverse: the same call adds a slot's hash to its origin's digest and removes it.
@@ -353,160 +367,6 @@ function toggleDigest(st: ReplicaState, slot: Slot): void {
   for (let i = 0; i < digest.length; i++) digest[i] = digest[i]! ^ hash[i]!;
 }
 
-function verified(st: ReplicaState, op: Op, input: unknown, result: ApplyResult): boolean {
-  try {
-    verifyOpSignature(op, st.options.ed25519);
-    return true;
-  } catch (error) {
-    if (error instanceof OpRejectedError) {
-      refuse(result, input, error);
-      return false;
-    }
-    throw error;
-  }
-}
-
-function append(st: ReplicaState, slot: Slot, result: ApplyResult, changed: Set<string>): void {
-  let log = st.logs.get(slot.op.origin);
-  if (log === undefined) {
-    log = [];
-    st.logs.set(slot.op.origin, log);
-  }
-  log.push(slot);
-  toggleDigest(st, slot);
-  if (indexAdd(st.index, slot.op)) changed.add(stateKey(slot.op));
-  st.maxLamport = Math.max(st.maxLamport, slot.op.lamport);
-  result.accepted.push(slot.op);
-}
-
-// Moves pending ops into the log while the next seq of the origin is waiting and its origin is accepted.
-function drain(st: ReplicaState, origin: string, result: ApplyResult, changed: Set<string>): void {
-  const waiting = st.pending.get(origin);
-  if (waiting === undefined) return;
-  for (;;) {
-    const seq = (st.logs.get(origin)?.length ?? 0) + 1;
-    const next = waiting.get(seq);
-    if (next === undefined) return;
-    let check: OriginCheck;
-    try {
-      check = checkOrigin(next.op, st.document);
-    } catch (error) {
-      if (!(error instanceof OpRejectedError)) throw error;
-      removePending(st, origin, seq);
-      result.rejected.push({ op: next.op, reason: error.reason, detail: error.detail });
-      return;
-    }
-    if (check !== 'ok') return;
-    removePending(st, origin, seq);
-    append(st, next, result, changed);
-  }
-}
-
-function hold(st: ReplicaState, slot: Slot, origin: OriginCheck, result: ApplyResult): void {
-  let waiting = st.pending.get(slot.op.origin);
-  if (waiting === undefined) {
-    if (origin === 'wait_for_document' && unknownPendingOrigins(st) >= MAX_PENDING_UNKNOWN_ORIGINS) {
-      result.dropped = (result.dropped ?? 0) + 1;
-      return;
-    }
-    waiting = new Map();
-    st.pending.set(slot.op.origin, waiting);
-  }
-  if (waiting.size >= MAX_PENDING_PER_ORIGIN || st.pendingTotal >= MAX_PENDING_TOTAL) {
-    // Safe to drop: the sender's acked vector does not cover this op, so it is sent again later.
-    if (waiting.size === 0) st.pending.delete(slot.op.origin);
-    result.dropped = (result.dropped ?? 0) + 1;
-    return;
-  }
-  waiting.set(slot.op.seq, slot);
-  st.pendingTotal += 1;
-  result.pending += 1;
-}
-
-function removePending(st: ReplicaState, origin: string, seq: number): void {
-  const waiting = st.pending.get(origin);
-  if (waiting === undefined || !waiting.delete(seq)) return;
-  st.pendingTotal -= 1;
-  if (waiting.size === 0) st.pending.delete(origin);
-}
-
-function unknownPendingOrigins(st: ReplicaState): number {
-  let count = 0;
-  for (const origin of st.pending.keys()) {
-    if (!st.document.homes.some((h) => h.peer_id === origin) && !Object.hasOwn(st.document.revoked, origin)) count++;
-  }
-  return count;
-}
-
-// The lower content hash holds the slot, so every replica that has seen both picks the same op.
-function equivocateInLog(
-  st: ReplicaState,
-  log: Slot[],
-  held: Slot,
-  other: Slot,
-  result: ApplyResult,
-  changed: Set<string>,
-): void {
-  const winner = recordEquivocation(st, held, other, result);
-  if (winner === held) return;
-  log[other.op.seq - 1] = other;
-  toggleDigest(st, held);
-  toggleDigest(st, other);
-  // Only the keys of the two ops can change: recompute those, nothing else.
-  if (indexRemove(st.index, held.op)) changed.add(stateKey(held.op));
-  if (indexAdd(st.index, other.op)) changed.add(stateKey(other.op));
-  st.maxLamport = Math.max(st.maxLamport, other.op.lamport);
-  result.accepted.push(other.op);
-}
-
-function recordEquivocation(st: ReplicaState, held: Slot, other: Slot, result: ApplyResult): Slot {
-  const origin = held.op.origin;
-  const seq = held.op.seq;
-  let bySeq = st.evidence.get(origin);
-  if (bySeq === undefined) {
-    bySeq = new Map();
-    st.evidence.set(origin, bySeq);
-  }
-  let kept = 0;
-  for (const ops of bySeq.values()) kept += ops.size;
-  let ops = bySeq.get(seq);
-  if (ops === undefined) {
-    ops = new Map();
-    bySeq.set(seq, ops);
-  }
-  for (const slot of [held, other]) {
-    if (!ops.has(slot.hash) && kept < MAX_EVIDENCE_PER_ORIGIN) {
-      ops.set(slot.hash, slot.op);
-      kept++;
-    }
-  }
-  const winner = other.hash < held.hash ? other : held;
-  const loser = winner === other ? held : other;
-  result.equivocations.push({ origin, seq, held: winner.hash, other: loser.hash });
-  return winner;
-}
-
-function refuse(result: ApplyResult, input: unknown, error: OpRejectedError): void {
-  result.rejected.push({ op: input, reason: error.reason, detail: error.detail });
-}
-
-function duplicate(op: Op, where: string): OpRejectedError {
-  return new OpRejectedError('duplicate', `${where}: ${op.origin} seq ${op.seq}`);
-}
-
-// A private deep copy, frozen: the caller keeps its input object, and ops handed out can be shared.
-function own(op: Op): Op {
-  return deepFreeze(structuredClone(op));
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
-}
-
 function verifyDocument(document: unknown, account: string | undefined, options: ReplicaOptions): AccountDocument {
   try {
     return verifyAccountDocument(document, {
@@ -516,10 +376,6 @@ function verifyDocument(document: unknown, account: string | undefined, options:
   } catch (error) {
     throw new DocumentRejectedError((error as Error).message, { cause: error });
   }
-}
-
-function emptyResult(): ApplyResult {
-  return { accepted: [], rejected: [], pending: 0, equivocations: [], changed: [], dropped: 0 };
 }
 
 function wrap(state: ReplicaState): Replica {

@@ -94,7 +94,9 @@ export type OpRejectReason =
   | 'revoked'
   | 'duplicate'
   | 'too_large'
-  | 'unknown_document';
+  | 'unknown_document'
+  /** Out of order (or of an origin the document does not list yet) while the pending buffer is full; re-sent later. */
+  | 'pending_full';
 
 /** The outcome of applying a batch of ops to one account's replica. */
 export interface ApplyResult {
@@ -109,9 +111,9 @@ export interface ApplyResult {
   /** Keys whose state changed (for waking clients): `<kind namespace>:<key>`. */
   changed: string[];
   /**
-   * Ops dropped because the pending buffer of their origin (or of all origins) was full. Not refused:
-   * the sender's acknowledged version vector does not cover them, so they are sent again later.
-   * Optional so stores written before it was added still type-check; the in-memory engine always sets it.
+   * How many ops of `rejected` were refused as `pending_full` (the pending buffer of their origin, account or
+   * store was full). The sender's acknowledged version vector does not cover them, so they are sent again later.
+   * Optional so stores written before it was added still type-check; both stores always set it.
    */
   dropped?: number;
 }

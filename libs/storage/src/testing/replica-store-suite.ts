@@ -10,16 +10,29 @@ import {
   putState,
   type ReplicaStore,
   type StateRecords,
+  MAX_EVIDENCE_PER_ORIGIN,
+  MAX_PENDING_UNKNOWN_ORIGINS,
+  PendingBudget,
+  opHash,
+  type Op,
+  type PendingLimits,
 } from '@polyhome/sync';
 import {
   MemoryReplicaStore,
   OpWriter,
   makeAccount,
   makeHome,
+  networkAction,
+  runNetwork,
+  withHome,
   withoutHome,
   writers,
   type FixtureAccount,
+  type NetworkAction,
+  type NetworkReplica,
+  type RunStats,
 } from '@polyhome/sync/testing';
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 /** The replicated state as both stores report it: one record per state field of the op-kind registry. */
@@ -32,13 +45,36 @@ export interface StoreUnderTest {
   host(document: AccountDocument): Promise<string>;
   /** The materialized state of an account. */
   state(account: string): Promise<SuiteState>;
+  /** Ops of an account waiting in the store's pending buffer. */
+  pendingCount(account: string): Promise<number>;
+  /** Per origin with equivocation evidence, how many losing ops are kept. */
+  equivocators(account: string): Promise<Array<{ origin: string; ops: number }>>;
   /** A store on the same data after a restart (undefined for a memory-only store). */
   reopen?(): Promise<StoreUnderTest>;
   teardown(): Promise<void>;
 }
 
+/** How to make a store: its pending caps, and the budget its accounts share. */
+export interface StoreOptions {
+  pendingLimits?: PendingLimits;
+  pendingBudget?: PendingBudget;
+}
+
+/** How much of the suite's random testing to run on one implementation. */
+export interface SuiteOptions {
+  /** Seeded random network runs (default 30; SQL engines take fewer). */
+  convergenceRuns?: number;
+}
+
+/** Seed of the random network runs: fixed, so every engine runs the same networks (SUITE_SEED overrides). */
+const SUITE_SEED = Number(process.env['SUITE_SEED'] ?? 20261130);
+
 /** Registers the suite for one implementation. */
-export function replicaStoreSuite(name: string, setup: () => Promise<StoreUnderTest>): void {
+export function replicaStoreSuite(
+  name: string,
+  setup: (options?: StoreOptions) => Promise<StoreUnderTest>,
+  suiteOptions: SuiteOptions = {},
+): void {
   describe(`replica store compliance: ${name}`, () => {
     let sut: StoreUnderTest;
     let alice: FixtureAccount;
@@ -231,5 +267,185 @@ export function replicaStoreSuite(name: string, setup: () => Promise<StoreUnderT
       const next = await sut.store.applyOps(account, [w0().devicePut('P4')], from());
       expect(next.accepted).toHaveLength(1);
     });
+
+    describe('caps (one pending buffer, evidence per origin)', () => {
+      const limits: PendingLimits = { perOrigin: 4, total: 6, unknownOrigins: 2 };
+
+      it('refuses pending ops beyond the per-origin and per-account caps with a reason, and loses nothing accepted', async () => {
+        const small = await setup({ pendingLimits: limits });
+        try {
+          const name = await small.host(alice.document);
+          const a = Array.from({ length: 7 }, (_, i) => w0().deviceDelete(`A${i}`));
+          const b = Array.from({ length: 4 }, (_, i) => w1().deviceDelete(`B${i}`));
+          const first = await small.store.applyOps(name, a.slice(1), from());
+          expect(first.accepted).toEqual([]);
+          expect(first.rejected.map((r) => [r.op, r.reason])).toEqual([
+            [a[5], 'pending_full'],
+            [a[6], 'pending_full'],
+          ]);
+          expect(first.rejected[0]!.detail).toMatch(/at most 4/);
+          expect(first.dropped).toBe(2);
+          expect(await small.pendingCount(name)).toBe(4);
+          const second = await small.store.applyOps(name, b.slice(1), from());
+          expect(second.rejected.map((r) => [r.op, r.reason])).toEqual([[b[3], 'pending_full']]);
+          expect(second.rejected[0]!.detail).toMatch(/at most 6/);
+          expect(await small.pendingCount(name)).toBe(6);
+          // The gap fills: what waited is applied, and the refused ops, sent again, are taken.
+          const filled = await small.store.applyOps(name, [a[0], ...a.slice(5), b[0], b[3]], from());
+          expect(filled.accepted.map((o) => o.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 1, 2, 3, 4]);
+          expect(filled.rejected).toEqual([]);
+          expect(await small.pendingCount(name)).toBe(0);
+          expect(await small.store.versionVector(name)).toEqual({ [w0().home.peerId]: 7, [w1().home.peerId]: 4 });
+        } finally {
+          await small.teardown();
+        }
+      });
+
+      it(`holds ops of at most ${MAX_PENDING_UNKNOWN_ORIGINS} origins the document does not list, refuses the others with a reason`, async () => {
+        const count = MAX_PENDING_UNKNOWN_ORIGINS + 3;
+        const newcomers = Array.from({ length: count }, (_, i) => makeHome(`suite:newcomer:${i}`));
+        // Each names the next document, which does not exist yet: it waits for it.
+        const ops = newcomers.map((h) => new OpWriter(alice, h, alice.document.seq + 1).deviceDelete('N'));
+        const result = await sut.store.applyOps(account, ops, from());
+        expect(result.accepted).toEqual([]);
+        expect(result.pending).toBe(MAX_PENDING_UNKNOWN_ORIGINS);
+        expect(result.rejected.map((r) => [r.op, r.reason])).toEqual(
+          ops.slice(MAX_PENDING_UNKNOWN_ORIGINS).map((op) => [op, 'pending_full']),
+        );
+        expect(await sut.pendingCount(account)).toBe(MAX_PENDING_UNKNOWN_ORIGINS);
+        // The document naming them arrives: exactly the held ones apply.
+        let document = alice.document;
+        for (const h of newcomers) document = withHome(alice, document, h);
+        await sut.store.offerDocument(account, document, from());
+        expect(Object.keys(await sut.store.versionVector(account)).sort()).toEqual(
+          newcomers
+            .slice(0, MAX_PENDING_UNKNOWN_ORIGINS)
+            .map((h) => h.peerId)
+            .sort(),
+        );
+        expect(await sut.pendingCount(account)).toBe(0);
+        const again = await sut.store.applyOps(account, ops.slice(MAX_PENDING_UNKNOWN_ORIGINS), from());
+        expect(again.accepted).toHaveLength(count - MAX_PENDING_UNKNOWN_ORIGINS);
+      });
+
+      it('bounds the pending ops of all accounts of a store together, and frees the budget as they apply', async () => {
+        const budget = new PendingBudget(3, 1024 * 1024);
+        const shared = await setup({ pendingBudget: budget });
+        try {
+          const name = await shared.host(alice.document);
+          const bob = makeAccount({ seed: 'suite-bob', homes: 2 });
+          const bobName = await shared.host(bob.document);
+          const a = Array.from({ length: 4 }, (_, i) => w0().deviceDelete(`A${i}`));
+          const [bw] = writers(bob);
+          const b = [bw!.deviceDelete('B0'), bw!.deviceDelete('B1')];
+          expect((await shared.store.applyOps(name, a.slice(1), from())).pending).toBe(3);
+          expect(budget.ops).toBe(3);
+          const refused = await shared.store.applyOps(bobName, [b[1]], bob.homes[1]!.peerId);
+          expect(refused.rejected.map((r) => r.reason)).toEqual(['pending_full']);
+          expect(refused.rejected[0]!.detail).toMatch(/the store holds 3 waiting ops/);
+          expect(await shared.pendingCount(bobName)).toBe(0);
+          await shared.store.applyOps(name, [a[0]], from());
+          expect(budget.ops).toBe(0);
+          expect((await shared.store.applyOps(bobName, [b[1]], bob.homes[1]!.peerId)).pending).toBe(1);
+          expect(budget.ops).toBe(1);
+          expect(budget.bytes).toBeGreaterThan(0);
+        } finally {
+          await shared.teardown();
+        }
+      });
+
+      it(`records a conflicting pending op as an equivocation, as for a held one`, async () => {
+        const origin = w0();
+        const first = origin.deviceDelete('P0');
+        const x = origin.deviceDelete('PX');
+        origin.seq -= 1;
+        const y = origin.deviceDelete('PY');
+        expect((await sut.store.applyOps(account, [x], from())).pending).toBe(1);
+        const conflict = await sut.store.applyOps(account, [y], from());
+        expect(conflict.rejected).toEqual([]);
+        expect(conflict.equivocations).toEqual([expect.objectContaining({ origin: origin.home.peerId, seq: 2 })]);
+        expect(await sut.equivocators(account)).toEqual([{ origin: origin.home.peerId, ops: 1 }]);
+        expect(await sut.pendingCount(account)).toBe(1);
+        // Both versions again: one waits, the other is kept as evidence; neither is new.
+        const again = await sut.store.applyOps(account, [x, y], from());
+        expect(again.rejected.map((r) => r.reason)).toEqual(['duplicate', 'duplicate']);
+        const filled = await sut.store.applyOps(account, [first], from());
+        const lower = [x, y].sort((p, q) => (opHash(p) < opHash(q) ? -1 : 1))[0]!;
+        expect(filled.accepted.map(opHash)).toEqual([opHash(first), opHash(lower)]);
+        expect(await sut.pendingCount(account)).toBe(0);
+      });
+
+      it(`keeps at most ${MAX_EVIDENCE_PER_ORIGIN} ops of evidence per origin, and still picks every slot's holder`, async () => {
+        const n = MAX_EVIDENCE_PER_ORIGIN + 6;
+        const home = alice.homes[0]!;
+        const honest = new OpWriter(alice, home);
+        const liar = new OpWriter(alice, home);
+        const ops: Op[] = [];
+        for (let i = 0; i < n; i++) ops.push(honest.deviceDelete(`H${i}`));
+        const forks: Op[] = [];
+        for (let i = 0; i < n; i++) forks.push(liar.deviceDelete(`L${i}`));
+        await sut.store.applyOps(account, ops, from());
+        const result = await sut.store.applyOps(account, forks, from());
+        expect(result.equivocations).toHaveLength(n);
+        expect(await sut.equivocators(account)).toEqual([{ origin: home.peerId, ops: MAX_EVIDENCE_PER_ORIGIN }]);
+        const reference = new MemoryReplicaStore();
+        reference.host(alice.document);
+        await reference.applyOps(account, forks, from());
+        await reference.applyOps(account, ops, from());
+        expect(await sut.store.logDigests?.(account)).toEqual(await reference.logDigests(account));
+        expect(await sut.store.opsMissing(account, {}, 2 * n)).toEqual(await reference.opsMissing(account, {}, 2 * n));
+      });
+    });
+
+    const runs = Number(process.env['SUITE_CONVERGENCE_RUNS'] ?? suiteOptions.convergenceRuns ?? 30);
+    it(
+      `converges on ${runs} seeded random networks (drop, duplicate, reorder, partition, equivocation, revocation)`,
+      { timeout: 60_000 + runs * 15_000 },
+      async () => {
+        // Four stores, one per home, reused by every run (each run is a fresh account).
+        const stores: StoreUnderTest[] = [];
+        let run = 0;
+        const totals: RunStats = { ops: 0, revocations: 0, equivocations: 0, deliveries: 0 };
+        try {
+          for (let i = 0; i < 4; i++) stores.push(await setup());
+          await fc.assert(
+            fc.asyncProperty(
+              fc.integer({ min: 3, max: 4 }),
+              // Each run ends with an op, an equivocation and a revocation, so even few runs cover them all.
+              fc
+                .array(networkAction, { minLength: 10, maxLength: 60, size: 'max' })
+                .map((actions): NetworkAction[] => [
+                  ...actions,
+                  { t: 'op', r: 0, kind: 0, key: 0, variant: 0 },
+                  { t: 'equivocate', r: 0, into: 1, back: 0, key: 1 },
+                  { t: 'revoke', remover: 1, target: 2 },
+                ]),
+              async (homes, actions) => {
+                const fixture = makeAccount({ seed: `suite-network-${run++}`, homes });
+                const replicas: NetworkReplica[] = [];
+                for (const s of stores.slice(0, homes)) {
+                  await s.host(fixture.document);
+                  replicas.push({
+                    store: s.store,
+                    state: (name) => s.state(name),
+                    pendingCount: (name) => s.pendingCount(name),
+                    flaggedOrigins: async (name) => (await s.equivocators(name)).map((e) => e.origin),
+                  });
+                }
+                const stats = await runNetwork(fixture, replicas, actions);
+                for (const key of Object.keys(totals) as Array<keyof RunStats>) totals[key] += stats[key];
+              },
+            ),
+            { numRuns: runs, seed: SUITE_SEED, verbose: 1 },
+          );
+          // The seeded runs did go through what they claim to test.
+          expect(totals.revocations).toBeGreaterThan(0);
+          expect(totals.equivocations).toBeGreaterThan(0);
+          expect(totals.deliveries).toBeGreaterThan(runs);
+        } finally {
+          for (const s of stores) await s.teardown();
+        }
+      },
+    );
   });
 }

@@ -18,3 +18,5 @@ export {
 export type { FixtureAccount, FixtureHome, KindSample, MakeAccountOptions } from './fixtures.js';
 export { pump, deliver, wire } from './driver.js';
 export type { Delivery } from './driver.js';
+export { networkAction, runNetwork } from './network.js';
+export type { NetworkAction, NetworkReplica, RunStats } from './network.js';
