@@ -145,10 +145,19 @@ describe('Home', () => {
     );
   });
 
-  it('announces an account in the DHT once it has a peer', async () => {
-    await a.home.announce(account.serverName);
+  it('announces a changed document through its queue job, and on demand', async () => {
+    // addHome above changed the document: the Home queued an announcement, which put it in the DHT.
     const held = await a.store.document(account.serverName);
-    const found = await c.home.discovery.fetchDocument(account.serverName, { signal: AbortSignal.timeout(10_000) });
-    expect(found?.seq).toBe(held?.seq);
+    await waitFor(async () => {
+      const found = await c.home.discovery.fetchDocument(account.serverName, { signal: AbortSignal.timeout(5_000) });
+      return found?.seq === held?.seq;
+    }, 'the new document in the DHT');
+    await a.home.announce(account.serverName);
+  });
+
+  it('stops once, after the background work', async () => {
+    await b.home.stop();
+    await b.home.stop();
+    expect(b.home.isRunning()).toBe(false);
   });
 });

@@ -92,7 +92,7 @@ export class Home {
 
   private constructor(
     readonly host: PolyhomeHost,
-    readonly sync: SyncService,
+    private readonly sync: SyncService,
     readonly discovery: Discovery,
     private readonly components: HomeComponents,
     private readonly init: HomeInit,
