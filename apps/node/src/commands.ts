@@ -110,14 +110,12 @@ export async function listState(
 }
 
 /**
- * Signs changes as ops of this home, stores them in one batch and (in a running node) pushes them to the
- * other homes. Throws CliError when the store refuses one; nothing is applied then.
+ * Signs changes as ops of this home, stores them in one batch and (in a running node, through its Home)
+ * pushes them to the other homes. Throws CliError when the store refuses one; nothing is applied then.
  */
 export async function applyLocal(ctx: HomeContext, serverName: string, changes: LocalChange[]): Promise<Op[]> {
   try {
-    return await (ctx.live === undefined
-      ? ctx.writer.write(serverName, changes)
-      : ctx.live.applyLocal(serverName, changes));
+    return await ctx.writer.write(serverName, changes);
   } catch (err) {
     if (err instanceof LocalChangeRefusedError) throw new CliError(err.message);
     throw err;

@@ -14,8 +14,11 @@ export interface HomeContext {
   readonly peerId: string;
   readonly storage: Storage;
   readonly store: SqlReplicaStore;
-  /** Signs this home's ops, one batch after another per account, when no node runs (the Home does otherwise). */
-  readonly writer: LocalOpWriter;
+  /**
+   * Signs this home's ops, one batch after another per account, and stores them: in a running node the Home's
+   * `applyLocal` (which also pushes them), otherwise a writer of its own. Never both in one process.
+   */
+  readonly writer: Pick<LocalOpWriter, 'write'>;
   /** The running Home (it signs, stores and pushes changes); absent when the CLI opened the directory itself. */
   readonly live?: Home;
 }
@@ -35,7 +38,10 @@ export function homeContext(
     peerId,
     storage,
     store,
-    writer: new LocalOpWriter(store, peerId, nodeKey),
+    writer:
+      live === undefined
+        ? new LocalOpWriter(store, peerId, nodeKey)
+        : { write: (account, changes) => live.home.applyLocal(account, changes) },
     ...(live === undefined ? {} : { live: live.home }),
   };
 }
