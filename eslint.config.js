@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { MAY_IMPORT, restrictedPatterns } from './scripts/package-boundaries.js';
 
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', 'data/**', 'bench/results/**', '**/*.d.ts'] },
@@ -19,6 +20,12 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  // Package boundaries: what each package's sources may import (tests and testing helpers are exempt).
+  ...Object.keys(MAY_IMPORT).map((pkg) => ({
+    files: [`${pkg}/src/**/*.ts`],
+    ignores: ['**/*.test.ts', '**/*.test-suite.ts', '**/testing/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: restrictedPatterns(pkg) }] },
+  })),
   {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: {

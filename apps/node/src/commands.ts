@@ -1,28 +1,31 @@
 // What each command does, on a HomeContext: the same functions run in the node (control API) and in the CLI
 // when no node runs. cli.ts parses arguments and prints; nothing here prints.
-import { multiaddr as parseMultiaddr } from '@multiformats/multiaddr';
 import {
-  addHome,
+  AccountNotHeldError,
+  addHomeToAccount,
+  HomeAddressError,
+  LocalChangeRefusedError,
+  parseHomeTarget,
+  removeHomeFromAccount,
+  SelfRevocationError,
+  withTransientHost,
+  type Home as LiveHome,
+  type HomeTarget,
+  type LocalChange,
+} from '@polyhome/home';
+import {
   exportSecretKey,
   IdentityError,
-  isPeerId,
   readNodeKeyFile,
-  removeHome,
   serverNameFromPublicKey,
   type AccountDocument,
   type Home,
   type HomeRole,
   type SecretKey,
 } from '@polyhome/identity';
-import { createPolyhomeHost, enrollOverLibp2p, EnrollmentRefusedError } from '@polyhome/p2p';
-import {
-  AccountEntity,
-  LocalChangeRefusedError,
-  SqlLoginTokens,
-  SqlMatrixStore,
-  type LocalChange,
-} from '@polyhome/storage';
-import { stateKey, type Op } from '@polyhome/sync';
+import { enrollOverLibp2p, EnrollmentRefusedError } from '@polyhome/p2p';
+import { AccountEntity, SqlLoginTokens, SqlMatrixStore } from '@polyhome/storage';
+import type { Op } from '@polyhome/sync';
 import type { HomeContext } from './context.js';
 import { CliError, EXIT_USAGE, storageProblem } from './errors.js';
 
@@ -107,19 +110,16 @@ export async function listState(
 }
 
 /**
- * Signs changes as ops of this home, stores them in one batch and (in a running node) pushes them to the
- * other homes. Throws CliError when the store refuses one; nothing is applied then.
+ * Signs changes as ops of this home, stores them in one batch and (in a running node, through its Home)
+ * pushes them to the other homes. Throws CliError when the store refuses one; nothing is applied then.
  */
 export async function applyLocal(ctx: HomeContext, serverName: string, changes: LocalChange[]): Promise<Op[]> {
-  let ops: Op[];
   try {
-    ops = await ctx.writer.write(serverName, changes);
+    return await ctx.writer.write(serverName, changes);
   } catch (err) {
     if (err instanceof LocalChangeRefusedError) throw new CliError(err.message);
     throw err;
   }
-  ctx.live?.published(serverName, ops);
-  return ops;
 }
 
 /** Records a room membership of the account as a signed op of this home. */
@@ -182,21 +182,18 @@ export async function addHomeByAddress(
   target: string,
   options: AddHomeOptions,
 ): Promise<AccountDocument> {
-  const { peerId, address } = parseHomeTarget(target, options.role);
+  const { peerId, address } = homeTarget(target, options.role);
   const row = await oneAccount(ctx, options.user);
   const rootKey = await requireRootKey(ctx, row.serverName);
-  const home: Home = {
-    peer_id: peerId,
-    role: options.role,
-    name: options.name ?? options.role,
-    addrs: address === undefined ? [] : [address],
-  };
-  const document = await heldDocument(ctx, row.serverName);
-  const next = sign(() => addHome(document, home, rootKey));
-  if (options.role === 'server') await enrollServer(ctx, address!, next, options.token);
-  const stored = await ctx.store.offerDocument(row.serverName, next, ctx.peerId);
-  await ctx.live?.documentChanged(row.serverName);
-  return stored;
+  const home = { peerId, address, role: options.role, name: options.name ?? options.role };
+  // A server home is enrolled with the signed next document before it is put in force here.
+  const enrollIt =
+    options.role === 'server' ? (next: AccountDocument) => enrollServer(ctx, address!, next, options.token) : undefined;
+  return changeDocument(() =>
+    ctx.live === undefined
+      ? addHomeToAccount(ctx.store, ctx.peerId, row.serverName, home, rootKey, enrollIt)
+      : ctx.live.addHome(row.serverName, home, rootKey, enrollIt),
+  );
 }
 
 /** Revokes a home: signs the next document without it, with the last op seq held from it as cutoff. */
@@ -205,17 +202,13 @@ export async function removeHomeByPeerId(
   peerId: string,
   user: string | undefined,
 ): Promise<AccountDocument> {
-  if (peerId === ctx.peerId) {
-    throw new CliError('This node cannot revoke itself: run `home remove` on another home of the account.');
-  }
   const row = await oneAccount(ctx, user);
   const rootKey = await requireRootKey(ctx, row.serverName);
-  const vv = await ctx.store.versionVector(row.serverName);
-  const document = await heldDocument(ctx, row.serverName);
-  const next = sign(() => removeHome(document, peerId, vv[peerId] ?? 0, rootKey));
-  const stored = await ctx.store.offerDocument(row.serverName, next, ctx.peerId);
-  await ctx.live?.documentChanged(row.serverName);
-  return stored;
+  return changeDocument(() =>
+    ctx.live === undefined
+      ? removeHomeFromAccount(ctx.store, ctx.peerId, row.serverName, peerId, rootKey)
+      : ctx.live.removeHome(row.serverName, peerId, rootKey),
+  );
 }
 
 /** A single-use `m.login.token` for a Matrix client of this home. */
@@ -257,30 +250,25 @@ export async function exportAccount(
 // ---- helpers ----
 
 /** A target of `home add`: a multiaddr ending in /p2p/<PeerId>, or (client homes only) a bare PeerId. */
-function parseHomeTarget(target: string, role: HomeRole): { peerId: string; address?: string } {
-  if (!target.startsWith('/')) {
-    if (!isPeerId(target)) {
-      throw new CliError(`${target} is neither a multiaddr nor a PeerId (12D3KooW...).`, EXIT_USAGE);
-    }
-    if (role === 'server') {
-      throw new CliError(
-        'A server home is enrolled over the network: give its multiaddr (/ip4/.../tcp/.../p2p/<PeerId>).',
-        EXIT_USAGE,
-      );
-    }
-    return { peerId: target };
-  }
-  let peerId: string;
+function homeTarget(target: string, role: HomeRole): HomeTarget {
   try {
-    peerId =
-      parseMultiaddr(target)
-        .getComponents()
-        .findLast((c) => c.name === 'p2p')?.value ?? '';
-  } catch {
-    throw new CliError(`${target} is not a multiaddr (expected /ip4/.../tcp/.../p2p/<PeerId>).`, EXIT_USAGE);
+    return parseHomeTarget(target, role);
+  } catch (err) {
+    if (!(err instanceof HomeAddressError)) throw err;
+    switch (err.reason) {
+      case 'not_peer_id':
+        throw new CliError(`${target} is neither a multiaddr nor a PeerId (12D3KooW...).`, EXIT_USAGE);
+      case 'server_needs_address':
+        throw new CliError(
+          'A server home is enrolled over the network: give its multiaddr (/ip4/.../tcp/.../p2p/<PeerId>).',
+          EXIT_USAGE,
+        );
+      case 'not_multiaddr':
+        throw new CliError(`${target} is not a multiaddr (expected /ip4/.../tcp/.../p2p/<PeerId>).`, EXIT_USAGE);
+      case 'no_peer_id':
+        throw new CliError(`${target} must end in /p2p/<PeerId>.`, EXIT_USAGE);
+    }
   }
-  if (peerId === '') throw new CliError(`${target} must end in /p2p/<PeerId>.`, EXIT_USAGE);
-  return { peerId, address: target };
 }
 
 async function heldDocument(ctx: HomeContext, serverName: string): Promise<AccountDocument> {
@@ -313,12 +301,18 @@ async function requireRootKey(ctx: HomeContext, serverName: string): Promise<Sec
   return rootKey;
 }
 
-// Runs a document change, turning identity's refusals (home exists, last home, ...) into one-line errors.
-function sign(change: () => AccountDocument): AccountDocument {
+// Runs a document change, turning its refusals (home exists, last home, this node itself) into one-line errors.
+async function changeDocument(change: () => Promise<AccountDocument>): Promise<AccountDocument> {
   try {
-    return change();
+    return await change();
   } catch (err) {
     if (err instanceof IdentityError) throw new CliError(err.message);
+    if (err instanceof SelfRevocationError) {
+      throw new CliError('This node cannot revoke itself: run `home remove` on another home of the account.');
+    }
+    if (err instanceof AccountNotHeldError) {
+      throw new CliError('The account has no document: the data directory is damaged.');
+    }
     throw err;
   }
 }
@@ -329,21 +323,22 @@ async function enrollServer(
   document: AccountDocument,
   token: string | undefined,
 ): Promise<void> {
+  const run = async (host: LiveHome['host']): Promise<void> => {
+    try {
+      await enrollOverLibp2p(host, address, token === undefined ? { document } : { document, token });
+    } catch (err) {
+      if (err instanceof EnrollmentRefusedError) {
+        throw new CliError(`The server refused the enrollment (${err.errcode}: ${err.error}); check --token.`);
+      }
+      throw new CliError(
+        `Cannot reach ${address}: ${(err as Error).message}. Check the address and that the server runs.`,
+      );
+    }
+  };
   // A running node enrolls over its own libp2p node; otherwise a short-lived one with this home's key, so the
   // server sees the enrolling home's own PeerId either way.
-  const host = ctx.live?.host ?? (await createPolyhomeHost({ nodeKey: ctx.nodeKey, listen: [] }));
-  try {
-    await enrollOverLibp2p(host, address, token === undefined ? { document } : { document, token });
-  } catch (err) {
-    if (err instanceof EnrollmentRefusedError) {
-      throw new CliError(`The server refused the enrollment (${err.errcode}: ${err.error}); check --token.`);
-    }
-    throw new CliError(
-      `Cannot reach ${address}: ${(err as Error).message}. Check the address and that the server runs.`,
-    );
-  } finally {
-    if (ctx.live === undefined) await (host as Awaited<ReturnType<typeof createPolyhomeHost>>).stop();
-  }
+  if (ctx.live !== undefined) return run(ctx.live.host);
+  return withTransientHost({ nodeKey: ctx.nodeKey }, ({ host }) => run(host));
 }
 
 /** The accounts of the data directory. */
@@ -369,9 +364,4 @@ export async function oneAccount(ctx: HomeContext, userId: string | undefined): 
   if (second !== undefined)
     throw new CliError('This data directory has several accounts: name one with --user.', EXIT_USAGE);
   return first;
-}
-
-/** The state keys a set of ops touches (`<namespace>:<key>`), as the Matrix change feed expects. */
-export function changedKeys(ops: readonly Op[]): string[] {
-  return [...new Set(ops.map(stateKey))];
 }

@@ -1,7 +1,8 @@
 // `polyhome lookup USER_ID --bootstrap MULTIADDR`: finds an account's homes through the DHT, from a user ID
 // and one DHT peer, on a short-lived libp2p node with a throwaway key (no data directory needed).
 import { generateKeyPair } from '@polyhome/identity';
-import { createDiscovery, createPolyhomeHost, P2pError, type LookedUpHome } from '@polyhome/p2p';
+import { withTransientHost } from '@polyhome/home';
+import { P2pError, type LookedUpHome } from '@polyhome/p2p';
 import { CliError, EXIT_USAGE } from './errors.js';
 
 /** What lookup found. */
@@ -16,17 +17,10 @@ export async function lookup(userId: string, bootstrap: string[], timeoutMs: num
   if (bootstrap.length === 0) {
     throw new CliError('lookup needs --bootstrap MULTIADDR: a peer of the DHT to start from.', EXIT_USAGE);
   }
-  const host = await createPolyhomeHost({ nodeKey: generateKeyPair().secretKey, listen: [], bootstrap });
-  try {
+  return withTransientHost({ nodeKey: generateKeyPair().secretKey, bootstrap }, async ({ host, discovery }) => {
     if (host.getConnections().length === 0) {
       throw new CliError(`Cannot reach any bootstrap peer (${bootstrap.join(', ')}): check the addresses.`);
     }
-    const discovery = createDiscovery({
-      peerId: host.peerId,
-      dht: host.services.dht,
-      peerStore: host.peerStore,
-      getConnections: host.getConnections.bind(host),
-    });
     const found = await discovery.lookup(userId, { signal: AbortSignal.timeout(timeoutMs) }).catch((err: unknown) => {
       if (err instanceof P2pError)
         throw new CliError(`${err.message}.`, err.code === 'INVALID_ACCOUNT_ID' ? EXIT_USAGE : 1);
@@ -37,7 +31,5 @@ export async function lookup(userId: string, bootstrap: string[], timeoutMs: num
       doc_seq: found.document.seq,
       homes: found.homes.map(({ peerId, role, name, addrs, provider }) => ({ peerId, role, name, addrs, provider })),
     };
-  } finally {
-    await host.stop();
-  }
+  });
 }

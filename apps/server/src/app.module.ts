@@ -18,8 +18,8 @@ import { QueueRegistry } from './queue/queue-registry.js';
 import { SecurityModule } from './security/security.module.js';
 import { QueueService } from './queue/queue.service.js';
 import { StorageService } from './storage/storage.service.js';
-import type { P2pNode } from './p2p/p2p-node.js';
-import { P2pService } from './p2p/p2p.service.js';
+import type { Home } from '@polyhome/home';
+import { P2pService, SERVER_HOME } from './p2p/p2p.service.js';
 import { SERVER_SECRETS, type ServerSecrets } from './secrets/secrets.js';
 
 /** What the server needs opened before Nest starts, so a failure there is one clear line, not a stack trace. */
@@ -30,7 +30,8 @@ export interface ServerResources {
   queue: QueueBackend;
   adminToken: AdminTokenVerifier;
   secrets: ServerSecrets;
-  p2p: P2pNode;
+  /** This server's Home (libp2p host, sync, discovery, local op writer), started by P2pService. */
+  p2p: Home;
   replicaStore: SqlReplicaStore;
 }
 
@@ -48,7 +49,7 @@ class CoreModule {
       { provide: QueueRegistry, useFactory: () => new QueueRegistry() },
       { provide: SqlReplicaStore, useValue: resources.replicaStore },
       { provide: SERVER_SECRETS, useValue: resources.secrets },
-      { provide: 'P2P_NODE', useValue: resources.p2p },
+      { provide: SERVER_HOME, useValue: resources.p2p },
       P2pService,
     ];
     return { module: CoreModule, providers, exports: providers };

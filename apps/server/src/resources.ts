@@ -1,11 +1,14 @@
+import { Home } from '@polyhome/home';
 import { createQueueBackend } from '@polyhome/queue';
 import { openStorage, redactDatabaseUrl, SqlReplicaStore } from '@polyhome/storage';
 import type { Logger } from 'pino';
 import { resolveAdminToken } from './admin/admin-token.js';
 import type { ServerResources } from './app.module.js';
 import type { AppConfig } from './config/config.js';
-import { startP2pNode } from './p2p/p2p-node.js';
 import { loadServerSecrets } from './secrets/secrets.js';
+
+/** How often every hosted account is re-provided in the DHT and its document re-published. */
+const ANNOUNCE_EVERY_MS = 30 * 60 * 1000;
 
 /**
  * Opens everything the server needs before Nest starts, in order: the database (migrated), the queue, the
@@ -46,23 +49,18 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
     }
     const secrets = await loadServerSecrets(config.dataDir, config.sealingKey);
     for (const file of secrets.created) logger.info({ file }, `generated ${file} (mode 0600); back it up`);
-    const p2p = await startP2pNode({
-      nodeKey: secrets.nodeKey,
-      listen: config.p2pListen,
-      bootstrap: config.p2pBootstrap,
-      logger: logger.child({ component: 'p2p' }),
-    }).catch((err: unknown) => {
+    const replicaStore = new SqlReplicaStore(storage.dataSource);
+    const p2p = await Home.create(
+      { nodeKey: secrets.nodeKey, store: replicaStore, queue, logger },
+      { listen: config.p2pListen, bootstrap: config.p2pBootstrap, announceEveryMs: ANNOUNCE_EVERY_MS },
+    ).catch((err: unknown) => {
       throw new Error(
         `Cannot start the libp2p node on ${config.p2pListen.join(', ')}: ${(err as Error).message}. ` +
           'Check that the port is free, or set P2P_LISTEN.',
         { cause: err },
       );
     });
-    undo.push(async () => {
-      await p2p.sync.stop();
-      await p2p.host.stop();
-    });
-    const replicaStore = new SqlReplicaStore(storage.dataSource);
+    undo.push(() => p2p.stop());
     return { config, logger, storage, queue, adminToken: admin.verifier, secrets, p2p, replicaStore };
   } catch (err) {
     for (const step of undo.reverse()) await step().catch(() => undefined);

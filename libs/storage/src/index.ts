@@ -11,5 +11,3 @@ export { SqlMatrixStore } from './matrix-store.js';
 export type { ChangesSince, StoredAccessToken, StoredDeviceKey } from './matrix-store.js';
 export { SqlLoginTokens } from './login-tokens.js';
 export type { LoginTokenUse } from './login-tokens.js';
-export { LocalChangeRefusedError, LocalOpWriter } from './local-ops.js';
-export type { LocalChange } from './local-ops.js';

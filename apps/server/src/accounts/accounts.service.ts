@@ -4,11 +4,9 @@ import { Inject, Injectable } from '@nestjs/common';
 import {
   IdentityError,
   SecretKey,
-  addHome,
   createAccountDocument,
   generateKeyPair,
   parseUserId,
-  removeHome,
   sealRootKey,
   unsealRootKey,
   verifyAccountDocument,
@@ -17,16 +15,15 @@ import {
   type HomeRole,
 } from '@polyhome/identity';
 import {
-  AccountEntity,
-  HomeNodeEntity,
+  AccountNotHeldError,
+  HomeAddressError,
   LocalChangeRefusedError,
-  LocalOpWriter,
-  SqlReplicaStore,
-  type AccountCustody,
+  peerIdOfMultiaddr,
+  SelfRevocationError,
   type LocalChange,
-} from '@polyhome/storage';
+} from '@polyhome/home';
+import { AccountEntity, HomeNodeEntity, SqlReplicaStore, type AccountCustody } from '@polyhome/storage';
 import type { Op } from '@polyhome/sync';
-import { multiaddr as parseMultiaddr } from '@multiformats/multiaddr';
 import { ApiError } from '../common/api-error.js';
 import { decodeCursor, encodeCursor, type Page, type PageQueryDto } from '../common/pagination.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
@@ -85,19 +82,13 @@ export type { LocalChange };
  */
 @Injectable()
 export class AccountsService {
-  /** The last local write of each account still running or queued (see applyLocal). */
-
-  private readonly writer: LocalOpWriter;
-
   constructor(
     private readonly storage: StorageService,
     private readonly store: SqlReplicaStore,
     private readonly p2p: P2pService,
     @Inject(SERVER_SECRETS) private readonly secrets: ServerSecrets,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {
-    this.writer = new LocalOpWriter(store, p2p.peerId, secrets.nodeKey);
-  }
+  ) {}
 
   /** This server as a home entry of an account document. */
   selfHome(): Home {
@@ -120,7 +111,7 @@ export class AccountsService {
     if (password !== undefined) {
       await this.accounts().update({ serverName }, { passwordHash: await hashPassword(password) });
     }
-    await this.p2p.hostAccount(serverName);
+    await this.p2p.home.hostAccount(serverName);
     return this.summary(await this.row(serverName));
   }
 
@@ -159,9 +150,9 @@ export class AccountsService {
         await this.store.hostAccount(verified, { custody: 'self', receivedFrom: from, manager });
       });
     }
-    await this.p2p.hostAccount(serverName);
+    await this.p2p.home.hostAccount(serverName);
     // Fetch the account's state from its other homes now rather than when they next call.
-    void this.p2p.connectHomes(serverName).catch(() => undefined);
+    this.p2p.home.connectHomesLater(serverName);
     return serverName;
   }
 
@@ -181,7 +172,7 @@ export class AccountsService {
     const serverName = parseUserId(offered.user_id).serverName;
     const namesSelf = (d: AccountDocument): boolean => d.homes.some((h) => h.peer_id === this.p2p.peerId);
     if (namesSelf(held)) {
-      await this.p2p.hostAccount(serverName);
+      await this.p2p.home.hostAccount(serverName);
       throw new ApiError('M_USER_IN_USE', `${offered.user_id} is already hosted here.`);
     }
     if (offered.seq <= held.seq) {
@@ -195,9 +186,8 @@ export class AccountsService {
     if (!namesSelf(inForce)) {
       throw new ApiError('M_FORBIDDEN', `The account's document in force here does not name this server.`);
     }
-    await this.p2p.hostAccount(serverName);
-    await this.p2p.documentChanged(serverName);
-    void this.p2p.connectHomes(serverName).catch(() => undefined);
+    await this.p2p.home.hostAccount(serverName);
+    await this.p2p.home.documentChanged(serverName);
     return serverName;
   }
 
@@ -227,7 +217,7 @@ export class AccountsService {
     // This server and the other instances on its database share the op log: they hold everything it holds.
     const siblings = new Set(onThisDatabase.map((h) => h.peerId));
     const byPeer = new Map(delivery.map((d) => [d.peerId, d]));
-    const live = this.p2p.liveVectors(row.serverName);
+    const live = this.p2p.home.liveVectors(row.serverName);
     const homes = document.homes.map((home): HomeStatusView => {
       const d = byPeer.get(home.peer_id);
       // What the home holds, as best known: its recorded acks, what its open session last reported, and
@@ -279,24 +269,23 @@ export class AccountsService {
   ): Promise<AccountDocument> {
     let peerId: string;
     try {
-      peerId =
-        parseMultiaddr(input.multiaddr)
-          .getComponents()
-          .findLast((c) => c.name === 'p2p')?.value ?? '';
-    } catch {
-      throw new ApiError('M_INVALID_PARAM', 'multiaddr is not a valid multiaddr.');
+      peerId = peerIdOfMultiaddr(input.multiaddr);
+    } catch (err) {
+      if (!(err instanceof HomeAddressError)) throw err;
+      throw new ApiError(
+        'M_INVALID_PARAM',
+        err.reason === 'no_peer_id' ? 'multiaddr must end in /p2p/<PeerId>.' : 'multiaddr is not a valid multiaddr.',
+      );
     }
-    if (peerId === '') throw new ApiError('M_INVALID_PARAM', 'multiaddr must end in /p2p/<PeerId>.');
-    const home: Home = { peer_id: peerId, role: input.role, name: input.name, addrs: [input.multiaddr] };
+    const home = { peerId, address: input.multiaddr, role: input.role, name: input.name };
     const enroller = this.enroller;
-    if (enroller === undefined || input.role !== 'server') return this.addHome(userId, home);
     // The remote server enrolls with the signed next document before it is put in force here: a refused
     // enrollment leaves the account's document as it was (the refused document was stored nowhere).
-    return this.changeDocument(
-      userId,
-      (document, rootKey) => addHome(document, home, rootKey),
-      (next) => enroller(input.multiaddr, next, input.token),
-    );
+    const enroll =
+      enroller === undefined || input.role !== 'server'
+        ? undefined
+        : (next: AccountDocument) => enroller(input.multiaddr, next, input.token);
+    return this.withRootKey(userId, (account, rootKey) => this.p2p.home.addHome(account, home, rootKey, enroll));
   }
 
   /** Who enrolls a remote server after its home was added (set by the enrollment module). */
@@ -308,23 +297,25 @@ export class AccountsService {
    */
   async remove(userId: string): Promise<void> {
     const row = await this.rowByUserId(userId);
-    await this.p2p.unhostAccount(row.serverName);
+    await this.p2p.home.unhostAccount(row.serverName);
     await this.accounts().delete({ serverName: row.serverName });
   }
 
   /** Signs a new document adding a home (hosted accounts only). Returns the new document. */
   async addHome(userId: string, home: Home): Promise<AccountDocument> {
-    return this.changeDocument(userId, (document, rootKey) => addHome(document, home, rootKey));
+    const entry = { peerId: home.peer_id, role: home.role, name: home.name };
+    return this.withRootKey(userId, (account, rootKey) =>
+      this.p2p.home.addHome(
+        account,
+        home.addrs[0] === undefined ? entry : { ...entry, address: home.addrs[0] },
+        rootKey,
+      ),
+    );
   }
 
   /** Signs a new document revoking a home, with the last op seq this server accepted from it as cutoff. */
   async removeHome(userId: string, peerId: string): Promise<AccountDocument> {
-    if (peerId === this.p2p.peerId) {
-      throw new ApiError('M_FORBIDDEN', 'This server cannot revoke itself; delete the account to stop hosting it.');
-    }
-    const row = await this.rowByUserId(userId);
-    const vv = await this.store.versionVector(row.serverName);
-    return this.changeDocument(userId, (document, rootKey) => removeHome(document, peerId, vv[peerId] ?? 0, rootKey));
+    return this.withRootKey(userId, (account, rootKey) => this.p2p.home.removeHome(account, peerId, rootKey));
   }
 
   /**
@@ -332,15 +323,12 @@ export class AccountsService {
    * Batches of one account are signed one after another (`LocalOpWriter`), so no two share a seq.
    */
   async applyLocal(serverName: string, changes: LocalChange[]): Promise<Op[]> {
-    let ops: Op[];
     try {
-      ops = await this.writer.write(serverName, changes);
+      return await this.p2p.home.applyLocal(serverName, changes);
     } catch (err) {
       if (err instanceof LocalChangeRefusedError) throw new ApiError('M_INVALID_PARAM', err.message);
       throw err;
     }
-    this.p2p.publish(serverName, ops);
-    return ops;
   }
 
   /** Checks a hosted account's password. */
@@ -373,24 +361,24 @@ export class AccountsService {
     return unsealRootKey(row.sealedRootKey.toString('utf8'), row.serverName, this.secrets.sealingKey);
   }
 
-  private async changeDocument(
+  /**
+   * Runs a document change of a hosted account with its unsealed root key, in Matrix terms: identity's
+   * refusals are M_INVALID_PARAM, revoking this server is M_FORBIDDEN, an account without document M_NOT_FOUND.
+   */
+  private async withRootKey(
     userId: string,
-    change: (document: AccountDocument, rootKey: SecretKey) => AccountDocument,
-    beforeInForce?: (next: AccountDocument) => Promise<void>,
+    change: (account: string, rootKey: SecretKey) => Promise<AccountDocument>,
   ): Promise<AccountDocument> {
     const row = await this.rowByUserId(userId);
-    const rootKey = this.rootKeyOf(row);
-    let next: AccountDocument;
     try {
-      next = change(await this.document(row.serverName), rootKey);
+      return await change(row.serverName, this.rootKeyOf(row));
     } catch (err) {
+      if (err instanceof SelfRevocationError) {
+        throw new ApiError('M_FORBIDDEN', 'This server cannot revoke itself; delete the account to stop hosting it.');
+      }
+      if (err instanceof AccountNotHeldError) throw new ApiError('M_NOT_FOUND', 'The account has no document.');
       throw invalid(err);
     }
-    if (beforeInForce !== undefined) await beforeInForce(next);
-    const inForce = await this.store.offerDocument(row.serverName, next, this.p2p.peerId);
-    await this.p2p.documentChanged(row.serverName);
-    void this.p2p.connectHomes(row.serverName).catch(() => undefined);
-    return inForce;
   }
 
   private async document(serverName: string): Promise<AccountDocument> {

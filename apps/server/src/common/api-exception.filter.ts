@@ -1,5 +1,6 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus } from '@nestjs/common';
 import type { Response } from 'express';
+import { bodyParserError } from '@polyhome/home';
 import type { Logger } from 'pino';
 import { ApiError, RateLimitedError, type Errcode } from './api-error.js';
 
@@ -42,24 +43,10 @@ function messageOf(exception: HttpException): string {
   return exception.message;
 }
 
-/** Body-parser failures reach the filter as plain errors with a `type` and a `status`. */
+/** Body-parser failures (the mapping is libs/home's, shared with the node's Matrix API). */
 function fromBodyParser(exception: unknown): [number, ErrorBody] | undefined {
-  const e = exception as { type?: unknown; status?: unknown; message?: unknown };
-  if (typeof e?.type !== 'string' || typeof e.status !== 'number') return undefined;
-  switch (e.type) {
-    case 'entity.parse.failed':
-      return [400, { errcode: 'M_NOT_JSON', error: 'The request body is not valid JSON.' }];
-    case 'entity.too.large':
-      return [413, { errcode: 'M_TOO_LARGE', error: 'The request body is too large.' }];
-    case 'encoding.unsupported':
-    case 'charset.unsupported':
-      return [415, { errcode: 'M_NOT_JSON', error: 'The request body must be UTF-8 JSON.' }];
-    default:
-      return [
-        e.status,
-        { errcode: fromStatus(e.status), error: typeof e.message === 'string' ? e.message : 'Bad request.' },
-      ];
-  }
+  const answer = bodyParserError(exception);
+  return answer === undefined ? undefined : [answer.status, { errcode: answer.errcode, error: answer.error }];
 }
 
 /** Maps every error to a status and `{ errcode, error }`; unexpected ones are logged and answered as M_UNKNOWN. */
@@ -82,9 +69,7 @@ export class ApiExceptionFilter implements ExceptionFilter {
     }
     if (exception instanceof ApiError)
       return [exception.status, { errcode: exception.errcode, error: exception.message }];
-    // Nest wraps body-parser errors in an HttpException and keeps the original as its cause.
-    const parser =
-      fromBodyParser(exception) ?? (exception instanceof HttpException ? fromBodyParser(exception.cause) : undefined);
+    const parser = fromBodyParser(exception);
     if (parser) return parser;
     if (exception instanceof HttpException) {
       const status = exception.getStatus();

@@ -2,7 +2,6 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy }
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Job } from '@polyhome/queue';
-import type { AccountDocument } from '@polyhome/identity';
 import { HomeNodeEntity, SqlReplicaStore } from '@polyhome/storage';
 import type { VersionVector } from '@polyhome/sync';
 import type { Logger } from 'pino';
@@ -23,9 +22,7 @@ const ACK_WAIT_MS = 15_000;
 /** Attempts of one delivery job, with exponential backoff from DELIVERY_BACKOFF_MS (about 4 hours in all). */
 const DELIVERY_ATTEMPTS = 14;
 const DELIVERY_BACKOFF_MS = 1_000;
-/** How often every hosted account is re-provided in the DHT and its document re-published. */
-const REPUBLISH_EVERY_MS = 30 * 60 * 1000;
-/** Accounts read per page when going through all of them (start-up scheduling, re-publishing). */
+/** Accounts read per page when going through all of them (start-up scheduling). */
 const ACCOUNT_PAGE = 500;
 /** How often a BullMQ queue is checked for having lost its jobs (a Redis restarted without persistence). */
 const QUEUE_WATCH_MS = 5_000;
@@ -37,7 +34,7 @@ const MARKER = { queue: 'queue-marker', jobId: 'jobs-present' } as const;
  * waits on a queue). A home that is not connected and lacks ops gets one delivery job per account and home
  * (deduplicated by job id), retried with exponential backoff: dial it, let the session catch it up, wait
  * for its acknowledgement. When a home connects by itself, its session catches it up and its job is dropped.
- * DHT re-providing and document re-publishing are repeatable jobs.
+ * DHT announcing is the Home's (its jobs on the same queue); this re-creates its schedule when Redis lost the jobs.
  */
 @Injectable()
 export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy {
@@ -55,16 +52,10 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
 
   async onApplicationBootstrap(): Promise<void> {
     await this.queue.backend.process<DeliveryJob>('delivery', (job) => this.deliver(job), { concurrency: 4 });
-    await this.queue.backend.process<{ account?: string }>('dht', (job) => this.publish(job), { concurrency: 1 });
-    await this.queue.backend
-      .queue('dht')
-      .upsertRepeatable('republish-all', { every: REPUBLISH_EVERY_MS }, { name: 'republish', data: {} });
-    this.p2p.onChanged((account) => void this.scheduleFor(account).catch((err: unknown) => this.warn(err)));
-    this.p2p.onDocument((account) => {
-      void this.schedulePublish(account).catch((err: unknown) => this.warn(err));
-      void this.scheduleFor(account).catch((err: unknown) => this.warn(err));
-    });
-    this.p2p.onPeerConnected((peer) => void this.peerConnected(peer).catch((err: unknown) => this.warn(err)));
+    const home = this.p2p.home;
+    home.on('changed', ({ account }) => void this.scheduleFor(account).catch((err: unknown) => this.warn(err)));
+    home.on('document', ({ account }) => void this.scheduleFor(account).catch((err: unknown) => this.warn(err)));
+    home.on('peer:connect', ({ peerId }) => void this.peerConnected(peerId).catch((err: unknown) => this.warn(err)));
     // Homes that were behind when this process last stopped: their jobs are re-derived from the database,
     // a page of accounts per query (never a few queries per account).
     await this.scheduleBehind(() => true);
@@ -95,9 +86,7 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
       if (this.watch === undefined) return;
       this.logger.warn('the job queue lost its jobs (Redis restarted empty?); re-deriving them from the database');
       await this.placeMarker();
-      await this.queue.backend
-        .queue('dht')
-        .upsertRepeatable('republish-all', { every: REPUBLISH_EVERY_MS }, { name: 'republish', data: {} });
+      await this.p2p.home.scheduleReannounce();
       await this.scheduleBehind(() => this.watch !== undefined);
     } finally {
       this.rederiving = false;
@@ -120,7 +109,7 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
       if (!go()) break;
       const page = await this.store.homesBehind(siblings, { after, limit: ACCOUNT_PAGE });
       const jobs = page.behind
-        .filter(({ peer }) => !this.p2p.isConnected(peer))
+        .filter(({ peer }) => !this.p2p.home.isConnected(peer))
         .map(({ account, peer }) => deliveryJob(account, peer));
       if (jobs.length > 0) added.push(...(await this.queue.backend.queue<DeliveryJob>('delivery').addBulk(jobs)));
       after = page.next;
@@ -136,51 +125,41 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
     const acked = new Map((await this.store.deliveryState(account)).map((d) => [d.peerId, d.ackedVv]));
     const siblings = await this.siblings();
     const jobs = document.homes
-      .filter((home) => !siblings.has(home.peer_id) && !this.p2p.isConnected(home.peer_id))
+      .filter((home) => !siblings.has(home.peer_id) && !this.p2p.home.isConnected(home.peer_id))
       .filter((home) => lacks(vv, acked.get(home.peer_id) ?? {}, home.peer_id))
       .map((home) => deliveryJob(account, home.peer_id));
     if (jobs.length === 0) return [];
     return this.queue.backend.queue<DeliveryJob>('delivery').addBulk(jobs);
   }
 
-  /** Queues publishing an account's document and provider record in the DHT (after creation or a change). */
-  async schedulePublish(account: string): Promise<void> {
-    await this.queue.backend
-      .queue<{ account?: string }>('dht')
-      .add(
-        'publish',
-        { account },
-        { jobId: `publish.${account}`, attempts: 5, backoff: { type: 'exponential', delay: 2_000 } },
-      );
-  }
-
   private async deliver(job: Job<DeliveryJob>): Promise<void> {
     const { account, peer } = job.data;
     const started = Date.now();
     const document = await this.store.document(account);
-    const home = document?.homes.find((h) => h.peer_id === peer);
-    if (document === undefined || home === undefined) return; // no longer a home: nothing to deliver
+    const target = document?.homes.find((h) => h.peer_id === peer);
+    if (document === undefined || target === undefined) return; // no longer a home: nothing to deliver
     // This process, or another server instance on this database: it reads the same op log, lacks nothing.
     if ((await this.siblings()).has(peer)) return;
     const vv = await this.store.versionVector(account);
-    if (!this.p2p.isConnected(peer)) {
+    const home = this.p2p.home;
+    if (!home.isConnected(peer)) {
       const id = peerIdFromString(peer);
-      for (const addr of home.addrs) {
+      for (const addr of target.addrs) {
         try {
-          await this.p2p.host.peerStore.merge(id, { multiaddrs: [multiaddr(addr)] });
+          await home.host.peerStore.merge(id, { multiaddrs: [multiaddr(addr)] });
         } catch {
           // a malformed address in the document: the others may still work
         }
       }
       // Throws when the home cannot be reached: the queue retries with backoff.
-      await this.p2p.host.dial(id, { signal: AbortSignal.timeout(10_000) });
+      await home.host.dial(id, { signal: AbortSignal.timeout(10_000) });
     }
-    await this.p2p.connectHomes(account);
+    await home.connectHomes(account);
     const deadline = Date.now() + ACK_WAIT_MS;
     while (Date.now() < deadline && !job.signal.aborted) {
       const known = {
         ...((await this.store.deliveryState(account)).find((d) => d.peerId === peer)?.ackedVv ?? {}),
-        ...(this.p2p.liveVectors(account).get(peer) ?? {}),
+        ...(home.liveVectors(account).get(peer) ?? {}),
       };
       if (!lacks(vv, known, peer)) {
         this.metrics.deliveryLatency((Date.now() - started) / 1000);
@@ -189,29 +168,6 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     throw new Error(`home ${peer} did not acknowledge account ${account.slice(0, 12)}… within ${ACK_WAIT_MS} ms`);
-  }
-
-  private async publish(job: Job<{ account?: string }>): Promise<void> {
-    const publishOne = async (account: string, document: AccountDocument): Promise<void> => {
-      await this.p2p.discovery.provide(account);
-      await this.p2p.discovery.publishDocument(document);
-    };
-    if (job.data.account !== undefined) {
-      const document = await this.store.document(job.data.account);
-      if (document !== undefined) await publishOne(job.data.account, document);
-      return;
-    }
-    // Every account, a page of documents per query (never all server names in memory).
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.store.documentsPage({ after, limit: ACCOUNT_PAGE });
-      for (const { account, document } of page) {
-        if (job.signal.aborted) return;
-        await publishOne(account, document);
-      }
-      if (page.length < ACCOUNT_PAGE) return;
-      after = page[page.length - 1]!.account;
-    }
   }
 
   /** A home connected: its session catches it up, so a waiting or failed delivery job for it is dropped. */

@@ -1,10 +1,9 @@
 // LocalOpWriter on both engines: concurrent batches of one home never share a seq; a refused batch applies nothing.
 import { makeAccount } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStorage, type Storage } from './data-source.js';
-import { LocalChangeRefusedError, LocalOpWriter } from './local-ops.js';
-import { SqlReplicaStore } from './replica-store.js';
-import { createTestDatabase, STORAGE_BACKENDS, type TestDatabase } from './testing/backends.js';
+import { openStorage, SqlReplicaStore, type Storage } from '@polyhome/storage';
+import { createTestDatabase, STORAGE_BACKENDS, type TestDatabase } from '@polyhome/storage/testing';
+import { LocalChangeRefusedError, LocalOpWriter } from './local-op-writer.js';
 
 describe.each(STORAGE_BACKENDS)('LocalOpWriter on %s', (backend) => {
   let db: TestDatabase;

@@ -1,6 +1,6 @@
 import type { SecretKey } from '@polyhome/identity';
 import { createOp, OpRejectedError, type Op, type OpKind } from '@polyhome/sync';
-import type { SqlReplicaStore } from './replica-store.js';
+import type { LocalOpStore } from './ports.js';
 
 /** A change to an account's replicated state, to be signed as an op of this home. */
 export interface LocalChange {
@@ -24,13 +24,13 @@ export class LocalChangeRefusedError extends Error {
  * Signs changes as ops of this home and stores them, one batch after another per account. Each batch takes the
  * next seq from the database, so two batches running at once would sign two different ops with the same seq
  * (an equivocation by this home). Only one process signs as a home (each has its own node key), so queueing in
- * memory is enough. Used by the server home and the client-side home alike.
+ * memory is enough. The Home runs it; neither app signs ops itself.
  */
 export class LocalOpWriter {
   readonly #queues = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly store: SqlReplicaStore,
+    private readonly store: LocalOpStore,
     private readonly origin: string,
     private readonly nodeKey: SecretKey,
   ) {}

@@ -1,0 +1,58 @@
+// Home targets and body-parser refusals: the one parsing and the one mapping both apps use.
+import { makeHome } from '@polyhome/sync/testing';
+import { describe, expect, it } from 'vitest';
+import { parseHomeTarget, peerIdOfMultiaddr } from './addresses.js';
+import { HomeAddressError } from './errors.js';
+import { bodyParserError } from './http-errors.js';
+
+const peer = makeHome('libs-home:addresses').peerId;
+
+function reasonOf(run: () => unknown): string | undefined {
+  try {
+    run();
+    return undefined;
+  } catch (err) {
+    return err instanceof HomeAddressError ? err.reason : `other: ${(err as Error).message}`;
+  }
+}
+
+describe('home targets', () => {
+  it('takes the PeerId from the last /p2p/ component of a multiaddr', () => {
+    const address = `/ip4/127.0.0.1/tcp/4001/p2p/${peer}`;
+    expect(peerIdOfMultiaddr(address)).toBe(peer);
+    expect(parseHomeTarget(address, 'server')).toEqual({ peerId: peer, address });
+  });
+
+  it('takes a bare PeerId for a client home only', () => {
+    expect(parseHomeTarget(peer, 'client')).toEqual({ peerId: peer });
+    expect(reasonOf(() => parseHomeTarget(peer, 'server'))).toBe('server_needs_address');
+  });
+
+  it('refuses what is neither, saying why', () => {
+    expect(reasonOf(() => parseHomeTarget('not-a-peer', 'client'))).toBe('not_peer_id');
+    expect(reasonOf(() => parseHomeTarget('/ip4/999.1.1.1/tcp/1', 'client'))).toBe('not_multiaddr');
+    expect(reasonOf(() => parseHomeTarget('/ip4/127.0.0.1/tcp/4001', 'client'))).toBe('no_peer_id');
+  });
+});
+
+describe('bodyParserError', () => {
+  it('maps body-parser refusals, bare or as the cause of a wrapping error, to Matrix errcodes', () => {
+    expect(bodyParserError({ type: 'entity.parse.failed', status: 400 })).toMatchObject({
+      status: 400,
+      errcode: 'M_NOT_JSON',
+    });
+    const tooLarge = Object.assign(new Error('wrapped'), { cause: { type: 'entity.too.large', status: 413 } });
+    expect(bodyParserError(tooLarge)).toMatchObject({ status: 413, errcode: 'M_TOO_LARGE' });
+    expect(bodyParserError({ type: 'charset.unsupported', status: 415 })).toMatchObject({
+      status: 415,
+      errcode: 'M_NOT_JSON',
+    });
+    expect(bodyParserError({ type: 'request.aborted', status: 400 })).toMatchObject({ status: 400 });
+  });
+
+  it('leaves everything else to the caller', () => {
+    expect(bodyParserError(new Error('boom'))).toBeUndefined();
+    expect(bodyParserError({ type: 'stream.not.readable', status: 500 })).toBeUndefined();
+    expect(bodyParserError(null)).toBeUndefined();
+  });
+});

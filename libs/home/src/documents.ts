@@ -1,0 +1,76 @@
+import {
+  addHome as addHomeToDocument,
+  removeHome as removeHomeFromDocument,
+  type AccountDocument,
+  type Home as HomeEntry,
+  type SecretKey,
+} from '@polyhome/identity';
+import type { ReplicaStore } from '@polyhome/sync';
+import { AccountNotHeldError, SelfRevocationError } from './errors.js';
+
+/** What a document change needs from the store. */
+export type DocumentStore = Pick<ReplicaStore, 'document' | 'offerDocument' | 'versionVector'>;
+
+/** A home to add: the PeerId, the address (when there is one), the role and the name. */
+export interface NewHome {
+  peerId: string;
+  address?: string | undefined;
+  role: HomeEntry['role'];
+  name: string;
+}
+
+/**
+ * Signs the account's next document and puts it in force in the store, as home `self`; no network. The
+ * Home does this and then tells its sync sessions; a CLI with no running home does it alone.
+ * `beforeInForce` runs with the signed document first (a server home enrolls with it): when it throws,
+ * nothing changes. Throws AccountNotHeldError, and identity's refusals from `change`.
+ */
+export async function changeAccountDocument(
+  store: DocumentStore,
+  self: string,
+  account: string,
+  change: (document: AccountDocument) => AccountDocument,
+  beforeInForce?: (next: AccountDocument) => Promise<void>,
+): Promise<AccountDocument> {
+  const document = await store.document(account);
+  if (document === undefined) throw new AccountNotHeldError(account);
+  const next = change(document);
+  if (beforeInForce !== undefined) await beforeInForce(next);
+  return store.offerDocument(account, next, self);
+}
+
+/** Adds a home to the account's document, signed with the root key (see changeAccountDocument). */
+export function addHomeToAccount(
+  store: DocumentStore,
+  self: string,
+  account: string,
+  home: NewHome,
+  rootKey: SecretKey,
+  beforeInForce?: (next: AccountDocument) => Promise<void>,
+): Promise<AccountDocument> {
+  const entry: HomeEntry = {
+    peer_id: home.peerId,
+    role: home.role,
+    name: home.name,
+    addrs: home.address === undefined ? [] : [home.address],
+  };
+  return changeAccountDocument(store, self, account, (d) => addHomeToDocument(d, entry, rootKey), beforeInForce);
+}
+
+/**
+ * Revokes a home from the account's document, with the last op seq held from it as cutoff. Throws
+ * SelfRevocationError when `peerId` is `self`.
+ */
+export async function removeHomeFromAccount(
+  store: DocumentStore,
+  self: string,
+  account: string,
+  peerId: string,
+  rootKey: SecretKey,
+): Promise<AccountDocument> {
+  if (peerId === self) throw new SelfRevocationError(peerId);
+  const vv = await store.versionVector(account);
+  return changeAccountDocument(store, self, account, (d) =>
+    removeHomeFromDocument(d, peerId, vv[peerId] ?? 0, rootKey),
+  );
+}

@@ -1,0 +1,42 @@
+import type { AccountDocument } from '@polyhome/identity';
+import type { SyncEvents } from '@polyhome/p2p';
+
+/** The events of a Home, by name. */
+export interface HomeEventMap {
+  /** An account's state changed here, by a local op or ops from a peer: the state keys touched (`device:ABC`). */
+  changed: { account: string; keys: string[] };
+  /** Ops were accepted from a peer. */
+  applied: SyncEvents['applied'];
+  /** A peer's op, document or session was refused. */
+  rejected: SyncEvents['rejected'];
+  /** An account is newly hosted or its document changed; `peerId` and `document` when a peer brought it. */
+  document: { account: string; peerId?: string; document?: AccountDocument };
+  /** An account was taken in from a home that named this one (see Home.adopt). */
+  adopted: { account: string; peerId: string; document: AccountDocument };
+  /** A peer connected; `peers` is the number connected now. */
+  'peer:connect': { peerId: string; peers: number };
+  /** A peer disconnected; `peers` is the number connected now. */
+  'peer:disconnect': { peerId: string; peers: number };
+}
+
+type Listener<K extends keyof HomeEventMap> = (detail: HomeEventMap[K]) => void;
+
+/** A typed event emitter; a listener that throws does not keep the others from running. */
+export class HomeEvents {
+  readonly #listeners = new Map<keyof HomeEventMap, Set<(detail: never) => void>>();
+
+  /** Subscribes; returns the unsubscribe function. */
+  on<K extends keyof HomeEventMap>(event: K, listener: Listener<K>): () => void {
+    let set = this.#listeners.get(event);
+    if (set === undefined) this.#listeners.set(event, (set = new Set()));
+    set.add(listener as (detail: never) => void);
+    return () => set.delete(listener as (detail: never) => void);
+  }
+
+  /** Calls every listener of `event` with `detail`. */
+  emit<K extends keyof HomeEventMap>(event: K, detail: HomeEventMap[K]): void {
+    for (const listener of [...(this.#listeners.get(event) ?? [])]) {
+      (listener as Listener<K>)(detail);
+    }
+  }
+}

@@ -1,0 +1,163 @@
+// Home on real libp2p over loopback and real PGlite stores: a local change is signed, stored, pushed and
+// raises `changed` on the other home; acks land in the store; a refused change is a Matrix M_BAD_JSON; a home
+// made empty takes in an account whose document names it; document changes and announcements.
+import { MatrixError } from '@polyhome/matrix/errors';
+import { waitFor } from '@polyhome/p2p/testing';
+import { createInProcessQueue } from '@polyhome/queue';
+import { openStorage, SqlReplicaStore, type Storage } from '@polyhome/storage';
+import { createTestDatabase, type TestDatabase } from '@polyhome/storage/testing';
+import { makeAccount, makeHome, type FixtureHome } from '@polyhome/sync/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SelfRevocationError } from './errors.js';
+import { Home, type HomeInit } from './home.js';
+import { LocalChangeRefusedError } from './local-op-writer.js';
+
+interface Running {
+  home: Home;
+  store: SqlReplicaStore;
+  close(): Promise<void>;
+}
+
+const INIT: HomeInit = { listen: ['/ip4/127.0.0.1/tcp/0'], announceEveryMs: 60 * 60 * 1000 };
+
+async function runHome(fixture: FixtureHome, init: Partial<HomeInit> = {}): Promise<Running> {
+  const db: TestDatabase = await createTestDatabase('pglite');
+  const storage: Storage = await openStorage({ databaseUrl: db.databaseUrl, dataDir: db.dataDir });
+  const store = new SqlReplicaStore(storage.dataSource);
+  const queue = createInProcessQueue();
+  const home = await Home.create({ nodeKey: fixture.secretKey, store, queue }, { ...INIT, ...init });
+  return {
+    home,
+    store,
+    close: async () => {
+      await queue.close();
+      await home.stop();
+      await storage.close();
+      await db.dispose();
+    },
+  };
+}
+
+describe('Home', () => {
+  const account = makeAccount({ seed: 'libs-home', homes: 2 });
+  const joiner = makeHome('libs-home:joiner');
+  let a: Running;
+  let b: Running;
+  let c: Running;
+
+  beforeAll(async () => {
+    [a, b, c] = await Promise.all([
+      runHome(account.homes[0]!),
+      runHome(account.homes[1]!),
+      runHome(joiner, { adoptWhenEmpty: true }),
+    ]);
+    await a.store.hostAccount(account.document, { custody: 'self' });
+    await b.store.hostAccount(account.document, { custody: 'self' });
+    await Promise.all([a.home.start(), b.home.start(), c.home.start()]);
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close(), c?.close()]);
+  });
+
+  it('hosts the accounts of its store at start, under the PeerId of its node key', () => {
+    expect(a.home.peerId).toBe(account.homes[0]!.peerId);
+    expect(a.home.hosted()).toEqual([account.serverName]);
+    expect(c.home.hosted()).toEqual([]);
+  });
+
+  it('signs, stores and pushes a local change; the other home applies it, says what changed and acks', async () => {
+    const changed: Array<{ account: string; keys: string[] }> = [];
+    b.home.on('changed', (detail) => changed.push(detail));
+    await a.home.host.dial(b.home.host.getMultiaddrs()[0]!);
+    await waitFor(() => a.home.sessions(account.serverName).length > 0, 'a session');
+
+    const ops = await a.home.applyLocal(account.serverName, [
+      { op: 'member.set', key: '!room:example.org', body: { room_id: '!room:example.org', membership: 'join' } },
+    ]);
+    expect(ops.map((op) => [op.origin, op.seq])).toEqual([[a.home.peerId, 1]]);
+
+    await waitFor(() => changed.length > 0, 'the change on b');
+    expect(changed[0]).toEqual({ account: account.serverName, keys: ['member:!room:example.org'] });
+    expect(Object.keys((await b.store.state(account.serverName)).memberships)).toEqual(['!room:example.org']);
+    // b's acknowledgement is written to a's delivery store in the background.
+    await waitFor(async () => {
+      const rows = await a.store.deliveryState(account.serverName);
+      return rows.some((r) => r.peerId === b.home.peerId && (r.ackedVv[a.home.peerId] ?? 0) >= 1);
+    }, 'the ack recorded on a');
+  });
+
+  it('signs concurrent changes of one account with distinct seqs', async () => {
+    const batches = await Promise.all(
+      ['!r1:x', '!r2:x', '!r3:x'].map((room) =>
+        a.home.applyLocal(account.serverName, [
+          { op: 'member.set', key: room, body: { room_id: room, membership: 'join' } },
+        ]),
+      ),
+    );
+    const seqs = batches.flat().map((op) => op.seq);
+    expect(new Set(seqs).size).toBe(3);
+  });
+
+  it('refuses a malformed change: LocalChangeRefusedError, and M_BAD_JSON through the Matrix port', async () => {
+    const bad = [{ op: 'member.set' as const, key: '!x:y', body: { membership: 'sideways' } }];
+    await expect(a.home.applyLocal(account.serverName, bad)).rejects.toBeInstanceOf(LocalChangeRefusedError);
+    const port = a.home.matrixPort({
+      userIdOf: () => Promise.resolve(account.userId),
+      checkPassword: () => Promise.resolve(null),
+      consumeLoginToken: () => Promise.resolve(null),
+    });
+    expect(port.homeId).toBe(a.home.peerId);
+    const refused = await port.applyLocal(account.serverName, bad).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(refused).toBeInstanceOf(MatrixError);
+    expect((refused as MatrixError).errcode).toBe('M_BAD_JSON');
+  });
+
+  it('will not revoke itself', async () => {
+    await expect(a.home.removeHome(account.serverName, a.home.peerId, account.rootKey)).rejects.toBeInstanceOf(
+      SelfRevocationError,
+    );
+  });
+
+  it('adds a home by PeerId; the empty home it names takes the account in and gets its state', async () => {
+    const adopted: string[] = [];
+    c.home.on('adopted', ({ account: acct }) => adopted.push(acct));
+    const document = await a.home.addHome(
+      account.serverName,
+      { peerId: c.home.peerId, role: 'client', name: 'joiner' },
+      account.rootKey,
+    );
+    expect(document.homes.map((h) => h.peer_id)).toContain(c.home.peerId);
+    // a dials the homes of the account it knows addresses of; c is reachable once a knows where.
+    await a.home.host.dial(c.home.host.getMultiaddrs()[0]!);
+    await waitFor(() => adopted.length > 0, 'the adoption on c');
+    expect(adopted).toEqual([account.serverName]);
+    expect(c.home.hosted()).toEqual([account.serverName]);
+    const held = Object.keys((await a.store.state(account.serverName)).memberships).sort();
+    expect(held).toHaveLength(4);
+    await waitFor(
+      async () =>
+        JSON.stringify(Object.keys((await c.store.state(account.serverName)).memberships).sort()) ===
+        JSON.stringify(held),
+      'the state on c',
+    );
+  });
+
+  it('announces a changed document through its queue job, and on demand', async () => {
+    // addHome above changed the document: the Home queued an announcement, which put it in the DHT.
+    const held = await a.store.document(account.serverName);
+    await waitFor(async () => {
+      const found = await c.home.discovery.fetchDocument(account.serverName, { signal: AbortSignal.timeout(5_000) });
+      return found?.seq === held?.seq;
+    }, 'the new document in the DHT');
+    await a.home.announce(account.serverName);
+  });
+
+  it('stops once, after the background work', async () => {
+    await b.home.stop();
+    await b.home.stop();
+    expect(b.home.isRunning()).toBe(false);
+  });
+});

@@ -1,0 +1,483 @@
+import {
+  hashAndSignEvent,
+  homeStatus,
+  parseUserId,
+  peerIdFromPublicKey,
+  type AccountDocument,
+  type MatrixEvent,
+  type SecretKey,
+} from '@polyhome/identity';
+import type { MatrixAccountState, MatrixHomePort, MatrixLocalChange, MatrixRoomVersion } from '@polyhome/matrix';
+import { MatrixError } from '@polyhome/matrix/errors';
+import {
+  createPolyhomeHost,
+  createSyncService,
+  type Discovery,
+  type PolyhomeHost,
+  type PolyhomeHostInit,
+  type SessionInfo,
+  type SyncService,
+} from '@polyhome/p2p';
+import type { Job, QueueBackend } from '@polyhome/queue';
+import { stateKey, type Op, type VersionVector } from '@polyhome/sync';
+import { BackgroundWork } from './background.js';
+import { addHomeToAccount, changeAccountDocument, removeHomeFromAccount, type NewHome } from './documents.js';
+import { NotConnectedError } from './errors.js';
+import { HomeEvents, type HomeEventMap } from './events.js';
+import { discoveryOf } from './transient-host.js';
+import { LocalChangeRefusedError, LocalOpWriter, type LocalChange } from './local-op-writer.js';
+import { SILENT_LOGGER, type HomeAccounts, type HomeLogger, type HomeStore } from './ports.js';
+
+/** The code of a sync session refused because this home does not hold the account. */
+export const NOT_A_HOME = 'NOT_A_HOME';
+/** Accounts hosted on the sync service per page, at start. */
+const HOST_PAGE = 5000;
+/** Accounts read per page when all of them are announced. */
+const ANNOUNCE_PAGE = 500;
+/** The job queue of DHT announcements. */
+export const ANNOUNCE_QUEUE = 'dht';
+/** The repeatable job that re-announces every account. */
+const REANNOUNCE_SCHEDULE = 'republish-all';
+
+/** What a Home is built from. */
+export interface HomeComponents {
+  /** This home's node key: its PeerId, and the key its ops and events are signed with. */
+  nodeKey: SecretKey;
+  /** The account, state, replica and delivery stores (the SQL replica store of `@polyhome/storage` is all). */
+  store: HomeStore;
+  /** The job queue (BullMQ on the server, in-process on a client-side home). */
+  queue: QueueBackend;
+  logger?: HomeLogger;
+}
+
+/** The options of a Home: the differences between a server home and a client-side home are all here. */
+export interface HomeInit {
+  /** libp2p listen multiaddrs. */
+  listen: string[];
+  /** Multiaddrs with /p2p/<PeerId> of DHT peers to dial at start. */
+  bootstrap?: string[];
+  /** Further libp2p host options (connection gater, limits). */
+  host?: Omit<PolyhomeHostInit, 'nodeKey' | 'listen' | 'bootstrap'>;
+  /** How often every account is announced again in the DHT (provider records and documents expire). */
+  announceEveryMs: number;
+  /** Also announce every account this long after start (a client home; a server waits for its schedule). */
+  announceAtStartMs?: number;
+  /** Re-dial every account's homes this often (a client home); unset: only on demand. */
+  reconnectEveryMs?: number;
+  /** At start, offer every home of every account the document held here (a client home restored elsewhere). */
+  offerDocumentsAtStart?: boolean;
+  /**
+   * Take in the account of a home that opens a session for an account not held here, when this home holds
+   * none yet and the account's document names it (a client home made with `init --join`).
+   */
+  adoptWhenEmpty?: boolean;
+}
+
+/**
+ * One home: the libp2p host, the sync service, discovery and the local op writer over the store and queue
+ * ports. The server runs it behind a Nest provider, the client-side node in its process; both use only this.
+ */
+export class Home {
+  readonly events = new HomeEvents();
+  readonly #background: BackgroundWork;
+  readonly #writer: LocalOpWriter;
+  readonly #logger: HomeLogger;
+  readonly #unsubscribe: Array<() => void> = [];
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #adopting = new Set<string>();
+  #started = false;
+  #stopped = false;
+  /** This home's PeerId. */
+  readonly peerId: string;
+
+  private constructor(
+    readonly host: PolyhomeHost,
+    private readonly sync: SyncService,
+    readonly discovery: Discovery,
+    private readonly components: HomeComponents,
+    private readonly init: HomeInit,
+  ) {
+    this.peerId = peerIdFromPublicKey(components.nodeKey.publicKey);
+    this.#logger = components.logger ?? SILENT_LOGGER;
+    this.#background = new BackgroundWork(this.#logger);
+    this.#writer = new LocalOpWriter(components.store, this.peerId, components.nodeKey);
+  }
+
+  /** Starts the libp2p host and the sync service (listening; no account hosted until start()). */
+  static async create(components: HomeComponents, init: HomeInit): Promise<Home> {
+    const host = await createPolyhomeHost({
+      ...init.host,
+      nodeKey: components.nodeKey,
+      listen: init.listen,
+      bootstrap: init.bootstrap ?? [],
+      logger: components.logger,
+    });
+    try {
+      const sync = createSyncService(host, { logger: components.logger });
+      await sync.start();
+      return new Home(host, sync, discoveryOf(host, components.logger), components, init);
+    } catch (err) {
+      await host.stop();
+      throw err;
+    }
+  }
+
+  /** The libp2p listen addresses with /p2p/<PeerId>. */
+  addrs(): string[] {
+    return this.host.getMultiaddrs().map((a) => a.toString());
+  }
+
+  /** Whether the libp2p host runs. */
+  isRunning(): boolean {
+    return this.host.status === 'started';
+  }
+
+  /** Whether a peer has an open connection to this home. */
+  isConnected(peerId: string): boolean {
+    return this.host.getConnections().some((c) => c.remotePeer.toString() === peerId);
+  }
+
+  /** The accounts hosted on the sync service. */
+  hosted(): string[] {
+    return this.sync.hosted();
+  }
+
+  /** Open sync sessions, of one account or all. */
+  sessions(account?: string): SessionInfo[] {
+    return this.sync.sessions(account);
+  }
+
+  /** What each connected home of the account last said it holds (from its hello and acks), by PeerId. */
+  liveVectors(account: string): Map<string, VersionVector> {
+    const out = new Map<string, VersionVector>();
+    for (const session of this.sync.sessions(account)) out.set(session.peerId, { ...session.peerVector });
+    return out;
+  }
+
+  /** Subscribes to an event; returns the unsubscribe function. */
+  on<K extends keyof HomeEventMap>(event: K, listener: (detail: HomeEventMap[K]) => void): () => void {
+    return this.events.on(event, listener);
+  }
+
+  /**
+   * Wires the sync events, hosts every account of the store (a page of accounts with their homes per query),
+   * takes announcement jobs from the queue and starts the periodic work of the profile.
+   */
+  async start(): Promise<void> {
+    const { sync, host } = this;
+    this.#unsubscribe.push(
+      sync.on('acked', ({ account, peerId, vv }) =>
+        this.#background.track(this.components.store.recordAck(account, peerId, vv), 'recording an ack'),
+      ),
+      sync.on('applied', (detail) => {
+        this.events.emit('applied', detail);
+        this.#changed(detail.account, detail.changed);
+      }),
+      sync.on('document', (detail) => this.#documentIn(detail.account, detail)),
+      sync.on('rejected', (detail) => {
+        this.events.emit('rejected', detail);
+        if (detail.code === NOT_A_HOME && this.init.adoptWhenEmpty === true) {
+          this.#background.track(this.adopt(detail.account, detail.peerId), 'adoption');
+        }
+      }),
+    );
+    const onConnect = (event: CustomEvent<{ toString(): string }>): void =>
+      this.events.emit('peer:connect', { peerId: event.detail.toString(), peers: host.getPeers().length });
+    const onDisconnect = (event: CustomEvent<{ toString(): string }>): void =>
+      this.events.emit('peer:disconnect', { peerId: event.detail.toString(), peers: host.getPeers().length });
+    host.addEventListener('peer:connect', onConnect);
+    host.addEventListener('peer:disconnect', onDisconnect);
+    this.#unsubscribe.push(
+      () => host.removeEventListener('peer:connect', onConnect),
+      () => host.removeEventListener('peer:disconnect', onDisconnect),
+    );
+    const hosted = await this.hostAll();
+    await this.#startAnnouncing();
+    if (this.init.offerDocumentsAtStart === true) {
+      for (const account of this.hosted()) this.#background.track(this.#offerDocument(account), 'document offer');
+    }
+    const reconnect = this.init.reconnectEveryMs;
+    if (reconnect !== undefined) {
+      const connect = (): void => {
+        for (const account of this.hosted()) this.#background.track(this.sync.connectHomes(account), 'dialling');
+      };
+      this.#timers.push(setInterval(connect, reconnect));
+    }
+    this.#started = true;
+    this.#logger.info({ peerId: this.peerId, addrs: this.addrs(), accounts: hosted }, 'home started');
+  }
+
+  /** Stops the periodic work, the sync service and the host, and waits for background work (acks written). */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const timer of this.#timers.splice(0)) clearTimeout(timer);
+    for (const off of this.#unsubscribe.splice(0)) off();
+    await this.sync.stop();
+    await this.host.stop();
+    await this.#background.settle();
+  }
+
+  /** Hosts every account of the store on the sync service, a page per query; returns how many. */
+  async hostAll(): Promise<number> {
+    let hosted = 0;
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.components.store.listHomes({ after, limit: HOST_PAGE });
+      this.sync.hostMany(page, this.components.store);
+      hosted += page.length;
+      if (page.length < HOST_PAGE) return hosted;
+      after = page[page.length - 1]!.account;
+    }
+  }
+
+  /** Takes part in the sync of an account whose document is stored. */
+  async hostAccount(account: string): Promise<void> {
+    await this.sync.host(account, this.components.store);
+    if (this.#started) this.events.emit('document', { account });
+  }
+
+  /** Stops taking part in the sync of an account. */
+  async unhostAccount(account: string): Promise<void> {
+    await this.sync.unhost(account);
+  }
+
+  /** Dials the homes in the account document and opens sessions. */
+  async connectHomes(account: string): Promise<void> {
+    await this.sync.connectHomes(account);
+  }
+
+  /** Dials the account's homes in the background (failures are logged). */
+  connectHomesLater(account: string): void {
+    this.#background.track(this.sync.connectHomes(account), 'dialling');
+  }
+
+  /**
+   * Signs changes as ops of this home, stores them in one batch and pushes them to the connected homes.
+   * Batches of one account are signed one after another, so no two share a seq. Throws
+   * LocalChangeRefusedError when the store refuses one; nothing is applied then.
+   */
+  async applyLocal(account: string, changes: readonly LocalChange[]): Promise<Op[]> {
+    const ops = await this.#writer.write(account, changes);
+    this.sync.publish(account, ops);
+    this.#changed(account, [...new Set(ops.map(stateKey))]);
+    return ops;
+  }
+
+  /**
+   * The account document in the store changed here (a home added or removed, a newer one taken in): re-check
+   * the sessions, send it on, dial the homes, announce it.
+   */
+  async documentChanged(account: string): Promise<void> {
+    await this.sync.documentChanged(account);
+    this.events.emit('document', { account });
+    this.connectHomesLater(account);
+  }
+
+  /**
+   * Signs the account's next document and puts it in force here, then tells the sessions (see
+   * changeAccountDocument; `beforeInForce` may refuse it).
+   */
+  async changeDocument(
+    account: string,
+    change: (document: AccountDocument) => AccountDocument,
+    beforeInForce?: (next: AccountDocument) => Promise<void>,
+  ): Promise<AccountDocument> {
+    const inForce = await changeAccountDocument(this.components.store, this.peerId, account, change, beforeInForce);
+    await this.documentChanged(account);
+    return inForce;
+  }
+
+  /** Adds a home to the account's document, signed with the root key; `enroll` runs first (see changeDocument). */
+  async addHome(
+    account: string,
+    home: NewHome,
+    rootKey: SecretKey,
+    enroll?: (next: AccountDocument) => Promise<void>,
+  ): Promise<AccountDocument> {
+    const inForce = await addHomeToAccount(this.components.store, this.peerId, account, home, rootKey, enroll);
+    await this.documentChanged(account);
+    return inForce;
+  }
+
+  /** Revokes a home, with the last op seq held from it as cutoff. Throws SelfRevocationError for this home. */
+  async removeHome(account: string, peerId: string, rootKey: SecretKey): Promise<AccountDocument> {
+    const inForce = await removeHomeFromAccount(this.components.store, this.peerId, account, peerId, rootKey);
+    await this.documentChanged(account);
+    return inForce;
+  }
+
+  /**
+   * A home of an account not held here opened a session: when this home holds no account yet, ask that home
+   * for the document, and take the account in when the document names this home. A home that holds an
+   * account takes in no other this way, so nobody can make it store accounts by naming its PeerId.
+   * Resolves true when the account was taken in.
+   */
+  async adopt(account: string, peerId: string): Promise<boolean> {
+    if (this.hosted().length > 0 || this.#adopting.has(account) || this.#stopped) return false;
+    this.#adopting.add(account);
+    try {
+      const document = await this.sync.fetchDocument(peerId, account);
+      if (homeStatus(document, this.peerId).kind !== 'home' || this.hosted().length > 0) return false;
+      await this.components.store.hostAccount(document, { custody: 'self', receivedFrom: peerId });
+      await this.sync.host(account, this.components.store);
+      this.events.emit('adopted', { account, peerId, document });
+      await this.sync.connectHomes(account);
+      this.events.emit('document', { account });
+      return true;
+    } finally {
+      this.#adopting.delete(account);
+    }
+  }
+
+  /**
+   * Provides the account in the DHT and puts its document there. Throws NotConnectedError with no peer to
+   * put them on, and the DHT's errors: the announcement job retries.
+   */
+  async announce(account: string): Promise<void> {
+    if (this.host.getConnections().length === 0) throw new NotConnectedError();
+    const document = await this.components.store.document(account);
+    if (document === undefined) return;
+    await this.discovery.provide(account);
+    await this.discovery.publishDocument(document);
+  }
+
+  /** Announces every account, a page of documents per query; stops early when `signal` aborts. */
+  async announceAll(signal?: AbortSignal): Promise<void> {
+    if (this.host.getConnections().length === 0) throw new NotConnectedError();
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.components.store.documentsPage({ after, limit: ANNOUNCE_PAGE });
+      for (const { account, document } of page) {
+        if (signal?.aborted === true) return;
+        await this.discovery.provide(account);
+        await this.discovery.publishDocument(document);
+      }
+      if (page.length < ANNOUNCE_PAGE) return;
+      after = page[page.length - 1]!.account;
+    }
+  }
+
+  /** Queues announcing an account (after it is created, taken in or its document changes). */
+  async scheduleAnnounce(account: string, delayMs = 0): Promise<void> {
+    await this.components.queue
+      .queue<{ account?: string }>(ANNOUNCE_QUEUE)
+      .add(
+        'publish',
+        { account },
+        { jobId: `publish.${account}`, delay: delayMs, attempts: 5, backoff: { type: 'exponential', delay: 2_000 } },
+      );
+  }
+
+  /** (Re)creates the repeatable job that announces every account (after a queue lost its jobs, too). */
+  async scheduleReannounce(): Promise<void> {
+    await this.components.queue
+      .queue<{ account?: string }>(ANNOUNCE_QUEUE)
+      .upsertRepeatable(REANNOUNCE_SCHEDULE, { every: this.init.announceEveryMs }, { name: 'republish', data: {} });
+  }
+
+  /** The one Matrix home port, over this home and the profile's accounts. */
+  matrixPort(accounts: HomeAccounts): MatrixHomePort {
+    return new HomeMatrixPort(this, accounts, this.components);
+  }
+
+  /** Hashes and signs a room event as this home under the account's server name. */
+  signEvent(account: string, event: MatrixEvent, roomVersion: MatrixRoomVersion): MatrixEvent {
+    // The sender is the account's user: refuse to sign for a server name that is not the event's.
+    if (typeof event['sender'] !== 'string' || parseUserId(event['sender']).serverName !== account) {
+      throw new Error('signEvent: sender is not of this account');
+    }
+    return hashAndSignEvent(event, account, `ed25519:${this.peerId}`, this.components.nodeKey, roomVersion);
+  }
+
+  async #startAnnouncing(): Promise<void> {
+    await this.components.queue.process<{ account?: string }>(
+      ANNOUNCE_QUEUE,
+      (job: Job<{ account?: string }>) =>
+        job.data.account !== undefined ? this.announce(job.data.account) : this.announceAll(job.signal),
+      { concurrency: 1 },
+    );
+    await this.scheduleReannounce();
+    const delay = this.init.announceAtStartMs;
+    if (delay !== undefined) {
+      for (const account of this.hosted()) await this.scheduleAnnounce(account, delay);
+    }
+    this.#unsubscribe.push(
+      this.events.on('document', ({ account }) =>
+        this.#background.track(this.scheduleAnnounce(account), 'queueing an announcement'),
+      ),
+    );
+  }
+
+  #documentIn(account: string, detail: { peerId: string; document: AccountDocument }): void {
+    this.events.emit('document', { account, peerId: detail.peerId, document: detail.document });
+  }
+
+  #changed(account: string, keys: string[]): void {
+    if (keys.length > 0) this.events.emit('changed', { account, keys });
+  }
+
+  /** Dials the account's homes, offers each the held document, and opens sessions with those that took it. */
+  async #offerDocument(account: string): Promise<void> {
+    const document = await this.components.store.document(account);
+    if (document === undefined) return;
+    await this.sync.connectHomes(account);
+    let accepted = 0;
+    for (const home of document.homes) {
+      if (home.peer_id === this.peerId) continue;
+      const took = await this.sync.offerDocument(home.peer_id, document).catch((err: unknown) => {
+        this.#logger.debug({ peer: home.peer_id, err: (err as Error).message }, 'document offer failed');
+        return false;
+      });
+      if (took) accepted++;
+    }
+    if (accepted > 0) await this.sync.connectHomes(account);
+  }
+}
+
+/** The Matrix client API's port, the same on every home: the profile gives only its accounts side. */
+class HomeMatrixPort implements MatrixHomePort {
+  constructor(
+    private readonly home: Home,
+    private readonly accounts: HomeAccounts,
+    private readonly components: HomeComponents,
+  ) {}
+
+  get homeId(): string {
+    return this.home.peerId;
+  }
+
+  checkPassword(userId: string, password: string): Promise<string | null> {
+    return this.accounts.checkPassword(userId, password);
+  }
+
+  consumeLoginToken(token: string): Promise<string | null> {
+    return this.accounts.consumeLoginToken(token);
+  }
+
+  userIdOf(serverName: string): Promise<string | null> {
+    return this.accounts.userIdOf(serverName);
+  }
+
+  state(serverName: string): Promise<MatrixAccountState> {
+    return this.components.store.state(serverName);
+  }
+
+  async applyLocal(serverName: string, changes: MatrixLocalChange[]): Promise<void> {
+    try {
+      await this.home.applyLocal(serverName, changes);
+    } catch (err) {
+      // A change the op validator refuses is the client's bad input, told in Matrix terms.
+      if (err instanceof LocalChangeRefusedError) throw new MatrixError('M_BAD_JSON', err.message);
+      throw err;
+    }
+  }
+
+  onChanged(listener: (serverName: string, keys: string[]) => void): void {
+    this.home.on('changed', ({ account, keys }) => listener(account, keys));
+  }
+
+  async signEvent(serverName: string, event: MatrixEvent, roomVersion: MatrixRoomVersion): Promise<MatrixEvent> {
+    return this.home.signEvent(serverName, event, roomVersion);
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * @packageDocumentation
+ *
+ * One home, framework-free: `Home` composes the libp2p host, the sync service, discovery and the local op
+ * writer over store ports (`HomeStore`: the SQL replica store of `@polyhome/storage` satisfies it) and the
+ * queue port of `@polyhome/queue`. The server runs it behind a thin Nest provider, the client-side node in its
+ * process. It imports no NestJS and no TypeORM (eslint enforces it).
+ */
+export { Home, ANNOUNCE_QUEUE, NOT_A_HOME } from './home.js';
+export type { HomeComponents, HomeInit } from './home.js';
+export { addHomeToAccount, changeAccountDocument, removeHomeFromAccount } from './documents.js';
+export type { DocumentStore, NewHome } from './documents.js';
+export { HomeEvents } from './events.js';
+export type { HomeEventMap } from './events.js';
+export { LocalChangeRefusedError, LocalOpWriter } from './local-op-writer.js';
+export type { LocalChange } from './local-op-writer.js';
+export { BackgroundWork } from './background.js';
+export { discoveryOf, withTransientHost } from './transient-host.js';
+export type { HostWithDiscovery } from './transient-host.js';
+export { parseHomeTarget, peerIdOfMultiaddr } from './addresses.js';
+export type { HomeTarget } from './addresses.js';
+export { bodyParserError } from './http-errors.js';
+export type { BodyErrorAnswer } from './http-errors.js';
+export { AccountNotHeldError, HomeAddressError, NotConnectedError, SelfRevocationError } from './errors.js';
+export { SILENT_LOGGER } from './ports.js';
+export type {
+  AccountStore,
+  DeliveryStore,
+  HomeAccounts,
+  HomeLogger,
+  HomeStore,
+  HostedAccountPage,
+  LocalOpContext,
+  LocalOpStore,
+  StateStore,
+} from './ports.js';
