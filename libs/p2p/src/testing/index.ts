@@ -8,6 +8,7 @@ import type { SyncMessage } from '@polyhome/sync';
 import { MemoryReplicaStore } from '@polyhome/sync/testing';
 import { ENROLL_MAX_FRAME_BYTES, ENROLL_PROTOCOL, SYNC_PROTOCOL } from '../constants.js';
 import { createPolyhomeHost, type PolyhomeHost } from '../host.js';
+import type { AccountRecordGuardInit } from '../record-guard.js';
 import {
   createDiscovery,
   createSyncService,
@@ -38,6 +39,8 @@ export interface StartNodeOptions {
   sync?: SyncServiceInit;
   /** Reuse a port (restarts). */
   port?: number;
+  /** The DHT replay guard's store and cache size (default: in memory, RECORD_GUARD_MAX_ACCOUNTS). */
+  recordGuard?: AccountRecordGuardInit;
 }
 
 /** Starts a host with sync and discovery on 127.0.0.1, with limits raised for many local nodes. */
@@ -48,6 +51,7 @@ export async function startNode(options: StartNodeOptions): Promise<TestNode> {
     bootstrap: options.bootstrap ?? [],
     inboundConnectionThreshold: 10_000,
     maxIncomingPendingConnections: 1000,
+    ...(options.recordGuard !== undefined ? { recordGuard: options.recordGuard } : {}),
   });
   const sync = createSyncService(host, options.sync);
   await sync.start();
@@ -56,6 +60,7 @@ export async function startNode(options: StartNodeOptions): Promise<TestNode> {
     dht: host.services.dht,
     peerStore: host.peerStore,
     getConnections: host.getConnections.bind(host),
+    recordGuard: host.services.recordGuard,
   });
   const store = options.store ?? new MemoryReplicaStore();
   const peerId = host.peerId.toString();
