@@ -5,7 +5,7 @@ import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { isServerName, parseUserId, verifyAccountDocument, type AccountDocument } from '@polyhome/identity';
 import { DHT_QUERY_TIMEOUT, MAX_PROVIDERS } from './constants.js';
-import { AccountNotFoundError, InvalidAccountIdError } from './errors.js';
+import { AccountNotFoundError, InvalidAccountIdError, StaleRecordError } from './errors.js';
 import { errorFields, silentLogger, type P2pLogger } from './logger.js';
 import type {
   AccountLookup,
@@ -50,8 +50,15 @@ export class DhtDiscovery implements Discovery {
     decodeAccountRecord(key, value);
     await this.#pin(serverName, verified.seq);
     let stored = 0;
-    for await (const event of this.#components.dht.put(key, value, { signal: this.#signal(options) })) {
-      if (event.name === 'PEER_RESPONSE') stored++;
+    try {
+      for await (const event of this.#components.dht.put(key, value, { signal: this.#signal(options) })) {
+        if (event.name === 'PEER_RESPONSE') stored++;
+      }
+    } catch (error) {
+      // This node's DHT store already holds a newer document (another home published it first): this one
+      // is not worth spreading, and a republish of every account must go on to the next one.
+      if (!(error instanceof StaleRecordError)) throw error;
+      this.#log.debug({ ...errorFields(error), account: serverName }, 'DHT holds a newer document; not published');
     }
     return stored;
   }

@@ -47,7 +47,10 @@ export type {
 export interface Discovery {
   /** Announces this node as a provider of the account CID (a home calls it for every account it hosts). */
   provide(serverName: string, options?: LookupOptions): Promise<void>;
-  /** Verifies a document and puts it in the DHT under `/polyhome/account/<server name>`; returns how many peers took it. */
+  /**
+   * Verifies a document and puts it in the DHT under `/polyhome/account/<server name>`; returns how many peers took
+   * it (0, without an error, when this node's DHT store already holds a newer document of the account).
+   */
   publishDocument(document: AccountDocument, options?: LookupOptions): Promise<number>;
   /** The best verified document in the DHT for an account, or undefined; forged records are ignored. */
   fetchDocument(serverName: string, options?: LookupOptions): Promise<AccountDocument | undefined>;

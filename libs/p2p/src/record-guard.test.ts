@@ -131,6 +131,9 @@ describe('DHT replay guard over real kad-dht nodes', () => {
     // The lookup pinned the account on `far`: its guard now holds seq 3 beyond the cache.
     expect(await guardOf(far).guardedSeq(account.serverName)).toBe(current.seq);
     expect((await attacker.discovery.fetchDocument(account.serverName))?.seq).toBe(current.seq);
+    // A home republishing an outdated document (its database behind the DHT) is not an error, and changes nothing.
+    expect(await home.discovery.publishDocument(old)).toBe(0);
+    expect(guardOf(home).storedSeq(account.serverName)).toBe(current.seq);
   }, 120_000);
 });
 
