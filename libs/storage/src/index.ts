@@ -10,6 +10,7 @@ export type { HostAccountInit, LocalOpContext, SqlReplicaStoreInit, StoredAccoun
 export { SqlMatrixStore } from './matrix-store.js';
 export type { ChangesSince, StoredAccessToken, StoredDeviceKey } from './matrix-store.js';
 export { SqlLoginTokens } from './login-tokens.js';
+export { SqlSeqGuardStore } from './seq-guard-store.js';
 export type { LoginTokenUse } from './login-tokens.js';
 export { LocalChangeRefusedError, LocalOpWriter } from './local-ops.js';
 export type { LocalChange } from './local-ops.js';
