@@ -4,62 +4,16 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { PeerId } from '@libp2p/interface';
 import { Libp2pRecord } from '@libp2p/record';
 import type { AccountDocument } from '@polyhome/identity';
 import { makeAccount, makeHome, withHome, withoutHome } from '@polyhome/sync/testing';
 import { Key } from 'interface-datastore';
 import { base32 } from 'multiformats/bases/base32';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DHT_PROTOCOL } from './constants.js';
 import { SeqGuardStoreError, StaleRecordError } from './errors.js';
 import { FileSeqGuardStore, GuardedRecordDatastore } from './record-guard.js';
 import { accountRecordKey, encodeAccountRecord } from './records.js';
-import { freePort, startNode, waitFor, type TestNode } from './testing/index.js';
-
-/** What a put of `document` by `from` got: how many peers stored it, and how many refused it. */
-async function putRecord(from: TestNode, document: AccountDocument): Promise<{ stored: number; refused: number }> {
-  const serverName = document.user_id.slice(document.user_id.indexOf(':') + 1);
-  const value = encodeAccountRecord(document);
-  const stored = new Set<string>();
-  const failed = new Set<string>();
-  try {
-    for await (const event of from.host.services.dht.put(accountRecordKey(serverName), value, {
-      signal: AbortSignal.timeout(15_000),
-    })) {
-      // A PUT_VALUE answer echoes the record a peer stored; query errors name the peers that refused it.
-      if (
-        event.name === 'PEER_RESPONSE' &&
-        event.messageType === 'PUT_VALUE' &&
-        sameBytes(event.record?.value, value)
-      ) {
-        stored.add(event.from.toString());
-      }
-      if (event.name === 'QUERY_ERROR') failed.add(event.from.toString());
-    }
-  } catch {
-    // kad-dht may end a put that peers refused with an error; the counts say what happened.
-  }
-  return { stored: stored.size, refused: [...failed].filter((p) => !stored.has(p)).length };
-}
-
-function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
-  return a !== undefined && a.byteLength === b.byteLength && a.every((x, i) => x === b[i]);
-}
-
-/** Waits until `node` knows every one of `peers` as a DHT server (so a put reaches them all). */
-async function waitForDhtPeers(node: TestNode, peers: readonly PeerId[]): Promise<void> {
-  await waitFor(async () => {
-    for (const peer of peers) {
-      try {
-        if (!(await node.host.peerStore.get(peer)).protocols.includes(DHT_PROTOCOL)) return false;
-      } catch {
-        return false;
-      }
-    }
-    return true;
-  }, 'DHT peers identified');
-}
+import { freePort, putDhtRecord, startNode, waitFor, waitForDhtPeers, type TestNode } from './testing/index.js';
 
 const guardOf = (node: TestNode) => node.host.services.recordGuard;
 
@@ -111,7 +65,8 @@ describe('DHT replay guard over real kad-dht nodes', () => {
 
     let fillerStored = 0;
     for (let i = 0; i < FILLER; i++) {
-      fillerStored += (await putRecord(attacker, makeAccount({ seed: `guard:filler:${i}`, homes: 1 }).document)).stored;
+      fillerStored += (await putDhtRecord(attacker, makeAccount({ seed: `guard:filler:${i}`, homes: 1 }).document))
+        .stored;
     }
     // The filler went in, and it pushed the account out of every node's cache: only the store holds seq 3 now.
     expect(fillerStored).toBeGreaterThanOrEqual(FILLER * 3);
@@ -120,7 +75,7 @@ describe('DHT replay guard over real kad-dht nodes', () => {
       expect(await guardOf(node).guardedSeq(account.serverName)).toBeUndefined();
     }
 
-    const replay = await putRecord(attacker, old);
+    const replay = await putDhtRecord(attacker, old);
     expect(replay.stored).toBe(0);
     expect(replay.refused).toBeGreaterThanOrEqual(3);
     for (const node of [home, keeper, far]) expect(guardOf(node).storedSeq(account.serverName)).toBe(current.seq);
@@ -210,7 +165,7 @@ describe('DHT replay guard across a restart', () => {
     });
     running.push(attacker);
     await waitForDhtPeers(attacker, [persistent.host.peerId, volatile.host.peerId]);
-    const replay = await putRecord(attacker, old);
+    const replay = await putDhtRecord(attacker, old);
 
     // Without a persistent guard the replay is taken (the attack is real); with the file it is refused.
     expect(guardOf(volatile).storedSeq(account.serverName)).toBe(old.seq);
@@ -219,7 +174,7 @@ describe('DHT replay guard across a restart', () => {
     // The restarted node's own lookup refuses the replayed record wherever it comes from.
     expect(await persistent.discovery.fetchDocument(account.serverName, { timeout: 5_000 })).toBeUndefined();
     // The newest document is taken as soon as it is offered again.
-    expect((await putRecord(attacker, current)).stored).toBe(2);
+    expect((await putDhtRecord(attacker, current)).stored).toBe(2);
     expect(guardOf(persistent).storedSeq(account.serverName)).toBe(current.seq);
     expect(guardOf(volatile).storedSeq(account.serverName)).toBe(current.seq);
   }, 120_000);
