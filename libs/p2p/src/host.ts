@@ -98,7 +98,10 @@ export async function privateKeyFromNodeKey(nodeKey: SecretKey): Promise<Private
  */
 export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<PolyhomeHost> {
   const privateKey = await resolvePrivateKey(init);
-  const guard = new AccountRecordGuard(init.recordGuard);
+  const guard = new AccountRecordGuard({
+    ...init.recordGuard,
+    ...(init.logger !== undefined ? { logger: init.logger } : {}),
+  });
   const node = await createLibp2p<PolyhomeServices>({
     privateKey,
     start: false,

@@ -11,9 +11,17 @@ import { Key } from 'interface-datastore';
 import { base32 } from 'multiformats/bases/base32';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SeqGuardStoreError, StaleRecordError } from './errors.js';
-import { FileSeqGuardStore, GuardedRecordDatastore } from './record-guard.js';
+import { AccountRecordGuard, FileSeqGuardStore, GuardedRecordDatastore } from './record-guard.js';
 import { accountRecordKey, encodeAccountRecord } from './records.js';
-import { freePort, putDhtRecord, startNode, waitFor, waitForDhtPeers, type TestNode } from './testing/index.js';
+import {
+  freePort,
+  putDhtRecord,
+  recordingLogger,
+  startNode,
+  waitFor,
+  waitForDhtPeers,
+  type TestNode,
+} from './testing/index.js';
 
 const guardOf = (node: TestNode) => node.host.services.recordGuard;
 
@@ -201,6 +209,32 @@ describe('GuardedRecordDatastore and FileSeqGuardStore', () => {
     store.put(other, new Uint8Array([2]));
     store.put(other, new Uint8Array([1]));
     expect(store.get(other)).toEqual(new Uint8Array([1]));
+  });
+
+  it('a store that fails: a read refuses the record, a write of a newer seq is logged and the record taken', async () => {
+    const log = recordingLogger();
+    const failing = {
+      highestSeq: async () => 1,
+      remember: async () => {
+        throw new Error('disk full');
+      },
+    };
+    const guard = new AccountRecordGuard({ store: failing, logger: log });
+    await expect(guard.validate(key, encodeAccountRecord(v2))).resolves.toBeUndefined();
+    expect(log.entries.map((e) => [e.level, e.msg])).toEqual([
+      ['warn', 'DHT replay guard did not remember a newer seq'],
+    ]);
+    expect(guard.cachedSeq(account.serverName)).toBe(v2.seq);
+    await expect(guard.validate(key, encodeAccountRecord(v1))).rejects.toThrow(/rollback/);
+    const unreadable = new AccountRecordGuard({
+      store: {
+        highestSeq: async () => {
+          throw new Error('database down');
+        },
+        remember: async () => undefined,
+      },
+    });
+    await expect(unreadable.validate(key, encodeAccountRecord(v2))).rejects.toThrow(/database down/);
   });
 
   it('the file store keeps the highest seq, refuses a damaged file, and writes mode 0600', async () => {

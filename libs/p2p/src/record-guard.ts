@@ -16,14 +16,15 @@ import { Key, type KeyQuery, type Pair, type Query } from 'interface-datastore';
 import { base32 } from 'multiformats/bases/base32';
 import { ACCOUNT_RECORD_PREFIX, DHT_RECORD_DATASTORE_PREFIX, RECORD_GUARD_MAX_ACCOUNTS } from './constants.js';
 import { InvalidRecordError, SeqGuardStoreError, StaleRecordError } from './errors.js';
+import { errorFields, silentLogger, type P2pLogger } from './logger.js';
 import { decodeAccountRecord, accountRecordSelector, SeqCache } from './records.js';
 
 const decoder = new TextDecoder();
 
 /**
  * Where the highest seq of the guarded accounts is kept (the accounts this node hosts or has looked up).
- * An implementation may be backed by a database; every method may throw (the guard then refuses the record
- * rather than accept it unchecked).
+ * An implementation may be backed by a database; every method may throw: a failed `highestSeq` makes the guard
+ * refuse the record rather than take it unchecked, a failed `remember` of a newer seq is logged.
  */
 export interface SeqGuardStore {
   /** The highest seq remembered for the account, or undefined when the account is not guarded. */
@@ -233,6 +234,8 @@ export interface AccountRecordGuardInit {
   store?: SeqGuardStore;
   /** Accounts held by the cache of other accounts' seqs (default RECORD_GUARD_MAX_ACCOUNTS). */
   maxAccounts?: number;
+  /** Where a store that could not remember a newer seq is logged (default silent; the host gives its own). */
+  logger?: P2pLogger;
 }
 
 /**
@@ -245,10 +248,12 @@ export class AccountRecordGuard {
   readonly datastore = new GuardedRecordDatastore();
   readonly #cache: SeqCache;
   readonly #store: SeqGuardStore;
+  readonly #log: P2pLogger;
 
   constructor(init: AccountRecordGuardInit = {}) {
     this.#cache = new SeqCache(init.maxAccounts ?? RECORD_GUARD_MAX_ACCOUNTS);
     this.#store = init.store ?? new MemorySeqGuardStore();
+    this.#log = init.logger ?? silentLogger;
   }
 
   /**
@@ -265,7 +270,14 @@ export class AccountRecordGuard {
       throw new InvalidRecordError(`seq ${document.seq} is older than seq ${seen} already seen (rollback)`);
     }
     this.#cache.note(account, document.seq);
-    if (stored !== undefined && document.seq > stored) await this.#store.remember(account, document.seq);
+    if (stored !== undefined && document.seq > stored) {
+      try {
+        await this.#store.remember(account, document.seq);
+      } catch (error) {
+        // The record is newer, so taking it is safe; only the guard's memory of it is lost (it stays cached).
+        this.#log.warn({ ...errorFields(error), account }, 'DHT replay guard did not remember a newer seq');
+      }
+    }
   };
 
   /**
