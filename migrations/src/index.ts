@@ -4,6 +4,7 @@ import { ReplicatedState1795516075902 } from './1795516075902-ReplicatedState.js
 import { OpLogHead1795517405285 } from './1795517405285-OpLogHead.js';
 import { Hosting1795518359777 } from './1795518359777-Hosting.js';
 import { MatrixClientApi1795519166001 } from './1795519166001-MatrixClientApi.js';
+import { DhtSeqGuard1795520000000 } from './1795520000000-DhtSeqGuard.js';
 
 /** Every migration, oldest first. Classes, not file globs, so the list is the same in every runtime. */
 export const MIGRATIONS: Array<new () => MigrationInterface> = [
@@ -12,4 +13,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   OpLogHead1795517405285,
   Hosting1795518359777,
   MatrixClientApi1795519166001,
+  DhtSeqGuard1795520000000,
 ];

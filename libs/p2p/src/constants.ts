@@ -19,6 +19,10 @@ export const RECORD_NAMESPACE = 'polyhome';
 export const ACCOUNT_RECORD_PREFIX = '/polyhome/account/';
 /** Prefix hashed (with the server name) into the CID that the homes of an account provide. */
 export const ACCOUNT_CID_PREFIX = 'polyhome:account:';
+/** Where kad-dht files DHT records in libp2p's datastore (its default `datastorePrefix` `/dht`, then `/record/`). */
+export const DHT_RECORD_DATASTORE_PREFIX = '/dht/record/';
+/** Accounts whose highest seq the replay guard's cache holds (the DHT store and the SeqGuardStore hold the rest). */
+export const RECORD_GUARD_MAX_ACCOUNTS = 10_000;
 
 /** Default listen address: every interface, a port chosen by the OS. */
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0'];

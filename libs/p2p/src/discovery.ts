@@ -5,7 +5,7 @@ import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { isServerName, parseUserId, verifyAccountDocument, type AccountDocument } from '@polyhome/identity';
 import { DHT_QUERY_TIMEOUT, MAX_PROVIDERS } from './constants.js';
-import { AccountNotFoundError, InvalidAccountIdError } from './errors.js';
+import { AccountNotFoundError, InvalidAccountIdError, StaleRecordError } from './errors.js';
 import { errorFields, silentLogger, type P2pLogger } from './logger.js';
 import type {
   AccountLookup,
@@ -33,6 +33,8 @@ export class DhtDiscovery implements Discovery {
 
   async provide(serverName: string, options?: LookupOptions): Promise<void> {
     if (!isServerName(serverName)) throw new InvalidAccountIdError('server name');
+    // A home provides every account it hosts: guard their documents from now on.
+    await this.#pin(serverName);
     const cid = await accountCid(serverName);
     for await (const _event of this.#components.dht.provide(cid, { signal: this.#signal(options) })) {
       // Drain: kad-dht only does the work as the events are read.
@@ -46,9 +48,17 @@ export class DhtDiscovery implements Discovery {
     const key = accountRecordKey(serverName);
     const value = encodeAccountRecord(verified);
     decodeAccountRecord(key, value);
+    await this.#pin(serverName, verified.seq);
     let stored = 0;
-    for await (const event of this.#components.dht.put(key, value, { signal: this.#signal(options) })) {
-      if (event.name === 'PEER_RESPONSE') stored++;
+    try {
+      for await (const event of this.#components.dht.put(key, value, { signal: this.#signal(options) })) {
+        if (event.name === 'PEER_RESPONSE') stored++;
+      }
+    } catch (error) {
+      // This node's DHT store already holds a newer document (another home published it first): this one
+      // is not worth spreading, and a republish of every account must go on to the next one.
+      if (!(error instanceof StaleRecordError)) throw error;
+      this.#log.debug({ ...errorFields(error), account: serverName }, 'DHT holds a newer document; not published');
     }
     return stored;
   }
@@ -78,6 +88,8 @@ export class DhtDiscovery implements Discovery {
       // already verified stays valid, and no record at all is reported by the caller.
       this.#log.debug({ ...errorFields(error), account: serverName, found: best !== undefined }, 'DHT get ended early');
     }
+    // A looked-up account stays guarded: an older document replayed later is refused here.
+    if (best !== undefined) await this.#pin(serverName, best.seq);
     return best;
   }
 
@@ -135,6 +147,15 @@ export class DhtDiscovery implements Discovery {
       }),
     );
     return { document, homes, ignoredProviders: [...ignoredProviders] };
+  }
+
+  async #pin(serverName: string, seq?: number): Promise<void> {
+    try {
+      await this.#components.recordGuard?.pin(serverName, seq);
+    } catch (error) {
+      // The DHT store still compares seqs; a guard store that cannot write must not stop discovery.
+      this.#log.warn({ ...errorFields(error), account: serverName }, 'DHT replay guard not updated');
+    }
   }
 
   async #storedAddrs(peerId: PeerId): Promise<string[]> {

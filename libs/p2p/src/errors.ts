@@ -51,6 +51,27 @@ export class InvalidRecordError extends P2pError {
   }
 }
 
+/**
+ * Thrown by the DHT record store when a record would replace a stored one that the selector prefers (an older
+ * seq over a newer, a replay); kad-dht then refuses the PUT_VALUE.
+ */
+export class StaleRecordError extends P2pError {
+  readonly code = 'STALE_RECORD';
+  constructor(key: string, seq: number, storedSeq: number) {
+    super(`DHT record ${key.slice(0, 120)} at seq ${seq} does not replace the stored seq ${storedSeq}`);
+    this.name = 'StaleRecordError';
+  }
+}
+
+/** Thrown when a SeqGuardStore cannot read or write what it keeps (a file store: the path and the reason). */
+export class SeqGuardStoreError extends P2pError {
+  readonly code = 'SEQ_GUARD_STORE';
+  constructor(where: string, reason: string) {
+    super(`DHT replay guard store ${where}: ${reason}`);
+    this.name = 'SeqGuardStoreError';
+  }
+}
+
 /** Thrown when a sync call names an account this node does not host. */
 export class AccountNotHostedError extends P2pError {
   readonly code = 'ACCOUNT_NOT_HOSTED';

@@ -25,7 +25,8 @@ import {
   PING_MAX_STREAMS,
   RECORD_NAMESPACE,
 } from './constants.js';
-import { accountRecordSelector, createAccountRecordValidator } from './records.js';
+import { AccountRecordGuard, type AccountRecordGuardInit } from './record-guard.js';
+import { accountRecordSelector } from './records.js';
 import { InvalidHostInitError, NodeKeyMismatchError } from './errors.js';
 import { errorFields, silentLogger, type P2pLogger } from './logger.js';
 
@@ -34,6 +35,8 @@ export interface PolyhomeServices extends Record<string, unknown> {
   identify: Identify;
   ping: Ping;
   dht: KadDHT;
+  /** The DHT replay guard: pin the accounts this node hosts or looks up (discovery does, when given it). */
+  recordGuard: AccountRecordGuard;
 }
 
 /** A started or stopped polyhome libp2p node. */
@@ -65,6 +68,11 @@ export interface PolyhomeHostInit {
   start?: boolean;
   /** Where failures that do not fail the start (a bootstrap peer down) are logged (default silent). */
   logger?: P2pLogger;
+  /**
+   * The DHT replay guard: its SeqGuardStore (default in memory; give a persistent one so hosted and looked-up
+   * accounts stay guarded across restarts) and its cache size. The DHT record store compares seqs in any case.
+   */
+  recordGuard?: AccountRecordGuardInit;
 }
 
 /**
@@ -90,9 +98,15 @@ export async function privateKeyFromNodeKey(nodeKey: SecretKey): Promise<Private
  */
 export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<PolyhomeHost> {
   const privateKey = await resolvePrivateKey(init);
+  const guard = new AccountRecordGuard({
+    ...init.recordGuard,
+    ...(init.logger !== undefined ? { logger: init.logger } : {}),
+  });
   const node = await createLibp2p<PolyhomeServices>({
     privateKey,
     start: false,
+    // kad-dht keeps its records in libp2p's datastore: this one never lets an older document replace a newer.
+    datastore: guard.datastore,
     addresses: {
       listen: init.listen ?? DEFAULT_LISTEN,
       ...(init.announce !== undefined ? { announce: init.announce } : {}),
@@ -119,9 +133,10 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
         // Keep loopback and private addresses: homes on one LAN or one machine must find each other,
         // and the default mapper drops them (then nothing is found on 127.0.0.1).
         peerInfoMapper: passthroughMapper,
-        validators: { [RECORD_NAMESPACE]: createAccountRecordValidator() },
+        validators: { [RECORD_NAMESPACE]: guard.validate },
         selectors: { [RECORD_NAMESPACE]: accountRecordSelector },
       }),
+      recordGuard: () => guard,
     },
   });
   if (init.start !== false) {

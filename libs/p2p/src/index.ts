@@ -6,6 +6,7 @@ import type { Libp2p, PeerId } from '@libp2p/interface';
 import type { AccountDocument, HomeRole } from '@polyhome/identity';
 import type { Op, ReplicaStore, VersionVector } from '@polyhome/sync';
 import { DhtDiscovery } from './discovery.js';
+import type { AccountRecordGuard } from './record-guard.js';
 import { EnrollmentHandler, type EnrollErrorResponse, type EnrollResponse } from './enrollment-protocol.js';
 import type { P2pLogger } from './logger.js';
 import { PolyhomeSync } from './sync-protocol.js';
@@ -25,6 +26,8 @@ export {
   createAccountRecordValidator,
   accountRecordSelector,
 } from './records.js';
+export { AccountRecordGuard, FileSeqGuardStore, GuardedRecordDatastore, MemorySeqGuardStore } from './record-guard.js';
+export type { AccountRecordGuardInit, SeqGuardStore } from './record-guard.js';
 export { decodeMessage, encodeMessage, DEFAULT_FRAME_LIMITS } from './frames.js';
 export type { FrameLimits } from './frames.js';
 export { NOT_A_HOME_REASON } from './sync-protocol.js';
@@ -44,7 +47,10 @@ export type {
 export interface Discovery {
   /** Announces this node as a provider of the account CID (a home calls it for every account it hosts). */
   provide(serverName: string, options?: LookupOptions): Promise<void>;
-  /** Verifies a document and puts it in the DHT under `/polyhome/account/<server name>`; returns how many peers took it. */
+  /**
+   * Verifies a document and puts it in the DHT under `/polyhome/account/<server name>`; returns how many peers took
+   * it (0, without an error, when this node's DHT store already holds a newer document of the account).
+   */
   publishDocument(document: AccountDocument, options?: LookupOptions): Promise<number>;
   /** The best verified document in the DHT for an account, or undefined; forged records are ignored. */
   fetchDocument(serverName: string, options?: LookupOptions): Promise<AccountDocument | undefined>;
@@ -104,6 +110,12 @@ export interface DiscoveryComponents {
   getConnections: Libp2p['getConnections'];
   /** Where query failures that lookups absorb are logged (default silent). */
   logger?: P2pLogger;
+  /**
+   * The host's replay guard (`host.services.recordGuard`): accounts provided, published or looked up are
+   * pinned in it, so their highest seq is kept beyond the guard's cache (and across restarts with a
+   * persistent SeqGuardStore). Without it the DHT store's own comparison still holds.
+   */
+  recordGuard?: Pick<AccountRecordGuard, 'pin'>;
 }
 
 /** Creates discovery over a polyhome host's DHT (`{ ...host, dht: host.services.dht }`). */

@@ -12,7 +12,7 @@ import {
 import { CID } from 'multiformats/cid';
 import * as raw from 'multiformats/codecs/raw';
 import { sha256 } from 'multiformats/hashes/sha2';
-import { ACCOUNT_CID_PREFIX, ACCOUNT_RECORD_PREFIX } from './constants.js';
+import { ACCOUNT_CID_PREFIX, ACCOUNT_RECORD_PREFIX, RECORD_GUARD_MAX_ACCOUNTS } from './constants.js';
 import { InvalidRecordError } from './errors.js';
 
 const encoder = new TextEncoder();
@@ -79,10 +79,14 @@ export function accountRecordValidator(key: Uint8Array, value: Uint8Array): void
 /**
  * A kad-dht validator that also refuses a valid record older than one this node has already seen for
  * the same account. kad-dht stores a PUT_VALUE without asking the selector, so without this anyone
- * could replay an old signed document (seq 1) over the current one; the seqs are kept in a bounded map.
+ * could replay an old signed document (seq 1) over the current one. The seqs are kept in a bounded map, which
+ * filler records can evict: the host runs AccountRecordGuard (record-guard.ts) instead, whose record store
+ * compares with the stored record and whose SeqGuardStore keeps hosted and looked-up accounts.
  */
-export function createAccountRecordValidator(maxAccounts = 10_000): (key: Uint8Array, value: Uint8Array) => void {
-  const highest = new Map<string, number>();
+export function createAccountRecordValidator(
+  maxAccounts = RECORD_GUARD_MAX_ACCOUNTS,
+): (key: Uint8Array, value: Uint8Array) => void {
+  const highest = new SeqCache(maxAccounts);
   return (key, value) => {
     const document = decodeAccountRecord(key, value);
     const serverName = decoder.decode(key).slice(ACCOUNT_RECORD_PREFIX.length);
@@ -90,11 +94,33 @@ export function createAccountRecordValidator(maxAccounts = 10_000): (key: Uint8A
     if (seen !== undefined && document.seq < seen) {
       throw new InvalidRecordError(`seq ${document.seq} is older than seq ${seen} already seen (rollback)`);
     }
-    // Re-insert to keep the map in least-recently-seen order, then evict the oldest past the bound.
-    highest.delete(serverName);
-    highest.set(serverName, Math.max(seen ?? 0, document.seq));
-    if (highest.size > maxAccounts) highest.delete(highest.keys().next().value!);
+    highest.note(serverName, document.seq);
   };
+}
+
+/** A bounded map of the highest seq seen per account, least recently seen evicted first. */
+export class SeqCache {
+  readonly #max: number;
+  readonly #seqs = new Map<string, number>();
+
+  constructor(maxAccounts: number) {
+    if (!Number.isSafeInteger(maxAccounts) || maxAccounts < 1)
+      throw new RangeError('maxAccounts must be a whole number >= 1');
+    this.#max = maxAccounts;
+  }
+
+  /** The highest seq seen for the account, if still held. */
+  get(account: string): number | undefined {
+    return this.#seqs.get(account);
+  }
+
+  /** Records `seq` (keeping the higher) and makes the account the most recently seen. */
+  note(account: string, seq: number): void {
+    const seen = this.#seqs.get(account);
+    this.#seqs.delete(account);
+    this.#seqs.set(account, Math.max(seen ?? 0, seq));
+    if (this.#seqs.size > this.#max) this.#seqs.delete(this.#seqs.keys().next().value!);
+  }
 }
 
 /**

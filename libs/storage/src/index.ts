@@ -10,4 +10,5 @@ export type { HostAccountInit, LocalOpContext, SqlReplicaStoreInit, StoredAccoun
 export { SqlMatrixStore } from './matrix-store.js';
 export type { ChangesSince, StoredAccessToken, StoredDeviceKey } from './matrix-store.js';
 export { SqlLoginTokens } from './login-tokens.js';
+export { SqlSeqGuardStore } from './seq-guard-store.js';
 export type { LoginTokenUse } from './login-tokens.js';

@@ -1,13 +1,14 @@
 // Test support for @polyhome/p2p: real libp2p nodes on 127.0.0.1 with a MemoryReplicaStore, raw sync
 // streams for hostile-peer tests, and condition polling. Source-only (not built).
 import { createServer } from 'node:net';
-import type { Stream } from '@libp2p/interface';
+import type { PeerId, Stream } from '@libp2p/interface';
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils';
-import type { SecretKey } from '@polyhome/identity';
+import type { AccountDocument, SecretKey } from '@polyhome/identity';
 import type { SyncMessage } from '@polyhome/sync';
 import { MemoryReplicaStore } from '@polyhome/sync/testing';
-import { ENROLL_MAX_FRAME_BYTES, ENROLL_PROTOCOL, SYNC_PROTOCOL } from '../constants.js';
+import { DHT_PROTOCOL, ENROLL_MAX_FRAME_BYTES, ENROLL_PROTOCOL, SYNC_PROTOCOL } from '../constants.js';
 import { createPolyhomeHost, type PolyhomeHost } from '../host.js';
+import type { AccountRecordGuardInit } from '../record-guard.js';
 import {
   createDiscovery,
   createSyncService,
@@ -16,6 +17,7 @@ import {
   type SyncServiceInit,
 } from '../index.js';
 import { decodeMessage, encodeMessage } from '../frames.js';
+import { accountRecordKey, encodeAccountRecord } from '../records.js';
 import type { P2pLogger } from '../logger.js';
 
 /** A running test node. */
@@ -38,6 +40,8 @@ export interface StartNodeOptions {
   sync?: SyncServiceInit;
   /** Reuse a port (restarts). */
   port?: number;
+  /** The DHT replay guard's store and cache size (default: in memory, RECORD_GUARD_MAX_ACCOUNTS). */
+  recordGuard?: AccountRecordGuardInit;
 }
 
 /** Starts a host with sync and discovery on 127.0.0.1, with limits raised for many local nodes. */
@@ -48,6 +52,7 @@ export async function startNode(options: StartNodeOptions): Promise<TestNode> {
     bootstrap: options.bootstrap ?? [],
     inboundConnectionThreshold: 10_000,
     maxIncomingPendingConnections: 1000,
+    ...(options.recordGuard !== undefined ? { recordGuard: options.recordGuard } : {}),
   });
   const sync = createSyncService(host, options.sync);
   await sync.start();
@@ -56,6 +61,7 @@ export async function startNode(options: StartNodeOptions): Promise<TestNode> {
     dht: host.services.dht,
     peerStore: host.peerStore,
     getConnections: host.getConnections.bind(host),
+    recordGuard: host.services.recordGuard,
   });
   const store = options.store ?? new MemoryReplicaStore();
   const peerId = host.peerId.toString();
@@ -189,4 +195,51 @@ export function varint(value: number): Uint8Array {
   }
   out.push(rest);
   return Uint8Array.from(out);
+}
+
+/** What a put of `document` by `from` got: how many peers stored it, and how many refused it. */
+export async function putDhtRecord(
+  from: TestNode,
+  document: AccountDocument,
+): Promise<{ stored: number; refused: number }> {
+  const serverName = document.user_id.slice(document.user_id.indexOf(':') + 1);
+  const value = encodeAccountRecord(document);
+  const stored = new Set<string>();
+  const failed = new Set<string>();
+  try {
+    for await (const event of from.host.services.dht.put(accountRecordKey(serverName), value, {
+      signal: AbortSignal.timeout(15_000),
+    })) {
+      // A PUT_VALUE answer echoes the record a peer stored; query errors name the peers that refused it.
+      if (
+        event.name === 'PEER_RESPONSE' &&
+        event.messageType === 'PUT_VALUE' &&
+        sameBytes(event.record?.value, value)
+      ) {
+        stored.add(event.from.toString());
+      }
+      if (event.name === 'QUERY_ERROR') failed.add(event.from.toString());
+    }
+  } catch {
+    // kad-dht may end a put that peers refused with an error; the counts say what happened.
+  }
+  return { stored: stored.size, refused: [...failed].filter((p) => !stored.has(p)).length };
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
+  return a !== undefined && a.byteLength === b.byteLength && a.every((x, i) => x === b[i]);
+}
+
+/** Waits until `node` knows every one of `peers` as a DHT server (so a put reaches them all). */
+export async function waitForDhtPeers(node: TestNode, peers: readonly PeerId[]): Promise<void> {
+  await waitFor(async () => {
+    for (const peer of peers) {
+      try {
+        if (!(await node.host.peerStore.get(peer)).protocols.includes(DHT_PROTOCOL)) return false;
+      } catch {
+        return false;
+      }
+    }
+    return true;
+  }, 'DHT peers identified');
 }

@@ -1,6 +1,7 @@
 import { AccountDocumentEntity } from './account-document.entity.js';
 import { AccountStateEntity } from './account-state.entity.js';
 import { AccountEntity } from './account.entity.js';
+import { DhtSeqGuardEntity } from './dht-seq-guard.entity.js';
 import { EnrollmentTokenEntity } from './enrollment-token.entity.js';
 import { HomeNodeEntity } from './home-node.entity.js';
 import { LoginTokenEntity } from './login-token.entity.js';
@@ -17,6 +18,7 @@ export {
   AccountDocumentEntity,
   AccountEntity,
   AccountStateEntity,
+  DhtSeqGuardEntity,
   EnrollmentTokenEntity,
   HomeNodeEntity,
   LoginTokenEntity,
@@ -49,4 +51,5 @@ export const ENTITIES = [
   MatrixDeviceKeyEntity,
   MatrixChangeEntity,
   MatrixRoomEventEntity,
+  DhtSeqGuardEntity,
 ];
