@@ -9,6 +9,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { canonicalJson, homeStatus, isServerName, type AccountDocument } from '@polyhome/identity';
 import type { ApplyResult, Op, ReplicaStore, SyncMessage, VersionVector } from '@polyhome/sync';
 import {
+  ANTI_ENTROPY_INTERVAL,
   HELLO_TIMEOUT,
   MAX_BATCHES_IN_FLIGHT,
   MAX_FRAME_BYTES,
@@ -106,6 +107,7 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       maxOpsPerBatch: init.opsPerFrame ?? OPS_PER_FRAME,
       maxBatchesInFlight: init.maxBatchesInFlight ?? MAX_BATCHES_IN_FLIGHT,
       idleTimeout: init.idleTimeout ?? SESSION_IDLE_TIMEOUT,
+      antiEntropyInterval: init.antiEntropyInterval ?? ANTI_ENTROPY_INTERVAL,
       writeTimeout: init.writeTimeout ?? WRITE_TIMEOUT,
       limits: {
         maxOpsPerBatch: init.maxOpsPerFrame ?? MAX_OPS_PER_FRAME,
@@ -302,6 +304,11 @@ export class PolyhomeSync implements SyncService, SessionOwner {
         detail: `origin ${e.origin} signed two ops with seq ${e.seq}`,
       });
     }
+    // A slot may now hold another version than before (the lower hash won) with no new op to send: the
+    // vectors still match, so nothing would tell the other homes. A new round of hellos with every home of
+    // the account compares digests and resends the origin's log where they differ (also to the sender, which
+    // may hold the losing version).
+    if (result.equivocations.length > 0) for (const other of this.#sessionsOf(session.account)) other.renew();
     if (result.accepted.length === 0) return;
     this.#emit('applied', {
       account: session.account,
