@@ -99,6 +99,14 @@ const MAX_SIGNATURE_TEXT = 128;
  * Throws WrongTypeError, InvalidDocumentError or DocumentLimitError.
  */
 export function validateAccountDocument(value: unknown): AccountDocument {
+  const doc = validateDocumentShape(value);
+  validateDocumentKeys(doc);
+  return doc;
+}
+
+// Everything validateAccountDocument checks except the PeerIds of homes and revoked entries, whose checks
+// (one point decompression each, up to maxHomes + maxRevoked of them) are left for after the signature.
+function validateDocumentShape(value: unknown): AccountDocument {
   const doc = expectRecord(value, '$');
   const type = Object.hasOwn(doc, 'type') ? doc.type : undefined;
   if (type !== ACCOUNT_DOCUMENT_TYPE) throw new WrongTypeError(ACCOUNT_DOCUMENT_TYPE, type);
@@ -131,7 +139,7 @@ export function verifyAccountDocument(
   value: unknown,
   options?: Ed25519Options & { expectedServerName?: string; expectedUserId?: string },
 ): AccountDocument {
-  const doc = validateAccountDocument(value);
+  const doc = validateDocumentShape(value);
   const { serverName, publicKey } = parseUserId(doc.user_id);
   if (options?.expectedUserId !== undefined && options.expectedUserId !== doc.user_id) {
     throw new AccountMismatchError(options.expectedUserId, doc.user_id);
@@ -139,7 +147,9 @@ export function verifyAccountDocument(
   if (options?.expectedServerName !== undefined && options.expectedServerName !== serverName) {
     throw new AccountMismatchError(options.expectedServerName, serverName);
   }
+  // Signature before content: a forged document costs one signature check, not a key check per entry.
   verifyTyped(doc, ACCOUNT_DOCUMENT_TYPE, serverName, ROOT_KEY_ID, publicKey, options);
+  validateDocumentKeys(doc);
   return doc;
 }
 
@@ -299,7 +309,6 @@ function validateHomes(value: unknown): Home[] {
     const home = expectRecord(entry, path);
     expectExactFields(home, HOME_FIELDS, path);
     const peerId = expectString(home.peer_id, `${path}.peer_id`);
-    if (!isPeerId(peerId)) throw new InvalidDocumentError(`${path}.peer_id`, 'not the PeerId of an Ed25519 key');
     if (seen.has(peerId)) throw new InvalidDocumentError(`${path}.peer_id`, 'the same home is listed twice');
     seen.add(peerId);
     if (home.role !== 'server' && home.role !== 'client') {
@@ -339,10 +348,24 @@ function validateRevoked(value: unknown, homes: readonly Home[]): void {
   }
   for (const [peerId, seq] of entries) {
     const path = `$.revoked[${JSON.stringify(peerId.slice(0, 60))}]`;
-    if (!isPeerId(peerId)) throw new InvalidDocumentError(path, 'key is not the PeerId of an Ed25519 key');
     if (homes.some((h) => h.peer_id === peerId))
       throw new InvalidDocumentError(path, 'a current home cannot be revoked');
     expectInteger(seq, path, 0);
+  }
+}
+
+// The PeerId checks of a document whose shape was validated: each is a point decompression.
+function validateDocumentKeys(doc: AccountDocument): void {
+  doc.homes.forEach((home, i) => {
+    if (!isPeerId(home.peer_id)) {
+      throw new InvalidDocumentError(`$.homes[${i}].peer_id`, 'not the PeerId of an Ed25519 key');
+    }
+  });
+  for (const peerId of Object.keys(doc.revoked)) {
+    if (!isPeerId(peerId)) {
+      const path = `$.revoked[${JSON.stringify(peerId.slice(0, 60))}]`;
+      throw new InvalidDocumentError(path, 'key is not the PeerId of an Ed25519 key');
+    }
   }
 }
 

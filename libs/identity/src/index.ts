@@ -20,6 +20,7 @@ export {
   publicKeyToHex,
   toX25519PublicKey,
   toX25519SecretKey,
+  publicKeyPointChecks,
 } from './keys.js';
 export type { KeyPair } from './keys.js';
 export { nobleEd25519, nativeEd25519, defaultEd25519, signBytes, verifyBytes, SIGNATURE_LENGTH } from './ed25519.js';

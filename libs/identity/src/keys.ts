@@ -66,6 +66,7 @@ export function publicKeyFromBytes(bytes: Uint8Array): Uint8Array {
   }
   // zip215 false: only canonical point encodings, so one key has one spelling (and one server name).
   if (!isKnownValidKey(bytes)) {
+    pointChecks++;
     if (!ed25519.utils.isValidPublicKey(bytes, false)) throw new InvalidPublicKeyError('not a canonical curve point');
     rememberValidKey(bytes);
   }
@@ -76,6 +77,15 @@ export function publicKeyFromBytes(bytes: Uint8Array): Uint8Array {
 // few account and home keys are checked on every op; so keys already found valid are remembered, boundedly.
 const VALID_KEY_CACHE_SIZE = 4096;
 const validKeys = new Set<string>();
+let pointChecks = 0;
+
+/**
+ * How many public keys this process has checked as curve points (a point decompression each, the cache
+ * missed): what a peer can make a home spend by sending keys it never saw. Exported as a metric.
+ */
+export function publicKeyPointChecks(): number {
+  return pointChecks;
+}
 
 function keyId(bytes: Uint8Array): string {
   let out = '';

@@ -55,6 +55,14 @@ export const MAX_ERROR_REASON_LENGTH = MAX_REASON_LENGTH;
 
 /** A session with no frame received for this long is closed (ms); it is reopened when there is something to send. */
 export const SESSION_IDLE_TIMEOUT = 120_000;
+/**
+ * Anti-entropy: each end of each open session sends a new hello (vector and log digests) and compares
+ * digests again after this long (ms), jittered by ANTI_ENTROPY_JITTER either way, so two homes that hold different
+ * versions of a slot find out while the account is quiet. 0 turns it off.
+ */
+export const ANTI_ENTROPY_INTERVAL = 60_000;
+/** The fraction of ANTI_ENTROPY_INTERVAL each round is moved by at random, either way (rounds of many sessions spread out). */
+export const ANTI_ENTROPY_JITTER = 0.25;
 /** The opening `hello` must arrive within this time on an inbound stream (ms). */
 export const HELLO_TIMEOUT = 10_000;
 /** Time allowed for one frame write, including waiting for the peer to drain (ms). */

@@ -42,7 +42,12 @@ export function parseFrame(bytes: Uint8Array): unknown {
  * (TooManyOpsError when an `ops` message carries more ops than accepted).
  */
 export function decodeMessage(bytes: Uint8Array, limits: FrameLimits = DEFAULT_FRAME_LIMITS): SyncMessage {
-  const value = parseFrame(bytes);
+  return decodeValue(parseFrame(bytes), limits);
+}
+
+/** decodeMessage of a frame already parsed by parseFrame. */
+export function decodeValue(value: unknown, limits: FrameLimits = DEFAULT_FRAME_LIMITS): SyncMessage {
+  checkVectorSizes(value, limits);
   let message: SyncMessage;
   try {
     message = parseSyncMessage(value);
@@ -59,6 +64,39 @@ export function decodeMessage(bytes: Uint8Array, limits: FrameLimits = DEFAULT_F
     throw new MalformedFrameError('vv has too many entries');
   }
   return message;
+}
+
+/** What a server name looks like: 64 lowercase hex digits. The form only: no curve point is checked. */
+const SERVER_NAME_FORM = /^[0-9a-f]{64}$/;
+
+/**
+ * The account a parsed first frame says hello about, read without checking anything costly (no PeerId, no
+ * curve point): who is asking is decided from it before the frame is decoded. Undefined when the frame is
+ * not an object with `t: "hello"` and an account of the server-name form.
+ */
+export function helloAccount(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const { t, account } = value as { t?: unknown; account?: unknown };
+  if (t !== 'hello' || typeof account !== 'string' || !SERVER_NAME_FORM.test(account)) return undefined;
+  return account;
+}
+
+/**
+ * Bounds the keys of a parsed frame's `vv` and `digests` by counting them, before any key is checked as a
+ * PeerId (a point decompression each). Throws MalformedFrameError.
+ */
+export function checkVectorSizes(value: unknown, limits: FrameLimits = DEFAULT_FRAME_LIMITS): void {
+  if (typeof value !== 'object' || value === null) return;
+  const { vv, digests } = value as { vv?: unknown; digests?: unknown };
+  for (const [name, map] of [
+    ['vv', vv],
+    ['digests', digests],
+  ] as const) {
+    if (typeof map !== 'object' || map === null) continue;
+    let n = 0;
+    for (const key in map) if (Object.hasOwn(map, key) && ++n > limits.maxVectorEntries) break;
+    if (n > limits.maxVectorEntries) throw new MalformedFrameError(`${name} has too many entries`);
+  }
 }
 
 /** Thrown by decodeMessage when an `ops` message carries more ops than the cap (answered with TOO_LARGE). */

@@ -209,6 +209,11 @@ export interface SyncServiceInit {
   maxBatchesInFlight?: number;
   maxVectorEntries?: number;
   idleTimeout?: number;
+  /**
+   * How often (ms, jittered by a quarter either way) each end of an open session sends a new hello and
+   * compares log digests again; 0 turns it off. A recorded equivocation does it at once.
+   */
+  antiEntropyInterval?: number;
   helloTimeout?: number;
   writeTimeout?: number;
   openStreamTimeout?: number;

@@ -15,6 +15,7 @@ import {
   initSession,
   opsRequest,
   receive,
+  renewHello,
   type ApplyResult,
   type Op,
   type ReplicaStore,
@@ -25,7 +26,7 @@ import {
   type VersionVector,
 } from '@polyhome/sync';
 import { lpStream } from '@libp2p/utils';
-import { MAX_ERROR_REASON_LENGTH, SYNC_PROTOCOL } from './constants.js';
+import { ANTI_ENTROPY_JITTER, MAX_ERROR_REASON_LENGTH, SYNC_PROTOCOL } from './constants.js';
 import { MalformedFrameError } from './errors.js';
 import { decodeMessage, encodeMessage, parseFrame, TooManyOpsError } from './frames.js';
 import type { FrameLimits } from './frames.js';
@@ -40,6 +41,8 @@ export interface SessionSettings {
   idleTimeout: number;
   writeTimeout: number;
   limits: FrameLimits;
+  /** Anti-entropy period of a session this end opened (ms, jittered); 0 for none. */
+  antiEntropyInterval: number;
 }
 
 /** What a session reports to the service that owns it. */
@@ -82,6 +85,7 @@ export class Session {
   #writes: Promise<void> = Promise.resolve();
   #pumping = false;
   #pumpAgain = false;
+  #antiEntropy: ReturnType<typeof setTimeout> | undefined;
   readonly #effects: { [K in SessionEffect['kind']]: (effect: Extract<SessionEffect, { kind: K }>) => Promise<void> };
 
   constructor(params: {
@@ -145,6 +149,7 @@ export class Session {
    * answers), then reads frames one at a time. Never throws; the outcome is in closeReason.
    */
   async run(first?: SyncMessage): Promise<void> {
+    this.#scheduleAntiEntropy();
     try {
       await this.#pump();
       if (first !== undefined) await this.#receive(first);
@@ -164,10 +169,34 @@ export class Session {
     this.#pump().catch((error: unknown) => this.#fail(error));
   }
 
+  /**
+   * Starts a new round of hellos (renewHello): both ends compare log digests again and resend the log of an
+   * origin whose digest differs. Called periodically on every session, and at once on every session
+   * of an account when an equivocation was recorded (this home may now hold a version its peers lack).
+   */
+  renew(): void {
+    if (!this.open) return;
+    this.#state = renewHello(this.#state);
+    this.trigger();
+  }
+
+  // Both ends renew periodically: whichever holds the winning version of a slot then sees the other's digests.
+  #scheduleAntiEntropy(): void {
+    const interval = this.#settings.antiEntropyInterval;
+    if (interval <= 0 || !this.open) return;
+    const delay = interval * (1 + ANTI_ENTROPY_JITTER * (2 * Math.random() - 1));
+    this.#antiEntropy = setTimeout(() => {
+      this.renew();
+      this.#scheduleAntiEntropy();
+    }, delay);
+    this.#antiEntropy.unref?.();
+  }
+
   /** Ends the session; frames already queued (an ack, an error) are flushed first. */
   close(reason: CloseReason): void {
     if (!this.open) return;
     this.closeReason = reason;
+    clearTimeout(this.#antiEntropy);
     this.#abort.abort();
     const stream = this.#stream;
     if (stream !== undefined) {

@@ -67,6 +67,7 @@ export {
   opsRequest,
   generate,
   receive,
+  renewHello,
   failSession,
   parseSyncMessage,
 } from './session.js';

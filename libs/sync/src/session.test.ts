@@ -18,9 +18,11 @@ import {
   opsRequest,
   parseSyncMessage,
   receive,
+  renewHello,
   type SessionState,
 } from './session.js';
 import { deliver, makeAccount, makeHome, pump, withHome, withoutHome, writers } from './testing/index.js';
+import { opHash } from './op.js';
 import type { Op, SyncMessage } from './types.js';
 
 const account = makeAccount({ homes: 3 });
@@ -137,6 +139,45 @@ describe('session', () => {
       expect(e.closed).toBe(false);
     }
     expect(Object.keys(stateOf(b.r).devices).sort()).toEqual(['A', 'A2', 'B']);
+  });
+
+  it('renewHello sends one new hello with digests, and a round between equal replicas ends there', () => {
+    const [w0, w1] = writers(account);
+    const ops = [w0!.devicePut('A'), w1!.devicePut('B')];
+    const a: End = { s: initSession(name), r: withOps(ops) };
+    const b: End = { s: initSession(name), r: withOps(ops) };
+    exchange(a, b);
+    expect(renewHello(initSession(name))).toEqual(initSession(name)); // nothing before the first hellos
+    a.s = renewHello(a.s);
+    let out: SyncMessage[];
+    [a.s, out] = pump(a.s, a.r);
+    expect(out).toEqual([
+      { t: 'hello', account: name, doc_seq: account.document.seq, vv: versionVector(a.r), digests: logDigests(a.r) },
+    ]);
+    const d = deliver(b.s, b.r, out[0]);
+    expect(d.out).toEqual([]);
+    [a.s, out] = pump(a.s, a.r);
+    expect(out).toEqual([]);
+  });
+
+  it('a slot that changed on one end after a renewed hello is resent to the peer, which takes the lower hash', () => {
+    const rogue = writers(account)[2]!;
+    const one = rogue.devicePut('PHONE');
+    rogue.seq = 1;
+    const two = rogue.devicePut('TABLET');
+    const [low, high] = opHash(one) < opHash(two) ? [one, two] : [two, one];
+    const a: End = { s: initSession(name), r: withOps([high]) };
+    const b: End = { s: initSession(name), r: withOps([high]) };
+    exchange(a, b);
+    // B takes the lower hash from elsewhere; B's end is never pumped, so only A's renewed hello tells B.
+    [b.r] = applyOps(b.r, [low]);
+    a.s = renewHello(a.s);
+    let out: SyncMessage[];
+    [a.s, out] = pump(a.s, a.r);
+    const d = deliver(b.s, b.r, out[0]);
+    expect(d.out.map((m) => m.t)).toEqual(['ops']);
+    const back = deliver(a.s, a.r, d.out[0]);
+    expect(logDigests(back.replica)).toEqual(logDigests(b.r));
   });
 
   it('resends once what the peer did not take, then gives up on it for the session', () => {

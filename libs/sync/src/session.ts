@@ -52,7 +52,10 @@ export interface SessionState {
   /** The peer's last reported log digests with the vector they describe (hello or ack). */
   readonly theirDigests?:
     { readonly vv: VersionVector; readonly digests: Readonly<Record<string, string>> } | undefined;
-  /** Origins whose whole log was resent in this session because the digests differed (once per origin). */
+  /**
+   * Origins whose whole log was resent because the digests differed: once per origin until the next hello
+   * is received or sent again (renewHello).
+   */
   readonly resynced: Readonly<Record<string, true>>;
   /** An error to send before closing. */
   readonly outgoingError?: { code: SyncErrorCode; reason: string } | undefined;
@@ -131,6 +134,19 @@ export function admissionError(document: AccountDocument, account: string, peerI
 }
 
 /**
+ * Anti-entropy on an open session: the next generate sends a new hello with the current vector and digests,
+ * and this side compares its digests again with the peer's last reported ones (resending, once more, the
+ * whole log of an origin whose digest differs at the same seq). The peer, on that hello, compares its own
+ * digests with ours and resends likewise. This is how two homes that hold different versions of a slot (an
+ * equivocation that reached only one of them) find out while nothing else happens; run it from both ends, so
+ * that whichever end holds the winning version sees the other's digests. A no-op before the first hellos.
+ */
+export function renewHello(session: SessionState): SessionState {
+  if (session.phase !== 'open' || !session.helloSent || !session.helloReceived) return session;
+  return { ...session, helloSent: false, resynced: {} };
+}
+
+/**
  * The ops to fetch for the next batch, or null when none should be sent now (no hello yet, window full,
  * nothing new). Pass the same vector and digests as to the generate call that follows.
  */
@@ -184,7 +200,15 @@ export function generate(session: SessionState, local: LocalSnapshot): [SessionS
   if (session.acksOwed > 0) {
     return [
       { ...session, acksOwed: session.acksOwed - 1 },
-      { t: 'ack', account, vv: { ...local.vv }, doc_seq: docSeq },
+      // With our digests, so the peer always knows them as of its last batch: a slot that later changes here
+      // (an equivocation, the lower hash winning) is then seen to differ, and resent, without a new hello.
+      {
+        t: 'ack',
+        account,
+        vv: { ...local.vv },
+        doc_seq: docSeq,
+        ...(local.digests === undefined ? {} : { digests: { ...local.digests } }),
+      },
     ];
   }
   if (session.inFlight >= SESSION_WINDOW) return [session, null];
@@ -228,9 +252,12 @@ export function receive(session: SessionState, input: unknown): [SessionState, S
   switch (message.t) {
     case 'hello': {
       const theirVv = join(session.theirVv, message.vv);
+      // A hello after the first one (renewHello on the peer's side): compare digests afresh.
+      const again = session.helloReceived ? { resynced: {} } : {};
       return [
         {
           ...session,
+          ...again,
           ...digestsOf(message),
           helloReceived: true,
           theirDocSeq: Math.max(session.theirDocSeq, message.doc_seq),

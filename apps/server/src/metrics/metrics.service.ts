@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { publicKeyPointChecks } from '@polyhome/identity';
 import type { JobCounts } from '@polyhome/queue';
 // The sync engine's closed set of reasons, so the label cannot grow without bound.
 import type { OpRejectReason } from '@polyhome/sync';
@@ -75,6 +76,16 @@ export class MetricsService {
     @Inject(PINO_LOGGER) private readonly logger: Logger,
   ) {
     collectDefaultMetrics({ register: this.registry });
+    const pointChecks: Counter = new Counter({
+      name: 'polyhome_public_key_point_checks_total',
+      help: 'Ed25519 public keys checked as curve points (a point decompression each; the key cache missed).',
+      registers: [this.registry],
+      // The count lives in @polyhome/identity, which every key check goes through; read it at each scrape.
+      collect: () => {
+        pointChecks.reset();
+        pointChecks.inc(publicKeyPointChecks());
+      },
+    });
     const queueJobs: Gauge = new Gauge({
       name: 'polyhome_queue_jobs',
       help: 'Jobs per queue and state, read from the queue backend at each scrape.',
