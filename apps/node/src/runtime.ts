@@ -5,7 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { Home, NOT_A_HOME } from '@polyhome/home';
 import { createQueueBackend } from '@polyhome/queue';
-import { SqlReplicaStore } from '@polyhome/storage';
+import { SqlReplicaStore, SqlSeqGuardStore } from '@polyhome/storage';
 import {
   accountStatuses,
   accounts,
@@ -79,7 +79,7 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
     const queue = createQueueBackend({ onError: (err) => say(`queue: ${err.message}`) });
     const store = new SqlReplicaStore(storage.dataSource);
     const home = await Home.create(
-      { nodeKey, store, queue, logger },
+      { nodeKey, store, queue, logger, seqGuard: await SqlSeqGuardStore.open(storage.dataSource) },
       {
         listen: [options.p2p],
         bootstrap: options.bootstrap,

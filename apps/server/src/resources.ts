@@ -1,6 +1,6 @@
 import { Home } from '@polyhome/home';
 import { createQueueBackend } from '@polyhome/queue';
-import { openStorage, redactDatabaseUrl, SqlReplicaStore } from '@polyhome/storage';
+import { openStorage, redactDatabaseUrl, SqlReplicaStore, SqlSeqGuardStore } from '@polyhome/storage';
 import type { Logger } from 'pino';
 import { resolveAdminToken } from './admin/admin-token.js';
 import type { ServerResources } from './app.module.js';
@@ -51,7 +51,13 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
     for (const file of secrets.created) logger.info({ file }, `generated ${file} (mode 0600); back it up`);
     const replicaStore = new SqlReplicaStore(storage.dataSource);
     const p2p = await Home.create(
-      { nodeKey: secrets.nodeKey, store: replicaStore, queue, logger },
+      {
+        nodeKey: secrets.nodeKey,
+        store: replicaStore,
+        queue,
+        logger,
+        seqGuard: await SqlSeqGuardStore.open(storage.dataSource),
+      },
       { listen: config.p2pListen, bootstrap: config.p2pBootstrap, announceEveryMs: ANNOUNCE_EVERY_MS },
     ).catch((err: unknown) => {
       throw new Error(

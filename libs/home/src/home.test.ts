@@ -4,7 +4,7 @@
 import { MatrixError } from '@polyhome/matrix/errors';
 import { waitFor } from '@polyhome/p2p/testing';
 import { createInProcessQueue } from '@polyhome/queue';
-import { openStorage, SqlReplicaStore, type Storage } from '@polyhome/storage';
+import { openStorage, SqlReplicaStore, SqlSeqGuardStore, type Storage } from '@polyhome/storage';
 import { createTestDatabase, type TestDatabase } from '@polyhome/storage/testing';
 import { makeAccount, makeHome, type FixtureHome } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,8 @@ import { LocalChangeRefusedError } from './local-op-writer.js';
 interface Running {
   home: Home;
   store: SqlReplicaStore;
+  seqGuard: SqlSeqGuardStore;
+  storage: Storage;
   close(): Promise<void>;
 }
 
@@ -25,10 +27,13 @@ async function runHome(fixture: FixtureHome, init: Partial<HomeInit> = {}): Prom
   const storage: Storage = await openStorage({ databaseUrl: db.databaseUrl, dataDir: db.dataDir });
   const store = new SqlReplicaStore(storage.dataSource);
   const queue = createInProcessQueue();
-  const home = await Home.create({ nodeKey: fixture.secretKey, store, queue }, { ...INIT, ...init });
+  const seqGuard = await SqlSeqGuardStore.open(storage.dataSource);
+  const home = await Home.create({ nodeKey: fixture.secretKey, store, queue, seqGuard }, { ...INIT, ...init });
   return {
     home,
     store,
+    seqGuard,
+    storage,
     close: async () => {
       await queue.close();
       await home.stop();
@@ -153,6 +158,17 @@ describe('Home', () => {
       return found?.seq === held?.seq;
     }, 'the new document in the DHT');
     await a.home.announce(account.serverName);
+  });
+
+  it('keeps the seq of the documents it announced and looked up in its replay guard store', async () => {
+    const held = await a.store.document(account.serverName);
+    expect(held).toBeDefined();
+    // a published the document, c looked it up: both pinned it in the SQL store they were given.
+    await waitFor(async () => (await a.seqGuard.highestSeq(account.serverName)) === held!.seq, 'a pinned the seq');
+    await waitFor(async () => (await c.seqGuard.highestSeq(account.serverName)) === held!.seq, 'c pinned the seq');
+    // What a restart reads: the rows, not the memory of the store.
+    const reopened = await SqlSeqGuardStore.open(a.storage.dataSource);
+    expect(await reopened.highestSeq(account.serverName)).toBe(held!.seq);
   });
 
   it('stops once, after the background work', async () => {

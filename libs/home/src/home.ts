@@ -13,6 +13,7 @@ import {
   createPolyhomeHost,
   createSyncService,
   type Discovery,
+  type SeqGuardStore,
   type PolyhomeHost,
   type PolyhomeHostInit,
   type SessionInfo,
@@ -48,6 +49,12 @@ export interface HomeComponents {
   /** The job queue (BullMQ on the server, in-process on a client-side home). */
   queue: QueueBackend;
   logger?: HomeLogger;
+  /**
+   * Where the DHT replay guard keeps the highest document seq of the accounts this home hosts or looked up
+   * (the SQL store of `@polyhome/storage`), so a replayed older document is refused after a restart too.
+   * Unset: in memory.
+   */
+  seqGuard?: SeqGuardStore;
 }
 
 /** The options of a Home: the differences between a server home and a client-side home are all here. */
@@ -107,6 +114,9 @@ export class Home {
   static async create(components: HomeComponents, init: HomeInit): Promise<Home> {
     const host = await createPolyhomeHost({
       ...init.host,
+      ...(components.seqGuard !== undefined
+        ? { recordGuard: { ...init.host?.recordGuard, store: components.seqGuard } }
+        : {}),
       nodeKey: components.nodeKey,
       listen: init.listen,
       bootstrap: init.bootstrap ?? [],

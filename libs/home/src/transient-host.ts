@@ -11,6 +11,8 @@ export interface HostWithDiscovery {
 export function discoveryOf(host: PolyhomeHost, logger?: P2pLogger): Discovery {
   return createDiscovery({
     logger,
+    // Accounts provided, published or looked up are pinned in the host's replay guard.
+    recordGuard: host.services.recordGuard,
     peerId: host.peerId,
     dht: host.services.dht,
     peerStore: host.peerStore,
