@@ -23,7 +23,6 @@ export default defineConfig({
   },
   test: {
     include: ['apps/*/src/**/*.test.ts', 'libs/*/src/**/*.test.ts', 'migrations/src/**/*.test.ts', 'test/**/*.test.ts'],
-    setupFiles: ['test/setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -2,7 +2,6 @@
 // Each suite in bench/suites/<name>.js exports `description` and `run(ctx)`, which returns rows
 // { figure, value, unit, reference? } and reports progress through ctx.progress(message).
 // Results are printed as a table and written to bench/results/<time>-<suites>.json with the machine and versions.
-import '@polyhome/p2p/polyfill';
 import { readdir, writeFile, mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

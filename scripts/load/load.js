@@ -17,7 +17,6 @@
 // Reports throughput and latency percentiles per operation, and the server's errors: 5xx answers (from its
 // /metrics), failed requests (network errors and unexpected statuses), error lines in its log (started server
 // only), and ops not acknowledged. Exits 1 when any of them is not zero.
-import '@polyhome/p2p/polyfill';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';

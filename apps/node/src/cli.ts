@@ -2,7 +2,6 @@
 // polyhome: the client-side home's command line. Parses arguments, runs each command in the node running on
 // the data directory (through its control API) or, when none runs, on the directory itself, and prints.
 // Exit codes: 0 success, 1 failure, 2 usage. Every error is one line on stderr saying what to do next.
-import '@polyhome/p2p/polyfill';
 import { readFile, writeFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import {

@@ -1,4 +1,3 @@
-import '@polyhome/p2p/polyfill';
 import { StorageError } from '@polyhome/storage';
 import { createServerApp } from './app.js';
 import { openResources } from './resources.js';

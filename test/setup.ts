@@ -1,1 +1,0 @@
-import '@polyhome/p2p/polyfill';
