@@ -12,8 +12,7 @@ export interface HomeContext {
   readonly nodeKey: SecretKey;
   /** This node's PeerId. */
   readonly peerId: string;
-  readonly storage: Storage;
-  /** The repositories of `storage` (accounts, login tokens, the Matrix store, ...). */
+  /** The repositories of the open database (accounts, login tokens, the Matrix store, ...); never its DataSource. */
   readonly repositories: StorageRepositories;
   /** The replica store (`repositories.replica`), which the Home runs on. */
   readonly store: SqlReplicaStore;
@@ -40,7 +39,6 @@ export function homeContext(
     paths,
     nodeKey,
     peerId,
-    storage,
     repositories,
     store,
     writer:
