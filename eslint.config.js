@@ -1,6 +1,11 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
-import { MAY_IMPORT, restrictedPatterns } from './scripts/package-boundaries.js';
+import {
+  MAY_IMPORT,
+  REPOSITORIES_ONLY,
+  REPOSITORIES_ONLY_SYNTAX,
+  restrictedPatterns,
+} from './scripts/package-boundaries.js';
 
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', 'data/**', 'bench/results/**', '**/*.d.ts'] },
@@ -24,7 +29,10 @@ export default tseslint.config(
   ...Object.keys(MAY_IMPORT).map((pkg) => ({
     files: [`${pkg}/src/**/*.ts`],
     ignores: ['**/*.test.ts', '**/*.test-suite.ts', '**/testing/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: restrictedPatterns(pkg) }] },
+    rules: {
+      'no-restricted-imports': ['error', { patterns: restrictedPatterns(pkg) }],
+      ...(REPOSITORIES_ONLY.includes(pkg) ? { 'no-restricted-syntax': ['error', ...REPOSITORIES_ONLY_SYNTAX] } : {}),
+    },
   })),
   {
     files: ['**/*.js', '**/*.mjs'],

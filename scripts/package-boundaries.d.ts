@@ -14,5 +14,8 @@ export declare const MAY_IMPORT: Record<
 >;
 export declare const PACKAGES: string[];
 export declare const FRAMEWORK_FREE: string[];
+export declare const DATABASE_MODULES: string[];
 export declare const FRAMEWORK_MODULES: string[];
+export declare const REPOSITORIES_ONLY: string[];
+export declare const REPOSITORIES_ONLY_SYNTAX: Array<{ selector: string; message: string }>;
 export declare function restrictedPatterns(pkg: string): Array<{ group: string[]; message: string }>;

@@ -35,14 +35,26 @@ export const PACKAGES = [
 /** Packages that must stay framework-free: no NestJS, no TypeORM, no database driver. */
 export const FRAMEWORK_FREE = ['libs/identity', 'libs/sync', 'libs/p2p', 'libs/queue', 'libs/home', 'libs/rooms'];
 
+/** The ORM and the database drivers: only libs/storage (and migrations) touch them. */
+export const DATABASE_MODULES = ['typeorm', 'typeorm/*', 'pg', '@electric-sql/pglite', '@electric-sql/pglite/*'];
+
 /** Module specifiers a framework-free package may not import. */
-export const FRAMEWORK_MODULES = [
-  '@nestjs/*',
-  'typeorm',
-  'typeorm/*',
-  'pg',
-  '@electric-sql/pglite',
-  '@electric-sql/pglite/*',
+export const FRAMEWORK_MODULES = ['@nestjs/*', ...DATABASE_MODULES];
+
+/**
+ * Packages that reach the database only through the repositories of @polyhome/storage (its factory
+ * `createRepositories`): no ORM, no driver, no entity class (the package exports none), and no `dataSource`
+ * of an opened Storage. The apps compose; SQL lives in the repository that owns the table.
+ */
+export const REPOSITORIES_ONLY = ['apps/server', 'apps/node'];
+
+/** The `no-restricted-syntax` entries of a REPOSITORIES_ONLY package: no reaching for the DataSource. */
+export const REPOSITORIES_ONLY_SYNTAX = [
+  {
+    selector: "MemberExpression[property.name='dataSource']",
+    message:
+      'The apps use the repositories of @polyhome/storage (createRepositories), never the DataSource (scripts/package-boundaries.js).',
+  },
 ];
 
 /** The `no-restricted-imports` patterns of one package's sources. */
@@ -64,6 +76,11 @@ export function restrictedPatterns(pkg) {
     patterns.push({
       group: FRAMEWORK_MODULES,
       message: `${pkg} is framework-free: no NestJS, TypeORM or database driver.`,
+    });
+  } else if (REPOSITORIES_ONLY.includes(pkg)) {
+    patterns.push({
+      group: DATABASE_MODULES,
+      message: `${pkg} reaches the database only through the repositories of @polyhome/storage: no TypeORM or database driver.`,
     });
   }
   return patterns;

@@ -1,11 +1,14 @@
 // The import boundaries between packages (scripts/package-boundaries.js), checked on the sources as they are:
 // each package imports only the packages it may, framework-free packages import no NestJS, TypeORM or
-// database driver, no package reaches into another by path, and the eslint rule is the same table.
+// database driver, no package reaches into another by path, the apps reach the database only through the
+// repositories of @polyhome/storage (no TypeORM, no driver, no entity, no DataSource), and the eslint rule
+// is the same table.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ESLint } from 'eslint';
 import { describe, expect, it } from 'vitest';
-import { FRAMEWORK_FREE, MAY_IMPORT } from '../scripts/package-boundaries.js';
+import * as storage from '@polyhome/storage';
+import { FRAMEWORK_FREE, MAY_IMPORT, REPOSITORIES_ONLY } from '../scripts/package-boundaries.js';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -45,6 +48,9 @@ describe('package boundaries', () => {
           if (FRAMEWORK_FREE.includes(pkg) && /^(@nestjs\/|typeorm($|\/)|pg$|@electric-sql\/pglite)/.test(spec)) {
             violations.push(`${relative(ROOT, file)}: ${spec} (framework-free package)`);
           }
+          if (REPOSITORIES_ONLY.includes(pkg) && /^(typeorm($|\/)|pg$|@electric-sql\/pglite)/.test(spec)) {
+            violations.push(`${relative(ROOT, file)}: ${spec} (repositories only)`);
+          }
         }
       }
     }
@@ -61,5 +67,28 @@ describe('package boundaries', () => {
     expect(homeRule).toContain('@polyhome/storage');
     const sync = await eslint.calculateConfigForFile(join(ROOT, 'libs/sync/src/index.ts'));
     expect(JSON.stringify(sync.rules?.['no-restricted-imports'])).toContain('@polyhome/home');
+  });
+
+  it('the apps reach the database only through repositories: no entity exported, no DataSource used', async () => {
+    expect(Object.keys(storage).filter((name) => /Entity$|^ENTITIES$/.test(name))).toEqual([]);
+    expect(storage.createRepositories).toBeTypeOf('function');
+    const violations: string[] = [];
+    for (const pkg of REPOSITORIES_ONLY) {
+      for (const file of sources(join(ROOT, pkg, 'src'))) {
+        if (/\.dataSource\b|getRepository\(/.test(readFileSync(file, 'utf8'))) violations.push(relative(ROOT, file));
+      }
+    }
+    expect(violations).toEqual([]);
+    const eslint = new ESLint({ cwd: ROOT });
+    const server = await eslint.calculateConfigForFile(join(ROOT, 'apps/server/src/accounts/accounts.service.ts'));
+    expect(JSON.stringify(server.rules?.['no-restricted-imports'])).toContain('typeorm');
+    expect(JSON.stringify(server.rules?.['no-restricted-syntax'])).toContain('dataSource');
+    const [refused] = await eslint.lintText(
+      "import { DataSource } from 'typeorm';\nexport const x = (s: { dataSource: DataSource }) => s.dataSource;\n",
+      {
+        filePath: join(ROOT, 'apps/node/src/context.ts'),
+      },
+    );
+    expect(refused?.messages.map((m) => m.ruleId).sort()).toEqual(['no-restricted-imports', 'no-restricted-syntax']);
   });
 });

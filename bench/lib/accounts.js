@@ -13,7 +13,6 @@ import {
   SecretKey,
   verifyAccountDocument,
 } from '@polyhome/identity';
-import { AccountDocumentEntity, AccountEntity } from '@polyhome/storage';
 
 /** A 32-byte seed from a label. */
 export function seed(label) {
@@ -91,7 +90,8 @@ export async function hostInStorage(
   for (let i = 0; i < accounts.length; i += chunk) {
     const part = accounts.slice(i, i + chunk);
     await dataSource.transaction(async (manager) => {
-      await manager.getRepository(AccountEntity).insert(
+      // By table name: the entity classes are internal to @polyhome/storage.
+      await manager.getRepository('account').insert(
         part.map((a) => ({
           serverName: a.serverName,
           userId: a.document.user_id,
@@ -100,7 +100,7 @@ export async function hostInStorage(
           docSeq: String(a.document.seq),
         })),
       );
-      await manager.getRepository(AccountDocumentEntity).insert(
+      await manager.getRepository('account_document').insert(
         part.map((a) => {
           const content = { ...a.document };
           delete content.signatures;

@@ -15,7 +15,7 @@ import {
   verifyAccountDocument,
   writeNodeKeyFile,
 } from '@polyhome/identity';
-import { AccountEntity, SqlReplicaStore } from '@polyhome/storage';
+import { createRepositories } from '@polyhome/storage';
 import { dataDirPaths, openDataDir } from './data-dir.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 
@@ -73,8 +73,9 @@ export async function claim(dir: string, url: string, options: ClaimOptions): Pr
     throw err;
   });
   try {
-    const store = new SqlReplicaStore(storage.dataSource);
-    if ((await storage.dataSource.getRepository(AccountEntity).count()) > 0)
+    const repositories = createRepositories(storage);
+    const store = repositories.replica;
+    if ((await repositories.accounts.count()) > 0)
       throw new CliError(`${paths.dir} already holds an account: claim into another --data-dir.`);
 
     // The export only travels from the server to here: a fresh random passphrase protects it in transit.

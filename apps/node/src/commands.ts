@@ -24,7 +24,7 @@ import {
   type SecretKey,
 } from '@polyhome/identity';
 import { enrollOverLibp2p, EnrollmentRefusedError } from '@polyhome/p2p';
-import { AccountEntity, SqlLoginTokens, SqlMatrixStore } from '@polyhome/storage';
+import type { AccountRecord } from '@polyhome/storage';
 import type { Op } from '@polyhome/sync';
 import type { HomeContext } from './context.js';
 import { CliError, EXIT_USAGE, storageProblem } from './errors.js';
@@ -158,7 +158,7 @@ export async function removeDevice(
     throw new CliError(`${row.userId} has no device ${deviceId} (see \`polyhome device list\`).`);
   }
   await applyLocal(ctx, row.serverName, [{ op: 'device.delete', key: deviceId, body: {} }]);
-  const matrix = new SqlMatrixStore(ctx.storage.dataSource);
+  const matrix = ctx.repositories.matrix;
   await matrix.deleteDeviceTokens(row.serverName, [deviceId]);
   await matrix.deleteDeviceKeys(row.serverName, deviceId);
   return { user_id: row.userId, device_id: deviceId };
@@ -217,7 +217,7 @@ export async function loginToken(
   user: string | undefined,
 ): Promise<{ user_id: string; login_token: string; expires_in_ms: number }> {
   const row = await oneAccount(ctx, user);
-  const { token } = await new SqlLoginTokens(ctx.storage.dataSource).create(row.serverName, LOGIN_TOKEN_LIFETIME_MS);
+  const { token } = await ctx.repositories.loginTokens.create(row.serverName, LOGIN_TOKEN_LIFETIME_MS);
   return { user_id: row.userId, login_token: token, expires_in_ms: LOGIN_TOKEN_LIFETIME_MS };
 }
 
@@ -342,12 +342,12 @@ async function enrollServer(
 }
 
 /** The accounts of the data directory. */
-export async function accounts(ctx: HomeContext): Promise<AccountEntity[]> {
-  return ctx.storage.dataSource.getRepository(AccountEntity).find({ order: { userId: 'ASC' } });
+export async function accounts(ctx: HomeContext): Promise<AccountRecord[]> {
+  return ctx.repositories.accounts.listByUserId();
 }
 
 /** The account a command is about: the one named by --user, or the only one. */
-export async function oneAccount(ctx: HomeContext, userId: string | undefined): Promise<AccountEntity> {
+export async function oneAccount(ctx: HomeContext, userId: string | undefined): Promise<AccountRecord> {
   const rows = await accounts(ctx);
   if (userId !== undefined) {
     const row = rows.find((r) => r.userId === userId);

@@ -3,7 +3,7 @@
 // or, when no node runs, in the CLI process on a database it opens itself; they are the same functions.
 import { LocalOpWriter, type Home } from '@polyhome/home';
 import { peerIdFromPublicKey, type SecretKey } from '@polyhome/identity';
-import { SqlReplicaStore, type Storage } from '@polyhome/storage';
+import { createRepositories, type SqlReplicaStore, type Storage, type StorageRepositories } from '@polyhome/storage';
 import { dataDirPaths, openDataDir, readKey, type DataDirPaths } from './data-dir.js';
 
 /** The data directory opened for commands. */
@@ -12,7 +12,9 @@ export interface HomeContext {
   readonly nodeKey: SecretKey;
   /** This node's PeerId. */
   readonly peerId: string;
-  readonly storage: Storage;
+  /** The repositories of the open database (accounts, login tokens, the Matrix store, ...); never its DataSource. */
+  readonly repositories: StorageRepositories;
+  /** The replica store (`repositories.replica`), which the Home runs on. */
   readonly store: SqlReplicaStore;
   /**
    * Signs this home's ops, one batch after another per account, and stores them: in a running node the Home's
@@ -28,15 +30,16 @@ export function homeContext(
   paths: DataDirPaths,
   nodeKey: SecretKey,
   storage: Storage,
-  live?: { home: Home; store: SqlReplicaStore },
+  live?: { home: Home; repositories: StorageRepositories },
 ): HomeContext {
   const peerId = peerIdFromPublicKey(nodeKey.publicKey);
-  const store = live?.store ?? new SqlReplicaStore(storage.dataSource);
+  const repositories = live?.repositories ?? createRepositories(storage);
+  const store = repositories.replica;
   return {
     paths,
     nodeKey,
     peerId,
-    storage,
+    repositories,
     store,
     writer:
       live === undefined

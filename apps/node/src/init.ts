@@ -19,7 +19,7 @@ import {
   type Home,
   type SecretKey,
 } from '@polyhome/identity';
-import { SqlReplicaStore, type Storage } from '@polyhome/storage';
+import { createRepositories, type Storage } from '@polyhome/storage';
 import { dataDirPaths, openDataDir } from './data-dir.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 
@@ -92,7 +92,7 @@ export async function init(dir: string, options: InitOptions): Promise<InitResul
       document = createAccountDocument({ localpart: options.localpart!, rootKey, home });
     }
     storage = await openDataDir(paths);
-    await new SqlReplicaStore(storage.dataSource).hostAccount(document, { custody: 'self' });
+    await createRepositories(storage).replica.hostAccount(document, { custody: 'self' });
     // The root key goes to disk last: a failed init leaves no key of an account that was never stored.
     await writeNodeKeyFile(paths.rootKey, rootKey);
     return { data_dir: paths.dir, peer_id: peerId, user_id: document.user_id };

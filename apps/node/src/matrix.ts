@@ -14,7 +14,6 @@ import { NestFactory } from '@nestjs/core';
 import express from 'express';
 import { bodyParserError, type HomeAccounts } from '@polyhome/home';
 import { MatrixClientApiModule, MatrixError, type MatrixClientApiOptions, type MatrixHomePort } from '@polyhome/matrix';
-import { AccountEntity, SqlLoginTokens, SqlMatrixStore } from '@polyhome/storage';
 import type { HomeContext } from './context.js';
 import { CliError } from './errors.js';
 
@@ -26,7 +25,7 @@ const MAX_BODY_BYTES = 256 * 1024;
  * with `polyhome login-token`.
  */
 export function nodeHomeAccounts(ctx: HomeContext): HomeAccounts {
-  const tokens = new SqlLoginTokens(ctx.storage.dataSource);
+  const { accounts, loginTokens: tokens } = ctx.repositories;
   return {
     checkPassword: () => Promise.resolve(null),
     consumeLoginToken: async (token) => {
@@ -34,8 +33,8 @@ export function nodeHomeAccounts(ctx: HomeContext): HomeAccounts {
       return use.ok ? use.serverName : null;
     },
     userIdOf: async (serverName) => {
-      const row = await ctx.storage.dataSource.getRepository(AccountEntity).findOneBy({ serverName });
-      return row === null || row.status !== 'active' ? null : row.userId;
+      const row = await accounts.findByServerName(serverName);
+      return row === undefined || row.status !== 'active' ? null : row.userId;
     },
   };
 }
@@ -90,7 +89,7 @@ export async function startMatrixApi(
   const app: INestApplication = await NestFactory.create(
     NodeMatrixModule.forRoot({
       port: homePort,
-      store: new SqlMatrixStore(ctx.storage.dataSource),
+      store: ctx.repositories.matrix,
     }),
     { logger: false, bodyParser: false, abortOnError: false },
   );

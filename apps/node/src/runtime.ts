@@ -5,7 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { Home, NOT_A_HOME } from '@polyhome/home';
 import { createQueueBackend } from '@polyhome/queue';
-import { SqlReplicaStore, SqlSeqGuardStore } from '@polyhome/storage';
+import { createRepositories, openSeqGuardStore } from '@polyhome/storage';
 import {
   accountStatuses,
   accounts,
@@ -77,9 +77,10 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
   try {
     // Announcements run as jobs on the in-process queue; it closes before the Home stops.
     const queue = createQueueBackend({ onError: (err) => say(`queue: ${err.message}`) });
-    const store = new SqlReplicaStore(storage.dataSource);
+    const repositories = createRepositories(storage);
+    const store = repositories.replica;
     const home = await Home.create(
-      { nodeKey, store, queue, logger, seqGuard: await SqlSeqGuardStore.open(storage.dataSource) },
+      { nodeKey, store, queue, logger, seqGuard: await openSeqGuardStore(storage) },
       {
         listen: [options.p2p],
         bootstrap: options.bootstrap,
@@ -97,7 +98,7 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
       () => home.stop(),
       () => queue.close(),
     );
-    const ctx = homeContext(paths, nodeKey, storage, { home, store });
+    const ctx = homeContext(paths, nodeKey, storage, { home, repositories });
     const node = new NodeRuntime(home, ctx, say);
     await node.start();
     stack.push(async () => node.stop());

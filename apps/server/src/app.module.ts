@@ -1,6 +1,6 @@
 import { type DynamicModule, Global, Module, type Provider } from '@nestjs/common';
 import type { QueueBackend } from '@polyhome/queue';
-import { SqlReplicaStore, type Storage } from '@polyhome/storage';
+import type { SqlReplicaStore, Storage, StorageRepositories } from '@polyhome/storage';
 import type { Logger } from 'pino';
 import { AccountsModule } from './accounts/accounts.module.js';
 import { DeliveryModule } from './delivery/delivery.module.js';
@@ -17,7 +17,7 @@ import { MetricsModule } from './metrics/metrics.module.js';
 import { QueueRegistry } from './queue/queue-registry.js';
 import { SecurityModule } from './security/security.module.js';
 import { QueueService } from './queue/queue.service.js';
-import { StorageService } from './storage/storage.service.js';
+import { StorageModule } from './storage/storage.module.js';
 import type { Home } from '@polyhome/home';
 import { P2pService, SERVER_HOME } from './p2p/p2p.service.js';
 import { SERVER_SECRETS, type ServerSecrets } from './secrets/secrets.js';
@@ -32,10 +32,13 @@ export interface ServerResources {
   secrets: ServerSecrets;
   /** This server's Home (libp2p host, sync, discovery, local op writer), started by P2pService. */
   p2p: Home;
+  /** The repositories of `storage`; Nest modules get the ones they name (`StorageModule.forFeature`). */
+  repositories: StorageRepositories;
+  /** The Home's store (`repositories.replica`). */
   replicaStore: SqlReplicaStore;
 }
 
-/** Makes the opened resources injectable everywhere. */
+/** Makes the opened resources injectable everywhere, except the repositories (each module names its own). */
 @Global()
 @Module({})
 class CoreModule {
@@ -44,15 +47,13 @@ class CoreModule {
       { provide: APP_CONFIG, useValue: resources.config },
       { provide: PINO_LOGGER, useValue: resources.logger },
       { provide: AdminTokenVerifier, useValue: resources.adminToken },
-      { provide: StorageService, useFactory: () => new StorageService(resources.storage) },
       { provide: QueueService, useFactory: () => new QueueService(resources.queue) },
       { provide: QueueRegistry, useFactory: () => new QueueRegistry() },
-      { provide: SqlReplicaStore, useValue: resources.replicaStore },
       { provide: SERVER_SECRETS, useValue: resources.secrets },
       { provide: SERVER_HOME, useValue: resources.p2p },
       P2pService,
     ];
-    return { module: CoreModule, providers, exports: providers };
+    return { module: CoreModule, imports: [StorageModule.forFeature('homeNodes')], providers, exports: providers };
   }
 }
 
@@ -64,6 +65,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         CoreModule.with(resources),
+        StorageModule.forRoot(resources.storage, resources.repositories),
         SecurityModule,
         MetricsModule,
         HealthModule,

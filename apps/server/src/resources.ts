@@ -1,6 +1,6 @@
 import { Home } from '@polyhome/home';
 import { createQueueBackend } from '@polyhome/queue';
-import { openStorage, redactDatabaseUrl, SqlReplicaStore, SqlSeqGuardStore } from '@polyhome/storage';
+import { createRepositories, openSeqGuardStore, openStorage, redactDatabaseUrl } from '@polyhome/storage';
 import type { Logger } from 'pino';
 import { resolveAdminToken } from './admin/admin-token.js';
 import type { ServerResources } from './app.module.js';
@@ -49,14 +49,15 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
     }
     const secrets = await loadServerSecrets(config.dataDir, config.sealingKey);
     for (const file of secrets.created) logger.info({ file }, `generated ${file} (mode 0600); back it up`);
-    const replicaStore = new SqlReplicaStore(storage.dataSource);
+    const repositories = createRepositories(storage);
+    const replicaStore = repositories.replica;
     const p2p = await Home.create(
       {
         nodeKey: secrets.nodeKey,
         store: replicaStore,
         queue,
         logger,
-        seqGuard: await SqlSeqGuardStore.open(storage.dataSource),
+        seqGuard: await openSeqGuardStore(storage),
       },
       { listen: config.p2pListen, bootstrap: config.p2pBootstrap, announceEveryMs: ANNOUNCE_EVERY_MS },
     ).catch((err: unknown) => {
@@ -67,7 +68,7 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
       );
     });
     undo.push(() => p2p.stop());
-    return { config, logger, storage, queue, adminToken: admin.verifier, secrets, p2p, replicaStore };
+    return { config, logger, storage, queue, adminToken: admin.verifier, secrets, p2p, repositories, replicaStore };
   } catch (err) {
     for (const step of undo.reverse()) await step().catch(() => undefined);
     throw err;

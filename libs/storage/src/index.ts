@@ -4,7 +4,17 @@ export { lockDataDir } from './data-dir-lock.js';
 export type { DataDirLock } from './data-dir-lock.js';
 export { StorageError } from './errors.js';
 export type { StorageErrorCode } from './errors.js';
-export * from './entities/index.js';
+export type { AccountCustody, AccountStatus, HomeRole, MatrixDeviceKeyKind } from './entities/index.js';
+export { createRepositories, openSeqGuardStore } from './repositories/storage-repositories.js';
+export type {
+  LoginTokenRepository,
+  StorageRepositories,
+  StorageRepositoriesInit,
+} from './repositories/storage-repositories.js';
+export type { AccountPage, AccountRecord, AccountRepository } from './repositories/account.repository.js';
+export type { HomeNodeRegistration, HomeNodeRepository } from './repositories/home-node.repository.js';
+export type { EnrollmentTokenRecord, EnrollmentTokenRepository } from './repositories/enrollment-token.repository.js';
+export type { StorageTransaction, Transactions } from './repositories/transaction.js';
 export { SqlReplicaStore } from './replica-store.js';
 export type { HostAccountInit, LocalOpContext, SqlReplicaStoreInit, StoredAccountState } from './replica-store.js';
 export { SqlMatrixStore } from './matrix-store.js';

@@ -38,6 +38,7 @@ import { OpEvidenceEntity } from './entities/op-evidence.entity.js';
 import { OpLogHeadEntity } from './entities/op-log-head.entity.js';
 import { OpEntity } from './entities/op.entity.js';
 import { PeerDeliveryEntity } from './entities/peer-delivery.entity.js';
+import { managerOf, type StorageTransaction } from './repositories/transaction.js';
 
 /** Options of the SQL replica store. */
 export interface SqlReplicaStoreInit {
@@ -60,7 +61,7 @@ export interface HostAccountInit {
   /** PeerId the document came from; null when made here. */
   receivedFrom?: string | null;
   /** Write within this open transaction instead of opening one, so the caller's other writes commit with it. */
-  manager?: EntityManager;
+  transaction?: StorageTransaction;
 }
 
 /** The state of one account as Matrix APIs serve it, read from `account_state` (fields from the op-kind registry). */
@@ -135,7 +136,7 @@ export class SqlReplicaStore implements ReplicaStore {
         receivedFrom: init.receivedFrom ?? null,
       });
     };
-    await (init.manager !== undefined ? write(init.manager) : this.dataSource.transaction(write));
+    await (init.transaction !== undefined ? write(managerOf(init.transaction)) : this.dataSource.transaction(write));
     return serverName;
   }
 

@@ -22,15 +22,22 @@ import {
   SelfRevocationError,
   type LocalChange,
 } from '@polyhome/home';
-import { AccountEntity, HomeNodeEntity, SqlReplicaStore, type AccountCustody } from '@polyhome/storage';
+import {
+  SqlReplicaStore,
+  type AccountCustody,
+  type AccountRecord,
+  type AccountRepository,
+  type HomeNodeRepository,
+  type StorageTransaction,
+  type Transactions,
+} from '@polyhome/storage';
 import type { Op } from '@polyhome/sync';
 import { ApiError } from '../common/api-error.js';
 import { decodeCursor, encodeCursor, type Page, type PageQueryDto } from '../common/pagination.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { P2pService } from '../p2p/p2p.service.js';
 import { SERVER_SECRETS, type ServerSecrets } from '../secrets/secrets.js';
-import { StorageService } from '../storage/storage.service.js';
-import type { EntityManager } from 'typeorm';
+import { InjectRepository } from '../storage/storage.module.js';
 
 const scrypt = promisify(scryptCallback) as (
   password: string,
@@ -83,7 +90,9 @@ export type { LocalChange };
 @Injectable()
 export class AccountsService {
   constructor(
-    private readonly storage: StorageService,
+    @InjectRepository('accounts') private readonly accounts: AccountRepository,
+    @InjectRepository('homeNodes') private readonly homeNodes: HomeNodeRepository,
+    @InjectRepository('transactions') private readonly transactions: Transactions,
     private readonly store: SqlReplicaStore,
     private readonly p2p: P2pService,
     @Inject(SERVER_SECRETS) private readonly secrets: ServerSecrets,
@@ -109,7 +118,7 @@ export class AccountsService {
       sealedRootKey: Buffer.from(sealRootKey(secretKey, this.secrets.sealingKey), 'utf8'),
     });
     if (password !== undefined) {
-      await this.accounts().update({ serverName }, { passwordHash: await hashPassword(password) });
+      await this.accounts.setPasswordHash(serverName, await hashPassword(password));
     }
     await this.p2p.home.hostAccount(serverName);
     return this.summary(await this.row(serverName));
@@ -124,7 +133,7 @@ export class AccountsService {
   async hostCoHosted(
     document: unknown,
     from: string | null,
-    alongside?: (manager: EntityManager) => Promise<void>,
+    alongside?: (tx: StorageTransaction) => Promise<void>,
   ): Promise<string> {
     let verified: AccountDocument;
     try {
@@ -145,9 +154,9 @@ export class AccountsService {
     if (alongside === undefined) {
       await this.store.hostAccount(verified, { custody: 'self', receivedFrom: from });
     } else {
-      await this.storage.dataSource.transaction(async (manager) => {
-        await alongside(manager);
-        await this.store.hostAccount(verified, { custody: 'self', receivedFrom: from, manager });
+      await this.transactions.run(async (tx) => {
+        await alongside(tx);
+        await this.store.hostAccount(verified, { custody: 'self', receivedFrom: from, transaction: tx });
       });
     }
     await this.p2p.home.hostAccount(serverName);
@@ -167,7 +176,7 @@ export class AccountsService {
     held: AccountDocument,
     offered: AccountDocument,
     from: string | null,
-    alongside: ((manager: EntityManager) => Promise<void>) | undefined,
+    alongside: ((tx: StorageTransaction) => Promise<void>) | undefined,
   ): Promise<string> {
     const serverName = parseUserId(offered.user_id).serverName;
     const namesSelf = (d: AccountDocument): boolean => d.homes.some((h) => h.peer_id === this.p2p.peerId);
@@ -181,7 +190,7 @@ export class AccountsService {
         `The account's document in force here (seq ${held.seq}) does not name this server (${this.p2p.peerId}).`,
       );
     }
-    if (alongside !== undefined) await this.storage.dataSource.transaction(alongside);
+    if (alongside !== undefined) await this.transactions.run(alongside);
     const inForce = await this.store.offerDocument(serverName, offered, from ?? this.p2p.peerId);
     if (!namesSelf(inForce)) {
       throw new ApiError('M_FORBIDDEN', `The account's document in force here does not name this server.`);
@@ -193,12 +202,10 @@ export class AccountsService {
 
   /** Lists hosted accounts by server name, one page after the cursor. */
   async list(query: PageQueryDto): Promise<Page<AccountSummary>> {
-    const qb = this.accounts()
-      .createQueryBuilder('a')
-      .orderBy('a.server_name', 'ASC')
-      .take(query.limit + 1);
-    if (query.from !== undefined) qb.where('a.server_name > :from', { from: decodeCursor(query.from) });
-    const rows = await qb.getMany();
+    const rows = await this.accounts.page({
+      after: query.from === undefined ? undefined : decodeCursor(query.from),
+      limit: query.limit + 1,
+    });
     const chunk = rows.slice(0, query.limit).map((r) => this.summary(r));
     const last = chunk.at(-1);
     return rows.length > query.limit && last ? { chunk, next_from: encodeCursor(last.server_name) } : { chunk };
@@ -212,10 +219,10 @@ export class AccountsService {
       this.store.versionVector(row.serverName),
       this.store.deliveryState(row.serverName),
       this.store.equivocators(row.serverName),
-      this.storage.dataSource.getRepository(HomeNodeEntity).find({ select: { peerId: true } }),
+      this.homeNodes.peerIds(),
     ]);
     // This server and the other instances on its database share the op log: they hold everything it holds.
-    const siblings = new Set(onThisDatabase.map((h) => h.peerId));
+    const siblings = new Set(onThisDatabase);
     const byPeer = new Map(delivery.map((d) => [d.peerId, d]));
     const live = this.p2p.home.liveVectors(row.serverName);
     const homes = document.homes.map((home): HomeStatusView => {
@@ -298,7 +305,7 @@ export class AccountsService {
   async remove(userId: string): Promise<void> {
     const row = await this.rowByUserId(userId);
     await this.p2p.home.unhostAccount(row.serverName);
-    await this.accounts().delete({ serverName: row.serverName });
+    await this.accounts.remove(row.serverName);
   }
 
   /** Signs a new document adding a home (hosted accounts only). Returns the new document. */
@@ -332,7 +339,7 @@ export class AccountsService {
   }
 
   /** Checks a hosted account's password. */
-  async checkPassword(userId: string, password: string): Promise<AccountEntity> {
+  async checkPassword(userId: string, password: string): Promise<AccountRecord> {
     const row = await this.rowByUserId(userId).catch(() => undefined);
     if (row?.passwordHash == null || !(await verifyPassword(password, row.passwordHash))) {
       throw new ApiError('M_FORBIDDEN', 'Invalid user ID or password.');
@@ -341,20 +348,20 @@ export class AccountsService {
   }
 
   /** The row of an account by user ID. Throws ApiError M_INVALID_PARAM (bad ID) or M_NOT_FOUND. */
-  async rowByUserId(userId: string): Promise<AccountEntity> {
+  async rowByUserId(userId: string): Promise<AccountRecord> {
     let serverName: string;
     try {
       serverName = parseUserId(userId).serverName;
     } catch (err) {
       throw invalid(err);
     }
-    const row = await this.accounts().findOneBy({ serverName });
-    if (row === null || row.userId !== userId) throw new ApiError('M_NOT_FOUND', `${userId} is not hosted here.`);
+    const row = await this.accounts.findByServerName(serverName);
+    if (row === undefined || row.userId !== userId) throw new ApiError('M_NOT_FOUND', `${userId} is not hosted here.`);
     return row;
   }
 
   /** The unsealed root key of a hosted account, for signing documents or handing over custody. */
-  rootKeyOf(row: AccountEntity): SecretKey {
+  rootKeyOf(row: AccountRecord): SecretKey {
     if (row.custody !== 'hosted' || row.sealedRootKey === null) {
       throw new ApiError('M_FORBIDDEN', `${row.userId} holds its own key; this server cannot sign for it.`);
     }
@@ -387,15 +394,13 @@ export class AccountsService {
     return document;
   }
 
-  private async row(serverName: string): Promise<AccountEntity> {
-    return this.accounts().findOneByOrFail({ serverName });
+  private async row(serverName: string): Promise<AccountRecord> {
+    const row = await this.accounts.findByServerName(serverName);
+    if (row === undefined) throw new Error(`account ${serverName} vanished after it was stored`);
+    return row;
   }
 
-  private accounts() {
-    return this.storage.dataSource.getRepository(AccountEntity);
-  }
-
-  private summary(row: AccountEntity): AccountSummary {
+  private summary(row: AccountRecord): AccountSummary {
     return {
       user_id: row.userId,
       server_name: row.serverName,

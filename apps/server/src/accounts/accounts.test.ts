@@ -1,7 +1,6 @@
 import { SecretKey, peerIdFromPublicKey, verifyAccountDocument, type AccountDocument } from '@polyhome/identity';
 import { createPolyhomeHost, createSyncService, type PolyhomeHost, type SyncService } from '@polyhome/p2p';
 import { MemoryReplicaStore, OpWriter, deviceBody, type FixtureAccount } from '@polyhome/sync/testing';
-import { AccountEntity } from '@polyhome/storage';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
@@ -42,9 +41,8 @@ describe.each(SERVER_BACKENDS)('hosted accounts over the admin API on $name', (b
     expect(document.homes).toEqual([expect.objectContaining({ peer_id: node.body.peer_id, role: 'server' })]);
     expect(detail.body.homes).toEqual([expect.objectContaining({ self: true, pending_ops: 0 })]);
     // The root key is sealed at rest: the stored bytes are not the key.
-    const row = await server.resources.storage.dataSource
-      .getRepository(AccountEntity)
-      .findOneByOrFail({ serverName: res.body.server_name });
+    const row = await server.resources.repositories.accounts.findByServerName(res.body.server_name);
+    if (row === undefined) throw new Error('the account was not stored');
     expect(row.sealedRootKey?.length).toBeGreaterThan(32);
     expect(row.passwordHash).toMatch(/^scrypt\$/);
   });

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { StorageModule } from '../storage/storage.module.js';
 import { NodeController } from './node.controller.js';
 import { NodeInfoService } from './node-info.service.js';
 import { AdminAuthGuard } from './admin-auth.guard.js';
@@ -8,6 +9,7 @@ import { QueuesService } from './queues.service.js';
 
 /** The REST admin API under /admin/v1, bearer-token protected. */
 @Module({
+  imports: [StorageModule.forFeature('accounts')],
   controllers: [NodeController, QueuesController, PeersController],
   providers: [NodeInfoService, QueuesService, AdminAuthGuard],
 })

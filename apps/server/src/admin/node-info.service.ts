@@ -1,4 +1,6 @@
 import { Injectable } from '@nestjs/common';
+import type { AccountRepository } from '@polyhome/storage';
+import { InjectRepository } from '../storage/storage.module.js';
 import { StorageService } from '../storage/storage.service.js';
 import { P2pService } from '../p2p/p2p.service.js';
 import { QueueService } from '../queue/queue.service.js';
@@ -20,6 +22,7 @@ export interface NodeInfo {
 export class NodeInfoService {
   constructor(
     private readonly storage: StorageService,
+    @InjectRepository('accounts') private readonly accounts: AccountRepository,
     private readonly queue: QueueService,
     private readonly p2p: P2pService,
   ) {}
@@ -33,7 +36,7 @@ export class NodeInfoService {
       uptime_seconds: Math.floor(process.uptime()),
       database: this.storage.backend,
       queue: this.queue.kind,
-      accounts_hosted: await this.storage.countAccounts(),
+      accounts_hosted: await this.accounts.count(),
     };
   }
 }

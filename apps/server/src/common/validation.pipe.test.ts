@@ -3,7 +3,7 @@
 import { lpStream } from '@libp2p/utils';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createPolyhomeHost, decodeEnrollFrame, ENROLL_PROTOCOL } from '@polyhome/p2p';
-import { AccountEntity, EnrollmentTokenEntity } from '@polyhome/storage';
+import { table } from '@polyhome/storage/testing';
 import { makeHome } from '@polyhome/sync/testing';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,10 +42,9 @@ describe('a body key that Nest would drop', () => {
   });
 
   async function unchanged(): Promise<void> {
-    const ds = server.resources.storage.dataSource;
     // No account enrolled, no token use spent.
-    expect(await ds.getRepository(AccountEntity).count()).toBe(0);
-    expect((await ds.getRepository(EnrollmentTokenEntity).find()).map((t) => t.usesLeft)).toEqual([5]);
+    expect(await server.resources.repositories.accounts.count()).toBe(0);
+    expect((await table(server.resources.storage, 'enrollment_token').rows()).map((t) => t['usesLeft'])).toEqual([5]);
   }
 
   for (const key of ['__proto__', 'constructor', 'prototype']) {

@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { exportSecretKey, homeStatus, isPeerId, type AccountDocument } from '@polyhome/identity';
-import { AccountEntity } from '@polyhome/storage';
+import type { AccountRepository } from '@polyhome/storage';
 import { AccountsService } from '../accounts/accounts.service.js';
 import { ApiError } from '../common/api-error.js';
-import { StorageService } from '../storage/storage.service.js';
+import { InjectRepository } from '../storage/storage.module.js';
 import type { CustodyExportDto, TakeCustodyDto } from './custody.dto.js';
 
 /**
@@ -14,7 +14,7 @@ import type { CustodyExportDto, TakeCustodyDto } from './custody.dto.js';
 export class CustodyService {
   constructor(
     private readonly accounts: AccountsService,
-    private readonly storage: StorageService,
+    @InjectRepository('accounts') private readonly rows: AccountRepository,
   ) {}
 
   /**
@@ -47,16 +47,7 @@ export class CustodyService {
     } finally {
       rootKey.destroy();
     }
-    const result = await this.storage.dataSource
-      .createQueryBuilder()
-      .update(AccountEntity)
-      .set({ custody: 'self', sealedRootKey: null })
-      .where('server_name = :serverName AND custody = :hosted AND sealed_root_key IS NOT NULL', {
-        serverName: row.serverName,
-        hosted: 'hosted',
-      })
-      .execute();
-    if (result.affected !== 1) throw alreadyTaken(row.userId);
+    if (!(await this.rows.releaseCustody(row.serverName))) throw alreadyTaken(row.userId);
     return { export: exported, document };
   }
 }

@@ -1,5 +1,4 @@
 import { importSecretKey, publicKeyToHex } from '@polyhome/identity';
-import { AccountEntity } from '@polyhome/storage';
 import { makeAccount } from '@polyhome/sync/testing';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,8 +20,11 @@ describe.each(SERVER_BACKENDS)('custody handover on $name', (backend) => {
       user_id: string;
       server_name: string;
     };
-  const row = (serverName: string) =>
-    server.resources.storage.dataSource.getRepository(AccountEntity).findOneByOrFail({ serverName });
+  const row = async (serverName: string) => {
+    const found = await server.resources.repositories.accounts.findByServerName(serverName);
+    if (found === undefined) throw new Error(`no account ${serverName}`);
+    return found;
+  };
 
   beforeAll(async () => {
     server = await startTestServer(backend, { ADMIN_TOKEN, RATE_LIMIT_PER_MINUTE: '0', ENROLLMENT_POLICY: 'open' });

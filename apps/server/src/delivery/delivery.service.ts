@@ -2,14 +2,14 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy }
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Job } from '@polyhome/queue';
-import { HomeNodeEntity, SqlReplicaStore } from '@polyhome/storage';
+import { SqlReplicaStore, type AccountRepository, type HomeNodeRepository } from '@polyhome/storage';
 import type { VersionVector } from '@polyhome/sync';
 import type { Logger } from 'pino';
 import { PINO_LOGGER } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { P2pService } from '../p2p/p2p.service.js';
 import { QueueService } from '../queue/queue.service.js';
-import { StorageService } from '../storage/storage.service.js';
+import { InjectRepository } from '../storage/storage.module.js';
 
 /** A delivery job names what to deliver to whom, never the ops: the handler reads them from the database. */
 export interface DeliveryJob {
@@ -45,7 +45,8 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
     private readonly queue: QueueService,
     private readonly p2p: P2pService,
     private readonly store: SqlReplicaStore,
-    private readonly storage: StorageService,
+    @InjectRepository('accounts') private readonly accounts: AccountRepository,
+    @InjectRepository('homeNodes') private readonly homeNodes: HomeNodeRepository,
     private readonly metrics: MetricsService,
     @Inject(PINO_LOGGER) private readonly logger: Logger,
   ) {}
@@ -172,12 +173,7 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
 
   /** A home connected: its session catches it up, so a waiting or failed delivery job for it is dropped. */
   private async peerConnected(peer: string): Promise<void> {
-    const rows = await this.storage.dataSource.query<Array<{ server_name: string }>>(
-      `SELECT d.server_name FROM account_document d JOIN account a ON a.server_name = d.server_name AND a.doc_seq = d.seq
-       WHERE d.document->'homes' @> $1::jsonb`,
-      [JSON.stringify([{ peer_id: peer }])],
-    );
-    for (const { server_name } of rows) {
+    for (const server_name of await this.accounts.namingHome(peer)) {
       await this.store.recordConnected(server_name, peer);
       await this.queue.backend.queue('delivery').remove(jobIdOf(server_name, peer));
     }
@@ -188,8 +184,7 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
    * They read and write one op log, so none of them ever lacks an op and none needs delivery.
    */
   private async siblings(): Promise<Set<string>> {
-    const rows = await this.storage.dataSource.getRepository(HomeNodeEntity).find({ select: { peerId: true } });
-    return new Set([this.p2p.peerId, ...rows.map((r) => r.peerId)]);
+    return new Set([this.p2p.peerId, ...(await this.homeNodes.peerIds())]);
   }
 
   private warn(err: unknown): void {

@@ -2,7 +2,6 @@ import { SecretKey, peerIdFromPublicKey } from '@polyhome/identity';
 import { createPolyhomeHost, createSyncService } from '@polyhome/p2p';
 import { MemoryReplicaStore } from '@polyhome/sync/testing';
 import request from 'supertest';
-import { HomeNodeEntity } from '@polyhome/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountsService } from '../accounts/accounts.service.js';
 import { DeliveryService } from './delivery.service.js';
@@ -87,11 +86,10 @@ describe.each(SERVER_BACKENDS)('store and forward through the delivery queue on 
       });
     }
     // An instance registers in home_node when it starts on the database.
-    await server.resources.storage.dataSource.getRepository(HomeNodeEntity).insert({
+    await server.resources.repositories.homeNodes.register({
       peerId: peerIdFromPublicKey(sibling.publicKey),
-      publicKey: Buffer.from(sibling.publicKey),
+      publicKey: sibling.publicKey,
       role: 'server',
-      lastStartedAt: new Date(),
     });
     await accounts.applyLocal(created.server_name, [
       { op: 'member.set', key: '!s:x', body: { room_id: '!s:x', membership: 'join' } },

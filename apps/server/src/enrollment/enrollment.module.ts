@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { StorageModule } from '../storage/storage.module.js';
 import { AccountsModule } from '../accounts/accounts.module.js';
 import { EnrollmentProtocolService } from './enrollment-protocol.service.js';
 import { EnrollmentTokensController } from './enrollment-tokens.controller.js';
@@ -8,7 +9,7 @@ import { EnrollmentService } from './enrollment.service.js';
 
 /** Enrollment tokens (admin), and enrollment over HTTP and libp2p. Exports its service only. */
 @Module({
-  imports: [AccountsModule],
+  imports: [AccountsModule, StorageModule.forFeature('enrollmentTokens')],
   controllers: [EnrollmentTokensController, EnrollmentController],
   providers: [EnrollmentTokensService, EnrollmentService, EnrollmentProtocolService],
   exports: [EnrollmentService],

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { parseUserId } from '@polyhome/identity';
-import type { EntityManager } from 'typeorm';
 import type { EnrollRequest, EnrollResponse } from '@polyhome/p2p';
+import type { StorageTransaction } from '@polyhome/storage';
 import { AccountsService } from '../accounts/accounts.service.js';
 import { ApiError } from '../common/api-error.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
@@ -28,7 +28,7 @@ export class EnrollmentService {
    */
   async enroll(request: EnrollRequest, from: string | null): Promise<EnrollResponse> {
     const token = request.token;
-    let alongside: ((manager: EntityManager) => Promise<void>) | undefined;
+    let alongside: ((tx: StorageTransaction) => Promise<void>) | undefined;
     switch (this.config.enrollmentPolicy) {
       case 'closed':
         throw new ApiError('M_FORBIDDEN', 'This server does not accept enrollments (ENROLLMENT_POLICY=closed).');
@@ -37,7 +37,7 @@ export class EnrollmentService {
           throw new ApiError('M_FORBIDDEN', 'This server enrolls only with an enrollment token from its operator.');
         }
         await this.tokens.assertUsable(token);
-        alongside = (manager) => this.tokens.consumeIn(manager, token);
+        alongside = (tx) => this.tokens.consumeIn(tx, token);
         break;
       case 'open':
         // A token given anyway is neither needed nor spent.

@@ -8,7 +8,7 @@ import {
 } from '@polyhome/p2p';
 import { rawEnrollExchange } from '@polyhome/p2p/testing';
 import { deviceBody } from '@polyhome/sync/testing';
-import { AccountEntity, EnrollmentTokenEntity } from '@polyhome/storage';
+import { table } from '@polyhome/storage/testing';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountsService } from '../accounts/accounts.service.js';
@@ -41,12 +41,13 @@ function clients(get: () => TestServer) {
 }
 
 async function accountRows(server: TestServer): Promise<number> {
-  return server.resources.storage.dataSource.getRepository(AccountEntity).count();
+  return server.resources.repositories.accounts.count();
 }
 
 async function usesLeft(server: TestServer, id: string): Promise<number> {
-  const row = await server.resources.storage.dataSource.getRepository(EnrollmentTokenEntity).findOneByOrFail({ id });
-  return row.usesLeft;
+  const [row] = await table(server.resources.storage, 'enrollment_token').rows({ id });
+  if (row === undefined) throw new Error(`no enrollment token ${id}`);
+  return row['usesLeft'] as number;
 }
 
 describe.each(SERVER_BACKENDS)('enrollment with ENROLLMENT_POLICY=token on $name', (backend) => {
@@ -85,7 +86,7 @@ describe.each(SERVER_BACKENDS)('enrollment with ENROLLMENT_POLICY=token on $name
       });
       expect(JSON.stringify(listed.body)).not.toContain(made.body.token);
       // Only the hash is stored.
-      const rows = await server.resources.storage.dataSource.getRepository(EnrollmentTokenEntity).find();
+      const rows = await table(server.resources.storage, 'enrollment_token').rows();
       expect(JSON.stringify(rows)).not.toContain(made.body.token);
       await admin.delete(`/admin/v1/enrollment-tokens/${made.body.id}`).expect(200);
       const after = await admin.get('/admin/v1/enrollment-tokens').expect(200);
@@ -225,9 +226,10 @@ describe.each(SERVER_BACKENDS)('enrollment with ENROLLMENT_POLICY=token on $name
 
     it('an expired token: 403', async () => {
       const { token, id } = await newToken({ uses: 5 });
-      await server.resources.storage.dataSource
-        .getRepository(EnrollmentTokenEntity)
-        .update({ id }, { expiresAt: new Date(Date.now() - 1000) });
+      await table(server.resources.storage, 'enrollment_token').update(
+        { id },
+        { expiresAt: new Date(Date.now() - 1000) },
+      );
       await expectRefused(
         { document: accountAdding('expired', serverHome(server)).document, token },
         403,
@@ -364,9 +366,7 @@ describe.each(SERVER_BACKENDS)(
           name: 'second',
         })
         .expect(201);
-      const row = await open.resources.storage.dataSource
-        .getRepository(AccountEntity)
-        .findOneBy({ serverName: account.server_name });
+      const row = await open.resources.repositories.accounts.findByServerName(account.server_name);
       expect(row).toMatchObject({ userId: account.user_id, custody: 'self' });
       await waitFor(async () => {
         const res = await clients(() => open).admin.get(

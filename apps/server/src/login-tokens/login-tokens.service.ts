@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { SqlLoginTokens } from '@polyhome/storage';
+import type { LoginTokenRepository } from '@polyhome/storage';
 import { AccountsService } from '../accounts/accounts.service.js';
 import { ApiError } from '../common/api-error.js';
-import { StorageService } from '../storage/storage.service.js';
+import { InjectRepository } from '../storage/storage.module.js';
 import type { LoginTokenDto } from './login-tokens.dto.js';
 
 /** Lifetime of a login token: long enough to paste into a client, short enough that a leaked one is stale. */
@@ -11,14 +11,10 @@ export const LOGIN_TOKEN_LIFETIME_MS = 2 * 60 * 1000;
 /** Short-lived single-use `m.login.token`s for Matrix clients. Only their SHA-256 is stored. */
 @Injectable()
 export class LoginTokensService {
-  private readonly tokens: SqlLoginTokens;
-
   constructor(
     private readonly accounts: AccountsService,
-    storage: StorageService,
-  ) {
-    this.tokens = new SqlLoginTokens(storage.dataSource);
-  }
+    @InjectRepository('loginTokens') private readonly tokens: LoginTokenRepository,
+  ) {}
 
   /** Makes a token for an account. Throws ApiError M_INVALID_PARAM (bad user ID) or M_NOT_FOUND. */
   async create(userId: string): Promise<LoginTokenDto> {

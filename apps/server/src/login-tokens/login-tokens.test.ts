@@ -1,4 +1,4 @@
-import { LoginTokenEntity } from '@polyhome/storage';
+import { table } from '@polyhome/storage/testing';
 import { makeAccount } from '@polyhome/sync/testing';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,12 @@ describe.each(SERVER_BACKENDS)('login tokens on $name', (backend) => {
     http()
       .post(`/admin/v1/accounts/${encodeURIComponent(userId)}/login-token`)
       .set('Authorization', `Bearer ${ADMIN_TOKEN}`);
-  const tokens = () => server.resources.storage.dataSource.getRepository(LoginTokenEntity);
+  const probe = () => table(server.resources.storage, 'login_token');
+  const tokens = () => ({
+    findBy: (where: { serverName: string }) => probe().rows(where),
+    countBy: (where: { serverName: string }) => probe().count(where),
+    update: (where: { serverName: string }, set: { expiresAt: Date }) => probe().update(where, set),
+  });
 
   beforeAll(async () => {
     server = await startTestServer(backend, { ADMIN_TOKEN });

@@ -1,10 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import type { HomeAccounts } from '@polyhome/home';
-import { AccountEntity } from '@polyhome/storage';
+import type { AccountRepository } from '@polyhome/storage';
 import { AccountsService } from '../accounts/accounts.service.js';
 import { ApiError } from '../common/api-error.js';
 import { LoginTokensService } from '../login-tokens/login-tokens.service.js';
-import { StorageService } from '../storage/storage.service.js';
+import { InjectRepository } from '../storage/storage.module.js';
 
 /**
  * The server's side of the Matrix home port: its accounts have password hashes and login tokens. The port
@@ -15,7 +15,7 @@ export class ServerHomeAccounts implements HomeAccounts {
   constructor(
     private readonly accounts: AccountsService,
     private readonly loginTokens: LoginTokensService,
-    private readonly storage: StorageService,
+    @InjectRepository('accounts') private readonly rows: AccountRepository,
   ) {}
 
   async checkPassword(userId: string, password: string): Promise<string | null> {
@@ -37,7 +37,7 @@ export class ServerHomeAccounts implements HomeAccounts {
   }
 
   async userIdOf(serverName: string): Promise<string | null> {
-    const row = await this.storage.dataSource.getRepository(AccountEntity).findOneBy({ serverName });
-    return row === null || row.status !== 'active' ? null : row.userId;
+    const row = await this.rows.findByServerName(serverName);
+    return row === undefined || row.status !== 'active' ? null : row.userId;
   }
 }

@@ -1,11 +1,11 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Home } from '@polyhome/home';
 import type { OpRejectReason } from '@polyhome/sync';
-import { HomeNodeEntity } from '@polyhome/storage';
+import type { HomeNodeRepository } from '@polyhome/storage';
 import type { Logger } from 'pino';
 import { PINO_LOGGER } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { StorageService } from '../storage/storage.service.js';
+import { InjectRepository } from '../storage/storage.module.js';
 
 /** Injection token of the server's Home (built in resources.ts from the TypeORM stores and the queue). */
 export const SERVER_HOME = 'SERVER_HOME';
@@ -48,7 +48,7 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
 
   constructor(
     @Inject(SERVER_HOME) readonly home: Home,
-    private readonly storage: StorageService,
+    @InjectRepository('homeNodes') private readonly homeNodes: HomeNodeRepository,
     @Inject(PINO_LOGGER) private readonly logger: Logger,
     private readonly metrics: MetricsService,
   ) {}
@@ -92,15 +92,11 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.storage.dataSource.getRepository(HomeNodeEntity).upsert(
-      {
-        peerId: this.peerId,
-        publicKey: Buffer.from(this.home.host.peerId.publicKey?.raw ?? new Uint8Array()),
-        role: 'server',
-        lastStartedAt: new Date(),
-      },
-      ['peerId'],
-    );
+    await this.homeNodes.register({
+      peerId: this.peerId,
+      publicKey: this.home.host.peerId.publicKey?.raw ?? new Uint8Array(),
+      role: 'server',
+    });
     const connected = ({ peers }: { peers: number }): void => this.metrics.setConnectedPeers(peers);
     this.unsubscribe.push(
       this.home.on('rejected', (event) => {

@@ -1,8 +1,10 @@
 import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import { AccountEntity, type Storage, type StorageBackend } from '@polyhome/storage';
-import type { DataSource } from 'typeorm';
+import type { Storage, StorageBackend } from '@polyhome/storage';
 
-/** The open database of this process, closed last at shutdown (after the queue has drained). */
+/**
+ * The open database of this process, for its lifecycle and health only: closed last at shutdown (after the
+ * queue has drained), its backend named and pinged. Data goes through repositories (`StorageModule.forFeature`).
+ */
 @Injectable()
 export class StorageService implements OnApplicationShutdown {
   constructor(private readonly storage: Storage) {}
@@ -12,19 +14,9 @@ export class StorageService implements OnApplicationShutdown {
     return this.storage.backend;
   }
 
-  /** The TypeORM DataSource, for repositories. */
-  get dataSource(): DataSource {
-    return this.storage.dataSource;
-  }
-
   /** Resolves when the database answers. */
   ping(): Promise<void> {
     return this.storage.ping();
-  }
-
-  /** How many accounts this database hosts. */
-  countAccounts(): Promise<number> {
-    return this.storage.dataSource.getRepository(AccountEntity).count();
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -1,0 +1,108 @@
+import type { DataSource } from 'typeorm';
+import { AccountEntity, type AccountCustody, type AccountStatus } from '../entities/account.entity.js';
+
+/** An account row as the apps read it. */
+export interface AccountRecord {
+  /** Lowercase hex of the root public key. */
+  serverName: string;
+  userId: string;
+  custody: AccountCustody;
+  /** The root secret key sealed at rest (hosted custody only); never logged. */
+  sealedRootKey: Buffer | null;
+  /** scrypt hash of the password, when the hosted account has one. */
+  passwordHash: string | null;
+  status: AccountStatus;
+  /** `seq` of the account document in force, as a decimal string (bigint). */
+  docSeq: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** One page of accounts by server name. */
+export interface AccountPage {
+  /** Server name to start after (exclusive). */
+  after?: string | undefined;
+  limit: number;
+}
+
+/** The accounts this database hosts (`account`); their documents and ops are the replica store's. */
+export interface AccountRepository {
+  /** The account with this server name, if hosted. */
+  findByServerName(serverName: string): Promise<AccountRecord | undefined>;
+  /** Accounts in server-name order after `page.after`, at most `page.limit`. */
+  page(page: AccountPage): Promise<AccountRecord[]>;
+  /** Every account in user-id order (the client-side home holds a handful). */
+  listByUserId(): Promise<AccountRecord[]>;
+  /** How many accounts are hosted. */
+  count(): Promise<number>;
+  /** Sets (or clears) the password hash of an account. */
+  setPasswordHash(serverName: string, passwordHash: string | null): Promise<void>;
+  /**
+   * Hands the root key to the user: erases the sealed key and sets custody to `self` in one conditional
+   * UPDATE. True for the one caller that flipped the row; false when the key was no longer held.
+   */
+  releaseCustody(serverName: string): Promise<boolean>;
+  /** Deletes an account; its documents, ops and state go by cascade. True when there was one. */
+  remove(serverName: string): Promise<boolean>;
+  /** Server names of the accounts whose document in force names this PeerId as a home. */
+  namingHome(peerId: string): Promise<string[]>;
+}
+
+/** AccountRepository on TypeORM (PostgreSQL and PGlite). */
+export class SqlAccountRepository implements AccountRepository {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async findByServerName(serverName: string): Promise<AccountRecord | undefined> {
+    return (await this.repo().findOneBy({ serverName })) ?? undefined;
+  }
+
+  async page(page: AccountPage): Promise<AccountRecord[]> {
+    const qb = this.repo().createQueryBuilder('a').orderBy('a.server_name', 'ASC').take(page.limit);
+    if (page.after !== undefined) qb.where('a.server_name > :after', { after: page.after });
+    return qb.getMany();
+  }
+
+  listByUserId(): Promise<AccountRecord[]> {
+    return this.repo().find({ order: { userId: 'ASC' } });
+  }
+
+  count(): Promise<number> {
+    return this.repo().count();
+  }
+
+  async setPasswordHash(serverName: string, passwordHash: string | null): Promise<void> {
+    await this.repo().update({ serverName }, { passwordHash });
+  }
+
+  async releaseCustody(serverName: string): Promise<boolean> {
+    const result = await this.dataSource
+      .createQueryBuilder()
+      .update(AccountEntity)
+      .set({ custody: 'self', sealedRootKey: null })
+      .where('server_name = :serverName AND custody = :hosted AND sealed_root_key IS NOT NULL', {
+        serverName,
+        hosted: 'hosted',
+      })
+      .execute();
+    return result.affected === 1;
+  }
+
+  async remove(serverName: string): Promise<boolean> {
+    const result = await this.repo().delete({ serverName });
+    return (result.affected ?? 0) > 0;
+  }
+
+  async namingHome(peerId: string): Promise<string[]> {
+    // jsonb containment (PostgreSQL and PGlite alike): the homes array holds an entry with this peer_id.
+    const rows = await this.dataSource.query<Array<{ server_name: string }>>(
+      `SELECT d.server_name FROM account_document d JOIN account a ON a.server_name = d.server_name AND a.doc_seq = d.seq
+       WHERE d.document->'homes' @> $1::jsonb`,
+      [JSON.stringify([{ peer_id: peerId }])],
+    );
+    return rows.map((r) => r.server_name);
+  }
+
+  private repo() {
+    return this.dataSource.getRepository(AccountEntity);
+  }
+}

@@ -1,0 +1,53 @@
+import type { Storage } from '../data-source.js';
+import { SqlLoginTokens } from '../login-tokens.js';
+import { SqlMatrixStore } from '../matrix-store.js';
+import { SqlReplicaStore, type SqlReplicaStoreInit } from '../replica-store.js';
+import { SqlSeqGuardStore } from '../seq-guard-store.js';
+import { SqlAccountRepository, type AccountRepository } from './account.repository.js';
+import { SqlEnrollmentTokenRepository, type EnrollmentTokenRepository } from './enrollment-token.repository.js';
+import { SqlHomeNodeRepository, type HomeNodeRepository } from './home-node.repository.js';
+import { SqlTransactions, type Transactions } from './transaction.js';
+
+/** Login tokens as the apps use them (`login_token`). */
+export type LoginTokenRepository = Pick<SqlLoginTokens, 'create' | 'consume'>;
+
+/** Every repository of one open Storage: what the apps use instead of the DataSource. */
+export interface StorageRepositories {
+  accounts: AccountRepository;
+  homeNodes: HomeNodeRepository;
+  enrollmentTokens: EnrollmentTokenRepository;
+  loginTokens: LoginTokenRepository;
+  /** The replica store (ops, documents, state, delivery), which the Home runs on. */
+  replica: SqlReplicaStore;
+  /** The Matrix store of `@polyhome/matrix` (access tokens, device keys, change stream, room events). */
+  matrix: SqlMatrixStore;
+  /** Transactions spanning several repositories (enrollment spends its token with the account it stores). */
+  transactions: Transactions;
+}
+
+/** Options of the repositories built by `createRepositories`. */
+export interface StorageRepositoriesInit {
+  replica?: SqlReplicaStoreInit;
+}
+
+/** Builds the repositories of an opened Storage; one set per process, sharing its connection pool. */
+export function createRepositories(storage: Storage, init: StorageRepositoriesInit = {}): StorageRepositories {
+  const { dataSource } = storage;
+  return {
+    accounts: new SqlAccountRepository(dataSource),
+    homeNodes: new SqlHomeNodeRepository(dataSource),
+    enrollmentTokens: new SqlEnrollmentTokenRepository(dataSource),
+    loginTokens: new SqlLoginTokens(dataSource),
+    replica: new SqlReplicaStore(dataSource, init.replica),
+    matrix: new SqlMatrixStore(dataSource),
+    transactions: new SqlTransactions(dataSource),
+  };
+}
+
+/**
+ * Opens the DHT replay guard's store of an opened Storage (the highest document seq of every account this home
+ * hosts or looked up, read once at open): give it to the Home as `seqGuard`.
+ */
+export function openSeqGuardStore(storage: Storage): Promise<SqlSeqGuardStore> {
+  return SqlSeqGuardStore.open(storage.dataSource);
+}
