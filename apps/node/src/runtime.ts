@@ -3,7 +3,7 @@
 // the account of a `--join` node when a home of it first talks to this node, and announces its accounts in
 // the DHT. Progress of long work (first database creation, catching up) goes to `onLine`.
 import { stat } from 'node:fs/promises';
-import { Home, NOT_A_HOME } from '@polyhome/home';
+import { Home, NOT_A_HOME, RefusalLog } from '@polyhome/home';
 import { createQueueBackend } from '@polyhome/queue';
 import { createRepositories, openSeqGuardStore } from '@polyhome/storage';
 import {
@@ -130,12 +130,16 @@ class NodeRuntime {
   #receivedSince = 0;
   #lastProgress = 0;
   #progressTimer: NodeJS.Timeout | undefined;
+  // Strangers' sessions are refused quietly on a laptop; the rest a few lines a window, then a summary.
+  readonly #refusals: RefusalLog;
 
   constructor(
     private readonly home: Home,
     readonly ctx: HomeContext,
     private readonly say: (line: string) => void,
-  ) {}
+  ) {
+    this.#refusals = new RefusalLog(lineLogger(say), { quiet: [NOT_A_HOME] });
+  }
 
   userIds(): string[] {
     return [...this.#users.values()].sort();
@@ -155,9 +159,7 @@ class NodeRuntime {
         this.#users.set(account, document.user_id);
         this.say(`joined ${document.user_id} (document seq ${document.seq}, from ${peerId})`);
       }),
-      this.home.on('rejected', ({ peerId, code, detail }) => {
-        if (code !== NOT_A_HOME) this.say(`refused from ${peerId}: ${code}: ${detail}`);
-      }),
+      this.home.on('rejected', (refusal) => this.#refusals.record(refusal)),
     );
     await this.home.start();
   }
@@ -165,6 +167,7 @@ class NodeRuntime {
   stop(): void {
     if (this.#progressTimer !== undefined) clearTimeout(this.#progressTimer);
     for (const off of this.#unsubscribe.splice(0)) off();
+    this.#refusals.close();
   }
 
   /** The control API's commands, run on this node's context. */

@@ -20,6 +20,8 @@ export type { HostWithDiscovery } from './transient-host.js';
 export { parseHomeTarget, peerIdOfMultiaddr } from './addresses.js';
 export type { HomeTarget } from './addresses.js';
 export { bodyParserError } from './http-errors.js';
+export { RefusalLog, REFUSAL_LINES_PER_WINDOW, REFUSAL_WINDOW_MS } from './refusal-log.js';
+export type { Refusal, RefusalLogInit, RefusalSummary } from './refusal-log.js';
 export type { BodyErrorAnswer } from './http-errors.js';
 export { AccountNotHeldError, HomeAddressError, NotConnectedError, SelfRevocationError } from './errors.js';
 export { SILENT_LOGGER } from './ports.js';

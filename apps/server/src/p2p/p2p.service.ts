@@ -1,5 +1,5 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
-import type { Home } from '@polyhome/home';
+import { RefusalLog, type Home } from '@polyhome/home';
 import type { OpRejectReason } from '@polyhome/sync';
 import type { HomeNodeRepository } from '@polyhome/storage';
 import type { Logger } from 'pino';
@@ -45,6 +45,8 @@ export interface PeerView {
 @Injectable()
 export class P2pService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly unsubscribe: Array<() => void> = [];
+  // A few refusals a window in full, then one summary line: a flood of refused ops cannot flood the log.
+  private refusals!: RefusalLog;
 
   constructor(
     @Inject(SERVER_HOME) readonly home: Home,
@@ -97,10 +99,11 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
       publicKey: this.home.host.peerId.publicKey?.raw ?? new Uint8Array(),
       role: 'server',
     });
+    this.refusals = new RefusalLog(this.logger);
     const connected = ({ peers }: { peers: number }): void => this.metrics.setConnectedPeers(peers);
     this.unsubscribe.push(
       this.home.on('rejected', (event) => {
-        this.logger.warn({ ...event, op: undefined }, 'sync rejected');
+        this.refusals.record(event);
         if (isRejectReason(event.code)) this.metrics.opsRejected(event.code);
       }),
       this.home.on('applied', ({ ops }) => this.metrics.opsAccepted(ops.length)),
@@ -112,6 +115,7 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
 
   async beforeApplicationShutdown(): Promise<void> {
     for (const off of this.unsubscribe.splice(0)) off();
+    this.refusals.close();
     await this.home.stop();
   }
 }
