@@ -199,7 +199,7 @@ export async function addHomeByAddress(
   return stored;
 }
 
-/** Revokes a home: signs the next document without it, with the last op seq held from it as cutoff. */
+/** Revokes a home: signs the next document without it, with the last op seq held from it (and its log digest) as cutoff. */
 export async function removeHomeByPeerId(
   ctx: HomeContext,
   peerId: string,
@@ -210,9 +210,10 @@ export async function removeHomeByPeerId(
   }
   const row = await oneAccount(ctx, user);
   const rootKey = await requireRootKey(ctx, row.serverName);
-  const vv = await ctx.store.versionVector(row.serverName);
+  // The cutoff pins the log held from the home, so replicas holding other versions of it converge on this one.
+  const pin = await ctx.store.revocationPin(row.serverName, peerId);
   const document = await heldDocument(ctx, row.serverName);
-  const next = sign(() => removeHome(document, peerId, vv[peerId] ?? 0, rootKey));
+  const next = sign(() => removeHome(document, peerId, pin, rootKey));
   const stored = await ctx.store.offerDocument(row.serverName, next, ctx.peerId);
   await ctx.live?.documentChanged(row.serverName);
   return stored;

@@ -7,6 +7,7 @@ import {
   createAccountDocument,
   homeStatus,
   removeHome,
+  revokedCutoff,
   updateHome,
   validateAccountDocument,
   verifyAccountDocument,
@@ -88,6 +89,25 @@ describe('account document lifecycle', () => {
     // Inputs are never mutated.
     expect(v1.seq).toBe(1);
     expect(v1.homes).toHaveLength(1);
+  });
+
+  it("pins a revoked home's log by its digest, and refuses a pin that is not one", () => {
+    const v2 = addHome(firstDocument(), laptop, root.secretKey);
+    const pin = { seq: 7, digest: 'ab'.repeat(16) };
+    const v3 = removeHome(v2, laptop.peer_id, pin, root.secretKey);
+    expect(verifyAccountDocument(v3).revoked).toEqual({ [laptop.peer_id]: pin });
+    expect(homeStatus(v3, laptop.peer_id)).toEqual({ kind: 'revoked', lastAcceptedSeq: 7, pinnedDigest: pin.digest });
+    expect(revokedCutoff(v3.revoked[laptop.peer_id]!)).toBe(7);
+    for (const bad of [
+      { seq: 7, digest: 'AB'.repeat(16) },
+      { seq: 7, digest: 'ab'.repeat(32) },
+      { seq: -1, digest: pin.digest },
+      { seq: 7 },
+    ]) {
+      expect(() => removeHome(v2, laptop.peer_id, bad as never, root.secretKey)).toThrow(InvalidDocumentError);
+    }
+    const extra = { ...v3, revoked: { [laptop.peer_id]: { ...pin, extra: 1 } } };
+    expect(() => validateAccountDocument(extra)).toThrow(InvalidDocumentError);
   });
 
   it('refuses impossible changes with their own errors', () => {

@@ -71,11 +71,27 @@ export interface AccountDocumentContent {
   readonly seq: number;
   /** The current homes, in the order they were added. */
   readonly homes: readonly Home[];
-  /** Removed homes: PeerId -> last op seq accepted from it. */
-  readonly revoked: Readonly<Record<string, number>>;
+  /**
+   * Removed homes: PeerId -> last op seq accepted from it, or that seq with the digest of the origin's log
+   * 1..seq the remover held (a pin: see RevocationPin).
+   */
+  readonly revoked: Readonly<Record<string, RevokedEntry>>;
   /** Milliseconds since the epoch when this version was made (informational; `seq` orders). */
   readonly ts: number;
 }
+
+/**
+ * The revocation of a home with its log pinned: `digest` is the log digest (32 lowercase hex, as sync
+ * sessions exchange them) of the origin's ops 1..seq that the remover held. Every replica then holds that
+ * log and no other version of it, whatever the revoked home signs afterwards.
+ */
+export interface RevocationPin {
+  readonly seq: number;
+  readonly digest: string;
+}
+
+/** One entry of `revoked`: a bare cutoff (documents made before pins), or a pinned one. */
+export type RevokedEntry = number | RevocationPin;
 
 /** A signed account document. */
 export type AccountDocument = Signed<AccountDocumentContent>;
@@ -88,6 +104,8 @@ export interface DocumentChangeOptions extends Ed25519Options {
 
 const TOP_LEVEL_FIELDS = ['type', 'user_id', 'seq', 'homes', 'revoked', 'ts', 'signatures'] as const;
 const HOME_FIELDS = ['peer_id', 'role', 'name', 'addrs'] as const;
+const PIN_FIELDS = ['seq', 'digest'] as const;
+const PIN_DIGEST = /^[0-9a-f]{32}$/;
 const CONTROL_OR_LONE_SURROGATE = /[\p{Cc}\p{Cs}]/u;
 const MULTIADDR_TEXT = /^\/[\x21-\x7e]*$/;
 // Unpadded base64 of a 64-byte signature is 86 characters; leave room for padded or other algorithms.
@@ -188,35 +206,48 @@ export function updateHome(
 
 /**
  * Makes the next document version without a home, recording in `revoked` the last op seq accepted
- * from it so it cannot backdate new ops. Throws HomeNotFoundError, LastHomeError or RootKeyMismatchError.
+ * from it so it cannot backdate new ops, pinned to the digest of its log when `cutoff` is a pin (a bare
+ * seq pins nothing: only documents made before pins need it). Throws HomeNotFoundError, LastHomeError,
+ * InvalidDocumentError or RootKeyMismatchError.
  */
 export function removeHome(
   doc: AccountDocument,
   peerId: string,
-  lastAcceptedSeq: number,
+  cutoff: RevokedEntry,
   rootKey: SecretKey,
   options?: DocumentChangeOptions,
 ): AccountDocument {
   const current = validateAccountDocument(doc);
   if (!current.homes.some((h) => h.peer_id === peerId)) throw new HomeNotFoundError(peerId);
   if (current.homes.length === 1) throw new LastHomeError(peerId);
-  expectInteger(lastAcceptedSeq, `$.revoked[${JSON.stringify(peerId)}]`, 0);
-  const revoked = { ...current.revoked, [peerId]: lastAcceptedSeq };
+  const entry = typeof cutoff === 'number' ? cutoff : { seq: cutoff.seq, digest: cutoff.digest };
+  validateRevokedEntry(entry, `$.revoked[${JSON.stringify(peerId)}]`);
+  const revoked = { ...current.revoked, [peerId]: entry };
   return nextVersion(current, { homes: current.homes.filter((h) => h.peer_id !== peerId), revoked }, rootKey, options);
 }
 
 /** What an account document says about a PeerId: a current home, a revoked one with its cutoff, or unknown. */
 export type HomeStatus =
   | { readonly kind: 'home'; readonly home: Home }
-  | { readonly kind: 'revoked'; readonly lastAcceptedSeq: number }
+  | { readonly kind: 'revoked'; readonly lastAcceptedSeq: number; readonly pinnedDigest: string | undefined }
   | { readonly kind: 'unknown' };
 
 /** Looks up a PeerId in a document: the check every op's origin goes through. */
 export function homeStatus(doc: AccountDocument, peerId: string): HomeStatus {
   const home = doc.homes.find((h) => h.peer_id === peerId);
   if (home !== undefined) return { kind: 'home', home };
-  if (Object.hasOwn(doc.revoked, peerId)) return { kind: 'revoked', lastAcceptedSeq: doc.revoked[peerId]! };
+  if (Object.hasOwn(doc.revoked, peerId)) {
+    const entry = doc.revoked[peerId]!;
+    return typeof entry === 'number'
+      ? { kind: 'revoked', lastAcceptedSeq: entry, pinnedDigest: undefined }
+      : { kind: 'revoked', lastAcceptedSeq: entry.seq, pinnedDigest: entry.digest };
+  }
   return { kind: 'unknown' };
+}
+
+/** The cutoff of a `revoked` entry (the last op seq accepted from the home). */
+export function revokedCutoff(entry: RevokedEntry): number {
+  return typeof entry === 'number' ? entry : entry.seq;
 }
 
 /** The outcome of comparing a held document with an incoming one. */
@@ -337,13 +368,26 @@ function validateRevoked(value: unknown, homes: readonly Home[]): void {
   if (entries.length > ACCOUNT_DOCUMENT_LIMITS.maxRevoked) {
     throw new DocumentLimitError('maxRevoked', ACCOUNT_DOCUMENT_LIMITS.maxRevoked, entries.length);
   }
-  for (const [peerId, seq] of entries) {
+  for (const [peerId, entry] of entries) {
     const path = `$.revoked[${JSON.stringify(peerId.slice(0, 60))}]`;
     if (!isPeerId(peerId)) throw new InvalidDocumentError(path, 'key is not the PeerId of an Ed25519 key');
     if (homes.some((h) => h.peer_id === peerId))
       throw new InvalidDocumentError(path, 'a current home cannot be revoked');
-    expectInteger(seq, path, 0);
+    validateRevokedEntry(entry, path);
   }
+}
+
+// A bare cutoff, or { seq, digest } with the digest as sessions write it (32 lowercase hex).
+function validateRevokedEntry(entry: unknown, path: string): void {
+  if (typeof entry === 'number') {
+    expectInteger(entry, path, 0);
+    return;
+  }
+  const pin = expectRecord(entry, path);
+  expectExactFields(pin, PIN_FIELDS, path);
+  expectInteger(pin.seq, `${path}.seq`, 0);
+  const digest = expectString(pin.digest, `${path}.digest`);
+  if (!PIN_DIGEST.test(digest)) throw new InvalidDocumentError(`${path}.digest`, 'must be 32 lowercase hex characters');
 }
 
 function validateSignatures(value: unknown): void {

@@ -62,6 +62,7 @@ export {
   updateHome,
   removeHome,
   homeStatus,
+  revokedCutoff,
   chooseDocument,
   acceptDocument,
 } from './account-document.js';
@@ -71,6 +72,8 @@ export type {
   Home,
   HomeRole,
   HomeStatus,
+  RevocationPin,
+  RevokedEntry,
   DocumentChoice,
   DocumentChangeOptions,
 } from './account-document.js';

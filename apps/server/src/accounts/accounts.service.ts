@@ -9,6 +9,7 @@ import {
   generateKeyPair,
   parseUserId,
   removeHome,
+  revokedCutoff,
   sealRootKey,
   unsealRootKey,
   verifyAccountDocument,
@@ -248,7 +249,9 @@ export class AccountsService {
         pending_ops: self ? 0 : pending,
       };
     });
-    return { ...this.summary(row), document, homes, revoked: document.revoked, equivocators };
+    // The cutoffs only (the document carries any pinned digest): the admin view keeps its shape.
+    const revoked = Object.fromEntries(Object.entries(document.revoked).map(([p, e]) => [p, revokedCutoff(e)]));
+    return { ...this.summary(row), document, homes, revoked, equivocators };
   }
 
   /** The replicated state of the account: devices, memberships, cross-signing keys. */
@@ -317,14 +320,17 @@ export class AccountsService {
     return this.changeDocument(userId, (document, rootKey) => addHome(document, home, rootKey));
   }
 
-  /** Signs a new document revoking a home, with the last op seq this server accepted from it as cutoff. */
+  /**
+   * Signs a new document revoking a home, with the last op seq this server accepted from it as cutoff and the
+   * digest of its log held here pinned (so replicas holding other versions of it converge on this one).
+   */
   async removeHome(userId: string, peerId: string): Promise<AccountDocument> {
     if (peerId === this.p2p.peerId) {
       throw new ApiError('M_FORBIDDEN', 'This server cannot revoke itself; delete the account to stop hosting it.');
     }
     const row = await this.rowByUserId(userId);
-    const vv = await this.store.versionVector(row.serverName);
-    return this.changeDocument(userId, (document, rootKey) => removeHome(document, peerId, vv[peerId] ?? 0, rootKey));
+    const pin = await this.store.revocationPin(row.serverName, peerId);
+    return this.changeDocument(userId, (document, rootKey) => removeHome(document, peerId, pin, rootKey));
   }
 
   /**

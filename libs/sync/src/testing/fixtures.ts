@@ -13,9 +13,10 @@ import {
   type AccountDocument,
   type Home,
   type HomeRole,
+  type RevokedEntry,
   type SecretKey,
 } from '@polyhome/identity';
-import { createOp } from '../op.js';
+import { createOp, opHash } from '../op.js';
 import type { CrossSigningBody, CrossSigningUsage, DeviceBody, MemberBody, Membership, Op, OpKind } from '../types.js';
 
 /** Fixed document timestamp, so documents made from the same seeds are byte-identical. */
@@ -87,12 +88,12 @@ export function withHome(account: FixtureAccount, document: AccountDocument, hom
   return addHome(document, home.home, account.rootKey, { ts: FIXTURE_TS });
 }
 
-/** The next document of a fixture account with a home revoked after `cutoff`. */
+/** The next document of a fixture account with a home revoked after `cutoff` (a bare seq, or a pin). */
 export function withoutHome(
   account: FixtureAccount,
   document: AccountDocument,
   peerId: string,
-  cutoff: number,
+  cutoff: RevokedEntry,
 ): AccountDocument {
   return removeHome(document, peerId, cutoff, account.rootKey, { ts: FIXTURE_TS });
 }
@@ -215,6 +216,40 @@ export class OpWriter {
   crossSigningPut(usage: CrossSigningUsage, variant = 0): Op {
     return this.make('cross_signing.put', usage, { ...crossSigningBody(this.account, usage, variant) });
   }
+}
+
+/**
+ * What a revoked home that still has its key can do: sign another version of an old slot, with a huge lamport
+ * and its content hash ground below every hash in `below` (by varying `ts`: the hash leaves the signature out,
+ * so each try costs one hash, and only the winner is signed). Throws if no try in `tries` gets below.
+ */
+export function groundOp(
+  writer: OpWriter,
+  seq: number,
+  deviceId: string,
+  below: readonly string[],
+  tries = 1 << 16,
+): Op {
+  const floor = below.reduce((a, b) => (b < a ? b : a), 'g');
+  const content: Omit<Op, 'signatures'> = {
+    type: 'polyhome.op',
+    account: writer.account.serverName,
+    origin: writer.home.peerId,
+    seq,
+    lamport: 2 ** 40,
+    doc_seq: writer.docSeq,
+    ts: FIXTURE_TS,
+    op: 'device.put',
+    key: deviceId,
+    body: { ...deviceBody(writer.account, deviceId, { display_name: 'rogue' }) },
+  };
+  for (let i = 0; i < tries; i++) {
+    const candidate = { ...content, ts: FIXTURE_TS + i };
+    if (opHash({ ...candidate, signatures: {} }) < floor) {
+      return createOp(candidate, writer.home.secretKey, { userId: writer.account.userId });
+    }
+  }
+  throw new Error(`no hash below ${floor.slice(0, 8)} in ${tries} tries`);
 }
 
 /** One OpWriter per home of a fixture account. */

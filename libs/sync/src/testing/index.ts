@@ -7,6 +7,7 @@ export {
   OpWriter,
   crossSigningBody,
   deviceBody,
+  groundOp,
   makeAccount,
   makeHome,
   memberBody,
