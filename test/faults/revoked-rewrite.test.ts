@@ -5,20 +5,18 @@
 // as any home holding them would pass them on): the revocation pins the log's digest, the ground version is
 // refused as `revoked`, and the server's state and log digest stay what the revocation pinned.
 import type { AccountDocument } from '@polyhome/identity';
-import { SYNC_PROTOCOL, type PolyhomeHost } from '@polyhome/p2p';
 import { waitFor } from '@polyhome/p2p/testing';
-import { opHash, type Op } from '@polyhome/sync';
+import { opHash } from '@polyhome/sync';
 import { groundOp, makeAccount, OpWriter, withoutHome, type FixtureAccount } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../support/convergence.js';
-import { serverWithHandPlayedHome } from '../support/hostile-home.js';
-import { exchange, jsonFrame } from '../support/raw-sync.js';
+import { serverWithHandPlayedHome, type HostileSetup } from '../support/hostile-home.js';
 import type { FreshServer, ServerProcess } from '../support/server-process.js';
 
 describe('a revoked home rewriting its old ops, over libp2p, to a server process', () => {
   let fresh: FreshServer;
   let server: ServerProcess;
-  let relay: PolyhomeHost;
+  let setup: HostileSetup;
   let account: FixtureAccount;
   let document: AccountDocument;
 
@@ -30,31 +28,20 @@ describe('a revoked home rewriting its old ops, over libp2p, to a server process
       roles: ['client', 'client'],
     });
     // A current home of the account, played by hand: a real libp2p node with the home's key, no sync service.
-    ({ fresh, document, host: relay } = await serverWithHandPlayedHome('revoked', account));
+    setup = await serverWithHandPlayedHome('revoked', account);
+    ({ fresh, document } = setup);
     server = fresh.server;
   }, 180_000);
 
   afterAll(async () => {
-    await relay?.stop();
-    await fresh?.dispose();
+    await setup?.dispose();
   }, 60_000);
-
-  /** Sends frames after a hello on one sync stream; fails on an error frame. */
-  async function send(frames: unknown[], docSeq: number): Promise<void> {
-    const reply = await exchange(relay, server.addr, SYNC_PROTOCOL, [
-      jsonFrame({ t: 'hello', account: account.serverName, doc_seq: docSeq, vv: {} }),
-      ...frames.map(jsonFrame),
-    ]);
-    expect(reply.frames.filter((f) => (f as { t?: string }).t === 'error')).toEqual([]);
-  }
-
-  const opsFrame = (ops: Op[]) => ({ t: 'ops', account: account.serverName, ops });
 
   it('refuses a ground second version of a revoked home’s op, and keeps the pinned log', async () => {
     const revokedHome = account.homes[1]!;
     const writer = new OpWriter(account, revokedHome, document.seq);
     const ops = [writer.devicePut('R1'), writer.devicePut('R2')];
-    await send([opsFrame(ops)], document.seq);
+    await setup.send([setup.opsFrame(ops)], document.seq);
     const db = await openDatabase(fresh.databaseUrl, account.serverName, 'server database');
     try {
       await waitFor(
@@ -65,7 +52,7 @@ describe('a revoked home rewriting its old ops, over libp2p, to a server process
       // The root revokes the home, pinning the digest of its log as the server holds it.
       const digest = (await db.logDigests())[revokedHome.peerId]!;
       const revoked = withoutHome(account, document, revokedHome.peerId, { seq: 2, digest });
-      await send([{ t: 'doc', account: account.serverName, document: revoked }], document.seq);
+      await setup.send([{ t: 'doc', account: account.serverName, document: revoked }], document.seq);
       await waitFor(
         async () => (await db.store.document(account.serverName))?.seq === revoked.seq,
         'the server to take the revocation',
@@ -76,7 +63,7 @@ describe('a revoked home rewriting its old ops, over libp2p, to a server process
 
       // The revoked key signs another version of seq 1: huge lamport, hash below both held ops.
       const rogue = groundOp(writer, 1, 'ROGUE', ops.map(opHash));
-      await send([opsFrame([rogue])], revoked.seq);
+      await setup.send([setup.opsFrame([rogue])], revoked.seq);
       await waitFor(
         () => server.logs.some((line) => line.includes('sync rejected') && line.includes('"code":"revoked"')),
         'the server to refuse the ground op',

@@ -8,6 +8,7 @@ import {
   homeStatus,
   removeHome,
   revokedCutoff,
+  setCrossSigningMaster,
   updateHome,
   validateAccountDocument,
   verifyAccountDocument,
@@ -31,6 +32,7 @@ import {
 } from './errors.js';
 import { peerIdFromPublicKey, ROOT_KEY_ID, serverNameFromPublicKey } from './ids.js';
 import { generateKeyPair } from './keys.js';
+import { encodeBase64 } from './encoding.js';
 import { signTyped } from './signing.js';
 
 const root = generateKeyPair();
@@ -108,6 +110,18 @@ describe('account document lifecycle', () => {
     }
     const extra = { ...v3, revoked: { [laptop.peer_id]: { ...pin, extra: 1 } } };
     expect(() => validateAccountDocument(extra)).toThrow(InvalidDocumentError);
+  });
+
+  it('names the cross-signing master key, carries it to later versions, and refuses one that is not a key', () => {
+    const master = encodeBase64(generateKeyPair().publicKey);
+    const v2 = setCrossSigningMaster(firstDocument(), master, root.secretKey);
+    expect(verifyAccountDocument(v2).cross_signing).toEqual({ master });
+    expect(addHome(v2, laptop, root.secretKey).cross_signing).toEqual({ master });
+    expect(firstDocument().cross_signing).toBeUndefined();
+    for (const bad of [master + '=', master.slice(1), 'A'.repeat(42) + 'B', '']) {
+      expect(() => setCrossSigningMaster(v2, bad, root.secretKey)).toThrow(InvalidDocumentError);
+    }
+    expect(() => validateAccountDocument({ ...v2, cross_signing: { master, extra: 1 } })).toThrow(InvalidDocumentError);
   });
 
   it('refuses impossible changes with their own errors', () => {

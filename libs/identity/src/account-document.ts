@@ -78,6 +78,17 @@ export interface AccountDocumentContent {
   readonly revoked: Readonly<Record<string, RevokedEntry>>;
   /** Milliseconds since the epoch when this version was made (informational; `seq` orders). */
   readonly ts: number;
+  /**
+   * The account's Matrix cross-signing master key (unpadded base64 Ed25519), so only the root key can change
+   * it; absent in documents made before it, and until the account sets up cross-signing.
+   */
+  readonly cross_signing?: CrossSigningBinding;
+}
+
+/** The cross-signing keys an account document names. */
+export interface CrossSigningBinding {
+  /** The master key: unpadded base64 of 32 bytes. */
+  readonly master: string;
 }
 
 /**
@@ -103,6 +114,10 @@ export interface DocumentChangeOptions extends Ed25519Options {
 }
 
 const TOP_LEVEL_FIELDS = ['type', 'user_id', 'seq', 'homes', 'revoked', 'ts', 'signatures'] as const;
+const OPTIONAL_TOP_LEVEL_FIELDS = ['cross_signing'] as const;
+const CROSS_SIGNING_FIELDS = ['master'] as const;
+// Unpadded standard base64 of 32 bytes: 43 characters, the last one carrying 2 bits (so A, E, I, ... or w).
+const ED25519_BASE64 = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]$/;
 const HOME_FIELDS = ['peer_id', 'role', 'name', 'addrs'] as const;
 const PIN_FIELDS = ['seq', 'digest'] as const;
 const PIN_DIGEST = /^[0-9a-f]{32}$/;
@@ -120,7 +135,7 @@ export function validateAccountDocument(value: unknown): AccountDocument {
   const doc = expectRecord(value, '$');
   const type = Object.hasOwn(doc, 'type') ? doc.type : undefined;
   if (type !== ACCOUNT_DOCUMENT_TYPE) throw new WrongTypeError(ACCOUNT_DOCUMENT_TYPE, type);
-  expectExactFields(doc, TOP_LEVEL_FIELDS, '$');
+  expectExactFields(doc, TOP_LEVEL_FIELDS, '$', OPTIONAL_TOP_LEVEL_FIELDS);
   const userId = expectString(doc.user_id, '$.user_id');
   try {
     parseUserId(userId);
@@ -132,6 +147,7 @@ export function validateAccountDocument(value: unknown): AccountDocument {
   const homes = validateHomes(doc.homes);
   validateRevoked(doc.revoked, homes);
   validateSignatures(doc.signatures);
+  if (Object.hasOwn(doc, 'cross_signing')) validateCrossSigning(doc.cross_signing);
   const size = canonicalJsonBytes(doc).length;
   if (size > ACCOUNT_DOCUMENT_LIMITS.maxDocumentBytes) {
     throw new DocumentLimitError('maxDocumentBytes', ACCOUNT_DOCUMENT_LIMITS.maxDocumentBytes, size);
@@ -226,6 +242,25 @@ export function removeHome(
   return nextVersion(current, { homes: current.homes.filter((h) => h.peer_id !== peerId), revoked }, rootKey, options);
 }
 
+/** Whether `text` can be named as a cross-signing master key: an Ed25519 public key in unpadded base64. */
+export function isCrossSigningMasterKey(text: string): boolean {
+  return ED25519_BASE64.test(text);
+}
+
+/**
+ * Makes the next document version naming `master` (unpadded base64 Ed25519) as the account's cross-signing
+ * master key. Throws InvalidDocumentError or RootKeyMismatchError.
+ */
+export function setCrossSigningMaster(
+  doc: AccountDocument,
+  master: string,
+  rootKey: SecretKey,
+  options?: DocumentChangeOptions,
+): AccountDocument {
+  const current = validateAccountDocument(doc);
+  return nextVersion(current, { cross_signing: { master } }, rootKey, options);
+}
+
 /** What an account document says about a PeerId: a current home, a revoked one with its cutoff, or unknown. */
 export type HomeStatus =
   | { readonly kind: 'home'; readonly home: Home }
@@ -291,10 +326,11 @@ export function acceptDocument(held: AccountDocument | undefined, incoming: Acco
 
 function nextVersion(
   current: AccountDocument,
-  change: Partial<Pick<AccountDocumentContent, 'homes' | 'revoked'>>,
+  change: Partial<Pick<AccountDocumentContent, 'homes' | 'revoked' | 'cross_signing'>>,
   rootKey: SecretKey,
   options: DocumentChangeOptions | undefined,
 ): AccountDocument {
+  const crossSigning = change.cross_signing ?? current.cross_signing;
   const content: AccountDocumentContent = {
     type: ACCOUNT_DOCUMENT_TYPE,
     user_id: current.user_id,
@@ -302,6 +338,7 @@ function nextVersion(
     homes: change.homes ?? current.homes,
     revoked: change.revoked ?? current.revoked,
     ts: options?.ts ?? Date.now(),
+    ...(crossSigning === undefined ? {} : { cross_signing: { master: crossSigning.master } }),
   };
   return signDocument(content, rootKey, options);
 }
@@ -377,6 +414,15 @@ function validateRevoked(value: unknown, homes: readonly Home[]): void {
   }
 }
 
+function validateCrossSigning(value: unknown): void {
+  const binding = expectRecord(value, '$.cross_signing');
+  expectExactFields(binding, CROSS_SIGNING_FIELDS, '$.cross_signing');
+  const master = expectString(binding.master, '$.cross_signing.master');
+  if (!ED25519_BASE64.test(master)) {
+    throw new InvalidDocumentError('$.cross_signing.master', 'must be an Ed25519 key in unpadded base64');
+  }
+}
+
 // A bare cutoff, or { seq, digest } with the digest as sessions write it (32 lowercase hex).
 function validateRevokedEntry(entry: unknown, path: string): void {
   if (typeof entry === 'number') {
@@ -422,9 +468,15 @@ function expectRecord(value: unknown, path: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-function expectExactFields(record: Record<string, unknown>, fields: readonly string[], path: string): void {
+function expectExactFields(
+  record: Record<string, unknown>,
+  fields: readonly string[],
+  path: string,
+  optional: readonly string[] = [],
+): void {
   for (const key of Object.keys(record)) {
-    if (!fields.includes(key)) throw new InvalidDocumentError(`${path}.${key.slice(0, 40)}`, 'unknown field');
+    if (!fields.includes(key) && !optional.includes(key))
+      throw new InvalidDocumentError(`${path}.${key.slice(0, 40)}`, 'unknown field');
   }
   for (const field of fields) {
     if (!Object.hasOwn(record, field)) throw new InvalidDocumentError(`${path}.${field}`, 'missing field');

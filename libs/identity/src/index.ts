@@ -63,6 +63,8 @@ export {
   removeHome,
   homeStatus,
   revokedCutoff,
+  setCrossSigningMaster,
+  isCrossSigningMasterKey,
   chooseDocument,
   acceptDocument,
 } from './account-document.js';
@@ -73,6 +75,7 @@ export type {
   HomeRole,
   HomeStatus,
   RevocationPin,
+  CrossSigningBinding,
   RevokedEntry,
   DocumentChoice,
   DocumentChangeOptions,

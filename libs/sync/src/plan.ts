@@ -6,7 +6,7 @@
 //
 // Per op, in order of cost (nothing is verified that the cheap checks refuse):
 //   structure and caps -> origin against the document -> duplicate (by content hash) -> pending caps ->
-//   signature -> append at the next seq (then drain what waited for it), hold as pending, or settle an
+//   signature, then a cross-signing key against the master key the document names -> append at the next seq (then drain what waited for it), hold as pending, or settle an
 //   equivocation (the lower content hash holds the slot; the other op is kept as evidence, capped per origin).
 import {
   decodeHex,
@@ -21,7 +21,7 @@ import { OpRejectedError } from './errors.js';
 import { opHash } from './op.js';
 import { PendingDraft, pendingBytes, type PendingBuffer, type PendingChange } from './pending.js';
 import type { ApplyResult, Op, VersionVector } from './types.js';
-import { checkOrigin, parseOp, verifyOpSignature, type OriginCheck } from './validate.js';
+import { checkCrossSigning, checkOrigin, parseOp, verifyOpSignature, type OriginCheck } from './validate.js';
 
 /** What the planner needs to know of one account, gathered by a store before it plans a batch. */
 export interface ApplyView {
@@ -300,6 +300,8 @@ class Planner {
       let check: OriginCheck;
       try {
         check = checkOrigin(next.op, this.view.document);
+        // It was checked against the document in force when it came; a newer one may name another master key.
+        checkCrossSigning(next.op, this.view.document, this.view.ed25519);
       } catch (error) {
         this.draft.release(origin, seq);
         return this.refuse(next.op, error);
@@ -425,6 +427,7 @@ class Planner {
   verified(op: Op, input: unknown): boolean {
     try {
       verifyOpSignature(op, this.view.ed25519);
+      checkCrossSigning(op, this.view.document, this.view.ed25519);
       return true;
     } catch (error) {
       this.refuse(input, error);

@@ -7,10 +7,12 @@ import {
   addHome,
   createAccountDocument,
   generateKeyPair,
+  isCrossSigningMasterKey,
   parseUserId,
   removeHome,
   revokedCutoff,
   sealRootKey,
+  setCrossSigningMaster,
   unsealRootKey,
   verifyAccountDocument,
   type AccountDocument,
@@ -331,6 +333,21 @@ export class AccountsService {
     const row = await this.rowByUserId(userId);
     const pin = await this.store.revocationPin(row.serverName, peerId);
     return this.changeDocument(userId, (document, rootKey) => removeHome(document, peerId, pin, rootKey));
+  }
+
+  /**
+   * Names `master` as the account's cross-signing master key in its document, when this server holds the root
+   * key (hosted accounts) and the document names another or none. An account holding its own key is left as
+   * it is: its ops are then checked against the document its root signed. A text that is no Ed25519 key is
+   * not named (the document would be invalid); it binds nothing and is stored as before.
+   */
+  async bindCrossSigningMaster(serverName: string, master: string): Promise<void> {
+    // A key that cannot be an Ed25519 key signs nothing a client would trust; it is stored unbound.
+    if (!isCrossSigningMasterKey(master)) return;
+    const row = await this.row(serverName);
+    if (row.custody !== 'hosted' || row.sealedRootKey === null) return;
+    if ((await this.document(serverName)).cross_signing?.master === master) return;
+    await this.changeDocument(row.userId, (document, rootKey) => setCrossSigningMaster(document, master, rootKey));
   }
 
   /**

@@ -69,6 +69,10 @@ export class MatrixHomeAdapter implements MatrixHomePort {
     }
   }
 
+  bindCrossSigningMaster(serverName: string, master: string): Promise<void> {
+    return this.accounts.bindCrossSigningMaster(serverName, master);
+  }
+
   onChanged(listener: (serverName: string, keys: string[]) => void): void {
     this.p2p.onChanged(listener);
   }

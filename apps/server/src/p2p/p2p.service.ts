@@ -17,6 +17,7 @@ const REJECT_REASONS: ReadonlySet<string> = new Set<OpRejectReason>([
   'duplicate',
   'too_large',
   'unknown_document',
+  'cross_signing',
 ]);
 
 function isRejectReason(code: string): code is OpRejectReason {

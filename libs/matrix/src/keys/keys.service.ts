@@ -152,6 +152,12 @@ export class KeysService {
         state.crossSigning[c.key] !== undefined && JSON.stringify(state.crossSigning[c.key]) !== JSON.stringify(c.body),
     );
     if (replacing) await this.uia.require(session, body['auth']);
+    // Only the root key can name the master key (in the account document); homes refuse keys it does not bind.
+    const master = changes.find((c) => c.key === 'master');
+    if (master !== undefined) {
+      const [key] = Object.values(master.body['keys'] as Record<string, string>);
+      await this.port.bindCrossSigningMaster?.(session.serverName, key!);
+    }
     await this.port.applyLocal(session.serverName, changes);
     return {};
   }

@@ -14,12 +14,14 @@ import {
   MAX_PENDING_UNKNOWN_ORIGINS,
   PendingBudget,
   opHash,
+  type CrossSigningUsage,
   type Op,
   type PendingLimits,
 } from '@polyhome/sync';
 import {
   MemoryReplicaStore,
   OpWriter,
+  crossSigningKeys,
   groundOp,
   makeAccount,
   makeHome,
@@ -27,6 +29,7 @@ import {
   runNetwork,
   withHome,
   withoutHome,
+  withCrossSigningMaster,
   writers,
   type FixtureAccount,
   type NetworkAction,
@@ -275,6 +278,62 @@ export function replicaStoreSuite(
         }
       },
     );
+
+    describe('cross-signing keys bound by the document', () => {
+      const put = (writer: OpWriter, usage: CrossSigningUsage, body: object) =>
+        writer.make('cross_signing.put', usage, { ...body });
+
+      it('accepts the master key the document names and keys it signed; refuses any other with a reason', async () => {
+        const keys = crossSigningKeys(alice, 'owner');
+        const bound = withCrossSigningMaster(alice, alice.document, keys.master);
+        expect((await sut.store.offerDocument(account, bound, from())).seq).toBe(bound.seq);
+        const good = (['master', 'self_signing', 'user_signing'] as const).map((u) => put(w0(), u, keys.bodies[u]));
+        expect((await sut.store.applyOps(account, good, from())).accepted).toHaveLength(3);
+
+        // A rogue home: its own master key, keys signed by it, and an unsigned self-signing key.
+        const rogue = crossSigningKeys(alice, 'rogue');
+        const forged = crossSigningKeys(alice, 'owner', 'rogue');
+        const unsigned = { ...keys.bodies.self_signing, signatures: {} };
+        const attempts = [
+          put(w1(), 'master', rogue.bodies.master),
+          put(w1(), 'self_signing', rogue.bodies.self_signing),
+          put(w1(), 'user_signing', forged.bodies.user_signing),
+          put(w1(), 'self_signing', unsigned),
+        ];
+        for (const op of attempts) {
+          const result = await sut.store.applyOps(account, [op], from());
+          expect(result.accepted).toEqual([]);
+          expect(result.rejected.map((r) => r.reason)).toEqual(['cross_signing']);
+          w1().seq -= 1;
+          w1().lamport -= 1;
+        }
+        expect((await sut.state(account)).crossSigning).toEqual(keys.bodies);
+      });
+
+      it('refuses a key waiting for a gap when a newer document names another master key', async () => {
+        const first = crossSigningKeys(alice, 'first');
+        const second = crossSigningKeys(alice, 'second');
+        const bound = withCrossSigningMaster(alice, alice.document, first.master);
+        await sut.store.offerDocument(account, bound, from());
+        const gap = w0().devicePut('D1');
+        const waiting = put(w0(), 'self_signing', first.bodies.self_signing);
+        expect((await sut.store.applyOps(account, [waiting], from())).pending).toBe(1);
+        await sut.store.offerDocument(account, withCrossSigningMaster(alice, bound, second.master), from());
+        const result = await sut.store.applyOps(account, [gap], from());
+        expect(result.accepted).toEqual([gap]);
+        expect(result.rejected.map((r) => [r.reason, r.detail])).toEqual([
+          ['cross_signing', expect.stringContaining('no valid signature by the master key document 5 names')],
+        ]);
+        expect((await sut.state(account)).crossSigning).toEqual({});
+        expect(await sut.pendingCount(account)).toBe(0);
+      });
+
+      it('binds nothing while the document names no master key (documents made before the binding)', async () => {
+        const keys = crossSigningKeys(alice, 'legacy');
+        const op = put(w1(), 'master', keys.bodies.master);
+        expect((await sut.store.applyOps(account, [op], from())).accepted).toEqual([op]);
+      });
+    });
 
     it('reports the same log digests as the in-memory reference for the same ops', async () => {
       if (!sut.store.logDigests) throw new Error('store does not report log digests');

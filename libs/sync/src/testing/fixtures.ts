@@ -10,6 +10,9 @@ import {
   peerIdFromPublicKey,
   removeHome,
   serverNameFromPublicKey,
+  setCrossSigningMaster,
+  signBytes,
+  signedBytes,
   type AccountDocument,
   type Home,
   type HomeRole,
@@ -120,6 +123,46 @@ export function memberBody(roomId: string, membership: Membership): MemberBody {
 export function crossSigningBody(account: FixtureAccount, usage: CrossSigningUsage, variant = 0): CrossSigningBody {
   const key = encodeBase64(sha256(new TextEncoder().encode(`${usage}:${variant}`)));
   return { user_id: account.userId, usage: [usage], keys: { [`ed25519:${key}`]: key } };
+}
+
+/** A real cross-signing key set: the master key (unpadded base64) and the body of each key, the others signed by it. */
+export interface CrossSigningKeySet {
+  master: string;
+  bodies: Record<CrossSigningUsage, CrossSigningBody>;
+}
+
+/**
+ * Cross-signing keys from a seed label, as a Matrix client makes them: Ed25519 keys, the self-signing and
+ * user-signing keys signed by the master key (by `signer` instead, to forge them).
+ */
+export function crossSigningKeys(account: FixtureAccount, label: string, signer = label): CrossSigningKeySet {
+  const pair = (usage: string, from = label) => keyPairFromSeed(seedFrom(`${account.userId}:${from}:${usage}`));
+  const publicOf = (usage: string) => encodeBase64(pair(usage).publicKey);
+  const master = publicOf('master');
+  const signingKey = pair('master', signer).secretKey;
+  const body = (usage: CrossSigningUsage): CrossSigningBody => {
+    const key = publicOf(usage);
+    const unsigned = { user_id: account.userId, usage: [usage], keys: { [`ed25519:${key}`]: key } };
+    if (usage === 'master') return unsigned;
+    const signature = encodeBase64(signBytes(signedBytes(unsigned), signingKey));
+    return {
+      ...unsigned,
+      signatures: { [account.userId]: { [`ed25519:${encodeBase64(pair('master', signer).publicKey)}`]: signature } },
+    };
+  };
+  return {
+    master,
+    bodies: { master: body('master'), self_signing: body('self_signing'), user_signing: body('user_signing') },
+  };
+}
+
+/** The next document of a fixture account naming `master` as its cross-signing master key. */
+export function withCrossSigningMaster(
+  account: FixtureAccount,
+  document: AccountDocument,
+  master: string,
+): AccountDocument {
+  return setCrossSigningMaster(document, master, account.rootKey, { ts: FIXTURE_TS });
 }
 
 /** A key and body for an op of one kind. */

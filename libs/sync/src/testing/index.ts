@@ -6,6 +6,7 @@ export {
   KIND_SAMPLES,
   OpWriter,
   crossSigningBody,
+  crossSigningKeys,
   deviceBody,
   groundOp,
   makeAccount,
@@ -14,9 +15,10 @@ export {
   seedFrom,
   withHome,
   withoutHome,
+  withCrossSigningMaster,
   writers,
 } from './fixtures.js';
-export type { FixtureAccount, FixtureHome, KindSample, MakeAccountOptions } from './fixtures.js';
+export type { CrossSigningKeySet, FixtureAccount, FixtureHome, KindSample, MakeAccountOptions } from './fixtures.js';
 export { pump, deliver, wire } from './driver.js';
 export type { Delivery } from './driver.js';
 export { networkAction, runNetwork } from './network.js';
