@@ -135,7 +135,11 @@ export interface CrossSigningKeySet {
  * Cross-signing keys from a seed label, as a Matrix client makes them: Ed25519 keys, the self-signing and
  * user-signing keys signed by the master key (by `signer` instead, to forge them).
  */
-export function crossSigningKeys(account: FixtureAccount, label: string, signer = label): CrossSigningKeySet {
+export function crossSigningKeys(
+  account: Pick<FixtureAccount, 'userId'>,
+  label: string,
+  signer = label,
+): CrossSigningKeySet {
   const pair = (usage: string, from = label) => keyPairFromSeed(seedFrom(`${account.userId}:${from}:${usage}`));
   const publicOf = (usage: string) => encodeBase64(pair(usage).publicKey);
   const master = publicOf('master');
