@@ -100,7 +100,7 @@ describe('a rogue home replacing the cross-signing keys, over libp2p, to a serve
         30_000,
       );
       const refused = server.logs.find((l) => l.includes('"code":"cross_signing"'))!;
-      expect(refused).toContain('is not the master key document');
+      expect(refused).toContain('is not the master key the document names');
       expect((await db.versionVector())[account.homes[1]!.peerId]).toBeUndefined();
       expect(await keysQuery()).toEqual(owner.bodies);
     } finally {

@@ -40,6 +40,11 @@ export interface MatrixHomePort {
    * and the op is then refused unless the document already names this key. Optional: without it, nothing is bound.
    */
   bindCrossSigningMaster?(serverName: string, master: string): Promise<void>;
+  /**
+   * The cross-signing master key the account document names, if any: `/keys/query` then serves only keys it
+   * binds (keys held from before the document named another are not served). Optional: without it, all are.
+   */
+  crossSigningMaster?(serverName: string): Promise<string | undefined>;
   /** Calls `listener` whenever an account's state changes here, locally or from another home. */
   onChanged(listener: (serverName: string, keys: string[]) => void): void;
   /** Hashes and signs a room event as this home under the account's server name (key id `ed25519:<homeId>`). */

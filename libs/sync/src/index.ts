@@ -10,6 +10,7 @@ export {
   verifyOpSignature,
   checkOrigin,
   checkCrossSigning,
+  crossSigningRefusal,
   validateOp,
   assertValidOp,
   accountOf,

@@ -122,16 +122,33 @@ export function checkCrossSigning(op: Op, document: AccountDocument, options?: E
   if (op.op !== 'cross_signing.put') return;
   const master = document.cross_signing?.master;
   if (master === undefined) return;
-  const body = op.body as unknown as CrossSigningBody;
-  if (op.key === 'master') {
-    const [keyId, key] = Object.entries(body.keys)[0]!;
-    if (key === master && keyId === `ed25519:${master}`) return;
-    throw new OpRejectedError(
-      'cross_signing',
-      `master key ${key.slice(0, 12)}... is not the master key document ${document.seq} names (${master.slice(0, 12)}...)`,
-    );
+  const refusal = crossSigningRefusal(
+    op.key,
+    op.body as unknown as CrossSigningBody,
+    document.user_id,
+    master,
+    options,
+  );
+  if (refusal !== undefined) throw new OpRejectedError('cross_signing', `${refusal} (document ${document.seq})`);
+}
+
+/**
+ * Why a cross-signing key of `usage` (a body valid for `cross_signing.put`) is not bound by `master`, or
+ * undefined when it is: the master key itself, or a key with a valid signature by it under `userId`.
+ */
+export function crossSigningRefusal(
+  usage: string,
+  body: CrossSigningBody,
+  userId: string,
+  master: string,
+  options?: Ed25519Options,
+): string | undefined {
+  if (usage === 'master') {
+    const [keyId, key] = Object.entries(body.keys)[0] ?? ['', ''];
+    if (key === master && keyId === `ed25519:${master}`) return undefined;
+    return `master key ${key.slice(0, 12)}... is not the master key the document names (${master.slice(0, 12)}...)`;
   }
-  const text = body.signatures?.[document.user_id]?.[`ed25519:${master}`];
+  const text = body.signatures?.[userId]?.[`ed25519:${master}`];
   let valid: boolean;
   try {
     valid =
@@ -139,12 +156,8 @@ export function checkCrossSigning(op: Op, document: AccountDocument, options?: E
   } catch {
     valid = false;
   }
-  if (!valid) {
-    throw new OpRejectedError(
-      'cross_signing',
-      `${op.key} key has no valid signature by the master key document ${document.seq} names (${master.slice(0, 12)}...)`,
-    );
-  }
+  if (valid) return undefined;
+  return `${usage} key has no valid signature by the master key the document names (${master.slice(0, 12)}...)`;
 }
 
 /**

@@ -69,6 +69,10 @@ export class MatrixHomeAdapter implements MatrixHomePort {
     }
   }
 
+  async crossSigningMaster(serverName: string): Promise<string | undefined> {
+    return (await this.store.document(serverName))?.cross_signing?.master;
+  }
+
   bindCrossSigningMaster(serverName: string, master: string): Promise<void> {
     return this.accounts.bindCrossSigningMaster(serverName, master);
   }

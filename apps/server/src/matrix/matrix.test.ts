@@ -269,7 +269,18 @@ describe.each(SERVER_BACKENDS)('Matrix client API on $name', (backend) => {
     const auth = { type: 'm.login.password', identifier: { type: 'm.id.user', user: carol }, password: PASSWORD };
     const refused = await upload({ self_signing_key: forged.bodies.self_signing, auth });
     expect(refused.status).toBe(400);
-    expect(refused.body.error).toContain('no valid signature by the master key document');
+    expect(refused.body.error).toContain('no valid signature by the master key the document names');
+    // The root names another master key: the keys held, bound to the old one, are served no more.
+    const next = crossSigningKeys({ userId: carol }, 'carol-next');
+    await server.app.get(AccountsService).bindCrossSigningMaster(created.body.server_name, next.master);
+    const after = await http()
+      .post('/_matrix/client/v3/keys/query')
+      .set('Authorization', `Bearer ${res.access_token}`)
+      .send({ device_keys: { [carol]: [] } })
+      .expect(200);
+    expect(after.body.master_keys).toEqual({});
+    expect(after.body.self_signing_keys).toEqual({});
+    expect(after.body.user_signing_keys).toEqual({});
   });
 
   it('creates a room: joined_rooms, signed member.set, and /sync rooms.join', async () => {
