@@ -5,16 +5,16 @@
 // window, so the log does not grow with the flood either), the server's heap does not grow with the flood, and once the
 // document naming the origins arrives exactly the ops held are applied. (Before the one pending buffer, the
 // SQL store capped pending ops per origin only: a flood like this grew a server's heap from 76 to 155 MB.)
-import { addHome, type AccountDocument } from '@polyhome/identity';
-import { createPolyhomeHost, SYNC_PROTOCOL, type PolyhomeHost } from '@polyhome/p2p';
+import type { AccountDocument } from '@polyhome/identity';
+import { SYNC_PROTOCOL, type PolyhomeHost } from '@polyhome/p2p';
 import { waitFor } from '@polyhome/p2p/testing';
 import { MAX_PENDING_UNKNOWN_ORIGINS, SESSION_WINDOW, type Op } from '@polyhome/sync';
 import { makeAccount, makeHome, OpWriter, withHome, type FixtureAccount } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../support/convergence.js';
-import { serverHomeOf } from '../support/client-node.js';
+import { serverWithHandPlayedHome } from '../support/hostile-home.js';
 import { exchange, jsonFrame } from '../support/raw-sync.js';
-import { startFreshServer, type FreshServer, type ServerProcess } from '../support/server-process.js';
+import type { FreshServer, ServerProcess } from '../support/server-process.js';
 
 /** Ops per ops frame: well under the 1 MiB frame cap with the bodies below (about 12 KB each). */
 const FRAME_OPS = 60;
@@ -42,14 +42,10 @@ describe('a flood of pending ops under throwaway origins, over libp2p, to a serv
   let document: AccountDocument;
 
   beforeAll(async () => {
-    fresh = await startFreshServer('flood');
-    server = fresh.server;
     account = makeAccount({ seed: `flood-${process.pid}`, localpart: 'flood', homes: 1, roles: ['client'] });
-    document = addHome(account.document, serverHomeOf(server, 'server'), account.rootKey);
-    const enrolled = await server.request('POST', '/_polyhome/v1/enroll', { document });
-    expect(enrolled.status, JSON.stringify(enrolled.body)).toBe(201);
     // The account's client home, played by hand: a real libp2p node with the home's key, and no sync service.
-    hostile = await createPolyhomeHost({ nodeKey: account.homes[0]!.secretKey, listen: ['/ip4/127.0.0.1/tcp/0'] });
+    ({ fresh, document, host: hostile } = await serverWithHandPlayedHome('flood', account));
+    server = fresh.server;
   }, 180_000);
 
   afterAll(async () => {

@@ -196,7 +196,7 @@ export async function addHomeByAddress(
   );
 }
 
-/** Revokes a home: signs the next document without it, with the last op seq held from it as cutoff. */
+/** Revokes a home: signs the next document without it, with the last op seq held from it (and its log digest) as cutoff. */
 export async function removeHomeByPeerId(
   ctx: HomeContext,
   peerId: string,

@@ -3,13 +3,17 @@ import {
   removeHome as removeHomeFromDocument,
   type AccountDocument,
   type Home as HomeEntry,
+  type RevokedEntry,
   type SecretKey,
 } from '@polyhome/identity';
 import type { ReplicaStore } from '@polyhome/sync';
 import { AccountNotHeldError, SelfRevocationError } from './errors.js';
 
 /** What a document change needs from the store. */
-export type DocumentStore = Pick<ReplicaStore, 'document' | 'offerDocument' | 'versionVector'>;
+export type DocumentStore = Pick<ReplicaStore, 'document' | 'offerDocument' | 'versionVector' | 'logDigests'> & {
+  /** The revocation entry of an origin (its head seq and log digest, read together); optional, see revocationPin. */
+  revocationPin?(account: string, origin: string): Promise<RevokedEntry>;
+};
 
 /** A home to add: the PeerId, the address (when there is one), the role and the name. */
 export interface NewHome {
@@ -58,7 +62,20 @@ export function addHomeToAccount(
 }
 
 /**
- * Revokes a home from the account's document, with the last op seq held from it as cutoff. Throws
+ * The revocation entry of `origin`: the last op seq held from it, and the digest of its log held here pinned
+ * (`{ seq, digest }`), so replicas that hold other versions of its ops converge on these; `0` when nothing of
+ * it is held. A store that reads both in one step (the SQL store's `revocationPin`) is asked for it; otherwise
+ * they are read from the version vector and the log digests.
+ */
+export async function revocationPin(store: DocumentStore, account: string, origin: string): Promise<RevokedEntry> {
+  if (store.revocationPin !== undefined) return store.revocationPin(account, origin);
+  const seq = (await store.versionVector(account))[origin] ?? 0;
+  const digest = (await store.logDigests?.(account))?.[origin];
+  return seq === 0 || digest === undefined ? seq : { seq, digest };
+}
+
+/**
+ * Revokes a home from the account's document, pinning its log as held here (see revocationPin). Throws
  * SelfRevocationError when `peerId` is `self`.
  */
 export async function removeHomeFromAccount(
@@ -69,8 +86,6 @@ export async function removeHomeFromAccount(
   rootKey: SecretKey,
 ): Promise<AccountDocument> {
   if (peerId === self) throw new SelfRevocationError(peerId);
-  const vv = await store.versionVector(account);
-  return changeAccountDocument(store, self, account, (d) =>
-    removeHomeFromDocument(d, peerId, vv[peerId] ?? 0, rootKey),
-  );
+  const pin = await revocationPin(store, account, peerId);
+  return changeAccountDocument(store, self, account, (d) => removeHomeFromDocument(d, peerId, pin, rootKey));
 }

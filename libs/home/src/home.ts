@@ -483,6 +483,15 @@ class HomeMatrixPort implements MatrixHomePort {
     }
   }
 
+  async crossSigningMaster(serverName: string): Promise<string | undefined> {
+    return (await this.components.store.document(serverName))?.cross_signing?.master;
+  }
+
+  async bindCrossSigningMaster(serverName: string, master: string): Promise<void> {
+    // Only a home holding the root key can name a master key (the server, for its hosted accounts).
+    await this.accounts.bindCrossSigningMaster?.(serverName, master);
+  }
+
   onChanged(listener: (serverName: string, keys: string[]) => void): void {
     this.home.on('changed', ({ account, keys }) => listener(account, keys));
   }

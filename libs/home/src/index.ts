@@ -8,7 +8,7 @@
  */
 export { Home, ANNOUNCE_QUEUE, NOT_A_HOME } from './home.js';
 export type { HomeComponents, HomeInit } from './home.js';
-export { addHomeToAccount, changeAccountDocument, removeHomeFromAccount } from './documents.js';
+export { addHomeToAccount, changeAccountDocument, removeHomeFromAccount, revocationPin } from './documents.js';
 export type { DocumentStore, NewHome } from './documents.js';
 export { HomeEvents } from './events.js';
 export type { HomeEventMap } from './events.js';

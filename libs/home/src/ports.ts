@@ -61,6 +61,11 @@ export interface HomeAccounts {
   checkPassword(userId: string, password: string): Promise<string | null>;
   /** Spends a single-use login token: its account's server name, or null when unknown, used or expired. */
   consumeLoginToken(token: string): Promise<string | null>;
+  /**
+   * Names a client's cross-signing master key in the account document, when this home holds the root key
+   * (a server's hosted accounts). Optional: a home without root keys binds nothing.
+   */
+  bindCrossSigningMaster?(serverName: string, master: string): Promise<void>;
 }
 
 /** A pino-compatible logger (pino's `Logger` fits it): the one of libs/p2p, handed on to its components. */

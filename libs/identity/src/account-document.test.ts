@@ -7,6 +7,8 @@ import {
   createAccountDocument,
   homeStatus,
   removeHome,
+  revokedCutoff,
+  setCrossSigningMaster,
   updateHome,
   validateAccountDocument,
   verifyAccountDocument,
@@ -30,6 +32,7 @@ import {
 } from './errors.js';
 import { peerIdFromPublicKey, ROOT_KEY_ID, serverNameFromPublicKey } from './ids.js';
 import { generateKeyPair } from './keys.js';
+import { encodeBase64 } from './encoding.js';
 import { signTyped } from './signing.js';
 
 const root = generateKeyPair();
@@ -88,6 +91,37 @@ describe('account document lifecycle', () => {
     // Inputs are never mutated.
     expect(v1.seq).toBe(1);
     expect(v1.homes).toHaveLength(1);
+  });
+
+  it("pins a revoked home's log by its digest, and refuses a pin that is not one", () => {
+    const v2 = addHome(firstDocument(), laptop, root.secretKey);
+    const pin = { seq: 7, digest: 'ab'.repeat(16) };
+    const v3 = removeHome(v2, laptop.peer_id, pin, root.secretKey);
+    expect(verifyAccountDocument(v3).revoked).toEqual({ [laptop.peer_id]: pin });
+    expect(homeStatus(v3, laptop.peer_id)).toEqual({ kind: 'revoked', lastAcceptedSeq: 7, pinnedDigest: pin.digest });
+    expect(revokedCutoff(v3.revoked[laptop.peer_id]!)).toBe(7);
+    for (const bad of [
+      { seq: 7, digest: 'AB'.repeat(16) },
+      { seq: 7, digest: 'ab'.repeat(32) },
+      { seq: -1, digest: pin.digest },
+      { seq: 7 },
+    ]) {
+      expect(() => removeHome(v2, laptop.peer_id, bad as never, root.secretKey)).toThrow(InvalidDocumentError);
+    }
+    const extra = { ...v3, revoked: { [laptop.peer_id]: { ...pin, extra: 1 } } };
+    expect(() => validateAccountDocument(extra)).toThrow(InvalidDocumentError);
+  });
+
+  it('names the cross-signing master key, carries it to later versions, and refuses one that is not a key', () => {
+    const master = encodeBase64(generateKeyPair().publicKey);
+    const v2 = setCrossSigningMaster(firstDocument(), master, root.secretKey);
+    expect(verifyAccountDocument(v2).cross_signing).toEqual({ master });
+    expect(addHome(v2, laptop, root.secretKey).cross_signing).toEqual({ master });
+    expect(firstDocument().cross_signing).toBeUndefined();
+    for (const bad of [master + '=', master.slice(1), 'A'.repeat(42) + 'B', '']) {
+      expect(() => setCrossSigningMaster(v2, bad, root.secretKey)).toThrow(InvalidDocumentError);
+    }
+    expect(() => validateAccountDocument({ ...v2, cross_signing: { master, extra: 1 } })).toThrow(InvalidDocumentError);
   });
 
   it('refuses impossible changes with their own errors', () => {

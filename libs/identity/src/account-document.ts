@@ -71,11 +71,38 @@ export interface AccountDocumentContent {
   readonly seq: number;
   /** The current homes, in the order they were added. */
   readonly homes: readonly Home[];
-  /** Removed homes: PeerId -> last op seq accepted from it. */
-  readonly revoked: Readonly<Record<string, number>>;
+  /**
+   * Removed homes: PeerId -> last op seq accepted from it, or that seq with the digest of the origin's log
+   * 1..seq the remover held (a pin: see RevocationPin).
+   */
+  readonly revoked: Readonly<Record<string, RevokedEntry>>;
   /** Milliseconds since the epoch when this version was made (informational; `seq` orders). */
   readonly ts: number;
+  /**
+   * The account's Matrix cross-signing master key (unpadded base64 Ed25519), so only the root key can change
+   * it; absent in documents made before it, and until the account sets up cross-signing.
+   */
+  readonly cross_signing?: CrossSigningBinding;
 }
+
+/** The cross-signing keys an account document names. */
+export interface CrossSigningBinding {
+  /** The master key: unpadded base64 of 32 bytes. */
+  readonly master: string;
+}
+
+/**
+ * The revocation of a home with its log pinned: `digest` is the log digest (32 lowercase hex, as sync
+ * sessions exchange them) of the origin's ops 1..seq that the remover held. Every replica then holds that
+ * log and no other version of it, whatever the revoked home signs afterwards.
+ */
+export interface RevocationPin {
+  readonly seq: number;
+  readonly digest: string;
+}
+
+/** One entry of `revoked`: a bare cutoff (documents made before pins), or a pinned one. */
+export type RevokedEntry = number | RevocationPin;
 
 /** A signed account document. */
 export type AccountDocument = Signed<AccountDocumentContent>;
@@ -87,7 +114,13 @@ export interface DocumentChangeOptions extends Ed25519Options {
 }
 
 const TOP_LEVEL_FIELDS = ['type', 'user_id', 'seq', 'homes', 'revoked', 'ts', 'signatures'] as const;
+const OPTIONAL_TOP_LEVEL_FIELDS = ['cross_signing'] as const;
+const CROSS_SIGNING_FIELDS = ['master'] as const;
+// Unpadded standard base64 of 32 bytes: 43 characters, the last one carrying 2 bits (so A, E, I, ... or w).
+const ED25519_BASE64 = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]$/;
 const HOME_FIELDS = ['peer_id', 'role', 'name', 'addrs'] as const;
+const PIN_FIELDS = ['seq', 'digest'] as const;
+const PIN_DIGEST = /^[0-9a-f]{32}$/;
 const CONTROL_OR_LONE_SURROGATE = /[\p{Cc}\p{Cs}]/u;
 const MULTIADDR_TEXT = /^\/[\x21-\x7e]*$/;
 // Unpadded base64 of a 64-byte signature is 86 characters; leave room for padded or other algorithms.
@@ -110,7 +143,7 @@ function validateDocumentShape(value: unknown): AccountDocument {
   const doc = expectRecord(value, '$');
   const type = Object.hasOwn(doc, 'type') ? doc.type : undefined;
   if (type !== ACCOUNT_DOCUMENT_TYPE) throw new WrongTypeError(ACCOUNT_DOCUMENT_TYPE, type);
-  expectExactFields(doc, TOP_LEVEL_FIELDS, '$');
+  expectExactFields(doc, TOP_LEVEL_FIELDS, '$', OPTIONAL_TOP_LEVEL_FIELDS);
   const userId = expectString(doc.user_id, '$.user_id');
   try {
     parseUserId(userId);
@@ -122,6 +155,7 @@ function validateDocumentShape(value: unknown): AccountDocument {
   const homes = validateHomes(doc.homes);
   validateRevoked(doc.revoked, homes);
   validateSignatures(doc.signatures);
+  if (Object.hasOwn(doc, 'cross_signing')) validateCrossSigning(doc.cross_signing);
   const size = canonicalJsonBytes(doc).length;
   if (size > ACCOUNT_DOCUMENT_LIMITS.maxDocumentBytes) {
     throw new DocumentLimitError('maxDocumentBytes', ACCOUNT_DOCUMENT_LIMITS.maxDocumentBytes, size);
@@ -198,35 +232,67 @@ export function updateHome(
 
 /**
  * Makes the next document version without a home, recording in `revoked` the last op seq accepted
- * from it so it cannot backdate new ops. Throws HomeNotFoundError, LastHomeError or RootKeyMismatchError.
+ * from it so it cannot backdate new ops, pinned to the digest of its log when `cutoff` is a pin (a bare
+ * seq pins nothing: only documents made before pins need it). Throws HomeNotFoundError, LastHomeError,
+ * InvalidDocumentError or RootKeyMismatchError.
  */
 export function removeHome(
   doc: AccountDocument,
   peerId: string,
-  lastAcceptedSeq: number,
+  cutoff: RevokedEntry,
   rootKey: SecretKey,
   options?: DocumentChangeOptions,
 ): AccountDocument {
   const current = validateAccountDocument(doc);
   if (!current.homes.some((h) => h.peer_id === peerId)) throw new HomeNotFoundError(peerId);
   if (current.homes.length === 1) throw new LastHomeError(peerId);
-  expectInteger(lastAcceptedSeq, `$.revoked[${JSON.stringify(peerId)}]`, 0);
-  const revoked = { ...current.revoked, [peerId]: lastAcceptedSeq };
+  const entry = typeof cutoff === 'number' ? cutoff : { seq: cutoff.seq, digest: cutoff.digest };
+  validateRevokedEntry(entry, `$.revoked[${JSON.stringify(peerId)}]`);
+  const revoked = { ...current.revoked, [peerId]: entry };
   return nextVersion(current, { homes: current.homes.filter((h) => h.peer_id !== peerId), revoked }, rootKey, options);
+}
+
+/** Whether `text` can be named as a cross-signing master key: an Ed25519 public key in unpadded base64. */
+export function isCrossSigningMasterKey(text: string): boolean {
+  return ED25519_BASE64.test(text);
+}
+
+/**
+ * Makes the next document version naming `master` (unpadded base64 Ed25519) as the account's cross-signing
+ * master key. Throws InvalidDocumentError or RootKeyMismatchError.
+ */
+export function setCrossSigningMaster(
+  doc: AccountDocument,
+  master: string,
+  rootKey: SecretKey,
+  options?: DocumentChangeOptions,
+): AccountDocument {
+  const current = validateAccountDocument(doc);
+  return nextVersion(current, { cross_signing: { master } }, rootKey, options);
 }
 
 /** What an account document says about a PeerId: a current home, a revoked one with its cutoff, or unknown. */
 export type HomeStatus =
   | { readonly kind: 'home'; readonly home: Home }
-  | { readonly kind: 'revoked'; readonly lastAcceptedSeq: number }
+  | { readonly kind: 'revoked'; readonly lastAcceptedSeq: number; readonly pinnedDigest: string | undefined }
   | { readonly kind: 'unknown' };
 
 /** Looks up a PeerId in a document: the check every op's origin goes through. */
 export function homeStatus(doc: AccountDocument, peerId: string): HomeStatus {
   const home = doc.homes.find((h) => h.peer_id === peerId);
   if (home !== undefined) return { kind: 'home', home };
-  if (Object.hasOwn(doc.revoked, peerId)) return { kind: 'revoked', lastAcceptedSeq: doc.revoked[peerId]! };
+  if (Object.hasOwn(doc.revoked, peerId)) {
+    const entry = doc.revoked[peerId]!;
+    return typeof entry === 'number'
+      ? { kind: 'revoked', lastAcceptedSeq: entry, pinnedDigest: undefined }
+      : { kind: 'revoked', lastAcceptedSeq: entry.seq, pinnedDigest: entry.digest };
+  }
   return { kind: 'unknown' };
+}
+
+/** The cutoff of a `revoked` entry (the last op seq accepted from the home). */
+export function revokedCutoff(entry: RevokedEntry): number {
+  return typeof entry === 'number' ? entry : entry.seq;
 }
 
 /** The outcome of comparing a held document with an incoming one. */
@@ -270,10 +336,11 @@ export function acceptDocument(held: AccountDocument | undefined, incoming: Acco
 
 function nextVersion(
   current: AccountDocument,
-  change: Partial<Pick<AccountDocumentContent, 'homes' | 'revoked'>>,
+  change: Partial<Pick<AccountDocumentContent, 'homes' | 'revoked' | 'cross_signing'>>,
   rootKey: SecretKey,
   options: DocumentChangeOptions | undefined,
 ): AccountDocument {
+  const crossSigning = change.cross_signing ?? current.cross_signing;
   const content: AccountDocumentContent = {
     type: ACCOUNT_DOCUMENT_TYPE,
     user_id: current.user_id,
@@ -281,6 +348,7 @@ function nextVersion(
     homes: change.homes ?? current.homes,
     revoked: change.revoked ?? current.revoked,
     ts: options?.ts ?? Date.now(),
+    ...(crossSigning === undefined ? {} : { cross_signing: { master: crossSigning.master } }),
   };
   return signDocument(content, rootKey, options);
 }
@@ -346,11 +414,11 @@ function validateRevoked(value: unknown, homes: readonly Home[]): void {
   if (entries.length > ACCOUNT_DOCUMENT_LIMITS.maxRevoked) {
     throw new DocumentLimitError('maxRevoked', ACCOUNT_DOCUMENT_LIMITS.maxRevoked, entries.length);
   }
-  for (const [peerId, seq] of entries) {
+  for (const [peerId, entry] of entries) {
     const path = `$.revoked[${JSON.stringify(peerId.slice(0, 60))}]`;
     if (homes.some((h) => h.peer_id === peerId))
       throw new InvalidDocumentError(path, 'a current home cannot be revoked');
-    expectInteger(seq, path, 0);
+    validateRevokedEntry(entry, path);
   }
 }
 
@@ -367,6 +435,28 @@ function validateDocumentKeys(doc: AccountDocument): void {
       throw new InvalidDocumentError(path, 'key is not the PeerId of an Ed25519 key');
     }
   }
+}
+
+function validateCrossSigning(value: unknown): void {
+  const binding = expectRecord(value, '$.cross_signing');
+  expectExactFields(binding, CROSS_SIGNING_FIELDS, '$.cross_signing');
+  const master = expectString(binding.master, '$.cross_signing.master');
+  if (!ED25519_BASE64.test(master)) {
+    throw new InvalidDocumentError('$.cross_signing.master', 'must be an Ed25519 key in unpadded base64');
+  }
+}
+
+// A bare cutoff, or { seq, digest } with the digest as sessions write it (32 lowercase hex).
+function validateRevokedEntry(entry: unknown, path: string): void {
+  if (typeof entry === 'number') {
+    expectInteger(entry, path, 0);
+    return;
+  }
+  const pin = expectRecord(entry, path);
+  expectExactFields(pin, PIN_FIELDS, path);
+  expectInteger(pin.seq, `${path}.seq`, 0);
+  const digest = expectString(pin.digest, `${path}.digest`);
+  if (!PIN_DIGEST.test(digest)) throw new InvalidDocumentError(`${path}.digest`, 'must be 32 lowercase hex characters');
 }
 
 function validateSignatures(value: unknown): void {
@@ -401,9 +491,15 @@ function expectRecord(value: unknown, path: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-function expectExactFields(record: Record<string, unknown>, fields: readonly string[], path: string): void {
+function expectExactFields(
+  record: Record<string, unknown>,
+  fields: readonly string[],
+  path: string,
+  optional: readonly string[] = [],
+): void {
   for (const key of Object.keys(record)) {
-    if (!fields.includes(key)) throw new InvalidDocumentError(`${path}.${key.slice(0, 40)}`, 'unknown field');
+    if (!fields.includes(key) && !optional.includes(key))
+      throw new InvalidDocumentError(`${path}.${key.slice(0, 40)}`, 'unknown field');
   }
   for (const field of fields) {
     if (!Object.hasOwn(record, field)) throw new InvalidDocumentError(`${path}.${field}`, 'missing field');

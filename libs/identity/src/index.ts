@@ -63,6 +63,9 @@ export {
   updateHome,
   removeHome,
   homeStatus,
+  revokedCutoff,
+  setCrossSigningMaster,
+  isCrossSigningMasterKey,
   chooseDocument,
   acceptDocument,
 } from './account-document.js';
@@ -72,6 +75,9 @@ export type {
   Home,
   HomeRole,
   HomeStatus,
+  RevocationPin,
+  CrossSigningBinding,
+  RevokedEntry,
   DocumentChoice,
   DocumentChangeOptions,
 } from './account-document.js';

@@ -34,6 +34,17 @@ export interface MatrixHomePort {
   state(serverName: string): Promise<MatrixAccountState>;
   /** Makes, stores and pushes ops of this home. Throws when a change is refused; nothing is applied then. */
   applyLocal(serverName: string, changes: MatrixLocalChange[]): Promise<void>;
+  /**
+   * Before a cross-signing master key is stored: names it in the account document when this home holds the
+   * root key and the document names another (or none). A home without the root key leaves the document,
+   * and the op is then refused unless the document already names this key. Optional: without it, nothing is bound.
+   */
+  bindCrossSigningMaster?(serverName: string, master: string): Promise<void>;
+  /**
+   * The cross-signing master key the account document names, if any: `/keys/query` then serves only keys it
+   * binds (keys held from before the document named another are not served). Optional: without it, all are.
+   */
+  crossSigningMaster?(serverName: string): Promise<string | undefined>;
   /** Calls `listener` whenever an account's state changes here, locally or from another home. */
   onChanged(listener: (serverName: string, keys: string[]) => void): void;
   /** Hashes and signs a room event as this home under the account's server name (key id `ed25519:<homeId>`). */

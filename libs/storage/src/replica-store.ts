@@ -5,6 +5,7 @@ import {
   verifyAccountDocument,
   type AccountDocument,
   type Ed25519Options,
+  type RevokedEntry,
 } from '@polyhome/identity';
 import {
   PendingBudget,
@@ -291,13 +292,16 @@ export class SqlReplicaStore implements ReplicaStore {
   }
 
   async logDigests(account: string): Promise<Record<string, string>> {
-    const rows = await this.dataSource
-      .getRepository(OpLogHeadEntity)
-      .find({ where: { account }, order: { origin: 'ASC' } });
-    const out: Record<string, string> = {};
-    // The first 16 bytes, as the in-memory replica reports them: both must compare equal.
-    for (const row of rows) out[row.origin] = row.digest.subarray(0, 16).toString('hex');
-    return out;
+    return (await this.headsIn(this.dataSource.manager, account)).digests;
+  }
+
+  /**
+   * What revoking `origin` pins (one read, so seq and digest agree): the head seq held from it with its log
+   * digest, or a bare 0 when nothing of it is held.
+   */
+  async revocationPin(account: string, origin: string): Promise<RevokedEntry> {
+    const row = await this.dataSource.getRepository(OpLogHeadEntity).findOneBy({ account, origin });
+    return row === null ? 0 : { seq: Number(row.seq), digest: row.digest.subarray(0, 16).toString('hex') };
   }
 
   async opsMissing(account: string, vv: VersionVector, limit: number): Promise<Op[]> {
@@ -333,7 +337,7 @@ export class SqlReplicaStore implements ReplicaStore {
       await this.lockAccount(manager, account);
       const document = await this.documentIn(manager, account);
       if (document === undefined) throw new UnknownAccountError(account);
-      const heads = await this.vectorIn(manager, account);
+      const { vv: heads, digests } = await this.headsIn(manager, account);
       let buffer = this.pending.get(account);
       if (buffer === undefined) {
         buffer = new PendingBuffer(this.init.pendingLimits, this.pendingBudget);
@@ -348,6 +352,7 @@ export class SqlReplicaStore implements ReplicaStore {
           heldHash: (origin, seq) => slots.held.get(`${origin} ${seq}`),
           evidence: (origin, seq) => slots.evidence.get(`${origin} ${seq}`) ?? new Set(),
           evidenceCount: (origin) => slots.evidenceCount.get(origin) ?? 0,
+          digest: (origin) => digests[origin],
           pending: buffer,
           ed25519: this.init.ed25519,
         },
@@ -702,10 +707,22 @@ export class SqlReplicaStore implements ReplicaStore {
   }
 
   private async vectorIn(manager: EntityManager, account: string): Promise<VersionVector> {
+    return (await this.headsIn(manager, account)).vv;
+  }
+
+  /** The version vector and the log digests (the first 16 bytes, as the in-memory replica reports them). */
+  private async headsIn(
+    manager: EntityManager,
+    account: string,
+  ): Promise<{ vv: VersionVector; digests: Record<string, string> }> {
     const rows = await manager.getRepository(OpLogHeadEntity).find({ where: { account }, order: { origin: 'ASC' } });
     const vv: VersionVector = {};
-    for (const row of rows) vv[row.origin] = Number(row.seq);
-    return vv;
+    const digests: Record<string, string> = {};
+    for (const row of rows) {
+      vv[row.origin] = Number(row.seq);
+      digests[row.origin] = row.digest.subarray(0, 16).toString('hex');
+    }
+    return { vv, digests };
   }
 
   /** XORs `hashes` into the digest of an origin's log and sets its head seq (a head at seq 0 is removed). */

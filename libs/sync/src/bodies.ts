@@ -106,7 +106,10 @@ export const validateMemberBody: BodyValidator<MemberBody> = (body, key, userId)
   return body as unknown as MemberBody;
 };
 
-/** `cross_signing.put`: the Matrix CrossSigningKey object; its signatures are for Matrix clients to check, not for us. */
+/**
+ * `cross_signing.put`: the Matrix CrossSigningKey object. Its binding to the account (the master key the
+ * document names, the master key's signature on the others) needs the document: checkCrossSigning.
+ */
 export const validateCrossSigningBody: BodyValidator<CrossSigningBody> = (body, key, userId) => {
   if (!(CROSS_SIGNING_USAGES as readonly string[]).includes(key)) {
     fail('$.key', `must be one of ${CROSS_SIGNING_USAGES.join(', ')}`);

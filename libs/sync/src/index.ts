@@ -5,7 +5,16 @@ export * from './constants.js';
 export * from './errors.js';
 export { createOp, opHash, namespaceOf, compareOps } from './op.js';
 export type { OpFields } from './op.js';
-export { parseOp, verifyOpSignature, checkOrigin, validateOp, assertValidOp, accountOf } from './validate.js';
+export {
+  parseOp,
+  verifyOpSignature,
+  checkOrigin,
+  checkCrossSigning,
+  crossSigningRefusal,
+  validateOp,
+  assertValidOp,
+  accountOf,
+} from './validate.js';
 export type { ParseContext, OriginCheck, OpValidation } from './validate.js';
 export {
   OP_KINDS,

@@ -23,6 +23,7 @@ function view(held: Op[], pending = new PendingBuffer()): ApplyView {
     heldHash: (origin, seq) => hashes.get(`${origin} ${seq}`),
     evidence: () => new Set(),
     evidenceCount: () => 0,
+    digest: () => undefined,
     pending,
   };
 }

@@ -6,15 +6,22 @@
 //
 // Per op, in order of cost (nothing is verified that the cheap checks refuse):
 //   structure and caps -> origin against the document -> duplicate (by content hash) -> pending caps ->
-//   signature -> append at the next seq (then drain what waited for it), hold as pending, or settle an
+//   signature, then a cross-signing key against the master key the document names -> append at the next seq (then drain what waited for it), hold as pending, or settle an
 //   equivocation (the lower content hash holds the slot; the other op is kept as evidence, capped per origin).
-import type { AccountDocument, Ed25519Options } from '@polyhome/identity';
+import {
+  decodeHex,
+  encodeHex,
+  homeStatus,
+  revokedCutoff,
+  type AccountDocument,
+  type Ed25519Options,
+} from '@polyhome/identity';
 import { MAX_EVIDENCE_PER_ORIGIN, MAX_OPS_PER_BATCH } from './constants.js';
 import { OpRejectedError } from './errors.js';
 import { opHash } from './op.js';
 import { PendingDraft, pendingBytes, type PendingBuffer, type PendingChange } from './pending.js';
 import type { ApplyResult, Op, VersionVector } from './types.js';
-import { checkOrigin, parseOp, verifyOpSignature, type OriginCheck } from './validate.js';
+import { checkCrossSigning, checkOrigin, parseOp, verifyOpSignature, type OriginCheck } from './validate.js';
 
 /** What the planner needs to know of one account, gathered by a store before it plans a batch. */
 export interface ApplyView {
@@ -33,6 +40,8 @@ export interface ApplyView {
   evidence(origin: string, seq: number): ReadonlySet<string>;
   /** Ops kept as evidence for an origin, for the origins of the slots `slotsToRead` named. */
   evidenceCount(origin: string): number;
+  /** The log digest of an origin as logDigests reports it (32 hex), undefined when nothing of it is held. */
+  digest(origin: string): string | undefined;
   /** The account's pending ops (read, never changed, by the planner). */
   readonly pending: PendingBuffer;
   /** Ed25519 backend for signatures. */
@@ -118,7 +127,8 @@ export function retractions(
   document: AccountDocument,
 ): Array<{ origin: string; cutoff: number }> {
   const out: Array<{ origin: string; cutoff: number }> = [];
-  for (const [origin, cutoff] of Object.entries(document.revoked)) {
+  for (const [origin, entry] of Object.entries(document.revoked)) {
+    const cutoff = revokedCutoff(entry);
     if (Object.hasOwn(heads, origin) && heads[origin]! > cutoff) out.push({ origin, cutoff });
   }
   return out.sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0));
@@ -155,6 +165,8 @@ class Planner {
   readonly newEvidence = new Map<string, Set<string>>();
   readonly newEvidenceCount = new Map<string, number>();
   readonly touched = new Set<string>();
+  /** Per origin, the hashes this batch put into or took out of its log, for digestOf (computed when asked). */
+  readonly toggles = new Map<string, string[]>();
 
   constructor(readonly view: ApplyView) {
     this.draft = new PendingDraft(view.pending);
@@ -226,6 +238,7 @@ class Planner {
     if (op.seq <= head) {
       const held = this.heldHash(op.origin, op.seq);
       if (held === hash) return this.duplicate(input, op, 'already held');
+      if (homeStatus(view.document, op.origin).kind === 'revoked') return this.revokedRival(input, op, hash, held);
       if (this.hasEvidence(op.origin, op.seq, hash)) return this.duplicate(input, op, 'already kept as evidence');
       if (!this.verified(op, input)) return;
       return this.equivocateInLog({ op: own(op), hash }, held);
@@ -233,6 +246,9 @@ class Planner {
     const waiting = this.draft.get(op.origin, op.seq);
     if (waiting !== undefined) {
       if (waiting.hash === hash) return this.duplicate(input, op, 'already pending');
+      if (homeStatus(view.document, op.origin).kind === 'revoked') {
+        return this.refuse(input, new OpRejectedError('revoked', `a revoked origin's seq ${op.seq} already waits`));
+      }
       if (this.hasEvidence(op.origin, op.seq, hash)) return this.duplicate(input, op, 'already kept as evidence');
       if (!this.verified(op, input)) return;
       const newcomer = { op: own(op), hash };
@@ -266,6 +282,7 @@ class Planner {
 
   append(slot: PlannedOp): void {
     const { origin, seq } = slot.op;
+    this.toggleDigest(origin, slot.hash);
     this.plan.append.push(slot);
     this.plan.heads[origin] = seq;
     this.plan.result.accepted.push(slot.op);
@@ -283,6 +300,8 @@ class Planner {
       let check: OriginCheck;
       try {
         check = checkOrigin(next.op, this.view.document);
+        // It was checked against the document in force when it came; a newer one may name another master key.
+        checkCrossSigning(next.op, this.view.document, this.view.ed25519);
       } catch (error) {
         this.draft.release(origin, seq);
         return this.refuse(next.op, error);
@@ -309,13 +328,50 @@ class Planner {
     }
   }
 
+  /**
+   * Another version of a held slot of a revoked origin. Its log is frozen at revocation: the op holding the
+   * slot stays, however low the newcomer's hash (a revoked key can still sign, and grind hashes). Only a
+   * replica whose complete log (up to the cutoff) differs from the digest the revocation pinned takes it:
+   * that replica held other versions than the remover did, and takes those it is sent until its log is the
+   * pinned one (the remover's and every pinned replica's sessions send it their whole log on a digest mismatch).
+   */
+  revokedRival(input: unknown, op: Op, hash: string, heldHash: string): void {
+    const status = homeStatus(this.view.document, op.origin);
+    if (status.kind !== 'revoked') throw new Error('revokedRival called for an origin that is not revoked');
+    const pin = status.pinnedDigest;
+    const complete = this.head(op.origin) === status.lastAcceptedSeq;
+    if (pin === undefined || !complete || this.digestOf(op.origin) === pin) {
+      const why =
+        pin === undefined
+          ? 'its revocation pins no digest'
+          : complete
+            ? 'the log held is the pinned one'
+            : `the log is held up to seq ${this.head(op.origin)} of ${status.lastAcceptedSeq}`;
+      return this.refuse(
+        input,
+        new OpRejectedError('revoked', `another version of seq ${op.seq} of a revoked origin (${why}): frozen`),
+      );
+    }
+    if (!this.verified(op, input)) return;
+    const bySeq = this.slots.get(op.origin);
+    this.takeSlot({ op: own(op), hash }, bySeq?.get(op.seq)?.hash ?? heldHash, heldHash);
+  }
+
   // The lower content hash holds the slot, so every replica that has seen both picks the same op.
   equivocateInLog(other: PlannedOp, heldHash: string): void {
     const { origin, seq } = other.op;
-    const bySeq = this.slots.get(origin) ?? new Map<number, PlannedOp>();
-    const held: SlotHolder = bySeq.get(seq) ?? { op: undefined, hash: heldHash };
+    const held: SlotHolder = this.slots.get(origin)?.get(seq) ?? { op: undefined, hash: heldHash };
     const winner = this.recordEquivocation(held, other);
     if (winner === held) return;
+    this.takeSlot(other, held.hash, heldHash);
+  }
+
+  // `other` holds a slot from now on instead of the op with `current` (the holder before the batch: `before`).
+  takeSlot(other: PlannedOp, current: string, before: string): void {
+    const { origin, seq } = other.op;
+    const bySeq = this.slots.get(origin) ?? new Map<number, PlannedOp>();
+    this.toggleDigest(origin, current);
+    this.toggleDigest(origin, other.hash);
     this.plan.result.accepted.push(other.op);
     bySeq.set(seq, other);
     this.slots.set(origin, bySeq);
@@ -329,7 +385,25 @@ class Planner {
       this.plan.replace[replaced] = { ...other, displaced: this.plan.replace[replaced]!.displaced };
       return;
     }
-    this.plan.replace.push({ ...other, displaced: heldHash });
+    this.plan.replace.push({ ...other, displaced: before });
+  }
+
+  // The origin's log digest as this batch leaves it so far (the view's, with this batch's changes XORed in).
+  digestOf(origin: string): string {
+    const held = this.view.digest(origin);
+    const digest = held === undefined ? new Uint8Array(16) : decodeHex(held);
+    for (const hash of this.toggles.get(origin) ?? []) {
+      const bytes = decodeHex(hash);
+      for (let i = 0; i < digest.length; i++) digest[i] = digest[i]! ^ bytes[i]!;
+    }
+    return encodeHex(digest);
+  }
+
+  // XOR is its own inverse: the same call adds an op's hash to its origin's digest and takes it out.
+  toggleDigest(origin: string, hash: string): void {
+    const toggles = this.toggles.get(origin);
+    if (toggles === undefined) this.toggles.set(origin, [hash]);
+    else toggles.push(hash);
   }
 
   // Reports the equivocation, keeps the loser as evidence (capped per origin), returns the winner.
@@ -353,6 +427,7 @@ class Planner {
   verified(op: Op, input: unknown): boolean {
     try {
       verifyOpSignature(op, this.view.ed25519);
+      checkCrossSigning(op, this.view.document, this.view.ed25519);
       return true;
     } catch (error) {
       this.refuse(input, error);

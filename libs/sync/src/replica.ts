@@ -172,8 +172,8 @@ export function logDigests(replica: Replica): Record<string, string> {
   const st = read(replica);
   const out: Record<string, string> = {};
   for (const origin of [...st.logs.keys()].sort()) {
-    const digest = st.digests.get(origin);
-    if (digest !== undefined && (st.logs.get(origin)?.length ?? 0) > 0) out[origin] = encodeHex(digest.subarray(0, 16));
+    const digest = digestOf(st, origin);
+    if (digest !== undefined) out[origin] = digest;
   }
   return out;
 }
@@ -304,9 +304,17 @@ function viewOf(st: ReplicaState): ApplyView {
       for (const ops of st.evidence.get(origin)?.values() ?? []) n += ops.size;
       return n;
     },
+    digest: (origin) => digestOf(st, origin),
     pending: st.pending,
     ed25519: st.options.ed25519,
   };
+}
+
+// The digest of an origin's log as logDigests reports it, undefined when nothing of it is held.
+function digestOf(st: ReplicaState, origin: string): string | undefined {
+  const digest = st.digests.get(origin);
+  if (digest === undefined || (st.logs.get(origin)?.length ?? 0) === 0) return undefined;
+  return encodeHex(digest.subarray(0, 16));
 }
 
 /** Carries out a plan on a replica; returns the state keys whose winner changed. */

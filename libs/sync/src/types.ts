@@ -96,7 +96,9 @@ export type OpRejectReason =
   | 'too_large'
   | 'unknown_document'
   /** Out of order (or of an origin the document does not list yet) while the pending buffer is full; re-sent later. */
-  | 'pending_full';
+  | 'pending_full'
+  /** A cross-signing key the document does not bind: another master key, or a key the master key did not sign. */
+  | 'cross_signing';
 
 /** The outcome of applying a batch of ops to one account's replica. */
 export interface ApplyResult {

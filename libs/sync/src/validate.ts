@@ -3,11 +3,14 @@
 // a detail string; nothing here mutates anything, so a refused op is never half-applied.
 import {
   canonicalJsonBytes,
+  decodeBase64,
   homeKeyId,
   homeStatus,
   isPeerId,
   isServerName,
   publicKeyFromPeerId,
+  signedBytes,
+  verifyBytes,
   verifyTyped,
   WrongTypeError,
   type AccountDocument,
@@ -17,7 +20,7 @@ import { expectInteger, expectRecord, expectString, expectText, fail } from './c
 import { MAX_BODY_BYTES, MAX_KEY_BYTES, MAX_OP_BYTES } from './constants.js';
 import { OpRejectedError } from './errors.js';
 import { isOpKind, OP_KINDS } from './kinds.js';
-import { OP_TYPE, type Op, type OpRejectReason } from './types.js';
+import { OP_TYPE, type CrossSigningBody, type Op, type OpRejectReason } from './types.js';
 
 /** What parseOp checks an op against. */
 export interface ParseContext {
@@ -109,6 +112,55 @@ export function verifyOpSignature(op: Op, options?: Ed25519Options): void {
 }
 
 /**
+ * Checks a `cross_signing.put` against the cross-signing master key the document names (DESIGN.md, "The account
+ * document"): a master key op must carry exactly that key, and a self-signing or user-signing key must carry a
+ * valid signature by it, so no home can make its own keys (or a rogue device) look cross-signed. A document
+ * that names no master key (made before the binding, or before the account set up cross-signing) binds nothing.
+ * Other kinds pass. Throws OpRejectedError (`cross_signing`).
+ */
+export function checkCrossSigning(op: Op, document: AccountDocument, options?: Ed25519Options): void {
+  if (op.op !== 'cross_signing.put') return;
+  const master = document.cross_signing?.master;
+  if (master === undefined) return;
+  const refusal = crossSigningRefusal(
+    op.key,
+    op.body as unknown as CrossSigningBody,
+    document.user_id,
+    master,
+    options,
+  );
+  if (refusal !== undefined) throw new OpRejectedError('cross_signing', `${refusal} (document ${document.seq})`);
+}
+
+/**
+ * Why a cross-signing key of `usage` (a body valid for `cross_signing.put`) is not bound by `master`, or
+ * undefined when it is: the master key itself, or a key with a valid signature by it under `userId`.
+ */
+export function crossSigningRefusal(
+  usage: string,
+  body: CrossSigningBody,
+  userId: string,
+  master: string,
+  options?: Ed25519Options,
+): string | undefined {
+  if (usage === 'master') {
+    const [keyId, key] = Object.entries(body.keys)[0] ?? ['', ''];
+    if (key === master && keyId === `ed25519:${master}`) return undefined;
+    return `master key ${key.slice(0, 12)}... is not the master key the document names (${master.slice(0, 12)}...)`;
+  }
+  const text = body.signatures?.[userId]?.[`ed25519:${master}`];
+  let valid: boolean;
+  try {
+    valid =
+      typeof text === 'string' && verifyBytes(decodeBase64(text), signedBytes(body), decodeBase64(master), options);
+  } catch {
+    valid = false;
+  }
+  if (valid) return undefined;
+  return `${usage} key has no valid signature by the master key the document names (${master.slice(0, 12)}...)`;
+}
+
+/**
  * Checks the op's origin against the document held: a home is accepted; a revoked home only up to
  * its cutoff; an unknown origin is refused, unless the op names a newer document (which may list it),
  * then it may wait. Throws OpRejectedError (`revoked`, `unknown_origin`).
@@ -136,6 +188,7 @@ export function validateOp(input: unknown, document: AccountDocument, options?: 
     const op = parseOp(input, { account: accountOf(document), userId: document.user_id });
     const origin = checkOrigin(op, document);
     verifyOpSignature(op, options);
+    checkCrossSigning(op, document, options);
     return { ok: true, op, origin };
   } catch (error) {
     if (error instanceof OpRejectedError) return { ok: false, reason: error.reason, detail: error.detail };

@@ -6,8 +6,11 @@ import {
   SecretKey,
   createAccountDocument,
   generateKeyPair,
+  isCrossSigningMasterKey,
   parseUserId,
+  revokedCutoff,
   sealRootKey,
+  setCrossSigningMaster,
   unsealRootKey,
   verifyAccountDocument,
   type AccountDocument,
@@ -245,7 +248,9 @@ export class AccountsService {
         pending_ops: self ? 0 : pending,
       };
     });
-    return { ...this.summary(row), document, homes, revoked: document.revoked, equivocators };
+    // The cutoffs only (the document carries any pinned digest): the admin view keeps its shape.
+    const revoked = Object.fromEntries(Object.entries(document.revoked).map(([p, e]) => [p, revokedCutoff(e)]));
+    return { ...this.summary(row), document, homes, revoked, equivocators };
   }
 
   /** The replicated state of the account: devices, memberships, cross-signing keys. */
@@ -320,9 +325,29 @@ export class AccountsService {
     );
   }
 
-  /** Signs a new document revoking a home, with the last op seq this server accepted from it as cutoff. */
+  /**
+   * Signs a new document revoking a home, with the last op seq this server accepted from it as cutoff and the
+   * digest of its log held here pinned (so replicas holding other versions of it converge on this one).
+   */
   async removeHome(userId: string, peerId: string): Promise<AccountDocument> {
     return this.withRootKey(userId, (account, rootKey) => this.p2p.home.removeHome(account, peerId, rootKey));
+  }
+
+  /**
+   * Names `master` as the account's cross-signing master key in its document, when this server holds the root
+   * key (hosted accounts) and the document names another or none. An account holding its own key is left as
+   * it is: its ops are then checked against the document its root signed. A text that is no Ed25519 key is
+   * not named (the document would be invalid); it binds nothing and is stored as before.
+   */
+  async bindCrossSigningMaster(serverName: string, master: string): Promise<void> {
+    // A key that cannot be an Ed25519 key signs nothing a client would trust; it is stored unbound.
+    if (!isCrossSigningMasterKey(master)) return;
+    const row = await this.row(serverName);
+    if (row.custody !== 'hosted' || row.sealedRootKey === null) return;
+    if ((await this.document(serverName)).cross_signing?.master === master) return;
+    await this.withRootKey(row.userId, (account, rootKey) =>
+      this.p2p.home.changeDocument(account, (document) => setCrossSigningMaster(document, master, rootKey)),
+    );
   }
 
   /**

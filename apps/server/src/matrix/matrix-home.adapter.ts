@@ -40,4 +40,8 @@ export class ServerHomeAccounts implements HomeAccounts {
     const row = await this.rows.findByServerName(serverName);
     return row === undefined || row.status !== 'active' ? null : row.userId;
   }
+
+  bindCrossSigningMaster(serverName: string, master: string): Promise<void> {
+    return this.accounts.bindCrossSigningMaster(serverName, master);
+  }
 }

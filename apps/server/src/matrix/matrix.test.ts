@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { table } from '@polyhome/storage/testing';
+import { crossSigningKeys } from '@polyhome/sync/testing';
 import { createClient, Method, type MatrixClient } from 'matrix-js-sdk';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -224,6 +225,62 @@ describe.each(SERVER_BACKENDS)('Matrix client API on $name', (backend) => {
     expect(after.device_keys[userId]?.[deviceId]?.signatures).toEqual({
       [userId]: { [`ed25519:${deviceId}`]: 'sig', 'ed25519:masterpub': 'x' },
     });
+  });
+
+  it("names an uploaded master key in a hosted account's document, and refuses keys that master did not sign", async () => {
+    const created = await http()
+      .post('/admin/v1/accounts')
+      .set('Authorization', `Bearer ${ADMIN_TOKEN}`)
+      .send({ localpart: 'carol', password: PASSWORD })
+      .expect(201);
+    const carol: string = created.body.user_id;
+    const anon = createClient({ baseUrl });
+    const res = await anon.loginRequest({
+      type: 'm.login.password',
+      identifier: { type: 'm.id.user', user: carol },
+      password: PASSWORD,
+    });
+    const upload = (body: object) =>
+      http()
+        .post('/_matrix/client/v3/keys/device_signing/upload')
+        .set('Authorization', `Bearer ${res.access_token}`)
+        .send(body);
+    const keys = crossSigningKeys({ userId: carol }, 'carol');
+    const first = await upload({
+      master_key: keys.bodies.master,
+      self_signing_key: keys.bodies.self_signing,
+      user_signing_key: keys.bodies.user_signing,
+    });
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    const detail = await http()
+      .get(`/admin/v1/accounts/${encodeURIComponent(carol)}`)
+      .set('Authorization', `Bearer ${ADMIN_TOKEN}`)
+      .expect(200);
+    expect(detail.body.document.cross_signing).toEqual({ master: keys.master });
+    const query = await http()
+      .post('/_matrix/client/v3/keys/query')
+      .set('Authorization', `Bearer ${res.access_token}`)
+      .send({ device_keys: { [carol]: [] } })
+      .expect(200);
+    expect(query.body.master_keys[carol]).toEqual(keys.bodies.master);
+    expect(query.body.self_signing_keys[carol]).toEqual(keys.bodies.self_signing);
+    // A self-signing key signed by another key than the bound master: refused with the planner's reason.
+    const forged = crossSigningKeys({ userId: carol }, 'carol-2', 'intruder');
+    const auth = { type: 'm.login.password', identifier: { type: 'm.id.user', user: carol }, password: PASSWORD };
+    const refused = await upload({ self_signing_key: forged.bodies.self_signing, auth });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toContain('no valid signature by the master key the document names');
+    // The root names another master key: the keys held, bound to the old one, are served no more.
+    const next = crossSigningKeys({ userId: carol }, 'carol-next');
+    await server.app.get(AccountsService).bindCrossSigningMaster(created.body.server_name, next.master);
+    const after = await http()
+      .post('/_matrix/client/v3/keys/query')
+      .set('Authorization', `Bearer ${res.access_token}`)
+      .send({ device_keys: { [carol]: [] } })
+      .expect(200);
+    expect(after.body.master_keys).toEqual({});
+    expect(after.body.self_signing_keys).toEqual({});
+    expect(after.body.user_signing_keys).toEqual({});
   });
 
   it('creates a room: joined_rooms, signed member.set, and /sync rooms.join', async () => {

@@ -22,6 +22,7 @@ const REJECT_REASON_TABLE: Record<OpRejectReason, true> = {
   too_large: true,
   unknown_document: true,
   pending_full: true,
+  cross_signing: true,
 };
 const REJECT_REASONS: ReadonlySet<string> = new Set(Object.keys(REJECT_REASON_TABLE));
 

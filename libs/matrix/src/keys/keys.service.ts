@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { crossSigningRefusal, type CrossSigningBody } from '@polyhome/sync';
 import type { MatrixSession } from '../auth/session.js';
 import { UiaService } from '../auth/uia.service.js';
 import { MatrixError } from '../common/errors.js';
@@ -85,10 +86,26 @@ export class KeysService {
       if (hasKeys(device) && (wanted.length === 0 || wanted.includes(id))) devices[id] = deviceKeysView(device);
     }
     (out['device_keys'] as JsonRecord)[session.userId] = devices;
-    const cs = state.crossSigning;
+    const cs = await this.boundCrossSigning(session, state.crossSigning);
     if (cs['master'] !== undefined) (out['master_keys'] as JsonRecord)[session.userId] = cs['master'];
     if (cs['self_signing'] !== undefined) (out['self_signing_keys'] as JsonRecord)[session.userId] = cs['self_signing'];
     if (cs['user_signing'] !== undefined) (out['user_signing_keys'] as JsonRecord)[session.userId] = cs['user_signing'];
+    return out;
+  }
+
+  // The cross-signing keys the account document binds (all of them when it names no master key): keys held from
+  // before the document named another master key are not served, so clients never trust what it did not sign.
+  private async boundCrossSigning(
+    session: MatrixSession,
+    keys: Record<string, JsonRecord>,
+  ): Promise<Record<string, JsonRecord>> {
+    const master = await this.port.crossSigningMaster?.(session.serverName);
+    if (master === undefined) return keys;
+    const out: Record<string, JsonRecord> = {};
+    for (const [usage, body] of Object.entries(keys)) {
+      if (crossSigningRefusal(usage, body as unknown as CrossSigningBody, session.userId, master) === undefined)
+        out[usage] = body;
+    }
     return out;
   }
 
@@ -152,6 +169,12 @@ export class KeysService {
         state.crossSigning[c.key] !== undefined && JSON.stringify(state.crossSigning[c.key]) !== JSON.stringify(c.body),
     );
     if (replacing) await this.uia.require(session, body['auth']);
+    // Only the root key can name the master key (in the account document); homes refuse keys it does not bind.
+    const master = changes.find((c) => c.key === 'master');
+    if (master !== undefined) {
+      const [key] = Object.values(master.body['keys'] as Record<string, string>);
+      await this.port.bindCrossSigningMaster?.(session.serverName, key!);
+    }
     await this.port.applyLocal(session.serverName, changes);
     return {};
   }

@@ -14,18 +14,22 @@ import {
   MAX_PENDING_UNKNOWN_ORIGINS,
   PendingBudget,
   opHash,
+  type CrossSigningUsage,
   type Op,
   type PendingLimits,
 } from '@polyhome/sync';
 import {
   MemoryReplicaStore,
   OpWriter,
+  crossSigningKeys,
+  groundOp,
   makeAccount,
   makeHome,
   networkAction,
   runNetwork,
   withHome,
   withoutHome,
+  withCrossSigningMaster,
   writers,
   type FixtureAccount,
   type NetworkAction,
@@ -184,6 +188,154 @@ export function replicaStoreSuite(
       // The older document, replayed, changes nothing.
       expect((await sut.store.offerDocument(account, alice.document, from())).seq).toBe(newer.seq);
       expect((await sut.store.document(account))?.seq).toBe(newer.seq);
+    });
+
+    it("refuses another version of a revoked home's frozen log, however low its hash and high its lamport", async () => {
+      const revokedHome = w[2]!;
+      const ops = [revokedHome.devicePut('R1'), revokedHome.devicePut('R2')];
+      await sut.store.applyOps(account, ops, from());
+      const digest = (await sut.store.logDigests!(account))[revokedHome.home.peerId]!;
+      const newer = withoutHome(alice, alice.document, revokedHome.home.peerId, { seq: 2, digest });
+      await sut.store.offerDocument(account, newer, from());
+      const before = await sut.state(account);
+      // Before the pin, the lower hash took the slot: the rogue device replaced R1 on every replica.
+      const rogue = groundOp(revokedHome, 1, 'ROGUE', ops.map(opHash));
+      const result = await sut.store.applyOps(account, [rogue], from());
+      expect(result.accepted).toEqual([]);
+      expect(result.rejected.map((r) => [r.reason, r.detail])).toEqual([
+        ['revoked', expect.stringContaining('the log held is the pinned one')],
+      ]);
+      expect(await sut.state(account)).toEqual(before);
+      expect((await sut.store.logDigests!(account))[revokedHome.home.peerId]).toBe(digest);
+      expect(await sut.equivocators(account)).toEqual([]);
+    });
+
+    const revokedRuns = Number(process.env['SUITE_CONVERGENCE_RUNS'] ?? suiteOptions.convergenceRuns ?? 30);
+    it(
+      `keeps a revoked home's log as its revocation pinned it, and replicas that held other versions converge on it (${revokedRuns} runs)`,
+      { timeout: 60_000 + revokedRuns * 10_000 },
+      async () => {
+        const other = await setup();
+        let run = 0;
+        try {
+          await fc.assert(
+            fc.asyncProperty(
+              fc.integer({ min: 1, max: 4 }),
+              // Slots of which the second replica holds another version (the home equivocated before its revocation).
+              fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+              // Versions ground by the revoked home: the slot, which replica gets it, and before or after they sync.
+              fc.array(fc.record({ slot: fc.nat(3), second: fc.boolean(), early: fc.boolean() }), { maxLength: 4 }),
+              async (n, split, attacks) => {
+                const fixture = makeAccount({ seed: `suite-revoked-${run++}`, homes: 3 });
+                const name = await sut.host(fixture.document);
+                await other.host(fixture.document);
+                const peer = fixture.homes[1]!.peerId;
+                const revoked = new OpWriter(fixture, fixture.homes[2]!);
+                const held: Op[] = [];
+                const variants: Op[] = [];
+                for (let i = 0; i < n; i++) {
+                  const op = revoked.devicePut(`R${i}`);
+                  revoked.seq -= 1;
+                  revoked.lamport -= 1;
+                  const variant = revoked.devicePut(`R${i}`, { display_name: 'other version' });
+                  held.push(op);
+                  variants.push(split[i] ? variant : op);
+                }
+                await sut.store.applyOps(name, held, peer);
+                await other.store.applyOps(name, variants, peer);
+                const digest = (await sut.store.logDigests!(name))[revoked.home.peerId]!;
+                const document = withoutHome(fixture, fixture.document, revoked.home.peerId, { seq: n, digest });
+                await sut.store.offerDocument(name, document, peer);
+                await other.store.offerDocument(name, document, peer);
+                const pinned = await sut.state(name);
+                const hashes = [...held, ...variants].map(opHash);
+                const rogue = attacks.map((a, k) => ({
+                  ...a,
+                  op: groundOp(revoked, (a.slot % n) + 1, `ROGUE${k}`, hashes),
+                }));
+                const attack = async (early: boolean): Promise<void> => {
+                  for (const a of rogue.filter((x) => x.early === early)) {
+                    await (a.second ? other : sut).store.applyOps(name, [a.op], peer);
+                  }
+                };
+                await attack(true);
+                // Anti-entropy as sessions do it on a digest mismatch: each sends the other its whole log.
+                for (let round = 0; round < 2; round++) {
+                  await other.store.applyOps(name, await sut.store.opsMissing(name, {}, 100), peer);
+                  await sut.store.applyOps(name, await other.store.opsMissing(name, {}, 100), peer);
+                }
+                await attack(false);
+                expect(await sut.state(name)).toEqual(pinned);
+                expect(await other.state(name)).toEqual(pinned);
+                expect(await other.store.logDigests!(name)).toEqual(await sut.store.logDigests!(name));
+                expect((await sut.store.logDigests!(name))[revoked.home.peerId]).toBe(digest);
+              },
+            ),
+            { numRuns: revokedRuns, seed: SUITE_SEED },
+          );
+        } finally {
+          await other.teardown();
+        }
+      },
+    );
+
+    describe('cross-signing keys bound by the document', () => {
+      const put = (writer: OpWriter, usage: CrossSigningUsage, body: object) =>
+        writer.make('cross_signing.put', usage, { ...body });
+
+      it('accepts the master key the document names and keys it signed; refuses any other with a reason', async () => {
+        const keys = crossSigningKeys(alice, 'owner');
+        const bound = withCrossSigningMaster(alice, alice.document, keys.master);
+        expect((await sut.store.offerDocument(account, bound, from())).seq).toBe(bound.seq);
+        const good = (['master', 'self_signing', 'user_signing'] as const).map((u) => put(w0(), u, keys.bodies[u]));
+        expect((await sut.store.applyOps(account, good, from())).accepted).toHaveLength(3);
+
+        // A rogue home: its own master key, keys signed by it, and an unsigned self-signing key.
+        const rogue = crossSigningKeys(alice, 'rogue');
+        const forged = crossSigningKeys(alice, 'owner', 'rogue');
+        const unsigned = { ...keys.bodies.self_signing, signatures: {} };
+        const attempts = [
+          put(w1(), 'master', rogue.bodies.master),
+          put(w1(), 'self_signing', rogue.bodies.self_signing),
+          put(w1(), 'user_signing', forged.bodies.user_signing),
+          put(w1(), 'self_signing', unsigned),
+        ];
+        for (const op of attempts) {
+          const result = await sut.store.applyOps(account, [op], from());
+          expect(result.accepted).toEqual([]);
+          expect(result.rejected.map((r) => r.reason)).toEqual(['cross_signing']);
+          w1().seq -= 1;
+          w1().lamport -= 1;
+        }
+        expect((await sut.state(account)).crossSigning).toEqual(keys.bodies);
+      });
+
+      it('refuses a key waiting for a gap when a newer document names another master key', async () => {
+        const first = crossSigningKeys(alice, 'first');
+        const second = crossSigningKeys(alice, 'second');
+        const bound = withCrossSigningMaster(alice, alice.document, first.master);
+        await sut.store.offerDocument(account, bound, from());
+        const gap = w0().devicePut('D1');
+        const waiting = put(w0(), 'self_signing', first.bodies.self_signing);
+        expect((await sut.store.applyOps(account, [waiting], from())).pending).toBe(1);
+        await sut.store.offerDocument(account, withCrossSigningMaster(alice, bound, second.master), from());
+        const result = await sut.store.applyOps(account, [gap], from());
+        expect(result.accepted).toEqual([gap]);
+        expect(result.rejected.map((r) => [r.reason, r.detail])).toEqual([
+          [
+            'cross_signing',
+            expect.stringMatching(/no valid signature by the master key the document names .*\(document 5\)$/),
+          ],
+        ]);
+        expect((await sut.state(account)).crossSigning).toEqual({});
+        expect(await sut.pendingCount(account)).toBe(0);
+      });
+
+      it('binds nothing while the document names no master key (documents made before the binding)', async () => {
+        const keys = crossSigningKeys(alice, 'legacy');
+        const op = put(w1(), 'master', keys.bodies.master);
+        expect((await sut.store.applyOps(account, [op], from())).accepted).toEqual([op]);
+      });
     });
 
     it('reports the same log digests as the in-memory reference for the same ops', async () => {

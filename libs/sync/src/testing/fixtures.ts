@@ -10,12 +10,16 @@ import {
   peerIdFromPublicKey,
   removeHome,
   serverNameFromPublicKey,
+  setCrossSigningMaster,
+  signBytes,
+  signedBytes,
   type AccountDocument,
   type Home,
   type HomeRole,
+  type RevokedEntry,
   type SecretKey,
 } from '@polyhome/identity';
-import { createOp } from '../op.js';
+import { createOp, opHash } from '../op.js';
 import type { CrossSigningBody, CrossSigningUsage, DeviceBody, MemberBody, Membership, Op, OpKind } from '../types.js';
 
 /** Fixed document timestamp, so documents made from the same seeds are byte-identical. */
@@ -87,12 +91,12 @@ export function withHome(account: FixtureAccount, document: AccountDocument, hom
   return addHome(document, home.home, account.rootKey, { ts: FIXTURE_TS });
 }
 
-/** The next document of a fixture account with a home revoked after `cutoff`. */
+/** The next document of a fixture account with a home revoked after `cutoff` (a bare seq, or a pin). */
 export function withoutHome(
   account: FixtureAccount,
   document: AccountDocument,
   peerId: string,
-  cutoff: number,
+  cutoff: RevokedEntry,
 ): AccountDocument {
   return removeHome(document, peerId, cutoff, account.rootKey, { ts: FIXTURE_TS });
 }
@@ -119,6 +123,50 @@ export function memberBody(roomId: string, membership: Membership): MemberBody {
 export function crossSigningBody(account: FixtureAccount, usage: CrossSigningUsage, variant = 0): CrossSigningBody {
   const key = encodeBase64(sha256(new TextEncoder().encode(`${usage}:${variant}`)));
   return { user_id: account.userId, usage: [usage], keys: { [`ed25519:${key}`]: key } };
+}
+
+/** A real cross-signing key set: the master key (unpadded base64) and the body of each key, the others signed by it. */
+export interface CrossSigningKeySet {
+  master: string;
+  bodies: Record<CrossSigningUsage, CrossSigningBody>;
+}
+
+/**
+ * Cross-signing keys from a seed label, as a Matrix client makes them: Ed25519 keys, the self-signing and
+ * user-signing keys signed by the master key (by `signer` instead, to forge them).
+ */
+export function crossSigningKeys(
+  account: Pick<FixtureAccount, 'userId'>,
+  label: string,
+  signer = label,
+): CrossSigningKeySet {
+  const pair = (usage: string, from = label) => keyPairFromSeed(seedFrom(`${account.userId}:${from}:${usage}`));
+  const publicOf = (usage: string) => encodeBase64(pair(usage).publicKey);
+  const master = publicOf('master');
+  const signingKey = pair('master', signer).secretKey;
+  const body = (usage: CrossSigningUsage): CrossSigningBody => {
+    const key = publicOf(usage);
+    const unsigned = { user_id: account.userId, usage: [usage], keys: { [`ed25519:${key}`]: key } };
+    if (usage === 'master') return unsigned;
+    const signature = encodeBase64(signBytes(signedBytes(unsigned), signingKey));
+    return {
+      ...unsigned,
+      signatures: { [account.userId]: { [`ed25519:${encodeBase64(pair('master', signer).publicKey)}`]: signature } },
+    };
+  };
+  return {
+    master,
+    bodies: { master: body('master'), self_signing: body('self_signing'), user_signing: body('user_signing') },
+  };
+}
+
+/** The next document of a fixture account naming `master` as its cross-signing master key. */
+export function withCrossSigningMaster(
+  account: FixtureAccount,
+  document: AccountDocument,
+  master: string,
+): AccountDocument {
+  return setCrossSigningMaster(document, master, account.rootKey, { ts: FIXTURE_TS });
 }
 
 /** A key and body for an op of one kind. */
@@ -215,6 +263,40 @@ export class OpWriter {
   crossSigningPut(usage: CrossSigningUsage, variant = 0): Op {
     return this.make('cross_signing.put', usage, { ...crossSigningBody(this.account, usage, variant) });
   }
+}
+
+/**
+ * What a revoked home that still has its key can do: sign another version of an old slot, with a huge lamport
+ * and its content hash ground below every hash in `below` (by varying `ts`: the hash leaves the signature out,
+ * so each try costs one hash, and only the winner is signed). Throws if no try in `tries` gets below.
+ */
+export function groundOp(
+  writer: OpWriter,
+  seq: number,
+  deviceId: string,
+  below: readonly string[],
+  tries = 1 << 16,
+): Op {
+  const floor = below.reduce((a, b) => (b < a ? b : a), 'g');
+  const content: Omit<Op, 'signatures'> = {
+    type: 'polyhome.op',
+    account: writer.account.serverName,
+    origin: writer.home.peerId,
+    seq,
+    lamport: 2 ** 40,
+    doc_seq: writer.docSeq,
+    ts: FIXTURE_TS,
+    op: 'device.put',
+    key: deviceId,
+    body: { ...deviceBody(writer.account, deviceId, { display_name: 'rogue' }) },
+  };
+  for (let i = 0; i < tries; i++) {
+    const candidate = { ...content, ts: FIXTURE_TS + i };
+    if (opHash({ ...candidate, signatures: {} }) < floor) {
+      return createOp(candidate, writer.home.secretKey, { userId: writer.account.userId });
+    }
+  }
+  throw new Error(`no hash below ${floor.slice(0, 8)} in ${tries} tries`);
 }
 
 /** One OpWriter per home of a fixture account. */

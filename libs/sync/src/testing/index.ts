@@ -6,16 +6,19 @@ export {
   KIND_SAMPLES,
   OpWriter,
   crossSigningBody,
+  crossSigningKeys,
   deviceBody,
+  groundOp,
   makeAccount,
   makeHome,
   memberBody,
   seedFrom,
   withHome,
   withoutHome,
+  withCrossSigningMaster,
   writers,
 } from './fixtures.js';
-export type { FixtureAccount, FixtureHome, KindSample, MakeAccountOptions } from './fixtures.js';
+export type { CrossSigningKeySet, FixtureAccount, FixtureHome, KindSample, MakeAccountOptions } from './fixtures.js';
 export { pump, deliver, wire } from './driver.js';
 export type { Delivery } from './driver.js';
 export { networkAction, runNetwork } from './network.js';

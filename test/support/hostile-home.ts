@@ -1,0 +1,49 @@
+// A real server process hosting a fixture account, and one of the account's homes played by hand: a real
+// libp2p node with the home's key and no sync service, for tests that send the server raw sync frames.
+import { addHome, type AccountDocument } from '@polyhome/identity';
+import { createPolyhomeHost, SYNC_PROTOCOL, type PolyhomeHost } from '@polyhome/p2p';
+import type { Op } from '@polyhome/sync';
+import type { FixtureAccount } from '@polyhome/sync/testing';
+import { expect } from 'vitest';
+import { serverHomeOf } from './client-node.js';
+import { exchange, jsonFrame } from './raw-sync.js';
+import { startFreshServer, type FreshServer } from './server-process.js';
+
+/** A fresh server enrolled in a fixture account (its document with the server added), and a hand-played home. */
+export interface HostileSetup {
+  fresh: FreshServer;
+  document: AccountDocument;
+  host: PolyhomeHost;
+  /** Sends frames after a hello (naming document `docSeq`) on one sync stream; fails on an error frame. */
+  send(frames: unknown[], docSeq: number): Promise<void>;
+  /** An `ops` frame of the account. */
+  opsFrame(ops: readonly Op[]): unknown;
+  /** Stops the home and the server. */
+  dispose(): Promise<void>;
+}
+
+/** Starts a fresh server, enrolls it in `account` and starts a libp2p node with the key of home `home`. */
+export async function serverWithHandPlayedHome(
+  label: string,
+  account: FixtureAccount,
+  home = 0,
+): Promise<HostileSetup> {
+  const fresh = await startFreshServer(label);
+  const document = addHome(account.document, serverHomeOf(fresh.server, 'server'), account.rootKey);
+  const enrolled = await fresh.server.request('POST', '/_polyhome/v1/enroll', { document });
+  expect(enrolled.status, JSON.stringify(enrolled.body)).toBe(201);
+  const host = await createPolyhomeHost({ nodeKey: account.homes[home]!.secretKey, listen: ['/ip4/127.0.0.1/tcp/0'] });
+  const send = async (frames: unknown[], docSeq: number): Promise<void> => {
+    const reply = await exchange(host, fresh.server.addr, SYNC_PROTOCOL, [
+      jsonFrame({ t: 'hello', account: account.serverName, doc_seq: docSeq, vv: {} }),
+      ...frames.map(jsonFrame),
+    ]);
+    expect(reply.frames.filter((f) => (f as { t?: string }).t === 'error')).toEqual([]);
+  };
+  const dispose = async (): Promise<void> => {
+    await host.stop();
+    await fresh.dispose();
+  };
+  const opsFrame = (ops: readonly Op[]): unknown => ({ t: 'ops', account: account.serverName, ops });
+  return { fresh, document, host, send, opsFrame, dispose };
+}
