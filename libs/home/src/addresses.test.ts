@@ -3,7 +3,7 @@ import { makeHome } from '@polyhome/sync/testing';
 import { describe, expect, it } from 'vitest';
 import { parseHomeTarget, peerIdOfMultiaddr } from './addresses.js';
 import { HomeAddressError } from './errors.js';
-import { bodyParserError } from './http-errors.js';
+import { bodyParserError, jsonDepth, jsonDepthGuard, MAX_JSON_DEPTH } from './http-errors.js';
 
 const peer = makeHome('libs-home:addresses').peerId;
 
@@ -54,5 +54,24 @@ describe('bodyParserError', () => {
     expect(bodyParserError(new Error('boom'))).toBeUndefined();
     expect(bodyParserError({ type: 'stream.not.readable', status: 500 })).toBeUndefined();
     expect(bodyParserError(null)).toBeUndefined();
+  });
+});
+
+describe('jsonDepthGuard', () => {
+  const deep = (depth: number): unknown => JSON.parse(`${'['.repeat(depth)}${']'.repeat(depth)}`);
+
+  it('measures nesting iteratively, stopping past the limit', () => {
+    expect(jsonDepth(1, 64)).toBe(0);
+    expect(jsonDepth({ a: [{ b: {} }], c: 1 }, 64)).toBe(4);
+    expect(jsonDepth(deep(100_000), 64)).toBe(65);
+  });
+
+  it('passes a body at the limit on, and refuses a deeper one as 400 M_BAD_JSON', () => {
+    const seen: unknown[] = [];
+    const guard = jsonDepthGuard();
+    guard({ body: deep(MAX_JSON_DEPTH) }, {}, (err) => seen.push(err));
+    guard({ body: deep(MAX_JSON_DEPTH + 1) }, {}, (err) => seen.push(err));
+    expect(seen[0]).toBeUndefined();
+    expect(bodyParserError(seen[1])).toMatchObject({ status: 400, errcode: 'M_BAD_JSON' });
   });
 });

@@ -22,6 +22,12 @@ function fromParser(value: unknown): BodyErrorAnswer | undefined {
       return { status: 400, errcode: 'M_NOT_JSON', error: 'The request body is not valid JSON.' };
     case 'entity.too.large':
       return { status: 413, errcode: 'M_TOO_LARGE', error: 'The request body is too large.' };
+    case JSON_TOO_DEEP:
+      return {
+        status: 400,
+        errcode: 'M_BAD_JSON',
+        error: `The request body nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels.`,
+      };
     case 'encoding.unsupported':
     case 'charset.unsupported':
       return { status: 415, errcode: 'M_NOT_JSON', error: 'The request body must be UTF-8 JSON.' };
@@ -32,4 +38,44 @@ function fromParser(value: unknown): BodyErrorAnswer | undefined {
         ? { status: 413, errcode: 'M_TOO_LARGE', error: 'The request body is too large.' }
         : { status: e.status, errcode: 'M_NOT_JSON', error: 'The request body must be UTF-8 JSON.' };
   }
+}
+
+/** How deep a request body may nest objects and arrays: Matrix bodies need a handful of levels. */
+export const MAX_JSON_DEPTH = 64;
+
+/** The `type` of the error jsonDepthGuard passes on (answered by bodyParserError as 400 M_BAD_JSON). */
+export const JSON_TOO_DEEP = 'entity.too.deep';
+
+/**
+ * Middleware to run right after the JSON body parser: a body nesting deeper than `maxDepth` is refused before
+ * anything walks it recursively (class-transformer overflowed the stack on one, a 500). The walk is iterative
+ * and stops at the first level too deep, so it costs no more than the parse did.
+ */
+export function jsonDepthGuard(
+  maxDepth = MAX_JSON_DEPTH,
+): (req: { body?: unknown }, res: unknown, next: (err?: unknown) => void) => void {
+  return (req, _res, next) => {
+    if (jsonDepth(req.body, maxDepth) > maxDepth) {
+      next(Object.assign(new Error(`request body deeper than ${maxDepth}`), { type: JSON_TOO_DEEP, status: 400 }));
+      return;
+    }
+    next();
+  };
+}
+
+/** The nesting depth of a parsed JSON value (a scalar is 0), counted up to `limit + 1` and no further. */
+export function jsonDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== 'object' || node === null) continue;
+    const level = depth + 1;
+    if (level > deepest) deepest = level;
+    if (deepest > limit) return deepest;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, level]);
+    }
+  }
+  return deepest;
 }
