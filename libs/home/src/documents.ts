@@ -86,6 +86,9 @@ export async function removeHomeFromAccount(
   rootKey: SecretKey,
 ): Promise<AccountDocument> {
   if (peerId === self) throw new SelfRevocationError(peerId);
-  const pin = await revocationPin(store, account, peerId);
+  // Only a home the document lists is looked up: anything else (a typo, "\u0000") is refused by identity's
+  // removeHome as not a home, before it reaches a query.
+  const listed = (await store.document(account))?.homes.some((h) => h.peer_id === peerId) ?? false;
+  const pin = listed ? await revocationPin(store, account, peerId) : 0;
   return changeAccountDocument(store, self, account, (d) => removeHomeFromDocument(d, peerId, pin, rootKey));
 }
