@@ -1,11 +1,6 @@
 import { signJson, type AccountDocument } from '@polyhome/identity';
-import {
-  createPolyhomeHost,
-  ENROLL_MAX_FRAME_BYTES,
-  enrollOverLibp2p,
-  EnrollmentRefusedError,
-  type PolyhomeHost,
-} from '@polyhome/p2p';
+import { withTransientHost } from '@polyhome/home';
+import { ENROLL_MAX_FRAME_BYTES, enrollOverLibp2p, EnrollmentRefusedError } from '@polyhome/p2p';
 import { rawEnrollExchange } from '@polyhome/p2p/testing';
 import { deviceBody } from '@polyhome/sync/testing';
 import { table } from '@polyhome/storage/testing';
@@ -178,12 +173,8 @@ describe.each(SERVER_BACKENDS)('enrollment with ENROLLMENT_POLICY=token on $name
     });
 
     it('refuses malformed requests and frames over the cap, and keeps serving', async () => {
-      const stranger: PolyhomeHost = await createPolyhomeHost({
-        nodeKey: SecretKey.generate(),
-        listen: ['/ip4/127.0.0.1/tcp/0'],
-        inboundConnectionThreshold: 10_000,
-      });
-      try {
+      // A short-lived host of a stranger (dialling only), as a CLI with no running home uses.
+      await withTransientHost({ nodeKey: SecretKey.generate() }, async ({ host: stranger }) => {
         const ask = async (bytes: Uint8Array) => rawEnrollExchange(stranger, loopbackAddr(server), bytes);
         expect((await ask(new TextEncoder().encode('not json'))).errcode).toBe('M_NOT_JSON');
         expect((await ask(new TextEncoder().encode('{"document":{},"extra":1}'))).errcode).toBe('M_BAD_JSON');
@@ -194,9 +185,7 @@ describe.each(SERVER_BACKENDS)('enrollment with ENROLLMENT_POLICY=token on $name
           token: (await newToken()).token,
         });
         expect(ok.peer_id).toBe(server.resources.p2p.peerId);
-      } finally {
-        await stranger.stop();
-      }
+      });
     });
   });
 
