@@ -4,40 +4,25 @@
 // revocation. Here a real server process is attacked that way over libp2p (the ops relayed by a current home,
 // as any home holding them would pass them on): the revocation pins the log's digest, the ground version is
 // refused as `revoked`, and the server's state and log digest stay what the revocation pinned.
-import type { AccountDocument } from '@polyhome/identity';
 import { waitFor } from '@polyhome/p2p/testing';
 import { opHash } from '@polyhome/sync';
 import { groundOp, makeAccount, OpWriter, withoutHome, type FixtureAccount } from '@polyhome/sync/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../support/convergence.js';
-import { serverWithHandPlayedHome, type HostileSetup } from '../support/hostile-home.js';
-import type { FreshServer, ServerProcess } from '../support/server-process.js';
+import { useHandPlayedHome } from '../support/hostile-home.js';
 
 describe('a revoked home rewriting its old ops, over libp2p, to a server process', () => {
-  let fresh: FreshServer;
-  let server: ServerProcess;
-  let setup: HostileSetup;
-  let account: FixtureAccount;
-  let document: AccountDocument;
-
-  beforeAll(async () => {
-    account = makeAccount({
-      seed: `revoked-${process.pid}`,
-      localpart: 'revoked',
-      homes: 2,
-      roles: ['client', 'client'],
-    });
-    // A current home of the account, played by hand: a real libp2p node with the home's key, no sync service.
-    setup = await serverWithHandPlayedHome('revoked', account);
-    ({ fresh, document } = setup);
-    server = fresh.server;
-  }, 180_000);
-
-  afterAll(async () => {
-    await setup?.dispose();
-  }, 60_000);
+  const account: FixtureAccount = makeAccount({
+    seed: `revoked-${process.pid}`,
+    localpart: 'revoked',
+    homes: 2,
+    roles: ['client', 'client'],
+  });
+  // A current home of the account, played by hand: a real libp2p node with the home's key, no sync service.
+  const suite = useHandPlayedHome('revoked', account);
 
   it('refuses a ground second version of a revoked home’s op, and keeps the pinned log', async () => {
+    const { setup, fresh, server, document } = suite;
     const revokedHome = account.homes[1]!;
     const writer = new OpWriter(account, revokedHome, document.seq);
     const ops = [writer.devicePut('R1'), writer.devicePut('R2')];

@@ -4,7 +4,6 @@
 // homes accept a self-signing or user-signing key only with a valid signature by that master key. Here a real
 // server process gets the owner's keys and then a rogue home's, over libp2p: the rogue ones are refused as
 // `cross_signing`, and the server's Matrix `/keys/query` serves the owner's keys, never the rogue's.
-import type { AccountDocument } from '@polyhome/identity';
 import { waitFor } from '@polyhome/p2p/testing';
 import type { CrossSigningUsage } from '@polyhome/sync';
 import {
@@ -14,39 +13,25 @@ import {
   withCrossSigningMaster,
   type FixtureAccount,
 } from '@polyhome/sync/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../support/convergence.js';
-import { serverWithHandPlayedHome, type HostileSetup } from '../support/hostile-home.js';
-import type { FreshServer, ServerProcess } from '../support/server-process.js';
+import { useHandPlayedHome } from '../support/hostile-home.js';
 
 const USAGES: readonly CrossSigningUsage[] = ['master', 'self_signing', 'user_signing'];
 
 describe('a rogue home replacing the cross-signing keys, over libp2p, to a server process', () => {
-  let fresh: FreshServer;
-  let server: ServerProcess;
-  let setup: HostileSetup;
-  let account: FixtureAccount;
-  let document: AccountDocument;
-
-  beforeAll(async () => {
-    account = makeAccount({
-      seed: `rogue-cs-${process.pid}`,
-      localpart: 'owner',
-      homes: 2,
-      roles: ['client', 'client'],
-    });
-    // The rogue home (a current home of the account), played by hand with its own key.
-    setup = await serverWithHandPlayedHome('rogue-cs', account, 1);
-    ({ fresh, document } = setup);
-    server = fresh.server;
-  }, 180_000);
-
-  afterAll(async () => {
-    await setup?.dispose();
-  }, 60_000);
+  const account: FixtureAccount = makeAccount({
+    seed: `rogue-cs-${process.pid}`,
+    localpart: 'owner',
+    homes: 2,
+    roles: ['client', 'client'],
+  });
+  // The rogue home (a current home of the account), played by hand with its own key.
+  const suite = useHandPlayedHome('rogue-cs', account, 1);
 
   /** The account's cross-signing keys as the server's Matrix API serves them to a client of the account. */
   async function keysQuery(): Promise<Record<string, unknown>> {
+    const { server } = suite;
     const token = await server.admin(
       'POST',
       `/admin/v1/accounts/${encodeURIComponent(account.userId)}/login-token`,
@@ -69,6 +54,7 @@ describe('a rogue home replacing the cross-signing keys, over libp2p, to a serve
   }
 
   it('refuses the rogue home’s master key and keys signed by it; /keys/query serves the owner’s', async () => {
+    const { setup, fresh, server, document } = suite;
     const owner = crossSigningKeys(account, 'owner');
     const bound = withCrossSigningMaster(account, document, owner.master);
     // The owner's home signs the keys; the rogue home relays them and the root-signed document, as any home would.

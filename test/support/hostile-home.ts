@@ -4,10 +4,10 @@ import { addHome, type AccountDocument } from '@polyhome/identity';
 import { createPolyhomeHost, SYNC_PROTOCOL, type PolyhomeHost } from '@polyhome/p2p';
 import type { Op } from '@polyhome/sync';
 import type { FixtureAccount } from '@polyhome/sync/testing';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { serverHomeOf } from './client-node.js';
 import { exchange, jsonFrame } from './raw-sync.js';
-import { startFreshServer, type FreshServer } from './server-process.js';
+import { startFreshServer, type FreshServer, type ServerProcess } from './server-process.js';
 
 /** A fresh server enrolled in a fixture account (its document with the server added), and a hand-played home. */
 export interface HostileSetup {
@@ -46,4 +46,45 @@ export async function serverWithHandPlayedHome(
   };
   const opsFrame = (ops: readonly Op[]): unknown => ({ t: 'ops', account: account.serverName, ops });
   return { fresh, document, host, send, opsFrame, dispose };
+}
+
+/** What a suite of tests against a hand-played home sees once its `beforeAll` has run. */
+export interface HostileSuite {
+  readonly setup: HostileSetup;
+  readonly fresh: FreshServer;
+  readonly server: ServerProcess;
+  /** The account's document with the server added (the one in force on the server at start). */
+  readonly document: AccountDocument;
+}
+
+/**
+ * Registers the `beforeAll` that starts a fresh server enrolled in `account` with home `home` played by hand
+ * (serverWithHandPlayedHome), and the `afterAll` that stops both. Read the fields inside tests.
+ */
+export function useHandPlayedHome(label: string, account: FixtureAccount, home = 0): HostileSuite {
+  let setup: HostileSetup | undefined;
+  beforeAll(async () => {
+    setup = await serverWithHandPlayedHome(label, account, home);
+  }, 180_000);
+  afterAll(async () => {
+    await setup?.dispose();
+  }, 60_000);
+  const started = (): HostileSetup => {
+    if (setup === undefined) throw new Error(`the hand-played home of ${label} has not started`);
+    return setup;
+  };
+  return {
+    get setup() {
+      return started();
+    },
+    get fresh() {
+      return started().fresh;
+    },
+    get server() {
+      return started().fresh.server;
+    },
+    get document() {
+      return started().document;
+    },
+  };
 }
