@@ -33,12 +33,12 @@ export async function changeAccountDocument(
   store: DocumentStore,
   self: string,
   account: string,
-  change: (document: AccountDocument) => AccountDocument,
+  change: (document: AccountDocument) => AccountDocument | Promise<AccountDocument>,
   beforeInForce?: (next: AccountDocument) => Promise<void>,
 ): Promise<AccountDocument> {
   const document = await store.document(account);
   if (document === undefined) throw new AccountNotHeldError(account);
-  const next = change(document);
+  const next = await change(document);
   if (beforeInForce !== undefined) await beforeInForce(next);
   return store.offerDocument(account, next, self);
 }
@@ -86,9 +86,11 @@ export async function removeHomeFromAccount(
   rootKey: SecretKey,
 ): Promise<AccountDocument> {
   if (peerId === self) throw new SelfRevocationError(peerId);
-  // Only a home the document lists is looked up: anything else (a typo, "\u0000") is refused by identity's
-  // removeHome as not a home, before it reaches a query.
-  const listed = (await store.document(account))?.homes.some((h) => h.peer_id === peerId) ?? false;
-  const pin = listed ? await revocationPin(store, account, peerId) : 0;
-  return changeAccountDocument(store, self, account, (d) => removeHomeFromDocument(d, peerId, pin, rootKey));
+  return changeAccountDocument(store, self, account, async (document) => {
+    // Only a home the document lists is looked up: anything else (a typo, "\u0000") is refused by identity's
+    // removeHome as not a home, before it reaches a query.
+    const listed = document.homes.some((h) => h.peer_id === peerId);
+    const pin = listed ? await revocationPin(store, account, peerId) : 0;
+    return removeHomeFromDocument(document, peerId, pin, rootKey);
+  });
 }
