@@ -23,6 +23,9 @@ export default defineConfig({
   },
   test: {
     include: ['apps/*/src/**/*.test.ts', 'libs/*/src/**/*.test.ts', 'migrations/src/**/*.test.ts', 'test/**/*.test.ts'],
+    // The soak runs alone after the rest (vitest.soak.config.ts): its figures mean something only on a machine
+    // that runs nothing else.
+    exclude: ['**/node_modules/**', '**/dist/**', 'test/soak/**'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',

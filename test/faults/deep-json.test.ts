@@ -3,13 +3,10 @@
 // server goes on serving. The body is sent as raw text, since the test's own JSON.stringify would overflow too.
 import { MAX_JSON_DEPTH } from '@polyhome/home';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deepJson } from '../support/attacks.js';
 import { ADMIN_TOKEN, startFreshServer, type FreshServer } from '../support/server-process.js';
 
 const ADMIN_TOKEN_HEADER = { Authorization: `Bearer ${ADMIN_TOKEN}` };
-
-function nested(depth: number): string {
-  return `{"a":${'['.repeat(depth - 1)}1${']'.repeat(depth - 1)}}`;
-}
 
 describe('deeply nested JSON to a server process', () => {
   let fresh: FreshServer;
@@ -38,7 +35,7 @@ describe('deeply nested JSON to a server process', () => {
         ['/_polyhome/v1/enroll', {}],
         ['/admin/v1/enrollment-tokens', ADMIN_TOKEN_HEADER],
       ] as const) {
-        const res = await post(route, nested(depth), headers);
+        const res = await post(route, deepJson(depth), headers);
         const body = (await res.json()) as { errcode?: string; error?: string };
         expect([route, depth, res.status, body.errcode]).toEqual([route, depth, 400, 'M_BAD_JSON']);
         expect(body.error).toContain(String(MAX_JSON_DEPTH));
@@ -49,7 +46,7 @@ describe('deeply nested JSON to a server process', () => {
 
   it('still takes a body nested as deep as allowed to its usual answer', async () => {
     // Valid JSON at the limit is not refused for its depth: the route answers as for any malformed login.
-    const res = await post('/_matrix/client/v3/login', nested(MAX_JSON_DEPTH));
+    const res = await post('/_matrix/client/v3/login', deepJson(MAX_JSON_DEPTH));
     const body = (await res.json()) as { errcode?: string };
     expect(res.status).toBe(400);
     expect(body.errcode).not.toBe('M_BAD_JSON');

@@ -11,6 +11,7 @@ import { waitFor } from '@polyhome/p2p/testing';
 import { MAX_PENDING_UNKNOWN_ORIGINS, SESSION_WINDOW, type Op } from '@polyhome/sync';
 import { makeAccount, makeHome, OpWriter, withHome, type FixtureAccount } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bigMembership } from '../support/attacks.js';
 import { openDatabase } from '../support/convergence.js';
 import { serverWithHandPlayedHome } from '../support/hostile-home.js';
 import { exchange, jsonFrame } from '../support/raw-sync.js';
@@ -23,16 +24,6 @@ const FIRST_ORIGINS = 2 * MAX_PENDING_UNKNOWN_ORIGINS;
 const OPS_PER_ORIGIN = 20;
 /** The second flood: many more origins, all refused; what it sends must not stay in the server's heap. */
 const SECOND_ORIGINS = 200;
-
-/** A `member.set` body carrying a membership event with a large content: a big op, as an attacker would send. */
-function bigMembership(userId: string, roomId: string): Record<string, unknown> {
-  const content = { membership: 'join', padding: 'x'.repeat(12_000) };
-  return {
-    room_id: roomId,
-    membership: 'join',
-    event: { type: 'm.room.member', room_id: roomId, state_key: userId, content },
-  };
-}
 
 describe('a flood of pending ops under throwaway origins, over libp2p, to a server process', () => {
   let fresh: FreshServer;

@@ -8,7 +8,6 @@
 // What is asserted is not a timing: the refusal codes, and the server's own count of curve-point checks
 // (`polyhome_public_key_point_checks_total`), which must not move with the attack (before, it grew by 4,096
 // per hello). The /health latencies measured during the attack are printed.
-import { generateKeyPairSync } from 'node:crypto';
 import { addHome, isPeerId, removeHome, type AccountDocument } from '@polyhome/identity';
 import {
   createPolyhomeHost,
@@ -18,8 +17,8 @@ import {
   type PolyhomeHost,
 } from '@polyhome/p2p';
 import { makeAccount, makeHome, type FixtureAccount } from '@polyhome/sync/testing';
-import { base58btc } from 'multiformats/bases/base58';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshPeerIds, median } from '../support/attacks.js';
 import { serverHomeOf } from '../support/client-node.js';
 import { exchange, jsonFrame } from '../support/raw-sync.js';
 import { startFreshServer, type FreshServer, type ServerProcess } from '../support/server-process.js';
@@ -28,28 +27,6 @@ import { startFreshServer, type FreshServer, type ServerProcess } from '../suppo
 const HELLOS = 6;
 /** Document offers the stranger sends. */
 const OFFERS = 6;
-/** The identity multihash prefix of an Ed25519 PeerId (protobuf key type 1, 32 bytes). */
-const PEER_ID_PREFIX = Uint8Array.from([0x00, 0x24, 0x08, 0x01, 0x12, 0x20]);
-
-/** `n` PeerIds of fresh, valid Ed25519 keys (node's native key generation: the attacker's cost is small). */
-function freshPeerIds(n: number): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const jwk = generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' });
-    const key = Buffer.from(String(jwk.x), 'base64url');
-    const bytes = new Uint8Array(PEER_ID_PREFIX.length + key.length);
-    bytes.set(PEER_ID_PREFIX);
-    bytes.set(key, PEER_ID_PREFIX.length);
-    out.push(base58btc.baseEncode(bytes));
-  }
-  return out;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-}
-
 describe('a stranger attacking a server process with costly hellos and document offers', () => {
   let fresh: FreshServer;
   let server: ServerProcess;

@@ -58,6 +58,11 @@ export class CliNode {
     return JSON.parse(r.out) as T;
   }
 
+  /** The process id of the running node (undefined when stopped). */
+  get pid(): number | undefined {
+    return this.running ? this.child!.pid : undefined;
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
