@@ -8,7 +8,7 @@ import { createPolyhomeHost, createSyncService, type PolyhomeHost, type SyncServ
 import type { Op, VersionVector } from '@polyhome/sync';
 import { MemoryReplicaStore, OpWriter, deviceBody, makeAccount, makeHome, memberBody } from '@polyhome/sync/testing';
 import type { FixtureAccount, FixtureHome } from '@polyhome/sync/testing';
-import type { Answer, ServerProcess } from './server-process.js';
+import { matrixLogin, type Answer, type ServerProcess } from './server-process.js';
 
 /** What to start a client node with. */
 export interface ClientNodeInit {
@@ -178,17 +178,7 @@ export class ClientNode {
 
 /** Logs a new Matrix device in on a server (admin login token, then m.login.token): one op of that server. */
 export async function loginDevice(server: ServerProcess, userId: string): Promise<string> {
-  const token = await server.admin('POST', `/admin/v1/accounts/${encodeURIComponent(userId)}/login-token`, {});
-  if (token.status !== 201 && token.status !== 200) {
-    throw new Error(`login token on ${server.init.name}: ${token.status} ${JSON.stringify(token.body)}`);
-  }
-  const login = await server.request('POST', '/_matrix/client/v3/login', {
-    type: 'm.login.token',
-    token: token.body['login_token'],
-  });
-  if (login.status !== 200)
-    throw new Error(`login on ${server.init.name}: ${login.status} ${JSON.stringify(login.body)}`);
-  return String(login.body['device_id']);
+  return (await matrixLogin(server, userId)).deviceId;
 }
 
 /** A gater refusing dials to the given TCP ports. */

@@ -151,6 +151,24 @@ export class ServerProcess {
   }
 }
 
+/** Logs a new Matrix device in on a server (admin login token, then m.login.token): one op of that server. */
+export async function matrixLogin(
+  server: ServerProcess,
+  userId: string,
+): Promise<{ deviceId: string; accessToken: string }> {
+  const token = await server.admin('POST', `/admin/v1/accounts/${encodeURIComponent(userId)}/login-token`, {});
+  if (token.status !== 201 && token.status !== 200) {
+    throw new Error(`login token on ${server.init.name}: ${token.status} ${JSON.stringify(token.body)}`);
+  }
+  const login = await server.request('POST', '/_matrix/client/v3/login', {
+    type: 'm.login.token',
+    token: token.body['login_token'],
+  });
+  if (login.status !== 200)
+    throw new Error(`login on ${server.init.name}: ${login.status} ${JSON.stringify(login.body)}`);
+  return { deviceId: String(login.body['device_id']), accessToken: String(login.body['access_token']) };
+}
+
 /** A server process of its own: a fresh PostgreSQL database, data directory and queue prefix in Redis. */
 export interface FreshServer {
   server: ServerProcess;

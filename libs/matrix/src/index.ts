@@ -1,10 +1,14 @@
 export { MatrixClientApiModule } from './matrix.module.js';
 export type { MatrixClientApiAsyncOptions } from './matrix.module.js';
 export { MATRIX_HOME_PORT, MATRIX_OPTIONS, MATRIX_STORE } from './port.js';
+export { DEVICE_KEY_LIMITS } from './keys/keys.service.js';
 export type {
   MatrixAccountState,
+  MatrixChanges,
   MatrixClientApiOptions,
+  MatrixDeviceKeyLimits,
   MatrixHomePort,
+  MatrixKeyUpload,
   MatrixLocalChange,
   MatrixRoomVersion,
   MatrixStore,

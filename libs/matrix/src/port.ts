@@ -66,6 +66,29 @@ export interface MatrixStoredKey {
   value: unknown;
 }
 
+/** How many keys a device may hold on a home: one-time keys (all algorithms), and algorithms with a fallback key. */
+export interface MatrixDeviceKeyLimits {
+  oneTime: number;
+  fallbackAlgorithms: number;
+}
+
+/**
+ * What `uploadKeys` did: stored everything, or nothing because the device would then hold more than its limit
+ * (`kind` says which; `held` is what it holds, `adding` what the upload would add).
+ */
+export type MatrixKeyUpload =
+  { stored: true } | { stored: false; kind: 'one_time' | 'fallback'; held: number; adding: number };
+
+/**
+ * Changes of an account after a position, and the position reached. `expired` when the store pruned the
+ * account's stream past that position: changes may be missing from `keys`, so everything counts as changed.
+ */
+export interface MatrixChanges {
+  position: number;
+  keys: string[];
+  expired: boolean;
+}
+
 /** Local, unreplicated storage of the Matrix client API (`SqlMatrixStore` of `@polyhome/storage` fits it). */
 export interface MatrixStore {
   insertAccessToken(token: MatrixStoredToken): Promise<void>;
@@ -73,15 +96,20 @@ export interface MatrixStore {
   deleteAccessToken(tokenHash: string): Promise<void>;
   deleteDeviceTokens(serverName: string, deviceIds: string[]): Promise<void>;
   devicesWithTokens(serverName: string, home: string): Promise<string[]>;
-  addOneTimeKeys(serverName: string, deviceId: string, keys: MatrixStoredKey[]): Promise<void>;
-  setFallbackKeys(serverName: string, deviceId: string, keys: MatrixStoredKey[]): Promise<void>;
+  /** One-time keys added and fallback keys replaced at once, or nothing when the device would exceed `limits`. */
+  uploadKeys(
+    serverName: string,
+    deviceId: string,
+    upload: { oneTime: MatrixStoredKey[]; fallback: MatrixStoredKey[] },
+    limits: MatrixDeviceKeyLimits,
+  ): Promise<MatrixKeyUpload>;
   countOneTimeKeys(serverName: string, deviceId: string): Promise<Record<string, number>>;
   unusedFallbackKeyTypes(serverName: string, deviceId: string): Promise<string[]>;
   claimKey(serverName: string, deviceId: string, algorithm: string): Promise<{ keyId: string; value: unknown } | null>;
   deleteDeviceKeys(serverName: string, deviceId: string): Promise<void>;
   recordChanges(serverName: string, keys: string[]): Promise<number>;
   position(): Promise<number>;
-  changesSince(serverName: string, since: number): Promise<{ position: number; keys: string[] }>;
+  changesSince(serverName: string, since: number): Promise<MatrixChanges>;
   saveRoomEvent(serverName: string, roomId: string, event: Record<string, unknown>): Promise<void>;
   roomEvents(serverName: string, roomId: string): Promise<Array<Record<string, unknown>>>;
 }

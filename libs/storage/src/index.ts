@@ -17,8 +17,14 @@ export type { EnrollmentTokenRecord, EnrollmentTokenRepository } from './reposit
 export type { StorageTransaction, Transactions } from './repositories/transaction.js';
 export { SqlReplicaStore } from './replica-store.js';
 export type { HostAccountInit, LocalOpContext, SqlReplicaStoreInit, StoredAccountState } from './replica-store.js';
-export { SqlMatrixStore } from './matrix-store.js';
-export type { ChangesSince, StoredAccessToken, StoredDeviceKey } from './matrix-store.js';
+export { DEFAULT_CHANGES_PER_ACCOUNT, SqlMatrixStore } from './matrix-store.js';
+export type {
+  ChangesSince,
+  DeviceKeyLimits,
+  DeviceKeyUpload,
+  StoredAccessToken,
+  StoredDeviceKey,
+} from './matrix-store.js';
 export { SqlLoginTokens } from './login-tokens.js';
 export { SqlSeqGuardStore } from './seq-guard-store.js';
 export type { LoginTokenUse } from './login-tokens.js';

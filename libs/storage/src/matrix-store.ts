@@ -1,5 +1,6 @@
-import { In, type DataSource, type QueryDeepPartialEntity } from 'typeorm';
+import { In, type DataSource, type EntityManager, type QueryDeepPartialEntity } from 'typeorm';
 import { MatrixAccessTokenEntity } from './entities/matrix-access-token.entity.js';
+import { MatrixChangeHorizonEntity } from './entities/matrix-change-horizon.entity.js';
 import { MatrixChangeEntity } from './entities/matrix-change.entity.js';
 import { MatrixDeviceKeyEntity } from './entities/matrix-device-key.entity.js';
 import { MatrixRoomEventEntity } from './entities/matrix-room-event.entity.js';
@@ -22,11 +23,31 @@ export interface StoredDeviceKey {
 /** The advisory lock key that orders appends to the change stream (any constant unique to this use). */
 const CHANGE_STREAM_LOCK = 0x70686d63; // "phmc"
 
-/** Changes of one account after a position, and the position they reach. */
+/**
+ * Changes of one account after a position, and the position they reach. `expired` when the account's stream
+ * was pruned past that position: changes after it may be missing from `keys`, so treat everything as changed.
+ */
 export interface ChangesSince {
   position: number;
   keys: string[];
+  expired: boolean;
 }
+
+/** How many keys a device may hold here: one-time keys (all algorithms), and algorithms with a fallback key. */
+export interface DeviceKeyLimits {
+  oneTime: number;
+  fallbackAlgorithms: number;
+}
+
+/**
+ * What `uploadKeys` did: stored everything, or nothing because the device would then hold more than its limit
+ * (`kind` says which; `held` is what it holds, `adding` what the upload would add).
+ */
+export type DeviceKeyUpload =
+  { stored: true } | { stored: false; kind: 'one_time' | 'fallback'; held: number; adding: number };
+
+/** Entries of the change stream kept per account (the newest); older ones are pruned when it grows past this. */
+export const DEFAULT_CHANGES_PER_ACCOUNT = 256;
 
 /**
  * The local tables of the Matrix client API on PostgreSQL or PGlite: hashed access tokens, one-time and
@@ -34,7 +55,14 @@ export interface ChangesSince {
  * `MatrixStore` port of `@polyhome/matrix` structurally, so storage does not depend on the Matrix module.
  */
 export class SqlMatrixStore {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly changesPerAccount = DEFAULT_CHANGES_PER_ACCOUNT,
+  ) {
+    // At least the newest entry is kept, so the stream's position never goes back.
+    if (!Number.isSafeInteger(changesPerAccount) || changesPerAccount < 1)
+      throw new RangeError(`changesPerAccount must be a positive integer, not ${changesPerAccount}.`);
+  }
 
   /** Stores a new token's hash. */
   async insertAccessToken(token: StoredAccessToken): Promise<void> {
@@ -71,25 +99,60 @@ export class SqlMatrixStore {
     return rows.map((r) => r.device_id);
   }
 
-  /** Adds one-time keys; a key id already held is kept as it was (uploads are retried by clients). */
-  async addOneTimeKeys(serverName: string, deviceId: string, keys: StoredDeviceKey[]): Promise<void> {
-    if (keys.length === 0) return;
-    await this.dataSource
-      .createQueryBuilder()
-      .insert()
-      .into(MatrixDeviceKeyEntity)
-      .values(keys.map((k) => rowOf(serverName, deviceId, 'one_time', k)))
-      .orIgnore()
-      .execute();
-  }
-
-  /** Replaces the fallback key of each algorithm given (Matrix keeps one per algorithm). */
-  async setFallbackKeys(serverName: string, deviceId: string, keys: StoredDeviceKey[]): Promise<void> {
-    if (keys.length === 0) return;
-    await this.dataSource.transaction(async (manager) => {
+  /**
+   * Adds one-time keys and replaces the fallback key of each algorithm given (Matrix keeps one per algorithm, the
+   * last one of the upload), in one transaction, unless the device would then hold more than `limits`: then
+   * nothing is stored. A one-time key id already held is kept as it was and not counted again (uploads are
+   * retried by clients). Uploads of one device are serialised by an advisory lock, so two at once cannot both
+   * pass the count.
+   */
+  async uploadKeys(
+    serverName: string,
+    deviceId: string,
+    upload: { oneTime: StoredDeviceKey[]; fallback: StoredDeviceKey[] },
+    limits: DeviceKeyLimits,
+  ): Promise<DeviceKeyUpload> {
+    const oneTime = upload.oneTime;
+    const fallback = [...new Map(upload.fallback.map((k) => [k.algorithm, k])).values()];
+    if (oneTime.length === 0 && fallback.length === 0) return { stored: true };
+    return this.dataSource.transaction(async (manager) => {
+      await manager.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [serverName, deviceId]);
       const repo = manager.getRepository(MatrixDeviceKeyEntity);
-      await repo.delete({ serverName, deviceId, kind: 'fallback', algorithm: In(keys.map((k) => k.algorithm)) });
-      await repo.insert(keys.map((k) => rowOf(serverName, deviceId, 'fallback', k)));
+      if (oneTime.length > 0) {
+        const held = await repo.countBy({ serverName, deviceId, kind: 'one_time' });
+        const known = await repo.countBy({
+          serverName,
+          deviceId,
+          kind: 'one_time',
+          keyId: In(oneTime.map((k) => k.keyId)),
+        });
+        const adding = new Set(oneTime.map((k) => k.keyId)).size - known;
+        if (held + adding > limits.oneTime) return { stored: false, kind: 'one_time', held, adding };
+      }
+      if (fallback.length > 0) {
+        const rows = await repo.find({
+          select: { algorithm: true },
+          where: { serverName, deviceId, kind: 'fallback' },
+        });
+        const algorithms = new Set(rows.map((r) => r.algorithm));
+        const adding = fallback.filter((k) => !algorithms.has(k.algorithm)).length;
+        if (algorithms.size + adding > limits.fallbackAlgorithms)
+          return { stored: false, kind: 'fallback', held: algorithms.size, adding };
+      }
+      if (oneTime.length > 0) {
+        await manager
+          .createQueryBuilder()
+          .insert()
+          .into(MatrixDeviceKeyEntity)
+          .values(oneTime.map((k) => rowOf(serverName, deviceId, 'one_time', k)))
+          .orIgnore()
+          .execute();
+      }
+      if (fallback.length > 0) {
+        await repo.delete({ serverName, deviceId, kind: 'fallback', algorithm: In(fallback.map((k) => k.algorithm)) });
+        await repo.insert(fallback.map((k) => rowOf(serverName, deviceId, 'fallback', k)));
+      }
+      return { stored: true };
     });
   }
 
@@ -156,40 +219,87 @@ export class SqlMatrixStore {
    * several server instances share the database: a reader that sees position `p` has seen every change up to
    * `p`. (Without it, an append holding id 10 could commit after another's id 11, and a client whose `since`
    * was 11 would never see 10.)
+   *
+   * The stream stays bounded in the same transaction: a key's older entries are dropped (any `since` before
+   * them is also before its new entry, so no answer changes), and an account keeps its newest
+   * `changesPerAccount` entries; the ones pruned beyond that move the account's horizon, and `changesSince`
+   * answers a position before it as expired. The newest entry of the stream is never pruned, so the position
+   * never goes back.
    */
   async recordChanges(serverName: string, keys: string[]): Promise<number> {
-    if (keys.length === 0) return this.position();
+    const unique = [...new Set(keys)];
+    if (unique.length === 0) return this.position();
     return this.dataSource.transaction(async (manager) => {
       await manager.query('SELECT pg_advisory_xact_lock($1)', [CHANGE_STREAM_LOCK]);
-      const result = await manager.getRepository(MatrixChangeEntity).insert(keys.map((key) => ({ serverName, key })));
-      return Math.max(...result.identifiers.map((i) => Number((i as { id: string | number }).id)));
+      const result = await manager.getRepository(MatrixChangeEntity).insert(unique.map((key) => ({ serverName, key })));
+      const ids = result.identifiers.map((i) => Number((i as { id: string | number }).id));
+      await manager
+        .createQueryBuilder()
+        .delete()
+        .from(MatrixChangeEntity)
+        .where('server_name = :serverName AND key IN (:...keys) AND id < :first', {
+          serverName,
+          keys: unique,
+          first: String(Math.min(...ids)),
+        })
+        .execute();
+      await this.pruneAccount(manager, serverName);
+      return Math.max(...ids);
     });
+  }
+
+  // Keeps the account's newest entries; the highest id pruned becomes (or raises) its horizon.
+  private async pruneAccount(manager: EntityManager, serverName: string): Promise<void> {
+    const cut = await manager
+      .getRepository(MatrixChangeEntity)
+      .createQueryBuilder('c')
+      .select('c.id', 'id')
+      .where('c.server_name = :serverName', { serverName })
+      .orderBy('c.id', 'DESC')
+      .offset(this.changesPerAccount)
+      .limit(1)
+      .getRawOne<{ id: string }>();
+    if (cut === undefined) return;
+    await manager
+      .createQueryBuilder()
+      .delete()
+      .from(MatrixChangeEntity)
+      .where('server_name = :serverName AND id <= :cut', { serverName, cut: cut.id })
+      .execute();
+    await manager.query(
+      `INSERT INTO matrix_change_horizon (server_name, pruned_through) VALUES ($1, $2)
+       ON CONFLICT (server_name) DO UPDATE SET pruned_through = GREATEST(matrix_change_horizon.pruned_through, EXCLUDED.pruned_through)`,
+      [serverName, cut.id],
+    );
   }
 
   /** The newest position of the whole stream (0 when empty). */
   async position(): Promise<number> {
-    const row = await this.dataSource
-      .getRepository(MatrixChangeEntity)
-      .createQueryBuilder('c')
-      .select('MAX(c.id)', 'max')
-      .getRawOne<{ max: string | null }>();
-    return Number(row?.max ?? 0);
+    return positionOf(this.dataSource.manager);
   }
 
-  /** Keys of an account changed after `since` (distinct), with the newest position of the stream. */
+  /**
+   * Keys of an account changed after `since` (distinct), with the newest position of the stream; expired when
+   * the account's stream was pruned past `since`. Read in one snapshot, so an append or a prune committing
+   * meanwhile cannot make the answer skip an entry.
+   */
   async changesSince(serverName: string, since: number): Promise<ChangesSince> {
-    const position = await this.position();
-    const rows = await this.dataSource
-      .getRepository(MatrixChangeEntity)
-      .createQueryBuilder('c')
-      .select('DISTINCT c.key', 'key')
-      .where('c.server_name = :serverName AND c.id > :since AND c.id <= :position', {
-        serverName,
-        since: String(since),
-        position: String(position),
-      })
-      .getRawMany<{ key: string }>();
-    return { position, keys: rows.map((r) => r.key).sort() };
+    return this.dataSource.transaction('REPEATABLE READ', async (manager) => {
+      const position = await positionOf(manager);
+      const horizon = await manager.getRepository(MatrixChangeHorizonEntity).findOneBy({ serverName });
+      const expired = horizon !== null && since < Number(horizon.prunedThrough);
+      const rows = await manager
+        .getRepository(MatrixChangeEntity)
+        .createQueryBuilder('c')
+        .select('DISTINCT c.key', 'key')
+        .where('c.server_name = :serverName AND c.id > :since AND c.id <= :position', {
+          serverName,
+          since: String(since),
+          position: String(position),
+        })
+        .getRawMany<{ key: string }>();
+      return { position, keys: rows.map((r) => r.key).sort(), expired };
+    });
   }
 
   /** Stores a room event made here (create event, invites of others). */
@@ -219,4 +329,13 @@ function rowOf(
   key: StoredDeviceKey,
 ): QueryDeepPartialEntity<MatrixDeviceKeyEntity> {
   return { serverName, deviceId, kind, ...key, used: false } as QueryDeepPartialEntity<MatrixDeviceKeyEntity>;
+}
+
+async function positionOf(manager: EntityManager): Promise<number> {
+  const row = await manager
+    .getRepository(MatrixChangeEntity)
+    .createQueryBuilder('c')
+    .select('MAX(c.id)', 'max')
+    .getRawOne<{ max: string | null }>();
+  return Number(row?.max ?? 0);
 }

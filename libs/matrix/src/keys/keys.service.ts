@@ -9,6 +9,8 @@ import {
   MATRIX_HOME_PORT,
   MATRIX_STORE,
   type MatrixHomePort,
+  type MatrixDeviceKeyLimits,
+  type MatrixKeyUpload,
   type MatrixLocalChange,
   type MatrixStore,
   type MatrixStoredKey,
@@ -18,6 +20,13 @@ import { parseSyncToken } from '../sync/sync-token.js';
 
 /** One-time keys accepted per upload; more is refused, as the sync caps refuse oversized bodies. */
 const MAX_KEYS_PER_UPLOAD = 200;
+
+/**
+ * Keys a device may hold on this home: one-time keys of all algorithms together (clients keep about 50 on the
+ * server, matrix-js-sdk and the Rust crypto half of what their account can hold), and algorithms with a fallback
+ * key (Matrix has one, `signed_curve25519`). An upload that would go beyond is refused whole (docs/decisions.md).
+ */
+export const DEVICE_KEY_LIMITS: MatrixDeviceKeyLimits = { oneTime: 500, fallbackAlgorithms: 8 };
 
 const CROSS_SIGNING_FIELDS = [
   ['master_key', 'master'],
@@ -41,6 +50,7 @@ export class KeysService {
     const deviceKeys = optionalRecord(body, 'device_keys');
     const oneTime = keyList(optionalRecord(body, 'one_time_keys'), 'one_time_keys');
     const fallback = keyList(optionalRecord(body, 'fallback_keys'), 'fallback_keys');
+    let deviceChange: MatrixLocalChange | undefined;
     if (deviceKeys !== undefined) {
       if (deviceKeys['user_id'] !== session.userId || deviceKeys['device_id'] !== session.deviceId) {
         throw new MatrixError('M_INVALID_PARAM', 'device_keys must be of this user and this device.');
@@ -55,12 +65,18 @@ export class KeysService {
       const current = state.devices[session.deviceId];
       if (current === undefined) throw new MatrixError('M_UNKNOWN_TOKEN', 'This device was deleted.');
       const next = { ...current, algorithms, keys, signatures };
-      if (JSON.stringify(next) !== JSON.stringify(current)) {
-        await this.port.applyLocal(session.serverName, [{ op: 'device.put', key: session.deviceId, body: next }]);
-      }
+      if (JSON.stringify(next) !== JSON.stringify(current))
+        deviceChange = { op: 'device.put', key: session.deviceId, body: next };
     }
-    await this.store.addOneTimeKeys(session.serverName, session.deviceId, oneTime);
-    await this.store.setFallbackKeys(session.serverName, session.deviceId, fallback);
+    // The limits are checked before anything of the upload is applied: a refused upload changes nothing.
+    const stored = await this.store.uploadKeys(
+      session.serverName,
+      session.deviceId,
+      { oneTime, fallback },
+      DEVICE_KEY_LIMITS,
+    );
+    if (!stored.stored) throw keyLimitError(stored);
+    if (deviceChange !== undefined) await this.port.applyLocal(session.serverName, [deviceChange]);
     if (oneTime.length > 0 || fallback.length > 0)
       await this.feed.record(session.serverName, [`keys:${session.deviceId}`]);
     return { one_time_key_counts: await this.store.countOneTimeKeys(session.serverName, session.deviceId) };
@@ -135,9 +151,10 @@ export class KeysService {
   async changes(session: MatrixSession, from: unknown, to: unknown): Promise<{ changed: string[]; left: string[] }> {
     const since = parseSyncToken(from, 'from');
     const until = parseSyncToken(to, 'to');
-    const { keys } = await this.store.changesSince(session.serverName, since);
+    const { keys, expired } = await this.store.changesSince(session.serverName, since);
     void until; // Positions above `to` are few and only make the answer conservative, which clients accept.
-    const changed = keys.some((k) => k.startsWith('device:') || k.startsWith('cross_signing:'));
+    // An expired `from` (the stream was pruned past it) cannot tell: the user counts as changed, as in Synapse.
+    const changed = expired || keys.some((k) => k.startsWith('device:') || k.startsWith('cross_signing:'));
     return { changed: changed ? [session.userId] : [], left: [] };
   }
 
@@ -230,6 +247,22 @@ function mergeSignatures(
   return out;
 }
 
+function keyLimitError(refused: Extract<MatrixKeyUpload, { stored: false }>): MatrixError {
+  if (refused.kind === 'fallback') {
+    return new MatrixError(
+      'M_INVALID_PARAM',
+      `A device keeps fallback keys of at most ${DEVICE_KEY_LIMITS.fallbackAlgorithms} algorithms here; this one ` +
+        `has ${refused.held} and the upload adds ${refused.adding}. Nothing was stored: upload fallback keys of fewer algorithms.`,
+    );
+  }
+  return new MatrixError(
+    'M_INVALID_PARAM',
+    `A device keeps at most ${DEVICE_KEY_LIMITS.oneTime} one-time keys here; this one holds ${refused.held} and the ` +
+      `upload adds ${refused.adding}. Nothing was stored: upload at most ${Math.max(0, DEVICE_KEY_LIMITS.oneTime - refused.held)} ` +
+      'new keys (one_time_key_counts and /sync say how many are held).',
+  );
+}
+
 function keyList(keys: JsonRecord | undefined, field: string): MatrixStoredKey[] {
   if (keys === undefined) return [];
   const entries = Object.entries(keys);
@@ -237,8 +270,8 @@ function keyList(keys: JsonRecord | undefined, field: string): MatrixStoredKey[]
     throw new MatrixError('M_BAD_JSON', `${field} has more than ${MAX_KEYS_PER_UPLOAD} keys.`);
   return entries.map(([keyId, value]) => {
     const algorithm = keyId.split(':')[0] ?? '';
-    if (algorithm === '' || !keyId.includes(':') || keyId.length > 255) {
-      throw new MatrixError('M_BAD_JSON', `${field} key ids are <algorithm>:<id>.`);
+    if (algorithm === '' || algorithm.length > 128 || !keyId.includes(':') || keyId.length > 255) {
+      throw new MatrixError('M_BAD_JSON', `${field} key ids are <algorithm>:<id> (at most 128 and 255 characters).`);
     }
     if (typeof value !== 'string' && !isRecord(value))
       throw new MatrixError('M_BAD_JSON', `${field} values are strings or objects.`);

@@ -31,15 +31,24 @@ export class SyncService {
     for (;;) {
       const wait = this.feed.waitForChange(session.serverName, Math.max(0, deadline - Date.now()));
       const changes = await this.store.changesSince(session.serverName, since);
-      if (changes.keys.length > 0 || Date.now() >= deadline) {
+      if (changes.expired || changes.keys.length > 0 || Date.now() >= deadline) {
         wait.cancel();
-        return this.build(session, changes.position, changes.keys);
+        return this.build(session, changes.position, changes.expired ? 'expired' : changes.keys);
       }
       await wait.promise;
     }
   }
 
-  private async build(session: MatrixSession, position: number, changed: string[] | undefined): Promise<JsonRecord> {
+  /**
+   * The response at `position`: `changed` lists the keys changed since the client's token (undefined: initial
+   * sync; 'expired': the stream was pruned past the token, so every room and the device list count as changed,
+   * left rooms included, and timelines are marked limited, as Synapse answers a token older than its caches).
+   */
+  private async build(
+    session: MatrixSession,
+    position: number,
+    changed: string[] | 'expired' | undefined,
+  ): Promise<JsonRecord> {
     const state = await this.port.state(session.serverName);
     const rooms: { join: JsonRecord; invite: JsonRecord; leave: JsonRecord; knock: JsonRecord } = {
       join: {},
@@ -48,7 +57,7 @@ export class SyncService {
       knock: {},
     };
     const roomIds =
-      changed === undefined
+      changed === undefined || changed === 'expired'
         ? Object.keys(state.memberships)
         : [
             ...new Set(
@@ -61,7 +70,7 @@ export class SyncService {
       const membership = state.memberships[roomId];
       if (membership === undefined) continue;
       const event = isRecord(membership['event']) ? clientEvent(membership['event']) : undefined;
-      const timeline = { events: event === undefined ? [] : [event], limited: false };
+      const timeline = { events: event === undefined ? [] : [event], limited: changed === 'expired' };
       switch (membership['membership']) {
         case 'join': {
           const others = (await this.store.roomEvents(session.serverName, roomId)).map(clientEvent);
@@ -86,7 +95,8 @@ export class SyncService {
           if (changed !== undefined) rooms.leave[roomId] = { state: { events: [] }, timeline };
       }
     }
-    const devicesChanged = (changed ?? []).some((k) => k.startsWith('device:') || k.startsWith('cross_signing:'));
+    const devicesChanged =
+      changed === 'expired' || (changed ?? []).some((k) => k.startsWith('device:') || k.startsWith('cross_signing:'));
     return {
       next_batch: syncToken(position),
       rooms,

@@ -6,6 +6,7 @@ import { EnrollmentTokenEntity } from './enrollment-token.entity.js';
 import { HomeNodeEntity } from './home-node.entity.js';
 import { LoginTokenEntity } from './login-token.entity.js';
 import { MatrixAccessTokenEntity } from './matrix-access-token.entity.js';
+import { MatrixChangeHorizonEntity } from './matrix-change-horizon.entity.js';
 import { MatrixChangeEntity } from './matrix-change.entity.js';
 import { MatrixDeviceKeyEntity } from './matrix-device-key.entity.js';
 import { MatrixRoomEventEntity } from './matrix-room-event.entity.js';
@@ -24,6 +25,7 @@ export {
   LoginTokenEntity,
   MatrixAccessTokenEntity,
   MatrixChangeEntity,
+  MatrixChangeHorizonEntity,
   MatrixDeviceKeyEntity,
   MatrixRoomEventEntity,
   OpEntity,
@@ -50,6 +52,7 @@ export const ENTITIES = [
   MatrixAccessTokenEntity,
   MatrixDeviceKeyEntity,
   MatrixChangeEntity,
+  MatrixChangeHorizonEntity,
   MatrixRoomEventEntity,
   DhtSeqGuardEntity,
 ];

@@ -13,6 +13,7 @@ export type TableName =
   | 'login_token'
   | 'matrix_access_token'
   | 'matrix_change'
+  | 'matrix_change_horizon'
   | 'matrix_device_key'
   | 'matrix_room_event'
   | 'op'
