@@ -59,7 +59,21 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
         logger,
         seqGuard: await openSeqGuardStore(storage),
       },
-      { listen: config.p2pListen, bootstrap: config.p2pBootstrap, announceEveryMs: ANNOUNCE_EVERY_MS },
+      {
+        listen: config.p2pListen,
+        bootstrap: config.p2pBootstrap,
+        announceEveryMs: ANNOUNCE_EVERY_MS,
+        host: {
+          maxConnections: config.p2pMaxConnections,
+          inboundConnectionThreshold: config.p2pInboundConnectionThreshold,
+          connectionLimits: {
+            homeReserve: config.p2pHomeConnectionReserve,
+            maxConnectionsPerPeer: config.p2pMaxConnectionsPerPeer,
+            maxStrangerConnectionsPerIp: config.p2pMaxStrangerConnectionsPerIp,
+            strangerIdleTimeout: config.p2pStrangerIdleTimeoutMs,
+          },
+        },
+      },
     ).catch((err: unknown) => {
       throw new Error(
         `Cannot start the libp2p node on ${config.p2pListen.join(', ')}: ${(err as Error).message}. ` +

@@ -2,6 +2,7 @@
 // raises `changed` on the other home; acks land in the store; a refused change is a Matrix M_BAD_JSON; a home
 // made empty takes in an account whose document names it; document changes and announcements.
 import { MatrixError } from '@polyhome/matrix/errors';
+import { HOME_PEER_TAG, HOME_PEER_TAG_VALUE } from '@polyhome/p2p';
 import { waitFor } from '@polyhome/p2p/testing';
 import { createInProcessQueue } from '@polyhome/queue';
 import { openStorage, SqlReplicaStore, SqlSeqGuardStore, type Storage } from '@polyhome/storage';
@@ -59,7 +60,7 @@ describe('Home', () => {
     await a.store.hostAccount(account.document, { custody: 'self' });
     await b.store.hostAccount(account.document, { custody: 'self' });
     await Promise.all([a.home.start(), b.home.start(), c.home.start()]);
-  }, 60_000);
+  }, 240_000);
   afterAll(async () => {
     await Promise.all([a?.close(), b?.close(), c?.close()]);
   });
@@ -169,6 +170,24 @@ describe('Home', () => {
     // What a restart reads: the rows, not the memory of the store.
     const reopened = await SqlSeqGuardStore.open(a.storage.dataSource);
     expect(await reopened.highestSeq(account.serverName)).toBe(held!.seq);
+  });
+
+  it('marks and tags the homes of its accounts for the connection guard, and untags a revoked one', async () => {
+    const guard = a.home.host.services.connectionGuard;
+    const tagged = async (peerId: string): Promise<boolean> => {
+      await guard.tagsWritten();
+      const peer = (await a.home.host.peerStore.all()).find((p) => p.id.toString() === peerId);
+      return peer?.tags.get(HOME_PEER_TAG)?.value === HOME_PEER_TAG_VALUE;
+    };
+    // b from the store at start, c from the document that added it; neither is the stranger.
+    expect(guard.isHome(b.home.peerId)).toBe(true);
+    expect(guard.isHome(c.home.peerId)).toBe(true);
+    expect(await tagged(b.home.peerId)).toBe(true);
+    expect(await tagged(c.home.peerId)).toBe(true);
+    await a.home.removeHome(account.serverName, c.home.peerId, account.rootKey);
+    expect(guard.isHome(c.home.peerId)).toBe(false);
+    expect(await tagged(c.home.peerId)).toBe(false);
+    expect(guard.isHome(b.home.peerId)).toBe(true);
   });
 
   it('stops once, after the background work', async () => {

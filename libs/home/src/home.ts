@@ -175,7 +175,15 @@ export class Home {
    */
   async start(): Promise<void> {
     const { sync, host } = this;
+    // The homes of the hosted accounts are exempt from the connection guard's stranger limits and tagged so
+    // the pruner keeps them; a revoked home is a stranger again.
+    const guard = host.services.connectionGuard;
+    guard.addHomes(sync.homePeers());
     this.#unsubscribe.push(
+      sync.on('homes', ({ added, removed }) => {
+        guard.removeHomes(removed);
+        guard.addHomes(added);
+      }),
       sync.on('acked', ({ account, peerId, vv }) =>
         this.#background.track(this.components.store.recordAck(account, peerId, vv), 'recording an ack'),
       ),

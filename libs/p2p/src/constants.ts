@@ -26,8 +26,24 @@ export const RECORD_GUARD_MAX_ACCOUNTS = 10_000;
 
 /** Default listen address: every interface, a port chosen by the OS. */
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0'];
-/** Most open connections; a home talks to its accounts' homes and a slice of the DHT. */
+/** Most open connections (libp2p's hard cap); a home talks to its accounts' homes and a slice of the DHT. */
 export const MAX_CONNECTIONS = 300;
+/**
+ * Connection slots kept for the homes of the hosted accounts: a stranger's (any peer that is not such a home)
+ * inbound connection is refused once the table holds MAX_CONNECTIONS - HOME_CONNECTION_RESERVE connections, and
+ * when a home's connection leaves fewer free slots than this, strangers' connections are closed to make room.
+ */
+export const HOME_CONNECTION_RESERVE = 50;
+/** Most connections one PeerId may hold with this node (a home too); a further inbound one is refused. */
+export const MAX_CONNECTIONS_PER_PEER = 4;
+/** Most inbound connections of strangers from one IP address (a home is not counted nor refused by it). */
+export const MAX_STRANGER_CONNECTIONS_PER_IP = 16;
+/** A stranger's connection with no open stream for this long is closed (ms); homes' connections are kept. */
+export const STRANGER_IDLE_TIMEOUT = 60_000;
+/** Peer tag that marks the homes of the hosted accounts: the connection pruner closes their connections last. */
+export const HOME_PEER_TAG = 'polyhome-home';
+/** Value of HOME_PEER_TAG: the highest libp2p allows (kad-dht's closest peers carry 50). */
+export const HOME_PEER_TAG_VALUE = 100;
 /** Most inbound connections being upgraded at once (a slow-handshake flood stops here). */
 export const MAX_INCOMING_PENDING_CONNECTIONS = 10;
 /** Inbound connections per second accepted from one host before libp2p resets them. */

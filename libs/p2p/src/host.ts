@@ -25,6 +25,7 @@ import {
   PING_MAX_STREAMS,
   RECORD_NAMESPACE,
 } from './constants.js';
+import { ConnectionGuard, type ConnectionLimits } from './connection-guard.js';
 import { AccountRecordGuard, type AccountRecordGuardInit } from './record-guard.js';
 import { accountRecordSelector } from './records.js';
 import { InvalidHostInitError, NodeKeyMismatchError } from './errors.js';
@@ -37,6 +38,8 @@ export interface PolyhomeServices extends Record<string, unknown> {
   dht: KadDHT;
   /** The DHT replay guard: pin the accounts this node hosts or looks up (discovery does, when given it). */
   recordGuard: AccountRecordGuard;
+  /** The connection guard: per-peer and per-IP limits, a reserve for homes, idle strangers closed (see there). */
+  connectionGuard: ConnectionGuard;
 }
 
 /** A started or stopped polyhome libp2p node. */
@@ -58,6 +61,11 @@ export interface PolyhomeHostInit {
   bootstrap?: string[];
   /** Most open connections (default MAX_CONNECTIONS). */
   maxConnections?: number;
+  /**
+   * The connection guard's limits (defaults HOME_CONNECTION_RESERVE, MAX_CONNECTIONS_PER_PEER,
+   * MAX_STRANGER_CONNECTIONS_PER_IP, STRANGER_IDLE_TIMEOUT); maxConnections is the one above.
+   */
+  connectionLimits?: Partial<Omit<ConnectionLimits, 'maxConnections'>>;
   /** Inbound connections being upgraded at once (default MAX_INCOMING_PENDING_CONNECTIONS). */
   maxIncomingPendingConnections?: number;
   /** Inbound connections per second from one host (default INBOUND_CONNECTION_THRESHOLD; raise in tests). */
@@ -102,6 +110,11 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
     ...init.recordGuard,
     ...(init.logger !== undefined ? { logger: init.logger } : {}),
   });
+  const connectionGuard = new ConnectionGuard({
+    ...init.connectionLimits,
+    maxConnections: init.maxConnections ?? MAX_CONNECTIONS,
+    ...(init.logger !== undefined ? { logger: init.logger } : {}),
+  });
   const node = await createLibp2p<PolyhomeServices>({
     privateKey,
     start: false,
@@ -111,12 +124,12 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
       listen: init.listen ?? DEFAULT_LISTEN,
       ...(init.announce !== undefined ? { announce: init.announce } : {}),
     },
-    ...(init.connectionGater !== undefined ? { connectionGater: init.connectionGater } : {}),
+    connectionGater: connectionGuard.gater(init.connectionGater),
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: {
-      maxConnections: init.maxConnections ?? MAX_CONNECTIONS,
+      maxConnections: connectionGuard.limits.maxConnections,
       maxIncomingPendingConnections: init.maxIncomingPendingConnections ?? MAX_INCOMING_PENDING_CONNECTIONS,
       inboundConnectionThreshold: init.inboundConnectionThreshold ?? INBOUND_CONNECTION_THRESHOLD,
       dialTimeout: init.dialTimeout ?? DIAL_TIMEOUT,
@@ -137,8 +150,10 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
         selectors: { [RECORD_NAMESPACE]: accountRecordSelector },
       }),
       recordGuard: () => guard,
+      connectionGuard: () => connectionGuard,
     },
   });
+  connectionGuard.attach(node);
   if (init.start !== false) {
     await node.start();
     await dialBootstrap(node, init.bootstrap ?? [], init.logger);

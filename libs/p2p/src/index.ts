@@ -26,6 +26,8 @@ export {
   createAccountRecordValidator,
   accountRecordSelector,
 } from './records.js';
+export { ConnectionGuard } from './connection-guard.js';
+export type { ConnectionGuardInit, ConnectionLimits, GuardReason, GuardedNode } from './connection-guard.js';
 export { AccountRecordGuard, FileSeqGuardStore, GuardedRecordDatastore, MemorySeqGuardStore } from './record-guard.js';
 export type { AccountRecordGuardInit, SeqGuardStore } from './record-guard.js';
 export { decodeMessage, encodeMessage, DEFAULT_FRAME_LIMITS } from './frames.js';
@@ -135,6 +137,8 @@ export interface SyncEvents {
   rejected: { account: string; peerId: string; code: string; detail: string; op?: unknown };
   /** A newer account document arrived from a peer and is now in force. */
   document: { account: string; peerId: string; document: AccountDocument };
+  /** Peers became homes of a hosted account, or are no longer the home of any (revoked, or their account left). */
+  homes: { added: string[]; removed: string[] };
 }
 
 /** A listener of one sync event. */
@@ -177,6 +181,8 @@ export interface SyncService {
   unhost(account: string): Promise<void>;
   /** The accounts served. */
   hosted(): string[];
+  /** The PeerIds of the other homes of the accounts served (the `homes` event tells changes). */
+  homePeers(): string[];
   /** New local ops are in the store: push them at once to every connected home of the account. Throws AccountNotHostedError. */
   publish(account: string, ops?: readonly Op[]): void;
   /** The account document in the store changed (home added or removed): re-check sessions and send it on. */

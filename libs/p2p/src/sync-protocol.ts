@@ -203,6 +203,10 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     return [...this.#accounts.keys()];
   }
 
+  homePeers(): string[] {
+    return [...this.#byHome.keys()];
+  }
+
   publish(account: string, _ops?: readonly Op[]): void {
     this.#hosted(account);
     // The ops are already in the store; each session sends what its peer lacks, starting now.
@@ -486,20 +490,25 @@ export class PolyhomeSync implements SyncService, SessionOwner {
   };
 
   // Records (store defined) or forgets (store undefined) a hosted account and its other homes, index included.
+  // Peers that became or stopped being a home of some hosted account are told in a `homes` event.
   #setHosted(account: string, store: ReplicaStore | undefined, homes: readonly string[]): void {
+    const before = new Set<string>();
     const previous = this.#accounts.get(account);
     for (const home of previous?.homes ?? []) {
       const accounts = this.#byHome.get(home);
       accounts?.delete(account);
       if (accounts?.size === 0) {
+        before.add(home);
         this.#byHome.delete(home);
         this.#peerIds.delete(home);
       }
     }
     if (store === undefined) {
       this.#accounts.delete(account);
+      this.#homesChanged(before, []);
       return;
     }
+    const added: string[] = [];
     const others: string[] = [];
     for (const home of homes) {
       if (home === this.localPeer || others.includes(home)) continue;
@@ -513,10 +522,16 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       if (accounts === undefined) {
         accounts = new Set();
         this.#byHome.set(shared, accounts);
+        if (!before.delete(shared)) added.push(shared);
       }
       accounts.add(account);
     }
     this.#accounts.set(account, { store, homes: others });
+    this.#homesChanged(before, added);
+  }
+
+  #homesChanged(removed: Set<string>, added: string[]): void {
+    if (removed.size > 0 || added.length > 0) this.#emit('homes', { added, removed: [...removed] });
   }
 
   #setHomes(account: string, hosted: Hosted, document: AccountDocument | undefined): void {
@@ -605,7 +620,12 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       } catch (error) {
         // A listener's failure is its own; the protocol carries on, and the failure is seen.
         this.#log.error(
-          { ...errorFields(error), stack: (error as Error).stack, event, account: detail.account },
+          {
+            ...errorFields(error),
+            stack: (error as Error).stack,
+            event,
+            account: 'account' in detail ? detail.account : undefined,
+          },
           'sync event listener threw',
         );
       }

@@ -21,7 +21,35 @@ describe('configuration', () => {
       migrationsRun: true,
       rateLimitPerMinute: 120,
       metricsToken: undefined,
+      p2pMaxConnections: 300,
+      p2pHomeConnectionReserve: 50,
+      p2pMaxConnectionsPerPeer: 4,
+      p2pMaxStrangerConnectionsPerIp: 16,
+      p2pStrangerIdleTimeoutMs: 60_000,
+      p2pInboundConnectionThreshold: 5,
     });
+  });
+
+  it('reads the libp2p connection limits, and refuses a home reserve that leaves strangers no slot', () => {
+    const config = loadConfig({
+      P2P_MAX_CONNECTIONS: '20',
+      P2P_HOME_CONNECTION_RESERVE: '5',
+      P2P_MAX_CONNECTIONS_PER_PEER: '2',
+      P2P_MAX_STRANGER_CONNECTIONS_PER_IP: '3',
+      P2P_STRANGER_IDLE_TIMEOUT_MS: '1000',
+      P2P_INBOUND_CONNECTION_THRESHOLD: '50',
+    });
+    expect(config).toMatchObject({
+      p2pMaxConnections: 20,
+      p2pHomeConnectionReserve: 5,
+      p2pMaxConnectionsPerPeer: 2,
+      p2pMaxStrangerConnectionsPerIp: 3,
+      p2pStrangerIdleTimeoutMs: 1000,
+      p2pInboundConnectionThreshold: 50,
+    });
+    expect(() => loadConfig({ P2P_MAX_CONNECTIONS: '20', P2P_HOME_CONNECTION_RESERVE: '20' })).toThrow(
+      /P2P_HOME_CONNECTION_RESERVE: is 20, expected less than P2P_MAX_CONNECTIONS \(20\)/,
+    );
   });
 
   it('reads every variable', () => {
@@ -62,6 +90,8 @@ describe('configuration', () => {
     ['RATE_LIMIT_PER_MINUTE', '-1', /RATE_LIMIT_PER_MINUTE: got "-1", expected a whole number from 0 to 1000000/],
     ['RATE_LIMIT_PER_MINUTE', 'lots', /RATE_LIMIT_PER_MINUTE: got "lots"/],
     ['METRICS_TOKEN', 'short', /METRICS_TOKEN: must be at least 16 characters/],
+    ['P2P_MAX_CONNECTIONS', '1', /P2P_MAX_CONNECTIONS: got "1", expected a whole number from 2 to 100000/],
+    ['P2P_MAX_STRANGER_CONNECTIONS_PER_IP', '0', /P2P_MAX_STRANGER_CONNECTIONS_PER_IP: got "0"/],
   ])('refuses %s=%s naming the variable and what is allowed', (name, value, message) => {
     let error: unknown;
     try {

@@ -1,5 +1,13 @@
 import { isIP } from 'node:net';
 import { multiaddr } from '@multiformats/multiaddr';
+import {
+  HOME_CONNECTION_RESERVE,
+  INBOUND_CONNECTION_THRESHOLD,
+  MAX_CONNECTIONS,
+  MAX_CONNECTIONS_PER_PEER,
+  MAX_STRANGER_CONNECTIONS_PER_IP,
+  STRANGER_IDLE_TIMEOUT,
+} from '@polyhome/p2p';
 
 /** Pino log levels accepted in LOG_LEVEL. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -46,6 +54,13 @@ export interface AppConfig {
   logLevel: LogLevel;
   p2pListen: string[];
   p2pBootstrap: string[];
+  /** libp2p connection limits (see the connection guard of @polyhome/p2p). */
+  p2pMaxConnections: number;
+  p2pHomeConnectionReserve: number;
+  p2pMaxConnectionsPerPeer: number;
+  p2pMaxStrangerConnectionsPerIp: number;
+  p2pStrangerIdleTimeoutMs: number;
+  p2pInboundConnectionThreshold: number;
   homeName: string;
   sealingKey: string | undefined;
   enrollmentPolicy: EnrollmentPolicy;
@@ -180,6 +195,38 @@ export const CONFIG_SCHEMA = {
     default: '',
     parse: multiaddrs(true),
   },
+  P2P_MAX_CONNECTIONS: {
+    description: 'Most open libp2p connections (the hard cap; 2-100000).',
+    default: String(MAX_CONNECTIONS),
+    parse: integer(2, 100_000),
+  },
+  P2P_HOME_CONNECTION_RESERVE: {
+    description:
+      "libp2p connection slots strangers (peers that are no home of a hosted account) may not take, kept for the accounts' homes; below P2P_MAX_CONNECTIONS.",
+    default: String(HOME_CONNECTION_RESERVE),
+    parse: integer(1, 100_000),
+  },
+  P2P_MAX_CONNECTIONS_PER_PEER: {
+    description: 'Most libp2p connections one PeerId may hold with this server.',
+    default: String(MAX_CONNECTIONS_PER_PEER),
+    parse: integer(1, 1000),
+  },
+  P2P_MAX_STRANGER_CONNECTIONS_PER_IP: {
+    description:
+      "Most inbound libp2p connections of strangers from one IP address (the accounts' homes are not counted).",
+    default: String(MAX_STRANGER_CONNECTIONS_PER_IP),
+    parse: integer(1, 100_000),
+  },
+  P2P_STRANGER_IDLE_TIMEOUT_MS: {
+    description: "A stranger's libp2p connection with no open stream for this long is closed (the homes' are kept).",
+    default: String(STRANGER_IDLE_TIMEOUT),
+    parse: integer(100, 86_400_000),
+  },
+  P2P_INBOUND_CONNECTION_THRESHOLD: {
+    description: 'Inbound libp2p connections per second accepted from one IP address.',
+    default: String(INBOUND_CONNECTION_THRESHOLD),
+    parse: integer(1, 100_000),
+  },
   HOME_NAME: {
     description: 'The name this server is given in the account documents it signs or joins (1-64 characters).',
     default: 'server',
@@ -251,7 +298,7 @@ function read<T>(env: Env, name: string, variable: Variable<T>): T | undefined {
 /** Validates the environment against the schema; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): AppConfig {
   const s = CONFIG_SCHEMA;
-  return {
+  const config: AppConfig = {
     port: read(env, 'PORT', s.PORT)!,
     host: read(env, 'HOST', s.HOST)!,
     dataDir: read(env, 'DATA_DIR', s.DATA_DIR)!,
@@ -262,6 +309,16 @@ export function loadConfig(env: Env = process.env): AppConfig {
     logLevel: read(env, 'LOG_LEVEL', s.LOG_LEVEL)!,
     p2pListen: read(env, 'P2P_LISTEN', s.P2P_LISTEN)!,
     p2pBootstrap: read(env, 'P2P_BOOTSTRAP', s.P2P_BOOTSTRAP)!,
+    p2pMaxConnections: read(env, 'P2P_MAX_CONNECTIONS', s.P2P_MAX_CONNECTIONS)!,
+    p2pHomeConnectionReserve: read(env, 'P2P_HOME_CONNECTION_RESERVE', s.P2P_HOME_CONNECTION_RESERVE)!,
+    p2pMaxConnectionsPerPeer: read(env, 'P2P_MAX_CONNECTIONS_PER_PEER', s.P2P_MAX_CONNECTIONS_PER_PEER)!,
+    p2pMaxStrangerConnectionsPerIp: read(
+      env,
+      'P2P_MAX_STRANGER_CONNECTIONS_PER_IP',
+      s.P2P_MAX_STRANGER_CONNECTIONS_PER_IP,
+    )!,
+    p2pStrangerIdleTimeoutMs: read(env, 'P2P_STRANGER_IDLE_TIMEOUT_MS', s.P2P_STRANGER_IDLE_TIMEOUT_MS)!,
+    p2pInboundConnectionThreshold: read(env, 'P2P_INBOUND_CONNECTION_THRESHOLD', s.P2P_INBOUND_CONNECTION_THRESHOLD)!,
     homeName: read(env, 'HOME_NAME', s.HOME_NAME)!,
     sealingKey: read(env, 'SEALING_KEY', s.SEALING_KEY),
     enrollmentPolicy: read(env, 'ENROLLMENT_POLICY', s.ENROLLMENT_POLICY)!,
@@ -270,6 +327,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
     rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE', s.RATE_LIMIT_PER_MINUTE)!,
     metricsToken: read(env, 'METRICS_TOKEN', s.METRICS_TOKEN),
   };
+  if (config.p2pHomeConnectionReserve >= config.p2pMaxConnections) {
+    throw new ConfigError(
+      'P2P_HOME_CONNECTION_RESERVE',
+      `is ${config.p2pHomeConnectionReserve}, expected less than P2P_MAX_CONNECTIONS (${config.p2pMaxConnections}), or strangers (the DHT) get no connection.`,
+    );
+  }
+  return config;
 }
 
 /** Injection token of the AppConfig. */

@@ -1,13 +1,13 @@
 // Test support for @polyhome/p2p: real libp2p nodes on 127.0.0.1 with a MemoryReplicaStore, raw sync
 // streams for hostile-peer tests, and condition polling. Source-only (not built).
 import { createServer } from 'node:net';
-import type { PeerId, Stream } from '@libp2p/interface';
+import type { Libp2p, PeerId, Stream } from '@libp2p/interface';
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils';
 import type { AccountDocument, SecretKey } from '@polyhome/identity';
 import type { SyncMessage } from '@polyhome/sync';
 import { MemoryReplicaStore } from '@polyhome/sync/testing';
 import { DHT_PROTOCOL, ENROLL_MAX_FRAME_BYTES, ENROLL_PROTOCOL, SYNC_PROTOCOL } from '../constants.js';
-import { createPolyhomeHost, type PolyhomeHost } from '../host.js';
+import { createPolyhomeHost, type PolyhomeHost, type PolyhomeHostInit } from '../host.js';
 import type { AccountRecordGuardInit } from '../record-guard.js';
 import {
   createDiscovery,
@@ -42,6 +42,8 @@ export interface StartNodeOptions {
   port?: number;
   /** The DHT replay guard's store and cache size (default: in memory, RECORD_GUARD_MAX_ACCOUNTS). */
   recordGuard?: AccountRecordGuardInit;
+  /** The connection guard's limits (default: the host's, with the per-IP stranger limit raised). */
+  connectionLimits?: PolyhomeHostInit['connectionLimits'];
 }
 
 /** Starts a host with sync and discovery on 127.0.0.1, with limits raised for many local nodes. */
@@ -52,6 +54,8 @@ export async function startNode(options: StartNodeOptions): Promise<TestNode> {
     bootstrap: options.bootstrap ?? [],
     inboundConnectionThreshold: 10_000,
     maxIncomingPendingConnections: 1000,
+    // Every test node dials from 127.0.0.1: the per-IP stranger limit would count them all as one address.
+    connectionLimits: { maxStrangerConnectionsPerIp: 10_000, ...options.connectionLimits },
     ...(options.recordGuard !== undefined ? { recordGuard: options.recordGuard } : {}),
   });
   const sync = createSyncService(host, options.sync);
@@ -242,4 +246,43 @@ export async function waitForDhtPeers(node: TestNode, peers: readonly PeerId[]):
     }
     return true;
   }, 'DHT peers identified');
+}
+
+/** A bare libp2p node (TCP, noise, yamux; no identify, no DHT, no protocol): a stranger that only holds connections. */
+export type StrangerNode = Libp2p;
+
+/** Starts a stranger: it listens nowhere, speaks no protocol, and keeps whatever connections it opens idle. */
+export async function startStranger(): Promise<StrangerNode> {
+  const [{ createLibp2p }, { tcp }, { noise }, { yamux }] = await Promise.all([
+    import('libp2p'),
+    import('@libp2p/tcp'),
+    import('@chainsafe/libp2p-noise'),
+    import('@chainsafe/libp2p-yamux'),
+  ]);
+  return createLibp2p({
+    addresses: { listen: [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: { maxConnections: 10_000 },
+  });
+}
+
+/**
+ * Opens a new connection from `stranger` to `addr` (a further one to the same peer too) and resolves whether it
+ * is open once the upgrade is over (a refused one rejects or is closed at once by the far end).
+ */
+export async function openStrangerConnection(stranger: StrangerNode, addr: string): Promise<boolean> {
+  const { multiaddr } = await import('@multiformats/multiaddr');
+  try {
+    const conn = await stranger.dial(multiaddr(addr), { force: true, signal: AbortSignal.timeout(10_000) });
+    return conn.status === 'open';
+  } catch {
+    return false;
+  }
+}
+
+/** The stranger's open connections to a peer. */
+export function openConnectionsTo(node: Pick<Libp2p, 'getConnections'>, peerId: string): number {
+  return node.getConnections().filter((c) => c.status === 'open' && c.remotePeer.toString() === peerId).length;
 }
