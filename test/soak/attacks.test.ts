@@ -15,13 +15,22 @@ import type { AccountDocument } from '@polyhome/identity';
 import {
   createPolyhomeHost,
   DOCUMENT_PROTOCOL,
+  MAX_STRANGER_CONNECTIONS_PER_IP,
   MAX_VECTOR_ENTRIES,
   SYNC_PROTOCOL,
   type PolyhomeHost,
 } from '@polyhome/p2p';
 import { createOp, MAX_EVIDENCE_PER_ORIGIN, SESSION_WINDOW, type Op } from '@polyhome/sync';
 import { makeHome, type FixtureHome } from '@polyhome/sync/testing';
-import { waitFor } from '@polyhome/p2p/testing';
+import { DEVICE_KEY_LIMITS } from '@polyhome/matrix';
+import {
+  openConnectionsTo,
+  openStrangerConnection,
+  startStranger,
+  waitFor,
+  type StrangerNode,
+} from '@polyhome/p2p/testing';
+import { DEFAULT_CHANGES_PER_ACCOUNT } from '@polyhome/storage';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bigMembership, deepJson, freshPeerIds, median, quantile } from '../support/attacks.js';
@@ -138,6 +147,8 @@ describe('the soak: every attack at once against a server and a client home', ()
   let hostedUser = '';
   let otkToken = '';
   let otkDevice = '';
+  let laptopPeer = '';
+  const cleanup: Array<() => Promise<unknown>> = [];
   let onLaptop: Session;
   let onServer: Session;
 
@@ -151,6 +162,7 @@ describe('the soak: every attack at once against a server and a client home', ()
     userId = made.user_id;
     serverName = userId.slice(userId.indexOf(':') + 1);
     await laptop.start();
+    laptopPeer = laptop.addr.slice(laptop.addr.lastIndexOf('/') + 1);
     await laptop.json('home', 'add', server.addr, '--role', 'server', '--name', 'companion');
     // A compromised home of the account, played by hand: its key is the attacker's.
     rogue = makeHome(`soak-rogue-${process.pid}`, 'client', 'rogue');
@@ -211,6 +223,7 @@ describe('the soak: every attack at once against a server and a client home', ()
   }, 300_000);
 
   afterAll(async () => {
+    await Promise.allSettled(cleanup.map((stop) => stop()));
     await Promise.allSettled([rogueHost?.stop(), stranger?.stop(), laptop?.stop('SIGKILL')]);
     await fresh?.dispose();
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });
@@ -240,7 +253,9 @@ describe('the soak: every attack at once against a server and a client home', ()
       const watches = targets.map((t) => new Watch(t));
       const end = performance.now() + SOAK_MS;
       const over = (): boolean => performance.now() >= end;
+      const only = process.env['SOAK_ATTACKS']?.split(',');
       const every = async (ms: number, name: string, step: () => Promise<void>): Promise<void> => {
+        if (only !== undefined && name !== 'owner' && !only.some((o) => name.includes(o))) return;
         while (!over()) {
           const start = performance.now();
           try {
@@ -328,6 +343,19 @@ describe('the soak: every attack at once against a server and a client home', ()
         }
       });
 
+      // Strangers opening connections and leaving them idle, four a second in turn to both homes (libp2p's own
+      // threshold is five a second from one address), from a pool of 32 PeerIds on the one address.
+      const fillers: StrangerNode[] = [];
+      for (let i = 0; i < 32; i++) fillers.push(await startStranger());
+      cleanup.push(() => Promise.all(fillers.map(async (f) => f.stop())));
+      const connections = every(250, 'stranger connections', async () => {
+        const t = tally('stranger connections');
+        const n = t['sent'] ?? 0;
+        count(t, 'sent');
+        const open = await openStrangerConnection(fillers[n % fillers.length]!, p2pTargets[n % 2]!);
+        count(t, open ? 'open' : 'refused');
+      });
+
       // Deeply nested JSON to both Matrix APIs.
       const deep = every(250, 'deep JSON', async () => {
         const t = tally('deep JSON');
@@ -403,11 +431,16 @@ describe('the soak: every attack at once against a server and a client home', ()
 
       let watching = true;
       const probes = Promise.all(watches.map((w) => w.run(() => !watching)));
-      await Promise.all([hellos, offers, flood, deep, guesses, keys, owner]);
+      await Promise.all([hellos, offers, flood, connections, deep, guesses, keys, owner]);
       // A last 10 s of probes with the attack over: memory must not keep what the attack sent.
       await sleep(10_000);
       watching = false;
       await probes;
+
+      // What the strangers still hold of each home's connection table.
+      const held = [server.peerId, laptopPeer].map((peer) =>
+        fillers.reduce((n, f) => n + openConnectionsTo(f, peer), openConnectionsTo(stranger, peer)),
+      );
 
       // The tables the attacks aim at, from the server's database.
       const db = new pg.Client({ connectionString: fresh.databaseUrl });
@@ -420,7 +453,9 @@ describe('the soak: every attack at once against a server and a client home', ()
         'one-time keys of the device': await rows(
           `SELECT count(*) AS n FROM matrix_device_key WHERE device_id = '${otkDevice}' AND kind = 'one_time'`,
         ),
-        matrix_change: await rows('SELECT count(*) AS n FROM matrix_change'),
+        'matrix_change (most per account)': await rows(
+          'SELECT coalesce(max(c), 0) AS n FROM (SELECT count(*) AS c FROM matrix_change GROUP BY server_name) m',
+        ),
         'ops of throwaway origins': await rows(
           `SELECT count(*) AS n FROM op WHERE origin NOT IN ('${document.homes.map((h) => h.peer_id).join("','")}')`,
         ),
@@ -439,6 +474,8 @@ describe('the soak: every attack at once against a server and a client home', ()
             `probes, ${watch.failures.length} failed; RSS ${(before / MiB).toFixed(1)} MiB before, most ` +
             `${(Math.max(...mem) / MiB).toFixed(1)}, last ${((mem.at(-1) ?? NaN) / MiB).toFixed(1)} MiB`,
         );
+        const series = watch.rss.filter((_, k) => k % 5 === 0).map((r) => (r.bytes / MiB).toFixed(0));
+        lines.push(`    RSS every 5 s (MiB): ${series.join(' ')}`);
       }
       for (const [name, values] of Object.entries(propagation)) {
         lines.push(
@@ -448,6 +485,7 @@ describe('the soak: every attack at once against a server and a client home', ()
       }
       for (const [name, t] of Object.entries(tallies)) lines.push(`  ${name}: ${JSON.stringify(t)}`);
       lines.push(`  tables: ${JSON.stringify(tables)}`);
+      lines.push(`  stranger connections held at the end: server ${held[0]}, client home ${held[1]}`);
       console.log(lines.join('\n'));
 
       for (const watch of watches) {
@@ -457,10 +495,13 @@ describe('the soak: every attack at once against a server and a client home', ()
         expect(most - before, `${watch.target.name}: resident memory grew`).toBeLessThan(RSS_GROWTH_CAP);
       }
       expect(missed).toEqual([]);
+      for (const n of held) expect(n).toBeLessThanOrEqual(MAX_STRANGER_CONNECTIONS_PER_IP);
       expect(propagation['laptop -> server']!.length).toBeGreaterThan(0);
       expect(propagation['server -> laptop']!.length).toBeGreaterThan(0);
       expect(tables['op_evidence (most per origin)']).toBeLessThanOrEqual(MAX_EVIDENCE_PER_ORIGIN);
       expect(tables['ops of throwaway origins']).toBe(0);
+      expect(tables['one-time keys of the device']).toBeLessThanOrEqual(DEVICE_KEY_LIMITS.oneTime);
+      expect(tables['matrix_change (most per account)']).toBeLessThanOrEqual(DEFAULT_CHANGES_PER_ACCOUNT);
     },
     SOAK_MS + 300_000,
   );
