@@ -22,6 +22,7 @@ import { base58btc } from 'multiformats/bases/base58';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serverHomeOf } from '../support/client-node.js';
 import { exchange, jsonFrame } from '../support/raw-sync.js';
+import { median } from '../support/stats.js';
 import { startFreshServer, type FreshServer, type ServerProcess } from '../support/server-process.js';
 
 /** Hellos the stranger sends, each with keys never seen before. */
@@ -43,11 +44,6 @@ function freshPeerIds(n: number): string[] {
     out.push(base58btc.baseEncode(bytes));
   }
   return out;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
 describe('a stranger attacking a server process with costly hellos and document offers', () => {

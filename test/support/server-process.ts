@@ -154,8 +154,11 @@ export interface FreshServer {
   dispose(): Promise<void>;
 }
 
-/** Starts a server process on a fresh database (`label` names its directory and queue prefix). */
-export async function startFreshServer(label: string): Promise<FreshServer> {
+/**
+ * Starts a server process on a fresh database (`label` names its directory and queue prefix); `env` adds to or
+ * overrides the test defaults.
+ */
+export async function startFreshServer(label: string, env: Record<string, string> = {}): Promise<FreshServer> {
   const redisUrl = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
   const prefix = `fault-${label}-${process.pid}-${Date.now()}`;
   const scratch = await mkdtemp(path.join(os.tmpdir(), `polyhome-${label}-`));
@@ -163,7 +166,7 @@ export async function startFreshServer(label: string): Promise<FreshServer> {
   const server = await ServerProcess.create({
     name: 'server',
     dataDir: scratch,
-    env: { DATABASE_URL: database.url, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix },
+    env: { DATABASE_URL: database.url, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix, ...env },
   });
   await server.start();
   return {

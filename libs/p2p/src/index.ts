@@ -135,6 +135,11 @@ export interface SyncEvents {
   rejected: { account: string; peerId: string; code: string; detail: string; op?: unknown };
   /** A newer account document arrived from a peer and is now in force. */
   document: { account: string; peerId: string; document: AccountDocument };
+  /**
+   * A peer brought a document of the seq in force that differs from it: the root key signed two versions
+   * (`digests`: the held one's first, the offered one's second; documentDigest of identity). The held one stays.
+   */
+  equivocation: { account: string; peerId: string; seq: number; digests: [held: string, offered: string] };
 }
 
 /** A listener of one sync event. */
