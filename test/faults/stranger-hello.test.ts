@@ -18,9 +18,10 @@ import {
 } from '@polyhome/p2p';
 import { makeAccount, makeHome, type FixtureAccount } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshPeerIds, median } from '../support/attacks.js';
+import { freshPeerIds } from '../support/attacks.js';
 import { serverHomeOf } from '../support/client-node.js';
 import { exchange, jsonFrame } from '../support/raw-sync.js';
+import { median } from '../support/stats.js';
 import { startFreshServer, type FreshServer, type ServerProcess } from '../support/server-process.js';
 
 /** Hellos the stranger sends, each with keys never seen before. */

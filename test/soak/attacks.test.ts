@@ -33,11 +33,12 @@ import {
 import { DEFAULT_CHANGES_PER_ACCOUNT } from '@polyhome/storage';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bigMembership, deepJson, freshPeerIds, median, quantile } from '../support/attacks.js';
+import { bigMembership, deepJson, freshPeerIds } from '../support/attacks.js';
 import { CliNode } from '../support/cli-node.js';
 import { openDatabase } from '../support/convergence.js';
 import { exchange, jsonFrame } from '../support/raw-sync.js';
 import { startFreshServer, type FreshServer, type ServerProcess } from '../support/server-process.js';
+import { median, quantile } from '../support/stats.js';
 
 const SOAK_MS = Number(process.env['SOAK_SECONDS'] ?? '60') * 1000;
 /** Goals of the hardening issue. */

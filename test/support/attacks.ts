@@ -29,18 +29,6 @@ export function bigMembership(userId: string, roomId: string, padding = 12_000):
   };
 }
 
-/** The median of `values` (NaN when empty). */
-export function median(values: readonly number[]): number {
-  return quantile(values, 0.5);
-}
-
-/** The `q` quantile of `values`, nearest rank (NaN when empty). */
-export function quantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN;
-}
-
 /** A JSON body nested `depth` levels deep (`{"a":[[...1...]]}`, two bytes a level), as text. */
 export function deepJson(depth: number): string {
   return `{"a":${'['.repeat(depth - 1)}1${']'.repeat(depth - 1)}}`;

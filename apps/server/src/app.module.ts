@@ -53,7 +53,12 @@ class CoreModule {
       { provide: SERVER_HOME, useValue: resources.p2p },
       P2pService,
     ];
-    return { module: CoreModule, imports: [StorageModule.forFeature('homeNodes')], providers, exports: providers };
+    return {
+      module: CoreModule,
+      imports: [StorageModule.forFeature('homeNodes', 'accounts')],
+      providers,
+      exports: providers,
+    };
   }
 }
 

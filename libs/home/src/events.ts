@@ -9,6 +9,8 @@ export interface HomeEventMap {
   applied: SyncEvents['applied'];
   /** A peer's op, document or session was refused. */
   rejected: SyncEvents['rejected'];
+  /** A peer brought a second document of the seq in force, signed by the root key (once per pair): see SyncEvents. */
+  equivocation: SyncEvents['equivocation'];
   /** An account is newly hosted or its document changed; `peerId` and `document` when a peer brought it. */
   document: { account: string; peerId?: string; document?: AccountDocument };
   /** An account was taken in from a home that named this one (see Home.adopt). */

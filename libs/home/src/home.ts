@@ -35,6 +35,8 @@ export const NOT_A_HOME = 'NOT_A_HOME';
 const HOST_PAGE = 5000;
 /** Accounts read per page when all of them are announced. */
 const ANNOUNCE_PAGE = 500;
+/** Equivocations a home remembers having reported (the oldest is forgotten first). */
+const EQUIVOCATIONS_REMEMBERED = 1024;
 /** The job queue of DHT announcements. */
 export const ANNOUNCE_QUEUE = 'dht';
 /** The repeatable job that re-announces every account. */
@@ -92,6 +94,8 @@ export class Home {
   readonly #unsubscribe: Array<() => void> = [];
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #adopting = new Set<string>();
+  /** Equivocations already reported (account, seq and digests), oldest first. */
+  readonly #equivocations = new Set<string>();
   #started = false;
   #stopped = false;
   /** This home's PeerId. */
@@ -192,6 +196,22 @@ export class Home {
         this.#changed(detail.account, detail.changed);
       }),
       sync.on('document', (detail) => this.#documentIn(detail.account, detail)),
+      sync.on('equivocation', (detail) => {
+        // The root key signed two documents of one seq: its holder lost it or misuses it. The held one stays
+        // in force here; the owner of the account must be told (the server flags it for its admin). Told once
+        // per pair of documents, so a peer offering it again and again floods neither the log nor the flag.
+        const key = `${detail.account}:${detail.seq}:${detail.digests.join(':')}`;
+        if (this.#equivocations.has(key)) return;
+        this.#equivocations.add(key);
+        if (this.#equivocations.size > EQUIVOCATIONS_REMEMBERED) {
+          this.#equivocations.delete(this.#equivocations.values().next().value!);
+        }
+        this.#logger.warn(
+          { account: detail.account, seq: detail.seq, digests: detail.digests, peer: detail.peerId },
+          'account document equivocation: the root key signed two documents with the same seq',
+        );
+        this.events.emit('equivocation', detail);
+      }),
       sync.on('rejected', (detail) => {
         this.events.emit('rejected', detail);
         if (detail.code === NOT_A_HOME && this.init.adoptWhenEmpty === true) {

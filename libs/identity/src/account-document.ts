@@ -2,9 +2,10 @@
 // by the root key as `ed25519:root`; the highest `seq` wins. Validation is exact (unknown fields are
 // refused) and bounded (every list and string has a cap), because documents arrive from the DHT and
 // from peers before anything about them is trusted.
+import { sha256 } from '@noble/hashes/sha2.js';
 import { canonicalJsonBytes } from './canonical-json.js';
 import type { Ed25519Options } from './ed25519.js';
-import { bytesEqual } from './encoding.js';
+import { bytesEqual, encodeHex } from './encoding.js';
 import {
   AccountMismatchError,
   DocumentLimitError,
@@ -318,6 +319,14 @@ export function chooseDocument(held: AccountDocument | undefined, incoming: Acco
   // Signatures are left out: Ed25519 signatures need not be unique, the signed content is what counts.
   if (bytesEqual(signedBytes(held), signedBytes(incoming))) return { kind: 'keep', document: held };
   return { kind: 'equivocation', document: held, conflicting: incoming };
+}
+
+/**
+ * SHA-256 (hex) of a document's signed content, signatures left out as chooseDocument leaves them: two
+ * documents of one seq with different digests are an equivocation, and the digests name them in reports.
+ */
+export function documentDigest(document: AccountDocument): string {
+  return encodeHex(sha256(signedBytes(document)));
 }
 
 /** chooseDocument for callers that treat rollback and equivocation as errors: returns the document to hold. Throws RollbackError, EquivocationError or AccountMismatchError. */

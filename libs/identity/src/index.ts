@@ -68,6 +68,7 @@ export {
   isCrossSigningMasterKey,
   chooseDocument,
   acceptDocument,
+  documentDigest,
 } from './account-document.js';
 export type {
   AccountDocument,

@@ -2,10 +2,13 @@
 // - Fetch `{ account }` → `{ document }` or `{ error: "not_found" }`. A home answers only a peer that the account
 //   document it holds names as a home (or revoked home); anyone else gets the same `not_found` whether or not
 //   the account is hosted, as the sync protocol does, so a stranger cannot probe which accounts live here.
-// - Offer `{ account, document }` → `{ accepted: true }` when the offered document is now in force here (it
-//   verified, is signed by the root key and is newer than the held one, or is the held one), else the same
-//   `not_found`. It lets a home the others do not know yet (restored from a backup, named in a document only it
-//   holds) bring them the document that names it; the root signature is the authority, not the sender.
+// - Offer `{ account, document }` → `{ accepted: true }` when the sender is a home (or revoked home) of the
+//   offered document and that document is now in force here (it verified, is signed by the root key and is newer
+//   than the held one, or is the held one), else the same `not_found`. It lets a home the others do not know yet
+//   (restored from a backup, named in a document only it holds) bring them the document that names it; the root
+//   signature is the authority, not the sender. A sender the offered document does not name (a stranger holding
+//   a public document) is answered `not_found` before the store is asked, hosted here or not, so the answer and
+//   its timing say nothing of what is hosted; its document is then offered to the store all the same.
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
 import { homeStatus, isServerName, verifyAccountDocument, type AccountDocument } from '@polyhome/identity';
@@ -26,6 +29,7 @@ export async function answerDocumentRequest(
   const lp = lpStream(stream, { maxDataLength: DOCUMENT_MAX_FRAME_BYTES });
   const signal = AbortSignal.timeout(DOCUMENT_FETCH_TIMEOUT);
   let answer: unknown = NOT_FOUND;
+  let stranger: { account: string; document: AccountDocument } | undefined;
   const peer = connection.remotePeer.toString();
   try {
     const request = parseJson((await lp.read({ signal })).subarray());
@@ -41,7 +45,10 @@ export async function answerDocumentRequest(
           log.debug({ ...errorFields(error), peer, account, protocol: DOCUMENT_PROTOCOL }, 'offered document refused');
           verified = undefined;
         }
-        if (verified !== undefined && (await offered(account, verified, peer))) {
+        if (verified !== undefined && homeStatus(verified, peer).kind === 'unknown') {
+          // A stranger: answered first, alike whether the account is hosted; the store takes the document after.
+          stranger = { account, document: verified };
+        } else if (verified !== undefined && (await offered(account, verified, peer))) {
           answer = { accepted: true };
         }
       }
@@ -57,6 +64,13 @@ export async function answerDocumentRequest(
     // A peer that hangs up or sends junk, or the store failing: the stream ends either way.
     log.debug({ ...errorFields(error), peer, protocol: DOCUMENT_PROTOCOL }, 'document request not answered');
     stream.abort(error instanceof Error ? error : new Error(String(error)));
+  }
+  if (stranger !== undefined) {
+    try {
+      await offered(stranger.account, stranger.document, peer);
+    } catch (error) {
+      log.debug({ ...errorFields(error), peer, protocol: DOCUMENT_PROTOCOL }, 'offered document not taken in');
+    }
   }
 }
 

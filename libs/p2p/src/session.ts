@@ -56,6 +56,8 @@ export interface SessionOwner {
   rejected(session: Session, code: string, detail: string, op?: unknown): void;
   /** The document in force for the account changed through this session. */
   documentAccepted(session: Session, document: AccountDocument): void;
+  /** The peer offered a valid document; `inForce` is the one in force after it (to tell an equivocation). */
+  documentOffered(session: Session, offered: AccountDocument, inForce: AccountDocument): void;
   /** The session ended. */
   closed(session: Session): void;
 }
@@ -272,6 +274,7 @@ export class Session {
       this.#failWith('MALFORMED', `document refused: ${errorText(error)}`);
       return;
     }
+    this.#owner.documentOffered(this, document as AccountDocument, inForce);
     if (before === undefined || inForce.seq !== before.seq) this.#owner.documentAccepted(this, inForce);
   }
 

@@ -6,7 +6,7 @@ import type { Connection, Stream } from '@libp2p/interface';
 import type { LengthPrefixedStream } from '@libp2p/utils';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import { canonicalJson, homeStatus, isServerName, type AccountDocument } from '@polyhome/identity';
+import { canonicalJson, documentDigest, homeStatus, isServerName, type AccountDocument } from '@polyhome/identity';
 import type { ApplyResult, Op, ReplicaStore, SyncMessage, VersionVector } from '@polyhome/sync';
 import {
   ANTI_ENTROPY_INTERVAL,
@@ -152,6 +152,7 @@ export class PolyhomeSync implements SyncService, SessionOwner {
             if (hosted === undefined) return false;
             const before = (await hosted.store.document(account))?.seq ?? 0;
             const inForce = await hosted.store.offerDocument(account, document, from);
+            this.#noticeEquivocation(account, from, document, inForce);
             if (inForce.seq > before) {
               this.#emit('document', { account, peerId: from, document: inForce });
               await this.documentChanged(account);
@@ -330,6 +331,10 @@ export class PolyhomeSync implements SyncService, SessionOwner {
 
   rejected(session: Session, code: string, detail: string, op?: unknown): void {
     this.#emit('rejected', { account: session.account, peerId: session.remotePeer, code, detail, op });
+  }
+
+  documentOffered(session: Session, offered: AccountDocument, inForce: AccountDocument): void {
+    this.#noticeEquivocation(session.account, session.remotePeer, offered, inForce);
   }
 
   documentAccepted(session: Session, document: AccountDocument): void {
@@ -611,6 +616,14 @@ export class PolyhomeSync implements SyncService, SessionOwner {
 
   #requireStarted(): void {
     if (!this.#started) throw new NotStartedError();
+  }
+
+  /** Reports an offered (verified) document of the seq in force that is not the one in force. */
+  #noticeEquivocation(account: string, peerId: string, offered: AccountDocument, inForce: AccountDocument): void {
+    if (offered.seq !== inForce.seq) return;
+    const digests: [string, string] = [documentDigest(inForce), documentDigest(offered)];
+    if (digests[0] === digests[1]) return;
+    this.#emit('equivocation', { account, peerId, seq: inForce.seq, digests });
   }
 
   #emit<K extends keyof SyncEvents>(event: K, detail: SyncEvents[K]): void {

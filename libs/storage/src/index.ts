@@ -4,7 +4,13 @@ export { lockDataDir } from './data-dir-lock.js';
 export type { DataDirLock } from './data-dir-lock.js';
 export { StorageError } from './errors.js';
 export type { StorageErrorCode } from './errors.js';
-export type { AccountCustody, AccountStatus, HomeRole, MatrixDeviceKeyKind } from './entities/index.js';
+export type {
+  AccountCustody,
+  AccountStatus,
+  DocumentEquivocation,
+  HomeRole,
+  MatrixDeviceKeyKind,
+} from './entities/index.js';
 export { createRepositories, openSeqGuardStore } from './repositories/storage-repositories.js';
 export type {
   LoginTokenRepository,

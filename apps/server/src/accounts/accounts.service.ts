@@ -1,5 +1,3 @@
-import { randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
-import { promisify } from 'node:util';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   IdentityError,
@@ -30,27 +28,29 @@ import {
   type AccountCustody,
   type AccountRecord,
   type AccountRepository,
+  type DocumentEquivocation,
   type HomeNodeRepository,
   type StorageTransaction,
   type Transactions,
 } from '@polyhome/storage';
 import type { Op } from '@polyhome/sync';
-import { ApiError } from '../common/api-error.js';
+import { ApiError, RateLimitedError } from '../common/api-error.js';
 import { decodeCursor, encodeCursor, type Page, type PageQueryDto } from '../common/pagination.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { P2pService } from '../p2p/p2p.service.js';
 import { SERVER_SECRETS, type ServerSecrets } from '../secrets/secrets.js';
 import { InjectRepository } from '../storage/storage.module.js';
+import {
+  DEFAULT_GUESS_POLICY,
+  GuessBackoffError,
+  hashPassword,
+  PasswordGuessLimiter,
+  verifyAgainstDummy,
+  verifyPassword,
+} from './passwords.js';
 
-const scrypt = promisify(scryptCallback) as (
-  password: string,
-  salt: Buffer,
-  keylen: number,
-  options: object,
-) => Promise<Buffer>;
-
-/** scrypt parameters of stored password hashes (about 50 ms here; the cost is in the stored string). */
-const PASSWORD_SCRYPT = { N: 2 ** 15, r: 8, p: 1 };
+/** The longest user ID a guess is counted under (login takes at most 255 characters). */
+const GUESS_KEY_CHARS = 255;
 
 /** An account as the admin API lists it. */
 export interface AccountSummary {
@@ -81,6 +81,8 @@ export interface AccountDetail extends AccountSummary {
   homes: HomeStatusView[];
   revoked: Record<string, number>;
   equivocators: Array<{ origin: string; ops: number }>;
+  /** The last root-document equivocation seen: two documents of `seq`, signed by the root key. */
+  document_equivocation: DocumentEquivocation | null;
 }
 
 /** A local change to an account's replicated state. */
@@ -92,6 +94,9 @@ export type { LocalChange };
  */
 @Injectable()
 export class AccountsService {
+  /** Wrong password guesses per user ID, shared by every password route (login, UIA, custody). */
+  readonly #guesses: PasswordGuessLimiter;
+
   constructor(
     @InjectRepository('accounts') private readonly accounts: AccountRepository,
     @InjectRepository('homeNodes') private readonly homeNodes: HomeNodeRepository,
@@ -100,7 +105,9 @@ export class AccountsService {
     private readonly p2p: P2pService,
     @Inject(SERVER_SECRETS) private readonly secrets: ServerSecrets,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.#guesses = new PasswordGuessLimiter({ ...DEFAULT_GUESS_POLICY, baseDelayMs: config.loginBackoffMs });
+  }
 
   /** This server as a home entry of an account document. */
   selfHome(): Home {
@@ -250,7 +257,14 @@ export class AccountsService {
     });
     // The cutoffs only (the document carries any pinned digest): the admin view keeps its shape.
     const revoked = Object.fromEntries(Object.entries(document.revoked).map(([p, e]) => [p, revokedCutoff(e)]));
-    return { ...this.summary(row), document, homes, revoked, equivocators };
+    return {
+      ...this.summary(row),
+      document,
+      homes,
+      revoked,
+      equivocators,
+      document_equivocation: row.documentEquivocation ?? null,
+    };
   }
 
   /** The replicated state of the account: devices, memberships, cross-signing keys. */
@@ -363,12 +377,24 @@ export class AccountsService {
     }
   }
 
-  /** Checks a hosted account's password. */
+  /**
+   * Checks a hosted account's password. A user ID not hosted here (or without a password) is checked against a
+   * dummy hash, as slowly; every user ID, hosted or not, has the same limit on wrong guesses. Throws ApiError
+   * M_FORBIDDEN (wrong), RateLimitedError (the user ID must wait; nothing was checked).
+   */
   async checkPassword(userId: string, password: string): Promise<AccountRecord> {
-    const row = await this.rowByUserId(userId).catch(() => undefined);
-    if (row?.passwordHash == null || !(await verifyPassword(password, row.passwordHash))) {
-      throw new ApiError('M_FORBIDDEN', 'Invalid user ID or password.');
+    const key = userId.slice(0, GUESS_KEY_CHARS);
+    try {
+      this.#guesses.begin(key);
+    } catch (err) {
+      if (err instanceof GuessBackoffError) throw new RateLimitedError(err.retryAfterMs, err.message);
+      throw err;
     }
+    const row = await this.rowByUserId(userId).catch(() => undefined);
+    const right =
+      row?.passwordHash == null ? await verifyAgainstDummy(password) : await verifyPassword(password, row.passwordHash);
+    if (row === undefined || !right) throw new ApiError('M_FORBIDDEN', 'Invalid user ID or password.');
+    this.#guesses.succeeded(key);
     return row;
   }
 
@@ -452,24 +478,4 @@ function invalid(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof IdentityError) return new ApiError('M_INVALID_PARAM', err.message);
   throw err;
-}
-
-async function hashPassword(password: string): Promise<string> {
-  const salt = randomBytes(16);
-  const hash = await scrypt(password, salt, 32, { ...PASSWORD_SCRYPT, maxmem: 64 * 1024 * 1024 });
-  const { N, r, p } = PASSWORD_SCRYPT;
-  return `scrypt$${N}$${r}$${p}$${salt.toString('base64')}$${hash.toString('base64')}`;
-}
-
-async function verifyPassword(password: string, stored: string): Promise<boolean> {
-  const [scheme, n, r, p, salt, hash] = stored.split('$');
-  if (scheme !== 'scrypt' || !n || !r || !p || !salt || !hash) return false;
-  const expected = Buffer.from(hash, 'base64');
-  const actual = await scrypt(password, Buffer.from(salt, 'base64'), expected.length, {
-    N: Number(n),
-    r: Number(r),
-    p: Number(p),
-    maxmem: 64 * 1024 * 1024,
-  });
-  return timingSafeEqual(actual, expected);
 }

@@ -59,6 +59,7 @@ export class ApiExceptionFilter implements ExceptionFilter {
     const [status, body] = this.map(exception);
     if (status >= 500) this.logger.error({ err: exception }, 'request failed');
     if (res.headersSent) return;
+    if (body.retry_after_ms !== undefined) res.setHeader('Retry-After', String(Math.ceil(body.retry_after_ms / 1000)));
     res.status(status).json(body);
   }
 

@@ -67,6 +67,8 @@ export interface AppConfig {
   migrationsRun: boolean;
   shutdownTimeoutMs: number;
   rateLimitPerMinute: number;
+  /** The first wait of a user ID after too many wrong passwords (it doubles with each further one). */
+  loginBackoffMs: number;
   metricsToken: string | undefined;
 }
 
@@ -276,6 +278,12 @@ export const CONFIG_SCHEMA = {
     default: '120',
     parse: integer(0, 1_000_000),
   },
+  LOGIN_BACKOFF_MS: {
+    description:
+      'After 5 wrong passwords for one user ID (any route, any address) it waits this long before the next guess is checked, twice as long after each further wrong one (at most 15 minutes); a right password clears it.',
+    default: '1000',
+    parse: integer(100, 60_000),
+  },
   METRICS_TOKEN: {
     description:
       'Bearer token for GET /metrics (>= 16 characters). Unset: /metrics is open to whoever can reach HOST:PORT.',
@@ -325,6 +333,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     migrationsRun: read(env, 'MIGRATIONS_RUN', s.MIGRATIONS_RUN)!,
     shutdownTimeoutMs: read(env, 'SHUTDOWN_TIMEOUT_MS', s.SHUTDOWN_TIMEOUT_MS)!,
     rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE', s.RATE_LIMIT_PER_MINUTE)!,
+    loginBackoffMs: read(env, 'LOGIN_BACKOFF_MS', s.LOGIN_BACKOFF_MS)!,
     metricsToken: read(env, 'METRICS_TOKEN', s.METRICS_TOKEN),
   };
   if (config.p2pHomeConnectionReserve >= config.p2pMaxConnections) {

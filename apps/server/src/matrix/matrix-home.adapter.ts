@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import type { HomeAccounts } from '@polyhome/home';
+import { MatrixError } from '@polyhome/matrix/errors';
 import type { AccountRepository } from '@polyhome/storage';
 import { AccountsService } from '../accounts/accounts.service.js';
-import { ApiError } from '../common/api-error.js';
+import { ApiError, RateLimitedError } from '../common/api-error.js';
 import { LoginTokensService } from '../login-tokens/login-tokens.service.js';
 import { InjectRepository } from '../storage/storage.module.js';
 
@@ -22,6 +23,10 @@ export class ServerHomeAccounts implements HomeAccounts {
     try {
       return (await this.accounts.checkPassword(userId, password)).serverName;
     } catch (err) {
+      // The user ID waits out its backoff: Matrix's 429 with how long (login and user-interactive auth alike).
+      if (err instanceof RateLimitedError) {
+        throw new MatrixError('M_LIMIT_EXCEEDED', err.message, 429, { retry_after_ms: err.retryAfterMs });
+      }
       if (err instanceof ApiError) return null;
       throw err;
     }

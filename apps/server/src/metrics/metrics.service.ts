@@ -6,6 +6,7 @@ import type { OpRejectReason } from '@polyhome/sync';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { passwordHashesComputed } from '../accounts/passwords.js';
 import { PINO_LOGGER } from '../logging/logger.js';
 import { QueueRegistry } from '../queue/queue-registry.js';
 import { QueueService } from '../queue/queue.service.js';
@@ -42,6 +43,11 @@ export class MetricsService {
     name: 'polyhome_ops_rejected_total',
     help: 'Ops refused, by reason.',
     labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly #documentEquivocations = new Counter({
+    name: 'polyhome_document_equivocations_total',
+    help: 'Account documents of the seq in force, signed by the root key, that differ from it (each pair once).',
     registers: [this.registry],
   });
   readonly #deliveryLatency = new Histogram({
@@ -86,6 +92,15 @@ export class MetricsService {
         pointChecks.inc(publicKeyPointChecks());
       },
     });
+    const passwordHashes: Counter = new Counter({
+      name: 'polyhome_password_hashes_total',
+      help: 'Password hashes computed (scrypt): stored, checked, and the dummy check of a user ID not hosted here.',
+      registers: [this.registry],
+      collect: () => {
+        passwordHashes.reset();
+        passwordHashes.inc(passwordHashesComputed());
+      },
+    });
     const queueJobs: Gauge = new Gauge({
       name: 'polyhome_queue_jobs',
       help: 'Jobs per queue and state, read from the queue backend at each scrape.',
@@ -115,6 +130,11 @@ export class MetricsService {
   /** Counts `n` ops rejected for `reason`. */
   opsRejected(reason: OpRejectReason, n = 1): void {
     this.#opsRejected.inc({ reason }, n);
+  }
+
+  /** Counts one root-document equivocation seen (the account is flagged; the log line names it). */
+  documentEquivocation(): void {
+    this.#documentEquivocations.inc();
   }
 
   /** Records one delivery's latency in seconds. */

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { RefusalLog, type Home } from '@polyhome/home';
 import type { OpRejectReason } from '@polyhome/sync';
-import type { HomeNodeRepository } from '@polyhome/storage';
+import type { AccountRepository, HomeNodeRepository } from '@polyhome/storage';
 import type { Logger } from 'pino';
 import { PINO_LOGGER } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -52,6 +52,7 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
   constructor(
     @Inject(SERVER_HOME) readonly home: Home,
     @InjectRepository('homeNodes') private readonly homeNodes: HomeNodeRepository,
+    @InjectRepository('accounts') private readonly accounts: AccountRepository,
     @Inject(PINO_LOGGER) private readonly logger: Logger,
     private readonly metrics: MetricsService,
   ) {}
@@ -108,6 +109,14 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
         if (isRejectReason(event.code)) this.metrics.opsRejected(event.code);
       }),
       this.home.on('applied', ({ ops }) => this.metrics.opsAccepted(ops.length)),
+      // The Home logged it; here it is counted and flagged on the account for the admin API.
+      this.home.on('equivocation', ({ account, seq, digests, peerId }) => {
+        this.metrics.documentEquivocation();
+        const flag = { seq, digests, peer_id: peerId, seen_at: new Date().toISOString() };
+        this.accounts.flagDocumentEquivocation(account, flag).catch((err: unknown) => {
+          this.logger.error({ err, account, seq }, 'account document equivocation not flagged on the account');
+        });
+      }),
       this.home.on('peer:connect', connected),
       this.home.on('peer:disconnect', connected),
     );

@@ -15,6 +15,10 @@ export class MatrixExceptionFilter implements ExceptionFilter {
   catch(exception: MatrixError | BadRequestException, host: ArgumentsHost): void {
     const res: unknown = host.switchToHttp().getResponse();
     const [status, body] = bodyOf(exception);
+    const wait = body['retry_after_ms'];
+    // M_LIMIT_EXCEEDED: the wait in seconds too, for clients and proxies that read the header.
+    if (typeof wait === 'number')
+      this.adapterHost.httpAdapter.setHeader(res, 'Retry-After', String(Math.ceil(wait / 1000)));
     this.adapterHost.httpAdapter.reply(res, body, status);
   }
 }

@@ -6,6 +6,17 @@ export type AccountCustody = 'hosted' | 'self';
 /** Whether the account is served. */
 export type AccountStatus = 'active' | 'suspended';
 
+/** A root-document equivocation seen for an account: two documents of `seq` with these content digests. */
+export interface DocumentEquivocation {
+  seq: number;
+  /** documentDigest of the document held (in force), then of the one a peer offered. */
+  digests: [string, string];
+  /** The peer that offered the second one. */
+  peer_id: string;
+  /** ISO 8601. */
+  seen_at: string;
+}
+
 /** An account hosted by this home. Its server name is the hex of its root public key, so it is the key. */
 @Entity({ name: 'account' })
 export class AccountEntity {
@@ -35,6 +46,10 @@ export class AccountEntity {
   /** `seq` of the account document currently in force (0 before the first one). */
   @Column({ type: 'bigint', name: 'doc_seq', default: 0 })
   docSeq!: string;
+
+  /** The last root-document equivocation seen (null: none), for the admin API. */
+  @Column({ type: 'jsonb', name: 'document_equivocation', nullable: true })
+  documentEquivocation!: DocumentEquivocation | null;
 
   @CreateDateColumn({ type: 'timestamptz', name: 'created_at' })
   createdAt!: Date;

@@ -33,7 +33,7 @@ export {
   OpLogHeadEntity,
   PeerDeliveryEntity,
 };
-export type { AccountCustody, AccountStatus } from './account.entity.js';
+export type { AccountCustody, AccountStatus, DocumentEquivocation } from './account.entity.js';
 export type { HomeRole } from './home-node.entity.js';
 export type { MatrixDeviceKeyKind } from './matrix-device-key.entity.js';
 

@@ -1,5 +1,10 @@
 import type { DataSource } from 'typeorm';
-import { AccountEntity, type AccountCustody, type AccountStatus } from '../entities/account.entity.js';
+import {
+  AccountEntity,
+  type AccountCustody,
+  type AccountStatus,
+  type DocumentEquivocation,
+} from '../entities/account.entity.js';
 
 /** An account row as the apps read it. */
 export interface AccountRecord {
@@ -14,6 +19,8 @@ export interface AccountRecord {
   status: AccountStatus;
   /** `seq` of the account document in force, as a decimal string (bigint). */
   docSeq: string;
+  /** The last root-document equivocation seen, or null. */
+  documentEquivocation: DocumentEquivocation | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -42,6 +49,8 @@ export interface AccountRepository {
    * UPDATE. True for the one caller that flipped the row; false when the key was no longer held.
    */
   releaseCustody(serverName: string): Promise<boolean>;
+  /** Records the last root-document equivocation seen for an account (no-op for one not hosted). */
+  flagDocumentEquivocation(serverName: string, equivocation: DocumentEquivocation): Promise<void>;
   /** Deletes an account; its documents, ops and state go by cascade. True when there was one. */
   remove(serverName: string): Promise<boolean>;
   /** Server names of the accounts whose document in force names this PeerId as a home. */
@@ -72,6 +81,10 @@ export class SqlAccountRepository implements AccountRepository {
 
   async setPasswordHash(serverName: string, passwordHash: string | null): Promise<void> {
     await this.repo().update({ serverName }, { passwordHash });
+  }
+
+  async flagDocumentEquivocation(serverName: string, equivocation: DocumentEquivocation): Promise<void> {
+    await this.repo().update({ serverName }, { documentEquivocation: equivocation });
   }
 
   async releaseCustody(serverName: string): Promise<boolean> {
