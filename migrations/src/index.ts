@@ -5,11 +5,8 @@ import { OpLogHead1795517405285 } from './1795517405285-OpLogHead.js';
 import { Hosting1795518359777 } from './1795518359777-Hosting.js';
 import { MatrixClientApi1795519166001 } from './1795519166001-MatrixClientApi.js';
 import { DhtSeqGuard1795520000000 } from './1795520000000-DhtSeqGuard.js';
-<<<<<<< HEAD
 import { MatrixChangeBounds1795520500000 } from './1795520500000-MatrixChangeBounds.js';
-=======
 import { DocumentEquivocation1795521000000 } from './1795521000000-DocumentEquivocation.js';
->>>>>>> login-oracle
 
 /** Every migration, oldest first. Classes, not file globs, so the list is the same in every runtime. */
 export const MIGRATIONS: Array<new () => MigrationInterface> = [
@@ -19,9 +16,6 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   Hosting1795518359777,
   MatrixClientApi1795519166001,
   DhtSeqGuard1795520000000,
-<<<<<<< HEAD
   MatrixChangeBounds1795520500000,
-=======
   DocumentEquivocation1795521000000,
->>>>>>> login-oracle
 ];

@@ -137,16 +137,13 @@ export interface SyncEvents {
   rejected: { account: string; peerId: string; code: string; detail: string; op?: unknown };
   /** A newer account document arrived from a peer and is now in force. */
   document: { account: string; peerId: string; document: AccountDocument };
-<<<<<<< HEAD
   /** Peers became homes of a hosted account, or are no longer the home of any (revoked, or their account left). */
   homes: { added: string[]; removed: string[] };
-=======
   /**
    * A peer brought a document of the seq in force that differs from it: the root key signed two versions
    * (`digests`: the held one's first, the offered one's second; documentDigest of identity). The held one stays.
    */
   equivocation: { account: string; peerId: string; seq: number; digests: [held: string, offered: string] };
->>>>>>> login-oracle
 }
 
 /** A listener of one sync event. */
