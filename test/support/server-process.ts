@@ -56,6 +56,11 @@ export class ServerProcess {
     return `/ip4/127.0.0.1/tcp/${this.p2pPort}/p2p/${this.peerId}`;
   }
 
+  /** The process id while it runs. */
+  get pid(): number | undefined {
+    return this.running ? this.child!.pid : undefined;
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }

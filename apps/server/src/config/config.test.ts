@@ -21,6 +21,13 @@ describe('configuration', () => {
       migrationsRun: true,
       rateLimitPerMinute: 120,
       metricsToken: undefined,
+      http: {
+        headersTimeoutMs: 10_000,
+        requestTimeoutMs: 30_000,
+        keepAliveTimeoutMs: 5_000,
+        maxRequestsPerSocket: 1_000,
+        maxConnections: 1_000,
+      },
     });
   });
 
@@ -62,6 +69,13 @@ describe('configuration', () => {
     ['RATE_LIMIT_PER_MINUTE', '-1', /RATE_LIMIT_PER_MINUTE: got "-1", expected a whole number from 0 to 1000000/],
     ['RATE_LIMIT_PER_MINUTE', 'lots', /RATE_LIMIT_PER_MINUTE: got "lots"/],
     ['METRICS_TOKEN', 'short', /METRICS_TOKEN: must be at least 16 characters/],
+    ['HTTP_HEADERS_TIMEOUT_MS', '0', /HTTP_HEADERS_TIMEOUT_MS: got "0", expected a whole number from 100 to 600000/],
+    ['HTTP_MAX_CONNECTIONS', '0', /HTTP_MAX_CONNECTIONS: got "0", expected a whole number from 1 to 1000000/],
+    [
+      'HTTP_REQUEST_TIMEOUT_MS',
+      '5000',
+      /HTTP_REQUEST_TIMEOUT_MS: is 5000, shorter than HTTP_HEADERS_TIMEOUT_MS \(10000\)/,
+    ],
   ])('refuses %s=%s naming the variable and what is allowed', (name, value, message) => {
     let error: unknown;
     try {
