@@ -11,6 +11,9 @@ function fail(message: string): never {
   process.exit(1);
 }
 
+// Everything the server writes in DATA_DIR is its user's alone (PGlite's own chmods are undone when it opens).
+process.umask(0o077);
+
 let config: AppConfig;
 try {
   config = loadConfig();
