@@ -152,7 +152,7 @@ describe('polyhome CLI (client-side home)', () => {
     const dir = await tempDir();
     const made = JSON.parse((await polyhome(dir, 'init', '--localpart', 'dora', '--json')).out) as { user_id: string };
     const passFile = path.join(dir, 'pass');
-    await writeFile(passFile, 'a long export passphrase\n');
+    await writeFile(passFile, 'a long export passphrase\n', { mode: 0o600 });
     const out = path.join(dir, 'backup.json');
     const r = await polyhome(dir, 'export', '--passphrase-file', passFile, '--out', out);
     expect(r.code, r.err).toBe(0);
@@ -231,12 +231,12 @@ describe('polyhome CLI (client-side home)', () => {
 
     // A backup restored on a new device: the device signs a document naming itself and brings it to the server.
     const passphraseFile = path.join(dir, 'passphrase');
-    await writeFile(passphraseFile, 'restore passphrase\n');
+    await writeFile(passphraseFile, 'restore passphrase\n', { mode: 0o600 });
     const backup = path.join(dir, 'backup.json');
     expect((await polyhome(dir, 'export', '--passphrase-file', passphraseFile, '--out', backup)).code).toBe(0);
     const restoredDir = await tempDir();
     const wrongPass = path.join(dir, 'wrong-passphrase');
-    await writeFile(wrongPass, 'not the passphrase\n');
+    await writeFile(wrongPass, 'not the passphrase\n', { mode: 0o600 });
     const refusedImport = await polyhome(restoredDir, 'init', '--import', backup, '--passphrase-file', wrongPass);
     expect(refusedImport.code).toBe(1);
     expect(refusedImport.err).toMatch(/wrong passphrase/);

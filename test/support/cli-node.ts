@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitFor } from '@polyhome/p2p/testing';
+import { nodeCommand } from './umask.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(root, 'apps/node/dist/cli.js');
@@ -29,13 +30,15 @@ export class CliNode {
   constructor(
     readonly name: string,
     readonly dir: string,
+    /** The umask its processes start with (the test's own when undefined). */
+    readonly umask?: number,
   ) {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` (npm test does) first.`);
   }
 
   /** Runs one command to its end. */
   async run(...args: string[]): Promise<CliResult> {
-    const child = spawn(process.execPath, [CLI, '--data-dir', this.dir, ...args], {
+    const child = spawn(...nodeCommand([CLI, '--data-dir', this.dir, ...args], this.umask), {
       env: {
         PATH: process.env['PATH'] ?? '',
         HOME: this.dir,
@@ -76,7 +79,7 @@ export class CliNode {
     this.output.length = 0;
     this.matrixPort ??= await freePort();
     const args = [CLI, '--data-dir', this.dir, 'start', '--port', String(this.matrixPort), ...extra];
-    const child = spawn(process.execPath, args, {
+    const child = spawn(...nodeCommand(args, this.umask), {
       env: { PATH: process.env['PATH'] ?? '', HOME: this.dir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort, waitFor } from '@polyhome/p2p/testing';
 import { createTestPostgresDatabase } from '@polyhome/storage/testing';
 import { deleteRedisPrefix } from './convergence.js';
+import { nodeCommand } from './umask.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = path.join(root, 'apps/server/dist/main.js');
@@ -24,6 +25,8 @@ export interface ServerProcessInit {
   dataDir: string;
   /** DATABASE_URL, REDIS_URL, QUEUE_PREFIX, SEALING_KEY, ... */
   env: Record<string, string>;
+  /** The umask the process starts with (the test's own when undefined). */
+  umask?: number;
 }
 
 /** An HTTP answer: status and parsed JSON body (undefined when not JSON). */
@@ -68,7 +71,7 @@ export class ServerProcess {
   /** Starts the process and waits until /health answers 200 (generous: the machine may be loaded). */
   async start(timeoutMs = 90_000): Promise<void> {
     if (this.running) throw new Error(`${this.init.name} is already running`);
-    const child = spawn(process.execPath, [MAIN], {
+    const child = spawn(...nodeCommand([MAIN], this.init.umask), {
       env: {
         PATH: process.env['PATH'] ?? '',
         HOST: '127.0.0.1',

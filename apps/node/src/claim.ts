@@ -16,7 +16,7 @@ import {
   writeNodeKeyFile,
 } from '@polyhome/identity';
 import { createRepositories } from '@polyhome/storage';
-import { dataDirPaths, openDataDir } from './data-dir.js';
+import { dataDirPaths, openDataDir, preparePrivate } from './data-dir.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 
 /** Time allowed for the handover request (the server runs scrypt for the password and the export). */
@@ -64,6 +64,7 @@ export async function claim(dir: string, url: string, options: ClaimOptions): Pr
   if (await exists(paths.rootKey)) {
     throw new CliError(`${paths.dir} already holds an account key (${paths.rootKey}): claim into another --data-dir.`);
   }
+  await preparePrivate(paths);
   const node = await loadOrCreateNodeKey(paths.nodeKey).catch((err: unknown) => {
     throw new CliError(`Cannot create ${paths.nodeKey}: ${(err as Error).message}`);
   });

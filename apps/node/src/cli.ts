@@ -397,6 +397,9 @@ export async function main(argv: string[]): Promise<number> {
 
 // Exit explicitly: libp2p and PGlite can leave handles behind that would keep a finished command alive. Output
 // to a pipe is written asynchronously, so let it drain first (a large --json answer would be cut otherwise).
+// Everything the node writes is its user's alone: keys, control.json, the database (PGlite's own chmods are
+// undone when it opens, see @polyhome/storage).
+process.umask(0o077);
 const code = await main(process.argv);
 await Promise.all(
   [process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write('', () => resolve()))),

@@ -7,6 +7,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { rename, rm, writeFile, readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hardenHttpServer } from '@polyhome/home';
 import type { DataDirPaths } from './data-dir.js';
 import { CliError, EXIT_FAILURE, storageProblem } from './errors.js';
 
@@ -41,6 +42,7 @@ export async function startControlServer(
   const server = createServer((req, res) => {
     void serve(req, res, expected, handlers, paths.dir);
   });
+  hardenHttpServer(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());

@@ -2,7 +2,13 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readNodeKeyFile, type SecretKey } from '@polyhome/identity';
-import { openStorage, StorageError, type Storage } from '@polyhome/storage';
+import {
+  assertPrivateDataDir,
+  openStorage,
+  preparePrivateDataDir,
+  StorageError,
+  type Storage,
+} from '@polyhome/storage';
 import { CliError, storageProblem } from './errors.js';
 
 /** The files of a data directory. */
@@ -39,8 +45,18 @@ export function dataDirPaths(dir: string): DataDirPaths {
   };
 }
 
-/** Reads a key file, turning a missing one into "run polyhome init" and other failures into one line. */
+/**
+ * Reads a key file, turning a missing one into "run polyhome init" and other failures into one line. The data
+ * directory is checked first: one that group or others may use is refused (`chmod -R go-rwx`), whatever file
+ * in it is open.
+ */
 export async function readKey(file: string, what: string, dir: string): Promise<SecretKey> {
+  try {
+    await assertPrivateDataDir(dir);
+  } catch (err) {
+    if (err instanceof StorageError) throw new CliError(err.message);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
   try {
     return await readNodeKeyFile(file);
   } catch (err) {
@@ -64,6 +80,19 @@ export async function runningPid(paths: DataDirPaths): Promise<number | undefine
 }
 
 /**
+ * Creates the data directory owner-only (0700) when missing, and refuses one that group or others may use
+ * (a one-line error naming `chmod -R go-rwx`), before anything is written in it.
+ */
+export async function preparePrivate(paths: DataDirPaths): Promise<void> {
+  try {
+    await preparePrivateDataDir(paths.dir);
+  } catch (err) {
+    if (err instanceof StorageError) throw new CliError(err.message);
+    throw storageProblem(err, paths.dir) ?? new CliError(`Cannot use ${paths.dir}: ${(err as Error).message}`);
+  }
+}
+
+/**
  * Opens the embedded database of the data directory. The database's lock refuses a second process: that
  * becomes one line naming the running node (commands reach a running node through its control API instead).
  */
@@ -77,6 +106,7 @@ export async function openDataDir(paths: DataDirPaths, onProgress?: (message: st
         `The data directory ${paths.dir} is in use by a running polyhome node${pid === undefined ? '' : ` (pid ${pid})`}: only one node runs per data directory; stop it first (Ctrl-C or kill ${pid ?? '<pid>'}).`,
       );
     }
+    if (err instanceof StorageError && err.code === 'DATA_DIR_PERMISSIONS') throw new CliError(err.message);
     throw (
       storageProblem(err, paths.dir) ??
       new CliError(`Cannot open the database in ${paths.dir}: ${(err as Error).message}`)

@@ -20,7 +20,7 @@ import {
   type SecretKey,
 } from '@polyhome/identity';
 import { createRepositories, type Storage } from '@polyhome/storage';
-import { dataDirPaths, openDataDir } from './data-dir.js';
+import { dataDirPaths, openDataDir, preparePrivate } from './data-dir.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 
 /** What init made. */
@@ -70,6 +70,7 @@ export async function init(dir: string, options: InitOptions): Promise<InitResul
       throw new CliError(`--localpart: ${(err as Error).message}`, EXIT_USAGE);
     }
   }
+  await preparePrivate(paths);
   const node = await loadOrCreateNodeKey(paths.nodeKey).catch((err: unknown) => {
     throw new CliError(`Cannot create ${paths.nodeKey}: ${(err as Error).message}`);
   });

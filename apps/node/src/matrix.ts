@@ -12,7 +12,7 @@ import {
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import express from 'express';
-import { bodyParserError, jsonDepthGuard, type HomeAccounts } from '@polyhome/home';
+import { bodyParserError, hardenHttpServer, jsonDepthGuard, type HomeAccounts } from '@polyhome/home';
 import { MatrixClientApiModule, MatrixError, type MatrixClientApiOptions, type MatrixHomePort } from '@polyhome/matrix';
 import type { HomeContext } from './context.js';
 import { CliError } from './errors.js';
@@ -100,6 +100,7 @@ export async function startMatrixApi(
     app.use(jsonDepthGuard());
     app.useGlobalFilters(new NodeHttpFilter(report));
     (app.getHttpAdapter().getInstance() as express.Express).disable('x-powered-by');
+    hardenHttpServer(app.getHttpServer() as Server);
     await app.listen(port, '127.0.0.1');
   } catch (err) {
     await app.close().catch(() => undefined);

@@ -1,3 +1,5 @@
+import type { Server } from 'node:http';
+import { hardenHttpServer } from '@polyhome/home';
 import { StorageError } from '@polyhome/storage';
 import { createServerApp } from './app.js';
 import { openResources } from './resources.js';
@@ -8,6 +10,9 @@ function fail(message: string): never {
   process.stderr.write(`polyhome-server: ${message}\n`);
   process.exit(1);
 }
+
+// Everything the server writes in DATA_DIR is its user's alone (PGlite's own chmods are undone when it opens).
+process.umask(0o077);
 
 let config: AppConfig;
 try {
@@ -23,6 +28,8 @@ const resources = await openResources(config, logger).catch((err: unknown) => {
 });
 
 const app = await createServerApp(resources);
+// Header and request timeouts, keep-alive limits and a connection cap (slow clients); before listening.
+hardenHttpServer(app.getHttpServer() as Server, config.http);
 try {
   await app.listen(config.port, config.host);
 } catch (err) {
@@ -53,7 +60,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   }, config.shutdownTimeoutMs);
   timer.unref();
   // Stop accepting connections first; idle keep-alive sockets would otherwise hold the close open.
-  const server = app.getHttpServer() as import('node:http').Server;
+  const server = app.getHttpServer() as Server;
   server.close();
   server.closeIdleConnections();
   try {

@@ -1,6 +1,12 @@
 import { Home } from '@polyhome/home';
 import { createQueueBackend } from '@polyhome/queue';
-import { createRepositories, openSeqGuardStore, openStorage, redactDatabaseUrl } from '@polyhome/storage';
+import {
+  createRepositories,
+  openSeqGuardStore,
+  openStorage,
+  preparePrivateDataDir,
+  redactDatabaseUrl,
+} from '@polyhome/storage';
 import type { Logger } from 'pino';
 import { resolveAdminToken } from './admin/admin-token.js';
 import type { ServerResources } from './app.module.js';
@@ -17,6 +23,8 @@ const ANNOUNCE_EVERY_MS = 30 * 60 * 1000;
 export async function openResources(config: AppConfig, logger: Logger): Promise<ServerResources> {
   const undo: Array<() => Promise<void>> = [];
   try {
+    // DATA_DIR holds the keys and the admin token (and the embedded database): owner-only, or refused.
+    await preparePrivateDataDir(config.dataDir);
     const storage = await openStorage({
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,

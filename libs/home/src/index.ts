@@ -20,6 +20,8 @@ export type { HostWithDiscovery } from './transient-host.js';
 export { parseHomeTarget, peerIdOfMultiaddr } from './addresses.js';
 export type { HomeTarget } from './addresses.js';
 export { bodyParserError, jsonDepth, jsonDepthGuard, JSON_TOO_DEEP, MAX_JSON_DEPTH } from './http-errors.js';
+export { connectionsCheckingIntervalMs, DEFAULT_HTTP_LIMITS, hardenHttpServer } from './http-limits.js';
+export type { HttpLimits } from './http-limits.js';
 export { RefusalLog, REFUSAL_LINES_PER_WINDOW, REFUSAL_WINDOW_MS } from './refusal-log.js';
 export type { Refusal, RefusalLogInit, RefusalSummary } from './refusal-log.js';
 export type { BodyErrorAnswer } from './http-errors.js';

@@ -1,9 +1,10 @@
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { MIGRATIONS } from '@polyhome/migrations';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
+import { preparePrivateDataDir, restrictDataDir } from './data-dir-modes.js';
 import { ENTITIES } from './entities/index.js';
 import { StorageError } from './errors.js';
 import { createPgliteDriverModule } from './pglite/pglite-pg-driver.js';
@@ -103,13 +104,16 @@ async function exists(p: string): Promise<boolean> {
 
 async function openPglite(init: StorageInit): Promise<Storage> {
   const dir = path.resolve(init.dataDir, 'db');
-  await mkdir(path.dirname(dir), { recursive: true, mode: 0o700 });
+  // Owner-only or refused, before the lock or anything else is written.
+  await preparePrivateDataDir(init.dataDir);
   const lock: DataDirLock = await lockDataDir(path.resolve(init.dataDir, 'db.lock'));
   let db: PGlite | undefined;
   try {
     const fresh = !(await exists(path.join(dir, 'PG_VERSION')));
     if (fresh) init.onProgress?.(`Creating the embedded database in ${dir} (first start only, a few seconds)`);
     db = await PGlite.create({ dataDir: dir });
+    // PGlite chmods its files to 0666 (0644 for those it rewrites at each open), whatever the umask.
+    await restrictDataDir(dir);
     const dataSource = new DataSource({
       ...COMMON,
       type: 'postgres',
@@ -119,10 +123,20 @@ async function openPglite(init: StorageInit): Promise<Storage> {
       installExtensions: false,
     } as DataSourceOptions);
     await dataSource.initialize();
-    return await finishOpen(dataSource, 'pglite', init, async () => {
-      await dataSource.destroy();
-      await lock.release();
+    const storage = await finishOpen(dataSource, 'pglite', init, async () => {
+      try {
+        await dataSource.destroy();
+        await restrictDataDir(dir);
+      } finally {
+        await lock.release();
+      }
     });
+    // Migrations may have had files created; the next start refuses the directory if any is left open.
+    await restrictDataDir(dir).catch(async (err: unknown) => {
+      await storage.close().catch(() => undefined);
+      throw err;
+    });
+    return storage;
   } catch (err) {
     if (db && !db.closed) await db.close().catch(() => undefined);
     await lock.release();

@@ -1,6 +1,7 @@
 export { openStorage, postgresDataSourceOptions, redactDatabaseUrl, schemaDrift } from './data-source.js';
 export type { Storage, StorageBackend, StorageInit } from './data-source.js';
 export { lockDataDir } from './data-dir-lock.js';
+export { assertPrivateDataDir, preparePrivateDataDir, restrictDataDir } from './data-dir-modes.js';
 export type { DataDirLock } from './data-dir-lock.js';
 export { StorageError } from './errors.js';
 export type { StorageErrorCode } from './errors.js';

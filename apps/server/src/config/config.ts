@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { multiaddr } from '@multiformats/multiaddr';
+<<<<<<< HEAD
 import {
   HOME_CONNECTION_RESERVE,
   INBOUND_CONNECTION_THRESHOLD,
@@ -8,6 +9,9 @@ import {
   MAX_STRANGER_CONNECTIONS_PER_IP,
   STRANGER_IDLE_TIMEOUT,
 } from '@polyhome/p2p';
+=======
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '@polyhome/home';
+>>>>>>> http-datadir
 
 /** Pino log levels accepted in LOG_LEVEL. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -70,6 +74,8 @@ export interface AppConfig {
   /** The first wait of a user ID after too many wrong passwords (it doubles with each further one). */
   loginBackoffMs: number;
   metricsToken: string | undefined;
+  /** Timeouts and connection cap of the HTTP server (slow clients). */
+  http: HttpLimits;
 }
 
 /** Thrown when an environment variable has a value that is not allowed; the message names it and says what is. */
@@ -295,6 +301,35 @@ export const CONFIG_SCHEMA = {
       return value;
     },
   },
+  HTTP_HEADERS_TIMEOUT_MS: {
+    description:
+      'Time a client has to send the headers of a request (counted from the connection, or the previous answer); then 408 and the connection is closed. Slow clients (slowloris) hold a connection no longer.',
+    default: String(DEFAULT_HTTP_LIMITS.headersTimeoutMs),
+    parse: integer(100, 600_000),
+  },
+  HTTP_REQUEST_TIMEOUT_MS: {
+    description:
+      'Time a client has to send a whole request, body included (not the answer: long polls are not cut). At least HTTP_HEADERS_TIMEOUT_MS.',
+    default: String(DEFAULT_HTTP_LIMITS.requestTimeoutMs),
+    parse: integer(100, 3_600_000),
+  },
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: {
+    description:
+      'How long an idle keep-alive connection stays open after an answer. Behind a reverse proxy, make it longer than the proxy keeps its idle upstream connections.',
+    default: String(DEFAULT_HTTP_LIMITS.keepAliveTimeoutMs),
+    parse: integer(100, 600_000),
+  },
+  HTTP_MAX_REQUESTS_PER_SOCKET: {
+    description: 'Requests on one connection before the server closes it (0: no limit).',
+    default: String(DEFAULT_HTTP_LIMITS.maxRequestsPerSocket),
+    parse: integer(0, 1_000_000),
+  },
+  HTTP_MAX_CONNECTIONS: {
+    description:
+      'Open HTTP connections at most; further ones are closed at once. Keeps file descriptors for the database and libp2p; keep it well under `ulimit -n`.',
+    default: String(DEFAULT_HTTP_LIMITS.maxConnections),
+    parse: integer(1, 1_000_000),
+  },
 } satisfies Record<string, Variable<unknown>>;
 
 function read<T>(env: Env, name: string, variable: Variable<T>): T | undefined {
@@ -335,6 +370,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE', s.RATE_LIMIT_PER_MINUTE)!,
     loginBackoffMs: read(env, 'LOGIN_BACKOFF_MS', s.LOGIN_BACKOFF_MS)!,
     metricsToken: read(env, 'METRICS_TOKEN', s.METRICS_TOKEN),
+    http: readHttpLimits(env),
   };
   if (config.p2pHomeConnectionReserve >= config.p2pMaxConnections) {
     throw new ConfigError(
@@ -343,6 +379,24 @@ export function loadConfig(env: Env = process.env): AppConfig {
     );
   }
   return config;
+}
+
+function readHttpLimits(env: Env): HttpLimits {
+  const s = CONFIG_SCHEMA;
+  const limits: HttpLimits = {
+    headersTimeoutMs: read(env, 'HTTP_HEADERS_TIMEOUT_MS', s.HTTP_HEADERS_TIMEOUT_MS)!,
+    requestTimeoutMs: read(env, 'HTTP_REQUEST_TIMEOUT_MS', s.HTTP_REQUEST_TIMEOUT_MS)!,
+    keepAliveTimeoutMs: read(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', s.HTTP_KEEP_ALIVE_TIMEOUT_MS)!,
+    maxRequestsPerSocket: read(env, 'HTTP_MAX_REQUESTS_PER_SOCKET', s.HTTP_MAX_REQUESTS_PER_SOCKET)!,
+    maxConnections: read(env, 'HTTP_MAX_CONNECTIONS', s.HTTP_MAX_CONNECTIONS)!,
+  };
+  if (limits.requestTimeoutMs < limits.headersTimeoutMs) {
+    throw new ConfigError(
+      'HTTP_REQUEST_TIMEOUT_MS',
+      `is ${limits.requestTimeoutMs}, shorter than HTTP_HEADERS_TIMEOUT_MS (${limits.headersTimeoutMs}); make it at least as long.`,
+    );
+  }
+  return limits;
 }
 
 /** Injection token of the AppConfig. */

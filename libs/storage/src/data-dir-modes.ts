@@ -1,0 +1,93 @@
+// A data directory holds keys and the embedded database: it and everything in it are its owner's alone
+// (directories 0700, files 0600). PGlite (Emscripten's NODEFS) creates its files with an explicit chmod to
+// 0666 whatever the umask, and rewrites some at each open with 0644, so its directory is made owner-only
+// again after it opens; a directory that others can read is refused at start, before anything is written.
+import { chmod, lstat, mkdir, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { StorageError } from './errors.js';
+
+/** Permission bits of group and others. */
+const OPEN_BITS = 0o077;
+
+/** Entries found with group or other permissions: path and mode. */
+interface OpenEntry {
+  path: string;
+  mode: number;
+}
+
+function isMissing(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException).code === 'ENOENT';
+}
+
+/**
+ * Calls `visit` with the path and mode of `dir` and of every directory and file under it (not following
+ * symbolic links, whose own mode means nothing). Entries that vanish during the walk are skipped.
+ */
+async function walk(dir: string, visit: (entry: string, mode: number) => Promise<void> | void): Promise<void> {
+  const pending = [dir];
+  for (let current = pending.pop(); current !== undefined; current = pending.pop()) {
+    let info;
+    try {
+      info = await lstat(current);
+    } catch (err) {
+      if (isMissing(err)) continue;
+      throw err;
+    }
+    if (info.isSymbolicLink()) continue;
+    await visit(current, info.mode);
+    if (!info.isDirectory()) continue;
+    try {
+      for (const name of await readdir(current)) pending.push(path.join(current, name));
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+    }
+  }
+}
+
+function octal(mode: number): string {
+  return (mode & 0o777).toString(8).padStart(4, '0');
+}
+
+/**
+ * Refuses a data directory that group or others may use: one line naming the first such entry and the fix
+ * (`chmod -R go-rwx <dir>`). Changes nothing.
+ */
+export async function assertPrivateDataDir(dir: string): Promise<void> {
+  const root = path.resolve(dir);
+  if (!(await stat(root)).isDirectory()) {
+    throw new StorageError('DATA_DIR_PERMISSIONS', `${root} is not a directory: choose a directory for the data.`);
+  }
+  const open: OpenEntry[] = [];
+  await walk(root, (entry, mode) => {
+    if ((mode & OPEN_BITS) !== 0) open.push({ path: entry, mode });
+  });
+  if (open.length === 0) return;
+  const first = open[0]!;
+  const more = open.length > 1 ? ` and ${open.length - 1} more` : '';
+  throw new StorageError(
+    'DATA_DIR_PERMISSIONS',
+    `The data directory ${root} is open to other users (${first.path} has mode ${octal(first.mode)}${more}): ` +
+      `run \`chmod -R go-rwx ${root}\` and start again.`,
+  );
+}
+
+/** Creates the data directory owner-only when it is missing, then refuses it if others may use it. */
+export async function preparePrivateDataDir(dir: string): Promise<void> {
+  const root = path.resolve(dir);
+  const created = await mkdir(root, { recursive: true, mode: 0o700 });
+  // mkdir's mode passes through the umask; the owner needs all of 0700 (a umask like 0277 would take it).
+  if (created !== undefined) await chmod(root, 0o700);
+  await assertPrivateDataDir(root);
+}
+
+/** Takes group and other permissions off `dir` and everything under it (PGlite's own 0666 and 0644 files). */
+export async function restrictDataDir(dir: string): Promise<void> {
+  await walk(path.resolve(dir), async (entry, mode) => {
+    if ((mode & OPEN_BITS) === 0) return;
+    try {
+      await chmod(entry, mode & 0o7777 & ~OPEN_BITS);
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+    }
+  });
+}
