@@ -21,14 +21,12 @@ describe('configuration', () => {
       migrationsRun: true,
       rateLimitPerMinute: 120,
       metricsToken: undefined,
-<<<<<<< HEAD
       p2pMaxConnections: 300,
       p2pHomeConnectionReserve: 50,
       p2pMaxConnectionsPerPeer: 4,
       p2pMaxStrangerConnectionsPerIp: 16,
       p2pStrangerIdleTimeoutMs: 60_000,
       p2pInboundConnectionThreshold: 5,
-=======
       http: {
         headersTimeoutMs: 10_000,
         requestTimeoutMs: 30_000,
@@ -36,7 +34,6 @@ describe('configuration', () => {
         maxRequestsPerSocket: 1_000,
         maxConnections: 1_000,
       },
->>>>>>> http-datadir
     });
   });
 
@@ -100,10 +97,8 @@ describe('configuration', () => {
     ['RATE_LIMIT_PER_MINUTE', '-1', /RATE_LIMIT_PER_MINUTE: got "-1", expected a whole number from 0 to 1000000/],
     ['RATE_LIMIT_PER_MINUTE', 'lots', /RATE_LIMIT_PER_MINUTE: got "lots"/],
     ['METRICS_TOKEN', 'short', /METRICS_TOKEN: must be at least 16 characters/],
-<<<<<<< HEAD
     ['P2P_MAX_CONNECTIONS', '1', /P2P_MAX_CONNECTIONS: got "1", expected a whole number from 2 to 100000/],
     ['P2P_MAX_STRANGER_CONNECTIONS_PER_IP', '0', /P2P_MAX_STRANGER_CONNECTIONS_PER_IP: got "0"/],
-=======
     ['HTTP_HEADERS_TIMEOUT_MS', '0', /HTTP_HEADERS_TIMEOUT_MS: got "0", expected a whole number from 100 to 600000/],
     ['HTTP_MAX_CONNECTIONS', '0', /HTTP_MAX_CONNECTIONS: got "0", expected a whole number from 1 to 1000000/],
     [
@@ -111,7 +106,6 @@ describe('configuration', () => {
       '5000',
       /HTTP_REQUEST_TIMEOUT_MS: is 5000, shorter than HTTP_HEADERS_TIMEOUT_MS \(10000\)/,
     ],
->>>>>>> http-datadir
   ])('refuses %s=%s naming the variable and what is allowed', (name, value, message) => {
     let error: unknown;
     try {

@@ -1,6 +1,5 @@
 import { isIP } from 'node:net';
 import { multiaddr } from '@multiformats/multiaddr';
-<<<<<<< HEAD
 import {
   HOME_CONNECTION_RESERVE,
   INBOUND_CONNECTION_THRESHOLD,
@@ -9,9 +8,7 @@ import {
   MAX_STRANGER_CONNECTIONS_PER_IP,
   STRANGER_IDLE_TIMEOUT,
 } from '@polyhome/p2p';
-=======
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '@polyhome/home';
->>>>>>> http-datadir
 
 /** Pino log levels accepted in LOG_LEVEL. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
