@@ -12,7 +12,7 @@ import {
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import express from 'express';
-import { bodyParserError, hardenHttpServer, jsonDepthGuard, type HomeAccounts } from '@polyhome/home';
+import { bodyParserError, hardenHttpServer, jsonDepthCheck, type HomeAccounts } from '@polyhome/home';
 import { MatrixClientApiModule, MatrixError, type MatrixClientApiOptions, type MatrixHomePort } from '@polyhome/matrix';
 import type { HomeContext } from './context.js';
 import { CliError } from './errors.js';
@@ -96,8 +96,7 @@ export async function startMatrixApi(
   try {
     // Matrix web clients call from another origin; the API is on loopback only, so CORS adds no exposure.
     app.enableCors();
-    app.use(express.json({ limit: MAX_BODY_BYTES, strict: true }));
-    app.use(jsonDepthGuard());
+    app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, verify: jsonDepthCheck() }));
     app.useGlobalFilters(new NodeHttpFilter(report));
     (app.getHttpAdapter().getInstance() as express.Express).disable('x-powered-by');
     hardenHttpServer(app.getHttpServer() as Server);

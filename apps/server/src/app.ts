@@ -1,7 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import express from 'express';
-import { jsonDepthGuard } from '@polyhome/home';
+import { jsonDepthCheck } from '@polyhome/home';
 import { AppModule, type ServerResources } from './app.module.js';
 import { ApiExceptionFilter } from './common/api-exception.filter.js';
 import { StrictValidationPipe } from './common/validation.pipe.js';
@@ -25,9 +25,8 @@ export async function createServerApp(resources: ServerResources): Promise<INest
   app.use(securityHeaders());
   app.use(app.get(MetricsService).httpMiddleware());
   // Our own parser so its limit and errors are ours: malformed JSON is M_NOT_JSON, too large M_TOO_LARGE.
-  app.use(express.json({ limit: MAX_BODY_BYTES, strict: true }));
-  // Deeply nested JSON is 400 M_BAD_JSON before validation walks it (it overflowed the stack: a 500).
-  app.use(jsonDepthGuard());
+  // Deeply nested JSON is 400 M_BAD_JSON from its bytes, before the parse (it overflowed the stack: a 500).
+  app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, verify: jsonDepthCheck() }));
   app.useGlobalPipes(new StrictValidationPipe());
   app.useGlobalFilters(new ApiExceptionFilter(resources.logger));
   const http = app.getHttpAdapter().getInstance() as express.Express;

@@ -3,7 +3,7 @@ import { makeHome } from '@polyhome/sync/testing';
 import { describe, expect, it } from 'vitest';
 import { parseHomeTarget, peerIdOfMultiaddr } from './addresses.js';
 import { HomeAddressError } from './errors.js';
-import { bodyParserError, jsonDepth, jsonDepthGuard, MAX_JSON_DEPTH } from './http-errors.js';
+import { bodyParserError, jsonDepthCheck, jsonTextDepth, MAX_JSON_DEPTH } from './http-errors.js';
 
 const peer = makeHome('libs-home:addresses').peerId;
 
@@ -57,21 +57,39 @@ describe('bodyParserError', () => {
   });
 });
 
-describe('jsonDepthGuard', () => {
-  const deep = (depth: number): unknown => JSON.parse(`${'['.repeat(depth)}${']'.repeat(depth)}`);
+describe('jsonDepthCheck', () => {
+  const text = (json: string): Uint8Array => new TextEncoder().encode(json);
+  const deep = (depth: number): Uint8Array => text(`${'['.repeat(depth)}${']'.repeat(depth)}`);
 
-  it('measures nesting iteratively, stopping past the limit', () => {
-    expect(jsonDepth(1, 64)).toBe(0);
-    expect(jsonDepth({ a: [{ b: {} }], c: 1 }, 64)).toBe(4);
-    expect(jsonDepth(deep(100_000), 64)).toBe(65);
+  it('measures nesting from the bytes, skipping strings, stopping past the limit', () => {
+    expect(jsonTextDepth(text('1'), 64)).toBe(0);
+    expect(jsonTextDepth(text('{"a":[{"b":{}}],"c":1}'), 64)).toBe(4);
+    // Brackets, escaped quotes and multi-byte characters inside strings are not structure.
+    expect(jsonTextDepth(text('{"a":"[[[{{{\\"\\"]]]","é[":["ü"]}'), 64)).toBe(2);
+    expect(jsonTextDepth(text(JSON.stringify({ a: '\\"[[[' }) + ''), 64)).toBe(1);
+    expect(jsonTextDepth(deep(100_000), 64)).toBe(65);
   });
 
-  it('passes a body at the limit on, and refuses a deeper one as 400 M_BAD_JSON', () => {
-    const seen: unknown[] = [];
-    const guard = jsonDepthGuard();
-    guard({ body: deep(MAX_JSON_DEPTH) }, {}, (err) => seen.push(err));
-    guard({ body: deep(MAX_JSON_DEPTH + 1) }, {}, (err) => seen.push(err));
-    expect(seen[0]).toBeUndefined();
-    expect(bodyParserError(seen[1])).toMatchObject({ status: 400, errcode: 'M_BAD_JSON' });
+  it('agrees with the depth of the parsed value on what JSON.stringify writes', () => {
+    const depthOf = (v: unknown): number =>
+      typeof v !== 'object' || v === null ? 0 : 1 + Math.max(0, ...Object.values(v).map(depthOf));
+    const values: unknown[] = [
+      { a: [{ b: { c: ['x]"\\', { d: [] }] } }], e: '{{' },
+      ['"', '\\', '\\"', ['[', [']]]']]],
+      { 'k[': { '"}': 'é{', ü: [[[]]] } },
+    ];
+    for (const value of values) expect(jsonTextDepth(text(JSON.stringify(value)), 64)).toBe(depthOf(value));
+  });
+
+  it('passes a body at the limit, and refuses a deeper one as 400 M_BAD_JSON', () => {
+    const check = jsonDepthCheck();
+    expect(() => check({}, {}, deep(MAX_JSON_DEPTH))).not.toThrow();
+    let refused: unknown;
+    try {
+      check({}, {}, deep(MAX_JSON_DEPTH + 1));
+    } catch (error) {
+      refused = error;
+    }
+    expect(bodyParserError(refused)).toMatchObject({ status: 400, errcode: 'M_BAD_JSON' });
   });
 });

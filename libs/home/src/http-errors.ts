@@ -43,38 +43,56 @@ function fromParser(value: unknown): BodyErrorAnswer | undefined {
 /** How deep a request body may nest objects and arrays: Matrix bodies need a handful of levels. */
 export const MAX_JSON_DEPTH = 64;
 
-/** The `type` of the error jsonDepthGuard passes on (answered by bodyParserError as 400 M_BAD_JSON). */
+/** The `type` of the error jsonDepthCheck throws (answered by bodyParserError as 400 M_BAD_JSON). */
 export const JSON_TOO_DEEP = 'entity.too.deep';
 
 /**
- * Middleware to run right after the JSON body parser: a body nesting deeper than `maxDepth` is refused before
- * anything walks it recursively (class-transformer overflowed the stack on one, a 500). The walk is iterative
- * and stops at the first level too deep, so it costs no more than the parse did.
+ * The `verify` option of the JSON body parser in both apps: a body nesting objects and arrays deeper than
+ * `maxDepth` is refused from its bytes, before JSON.parse builds it and before anything walks it recursively
+ * (class-transformer overflowed the stack on one, a 500; and a 200 KB body of 100,000 nested arrays made as many
+ * objects for the garbage collector on every request). body-parser passes the error on with its `type` and
+ * `status`, so the apps' filters answer it through bodyParserError.
  */
-export function jsonDepthGuard(
-  maxDepth = MAX_JSON_DEPTH,
-): (req: { body?: unknown }, res: unknown, next: (err?: unknown) => void) => void {
-  return (req, _res, next) => {
-    if (jsonDepth(req.body, maxDepth) > maxDepth) {
-      next(Object.assign(new Error(`request body deeper than ${maxDepth}`), { type: JSON_TOO_DEEP, status: 400 }));
-      return;
+export function jsonDepthCheck(maxDepth = MAX_JSON_DEPTH): (req: unknown, res: unknown, body: Uint8Array) => void {
+  return (_req, _res, body) => {
+    if (jsonTextDepth(body, maxDepth) > maxDepth) {
+      throw Object.assign(new Error(`request body deeper than ${maxDepth}`), { type: JSON_TOO_DEEP, status: 400 });
     }
-    next();
   };
 }
 
-/** The nesting depth of a parsed JSON value (a scalar is 0), counted up to `limit + 1` and no further. */
-export function jsonDepth(value: unknown, limit: number): number {
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+
+/**
+ * How deep the UTF-8 JSON text `bytes` nests objects and arrays (a scalar is 0), counted up to `limit + 1` and
+ * no further, in one pass with no allocation. Brackets inside strings are skipped; every byte of a multi-byte
+ * UTF-8 character is 0x80 or above, so none is taken for a quote, a backslash or a bracket. Text that is not
+ * JSON gets some number here and is refused by the parser after.
+ */
+export function jsonTextDepth(bytes: Uint8Array, limit: number): number {
+  let depth = 0;
   let deepest = 0;
-  const stack: Array<[unknown, number]> = [[value, 0]];
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop()!;
-    if (typeof node !== 'object' || node === null) continue;
-    const level = depth + 1;
-    if (level > deepest) deepest = level;
-    if (deepest > limit) return deepest;
-    for (const child of Array.isArray(node) ? node : Object.values(node)) {
-      if (typeof child === 'object' && child !== null) stack.push([child, level]);
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (inString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) inString = false;
+    } else if (c === QUOTE) {
+      inString = true;
+    } else if (c === OPEN_BRACKET || c === OPEN_BRACE) {
+      depth++;
+      if (depth > deepest) {
+        deepest = depth;
+        if (deepest > limit) return deepest;
+      }
+    } else if (c === CLOSE_BRACKET || c === CLOSE_BRACE) {
+      depth--;
     }
   }
   return deepest;

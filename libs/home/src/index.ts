@@ -19,7 +19,7 @@ export { discoveryOf, withTransientHost } from './transient-host.js';
 export type { HostWithDiscovery } from './transient-host.js';
 export { parseHomeTarget, peerIdOfMultiaddr } from './addresses.js';
 export type { HomeTarget } from './addresses.js';
-export { bodyParserError, jsonDepth, jsonDepthGuard, JSON_TOO_DEEP, MAX_JSON_DEPTH } from './http-errors.js';
+export { bodyParserError, jsonDepthCheck, jsonTextDepth, JSON_TOO_DEEP, MAX_JSON_DEPTH } from './http-errors.js';
 export { connectionsCheckingIntervalMs, DEFAULT_HTTP_LIMITS, hardenHttpServer } from './http-limits.js';
 export type { HttpLimits } from './http-limits.js';
 export { RefusalLog, REFUSAL_LINES_PER_WINDOW, REFUSAL_WINDOW_MS } from './refusal-log.js';
