@@ -364,7 +364,7 @@ describe('the soak: every attack at once against a server and a client home', ()
         const n = t['sent'] ?? 0;
         count(t, 'sent');
         const open = await openStrangerConnection(fillers[n % fillers.length]!, p2pTargets[n % 2]!);
-        count(t, open ? 'open' : 'refused');
+        count(t, open ? 'upgraded' : 'refused');
       });
 
       // Deeply nested JSON to both Matrix APIs.
