@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SelfRevocationError } from './errors.js';
 import { Home, type HomeInit } from './home.js';
 import { LocalChangeRefusedError } from './local-op-writer.js';
+import { MemoryPairingCodeStore } from './pairing.js';
 
 interface Running {
   home: Home;
@@ -46,6 +47,7 @@ async function runHome(fixture: FixtureHome, init: Partial<HomeInit> = {}): Prom
 describe('Home', () => {
   const account = makeAccount({ seed: 'libs-home', homes: 2 });
   const joiner = makeHome('libs-home:joiner');
+  const pairing = new MemoryPairingCodeStore();
   let a: Running;
   let b: Running;
   let c: Running;
@@ -54,12 +56,12 @@ describe('Home', () => {
     [a, b, c] = await Promise.all([
       runHome(account.homes[0]!),
       runHome(account.homes[1]!),
-      runHome(joiner, { adoptWhenEmpty: true }),
+      runHome(joiner, { adoptWhenEmpty: true, pairing }),
     ]);
     await a.store.hostAccount(account.document, { custody: 'self' });
     await b.store.hostAccount(account.document, { custody: 'self' });
     await Promise.all([a.home.start(), b.home.start(), c.home.start()]);
-  }, 60_000);
+  }, 240_000);
   afterAll(async () => {
     await Promise.all([a?.close(), b?.close(), c?.close()]);
   });
@@ -126,12 +128,13 @@ describe('Home', () => {
     );
   });
 
-  it('adds a home by PeerId; the empty home it names takes the account in and gets its state', async () => {
+  it('adds a home by PeerId with its pairing code; the empty home it names takes the account in and gets its state', async () => {
     const adopted: string[] = [];
     c.home.on('adopted', ({ account: acct }) => adopted.push(acct));
+    const { code } = (await pairing.read())!;
     const document = await a.home.addHome(
       account.serverName,
-      { peerId: c.home.peerId, role: 'client', name: 'joiner' },
+      { peerId: c.home.peerId, role: 'client', name: 'joiner', pairingCode: code.toLowerCase() },
       account.rootKey,
     );
     expect(document.homes.map((h) => h.peer_id)).toContain(c.home.peerId);
@@ -140,6 +143,8 @@ describe('Home', () => {
     await waitFor(() => adopted.length > 0, 'the adoption on c');
     expect(adopted).toEqual([account.serverName]);
     expect(c.home.hosted()).toEqual([account.serverName]);
+    // The code is spent.
+    expect(await pairing.read()).toBeUndefined();
     const held = Object.keys((await a.store.state(account.serverName)).memberships).sort();
     expect(held).toHaveLength(4);
     await waitFor(
