@@ -124,7 +124,7 @@ describe('polyhome CLI (client-side home)', () => {
     expect((await polyhome(dir, 'init', '--nope')).code).toBe(2);
     expect((await polyhome(await tempDir(), 'init')).code).toBe(2);
     expect((await polyhome(dir, 'home', 'add', '--help')).code).toBe(0);
-  }, 60_000);
+  }, 240_000);
 
   it('start runs, refuses a second start, answers commands through its control API, and stops on SIGTERM', async () => {
     const dir = await tempDir();
