@@ -502,7 +502,7 @@ export class Home {
         account,
         peerId,
         'no-proof',
-        `the home offering it proves no pairing code (${answer.errcode}); if the account is yours, add this node from a home holding its root key with this node's pairing code (\`home add <PeerId> --role client --pairing-code <code>\`, or \`pairing_code\` in the admin API)`,
+        `the home offering it proves no pairing code (${answer.errcode}); waiting for the home this node's pairing code was given to. If none was, add this node from a running home of the account with its pairing code (\`home add <PeerId> --role client --pairing-code <code>\`, or \`pairing_code\` in the admin API; \`polyhome pairing-code\` shows it)`,
       );
       return undefined;
     }
