@@ -6,12 +6,12 @@ import { waitFor } from '@polyhome/p2p/testing';
 import { createInProcessQueue } from '@polyhome/queue';
 import { openStorage, SqlReplicaStore, SqlSeqGuardStore, type Storage } from '@polyhome/storage';
 import { createTestDatabase, type TestDatabase } from '@polyhome/storage/testing';
-import { makeAccount, makeHome, type FixtureHome } from '@polyhome/sync/testing';
+import { makeAccount, makeHome, withHome, type FixtureHome } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SelfRevocationError } from './errors.js';
 import { Home, type HomeInit } from './home.js';
 import { LocalChangeRefusedError } from './local-op-writer.js';
-import { MemoryPairingCodeStore } from './pairing.js';
+import { MemoryPairingCodeStore, newPairingCode, PAIRING_MAX_FAILURES } from './pairing.js';
 
 interface Running {
   home: Home;
@@ -154,6 +154,37 @@ describe('Home', () => {
       'the state on c',
     );
   });
+
+  it("refuses a stranger's account proven with a wrong code; the fifth wrong proof replaces the code", async () => {
+    // A stranger's account whose document names b, which then names an empty joining home d.
+    const stranger = makeAccount({ seed: 'libs-home-stranger', homes: 1, localpart: 'mallory' });
+    const named = withHome(stranger, stranger.document, account.homes[1]!);
+    await b.store.hostAccount(named, { custody: 'self' });
+    await b.home.hostAccount(stranger.serverName);
+    const code = newPairingCode();
+    const pairing = new MemoryPairingCodeStore({ code, failures: PAIRING_MAX_FAILURES - 1 });
+    const d = await runHome(makeHome('libs-home:joiner-2'), { adoptWhenEmpty: true, pairing });
+    try {
+      await d.home.start();
+      const refused: string[] = [];
+      d.home.on('adoption-refused', ({ account: acct, reason }) => refused.push(`${acct} ${reason}`));
+      const wrong = code.startsWith('0') ? '11111-11111' : '00000-00000';
+      await b.home.addHome(
+        stranger.serverName,
+        { peerId: d.home.peerId, role: 'client', name: 'joiner', pairingCode: wrong },
+        stranger.rootKey,
+      );
+      await b.home.host.dial(d.home.host.getMultiaddrs()[0]!);
+      await waitFor(() => refused.length > 0, 'the refusal on d', 120_000);
+      expect(refused[0]).toBe(`${stranger.serverName} wrong-proof`);
+      expect(d.home.hosted()).toEqual([]);
+      const now = await pairing.read();
+      expect(now?.failures).toBe(0);
+      expect(now?.code).not.toBe(code);
+    } finally {
+      await d.close();
+    }
+  }, 240_000);
 
   it('announces a changed document through its queue job, and on demand', async () => {
     // addHome above changed the document: the Home queued an announcement, which put it in the DHT.
