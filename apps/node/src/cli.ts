@@ -214,7 +214,7 @@ export function buildProgram(): Command {
   home
     .command('add')
     .description(
-      'Add a home: a server by its multiaddr (enrolled with --token), a client (a node made with `init --join`) by its PeerId',
+      'Add a home: a server by its multiaddr (enrolled with --token), a client (a node made with `init --join`) by its PeerId and --pairing-code',
     )
     .argument('<multiaddr|peerId>', 'e.g. /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW... or 12D3KooW...')
     .addOption(new Option('--role <role>', 'role of the new home').choices(['server', 'client']).makeOptionMandatory())
