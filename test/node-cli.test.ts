@@ -102,13 +102,29 @@ describe('polyhome CLI (client-side home)', () => {
     const r = await polyhome(dir, 'init', '--join');
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(
-      /^peer_id 12D3KooW\S+\nadd this node from a home of the account: polyhome home add 12D3KooW\S+ --role client\n$/,
+      /^peer_id 12D3KooW\S+\npairing_code [0-9A-Z]{5}-[0-9A-Z]{5}\nadd this node from a running home of the account: polyhome home add 12D3KooW\S+ --role client --pairing-code [0-9A-Z]{5}-[0-9A-Z]{5}\n$/,
     );
     expect(existsSync(path.join(dir, 'root.key'))).toBe(false);
+    // The pairing code is kept for the node (owner-only) and shown again on demand.
+    const code = /pairing_code (\S+)/.exec(r.out)![1];
+    expect((await stat(path.join(dir, 'pairing.json'))).mode & 0o777).toBe(0o600);
+    expect(JSON.parse((await polyhome(dir, 'pairing-code', '--json')).out)).toEqual({
+      pairing_code: code,
+      wrong_proofs: 0,
+    });
+    // A code given to a node that does not run is refused: only a running node proves it.
+    const owner = await tempDir();
+    expect((await polyhome(owner, 'init', '--localpart', 'carol')).code).toBe(0);
+    const peer = /peer_id (\S+)/.exec(r.out)![1]!;
+    const offline = await polyhome(owner, 'home', 'add', peer, '--role', 'client', '--pairing-code', code!);
+    expect(offline.code).toBe(1);
+    expect(offline.err).toMatch(/Start this node first/);
+    const badCode = await polyhome(owner, 'home', 'add', peer, '--role', 'client', '--pairing-code', 'nope');
+    expect(badCode.code).toBe(2);
     expect((await polyhome(dir, 'init', '--nope')).code).toBe(2);
     expect((await polyhome(await tempDir(), 'init')).code).toBe(2);
     expect((await polyhome(dir, 'home', 'add', '--help')).code).toBe(0);
-  }, 60_000);
+  }, 240_000);
 
   it('start runs, refuses a second start, answers commands through its control API, and stops on SIGTERM', async () => {
     const dir = await tempDir();

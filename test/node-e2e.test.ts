@@ -133,17 +133,30 @@ describe.each(BACKENDS)('laptop, phone and a companion server, server on $name',
     expect(enrolled).toMatchObject({ seq: 2 });
     expect(enrolled.homes).toHaveLength(2);
 
-    phonePeer = (await phone.json<{ peer_id: string }>('init', '--join')).peer_id;
-    // The laptop runs: the command goes through its control API and the new document goes out at once.
-    const added = await laptop.json<{ seq: number }>('home', 'add', phonePeer, '--role', 'client', '--name', 'phone');
+    const joined = await phone.json<{ peer_id: string; pairing_code: string }>('init', '--join');
+    phonePeer = joined.peer_id;
+    // The laptop runs: the command goes through its control API and the new document goes out at once. It
+    // keeps the phone's pairing code, and proves it when the phone asks.
+    const added = await laptop.json<{ seq: number }>(
+      'home',
+      'add',
+      phonePeer,
+      '--role',
+      'client',
+      '--name',
+      'phone',
+      '--pairing-code',
+      joined.pairing_code,
+    );
     expect(added.seq).toBe(3);
     await waitFor(
       async () => (await server.admin('GET', accountPath())).body['doc_seq'] === 3,
       'document 3 on the server',
     );
 
-    // The phone knows only the server's address; the server names it as a home, so it takes the account in.
-    await phone.start('--bootstrap', server.addr);
+    // The phone is told the server's and the laptop's addresses. Both name it as a home; it takes the account in
+    // from the laptop, which proves its pairing code (the server, which was given none, proves nothing).
+    await phone.start('--bootstrap', server.addr, laptop.addr);
     await waitFor(
       async () => {
         const s = await phone.json<{ accounts: Array<{ user_id: string; doc_seq: number; root_key: boolean }> }>(
@@ -325,9 +338,20 @@ describe.each(BACKENDS)('laptop, phone and a companion server, server on $name',
   it('6. kill -9 of a client-side home in the middle of catching up loses nothing it acknowledged', async () => {
     // A second phone joins; while it is away, the laptop makes BULK_OPS changes.
     const tablet = new CliNode('tablet', await temp('tablet'));
-    const tabletPeer = (await tablet.json<{ peer_id: string }>('init', '--join')).peer_id;
-    await laptop.json('home', 'add', tabletPeer, '--role', 'client', '--name', 'tablet');
-    await tablet.start('--bootstrap', server.addr);
+    const tabletJoined = await tablet.json<{ peer_id: string; pairing_code: string }>('init', '--join');
+    const tabletPeer = tabletJoined.peer_id;
+    await laptop.json(
+      'home',
+      'add',
+      tabletPeer,
+      '--role',
+      'client',
+      '--name',
+      'tablet',
+      '--pairing-code',
+      tabletJoined.pairing_code,
+    );
+    await tablet.start('--bootstrap', server.addr, laptop.addr);
     await waitFor(
       async () => (await tablet.json<{ accounts: unknown[] }>('status')).accounts.length === 1,
       'the tablet to hold the account',

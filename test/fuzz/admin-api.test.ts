@@ -72,7 +72,7 @@ const BODY_ROUTES: Record<string, BodyRoute> = {
       role: 'client',
       name: 'laptop',
     }),
-    fields: { multiaddr: 'string', role: 'string', name: 'string', token: 'string' },
+    fields: { multiaddr: 'string', role: 'string', name: 'string', token: 'string', pairing_code: 'string' },
     required: ['multiaddr', 'role', 'name'],
   },
   enroll: {

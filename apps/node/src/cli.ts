@@ -22,7 +22,7 @@ import { callControl } from './control.js';
 import { dataDirPaths, defaultDataDir, readKey, runningPid } from './data-dir.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE, storageProblem } from './errors.js';
 import { claim } from './claim.js';
-import { init } from './init.js';
+import { init, pairingCode } from './init.js';
 import { lookup } from './lookup.js';
 import { startHome } from './runtime.js';
 import { peerIdFromPublicKey } from '@polyhome/identity';
@@ -119,7 +119,7 @@ export function buildProgram(): Command {
         });
         print(o.json, r, () =>
           r.user_id === undefined
-            ? `peer_id ${r.peer_id}\nadd this node from a home of the account: polyhome home add ${r.peer_id} --role client`
+            ? `peer_id ${r.peer_id}\npairing_code ${r.pairing_code}\nadd this node from a running home of the account: polyhome home add ${r.peer_id} --role client --pairing-code ${r.pairing_code}`
             : `user_id ${r.user_id}\npeer_id ${r.peer_id}`,
         );
       },
@@ -186,6 +186,18 @@ export function buildProgram(): Command {
       });
     });
 
+  program
+    .command('pairing-code')
+    .description(
+      'Show the pairing code of a node made with `init --join` (the home adding it must prove it); --new replaces it',
+    )
+    .option('--new', 'replace the code (the old one stops working)')
+    .option('--json', 'print JSON')
+    .action(async (o: { new?: boolean; json?: boolean }) => {
+      const r = await pairingCode(dir(), o.new === true);
+      print(o.json, r, () => `pairing_code ${r.pairing_code}\nwrong_proofs ${r.wrong_proofs}`);
+    });
+
   const home = program.command('home').description('The homes of the account');
   home
     .command('list')
@@ -202,20 +214,38 @@ export function buildProgram(): Command {
   home
     .command('add')
     .description(
-      'Add a home: a server by its multiaddr (enrolled with --token), a client (a node made with `init --join`) by its PeerId',
+      'Add a home: a server by its multiaddr (enrolled with --token), a client (a node made with `init --join`) by its PeerId and --pairing-code',
     )
     .argument('<multiaddr|peerId>', 'e.g. /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW... or 12D3KooW...')
     .addOption(new Option('--role <role>', 'role of the new home').choices(['server', 'client']).makeOptionMandatory())
     .option('--token <token>', "the server's enrollment token (from its admin API)")
+    .option(
+      '--pairing-code <code>',
+      'the pairing code the client printed at `init --join` (this node must run; it proves the code to the client)',
+    )
     .option('--name <name>', "the home's name in the document (default: its role)")
     .option('--user <userId>', 'the account, when the data directory holds several')
     .option('--json', 'print the new document as JSON')
     .action(
       async (
         target: string,
-        o: { role: 'server' | 'client'; token?: string; name?: string; user?: string; json?: boolean },
+        o: {
+          role: 'server' | 'client';
+          token?: string;
+          pairingCode?: string;
+          name?: string;
+          user?: string;
+          json?: boolean;
+        },
       ) => {
-        const args = { target, role: o.role, token: o.token, name: o.name, user: o.user };
+        const args = {
+          target,
+          role: o.role,
+          token: o.token,
+          pairing_code: o.pairingCode,
+          name: o.name,
+          user: o.user,
+        };
         const doc = await run(dir(), 'home.add', args, (ctx) => addHomeByAddress(ctx, target, { ...o }));
         print(o.json, doc, () => `added; ${doc.user_id} document seq ${doc.seq} has ${doc.homes.length} homes`);
       },

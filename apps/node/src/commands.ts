@@ -4,6 +4,7 @@ import {
   AccountNotHeldError,
   addHomeToAccount,
   HomeAddressError,
+  InvalidPairingCodeError,
   LocalChangeRefusedError,
   parseHomeTarget,
   removeHomeFromAccount,
@@ -23,7 +24,7 @@ import {
   type HomeRole,
   type SecretKey,
 } from '@polyhome/identity';
-import { enrollOverLibp2p, EnrollmentRefusedError } from '@polyhome/p2p';
+import { enrollOverLibp2p, EnrollmentRefusedError, normalizePairingCode } from '@polyhome/p2p';
 import type { AccountRecord } from '@polyhome/storage';
 import type { Op } from '@polyhome/sync';
 import type { HomeContext } from './context.js';
@@ -170,6 +171,8 @@ export interface AddHomeOptions {
   token?: string | undefined;
   name?: string | undefined;
   user?: string | undefined;
+  /** The pairing code a node made with `init --join` printed (client homes; needs this node running). */
+  pairingCode?: string | undefined;
 }
 
 /**
@@ -185,7 +188,25 @@ export async function addHomeByAddress(
   const { peerId, address } = homeTarget(target, options.role);
   const row = await oneAccount(ctx, options.user);
   const rootKey = await requireRootKey(ctx, row.serverName);
-  const home = { peerId, address, role: options.role, name: options.name ?? options.role };
+  const home = {
+    peerId,
+    address,
+    role: options.role,
+    name: options.name ?? options.role,
+    pairingCode: options.pairingCode,
+  };
+  if (options.pairingCode !== undefined) {
+    if (options.role !== 'client')
+      throw new CliError('--pairing-code is for a client home (--role client).', EXIT_USAGE);
+    if (normalizePairingCode(options.pairingCode) === undefined) {
+      throw new CliError(new InvalidPairingCodeError().message, EXIT_USAGE);
+    }
+    if (ctx.live === undefined) {
+      throw new CliError(
+        'Start this node first (`polyhome start`): it proves the pairing code to the new node when they connect, so it must be running.',
+      );
+    }
+  }
   // A server home is enrolled with the signed next document before it is put in force here.
   const enrollIt =
     options.role === 'server' ? (next: AccountDocument) => enrollServer(ctx, address!, next, options.token) : undefined;

@@ -24,6 +24,8 @@ export interface DataDirPaths {
   control: string;
   /** The embedded database's directory (absent before the first open). */
   db: string;
+  /** After `init --join`: the pairing code the home adding this node proves (`{ code, failures }`), mode 0600. */
+  pairing: string;
 }
 
 /** The default data directory: $XDG_DATA_HOME/polyhome, else ~/.local/share/polyhome. */
@@ -42,6 +44,7 @@ export function dataDirPaths(dir: string): DataDirPaths {
     dbLock: path.join(abs, 'db.lock'),
     control: path.join(abs, 'control.json'),
     db: path.join(abs, 'db'),
+    pairing: path.join(abs, 'pairing.json'),
   };
 }
 

@@ -19,6 +19,8 @@ import {
   type Home,
   type SecretKey,
 } from '@polyhome/identity';
+import { FilePairingCodeStore } from '@polyhome/home';
+import { newPairingCode } from '@polyhome/p2p';
 import { createRepositories, type Storage } from '@polyhome/storage';
 import { dataDirPaths, openDataDir, preparePrivate } from './data-dir.js';
 import { CliError, EXIT_USAGE } from './errors.js';
@@ -29,6 +31,8 @@ export interface InitResult {
   peer_id: string;
   /** Absent for `init --join`. */
   user_id?: string;
+  /** `init --join` only: the code to give the home that adds this node (`home add ... --pairing-code`). */
+  pairing_code?: string;
 }
 
 /** Options of init. */
@@ -78,7 +82,17 @@ export async function init(dir: string, options: InitOptions): Promise<InitResul
     throw new CliError(`${paths.dir} is already initialised (${paths.nodeKey} exists): use another --data-dir.`);
   }
   const peerId = peerIdFromPublicKey(node.secretKey.publicKey);
-  if (options.join === true) return { data_dir: paths.dir, peer_id: peerId };
+  if (options.join === true) {
+    // The home adding this node must prove this code before the node takes its account in.
+    const pairingCode = newPairingCode();
+    try {
+      await new FilePairingCodeStore(paths.pairing).write({ code: pairingCode, failures: 0 });
+    } catch (err) {
+      await rm(paths.nodeKey, { force: true });
+      throw new CliError(`Cannot create ${paths.pairing}: ${(err as Error).message}`);
+    }
+    return { data_dir: paths.dir, peer_id: peerId, pairing_code: pairingCode };
+  }
   let storage: Storage | undefined;
   try {
     const home: Home = { peer_id: peerId, role: 'client', name: options.name ?? defaultHomeName(), addrs: [] };
@@ -103,6 +117,27 @@ export async function init(dir: string, options: InitOptions): Promise<InitResul
   } finally {
     await storage?.close();
   }
+}
+
+/** The pairing code of a node made with `init --join`, replaced first with `renew`. */
+export async function pairingCode(
+  dir: string,
+  renew: boolean,
+): Promise<{ pairing_code: string; wrong_proofs: number }> {
+  const paths = dataDirPaths(dir);
+  const store = new FilePairingCodeStore(paths.pairing);
+  const held = await store.read().catch((err: unknown) => {
+    throw new CliError(`Cannot read ${paths.pairing}: ${(err as Error).message}`);
+  });
+  if (held === undefined) {
+    throw new CliError(
+      `${paths.dir} has no pairing code: this node holds an account already (the code was spent), or was not made with \`polyhome init --join\`.`,
+    );
+  }
+  if (!renew) return { pairing_code: held.code, wrong_proofs: held.failures };
+  const code = newPairingCode();
+  await store.write({ code, failures: 0 });
+  return { pairing_code: code, wrong_proofs: 0 };
 }
 
 /** Opens a `polyhome export` file: the document verified, the root key opened and checked against it. */

@@ -3,7 +3,7 @@
 // the account of a `--join` node when a home of it first talks to this node, and announces its accounts in
 // the DHT. Progress of long work (first database creation, catching up) goes to `onLine`.
 import { stat } from 'node:fs/promises';
-import { Home, NOT_A_HOME, RefusalLog } from '@polyhome/home';
+import { FilePairingCodeStore, Home, NOT_A_HOME, RefusalLog } from '@polyhome/home';
 import { createQueueBackend } from '@polyhome/queue';
 import { createRepositories, openSeqGuardStore } from '@polyhome/storage';
 import {
@@ -89,6 +89,7 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
         reconnectEveryMs: RECONNECT_INTERVAL_MS,
         offerDocumentsAtStart: true,
         adoptWhenEmpty: true,
+        pairing: new FilePairingCodeStore(paths.pairing),
       },
     ).catch(async (err: unknown) => {
       await queue.close();
@@ -191,6 +192,7 @@ class NodeRuntime {
           token: str(a['token']),
           name: str(a['name']),
           user: str(a['user']),
+          pairingCode: str(a['pairing_code']),
         }),
       'home.remove': (a) => removeHomeByPeerId(ctx(), str(a['peer_id']) ?? '', str(a['user'])),
       'device.list': () => listState(ctx(), 'devices'),

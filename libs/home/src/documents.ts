@@ -21,6 +21,8 @@ export interface NewHome {
   address?: string | undefined;
   role: HomeEntry['role'];
   name: string;
+  /** The pairing code of a node made with `init --join`, as its user read it out (Home.addHome proves it). */
+  pairingCode?: string | undefined;
 }
 
 /**

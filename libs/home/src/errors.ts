@@ -32,3 +32,13 @@ export class NotConnectedError extends Error {
     this.name = 'NotConnectedError';
   }
 }
+
+/** Thrown when a pairing code given to add a home is not one (10 characters of Crockford base32). */
+export class InvalidPairingCodeError extends Error {
+  constructor() {
+    super(
+      'The pairing code is not one: it is 10 letters and digits, as the joining node printed it (e.g. 7KQ2M-XW4PD).',
+    );
+    this.name = 'InvalidPairingCodeError';
+  }
+}

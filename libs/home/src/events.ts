@@ -15,6 +15,11 @@ export interface HomeEventMap {
   document: { account: string; peerId?: string; document?: AccountDocument };
   /** An account was taken in from a home that named this one (see Home.adopt). */
   adopted: { account: string; peerId: string; document: AccountDocument };
+  /**
+   * An account offered to this empty home was not taken in (`reason`: `no-code` this home has none, `no-proof`
+   * the offering home proved none, `wrong-proof` it proved a wrong one).
+   */
+  'adoption-refused': { account: string; peerId: string; reason: string };
   /** A peer connected; `peers` is the number connected now. */
   'peer:connect': { peerId: string; peers: number };
   /** A peer disconnected; `peers` is the number connected now. */

@@ -7,11 +7,12 @@ import { waitFor } from '@polyhome/p2p/testing';
 import { createInProcessQueue } from '@polyhome/queue';
 import { openStorage, SqlReplicaStore, SqlSeqGuardStore, type Storage } from '@polyhome/storage';
 import { createTestDatabase, type TestDatabase } from '@polyhome/storage/testing';
-import { makeAccount, makeHome, type FixtureHome } from '@polyhome/sync/testing';
+import { makeAccount, makeHome, withHome, type FixtureHome } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SelfRevocationError } from './errors.js';
 import { Home, type HomeInit } from './home.js';
 import { LocalChangeRefusedError } from './local-op-writer.js';
+import { MemoryPairingCodeStore, newPairingCode, PAIRING_MAX_FAILURES } from './pairing.js';
 
 interface Running {
   home: Home;
@@ -47,6 +48,7 @@ async function runHome(fixture: FixtureHome, init: Partial<HomeInit> = {}): Prom
 describe('Home', () => {
   const account = makeAccount({ seed: 'libs-home', homes: 2 });
   const joiner = makeHome('libs-home:joiner');
+  const pairing = new MemoryPairingCodeStore();
   let a: Running;
   let b: Running;
   let c: Running;
@@ -55,7 +57,7 @@ describe('Home', () => {
     [a, b, c] = await Promise.all([
       runHome(account.homes[0]!),
       runHome(account.homes[1]!),
-      runHome(joiner, { adoptWhenEmpty: true }),
+      runHome(joiner, { adoptWhenEmpty: true, pairing }),
     ]);
     await a.store.hostAccount(account.document, { custody: 'self' });
     await b.store.hostAccount(account.document, { custody: 'self' });
@@ -127,12 +129,13 @@ describe('Home', () => {
     );
   });
 
-  it('adds a home by PeerId; the empty home it names takes the account in and gets its state', async () => {
+  it('adds a home by PeerId with its pairing code; the empty home it names takes the account in and gets its state', async () => {
     const adopted: string[] = [];
     c.home.on('adopted', ({ account: acct }) => adopted.push(acct));
+    const { code } = (await pairing.read())!;
     const document = await a.home.addHome(
       account.serverName,
-      { peerId: c.home.peerId, role: 'client', name: 'joiner' },
+      { peerId: c.home.peerId, role: 'client', name: 'joiner', pairingCode: code.toLowerCase() },
       account.rootKey,
     );
     expect(document.homes.map((h) => h.peer_id)).toContain(c.home.peerId);
@@ -141,6 +144,8 @@ describe('Home', () => {
     await waitFor(() => adopted.length > 0, 'the adoption on c');
     expect(adopted).toEqual([account.serverName]);
     expect(c.home.hosted()).toEqual([account.serverName]);
+    // The code is spent.
+    expect(await pairing.read()).toBeUndefined();
     const held = Object.keys((await a.store.state(account.serverName)).memberships).sort();
     expect(held).toHaveLength(4);
     await waitFor(
@@ -150,6 +155,37 @@ describe('Home', () => {
       'the state on c',
     );
   });
+
+  it("refuses a stranger's account proven with a wrong code; the fifth wrong proof replaces the code", async () => {
+    // A stranger's account whose document names b, which then names an empty joining home d.
+    const stranger = makeAccount({ seed: 'libs-home-stranger', homes: 1, localpart: 'mallory' });
+    const named = withHome(stranger, stranger.document, account.homes[1]!);
+    await b.store.hostAccount(named, { custody: 'self' });
+    await b.home.hostAccount(stranger.serverName);
+    const code = newPairingCode();
+    const pairing = new MemoryPairingCodeStore({ code, failures: PAIRING_MAX_FAILURES - 1 });
+    const d = await runHome(makeHome('libs-home:joiner-2'), { adoptWhenEmpty: true, pairing });
+    try {
+      await d.home.start();
+      const refused: string[] = [];
+      d.home.on('adoption-refused', ({ account: acct, reason }) => refused.push(`${acct} ${reason}`));
+      const wrong = code.startsWith('0') ? '11111-11111' : '00000-00000';
+      await b.home.addHome(
+        stranger.serverName,
+        { peerId: d.home.peerId, role: 'client', name: 'joiner', pairingCode: wrong },
+        stranger.rootKey,
+      );
+      await b.home.host.dial(d.home.host.getMultiaddrs()[0]!);
+      await waitFor(() => refused.length > 0, 'the refusal on d', 120_000);
+      expect(refused[0]).toBe(`${stranger.serverName} wrong-proof`);
+      expect(d.home.hosted()).toEqual([]);
+      const now = await pairing.read();
+      expect(now?.failures).toBe(0);
+      expect(now?.code).not.toBe(code);
+    } finally {
+      await d.close();
+    }
+  }, 240_000);
 
   it('announces a changed document through its queue job, and on demand', async () => {
     // addHome above changed the document: the Home queued an announcement, which put it in the DHT.

@@ -10,8 +10,14 @@ import {
 import type { MatrixAccountState, MatrixHomePort, MatrixLocalChange, MatrixRoomVersion } from '@polyhome/matrix';
 import { MatrixError } from '@polyhome/matrix/errors';
 import {
+  checkPairingProof,
   createPolyhomeHost,
   createSyncService,
+  newPairingCode,
+  normalizePairingCode,
+  pairingNonce,
+  PairingHandler,
+  requestPairingProof,
   type Discovery,
   type SeqGuardStore,
   type PolyhomeHost,
@@ -23,10 +29,11 @@ import type { Job, QueueBackend } from '@polyhome/queue';
 import { stateKey, type Op, type VersionVector } from '@polyhome/sync';
 import { BackgroundWork } from './background.js';
 import { addHomeToAccount, changeAccountDocument, removeHomeFromAccount, type NewHome } from './documents.js';
-import { NotConnectedError } from './errors.js';
+import { InvalidPairingCodeError, NotConnectedError } from './errors.js';
 import { HomeEvents, type HomeEventMap } from './events.js';
 import { discoveryOf } from './transient-host.js';
 import { LocalChangeRefusedError, LocalOpWriter, type LocalChange } from './local-op-writer.js';
+import { PAIRING_MAX_FAILURES, PairingCodes, type PairingCodeStore, type PairingState } from './pairing.js';
 import { SILENT_LOGGER, type HomeAccounts, type HomeLogger, type HomeStore } from './ports.js';
 
 /** The code of a sync session refused because this home does not hold the account. */
@@ -77,9 +84,12 @@ export interface HomeInit {
   offerDocumentsAtStart?: boolean;
   /**
    * Take in the account of a home that opens a session for an account not held here, when this home holds
-   * none yet and the account's document names it (a client home made with `init --join`).
+   * none yet, the account's document names it, and that home proves the pairing code of `pairing` (a client
+   * home made with `init --join`). Without `pairing` no account is taken in.
    */
   adoptWhenEmpty?: boolean;
+  /** The pairing code of a joining home: adoption takes only an account whose offering home proves it. */
+  pairing?: PairingCodeStore;
 }
 
 /**
@@ -96,6 +106,13 @@ export class Home {
   readonly #adopting = new Set<string>();
   /** Equivocations already reported (account, seq and digests), oldest first. */
   readonly #equivocations = new Set<string>();
+  /** Codes this home's user gave it for the nodes it adds; it proves them when such a node asks. */
+  readonly #pairingCodes = new PairingCodes();
+  readonly #pairingHandler: PairingHandler;
+  /** Pairing checks one at a time: the count of wrong proofs is read and written whole. */
+  #pairingTurn: Promise<unknown> = Promise.resolve();
+  /** Refused adoptions already logged, by account and reason (each is logged once). */
+  readonly #refusedAdoptions = new Set<string>();
   #started = false;
   #stopped = false;
   /** This home's PeerId. */
@@ -112,6 +129,12 @@ export class Home {
     this.#logger = components.logger ?? SILENT_LOGGER;
     this.#background = new BackgroundWork(this.#logger);
     this.#writer = new LocalOpWriter(components.store, this.peerId, components.nodeKey);
+    this.#pairingHandler = new PairingHandler(
+      host,
+      this.peerId,
+      (account, joiner) => this.#pairingCodes.lookup(account, joiner),
+      this.#logger,
+    );
   }
 
   /** Starts the libp2p host and the sync service (listening; no account hosted until start()). */
@@ -129,7 +152,9 @@ export class Home {
     try {
       const sync = createSyncService(host, { logger: components.logger });
       await sync.start();
-      return new Home(host, sync, discoveryOf(host, components.logger), components, init);
+      const home = new Home(host, sync, discoveryOf(host, components.logger), components, init);
+      await home.#pairingHandler.start();
+      return home;
     } catch (err) {
       await host.stop();
       throw err;
@@ -251,6 +276,7 @@ export class Home {
     this.#stopped = true;
     for (const timer of this.#timers.splice(0)) clearTimeout(timer);
     for (const off of this.#unsubscribe.splice(0)) off();
+    await this.#pairingHandler.stop();
     await this.sync.stop();
     await this.host.stop();
     await this.#background.settle();
@@ -326,13 +352,33 @@ export class Home {
     return inForce;
   }
 
-  /** Adds a home to the account's document, signed with the root key; `enroll` runs first (see changeDocument). */
+  /**
+   * Adds a home to the account's document, signed with the root key; `enroll` runs first (see changeDocument).
+   * With `home.pairingCode` (a node made with `init --join`) this home keeps the code and proves it when that
+   * node asks; a home the document already lists with that role only has its code kept again (after the
+   * node replaced a code it took wrong proofs for), and the document is left as it is.
+   */
   async addHome(
     account: string,
     home: NewHome,
     rootKey: SecretKey,
     enroll?: (next: AccountDocument) => Promise<void>,
   ): Promise<AccountDocument> {
+    if (home.pairingCode !== undefined) {
+      const code = normalizePairingCode(home.pairingCode);
+      if (code === undefined) throw new InvalidPairingCodeError();
+      const held = await this.components.store.document(account);
+      const listed = held?.homes.find((h) => h.peer_id === home.peerId);
+      if (held !== undefined && listed !== undefined && listed.role === home.role) {
+        this.#pairingCodes.expect(account, home.peerId, code);
+        this.connectHomesLater(account);
+        return held;
+      }
+      const inForce = await addHomeToAccount(this.components.store, this.peerId, account, home, rootKey, enroll);
+      this.#pairingCodes.expect(account, home.peerId, code);
+      await this.documentChanged(account);
+      return inForce;
+    }
     const inForce = await addHomeToAccount(this.components.store, this.peerId, account, home, rootKey, enroll);
     await this.documentChanged(account);
     return inForce;
@@ -347,24 +393,34 @@ export class Home {
 
   /**
    * A home of an account not held here opened a session: when this home holds no account yet, ask that home
-   * for the document, and take the account in when the document names this home. A home that holds an
-   * account takes in no other this way, so nobody can make it store accounts by naming its PeerId.
+   * for the document, and take the account in when the document names this home and that home proves this
+   * home's pairing code (see #paired; the code is then spent). A home that holds an account takes in no other
+   * this way, and a stranger naming this node in its own account's document cannot make it take that in.
    * Resolves true when the account was taken in.
    */
   async adopt(account: string, peerId: string): Promise<boolean> {
-    if (this.hosted().length > 0 || this.#adopting.has(account) || this.#stopped) return false;
-    this.#adopting.add(account);
+    const key = `${account}\n${peerId}`;
+    if (this.hosted().length > 0 || this.#adopting.has(key) || this.#stopped) return false;
+    this.#adopting.add(key);
     try {
       const document = await this.sync.fetchDocument(peerId, account);
       if (homeStatus(document, this.peerId).kind !== 'home' || this.hosted().length > 0) return false;
-      await this.components.store.hostAccount(document, { custody: 'self', receivedFrom: peerId });
-      await this.sync.host(account, this.components.store);
+      const spent = await this.#turn(() => this.#paired(account, peerId));
+      if (spent === undefined) return false;
+      try {
+        await this.components.store.hostAccount(document, { custody: 'self', receivedFrom: peerId });
+        await this.sync.host(account, this.components.store);
+      } catch (err) {
+        // Not taken in after all: the code stays good for the next try.
+        await this.#turn(() => this.init.pairing!.write(spent));
+        throw err;
+      }
       this.events.emit('adopted', { account, peerId, document });
       await this.sync.connectHomes(account);
       this.events.emit('document', { account });
       return true;
     } finally {
-      this.#adopting.delete(account);
+      this.#adopting.delete(key);
     }
   }
 
@@ -445,6 +501,69 @@ export class Home {
         this.#background.track(this.scheduleAnnounce(account), 'queueing an announcement'),
       ),
     );
+  }
+
+  /** Runs pairing steps one at a time. */
+  #turn<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.#pairingTurn.then(step, step);
+    this.#pairingTurn = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Asks `peerId`, which offers `account`, to prove this home's pairing code over a fresh nonce. A right proof
+   * spends the code (resolves with what was spent, to put back if hosting fails); no proof refuses the account
+   * and counts nothing (another home of the account may offer it first, before the one that was given the
+   * code); a wrong proof is counted, and the PAIRING_MAX_FAILURES-th replaces the code.
+   */
+  async #paired(account: string, peerId: string): Promise<PairingState | undefined> {
+    const store = this.init.pairing;
+    const state = this.hosted().length > 0 ? undefined : await store?.read();
+    if (store === undefined || state === undefined) {
+      this.#refuseAdoption(account, peerId, 'no-code', 'this home has no pairing code (it takes in no account)');
+      return undefined;
+    }
+    const nonce = pairingNonce();
+    const answer = await requestPairingProof(this.host, peerId, { account, nonce });
+    if (!('mac' in answer)) {
+      this.#refuseAdoption(
+        account,
+        peerId,
+        'no-proof',
+        `the home offering it proves no pairing code (${answer.errcode}); waiting for the home this node's pairing code was given to. If none was, add this node from a running home of the account with its pairing code (\`home add <PeerId> --role client --pairing-code <code>\`, or \`pairing_code\` in the admin API; \`polyhome pairing-code\` shows it)`,
+      );
+      return undefined;
+    }
+    if (checkPairingProof(state.code, { account, joiner: this.peerId, adder: peerId, nonce }, answer.mac)) {
+      await store.clear();
+      return state;
+    }
+    const failures = state.failures + 1;
+    if (failures >= PAIRING_MAX_FAILURES) {
+      await store.write({ code: newPairingCode(), failures: 0 });
+      this.#logger.warn(
+        { account, peer: peerId, failures },
+        `${failures} wrong pairing proofs: the pairing code was replaced; give the new one (\`polyhome pairing-code\`) to the home adding this node`,
+      );
+    } else {
+      await store.write({ code: state.code, failures });
+    }
+    this.#refuseAdoption(
+      account,
+      peerId,
+      'wrong-proof',
+      `the home offering it proved a wrong pairing code (${failures} of ${PAIRING_MAX_FAILURES} before the code is replaced)`,
+    );
+    return undefined;
+  }
+
+  /** Logs an account not taken in, once per account and reason, and tells the listeners each time. */
+  #refuseAdoption(account: string, peerId: string, reason: string, why: string): void {
+    this.events.emit('adoption-refused', { account, peerId, reason });
+    const key = `${account}\n${reason}`;
+    if (this.#refusedAdoptions.has(key)) return;
+    this.#refusedAdoptions.add(key);
+    this.#logger.warn({ account, peer: peerId, reason }, `account not taken in: ${why}`);
   }
 
   #documentIn(account: string, detail: { peerId: string; document: AccountDocument }): void {

@@ -25,7 +25,24 @@ export type { HttpLimits } from './http-limits.js';
 export { RefusalLog, REFUSAL_LINES_PER_WINDOW, REFUSAL_WINDOW_MS } from './refusal-log.js';
 export type { Refusal, RefusalLogInit, RefusalSummary } from './refusal-log.js';
 export type { BodyErrorAnswer } from './http-errors.js';
-export { AccountNotHeldError, HomeAddressError, NotConnectedError, SelfRevocationError } from './errors.js';
+export {
+  AccountNotHeldError,
+  HomeAddressError,
+  InvalidPairingCodeError,
+  NotConnectedError,
+  SelfRevocationError,
+} from './errors.js';
+export {
+  FilePairingCodeStore,
+  MemoryPairingCodeStore,
+  newPairingCode,
+  normalizePairingCode,
+  PAIRING_CODE_KEPT_MS,
+  PAIRING_CODES_KEPT,
+  PAIRING_MAX_FAILURES,
+  PairingCodes,
+} from './pairing.js';
+export type { PairingCodeStore, PairingState } from './pairing.js';
 export { SILENT_LOGGER } from './ports.js';
 export type {
   AccountStore,

@@ -115,3 +115,15 @@ export const ENROLL_TIMEOUT_MS = 10_000;
 export const ENROLL_MAX_INBOUND_STREAMS = 2;
 /** Outbound enrollment streams per connection. */
 export const ENROLL_MAX_OUTBOUND_STREAMS = 2;
+
+/**
+ * Protocol id of pairing: a node made with `init --join` asks the home that offers it an account to prove
+ * the node's pairing code (an HMAC over a fresh nonce), before it takes the account in.
+ */
+export const PAIRING_PROTOCOL = '/polyhome/pairing/1.0.0';
+/** Largest pairing frame either way (a server name, a nonce, a MAC: well under 1 KiB). */
+export const PAIRING_MAX_FRAME_BYTES = 2048;
+/** Time allowed for a whole pairing exchange, each side, ms. */
+export const PAIRING_TIMEOUT_MS = 10_000;
+/** Pairing streams per connection, each way: a joining node asks once per account offered. */
+export const PAIRING_MAX_STREAMS = 2;

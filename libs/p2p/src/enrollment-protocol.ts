@@ -15,6 +15,7 @@ import {
 import { EnrollmentProtocolError, EnrollmentRefusedError } from './errors.js';
 import type { EnrollmentServer, EnrollmentServerComponents, EnrollmentServerInit, RedeemEnrollment } from './index.js';
 import { errorFields, silentLogger, type P2pLogger } from './logger.js';
+import { decodeJsonObject, requestOneFrame, type FrameError } from './one-frame.js';
 import { closeQuietly, isTooLarge } from './session.js';
 
 /** What a client sends: the signed account document naming the server as a home, and a token if it asks for one. */
@@ -41,18 +42,11 @@ export function encodeEnrollFrame(value: EnrollRequest | EnrollResponse | Enroll
   return new TextEncoder().encode(JSON.stringify(value));
 }
 
+const enrollFrameError: FrameError = (message, cause) => new EnrollmentProtocolError(message, { cause });
+
 /** Decodes a frame as UTF-8 JSON; throws EnrollmentProtocolError when it is not an object. */
 export function decodeEnrollFrame(bytes: Uint8Array): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch (err) {
-    throw new EnrollmentProtocolError('frame is not UTF-8 JSON', { cause: err });
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new EnrollmentProtocolError('frame is not a JSON object');
-  }
-  return value as Record<string, unknown>;
+  return decodeJsonObject(bytes, enrollFrameError);
 }
 
 /** The libp2p node a client needs: dialling a protocol. */
@@ -78,23 +72,13 @@ export async function enrollOverLibp2p(
 ): Promise<EnrollResponse> {
   const signal = options.signal ?? AbortSignal.timeout(ENROLL_TIMEOUT_MS);
   const target = typeof address === 'string' ? parseMultiaddr(address) : address;
-  const stream = await host.dialProtocol(target, ENROLL_PROTOCOL, { signal });
-  try {
-    const lp = lpStream(stream, { maxDataLength: ENROLL_MAX_FRAME_BYTES });
-    await lp.write(encodeEnrollFrame(request), { signal });
-    let frame;
-    try {
-      frame = await lp.read({ signal });
-    } catch (err) {
-      throw new EnrollmentProtocolError(`no answer: ${(err as Error).message}`, { cause: err });
-    }
-    const answer = decodeEnrollFrame(frame.subarray());
-    await closeQuietly(stream, ENROLL_TIMEOUT_MS);
-    return parseAnswer(answer);
-  } catch (err) {
-    stream.abort(err instanceof Error ? err : new Error(String(err)));
-    throw err;
-  }
+  const answer = await requestOneFrame(host, target, ENROLL_PROTOCOL, request, {
+    maxDataLength: ENROLL_MAX_FRAME_BYTES,
+    signal,
+    closeTimeoutMs: ENROLL_TIMEOUT_MS,
+    fail: enrollFrameError,
+  });
+  return parseAnswer(answer);
 }
 
 function parseAnswer(answer: Record<string, unknown>): EnrollResponse {

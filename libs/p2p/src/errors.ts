@@ -128,3 +128,12 @@ export class EnrollmentProtocolError extends P2pError {
     this.name = 'EnrollmentProtocolError';
   }
 }
+
+/** Thrown by the pairing client when the answer is not a pairing answer (malformed, too large, or none). */
+export class PairingProtocolError extends P2pError {
+  readonly code = 'PAIRING_PROTOCOL';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PairingProtocolError';
+  }
+}

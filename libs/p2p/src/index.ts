@@ -42,6 +42,18 @@ export type {
   EnrollRequest,
   EnrollResponse,
 } from './enrollment-protocol.js';
+export {
+  checkPairingProof,
+  newPairingCode,
+  normalizePairingCode,
+  NO_PAIRING,
+  PAIRING_CODE_LENGTH,
+  pairingNonce,
+  pairingProof,
+  PairingHandler,
+  requestPairingProof,
+} from './pairing-protocol.js';
+export type { PairingAnswer, PairingChallenge, PairingCodeLookup } from './pairing-protocol.js';
 
 // ---- Discovery ----
 

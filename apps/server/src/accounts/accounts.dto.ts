@@ -41,4 +41,15 @@ export class AddHomeDto {
   @IsString()
   @MaxLength(256)
   token?: string;
+
+  @ApiPropertyOptional({
+    description:
+      'For a client made with `polyhome init --join`: the pairing code it printed. This server proves it to the ' +
+      'client, which takes in no account otherwise. Posting it again for a client already listed only renews it.',
+    example: '7KQ2M-XW4PD',
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(32)
+  pairing_code?: string;
 }

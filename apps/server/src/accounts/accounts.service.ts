@@ -18,7 +18,9 @@ import {
 import {
   AccountNotHeldError,
   HomeAddressError,
+  InvalidPairingCodeError,
   LocalChangeRefusedError,
+  normalizePairingCode,
   peerIdOfMultiaddr,
   SelfRevocationError,
   type LocalChange,
@@ -291,7 +293,13 @@ export class AccountsService {
    */
   async addHomeByAddress(
     userId: string,
-    input: { multiaddr: string; role: HomeRole; name: string; token?: string | undefined },
+    input: {
+      multiaddr: string;
+      role: HomeRole;
+      name: string;
+      token?: string | undefined;
+      pairing_code?: string | undefined;
+    },
   ): Promise<AccountDocument> {
     let peerId: string;
     try {
@@ -303,7 +311,19 @@ export class AccountsService {
         err.reason === 'no_peer_id' ? 'multiaddr must end in /p2p/<PeerId>.' : 'multiaddr is not a valid multiaddr.',
       );
     }
-    const home = { peerId, address: input.multiaddr, role: input.role, name: input.name };
+    if (input.pairing_code !== undefined) {
+      if (input.role !== 'client') throw new ApiError('M_INVALID_PARAM', 'pairing_code is for a client home.');
+      if (normalizePairingCode(input.pairing_code) === undefined) {
+        throw new ApiError('M_INVALID_PARAM', new InvalidPairingCodeError().message);
+      }
+    }
+    const home = {
+      peerId,
+      address: input.multiaddr,
+      role: input.role,
+      name: input.name,
+      pairingCode: input.pairing_code,
+    };
     const enroller = this.enroller;
     // The remote server enrolls with the signed next document before it is put in force here: a refused
     // enrollment leaves the account's document as it was (the refused document was stored nowhere).

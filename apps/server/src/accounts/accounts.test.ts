@@ -1,5 +1,15 @@
 import { SecretKey, peerIdFromPublicKey, verifyAccountDocument, type AccountDocument } from '@polyhome/identity';
-import { createPolyhomeHost, createSyncService, type PolyhomeHost, type SyncService } from '@polyhome/p2p';
+import {
+  checkPairingProof,
+  createPolyhomeHost,
+  createSyncService,
+  newPairingCode,
+  NO_PAIRING,
+  pairingNonce,
+  requestPairingProof,
+  type PolyhomeHost,
+  type SyncService,
+} from '@polyhome/p2p';
 import { MemoryReplicaStore, OpWriter, deviceBody, type FixtureAccount } from '@polyhome/sync/testing';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -142,6 +152,48 @@ describe.each(SERVER_BACKENDS)('hosted accounts over the admin API on $name', (b
     expect(await store.equivocators(acct.server_name)).toEqual([]);
     expect(await store.versionVector(acct.server_name)).toEqual({ [server.resources.p2p.peerId]: 12 });
     expect(Object.keys((await store.state(acct.server_name)).memberships)).toHaveLength(12);
+  });
+
+  it('keeps the pairing code of a client added with one, and proves it to that client only', async () => {
+    const acct = (await admin().post('/admin/v1/accounts', { localpart: 'pairing' }).expect(201)).body;
+    const joiner = await createPolyhomeHost({
+      nodeKey: SecretKey.generate(),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      inboundConnectionThreshold: 10_000,
+    });
+    try {
+      const joinerAddr = joiner.getMultiaddrs()[0]!.toString();
+      const homes = `/admin/v1/accounts/${enc(acct.user_id)}/homes`;
+      const bad = await admin().post(homes, { multiaddr: joinerAddr, role: 'client', name: 'p', pairing_code: 'nope' });
+      expect(bad.status).toBe(400);
+      expect(bad.body.errcode).toBe('M_INVALID_PARAM');
+      const code = newPairingCode();
+      const forServer = await admin().post(homes, {
+        multiaddr: joinerAddr,
+        role: 'server',
+        name: 'p',
+        pairing_code: code,
+      });
+      expect(forServer.status).toBe(400);
+      await admin()
+        .post(homes, { multiaddr: joinerAddr, role: 'client', name: 'phone', pairing_code: code })
+        .expect(201);
+
+      // The joining node asks the server, as Home.adopt does: a proof over its nonce for this account only.
+      const node = (await admin().get('/admin/v1/node')).body as { peer_id: string; listen_addrs: string[] };
+      const { multiaddr } = await import('@multiformats/multiaddr');
+      await joiner.dial(multiaddr(node.listen_addrs.find((a) => a.includes('/127.0.0.1/'))!));
+      const nonce = pairingNonce();
+      const answer = await requestPairingProof(joiner, node.peer_id, { account: acct.server_name, nonce });
+      const challenge = { account: acct.server_name, joiner: joiner.peerId.toString(), adder: node.peer_id, nonce };
+      expect(checkPairingProof(code, challenge, (answer as { mac: string }).mac)).toBe(true);
+      const other = (await admin().post('/admin/v1/accounts', { localpart: 'unpaired' }).expect(201)).body;
+      expect(
+        await requestPairingProof(joiner, node.peer_id, { account: other.server_name, nonce: pairingNonce() }),
+      ).toMatchObject({ errcode: NO_PAIRING });
+    } finally {
+      await joiner.stop();
+    }
   });
 
   describe('a client home of a hosted account on real libp2p', () => {
