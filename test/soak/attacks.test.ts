@@ -6,7 +6,7 @@
 // Printed: /health latencies (quiet, then under attack: median, p99, max), resident memory (before, most,
 // after), how long the owner's changes took to reach the other home, what each attack sent and how it was
 // answered, and the tables the attacks aim at. Asserted: every probe answered 200, every change of the owner
-// reached the other home, resident memory stayed within a 50 MiB band once the attack had run 15 s, and every
+// reached the other home, resident memory grew by less than 50 MiB through the attack after its first 15 s, and every
 // table stayed within its cap. Latency is printed beside its goal (p99 under 200 ms), never asserted.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -44,12 +44,13 @@ const SOAK_MS = Number(process.env['SOAK_SECONDS'] ?? '60') * 1000;
 /** Goals of the hardening issue. */
 const HEALTH_P99_GOAL_MS = 200;
 /**
- * Resident memory must stay within a band this wide once the attack has run for RSS_WARMUP_MS: what the attack
- * could exhaust grows with its length, while the step from idle to busy (V8 sizing its heap for the flood's
- * garbage, PGlite's buffer cache filling its WebAssembly memory, which is never given back) is bounded and
- * printed on its own.
+ * Resident memory may grow by at most this much through the attack once it has run RSS_WARMUP_MS: the median of
+ * the last quarter of the samples against that of the first quarter (a garbage collection that lowers it
+ * midway counts for the homes, not against them). What the attack could exhaust grows with its length; the step
+ * from idle to busy (V8 sizing its heap for the flood's garbage, PGlite's buffer cache, 128 MB, filling its
+ * WebAssembly memory, which is never given back) is bounded and printed on its own.
  */
-const RSS_BAND = 50 * 2 ** 20;
+const RSS_GROWTH_CAP = 50 * 2 ** 20;
 const RSS_WARMUP_MS = 15_000;
 const MiB = 2 ** 20;
 
@@ -261,8 +262,12 @@ describe('the soak: every attack at once against a server and a client home', ()
       const watches = targets.map((t) => new Watch(t));
       const attackStart = performance.now();
       const end = attackStart + SOAK_MS;
-      const warm = (watch: Watch): number[] =>
-        watch.rss.filter((r) => r.at >= attackStart + RSS_WARMUP_MS && r.at <= end).map((r) => r.bytes);
+      /** Growth of resident memory through the attack after the warm-up (last quarter's median minus first's). */
+      const growth = (watch: Watch): number => {
+        const warm = watch.rss.filter((r) => r.at >= attackStart + RSS_WARMUP_MS && r.at <= end).map((r) => r.bytes);
+        const quarter = Math.max(1, Math.floor(warm.length / 4));
+        return median(warm.slice(-quarter)) - median(warm.slice(0, quarter));
+      };
       const over = (): boolean => performance.now() >= end;
       const only = process.env['SOAK_ATTACKS']?.split(',');
       const every = async (ms: number, name: string, step: () => Promise<void>): Promise<void> => {
@@ -486,11 +491,10 @@ describe('the soak: every attack at once against a server and a client home', ()
             `${(Math.max(...mem) / MiB).toFixed(1)}, last ${((mem.at(-1) ?? NaN) / MiB).toFixed(1)} MiB`,
         );
         const series = watch.rss.filter((_, k) => k % 5 === 0).map((r) => (r.bytes / MiB).toFixed(0));
-        const band = warm(watch);
         lines.push(
-          `    RSS every 5 s (MiB): ${series.join(' ')}; after ${RSS_WARMUP_MS / 1000} s of attack within ` +
-            `${((Math.max(...band) - Math.min(...band)) / MiB).toFixed(1)} MiB (cap ${RSS_BAND / MiB}), ` +
-            `${((Math.max(...band) - before) / MiB).toFixed(1)} MiB above idle at most`,
+          `    RSS every 5 s (MiB): ${series.join(' ')}; grew ${(growth(watch) / MiB).toFixed(1)} MiB through the ` +
+            `attack after its first ${RSS_WARMUP_MS / 1000} s (cap ${RSS_GROWTH_CAP / MiB}), ` +
+            `${((Math.max(...mem) - before) / MiB).toFixed(1)} MiB above idle at most`,
         );
       }
       for (const [name, values] of Object.entries(propagation)) {
@@ -506,11 +510,8 @@ describe('the soak: every attack at once against a server and a client home', ()
 
       for (const watch of watches) {
         expect(watch.failures, `${watch.target.name} failed health probes`).toEqual([]);
-        const band = warm(watch);
-        expect(band.length).toBeGreaterThan(10);
-        expect(Math.max(...band) - Math.min(...band), `${watch.target.name}: resident memory grew`).toBeLessThan(
-          RSS_BAND,
-        );
+        expect(watch.rss.length).toBeGreaterThan(SOAK_MS / 2_000);
+        expect(growth(watch), `${watch.target.name}: resident memory grew`).toBeLessThan(RSS_GROWTH_CAP);
       }
       expect(missed).toEqual([]);
       for (const n of held) expect(n).toBeLessThanOrEqual(MAX_STRANGER_CONNECTIONS_PER_IP);
