@@ -26,7 +26,9 @@ function watchCloses(node: TestNode, closes: string[]): void {
   const watch = (connection: Connection): void => {
     connection.addEventListener('close', (event) => {
       const error = (event as unknown as { error?: Error }).error;
-      closes.push(`${node.peerId.slice(-6)} ${connection.direction}: ${error?.name ?? 'closed'} ${error?.message ?? ''}`);
+      closes.push(
+        `${node.peerId.slice(-6)} ${connection.direction}: ${error?.name ?? 'closed'} ${error?.message ?? ''}`,
+      );
     });
   };
   node.host.addEventListener('connection:open', (event) => watch(event.detail));
@@ -57,7 +59,11 @@ describe('sessions of many accounts with one peer', () => {
         const op = makeLocalOp(
           store.replica(a.serverName),
           home.secretKey,
-          { op: 'device.put', key: `D${home.peerId.slice(-4)}`, body: { ...deviceBody(a, `D${home.peerId.slice(-4)}`) } },
+          {
+            op: 'device.put',
+            key: `D${home.peerId.slice(-4)}`,
+            body: { ...deviceBody(a, `D${home.peerId.slice(-4)}`) },
+          },
           1_764_000_000_000,
         );
         expect((await store.applyOps(a.serverName, [op], home.peerId)).accepted).toHaveLength(1);
