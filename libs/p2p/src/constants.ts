@@ -85,10 +85,33 @@ export const HELLO_TIMEOUT = 10_000;
 export const WRITE_TIMEOUT = 30_000;
 /** Time allowed to open a sync stream on an existing connection (ms). */
 export const OPEN_STREAM_TIMEOUT = 10_000;
-/** Parallel sync streams accepted per connection (one per account the two homes share, plus slack for races). */
-export const MAX_INBOUND_STREAMS = 64;
-/** Parallel sync streams opened per connection. */
-export const MAX_OUTBOUND_STREAMS = 64;
+/**
+ * Parallel sync streams accepted per connection: one per account two homes share (a session stays open until
+ * idle for SESSION_IDLE_TIMEOUT), so a client home with a few hundred accounts on one server keeps them all open.
+ * A session of a further account waits until one closes. Equal to MAX_OUTBOUND_STREAMS: what one end may open,
+ * the other accepts.
+ */
+export const MAX_INBOUND_STREAMS = 512;
+/** Parallel sync streams opened per connection (MAX_INBOUND_STREAMS, so the other end accepts them all). */
+export const MAX_OUTBOUND_STREAMS = MAX_INBOUND_STREAMS;
+/**
+ * Sync streams being opened at once to one peer; the sessions of further accounts wait in a queue and open as
+ * the peer accepts earlier ones (protocol agreed). A home connecting with 50 accounts once opened 50 streams
+ * in the same instant, before the other end had finished setting the connection up, and yamux aborted the
+ * whole connection (MaxEarlyStreamsError).
+ */
+export const SESSION_OPENS_PER_PEER = 4;
+/**
+ * Streams a peer may open on a new connection before this end has finished setting it up (yamux's early
+ * streams; more abort the connection). Above what a polyhome peer opens in that moment: SESSION_OPENS_PER_PEER
+ * sync streams, identify and its push, a few pings, DHT queries, a document fetch, an enrollment.
+ */
+export const MUXER_MAX_EARLY_STREAMS = 64;
+/**
+ * Streams per connection, all protocols, each way (yamux's own cap): the sync streams plus the caps of the
+ * other protocols (DHT 32 inbound and 64 outbound, ping, identify, document, enrollment) with room to spare.
+ */
+export const MUXER_MAX_STREAMS = MAX_INBOUND_STREAMS + 128;
 
 /** Time allowed for a DHT query (provide, put, get, findProviders, findPeer), in ms. */
 export const DHT_QUERY_TIMEOUT = 30_000;

@@ -22,6 +22,8 @@ import {
   INBOUND_CONNECTION_THRESHOLD,
   MAX_CONNECTIONS,
   MAX_INCOMING_PENDING_CONNECTIONS,
+  MUXER_MAX_EARLY_STREAMS,
+  MUXER_MAX_STREAMS,
   PING_MAX_STREAMS,
   RECORD_NAMESPACE,
 } from './constants.js';
@@ -127,7 +129,15 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
     connectionGater: connectionGuard.gater(init.connectionGater),
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // Yamux's stream caps agree with the protocols' (constants.ts): it never refuses a stream a handler would
+    // take, and the early streams allowed cover what a peer opens while this end is still setting up.
+    streamMuxers: [
+      yamux({
+        maxEarlyStreams: MUXER_MAX_EARLY_STREAMS,
+        maxInboundStreams: MUXER_MAX_STREAMS,
+        maxOutboundStreams: MUXER_MAX_STREAMS,
+      }),
+    ],
     connectionManager: {
       maxConnections: connectionGuard.limits.maxConnections,
       maxIncomingPendingConnections: init.maxIncomingPendingConnections ?? MAX_INCOMING_PENDING_CONNECTIONS,

@@ -242,6 +242,11 @@ export interface SyncServiceInit {
   openStreamTimeout?: number;
   maxInboundStreams?: number;
   maxOutboundStreams?: number;
+  /**
+   * Sync streams being opened at once to one peer (default SESSION_OPENS_PER_PEER); the sessions of further
+   * accounts wait and open as the peer accepts earlier ones.
+   */
+  sessionOpensPerPeer?: number;
   /** Where failures that do not reach a caller (a session that could not open, a refusal not delivered) are logged (default silent). */
   logger?: P2pLogger;
 }

@@ -22,6 +22,7 @@ import {
   OPS_FRAME_BUDGET,
   DOCUMENT_PROTOCOL,
   SESSION_IDLE_TIMEOUT,
+  SESSION_OPENS_PER_PEER,
   SYNC_PROTOCOL,
   WRITE_TIMEOUT,
 } from './constants.js';
@@ -85,6 +86,9 @@ export class PolyhomeSync implements SyncService, SessionOwner {
   readonly #openTimeout: number;
   readonly #maxInboundStreams: number;
   readonly #maxOutboundStreams: number;
+  readonly #opensPerPeer: number;
+  /** Sync streams being opened to each peer, and the sessions waiting for a turn (see #openTurn). */
+  readonly #opening = new Map<string, { active: number; waiting: (() => void)[] }>();
   readonly #accounts = new Map<string, Hosted>();
   /** Hosted accounts by the PeerId of a home they list, so a new connection finds its accounts at once. */
   readonly #byHome = new Map<string, Set<string>>();
@@ -118,6 +122,7 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     this.#openTimeout = init.openStreamTimeout ?? OPEN_STREAM_TIMEOUT;
     this.#maxInboundStreams = init.maxInboundStreams ?? MAX_INBOUND_STREAMS;
     this.#maxOutboundStreams = init.maxOutboundStreams ?? MAX_OUTBOUND_STREAMS;
+    this.#opensPerPeer = Math.max(1, init.sessionOpensPerPeer ?? SESSION_OPENS_PER_PEER);
   }
 
   async start(): Promise<void> {
@@ -563,12 +568,18 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     // Registered before the stream opens, so a simultaneous inbound open meets it and the tie-break applies.
     const session = this.#newSession(account, remote, connection, true, hosted.store);
     this.#sessions.set(key, session);
+    // At most #opensPerPeer streams are being opened to one peer; the rest wait their turn here. A session
+    // closed while it waited (the peer's own stream for the account won the tie-break, stop) opens nothing.
+    const done = await this.#openTurn(remote);
     let stream: Stream;
     try {
+      if (!session.open) return this.#sessions.get(key);
       stream = await connection.newStream(SYNC_PROTOCOL, { signal: AbortSignal.timeout(this.#openTimeout) });
     } catch (error) {
       session.close('error');
       throw error;
+    } finally {
+      done();
     }
     if (!session.open) {
       await closeQuietly(stream, this.#settings.writeTimeout);
@@ -583,6 +594,32 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       );
     });
     return session;
+  }
+
+  // Waits until fewer than #opensPerPeer sync streams are being opened to `remote`, then takes a turn; the
+  // returned function gives it back once the stream is open (the peer agreed on the protocol, so its end of
+  // the connection is set up and takes further streams) or failed. Turns are given in the order asked.
+  async #openTurn(remote: string): Promise<() => void> {
+    let peer = this.#opening.get(remote);
+    if (peer === undefined) {
+      peer = { active: 0, waiting: [] };
+      this.#opening.set(remote, peer);
+    }
+    const turns = peer;
+    if (turns.active >= this.#opensPerPeer) {
+      await new Promise<void>((resolve) => turns.waiting.push(resolve));
+    } else {
+      turns.active++;
+    }
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      const next = turns.waiting.shift();
+      // The turn passes straight to the next waiting session (active stays the same), or is given back.
+      if (next !== undefined) next();
+      else if (--turns.active === 0) this.#opening.delete(remote);
+    };
   }
 
   #newSession(
