@@ -15,6 +15,11 @@ export interface HomeEventMap {
   document: { account: string; peerId?: string; document?: AccountDocument };
   /** An account was taken in from a home that named this one (see Home.adopt). */
   adopted: { account: string; peerId: string; document: AccountDocument };
+  /**
+   * A tick of the republish schedule: the slots due and the accounts republished; `skipped` says why none was
+   * tried (no peer in the DHT routing table).
+   */
+  republish: { slots: number[]; accounts: string[]; skipped?: 'no DHT peers' };
   /** A peer connected; `peers` is the number connected now. */
   'peer:connect': { peerId: string; peers: number };
   /** A peer disconnected; `peers` is the number connected now. */
