@@ -26,6 +26,8 @@ async function startHost(key) {
     inboundConnectionThreshold: 10_000,
     maxIncomingPendingConnections: 1000,
     connectionLimits: { maxStrangerConnectionsPerIp: 10_000 },
+    // A loaded machine: the noise handshake alone took over the default 10 s.
+    dialTimeout: 60_000,
   });
   const discovery = createDiscovery({
     peerId: host.peerId,
@@ -51,6 +53,17 @@ function countDials(host, peers) {
     return denied;
   };
   return counter;
+}
+
+/** Dials a peer for the setup, a few attempts (a dial of the setup can time out on a loaded machine). */
+async function connect(host, addr) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await host.dial(addr);
+    } catch (err) {
+      if (attempt === 3) throw err;
+    }
+  }
 }
 
 async function waitForTable(host, size) {
@@ -85,8 +98,9 @@ export async function run(ctx) {
     for (let i = 0; i < LIVE; i++) live.push(await start(`republish-live-${i}`));
     const stopped = [];
     for (let i = 0; i < STOPPED; i++) stopped.push(await start(`republish-stopped-${i}`));
-    for (const peer of [...live, ...stopped]) await home.host.dial(peer.addr);
-    for (const peer of live) await reference.host.dial(peer.addr);
+    for (const peer of [...live, ...stopped]) await connect(home.host, peer.addr);
+    for (const peer of live) await connect(reference.host, peer.addr);
+    ctx.progress('waiting for the routing tables');
     await waitForTable(home.host, LIVE + STOPPED);
     await waitForTable(reference.host, LIVE);
     const stoppedIds = new Set(stopped.map((s) => s.host.peerId.toString()));
