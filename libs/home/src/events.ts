@@ -20,6 +20,11 @@ export interface HomeEventMap {
    * the offering home proved none, `wrong-proof` it proved a wrong one).
    */
   'adoption-refused': { account: string; peerId: string; reason: string };
+  /**
+   * A tick of the republish schedule: the slots due and the accounts republished; `skipped` says why none was
+   * tried (no peer in the DHT routing table).
+   */
+  republish: { slots: number[]; accounts: string[]; skipped?: 'no DHT peers' };
   /** A peer connected; `peers` is the number connected now. */
   'peer:connect': { peerId: string; peers: number };
   /** A peer disconnected; `peers` is the number connected now. */

@@ -18,6 +18,7 @@ import {
   pairingNonce,
   PairingHandler,
   requestPairingProof,
+  dhtPeerCount,
   type Discovery,
   type SeqGuardStore,
   type PolyhomeHost,
@@ -46,8 +47,24 @@ const ANNOUNCE_PAGE = 500;
 const EQUIVOCATIONS_REMEMBERED = 1024;
 /** The job queue of DHT announcements. */
 export const ANNOUNCE_QUEUE = 'dht';
-/** The repeatable job that re-announces every account. */
+/** The repeatable job that re-announces the accounts due, a slot of the period at a time. */
 const REANNOUNCE_SCHEDULE = 'republish-all';
+/** Slots the republish period is cut into: each account is republished in one of them (see republishSlot). */
+export const REPUBLISH_SLOTS = 60;
+
+/**
+ * The slot of the republish period an account is republished in: a hash of its name, so the accounts are
+ * spread evenly over the period and each keeps its offset across restarts.
+ */
+export function republishSlot(account: string, slots = REPUBLISH_SLOTS): number {
+  // FNV-1a over the name's UTF-16 units: cheap, stable, and server names are already random (a key's hash).
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < account.length; i++) {
+    hash ^= account.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % slots;
+}
 
 /** What a Home is built from. */
 export interface HomeComponents {
@@ -74,8 +91,13 @@ export interface HomeInit {
   bootstrap?: string[];
   /** Further libp2p host options (connection gater, limits). */
   host?: Omit<PolyhomeHostInit, 'nodeKey' | 'listen' | 'bootstrap'>;
-  /** How often every account is announced again in the DHT (provider records and documents expire). */
+  /**
+   * How often every account is announced again in the DHT (provider records and documents expire). The period
+   * is cut into `republishSlots` slots; each account is republished in its own (republishSlot), not all at once.
+   */
   announceEveryMs: number;
+  /** Slots of the republish period (default REPUBLISH_SLOTS; at most announceEveryMs). */
+  republishSlots?: number;
   /** Also announce every account this long after start (a client home; a server waits for its schedule). */
   announceAtStartMs?: number;
   /** Re-dial every account's homes this often (a client home); unset: only on demand. */
@@ -115,6 +137,8 @@ export class Home {
   readonly #refusedAdoptions = new Set<string>();
   #started = false;
   #stopped = false;
+  /** The last republish slot done (counted from the epoch), undefined before the first. */
+  #lastSlot: number | undefined;
   /** This home's PeerId. */
   readonly peerId: string;
 
@@ -429,7 +453,7 @@ export class Home {
    * put them on, and the DHT's errors: the announcement job retries.
    */
   async announce(account: string): Promise<void> {
-    if (this.host.getConnections().length === 0) throw new NotConnectedError();
+    if (dhtPeerCount(this.host) === 0) throw new NotConnectedError();
     const document = await this.components.store.document(account);
     if (document === undefined) return;
     await this.discovery.provide(account);
@@ -438,7 +462,7 @@ export class Home {
 
   /** Announces every account, a page of documents per query; stops early when `signal` aborts. */
   async announceAll(signal?: AbortSignal): Promise<void> {
-    if (this.host.getConnections().length === 0) throw new NotConnectedError();
+    if (dhtPeerCount(this.host) === 0) throw new NotConnectedError();
     let after: string | undefined;
     for (;;) {
       const page = await this.components.store.documentsPage({ after, limit: ANNOUNCE_PAGE });
@@ -450,6 +474,39 @@ export class Home {
       if (page.length < ANNOUNCE_PAGE) return;
       after = page[page.length - 1]!.account;
     }
+  }
+
+  /**
+   * Republishes the accounts whose slot came since the last call (the current slot only, the first time): a
+   * slot of the period per tick of the republish schedule, so a republish of every account is spread over the
+   * period instead of a walk at start. Does nothing with no peer in the DHT routing table (nothing to put to);
+   * the slots skipped then wait for the next period. One account failing does not stop the others.
+   */
+  async republishDue(signal?: AbortSignal, now = Date.now()): Promise<void> {
+    const slots = this.#republishSlots();
+    const slotMs = this.init.announceEveryMs / slots;
+    const current = Math.floor(now / slotMs);
+    const first = Math.max(this.#lastSlot === undefined ? current : this.#lastSlot + 1, current - slots + 1);
+    if (first > current) return;
+    this.#lastSlot = current;
+    const due = new Set<number>();
+    for (let slot = first; slot <= current; slot++) due.add(slot % slots);
+    if (dhtPeerCount(this.host) === 0) {
+      this.events.emit('republish', { slots: [...due], accounts: [], skipped: 'no DHT peers' });
+      return;
+    }
+    const accounts = this.hosted().filter((account) => due.has(republishSlot(account, slots)));
+    const announced: string[] = [];
+    for (const account of accounts) {
+      if (signal?.aborted === true) break;
+      try {
+        await this.announce(account);
+        announced.push(account);
+      } catch (err) {
+        this.#logger.debug({ account, err: (err as Error).message }, 'republish of an account failed');
+      }
+    }
+    this.events.emit('republish', { slots: [...due], accounts: announced });
   }
 
   /** Queues announcing an account (after it is created, taken in or its document changes). */
@@ -467,7 +524,15 @@ export class Home {
   async scheduleReannounce(): Promise<void> {
     await this.components.queue
       .queue<{ account?: string }>(ANNOUNCE_QUEUE)
-      .upsertRepeatable(REANNOUNCE_SCHEDULE, { every: this.init.announceEveryMs }, { name: 'republish', data: {} });
+      .upsertRepeatable(
+        REANNOUNCE_SCHEDULE,
+        { every: Math.max(1, Math.floor(this.init.announceEveryMs / this.#republishSlots())) },
+        { name: 'republish', data: {} },
+      );
+  }
+
+  #republishSlots(): number {
+    return Math.max(1, Math.min(this.init.republishSlots ?? REPUBLISH_SLOTS, Math.floor(this.init.announceEveryMs)));
   }
 
   /** The one Matrix home port, over this home and the profile's accounts. */
@@ -488,7 +553,7 @@ export class Home {
     await this.components.queue.process<{ account?: string }>(
       ANNOUNCE_QUEUE,
       (job: Job<{ account?: string }>) =>
-        job.data.account !== undefined ? this.announce(job.data.account) : this.announceAll(job.signal),
+        job.data.account !== undefined ? this.announce(job.data.account) : this.republishDue(job.signal),
       { concurrency: 1 },
     );
     await this.scheduleReannounce();

@@ -6,7 +6,7 @@
  * queue port of `@polyhome/queue`. The server runs it behind a thin Nest provider, the client-side node in its
  * process. It imports no NestJS and no TypeORM (eslint enforces it).
  */
-export { Home, ANNOUNCE_QUEUE, NOT_A_HOME } from './home.js';
+export { Home, ANNOUNCE_QUEUE, NOT_A_HOME, REPUBLISH_SLOTS, republishSlot } from './home.js';
 export type { HomeComponents, HomeInit } from './home.js';
 export { addHomeToAccount, changeAccountDocument, removeHomeFromAccount, revocationPin } from './documents.js';
 export type { DocumentStore, NewHome } from './documents.js';

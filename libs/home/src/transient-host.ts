@@ -13,6 +13,7 @@ export function discoveryOf(host: PolyhomeHost, logger?: P2pLogger): Discovery {
     logger,
     // Accounts provided, published or looked up are pinned in the host's replay guard.
     recordGuard: host.services.recordGuard,
+    unreachable: host.services.unreachablePeers,
     peerId: host.peerId,
     dht: host.services.dht,
     peerStore: host.peerStore,

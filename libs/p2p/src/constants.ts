@@ -150,3 +150,14 @@ export const PAIRING_MAX_FRAME_BYTES = 2048;
 export const PAIRING_TIMEOUT_MS = 10_000;
 /** Pairing streams per connection, each way: a joining node asks once per account offered. */
 export const PAIRING_MAX_STREAMS = 2;
+
+/**
+ * A peer whose dial failed is not dialled again for this long, ms (doubled on each further failure, up to
+ * DIAL_BACKOFF_MAX); it is dropped from the DHT routing table and the peer store at once (homes of hosted
+ * accounts stay in the peer store and are never held back).
+ */
+export const DIAL_BACKOFF = 60_000;
+/** The longest dial backoff, ms. */
+export const DIAL_BACKOFF_MAX = 30 * 60_000;
+/** Peers whose dial backoff is remembered at most (the oldest is forgotten first). */
+export const DIAL_BACKOFF_MAX_PEERS = 10_000;

@@ -2,6 +2,7 @@
 // `/polyhome/account/<server name>`, then the providers of the account CID, kept only if the verified
 // document lists them as homes. Nothing the DHT says is trusted without the root signature.
 import type { PeerId } from '@libp2p/interface';
+import type { QueryEvent } from '@libp2p/kad-dht';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { isServerName, parseUserId, verifyAccountDocument, type AccountDocument } from '@polyhome/identity';
 import { DHT_QUERY_TIMEOUT, MAX_PROVIDERS } from './constants.js';
@@ -36,8 +37,9 @@ export class DhtDiscovery implements Discovery {
     // A home provides every account it hosts: guard their documents from now on.
     await this.#pin(serverName);
     const cid = await accountCid(serverName);
-    for await (const _event of this.#components.dht.provide(cid, { signal: this.#signal(options) })) {
+    for await (const event of this.#components.dht.provide(cid, { signal: this.#signal(options) })) {
       // Drain: kad-dht only does the work as the events are read.
+      await this.#failed(event);
     }
   }
 
@@ -53,6 +55,7 @@ export class DhtDiscovery implements Discovery {
     try {
       for await (const event of this.#components.dht.put(key, value, { signal: this.#signal(options) })) {
         if (event.name === 'PEER_RESPONSE') stored++;
+        await this.#failed(event);
       }
     } catch (error) {
       // This node's DHT store already holds a newer document (another home published it first): this one
@@ -69,6 +72,7 @@ export class DhtDiscovery implements Discovery {
     let best: AccountDocument | undefined;
     try {
       for await (const event of this.#components.dht.get(key, { signal: this.#signal(options) })) {
+        await this.#failed(event);
         if (event.name !== 'VALUE') continue;
         // kad-dht validated it already; verify again here so this function's promise does not rest on
         // the DHT's configuration, and keep the highest seq should several values come through.
@@ -106,6 +110,7 @@ export class DhtDiscovery implements Discovery {
     let seen = 0;
     try {
       for await (const event of this.#components.dht.findProviders(cid, { signal: this.#signal(options) })) {
+        await this.#failed(event);
         if (event.name !== 'PROVIDER') continue;
         for (const provider of event.providers) {
           const id = provider.id.toString();
@@ -149,6 +154,11 @@ export class DhtDiscovery implements Discovery {
     return { document, homes, ignoredProviders: [...ignoredProviders] };
   }
 
+  /** A query failed on a peer: the host evicts it if that was a failed dial (see unreachable-peers.ts). */
+  async #failed(event: QueryEvent): Promise<void> {
+    if (event.name === 'QUERY_ERROR') await this.#components.unreachable?.queryFailed(event.from);
+  }
+
   async #pin(serverName: string, seq?: number): Promise<void> {
     try {
       await this.#components.recordGuard?.pin(serverName, seq);
@@ -174,6 +184,7 @@ export class DhtDiscovery implements Discovery {
   async #findPeer(peerId: PeerId, options?: LookupOptions): Promise<string[]> {
     try {
       for await (const event of this.#components.dht.findPeer(peerId, { signal: this.#signal(options) })) {
+        await this.#failed(event);
         if (event.name === 'FINAL_PEER' && event.peer.id.equals(peerId)) {
           return event.peer.multiaddrs.map((a) => a.toString());
         }

@@ -28,6 +28,7 @@ import {
   RECORD_NAMESPACE,
 } from './constants.js';
 import { ConnectionGuard, type ConnectionLimits } from './connection-guard.js';
+import { UnreachablePeers, type UnreachablePeersInit } from './unreachable-peers.js';
 import { AccountRecordGuard, type AccountRecordGuardInit } from './record-guard.js';
 import { accountRecordSelector } from './records.js';
 import { InvalidHostInitError, NodeKeyMismatchError } from './errors.js';
@@ -42,6 +43,8 @@ export interface PolyhomeServices extends Record<string, unknown> {
   recordGuard: AccountRecordGuard;
   /** The connection guard: per-peer and per-IP limits, a reserve for homes, idle strangers closed (see there). */
   connectionGuard: ConnectionGuard;
+  /** Peers whose dial failed: dropped from the routing table and peer store, dials held back (see there). */
+  unreachablePeers: UnreachablePeers;
 }
 
 /** A started or stopped polyhome libp2p node. */
@@ -83,6 +86,8 @@ export interface PolyhomeHostInit {
    * accounts stay guarded across restarts) and its cache size. The DHT record store compares seqs in any case.
    */
   recordGuard?: AccountRecordGuardInit;
+  /** The dial backoff of unreachable peers, ms (defaults DIAL_BACKOFF, DIAL_BACKOFF_MAX). */
+  dialBackoff?: Pick<UnreachablePeersInit, 'backoff' | 'maxBackoff'>;
 }
 
 /**
@@ -117,6 +122,11 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
     maxConnections: init.maxConnections ?? MAX_CONNECTIONS,
     ...(init.logger !== undefined ? { logger: init.logger } : {}),
   });
+  const unreachable = new UnreachablePeers({
+    ...init.dialBackoff,
+    isHome: (peerId) => connectionGuard.isHome(peerId),
+    ...(init.logger !== undefined ? { logger: init.logger } : {}),
+  });
   const node = await createLibp2p<PolyhomeServices>({
     privateKey,
     start: false,
@@ -126,7 +136,7 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
       listen: init.listen ?? DEFAULT_LISTEN,
       ...(init.announce !== undefined ? { announce: init.announce } : {}),
     },
-    connectionGater: connectionGuard.gater(init.connectionGater),
+    connectionGater: unreachable.gater(connectionGuard.gater(init.connectionGater)),
     transports: [tcp()],
     connectionEncrypters: [noise()],
     // Yamux's stream caps agree with the protocols' (constants.ts): it never refuses a stream a handler would
@@ -161,9 +171,11 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
       }),
       recordGuard: () => guard,
       connectionGuard: () => connectionGuard,
+      unreachablePeers: () => unreachable,
     },
   });
   connectionGuard.attach(node);
+  unreachable.attach(node);
   if (init.start !== false) {
     await node.start();
     await dialBootstrap(node, init.bootstrap ?? [], init.logger);

@@ -7,6 +7,7 @@ import type { AccountDocument, HomeRole } from '@polyhome/identity';
 import type { Op, ReplicaStore, VersionVector } from '@polyhome/sync';
 import { DhtDiscovery } from './discovery.js';
 import type { AccountRecordGuard } from './record-guard.js';
+import type { UnreachablePeers } from './unreachable-peers.js';
 import { EnrollmentHandler, type EnrollErrorResponse, type EnrollResponse } from './enrollment-protocol.js';
 import type { P2pLogger } from './logger.js';
 import { PolyhomeSync } from './sync-protocol.js';
@@ -27,6 +28,8 @@ export {
   accountRecordSelector,
 } from './records.js';
 export { ConnectionGuard } from './connection-guard.js';
+export { UnreachablePeers, dhtPeerCount } from './unreachable-peers.js';
+export type { UnreachableCounts, UnreachablePeersInit, WatchedNode } from './unreachable-peers.js';
 export type { ConnectionGuardInit, ConnectionLimits, GuardReason, GuardedNode } from './connection-guard.js';
 export { AccountRecordGuard, FileSeqGuardStore, GuardedRecordDatastore, MemorySeqGuardStore } from './record-guard.js';
 export type { AccountRecordGuardInit, SeqGuardStore } from './record-guard.js';
@@ -130,6 +133,12 @@ export interface DiscoveryComponents {
    * persistent SeqGuardStore). Without it the DHT store's own comparison still holds.
    */
   recordGuard?: Pick<AccountRecordGuard, 'pin'>;
+  /**
+   * The host's unreachable peers (`host.services.unreachablePeers`): every peer a query failed on is reported,
+   * and one whose dial failed is dropped from the routing table and peer store and held back. Without it a
+   * stopped peer is dialled again by every query near it.
+   */
+  unreachable?: Pick<UnreachablePeers, 'queryFailed'>;
 }
 
 /** Creates discovery over a polyhome host's DHT (`{ ...host, dht: host.services.dht }`). */

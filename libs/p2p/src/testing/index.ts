@@ -66,6 +66,7 @@ export async function startNode(options: StartNodeOptions): Promise<TestNode> {
     peerStore: host.peerStore,
     getConnections: host.getConnections.bind(host),
     recordGuard: host.services.recordGuard,
+    unreachable: host.services.unreachablePeers,
   });
   const store = options.store ?? new MemoryReplicaStore();
   const peerId = host.peerId.toString();
