@@ -2,6 +2,7 @@ import { Buffer } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  canonicalFields,
   canonicalJson,
   canonicalJsonBytes,
   compareCodePoints,
@@ -109,6 +110,10 @@ describe('canonical JSON: refusals', () => {
     }
     expect(caught).toBeInstanceOf(CanonicalJsonError);
     expect((caught as CanonicalJsonError).path.startsWith(pathPrefix)).toBe(true);
+    // canonicalFields refuses every object canonicalJson refuses, with the same error.
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      expect(() => canonicalFields(value)).toThrow(caught as Error);
+    }
   });
 });
 
@@ -146,5 +151,40 @@ describe('canonical JSON: properties', () => {
         expect(canonicalJson(value)).toBe(reference(value));
       }),
     );
+  });
+});
+
+describe('canonical JSON encoded once, field by field (canonicalFields)', () => {
+  const objects = fc.dictionary(fc.string({ maxLength: 6 }), canonicalValue, { maxKeys: 8 });
+  const withoutFields = (value: Record<string, unknown>, omit: readonly string[]) =>
+    Object.fromEntries(Object.entries(value).filter(([key]) => !omit.includes(key)));
+
+  it('gives the size of the whole, the bytes without any fields and the size of each value as encoding each would', () => {
+    fc.assert(
+      fc.property(objects, fc.array(fc.string({ maxLength: 6 }), { maxLength: 3 }), (value, extra) => {
+        const fields = canonicalFields(value);
+        expect(fields.byteLength).toBe(canonicalJsonBytes(value).length);
+        expect(fields.bytesWithout()).toEqual(canonicalJsonBytes(value));
+        const keys = Object.keys(value);
+        const omit = [...keys.filter((_, i) => i % 2 === 0), ...extra];
+        expect(fields.bytesWithout(omit)).toEqual(canonicalJsonBytes(withoutFields(value, omit)));
+        for (const key of keys) expect(fields.valueByteLength(key)).toBe(canonicalJsonBytes(value[key]).length);
+        for (const key of extra) if (!Object.hasOwn(value, key)) expect(fields.valueByteLength(key)).toBeUndefined();
+      }),
+    );
+  });
+
+  it('counts UTF-8 bytes, not UTF-16 units, in keys and values', () => {
+    const value = { é: 'Küche 🏠', 'a"b': ['\u0001', '\\'], z: { '🏠': 'ü' } };
+    const fields = canonicalFields(value);
+    expect(fields.byteLength).toBe(canonicalJsonBytes(value).length);
+    expect(fields.valueByteLength('é')).toBe(canonicalJsonBytes('Küche 🏠').length);
+    expect(fields.bytesWithout(['z'])).toEqual(canonicalJsonBytes({ é: 'Küche 🏠', 'a"b': ['\u0001', '\\'] }));
+    expect(fields.bytesWithout(['é', 'a"b', 'z'])).toEqual(canonicalJsonBytes({}));
+  });
+
+  it('refuses what is not a plain object', () => {
+    expect(() => canonicalFields([1])).toThrow(CanonicalJsonError);
+    expect(() => canonicalFields(new Map())).toThrow(CanonicalJsonError);
   });
 });

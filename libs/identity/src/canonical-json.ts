@@ -17,6 +17,7 @@ export const MAX_JSON_DEPTH = 64;
 
 // Lone surrogates cannot be encoded as UTF-8; with the `u` flag this matches only unpaired ones.
 const LONE_SURROGATE = /\p{Cs}/u;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /**
  * Encodes a value as Matrix canonical JSON text: keys sorted by Unicode code point, no whitespace,
@@ -32,6 +33,57 @@ export function canonicalJson(value: unknown): string {
 /** Encodes a value as the UTF-8 bytes of its canonical JSON: what gets signed and hashed. */
 export function canonicalJsonBytes(value: unknown): Uint8Array {
   return utf8(canonicalJson(value));
+}
+
+/**
+ * The canonical JSON of one object, encoded once, field by field: the bytes of the object without some
+ * fields (what a signature covers, what a content hash covers), the size of the whole and of one field's
+ * value all derive from the same encoding, so nothing is encoded twice. Made by canonicalFields.
+ */
+export interface CanonicalFields {
+  /** UTF-8 length of the canonical JSON of the whole object. */
+  readonly byteLength: number;
+  /** UTF-8 length of the canonical JSON of one field's value, or undefined when the object lacks the field. */
+  valueByteLength(key: string): number | undefined;
+  /** The UTF-8 canonical JSON of the object without the fields named (none by default). */
+  bytesWithout(omit?: readonly string[]): Uint8Array;
+}
+
+/**
+ * Encodes a plain object as canonical JSON once, keeping each field's encoding (see CanonicalFields).
+ * Refuses exactly what canonicalJson refuses, with the same error and path. Throws CanonicalJsonError.
+ */
+export function canonicalFields(value: object): CanonicalFields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new CanonicalJsonError('$', 'not a plain object');
+  }
+  const keys = sortedKeys(value);
+  const record = value as Record<string, unknown>;
+  const members: string[] = [];
+  const values = new Map<string, string>();
+  for (const key of keys) {
+    let text: string;
+    try {
+      text = encode(record[key], 1);
+    } catch (error) {
+      throw within(error, pathSegment(key));
+    }
+    values.set(key, text);
+    members.push(JSON.stringify(key) + ':' + text);
+  }
+  let byteLength = 2 + Math.max(members.length - 1, 0);
+  for (const member of members) byteLength += utf8Length(member);
+  return {
+    byteLength,
+    valueByteLength(key) {
+      const text = values.get(key);
+      return text === undefined ? undefined : utf8Length(text);
+    },
+    bytesWithout(omit = []) {
+      const kept = members.filter((_, i) => !omit.includes(keys[i]!));
+      return utf8('{' + kept.join(',') + '}');
+    },
+  };
 }
 
 /** Compares two strings by Unicode code point (the order canonical JSON sorts keys in), not by UTF-16 unit. */
@@ -98,15 +150,8 @@ function encodeArray(value: unknown[], depth: number): string {
 }
 
 function encodeObject(value: object, depth: number): string {
-  const proto: unknown = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) throw new CanonicalJsonError('$', 'not a plain object');
-  if (Object.getOwnPropertySymbols(value).length > 0) throw new CanonicalJsonError('$', 'object has symbol keys');
+  const keys = sortedKeys(value);
   const record = value as Record<string, unknown>;
-  const keys = Object.keys(record);
-  for (const key of keys) {
-    if (LONE_SURROGATE.test(key)) throw new CanonicalJsonError('$', 'key contains a lone surrogate');
-  }
-  keys.sort(compareCodePoints);
   let out = '{';
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]!;
@@ -114,10 +159,42 @@ function encodeObject(value: object, depth: number): string {
     try {
       out += JSON.stringify(key) + ':' + encode(record[key], depth);
     } catch (error) {
-      throw within(error, /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key.slice(0, 40))}]`);
+      throw within(error, pathSegment(key));
     }
   }
   return out + '}';
+}
+
+// The keys of a plain object in canonical order, after refusing what canonical JSON cannot encode.
+function sortedKeys(value: object): string[] {
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) throw new CanonicalJsonError('$', 'not a plain object');
+  if (Object.getOwnPropertySymbols(value).length > 0) throw new CanonicalJsonError('$', 'object has symbol keys');
+  const keys = Object.keys(value);
+  for (const key of keys) {
+    if (LONE_SURROGATE.test(key)) throw new CanonicalJsonError('$', 'key contains a lone surrogate');
+  }
+  return keys.sort(compareCodePoints);
+}
+
+function pathSegment(key: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key.slice(0, 40))}]`;
+}
+
+// UTF-8 length of well-formed text (the encoder has refused lone surrogates), without encoding it.
+function utf8Length(text: string): number {
+  if (!NON_ASCII.test(text)) return text.length;
+  let length = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) length += 1;
+    else if (unit < 0x800) length += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff) {
+      length += 4;
+      i++;
+    } else length += 3;
+  }
+  return length;
 }
 
 function within(error: unknown, segment: string): unknown {

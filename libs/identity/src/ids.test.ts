@@ -22,7 +22,7 @@ import {
   ROOT_KEY_ID,
   serverNameFromPublicKey,
 } from './ids.js';
-import { generateKeyPair as generateOurKeyPair } from './keys.js';
+import { generateKeyPair as generateOurKeyPair, publicKeyPointChecks } from './keys.js';
 import { SecretKey } from './secret-key.js';
 
 const { publicKey } = generateOurKeyPair();
@@ -125,6 +125,44 @@ describe('PeerIds', () => {
     const bytes = base58btc.baseDecode(peerId);
     bytes[3] = 0x02; // key type secp256k1
     expect(() => publicKeyFromPeerId(base58btc.baseEncode(bytes))).toThrow(InvalidPeerIdError);
+  });
+});
+
+describe('PeerIds parsed once (the bounded PeerId key cache)', () => {
+  // The PEER_ID_PREFIX of ids.ts, to build PeerIds around any 32 bytes.
+  const prefix = Uint8Array.of(0x00, 0x24, 0x08, 0x01, 0x12, 0x20);
+  const peerIdOf = (key: Uint8Array) => base58btc.baseEncode(Uint8Array.from([...prefix, ...key]));
+
+  it('checks a fresh key as a curve point once, then answers from the cache', () => {
+    const peerId = peerIdOf(SecretKey.generate().publicKey);
+    const before = publicKeyPointChecks();
+    expect(isPeerId(peerId)).toBe(true);
+    expect(publicKeyPointChecks()).toBe(before + 1);
+    for (let i = 0; i < 5; i++) {
+      expect(isPeerId(peerId)).toBe(true);
+      expect(homeKeyId(peerId)).toBe(`ed25519:${peerId}`);
+      expect(peerIdFromKeyId(`ed25519:${peerId}`)).toBe(peerId);
+      publicKeyFromPeerId(peerId);
+    }
+    expect(publicKeyPointChecks()).toBe(before + 1);
+  });
+
+  it('hands out copies: a caller writing into the key it got cannot change the cached one', () => {
+    const secretKey = SecretKey.generate();
+    const peerId = peerIdFromPublicKey(secretKey.publicKey);
+    publicKeyFromPeerId(peerId).fill(0);
+    expect(publicKeyFromPeerId(peerId)).toEqual(secretKey.publicKey);
+  });
+
+  it('keeps no refused PeerId: a key off the curve is checked, and refused, every time', () => {
+    const offCurve = new Uint8Array(32).fill(0xff);
+    const peerId = peerIdOf(offCurve);
+    for (let i = 0; i < 3; i++) {
+      const before = publicKeyPointChecks();
+      expect(() => publicKeyFromPeerId(peerId)).toThrow(InvalidPeerIdError);
+      expect(isPeerId(peerId)).toBe(false);
+      expect(publicKeyPointChecks()).toBe(before + 2);
+    }
   });
 });
 

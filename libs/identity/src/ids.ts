@@ -123,6 +123,44 @@ export function peerIdFromPublicKey(publicKey: Uint8Array): string {
 
 /** The Ed25519 public key inside a PeerId. Throws InvalidPeerIdError unless it is the canonical PeerId of a valid Ed25519 key. */
 export function publicKeyFromPeerId(peerId: string): Uint8Array {
+  return Uint8Array.from(peerKey(peerId));
+}
+
+/** True when a string is the PeerId of a valid Ed25519 key. */
+export function isPeerId(peerId: string): boolean {
+  try {
+    peerKey(peerId);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The key id a home signs with: `ed25519:<peerId>`. Throws InvalidPeerIdError. */
+export function homeKeyId(peerId: string): string {
+  peerKey(peerId);
+  return `ed25519:${peerId}`;
+}
+
+// Every op names its origin's PeerId three or four times over (its origin, its key id, the key that
+// verifies it), and the same few homes sign nearly every op: so PeerIds already parsed are remembered with
+// their key, boundedly (oldest first out). Only PeerIds that parsed are kept; a miss parses exactly as
+// before (base58, canonical form, then publicKeyFromBytes with its point check and counter), so the cache
+// moves no check earlier and a stranger's fresh PeerIds cost what they did, no more.
+const PEER_KEY_CACHE_SIZE = 4096;
+const peerKeys = new Map<string, Uint8Array>();
+
+// The key inside a PeerId, shared: callers must not hand it out (publicKeyFromPeerId copies it).
+function peerKey(peerId: string): Uint8Array {
+  const known = typeof peerId === 'string' ? peerKeys.get(peerId) : undefined;
+  if (known !== undefined) return known;
+  const key = parsePeerId(peerId);
+  if (peerKeys.size >= PEER_KEY_CACHE_SIZE) peerKeys.delete(peerKeys.keys().next().value as string);
+  peerKeys.set(peerId, key);
+  return key;
+}
+
+function parsePeerId(peerId: string): Uint8Array {
   if (typeof peerId !== 'string') throw new InvalidPeerIdError('not a string');
   if (peerId.length === 0 || peerId.length > MAX_PEER_ID_LENGTH) {
     throw new InvalidPeerIdError(`length ${peerId.length} is not that of an Ed25519 PeerId`);
@@ -146,22 +184,6 @@ export function publicKeyFromPeerId(peerId: string): Uint8Array {
     }
     throw error;
   }
-}
-
-/** True when a string is the PeerId of a valid Ed25519 key. */
-export function isPeerId(peerId: string): boolean {
-  try {
-    publicKeyFromPeerId(peerId);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The key id a home signs with: `ed25519:<peerId>`. Throws InvalidPeerIdError. */
-export function homeKeyId(peerId: string): string {
-  publicKeyFromPeerId(peerId);
-  return `ed25519:${peerId}`;
 }
 
 /** The parts of a signing key identifier. */
@@ -190,6 +212,6 @@ export function parseKeyId(keyId: string): KeyIdParts {
 /** The PeerId of a home key id `ed25519:<peerId>`. Throws InvalidKeyIdError or InvalidPeerIdError (for `ed25519:root` too). */
 export function peerIdFromKeyId(keyId: string): string {
   const { version } = parseKeyId(keyId);
-  publicKeyFromPeerId(version);
+  peerKey(version);
   return version;
 }

@@ -3,8 +3,15 @@
 // src/node/builtins.ts (process.getBuiltinModule), so this entry also loads outside Node.
 export * from './errors.js';
 export { encodeBase64, decodeBase64, encodeHex, decodeHex } from './encoding.js';
-export { canonicalJson, canonicalJsonBytes, compareCodePoints, MAX_JSON_DEPTH } from './canonical-json.js';
-export type { JsonValue, JsonObject } from './canonical-json.js';
+export {
+  canonicalJson,
+  canonicalJsonBytes,
+  canonicalFields,
+  compareCodePoints,
+  MAX_JSON_DEPTH,
+} from './canonical-json.js';
+export type { JsonValue, JsonObject, CanonicalFields } from './canonical-json.js';
+export { sha256, sha256Hex } from './sha256.js';
 export { SecretKey, SealingKey, Secret, SEED_LENGTH, PUBLIC_KEY_LENGTH, SEALING_KEY_LENGTH } from './secret-key.js';
 export {
   generateKeyPair,

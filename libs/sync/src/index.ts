@@ -3,11 +3,13 @@
 export * from './types.js';
 export * from './constants.js';
 export * from './errors.js';
-export { createOp, opHash, namespaceOf, compareOps } from './op.js';
+export { createOp, opHash, opHashOfSigned, namespaceOf, compareOps } from './op.js';
 export type { OpFields } from './op.js';
 export {
   parseOp,
+  parseEncodedOp,
   verifyOpSignature,
+  verifyEncodedOp,
   checkOrigin,
   checkCrossSigning,
   crossSigningRefusal,
@@ -15,7 +17,7 @@ export {
   assertValidOp,
   accountOf,
 } from './validate.js';
-export type { ParseContext, OriginCheck, OpValidation } from './validate.js';
+export type { ParseContext, OriginCheck, OpValidation, EncodedOp } from './validate.js';
 export {
   OP_KINDS,
   OP_KIND_LIST,

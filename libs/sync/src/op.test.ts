@@ -1,10 +1,11 @@
-import { ACCOUNT_DOCUMENT_TYPE, canonicalJson, nobleEd25519, signedBytes } from '@polyhome/identity';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { ACCOUNT_DOCUMENT_TYPE, canonicalJson, encodeHex, nobleEd25519, signedBytes } from '@polyhome/identity';
 import { describe, expect, it } from 'vitest';
 import { OpRejectedError, OriginKeyMismatchError } from './errors.js';
 import { compareOps, createOp, namespaceOf, opHash } from './op.js';
 import { makeAccount, OpWriter } from './testing/index.js';
 import { OP_TYPE, type Op } from './types.js';
-import { verifyOpSignature } from './validate.js';
+import { parseEncodedOp, validateOp, verifyOpSignature } from './validate.js';
 
 const account = makeAccount({ homes: 2 });
 const home = account.homes[0]!;
@@ -81,5 +82,42 @@ describe('order of writes', () => {
     expect(namespaceOf('device.delete')).toBe('device');
     expect(namespaceOf('member.set')).toBe('member');
     expect(namespaceOf('cross_signing.put')).toBe('cross_signing');
+  });
+});
+
+describe('an op signed before validation encoded each op once', () => {
+  // Made by createOp (seed `op-hash-vector`, one home) before parsing, hashing and verifying shared one
+  // encoding and opHash moved to node:crypto; its bytes and hash are pinned here, so neither may change.
+  const SIGNED_TEXT =
+    '{"account":"13dd6b0252c94079f03c0b0752a2c7f42778d00e57b7fb1226b7e1a275092761","body":{"algorithms":["m.olm.v1.curve25519-aes-sha2","m.megolm.v1.aes-sha2"],"device_id":"KITCHEN","display_name":"K\u00fcche \ud83c\udfe0 \\"quoted\\" \\\\ back","keys":{"ed25519:KITCHEN":"lEuiRJBit0IG6nUf5pUzWTUEsRVVe/HJkoKuEww9ULI"},"signatures":{"@alice:13dd6b0252c94079f03c0b0752a2c7f42778d00e57b7fb1226b7e1a275092761":{"ed25519:KITCHEN":"sig"}},"user_id":"@alice:13dd6b0252c94079f03c0b0752a2c7f42778d00e57b7fb1226b7e1a275092761"},"doc_seq":1,"key":"KITCHEN","lamport":42,"op":"device.put","origin":"12D3KooWB3kiQJkVVtVuYFmcq64vvrzEPXw3kyL1Bku34CSYqbVw","seq":7,"signatures":{"13dd6b0252c94079f03c0b0752a2c7f42778d00e57b7fb1226b7e1a275092761":{"ed25519:12D3KooWB3kiQJkVVtVuYFmcq64vvrzEPXw3kyL1Bku34CSYqbVw":"msI2G8i9sGvg4D6KAgzOS8LkJyCuIwKC4j0w1UQbFzwEiNBXLO/e15ViSGox+/EMKvvgZYZd40H1cBGaTGzNDQ"}},"ts":1764000000000,"type":"polyhome.op"}';
+  const HASH = '17e407e3987cb127af52fb2fa9130f5d9b807d4d969fb735e1a9c67db153233d';
+  const signer = makeAccount({ seed: 'op-hash-vector', homes: 1 });
+  const signed = () => JSON.parse(SIGNED_TEXT) as Op;
+
+  it('still validates, with either Ed25519 backend', () => {
+    expect(validateOp(signed(), signer.document)).toMatchObject({ ok: true, origin: 'ok' });
+    expect(validateOp(signed(), signer.document, { backend: nobleEd25519 })).toMatchObject({ ok: true });
+  });
+
+  it('keeps its content hash, which is sha256 of its signed bytes', () => {
+    expect(opHash(signed())).toBe(HASH);
+    expect(encodeHex(sha256(signedBytes(signed())))).toBe(HASH);
+  });
+
+  it('is what createOp makes from the same fields today', () => {
+    const { signatures: _signatures, type: _type, ...fields } = signed();
+    expect(canonicalJson(createOp(fields, signer.homes[0]!.secretKey))).toBe(SIGNED_TEXT);
+  });
+
+  it('has the signed bytes parsing derives from its one encoding equal to signedBytes', () => {
+    const op = signed();
+    expect(parseEncodedOp(op).signed).toEqual(signedBytes(op));
+  });
+
+  it('fails once any signed field changes', () => {
+    const tampered = signed();
+    (tampered.body as Record<string, unknown>).display_name = 'Kuche';
+    expect(validateOp(tampered, signer.document)).toMatchObject({ ok: false, reason: 'bad_signature' });
+    expect(opHash(tampered)).not.toBe(HASH);
   });
 });

@@ -1,11 +1,10 @@
 // Making and hashing ops. An op is signed by its origin home as the account's server name with key id
 // `ed25519:<origin peerId>`, over canonical JSON that includes `type: "polyhome.op"`, so the same key's
 // signature over an account document (or anything else) never verifies as an op.
-import { sha256 } from '@noble/hashes/sha2.js';
 import {
-  encodeHex,
   homeKeyId,
   peerIdFromPublicKey,
+  sha256Hex,
   signedBytes,
   signTyped,
   type Ed25519Options,
@@ -47,7 +46,12 @@ export function createOp(
 
 /** Hex sha256 of the op's canonical JSON without `signatures`/`unsigned`: the content hash that decides equivocation. */
 export function opHash(op: Op): string {
-  return encodeHex(sha256(signedBytes(op)));
+  return opHashOfSigned(signedBytes(op));
+}
+
+/** opHash from the op's signed bytes (parseEncodedOp's `signed`), when they are already encoded. */
+export function opHashOfSigned(signed: Uint8Array): string {
+  return sha256Hex(signed);
 }
 
 /** The state namespace an op kind writes to (from the registry). */

@@ -18,10 +18,17 @@ import {
 } from '@polyhome/identity';
 import { MAX_EVIDENCE_PER_ORIGIN, MAX_OPS_PER_BATCH } from './constants.js';
 import { OpRejectedError } from './errors.js';
-import { opHash } from './op.js';
+import { opHashOfSigned } from './op.js';
 import { PendingDraft, pendingBytes, type PendingBuffer, type PendingChange } from './pending.js';
 import type { ApplyResult, Op, VersionVector } from './types.js';
-import { checkCrossSigning, checkOrigin, parseOp, verifyOpSignature, type OriginCheck } from './validate.js';
+import {
+  checkCrossSigning,
+  checkOrigin,
+  parseEncodedOp,
+  verifyEncodedOp,
+  type EncodedOp,
+  type OriginCheck,
+} from './validate.js';
 
 /** What the planner needs to know of one account, gathered by a store before it plans a batch. */
 export interface ApplyView {
@@ -223,24 +230,25 @@ class Planner {
 
   offer(input: unknown): void {
     const { view } = this;
-    let op: Op;
+    let encoded: EncodedOp;
     let origin: OriginCheck;
     try {
-      op = parseOp(input, { account: view.account, userId: view.document.user_id });
-      origin = checkOrigin(op, view.document);
+      encoded = parseEncodedOp(input, { account: view.account, userId: view.document.user_id });
+      origin = checkOrigin(encoded.op, view.document);
     } catch (error) {
       return this.refuse(input, error);
     }
+    const { op } = encoded;
     this.touched.add(op.origin);
-    const hash = opHash(op);
+    const hash = opHashOfSigned(encoded.signed);
     const head = this.head(op.origin);
     // Duplicates are recognised by content hash before any signature work: they are free.
     if (op.seq <= head) {
       const held = this.heldHash(op.origin, op.seq);
       if (held === hash) return this.duplicate(input, op, 'already held');
-      if (homeStatus(view.document, op.origin).kind === 'revoked') return this.revokedRival(input, op, hash, held);
+      if (homeStatus(view.document, op.origin).kind === 'revoked') return this.revokedRival(input, encoded, hash, held);
       if (this.hasEvidence(op.origin, op.seq, hash)) return this.duplicate(input, op, 'already kept as evidence');
-      if (!this.verified(op, input)) return;
+      if (!this.verified(encoded, input)) return;
       return this.equivocateInLog({ op: own(op), hash }, held);
     }
     const waiting = this.draft.get(op.origin, op.seq);
@@ -250,7 +258,7 @@ class Planner {
         return this.refuse(input, new OpRejectedError('revoked', `a revoked origin's seq ${op.seq} already waits`));
       }
       if (this.hasEvidence(op.origin, op.seq, hash)) return this.duplicate(input, op, 'already kept as evidence');
-      if (!this.verified(op, input)) return;
+      if (!this.verified(encoded, input)) return;
       const newcomer = { op: own(op), hash };
       if (this.recordEquivocation(waiting, newcomer) !== newcomer) return;
       // The lower hash takes the slot; if it is larger than the budget has room for, the slot is emptied
@@ -263,7 +271,7 @@ class Planner {
       return;
     }
     if (origin === 'ok' && op.seq === head + 1) {
-      if (!this.verified(op, input)) return;
+      if (!this.verified(encoded, input)) return;
       this.append({ op: own(op), hash });
       this.drain(op.origin);
       return;
@@ -271,7 +279,7 @@ class Planner {
     const bytes = pendingBytes(op);
     const full = this.draft.refusal(op.origin, bytes, this.isKnown);
     if (full !== undefined) return this.pendingFull(input, full);
-    if (!this.verified(op, input)) return;
+    if (!this.verified(encoded, input)) return;
     this.draft.hold({ op: own(op), hash, bytes });
   }
 
@@ -335,7 +343,8 @@ class Planner {
    * that replica held other versions than the remover did, and takes those it is sent until its log is the
    * pinned one (the remover's and every pinned replica's sessions send it their whole log on a digest mismatch).
    */
-  revokedRival(input: unknown, op: Op, hash: string, heldHash: string): void {
+  revokedRival(input: unknown, encoded: EncodedOp, hash: string, heldHash: string): void {
+    const { op } = encoded;
     const status = homeStatus(this.view.document, op.origin);
     if (status.kind !== 'revoked') throw new Error('revokedRival called for an origin that is not revoked');
     const pin = status.pinnedDigest;
@@ -352,7 +361,7 @@ class Planner {
         new OpRejectedError('revoked', `another version of seq ${op.seq} of a revoked origin (${why}): frozen`),
       );
     }
-    if (!this.verified(op, input)) return;
+    if (!this.verified(encoded, input)) return;
     const bySeq = this.slots.get(op.origin);
     this.takeSlot({ op: own(op), hash }, bySeq?.get(op.seq)?.hash ?? heldHash, heldHash);
   }
@@ -424,10 +433,10 @@ class Planner {
     return winner;
   }
 
-  verified(op: Op, input: unknown): boolean {
+  verified(encoded: EncodedOp, input: unknown): boolean {
     try {
-      verifyOpSignature(op, this.view.ed25519);
-      checkCrossSigning(op, this.view.document, this.view.ed25519);
+      verifyEncodedOp(encoded, this.view.ed25519);
+      checkCrossSigning(encoded.op, this.view.document, this.view.ed25519);
       return true;
     } catch (error) {
       this.refuse(input, error);

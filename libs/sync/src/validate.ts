@@ -2,18 +2,20 @@
 // origin against the account document, then the signature. Every refusal carries an OpRejectReason and
 // a detail string; nothing here mutates anything, so a refused op is never half-applied.
 import {
-  canonicalJsonBytes,
+  canonicalFields,
   decodeBase64,
   homeKeyId,
   homeStatus,
   isPeerId,
   isServerName,
   publicKeyFromPeerId,
+  SignatureInvalidError,
   signedBytes,
   verifyBytes,
   verifyTyped,
   WrongTypeError,
   type AccountDocument,
+  type CanonicalFields,
   type Ed25519Options,
 } from '@polyhome/identity';
 import { expectInteger, expectRecord, expectString, expectText, fail } from './checks.js';
@@ -54,23 +56,48 @@ const OP_FIELDS = [
 // Unpadded base64 of an Ed25519 signature is 86 characters; leave room, refuse anything silly.
 const MAX_SIGNATURE_TEXT = 128;
 
+// What a signature and the content hash leave out (signing.ts, signedBytes).
+const UNSIGNED_FIELDS = ['signatures', 'unsigned'];
+
+/** An op that parsed, with the bytes its signature and its content hash cover, from the one encoding parsing made. */
+export interface EncodedOp {
+  readonly op: Op;
+  /** The op's canonical JSON without `signatures`: what `signedBytes(op)` returns, not encoded again. */
+  readonly signed: Uint8Array;
+}
+
 /**
  * Checks that an untrusted value is exactly an op (fields, types, integers, caps, body of its kind)
  * and returns it typed. Does not verify the signature or the origin. Throws OpRejectedError.
  */
 export function parseOp(input: unknown, context: ParseContext = {}): Op {
+  return parseFields(input, context).op;
+}
+
+/**
+ * Like parseOp, and also returns the bytes the op's signature and content hash cover, derived from the
+ * canonical encoding the size checks made: one encoding per op. Throws OpRejectedError.
+ */
+export function parseEncodedOp(input: unknown, context: ParseContext = {}): EncodedOp {
+  const { op, encoded } = parseFields(input, context);
+  return { op, signed: encoded.bytesWithout(UNSIGNED_FIELDS) };
+}
+
+function parseFields(input: unknown, context: ParseContext): { op: Op; encoded: CanonicalFields } {
   const value = expectRecord(input, '$');
   // The type comes first: a signed object of another kind (an account document) is `wrong_type`, not `malformed`.
   const type = Object.hasOwn(value, 'type') ? value.type : undefined;
   if (type !== OP_TYPE) {
     throw new OpRejectedError('wrong_type', `type is ${JSON.stringify(type)?.slice(0, 40)}, expected ${OP_TYPE}`);
   }
-  let size: number;
+  // Encoded once: the op's size, its body's size and its signed bytes all come from this.
+  let encoded: CanonicalFields;
   try {
-    size = canonicalJsonBytes(value).length;
+    encoded = canonicalFields(value);
   } catch (error) {
     throw new OpRejectedError('malformed', `not canonical JSON: ${(error as Error).message}`);
   }
+  const size = encoded.byteLength;
   if (size > MAX_OP_BYTES) throw new OpRejectedError('too_large', `op is ${size} bytes, at most ${MAX_OP_BYTES}`);
   for (const key of Object.keys(value)) {
     if (!(OP_FIELDS as readonly string[]).includes(key)) fail(`$.${key.slice(0, 40)}`, 'unknown field');
@@ -92,13 +119,13 @@ export function parseOp(input: unknown, context: ParseContext = {}): Op {
   const key = expectString(value.key, '$.key');
   expectText(key, '$.key', MAX_KEY_BYTES);
   const body = expectRecord(value.body, '$.body');
-  const bodySize = canonicalJsonBytes(body).length;
+  const bodySize = encoded.valueByteLength('body') ?? 0;
   if (bodySize > MAX_BODY_BYTES) {
     throw new OpRejectedError('too_large', `body is ${bodySize} bytes, at most ${MAX_BODY_BYTES}`);
   }
   validateOpSignatures(value.signatures, account, origin);
   OP_KINDS[kind].validate(body, key, context.userId);
-  return value as unknown as Op;
+  return { op: value as unknown as Op, encoded };
 }
 
 /** Verifies the op's signature by its origin's key (taken from the PeerId). Throws OpRejectedError (`wrong_type`, `bad_signature`). */
@@ -107,6 +134,23 @@ export function verifyOpSignature(op: Op, options?: Ed25519Options): void {
     verifyTyped(op, OP_TYPE, op.account, homeKeyId(op.origin), publicKeyFromPeerId(op.origin), options);
   } catch (error) {
     if (error instanceof WrongTypeError) throw new OpRejectedError('wrong_type', error.message);
+    throw new OpRejectedError('bad_signature', (error as Error).message);
+  }
+}
+
+/**
+ * Verifies the signature of an op from parseEncodedOp over the bytes parsing encoded, by its origin's key
+ * (taken from the PeerId). Parsing checked the type and that the only signature is the origin's. Throws
+ * OpRejectedError (`bad_signature`) with the detail verifyOpSignature gives.
+ */
+export function verifyEncodedOp({ op, signed }: EncodedOp, options?: Ed25519Options): void {
+  const keyId = homeKeyId(op.origin);
+  try {
+    const signature = decodeBase64(op.signatures[op.account]?.[keyId] ?? '');
+    if (!verifyBytes(signature, signed, publicKeyFromPeerId(op.origin), options)) {
+      throw new SignatureInvalidError(op.account, keyId);
+    }
+  } catch (error) {
     throw new OpRejectedError('bad_signature', (error as Error).message);
   }
 }
@@ -185,9 +229,10 @@ export function checkOrigin(op: Op, document: AccountDocument): OriginCheck {
 /** The whole check of one untrusted op against a document: structure, origin, signature. Never throws for bad input. */
 export function validateOp(input: unknown, document: AccountDocument, options?: Ed25519Options): OpValidation {
   try {
-    const op = parseOp(input, { account: accountOf(document), userId: document.user_id });
+    const encoded = parseEncodedOp(input, { account: accountOf(document), userId: document.user_id });
+    const { op } = encoded;
     const origin = checkOrigin(op, document);
-    verifyOpSignature(op, options);
+    verifyEncodedOp(encoded, options);
     checkCrossSigning(op, document, options);
     return { ok: true, op, origin };
   } catch (error) {
