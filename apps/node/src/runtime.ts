@@ -97,7 +97,8 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
     });
     stack.push(
       () => home.stop(),
-      () => queue.close(),
+      // The DHT queries of a running announcement end first, so the drain does not wait for them.
+      () => (home.cancelWork(), queue.close()),
     );
     const ctx = homeContext(paths, nodeKey, storage, { home, repositories });
     const node = new NodeRuntime(home, ctx, say);
