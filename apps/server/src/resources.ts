@@ -72,6 +72,7 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
         bootstrap: config.p2pBootstrap,
         announceEveryMs: ANNOUNCE_EVERY_MS,
         host: {
+          ...(config.p2pAnnounce.length > 0 ? { announce: config.p2pAnnounce } : {}),
           maxConnections: config.p2pMaxConnections,
           inboundConnectionThreshold: config.p2pInboundConnectionThreshold,
           connectionLimits: {
