@@ -1,4 +1,5 @@
 import { Home } from '@polyhome/home';
+import { listenFailureReason } from '@polyhome/p2p';
 import { createQueueBackend } from '@polyhome/queue';
 import {
   createRepositories,
@@ -85,8 +86,8 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
       },
     ).catch((err: unknown) => {
       throw new Error(
-        `Cannot start the libp2p node on ${config.p2pListen.join(', ')}: ${(err as Error).message}. ` +
-          'Check that the port is free, or set P2P_LISTEN.',
+        `Cannot start the libp2p node on ${config.p2pListen.join(', ')}: ${listenFailureReason(err)}. ` +
+          'Stop the other process or choose another P2P_LISTEN.',
         { cause: err },
       );
     });
