@@ -86,6 +86,33 @@ describe('one-line errors of the first hour', () => {
     TEST_MS,
   );
 
+  it.each([
+    ['/proc/polyhome', 'proc'],
+    ['/sys/x', 'sysfs'],
+  ])(
+    'the server with DATA_DIR=%s: one line at once (it hung, or printed a bare EPERM), exit 1',
+    async (dataDir, fs) => {
+      const { code, lines } = await runServer({ DATA_DIR: dataDir, P2P_LISTEN: '/ip4/127.0.0.1/tcp/0' });
+      expect(code).toBe(1);
+      expect(lines, lines.join('\n')).toEqual([
+        `polyhome-server: cannot start: ${dataDir} is on the kernel's ${fs} filesystem, which holds no data: choose a directory on a disk.`,
+      ]);
+    },
+    TEST_MS,
+  );
+
+  it(
+    '`polyhome init` with a data directory in /proc: one line, non-zero exit',
+    async () => {
+      const r = await new CliNode('node', '/proc/polyhome').run('init', '--localpart', 'proc');
+      const lines = r.err.split('\n').filter(Boolean);
+      expect(r.code, r.err).not.toBe(0);
+      expect(lines, r.err).toHaveLength(1);
+      expect(lines[0]).toContain("/proc/polyhome is on the kernel's proc filesystem, which holds no data");
+    },
+    TEST_MS,
+  );
+
   it(
     '`polyhome start --bootstrap garbage`: one line asking for /p2p/<PeerId>, exit 2',
     async () => {
