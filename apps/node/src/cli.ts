@@ -26,6 +26,7 @@ import { init, pairingCode } from './init.js';
 import { lookup } from './lookup.js';
 import { startHome } from './runtime.js';
 import { peerIdFromPublicKey } from '@polyhome/identity';
+import { isPeerMultiaddr } from '@polyhome/p2p';
 
 function print(json: boolean | undefined, value: unknown, text: () => string): void {
   process.stdout.write(json === true ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
@@ -145,6 +146,13 @@ export function buildProgram(): Command {
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
       });
+      const wrong = o.bootstrap.find((addr) => !isPeerMultiaddr(addr));
+      if (wrong !== undefined) {
+        throw new CliError(
+          `--bootstrap ${wrong}: not a peer's multiaddr; give one ending in /p2p/<PeerId>, like /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...`,
+          EXIT_USAGE,
+        );
+      }
       const home = await startHome(dir(), {
         p2p: o.p2p,
         bootstrap: o.bootstrap,

@@ -4,6 +4,7 @@
 // the DHT. Progress of long work (first database creation, catching up) goes to `onLine`.
 import { stat } from 'node:fs/promises';
 import { FilePairingCodeStore, Home, NOT_A_HOME, RefusalLog } from '@polyhome/home';
+import { listenFailureReason } from '@polyhome/p2p';
 import { createQueueBackend } from '@polyhome/queue';
 import { createRepositories, openSeqGuardStore } from '@polyhome/storage';
 import {
@@ -93,11 +94,14 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
       },
     ).catch(async (err: unknown) => {
       await queue.close();
-      throw new CliError(`Cannot listen on ${options.p2p}: ${(err as Error).message}. Check --p2p.`);
+      throw new CliError(
+        `Cannot listen on ${options.p2p}: ${listenFailureReason(err)}. Stop the other process or choose another --p2p.`,
+      );
     });
     stack.push(
       () => home.stop(),
-      () => queue.close(),
+      // The DHT queries of a running announcement end first, so the drain does not wait for them.
+      () => (home.cancelWork(), queue.close()),
     );
     const ctx = homeContext(paths, nodeKey, storage, { home, repositories });
     const node = new NodeRuntime(home, ctx, say);

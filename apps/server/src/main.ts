@@ -59,6 +59,9 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
     process.exit(1);
   }, config.shutdownTimeoutMs);
   timer.unref();
+  // DHT queries of a running announcement job end now: the queue's drain (before the Home stops) need not wait
+  // for their 30 s timeout.
+  resources.p2p.cancelWork();
   // Stop accepting connections first; idle keep-alive sockets would otherwise hold the close open.
   const server = app.getHttpServer() as Server;
   server.close();

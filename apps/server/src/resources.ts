@@ -1,4 +1,5 @@
 import { Home } from '@polyhome/home';
+import { listenFailureReason } from '@polyhome/p2p';
 import { createQueueBackend } from '@polyhome/queue';
 import {
   createRepositories,
@@ -72,6 +73,7 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
         bootstrap: config.p2pBootstrap,
         announceEveryMs: ANNOUNCE_EVERY_MS,
         host: {
+          ...(config.p2pAnnounce.length > 0 ? { announce: config.p2pAnnounce } : {}),
           maxConnections: config.p2pMaxConnections,
           inboundConnectionThreshold: config.p2pInboundConnectionThreshold,
           connectionLimits: {
@@ -84,8 +86,8 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
       },
     ).catch((err: unknown) => {
       throw new Error(
-        `Cannot start the libp2p node on ${config.p2pListen.join(', ')}: ${(err as Error).message}. ` +
-          'Check that the port is free, or set P2P_LISTEN.',
+        `Cannot start the libp2p node on ${config.p2pListen.join(', ')}: ${listenFailureReason(err)}. ` +
+          'Stop the other process or choose another P2P_LISTEN.',
         { cause: err },
       );
     });

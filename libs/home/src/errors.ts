@@ -33,6 +33,14 @@ export class NotConnectedError extends Error {
   }
 }
 
+/** The reason DHT work is aborted with when the home stops (the announcement runs again on the next start). */
+export class HomeStoppingError extends Error {
+  constructor() {
+    super('The home is stopping: the announcement is left for the next start.');
+    this.name = 'HomeStoppingError';
+  }
+}
+
 /** Thrown when a pairing code given to add a home is not one (10 characters of Crockford base32). */
 export class InvalidPairingCodeError extends Error {
   constructor() {

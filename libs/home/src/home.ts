@@ -30,7 +30,7 @@ import type { Job, QueueBackend } from '@polyhome/queue';
 import { stateKey, type Op, type VersionVector } from '@polyhome/sync';
 import { BackgroundWork } from './background.js';
 import { addHomeToAccount, changeAccountDocument, removeHomeFromAccount, type NewHome } from './documents.js';
-import { InvalidPairingCodeError, NotConnectedError } from './errors.js';
+import { HomeStoppingError, InvalidPairingCodeError, NotConnectedError } from './errors.js';
 import { HomeEvents, type HomeEventMap } from './events.js';
 import { discoveryOf } from './transient-host.js';
 import { LocalChangeRefusedError, LocalOpWriter, type LocalChange } from './local-op-writer.js';
@@ -139,6 +139,8 @@ export class Home {
   #stopped = false;
   /** The last republish slot done (counted from the epoch), undefined before the first. */
   #lastSlot: number | undefined;
+  /** Aborted by cancelWork() (and stop()): every DHT query of the announcements ends with it. */
+  readonly #work = new AbortController();
   /** This home's PeerId. */
   readonly peerId: string;
 
@@ -294,10 +296,21 @@ export class Home {
     this.#logger.info({ peerId: this.peerId, addrs: this.addrs(), accounts: hosted }, 'home started');
   }
 
+  /**
+   * Aborts the DHT work under way (the `provide` and `put` of an announcement job, which on a network with
+   * no DHT peer to answer runs to its 30 s query timeout) and makes later announcements fail at once. Called
+   * first on a stop, before the queue drains, so the drain does not wait for the DHT; the job is run again by
+   * the queue's retry or the next republish.
+   */
+  cancelWork(): void {
+    if (!this.#work.signal.aborted) this.#work.abort(new HomeStoppingError());
+  }
+
   /** Stops the periodic work, the sync service and the host, and waits for background work (acks written). */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.cancelWork();
     for (const timer of this.#timers.splice(0)) clearTimeout(timer);
     for (const off of this.#unsubscribe.splice(0)) off();
     await this.#pairingHandler.stop();
@@ -452,24 +465,28 @@ export class Home {
    * Provides the account in the DHT and puts its document there. Throws NotConnectedError with no peer to
    * put them on, and the DHT's errors: the announcement job retries.
    */
-  async announce(account: string): Promise<void> {
+  async announce(account: string, signal?: AbortSignal): Promise<void> {
+    const options = { signal: this.#workSignal(signal) };
+    options.signal.throwIfAborted();
     if (dhtPeerCount(this.host) === 0) throw new NotConnectedError();
     const document = await this.components.store.document(account);
     if (document === undefined) return;
-    await this.discovery.provide(account);
-    await this.discovery.publishDocument(document);
+    await this.discovery.provide(account, options);
+    await this.discovery.publishDocument(document, options);
   }
 
-  /** Announces every account, a page of documents per query; stops early when `signal` aborts. */
+  /** Announces every account, a page of documents per query; stops early when `signal` aborts or the home stops. */
   async announceAll(signal?: AbortSignal): Promise<void> {
+    const options = { signal: this.#workSignal(signal) };
+    if (options.signal.aborted) return;
     if (dhtPeerCount(this.host) === 0) throw new NotConnectedError();
     let after: string | undefined;
     for (;;) {
       const page = await this.components.store.documentsPage({ after, limit: ANNOUNCE_PAGE });
       for (const { account, document } of page) {
-        if (signal?.aborted === true) return;
-        await this.discovery.provide(account);
-        await this.discovery.publishDocument(document);
+        if (options.signal.aborted) return;
+        await this.discovery.provide(account, options);
+        await this.discovery.publishDocument(document, options);
       }
       if (page.length < ANNOUNCE_PAGE) return;
       after = page[page.length - 1]!.account;
@@ -497,10 +514,11 @@ export class Home {
     }
     const accounts = this.hosted().filter((account) => due.has(republishSlot(account, slots)));
     const announced: string[] = [];
+    const stop = this.#workSignal(signal);
     for (const account of accounts) {
-      if (signal?.aborted === true) break;
+      if (stop.aborted) break;
       try {
-        await this.announce(account);
+        await this.announce(account, signal);
         announced.push(account);
       } catch (err) {
         this.#logger.debug({ account, err: (err as Error).message }, 'republish of an account failed');
@@ -553,7 +571,7 @@ export class Home {
     await this.components.queue.process<{ account?: string }>(
       ANNOUNCE_QUEUE,
       (job: Job<{ account?: string }>) =>
-        job.data.account !== undefined ? this.announce(job.data.account) : this.republishDue(job.signal),
+        job.data.account !== undefined ? this.announce(job.data.account, job.signal) : this.republishDue(job.signal),
       { concurrency: 1 },
     );
     await this.scheduleReannounce();
@@ -566,6 +584,11 @@ export class Home {
         this.#background.track(this.scheduleAnnounce(account), 'queueing an announcement'),
       ),
     );
+  }
+
+  /** The home's work signal, and the caller's when there is one. */
+  #workSignal(signal?: AbortSignal): AbortSignal {
+    return signal === undefined ? this.#work.signal : AbortSignal.any([this.#work.signal, signal]);
   }
 
   /** Runs pairing steps one at a time. */

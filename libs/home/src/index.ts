@@ -28,6 +28,7 @@ export type { BodyErrorAnswer } from './http-errors.js';
 export {
   AccountNotHeldError,
   HomeAddressError,
+  HomeStoppingError,
   InvalidPairingCodeError,
   NotConnectedError,
   SelfRevocationError,

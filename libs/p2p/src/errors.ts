@@ -137,3 +137,16 @@ export class PairingProtocolError extends P2pError {
     this.name = 'PairingProtocolError';
   }
 }
+
+/**
+ * One line for a libp2p node that could not listen (libp2p's own message carries the socket error's stack):
+ * "the address 127.0.0.1:4001 is in use" for a busy port, else the message's first line.
+ */
+export function listenFailureReason(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const busy = /EADDRINUSE: address already in use (\S+)/.exec(message);
+  if (busy !== null) return `the address ${busy[1]} is in use by another process`;
+  const denied = /EACCES: permission denied (\S+)/.exec(message);
+  if (denied !== null) return `no permission to listen on ${denied[1]}`;
+  return (message.split('\n')[0] ?? message).replace(/:$/, '');
+}

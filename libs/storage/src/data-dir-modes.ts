@@ -2,7 +2,7 @@
 // (directories 0700, files 0600). PGlite (Emscripten's NODEFS) creates its files with an explicit chmod to
 // 0666 whatever the umask, and rewrites some at each open with 0644, so its directory is made owner-only
 // again after it opens; a directory that others can read is refused at start, before anything is written.
-import { chmod, lstat, mkdir, readdir, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageError } from './errors.js';
 
@@ -71,10 +71,43 @@ export async function assertPrivateDataDir(dir: string): Promise<void> {
   );
 }
 
+/** Kernel filesystems that hold no files of ours (statfs magic numbers): proc, sysfs, cgroup, cgroup2, debugfs. */
+const PSEUDO_FILESYSTEMS = new Map<number, string>([
+  [0x9fa0, 'proc'],
+  [0x62656572, 'sysfs'],
+  [0x27e0eb, 'cgroup'],
+  [0x63677270, 'cgroup2'],
+  [0x64626720, 'debugfs'],
+]);
+
+/** The kernel pseudo filesystem `dir` (or its nearest existing parent) is on, if any. */
+async function pseudoFilesystem(dir: string): Promise<string | undefined> {
+  for (let current = dir; ; current = path.dirname(current)) {
+    try {
+      return PSEUDO_FILESYSTEMS.get(Number((await statfs(current)).type));
+    } catch (err) {
+      if (!isMissing(err) || path.dirname(current) === current) return undefined;
+    }
+  }
+}
+
 /** Creates the data directory owner-only when it is missing, then refuses it if others may use it. */
 export async function preparePrivateDataDir(dir: string): Promise<void> {
   const root = path.resolve(dir);
-  const created = await mkdir(root, { recursive: true, mode: 0o700 });
+  const pseudo = await pseudoFilesystem(root);
+  if (pseudo !== undefined) {
+    throw new StorageError(
+      'DATA_DIR_UNUSABLE',
+      `${root} is on the kernel's ${pseudo} filesystem, which holds no data: choose a directory on a disk.`,
+    );
+  }
+  const created = await mkdir(root, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new StorageError(
+      'DATA_DIR_UNUSABLE',
+      `Cannot create the data directory ${root} (${code}): choose a directory this user may create and write.`,
+    );
+  });
   // mkdir's mode passes through the umask; the owner needs all of 0700 (a umask like 0277 would take it).
   if (created !== undefined) await chmod(root, 0o700);
   await assertPrivateDataDir(root);

@@ -69,12 +69,14 @@ describe('configuration', () => {
       ADMIN_TOKEN: 'a'.repeat(32),
       LOG_LEVEL: 'debug',
       P2P_LISTEN: '/ip4/0.0.0.0/tcp/4001, /ip6/::/tcp/4001',
+      P2P_ANNOUNCE: '/ip4/203.0.113.7/tcp/4001, /dns4/home.example.org/tcp/4001',
       MIGRATIONS_RUN: 'false',
       QUEUE_PREFIX: 'tenant-a',
     });
     expect(config.port).toBe(9000);
     expect(config.queuePrefix).toBe('tenant-a');
     expect(config.p2pListen).toEqual(['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001']);
+    expect(config.p2pAnnounce).toEqual(['/ip4/203.0.113.7/tcp/4001', '/dns4/home.example.org/tcp/4001']);
     expect(config.migrationsRun).toBe(false);
   });
 
@@ -90,6 +92,8 @@ describe('configuration', () => {
     ['LOG_LEVEL', 'loud', /LOG_LEVEL: got "loud", expected one of fatal, error/],
     ['P2P_LISTEN', '/ip4/1.2.3.4/tcp/x', /P2P_LISTEN: "\/ip4\/1.2.3.4\/tcp\/x" is not a multiaddr/],
     ['MIGRATIONS_RUN', 'yes', /MIGRATIONS_RUN: got "yes", expected true or false/],
+    ['P2P_ANNOUNCE', '203.0.113.7:4001', /P2P_ANNOUNCE: "203.0.113.7:4001" is not a multiaddr/],
+    ['P2P_ANNOUNCE', '/ip4/0.0.0.0/tcp/4001', /P2P_ANNOUNCE: "\/ip4\/0.0.0.0\/tcp\/4001" is an unspecified address/],
     ['P2P_BOOTSTRAP', 'nope', /P2P_BOOTSTRAP: "nope" is not a multiaddr/],
     ['SEALING_KEY', 'abc', /SEALING_KEY: must be 64 hex characters/],
     ['ENROLLMENT_POLICY', 'maybe', /ENROLLMENT_POLICY: got "maybe", expected one of token, open, closed/],

@@ -42,6 +42,19 @@ function multiaddrs(allowEmpty: boolean): (value: string, name: string) => strin
   };
 }
 
+/** P2P_ANNOUNCE: multiaddrs as P2P_LISTEN, and none of them unspecified (nobody can dial 0.0.0.0). */
+function announceAddrs(value: string, name: string): string[] {
+  const addrs = multiaddrs(true)(value, name);
+  const unspecified = addrs.find((a) => a.includes('/0.0.0.0/') || a.includes('/::/'));
+  if (unspecified !== undefined) {
+    throw new ConfigError(
+      name,
+      `"${unspecified}" is an unspecified address nobody can dial; give the public ones, like /ip4/203.0.113.7/tcp/4001 or /dns4/home.example.org/tcp/4001.`,
+    );
+  }
+  return addrs;
+}
+
 /** The server's configuration, validated once at boot. */
 export interface AppConfig {
   port: number;
@@ -55,6 +68,8 @@ export interface AppConfig {
   logLevel: LogLevel;
   p2pListen: string[];
   p2pBootstrap: string[];
+  /** Addresses put in account documents and the DHT instead of the listen addresses (empty: the listen ones). */
+  p2pAnnounce: string[];
   /** libp2p connection limits (see the connection guard of @polyhome/p2p). */
   p2pMaxConnections: number;
   p2pHomeConnectionReserve: number;
@@ -194,6 +209,12 @@ export const CONFIG_SCHEMA = {
     description: 'Comma-separated libp2p listen multiaddrs.',
     default: '/ip4/0.0.0.0/tcp/4001',
     parse: multiaddrs(false),
+  },
+  P2P_ANNOUNCE: {
+    description:
+      'Comma-separated multiaddrs to publish in account documents and the DHT instead of the listen addresses (in a container or behind NAT: the address others dial).',
+    default: '',
+    parse: announceAddrs,
   },
   P2P_BOOTSTRAP: {
     description: 'Comma-separated multiaddrs (with /p2p/<PeerId>) of peers to dial at start, to join the DHT.',
@@ -349,6 +370,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     logLevel: read(env, 'LOG_LEVEL', s.LOG_LEVEL)!,
     p2pListen: read(env, 'P2P_LISTEN', s.P2P_LISTEN)!,
     p2pBootstrap: read(env, 'P2P_BOOTSTRAP', s.P2P_BOOTSTRAP)!,
+    p2pAnnounce: read(env, 'P2P_ANNOUNCE', s.P2P_ANNOUNCE)!,
     p2pMaxConnections: read(env, 'P2P_MAX_CONNECTIONS', s.P2P_MAX_CONNECTIONS)!,
     p2pHomeConnectionReserve: read(env, 'P2P_HOME_CONNECTION_RESERVE', s.P2P_HOME_CONNECTION_RESERVE)!,
     p2pMaxConnectionsPerPeer: read(env, 'P2P_MAX_CONNECTIONS_PER_PEER', s.P2P_MAX_CONNECTIONS_PER_PEER)!,
