@@ -1,14 +1,66 @@
 // Redis and PostgreSQL of a test's own, on free ports, that the test may kill and restart. The shared
 // services on 5432 and 6379 serve every other suite running at the same time and are never touched.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, readFileSync } from 'node:fs';
+import { accessSync, chownSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, waitFor } from '@polyhome/p2p/testing';
 
-const PG_BIN = '/usr/local/bin';
+/** The PostgreSQL server programs the private cluster runs. */
+const PG_TOOLS = ['initdb', 'postgres'] as const;
+
+function hasTools(dir: string): boolean {
+  return PG_TOOLS.every((tool) => {
+    try {
+      accessSync(path.join(dir, tool), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * The directory holding PostgreSQL's server programs (`initdb`, `postgres`), found rather than assumed:
+ * `POLYHOME_PG_BIN` when set, then `pg_config --bindir`, then the distribution's `/usr/lib/postgresql/<N>/bin`
+ * (newest N first), then each directory of `PATH`. Throws, saying what to install or set, when none has them.
+ */
+export function findPostgresBin(
+  env: NodeJS.ProcessEnv = process.env,
+  distributionRoot = '/usr/lib/postgresql',
+): string {
+  const looked: string[] = [];
+  const override = env['POLYHOME_PG_BIN'];
+  if (override !== undefined && override !== '') {
+    if (hasTools(override)) return override;
+    throw new Error(
+      `POLYHOME_PG_BIN=${override} holds no ${PG_TOOLS.join(' and ')}; point it at PostgreSQL's bin directory.`,
+    );
+  }
+  const pgConfig = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8', env });
+  const candidates: string[] = [];
+  if (pgConfig.status === 0 && pgConfig.stdout.trim() !== '') candidates.push(pgConfig.stdout.trim());
+  let versions: string[] = [];
+  try {
+    versions = readdirSync(distributionRoot).filter((v) => /^\d+(\.\d+)?$/.test(v));
+  } catch {
+    // No distribution PostgreSQL.
+  }
+  versions.sort((a, b) => Number(b) - Number(a));
+  candidates.push(...versions.map((v) => path.join(distributionRoot, v, 'bin')));
+  candidates.push(...(env['PATH'] ?? '').split(path.delimiter).filter((d) => d !== ''));
+  for (const dir of candidates) {
+    if (hasTools(dir)) return dir;
+    looked.push(dir);
+  }
+  throw new Error(
+    `No PostgreSQL server programs (${PG_TOOLS.join(', ')}) found; looked in pg_config --bindir, ` +
+      `${distributionRoot}/<N>/bin and PATH (${looked.join(', ') || 'nothing there'}). Install PostgreSQL ` +
+      `(e.g. apt-get install postgresql) or set POLYHOME_PG_BIN to the directory that holds them.`,
+  );
+}
 
 /** A service process the test controls. */
 export interface PrivateService {
@@ -98,7 +150,8 @@ export async function startPrivatePostgres(): Promise<PrivateService & { databas
     const [cmd, ...rest] = [...asPostgres, ...args];
     return spawnSync(cmd!, rest, { encoding: 'utf8' });
   };
-  const init = run([`${PG_BIN}/initdb`, '-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '--no-instructions']);
+  const pgBin = findPostgresBin();
+  const init = run([`${pgBin}/initdb`, '-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '--no-instructions']);
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
   let child: ChildProcess | undefined;
   const postmasterPid = (): number | undefined => {
@@ -114,7 +167,7 @@ export async function startPrivatePostgres(): Promise<PrivateService & { databas
     async start() {
       const [cmd, ...rest] = [
         ...asPostgres,
-        `${PG_BIN}/postgres`,
+        `${pgBin}/postgres`,
         '-D',
         data,
         '-p',

@@ -2,7 +2,8 @@
 // polyhome: the client-side home's command line. Parses arguments, runs each command in the node running on
 // the data directory (through its control API) or, when none runs, on the directory itself, and prints.
 // Exit codes: 0 success, 1 failure, 2 usage. Every error is one line on stderr saying what to do next.
-import { readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import {
   accountStatuses,
@@ -25,8 +26,9 @@ import { claim } from './claim.js';
 import { init, pairingCode } from './init.js';
 import { lookup } from './lookup.js';
 import { startHome } from './runtime.js';
-import { peerIdFromPublicKey } from '@polyhome/identity';
+import { MIN_PASSPHRASE_LENGTH, peerIdFromPublicKey } from '@polyhome/identity';
 import { isPeerMultiaddr } from '@polyhome/p2p';
+import { NODE_VERSION } from './version.js';
 
 function print(json: boolean | undefined, value: unknown, text: () => string): void {
   process.stdout.write(json === true ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
@@ -72,6 +74,9 @@ async function secretOf(file: string | undefined, variable: string, what: string
   return secret;
 }
 
+/** The node's Matrix port: not the server's 8008, so both run on one machine with their defaults. */
+export const DEFAULT_MATRIX_PORT = 8009;
+
 function portOf(value: string): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -86,6 +91,7 @@ export function buildProgram(): Command {
     .description(
       'The client-side polyhome home: a self-custody Matrix account on this machine, synced with its other homes.',
     )
+    .version(NODE_VERSION, '--version', 'print the version')
     .option('--data-dir <dir>', 'data directory', defaultDataDir())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
@@ -109,8 +115,14 @@ export function buildProgram(): Command {
         passphraseFile?: string;
         json?: boolean;
       }) => {
+        // The export file first: a missing one is the first thing to fix, before any passphrase.
+        if (o.import !== undefined) {
+          await access(o.import, constants.R_OK).catch((err: unknown) => {
+            throw new CliError(`Cannot read the export file ${o.import}: ${(err as Error).message}`);
+          });
+        }
         const passphrase =
-          o.import === undefined ? undefined : await secretOf(o.passphraseFile, 'POLYHOME_PASSPHRASE', 'passphrase', 8);
+          o.import === undefined ? undefined : await secretOf(o.passphraseFile, 'POLYHOME_PASSPHRASE', 'passphrase', 1);
         const r = await init(dir(), {
           localpart: o.localpart,
           name: o.name,
@@ -133,7 +145,7 @@ export function buildProgram(): Command {
     )
     .option('--p2p <multiaddr>', 'libp2p listen address', '/ip4/127.0.0.1/tcp/0')
     .option('--bootstrap <multiaddr...>', 'peers to dial at start (a home of the account, or any DHT peer)', [])
-    .option('--port <port>', 'Matrix client API port on 127.0.0.1 (0 picks a free one)', '8008')
+    .option('--port <port>', 'Matrix client API port on 127.0.0.1 (0 picks a free one)', String(DEFAULT_MATRIX_PORT))
     .action(async (o: { p2p: string; bootstrap: string[]; port: string }) => {
       const started = Date.now();
       // Signals are caught from the start: one that arrives while the node starts stops it once it is up.
@@ -336,7 +348,7 @@ export function buildProgram(): Command {
     .option('--out <file>', 'write the export to this file (mode 0600) instead of stdout')
     .option('--user <userId>', 'the account, when the data directory holds several')
     .action(async (o: { passphraseFile?: string; out?: string; user?: string }) => {
-      const passphrase = await secretOf(o.passphraseFile, 'POLYHOME_PASSPHRASE', 'passphrase', 8);
+      const passphrase = await secretOf(o.passphraseFile, 'POLYHOME_PASSPHRASE', 'passphrase', MIN_PASSPHRASE_LENGTH);
       const r = await run(dir(), 'export', { passphrase, user: o.user }, (ctx) =>
         exportAccount(ctx, passphrase, o.user),
       );

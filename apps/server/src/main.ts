@@ -5,10 +5,16 @@ import { createServerApp } from './app.js';
 import { openResources } from './resources.js';
 import { ConfigError, loadConfig, type AppConfig } from './config/config.js';
 import { createLogger } from './logging/logger.js';
+import { VERSION } from './version.js';
 
 function fail(message: string): never {
   process.stderr.write(`polyhome-server: ${message}\n`);
   process.exit(1);
+}
+
+if (process.argv.slice(2).includes('--version')) {
+  process.stdout.write(`polyhome-server ${VERSION}\n`);
+  process.exit(0);
 }
 
 // Everything the server writes in DATA_DIR is its user's alone (PGlite's own chmods are undone when it opens).

@@ -97,6 +97,7 @@ export {
   exportedPublicKey,
   DEFAULT_EXPORT_SCRYPT,
   EXPORT_SCRYPT_BOUNDS,
+  MIN_PASSPHRASE_LENGTH,
 } from './key-export.js';
 export type { ScryptParams } from './key-export.js';
 export { readNodeKeyFile, writeNodeKeyFile, loadOrCreateNodeKey, KEY_FILE_MODE } from './node/key-file.js';

@@ -19,6 +19,13 @@ export interface ScryptParams {
 }
 
 /** Default scrypt parameters: N = 2^17, r = 8, p = 1 (128 MiB, about 0.5 s here), the OWASP minimum for scrypt. */
+/**
+ * Shortest passphrase a new key export may be sealed under, wherever it is made (`polyhome export`, the server's
+ * custody handover): an export leaves its home and can be guessed at offline. Reading an export takes the
+ * passphrase it was made with, whatever its length.
+ */
+export const MIN_PASSPHRASE_LENGTH = 12;
+
 export const DEFAULT_EXPORT_SCRYPT: ScryptParams = Object.freeze({ log2N: 17, r: 8, p: 1 });
 
 /** Bounds on scrypt parameters accepted in an export (both when writing and when reading one). */

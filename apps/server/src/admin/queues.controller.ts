@@ -1,7 +1,6 @@
 import { Controller, Get, Query } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation } from '@nestjs/swagger';
 import { PageQueryDto, type Page } from '../common/pagination.js';
-import { AdminApi } from './admin-api.decorator.js';
+import { AdminApi, AdminRoute, BAD_PAGE_QUERY } from './admin-api.decorator.js';
 import { QueuesPageDto, type QueueCountsDto } from './queues.dto.js';
 import { QueuesService } from './queues.service.js';
 
@@ -13,8 +12,17 @@ export class QueuesController {
 
   /** GET /admin/v1/queues: job counts per queue (waiting, active, delayed, failed, completed), paginated. */
   @Get()
-  @ApiOperation({ summary: 'Job counts per queue' })
-  @ApiOkResponse({ type: QueuesPageDto })
+  @AdminRoute({
+    summary: 'Job counts per queue (delivery, dht), read from the queue backend now',
+    type: QueuesPageDto,
+    example: {
+      chunk: [
+        { name: 'delivery', waiting: 0, delayed: 0, active: 0, completed: 12, failed: 0 },
+        { name: 'dht', waiting: 0, delayed: 2, active: 0, completed: 3, failed: 1 },
+      ],
+    },
+    errors: [BAD_PAGE_QUERY],
+  })
   list(@Query() query: PageQueryDto): Promise<Page<QueueCountsDto>> {
     return this.queues.list(query);
   }

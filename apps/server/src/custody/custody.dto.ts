@@ -1,8 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { MIN_PASSPHRASE_LENGTH } from '@polyhome/identity';
 import { IsOptional, IsString, Length, Matches, MaxLength, MinLength } from 'class-validator';
-
-/** Shortest passphrase accepted for a key export: the export leaves the server, so it must resist guessing. */
-export const MIN_PASSPHRASE_LENGTH = 12;
 
 /** POST /_polyhome/v1/custody. */
 export class TakeCustodyDto {

@@ -2,9 +2,11 @@ import { Inject, Injectable } from '@nestjs/common';
 import { parseUserId } from '@polyhome/identity';
 import type { EnrollRequest, EnrollResponse } from '@polyhome/p2p';
 import type { StorageTransaction } from '@polyhome/storage';
+import type { Logger } from 'pino';
 import { AccountsService } from '../accounts/accounts.service.js';
 import { ApiError } from '../common/api-error.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
+import { PINO_LOGGER } from '../logging/logger.js';
 import { P2pService } from '../p2p/p2p.service.js';
 import { EnrollmentTokensService } from './enrollment-tokens.service.js';
 
@@ -19,14 +21,39 @@ export class EnrollmentService {
     private readonly tokens: EnrollmentTokensService,
     private readonly p2p: P2pService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(PINO_LOGGER) private readonly logger: Logger,
   ) {}
+
+  /**
+   * Enrolls (see `#enroll`); a refusal is logged as one warn line with its reason, how it came and from whom,
+   * so an operator sees who is trying and why they fail.
+   */
+  async enroll(request: EnrollRequest, from: string | null): Promise<EnrollResponse> {
+    try {
+      return await this.#enroll(request, from);
+    } catch (err) {
+      if (err instanceof ApiError) {
+        const userId = (request.document as { user_id?: unknown } | null)?.user_id;
+        this.logger.warn(
+          {
+            errcode: err.errcode,
+            via: from === null ? 'http' : 'libp2p',
+            ...(from === null ? {} : { peer_id: from }),
+            ...(typeof userId === 'string' ? { user_id: userId.slice(0, 255) } : {}),
+          },
+          `enrollment refused: ${err.message}`,
+        );
+      }
+      throw err;
+    }
+  }
 
   /**
    * Checks the policy (and the token before anything else), then verifies and hosts the account, spending
    * one token use in the same transaction: a refused enrollment leaves no account row and spends nothing.
    * `from` is the PeerId that asked over libp2p, null over HTTP. Throws ApiError.
    */
-  async enroll(request: EnrollRequest, from: string | null): Promise<EnrollResponse> {
+  async #enroll(request: EnrollRequest, from: string | null): Promise<EnrollResponse> {
     const token = request.token;
     let alongside: ((tx: StorageTransaction) => Promise<void>) | undefined;
     switch (this.config.enrollmentPolicy) {

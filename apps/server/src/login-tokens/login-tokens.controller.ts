@@ -1,6 +1,5 @@
 import { Controller, Param, Post } from '@nestjs/common';
-import { ApiCreatedResponse, ApiOperation } from '@nestjs/swagger';
-import { AdminApi } from '../admin/admin-api.decorator.js';
+import { AdminApi, AdminRoute, USER_ID_ERRORS } from '../admin/admin-api.decorator.js';
 import { LoginTokenDto } from './login-tokens.dto.js';
 import { LoginTokensService } from './login-tokens.service.js';
 
@@ -12,8 +11,13 @@ export class LoginTokensController {
 
   /** POST /admin/v1/accounts/{userId}/login-token: a 2-minute single-use `m.login.token`. */
   @Post()
-  @ApiOperation({ summary: 'Make a single-use m.login.token for a Matrix client (2 minutes)' })
-  @ApiCreatedResponse({ type: LoginTokenDto })
+  @AdminRoute({
+    summary: 'Make a single-use m.login.token for a Matrix client (2 minutes)',
+    status: 201,
+    type: LoginTokenDto,
+    example: { login_token: 'phl_8Mm14OrBGwuEySofwgxrtRktjGiMBP-lI01IKAoafVw', expires_in_ms: 120000 },
+    errors: USER_ID_ERRORS,
+  })
   create(@Param('userId') userId: string): Promise<LoginTokenDto> {
     return this.loginTokens.create(userId);
   }

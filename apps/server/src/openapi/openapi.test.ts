@@ -1,15 +1,21 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { statusOf, type Errcode } from '../common/api-error.js';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
 
 const ADMIN_TOKEN = 'test-admin-token-0123456789';
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 
+interface Response {
+  content?: { 'application/json'?: { example?: unknown; examples?: Record<string, { value: { errcode: string } }> } };
+}
+
 interface Operation {
+  summary?: string;
   tags?: string[];
   security?: unknown[];
   parameters?: Array<{ name: string; in: string }>;
-  responses: Record<string, unknown>;
+  responses: Record<string, Response>;
 }
 
 describe('OpenAPI document of the admin API', () => {
@@ -52,6 +58,43 @@ describe('OpenAPI document of the admin API', () => {
     expect(node?.responses).toHaveProperty('401');
     expect(doc.components.schemas).toHaveProperty('NodeInfoDto');
     expect(doc.components.schemas).toHaveProperty('ErrorBodyDto');
+  });
+
+  it('gives every admin operation a summary, an example answer and its error answers, each with an example', () => {
+    let checked = 0;
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const method of METHODS) {
+        const op = item[method];
+        if (!op) continue;
+        const where = `${method.toUpperCase()} ${path}`;
+        expect([where, (op.summary ?? '').length > 10]).toEqual([where, true]);
+        const statuses = Object.keys(op.responses);
+        const success = statuses.filter((s) => s.startsWith('2'));
+        expect([where, success.length]).toEqual([where, 1]);
+        expect([where, op.responses[success[0]!]?.content?.['application/json']?.example]).not.toEqual([
+          where,
+          undefined,
+        ]);
+        const errors = statuses.filter((s) => /^4\d\d$/.test(s));
+        expect([where, errors]).toEqual([where, expect.arrayContaining(['401'])]);
+        // A path parameter can name nothing here (and a user ID be malformed); a query or a body can be refused.
+        if (path.includes('{')) expect([where, errors]).toEqual([where, expect.arrayContaining(['404'])]);
+        if (path.includes('{userId}')) expect([where, errors]).toEqual([where, expect.arrayContaining(['400'])]);
+        if ((op.parameters ?? []).some((p) => p.in === 'query') || method === 'post') {
+          expect([where, errors]).toEqual([where, expect.arrayContaining(['400'])]);
+        }
+        // Each error answer past 401 shows an example body per errcode, and the errcode fits the status.
+        for (const status of errors.filter((s) => s !== '401')) {
+          const examples = Object.values(op.responses[status]?.content?.['application/json']?.examples ?? {});
+          expect([where, status, examples.length > 0]).toEqual([where, status, true]);
+          for (const example of examples) {
+            expect([where, String(statusOf(example.value.errcode as Errcode))]).toEqual([where, status]);
+          }
+        }
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(15);
   });
 
   it('describes the pagination query of GET /admin/v1/queues and its page shape', () => {

@@ -1,0 +1,59 @@
+// Small things a new user meets first (issue 19, item 8), on the built commands as a user runs them.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = path.join(import.meta.dirname, '..');
+const cli = path.join(root, 'apps/node/dist/cli.js');
+const serverMain = path.join(root, 'apps/server/dist/main.js');
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'polyhome-first-hour-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function run(file: string, args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [file, ...args], {
+    cwd: scratch,
+    encoding: 'utf8',
+    env: { PATH: process.env['PATH'] ?? '', HOME: scratch, ...env },
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+const versionOf = (pkg: string) =>
+  (JSON.parse(readFileSync(path.join(root, pkg), 'utf8')) as { version: string }).version;
+
+describe('first hour', () => {
+  it('polyhome --version prints the node version and exits 0', () => {
+    expect(run(cli, ['--version'])).toEqual({ code: 0, out: `${versionOf('apps/node/package.json')}\n`, err: '' });
+  });
+
+  it('the server with --version prints its version and exits 0, before touching DATA_DIR', () => {
+    const dataDir = path.join(scratch, 'server-data');
+    const r = run(serverMain, ['--version'], { DATA_DIR: dataDir });
+    expect(r).toEqual({ code: 0, out: `polyhome-server ${versionOf('apps/server/package.json')}\n`, err: '' });
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it('export takes the custody rule: a passphrase of at least 12 characters', () => {
+    const dir = path.join(scratch, 'node-export');
+    const short = run(cli, ['--data-dir', dir, 'export'], { POLYHOME_PASSPHRASE: 'elevenchars' });
+    expect(short.code).toBe(2);
+    expect(short.err).toContain('Give a passphrase of at least 12 characters');
+    const long = run(cli, ['--data-dir', dir, 'export'], { POLYHOME_PASSPHRASE: 'twelve chars' });
+    expect(long.err).not.toContain('passphrase');
+  });
+
+  it('init --import names a missing export file first, before asking for the passphrase', () => {
+    const missing = path.join(scratch, 'no-such-export.json');
+    const r = run(cli, ['--data-dir', path.join(scratch, 'node-import'), 'init', '--import', missing]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(new RegExp(`^error: Cannot read the export file ${missing}: ENOENT`));
+    expect(r.err).not.toContain('passphrase');
+  });
+
+  it("the node's Matrix port defaults to 8009, not the server's 8008", () => {
+    const help = run(cli, ['start', '--help']);
+    expect(help.out.replace(/\s+/g, ' ')).toMatch(/--port <port> Matrix client API port .*?\(default: "8009"\)/);
+  });
+});
