@@ -95,7 +95,7 @@ describe('polyhome CLI (client-side home)', () => {
     });
     const homes = JSON.parse((await polyhome(dir, 'home', 'list', '--json')).out) as { homes: unknown[] };
     expect(homes.homes).toEqual([expect.objectContaining({ peer_id: out.peer_id, role: 'client', self: true })]);
-  }, 60_000);
+  }, 240_000);
 
   it('init --join makes only a node key; usage errors exit 2', async () => {
     const dir = await tempDir();
@@ -162,7 +162,7 @@ describe('polyhome CLI (client-side home)', () => {
     expect(await node.exited).toBe(0);
     expect(existsSync(path.join(dir, 'control.json'))).toBe(false);
     expect((await polyhome(dir, 'home', 'list')).code).toBe(0);
-  }, 90_000);
+  }, 240_000);
 
   it('export seals the root key under a passphrase into a new 0600 file and never overwrites one', async () => {
     const dir = await tempDir();
@@ -180,7 +180,7 @@ describe('polyhome CLI (client-side home)', () => {
     expect((await polyhome(dir, 'export', '--passphrase-file', passFile, '--out', out)).code).toBe(1);
     const short = await polyhome(dir, 'export', '--passphrase-file', path.join(dir, 'missing'));
     expect(short.code).toBe(1);
-  }, 60_000);
+  }, 240_000);
 
   it('home add enrolls a real server, and a room joined here reaches the server once the node runs', async () => {
     const serverDir = await tempDir();
