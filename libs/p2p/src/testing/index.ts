@@ -3,12 +3,13 @@
 import { createServer } from 'node:net';
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface';
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils';
-import type { AccountDocument, SecretKey } from '@polyhome/identity';
+import { generateKeyPair, type AccountDocument, type SecretKey } from '@polyhome/identity';
 import type { SyncMessage } from '@polyhome/sync';
 import { MemoryReplicaStore } from '@polyhome/sync/testing';
 import { DHT_PROTOCOL, ENROLL_MAX_FRAME_BYTES, ENROLL_PROTOCOL, SYNC_PROTOCOL } from '../constants.js';
 import { createPolyhomeHost, type PolyhomeHost, type PolyhomeHostInit } from '../host.js';
 import type { AccountRecordGuardInit } from '../record-guard.js';
+import { dhtPeerCount } from '../unreachable-peers.js';
 import {
   createDiscovery,
   createSyncService,
@@ -267,6 +268,21 @@ export async function startStranger(): Promise<StrangerNode> {
     streamMuxers: [yamux()],
     connectionManager: { maxConnections: 10_000 },
   });
+}
+
+/**
+ * A polyhome host that joins `addr`'s DHT (both routing tables take it in, its queries answered as usual) and
+ * then stops answering: its DHT handler is replaced by one that holds every stream open and never writes, so
+ * every query of `addr`'s node that asks it waits for the query timeout. Resolves once it has gone silent.
+ */
+export async function startSilentDhtPeer(addr: string): Promise<PolyhomeHost> {
+  const { multiaddr } = await import('@multiformats/multiaddr');
+  const host = await createPolyhomeHost({ nodeKey: generateKeyPair().secretKey, listen: ['/ip4/127.0.0.1/tcp/0'] });
+  await host.dial(multiaddr(addr), { signal: AbortSignal.timeout(30_000) });
+  await waitFor(() => dhtPeerCount(host) > 0, 'the DHT peer to take the node into its routing table', 60_000);
+  // The same protocol, so identify announces no change; the node keeps it in its routing table.
+  await host.handle(DHT_PROTOCOL, () => undefined, { force: true });
+  return host;
 }
 
 /**
