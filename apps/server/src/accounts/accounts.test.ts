@@ -1,21 +1,11 @@
 import { SecretKey, peerIdFromPublicKey, verifyAccountDocument, type AccountDocument } from '@polyhome/identity';
-import {
-  checkPairingProof,
-  createPolyhomeHost,
-  createSyncService,
-  newPairingCode,
-  NO_PAIRING,
-  pairingNonce,
-  requestPairingProof,
-  type PolyhomeHost,
-  type SyncService,
-} from '@polyhome/p2p';
-import { MemoryReplicaStore, OpWriter, deviceBody, type FixtureAccount } from '@polyhome/sync/testing';
+import { checkPairingProof, newPairingCode, NO_PAIRING, pairingNonce, requestPairingProof } from '@polyhome/p2p';
+import { OpWriter, deviceBody, type FixtureAccount } from '@polyhome/sync/testing';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
 import { AccountsService } from './accounts.service.js';
-import { waitFor } from '@polyhome/p2p/testing';
+import { startNode, waitFor, type TestNode } from '@polyhome/p2p/testing';
 
 const ADMIN_TOKEN = 'accounts-test-admin-token';
 
@@ -156,13 +146,8 @@ describe.each(SERVER_BACKENDS)('hosted accounts over the admin API on $name', (b
 
   it('keeps the pairing code of a client added with one, and proves it to that client only', async () => {
     const acct = (await admin().post('/admin/v1/accounts', { localpart: 'pairing' }).expect(201)).body;
-    const joiner = await createPolyhomeHost({
-      nodeKey: SecretKey.generate(),
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-      inboundConnectionThreshold: 10_000,
-    });
+    const { host: joiner, addr: joinerAddr, stop } = await startNode({ nodeKey: SecretKey.generate() });
     try {
-      const joinerAddr = joiner.getMultiaddrs()[0]!.toString();
       const homes = `/admin/v1/accounts/${enc(acct.user_id)}/homes`;
       const bad = await admin().post(homes, { multiaddr: joinerAddr, role: 'client', name: 'p', pairing_code: 'nope' });
       expect(bad.status).toBe(400);
@@ -192,30 +177,22 @@ describe.each(SERVER_BACKENDS)('hosted accounts over the admin API on $name', (b
         await requestPairingProof(joiner, node.peer_id, { account: other.server_name, nonce: pairingNonce() }),
       ).toMatchObject({ errcode: NO_PAIRING });
     } finally {
-      await joiner.stop();
+      await stop();
     }
   });
 
   describe('a client home of a hosted account on real libp2p', () => {
-    let client: { host: PolyhomeHost; sync: SyncService; store: MemoryReplicaStore; key: SecretKey };
+    let client: TestNode & { key: SecretKey };
     let account: { user_id: string; server_name: string };
     let document: AccountDocument;
 
     beforeAll(async () => {
       const key = SecretKey.generate();
-      const host = await createPolyhomeHost({
-        nodeKey: key,
-        listen: ['/ip4/127.0.0.1/tcp/0'],
-        inboundConnectionThreshold: 10_000,
-      });
-      const sync = createSyncService(host);
-      await sync.start();
-      client = { host, sync, store: new MemoryReplicaStore(), key };
+      client = { ...(await startNode({ nodeKey: key })), key };
       account = (await admin().post('/admin/v1/accounts', { localpart: 'synced' }).expect(201)).body;
     });
     afterAll(async () => {
-      await client?.sync.stop();
-      await client?.host.stop();
+      await client?.stop();
     });
 
     it('stores and forwards: ops made on the server while the client was away reach it, and its ops reach the server', async () => {
@@ -224,7 +201,7 @@ describe.each(SERVER_BACKENDS)('hosted accounts over the admin API on $name', (b
       await accounts.applyLocal(account.server_name, [
         { op: 'member.set', key: '!early:x', body: { room_id: '!early:x', membership: 'join' } },
       ]);
-      const clientAddr = client.host.getMultiaddrs()[0]!.toString();
+      const clientAddr = client.addr;
       document = (
         await admin()
           .post(`/admin/v1/accounts/${enc(account.user_id)}/homes`, {
