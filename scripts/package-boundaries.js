@@ -9,10 +9,10 @@ export const MAY_IMPORT = {
   'libs/p2p': ['identity', 'sync'],
   'libs/queue': [],
   migrations: [],
-  'libs/storage': ['identity', 'sync', 'migrations'],
-  'libs/matrix': ['identity', 'sync'],
-  'libs/home': ['identity', 'sync', 'p2p', 'queue', 'matrix'],
-  'libs/rooms': ['identity', 'sync', 'p2p', 'queue', 'matrix', 'home'],
+  'libs/rooms': ['identity'],
+  'libs/storage': ['identity', 'sync', 'rooms', 'migrations'],
+  'libs/matrix': ['identity', 'sync', 'rooms'],
+  'libs/home': ['identity', 'sync', 'rooms', 'p2p', 'queue', 'matrix'],
   'apps/server': ['identity', 'sync', 'p2p', 'queue', 'storage', 'matrix', 'home', 'rooms'],
   'apps/node': ['identity', 'sync', 'p2p', 'queue', 'storage', 'matrix', 'home', 'rooms'],
 };
@@ -20,6 +20,7 @@ export const MAY_IMPORT = {
 /** Every workspace package name. */
 export const PACKAGES = [
   'identity',
+  'rooms',
   'sync',
   'p2p',
   'queue',
@@ -27,7 +28,6 @@ export const PACKAGES = [
   'storage',
   'matrix',
   'home',
-  'rooms',
   'server',
   'node',
 ];
