@@ -13,7 +13,13 @@ import {
 import { NestFactory } from '@nestjs/core';
 import express from 'express';
 import { bodyParserError, hardenHttpServer, jsonDepthCheck, type HomeAccounts } from '@polyhome/home';
-import { MatrixClientApiModule, MatrixError, type MatrixClientApiOptions, type MatrixHomePort } from '@polyhome/matrix';
+import {
+  MatrixClientApiModule,
+  MatrixError,
+  matrixHttp,
+  type MatrixClientApiOptions,
+  type MatrixHomePort,
+} from '@polyhome/matrix';
 import type { HomeContext } from './context.js';
 import { CliError } from './errors.js';
 
@@ -94,8 +100,8 @@ export async function startMatrixApi(
     { logger: false, bodyParser: false, abortOnError: false },
   );
   try {
-    // Matrix web clients call from another origin; the API is on loopback only, so CORS adds no exposure.
-    app.enableCors();
+    // Matrix web clients call from another origin (the spec's CORS headers), and some still use r0 paths.
+    app.use(matrixHttp());
     app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, verify: jsonDepthCheck() }));
     app.useGlobalFilters(new NodeHttpFilter(report));
     (app.getHttpAdapter().getInstance() as express.Express).disable('x-powered-by');

@@ -2,6 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import express from 'express';
 import { jsonDepthCheck } from '@polyhome/home';
+import { matrixHttp } from '@polyhome/matrix';
 import { AppModule, type ServerResources } from './app.module.js';
 import { ApiExceptionFilter } from './common/api-exception.filter.js';
 import { StrictValidationPipe } from './common/validation.pipe.js';
@@ -22,6 +23,8 @@ export async function createServerApp(resources: ServerResources): Promise<INest
     abortOnError: false,
   });
   app.use(requestIdMiddleware(resources.logger));
+  // CORS on Matrix paths and r0 served as v3, before any route (the admin API gets no CORS).
+  app.use(matrixHttp());
   app.use(securityHeaders());
   app.use(app.get(MetricsService).httpMiddleware());
   // Our own parser so its limit and errors are ours: malformed JSON is M_NOT_JSON, too large M_TOO_LARGE.

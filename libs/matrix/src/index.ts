@@ -1,4 +1,5 @@
 export { MatrixClientApiModule } from './matrix.module.js';
+export { matrixHttp, CORS_HEADERS } from './server/matrix-http.js';
 export type { MatrixClientApiAsyncOptions } from './matrix.module.js';
 export { MATRIX_HOME_PORT, MATRIX_OPTIONS, MATRIX_STORE } from './port.js';
 export { DEVICE_KEY_LIMITS } from './keys/keys.service.js';

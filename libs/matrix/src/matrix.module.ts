@@ -1,4 +1,6 @@
 import { type DynamicModule, type InjectionToken, Module, type ModuleMetadata } from '@nestjs/common';
+import { AccountController, ProfileController } from './account/account.controller.js';
+import { AccountService } from './account/account.service.js';
 import { AccessTokenGuard } from './auth/access-token.guard.js';
 import { AuthController } from './auth/auth.controller.js';
 import { AuthService } from './auth/auth.service.js';
@@ -11,6 +13,7 @@ import { KeysService } from './keys/keys.service.js';
 import { MATRIX_HOME_PORT, MATRIX_OPTIONS, MATRIX_STORE, type MatrixClientApiOptions } from './port.js';
 import { RoomsController } from './rooms/rooms.controller.js';
 import { RoomsService } from './rooms/rooms.service.js';
+import { ServerController, WellKnownController } from './server/server.controller.js';
 import { ChangeFeedService } from './sync/change-feed.service.js';
 import { SyncController } from './sync/sync.controller.js';
 import { SyncService } from './sync/sync.service.js';
@@ -35,7 +38,17 @@ export class MatrixClientApiModule {
     return {
       module: MatrixClientApiModule,
       imports: options.imports ?? [],
-      controllers: [AuthController, DevicesController, KeysController, RoomsController, SyncController],
+      controllers: [
+        AuthController,
+        DevicesController,
+        KeysController,
+        RoomsController,
+        SyncController,
+        AccountController,
+        ProfileController,
+        ServerController,
+        WellKnownController,
+      ],
       providers: [
         { provide: MATRIX_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
         { provide: MATRIX_HOME_PORT, useFactory: (o: MatrixClientApiOptions) => o.port, inject: [MATRIX_OPTIONS] },
@@ -49,6 +62,7 @@ export class MatrixClientApiModule {
         RoomsService,
         ChangeFeedService,
         SyncService,
+        AccountService,
       ],
     };
   }

@@ -8,8 +8,8 @@ describe('Matrix home port types', () => {
   it('takes a local change of every registered kind, and of no other', () => {
     expectTypeOf<MatrixLocalChange['op']>().toEqualTypeOf<OpKind>();
     const changes: MatrixLocalChange[] = OP_KIND_LIST.map((op) => ({ op, key: 'K', body: {} }));
-    // @ts-expect-error 'account_data.put' is not in the registry (yet): the port cannot be asked for it.
-    const unknown: MatrixLocalChange = { op: 'account_data.put', key: 'm.direct', body: {} };
+    // @ts-expect-error 'presence.set' is not in the registry (yet): the port cannot be asked for it.
+    const unknown: MatrixLocalChange = { op: 'presence.set', key: 'm.direct', body: {} };
     expect(changes.every((c) => isOpKind(c.op))).toBe(true);
     expect(isOpKind(unknown.op)).toBe(false);
   });

@@ -111,6 +111,10 @@ export interface MatrixStore {
   position(): Promise<number>;
   changesSince(serverName: string, since: number): Promise<MatrixChanges>;
   saveRoomEvent(serverName: string, roomId: string, event: Record<string, unknown>): Promise<void>;
+  /** Stores a client's filter under a new id (filters are per home: a client uses them where it made them). */
+  saveFilter(serverName: string, filterId: string, filter: Record<string, unknown>): Promise<void>;
+  /** A stored filter of the account, or null. */
+  getFilter(serverName: string, filterId: string): Promise<Record<string, unknown> | null>;
   roomEvents(serverName: string, roomId: string): Promise<Array<Record<string, unknown>>>;
 }
 

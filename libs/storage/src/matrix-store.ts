@@ -3,6 +3,7 @@ import { MatrixAccessTokenEntity } from './entities/matrix-access-token.entity.j
 import { MatrixChangeHorizonEntity } from './entities/matrix-change-horizon.entity.js';
 import { MatrixChangeEntity } from './entities/matrix-change.entity.js';
 import { MatrixDeviceKeyEntity } from './entities/matrix-device-key.entity.js';
+import { MatrixFilterEntity } from './entities/matrix-filter.entity.js';
 import { MatrixRoomEventEntity } from './entities/matrix-room-event.entity.js';
 
 /** An access token as stored (its hash, never the token). */
@@ -318,6 +319,17 @@ export class SqlMatrixStore {
       .getRepository(MatrixRoomEventEntity)
       .find({ where: { serverName, roomId }, order: { createdAt: 'ASC' } });
     return rows.map((r) => r.event);
+  }
+
+  async saveFilter(serverName: string, filterId: string, filter: Record<string, unknown>): Promise<void> {
+    await this.dataSource
+      .getRepository(MatrixFilterEntity)
+      .insert({ serverName, filterId, filter } as QueryDeepPartialEntity<MatrixFilterEntity>);
+  }
+
+  async getFilter(serverName: string, filterId: string): Promise<Record<string, unknown> | null> {
+    const row = await this.dataSource.getRepository(MatrixFilterEntity).findOneBy({ serverName, filterId });
+    return row?.filter ?? null;
   }
 }
 

@@ -2,10 +2,11 @@
 // plain object within MAX_BODY_BYTES) against the op key and the account's user, throws OpRejectedError
 // (`malformed`) when it is not a body of its kind, and returns it typed. The registry (kinds.ts) names one
 // validator per kind; the type a validator returns is the type of that kind's body everywhere else.
-import { isPeerId } from '@polyhome/identity';
+import { canonicalJson, isPeerId } from '@polyhome/identity';
 import {
   exactFields,
   expectArray,
+  expectInteger,
   expectRecord,
   expectSignatureMap,
   expectString,
@@ -55,6 +56,49 @@ export interface CrossSigningBody {
   usage: string[];
   keys: Record<string, string>;
   signatures?: Record<string, Record<string, string>>;
+}
+
+/**
+ * Body of `account_data.put`: one global account-data event of the account's user (key = `type`). The content
+ * is kept as its JSON text: clients put floats into account data (`m.tag` orders), which the canonical JSON of
+ * a signed op cannot carry.
+ */
+export interface AccountDataBody {
+  type: string;
+  /** The event content, a JSON object, as JSON text. */
+  content_json: string;
+}
+
+/** Body of `room_account_data.put`: one account-data event of the user in one room (content as JSON text). */
+export interface RoomAccountDataBody {
+  room_id: string;
+  type: string;
+  content_json: string;
+}
+
+/** Profile fields a `profile.set` op may set; the op key names the field. */
+export const PROFILE_FIELDS = ['displayname', 'avatar_url'] as const;
+
+/** Body of `profile.set`: exactly the field its key names (an empty string clears it). */
+export type ProfileBody = { displayname: string } | { avatar_url: string };
+
+/** Push rule kinds of the Matrix `global` ruleset. */
+export const PUSH_RULE_KINDS = ['override', 'content', 'room', 'sender', 'underride'] as const;
+export type PushRuleKind = (typeof PUSH_RULE_KINDS)[number];
+
+/**
+ * Body of `push_rule.put`: a user-defined rule (`actions`, and `conditions` or `pattern` as its kind needs;
+ * `position` orders user rules within a kind, higher first), or, for a server-default rule (`rule_id` starting
+ * with "."), only the user's `enabled` and `actions` over the default.
+ */
+export interface PushRuleBody {
+  kind: PushRuleKind;
+  rule_id: string;
+  enabled?: boolean;
+  actions?: unknown[];
+  conditions?: Array<Record<string, unknown>>;
+  pattern?: string;
+  position?: number;
 }
 
 /** Body of a tombstone (`device.delete`): empty. */
@@ -122,4 +166,107 @@ export const validateCrossSigningBody: BodyValidator<CrossSigningBody> = (body, 
   if (Object.keys(keys).length !== 1) fail('$.body.keys', 'a cross-signing key has exactly one key');
   if (body.signatures !== undefined) expectSignatureMap(body.signatures, '$.body.signatures');
   return body as unknown as CrossSigningBody;
+};
+
+/** The op key of a keyed pair: the canonical JSON of `[a, b]` (room IDs and rule IDs may contain any separator). */
+export function pairKey(a: string, b: string): string {
+  return canonicalJson([a, b]);
+}
+
+const MAX_ACCOUNT_DATA_TYPE_BYTES = 255;
+const MAX_PUSH_ACTIONS = 16;
+const MAX_PUSH_CONDITIONS = 16;
+
+const MAX_CONTENT_DEPTH = 32;
+
+/** Account-data content: the JSON text of an object, nested at most MAX_CONTENT_DEPTH deep (size: the body cap). */
+function expectContent(value: unknown, path: string): void {
+  const text = expectString(value, path);
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > MAX_CONTENT_DEPTH) fail(path, `nests deeper than ${MAX_CONTENT_DEPTH}`);
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    fail(path, 'is not JSON text');
+  }
+  expectRecord(parsed, path);
+}
+
+/** `account_data.put`: global account data; the key is the event type. */
+export const validateAccountDataBody: BodyValidator<AccountDataBody> = (body, key) => {
+  exactFields(body, '$.body', ['type', 'content_json'], []);
+  const type = expectString(body.type, '$.body.type');
+  expectText(type, '$.body.type', MAX_ACCOUNT_DATA_TYPE_BYTES);
+  if (type !== key) fail('$.body.type', 'must equal the op key');
+  expectContent(body.content_json, '$.body.content_json');
+  return body as unknown as AccountDataBody;
+};
+
+/** `room_account_data.put`: account data of one room; the key is `pairKey(room_id, type)`. */
+export const validateRoomAccountDataBody: BodyValidator<RoomAccountDataBody> = (body, key) => {
+  exactFields(body, '$.body', ['room_id', 'type', 'content_json'], []);
+  const roomId = expectString(body.room_id, '$.body.room_id');
+  expectText(roomId, '$.body.room_id', 255);
+  if (!roomId.startsWith('!')) fail('$.body.room_id', 'a room id starts with "!"');
+  const type = expectString(body.type, '$.body.type');
+  expectText(type, '$.body.type', MAX_ACCOUNT_DATA_TYPE_BYTES);
+  if (pairKey(roomId, type) !== key) fail('$.key', 'must be the canonical JSON of [room_id, type]');
+  expectContent(body.content_json, '$.body.content_json');
+  return body as unknown as RoomAccountDataBody;
+};
+
+/** `profile.set`: one profile field, named by the key. */
+export const validateProfileBody: BodyValidator<ProfileBody> = (body, key) => {
+  if (!(PROFILE_FIELDS as readonly string[]).includes(key))
+    fail('$.key', `must be one of ${PROFILE_FIELDS.join(', ')}`);
+  exactFields(body, '$.body', [key], []);
+  const value = expectString(body[key], `$.body.${key}`);
+  expectText(value, `$.body.${key}`, key === 'avatar_url' ? 1024 : 255, true);
+  if (key === 'avatar_url' && value !== '' && !value.startsWith('mxc://'))
+    fail('$.body.avatar_url', 'must be an mxc:// URI');
+  return body as unknown as ProfileBody;
+};
+
+/** `push_rule.put`: one rule of the `global` ruleset; the key is `pairKey(kind, rule_id)`. */
+export const validatePushRuleBody: BodyValidator<PushRuleBody> = (body, key) => {
+  exactFields(body, '$.body', ['kind', 'rule_id'], ['enabled', 'actions', 'conditions', 'pattern', 'position']);
+  const kind = expectString(body.kind, '$.body.kind');
+  if (!(PUSH_RULE_KINDS as readonly string[]).includes(kind))
+    fail('$.body.kind', `must be one of ${PUSH_RULE_KINDS.join(', ')}`);
+  const ruleId = expectString(body.rule_id, '$.body.rule_id');
+  expectText(ruleId, '$.body.rule_id', 255);
+  if (pairKey(kind, ruleId) !== key) fail('$.key', 'must be the canonical JSON of [kind, rule_id]');
+  if (body.enabled !== undefined && typeof body.enabled !== 'boolean') fail('$.body.enabled', 'must be a boolean');
+  if (body.actions !== undefined) expectArray(body.actions, '$.body.actions', MAX_PUSH_ACTIONS);
+  if (ruleId.startsWith('.')) {
+    // A server-default rule: the user may only switch it and change its actions.
+    for (const field of ['conditions', 'pattern', 'position']) {
+      if (body[field] !== undefined) fail(`$.body.${field}`, 'a server-default rule takes only enabled and actions');
+    }
+    return body as unknown as PushRuleBody;
+  }
+  if (body.actions === undefined) fail('$.body.actions', 'missing field');
+  if (body.position !== undefined) expectInteger(body.position, '$.body.position', -(2 ** 53 - 1));
+  if (kind === 'content') {
+    expectText(expectString(body.pattern, '$.body.pattern'), '$.body.pattern', 1024);
+    if (body.conditions !== undefined) fail('$.body.conditions', 'a content rule has a pattern, not conditions');
+  } else if (kind === 'override' || kind === 'underride') {
+    if (body.pattern !== undefined) fail('$.body.pattern', `a ${kind} rule has conditions, not a pattern`);
+    const conditions = expectArray(body.conditions ?? [], '$.body.conditions', MAX_PUSH_CONDITIONS);
+    conditions.forEach((c, i) => expectRecord(c, `$.body.conditions[${i}]`));
+  } else if (body.pattern !== undefined || body.conditions !== undefined) {
+    fail('$.body', `a ${kind} rule has neither conditions nor a pattern (its rule_id says what it matches)`);
+  }
+  return body as unknown as PushRuleBody;
 };

@@ -40,7 +40,16 @@ export type {
   JsonAccountState,
   CheckedTable,
 } from './kinds.js';
-export type { BodyValidator, EmptyBody } from './bodies.js';
+export type {
+  BodyValidator,
+  EmptyBody,
+  AccountDataBody,
+  RoomAccountDataBody,
+  ProfileBody,
+  PushRuleBody,
+  PushRuleKind,
+} from './bodies.js';
+export { pairKey, PROFILE_FIELDS, PUSH_RULE_KINDS } from './bodies.js';
 export { stateKey } from './state.js';
 export {
   createReplica,

@@ -3,7 +3,17 @@
 // (tsconfig.json includes test files): an `@ts-expect-error` whose line compiles fails the typecheck.
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { OpRejectedError } from './errors.js';
-import type { BodyValidator, CrossSigningBody, DeviceBody, EmptyBody, MemberBody } from './bodies.js';
+import type {
+  AccountDataBody,
+  BodyValidator,
+  CrossSigningBody,
+  DeviceBody,
+  EmptyBody,
+  MemberBody,
+  ProfileBody,
+  PushRuleBody,
+  RoomAccountDataBody,
+} from './bodies.js';
 import {
   OP_KINDS,
   OP_KIND_LIST,
@@ -38,8 +48,21 @@ describe('op-kind registry', () => {
       'device.delete': ['device', 'devices', true],
       'member.set': ['member', 'memberships', false],
       'cross_signing.put': ['cross_signing', 'crossSigning', false],
+      'account_data.put': ['account_data', 'accountData', false],
+      'room_account_data.put': ['room_account_data', 'roomAccountData', false],
+      'profile.set': ['profile', 'profile', false],
+      'push_rule.put': ['push_rule', 'pushRules', false],
+      'push_rule.delete': ['push_rule', 'pushRules', true],
     });
-    expect(STATE_FIELDS).toEqual(['devices', 'memberships', 'crossSigning']);
+    expect(STATE_FIELDS).toEqual([
+      'devices',
+      'memberships',
+      'crossSigning',
+      'accountData',
+      'roomAccountData',
+      'profile',
+      'pushRules',
+    ]);
   });
 
   it('gives every namespace a storable name and one state field, and every field one namespace', () => {
@@ -61,19 +84,28 @@ describe('op-kind registry', () => {
 
   it('answers lookups from the table only', () => {
     expect(OP_KIND_LIST.every(isOpKind)).toBe(true);
-    for (const name of ['toString', '__proto__', 'constructor', 'profile.set', 'device', '']) {
+    for (const name of ['toString', '__proto__', 'constructor', 'presence.set', 'device', '']) {
       expect(isOpKind(name)).toBe(false);
     }
     expect(isOpKind(1)).toBe(false);
     expect(kindsOf('device')).toEqual(['device.put', 'device.delete']);
     expect(fieldOf('member')).toBe('memberships');
-    expect(fieldOf('account_data')).toBeUndefined();
+    expect(fieldOf('account_data')).toBe('accountData');
+    expect(fieldOf('presence')).toBeUndefined();
     expect(fieldOf('toString')).toBeUndefined();
   });
 
   it('builds states with every field, and keeps a "__proto__" key a key', () => {
     const state = emptyState<number>();
-    expect(state).toEqual({ devices: {}, memberships: {}, crossSigning: {} });
+    expect(state).toEqual({
+      devices: {},
+      memberships: {},
+      crossSigning: {},
+      accountData: {},
+      roomAccountData: {},
+      profile: {},
+      pushRules: {},
+    });
     putState(state, 'devices', '__proto__', 1);
     expect(Object.keys(state.devices)).toEqual(['__proto__']);
     expect(Object.getPrototypeOf(state.devices)).toBe(Object.prototype);
@@ -84,7 +116,11 @@ describe('op-kind registry', () => {
     for (const kind of OP_KIND_LIST) {
       const sample = KIND_SAMPLES[kind](account);
       expect(OP_KINDS[kind].validate(sample.body, sample.key, account.userId)).toBe(sample.body);
-      for (const other of OP_KIND_LIST.filter((k) => namespaceOf(k) !== namespaceOf(kind))) {
+      // Tombstones of different namespaces share the empty body, and so its validator.
+      const others = OP_KIND_LIST.filter(
+        (k) => namespaceOf(k) !== namespaceOf(kind) && OP_KINDS[k].validate !== OP_KINDS[kind].validate,
+      );
+      for (const other of others) {
         const foreign = KIND_SAMPLES[other](account);
         expect(() => OP_KINDS[kind].validate(foreign.body, sample.key, account.userId)).toThrow(OpRejectedError);
       }
@@ -94,26 +130,44 @@ describe('op-kind registry', () => {
 
 describe('op-kind registry: derived types', () => {
   it('derives the kind, namespace and state types from the table', () => {
-    expectTypeOf<OpKind>().toEqualTypeOf<'device.put' | 'device.delete' | 'member.set' | 'cross_signing.put'>();
-    expectTypeOf<OpNamespace>().toEqualTypeOf<'device' | 'member' | 'cross_signing'>();
-    expectTypeOf<StateField>().toEqualTypeOf<'devices' | 'memberships' | 'crossSigning'>();
+    expectTypeOf<OpKind>().toEqualTypeOf<
+      | 'device.put'
+      | 'device.delete'
+      | 'member.set'
+      | 'cross_signing.put'
+      | 'account_data.put'
+      | 'room_account_data.put'
+      | 'profile.set'
+      | 'push_rule.put'
+      | 'push_rule.delete'
+    >();
+    expectTypeOf<OpNamespace>().toEqualTypeOf<
+      'device' | 'member' | 'cross_signing' | 'account_data' | 'room_account_data' | 'profile' | 'push_rule'
+    >();
+    expectTypeOf<StateField>().toEqualTypeOf<
+      'devices' | 'memberships' | 'crossSigning' | 'accountData' | 'roomAccountData' | 'profile' | 'pushRules'
+    >();
     expectTypeOf<OpBody<'device.put'>>().toEqualTypeOf<DeviceBody>();
     expectTypeOf<OpBody<'device.delete'>>().toEqualTypeOf<EmptyBody>();
-    // The state as the interface written by hand before the registry declared it.
+    // The state as the interface written by hand before the registry declared it, and the fields added since.
     expectTypeOf<AccountState>().toEqualTypeOf<{
       devices: Record<string, DeviceBody>;
       memberships: Record<string, MemberBody>;
       crossSigning: Record<string, CrossSigningBody>;
+      accountData: Record<string, AccountDataBody>;
+      roomAccountData: Record<string, RoomAccountDataBody>;
+      profile: Record<string, ProfileBody>;
+      pushRules: Record<string, PushRuleBody>;
     }>();
     expectTypeOf<keyof JsonAccountState>().toEqualTypeOf<StateField>();
-    expect(OP_KIND_LIST).toHaveLength(4);
+    expect(OP_KIND_LIST).toHaveLength(9);
   });
 
   it('does not compile a kind that the table lacks', () => {
-    // @ts-expect-error 'profile.set' is not an entry of the registry, so it is no OpKind.
-    const kind: OpKind = 'profile.set';
+    // @ts-expect-error 'presence.set' is not an entry of the registry, so it is no OpKind.
+    const kind: OpKind = 'presence.set';
     // @ts-expect-error nor can an op of it be made.
-    const fields: Pick<OpFields, 'op'> = { op: 'account_data.put' };
+    const fields: Pick<OpFields, 'op'> = { op: 'typing.set' };
     expect([kind, fields.op].some(isOpKind)).toBe(false);
   });
 
@@ -125,30 +179,43 @@ describe('op-kind registry: derived types', () => {
       'device.put': undefined,
       'device.delete': undefined,
       'member.set': undefined,
-      // @ts-expect-error nor may such a map name a kind the table lacks.
+      'cross_signing.put': undefined,
+      'account_data.put': undefined,
+      'room_account_data.put': undefined,
       'profile.set': undefined,
+      'push_rule.put': undefined,
+      'push_rule.delete': undefined,
+      // @ts-expect-error nor may such a map name a kind the table lacks.
+      'presence.set': undefined,
     };
     expect(Object.keys(samples)).not.toContain('cross_signing.put');
-    expect(Object.keys(perKind)).toContain('profile.set');
+    expect(Object.keys(perKind)).toContain('presence.set');
   });
 
   it('makes every state built by hand name the field of a new kind', () => {
     // The table with one more kind, as the README's "Adding an op kind" would add it.
-    type WithProfile = typeof OP_KINDS & {
-      'profile.set': {
-        namespace: 'profile';
-        field: 'profile';
+    type WithPresence = typeof OP_KINDS & {
+      'presence.set': {
+        namespace: 'presence';
+        field: 'presence';
         tombstone: false;
-        validate: BodyValidator<{ displayname?: string; avatar_url?: string }>;
+        validate: BodyValidator<{ presence: string }>;
       };
     };
-    expectTypeOf<keyof AccountStateOf<WithProfile>>().toEqualTypeOf<StateField | 'profile'>();
-    expectTypeOf<AccountStateOf<WithProfile>['profile']>().toEqualTypeOf<
-      Record<string, { displayname?: string; avatar_url?: string }>
-    >();
+    expectTypeOf<keyof AccountStateOf<WithPresence>>().toEqualTypeOf<StateField | 'presence'>();
+    expectTypeOf<AccountStateOf<WithPresence>['presence']>().toEqualTypeOf<Record<string, { presence: string }>>();
+    const fields = {
+      devices: {},
+      memberships: {},
+      crossSigning: {},
+      accountData: {},
+      roomAccountData: {},
+      profile: {},
+      pushRules: {},
+    };
     // @ts-expect-error a state without the new field no longer compiles.
-    const stale: AccountStateOf<WithProfile> = { devices: {}, memberships: {}, crossSigning: {} };
-    const current: AccountStateOf<typeof OP_KINDS> = { devices: {}, memberships: {}, crossSigning: {} };
+    const stale: AccountStateOf<WithPresence> = fields;
+    const current: AccountStateOf<typeof OP_KINDS> = fields;
     expect(Object.keys(stale)).toEqual(Object.keys(current));
   });
 
@@ -163,6 +230,6 @@ describe('op-kind registry: derived types', () => {
     const colon = { ...OP_KINDS, 'member.set': { ...OP_KINDS['member.set'], namespace: 'room:member' } } as const;
     // @ts-expect-error a namespace with a colon could not be split back out of a changed key.
     const colonChecked: CheckedTable<typeof colon> = colon;
-    expect([ok, splitChecked, mergedChecked, colonChecked].every((t) => Object.keys(t).length === 4)).toBe(true);
+    expect([ok, splitChecked, mergedChecked, colonChecked].every((t) => Object.keys(t).length === 9)).toBe(true);
   });
 });

@@ -4,10 +4,14 @@
 // state row (@polyhome/storage) and the Matrix port's state type (@polyhome/matrix). Adding a kind is one
 // entry here plus its validator (bodies.ts); see the README, "Adding an op kind".
 import {
+  validateAccountDataBody,
   validateCrossSigningBody,
   validateDeviceBody,
   validateEmptyBody,
   validateMemberBody,
+  validateProfileBody,
+  validatePushRuleBody,
+  validateRoomAccountDataBody,
   type BodyValidator,
 } from './bodies.js';
 
@@ -42,6 +46,22 @@ export const OP_KINDS = {
     tombstone: false,
     validate: validateCrossSigningBody,
   },
+  'account_data.put': {
+    namespace: 'account_data',
+    field: 'accountData',
+    tombstone: false,
+    validate: validateAccountDataBody,
+  },
+  'room_account_data.put': {
+    namespace: 'room_account_data',
+    field: 'roomAccountData',
+    tombstone: false,
+    validate: validateRoomAccountDataBody,
+  },
+  'profile.set': { namespace: 'profile', field: 'profile', tombstone: false, validate: validateProfileBody },
+  'push_rule.put': { namespace: 'push_rule', field: 'pushRules', tombstone: false, validate: validatePushRuleBody },
+  // Deletes a user-defined rule; a late, older put cannot bring it back.
+  'push_rule.delete': { namespace: 'push_rule', field: 'pushRules', tombstone: true, validate: validateEmptyBody },
 } as const satisfies Record<string, OpKindSpec>;
 
 type Table = typeof OP_KINDS;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_BODY_BYTES, MAX_KEY_BYTES, MAX_OP_BYTES } from './constants.js';
 import { OpRejectedError } from './errors.js';
+import { pairKey } from './bodies.js';
 import { makeAccount, makeHome, OpWriter, withoutHome } from './testing/index.js';
 import type { Op } from './types.js';
 import { assertValidOp, checkOrigin, parseOp, validateOp } from './validate.js';
@@ -128,6 +129,61 @@ describe('bodies', () => {
         keys: { 'ed25519:a': 'a', 'ed25519:b': 'b' },
       }),
     ).toThrow(OpRejectedError);
+  });
+});
+
+describe('bodies of account data, profile and push rules', () => {
+  const w = writer();
+  const refused = (kind: Parameters<typeof w.make>[0], key: string, body: Record<string, unknown>) =>
+    expect(() => w.make(kind, key, body)).toThrow(OpRejectedError);
+
+  it('account_data.put: the key is the type, the content the JSON text of an object (floats allowed)', () => {
+    const ok = { type: 'm.direct', content_json: '{"order":0.25}' };
+    expect(w.make('account_data.put', 'm.direct', ok).op).toBe('account_data.put');
+    refused('account_data.put', 'm.direct', { type: 'm.other', content_json: '{}' });
+    refused('account_data.put', 'm.direct', { type: 'm.direct', content_json: '[]' });
+    refused('account_data.put', 'm.direct', { type: 'm.direct', content_json: '{' });
+    refused('account_data.put', 'm.direct', { type: 'm.direct', content: {} });
+    refused('account_data.put', 'm.direct', { ...ok, extra: 1 });
+    refused('account_data.put', '', { type: '', content_json: '{}' });
+    refused('account_data.put', 'm.direct', {
+      type: 'm.direct',
+      content_json: `{"a":${'['.repeat(40)}${']'.repeat(40)}}`,
+    });
+  });
+
+  it('room_account_data.put: the key is the canonical pair of room and type', () => {
+    const body = { room_id: '!r:x', type: 'm.tag', content_json: '{"tags":{}}' };
+    expect(w.make('room_account_data.put', pairKey('!r:x', 'm.tag'), body).key).toBe('["!r:x","m.tag"]');
+    refused('room_account_data.put', '!r:x/m.tag', body);
+    refused('room_account_data.put', pairKey('!s:x', 'm.tag'), body);
+    refused('room_account_data.put', pairKey('r:x', 'm.tag'), { ...body, room_id: 'r:x' });
+  });
+
+  it('profile.set: one known field named by the key; avatars are mxc URIs', () => {
+    expect(w.make('profile.set', 'displayname', { displayname: 'Alice' }).op).toBe('profile.set');
+    expect(w.make('profile.set', 'avatar_url', { avatar_url: '' }).op).toBe('profile.set');
+    refused('profile.set', 'displayname', { avatar_url: 'mxc://x/y' });
+    refused('profile.set', 'status', { status: 'hi' });
+    refused('profile.set', 'avatar_url', { avatar_url: 'https://x/y.png' });
+    refused('profile.set', 'displayname', { displayname: 'x'.repeat(256) });
+  });
+
+  it('push_rule.put: user rules carry actions and what their kind matches; default rules only enabled/actions', () => {
+    const key = pairKey('content', 'cats');
+    expect(w.make('push_rule.put', key, { kind: 'content', rule_id: 'cats', pattern: 'cat*', actions: [] }).op).toBe(
+      'push_rule.put',
+    );
+    refused('push_rule.put', key, { kind: 'content', rule_id: 'cats', actions: [] });
+    refused('push_rule.put', key, { kind: 'content', rule_id: 'cats', pattern: 'c', actions: [], conditions: [] });
+    refused('push_rule.put', pairKey('room', '!r:x'), { kind: 'room', rule_id: '!r:x', actions: [], pattern: 'p' });
+    refused('push_rule.put', pairKey('bogus', 'x'), { kind: 'bogus', rule_id: 'x', actions: [] });
+    const master = pairKey('override', '.m.rule.master');
+    expect(w.make('push_rule.put', master, { kind: 'override', rule_id: '.m.rule.master', enabled: true }).op).toBe(
+      'push_rule.put',
+    );
+    refused('push_rule.put', master, { kind: 'override', rule_id: '.m.rule.master', conditions: [] });
+    refused('push_rule.put', master, { kind: 'override', rule_id: '.m.rule.master', enabled: 'yes' });
   });
 });
 

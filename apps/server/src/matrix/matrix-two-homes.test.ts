@@ -86,6 +86,31 @@ describe('one account on two server homes, a matrix-js-sdk client on each', () =
     expect(query.device_keys[userId]?.[deviceId]).toMatchObject(deviceKeys);
   });
 
+  it('account data, profile and push rules set on A are served by B, and reach its /sync', async () => {
+    const since = (await clientB.http.authedRequest<{ next_batch: string }>(Method.Get, '/sync')).next_batch;
+    await clientA.setAccountData('m.direct' as never, { '@bob:example': ['!dm:example'] } as never);
+    await clientA.setRoomAccountData('!r:example', 'm.tag' as never, { tags: { u: { order: 0.25 } } } as never);
+    await clientA.setDisplayName('Alice on A');
+    await clientA.setPushRuleEnabled('global', 'override' as never, '.m.rule.master', true);
+    await waitFor(async () => (await clientB.getAccountDataFromServer('m.direct' as never)) !== null, 'm.direct on B');
+    const tag = await clientB.http.authedRequest(
+      Method.Get,
+      `/user/${encodeURIComponent(userId)}/rooms/!r:example/account_data/m.tag`,
+    );
+    expect(tag).toEqual({ tags: { u: { order: 0.25 } } });
+    await waitFor(async () => (await clientB.getProfileInfo(userId)).displayname === 'Alice on A', 'profile on B');
+    await waitFor(
+      async () => (await clientB.getPushRules()).global.override![0]!.enabled === true,
+      'master rule enabled on B',
+    );
+    const synced = await clientB.http.authedRequest<{ account_data: { events: Array<{ type: string }> } }>(
+      Method.Get,
+      '/sync',
+      { since, timeout: '10000' },
+    );
+    expect(synced.account_data.events.map((e) => e.type)).toEqual(expect.arrayContaining(['m.direct', 'm.push_rules']));
+  });
+
   it("a room joined on A is in B's /joined_rooms; a device logged out on B leaves A's /devices", async () => {
     const { room_id: roomId } = await clientA.createRoom({});
     await waitFor(async () => (await clientB.getJoinedRooms()).joined_rooms.includes(roomId), 'the room on B');

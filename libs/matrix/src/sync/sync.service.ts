@@ -2,7 +2,20 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { MatrixSession } from '../auth/session.js';
 import { MatrixError } from '../common/errors.js';
 import { isRecord, type JsonRecord } from '../common/json.js';
-import { MATRIX_HOME_PORT, MATRIX_STORE, type MatrixHomePort, type MatrixStore } from '../port.js';
+import { ruleset } from '../account/push-rules.js';
+import {
+  accountDataOf as accountDataBodies,
+  contentOf,
+  pushRulesOf,
+  roomAccountDataOf,
+} from '../account/state-views.js';
+import {
+  MATRIX_HOME_PORT,
+  MATRIX_STORE,
+  type MatrixAccountState,
+  type MatrixHomePort,
+  type MatrixStore,
+} from '../port.js';
 import { clientEvent, strippedEvent } from '../rooms/room-events.js';
 import { ChangeFeedService } from './change-feed.service.js';
 import { parseSyncToken, syncToken } from './sync-token.js';
@@ -60,11 +73,12 @@ export class SyncService {
       changed === undefined || changed === 'expired'
         ? Object.keys(state.memberships)
         : [
-            ...new Set(
-              changed
+            ...new Set([
+              ...changed
                 .filter((k) => k.startsWith('member:') || k.startsWith('room:'))
                 .map((k) => k.slice(k.indexOf(':') + 1)),
-            ),
+              ...changed.filter((k) => k.startsWith('room_account_data:')).flatMap(roomOfAccountDataKey),
+            ]),
           ];
     for (const roomId of roomIds) {
       const membership = state.memberships[roomId];
@@ -95,6 +109,11 @@ export class SyncService {
           if (changed !== undefined) rooms.leave[roomId] = { state: { events: [] }, timeline };
       }
     }
+    const accountData = accountDataOf(session.userId, state, changed);
+    for (const [roomId, events] of accountData.rooms) {
+      const joined = rooms.join[roomId];
+      if (isRecord(joined)) joined['account_data'] = { events };
+    }
     const devicesChanged =
       changed === 'expired' || (changed ?? []).some((k) => k.startsWith('device:') || k.startsWith('cross_signing:'));
     return {
@@ -103,10 +122,50 @@ export class SyncService {
       device_lists: { changed: devicesChanged ? [session.userId] : [], left: [] },
       device_one_time_keys_count: await this.store.countOneTimeKeys(session.serverName, session.deviceId),
       device_unused_fallback_key_types: await this.store.unusedFallbackKeyTypes(session.serverName, session.deviceId),
-      account_data: { events: [] },
+      account_data: { events: accountData.global },
       presence: { events: [] },
       to_device: { events: [] },
     };
+  }
+}
+
+/**
+ * The account-data events of a sync: all of them on an initial (or expired) sync, else those whose keys
+ * changed; `m.push_rules` is the whole ruleset whenever any rule changed. Per-room events go to the rooms the
+ * response lists as joined.
+ */
+function accountDataOf(
+  userId: string,
+  state: MatrixAccountState,
+  changed: string[] | 'expired' | undefined,
+): { global: JsonRecord[]; rooms: Map<string, JsonRecord[]> } {
+  const all = changed === undefined || changed === 'expired';
+  const keys = all ? [] : changed;
+  const has = (prefix: string, key: string): boolean => all || keys.includes(`${prefix}:${key}`);
+  const global: JsonRecord[] = [];
+  for (const [type, body] of Object.entries(accountDataBodies(state))) {
+    if (has('account_data', type)) global.push({ type, content: contentOf(body) });
+  }
+  if (all || keys.some((k) => k.startsWith('push_rule:'))) {
+    global.push({ type: 'm.push_rules', content: { global: ruleset(userId, pushRulesOf(state)) } });
+  }
+  const rooms = new Map<string, JsonRecord[]>();
+  for (const [key, body] of Object.entries(roomAccountDataOf(state))) {
+    if (!has('room_account_data', key)) continue;
+    const list = rooms.get(body.room_id) ?? [];
+    list.push({ type: body.type, content: contentOf(body) });
+    rooms.set(body.room_id, list);
+  }
+  return { global, rooms };
+}
+
+/** The room of a changed `room_account_data:<["room","type"]>` key. */
+function roomOfAccountDataKey(key: string): string[] {
+  try {
+    const pair: unknown = JSON.parse(key.slice('room_account_data:'.length));
+    return Array.isArray(pair) && typeof pair[0] === 'string' ? [pair[0]] : [];
+  } catch {
+    return [];
   }
 }
 

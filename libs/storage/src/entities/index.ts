@@ -9,6 +9,7 @@ import { MatrixAccessTokenEntity } from './matrix-access-token.entity.js';
 import { MatrixChangeHorizonEntity } from './matrix-change-horizon.entity.js';
 import { MatrixChangeEntity } from './matrix-change.entity.js';
 import { MatrixDeviceKeyEntity } from './matrix-device-key.entity.js';
+import { MatrixFilterEntity } from './matrix-filter.entity.js';
 import { MatrixRoomEventEntity } from './matrix-room-event.entity.js';
 import { OpEvidenceEntity } from './op-evidence.entity.js';
 import { OpLogHeadEntity } from './op-log-head.entity.js';
@@ -27,6 +28,7 @@ export {
   MatrixChangeEntity,
   MatrixChangeHorizonEntity,
   MatrixDeviceKeyEntity,
+  MatrixFilterEntity,
   MatrixRoomEventEntity,
   OpEntity,
   OpEvidenceEntity,
@@ -55,4 +57,5 @@ export const ENTITIES = [
   MatrixChangeHorizonEntity,
   MatrixRoomEventEntity,
   DhtSeqGuardEntity,
+  MatrixFilterEntity,
 ];

@@ -172,7 +172,7 @@ export function replicaStoreSuite(
       expect(result.accepted).toEqual([]);
       expect(result.rejected.map((r) => r.reason)).toEqual(['unknown_origin', 'bad_signature', 'wrong_type']);
       expect(await sut.store.versionVector(account)).toEqual({});
-      expect(await sut.state(account)).toEqual({ devices: {}, memberships: {}, crossSigning: {} });
+      expect(await sut.state(account)).toEqual(emptyState());
     });
 
     it('retracts ops above the cutoff of a revoked home, refuses later ones, and keeps the document against a replay', async () => {

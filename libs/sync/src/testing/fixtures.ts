@@ -20,6 +20,7 @@ import {
   type SecretKey,
 } from '@polyhome/identity';
 import { createOp, opHash } from '../op.js';
+import { pairKey } from '../bodies.js';
 import type { CrossSigningBody, CrossSigningUsage, DeviceBody, MemberBody, Membership, Op, OpKind } from '../types.js';
 
 /** Fixed document timestamp, so documents made from the same seeds are byte-identical. */
@@ -187,6 +188,17 @@ export const KIND_SAMPLES: { readonly [K in OpKind]: (account: FixtureAccount) =
   'device.delete': () => ({ key: 'SAMPLE', body: {} }),
   'member.set': () => ({ key: '!sample:x', body: { ...memberBody('!sample:x', 'invite') } }),
   'cross_signing.put': (account) => ({ key: 'self_signing', body: { ...crossSigningBody(account, 'self_signing') } }),
+  'account_data.put': () => ({ key: 'm.direct', body: { type: 'm.direct', content_json: '{"@bob:x":["!sample:x"]}' } }),
+  'room_account_data.put': () => ({
+    key: pairKey('!sample:x', 'm.tag'),
+    body: { room_id: '!sample:x', type: 'm.tag', content_json: '{"tags":{"m.favourite":{"order":0.5}}}' },
+  }),
+  'profile.set': () => ({ key: 'displayname', body: { displayname: 'Sample' } }),
+  'push_rule.put': () => ({
+    key: pairKey('override', 'sample'),
+    body: { kind: 'override', rule_id: 'sample', actions: ['notify'], conditions: [], enabled: true, position: 1 },
+  }),
+  'push_rule.delete': () => ({ key: pairKey('override', 'sample'), body: {} }),
 };
 
 /** Per-home op factory: keeps the home's next seq and lamport so ops come out as that home would make them. */
