@@ -68,7 +68,7 @@ const ALLOW: CheckResult = { ok: true };
  * The (type, state_key) keys whose current state events are the auth events of `pdu` (server-server API
  * "Auth events selection"): the create event, the power levels, the sender's membership and, for
  * membership events, the target's membership, the join rules (join, invite, knock), the third-party
- * invite named by the token and the authorising user's membership (restricted joins). Empty for
+ * invite named by the token (invites) and the authorising user's membership (joins). Empty for
  * `m.room.create`. No duplicates; the order is stable.
  */
 export function authTypesFor(_version: RoomVersionId, pdu: Pdu): StateTuple[] {
@@ -80,9 +80,9 @@ export function authTypesFor(_version: RoomVersionId, pdu: Pdu): StateTuple[] {
     if (membership === 'join' || membership === 'invite' || membership === 'knock') keys.add(JOIN_RULES);
     const token = thirdPartyToken(pdu.content);
     if (membership === 'invite' && token !== undefined) keys.add(stateKeyOf('m.room.third_party_invite', token));
-    // Both versions support restricted rooms (v8 and later).
+    // Joins only (spec v1.16 wording; Synapse and ruma agree). Both versions support restricted rooms.
     const authoriser = own(pdu.content, 'join_authorised_via_users_server');
-    if (typeof authoriser === 'string') keys.add(stateKeyOf('m.room.member', authoriser));
+    if (membership === 'join' && typeof authoriser === 'string') keys.add(stateKeyOf('m.room.member', authoriser));
   }
   return [...keys];
 }

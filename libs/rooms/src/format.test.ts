@@ -1,7 +1,9 @@
 // validatePdu against the PDU format of v10 and v11: required fields and types, size limits, canonical
 // JSON integers, where `redacts` lives.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { validatePdu } from './format.js';
+import { pdu } from './testing/arbitraries.js';
 import { TestRoom } from './testing/room.js';
 import { LIMITS, type Pdu } from './types.js';
 
@@ -116,4 +118,18 @@ for (const version of ['10', '11'] as const) {
 
 it('refuses room versions it does not implement', () => {
   expect(validatePdu('9' as never, {})).toMatchObject({ ok: false, code: 'unsupported_room_version' });
+});
+
+it('answers (never throws) for any JSON, and accepts generated PDUs with valid shapes', () => {
+  fc.assert(
+    fc.property(fc.anything(), (json) => {
+      expect(typeof validatePdu('11', json).ok).toBe('boolean');
+    }),
+  );
+  fc.assert(
+    fc.property(pdu, (p) => {
+      const result = validatePdu('10', p);
+      if (!result.ok) expect(result.code).toMatch(/^(invalid_field|missing_field)$/);
+    }),
+  );
 });
