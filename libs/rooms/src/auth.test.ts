@@ -727,4 +727,22 @@ describe('hostile input', () => {
       ),
     );
   });
+  it('refuses events that are not PDUs, and survives state events with broken content', () => {
+    const room = roomWithMembers('11');
+    const message = room.event(BOB, 'm.room.message', { body: 'x' });
+    const state = authStateOf([...room.state.values()].map((id) => room.events.get(id)!));
+    for (const broken of [{ content: 5 }, { sender: 5 }, { prev_events: null }, { state_key: 1 }]) {
+      expectRefused(checkAuth('11', { ...message, ...broken } as unknown as Pdu, state), 'invalid_event');
+    }
+    fc.assert(
+      fc.property(jsonValue, jsonValue, (content, other) => {
+        const spoiled = new Map(state);
+        let i = 0;
+        for (const [key, event] of state) spoiled.set(key, { ...event, content: (i++ % 2 ? content : other) as never });
+        expect(typeof checkAuth('11', message, spoiled).ok).toBe('boolean');
+        const member = room.event(BOB, 'm.room.member', { membership: content } as never, { stateKey: BOB });
+        expect(typeof checkAuth('11', member, spoiled).ok).toBe('boolean');
+      }),
+    );
+  });
 });
