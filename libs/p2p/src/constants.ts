@@ -190,6 +190,14 @@ export const FEDERATION_CLIENT_TIMEOUT = 60_000;
 export const FEDERATION_MAX_CONCURRENT_PER_PEER = 16;
 /** Requests served at once for all peers together; more are answered 429 M_LIMIT_EXCEEDED. */
 export const FEDERATION_MAX_CONCURRENT = 256;
+/**
+ * Bytes of request bodies being read or held at once, all peers together (each request reserves its
+ * Content-Length before its body is read); a request over the budget is answered 429. Without it, the
+ * concurrency caps times the body cap (256 × 4 MiB) would be the memory a flood could pin.
+ */
+export const FEDERATION_MAX_BODY_BYTES_IN_FLIGHT = 64 * 1024 * 1024;
+/** After the answer, a caller that has not closed its end within this time has its stream aborted (ms). */
+export const FEDERATION_LINGER_TIMEOUT = 2_000;
 /** The `retry_after_ms` of a 429 answer. */
 export const FEDERATION_RETRY_AFTER_MS = 1_000;
 /**

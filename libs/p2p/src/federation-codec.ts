@@ -132,7 +132,8 @@ export function jsonDepthExceeds(text: string, maxDepth: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x5b || c === 0x7b) {
@@ -163,16 +164,22 @@ export class StreamEndedError extends Error {
  * Throws HeadTooLargeError past `maxBytes` and StreamEndedError at the end of the stream.
  */
 export async function readHead(
-  bytes: ByteStream<MessageStream>,
+  source: ChunkSource,
   maxBytes: number,
   signal: AbortSignal,
 ): Promise<{ head: string; rest: Uint8Array }> {
   let buffer: Uint8Array = new Uint8Array(0);
   for (;;) {
-    const chunk = await bytes.read({ signal });
+    let chunk: Uint8Array | null;
+    try {
+      chunk = await source.read(signal);
+    } catch (err) {
+      if (err instanceof BufferOverflowError) throw new HeadTooLargeError(maxBytes);
+      throw err;
+    }
     if (chunk === null) throw new StreamEndedError('end of the head');
     const from = Math.max(0, buffer.byteLength - 3);
-    buffer = concat(buffer, chunk.subarray());
+    buffer = concat(buffer, chunk);
     const end = indexOfBlankLine(buffer, from);
     if (end >= 0) {
       if (end > maxBytes) throw new HeadTooLargeError(maxBytes);
@@ -184,19 +191,127 @@ export async function readHead(
 
 /** Reads a body of `length` bytes, `rest` being what readHead read past the head; StreamEndedError if it ends first. */
 export async function readBody(
-  bytes: ByteStream<MessageStream>,
+  source: ChunkSource,
   rest: Uint8Array,
   length: number,
   signal: AbortSignal,
 ): Promise<Uint8Array> {
-  if (rest.byteLength >= length) return rest.subarray(0, length);
-  try {
-    const more = await bytes.read({ bytes: length - rest.byteLength, signal });
-    return concat(rest, more.subarray());
-  } catch (err) {
-    if (err instanceof Error && err.name === 'UnexpectedEOFError') throw new StreamEndedError('end of the body');
-    throw err;
+  const chunks = [rest];
+  let have = rest.byteLength;
+  while (have < length) {
+    const chunk = await source.read(signal);
+    if (chunk === null) throw new StreamEndedError('end of the body');
+    chunks.push(chunk);
+    have += chunk.byteLength;
   }
+  return concatAll(chunks).subarray(0, length);
+}
+
+/**
+ * Reads a server's side of a request stream while bounding what it holds: at most `limit` bytes are kept;
+ * beyond that further data is dropped (not an abort, so a refusal can still be written and read), and the next
+ * read that needs it throws HeadTooLargeError or BufferOverflowError. `discard()` stops keeping anything (a
+ * refused request's body is never buffered).
+ */
+export class BoundedReader {
+  readonly #stream: MessageStream;
+  readonly #limit: number;
+  #chunks: Uint8Array[] = [];
+  #kept = 0;
+  #overflow = false;
+  #ended = false;
+  #wake: (() => void) | undefined;
+
+  constructor(stream: MessageStream, limit: number) {
+    this.#stream = stream;
+    this.#limit = limit;
+    stream.addEventListener('message', this.#onMessage);
+    stream.addEventListener('remoteCloseWrite', this.#onEnd);
+    stream.addEventListener('close', this.#onEnd);
+  }
+
+  /** Stops reading: what is held is dropped, and what comes later is not kept. */
+  discard(): void {
+    this.#stream.removeEventListener('message', this.#onMessage);
+    this.#stream.removeEventListener('remoteCloseWrite', this.#onEnd);
+    this.#stream.removeEventListener('close', this.#onEnd);
+    this.#chunks = [];
+    this.#kept = 0;
+  }
+
+  /** The next bytes held (all of them), or null at the end of the stream; throws BufferOverflowError. */
+  async read(signal: AbortSignal): Promise<Uint8Array | null> {
+    for (;;) {
+      if (this.#chunks.length > 0) {
+        const out = this.#chunks.length === 1 ? this.#chunks[0]! : concatAll(this.#chunks);
+        this.#chunks = [];
+        this.#kept = 0;
+        return out;
+      }
+      if (this.#overflow) throw new BufferOverflowError(this.#limit);
+      if (this.#ended) return null;
+      signal.throwIfAborted();
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => reject(signal.reason as Error);
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.#wake = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+      });
+    }
+  }
+
+  readonly #onMessage = (event: { data: Uint8Array | { subarray(): Uint8Array } }): void => {
+    const data = event.data.subarray();
+    if (this.#overflow) return;
+    // What fits is kept even from a chunk that overflows: it holds the head a refusal is decided on.
+    const room = this.#limit - this.#kept;
+    if (data.byteLength > room) this.#overflow = true;
+    const kept = data.byteLength > room ? data.subarray(0, room) : data;
+    if (kept.byteLength > 0) {
+      this.#chunks.push(kept);
+      this.#kept += kept.byteLength;
+    }
+    this.#notify();
+  };
+
+  readonly #onEnd = (): void => {
+    this.#ended = true;
+    this.#notify();
+  };
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+}
+
+/** Thrown by BoundedReader when more arrived than it may hold (a body longer than its Content-Length). */
+export class BufferOverflowError extends Error {
+  constructor(limit: number) {
+    super(`more than ${limit} bytes arrived unread`);
+    this.name = 'BufferOverflowError';
+  }
+}
+
+/** Reads from a byte stream or a BoundedReader: the next bytes, or null at the end. */
+export type ChunkSource = { read(signal: AbortSignal): Promise<Uint8Array | null> };
+
+/** A ChunkSource over @libp2p/utils' byteStream (the caller's side). */
+export function byteStreamSource(bytes: ByteStream<MessageStream>): ChunkSource {
+  return { read: async (signal) => (await bytes.read({ signal }))?.subarray() ?? null };
+}
+
+function concatAll(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
 }
 
 function indexOfBlankLine(buffer: Uint8Array, from: number): number {

@@ -5,11 +5,13 @@
 // the body cap (413), head and read deadlines (408), JSON checks (400), a total deadline (504), and a handler's
 // throw answered 500 without its stack.
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
-import { byteStream, type ByteStream } from '@libp2p/utils';
+import { byteStream } from '@libp2p/utils';
 import {
   FEDERATION_CLIENT_TIMEOUT,
   FEDERATION_HEAD_TIMEOUT,
+  FEDERATION_LINGER_TIMEOUT,
   FEDERATION_MAX_BODY_BYTES,
+  FEDERATION_MAX_BODY_BYTES_IN_FLIGHT,
   FEDERATION_MAX_CONCURRENT,
   FEDERATION_MAX_CONCURRENT_PER_PEER,
   FEDERATION_MAX_HEAD_BYTES,
@@ -29,6 +31,9 @@ import {
   FederationUnreachableError,
 } from './errors.js';
 import {
+  BoundedReader,
+  BufferOverflowError,
+  byteStreamSource,
   encodeRequest,
   encodeResponse,
   HeadTooLargeError,
@@ -93,6 +98,8 @@ export interface FederationServerInit {
   maxConcurrentPerPeer?: number;
   /** Requests at once overall (default FEDERATION_MAX_CONCURRENT). */
   maxConcurrent?: number;
+  /** Bytes of request bodies held at once overall (default FEDERATION_MAX_BODY_BYTES_IN_FLIGHT). */
+  maxBodyBytesInFlight?: number;
   /** Federation streams per connection each way (default FEDERATION_MAX_STREAMS). */
   maxStreams?: number;
 }
@@ -101,7 +108,7 @@ export interface FederationServerInit {
 export interface FederationCounts {
   /** Answered by the handler (whatever status it chose). */
   handled: number;
-  /** 429: over the per-peer or overall concurrency cap. */
+  /** 429: over the per-peer or overall concurrency cap, or the body bytes in flight. */
   limited: number;
   /** 403: authorize said no. */
   forbidden: number;
@@ -156,6 +163,7 @@ class FederationHandlerService implements FederationServer {
   readonly #requestTimeout: number;
   readonly #maxPerPeer: number;
   readonly #maxConcurrent: number;
+  readonly #maxBodyBytesInFlight: number;
   readonly #maxStreams: number;
   readonly #perPeer = new Map<string, number>();
   readonly #counts: FederationCounts = {
@@ -169,6 +177,7 @@ class FederationHandlerService implements FederationServer {
     dropped: 0,
   };
   #inFlight = 0;
+  #bodyBytesInFlight = 0;
   #started = false;
 
   constructor(components: FederationServerComponents, init: FederationServerInit) {
@@ -184,6 +193,7 @@ class FederationHandlerService implements FederationServer {
     this.#requestTimeout = init.requestTimeout ?? FEDERATION_REQUEST_TIMEOUT;
     this.#maxPerPeer = init.maxConcurrentPerPeer ?? FEDERATION_MAX_CONCURRENT_PER_PEER;
     this.#maxConcurrent = init.maxConcurrent ?? FEDERATION_MAX_CONCURRENT;
+    this.#maxBodyBytesInFlight = init.maxBodyBytesInFlight ?? FEDERATION_MAX_BODY_BYTES_IN_FLIGHT;
     this.#maxStreams = init.maxStreams ?? FEDERATION_MAX_STREAMS;
   }
 
@@ -224,11 +234,7 @@ class FederationHandlerService implements FederationServer {
         { peer, protocol: FEDERATION_PROTOCOL, perPeer: held, inFlight: this.#inFlight },
         'federation request refused: too many at once',
       );
-      void this.#refuse(stream, peer, 429, {
-        errcode: 'M_LIMIT_EXCEEDED',
-        error: 'Too many federation requests at once.',
-        retry_after_ms: FEDERATION_RETRY_AFTER_MS,
-      });
+      void this.#refuse(stream, peer, 429, limitExceeded('Too many federation requests at once.'));
       return;
     }
     this.#perPeer.set(peer, held + 1);
@@ -237,7 +243,10 @@ class FederationHandlerService implements FederationServer {
       .catch((err: unknown) => {
         // Only a failed write of the answer gets here (the caller left or stopped reading).
         this.#counts.dropped++;
-        this.#log.debug({ ...errorFields(err), peer, protocol: FEDERATION_PROTOCOL }, 'federation answer not delivered');
+        this.#log.debug(
+          { ...errorFields(err), peer, protocol: FEDERATION_PROTOCOL },
+          'federation answer not delivered',
+        );
         stream.abort(err instanceof Error ? err : new Error(String(err)));
       })
       .finally(() => {
@@ -250,21 +259,31 @@ class FederationHandlerService implements FederationServer {
 
   async #serve(stream: Stream, peerId: PeerId): Promise<void> {
     const peer = peerId.toString();
-    const bytes = byteStream(stream, { maxBufferSize: this.#maxHeadBytes + this.#maxBodyBytes });
+    const bytes = new BoundedReader(stream, this.#maxHeadBytes + this.#maxBodyBytes);
     // Aborted by the total deadline or by the caller closing or resetting the stream.
     const gone = new AbortController();
     const onClose = (): void => gone.abort(new Error('the caller closed the stream'));
     stream.addEventListener('close', onClose, { once: true });
     const total = AbortSignal.timeout(this.#requestTimeout);
     const signal = AbortSignal.any([total, gone.signal]);
+    let held = 0;
     try {
-      const prepared = await this.#read(bytes, peerId, signal);
+      const prepared = await this.#read(bytes, peerId, signal, (n) => (held = n));
       if ('refusal' in prepared) {
+        // Whatever body follows is not read: stop buffering it (it would overflow the buffer and reset the
+        // stream before the caller reads the refusal).
+        bytes.discard();
         if (gone.signal.aborted) {
           this.#counts.dropped++;
           return;
         }
-        await this.#refuse(stream, peer, prepared.refusal.status, prepared.refusal.body, prepared.refusal.status === 408);
+        await this.#refuse(
+          stream,
+          peer,
+          prepared.refusal.status,
+          prepared.refusal.body,
+          prepared.refusal.status === 408,
+        );
         return;
       }
       const answer = await this.#handle(prepared.request, signal, total);
@@ -273,18 +292,21 @@ class FederationHandlerService implements FederationServer {
         this.#log.debug({ peer, protocol: FEDERATION_PROTOCOL }, 'federation caller left before the answer');
         return;
       }
-      await bytes.write(answer, { signal });
-      await closeQuietly(stream, REFUSAL_WRITE_TIMEOUT);
+      bytes.discard();
+      await send(stream, answer, signal);
+      await closeAndLinger(stream);
     } finally {
+      this.#bodyBytesInFlight -= held;
       stream.removeEventListener('close', onClose);
     }
   }
 
   // Reads and checks the request in order of cost: head (deadline, cap), authorize, body cap, body, JSON.
   async #read(
-    bytes: ByteStream<Stream>,
+    bytes: BoundedReader,
     peerId: PeerId,
     signal: AbortSignal,
+    reserved: (bytes: number) => void,
   ): Promise<{ request: FederationRequest } | { refusal: { status: number; body: Record<string, unknown> } }> {
     const peer = peerId.toString();
     const refuse = (
@@ -294,7 +316,10 @@ class FederationHandlerService implements FederationServer {
       error: string,
     ): { refusal: { status: number; body: Record<string, unknown> } } => {
       this.#counts[count]++;
-      this.#log.debug({ peer, protocol: FEDERATION_PROTOCOL, status, errcode, err: error }, 'federation request refused');
+      this.#log.debug(
+        { peer, protocol: FEDERATION_PROTOCOL, status, errcode, err: error },
+        'federation request refused',
+      );
       return { refusal: { status, body: { errcode, error } } };
     };
     const headDeadline = AbortSignal.any([signal, AbortSignal.timeout(this.#headTimeout)]);
@@ -334,6 +359,17 @@ class FederationHandlerService implements FederationServer {
     if (parsed.contentLength > this.#maxBodyBytes) {
       return refuse('tooLarge', 413, 'M_TOO_LARGE', `The request body is larger than ${this.#maxBodyBytes} bytes.`);
     }
+    if (this.#bodyBytesInFlight + parsed.contentLength > this.#maxBodyBytesInFlight) {
+      this.#counts.limited++;
+      this.#log.debug(
+        { peer, protocol: FEDERATION_PROTOCOL },
+        'federation request refused: too many body bytes at once',
+      );
+      return { refusal: { status: 429, body: limitExceeded('Too much federation data in flight.') } };
+    }
+    // Held until the request is answered (the body is referenced by the handler's request until then).
+    this.#bodyBytesInFlight += parsed.contentLength;
+    reserved(parsed.contentLength);
     const readDeadline = AbortSignal.any([signal, AbortSignal.timeout(this.#readTimeout)]);
     let raw: Uint8Array;
     try {
@@ -343,6 +379,9 @@ class FederationHandlerService implements FederationServer {
         return refuse('timedOut', 408, 'M_UNKNOWN', `The request body did not arrive within ${this.#readTimeout} ms.`);
       }
       if (err instanceof StreamEndedError) return refuse('malformed', 400, 'M_UNRECOGNIZED', `${err.message}.`);
+      if (err instanceof BufferOverflowError) {
+        return refuse('malformed', 400, 'M_UNRECOGNIZED', 'More bytes came than the Content-Length announced.');
+      }
       throw err;
     }
     const body = parseJsonBody(raw, this.#maxJsonDepth);
@@ -355,7 +394,10 @@ class FederationHandlerService implements FederationServer {
     const peer = request.peerId.toString();
     let answer: FederationResponse;
     try {
-      answer = await raceSignal(Promise.resolve().then(() => this.#handler(request)), signal);
+      answer = await raceSignal(
+        Promise.resolve().then(() => this.#handler(request)),
+        signal,
+      );
     } catch (err) {
       if (total.aborted) {
         this.#counts.timedOut++;
@@ -405,11 +447,14 @@ class FederationHandlerService implements FederationServer {
     abort = false,
   ): Promise<void> {
     try {
-      await byteStream(stream).write(jsonAnswer(status, body), { signal: AbortSignal.timeout(REFUSAL_WRITE_TIMEOUT) });
+      await send(stream, jsonAnswer(status, body), AbortSignal.timeout(REFUSAL_WRITE_TIMEOUT));
       if (abort) stream.abort(new Error(`federation request refused with ${status}`));
-      else await closeQuietly(stream, REFUSAL_WRITE_TIMEOUT);
+      else await closeAndLinger(stream);
     } catch (err) {
-      this.#log.debug({ ...errorFields(err), peer, protocol: FEDERATION_PROTOCOL, status }, 'federation refusal not delivered');
+      this.#log.debug(
+        { ...errorFields(err), peer, protocol: FEDERATION_PROTOCOL, status },
+        'federation refusal not delivered',
+      );
       stream.abort(err instanceof Error ? err : new Error(String(err)));
     }
   }
@@ -472,10 +517,11 @@ export async function federationRequest(
       // The server may answer (429, 403, 413) and close before the whole body is written: read the answer.
       if (signal.aborted) throw err;
     }
-    const head = await readHead(bytes, FEDERATION_MAX_HEAD_BYTES, signal);
+    const source = byteStreamSource(bytes);
+    const head = await readHead(source, FEDERATION_MAX_HEAD_BYTES, signal);
     const parsed = parseResponseHead(head.head, (reason) => new FederationBadResponseError(peerText, reason));
     if (parsed.contentLength > maxResponseBytes) throw new FederationResponseTooLargeError(peerText, maxResponseBytes);
-    const raw = await readBody(bytes, head.rest, parsed.contentLength, signal);
+    const raw = await readBody(source, head.rest, parsed.contentLength, signal);
     let body: unknown;
     try {
       body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw));
@@ -489,7 +535,10 @@ export async function federationRequest(
     const stop = stopped(err);
     if (stop !== undefined) throw stop;
     if (err instanceof HeadTooLargeError) {
-      throw new FederationBadResponseError(peerText, `the answer's head is longer than ${FEDERATION_MAX_HEAD_BYTES} bytes`);
+      throw new FederationBadResponseError(
+        peerText,
+        `the answer's head is longer than ${FEDERATION_MAX_HEAD_BYTES} bytes`,
+      );
     }
     if (err instanceof StreamEndedError) throw new FederationBadResponseError(peerText, err.message, { cause: err });
     if (err instanceof Error && err.name === 'StreamBufferError') {
@@ -542,6 +591,42 @@ function parseJsonBody(raw: Uint8Array, maxDepth: number): Record<string, unknow
     return new WireRefusal(400, 'M_BAD_JSON', 'The request body is not a JSON object.');
   }
   return value as Record<string, unknown>;
+}
+
+// Writes without a byte stream (which would start buffering what the caller sends): waits for drain if needed.
+async function send(stream: Stream, data: Uint8Array, signal: AbortSignal): Promise<void> {
+  if (stream.send(data)) return;
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: Error): void => {
+      stream.removeEventListener('drain', onDrain);
+      stream.removeEventListener('close', onClose);
+      signal.removeEventListener('abort', onAbort);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onDrain = (): void => done();
+    const onClose = (): void => done(new Error('the stream closed before the answer was sent'));
+    const onAbort = (): void => done(signal.reason instanceof Error ? signal.reason : new Error('send timed out'));
+    stream.addEventListener('drain', onDrain);
+    stream.addEventListener('close', onClose);
+    signal.addEventListener('abort', onAbort);
+  });
+}
+
+function limitExceeded(error: string): Record<string, unknown> {
+  return { errcode: 'M_LIMIT_EXCEEDED', error, retry_after_ms: FEDERATION_RETRY_AFTER_MS };
+}
+
+// Closes this end after the answer; a caller that keeps its end open (and may still be sending a body nobody
+// reads) is aborted after FEDERATION_LINGER_TIMEOUT, so an answered request holds no stream or buffer.
+async function closeAndLinger(stream: Stream): Promise<void> {
+  await closeQuietly(stream, REFUSAL_WRITE_TIMEOUT);
+  if (stream.status !== 'open') return;
+  const timer = setTimeout(() => {
+    if (stream.status === 'open') stream.abort(new Error('the caller did not close its end after the answer'));
+  }, FEDERATION_LINGER_TIMEOUT);
+  timer.unref?.();
+  stream.addEventListener('close', () => clearTimeout(timer), { once: true });
 }
 
 function jsonAnswer(status: number, body: Record<string, unknown>): Uint8Array {
