@@ -138,6 +138,15 @@ export class PairingProtocolError extends P2pError {
   }
 }
 
+/** Thrown by federationRequest before anything is sent when the method or path cannot go on the wire. */
+export class InvalidFederationRequestError extends P2pError {
+  readonly code = 'INVALID_FEDERATION_REQUEST';
+  constructor(reason: string) {
+    super(`invalid federation request: ${reason}`);
+    this.name = 'InvalidFederationRequestError';
+  }
+}
+
 /** Thrown by federationRequest when the peer cannot be dialled, or does not speak the federation protocol. */
 export class FederationUnreachableError extends P2pError {
   readonly code = 'FEDERATION_UNREACHABLE';

@@ -45,9 +45,12 @@ const REASONS: Readonly<Record<number, string>> = {
   500: 'Internal Server Error',
   504: 'Gateway Timeout',
 };
-const METHOD = /^[A-Z]{1,16}$/;
+/** A method as this protocol sends and accepts it: upper-case letters. */
+export const METHOD = /^[A-Z]{1,16}$/;
 // A request target in origin form: a path from '/', an optional query; printable ASCII without spaces or '#'.
 const TARGET = /^\/[\x21-\x22\x24-\x7e]*$/;
+/** A path a caller may send: TARGET without a query (the query goes apart). */
+export const PATH = /^\/[\x21-\x22\x24-\x3e\x40-\x7e]*$/;
 const HEADER = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
 const DIGITS = /^[0-9]{1,15}$/;
 

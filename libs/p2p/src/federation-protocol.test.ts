@@ -15,6 +15,7 @@ import {
   FederationResponseTooLargeError,
   FederationTimeoutError,
   FederationUnreachableError,
+  InvalidFederationRequestError,
   type FederationRequest,
   type FederationResponse,
   type FederationServer,
@@ -31,11 +32,12 @@ async function startHost(): Promise<PolyhomeHost> {
   });
 }
 
-/** What a raw exchange got back: the status and JSON body of the answer, and the stream. */
+/** What a raw exchange got back: the status and JSON body of the answer, and the stream's status once read. */
 interface RawAnswer {
   status: number;
   body: Record<string, unknown>;
-  stream: Stream;
+  /** 'reset' when the server aborted the stream, 'open' when it only closed its end. */
+  statusAtEnd: Stream['status'];
 }
 
 /** Writes `bytes` on a new federation stream and reads the answer until the server ends its side. */
@@ -54,10 +56,12 @@ async function rawExchange(from: Libp2p, to: PeerId, bytes: string): Promise<Raw
     if (chunk === null) break;
     chunks.push(chunk.subarray());
   }
+  const statusAtEnd = stream.status;
+  await stream.close().catch(() => undefined); // already reset after a 408
   const text = Buffer.concat(chunks).toString('utf8');
   const end = text.indexOf('\r\n\r\n');
   const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(text)?.[1]);
-  return { status, body: JSON.parse(text.slice(end + 4)) as Record<string, unknown>, stream };
+  return { status, body: JSON.parse(text.slice(end + 4)) as Record<string, unknown>, statusAtEnd };
 }
 
 function federationStreams(host: Libp2p, peer: PeerId): number {
@@ -219,10 +223,7 @@ describe('/polyhome/federation/1.0.0', () => {
     expect(head.status).toBe(408);
     const body = await rawExchange(caller, server.peerId, 'PUT /x HTTP/1.1\r\nContent-Length: 100\r\n\r\n{"half":');
     expect(body.status).toBe(408);
-    await waitFor(
-      () => head.stream.status !== 'open' && body.stream.status !== 'open',
-      'the stalled streams to be closed',
-    );
+    expect([head.statusAtEnd, body.statusAtEnd]).toEqual(['reset', 'reset']);
     await waitFor(() => federationStreams(server, caller.peerId) === 0, 'no federation stream left on the server');
     expect(calls).toEqual([]);
     expect(federation!.counts.timedOut).toBe(2);
@@ -333,6 +334,27 @@ describe('/polyhome/federation/1.0.0', () => {
     }
   });
 
+  it('refuses to send a method or path that cannot go on the wire', async () => {
+    for (const init of [
+      { method: 'get', path: '/x' },
+      { method: 'GET', path: 'x' },
+      { method: 'GET', path: '/x?a=1' },
+      { method: 'GET', path: '/a b' },
+    ]) {
+      await expect(federationRequest(caller, server.peerId, init)).rejects.toBeInstanceOf(
+        InvalidFederationRequestError,
+      );
+    }
+    expect(calls).toEqual([]);
+  });
+
+  it('answers 504 when authorize hangs past the request deadline, and never reads the body', async () => {
+    await serve({ requestTimeout: 300, authorize: () => new Promise<boolean>(() => undefined) });
+    const got = await rawExchange(caller, server.peerId, 'PUT /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n');
+    expect(got.status).toBe(504);
+    expect(calls).toEqual([]);
+  });
+
   it('throws FederationUnreachableError for a peer that is down or does not speak the protocol', async () => {
     await expect(federationRequest(caller, stranger.peerId, { method: 'GET', path: '/x' })).rejects.toBeInstanceOf(
       FederationUnreachableError,
@@ -347,27 +369,28 @@ describe('/polyhome/federation/1.0.0', () => {
   });
 
   it('leaves no stream behind after 100 sequential requests on one connection', async () => {
+    // Earlier tests' raw streams may still be closing: the baseline is none on either end.
+    await waitFor(
+      () => federationStreams(caller, server.peerId) === 0 && federationStreams(server, caller.peerId) === 0,
+      'no federation stream before the run',
+    );
     const connections = caller.getConnections(server.peerId).length;
-    const before = federationStreams(caller, server.peerId);
-    const baseline = server
-      .getConnections(caller.peerId)
-      .flatMap((c) => c.streams)
-      .filter((s) => s.protocol !== FEDERATION_PROTOCOL).length;
+    const others = (): number =>
+      server
+        .getConnections(caller.peerId)
+        .flatMap((c) => c.streams)
+        .filter((s) => s.protocol !== FEDERATION_PROTOCOL).length;
+    const baseline = others();
     for (let i = 0; i < 100; i++) {
       const got = await federationRequest(caller, server.peerId, { method: 'PUT', path: `/t/${i}`, body: { i } });
       expect(got.status).toBe(200);
     }
     await waitFor(
-      () => federationStreams(caller, server.peerId) === before && federationStreams(server, caller.peerId) === 0,
+      () => federationStreams(caller, server.peerId) === 0 && federationStreams(server, caller.peerId) === 0,
       'every federation stream to close on both ends',
     );
     expect(caller.getConnections(server.peerId)).toHaveLength(connections);
-    expect(
-      server
-        .getConnections(caller.peerId)
-        .flatMap((c) => c.streams)
-        .filter((s) => s.protocol !== FEDERATION_PROTOCOL).length,
-    ).toBeLessThanOrEqual(baseline);
+    expect(others()).toBeLessThanOrEqual(baseline);
     expect(federation!.counts.handled).toBe(100);
   });
 });

@@ -29,6 +29,7 @@ import {
   FederationResponseTooLargeError,
   FederationTimeoutError,
   FederationUnreachableError,
+  InvalidFederationRequestError,
 } from './errors.js';
 import {
   BoundedReader,
@@ -38,7 +39,9 @@ import {
   encodeResponse,
   HeadTooLargeError,
   jsonDepthExceeds,
+  METHOD,
   parseRequestHead,
+  PATH,
   parseResponseHead,
   readBody,
   readHead,
@@ -145,6 +148,13 @@ export function createFederationServer(
   init: FederationServerInit,
 ): FederationServer {
   return new FederationHandlerService(components, init);
+}
+
+/** A request refused before the handler: the count it goes to, and the answer. */
+interface Refusal {
+  count: keyof FederationCounts;
+  status: number;
+  body: Record<string, unknown>;
 }
 
 /** Time allowed for writing a refusal that comes before the handler (the caller may not be reading), ms. */
@@ -273,17 +283,18 @@ class FederationHandlerService implements FederationServer {
         // Whatever body follows is not read: stop buffering it (it would overflow the buffer and reset the
         // stream before the caller reads the refusal).
         bytes.discard();
+        const { count, status, body } = prepared.refusal;
         if (gone.signal.aborted) {
           this.#counts.dropped++;
+          this.#log.debug({ peer, protocol: FEDERATION_PROTOCOL }, 'federation caller left before the answer');
           return;
         }
-        await this.#refuse(
-          stream,
-          peer,
-          prepared.refusal.status,
-          prepared.refusal.body,
-          prepared.refusal.status === 408,
+        this.#counts[count]++;
+        this.#log.debug(
+          { peer, protocol: FEDERATION_PROTOCOL, status, errcode: body.errcode, err: body.error },
+          'federation request refused',
         );
+        await this.#refuse(stream, peer, status, body, status === 408);
         return;
       }
       const answer = await this.#handle(prepared.request, signal, total);
@@ -307,21 +318,14 @@ class FederationHandlerService implements FederationServer {
     peerId: PeerId,
     signal: AbortSignal,
     reserved: (bytes: number) => void,
-  ): Promise<{ request: FederationRequest } | { refusal: { status: number; body: Record<string, unknown> } }> {
+  ): Promise<{ request: FederationRequest } | { refusal: Refusal }> {
     const peer = peerId.toString();
     const refuse = (
       count: keyof FederationCounts,
       status: number,
       errcode: string,
       error: string,
-    ): { refusal: { status: number; body: Record<string, unknown> } } => {
-      this.#counts[count]++;
-      this.#log.debug(
-        { peer, protocol: FEDERATION_PROTOCOL, status, errcode, err: error },
-        'federation request refused',
-      );
-      return { refusal: { status, body: { errcode, error } } };
-    };
+    ): { refusal: Refusal } => ({ refusal: { count, status, body: { errcode, error } } });
     const headDeadline = AbortSignal.any([signal, AbortSignal.timeout(this.#headTimeout)]);
     let head: { head: string; rest: Uint8Array };
     try {
@@ -344,10 +348,22 @@ class FederationHandlerService implements FederationServer {
     }
     const { path, query } = splitTarget(parsed.target);
     if (this.#authorize !== undefined) {
+      const authorize = this.#authorize;
       let allowed: boolean;
       try {
-        allowed = await this.#authorize(peerId, { method: parsed.method, path, query });
+        allowed = await raceSignal(
+          Promise.resolve().then(() => authorize(peerId, { method: parsed.method, path, query })),
+          signal,
+        );
       } catch (err) {
+        if (signal.aborted) {
+          return refuse(
+            'timedOut',
+            504,
+            'M_UNKNOWN',
+            `The request was not answered within ${this.#requestTimeout} ms.`,
+          );
+        }
         this.#log.error(
           { ...errorFields(err), stack: (err as Error).stack, peer, protocol: FEDERATION_PROTOCOL },
           'federation authorize threw',
@@ -360,12 +376,7 @@ class FederationHandlerService implements FederationServer {
       return refuse('tooLarge', 413, 'M_TOO_LARGE', `The request body is larger than ${this.#maxBodyBytes} bytes.`);
     }
     if (this.#bodyBytesInFlight + parsed.contentLength > this.#maxBodyBytesInFlight) {
-      this.#counts.limited++;
-      this.#log.debug(
-        { peer, protocol: FEDERATION_PROTOCOL },
-        'federation request refused: too many body bytes at once',
-      );
-      return { refusal: { status: 429, body: limitExceeded('Too much federation data in flight.') } };
+      return { refusal: { count: 'limited', status: 429, body: limitExceeded('Too much federation data in flight.') } };
     }
     // Held until the request is answered (the body is referenced by the handler's request until then).
     this.#bodyBytesInFlight += parsed.contentLength;
@@ -481,13 +492,21 @@ export type FederationClientHost = Pick<Libp2p, 'dialProtocol'>;
 /**
  * Sends one federation request to `peer` and resolves with its answer (any status: a 4xx is an answer, not a
  * throw). Throws FederationUnreachableError (dial or protocol negotiation failed), FederationTimeoutError,
- * FederationAbortedError (the caller's signal), FederationResponseTooLargeError, FederationBadResponseError.
+ * FederationAbortedError (the caller's signal), FederationResponseTooLargeError, FederationBadResponseError;
+ * InvalidFederationRequestError before dialling when the method or path cannot be sent.
  */
 export async function federationRequest(
   host: FederationClientHost,
   peer: PeerId,
   init: FederationRequestInit,
 ): Promise<FederationResponse> {
+  if (!METHOD.test(init.method))
+    throw new InvalidFederationRequestError(`method ${init.method} is not upper-case letters`);
+  if (!PATH.test(init.path)) {
+    throw new InvalidFederationRequestError(
+      'the path must start with / and be percent-encoded printable ASCII without ? or # (pass the query apart)',
+    );
+  }
   const peerText = peer.toString();
   const timeoutMs = init.timeoutMs ?? FEDERATION_CLIENT_TIMEOUT;
   const maxResponseBytes = init.maxResponseBytes ?? FEDERATION_MAX_RESPONSE_BYTES;
