@@ -109,7 +109,8 @@ export const SESSION_OPENS_PER_PEER = 4;
 export const MUXER_MAX_EARLY_STREAMS = 64;
 /**
  * Streams per connection, all protocols, each way (yamux's own cap): the sync streams plus the caps of the
- * other protocols (DHT 32 inbound and 64 outbound, ping, identify, document, enrollment) with room to spare.
+ * other protocols (DHT 32 inbound and 64 outbound, federation 32, ping, identify, document, enrollment, pairing)
+ * with room to spare.
  */
 export const MUXER_MAX_STREAMS = MAX_INBOUND_STREAMS + 128;
 
