@@ -179,8 +179,16 @@ describe('/polyhome/federation/1.0.0', () => {
       body: { filler: 'x'.repeat(64 * 1024) },
     });
     expect(big.status).toBe(413);
+    // Past the default 4 MiB and far past yamux's window: the caller still reads the early 413.
+    await serve();
+    const huge = await federationRequest(caller, server.peerId, {
+      method: 'PUT',
+      path: '/_matrix/x',
+      body: { filler: 'x'.repeat(5 * 1024 * 1024) },
+    });
+    expect(huge.status).toBe(413);
     expect(calls).toEqual([]);
-    expect(federation!.counts.tooLarge).toBe(2);
+    expect(federation!.counts.tooLarge).toBe(1);
   });
 
   it('refuses JSON nested deeper than the cap with 400 M_BAD_JSON', async () => {

@@ -500,8 +500,9 @@ export async function federationRequest(
   peer: PeerId,
   init: FederationRequestInit,
 ): Promise<FederationResponse> {
-  if (!METHOD.test(init.method))
+  if (!METHOD.test(init.method)) {
     throw new InvalidFederationRequestError(`method ${init.method} is not upper-case letters`);
+  }
   if (!PATH.test(init.path)) {
     throw new InvalidFederationRequestError(
       'the path must start with / and be percent-encoded printable ASCII without ? or # (pass the query apart)',
