@@ -300,7 +300,7 @@ describe('/polyhome/federation/1.0.0', () => {
       return new Promise(() => undefined);
     };
     await expect(
-      federationRequest(caller, server.peerId, { method: 'GET', path: '/x', timeoutMs: 300 }),
+      federationRequest(caller, server.peerId, { method: 'GET', path: '/x', timeoutMs: 1000 }),
     ).rejects.toBeInstanceOf(FederationTimeoutError);
     await waitFor(() => handlerSignal?.aborted === true, 'the handler signal to abort');
     await waitFor(() => federation!.inFlight === 0, 'the request to be let go');
