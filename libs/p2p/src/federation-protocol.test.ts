@@ -166,6 +166,13 @@ describe('/polyhome/federation/1.0.0', () => {
     expect(allowed.status).toBe(200);
     expect(calls.map((c) => c.peerId.toString())).toEqual([caller.peerId.toString()]);
     expect(federation!.counts.forbidden).toBe(1);
+    expect(logger.entries).toContainEqual(
+      expect.objectContaining({
+        level: 'debug',
+        msg: 'federation request refused',
+        fields: expect.objectContaining({ peer: stranger.peerId.toString(), status: 403, errcode: 'M_FORBIDDEN' }),
+      }),
+    );
   });
 
   it('refuses a body over the cap with 413 from its Content-Length alone, and the handler is never called', async () => {
