@@ -109,7 +109,8 @@ export const SESSION_OPENS_PER_PEER = 4;
 export const MUXER_MAX_EARLY_STREAMS = 64;
 /**
  * Streams per connection, all protocols, each way (yamux's own cap): the sync streams plus the caps of the
- * other protocols (DHT 32 inbound and 64 outbound, ping, identify, document, enrollment) with room to spare.
+ * other protocols (DHT 32 inbound and 64 outbound, federation 32, ping, identify, document, enrollment, pairing)
+ * with room to spare.
  */
 export const MUXER_MAX_STREAMS = MAX_INBOUND_STREAMS + 128;
 
@@ -161,3 +162,48 @@ export const DIAL_BACKOFF = 60_000;
 export const DIAL_BACKOFF_MAX = 30 * 60_000;
 /** Peers whose dial backoff is remembered at most (the oldest is forgotten first). */
 export const DIAL_BACKOFF_MAX_PEERS = 10_000;
+
+/**
+ * Protocol id of the Matrix server-server API between homes: one HTTP/1.1 request and its answer per stream
+ * (`/_matrix/federation/v1/...` paths, JSON bodies), the caller authenticated by the PeerId noise proved.
+ */
+export const FEDERATION_PROTOCOL = '/polyhome/federation/1.0.0';
+/**
+ * Largest request body, bytes: 4 MiB. A spec transaction holds at most 50 PDUs of at most 64 KiB and 100 EDUs
+ * (3.2 MiB of PDUs at most, EDUs a few KiB each), so the largest legal `/send` fits with room for JSON spacing.
+ */
+export const FEDERATION_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Largest answer body a caller reads by default, bytes (a `send_join` answer carries the room's state: 16 MiB). */
+export const FEDERATION_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+/** Largest request line plus headers (and status line plus headers of an answer), bytes; more is answered 431. */
+export const FEDERATION_MAX_HEAD_BYTES = 16 * 1024;
+/** Deepest nesting of arrays and objects accepted in a JSON body; deeper is answered 400 M_BAD_JSON. */
+export const FEDERATION_MAX_JSON_DEPTH = 64;
+/** The request line and headers must arrive within this time of the stream opening (ms); else 408 and abort. */
+export const FEDERATION_HEAD_TIMEOUT = 10_000;
+/** The whole request (headers and body) must arrive within this time of the stream opening (ms); else 408. */
+export const FEDERATION_READ_TIMEOUT = 30_000;
+/** The answer must be written within this time of the stream opening (ms); a handler still running gets 504. */
+export const FEDERATION_REQUEST_TIMEOUT = 60_000;
+/** Time a caller waits for a whole exchange by default (dial, request, answer), ms. */
+export const FEDERATION_CLIENT_TIMEOUT = 60_000;
+/** Requests served at once for one peer (all its connections); more are answered 429 M_LIMIT_EXCEEDED. */
+export const FEDERATION_MAX_CONCURRENT_PER_PEER = 16;
+/** Requests served at once for all peers together; more are answered 429 M_LIMIT_EXCEEDED. */
+export const FEDERATION_MAX_CONCURRENT = 256;
+/**
+ * Bytes of request bodies being read or held at once, all peers together (each request reserves its
+ * Content-Length before its body is read); a request over the budget is answered 429. Without it, the
+ * concurrency caps times the body cap (256 × 4 MiB) would be the memory a flood could pin.
+ */
+export const FEDERATION_MAX_BODY_BYTES_IN_FLIGHT = 64 * 1024 * 1024;
+/** After the answer, a caller that has not closed its end within this time has its stream aborted (ms). */
+export const FEDERATION_LINGER_TIMEOUT = 2_000;
+/** The `retry_after_ms` of a 429 answer. */
+export const FEDERATION_RETRY_AFTER_MS = 1_000;
+/**
+ * Federation streams per connection, each way (libp2p resets the ones beyond): above the per-peer cap, so a
+ * peer over it is answered 429 rather than reset; inside the 128 streams MUXER_MAX_STREAMS leaves to protocols
+ * other than sync.
+ */
+export const FEDERATION_MAX_STREAMS = 32;

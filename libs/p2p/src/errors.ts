@@ -138,6 +138,74 @@ export class PairingProtocolError extends P2pError {
   }
 }
 
+/** Thrown by federationRequest before anything is sent when the method or path cannot go on the wire. */
+export class InvalidFederationRequestError extends P2pError {
+  readonly code = 'INVALID_FEDERATION_REQUEST';
+  constructor(reason: string) {
+    super(`invalid federation request: ${reason}`);
+    this.name = 'InvalidFederationRequestError';
+  }
+}
+
+/** Thrown by federationRequest when the peer cannot be dialled, or does not speak the federation protocol. */
+export class FederationUnreachableError extends P2pError {
+  readonly code = 'FEDERATION_UNREACHABLE';
+  constructor(
+    readonly peer: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`home ${peer} cannot be reached for federation: ${reason}`, options);
+    this.name = 'FederationUnreachableError';
+  }
+}
+
+/** Thrown by federationRequest when the exchange did not finish within its time limit (the stream is aborted). */
+export class FederationTimeoutError extends P2pError {
+  readonly code = 'FEDERATION_TIMEOUT';
+  constructor(
+    readonly peer: string,
+    timeoutMs: number,
+  ) {
+    super(`home ${peer} did not answer the federation request within ${timeoutMs} ms`);
+    this.name = 'FederationTimeoutError';
+  }
+}
+
+/** Thrown by federationRequest when the caller's signal aborted the exchange (the stream is aborted). */
+export class FederationAbortedError extends P2pError {
+  readonly code = 'FEDERATION_ABORTED';
+  constructor(peer: string, options?: { cause?: unknown }) {
+    super(`federation request to ${peer} aborted by the caller`, options);
+    this.name = 'FederationAbortedError';
+  }
+}
+
+/** Thrown by federationRequest when the answer is larger than its maxResponseBytes (the stream is aborted). */
+export class FederationResponseTooLargeError extends P2pError {
+  readonly code = 'FEDERATION_RESPONSE_TOO_LARGE';
+  constructor(
+    readonly peer: string,
+    readonly maxBytes: number,
+  ) {
+    super(`home ${peer} answered with more than ${maxBytes} bytes; raise maxResponseBytes if that is legitimate`);
+    this.name = 'FederationResponseTooLargeError';
+  }
+}
+
+/** Thrown by federationRequest when the answer is not an HTTP/1.1 answer with a JSON body (or none came). */
+export class FederationBadResponseError extends P2pError {
+  readonly code = 'FEDERATION_BAD_RESPONSE';
+  constructor(
+    readonly peer: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`home ${peer} sent a bad federation answer: ${reason}`, options);
+    this.name = 'FederationBadResponseError';
+  }
+}
+
 /**
  * One line for a libp2p node that could not listen (libp2p's own message carries the socket error's stack):
  * "the address 127.0.0.1:4001 is in use" for a busy port, else the message's first line.

@@ -38,6 +38,20 @@ export { decodeMessage, encodeMessage, DEFAULT_FRAME_LIMITS } from './frames.js'
 export type { FrameLimits } from './frames.js';
 export { NOT_A_HOME_REASON } from './sync-protocol.js';
 export { fetchDocumentFrom } from './document-protocol.js';
+export { createFederationServer, federationRequest } from './federation-protocol.js';
+export type {
+  FederationAuthorize,
+  FederationClientHost,
+  FederationCounts,
+  FederationHandler,
+  FederationRequest,
+  FederationRequestHead,
+  FederationRequestInit,
+  FederationResponse,
+  FederationServer,
+  FederationServerComponents,
+  FederationServerInit,
+} from './federation-protocol.js';
 export { decodeEnrollFrame, encodeEnrollFrame, enrollOverLibp2p } from './enrollment-protocol.js';
 export type {
   EnrollClientHost,
