@@ -7,6 +7,7 @@ import { MatrixClientApi1795519166001 } from './1795519166001-MatrixClientApi.js
 import { DhtSeqGuard1795520000000 } from './1795520000000-DhtSeqGuard.js';
 import { MatrixChangeBounds1795520500000 } from './1795520500000-MatrixChangeBounds.js';
 import { DocumentEquivocation1795521000000 } from './1795521000000-DocumentEquivocation.js';
+import { RoomStorage1795522000000 } from './1795522000000-RoomStorage.js';
 
 /** Every migration, oldest first. Classes, not file globs, so the list is the same in every runtime. */
 export const MIGRATIONS: Array<new () => MigrationInterface> = [
@@ -18,4 +19,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   DhtSeqGuard1795520000000,
   MatrixChangeBounds1795520500000,
   DocumentEquivocation1795521000000,
+  RoomStorage1795522000000,
 ];
