@@ -2,6 +2,7 @@ import {
   splitStateKey,
   stateKeyOf,
   type Pdu,
+  type RoomVersionId,
   type RefusalReason,
   type StateMap,
   type StateTuple,
@@ -17,7 +18,7 @@ export type RoomStateBefore = { state: StateMap } | { afterEvent: string; delta?
 /** One event to persist (the `RoomStore` port of `@polyhome/home` documents each field). */
 export interface PersistRoomEvent {
   eventId: string;
-  roomVersion: string;
+  roomVersion: RoomVersionId;
   pdu: Pdu;
   outlier?: boolean;
   rejected?: RefusalReason;
@@ -207,9 +208,9 @@ export class SqlRoomStore {
   }
 
   /** The room version recorded for a room, or null. */
-  async roomVersion(roomId: string): Promise<string | null> {
+  async roomVersion(roomId: string): Promise<RoomVersionId | null> {
     const rows = (await this.dataSource.query('SELECT room_version FROM room WHERE room_id = $1', [roomId])) as Array<{
-      room_version: string;
+      room_version: RoomVersionId;
     }>;
     return rows[0]?.room_version ?? null;
   }
@@ -497,7 +498,7 @@ export class SqlRoomStore {
   }
 
   /** Records the room (first event) and takes its row lock for the rest of the transaction. */
-  private async lockRoom(m: EntityManager, roomId: string, roomVersion: string): Promise<void> {
+  private async lockRoom(m: EntityManager, roomId: string, roomVersion: RoomVersionId): Promise<void> {
     await m.query('INSERT INTO room (room_id, room_version) VALUES ($1, $2) ON CONFLICT (room_id) DO NOTHING', [
       roomId,
       roomVersion,
