@@ -9,6 +9,7 @@ import { makeAccount } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage, type Storage } from './data-source.js';
 import { SqlReplicaStore } from './replica-store.js';
+import { SqlTransactions } from './repositories/transaction.js';
 import { SqlRoomStore, type StoredRoomEvent } from './room-store.js';
 import { createTestDatabase, STORAGE_BACKENDS, type TestDatabase } from './testing/backends.js';
 import { table, type TableName } from './testing/tables.js';
@@ -54,6 +55,7 @@ const ROOM_TABLES: TableName[] = [
   'room_current_state',
   'room_current_state_delta',
   'room_membership',
+  'room_txn',
 ];
 
 const ids = (events: StoredRoomEvent[]) => events.map((e) => e.eventId);
@@ -444,9 +446,38 @@ describe.each(STORAGE_BACKENDS)('room store on %s', (backend) => {
         stateBefore: { afterEvent: '$never' },
       }),
     ).rejects.toThrow(/\$never is not held/);
+    // A caller's transaction that persists two events and a transaction id, then dies: none of it stays.
+    const transactions = new SqlTransactions(storage.dataSource);
+    await expect(
+      transactions.run(async (tx) => {
+        await store.persistEvent(
+          {
+            eventId: '$k4',
+            roomVersion: '11',
+            pdu: pdu({ room, prev: ['$k1'], depth: 2 }),
+            stateBefore: { afterEvent: '$k1' },
+          },
+          tx,
+        );
+        const second = await store.persistEvent(
+          {
+            eventId: '$k5',
+            roomVersion: '11',
+            pdu: pdu({ room, prev: ['$k4'], depth: 3 }),
+            stateBefore: { afterEvent: '$k4' },
+          },
+          tx,
+        );
+        expect(await store.recordTransaction(alice.serverName, 'DEV', 'killed-txn', '$k5', tx)).toBe('$k5');
+        // Both were written (the second builds on the first's state) before the callback dies.
+        expect(second).toMatchObject({ inserted: true, streamOrdering: expect.any(Number) as number });
+        throw new Error('killed');
+      }),
+    ).rejects.toThrow('killed');
     expect(await counts()).toEqual(before);
     expect(await extremities(room)).toEqual(extremitiesBefore);
-    expect(await store.hasEvents(['$k2', '$k3'])).toEqual(new Set());
+    expect(await store.hasEvents(['$k2', '$k3', '$k4', '$k5'])).toEqual(new Set());
+    expect(await store.eventForTransaction(alice.serverName, 'DEV', 'killed-txn')).toBeNull();
     // The store still works: the same event persists cleanly afterwards.
     expect((await add('$k2', { room, prev: ['$k1'], depth: 2 }, '$k1')).inserted).toBe(true);
   });

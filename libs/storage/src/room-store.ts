@@ -8,6 +8,7 @@ import {
   type StateTuple,
 } from '@polyhome/rooms';
 import type { DataSource, EntityManager } from 'typeorm';
+import { managerOf, type StorageTransaction } from './repositories/transaction.js';
 
 /** A change to a state map: a key set to an event id, or removed (`null`). */
 export type RoomStateDelta = ReadonlyMap<StateTuple, string | null>;
@@ -38,6 +39,9 @@ export interface StoredRoomEvent {
 
 /** Deltas between a state group and its snapshot before the store writes a new snapshot (Synapse uses 100). */
 export const DEFAULT_MAX_STATE_DELTA_HOPS = 100;
+
+/** States after prev events a whole map is compared with (the newest groups), bounding the work of a merge. */
+const STATE_CANDIDATES = 4;
 
 /** Default page size of the lists that have one (extremities, gaps). */
 const DEFAULT_LIST_LIMIT = 100;
@@ -148,13 +152,20 @@ export class SqlRoomStore {
   /**
    * Stores an event with its edges, state, extremity update and stream ordering in one transaction, under the
    * room's row lock. Idempotent by event id; an event held as an outlier and persisted again without `outlier`
-   * is taken into the timeline.
+   * is taken into the timeline. Given a `transaction` (of `Transactions.run`), it joins it: the caller's other
+   * writes (the client's transaction id, say) commit or roll back with the event, and the room's lock and the
+   * stream lock are held until that transaction ends.
    */
-  async persistEvent(input: PersistRoomEvent): Promise<{ inserted: boolean; streamOrdering: number | null }> {
+  async persistEvent(
+    input: PersistRoomEvent,
+    transaction?: StorageTransaction,
+  ): Promise<{ inserted: boolean; streamOrdering: number | null }> {
     checkPersistInput(input);
     const { eventId, pdu } = input;
     const roomId = pdu.room_id;
-    return this.dataSource.transaction(async (m) => {
+    const run = <T>(work: (m: EntityManager) => Promise<T>): Promise<T> =>
+      transaction === undefined ? this.dataSource.transaction(work) : work(managerOf(transaction));
+    return run(async (m) => {
       await this.lockRoom(m, roomId, input.roomVersion);
       const held = (await m.query(
         'SELECT room_id, outlier, rejection_code, stream_ordering FROM room_event WHERE event_id = $1',
@@ -447,15 +458,31 @@ export class SqlRoomStore {
     return held;
   }
 
-  /** Records a client transaction id's event unless it already has one; returns the event id it stands for. */
-  async recordTransaction(account: string, deviceId: string, txnId: string, eventId: string): Promise<string> {
-    await this.dataSource.query(
+  /**
+   * Records a client transaction id's event unless it already has one; returns the event id it stands for.
+   * Given a `transaction`, it joins it (to commit with the event it names).
+   */
+  async recordTransaction(
+    account: string,
+    deviceId: string,
+    txnId: string,
+    eventId: string,
+    transaction?: StorageTransaction,
+  ): Promise<string> {
+    const m = transaction === undefined ? this.dataSource.manager : managerOf(transaction);
+    await m.query(
       `INSERT INTO room_txn (server_name, device_id, txn_id, event_id) VALUES ($1, $2, $3, $4)
        ON CONFLICT (server_name, device_id, txn_id) DO NOTHING`,
       [account, deviceId, txnId, eventId],
     );
-    const recorded = await this.eventForTransaction(account, deviceId, txnId);
-    if (recorded === null) throw new Error(`The transaction id ${txnId} of ${account}/${deviceId} was not recorded.`);
+    // A second statement, so it sees the row of a concurrent send that won the insert (read committed).
+    const rows = (await m.query(
+      'SELECT event_id FROM room_txn WHERE server_name = $1 AND device_id = $2 AND txn_id = $3',
+      [account, deviceId, txnId],
+    )) as Array<{ event_id: string }>;
+    const recorded = rows[0]?.event_id;
+    if (recorded === undefined)
+      throw new Error(`The transaction id ${txnId} of ${account}/${deviceId} was not recorded.`);
     return recorded;
   }
 
@@ -591,7 +618,8 @@ export class SqlRoomStore {
     checkStateEntries(input.state, roomId);
     const candidates = (await m.query(
       `SELECT DISTINCT state_group_after AS id FROM room_event
-       WHERE event_id = ANY($1::varchar[]) AND room_id = $2 AND state_group_after IS NOT NULL`,
+       WHERE event_id = ANY($1::varchar[]) AND room_id = $2 AND state_group_after IS NOT NULL
+       ORDER BY state_group_after DESC LIMIT ${STATE_CANDIDATES}`,
       [prevEvents, roomId],
     )) as Array<{ id: string }>;
     let best: { group: string; delta: Map<StateTuple, string | null> } | undefined;
