@@ -154,7 +154,9 @@ export class SqlRoomStore {
    * room's row lock. Idempotent by event id; an event held as an outlier and persisted again without `outlier`
    * is taken into the timeline. Given a `transaction` (of `Transactions.run`), it joins it: the caller's other
    * writes (the client's transaction id, say) commit or roll back with the event, and the room's lock and the
-   * stream lock are held until that transaction ends.
+   * stream lock are held until that transaction ends. Persist events of one room per such transaction: the room
+   * lock is taken before the stream lock, and two transactions each holding a room the other wants next would
+   * deadlock (PostgreSQL then aborts one).
    */
   async persistEvent(
     input: PersistRoomEvent,
