@@ -396,6 +396,33 @@ describe.each(STORAGE_BACKENDS)('room store on %s', (backend) => {
     expect(await store.currentStateChangesSince(room, p3.streamOrdering!, 10)).toEqual([]);
   });
 
+  it("pages a server's rooms by room id without splitting a room's users across pages", async () => {
+    const roomIds = ['!page-a:example', '!page-b:example'];
+    for (const [n, room] of roomIds.entries()) {
+      const join = { membership: 'join' };
+      await add(`$pc${n}`, { room, type: 'm.room.create', stateKey: '', depth: 1 });
+      await add(
+        `$pj${n}a`,
+        { room, type: 'm.room.member', stateKey: '@a:pager', prev: [`$pc${n}`], depth: 2, content: join },
+        `$pc${n}`,
+      );
+      const last = await add(
+        `$pj${n}b`,
+        { room, type: 'm.room.member', stateKey: '@b:pager', prev: [`$pj${n}a`], depth: 3, content: join },
+        `$pj${n}a`,
+      );
+      await store.setCurrentState(room, await store.stateAfter(`$pj${n}b`), last.streamOrdering!);
+    }
+    const first = await store.roomsOfServer('pager', { limit: 1 });
+    expect(first.map((r) => [r.roomId, r.userId])).toEqual([
+      ['!page-a:example', '@a:pager'],
+      ['!page-a:example', '@b:pager'],
+    ]);
+    const second = await store.roomsOfServer('pager', { limit: 1, after: first.at(-1)!.roomId });
+    expect(second.map((r) => r.roomId)).toEqual(['!page-b:example', '!page-b:example']);
+    expect(await store.roomsOfServer('pager', { limit: 1, after: '!page-b:example' })).toEqual([]);
+  });
+
   it('keeps the right extremities when a fork, and a parent with its child, are persisted at once', async () => {
     const room = newRoom();
     await add('$base', { room, type: 'm.room.create', stateKey: '', depth: 1 });
