@@ -8,6 +8,7 @@ import { DhtSeqGuard1795520000000 } from './1795520000000-DhtSeqGuard.js';
 import { MatrixChangeBounds1795520500000 } from './1795520500000-MatrixChangeBounds.js';
 import { DocumentEquivocation1795521000000 } from './1795521000000-DocumentEquivocation.js';
 import { MatrixFilter1795521500000 } from './1795521500000-MatrixFilter.js';
+import { RoomStorage1795522000000 } from './1795522000000-RoomStorage.js';
 
 /** Every migration, oldest first. Classes, not file globs, so the list is the same in every runtime. */
 export const MIGRATIONS: Array<new () => MigrationInterface> = [
@@ -20,4 +21,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   MatrixChangeBounds1795520500000,
   DocumentEquivocation1795521000000,
   MatrixFilter1795521500000,
+  RoomStorage1795522000000,
 ];

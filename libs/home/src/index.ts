@@ -46,6 +46,19 @@ export {
 export type { PairingCodeStore, PairingState } from './pairing.js';
 export { SILENT_LOGGER } from './ports.js';
 export type {
+  CurrentStateChange,
+  ForwardExtremity,
+  PersistEventInput,
+  PersistEventResult,
+  RoomStore,
+  ServerRoomMembership,
+  StateBeforeInput,
+  StateDelta,
+  StoredRoomEvent,
+  StreamTimeline,
+  TopologicalPage,
+} from './room-store.js';
+export type {
   AccountStore,
   DeliveryStore,
   HomeAccounts,

@@ -32,6 +32,8 @@ export type {
   StoredAccessToken,
   StoredDeviceKey,
 } from './matrix-store.js';
+export { DEFAULT_MAX_STATE_DELTA_HOPS, SqlRoomStore } from './room-store.js';
+export type { PersistRoomEvent, RoomStateBefore, RoomStateDelta, StoredRoomEvent } from './room-store.js';
 export { SqlLoginTokens } from './login-tokens.js';
 export { SqlSeqGuardStore } from './seq-guard-store.js';
 export type { LoginTokenUse } from './login-tokens.js';

@@ -15,6 +15,22 @@ import { OpEvidenceEntity } from './op-evidence.entity.js';
 import { OpLogHeadEntity } from './op-log-head.entity.js';
 import { OpEntity } from './op.entity.js';
 import { PeerDeliveryEntity } from './peer-delivery.entity.js';
+import {
+  RoomEventAuthEntity,
+  RoomEventEdgeEntity,
+  RoomEventEntity,
+  RoomForwardExtremityEntity,
+  RoomMissingPrevEntity,
+} from './room-event.entity.js';
+import {
+  RoomCurrentStateDeltaEntity,
+  RoomCurrentStateEntity,
+  RoomMembershipEntity,
+  RoomStateGroupEntity,
+  RoomStateGroupEntryEntity,
+} from './room-state.entity.js';
+import { RoomTxnEntity } from './room-txn.entity.js';
+import { RoomEntity } from './room.entity.js';
 
 export {
   AccountDocumentEntity,
@@ -34,6 +50,18 @@ export {
   OpEvidenceEntity,
   OpLogHeadEntity,
   PeerDeliveryEntity,
+  RoomCurrentStateDeltaEntity,
+  RoomCurrentStateEntity,
+  RoomEntity,
+  RoomEventAuthEntity,
+  RoomEventEdgeEntity,
+  RoomEventEntity,
+  RoomForwardExtremityEntity,
+  RoomMembershipEntity,
+  RoomMissingPrevEntity,
+  RoomStateGroupEntity,
+  RoomStateGroupEntryEntity,
+  RoomTxnEntity,
 };
 export type { AccountCustody, AccountStatus, DocumentEquivocation } from './account.entity.js';
 export type { HomeRole } from './home-node.entity.js';
@@ -58,4 +86,16 @@ export const ENTITIES = [
   MatrixRoomEventEntity,
   DhtSeqGuardEntity,
   MatrixFilterEntity,
+  RoomEntity,
+  RoomEventEntity,
+  RoomEventEdgeEntity,
+  RoomEventAuthEntity,
+  RoomForwardExtremityEntity,
+  RoomMissingPrevEntity,
+  RoomStateGroupEntity,
+  RoomStateGroupEntryEntity,
+  RoomCurrentStateEntity,
+  RoomCurrentStateDeltaEntity,
+  RoomMembershipEntity,
+  RoomTxnEntity,
 ];

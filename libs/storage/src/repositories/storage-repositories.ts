@@ -2,6 +2,7 @@ import type { Storage } from '../data-source.js';
 import { SqlLoginTokens } from '../login-tokens.js';
 import { SqlMatrixStore } from '../matrix-store.js';
 import { SqlReplicaStore, type SqlReplicaStoreInit } from '../replica-store.js';
+import { SqlRoomStore } from '../room-store.js';
 import { SqlSeqGuardStore } from '../seq-guard-store.js';
 import { SqlAccountRepository, type AccountRepository } from './account.repository.js';
 import { SqlEnrollmentTokenRepository, type EnrollmentTokenRepository } from './enrollment-token.repository.js';
@@ -21,6 +22,8 @@ export interface StorageRepositories {
   replica: SqlReplicaStore;
   /** The Matrix store of `@polyhome/matrix` (access tokens, device keys, change stream, room events). */
   matrix: SqlMatrixStore;
+  /** Matrix rooms (events, state groups, extremities, timeline): the `RoomStore` port of `@polyhome/home`. */
+  rooms: SqlRoomStore;
   /** Transactions spanning several repositories (enrollment spends its token with the account it stores). */
   transactions: Transactions;
 }
@@ -40,6 +43,7 @@ export function createRepositories(storage: Storage, init: StorageRepositoriesIn
     loginTokens: new SqlLoginTokens(dataSource),
     replica: new SqlReplicaStore(dataSource, init.replica),
     matrix: new SqlMatrixStore(dataSource),
+    rooms: new SqlRoomStore(dataSource),
     transactions: new SqlTransactions(dataSource),
   };
 }

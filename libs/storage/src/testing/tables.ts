@@ -19,7 +19,19 @@ export type TableName =
   | 'op'
   | 'op_evidence'
   | 'op_log_head'
-  | 'peer_delivery';
+  | 'peer_delivery'
+  | 'room'
+  | 'room_current_state'
+  | 'room_current_state_delta'
+  | 'room_event'
+  | 'room_event_auth'
+  | 'room_event_edge'
+  | 'room_forward_extremity'
+  | 'room_membership'
+  | 'room_missing_prev'
+  | 'room_state_group'
+  | 'room_state_group_entry'
+  | 'room_txn';
 
 /** Columns by their entity property names (camelCase), e.g. `{ serverName: '...' }`. */
 export type Row = Record<string, unknown>;

@@ -1,0 +1,819 @@
+import {
+  splitStateKey,
+  stateKeyOf,
+  type Pdu,
+  type RoomVersionId,
+  type RefusalReason,
+  type StateMap,
+  type StateTuple,
+} from '@polyhome/rooms';
+import type { DataSource, EntityManager } from 'typeorm';
+import { managerOf, type StorageTransaction } from './repositories/transaction.js';
+
+/** A change to a state map: a key set to an event id, or removed (`null`). */
+export type RoomStateDelta = ReadonlyMap<StateTuple, string | null>;
+
+/** The state before an event: the whole map, or the state after a held event changed by a delta. */
+export type RoomStateBefore = { state: StateMap } | { afterEvent: string; delta?: RoomStateDelta };
+
+/** One event to persist (the `RoomStore` port of `@polyhome/home` documents each field). */
+export interface PersistRoomEvent {
+  eventId: string;
+  roomVersion: RoomVersionId;
+  pdu: Pdu;
+  outlier?: boolean;
+  rejected?: RefusalReason;
+  stateBefore?: RoomStateBefore;
+}
+
+/** An event as stored. */
+export interface StoredRoomEvent {
+  eventId: string;
+  roomId: string;
+  pdu: Pdu;
+  depth: number;
+  outlier: boolean;
+  rejected: RefusalReason | null;
+  streamOrdering: number | null;
+}
+
+/** Deltas between a state group and its snapshot before the store writes a new snapshot (Synapse uses 100). */
+export const DEFAULT_MAX_STATE_DELTA_HOPS = 100;
+
+/** States after prev events a whole map is compared with (the newest groups), bounding the work of a merge. */
+const STATE_CANDIDATES = 4;
+
+/** Default page size of the lists that have one (extremities, gaps). */
+const DEFAULT_LIST_LIMIT = 100;
+
+/** Rows per multi-row insert (4 parameters a row stays far below PostgreSQL's 65,535). */
+const INSERT_CHUNK = 1_000;
+
+/**
+ * The advisory lock that orders stream orderings: taken last in a persist and held to its commit, so positions
+ * become visible in order and a reader of "after P" never skips one that commits later.
+ */
+const ROOM_STREAM_LOCK = 0x70687273; // "phrs"
+
+/** A topological token: the position of an event in (depth, event id) order. */
+const TOKEN = /^t(\d{1,16})_(.*)$/s;
+
+/** Byte order of event ids, the same on every home (the column's collation is "C" too). */
+const EVENT_ID_ORDER = 'event_id COLLATE "C"';
+
+type EventRow = {
+  event_id: string;
+  room_id: string;
+  pdu: string;
+  depth: string;
+  outlier: boolean;
+  rejection_code: string | null;
+  rejection_message: string | null;
+  stream_ordering: string | null;
+};
+
+const EVENT_COLUMNS = 'event_id, room_id, pdu, depth, outlier, rejection_code, rejection_message, stream_ordering';
+
+function storedOf(row: EventRow): StoredRoomEvent {
+  return {
+    eventId: row.event_id,
+    roomId: row.room_id,
+    pdu: JSON.parse(row.pdu) as Pdu,
+    depth: Number(row.depth),
+    outlier: row.outlier,
+    rejected: row.rejection_code === null ? null : { code: row.rejection_code, message: row.rejection_message ?? '' },
+    streamOrdering: row.stream_ordering === null ? null : Number(row.stream_ordering),
+  };
+}
+
+/** The topological token of an event: `t<depth>_<event id>`. */
+function tokenOf(depth: number, eventId: string): string {
+  return `t${depth}_${eventId}`;
+}
+
+function parseToken(token: string): { depth: number; eventId: string } {
+  const match = TOKEN.exec(token);
+  if (match === null)
+    throw new RangeError(`"${token}" is not a room pagination token: expected t<depth>_<event id>, as returned.`);
+  return { depth: Number(match[1]), eventId: match[2]! };
+}
+
+function checkLimit(limit: number, what: string): void {
+  if (!Number.isSafeInteger(limit) || limit < 1)
+    throw new RangeError(`${what} must be a positive integer, not ${limit}.`);
+}
+
+function checkPosition(position: number, what: string): void {
+  if (!Number.isSafeInteger(position) || position < 0)
+    throw new RangeError(`${what} must be a stream position (a non-negative integer), not ${position}.`);
+}
+
+/** Refuses malformed input before anything is written. */
+function checkPersistInput(input: PersistRoomEvent): void {
+  const { eventId, pdu } = input;
+  const fail = (what: string) => {
+    throw new TypeError(`Cannot persist event ${JSON.stringify(eventId)}: ${what}.`);
+  };
+  if (typeof eventId !== 'string' || eventId.length === 0 || eventId.length > 255)
+    fail('its id must be 1 to 255 characters');
+  if (typeof pdu !== 'object' || pdu === null) fail('its PDU must be an object');
+  for (const field of ['room_id', 'type', 'sender'] as const)
+    if (typeof pdu[field] !== 'string' || pdu[field].length === 0 || pdu[field].length > 255)
+      fail(`its ${field} must be a string of 1 to 255 characters`);
+  if (pdu.state_key !== undefined && (typeof pdu.state_key !== 'string' || pdu.state_key.length > 255))
+    fail('its state_key must be a string of at most 255 characters');
+  if (!Number.isSafeInteger(pdu.depth) || pdu.depth < 0) fail('its depth must be a non-negative integer');
+  if (!Number.isSafeInteger(pdu.origin_server_ts)) fail('its origin_server_ts must be an integer');
+  for (const field of ['prev_events', 'auth_events'] as const)
+    if (!Array.isArray(pdu[field]) || !pdu[field].every((id) => typeof id === 'string' && id.length > 0))
+      fail(`its ${field} must be a list of event ids`);
+  if (typeof input.roomVersion !== 'string' || input.roomVersion.length === 0) fail('its room version is missing');
+  if (input.outlier === true && input.stateBefore !== undefined)
+    fail('an outlier has no state in this store: leave out stateBefore, or persist it as a timeline event');
+  if (input.outlier !== true && input.rejected === undefined && input.stateBefore === undefined)
+    fail('a timeline event needs stateBefore (the whole map, or { afterEvent, delta })');
+}
+
+/**
+ * Matrix rooms on PostgreSQL or PGlite: events (accepted, outliers, rejected), their DAG edges, state groups,
+ * forward extremities and gaps, the current state with its change log, memberships by server and client
+ * transaction ids. It satisfies the `RoomStore` port of `@polyhome/home` structurally. The scheme is in
+ * docs/decisions.md, "Room storage".
+ */
+export class SqlRoomStore {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly maxDeltaHops = DEFAULT_MAX_STATE_DELTA_HOPS,
+  ) {
+    if (!Number.isSafeInteger(maxDeltaHops) || maxDeltaHops < 0)
+      throw new RangeError(`maxDeltaHops must be a non-negative integer, not ${maxDeltaHops}.`);
+  }
+
+  /**
+   * Stores an event with its edges, state, extremity update and stream ordering in one transaction, under the
+   * room's row lock. Idempotent by event id; an event held as an outlier and persisted again without `outlier`
+   * is taken into the timeline. Given a `transaction` (of `Transactions.run`), it joins it: the caller's other
+   * writes (the client's transaction id, say) commit or roll back with the event, and the room's lock and the
+   * stream lock are held until that transaction ends. Persist events of one room per such transaction: the room
+   * lock is taken before the stream lock, and two transactions each holding a room the other wants next would
+   * deadlock (PostgreSQL then aborts one).
+   */
+  async persistEvent(
+    input: PersistRoomEvent,
+    transaction?: StorageTransaction,
+  ): Promise<{ inserted: boolean; streamOrdering: number | null }> {
+    checkPersistInput(input);
+    const { eventId, pdu } = input;
+    const roomId = pdu.room_id;
+    const run = <T>(work: (m: EntityManager) => Promise<T>): Promise<T> =>
+      transaction === undefined ? this.dataSource.transaction(work) : work(managerOf(transaction));
+    return run(async (m) => {
+      await this.lockRoom(m, roomId, input.roomVersion);
+      const held = (await m.query(
+        'SELECT room_id, outlier, rejection_code, stream_ordering FROM room_event WHERE event_id = $1',
+        [eventId],
+      )) as Array<{ room_id: string; outlier: boolean; stream_ordering: string | null }>;
+      const existing = held[0];
+      if (existing !== undefined) {
+        if (existing.room_id !== roomId)
+          throw new TypeError(`Event ${eventId} is already held in room ${existing.room_id}, not ${roomId}.`);
+        const promote = existing.outlier && input.outlier !== true;
+        if (!promote)
+          return {
+            inserted: false,
+            streamOrdering: existing.stream_ordering === null ? null : Number(existing.stream_ordering),
+          };
+        await m.query(
+          'UPDATE room_event SET outlier = false, rejection_code = $2, rejection_message = $3 WHERE event_id = $1',
+          [eventId, input.rejected?.code ?? null, input.rejected?.message ?? null],
+        );
+      } else {
+        await this.insertEvent(m, input);
+      }
+      if (input.outlier === true) return { inserted: true, streamOrdering: null };
+
+      if (input.stateBefore !== undefined) {
+        const before = await this.stateGroupBefore(m, roomId, pdu.prev_events, input.stateBefore);
+        const isAcceptedState = pdu.state_key !== undefined && input.rejected === undefined;
+        const after = isAcceptedState
+          ? await this.deltaGroup(m, roomId, before, new Map([[stateKeyOf(pdu.type, pdu.state_key!), eventId]]))
+          : before;
+        await m.query('UPDATE room_event SET state_group_before = $2, state_group_after = $3 WHERE event_id = $1', [
+          eventId,
+          before,
+          after,
+        ]);
+      }
+      // The event is held in the timeline's sense now (accepted or rejected): no longer a gap.
+      await m.query('DELETE FROM room_missing_prev WHERE room_id = $1 AND event_id = $2', [roomId, eventId]);
+      if (input.rejected !== undefined) return { inserted: true, streamOrdering: null };
+
+      await this.updateExtremities(m, roomId, eventId, pdu.prev_events);
+      // Stream order = commit order: the lock is held until this transaction ends.
+      await m.query('SELECT pg_advisory_xact_lock($1)', [ROOM_STREAM_LOCK]);
+      const [next] = (await m.query('SELECT COALESCE(MAX(stream_ordering), 0) + 1 AS next FROM room_event')) as Array<{
+        next: string;
+      }>;
+      const streamOrdering = Number(next!.next);
+      await m.query('UPDATE room_event SET stream_ordering = $2 WHERE event_id = $1', [eventId, streamOrdering]);
+      return { inserted: true, streamOrdering };
+    });
+  }
+
+  /** The room version recorded for a room, or null. */
+  async roomVersion(roomId: string): Promise<RoomVersionId | null> {
+    const rows = (await this.dataSource.query('SELECT room_version FROM room WHERE room_id = $1', [roomId])) as Array<{
+      room_version: RoomVersionId;
+    }>;
+    return rows[0]?.room_version ?? null;
+  }
+
+  /** The state before a held event that has state. */
+  async stateBefore(eventId: string): Promise<StateMap> {
+    return this.loadGroup(this.dataSource.manager, await this.groupOf(this.dataSource.manager, eventId, 'before'));
+  }
+
+  /** The state after a held event that has state. */
+  async stateAfter(eventId: string): Promise<StateMap> {
+    return this.loadGroup(this.dataSource.manager, await this.groupOf(this.dataSource.manager, eventId, 'after'));
+  }
+
+  /** The room's forward extremities with their depths, deepest first. */
+  async forwardExtremities(
+    roomId: string,
+    limit = DEFAULT_LIST_LIMIT,
+  ): Promise<Array<{ eventId: string; depth: number }>> {
+    checkLimit(limit, 'limit');
+    const rows = (await this.dataSource.query(
+      `SELECT f.event_id, r.depth FROM room_forward_extremity f JOIN room_event r ON r.event_id = f.event_id
+       WHERE f.room_id = $1 ORDER BY r.depth DESC, r.${EVENT_ID_ORDER} LIMIT $2`,
+      [roomId, limit],
+    )) as Array<{ event_id: string; depth: string }>;
+    return rows.map((r) => ({ eventId: r.event_id, depth: Number(r.depth) }));
+  }
+
+  /** Prev events of held timeline events that are not held in the timeline (gaps to fill). */
+  async missingPrevEvents(roomId: string, limit = DEFAULT_LIST_LIMIT): Promise<string[]> {
+    checkLimit(limit, 'limit');
+    const rows = (await this.dataSource.query(
+      `SELECT event_id FROM room_missing_prev WHERE room_id = $1 ORDER BY ${EVENT_ID_ORDER} LIMIT $2`,
+      [roomId, limit],
+    )) as Array<{ event_id: string }>;
+    return rows.map((r) => r.event_id);
+  }
+
+  /** The room's current state as last set (empty when never set). */
+  async currentState(roomId: string): Promise<StateMap> {
+    return this.readCurrentState(this.dataSource.manager, roomId);
+  }
+
+  /**
+   * Replaces the room's current state, logging each changed key at `atStreamOrdering` and keeping the
+   * memberships of the room's users in step, in one transaction under the room's lock.
+   */
+  async setCurrentState(roomId: string, state: StateMap, atStreamOrdering: number): Promise<void> {
+    checkPosition(atStreamOrdering, 'atStreamOrdering');
+    for (const [key, id] of state)
+      if (!key.includes('\u0000') || typeof id !== 'string' || id.length === 0)
+        throw new TypeError(
+          `Cannot set the state of ${roomId}: ${JSON.stringify(key)} is not a state entry (stateKeyOf).`,
+        );
+    await this.dataSource.transaction(async (m) => {
+      const locked = (await m.query('SELECT room_id FROM room WHERE room_id = $1 FOR UPDATE', [roomId])) as unknown[];
+      if (locked.length === 0)
+        throw new TypeError(`Cannot set the state of ${roomId}: no event of it is held. Persist its events first.`);
+      const current = await this.readCurrentState(m, roomId);
+      const changes: Array<[StateTuple, string | null]> = [];
+      for (const [key, id] of state) if (current.get(key) !== id) changes.push([key, id]);
+      for (const key of current.keys()) if (!state.has(key)) changes.push([key, null]);
+      if (changes.length === 0) return;
+
+      for (let i = 0; i < changes.length; i += INSERT_CHUNK) {
+        const chunk = changes.slice(i, i + INSERT_CHUNK);
+        const [types, keys, ids] = columnsOf(chunk);
+        await m.query(
+          `DELETE FROM room_current_state c USING unnest($2::varchar[], $3::varchar[]) AS x(type, state_key)
+           WHERE c.room_id = $1 AND c.type = x.type AND c.state_key = x.state_key`,
+          [roomId, types, keys],
+        );
+        await m.query(
+          `INSERT INTO room_current_state (room_id, type, state_key, event_id)
+           SELECT $1, x.type, x.state_key, x.event_id FROM unnest($2::varchar[], $3::varchar[], $4::varchar[])
+             AS x(type, state_key, event_id) WHERE x.event_id IS NOT NULL`,
+          [roomId, types, keys, ids],
+        );
+        await m.query(
+          `INSERT INTO room_current_state_delta (room_id, stream_ordering, type, state_key, event_id)
+           SELECT $1, $5::bigint, x.type, x.state_key, x.event_id FROM unnest($2::varchar[], $3::varchar[], $4::varchar[])
+             AS x(type, state_key, event_id)
+           ON CONFLICT (room_id, stream_ordering, type, state_key) DO UPDATE SET event_id = EXCLUDED.event_id`,
+          [roomId, types, keys, ids, atStreamOrdering],
+        );
+      }
+      await this.updateMemberships(m, roomId, changes, atStreamOrdering);
+    });
+  }
+
+  /** Changes of the room's current state after `since`, oldest first. */
+  async currentStateChangesSince(
+    roomId: string,
+    since: number,
+    limit: number,
+  ): Promise<Array<{ streamOrdering: number; key: StateTuple; eventId: string | null }>> {
+    checkPosition(since, 'since');
+    checkLimit(limit, 'limit');
+    const rows = (await this.dataSource.query(
+      `SELECT stream_ordering, type, state_key, event_id FROM room_current_state_delta
+       WHERE room_id = $1 AND stream_ordering > $2 ORDER BY stream_ordering, type, state_key LIMIT $3`,
+      [roomId, since, limit],
+    )) as Array<{ stream_ordering: string; type: string; state_key: string; event_id: string | null }>;
+    return rows.map((r) => ({
+      streamOrdering: Number(r.stream_ordering),
+      key: stateKeyOf(r.type, r.state_key),
+      eventId: r.event_id,
+    }));
+  }
+
+  /** The newest stream ordering assigned (0 when none). */
+  async currentStreamPosition(): Promise<number> {
+    const [row] = (await this.dataSource.query(
+      'SELECT COALESCE(MAX(stream_ordering), 0) AS position FROM room_event',
+    )) as Array<{ position: string }>;
+    return Number(row!.position);
+  }
+
+  /**
+   * The room's newest `limit` timeline events after stream position `since` (and up to `to`), newest last;
+   * `limited` when more came after `since`.
+   */
+  async timelineSince(
+    roomId: string,
+    since: number,
+    limit: number,
+    to?: number,
+  ): Promise<{ events: StoredRoomEvent[]; limited: boolean; position: number; prevBatch: string | null }> {
+    checkPosition(since, 'since');
+    checkLimit(limit, 'limit');
+    if (to !== undefined) checkPosition(to, 'to');
+    const rows = (await this.dataSource.query(
+      `SELECT ${EVENT_COLUMNS} FROM room_event
+       WHERE room_id = $1 AND stream_ordering > $2 AND ($3::bigint IS NULL OR stream_ordering <= $3)
+       ORDER BY stream_ordering DESC LIMIT $4`,
+      [roomId, since, to ?? null, limit + 1],
+    )) as EventRow[];
+    const limited = rows.length > limit;
+    const events = rows.slice(0, limit).reverse().map(storedOf);
+    const oldest = events[0];
+    return {
+      events,
+      limited,
+      position: events.at(-1)?.streamOrdering ?? since,
+      prevBatch: oldest === undefined ? null : tokenOf(oldest.depth, oldest.eventId),
+    };
+  }
+
+  /**
+   * A page of the room's timeline in topological order (depth, then event id in byte order). A token is the
+   * position of an event; `'b'` returns events strictly before it (newest first), `'f'` strictly after (oldest
+   * first). `end` is the position of the last event returned, or null when no more events lie that way.
+   */
+  async messages(
+    roomId: string,
+    options: { from?: string; dir: 'b' | 'f'; limit: number },
+  ): Promise<{ events: StoredRoomEvent[]; start: string; end: string | null }> {
+    checkLimit(options.limit, 'limit');
+    if (options.dir !== 'b' && options.dir !== 'f')
+      throw new RangeError(`dir must be 'b' or 'f', not ${String(options.dir)}.`);
+    const from = options.from === undefined ? undefined : parseToken(options.from);
+    const back = options.dir === 'b';
+    const order = back ? 'DESC' : 'ASC';
+    const params: unknown[] = [roomId, options.limit + 1];
+    let bound = '';
+    if (from !== undefined) {
+      bound = `AND (depth, ${EVENT_ID_ORDER}) ${back ? '<' : '>'} ($3::bigint, $4::varchar COLLATE "C")`;
+      params.push(from.depth, from.eventId);
+    }
+    const rows = (await this.dataSource.query(
+      `SELECT ${EVENT_COLUMNS} FROM room_event
+       WHERE room_id = $1 AND outlier = false AND rejection_code IS NULL AND stream_ordering IS NOT NULL ${bound}
+       ORDER BY depth ${order}, ${EVENT_ID_ORDER} ${order} LIMIT $2`,
+      params,
+    )) as EventRow[];
+    const events = rows.slice(0, options.limit).map(storedOf);
+    const last = events.at(-1);
+    const first = events[0];
+    const start = options.from ?? (first === undefined ? tokenOf(0, '') : tokenOf(first.depth, first.eventId));
+    return {
+      events,
+      start,
+      end: rows.length > options.limit && last !== undefined ? tokenOf(last.depth, last.eventId) : null,
+    };
+  }
+
+  /** The topological token of a held timeline event, or null. */
+  async topologicalTokenOf(eventId: string): Promise<string | null> {
+    const rows = (await this.dataSource.query(
+      'SELECT depth FROM room_event WHERE event_id = $1 AND stream_ordering IS NOT NULL',
+      [eventId],
+    )) as Array<{ depth: string }>;
+    return rows[0] === undefined ? null : tokenOf(Number(rows[0].depth), eventId);
+  }
+
+  /** Held events by id (accepted, rejected or outliers). */
+  async eventsByIds(eventIds: readonly string[]): Promise<Map<string, StoredRoomEvent>> {
+    const found = new Map<string, StoredRoomEvent>();
+    for (const chunk of chunks(eventIds)) {
+      const rows = (await this.dataSource.query(
+        `SELECT ${EVENT_COLUMNS} FROM room_event WHERE event_id = ANY($1::varchar[])`,
+        [chunk],
+      )) as EventRow[];
+      for (const row of rows) found.set(row.event_id, storedOf(row));
+    }
+    return found;
+  }
+
+  /**
+   * PDUs of held events that were not rejected (accepted and outliers), for the DAG walks of `@polyhome/rooms`
+   * (`EventLookup`): a rejected event is absent, as if not held, so no check ever builds on it.
+   */
+  async getEvents(eventIds: readonly string[]): Promise<ReadonlyMap<string, Pdu>> {
+    const found = new Map<string, Pdu>();
+    for (const chunk of chunks(eventIds)) {
+      const rows = (await this.dataSource.query(
+        'SELECT event_id, pdu FROM room_event WHERE event_id = ANY($1::varchar[]) AND rejection_code IS NULL',
+        [chunk],
+      )) as Array<{ event_id: string; pdu: string }>;
+      for (const row of rows) found.set(row.event_id, JSON.parse(row.pdu) as Pdu);
+    }
+    return found;
+  }
+
+  /** Which of these ids are held, in any form. */
+  async hasEvents(eventIds: readonly string[]): Promise<Set<string>> {
+    const held = new Set<string>();
+    for (const chunk of chunks(eventIds)) {
+      const rows = (await this.dataSource.query('SELECT event_id FROM room_event WHERE event_id = ANY($1::varchar[])', [
+        chunk,
+      ])) as Array<{ event_id: string }>;
+      for (const row of rows) held.add(row.event_id);
+    }
+    return held;
+  }
+
+  /**
+   * Records a client transaction id's event unless it already has one; returns the event id it stands for.
+   * Given a `transaction`, it joins it (to commit with the event it names).
+   */
+  async recordTransaction(
+    account: string,
+    deviceId: string,
+    txnId: string,
+    eventId: string,
+    transaction?: StorageTransaction,
+  ): Promise<string> {
+    const m = transaction === undefined ? this.dataSource.manager : managerOf(transaction);
+    await m.query(
+      `INSERT INTO room_txn (server_name, device_id, txn_id, event_id) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (server_name, device_id, txn_id) DO NOTHING`,
+      [account, deviceId, txnId, eventId],
+    );
+    // A second statement, so it sees the row of a concurrent send that won the insert (read committed).
+    const rows = (await m.query(
+      'SELECT event_id FROM room_txn WHERE server_name = $1 AND device_id = $2 AND txn_id = $3',
+      [account, deviceId, txnId],
+    )) as Array<{ event_id: string }>;
+    const recorded = rows[0]?.event_id;
+    if (recorded === undefined)
+      throw new Error(`The transaction id ${txnId} of ${account}/${deviceId} was not recorded.`);
+    return recorded;
+  }
+
+  /** The event a client transaction id made, or null. */
+  async eventForTransaction(account: string, deviceId: string, txnId: string): Promise<string | null> {
+    const rows = (await this.dataSource.query(
+      'SELECT event_id FROM room_txn WHERE server_name = $1 AND device_id = $2 AND txn_id = $3',
+      [account, deviceId, txnId],
+    )) as Array<{ event_id: string }>;
+    return rows[0]?.event_id ?? null;
+  }
+
+  /**
+   * Rooms of a server's users with their current memberships: at most `limit` rooms after `after` in room id
+   * order, with every matching user of each (a room is never split across pages).
+   */
+  async roomsOfServer(
+    serverName: string,
+    options: { memberships?: readonly string[]; after?: string; limit: number },
+  ): Promise<Array<{ roomId: string; userId: string; membership: string; eventId: string; streamOrdering: number }>> {
+    checkLimit(options.limit, 'limit');
+    const rows = (await this.dataSource.query(
+      `WITH page AS (
+         SELECT DISTINCT room_id FROM room_membership
+         WHERE server_name = $1 AND ($2::varchar[] IS NULL OR membership = ANY($2::varchar[])) AND room_id > $3
+         ORDER BY room_id LIMIT $4)
+       SELECT m.room_id, m.user_id, m.membership, m.event_id, m.stream_ordering FROM room_membership m
+       JOIN page p ON p.room_id = m.room_id
+       WHERE m.server_name = $1 AND ($2::varchar[] IS NULL OR m.membership = ANY($2::varchar[]))
+       ORDER BY m.room_id, m.user_id`,
+      [serverName, options.memberships ?? null, options.after ?? '', options.limit],
+    )) as Array<{ room_id: string; user_id: string; membership: string; event_id: string; stream_ordering: string }>;
+    return rows.map((r) => ({
+      roomId: r.room_id,
+      userId: r.user_id,
+      membership: r.membership,
+      eventId: r.event_id,
+      streamOrdering: Number(r.stream_ordering),
+    }));
+  }
+
+  /** Records the room (first event) and takes its row lock for the rest of the transaction. */
+  private async lockRoom(m: EntityManager, roomId: string, roomVersion: RoomVersionId): Promise<void> {
+    await m.query('INSERT INTO room (room_id, room_version) VALUES ($1, $2) ON CONFLICT (room_id) DO NOTHING', [
+      roomId,
+      roomVersion,
+    ]);
+    const [room] = (await m.query('SELECT room_version FROM room WHERE room_id = $1 FOR UPDATE', [roomId])) as Array<{
+      room_version: string;
+    }>;
+    if (room!.room_version !== roomVersion)
+      throw new TypeError(`Room ${roomId} is held as version ${room!.room_version}, not ${roomVersion}.`);
+  }
+
+  private async insertEvent(m: EntityManager, input: PersistRoomEvent): Promise<void> {
+    const { eventId, pdu } = input;
+    await m.query(
+      `INSERT INTO room_event (event_id, room_id, pdu, type, state_key, sender, depth, origin_server_ts, outlier,
+         rejection_code, rejection_message)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      [
+        eventId,
+        pdu.room_id,
+        JSON.stringify(pdu),
+        pdu.type,
+        pdu.state_key ?? null,
+        pdu.sender,
+        pdu.depth,
+        pdu.origin_server_ts,
+        input.outlier === true,
+        input.rejected?.code ?? null,
+        input.rejected?.message ?? null,
+      ],
+    );
+    await m.query(
+      `INSERT INTO room_event_edge (event_id, prev_event_id, room_id)
+       SELECT $1, p, $2 FROM unnest($3::varchar[]) AS p ON CONFLICT DO NOTHING`,
+      [eventId, pdu.room_id, pdu.prev_events],
+    );
+    await m.query(
+      `INSERT INTO room_event_auth (event_id, auth_event_id, room_id)
+       SELECT $1, a, $2 FROM unnest($3::varchar[]) AS a ON CONFLICT DO NOTHING`,
+      [eventId, pdu.room_id, pdu.auth_events],
+    );
+  }
+
+  /**
+   * The forward extremity update of an accepted timeline event: its prev events stop being extremities, and it
+   * becomes one unless a held timeline event already names it as a prev event (it arrived after its child).
+   * Prev events not held in the timeline are recorded as gaps.
+   */
+  private async updateExtremities(m: EntityManager, roomId: string, eventId: string, prevEvents: string[]) {
+    await m.query('DELETE FROM room_forward_extremity WHERE room_id = $1 AND event_id = ANY($2::varchar[])', [
+      roomId,
+      prevEvents,
+    ]);
+    const referenced = (await m.query(
+      `SELECT 1 FROM room_event_edge e JOIN room_event r ON r.event_id = e.event_id
+       WHERE e.prev_event_id = $1 AND r.room_id = $2 AND r.outlier = false AND r.rejection_code IS NULL LIMIT 1`,
+      [eventId, roomId],
+    )) as unknown[];
+    if (referenced.length === 0)
+      await m.query('INSERT INTO room_forward_extremity (room_id, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
+        roomId,
+        eventId,
+      ]);
+    await m.query(
+      `INSERT INTO room_missing_prev (room_id, event_id)
+       SELECT $1, p FROM unnest($2::varchar[]) AS p
+       WHERE NOT EXISTS (SELECT 1 FROM room_event r WHERE r.event_id = p AND r.outlier = false)
+       ON CONFLICT DO NOTHING`,
+      [roomId, prevEvents],
+    );
+  }
+
+  /**
+   * The state group of the state before an event. "After X plus a delta" reuses X's group or adds one delta.
+   * A whole map is compared with the states after the event's prev events: equal to one, its group is reused;
+   * close to one, it becomes a delta on it; otherwise a snapshot.
+   */
+  private async stateGroupBefore(
+    m: EntityManager,
+    roomId: string,
+    prevEvents: string[],
+    input: RoomStateBefore,
+  ): Promise<string> {
+    if ('afterEvent' in input) {
+      const base = await this.groupOf(m, input.afterEvent, 'after', roomId);
+      const delta = input.delta ?? new Map<StateTuple, string | null>();
+      checkStateEntries(delta, roomId);
+      return delta.size === 0 ? base : this.deltaGroup(m, roomId, base, delta);
+    }
+    checkStateEntries(input.state, roomId);
+    const candidates = (await m.query(
+      `SELECT DISTINCT state_group_after AS id FROM room_event
+       WHERE event_id = ANY($1::varchar[]) AND room_id = $2 AND state_group_after IS NOT NULL
+       ORDER BY state_group_after DESC LIMIT ${STATE_CANDIDATES}`,
+      [prevEvents, roomId],
+    )) as Array<{ id: string }>;
+    let best: { group: string; delta: Map<StateTuple, string | null> } | undefined;
+    for (const { id } of candidates) {
+      const delta = diffStates(await this.loadGroup(m, id), input.state);
+      if (best === undefined || delta.size < best.delta.size) best = { group: id, delta };
+    }
+    if (best !== undefined && best.delta.size === 0) return best.group;
+    if (best !== undefined && best.delta.size < input.state.size)
+      return this.deltaGroup(m, roomId, best.group, best.delta);
+    return this.snapshotGroup(m, roomId, input.state);
+  }
+
+  /** A new group: `base` changed by `delta`, or a snapshot when the delta chain would grow past its bound. */
+  private async deltaGroup(
+    m: EntityManager,
+    roomId: string,
+    base: string,
+    delta: ReadonlyMap<StateTuple, string | null>,
+  ): Promise<string> {
+    const [row] = (await m.query('SELECT delta_hops FROM room_state_group WHERE id = $1', [base])) as Array<{
+      delta_hops: number;
+    }>;
+    const hops = row!.delta_hops + 1;
+    if (hops > this.maxDeltaHops) {
+      const state = new Map(await this.loadGroup(m, base));
+      for (const [key, id] of delta) {
+        if (id === null) state.delete(key);
+        else state.set(key, id);
+      }
+      return this.snapshotGroup(m, roomId, state);
+    }
+    return this.insertGroup(m, roomId, base, hops, delta);
+  }
+
+  private snapshotGroup(m: EntityManager, roomId: string, state: StateMap): Promise<string> {
+    return this.insertGroup(m, roomId, null, 0, state);
+  }
+
+  private async insertGroup(
+    m: EntityManager,
+    roomId: string,
+    prevGroup: string | null,
+    hops: number,
+    entries: ReadonlyMap<StateTuple, string | null>,
+  ): Promise<string> {
+    const [group] = (await m.query(
+      'INSERT INTO room_state_group (room_id, prev_group, delta_hops) VALUES ($1, $2, $3) RETURNING id',
+      [roomId, prevGroup, hops],
+    )) as Array<{ id: string }>;
+    const list = [...entries];
+    for (let i = 0; i < list.length; i += INSERT_CHUNK) {
+      const [types, keys, ids] = columnsOf(list.slice(i, i + INSERT_CHUNK));
+      await m.query(
+        `INSERT INTO room_state_group_entry (state_group, type, state_key, event_id)
+         SELECT $1::bigint, x.type, x.state_key, x.event_id
+         FROM unnest($2::varchar[], $3::varchar[], $4::varchar[]) AS x(type, state_key, event_id)`,
+        [group!.id, types, keys, ids],
+      );
+    }
+    return String(group!.id);
+  }
+
+  /** The whole state of a group: its chain down to the snapshot in one query, the nearest entry of a key winning. */
+  private async loadGroup(m: EntityManager, group: string): Promise<StateMap> {
+    const rows = (await m.query(
+      `WITH RECURSIVE chain(id, prev_group, hop) AS (
+         SELECT id, prev_group, 0 FROM room_state_group WHERE id = $1
+         UNION ALL
+         SELECT g.id, g.prev_group, c.hop + 1 FROM room_state_group g JOIN chain c ON g.id = c.prev_group)
+       SELECT DISTINCT ON (e.type, e.state_key) e.type, e.state_key, e.event_id
+       FROM chain c JOIN room_state_group_entry e ON e.state_group = c.id
+       ORDER BY e.type, e.state_key, c.hop`,
+      [group],
+    )) as Array<{ type: string; state_key: string; event_id: string | null }>;
+    const state = new Map<StateTuple, string>();
+    for (const row of rows) if (row.event_id !== null) state.set(stateKeyOf(row.type, row.state_key), row.event_id);
+    return state;
+  }
+
+  /** The state group before or after a held event; throws when the event or its state is not held. */
+  private async groupOf(m: EntityManager, eventId: string, which: 'before' | 'after', roomId?: string) {
+    const rows = (await m.query(
+      'SELECT room_id, state_group_before, state_group_after FROM room_event WHERE event_id = $1',
+      [eventId],
+    )) as Array<{ room_id: string; state_group_before: string | null; state_group_after: string | null }>;
+    const row = rows[0];
+    if (row === undefined) throw new RangeError(`Event ${eventId} is not held: persist it (with its state) first.`);
+    if (roomId !== undefined && row.room_id !== roomId)
+      throw new RangeError(`Event ${eventId} is in room ${row.room_id}, not ${roomId}: its state cannot be used here.`);
+    const group = which === 'before' ? row.state_group_before : row.state_group_after;
+    if (group === null)
+      throw new RangeError(
+        `Event ${eventId} is held without its state (an outlier): persist it into the timeline with stateBefore.`,
+      );
+    return String(group);
+  }
+
+  private async readCurrentState(m: EntityManager, roomId: string): Promise<Map<StateTuple, string>> {
+    const rows = (await m.query('SELECT type, state_key, event_id FROM room_current_state WHERE room_id = $1', [
+      roomId,
+    ])) as Array<{ type: string; state_key: string; event_id: string }>;
+    return new Map(rows.map((r) => [stateKeyOf(r.type, r.state_key), r.event_id]));
+  }
+
+  /** Keeps `room_membership` in step with the member events of a current state change. */
+  private async updateMemberships(
+    m: EntityManager,
+    roomId: string,
+    changes: Array<[StateTuple, string | null]>,
+    at: number,
+  ): Promise<void> {
+    const members = changes
+      .map(([key, id]) => ({ ...splitStateKey(key), id }))
+      .filter((c) => c.type === 'm.room.member');
+    if (members.length === 0) return;
+    const removed = members.filter((c) => c.id === null).map((c) => c.stateKey);
+    if (removed.length > 0)
+      await m.query('DELETE FROM room_membership WHERE room_id = $1 AND user_id = ANY($2::varchar[])', [
+        roomId,
+        removed,
+      ]);
+    const set = members.filter((c): c is typeof c & { id: string } => c.id !== null);
+    for (let i = 0; i < set.length; i += INSERT_CHUNK) {
+      const chunk = set.slice(i, i + INSERT_CHUNK);
+      const rows = (await m.query('SELECT event_id, pdu FROM room_event WHERE event_id = ANY($1::varchar[])', [
+        chunk.map((c) => c.id),
+      ])) as Array<{ event_id: string; pdu: string }>;
+      const membershipOf = new Map(
+        rows.map((r) => [r.event_id, (JSON.parse(r.pdu) as Pdu).content['membership']] as const),
+      );
+      const users: string[] = [];
+      const servers: string[] = [];
+      const memberships: string[] = [];
+      const ids: string[] = [];
+      for (const c of chunk) {
+        const membership = membershipOf.get(c.id);
+        if (typeof membership !== 'string')
+          throw new TypeError(
+            `Cannot set the state of ${roomId}: member event ${c.id} is not held or has no membership. Persist it first.`,
+          );
+        users.push(c.stateKey);
+        servers.push(c.stateKey.slice(c.stateKey.indexOf(':') + 1));
+        memberships.push(membership);
+        ids.push(c.id);
+      }
+      await m.query(
+        `INSERT INTO room_membership (room_id, user_id, server_name, membership, event_id, stream_ordering)
+         SELECT $1, x.user_id, x.server_name, x.membership, x.event_id, $6::bigint
+         FROM unnest($2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[])
+           AS x(user_id, server_name, membership, event_id)
+         ON CONFLICT (room_id, user_id) DO UPDATE SET server_name = EXCLUDED.server_name,
+           membership = EXCLUDED.membership, event_id = EXCLUDED.event_id, stream_ordering = EXCLUDED.stream_ordering`,
+        [roomId, users, servers, memberships, ids, at],
+      );
+    }
+  }
+}
+
+/** The changes that turn `from` into `to`. */
+function diffStates(from: StateMap, to: StateMap): Map<StateTuple, string | null> {
+  const delta = new Map<StateTuple, string | null>();
+  for (const [key, id] of to) if (from.get(key) !== id) delta.set(key, id);
+  for (const key of from.keys()) if (!to.has(key)) delta.set(key, null);
+  return delta;
+}
+
+function checkStateEntries(entries: ReadonlyMap<StateTuple, string | null>, roomId: string): void {
+  for (const [key, id] of entries) {
+    if (typeof key !== 'string' || !key.includes('\u0000'))
+      throw new TypeError(`A state entry of ${roomId} has the key ${JSON.stringify(key)}: make keys with stateKeyOf.`);
+    if (id !== null && (typeof id !== 'string' || id.length === 0))
+      throw new TypeError(`The state entry ${JSON.stringify(key)} of ${roomId} names no event id.`);
+  }
+}
+
+/** Parallel arrays (type, state_key, event id) of state entries, for `unnest`. */
+function columnsOf(
+  entries: ReadonlyArray<readonly [StateTuple, string | null]>,
+): [string[], string[], Array<string | null>] {
+  const types: string[] = [];
+  const keys: string[] = [];
+  const ids: Array<string | null> = [];
+  for (const [key, id] of entries) {
+    const { type, stateKey } = splitStateKey(key);
+    types.push(type);
+    keys.push(stateKey);
+    ids.push(id);
+  }
+  return [types, keys, ids];
+}
+
+function* chunks(ids: readonly string[]): Generator<string[]> {
+  for (let i = 0; i < ids.length; i += INSERT_CHUNK) yield ids.slice(i, i + INSERT_CHUNK);
+}
