@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { resolveState, isPowerEvent, splitConflicts } from './state-res.js';
+import { checkAuth } from './auth.js';
 import { simpleCheckAuth } from './testing/simple-auth.js';
 import { ALICE, BOB, CHARLIE, EVELYN, TestDag, startRoom, type EventSpec } from './testing/dag.js';
 import { stateKeyOf, type AuthCheck, type Pdu, type RoomVersionId, type StateMap } from './types.js';
@@ -9,27 +10,30 @@ const TOPIC = stateKeyOf('m.room.topic', '');
 const JOIN_RULES = stateKeyOf('m.room.join_rules', '');
 const member = (user: string) => stateKeyOf('m.room.member', user);
 
-const CHECKERS: [string, AuthCheck][] = [['stand-in auth rules', simpleCheckAuth]];
+const CHECKERS: [string, AuthCheck][] = [
+  ['the auth rules', checkAuth],
+  ['the stand-in auth rules', simpleCheckAuth],
+];
 const VERSIONS: RoomVersionId[] = ['10', '11'];
 
-const topic = (id: string, sender: string, prev: string[]): EventSpec => ({
-  id,
+const topic = (name: string, sender: string, prev: string[]): EventSpec => ({
+  name,
   sender,
   type: 'm.room.topic',
   stateKey: '',
-  content: { topic: id },
+  content: { topic: name },
   prev,
 });
-const powerLevels = (id: string, sender: string, content: Record<string, unknown>, prev: string[]): EventSpec => ({
-  id,
+const powerLevels = (name: string, sender: string, content: Record<string, unknown>, prev: string[]): EventSpec => ({
+  name,
   sender,
   type: 'm.room.power_levels',
   stateKey: '',
   content,
   prev,
 });
-const membership = (id: string, sender: string, target: string, value: string, prev: string[]): EventSpec => ({
-  id,
+const membership = (name: string, sender: string, target: string, value: string, prev: string[]): EventSpec => ({
+  name,
   sender,
   type: 'm.room.member',
   stateKey: target,
@@ -41,14 +45,14 @@ const membership = (id: string, sender: string, target: string, value: string, p
 async function resolveBothWays(dag: TestDag, tips: string[]): Promise<StateMap> {
   const forward = await dag.resolveAt(tips);
   const backward = await dag.resolveAt([...tips].reverse());
-  expect(new Map(backward)).toEqual(new Map(forward));
+  expect(backward).toEqual(forward);
   return forward;
 }
 
-describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_name, checkAuth) => {
+describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_name, check) => {
   describe.each(VERSIONS)('room version %s', (version) => {
     it('a ban wins over a power levels event the banned user sent concurrently', async () => {
-      const dag = new TestDag(version, checkAuth);
+      const dag = new TestDag(version, check);
       const start = await startRoom(dag);
       await dag.addAll([
         powerLevels('$PA', ALICE, { users: { [ALICE]: 100, [BOB]: 50 } }, [start]),
@@ -65,7 +69,7 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
     });
 
     it('a topic set by a user who is banned on another branch is reset to the older topic', async () => {
-      const dag = new TestDag(version, checkAuth);
+      const dag = new TestDag(version, check);
       const start = await startRoom(dag);
       await dag.addAll([
         topic('$T1', ALICE, [start]),
@@ -83,11 +87,11 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
     });
 
     it('a join concurrent with a switch to invite-only is refused (join rule evasion)', async () => {
-      const dag = new TestDag(version, checkAuth);
+      const dag = new TestDag(version, check);
       const start = await startRoom(dag);
       await dag.addAll([
         {
-          id: '$JR',
+          name: '$JR',
           sender: ALICE,
           type: 'm.room.join_rules',
           stateKey: '',
@@ -104,7 +108,7 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
     });
 
     it('a chain of power levels events on one branch is replayed whole (offtopic power levels)', async () => {
-      const dag = new TestDag(version, checkAuth);
+      const dag = new TestDag(version, check);
       const start = await startRoom(dag);
       await dag.addAll([
         powerLevels('$PA', ALICE, { users: { [ALICE]: 100, [BOB]: 50 } }, [start]),
@@ -118,7 +122,7 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
     });
 
     it('a demotion wins over the demoted user, and the older topic survives (topic basic)', async () => {
-      const dag = new TestDag(version, checkAuth);
+      const dag = new TestDag(version, check);
       const start = await startRoom(dag);
       await dag.addAll([
         topic('$T1', ALICE, [start]),
@@ -137,7 +141,7 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
     });
 
     it('a topic sent after a merge wins over the topic resolved in the merge', async () => {
-      const dag = new TestDag(version, checkAuth);
+      const dag = new TestDag(version, check);
       const start = await startRoom(dag);
       await dag.addAll([
         topic('$T1', ALICE, [start]),
@@ -146,19 +150,25 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
         powerLevels('$PA2', ALICE, { users: { [ALICE]: 100, [BOB]: 0 } }, ['$T2']),
         powerLevels('$PB', BOB, { users: { [ALICE]: 100, [BOB]: 50 } }, ['$PA1']),
         topic('$T3', BOB, ['$PB']),
-        { id: '$MZ', sender: CHARLIE, type: 'm.room.message', content: { body: 'merge' }, prev: ['$PA2', '$T3'] },
+        {
+          name: '$MZ',
+          sender: CHARLIE,
+          type: 'm.room.message',
+          content: { body: 'merge' },
+          prev: ['$PA2', '$T3'],
+        },
         topic('$T4', ALICE, ['$MZ']),
       ]);
       // At $MZ the state is the one of the previous scenario ($T2, $PA2). Between $T4 and $MZ only the topic
       // conflicts: $T4 hangs off $PA2 (position 3), $T2 off $PA1 (position 2), so $T4 is applied last.
-      expect((await dag.stateBefore(['$PA2', '$T3'])).get(TOPIC)).toBe('$T2');
+      expect(dag.names(await dag.stateBefore(['$PA2', '$T3'])).get(TOPIC)).toBe('$T2');
       const state = await resolveBothWays(dag, ['$T4', '$MZ']);
       expect(state.get(TOPIC)).toBe('$T4');
       expect(state.get(PL)).toBe('$PA2');
     });
 
     it('mainline ordering picks the topic based on the newer power levels over a later timestamp', async () => {
-      const dag = new TestDag(version, checkAuth);
+      const dag = new TestDag(version, check);
       const start = await startRoom(dag);
       const raised = { users: { [ALICE]: 100, [BOB]: 50 }, events: { 'm.room.power_levels': 100 } };
       await dag.addAll([
@@ -180,7 +190,7 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
     });
 
     it('a kick is a power event: it is applied before a concurrent topic from the kicked user', async () => {
-      const dag = new TestDag(version, checkAuth);
+      const dag = new TestDag(version, check);
       const start = await startRoom(dag);
       await dag.addAll([
         powerLevels('$PA', ALICE, { users: { [ALICE]: 100, [BOB]: 50 } }, [start]),
@@ -219,19 +229,20 @@ describe('resolveState', () => {
   });
 
   it('never uses a rejected event as an auth event', async () => {
-    const dag = new TestDag('11', simpleCheckAuth);
+    const dag = new TestDag('11', checkAuth);
     const start = await startRoom(dag);
     await dag.addAll([
       powerLevels('$PA', ALICE, { users: { [ALICE]: 100, [BOB]: 50 } }, [start]),
       topic('$TA', ALICE, ['$PA']),
       topic('$TB', BOB, ['$PA']),
     ]);
-    const stateSets = [dag.stateAfter.get('$TA') as StateMap, dag.stateAfter.get('$TB') as StateMap];
+    const stateSets = [dag.stateAfter.get(dag.id('$TA')) as StateMap, dag.stateAfter.get(dag.id('$TB')) as StateMap];
     // Both topics hang off $PA; $TA is older, so $TB is applied last and wins.
-    expect((await resolveState('11', stateSets, dag, simpleCheckAuth)).get(TOPIC)).toBe('$TB');
+    expect(dag.names(await resolveState('11', stateSets, dag, checkAuth)).get(TOPIC)).toBe('$TB');
     // Were Bob's join rejected, neither $TB's auth events nor the resolved state could show Bob in the room.
-    const rejected = await resolveState('11', stateSets, dag, simpleCheckAuth, { isRejected: (id) => id === '$IMB' });
-    expect(rejected.get(TOPIC)).toBe('$TA');
+    const isRejected = (id: string) => id === dag.id('$IMB');
+    const rejected = await resolveState('11', stateSets, dag, checkAuth, { isRejected });
+    expect(dag.names(rejected).get(TOPIC)).toBe('$TA');
   });
 
   it('splits keys missing from one state set into the conflicted set', () => {

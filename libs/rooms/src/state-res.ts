@@ -6,6 +6,7 @@
  * the state sets come in: every ordering here is a total order on events (ties end on the event id).
  */
 import { authDifference, type AuthChainOptions } from './auth-chain.js';
+import { authTypesFor } from './auth.js';
 import { EventCache } from './event-cache.js';
 import { compareStrings, lexicographicTopologicalSort } from './topo.js';
 import {
@@ -22,9 +23,6 @@ import {
 const CREATE = stateKeyOf('m.room.create', '');
 const POWER_LEVELS = stateKeyOf('m.room.power_levels', '');
 
-/** The state keys an event's auth events are chosen from (the spec's "Auth events selection"). */
-export type AuthTypesFor = (version: RoomVersionId, event: Pdu) => StateTuple[];
-
 /** Options of `resolveState`. */
 export interface ResolveStateOptions extends AuthChainOptions {
   /**
@@ -32,8 +30,6 @@ export interface ResolveStateOptions extends AuthChainOptions {
    * auth checks (the spec: "if the auth event is not rejected"). Default: nothing is rejected.
    */
   isRejected?: (eventId: string) => boolean;
-  /** The auth events selection; default `authKeysFor` of this module. */
-  authTypesFor?: AuthTypesFor;
 }
 
 /** Thrown when `resolveState` is asked for a room version it does not implement. */
@@ -46,33 +42,6 @@ export class UnsupportedRoomVersionError extends Error {
     );
     this.name = 'UnsupportedRoomVersionError';
   }
-}
-
-/**
- * The spec's auth events selection: the create event, the power levels, the sender's membership and, for a
- * membership event, the target's membership, the join rules (join, invite, knock), the third-party invite
- * its token names and the user who authorised a restricted join.
- */
-export function authKeysFor(_version: RoomVersionId, event: Pdu): StateTuple[] {
-  if (event.type === 'm.room.create') return [];
-  const keys = new Set([CREATE, POWER_LEVELS, stateKeyOf('m.room.member', event.sender)]);
-  if (event.type === 'm.room.member' && typeof event.state_key === 'string') {
-    keys.add(stateKeyOf('m.room.member', event.state_key));
-    const membership = event.content['membership'];
-    if (membership === 'join' || membership === 'invite' || membership === 'knock') {
-      keys.add(stateKeyOf('m.room.join_rules', ''));
-    }
-    const invite = event.content['third_party_invite'];
-    if (membership === 'invite' && typeof invite === 'object' && invite !== null) {
-      const signed = (invite as Record<string, unknown>)['signed'];
-      const token =
-        typeof signed === 'object' && signed !== null ? (signed as Record<string, unknown>)['token'] : undefined;
-      if (typeof token === 'string') keys.add(stateKeyOf('m.room.third_party_invite', token));
-    }
-    const authoriser = event.content['join_authorised_via_users_server'];
-    if (typeof authoriser === 'string') keys.add(stateKeyOf('m.room.member', authoriser));
-  }
-  return [...keys];
 }
 
 /**
@@ -150,7 +119,6 @@ export async function resolveState(
 /** One run of the algorithm: the event cache and the parameters shared by its steps. */
 class Resolver {
   private readonly isRejected: (eventId: string) => boolean;
-  private readonly authTypesFor: AuthTypesFor;
 
   constructor(
     private readonly version: RoomVersionId,
@@ -159,7 +127,6 @@ class Resolver {
     private readonly options: ResolveStateOptions,
   ) {
     this.isRejected = options.isRejected ?? (() => false);
-    this.authTypesFor = options.authTypesFor ?? authKeysFor;
   }
 
   async resolve(
@@ -322,7 +289,7 @@ class Resolver {
         if (authEvent === undefined || this.isRejected(authId) || typeof authEvent.state_key !== 'string') continue;
         authState.set(stateKeyOf(authEvent.type, authEvent.state_key), authEvent);
       }
-      for (const key of this.authTypesFor(this.version, event)) {
+      for (const key of authTypesFor(this.version, event)) {
         const current = state.get(key);
         if (current === undefined || this.isRejected(current)) continue;
         const currentEvent = await this.events.get(current);

@@ -1,37 +1,43 @@
 /**
  * Hand-built room DAGs for state resolution tests, in the manner of Synapse's and ruma's state resolution
  * tests: each event names its prev events; its state before is resolved from their states after, its auth
- * events are picked from that state by the auth events selection, and it must pass the auth check there.
- * Event ids are given by the test (they break ties), timestamps count up in the order events are added.
+ * events are picked from that state by `buildEvent` (the spec's auth events selection), it is signed and
+ * gets its real event id, and it must pass the auth check against its auth events. Tests call events by
+ * names (`$PA`); `id(name)` and `names(state)` translate. Timestamps count up in the order events are added.
  */
-import { stateBeforeEvent, stateAfterEvent } from '../extremities.js';
-import { authKeysFor, resolveState } from '../state-res.js';
+import { generateKeyPair, type KeyPair } from '@polyhome/identity';
+import { authStateOf, checkAuthEvents } from '../auth.js';
+import { buildEvent } from '../build.js';
+import { stateAfterEvent, stateBeforeEvent } from '../extremities.js';
+import { eventIdOf } from '../hashes.js';
+import { serverNameOf } from '../json.js';
+import { signPdu } from '../signing.js';
+import { resolveState } from '../state-res.js';
 import {
-  stateKeyOf,
   type AuthCheck,
   type EventLookup,
   type JsonObject,
   type Pdu,
   type RoomVersionId,
   type StateMap,
+  type StateTuple,
 } from '../types.js';
 
-export const ROOM_ID = '!room:a.example';
 export const ALICE = '@alice:a.example';
 export const BOB = '@bob:b.example';
 export const CHARLIE = '@charlie:c.example';
 export const EVELYN = '@evelyn:e.example';
-export const ZARA = '@zara:z.example';
+export const ROOM_ID = '!room:a.example';
 
-/** One event to add: its id, who sends it, what it says and which events it follows. */
+/** One event to add: its name, who sends it, what it says and which events (by name) it follows. */
 export interface EventSpec {
-  id: string;
+  name: string;
   sender: string;
   type: string;
   stateKey?: string;
   content?: JsonObject;
   prev: string[];
-  /** Default: one more than the last event added. */
+  /** Default: one more than the largest timestamp so far. */
   ts?: number;
 }
 
@@ -39,7 +45,12 @@ export interface EventSpec {
 export class TestDag implements EventLookup {
   readonly events = new Map<string, Pdu>();
   readonly stateAfter = new Map<string, StateMap>();
-  private clock = 0;
+  private readonly ids = new Map<string, string>();
+  private readonly nameOf = new Map<string, string>();
+  private readonly keys = new Map<string, KeyPair>();
+  private clock = 1_700_000_000_000;
+  /** How many times the lookup was asked, and for how many ids in all. */
+  reads = { calls: 0, ids: 0 };
 
   constructor(
     readonly version: RoomVersionId,
@@ -47,6 +58,8 @@ export class TestDag implements EventLookup {
   ) {}
 
   async getEvents(eventIds: readonly string[]): Promise<ReadonlyMap<string, Pdu>> {
+    this.reads.calls++;
+    this.reads.ids += eventIds.length;
     const found = new Map<string, Pdu>();
     for (const id of eventIds) {
       const pdu = this.events.get(id);
@@ -55,64 +68,79 @@ export class TestDag implements EventLookup {
     return found;
   }
 
-  /** The event with that id; throws when the test never added it. */
-  get(eventId: string): Pdu {
-    const pdu = this.events.get(eventId);
-    if (pdu === undefined) throw new Error(`No event ${eventId} in this test DAG.`);
-    return pdu;
+  /** The event id of a named event; throws when the test never added it. */
+  id(name: string): string {
+    const id = this.ids.get(name);
+    if (id === undefined) throw new Error(`No event named ${name} in this test DAG.`);
+    return id;
   }
 
-  /** The PDU `spec` describes with its auth events picked from `stateBefore`, not added to the DAG. */
-  build(spec: EventSpec, stateBefore: StateMap): Pdu {
-    const depth = Math.max(0, ...spec.prev.map((id) => this.get(id).depth)) + 1;
-    const pdu: Pdu = {
-      room_id: ROOM_ID,
-      sender: spec.sender,
-      type: spec.type,
-      content: spec.content ?? {},
-      origin_server_ts: spec.ts ?? this.clock + 1,
-      depth,
-      prev_events: [...spec.prev],
-      auth_events: [],
-      hashes: { sha256: 'unchecked' },
-      signatures: {},
-    };
-    if (spec.stateKey !== undefined) pdu.state_key = spec.stateKey;
-    for (const key of authKeysFor(this.version, pdu)) {
-      const id = stateBefore.get(key);
-      if (id !== undefined) pdu.auth_events.push(id);
-    }
-    return pdu;
+  /** The named event. */
+  get(name: string): Pdu {
+    return this.events.get(this.id(name)) as Pdu;
   }
 
-  /** The state before an event with these prev events, resolved from their states after. */
+  /** A state map with the events' names in place of their ids (ids of unnamed events stay). */
+  names(state: StateMap): Map<StateTuple, string> {
+    return new Map([...state].map(([key, id]) => [key, this.nameOf.get(id) ?? id]));
+  }
+
+  /** The state before an event with these prev events (names), resolved from their states after. */
   async stateBefore(prev: readonly string[]): Promise<StateMap> {
     return stateBeforeEvent(
       this.version,
-      { prev_events: [...prev] },
+      { prev_events: prev.map((name) => this.id(name)) },
       (id) => Promise.resolve(this.stateAfter.get(id)),
       this,
       this.checkAuth,
     );
   }
 
-  /** Adds an event; throws if it fails the auth check against its own state before (a test's mistake). */
+  /** Adds an event; throws if it fails the auth check against its own auth events (a test's mistake). */
   async add(spec: EventSpec): Promise<Pdu> {
     const pdu = await this.tryAdd(spec);
-    if (typeof pdu === 'string') throw new Error(`Event ${spec.id} fails auth in its own state: ${pdu}`);
+    if (typeof pdu === 'string') throw new Error(`Event ${spec.name} fails auth in its own state: ${pdu}`);
     return pdu;
   }
 
-  /** Adds an event if it passes the auth check against its state before; otherwise returns why not. */
+  /** Adds an event if it passes the auth checks against its auth events; otherwise returns why not. */
   async tryAdd(spec: EventSpec): Promise<Pdu | string> {
-    if (this.events.has(spec.id)) throw new Error(`Event ${spec.id} was added twice.`);
+    if (this.ids.has(spec.name)) throw new Error(`Event ${spec.name} was added twice.`);
     const before = await this.stateBefore(spec.prev);
-    const pdu = this.build(spec, before);
-    const verdict = this.checkAuth(this.version, pdu, authStateOf(pdu, this));
+    const ts = spec.ts ?? this.clock + 1;
+    const server = serverNameOf(spec.sender) as string;
+    let keys = this.keys.get(server);
+    if (keys === undefined) {
+      keys = generateKeyPair();
+      this.keys.set(server, keys);
+    }
+    const template = buildEvent({
+      version: this.version,
+      roomId: ROOM_ID,
+      sender: spec.sender,
+      type: spec.type,
+      stateKey: spec.stateKey,
+      content: spec.content ?? {},
+      prevEvents: spec.prev.map((name) => ({ eventId: this.id(name), pdu: this.get(name) })),
+      state: before,
+      originServerTs: ts,
+    });
+    const pdu = signPdu(this.version, template, {
+      serverName: server,
+      keyId: 'ed25519:test',
+      secretKey: keys.secretKey,
+    });
+    const authEvents = pdu.auth_events.map((id) => this.events.get(id) as Pdu);
+    const listed = checkAuthEvents(this.version, pdu, authEvents);
+    if (!listed.ok) return listed.message;
+    const verdict = this.checkAuth(this.version, pdu, authStateOf(authEvents));
     if (!verdict.ok) return verdict.message;
-    this.events.set(spec.id, pdu);
-    this.stateAfter.set(spec.id, stateAfterEvent(before, spec.id, pdu));
-    this.clock = Math.max(this.clock, pdu.origin_server_ts);
+    const id = eventIdOf(this.version, pdu);
+    this.ids.set(spec.name, id);
+    this.nameOf.set(id, spec.name);
+    this.events.set(id, pdu);
+    this.stateAfter.set(id, stateAfterEvent(before, id, pdu));
+    this.clock = Math.max(this.clock, ts);
     return pdu;
   }
 
@@ -121,35 +149,26 @@ export class TestDag implements EventLookup {
     for (const spec of specs) await this.add(spec);
   }
 
-  /** The resolved state at several forward extremities. */
-  async resolveAt(eventIds: readonly string[]): Promise<StateMap> {
-    return resolveState(
+  /** The resolved state at several forward extremities (names), with names in place of ids. */
+  async resolveAt(names: readonly string[]): Promise<Map<StateTuple, string>> {
+    const state = await resolveState(
       this.version,
-      eventIds.map((id) => this.stateAfter.get(id) ?? new Map()),
+      names.map((name) => this.stateAfter.get(this.id(name)) ?? new Map()),
       this,
       this.checkAuth,
     );
+    return this.names(state);
   }
-}
-
-/** The auth state an event names: its auth events by (type, state_key). */
-export function authStateOf(pdu: Pdu, dag: { get(eventId: string): Pdu }): Map<string, Pdu> {
-  return new Map(
-    pdu.auth_events.map((id) => {
-      const authEvent = dag.get(id);
-      return [stateKeyOf(authEvent.type, authEvent.state_key ?? ''), authEvent];
-    }),
-  );
 }
 
 /**
  * The usual start of the scenarios: Alice creates the room (`$CREATE`), joins (`$IMA`), sets power levels
  * (`$IPOWER`, herself at 100) and public join rules (`$IJR`); Bob (`$IMB`) and Charlie (`$IMC`) join.
- * Returns the id of the last event.
+ * Returns the name of the last event.
  */
 export async function startRoom(dag: TestDag): Promise<string> {
-  const member = (id: string, user: string, prev: string): EventSpec => ({
-    id,
+  const join = (name: string, user: string, prev: string): EventSpec => ({
+    name,
     sender: user,
     type: 'm.room.member',
     stateKey: user,
@@ -158,16 +177,16 @@ export async function startRoom(dag: TestDag): Promise<string> {
   });
   await dag.addAll([
     {
-      id: '$CREATE',
+      name: '$CREATE',
       sender: ALICE,
       type: 'm.room.create',
       stateKey: '',
       content: { room_version: dag.version, ...(dag.version === '10' ? { creator: ALICE } : {}) },
       prev: [],
     },
-    member('$IMA', ALICE, '$CREATE'),
+    join('$IMA', ALICE, '$CREATE'),
     {
-      id: '$IPOWER',
+      name: '$IPOWER',
       sender: ALICE,
       type: 'm.room.power_levels',
       stateKey: '',
@@ -175,15 +194,15 @@ export async function startRoom(dag: TestDag): Promise<string> {
       prev: ['$IMA'],
     },
     {
-      id: '$IJR',
+      name: '$IJR',
       sender: ALICE,
       type: 'm.room.join_rules',
       stateKey: '',
       content: { join_rule: 'public' },
       prev: ['$IPOWER'],
     },
-    member('$IMB', BOB, '$IJR'),
-    member('$IMC', CHARLIE, '$IMB'),
+    join('$IMB', BOB, '$IJR'),
+    join('$IMC', CHARLIE, '$IMB'),
   ]);
   return '$IMC';
 }
