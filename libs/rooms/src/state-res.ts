@@ -20,7 +20,6 @@ import {
   type StateTuple,
 } from './types.js';
 
-const CREATE = stateKeyOf('m.room.create', '');
 const POWER_LEVELS = stateKeyOf('m.room.power_levels', '');
 
 /** Options of `resolveState`. */
