@@ -7,11 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { authStateOf, checkAuth } from './auth.js';
 import { nextForwardExtremities, stateAfterEvent, stateBeforeEvent } from './extremities.js';
 import { resolveState } from './state-res.js';
-import { ALICE, BOB, CHARLIE, EVELYN, TestDag, startRoom, type EventSpec } from './testing/dag.js';
+import { TEST_USERS, TestDag, membership, powerLevels, startRoom, stateEvent, topic } from './testing/dag.js';
+import type { EventSpec } from './testing/dag.js';
 import { simpleCheckAuth } from './testing/simple-auth.js';
 import { stateKeyOf, type AuthCheck, type EventLookup, type Pdu, type RoomVersionId, type StateMap } from './types.js';
 
-const USERS = [ALICE, BOB, CHARLIE, EVELYN];
+const USERS = TEST_USERS;
+const [ALICE, BOB, CHARLIE, EVELYN] = TEST_USERS as [string, string, string, string];
 const KINDS = ['topic', 'message', 'join', 'leave', 'kick', 'ban', 'invite', 'power', 'joinRule'] as const;
 
 /** One step of a random history: who does what, on which branch, and whether it merges two branches. */
@@ -48,45 +50,37 @@ async function specOf(
 ): Promise<EventSpec | undefined> {
   const sender = USERS[action.sender] as string;
   const target = USERS[action.target] as string;
-  const base = { name, sender, prev, ts };
-  const member = (membership: string, user: string): EventSpec => ({
-    ...base,
-    type: 'm.room.member',
-    stateKey: user,
-    content: { membership },
-  });
-  switch (action.kind) {
-    case 'topic':
-      return { ...base, type: 'm.room.topic', stateKey: '', content: { topic: name } };
-    case 'message':
-      return { ...base, type: 'm.room.message', content: { body: name } };
-    case 'join':
-      return member('join', sender);
-    case 'leave':
-      return member('leave', sender);
-    case 'kick':
-      return target === sender ? undefined : member('leave', target);
-    case 'ban':
-      return target === sender ? undefined : member('ban', target);
-    case 'invite':
-      return member('invite', target);
-    case 'joinRule':
-      return {
-        ...base,
-        type: 'm.room.join_rules',
-        stateKey: '',
-        content: { join_rule: action.level > 0 ? 'public' : 'invite' },
-      };
-    case 'power': {
-      const before = await dag.stateBefore(prev);
-      const current = before.get(stateKeyOf('m.room.power_levels', ''));
-      const users = { ...((current === undefined ? {} : (dag.events.get(current)?.content['users'] ?? {})) as object) };
-      return {
-        ...base,
-        type: 'm.room.power_levels',
-        stateKey: '',
-        content: { users: { ...users, [target]: action.level } },
-      };
+  const spec = await kindOf();
+  return spec === undefined ? undefined : { ...spec, ts };
+
+  async function kindOf(): Promise<EventSpec | undefined> {
+    switch (action.kind) {
+      case 'topic':
+        return topic(name, sender, prev);
+      case 'message':
+        return { name, sender, type: 'm.room.message', content: { body: name }, prev };
+      case 'join':
+      case 'leave':
+        return membership(name, sender, sender, action.kind, prev);
+      case 'kick':
+        return target === sender ? undefined : membership(name, sender, target, 'leave', prev);
+      case 'ban':
+        return target === sender ? undefined : membership(name, sender, target, 'ban', prev);
+      case 'invite':
+        return membership(name, sender, target, 'invite', prev);
+      case 'joinRule':
+        return stateEvent(
+          name,
+          sender,
+          'm.room.join_rules',
+          { join_rule: action.level > 0 ? 'public' : 'invite' },
+          prev,
+        );
+      case 'power': {
+        const current = (await dag.stateBefore(prev)).get(stateKeyOf('m.room.power_levels', ''));
+        const users = (current === undefined ? undefined : dag.events.get(current)?.content['users']) ?? {};
+        return powerLevels(name, sender, { users: { ...(users as object), [target]: action.level } }, prev);
+      }
     }
   }
 }
@@ -97,22 +91,8 @@ async function buildHistory(version: RoomVersionId, check: AuthCheck, actions: A
   const start = await startRoom(dag);
   // Bob and Charlie may moderate, and Evelyn is in too, so that more of the random actions are allowed.
   await dag.addAll([
-    {
-      name: '$P0',
-      sender: ALICE,
-      type: 'm.room.power_levels',
-      stateKey: '',
-      content: { users: { [ALICE]: 100, [BOB]: 50, [CHARLIE]: 50 } },
-      prev: [start],
-    },
-    {
-      name: '$ME0',
-      sender: EVELYN,
-      type: 'm.room.member',
-      stateKey: EVELYN,
-      content: { membership: 'join' },
-      prev: ['$P0'],
-    },
+    powerLevels('$P0', ALICE, { users: { [ALICE]: 100, [BOB]: 50, [CHARLIE]: 50 } }, [start]),
+    membership('$ME0', EVELYN, EVELYN, 'join', ['$P0']),
   ]);
   const order = ['$ME0'];
   let tips = [order[0] as string];

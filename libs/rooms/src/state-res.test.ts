@@ -2,7 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { resolveState, isPowerEvent, splitConflicts } from './state-res.js';
 import { checkAuth } from './auth.js';
 import { simpleCheckAuth } from './testing/simple-auth.js';
-import { ALICE, BOB, CHARLIE, EVELYN, TestDag, startRoom, type EventSpec } from './testing/dag.js';
+import {
+  ALICE,
+  BOB,
+  CHARLIE,
+  EVELYN,
+  TestDag,
+  membership,
+  powerLevels,
+  startRoom,
+  stateEvent,
+  topic,
+} from './testing/dag.js';
 import { stateKeyOf, type AuthCheck, type Pdu, type RoomVersionId, type StateMap } from './types.js';
 
 const PL = stateKeyOf('m.room.power_levels', '');
@@ -15,31 +26,6 @@ const CHECKERS: [string, AuthCheck][] = [
   ['the stand-in auth rules', simpleCheckAuth],
 ];
 const VERSIONS: RoomVersionId[] = ['10', '11'];
-
-const topic = (name: string, sender: string, prev: string[]): EventSpec => ({
-  name,
-  sender,
-  type: 'm.room.topic',
-  stateKey: '',
-  content: { topic: name },
-  prev,
-});
-const powerLevels = (name: string, sender: string, content: Record<string, unknown>, prev: string[]): EventSpec => ({
-  name,
-  sender,
-  type: 'm.room.power_levels',
-  stateKey: '',
-  content,
-  prev,
-});
-const membership = (name: string, sender: string, target: string, value: string, prev: string[]): EventSpec => ({
-  name,
-  sender,
-  type: 'm.room.member',
-  stateKey: target,
-  content: { membership: value },
-  prev,
-});
 
 /** Resolves at the tips in both orders and checks that the order of the state sets does not matter. */
 async function resolveBothWays(dag: TestDag, tips: string[]): Promise<StateMap> {
@@ -90,14 +76,7 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
       const dag = new TestDag(version, check);
       const start = await startRoom(dag);
       await dag.addAll([
-        {
-          name: '$JR',
-          sender: ALICE,
-          type: 'm.room.join_rules',
-          stateKey: '',
-          content: { join_rule: 'invite' },
-          prev: [start],
-        },
+        stateEvent('$JR', ALICE, 'm.room.join_rules', { join_rule: 'invite' }, [start]),
         membership('$ME', EVELYN, EVELYN, 'join', [start]),
       ]);
       // The join rules events are power events and are applied first ($IJR, then $JR); Evelyn's join comes

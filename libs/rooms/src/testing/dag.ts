@@ -28,6 +28,8 @@ export const BOB = '@bob:b.example';
 export const CHARLIE = '@charlie:c.example';
 export const EVELYN = '@evelyn:e.example';
 export const ROOM_ID = '!room:a.example';
+/** The users above, in that order. */
+export const TEST_USERS: readonly string[] = [ALICE, BOB, CHARLIE, EVELYN];
 
 /** One event to add: its name, who sends it, what it says and which events (by name) it follows. */
 export interface EventSpec {
@@ -167,14 +169,7 @@ export class TestDag implements EventLookup {
  * Returns the name of the last event.
  */
 export async function startRoom(dag: TestDag): Promise<string> {
-  const join = (name: string, user: string, prev: string): EventSpec => ({
-    name,
-    sender: user,
-    type: 'm.room.member',
-    stateKey: user,
-    content: { membership: 'join' },
-    prev: [prev],
-  });
+  const join = (name: string, user: string, prev: string) => membership(name, user, user, 'join', [prev]);
   await dag.addAll([
     {
       name: '$CREATE',
@@ -205,4 +200,24 @@ export async function startRoom(dag: TestDag): Promise<string> {
     join('$IMC', CHARLIE, '$IMB'),
   ]);
   return '$IMC';
+}
+
+/** A state event with state key "". */
+export function stateEvent(name: string, sender: string, type: string, content: JsonObject, prev: string[]): EventSpec {
+  return { name, sender, type, stateKey: '', content, prev };
+}
+
+/** A topic whose text is the event's name. */
+export function topic(name: string, sender: string, prev: string[]): EventSpec {
+  return stateEvent(name, sender, 'm.room.topic', { topic: name }, prev);
+}
+
+/** A power levels event. */
+export function powerLevels(name: string, sender: string, content: JsonObject, prev: string[]): EventSpec {
+  return stateEvent(name, sender, 'm.room.power_levels', content, prev);
+}
+
+/** A membership event of `target` sent by `sender`. */
+export function membership(name: string, sender: string, target: string, value: string, prev: string[]): EventSpec {
+  return { name, sender, type: 'm.room.member', stateKey: target, content: { membership: value }, prev };
 }
