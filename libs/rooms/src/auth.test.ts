@@ -1,9 +1,11 @@
 // Every authorization rule of room versions 10 and 11 with an accepted and a refused case, built by
 // hand on TestRoom. Rule numbers are the spec's ("Room versions" v11, "Authorization rules").
 import { encodeBase64, generateKeyPair, signJson } from '@polyhome/identity';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { authStateOf, authTypesFor, checkAuth, checkAuthEvents, redactionAllowed } from './auth.js';
 import { addSignature } from './signing.js';
+import { jsonValue, pdu } from './testing/arbitraries.js';
 import { TEST_KEY_ID, TestRoom } from './testing/room.js';
 import { stateKeyOf, type CheckResult, type Pdu, type RoomVersionId } from './types.js';
 
@@ -101,27 +103,23 @@ describe.each(['10', '11'] as const)('room version %s', (version) => {
         stateKeyOf('m.room.member', BOB),
       ]);
     });
-    it('adds target, join rules, third-party invite and authoriser for membership events', () => {
+    it('adds target, join rules, third-party invite (invites) and authoriser (joins) for membership events', () => {
       const room = roomWithMembers(version);
-      const pdu = room.event(
-        ALICE,
-        'm.room.member',
-        {
-          membership: 'invite',
-          third_party_invite: { signed: { token: 'tok', mxid: '@dave:d' } },
-          join_authorised_via_users_server: CAROL,
-        },
-        { stateKey: '@dave:d' },
-      );
-      expect(authTypesFor(version, pdu)).toEqual([
+      const content = {
+        third_party_invite: { signed: { token: 'tok', mxid: '@dave:d' } },
+        join_authorised_via_users_server: CAROL,
+      };
+      const invite = room.event(ALICE, 'm.room.member', { membership: 'invite', ...content }, { stateKey: '@dave:d' });
+      const common = [
         stateKeyOf('m.room.create', ''),
         stateKeyOf('m.room.power_levels', ''),
         stateKeyOf('m.room.member', ALICE),
         stateKeyOf('m.room.member', '@dave:d'),
         stateKeyOf('m.room.join_rules', ''),
-        stateKeyOf('m.room.third_party_invite', 'tok'),
-        stateKeyOf('m.room.member', CAROL),
-      ]);
+      ];
+      expect(authTypesFor(version, invite)).toEqual([...common, stateKeyOf('m.room.third_party_invite', 'tok')]);
+      const join = room.event(ALICE, 'm.room.member', { membership: 'join', ...content }, { stateKey: '@dave:d' });
+      expect(authTypesFor(version, join)).toEqual([...common, stateKeyOf('m.room.member', CAROL)]);
       const leave = room.event(BOB, 'm.room.member', { membership: 'leave' }, { stateKey: BOB });
       expect(authTypesFor(version, leave)).not.toContain(stateKeyOf('m.room.join_rules', ''));
     });
@@ -701,5 +699,50 @@ describe('the creator differs between versions', () => {
       { stateKey: ALICE, prevEvents: [v11.createId] },
     );
     expect(v11.check(v11Alice)).toEqual({ ok: true });
+  });
+});
+
+describe('hostile input', () => {
+  it('checkAuth and checkAuthEvents answer (never throw) for any event and auth state', () => {
+    const versioned = fc.constantFrom('10' as const, '11' as const);
+    const member = fc.record({ user: fc.constantFrom(ALICE, BOB, '@u:a'), membership: jsonValue });
+    fc.assert(
+      fc.property(
+        versioned,
+        pdu,
+        fc.array(pdu, { maxLength: 6 }),
+        fc.array(member, { maxLength: 3 }),
+        (v, event, state, members) => {
+          const authEvents = state.map((e, i) => ({ ...e, state_key: e.state_key ?? String(i) }));
+          for (const { user, membership } of members) {
+            authEvents.push({ ...event, type: 'm.room.member', state_key: user, content: { membership } });
+          }
+          const create = { ...event, type: 'm.room.create', state_key: '', content: { room_version: v } };
+          for (const auth of [authStateOf(authEvents), authStateOf([create, ...authEvents])]) {
+            const result = checkAuth(v, event, auth);
+            expect(typeof result.ok).toBe('boolean');
+          }
+          expect(typeof checkAuthEvents(v, event, authEvents).ok).toBe('boolean');
+        },
+      ),
+    );
+  });
+  it('refuses events that are not PDUs, and survives state events with broken content', () => {
+    const room = roomWithMembers('11');
+    const message = room.event(BOB, 'm.room.message', { body: 'x' });
+    const state = authStateOf([...room.state.values()].map((id) => room.events.get(id)!));
+    for (const broken of [{ content: 5 }, { sender: 5 }, { prev_events: null }, { state_key: 1 }]) {
+      expectRefused(checkAuth('11', { ...message, ...broken } as unknown as Pdu, state), 'invalid_event');
+    }
+    fc.assert(
+      fc.property(jsonValue, jsonValue, (content, other) => {
+        const spoiled = new Map(state);
+        let i = 0;
+        for (const [key, event] of state) spoiled.set(key, { ...event, content: (i++ % 2 ? content : other) as never });
+        expect(typeof checkAuth('11', message, spoiled).ok).toBe('boolean');
+        const member = room.event(BOB, 'm.room.member', { membership: content } as never, { stateKey: BOB });
+        expect(typeof checkAuth('11', member, spoiled).ok).toBe('boolean');
+      }),
+    );
   });
 });

@@ -43,7 +43,8 @@ export type AuthRefusalCode =
   | 'knock_not_allowed'
   | 'unknown_membership'
   | 'state_key_not_sender'
-  | 'invalid_power_levels';
+  | 'invalid_power_levels'
+  | 'invalid_event';
 
 /** Power levels the spec names, with their defaults when the `m.room.power_levels` content omits them. */
 const NAMED_LEVEL_DEFAULTS = { ban: 50, kick: 50, redact: 50, invite: 0 } as const;
@@ -68,7 +69,7 @@ const ALLOW: CheckResult = { ok: true };
  * The (type, state_key) keys whose current state events are the auth events of `pdu` (server-server API
  * "Auth events selection"): the create event, the power levels, the sender's membership and, for
  * membership events, the target's membership, the join rules (join, invite, knock), the third-party
- * invite named by the token and the authorising user's membership (restricted joins). Empty for
+ * invite named by the token (invites) and the authorising user's membership (joins). Empty for
  * `m.room.create`. No duplicates; the order is stable.
  */
 export function authTypesFor(_version: RoomVersionId, pdu: Pdu): StateTuple[] {
@@ -80,9 +81,9 @@ export function authTypesFor(_version: RoomVersionId, pdu: Pdu): StateTuple[] {
     if (membership === 'join' || membership === 'invite' || membership === 'knock') keys.add(JOIN_RULES);
     const token = thirdPartyToken(pdu.content);
     if (membership === 'invite' && token !== undefined) keys.add(stateKeyOf('m.room.third_party_invite', token));
-    // Both versions support restricted rooms (v8 and later).
+    // Joins only (spec v1.16 wording; Synapse and ruma agree). Both versions support restricted rooms.
     const authoriser = own(pdu.content, 'join_authorised_via_users_server');
-    if (typeof authoriser === 'string') keys.add(stateKeyOf('m.room.member', authoriser));
+    if (membership === 'join' && typeof authoriser === 'string') keys.add(stateKeyOf('m.room.member', authoriser));
   }
   return [...keys];
 }
@@ -140,6 +141,8 @@ export const checkAuth: AuthCheck = (version, event, authState) => {
   if (!SUPPORTED_ROOM_VERSIONS.includes(version)) {
     return refuse('unsupported_room_version', `Room version ${String(version)} is not implemented; use 10 or 11.`);
   }
+  const shape = checkShape(event);
+  if (shape !== undefined) return shape;
   // Rule 1.
   if (event.type === 'm.room.create') return checkCreate(version, event);
 
@@ -223,6 +226,21 @@ export function redactionAllowed(
       );
 }
 
+/**
+ * The fields the rules read, typed as the rules need them: checkAuth is meant for PDUs that passed
+ * validatePdu, but answers rather than throws for anything else.
+ */
+function checkShape(event: Pdu): CheckResult | undefined {
+  const ok =
+    typeof event.room_id === 'string' &&
+    typeof event.sender === 'string' &&
+    typeof event.type === 'string' &&
+    isJsonObject(event.content) &&
+    Array.isArray(event.prev_events) &&
+    (event.state_key === undefined || typeof event.state_key === 'string');
+  return ok ? undefined : refuse('invalid_event', 'The event is not a PDU (check it with validatePdu first).');
+}
+
 function checkCreate(version: RoomVersionId, event: Pdu): CheckResult {
   // 1.1
   if (event.prev_events.length > 0)
@@ -242,7 +260,7 @@ function checkCreate(version: RoomVersionId, event: Pdu): CheckResult {
     );
   }
   // 1.4 (v10 only; v11 takes the creator from `sender`).
-  if (version === '10' && !Object.hasOwn(event.content, 'creator')) {
+  if (version === '10' && own(event.content, 'creator') === undefined) {
     return refuse('create_missing_creator', 'In room version 10 an m.room.create event needs content.creator.');
   }
   return ALLOW;
@@ -339,7 +357,7 @@ function checkJoin(ctx: AuthContext, event: Pdu, target: string, authoriser: unk
 
 function checkInvite(ctx: AuthContext, event: Pdu, target: string): CheckResult {
   // 4.4.1
-  if (Object.hasOwn(event.content, 'third_party_invite')) return checkThirdPartyInvite(ctx, event, target);
+  if (own(event.content, 'third_party_invite') !== undefined) return checkThirdPartyInvite(ctx, event, target);
   // 4.4.2
   if (ctx.membershipOf(event.sender) !== 'join')
     return refuse('not_in_room', `${event.sender} is not joined and cannot invite.`);
@@ -523,7 +541,7 @@ function checkPowerLevels(ctx: AuthContext, event: Pdu, senderLevel: number): Ch
   // 9.4
   const previous = ctx.state.get(POWER_LEVELS);
   if (previous === undefined) return ALLOW;
-  const current = previous.content;
+  const current = mapOf(previous.content);
   // 9.5
   for (const key of LEVEL_KEYS) {
     const change = checkLevelChange(own(current, key), own(next, key), senderLevel, false);
@@ -612,7 +630,8 @@ class AuthContext {
     // v11 takes the creator from the create event's sender; v10 from content.creator.
     const creator = own(create.content, 'creator');
     this.creator = version === '10' && typeof creator === 'string' ? creator : create.sender;
-    this.powerLevels = state.get(POWER_LEVELS)?.content;
+    const powerLevels = state.get(POWER_LEVELS);
+    this.powerLevels = powerLevels === undefined ? undefined : mapOf(powerLevels.content);
   }
 
   createEventId(): string | undefined {
@@ -625,13 +644,13 @@ class AuthContext {
 
   /** A user's current membership; `leave` when the state has none (the spec's default). */
   membershipOf(user: string): string {
-    const membership = this.state.get(stateKeyOf('m.room.member', user))?.content.membership;
+    const membership = own(this.state.get(stateKeyOf('m.room.member', user))?.content, 'membership');
     return typeof membership === 'string' ? membership : 'leave';
   }
 
   /** The join rule; `invite` when there is no join rules event or it names none (as Synapse and ruma do). */
   joinRule(): string {
-    const rule = this.state.get(JOIN_RULES)?.content.join_rule;
+    const rule = own(this.state.get(JOIN_RULES)?.content, 'join_rule');
     return typeof rule === 'string' ? rule : 'invite';
   }
 

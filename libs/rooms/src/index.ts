@@ -3,6 +3,8 @@
 export * from './types.js';
 export { InvalidEventTemplateError } from './errors.js';
 export { isUserId, serverNameOf } from './json.js';
+export { validatePdu } from './format.js';
+export type { PduValidation, FormatRefusalCode } from './format.js';
 export { redactPdu } from './redaction.js';
 export type { RedactedPdu } from './redaction.js';
 export { contentHashOf, checkContentHash, referenceHashOf, eventIdOf } from './hashes.js';

@@ -12,9 +12,12 @@ export function isCanonicalInteger(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value);
 }
 
-/** The own property `key` of `object`, or undefined (never an inherited one such as `__proto__` or `toString`). */
-export function own(object: JsonObject, key: string): unknown {
-  return Object.hasOwn(object, key) ? object[key] : undefined;
+/**
+ * The own property `key` of `object`, or undefined: never an inherited one such as `__proto__` or
+ * `toString`, and undefined too when `object` is not a JSON object (untrusted content may be anything).
+ */
+export function own(object: unknown, key: string): unknown {
+  return isJsonObject(object) && Object.hasOwn(object, key) ? object[key] : undefined;
 }
 
 /** UTF-8 length of a string without allocating its bytes. */
@@ -40,7 +43,8 @@ export function utf8Length(text: string): number {
  * first colon. Undefined when there is no colon or nothing after it. In polyhome the server name is an
  * account's 64-hex key; nothing here depends on that.
  */
-export function serverNameOf(id: string): string | undefined {
+export function serverNameOf(id: unknown): string | undefined {
+  if (typeof id !== 'string') return undefined;
   const colon = id.indexOf(':');
   if (colon < 0 || colon === id.length - 1) return undefined;
   return id.slice(colon + 1);

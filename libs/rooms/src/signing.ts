@@ -9,7 +9,7 @@ import { redactPdu } from './redaction.js';
 import type { CheckResult, JsonObject, Pdu, RoomVersionId } from './types.js';
 
 /** A PDU before hashing and signing: every field but `hashes` and `signatures` (what build.ts makes). */
-export type UnsignedPdu = Omit<Pdu, 'hashes' | 'signatures'> & { hashes?: never; signatures?: never };
+export type UnsignedPdu = { [K in keyof Pdu as K extends 'hashes' | 'signatures' ? never : K]: Pdu[K] };
 
 /** The key a PDU is signed with. */
 export interface SigningIdentity {
