@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { resolveState, isPowerEvent, splitConflicts } from './state-res.js';
+import { AuthChainTooLargeError } from './auth-chain.js';
 import { checkAuth } from './auth.js';
 import { simpleCheckAuth } from './testing/simple-auth.js';
 import {
@@ -222,6 +223,26 @@ describe('resolveState', () => {
     const isRejected = (id: string) => id === dag.id('$IMB');
     const rejected = await resolveState('11', stateSets, dag, checkAuth, { isRejected });
     expect(dag.names(rejected).get(TOPIC)).toBe('$TA');
+  });
+
+  it('leaves out conflicted events the store does not hold', async () => {
+    const dag = new TestDag('11', checkAuth);
+    const start = await startRoom(dag);
+    await dag.add(topic('$TA', ALICE, [start]));
+    const held = dag.stateAfter.get(dag.id('$TA')) as StateMap;
+    const unknown = new Map(held).set(TOPIC, '$not-held');
+    const state = await resolveState('11', [unknown, held], dag, checkAuth);
+    expect(dag.names(state).get(TOPIC)).toBe('$TA');
+  });
+
+  it('passes the auth chain bound on and fails rather than walk past it', async () => {
+    const dag = new TestDag('11', checkAuth);
+    const start = await startRoom(dag);
+    await dag.addAll([topic('$TA', ALICE, [start]), topic('$TB', ALICE, [start])]);
+    const stateSets = [dag.stateAfter.get(dag.id('$TA')) as StateMap, dag.stateAfter.get(dag.id('$TB')) as StateMap];
+    await expect(resolveState('11', stateSets, dag, checkAuth, { maxEvents: 2 })).rejects.toThrow(
+      AuthChainTooLargeError,
+    );
   });
 
   it('splits keys missing from one state set into the conflicted set', () => {
