@@ -87,6 +87,12 @@ describe.each(['10', '11'] as const)('room version %s', (version) => {
       expect(checkAuthEvents(version, create, [])).toEqual({ ok: true });
       expectRefused(checkAuthEvents(version, create, [create]), 'create_has_auth_events');
     });
+    it('refuses auth events of another room', () => {
+      const other = TestRoom.create(version, '@dave:d');
+      const foreign = other.stateEvent('m.room.power_levels', '')!;
+      const mixed = [...authEvents.filter((e) => e.type !== 'm.room.power_levels'), foreign];
+      expectRefused(checkAuthEvents(version, message, mixed), 'wrong_room');
+    });
     it('refuses auth state of another room', () => {
       const other = TestRoom.create(version, '@dave:d');
       const otherState = authStateOf([...other.events.values()]);

@@ -91,7 +91,8 @@ export function authTypesFor(_version: RoomVersionId, pdu: Pdu): StateTuple[] {
 /**
  * Auth rule 2.1, 2.2 and 2.4 over the events a PDU names in `auth_events` (in any order): each must be a
  * state event of a key `authTypesFor` allows, no key twice, and the create event among them. The create
- * event itself must name none. Rule 2.3 (no rejected auth events) is the caller's: it knows which events
+ * event itself must name none; all must be of the event's room (as Synapse checks). Rule 2.3 (no rejected
+ * auth events) is the caller's: it knows which events
  * it rejected. Bounded by the number of auth events passed in.
  */
 export function checkAuthEvents(version: RoomVersionId, pdu: Pdu, authEvents: readonly Pdu[]): CheckResult {
@@ -105,6 +106,9 @@ export function checkAuthEvents(version: RoomVersionId, pdu: Pdu, authEvents: re
   for (const event of authEvents) {
     if (typeof event.state_key !== 'string') {
       return refuse('unexpected_auth_event', `Auth event of type ${event.type} is not a state event.`);
+    }
+    if (event.room_id !== pdu.room_id) {
+      return refuse('wrong_room', `Auth event (${event.type}, ${event.state_key}) belongs to another room.`);
     }
     const key = stateKeyOf(event.type, event.state_key);
     if (seen.has(key)) {
@@ -617,6 +621,9 @@ function thirdPartyToken(content: JsonObject): string | undefined {
   return typeof token === 'string' ? token : undefined;
 }
 
+// PDUs are never changed in place (every function here returns new objects), so an object's id is fixed.
+const createIds = new WeakMap<Pdu, { version: RoomVersionId; id: string }>();
+
 /** What the rules read from the auth state, computed once per check. */
 class AuthContext {
   readonly creator: string;
@@ -634,9 +641,14 @@ class AuthContext {
     this.powerLevels = powerLevels === undefined ? undefined : mapOf(powerLevels.content);
   }
 
+  /** The create event's id, hashed once per create event object (state resolution checks many joins). */
   createEventId(): string | undefined {
+    const cached = createIds.get(this.create);
+    if (cached?.version === this.version) return cached.id;
     try {
-      return eventIdOf(this.version, this.create);
+      const id = eventIdOf(this.version, this.create);
+      createIds.set(this.create, { version: this.version, id });
+      return id;
     } catch {
       return undefined;
     }
