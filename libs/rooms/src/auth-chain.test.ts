@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AuthChainTooLargeError, authChain, authDifference } from './auth-chain.js';
 import { checkAuth } from './auth.js';
-import { ALICE, BOB, TestDag, membership, powerLevels, startRoom } from './testing/dag.js';
+import { ALICE, BOB, TestDag, membership, powerLevels, startRoom, topic } from './testing/dag.js';
 import type { EventLookup, Pdu, StateMap } from './types.js';
 
 async function room(): Promise<TestDag> {
@@ -67,5 +67,18 @@ describe('authDifference', () => {
     expect(named(dag, await authDifference([changed, banned, banned], dag))).toEqual(['$MB', '$PB']);
     expect(await authDifference([banned], dag)).toEqual(new Set());
     expect(await authDifference([banned, banned], dag)).toEqual(new Set());
+  });
+
+  it("counts each state set's own events in its chain, so an unconflicted event is never in the difference", async () => {
+    const dag = await room();
+    await dag.addAll([
+      powerLevels('$PA', ALICE, { users: { [ALICE]: 100, [BOB]: 50 } }, ['$IMC']),
+      topic('$T', BOB, ['$PA']),
+    ]);
+    // $PA is in both states. Only $T cites it; counting the state sets' events in their own chains keeps it
+    // out of the difference, as Synapse and ruma do.
+    const cited = dag.stateAfter.get(dag.id('$T')) as StateMap;
+    const uncited = dag.stateAfter.get(dag.id('$PA')) as StateMap;
+    expect(named(dag, await authDifference([cited, uncited], dag))).toEqual(['$T']);
   });
 });
