@@ -169,6 +169,34 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
       expect(state.get(PL)).toBe('$PA2');
     });
 
+    it('a demotion sorts before a kick by the demoted user, which then fails', async () => {
+      const dag = new TestDag(version, check);
+      const start = await startRoom(dag);
+      await dag.addAll([
+        powerLevels('$PA', ALICE, { users: { [ALICE]: 100, [BOB]: 50 } }, [start]),
+        powerLevels('$PD', ALICE, { users: { [ALICE]: 100, [BOB]: 0 } }, ['$PA']),
+        membership('$KC', BOB, CHARLIE, 'leave', ['$PA']),
+      ]);
+      // Both are power events with $PA as their parent: $PD's sender has 100, $KC's 50, so $PD goes first
+      // even though $KC is not older. With Bob at 0 the kick (kick level 50) fails: Charlie stays.
+      const state = await resolveBothWays(dag, ['$KC', '$PD']);
+      expect(state.get(PL)).toBe('$PD');
+      expect(state.get(member(CHARLIE))).toBe('$IMC');
+    });
+
+    it('events tied on mainline position and timestamp are ordered by event id', async () => {
+      const dag = new TestDag(version, check);
+      const start = await startRoom(dag);
+      const ts = dag.get(start).origin_server_ts + 10;
+      await dag.addAll([
+        { ...topic('$TX', ALICE, [start]), ts },
+        { ...topic('$TY', ALICE, [start]), ts },
+      ]);
+      // Same mainline position ($IPOWER), same timestamp: the smaller id is applied first, the larger wins.
+      const winner = dag.id('$TX') > dag.id('$TY') ? '$TX' : '$TY';
+      expect((await resolveBothWays(dag, ['$TX', '$TY'])).get(TOPIC)).toBe(winner);
+    });
+
     it('a kick is a power event: it is applied before a concurrent topic from the kicked user', async () => {
       const dag = new TestDag(version, check);
       const start = await startRoom(dag);

@@ -225,8 +225,10 @@ class Resolver {
   /**
    * "Mainline ordering": the mainline of the power levels event P is P, the power levels event among P's
    * auth events, and so on. An event's position is that of the first mainline event met by following power
-   * levels auth events from it, counted from the oldest (1), or 0 when none is met; events sort by position,
-   * then origin_server_ts, then event id, all ascending.
+   * levels auth events from it, counted from the oldest (1), or 0 when none is met (the spec's ∞, which
+   * sorts first); events sort by position, then origin_server_ts, then event id, all ascending. The walk
+   * starts at the event itself, as in Synapse and ruma; the spec starts at its power levels auth event,
+   * which is the same for the events this step sees (none is a power levels event: those are power events).
    */
   private async mainlineOrder(eventIds: string[], powerLevelsId: string | undefined): Promise<string[]> {
     const mainline: string[] = [];
