@@ -14,6 +14,7 @@ import {
   startRoom,
   stateEvent,
   topic,
+  type EventSpec,
 } from './testing/dag.js';
 import { stateKeyOf, type AuthCheck, type Pdu, type RoomVersionId, type StateMap } from './types.js';
 
@@ -28,6 +29,17 @@ const CHECKERS: [string, AuthCheck][] = [
 ];
 const VERSIONS: RoomVersionId[] = ['10', '11'];
 
+/** A room started by `startRoom` with the events `specs` gives on top of its last event. */
+async function scenario(
+  version: RoomVersionId,
+  check: AuthCheck,
+  specs: (start: string) => EventSpec[],
+): Promise<TestDag> {
+  const dag = new TestDag(version, check);
+  await dag.addAll(specs(await startRoom(dag)));
+  return dag;
+}
+
 /** Resolves at the tips in both orders and checks that the order of the state sets does not matter. */
 async function resolveBothWays(dag: TestDag, tips: string[]): Promise<StateMap> {
   const forward = await dag.resolveAt(tips);
@@ -39,9 +51,7 @@ async function resolveBothWays(dag: TestDag, tips: string[]): Promise<StateMap> 
 describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_name, check) => {
   describe.each(VERSIONS)('room version %s', (version) => {
     it('a ban wins over a power levels event the banned user sent concurrently', async () => {
-      const dag = new TestDag(version, check);
-      const start = await startRoom(dag);
-      await dag.addAll([
+      const dag = await scenario(version, check, (start) => [
         powerLevels('$PA', ALICE, { users: { [ALICE]: 100, [BOB]: 50 } }, [start]),
         membership('$MB', ALICE, BOB, 'ban', ['$PA']),
         powerLevels('$PB', BOB, { users: { [ALICE]: 100, [BOB]: 50, [CHARLIE]: 50 } }, ['$PA']),
@@ -56,9 +66,7 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
     });
 
     it('a topic set by a user who is banned on another branch is reset to the older topic', async () => {
-      const dag = new TestDag(version, check);
-      const start = await startRoom(dag);
-      await dag.addAll([
+      const dag = await scenario(version, check, (start) => [
         topic('$T1', ALICE, [start]),
         powerLevels('$PA', ALICE, { users: { [ALICE]: 100, [BOB]: 50 } }, ['$T1']),
         topic('$T2', BOB, ['$PA']),
@@ -74,9 +82,7 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
     });
 
     it('a join concurrent with a switch to invite-only is refused (join rule evasion)', async () => {
-      const dag = new TestDag(version, check);
-      const start = await startRoom(dag);
-      await dag.addAll([
+      const dag = await scenario(version, check, (start) => [
         stateEvent('$JR', ALICE, 'm.room.join_rules', { join_rule: 'invite' }, [start]),
         membership('$ME', EVELYN, EVELYN, 'join', [start]),
       ]);
@@ -88,9 +94,7 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
     });
 
     it('a chain of power levels events on one branch is replayed whole (offtopic power levels)', async () => {
-      const dag = new TestDag(version, check);
-      const start = await startRoom(dag);
-      await dag.addAll([
+      const dag = await scenario(version, check, (start) => [
         powerLevels('$PA', ALICE, { users: { [ALICE]: 100, [BOB]: 50 } }, [start]),
         powerLevels('$PB', BOB, { users: { [ALICE]: 100, [BOB]: 50, [CHARLIE]: 50 } }, ['$PA']),
         powerLevels('$PC', CHARLIE, { users: { [ALICE]: 100, [BOB]: 50, [CHARLIE]: 0 } }, ['$PB']),
@@ -102,9 +106,7 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
     });
 
     it('a demotion wins over the demoted user, and the older topic survives (topic basic)', async () => {
-      const dag = new TestDag(version, check);
-      const start = await startRoom(dag);
-      await dag.addAll([
+      const dag = await scenario(version, check, (start) => [
         topic('$T1', ALICE, [start]),
         powerLevels('$PA1', ALICE, { users: { [ALICE]: 100, [BOB]: 50 } }, ['$T1']),
         topic('$T2', ALICE, ['$PA1']),
@@ -121,9 +123,7 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
     });
 
     it('a topic sent after a merge wins over the topic resolved in the merge', async () => {
-      const dag = new TestDag(version, check);
-      const start = await startRoom(dag);
-      await dag.addAll([
+      const dag = await scenario(version, check, (start) => [
         topic('$T1', ALICE, [start]),
         powerLevels('$PA1', ALICE, { users: { [ALICE]: 100, [BOB]: 50 } }, ['$T1']),
         topic('$T2', ALICE, ['$PA1']),
@@ -170,9 +170,7 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
     });
 
     it('a demotion sorts before a kick by the demoted user, which then fails', async () => {
-      const dag = new TestDag(version, check);
-      const start = await startRoom(dag);
-      await dag.addAll([
+      const dag = await scenario(version, check, (start) => [
         powerLevels('$PA', ALICE, { users: { [ALICE]: 100, [BOB]: 50 } }, [start]),
         powerLevels('$PD', ALICE, { users: { [ALICE]: 100, [BOB]: 0 } }, ['$PA']),
         membership('$KC', BOB, CHARLIE, 'leave', ['$PA']),
@@ -185,10 +183,8 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
     });
 
     it('events tied on mainline position and timestamp are ordered by event id', async () => {
-      const dag = new TestDag(version, check);
-      const start = await startRoom(dag);
-      const ts = dag.get(start).origin_server_ts + 10;
-      await dag.addAll([
+      const ts = 1_800_000_000_000;
+      const dag = await scenario(version, check, (start) => [
         { ...topic('$TX', ALICE, [start]), ts },
         { ...topic('$TY', ALICE, [start]), ts },
       ]);
@@ -198,9 +194,7 @@ describe.each(CHECKERS)('state resolution v2 on the classic scenarios (%s)', (_n
     });
 
     it('a kick is a power event: it is applied before a concurrent topic from the kicked user', async () => {
-      const dag = new TestDag(version, check);
-      const start = await startRoom(dag);
-      await dag.addAll([
+      const dag = await scenario(version, check, (start) => [
         powerLevels('$PA', ALICE, { users: { [ALICE]: 100, [BOB]: 50 } }, [start]),
         membership('$KB', ALICE, BOB, 'leave', ['$PA']),
         topic('$TB', BOB, ['$PA']),
