@@ -232,6 +232,19 @@ async function converges(version: RoomVersionId, check: AuthCheck, actions: Acti
     );
     expect(sorted(await resolveState(version, shuffled, home, check))).toBe(expected);
   }
+  // Any three events' states, not only concurrent ones, resolve the same in every order.
+  const picks = [0, 1, 2].map(() => dag.stateAfter.get(ids[Math.floor(next() * ids.length)] as string) as StateMap);
+  const [a, b, c] = picks as [StateMap, StateMap, StateMap];
+  const first = sorted(await resolveState(version, [a, b, c], dag, check));
+  for (const order of [
+    [a, c, b],
+    [b, a, c],
+    [b, c, a],
+    [c, a, b],
+    [c, b, a],
+  ]) {
+    expect(sorted(await resolveState(version, order, dag, check))).toBe(first);
+  }
 }
 
 describe('state resolution converges across homes', () => {
