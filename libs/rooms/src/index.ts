@@ -14,3 +14,10 @@ export { checkAuth, authTypesFor, checkAuthEvents, authStateOf, redactionAllowed
 export type { AuthRefusalCode } from './auth.js';
 export { buildEvent, MAX_DEPTH } from './build.js';
 export type { EventTemplateInput } from './build.js';
+export { authChain, authDifference, AuthChainTooLargeError, DEFAULT_MAX_AUTH_CHAIN_EVENTS } from './auth-chain.js';
+export type { AuthChainOptions } from './auth-chain.js';
+export { resolveState, isPowerEvent, splitConflicts, UnsupportedRoomVersionError } from './state-res.js';
+export type { ResolveStateOptions, StateSplit } from './state-res.js';
+export { nextForwardExtremities, stateBeforeEvent, stateAfterEvent, MissingPrevStateError } from './extremities.js';
+export type { DagEdge } from './extremities.js';
+export { lexicographicTopologicalSort, CycleError } from './topo.js';
