@@ -18,3 +18,12 @@ export type {
 } from './port.js';
 export { MatrixError, UserInteractiveAuthRequired, matrixStatusOf } from './common/errors.js';
 export type { MatrixErrcode } from './common/errors.js';
+export type {
+  CreateRoomRequest,
+  MatrixRoomsPort,
+  MembershipAction,
+  RoomActor,
+  RoomEventView,
+  RoomPage,
+  RoomSyncEntry,
+} from './rooms/rooms-port.js';

@@ -1,5 +1,6 @@
 import type { MatrixEvent } from '@polyhome/identity';
 import type { JsonAccountState, OpKind } from '@polyhome/sync';
+import type { MatrixRoomsPort } from './rooms/rooms-port.js';
 
 /** A change to the account's replicated state, made as an op of this home (any kind of the op-kind registry). */
 export interface MatrixLocalChange {
@@ -47,6 +48,11 @@ export interface MatrixHomePort {
   crossSigningMaster?(serverName: string): Promise<string | undefined>;
   /** Calls `listener` whenever an account's state changes here, locally or from another home. */
   onChanged(listener: (serverName: string, keys: string[]) => void): void;
+  /**
+   * The room engine (room versions 10 and 11 over the home's room store). Optional while the engine is being
+   * built: without it, rooms are the account-only membership view of RoomsService.
+   */
+  readonly rooms?: MatrixRoomsPort;
   /** Hashes and signs a room event as this home under the account's server name (key id `ed25519:<homeId>`). */
   signEvent(serverName: string, event: MatrixEvent, roomVersion: MatrixRoomVersion): Promise<MatrixEvent>;
 }
