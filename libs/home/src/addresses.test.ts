@@ -3,7 +3,8 @@ import { makeHome } from '@polyhome/sync/testing';
 import { describe, expect, it } from 'vitest';
 import { parseHomeTarget, peerIdOfMultiaddr } from './addresses.js';
 import { HomeAddressError } from './errors.js';
-import { bodyParserError, jsonDepthCheck, jsonTextDepth, MAX_JSON_DEPTH } from './http-errors.js';
+import { jsonTextDepth } from '@polyhome/identity';
+import { bodyParserError, jsonDepthCheck, MAX_JSON_DEPTH } from './http-errors.js';
 
 const peer = makeHome('libs-home:addresses').peerId;
 

@@ -1,3 +1,4 @@
+import { jsonTextDepth } from '@polyhome/identity';
 /** What a body-parser failure is answered with. */
 export interface BodyErrorAnswer {
   status: number;
@@ -59,41 +60,4 @@ export function jsonDepthCheck(maxDepth = MAX_JSON_DEPTH): (req: unknown, res: u
       throw Object.assign(new Error(`request body deeper than ${maxDepth}`), { type: JSON_TOO_DEEP, status: 400 });
     }
   };
-}
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-
-/**
- * How deep the UTF-8 JSON text `bytes` nests objects and arrays (a scalar is 0), counted up to `limit + 1` and
- * no further, in one pass with no allocation. Brackets inside strings are skipped; every byte of a multi-byte
- * UTF-8 character is 0x80 or above, so none is taken for a quote, a backslash or a bracket. Text that is not
- * JSON gets some number here and is refused by the parser after.
- */
-export function jsonTextDepth(bytes: Uint8Array, limit: number): number {
-  let depth = 0;
-  let deepest = 0;
-  let inString = false;
-  for (let i = 0; i < bytes.length; i++) {
-    const c = bytes[i];
-    if (inString) {
-      if (c === BACKSLASH) i++;
-      else if (c === QUOTE) inString = false;
-    } else if (c === QUOTE) {
-      inString = true;
-    } else if (c === OPEN_BRACKET || c === OPEN_BRACE) {
-      depth++;
-      if (depth > deepest) {
-        deepest = depth;
-        if (deepest > limit) return deepest;
-      }
-    } else if (c === CLOSE_BRACKET || c === CLOSE_BRACE) {
-      depth--;
-    }
-  }
-  return deepest;
 }

@@ -12,6 +12,7 @@ export {
 } from './canonical-json.js';
 export type { JsonValue, JsonObject, CanonicalFields } from './canonical-json.js';
 export { sha256, sha256Hex } from './sha256.js';
+export { jsonTextDepth } from './json-depth.js';
 export { SecretKey, SealingKey, Secret, SEED_LENGTH, PUBLIC_KEY_LENGTH, SEALING_KEY_LENGTH } from './secret-key.js';
 export {
   generateKeyPair,

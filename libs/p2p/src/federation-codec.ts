@@ -5,6 +5,7 @@
 // not used.
 import type { MessageStream } from '@libp2p/interface';
 import type { ByteStream } from '@libp2p/utils';
+import { jsonTextDepth } from '@polyhome/identity';
 
 /** A refusal decided while reading or checking a request: answered with `status` and a Matrix error body. */
 export class WireRefusal extends Error {
@@ -130,20 +131,7 @@ function parseHeaders(lines: readonly string[], fail: (reason: string) => Error)
  * canonical JSON).
  */
 export function jsonDepthExceeds(text: string, maxDepth: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c)
-        i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) {
-      if (++depth > maxDepth) return true;
-    } else if (c === 0x5d || c === 0x7d) depth--;
-  }
-  return false;
+  return jsonTextDepth(text, maxDepth) > maxDepth;
 }
 
 /** Thrown by readHead when the head is longer than its cap. */

@@ -2,7 +2,7 @@
 // plain object within MAX_BODY_BYTES) against the op key and the account's user, throws OpRejectedError
 // (`malformed`) when it is not a body of its kind, and returns it typed. The registry (kinds.ts) names one
 // validator per kind; the type a validator returns is the type of that kind's body everywhere else.
-import { canonicalJson, isPeerId } from '@polyhome/identity';
+import { canonicalJson, isPeerId, jsonTextDepth } from '@polyhome/identity';
 import {
   exactFields,
   expectArray,
@@ -182,18 +182,7 @@ const MAX_CONTENT_DEPTH = 32;
 /** Account-data content: the JSON text of an object, nested at most MAX_CONTENT_DEPTH deep (size: the body cap). */
 function expectContent(value: unknown, path: string): void {
   const text = expectString(value, path);
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) {
-      if (++depth > MAX_CONTENT_DEPTH) fail(path, `nests deeper than ${MAX_CONTENT_DEPTH}`);
-    } else if (c === 0x7d || c === 0x5d) depth--;
-  }
+  if (jsonTextDepth(text, MAX_CONTENT_DEPTH) > MAX_CONTENT_DEPTH) fail(path, `nests deeper than ${MAX_CONTENT_DEPTH}`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
