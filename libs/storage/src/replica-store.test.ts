@@ -92,6 +92,7 @@ describe.each(STORAGE_BACKENDS)('stored rows of every op kind on %s', (backend) 
         { kind: 'profile.set', key: 'displayname' },
         { kind: 'push_rule.put', key: '["override","sample"]' },
         { kind: 'push_rule.delete', key: '["override","sample"]' },
+        { kind: 'password.set', key: 'verifier' },
       ]);
       const stateRows = await storage.dataSource.query<Array<Record<string, unknown>>>(
         `SELECT namespace, key, seq::int AS seq, deleted, value FROM account_state WHERE account = $1 ORDER BY namespace`,
@@ -102,6 +103,7 @@ describe.each(STORAGE_BACKENDS)('stored rows of every op kind on %s', (backend) 
         { namespace: 'cross_signing', key: 'self_signing', seq: 4, deleted: false, value: ops[3]!.body },
         { namespace: 'device', key: 'SAMPLE', seq: 2, deleted: true, value: null },
         { namespace: 'member', key: '!sample:x', seq: 3, deleted: false, value: ops[2]!.body },
+        { namespace: 'password', key: 'verifier', seq: 10, deleted: false, value: ops[9]!.body },
         { namespace: 'profile', key: 'displayname', seq: 7, deleted: false, value: ops[6]!.body },
         { namespace: 'push_rule', key: '["override","sample"]', seq: 9, deleted: true, value: null },
         { namespace: 'room_account_data', key: '["!sample:x","m.tag"]', seq: 6, deleted: false, value: ops[5]!.body },

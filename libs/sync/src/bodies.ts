@@ -101,6 +101,14 @@ export interface PushRuleBody {
   position?: number;
 }
 
+/**
+ * Body of `password.set` (key `verifier`): the account's password verifier, `scrypt$N$r$p$<salt>$<hash>`
+ * (base64 salt and hash), so every home of the account checks a password login; never the password.
+ */
+export interface PasswordBody {
+  verifier: string;
+}
+
 /** Body of a tombstone (`device.delete`): empty. */
 export type EmptyBody = Record<string, never>;
 
@@ -258,4 +266,24 @@ export const validatePushRuleBody: BodyValidator<PushRuleBody> = (body, key) => 
     fail('$.body', `a ${kind} rule has neither conditions nor a pattern (its rule_id says what it matches)`);
   }
   return body as unknown as PushRuleBody;
+};
+
+const SCRYPT_VERIFIER =
+  /^scrypt\$(\d{1,8})\$(\d{1,2})\$(\d{1,2})\$([A-Za-z0-9+/]{16,88}={0,2})\$([A-Za-z0-9+/]{43,88}={0,2})$/;
+
+/**
+ * `password.set`: an scrypt verifier with costs a home can afford to check and an attacker cannot shrink:
+ * N a power of two from 2^14 to 2^20, r 8 to 32, p 1 to 16 (the verifier's own costs are what a login pays).
+ */
+export const validatePasswordBody: BodyValidator<PasswordBody> = (body, key) => {
+  if (key !== 'verifier') fail('$.key', 'must be "verifier"');
+  exactFields(body, '$.body', ['verifier'], []);
+  const match = SCRYPT_VERIFIER.exec(expectString(body.verifier, '$.body.verifier'));
+  if (match === null) fail('$.body.verifier', 'must be scrypt$N$r$p$<base64 salt>$<base64 hash>');
+  const [n, r, p] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  if (n < 2 ** 14 || n > 2 ** 20 || (n & (n - 1)) !== 0)
+    fail('$.body.verifier', 'N must be a power of two from 2^14 to 2^20');
+  if (r < 8 || r > 32) fail('$.body.verifier', 'r must be from 8 to 32');
+  if (p < 1 || p > 16) fail('$.body.verifier', 'p must be from 1 to 16');
+  return body as unknown as PasswordBody;
 };

@@ -48,6 +48,7 @@ export type {
   ProfileBody,
   PushRuleBody,
   PushRuleKind,
+  PasswordBody,
 } from './bodies.js';
 export { pairKey, PROFILE_FIELDS, PUSH_RULE_KINDS } from './bodies.js';
 export { stateKey } from './state.js';

@@ -11,6 +11,7 @@ import type {
   EmptyBody,
   MemberBody,
   ProfileBody,
+  PasswordBody,
   PushRuleBody,
   RoomAccountDataBody,
 } from './bodies.js';
@@ -53,6 +54,7 @@ describe('op-kind registry', () => {
       'profile.set': ['profile', 'profile', false],
       'push_rule.put': ['push_rule', 'pushRules', false],
       'push_rule.delete': ['push_rule', 'pushRules', true],
+      'password.set': ['password', 'password', false],
     });
     expect(STATE_FIELDS).toEqual([
       'devices',
@@ -62,6 +64,7 @@ describe('op-kind registry', () => {
       'roomAccountData',
       'profile',
       'pushRules',
+      'password',
     ]);
   });
 
@@ -105,6 +108,7 @@ describe('op-kind registry', () => {
       roomAccountData: {},
       profile: {},
       pushRules: {},
+      password: {},
     });
     putState(state, 'devices', '__proto__', 1);
     expect(Object.keys(state.devices)).toEqual(['__proto__']);
@@ -140,12 +144,27 @@ describe('op-kind registry: derived types', () => {
       | 'profile.set'
       | 'push_rule.put'
       | 'push_rule.delete'
+      | 'password.set'
     >();
     expectTypeOf<OpNamespace>().toEqualTypeOf<
-      'device' | 'member' | 'cross_signing' | 'account_data' | 'room_account_data' | 'profile' | 'push_rule'
+      | 'device'
+      | 'member'
+      | 'cross_signing'
+      | 'account_data'
+      | 'room_account_data'
+      | 'profile'
+      | 'push_rule'
+      | 'password'
     >();
     expectTypeOf<StateField>().toEqualTypeOf<
-      'devices' | 'memberships' | 'crossSigning' | 'accountData' | 'roomAccountData' | 'profile' | 'pushRules'
+      | 'devices'
+      | 'memberships'
+      | 'crossSigning'
+      | 'accountData'
+      | 'roomAccountData'
+      | 'profile'
+      | 'pushRules'
+      | 'password'
     >();
     expectTypeOf<OpBody<'device.put'>>().toEqualTypeOf<DeviceBody>();
     expectTypeOf<OpBody<'device.delete'>>().toEqualTypeOf<EmptyBody>();
@@ -158,9 +177,10 @@ describe('op-kind registry: derived types', () => {
       roomAccountData: Record<string, RoomAccountDataBody>;
       profile: Record<string, ProfileBody>;
       pushRules: Record<string, PushRuleBody>;
+      password: Record<string, PasswordBody>;
     }>();
     expectTypeOf<keyof JsonAccountState>().toEqualTypeOf<StateField>();
-    expect(OP_KIND_LIST).toHaveLength(9);
+    expect(OP_KIND_LIST).toHaveLength(10);
   });
 
   it('does not compile a kind that the table lacks', () => {
@@ -185,6 +205,7 @@ describe('op-kind registry: derived types', () => {
       'profile.set': undefined,
       'push_rule.put': undefined,
       'push_rule.delete': undefined,
+      'password.set': undefined,
       // @ts-expect-error nor may such a map name a kind the table lacks.
       'presence.set': undefined,
     };
@@ -212,6 +233,7 @@ describe('op-kind registry: derived types', () => {
       roomAccountData: {},
       profile: {},
       pushRules: {},
+      password: {},
     };
     // @ts-expect-error a state without the new field no longer compiles.
     const stale: AccountStateOf<WithPresence> = fields;
@@ -230,6 +252,6 @@ describe('op-kind registry: derived types', () => {
     const colon = { ...OP_KINDS, 'member.set': { ...OP_KINDS['member.set'], namespace: 'room:member' } } as const;
     // @ts-expect-error a namespace with a colon could not be split back out of a changed key.
     const colonChecked: CheckedTable<typeof colon> = colon;
-    expect([ok, splitChecked, mergedChecked, colonChecked].every((t) => Object.keys(t).length === 9)).toBe(true);
+    expect([ok, splitChecked, mergedChecked, colonChecked].every((t) => Object.keys(t).length === 10)).toBe(true);
   });
 });

@@ -9,6 +9,7 @@ import {
   validateDeviceBody,
   validateEmptyBody,
   validateMemberBody,
+  validatePasswordBody,
   validateProfileBody,
   validatePushRuleBody,
   validateRoomAccountDataBody,
@@ -62,6 +63,7 @@ export const OP_KINDS = {
   'push_rule.put': { namespace: 'push_rule', field: 'pushRules', tombstone: false, validate: validatePushRuleBody },
   // Deletes a user-defined rule; a late, older put cannot bring it back.
   'push_rule.delete': { namespace: 'push_rule', field: 'pushRules', tombstone: true, validate: validateEmptyBody },
+  'password.set': { namespace: 'password', field: 'password', tombstone: false, validate: validatePasswordBody },
 } as const satisfies Record<string, OpKindSpec>;
 
 type Table = typeof OP_KINDS;

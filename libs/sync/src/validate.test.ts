@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MAX_BODY_BYTES, MAX_KEY_BYTES, MAX_OP_BYTES } from './constants.js';
 import { OpRejectedError } from './errors.js';
 import { pairKey } from './bodies.js';
-import { makeAccount, makeHome, OpWriter, withoutHome } from './testing/index.js';
+import { makeAccount, makeHome, OpWriter, SAMPLE_VERIFIER, withoutHome } from './testing/index.js';
 import type { Op } from './types.js';
 import { assertValidOp, checkOrigin, parseOp, validateOp } from './validate.js';
 
@@ -184,6 +184,22 @@ describe('bodies of account data, profile and push rules', () => {
     );
     refused('push_rule.put', master, { kind: 'override', rule_id: '.m.rule.master', conditions: [] });
     refused('push_rule.put', master, { kind: 'override', rule_id: '.m.rule.master', enabled: 'yes' });
+  });
+});
+
+describe('password verifiers', () => {
+  const w = writer();
+  it('password.set takes an scrypt verifier with affordable, unshrunk costs', () => {
+    expect(w.make('password.set', 'verifier', { verifier: SAMPLE_VERIFIER }).op).toBe('password.set');
+    const refused = (key: string, verifier: unknown) =>
+      expect(() => w.make('password.set', key, { verifier })).toThrow(OpRejectedError);
+    refused('other', SAMPLE_VERIFIER);
+    refused('verifier', 'hunter2');
+    refused('verifier', SAMPLE_VERIFIER.replace('16384', '1024'));
+    refused('verifier', SAMPLE_VERIFIER.replace('16384', '16385'));
+    refused('verifier', SAMPLE_VERIFIER.replace('16384', String(2 ** 21)));
+    refused('verifier', SAMPLE_VERIFIER.replace('$8$1$', '$1$1$'));
+    refused('verifier', SAMPLE_VERIFIER.replace('$8$1$', '$8$64$'));
   });
 });
 

@@ -199,7 +199,11 @@ export const KIND_SAMPLES: { readonly [K in OpKind]: (account: FixtureAccount) =
     body: { kind: 'override', rule_id: 'sample', actions: ['notify'], conditions: [], enabled: true, position: 1 },
   }),
   'push_rule.delete': () => ({ key: pairKey('override', 'sample'), body: {} }),
+  'password.set': () => ({ key: 'verifier', body: { verifier: SAMPLE_VERIFIER } }),
 };
+
+/** An scrypt verifier of the password "sample password" (N 2^14, r 8, p 1). */
+export const SAMPLE_VERIFIER = 'scrypt$16384$8$1$c2FtcGxlIHNhbHQgMTIzNA==$TY726howaOn0Pf299lf6GnpQYNrW77LA2+fQeRtlDZg=';
 
 /** Per-home op factory: keeps the home's next seq and lamport so ops come out as that home would make them. */
 export class OpWriter {

@@ -5,6 +5,7 @@ export {
   FIXTURE_TS,
   KIND_SAMPLES,
   OpWriter,
+  SAMPLE_VERIFIER,
   crossSigningBody,
   crossSigningKeys,
   deviceBody,
