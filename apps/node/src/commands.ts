@@ -173,6 +173,8 @@ export interface AddHomeOptions {
   user?: string | undefined;
   /** The pairing code a node made with `init --join` printed (client homes; needs this node running). */
   pairingCode?: string | undefined;
+  /** Progress lines for the slow steps (reaching a server home to enroll). */
+  onProgress?: ((message: string) => void) | undefined;
 }
 
 /**
@@ -209,7 +211,12 @@ export async function addHomeByAddress(
   }
   // A server home is enrolled with the signed next document before it is put in force here.
   const enrollIt =
-    options.role === 'server' ? (next: AccountDocument) => enrollServer(ctx, address!, next, options.token) : undefined;
+    options.role === 'server'
+      ? (next: AccountDocument) => {
+          options.onProgress?.(`Enrolling with the server ${address!}`);
+          return enrollServer(ctx, address!, next, options.token);
+        }
+      : undefined;
   return changeDocument(() =>
     ctx.live === undefined
       ? addHomeToAccount(ctx.store, ctx.peerId, row.serverName, home, rootKey, enrollIt)

@@ -19,8 +19,6 @@ import {
   type Home,
   type SecretKey,
 } from '@polyhome/identity';
-import { FilePairingCodeStore } from '@polyhome/home';
-import { newPairingCode } from '@polyhome/p2p';
 import { createRepositories, type Storage } from '@polyhome/storage';
 import { dataDirPaths, openDataDir, preparePrivate } from './data-dir.js';
 import { CliError, EXIT_USAGE } from './errors.js';
@@ -44,6 +42,8 @@ export interface InitOptions {
   passphrase?: string | undefined;
   /** This home's name in the account document (default: the host name). */
   name?: string | undefined;
+  /** Progress lines for the slow steps (creating the database). */
+  onProgress?: ((message: string) => void) | undefined;
 }
 
 /** Home name default: the machine's host name, cut to the document's 64-character limit. */
@@ -84,6 +84,10 @@ export async function init(dir: string, options: InitOptions): Promise<InitResul
   const peerId = peerIdFromPublicKey(node.secretKey.publicKey);
   if (options.join === true) {
     // The home adding this node must prove this code before the node takes its account in.
+    const [{ FilePairingCodeStore }, { newPairingCode }] = await Promise.all([
+      import('@polyhome/home'),
+      import('@polyhome/p2p'),
+    ]);
     const pairingCode = newPairingCode();
     try {
       await new FilePairingCodeStore(paths.pairing).write({ code: pairingCode, failures: 0 });
@@ -106,7 +110,7 @@ export async function init(dir: string, options: InitOptions): Promise<InitResul
       rootKey = generateKeyPair().secretKey;
       document = createAccountDocument({ localpart: options.localpart!, rootKey, home });
     }
-    storage = await openDataDir(paths);
+    storage = await openDataDir(paths, options.onProgress);
     await createRepositories(storage).replica.hostAccount(document, { custody: 'self' });
     // The root key goes to disk last: a failed init leaves no key of an account that was never stored.
     await writeNodeKeyFile(paths.rootKey, rootKey);
@@ -125,6 +129,10 @@ export async function pairingCode(
   renew: boolean,
 ): Promise<{ pairing_code: string; wrong_proofs: number }> {
   const paths = dataDirPaths(dir);
+  const [{ FilePairingCodeStore }, { newPairingCode }] = await Promise.all([
+    import('@polyhome/home'),
+    import('@polyhome/p2p'),
+  ]);
   const store = new FilePairingCodeStore(paths.pairing);
   const held = await store.read().catch((err: unknown) => {
     throw new CliError(`Cannot read ${paths.pairing}: ${(err as Error).message}`);

@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { MIGRATIONS } from '@polyhome/migrations';
@@ -8,6 +8,7 @@ import { preparePrivateDataDir, restrictDataDir } from './data-dir-modes.js';
 import { ENTITIES } from './entities/index.js';
 import { StorageError } from './errors.js';
 import { createPgliteDriverModule } from './pglite/pglite-pg-driver.js';
+import { copyTemplate, ensureTemplate } from './pglite/template.js';
 
 /** Which database engine a Storage runs on. */
 export type StorageBackend = 'postgres' | 'pglite';
@@ -22,6 +23,11 @@ export interface StorageInit {
   migrationsRun?: boolean;
   /** Progress messages for slow steps (first creation of the embedded database, migrations). */
   onProgress?: (message: string) => void;
+  /**
+   * A new embedded database is copied from the migrated template (default true); false runs initdb and every
+   * migration in place, as the template itself is made.
+   */
+  template?: boolean;
   /** PostgreSQL pool size (default 10). */
   poolSize?: number;
 }
@@ -109,8 +115,13 @@ async function openPglite(init: StorageInit): Promise<Storage> {
   const lock: DataDirLock = await lockDataDir(path.resolve(init.dataDir, 'db.lock'));
   let db: PGlite | undefined;
   try {
-    const fresh = !(await exists(path.join(dir, 'PG_VERSION')));
-    if (fresh) init.onProgress?.(`Creating the embedded database in ${dir} (first start only, a few seconds)`);
+    if (!(await exists(dir)) && init.template !== false) {
+      init.onProgress?.(`Creating the embedded database in ${dir}`);
+      await seedFromTemplate(dir, init.onProgress);
+    }
+    if (!(await exists(path.join(dir, 'PG_VERSION')))) {
+      init.onProgress?.(`Creating the embedded database in ${dir} (initdb, a few seconds)`);
+    }
     db = await PGlite.create({ dataDir: dir });
     // PGlite chmods its files to 0666 (0644 for those it rewrites at each open), whatever the umask.
     await restrictDataDir(dir);
@@ -142,6 +153,26 @@ async function openPglite(init: StorageInit): Promise<Storage> {
     await lock.release();
     throw err;
   }
+}
+
+/**
+ * Fills a new embedded database directory from the template (see pglite/template.ts). Any failure there (a
+ * read-only install, a full disk) leaves `dir` absent, and PGlite then runs initdb as it would without one.
+ */
+async function seedFromTemplate(dir: string, onProgress: ((message: string) => void) | undefined): Promise<void> {
+  try {
+    await copyTemplate(await prepareDatabaseTemplate(onProgress), dir);
+  } catch {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** Makes the template of the current migrations now, when missing (`npm run build` calls it); returns its path. */
+export async function prepareDatabaseTemplate(onProgress?: (message: string) => void): Promise<string> {
+  return ensureTemplate(async (dataDir) => {
+    const storage = await openPglite({ dataDir, template: false });
+    await storage.close();
+  }, onProgress);
 }
 
 /** The advisory lock key that serializes migrations between processes sharing a database ("phmg"). */
