@@ -36,7 +36,7 @@ export interface StorageInit {
 export interface Storage {
   readonly dataSource: DataSource;
   readonly backend: StorageBackend;
-  /** Names of the migrations applied while opening. */
+  /** Names of the migrations applied while opening (for a new embedded database, those of its template too). */
   readonly appliedMigrations: string[];
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
@@ -115,9 +115,10 @@ async function openPglite(init: StorageInit): Promise<Storage> {
   const lock: DataDirLock = await lockDataDir(path.resolve(init.dataDir, 'db.lock'));
   let db: PGlite | undefined;
   try {
+    let seeded = false;
     if (!(await exists(dir)) && init.template !== false) {
       init.onProgress?.(`Creating the embedded database in ${dir}`);
-      await seedFromTemplate(dir, init.onProgress);
+      seeded = await seedFromTemplate(dir, init.onProgress);
     }
     if (!(await exists(path.join(dir, 'PG_VERSION')))) {
       init.onProgress?.(`Creating the embedded database in ${dir} (initdb, a few seconds)`);
@@ -134,7 +135,7 @@ async function openPglite(init: StorageInit): Promise<Storage> {
       installExtensions: false,
     } as DataSourceOptions);
     await dataSource.initialize();
-    const storage = await finishOpen(dataSource, 'pglite', init, async () => {
+    const storage = await finishOpen(dataSource, 'pglite', { ...init, seeded }, async () => {
       try {
         await dataSource.destroy();
         await restrictDataDir(dir);
@@ -159,11 +160,13 @@ async function openPglite(init: StorageInit): Promise<Storage> {
  * Fills a new embedded database directory from the template (see pglite/template.ts). Any failure there (a
  * read-only install, a full disk) leaves `dir` absent, and PGlite then runs initdb as it would without one.
  */
-async function seedFromTemplate(dir: string, onProgress: ((message: string) => void) | undefined): Promise<void> {
+async function seedFromTemplate(dir: string, onProgress: ((message: string) => void) | undefined): Promise<boolean> {
   try {
     await copyTemplate(await prepareDatabaseTemplate(onProgress), dir);
+    return true;
   } catch {
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    return false;
   }
 }
 
@@ -181,10 +184,18 @@ const MIGRATION_LOCK = 0x70686d67;
 async function finishOpen(
   dataSource: DataSource,
   backend: StorageBackend,
-  init: StorageInit,
+  init: StorageInit & { seeded?: boolean },
   close: () => Promise<void>,
 ): Promise<Storage> {
   let applied: string[] = [];
+  if (init.seeded === true) {
+    // A database copied from the template came with its migrations: they count as applied by this open,
+    // as they would have been without the template.
+    const rows = (await dataSource.query(`SELECT name FROM typeorm_migrations ORDER BY id`)) as Array<{
+      name: string;
+    }>;
+    applied = rows.map((row) => row.name);
+  }
   if (init.migrationsRun !== false) {
     // Server instances sharing one PostgreSQL may start at the same moment: a session-level advisory lock
     // makes them migrate one after another (the later one then finds nothing pending). PGlite has one
@@ -197,7 +208,7 @@ async function finishOpen(
       }
       const pending = await dataSource.showMigrations();
       if (pending) init.onProgress?.(`Applying database migrations (${backend})`);
-      applied = (await dataSource.runMigrations({ transaction: 'each' })).map((m) => m.name);
+      applied.push(...(await dataSource.runMigrations({ transaction: 'each' })).map((m) => m.name));
       if (lock !== undefined) {
         await lock.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
         await lock.release();
