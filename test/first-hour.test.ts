@@ -77,15 +77,20 @@ describe('first hour', () => {
     expect(readFileSync(path.join(dir, 'node.key'))).toEqual(key);
   });
 
-  it('init prints its progress on stderr and only the answer on stdout', () => {
+  it('init and status print progress on stderr (a terminal, or POLYHOME_PROGRESS=1), only the answer on stdout', () => {
     const dir = path.join(scratch, 'node-progress');
-    const r = run(cli, ['--data-dir', dir, 'init', '--localpart', 'alice', '--json']);
+    const shown = { POLYHOME_PROGRESS: '1' };
+    const r = run(cli, ['--data-dir', dir, 'init', '--localpart', 'alice', '--json'], shown);
     expect(r.code, r.err).toBe(0);
     expect(Object.keys(JSON.parse(r.out) as object).sort()).toEqual(['data_dir', 'peer_id', 'user_id']);
     expect(r.err).toMatch(/^Creating the embedded database in .*\/db… \(\d+\.\d s\)$/m);
-    const status = run(cli, ['--data-dir', dir, 'status', '--json']);
+    const status = run(cli, ['--data-dir', dir, 'status', '--json'], shown);
     expect(status.code, status.err).toBe(0);
     expect(status.err).toMatch(/^Opening the database in .*\/db… \(\d+\.\d s\)$/m);
+    // Piped (as here without the variable), stderr holds nothing but errors: one line for a refused command.
+    const quiet = run(cli, ['--data-dir', dir, 'status', '--json']);
+    expect(quiet.code, quiet.err).toBe(0);
+    expect(quiet.err).toBe('');
   });
 
   it("the node's Matrix port defaults to 8009, not the server's 8008", () => {

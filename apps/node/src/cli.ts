@@ -18,8 +18,16 @@ import { NODE_VERSION } from './version.js';
 // them should not pay.
 const commands = (): Promise<typeof import('./commands.js')> => import('./commands.js');
 
+/**
+ * Progress lines are for a person watching: shown when stderr is a terminal, or with POLYHOME_PROGRESS=1
+ * (POLYHOME_PROGRESS=0 hides them). A script reading stderr keeps the one-line error and nothing else.
+ */
+const SHOW_PROGRESS =
+  process.env['POLYHOME_PROGRESS'] === '1' || (process.env['POLYHOME_PROGRESS'] !== '0' && process.stderr.isTTY);
+
 /** One progress line on stderr (stdout stays the answer, which scripts read), with the time since the start. */
 export function progress(message: string): void {
+  if (!SHOW_PROGRESS) return;
   process.stderr.write(`${message}… (${((performance.now() - STARTED) / 1000).toFixed(1)} s)\n`);
 }
 const STARTED = performance.now();
