@@ -52,6 +52,18 @@ describe('first hour', () => {
     expect(r.err).not.toContain('passphrase');
   });
 
+  it('init twice in one data directory is refused in one line naming the account there', () => {
+    const dir = path.join(scratch, 'node-twice');
+    const first = run(cli, ['--data-dir', dir, 'init', '--localpart', 'alice', '--json']);
+    expect(first.code, first.err).toBe(0);
+    const serverName = (JSON.parse(first.out) as { user_id: string }).user_id.split(':')[1]!;
+    const again = run(cli, ['--data-dir', dir, 'init', '--localpart', 'alice']);
+    expect(again.code).toBe(1);
+    expect(again.err.trim().split('\n')).toHaveLength(1);
+    expect(again.err).toContain(`holds the account @…:${serverName}`);
+    expect(again.err).toContain('another --data-dir');
+  });
+
   it('a refused claim leaves no data directory behind where there was none', () => {
     const dir = path.join(scratch, 'claim-new');
     // Nothing listens on port 1: the claim is refused after the node key and the database were made.

@@ -12,6 +12,7 @@ import {
   loadOrCreateNodeKey,
   parseUserId,
   peerIdFromPublicKey,
+  readNodeKeyFile,
   serverNameFromPublicKey,
   verifyAccountDocument,
   writeNodeKeyFile,
@@ -20,7 +21,7 @@ import {
   type SecretKey,
 } from '@polyhome/identity';
 import { createRepositories, type Storage } from '@polyhome/storage';
-import { dataDirPaths, openDataDir, preparePrivate } from './data-dir.js';
+import { dataDirPaths, openDataDir, preparePrivate, type DataDirPaths } from './data-dir.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 
 /** What init made. */
@@ -78,9 +79,7 @@ export async function init(dir: string, options: InitOptions): Promise<InitResul
   const node = await loadOrCreateNodeKey(paths.nodeKey).catch((err: unknown) => {
     throw new CliError(`Cannot create ${paths.nodeKey}: ${(err as Error).message}`);
   });
-  if (!node.created) {
-    throw new CliError(`${paths.dir} is already initialised (${paths.nodeKey} exists): use another --data-dir.`);
-  }
+  if (!node.created) throw new CliError(await alreadyInitialised(paths));
   const peerId = peerIdFromPublicKey(node.secretKey.publicKey);
   if (options.join === true) {
     // The home adding this node must prove this code before the node takes its account in.
@@ -121,6 +120,20 @@ export async function init(dir: string, options: InitOptions): Promise<InitResul
   } finally {
     await storage?.close();
   }
+}
+
+/**
+ * Why a second init is refused, naming the account the directory holds when its root key is here (its server
+ * name, read from the key without opening the database): a second `init --localpart alice` is far more often
+ * a repeated command than a wish for a second `@alice`, which needs a data directory of its own.
+ */
+async function alreadyInitialised(paths: DataDirPaths): Promise<string> {
+  const rootKey = await readNodeKeyFile(paths.rootKey).catch(() => undefined);
+  const holds =
+    rootKey === undefined
+      ? ''
+      : ` and holds the account @…:${serverNameFromPublicKey(rootKey.publicKey)} (\`polyhome status\` shows it)`;
+  return `${paths.dir} is already initialised (${paths.nodeKey} exists)${holds}: use that account, or another --data-dir for a new one.`;
 }
 
 /** The pairing code of a node made with `init --join`, replaced first with `renew`. */
