@@ -387,6 +387,7 @@ export function buildProgram(): Command {
     .action(async (url: string, o: { user: string; passwordFile?: string; name: string; json?: boolean }) => {
       const password = await secretOf(o.passwordFile, 'POLYHOME_PASSWORD', 'password', 1);
       const { claim } = await import('./claim.js');
+      progress(`Claiming ${o.user} from ${url} (the server checks the password and seals the key)`);
       const r = await claim(dir(), url, { userId: o.user, password, name: o.name });
       print(
         o.json,
@@ -407,6 +408,7 @@ export function buildProgram(): Command {
       if (!Number.isFinite(seconds) || seconds <= 0)
         throw new CliError(`--timeout ${o.timeout}: expected seconds > 0.`, EXIT_USAGE);
       const { lookup } = await import('./lookup.js');
+      progress(`Looking up ${userId} through the DHT (up to ${seconds} s)`);
       const r = await lookup(userId, o.bootstrap, seconds * 1000);
       print(o.json, r, () =>
         [
