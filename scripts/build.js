@@ -10,53 +10,12 @@
 // embedded database template (see libs/storage/src/pglite/template.ts), so a first `polyhome init` or server
 // start copies a migrated database instead of creating one.
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { packages, stampPath, staleReason } from './build-stamp.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-/** Written after a successful build; its modification time is the moment that build started. */
-export const STAMP = path.join(root, 'node_modules', '.polyhome-build-stamp');
-
-/** The packages tsconfig.build.json builds, in its order. */
-function packages() {
-  const config = JSON.parse(readFileSync(path.join(root, 'tsconfig.build.json'), 'utf8'));
-  return config.references.map((ref) => ref.path);
-}
-
-/** Newest modification time (ms) of the files under dir that a build reads, skipping outputs and dependencies. */
-function newestInput(dir, newest = { mtime: 0, file: '' }) {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.name === 'dist' || entry.name === 'node_modules' || entry.name.startsWith('.')) continue;
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) newestInput(full, newest);
-    else if (/\.(ts|mts|cts|js|mjs|json)$/.test(entry.name)) {
-      const mtime = statSync(full).mtimeMs;
-      if (mtime > newest.mtime) Object.assign(newest, { mtime, file: full });
-    }
-  }
-  return newest;
-}
-
-/** Why a build is needed, or undefined when the last build is current. */
-export function staleReason() {
-  if (!existsSync(STAMP)) return 'no build stamp yet';
-  const built = statSync(STAMP).mtimeMs;
-  const newest = { mtime: 0, file: '' };
-  for (const file of ['package.json', 'package-lock.json', 'tsconfig.base.json', 'tsconfig.build.json']) {
-    const full = path.join(root, file);
-    if (existsSync(full) && statSync(full).mtimeMs > newest.mtime) {
-      Object.assign(newest, { mtime: statSync(full).mtimeMs, file: full });
-    }
-  }
-  for (const pkg of packages()) {
-    if (!existsSync(path.join(root, pkg, 'dist', '.tsbuildinfo'))) return `${pkg}/dist is missing`;
-    newestInput(path.join(root, pkg), newest);
-  }
-  if (newest.mtime > built) return `${path.relative(root, newest.file)} changed`;
-  return undefined;
-}
-
 function seconds(ms) {
   return `${(ms / 1000).toFixed(1)} s`;
 }
@@ -84,7 +43,7 @@ function run(command, args, onLine) {
 
 async function build(reason) {
   const started = Date.now();
-  const first = !packages().some((pkg) => existsSync(path.join(root, pkg, 'dist', '.tsbuildinfo')));
+  const first = !packages(root).some((pkg) => existsSync(path.join(root, pkg, 'dist', '.tsbuildinfo')));
   console.error(
     first
       ? 'Building polyhome (first time: about a minute, up to a few on a slow machine)…'
@@ -106,15 +65,16 @@ async function build(reason) {
   await run(process.execPath, [path.join(root, 'libs', 'storage', 'dist', 'cli', 'pglite-template.js')], (line) => {
     if (line.startsWith('Preparing') || line.startsWith('No database template')) console.error(`  ${line}`);
   });
-  writeFileSync(STAMP, `${new Date(started).toISOString()}\n`);
+  const stamp = stampPath(root);
+  writeFileSync(stamp, `${new Date(started).toISOString()}\n`);
   // The stamp's time is the build's start: a file saved while tsc ran makes the next --if-stale build again.
-  utimesSync(STAMP, new Date(started), new Date(started));
+  utimesSync(stamp, new Date(started), new Date(started));
   console.error(`Built polyhome in ${seconds(Date.now() - started)}.`);
 }
 
 const ifStale = process.argv.includes('--if-stale');
 try {
-  const reason = staleReason();
+  const reason = staleReason(root);
   if (ifStale && reason === undefined) {
     console.error('polyhome is built and nothing changed since (npm run build rebuilds).');
   } else {
