@@ -97,6 +97,11 @@ describe('.dockerignore and the Dockerfile', () => {
     expect(build).toMatch(/rm -rf apps\/\*\/dist libs\/\*\/dist migrations\/dist/);
     expect(build).toMatch(/-name '\*\.tsbuildinfo' -delete/);
     expect(build.indexOf('tsbuildinfo')).toBeLessThan(build.indexOf('npm run build'));
+    // What `npm run build` runs is in the image before it runs (scripts/build.js, not only the sources).
+    const buildScript = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts['build']!;
+    for (const file of buildScript.match(/scripts\/[\w./-]+/g) ?? []) {
+      expect(fromContext.some((l) => l.split(/\s+/).includes(file))).toBe(true);
+    }
     // The runtime stage takes dist only from the build stage.
     const runtime = dockerfile.slice(dockerfile.indexOf('AS runtime'));
     for (const line of runtime.split('\n').filter((l) => /^COPY\s.*dist/.test(l)))

@@ -64,13 +64,27 @@ export async function claim(dir: string, url: string, options: ClaimOptions): Pr
   if (await exists(paths.rootKey)) {
     throw new CliError(`${paths.dir} already holds an account key (${paths.rootKey}): claim into another --data-dir.`);
   }
+  // A refused claim leaves the directory as it found it: what this claim made (the directory, its node key,
+  // the database) goes again.
+  const hadDir = await exists(paths.dir);
+  const hadDb = await exists(paths.db);
+  let createdKey = false;
+  const undo = async (): Promise<void> => {
+    if (!hadDir) await rm(paths.dir, { recursive: true, force: true });
+    else {
+      if (createdKey) await rm(paths.nodeKey, { force: true });
+      if (!hadDb) await rm(paths.db, { recursive: true, force: true });
+    }
+  };
   await preparePrivate(paths);
-  const node = await loadOrCreateNodeKey(paths.nodeKey).catch((err: unknown) => {
+  const node = await loadOrCreateNodeKey(paths.nodeKey).catch(async (err: unknown) => {
+    await undo();
     throw new CliError(`Cannot create ${paths.nodeKey}: ${(err as Error).message}`);
   });
+  createdKey = node.created;
   const peerId = peerIdFromPublicKey(node.secretKey.publicKey);
   const storage = await openDataDir(paths).catch(async (err: unknown) => {
-    if (node.created) await rm(paths.nodeKey, { force: true });
+    await undo();
     throw err;
   });
   try {
@@ -105,12 +119,13 @@ export async function claim(dir: string, url: string, options: ClaimOptions): Pr
     }
     await store.hostAccount(document, { custody: 'self' });
     await writeNodeKeyFile(paths.rootKey, rootKey);
+    await storage.close();
     return { data_dir: paths.dir, peer_id: peerId, user_id: document.user_id, doc_seq: document.seq };
   } catch (err) {
-    if (node.created) await rm(paths.nodeKey, { force: true });
+    // Closed first: the database's files and lock go with it.
+    await storage.close().catch(() => undefined);
+    await undo();
     throw err instanceof IdentityError ? new CliError(err.message) : err;
-  } finally {
-    await storage.close();
   }
 }
 

@@ -5,30 +5,32 @@
 import { constants } from 'node:fs';
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
-import {
-  accountStatuses,
-  addHomeByAddress,
-  exportAccount,
-  listHomes,
-  listState,
-  loginToken,
-  removeDevice,
-  removeHomeByPeerId,
-  setMembership,
-  type HomeView,
-  type StatusResult,
-} from './commands.js';
-import { withOfflineContext, type HomeContext } from './context.js';
+import type { HomeView, StatusResult } from './commands.js';
+import type { HomeContext } from './context.js';
 import { callControl } from './control.js';
 import { dataDirPaths, defaultDataDir, readKey, runningPid } from './data-dir.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE, storageProblem } from './errors.js';
-import { claim } from './claim.js';
-import { init, pairingCode } from './init.js';
-import { lookup } from './lookup.js';
-import { startHome } from './runtime.js';
 import { MIN_PASSPHRASE_LENGTH, peerIdFromPublicKey } from '@polyhome/identity';
-import { isPeerMultiaddr } from '@polyhome/p2p';
 import { NODE_VERSION } from './version.js';
+
+// The modules of the commands are loaded by the command that needs them: libp2p, the Matrix API and the
+// database driver take a second or more to load, which `--version`, `--help` and commands that need none of
+// them should not pay.
+const commands = (): Promise<typeof import('./commands.js')> => import('./commands.js');
+
+/**
+ * Progress lines are for a person watching: shown when stderr is a terminal, or with POLYHOME_PROGRESS=1
+ * (POLYHOME_PROGRESS=0 hides them). A script reading stderr keeps the one-line error and nothing else.
+ */
+const SHOW_PROGRESS =
+  process.env['POLYHOME_PROGRESS'] === '1' || (process.env['POLYHOME_PROGRESS'] !== '0' && process.stderr.isTTY);
+
+/** One progress line on stderr (stdout stays the answer, which scripts read), with the time since the start. */
+export function progress(message: string): void {
+  if (!SHOW_PROGRESS) return;
+  process.stderr.write(`${message}… (${((performance.now() - STARTED) / 1000).toFixed(1)} s)\n`);
+}
+const STARTED = performance.now();
 
 function print(json: boolean | undefined, value: unknown, text: () => string): void {
   process.stdout.write(json === true ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
@@ -53,7 +55,8 @@ async function run<T>(
 ): Promise<T> {
   const answer = await callControl(dataDirPaths(dir), command, args);
   if (answer.ran) return answer.result as T;
-  return withOfflineContext(dir, offline);
+  const { withOfflineContext } = await import('./context.js');
+  return withOfflineContext(dir, offline, progress);
 }
 
 /** Reads a secret from a file (its first line) or, without one, from an environment variable. */
@@ -123,12 +126,14 @@ export function buildProgram(): Command {
         }
         const passphrase =
           o.import === undefined ? undefined : await secretOf(o.passphraseFile, 'POLYHOME_PASSPHRASE', 'passphrase', 1);
+        const { init } = await import('./init.js');
         const r = await init(dir(), {
           localpart: o.localpart,
           name: o.name,
           join: o.join,
           importFile: o.import,
           passphrase,
+          onProgress: progress,
         });
         print(o.json, r, () =>
           r.user_id === undefined
@@ -158,6 +163,7 @@ export function buildProgram(): Command {
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
       });
+      const { isPeerMultiaddr } = await import('@polyhome/p2p');
       const wrong = o.bootstrap.find((addr) => !isPeerMultiaddr(addr));
       if (wrong !== undefined) {
         throw new CliError(
@@ -165,6 +171,7 @@ export function buildProgram(): Command {
           EXIT_USAGE,
         );
       }
+      const { startHome } = await import('./runtime.js');
       const home = await startHome(dir(), {
         p2p: o.p2p,
         bootstrap: o.bootstrap,
@@ -214,6 +221,7 @@ export function buildProgram(): Command {
     .option('--new', 'replace the code (the old one stops working)')
     .option('--json', 'print JSON')
     .action(async (o: { new?: boolean; json?: boolean }) => {
+      const { pairingCode } = await import('./init.js');
       const r = await pairingCode(dir(), o.new === true);
       print(o.json, r, () => `pairing_code ${r.pairing_code}\nwrong_proofs ${r.wrong_proofs}`);
     });
@@ -224,7 +232,7 @@ export function buildProgram(): Command {
     .description('List the homes in the account document')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const homes = await run<HomeView[]>(dir(), 'home.list', {}, listHomes);
+      const homes = await run<HomeView[]>(dir(), 'home.list', {}, async (ctx) => (await commands()).listHomes(ctx));
       print(o.json, { homes }, () =>
         homes
           .map((h) => `${h.peer_id}  ${h.role}  ${h.name}${h.self ? '  (this node)' : ''}  ${h.addrs.join(',')}`)
@@ -266,7 +274,9 @@ export function buildProgram(): Command {
           name: o.name,
           user: o.user,
         };
-        const doc = await run(dir(), 'home.add', args, (ctx) => addHomeByAddress(ctx, target, { ...o }));
+        const doc = await run(dir(), 'home.add', args, async (ctx) =>
+          (await commands()).addHomeByAddress(ctx, target, { ...o, onProgress: progress }),
+        );
         print(o.json, doc, () => `added; ${doc.user_id} document seq ${doc.seq} has ${doc.homes.length} homes`);
       },
     );
@@ -277,8 +287,8 @@ export function buildProgram(): Command {
     .option('--user <userId>', 'the account, when the data directory holds several')
     .option('--json', 'print the new document as JSON')
     .action(async (peerId: string, o: { user?: string; json?: boolean }) => {
-      const doc = await run(dir(), 'home.remove', { peer_id: peerId, user: o.user }, (ctx) =>
-        removeHomeByPeerId(ctx, peerId, o.user),
+      const doc = await run(dir(), 'home.remove', { peer_id: peerId, user: o.user }, async (ctx) =>
+        (await commands()).removeHomeByPeerId(ctx, peerId, o.user),
       );
       print(o.json, doc, () => `revoked ${peerId}; ${doc.user_id} document seq ${doc.seq}`);
     });
@@ -289,7 +299,7 @@ export function buildProgram(): Command {
     .description('List the devices replicated here')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const devices = await run(dir(), 'device.list', {}, (ctx) => listState(ctx, 'devices'));
+      const devices = await run(dir(), 'device.list', {}, async (ctx) => (await commands()).listState(ctx, 'devices'));
       print(o.json, { devices }, () => table(devices, ['device_id', 'display_name', 'user_id'], 'no devices'));
     });
   device
@@ -299,8 +309,8 @@ export function buildProgram(): Command {
     .option('--user <userId>', 'the account, when the data directory holds several')
     .option('--json', 'print JSON')
     .action(async (deviceId: string, o: { user?: string; json?: boolean }) => {
-      const r = await run(dir(), 'device.remove', { device_id: deviceId, user: o.user }, (ctx) =>
-        removeDevice(ctx, deviceId, o.user),
+      const r = await run(dir(), 'device.remove', { device_id: deviceId, user: o.user }, async (ctx) =>
+        (await commands()).removeDevice(ctx, deviceId, o.user),
       );
       print(o.json, r, () => `removed ${r.device_id}`);
     });
@@ -311,7 +321,9 @@ export function buildProgram(): Command {
     .description('List the memberships replicated here')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const memberships = await run(dir(), 'room.list', {}, (ctx) => listState(ctx, 'memberships'));
+      const memberships = await run(dir(), 'room.list', {}, async (ctx) =>
+        (await commands()).listState(ctx, 'memberships'),
+      );
       print(o.json, { memberships }, () => table(memberships, ['room_id', 'membership', 'user_id'], 'no rooms'));
     });
   for (const membership of ['join', 'leave'] as const) {
@@ -324,8 +336,8 @@ export function buildProgram(): Command {
       .option('--user <userId>', 'the account, when the data directory holds several')
       .option('--json', 'print JSON')
       .action(async (roomId: string, o: { user?: string; json?: boolean }) => {
-        const r = await run(dir(), `room.${membership}`, { room_id: roomId, user: o.user }, (ctx) =>
-          setMembership(ctx, roomId, membership, o.user),
+        const r = await run(dir(), `room.${membership}`, { room_id: roomId, user: o.user }, async (ctx) =>
+          (await commands()).setMembership(ctx, roomId, membership, o.user),
         );
         print(o.json, r, () => `${r.membership} ${r.room_id}`);
       });
@@ -337,7 +349,9 @@ export function buildProgram(): Command {
     .option('--user <userId>', 'the account, when the data directory holds several')
     .option('--json', 'print JSON')
     .action(async (o: { user?: string; json?: boolean }) => {
-      const r = await run(dir(), 'login-token', { user: o.user }, (ctx) => loginToken(ctx, o.user));
+      const r = await run(dir(), 'login-token', { user: o.user }, async (ctx) =>
+        (await commands()).loginToken(ctx, o.user),
+      );
       print(o.json, r, () => r.login_token);
     });
 
@@ -349,8 +363,8 @@ export function buildProgram(): Command {
     .option('--user <userId>', 'the account, when the data directory holds several')
     .action(async (o: { passphraseFile?: string; out?: string; user?: string }) => {
       const passphrase = await secretOf(o.passphraseFile, 'POLYHOME_PASSPHRASE', 'passphrase', MIN_PASSPHRASE_LENGTH);
-      const r = await run(dir(), 'export', { passphrase, user: o.user }, (ctx) =>
-        exportAccount(ctx, passphrase, o.user),
+      const r = await run(dir(), 'export', { passphrase, user: o.user }, async (ctx) =>
+        (await commands()).exportAccount(ctx, passphrase, o.user),
       );
       const text = `${JSON.stringify(r, null, 2)}\n`;
       if (o.out === undefined) process.stdout.write(text);
@@ -372,6 +386,8 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (url: string, o: { user: string; passwordFile?: string; name: string; json?: boolean }) => {
       const password = await secretOf(o.passwordFile, 'POLYHOME_PASSWORD', 'password', 1);
+      const { claim } = await import('./claim.js');
+      progress(`Claiming ${o.user} from ${url} (the server checks the password and seals the key)`);
       const r = await claim(dir(), url, { userId: o.user, password, name: o.name });
       print(
         o.json,
@@ -391,6 +407,8 @@ export function buildProgram(): Command {
       const seconds = Number(o.timeout);
       if (!Number.isFinite(seconds) || seconds <= 0)
         throw new CliError(`--timeout ${o.timeout}: expected seconds > 0.`, EXIT_USAGE);
+      const { lookup } = await import('./lookup.js');
+      progress(`Looking up ${userId} through the DHT (up to ${seconds} s)`);
       const r = await lookup(userId, o.bootstrap, seconds * 1000);
       print(o.json, r, () =>
         [
@@ -412,12 +430,17 @@ async function statusOf(dir: string): Promise<StatusResult> {
   if (pid !== undefined) {
     throw new CliError(`The node (pid ${pid}) is starting or does not answer; try again in a moment.`);
   }
-  return withOfflineContext(dir, async (ctx) => ({
-    data_dir: paths.dir,
-    peer_id: peerId,
-    running: null,
-    accounts: await accountStatuses(ctx),
-  }));
+  const { withOfflineContext } = await import('./context.js');
+  return withOfflineContext(
+    dir,
+    async (ctx) => ({
+      data_dir: paths.dir,
+      peer_id: peerId,
+      running: null,
+      accounts: await (await commands()).accountStatuses(ctx),
+    }),
+    progress,
+  );
 }
 
 /** Runs the CLI and returns the exit code. */

@@ -1,19 +1,6 @@
 // What each command does, on a HomeContext: the same functions run in the node (control API) and in the CLI
 // when no node runs. cli.ts parses arguments and prints; nothing here prints.
-import {
-  AccountNotHeldError,
-  addHomeToAccount,
-  HomeAddressError,
-  InvalidPairingCodeError,
-  LocalChangeRefusedError,
-  parseHomeTarget,
-  removeHomeFromAccount,
-  SelfRevocationError,
-  withTransientHost,
-  type Home as LiveHome,
-  type HomeTarget,
-  type LocalChange,
-} from '@polyhome/home';
+import type { Home as LiveHome, HomeTarget, LocalChange } from '@polyhome/home';
 import {
   exportSecretKey,
   IdentityError,
@@ -24,11 +11,17 @@ import {
   type HomeRole,
   type SecretKey,
 } from '@polyhome/identity';
-import { enrollOverLibp2p, EnrollmentRefusedError, normalizePairingCode } from '@polyhome/p2p';
 import type { AccountRecord } from '@polyhome/storage';
 import type { Op } from '@polyhome/sync';
 import type { HomeContext } from './context.js';
 import { CliError, EXIT_USAGE, storageProblem } from './errors.js';
+
+// @polyhome/home and @polyhome/p2p (libp2p with them) are loaded by the commands that change homes or
+// write ops, not by those that only read (status, export, list): loading them costs a second of CPU.
+type HomeLib = typeof import('@polyhome/home');
+type P2pLib = typeof import('@polyhome/p2p');
+const homeLib = (): Promise<HomeLib> => import('@polyhome/home');
+const p2pLib = (): Promise<P2pLib> => import('@polyhome/p2p');
 
 /** Lifetime of a login token made by `polyhome login-token`: time to paste it into a client. */
 export const LOGIN_TOKEN_LIFETIME_MS = 2 * 60 * 1000;
@@ -118,7 +111,7 @@ export async function applyLocal(ctx: HomeContext, serverName: string, changes: 
   try {
     return await ctx.writer.write(serverName, changes);
   } catch (err) {
-    if (err instanceof LocalChangeRefusedError) throw new CliError(err.message);
+    if (err instanceof (await homeLib()).LocalChangeRefusedError) throw new CliError(err.message);
     throw err;
   }
 }
@@ -173,6 +166,8 @@ export interface AddHomeOptions {
   user?: string | undefined;
   /** The pairing code a node made with `init --join` printed (client homes; needs this node running). */
   pairingCode?: string | undefined;
+  /** Progress lines for the slow steps (reaching a server home to enroll). */
+  onProgress?: ((message: string) => void) | undefined;
 }
 
 /**
@@ -185,7 +180,8 @@ export async function addHomeByAddress(
   target: string,
   options: AddHomeOptions,
 ): Promise<AccountDocument> {
-  const { peerId, address } = homeTarget(target, options.role);
+  const [lib, p2p] = await Promise.all([homeLib(), p2pLib()]);
+  const { peerId, address } = homeTarget(lib, target, options.role);
   const row = await oneAccount(ctx, options.user);
   const rootKey = await requireRootKey(ctx, row.serverName);
   const home = {
@@ -198,8 +194,8 @@ export async function addHomeByAddress(
   if (options.pairingCode !== undefined) {
     if (options.role !== 'client')
       throw new CliError('--pairing-code is for a client home (--role client).', EXIT_USAGE);
-    if (normalizePairingCode(options.pairingCode) === undefined) {
-      throw new CliError(new InvalidPairingCodeError().message, EXIT_USAGE);
+    if (p2p.normalizePairingCode(options.pairingCode) === undefined) {
+      throw new CliError(new lib.InvalidPairingCodeError().message, EXIT_USAGE);
     }
     if (ctx.live === undefined) {
       throw new CliError(
@@ -209,10 +205,15 @@ export async function addHomeByAddress(
   }
   // A server home is enrolled with the signed next document before it is put in force here.
   const enrollIt =
-    options.role === 'server' ? (next: AccountDocument) => enrollServer(ctx, address!, next, options.token) : undefined;
-  return changeDocument(() =>
+    options.role === 'server'
+      ? (next: AccountDocument) => {
+          options.onProgress?.(`Enrolling with the server ${address!}`);
+          return enrollServer(lib, p2p, ctx, address!, next, options.token);
+        }
+      : undefined;
+  return changeDocument(lib, () =>
     ctx.live === undefined
-      ? addHomeToAccount(ctx.store, ctx.peerId, row.serverName, home, rootKey, enrollIt)
+      ? lib.addHomeToAccount(ctx.store, ctx.peerId, row.serverName, home, rootKey, enrollIt)
       : ctx.live.addHome(row.serverName, home, rootKey, enrollIt),
   );
 }
@@ -225,9 +226,10 @@ export async function removeHomeByPeerId(
 ): Promise<AccountDocument> {
   const row = await oneAccount(ctx, user);
   const rootKey = await requireRootKey(ctx, row.serverName);
-  return changeDocument(() =>
+  const lib = await homeLib();
+  return changeDocument(lib, () =>
     ctx.live === undefined
-      ? removeHomeFromAccount(ctx.store, ctx.peerId, row.serverName, peerId, rootKey)
+      ? lib.removeHomeFromAccount(ctx.store, ctx.peerId, row.serverName, peerId, rootKey)
       : ctx.live.removeHome(row.serverName, peerId, rootKey),
   );
 }
@@ -271,11 +273,11 @@ export async function exportAccount(
 // ---- helpers ----
 
 /** A target of `home add`: a multiaddr ending in /p2p/<PeerId>, or (client homes only) a bare PeerId. */
-function homeTarget(target: string, role: HomeRole): HomeTarget {
+function homeTarget(lib: HomeLib, target: string, role: HomeRole): HomeTarget {
   try {
-    return parseHomeTarget(target, role);
+    return lib.parseHomeTarget(target, role);
   } catch (err) {
-    if (!(err instanceof HomeAddressError)) throw err;
+    if (!(err instanceof lib.HomeAddressError)) throw err;
     switch (err.reason) {
       case 'not_peer_id':
         throw new CliError(`${target} is neither a multiaddr nor a PeerId (12D3KooW...).`, EXIT_USAGE);
@@ -323,15 +325,15 @@ async function requireRootKey(ctx: HomeContext, serverName: string): Promise<Sec
 }
 
 // Runs a document change, turning its refusals (home exists, last home, this node itself) into one-line errors.
-async function changeDocument(change: () => Promise<AccountDocument>): Promise<AccountDocument> {
+async function changeDocument(lib: HomeLib, change: () => Promise<AccountDocument>): Promise<AccountDocument> {
   try {
     return await change();
   } catch (err) {
     if (err instanceof IdentityError) throw new CliError(err.message);
-    if (err instanceof SelfRevocationError) {
+    if (err instanceof lib.SelfRevocationError) {
       throw new CliError('This node cannot revoke itself: run `home remove` on another home of the account.');
     }
-    if (err instanceof AccountNotHeldError) {
+    if (err instanceof lib.AccountNotHeldError) {
       throw new CliError('The account has no document: the data directory is damaged.');
     }
     throw err;
@@ -339,6 +341,8 @@ async function changeDocument(change: () => Promise<AccountDocument>): Promise<A
 }
 
 async function enrollServer(
+  lib: HomeLib,
+  p2p: P2pLib,
   ctx: HomeContext,
   address: string,
   document: AccountDocument,
@@ -346,9 +350,9 @@ async function enrollServer(
 ): Promise<void> {
   const run = async (host: LiveHome['host']): Promise<void> => {
     try {
-      await enrollOverLibp2p(host, address, token === undefined ? { document } : { document, token });
+      await p2p.enrollOverLibp2p(host, address, token === undefined ? { document } : { document, token });
     } catch (err) {
-      if (err instanceof EnrollmentRefusedError) {
+      if (err instanceof p2p.EnrollmentRefusedError) {
         throw new CliError(`The server refused the enrollment (${err.errcode}: ${err.error}); check --token.`);
       }
       throw new CliError(
@@ -359,7 +363,7 @@ async function enrollServer(
   // A running node enrolls over its own libp2p node; otherwise a short-lived one with this home's key, so the
   // server sees the enrolling home's own PeerId either way.
   if (ctx.live !== undefined) return run(ctx.live.host);
-  return withTransientHost({ nodeKey: ctx.nodeKey }, ({ host }) => run(host));
+  return lib.withTransientHost({ nodeKey: ctx.nodeKey }, ({ host }) => run(host));
 }
 
 /** The accounts of the data directory. */

@@ -1,7 +1,7 @@
 // What every command works on: the data directory's keys and database, and (while the node runs) the live
 // home that pushes changes to the other homes. Commands run in the node process (through the control API)
 // or, when no node runs, in the CLI process on a database it opens itself; they are the same functions.
-import { LocalOpWriter, type Home } from '@polyhome/home';
+import type { Home, LocalOpWriter } from '@polyhome/home';
 import { peerIdFromPublicKey, type SecretKey } from '@polyhome/identity';
 import { createRepositories, type SqlReplicaStore, type Storage, type StorageRepositories } from '@polyhome/storage';
 import { dataDirPaths, openDataDir, readKey, type DataDirPaths } from './data-dir.js';
@@ -43,17 +43,39 @@ export function homeContext(
     store,
     writer:
       live === undefined
-        ? new LocalOpWriter(store, peerId, nodeKey)
+        ? lazyWriter(store, peerId, nodeKey)
         : { write: (account, changes) => live.home.applyLocal(account, changes) },
     ...(live === undefined ? {} : { live: live.home }),
   };
 }
 
-/** Opens the data directory (refused while a node runs on it), runs `fn`, closes it. */
-export async function withOfflineContext<T>(dir: string, fn: (ctx: HomeContext) => Promise<T>): Promise<T> {
+/**
+ * The CLI's own op writer, made at its first write: `@polyhome/home` (and libp2p with it) is loaded only by
+ * commands that change something, not by those that read.
+ */
+function lazyWriter(store: SqlReplicaStore, peerId: string, nodeKey: SecretKey): Pick<LocalOpWriter, 'write'> {
+  let writer: Promise<LocalOpWriter> | undefined;
+  return {
+    write: async (account, changes) => {
+      writer ??= import('@polyhome/home').then(({ LocalOpWriter }) => new LocalOpWriter(store, peerId, nodeKey));
+      return (await writer).write(account, changes);
+    },
+  };
+}
+
+/**
+ * Opens the data directory (refused while a node runs on it), runs `fn`, closes it. `onProgress` hears that
+ * the database is being opened (a second or more).
+ */
+export async function withOfflineContext<T>(
+  dir: string,
+  fn: (ctx: HomeContext) => Promise<T>,
+  onProgress?: (message: string) => void,
+): Promise<T> {
   const paths = dataDirPaths(dir);
   const nodeKey = await readKey(paths.nodeKey, 'node key', paths.dir);
-  const storage = await openDataDir(paths);
+  onProgress?.(`Opening the database in ${paths.db}`);
+  const storage = await openDataDir(paths, onProgress);
   try {
     return await fn(homeContext(paths, nodeKey, storage));
   } finally {

@@ -7,7 +7,6 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { rename, rm, writeFile, readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { hardenHttpServer } from '@polyhome/home';
 import type { DataDirPaths } from './data-dir.js';
 import { CliError, EXIT_FAILURE, storageProblem } from './errors.js';
 
@@ -42,6 +41,8 @@ export async function startControlServer(
   const server = createServer((req, res) => {
     void serve(req, res, expected, handlers, paths.dir);
   });
+  // Loaded here, by the running node only: the CLI's side (callControl) should not load @polyhome/home.
+  const { hardenHttpServer } = await import('@polyhome/home');
   hardenHttpServer(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

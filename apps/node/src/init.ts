@@ -12,6 +12,7 @@ import {
   loadOrCreateNodeKey,
   parseUserId,
   peerIdFromPublicKey,
+  readNodeKeyFile,
   serverNameFromPublicKey,
   verifyAccountDocument,
   writeNodeKeyFile,
@@ -19,10 +20,8 @@ import {
   type Home,
   type SecretKey,
 } from '@polyhome/identity';
-import { FilePairingCodeStore } from '@polyhome/home';
-import { newPairingCode } from '@polyhome/p2p';
 import { createRepositories, type Storage } from '@polyhome/storage';
-import { dataDirPaths, openDataDir, preparePrivate } from './data-dir.js';
+import { dataDirPaths, openDataDir, preparePrivate, type DataDirPaths } from './data-dir.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 
 /** What init made. */
@@ -44,6 +43,8 @@ export interface InitOptions {
   passphrase?: string | undefined;
   /** This home's name in the account document (default: the host name). */
   name?: string | undefined;
+  /** Progress lines for the slow steps (creating the database). */
+  onProgress?: ((message: string) => void) | undefined;
 }
 
 /** Home name default: the machine's host name, cut to the document's 64-character limit. */
@@ -78,12 +79,14 @@ export async function init(dir: string, options: InitOptions): Promise<InitResul
   const node = await loadOrCreateNodeKey(paths.nodeKey).catch((err: unknown) => {
     throw new CliError(`Cannot create ${paths.nodeKey}: ${(err as Error).message}`);
   });
-  if (!node.created) {
-    throw new CliError(`${paths.dir} is already initialised (${paths.nodeKey} exists): use another --data-dir.`);
-  }
+  if (!node.created) throw new CliError(await alreadyInitialised(paths));
   const peerId = peerIdFromPublicKey(node.secretKey.publicKey);
   if (options.join === true) {
     // The home adding this node must prove this code before the node takes its account in.
+    const [{ FilePairingCodeStore }, { newPairingCode }] = await Promise.all([
+      import('@polyhome/home'),
+      import('@polyhome/p2p'),
+    ]);
     const pairingCode = newPairingCode();
     try {
       await new FilePairingCodeStore(paths.pairing).write({ code: pairingCode, failures: 0 });
@@ -106,7 +109,7 @@ export async function init(dir: string, options: InitOptions): Promise<InitResul
       rootKey = generateKeyPair().secretKey;
       document = createAccountDocument({ localpart: options.localpart!, rootKey, home });
     }
-    storage = await openDataDir(paths);
+    storage = await openDataDir(paths, options.onProgress);
     await createRepositories(storage).replica.hostAccount(document, { custody: 'self' });
     // The root key goes to disk last: a failed init leaves no key of an account that was never stored.
     await writeNodeKeyFile(paths.rootKey, rootKey);
@@ -119,12 +122,30 @@ export async function init(dir: string, options: InitOptions): Promise<InitResul
   }
 }
 
+/**
+ * Why a second init is refused, naming the account the directory holds when its root key is here (its server
+ * name, read from the key without opening the database): a second `init --localpart alice` is far more often
+ * a repeated command than a wish for a second `@alice`, which needs a data directory of its own.
+ */
+async function alreadyInitialised(paths: DataDirPaths): Promise<string> {
+  const rootKey = await readNodeKeyFile(paths.rootKey).catch(() => undefined);
+  const holds =
+    rootKey === undefined
+      ? ''
+      : ` and holds the account @…:${serverNameFromPublicKey(rootKey.publicKey)} (\`polyhome status\` shows it)`;
+  return `${paths.dir} is already initialised (${paths.nodeKey} exists)${holds}: use that account, or another --data-dir for a new one.`;
+}
+
 /** The pairing code of a node made with `init --join`, replaced first with `renew`. */
 export async function pairingCode(
   dir: string,
   renew: boolean,
 ): Promise<{ pairing_code: string; wrong_proofs: number }> {
   const paths = dataDirPaths(dir);
+  const [{ FilePairingCodeStore }, { newPairingCode }] = await Promise.all([
+    import('@polyhome/home'),
+    import('@polyhome/p2p'),
+  ]);
   const store = new FilePairingCodeStore(paths.pairing);
   const held = await store.read().catch((err: unknown) => {
     throw new CliError(`Cannot read ${paths.pairing}: ${(err as Error).message}`);

@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { MIGRATIONS } from '@polyhome/migrations';
@@ -8,6 +8,7 @@ import { preparePrivateDataDir, restrictDataDir } from './data-dir-modes.js';
 import { ENTITIES } from './entities/index.js';
 import { StorageError } from './errors.js';
 import { createPgliteDriverModule } from './pglite/pglite-pg-driver.js';
+import { copyTemplate, ensureTemplate } from './pglite/template.js';
 
 /** Which database engine a Storage runs on. */
 export type StorageBackend = 'postgres' | 'pglite';
@@ -22,6 +23,11 @@ export interface StorageInit {
   migrationsRun?: boolean;
   /** Progress messages for slow steps (first creation of the embedded database, migrations). */
   onProgress?: (message: string) => void;
+  /**
+   * A new embedded database is copied from the migrated template (default true); false runs initdb and every
+   * migration in place, as the template itself is made.
+   */
+  template?: boolean;
   /** PostgreSQL pool size (default 10). */
   poolSize?: number;
 }
@@ -30,7 +36,7 @@ export interface StorageInit {
 export interface Storage {
   readonly dataSource: DataSource;
   readonly backend: StorageBackend;
-  /** Names of the migrations applied while opening. */
+  /** Names of the migrations applied while opening (for a new embedded database, those of its template too). */
   readonly appliedMigrations: string[];
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
@@ -109,8 +115,14 @@ async function openPglite(init: StorageInit): Promise<Storage> {
   const lock: DataDirLock = await lockDataDir(path.resolve(init.dataDir, 'db.lock'));
   let db: PGlite | undefined;
   try {
-    const fresh = !(await exists(path.join(dir, 'PG_VERSION')));
-    if (fresh) init.onProgress?.(`Creating the embedded database in ${dir} (first start only, a few seconds)`);
+    let seeded = false;
+    if (!(await exists(dir)) && init.template !== false) {
+      init.onProgress?.(`Creating the embedded database in ${dir}`);
+      seeded = await seedFromTemplate(dir, init.onProgress);
+    }
+    if (!(await exists(path.join(dir, 'PG_VERSION')))) {
+      init.onProgress?.(`Creating the embedded database in ${dir} (initdb, a few seconds)`);
+    }
     db = await PGlite.create({ dataDir: dir });
     // PGlite chmods its files to 0666 (0644 for those it rewrites at each open), whatever the umask.
     await restrictDataDir(dir);
@@ -123,7 +135,7 @@ async function openPglite(init: StorageInit): Promise<Storage> {
       installExtensions: false,
     } as DataSourceOptions);
     await dataSource.initialize();
-    const storage = await finishOpen(dataSource, 'pglite', init, async () => {
+    const storage = await finishOpen(dataSource, 'pglite', { ...init, seeded }, async () => {
       try {
         await dataSource.destroy();
         await restrictDataDir(dir);
@@ -144,16 +156,46 @@ async function openPglite(init: StorageInit): Promise<Storage> {
   }
 }
 
+/**
+ * Fills a new embedded database directory from the template (see pglite/template.ts). Any failure there (a
+ * read-only install, a full disk) leaves `dir` absent, and PGlite then runs initdb as it would without one.
+ */
+async function seedFromTemplate(dir: string, onProgress: ((message: string) => void) | undefined): Promise<boolean> {
+  try {
+    await copyTemplate(await prepareDatabaseTemplate(onProgress), dir);
+    return true;
+  } catch {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    return false;
+  }
+}
+
+/** Makes the template of the current migrations now, when missing (`npm run build` calls it); returns its path. */
+export async function prepareDatabaseTemplate(onProgress?: (message: string) => void): Promise<string> {
+  return ensureTemplate(async (dataDir) => {
+    const storage = await openPglite({ dataDir, template: false });
+    await storage.close();
+  }, onProgress);
+}
+
 /** The advisory lock key that serializes migrations between processes sharing a database ("phmg"). */
 const MIGRATION_LOCK = 0x70686d67;
 
 async function finishOpen(
   dataSource: DataSource,
   backend: StorageBackend,
-  init: StorageInit,
+  init: StorageInit & { seeded?: boolean },
   close: () => Promise<void>,
 ): Promise<Storage> {
   let applied: string[] = [];
+  if (init.seeded === true) {
+    // A database copied from the template came with its migrations: they count as applied by this open,
+    // as they would have been without the template.
+    const rows = (await dataSource.query(`SELECT name FROM typeorm_migrations ORDER BY id`)) as Array<{
+      name: string;
+    }>;
+    applied = rows.map((row) => row.name);
+  }
   if (init.migrationsRun !== false) {
     // Server instances sharing one PostgreSQL may start at the same moment: a session-level advisory lock
     // makes them migrate one after another (the later one then finds nothing pending). PGlite has one
@@ -166,7 +208,7 @@ async function finishOpen(
       }
       const pending = await dataSource.showMigrations();
       if (pending) init.onProgress?.(`Applying database migrations (${backend})`);
-      applied = (await dataSource.runMigrations({ transaction: 'each' })).map((m) => m.name);
+      applied.push(...(await dataSource.runMigrations({ transaction: 'each' })).map((m) => m.name));
       if (lock !== undefined) {
         await lock.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
         await lock.release();

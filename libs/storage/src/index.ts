@@ -1,4 +1,10 @@
-export { openStorage, postgresDataSourceOptions, redactDatabaseUrl, schemaDrift } from './data-source.js';
+export {
+  openStorage,
+  postgresDataSourceOptions,
+  prepareDatabaseTemplate,
+  redactDatabaseUrl,
+  schemaDrift,
+} from './data-source.js';
 export type { Storage, StorageBackend, StorageInit } from './data-source.js';
 export { lockDataDir } from './data-dir-lock.js';
 export { assertPrivateDataDir, preparePrivateDataDir, restrictDataDir } from './data-dir-modes.js';

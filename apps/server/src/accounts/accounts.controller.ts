@@ -70,7 +70,9 @@ export class AccountsController {
     summary: 'Create a hosted account (this server holds its root key, sealed)',
     description:
       'A new root key is made and sealed with SEALING_KEY; the user ID is `@<localpart>:<hex of the key>`, so the same ' +
-      'localpart twice makes two accounts. With `password`, the account can log in with m.login.password.',
+      'localpart twice would make two accounts: a localpart this server hosts already is refused (M_USER_IN_USE, ' +
+      'naming the account) unless `allow_duplicate_localpart` is true. With `password`, the account can log in ' +
+      'with m.login.password.',
     status: 201,
     example: SUMMARY,
     errors: [
@@ -79,11 +81,16 @@ export class AccountsController {
         when: 'a bad localpart or password, or an unknown field',
         error: 'localpart must be 1 to 64 characters of a-z, 0-9, . _ = / -',
       },
+      {
+        errcode: 'M_USER_IN_USE',
+        when: 'this server hosts an account with that localpart already, and allow_duplicate_localpart is not true',
+        error: `This server hosts alice already: ${EXAMPLE_USER_ID}. Use that account, or send "allow_duplicate_localpart": true to make a second @alice with another key.`,
+      },
     ],
   })
   @Post()
   create(@Body() body: CreateAccountDto): Promise<AccountSummary> {
-    return this.accounts.createHosted(body.localpart, body.password);
+    return this.accounts.createHosted(body.localpart, body.password, body.allow_duplicate_localpart === true);
   }
 
   /** GET /admin/v1/accounts/{userId}: document, custody, and each home's sync status. */

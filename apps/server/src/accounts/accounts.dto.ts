@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsOptional, IsString, Length, Matches, MaxLength, MinLength } from 'class-validator';
+import { IsBoolean, IsIn, IsOptional, IsString, Length, Matches, MaxLength, MinLength } from 'class-validator';
 
 /** POST /admin/v1/accounts: a hosted account. */
 export class CreateAccountDto {
@@ -14,6 +14,16 @@ export class CreateAccountDto {
   @MinLength(8)
   @MaxLength(512)
   password?: string;
+
+  @ApiPropertyOptional({
+    description:
+      'Create the account even when this server hosts an account with the same localpart already (a second ' +
+      '`@<localpart>:<another key>`). Without it, such a request is refused with M_USER_IN_USE.',
+    default: false,
+  })
+  @IsOptional()
+  @IsBoolean()
+  allow_duplicate_localpart?: boolean;
 }
 
 /** POST /admin/v1/accounts/{userId}/homes: add a home to a hosted account. */

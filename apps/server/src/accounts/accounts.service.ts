@@ -116,8 +116,22 @@ export class AccountsService {
     return { peer_id: this.p2p.peerId, role: 'server', name: this.config.homeName, addrs: this.announceAddrs() };
   }
 
-  /** Creates a hosted account: a new root key, sealed at rest, and a document naming this server. */
-  async createHosted(localpart: string, password: string | undefined): Promise<AccountSummary> {
+  /**
+   * Creates a hosted account: a new root key, sealed at rest, and a document naming this server. Each key makes
+   * a new user ID, so a localpart this server hosts already is refused (M_USER_IN_USE, naming the account)
+   * unless `allowDuplicate`: creating `alice` twice is far more often a repeated command than a wish for a
+   * second `@alice`.
+   */
+  async createHosted(localpart: string, password: string | undefined, allowDuplicate = false): Promise<AccountSummary> {
+    if (!allowDuplicate) {
+      const existing = await this.accounts.withLocalpart(localpart);
+      if (existing.length > 0) {
+        throw new ApiError(
+          'M_USER_IN_USE',
+          `This server hosts ${localpart} already: ${existing.map((a) => a.userId).join(', ')}. Use that account, or send "allow_duplicate_localpart": true to make a second @${localpart} with another key.`,
+        );
+      }
+    }
     const { secretKey } = generateKeyPair();
     let document: AccountDocument;
     try {

@@ -80,6 +80,25 @@ describe.each(SERVER_BACKENDS)('hosted accounts over the admin API on $name', (b
     expect([400, 404]).toContain(unknown.status);
   });
 
+  it('refuses a localpart hosted here already with 409 naming the account, unless allow_duplicate_localpart', async () => {
+    const first = (await admin().post('/admin/v1/accounts', { localpart: 'twice_' }).expect(201)).body;
+    const before = (await admin().get('/admin/v1/accounts?limit=500').expect(200)).body.chunk.length;
+    const again = await admin().post('/admin/v1/accounts', { localpart: 'twice_' }).expect(409);
+    expect(again.body.errcode).toBe('M_USER_IN_USE');
+    expect(again.body.error).toContain(first.user_id);
+    expect(again.body.error).toContain('allow_duplicate_localpart');
+    expect((await admin().get('/admin/v1/accounts?limit=500').expect(200)).body.chunk.length).toBe(before);
+    // Another localpart is not caught by the prefix: `_` is no wildcard, and `twice` is no `twice_`.
+    await admin().post('/admin/v1/accounts', { localpart: 'twicex' }).expect(201);
+    await admin().post('/admin/v1/accounts', { localpart: 'twice' }).expect(201);
+    const second = (
+      await admin().post('/admin/v1/accounts', { localpart: 'twice_', allow_duplicate_localpart: true }).expect(201)
+    ).body;
+    expect(second.user_id).toMatch(/^@twice_:/);
+    expect(second.user_id).not.toBe(first.user_id);
+    await admin().post('/admin/v1/accounts', { localpart: 'twice_', allow_duplicate_localpart: 'yes' }).expect(400);
+  });
+
   it('deletes one account and nothing of another', async () => {
     const a = (await admin().post('/admin/v1/accounts', { localpart: 'gone' }).expect(201)).body;
     const b = (await admin().post('/admin/v1/accounts', { localpart: 'kept' }).expect(201)).body;

@@ -40,6 +40,8 @@ export interface AccountRepository {
   page(page: AccountPage): Promise<AccountRecord[]>;
   /** Every account in user-id order (the client-side home holds a handful). */
   listByUserId(): Promise<AccountRecord[]>;
+  /** The accounts whose user ID has this localpart (`@<localpart>:...`), in user-id order. */
+  withLocalpart(localpart: string): Promise<AccountRecord[]>;
   /** How many accounts are hosted. */
   count(): Promise<number>;
   /** Sets (or clears) the password hash of an account. */
@@ -73,6 +75,16 @@ export class SqlAccountRepository implements AccountRepository {
 
   listByUserId(): Promise<AccountRecord[]> {
     return this.repo().find({ order: { userId: 'ASC' } });
+  }
+
+  withLocalpart(localpart: string): Promise<AccountRecord[]> {
+    // A prefix compared as a string, not LIKE: a localpart may hold `_`, a LIKE wildcard.
+    const prefix = `@${localpart}:`;
+    return this.repo()
+      .createQueryBuilder('a')
+      .where('left(a.user_id, :length) = :prefix', { length: prefix.length, prefix })
+      .orderBy('a.user_id', 'ASC')
+      .getMany();
   }
 
   count(): Promise<number> {
