@@ -329,6 +329,34 @@ describe.each(STORAGE_BACKENDS)('room engine on %s', (backend) => {
       await expectRefused({ ...pdu, content: { body: 'altered after signing' } }, 'content_hash');
     });
 
+    it('an auth failure against the state before it: auth events from before the sender was kicked', async () => {
+      const stale = await rooms.currentState(roomId);
+      await engine.membership(A, roomId, { action: 'kick', target: B.userId });
+      const extremities = await rooms.forwardExtremities(roomId);
+      const prev = await rooms.getEvents(extremities.map((e) => e.eventId));
+      const template = buildEvent({
+        version: '11',
+        roomId,
+        sender: B.userId,
+        type: 'm.room.message',
+        content: { body: 'after the kick' },
+        prevEvents: extremities.map((e) => ({ eventId: e.eventId, pdu: prev.get(e.eventId)! })),
+        state: stale,
+        originServerTs: Date.now(),
+      });
+      const pdu = signPdu('11', template, {
+        serverName: bob.serverName,
+        keyId: `ed25519:${home.peerId}`,
+        secretKey: home.secretKey,
+      });
+      await expectRefused(pdu, 'auth_state');
+      const id = eventIdOf('11', pdu);
+      // Received events failing the rules are kept as rejected evidence.
+      expect((await rooms.eventsByIds([id])).get(id)?.rejected?.code).toBe('not_in_room');
+      await engine.membership(A, roomId, { action: 'invite', target: B.userId });
+      await engine.membership(B, roomId, { action: 'join' });
+    });
+
     it('an auth failure: a sender who is not in the room', async () => {
       const outsider = makeAccount({ seed: 'room-engine:outsider', localpart: 'eve', homes: 1 });
       const pdu = await forge({
