@@ -177,6 +177,22 @@ describe.each(STORAGE_BACKENDS)('room engine on %s', (backend) => {
     expect((await refusal(engine.messages(A, '!nowhere:x', { dir: 'b', limit: 1 }))).errcode).toBe('M_FORBIDDEN');
   });
 
+  it('sends made at once in one room form a chain (one extremity, one depth each)', async () => {
+    const roomId = await sharedRoom();
+    const sent = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        engine.send(i % 2 === 0 ? A : B, roomId, { type: 'm.room.message', content: { body: `c${i}` } }),
+      ),
+    );
+    const extremities = await rooms.forwardExtremities(roomId);
+    expect(extremities).toHaveLength(1);
+    const held = await rooms.eventsByIds(sent.map((s) => s.eventId));
+    const depths = [...held.values()].map((e) => e.depth).sort((x, y) => x - y);
+    expect(new Set(depths).size).toBe(8);
+    expect(depths.at(-1)! - depths[0]!).toBe(7);
+    expect(extremities[0]!.depth).toBe(depths.at(-1));
+  });
+
   it('puts and gets state; a user without the power is refused with nothing stored', async () => {
     const roomId = await sharedRoom();
     await engine.send(A, roomId, { type: 'm.room.name', stateKey: '', content: { name: 'new name' } });
