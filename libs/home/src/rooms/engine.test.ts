@@ -208,6 +208,62 @@ describe.each(STORAGE_BACKENDS)('room engine on %s', (backend) => {
     expect((await engine.stateEvent(A, roomId, 'm.room.name', ''))?.pdu.content).toEqual({ name: 'new name' });
   });
 
+  it('joins a public room without an invite, an invite-only one only with an invite', async () => {
+    const { roomId: open } = await engine.createRoom(A, request({ preset: 'public_chat' }));
+    await engine.membership(B, open, { action: 'join' });
+    expect(await engine.joinedRooms(B)).toContain(open);
+    const { roomId: closed } = await engine.createRoom(A, request());
+    const refused = await refusal(engine.membership(B, closed, { action: 'join' }));
+    expect(refused.errcode).toBe('M_FORBIDDEN');
+    expect((await refusal(engine.membership(B, '!unknown:x', { action: 'join' }))).errcode).toBe('M_NOT_FOUND');
+    expect((await refusal(engine.state(B, closed))).errcode).toBe('M_FORBIDDEN');
+    expect((await refusal(engine.send(B, closed, { type: 'm.room.message', content: {} }))).errcode).toBe(
+      'M_FORBIDDEN',
+    );
+  });
+
+  it('history visibility: joined hides what came before the join, shared shows it', async () => {
+    for (const visibility of ['joined', 'shared'] as const) {
+      const { roomId } = await engine.createRoom(
+        A,
+        request({
+          invite: [B.userId],
+          initialState: [
+            { type: 'm.room.history_visibility', stateKey: '', content: { history_visibility: visibility } },
+          ],
+        }),
+      );
+      const early = await engine.send(A, roomId, { type: 'm.room.message', content: { body: 'early' } });
+      await engine.membership(B, roomId, { action: 'join' });
+      const late = await engine.send(A, roomId, { type: 'm.room.message', content: { body: 'late' } });
+      const seen = (await engine.messages(B, roomId, { dir: 'b', limit: 50 })).events.map((e) => e.eventId);
+      expect(seen).toContain(late.eventId);
+      expect(seen.includes(early.eventId)).toBe(visibility === 'shared');
+      if (visibility === 'joined') {
+        expect((await refusal(engine.event(B, roomId, early.eventId))).errcode).toBe('M_NOT_FOUND');
+      }
+    }
+  });
+
+  it('refuses bad input with the spec codes and stores nothing', async () => {
+    const roomId = await sharedRoom();
+    const position = await engine.position();
+    const big = await refusal(
+      engine.send(A, roomId, { type: 'm.room.message', content: { body: 'x'.repeat(70_000) } }),
+    );
+    expect(big.errcode).toBe('M_TOO_LARGE');
+    const float = await refusal(engine.send(A, roomId, { type: 'm.room.message', content: { n: 1.5 } }));
+    expect(float.errcode).toBe('M_BAD_JSON');
+    const txn = await refusal(engine.send(A, roomId, { type: 'm.room.message', content: {}, txnId: 'x'.repeat(300) }));
+    expect(txn.errcode).toBe('M_INVALID_PARAM');
+    expect((await refusal(engine.send(A, roomId, { type: 'm.room.create', stateKey: '', content: {} }))).errcode).toBe(
+      'M_FORBIDDEN',
+    );
+    const stranger = { serverName: carol.serverName, userId: carol.userId, deviceId: 'C' };
+    expect((await refusal(engine.createRoom(stranger, request()))).errcode).toBe('M_FORBIDDEN');
+    expect(await engine.position()).toBe(position);
+  });
+
   it('kick, ban and unban pass the power checks; without power they are refused and nothing is stored', async () => {
     const roomId = await sharedRoom();
     const position = await engine.position();

@@ -58,6 +58,8 @@ const MAX_ROOMS = 10_000;
 const MAX_STATE_CHANGES = 1_000;
 /** Most redactions read for one page of events. */
 const MAX_REDACTIONS = 1_000;
+/** Longest client transaction id (the store's column is 255; redactions' ids get the prefix `redact:`). */
+const MAX_TXN_ID_BYTES = 248;
 /** The device id under which forgotten rooms are recorded in the transaction table (not a client's device). */
 const FORGOTTEN_DEVICE = '$forgotten-rooms';
 /** The `invite_state` types (client-server API "Stripped state"), the invite itself last. */
@@ -219,7 +221,7 @@ export class RoomEngine implements MatrixRoomsPort {
     }
     return this.#queue.run(roomId, async () => {
       const current = await this.#store.currentState(roomId);
-      const held = await this.#memberEvent(current, roomId, target);
+      const held = await this.#memberEvent(current, target);
       const now = held?.pdu.content['membership'];
       if (change.action === 'join' && now === 'join') return { eventId: held!.eventId };
       if (change.action === 'unban' && now !== 'ban') {
@@ -249,6 +251,7 @@ export class RoomEngine implements MatrixRoomsPort {
     if (event.type === 'm.room.redaction') {
       throw new MatrixError('M_INVALID_PARAM', 'Redact events with PUT /rooms/{roomId}/redact/{eventId}/{txnId}.');
     }
+    if (event.txnId !== undefined) checkTxnId(event.txnId);
     const version = await this.#version(roomId);
     return this.#queue.run(roomId, () =>
       this.#once(actor, event.txnId, () =>
@@ -269,6 +272,7 @@ export class RoomEngine implements MatrixRoomsPort {
     txnId: string,
   ): Promise<{ eventId: string }> {
     await this.#requireLocal(actor);
+    checkTxnId(txnId);
     const version = await this.#version(roomId);
     return this.#queue.run(roomId, () =>
       this.#once(actor, `redact:${txnId}`, async () => {
@@ -593,7 +597,7 @@ export class RoomEngine implements MatrixRoomsPort {
     return version;
   }
 
-  async #memberEvent(state: StateMap, _roomId: string, userId: string): Promise<StoredRoomEvent | undefined> {
+  async #memberEvent(state: StateMap, userId: string): Promise<StoredRoomEvent | undefined> {
     const id = state.get(stateKeyOf('m.room.member', userId));
     return id === undefined ? undefined : (await this.#store.eventsByIds([id])).get(id);
   }
@@ -603,7 +607,7 @@ export class RoomEngine implements MatrixRoomsPort {
     const version = await this.#store.roomVersion(roomId);
     if (version === null) throw new MatrixError('M_FORBIDDEN', `You are not in room ${roomId}.`);
     const current = await this.#store.currentState(roomId);
-    const memberEvent = await this.#memberEvent(current, roomId, actor.userId);
+    const memberEvent = await this.#memberEvent(current, actor.userId);
     const membership = memberEvent?.pdu.content['membership'];
     return { version, current, membership: typeof membership === 'string' ? membership : undefined, memberEvent };
   }
@@ -614,7 +618,7 @@ export class RoomEngine implements MatrixRoomsPort {
     if (standing.membership === 'join') return { version: standing.version, map: standing.current };
     if ((standing.membership === 'leave' || standing.membership === 'ban') && standing.memberEvent !== undefined) {
       const before = await this.#store.stateBefore(standing.memberEvent.eventId);
-      const was = await this.#memberEvent(before, roomId, actor.userId);
+      const was = await this.#memberEvent(before, actor.userId);
       if (was !== undefined && was.pdu.content['membership'] === 'join') {
         return { version: standing.version, map: await this.#store.stateAfter(standing.memberEvent.eventId) };
       }
@@ -659,7 +663,7 @@ export class RoomEngine implements MatrixRoomsPort {
       }
       const before = await this.#store.stateBefore(event.eventId);
       const visibility = await this.#historyVisibility(before);
-      const membership = (await this.#memberEvent(before, event.roomId, userId))?.pdu.content['membership'];
+      const membership = (await this.#memberEvent(before, userId))?.pdu.content['membership'];
       const seen =
         visibility === 'world_readable' ||
         membership === 'join' ||
@@ -752,6 +756,13 @@ function redactsOf(pdu: Pdu): string | undefined {
   const inContent = pdu.content['redacts'];
   if (typeof inContent === 'string') return inContent;
   return typeof pdu.redacts === 'string' ? pdu.redacts : undefined;
+}
+
+/** Refuses a transaction id the store cannot keep. */
+function checkTxnId(txnId: string): void {
+  if (txnId.length === 0 || Buffer.byteLength(txnId) > MAX_TXN_ID_BYTES) {
+    throw new MatrixError('M_INVALID_PARAM', `A transaction id must be 1 to ${MAX_TXN_ID_BYTES} bytes long.`);
+  }
 }
 
 function clampLimit(limit: number, max: number): number {
