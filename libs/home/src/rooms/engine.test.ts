@@ -14,6 +14,7 @@ import { RoomEngine } from './engine.js';
 const home = makeHome('room-engine:home', 'server', 'home');
 const alice = makeAccount({ seed: 'room-engine:alice', localpart: 'alice', homes: 1 });
 const bob = makeAccount({ seed: 'room-engine:bob', localpart: 'bob', homes: 1 });
+const dave = makeAccount({ seed: 'room-engine:dave', localpart: 'dave', homes: 1 });
 /** Hosted elsewhere: its document is not held here. */
 const carol = makeAccount({ seed: 'room-engine:carol', localpart: 'carol', homes: 1 });
 /** Alice's second home, revoked in the document held here. */
@@ -22,6 +23,7 @@ const stranger = makeHome('room-engine:stranger', 'client', 'stranger');
 
 const A: RoomActor = { serverName: alice.serverName, userId: alice.userId, deviceId: 'ADEVICE' };
 const B: RoomActor = { serverName: bob.serverName, userId: bob.userId, deviceId: 'BDEVICE' };
+const D: RoomActor = { serverName: dave.serverName, userId: dave.userId, deviceId: 'DDEVICE' };
 
 function request(extra: Partial<CreateRoomRequest> = {}): CreateRoomRequest {
   return { invite: [], isDirect: false, initialState: [], ...extra };
@@ -50,7 +52,10 @@ describe.each(STORAGE_BACKENDS)('room engine on %s', (backend) => {
     let aliceDocument = withHome(alice, alice.document, home);
     aliceDocument = withHome(alice, aliceDocument, revoked);
     aliceDocument = withoutHome(alice, aliceDocument, revoked.peerId, 0);
-    await replica.hostAccounts([aliceDocument, withHome(bob, bob.document, home)], { custody: 'self' });
+    await replica.hostAccounts(
+      [aliceDocument, withHome(bob, bob.document, home), withHome(dave, dave.document, home)],
+      { custody: 'self' },
+    );
     rooms = new SqlRoomStore(storage.dataSource);
     engine = new RoomEngine({ store: rooms, documents: replica, nodeKey: home.secretKey });
     engine.onRoomEvents((servers) => woken.push(servers));
@@ -449,6 +454,8 @@ describe.each(STORAGE_BACKENDS)('room engine on %s', (backend) => {
     expect(invite.inviteState?.some((e) => e.pdu.type === 'm.room.name')).toBe(true);
 
     await engine.membership(B, roomId, { action: 'join' });
+    await engine.membership(A, roomId, { action: 'invite', target: D.userId });
+    await engine.membership(D, roomId, { action: 'join' });
     let since = await engine.position();
     const initial = await engine.syncRooms(A, { to: since, timelineLimit: 3 });
     const entry = initial.find((e) => e.roomId === roomId)!;
@@ -476,6 +483,17 @@ describe.each(STORAGE_BACKENDS)('room engine on %s', (backend) => {
     expect(limited.limited).toBe(true);
     expect(limited.timeline.map((e) => e.pdu.content['body'])).toEqual(['2', '3']);
     expect(limited.state.length).toBeGreaterThan(0);
+    // Lazy-loaded members: only the timeline's senders and the user syncing (not dave).
+    const lazy = (await engine.syncRooms(B, { to, timelineLimit: 1, lazyLoadMembers: true })).find(
+      (e) => e.roomId === roomId,
+    )!;
+    expect(lazy.timeline.map((e) => e.pdu.sender)).toEqual([A.userId]);
+    expect(
+      lazy.state
+        .filter((e) => e.pdu.type === 'm.room.member')
+        .map((e) => e.pdu.state_key)
+        .sort(),
+    ).toEqual([A.userId, B.userId].sort());
     // Nothing new: no entry.
     expect(await engine.syncRooms(A, { since: to, to, timelineLimit: 2 })).toEqual([]);
 

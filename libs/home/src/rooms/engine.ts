@@ -401,6 +401,7 @@ export class RoomEngine implements MatrixRoomsPort {
     const since = options.since ?? 0;
     const initial = options.since === undefined;
     const limit = clampLimit(options.timelineLimit, MAX_SYNC_TIMELINE);
+    const range = { since, limit, lazyLoadMembers: options.lazyLoadMembers === true };
     const entries: RoomSyncEntry[] = [];
     for (const row of await this.#roomsOf(actor)) {
       // A change after `to` is for the next sync (which starts at `to`).
@@ -414,14 +415,18 @@ export class RoomEngine implements MatrixRoomsPort {
       if (membership === 'join') {
         // Joined since the last sync: the whole state, as on an initial sync.
         const full = initial || row.streamOrdering > since;
-        const entry = await this.#timelineEntry(actor, row.roomId, 'join', since, options.to, limit, full);
+        const entry = await this.#timelineEntry(actor, row.roomId, 'join', { ...range, to: options.to, full });
         if (entry !== undefined) entries.push(entry);
         continue;
       }
       if (membership === 'leave' || membership === 'ban') {
         if (initial || row.streamOrdering <= since) continue;
         if (await this.#forgotten(actor, row.roomId, row.eventId)) continue;
-        const entry = await this.#timelineEntry(actor, row.roomId, membership, since, row.streamOrdering, limit, false);
+        const entry = await this.#timelineEntry(actor, row.roomId, membership, {
+          ...range,
+          to: row.streamOrdering,
+          full: false,
+        });
         if (entry !== undefined) entries.push(entry);
       }
     }
@@ -433,11 +438,9 @@ export class RoomEngine implements MatrixRoomsPort {
     actor: RoomActor,
     roomId: string,
     membership: Membership,
-    since: number,
-    to: number,
-    limit: number,
-    full: boolean,
+    range: { since: number; to: number; limit: number; full: boolean; lazyLoadMembers: boolean },
   ): Promise<RoomSyncEntry | undefined> {
+    const { since, to, limit, full } = range;
     const standing = await this.#standing(actor, roomId);
     const timeline = await this.#store.timelineSince(roomId, since, limit, to);
     if (!full && timeline.events.length === 0) return undefined;
@@ -452,7 +455,11 @@ export class RoomEngine implements MatrixRoomsPort {
           : membership === 'join'
             ? standing.current
             : await this.#store.stateAfter(standing.memberEvent!.eventId);
-      state = await this.#viewsOfState(standing.version, roomId, map);
+      state = await this.#viewsOfState(
+        standing.version,
+        roomId,
+        range.lazyLoadMembers ? lazyMembers(map, [actor.userId, ...visible.map((e) => e.pdu.sender)]) : map,
+      );
     } else {
       // Not limited: the timeline holds every event since `since`; state changes it does not show (a state
       // resolution's outcome) are sent as state.
@@ -756,6 +763,15 @@ function redactsOf(pdu: Pdu): string | undefined {
   const inContent = pdu.content['redacts'];
   if (typeof inContent === 'string') return inContent;
   return typeof pdu.redacts === 'string' ? pdu.redacts : undefined;
+}
+
+/**
+ * A state map with only the member events of `users` (client-server API "Lazy-loading room members": the
+ * senders of the timeline and the user syncing); every other state event stays.
+ */
+function lazyMembers(state: StateMap, users: readonly string[]): StateMap {
+  const keep = new Set(users.map((user) => stateKeyOf('m.room.member', user)));
+  return new Map([...state].filter(([key]) => keep.has(key) || splitStateKey(key).type !== 'm.room.member'));
 }
 
 /** Refuses a transaction id the store cannot keep. */
