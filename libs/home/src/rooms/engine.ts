@@ -359,6 +359,10 @@ export class RoomEngine implements MatrixRoomsPort {
     };
   }
 
+  /**
+   * `limit` counts both sides (half before, as Synapse splits it); `state` is the state after the last event
+   * returned (the spec's "state of the room at the last event returned").
+   */
   async context(
     actor: RoomActor,
     roomId: string,
