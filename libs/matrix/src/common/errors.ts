@@ -13,6 +13,7 @@ export type MatrixErrcode =
   | 'M_LIMIT_EXCEEDED'
   | 'M_UNAVAILABLE'
   | 'M_USER_IN_USE'
+  | 'M_UNSUPPORTED_ROOM_VERSION'
   | 'M_UNKNOWN';
 
 /** The HTTP status of each code; a new code does not compile until it has one. */
@@ -32,6 +33,7 @@ export function matrixStatusOf(errcode: MatrixErrcode): number {
     case 'M_BAD_JSON':
     case 'M_INVALID_PARAM':
     case 'M_MISSING_PARAM':
+    case 'M_UNSUPPORTED_ROOM_VERSION':
       return 400;
     case 'M_TOO_LARGE':
       return 413;
