@@ -1,5 +1,6 @@
 // The Matrix client API of the client-side home: libs/matrix's module over this node's port, served on
-// 127.0.0.1 only. Logins are by `m.login.token` (from `polyhome login-token`): the node holds no passwords.
+// 127.0.0.1 only. Logins are by `m.login.token` (from `polyhome login-token`), or by password when a server home
+// of the account set one (its verifier replicates; the node never sees the password).
 import type { Server } from 'node:http';
 import {
   type ArgumentsHost,
@@ -12,7 +13,16 @@ import {
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import express from 'express';
-import { bodyParserError, hardenHttpServer, jsonDepthCheck, type HomeAccounts } from '@polyhome/home';
+import {
+  bodyParserError,
+  checkPasswordGuess,
+  GuessBackoffError,
+  hardenHttpServer,
+  jsonDepthCheck,
+  PasswordGuessLimiter,
+  replicatedVerifier,
+  type HomeAccounts,
+} from '@polyhome/home';
 import {
   MatrixClientApiModule,
   MatrixError,
@@ -32,8 +42,29 @@ const MAX_BODY_BYTES = 256 * 1024;
  */
 export function nodeHomeAccounts(ctx: HomeContext): HomeAccounts {
   const { accounts, loginTokens: tokens } = ctx.repositories;
+  // Wrong guesses per user ID, in this process (as the server counts them).
+  const guesses = new PasswordGuessLimiter();
+  const activeRow = async (userId: string) => {
+    const serverName = /^@[^:]+:([0-9a-f]{64})$/.exec(userId)?.[1];
+    const row = serverName === undefined ? undefined : await accounts.findByServerName(serverName);
+    return row !== undefined && row.status === 'active' && row.userId === userId ? row : undefined;
+  };
   return {
-    checkPassword: () => Promise.resolve(null),
+    // The verifier a server home replicated (`password.set`): a password set there logs in here too.
+    checkPassword: async (userId, password) => {
+      const row = await activeRow(userId);
+      const verifier = row === undefined ? undefined : replicatedVerifier(await ctx.store.state(row.serverName));
+      let right: boolean;
+      try {
+        right = await checkPasswordGuess(guesses, userId.slice(0, 255), password, verifier);
+      } catch (err) {
+        if (err instanceof GuessBackoffError) {
+          throw new MatrixError('M_LIMIT_EXCEEDED', err.message, 429, { retry_after_ms: err.retryAfterMs });
+        }
+        throw err;
+      }
+      return right && row !== undefined ? row.serverName : null;
+    },
     consumeLoginToken: async (token) => {
       const use = await tokens.consume(token);
       return use.ok ? use.serverName : null;
@@ -41,6 +72,17 @@ export function nodeHomeAccounts(ctx: HomeContext): HomeAccounts {
     userIdOf: async (serverName) => {
       const row = await accounts.findByServerName(serverName);
       return row === undefined || row.status !== 'active' ? null : row.userId;
+    },
+    userIdsWithLocalpart: async (localpart) =>
+      (await accounts.withLocalpart(localpart)).filter((r) => r.status === 'active').map((r) => r.userId),
+    // Advertised only when an account held here has a verifier (a node's own accounts have none until a
+    // server home of theirs sets a password).
+    passwordLogin: async () => {
+      // A node holds its person's accounts (usually one): reading each one's state is cheap.
+      for (const row of await accounts.listByUserId()) {
+        if (replicatedVerifier(await ctx.store.state(row.serverName)) !== undefined) return true;
+      }
+      return false;
     },
   };
 }

@@ -723,6 +723,14 @@ class HomeMatrixPort implements MatrixHomePort {
     return this.accounts.consumeLoginToken(token);
   }
 
+  async userIdsWithLocalpart(localpart: string): Promise<string[]> {
+    return (await this.accounts.userIdsWithLocalpart?.(localpart)) ?? [];
+  }
+
+  async passwordLogin(): Promise<boolean> {
+    return (await this.accounts.passwordLogin?.()) ?? true;
+  }
+
   userIdOf(serverName: string): Promise<string | null> {
     return this.accounts.userIdOf(serverName);
   }

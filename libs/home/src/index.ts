@@ -77,3 +77,15 @@ export type {
   LocalOpStore,
   StateStore,
 } from './ports.js';
+export {
+  checkPasswordGuess,
+  DEFAULT_GUESS_POLICY,
+  GuessBackoffError,
+  hashPassword,
+  passwordHashesComputed,
+  PasswordGuessLimiter,
+  replicatedVerifier,
+  verifyAgainstDummy,
+  verifyPassword,
+} from './passwords.js';
+export type { PasswordGuessPolicy } from './passwords.js';

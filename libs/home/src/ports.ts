@@ -61,6 +61,10 @@ export interface HomeAccounts {
   checkPassword(userId: string, password: string): Promise<string | null>;
   /** Spends a single-use login token: its account's server name, or null when unknown, used or expired. */
   consumeLoginToken(token: string): Promise<string | null>;
+  /** User IDs of the active accounts held here with this localpart (a login may name the localpart alone). */
+  userIdsWithLocalpart?(localpart: string): Promise<string[]>;
+  /** Whether a password login can succeed here (some account held here has a password). Default: true. */
+  passwordLogin?(): Promise<boolean>;
   /**
    * Names a client's cross-signing master key in the account document, when this home holds the root key
    * (a server's hosted accounts). Optional: a home without root keys binds nothing.

@@ -29,6 +29,10 @@ export interface MatrixHomePort {
   checkPassword(userId: string, password: string): Promise<string | null>;
   /** Spends a single-use login token: the server name of its account, or null when unknown, used or expired. */
   consumeLoginToken(token: string): Promise<string | null>;
+  /** User IDs of accounts hosted here with this localpart. Optional: without it, logins need the full user ID. */
+  userIdsWithLocalpart?(localpart: string): Promise<string[]>;
+  /** Whether `m.login.password` can succeed on this home (it is advertised only then). Optional: default true. */
+  passwordLogin?(): Promise<boolean>;
   /** The user ID of a hosted account, or null when it is not hosted here. */
   userIdOf(serverName: string): Promise<string | null>;
   /** The account's replicated state. */

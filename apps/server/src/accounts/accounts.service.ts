@@ -43,13 +43,13 @@ import { P2pService } from '../p2p/p2p.service.js';
 import { SERVER_SECRETS, type ServerSecrets } from '../secrets/secrets.js';
 import { InjectRepository } from '../storage/storage.module.js';
 import {
+  checkPasswordGuess,
   DEFAULT_GUESS_POLICY,
   GuessBackoffError,
   hashPassword,
   PasswordGuessLimiter,
-  verifyAgainstDummy,
-  verifyPassword,
-} from './passwords.js';
+  replicatedVerifier,
+} from '@polyhome/home';
 
 /** The longest user ID a guess is counted under (login takes at most 255 characters). */
 const GUESS_KEY_CHARS = 255;
@@ -143,10 +143,13 @@ export class AccountsService {
       custody: 'hosted',
       sealedRootKey: Buffer.from(sealRootKey(secretKey, this.secrets.sealingKey), 'utf8'),
     });
-    if (password !== undefined) {
-      await this.accounts.setPasswordHash(serverName, await hashPassword(password));
-    }
+    const verifier = password === undefined ? undefined : await hashPassword(password);
+    if (verifier !== undefined) await this.accounts.setPasswordHash(serverName, verifier);
     await this.p2p.home.hostAccount(serverName);
+    // The verifier (never the password) replicates, so every home of the account checks a password login.
+    if (verifier !== undefined) {
+      await this.p2p.home.applyLocal(serverName, [{ op: 'password.set', key: 'verifier', body: { verifier } }]);
+    }
     return this.summary(await this.row(serverName));
   }
 
@@ -417,18 +420,18 @@ export class AccountsService {
    * M_FORBIDDEN (wrong), RateLimitedError (the user ID must wait; nothing was checked).
    */
   async checkPassword(userId: string, password: string): Promise<AccountRecord> {
-    const key = userId.slice(0, GUESS_KEY_CHARS);
+    const row = await this.rowByUserId(userId).catch(() => undefined);
+    // The hash set here, else the verifier another home replicated (an account co-hosted here).
+    const verifier =
+      row === undefined ? undefined : (row.passwordHash ?? replicatedVerifier(await this.store.state(row.serverName)));
+    let right: boolean;
     try {
-      this.#guesses.begin(key);
+      right = await checkPasswordGuess(this.#guesses, userId.slice(0, GUESS_KEY_CHARS), password, verifier);
     } catch (err) {
       if (err instanceof GuessBackoffError) throw new RateLimitedError(err.retryAfterMs, err.message);
       throw err;
     }
-    const row = await this.rowByUserId(userId).catch(() => undefined);
-    const right =
-      row?.passwordHash == null ? await verifyAgainstDummy(password) : await verifyPassword(password, row.passwordHash);
     if (row === undefined || !right) throw new ApiError('M_FORBIDDEN', 'Invalid user ID or password.');
-    this.#guesses.succeeded(key);
     return row;
   }
 

@@ -217,10 +217,43 @@ describe.each(SERVER_BACKENDS)('Matrix account endpoints on $name', (backend) =>
     expect(next.account_data.events).toEqual([{ type: 'm.ignored_user_list', content: { ignored_users: {} } }]);
   });
 
+  it('logs in by localpart when one account here has it, and asks for the full user ID when several do', async () => {
+    const byLocalpart = await createClient({ baseUrl }).loginRequest({
+      type: 'm.login.password',
+      identifier: { type: 'm.id.user', user: 'alice' },
+      password: PASSWORD,
+    });
+    expect(byLocalpart.user_id).toBe(userId);
+    const withAt = await http()
+      .post('/_matrix/client/v3/login')
+      .send({ type: 'm.login.password', identifier: { type: 'm.id.user', user: '@alice' }, password: PASSWORD })
+      .expect(200);
+    expect(withAt.body.user_id).toBe(userId);
+    const wrong = await http()
+      .post('/_matrix/client/v3/login')
+      .send({ type: 'm.login.password', identifier: { type: 'm.id.user', user: 'nobody' }, password: PASSWORD });
+    expect([wrong.status, wrong.body.errcode]).toEqual([403, 'M_FORBIDDEN']);
+    const twice = await http()
+      .post('/admin/v1/accounts')
+      .set('Authorization', `Bearer ${ADMIN_TOKEN}`)
+      .send({ localpart: 'carol', password: PASSWORD })
+      .expect(201);
+    await http()
+      .post('/admin/v1/accounts')
+      .set('Authorization', `Bearer ${ADMIN_TOKEN}`)
+      .send({ localpart: 'carol', password: PASSWORD, allow_duplicate_localpart: true })
+      .expect(201);
+    const ambiguous = await http()
+      .post('/_matrix/client/v3/login')
+      .send({ type: 'm.login.password', identifier: { type: 'm.id.user', user: 'carol' }, password: PASSWORD });
+    expect([ambiguous.status, ambiguous.body.errcode]).toEqual([400, 'M_INVALID_PARAM']);
+    expect(ambiguous.body.error).toContain(twice.body.user_id);
+  });
+
   it('gets a matrix-js-sdk client through start-up to PREPARED, unaided', async () => {
     const login = await createClient({ baseUrl }).loginRequest({
       type: 'm.login.password',
-      identifier: { type: 'm.id.user', user: userId },
+      identifier: { type: 'm.id.user', user: 'alice' },
       password: PASSWORD,
     });
     const fresh = createClient({ baseUrl, userId, accessToken: login.access_token, deviceId: login.device_id });

@@ -41,6 +41,15 @@ export class ServerHomeAccounts implements HomeAccounts {
     }
   }
 
+  async userIdsWithLocalpart(localpart: string): Promise<string[]> {
+    return (await this.rows.withLocalpart(localpart)).filter((r) => r.status === 'active').map((r) => r.userId);
+  }
+
+  /** Hosted accounts have passwords (set here, or replicated from another home). */
+  passwordLogin(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
   async userIdOf(serverName: string): Promise<string | null> {
     const row = await this.rows.findByServerName(serverName);
     return row === undefined || row.status !== 'active' ? null : row.userId;

@@ -86,6 +86,25 @@ describe('one account on two server homes, a matrix-js-sdk client on each', () =
     expect(query.device_keys[userId]?.[deviceId]).toMatchObject(deviceKeys);
   });
 
+  it("logs in with alice's password on B too: the verifier replicated, the password never left A", async () => {
+    const login = () =>
+      createClient({ baseUrl: urlB }).loginRequest({
+        type: 'm.login.password',
+        identifier: { type: 'm.id.user', user: 'alice' },
+        password: PASSWORD,
+      });
+    await waitFor(async () => (await login().catch(() => null)) !== null, 'a password login on B');
+    expect((await login()).user_id).toBe(userId);
+    await expect(
+      createClient({ baseUrl: urlB }).loginRequest({
+        type: 'm.login.password',
+        identifier: { type: 'm.id.user', user: userId },
+        password: 'not the password',
+      }),
+    ).rejects.toMatchObject({ errcode: 'M_FORBIDDEN' });
+    expect(b.logs.join('\n')).not.toContain(PASSWORD);
+  });
+
   it('account data, profile and push rules set on A are served by B, and reach its /sync', async () => {
     const since = (await clientB.http.authedRequest<{ next_batch: string }>(Method.Get, '/sync')).next_batch;
     await clientA.setAccountData('m.direct' as never, { '@bob:example': ['!dm:example'] } as never);

@@ -6,7 +6,7 @@ import type { OpRejectReason } from '@polyhome/sync';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { passwordHashesComputed } from '../accounts/passwords.js';
+import { passwordHashesComputed } from '@polyhome/home';
 import { PINO_LOGGER } from '../logging/logger.js';
 import { QueueRegistry } from '../queue/queue-registry.js';
 import { QueueService } from '../queue/queue.service.js';

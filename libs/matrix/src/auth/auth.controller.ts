@@ -21,8 +21,8 @@ export class AuthController {
 
   /** GET /_matrix/client/v3/login */
   @Get('v3/login')
-  getLoginFlows(): { flows: Array<{ type: string }> } {
-    return { flows: [{ type: 'm.login.password' }, { type: 'm.login.token' }] };
+  getLoginFlows(): Promise<{ flows: Array<{ type: string }> }> {
+    return this.auth.loginFlows();
   }
 
   /** POST /_matrix/client/v3/login */

@@ -25,6 +25,30 @@ export class AuthService {
     @Inject(MATRIX_STORE) private readonly store: MatrixStore,
   ) {}
 
+  /** The login flows this home can complete: a password only where an account held here has one. */
+  async loginFlows(): Promise<{ flows: Array<{ type: string }> }> {
+    const password = (await this.port.passwordLogin?.()) ?? true;
+    return { flows: [...(password ? [{ type: 'm.login.password' }] : []), { type: 'm.login.token' }] };
+  }
+
+  /**
+   * The user ID a login names: a full user ID as given; a bare localpart (`alice` or `@alice`) when exactly one
+   * account held here has it. Several: a clear error asking for the full ID; none: the same answer as a wrong
+   * password.
+   */
+  private async resolveUser(user: string): Promise<string> {
+    if (user.includes(':')) return user;
+    const localpart = user.startsWith('@') ? user.slice(1) : user;
+    const matches = (await this.port.userIdsWithLocalpart?.(localpart)) ?? [];
+    if (matches.length > 1) {
+      throw new MatrixError(
+        'M_INVALID_PARAM',
+        `Several accounts here are called ${localpart}: log in with the full user ID (${matches.join(', ')}).`,
+      );
+    }
+    return matches[0] ?? user;
+  }
+
   /** Logs in with a password or a login token; creates the device (a `device.put` op) unless it exists. */
   async login(input: unknown): Promise<LoginResponse> {
     const body = bodyOf(input);
@@ -43,7 +67,7 @@ export class AuthService {
       }
       if (user === undefined) throw new MatrixError('M_MISSING_PARAM', 'identifier.user is required.');
       const password = requiredString(body, 'password', 1024);
-      serverName = await this.port.checkPassword(user, password);
+      serverName = await this.port.checkPassword(await this.resolveUser(user), password);
       if (serverName === null) throw new MatrixError('M_FORBIDDEN', 'Invalid user ID or password.');
     } else if (type === 'm.login.token') {
       serverName = await this.port.consumeLoginToken(requiredString(body, 'token', 1024));

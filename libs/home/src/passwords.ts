@@ -145,3 +145,26 @@ export class PasswordGuessLimiter {
     return this.#entries.size;
   }
 }
+
+/** The password verifier an account's replicated state holds (`password.set`), if any. */
+export function replicatedVerifier(state: { password?: Record<string, Record<string, unknown>> }): string | undefined {
+  const verifier = state.password?.['verifier']?.['verifier'];
+  return typeof verifier === 'string' ? verifier : undefined;
+}
+
+/**
+ * One password check under the guess limit: counts the guess for `userId` (throws GuessBackoffError while it
+ * must wait), checks `password` against `verifier` (against the dummy, as slowly, when there is none), and clears
+ * the count on success.
+ */
+export async function checkPasswordGuess(
+  limiter: PasswordGuessLimiter,
+  userId: string,
+  password: string,
+  verifier: string | undefined,
+): Promise<boolean> {
+  limiter.begin(userId);
+  const right = verifier === undefined ? await verifyAgainstDummy(password) : await verifyPassword(password, verifier);
+  if (right) limiter.succeeded(userId);
+  return right;
+}
