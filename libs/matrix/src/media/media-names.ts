@@ -6,9 +6,11 @@ import { MatrixError } from '../common/errors.js';
 /** Media ids: the spec's whitelist (`A-Za-z0-9`, `_`, `-`), at most 255 characters. */
 const MEDIA_ID = /^[A-Za-z0-9_-]{1,255}$/;
 
-/** Server names (appendix "Server Name"): a DNS name, IPv4 address or bracketed IPv6 address, with an optional port. */
-const SERVER_NAME =
-  /^(?:[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*|\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+/**
+ * Server names (appendix "Server Name"): a host (DNS name or IPv4 address: 1 to 255 of `A-Za-z0-9.-`, which
+ * polyhome's 64-character hex server names are) or a bracketed IPv6 address, with an optional port.
+ */
+const SERVER_NAME = /^(?:[A-Za-z0-9.-]{1,255}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
 
 /** The longest Content-Type and file name kept, in characters. */
 const MAX_HEADER_VALUE = 255;
@@ -51,7 +53,7 @@ export const INLINE_CONTENT_TYPES: ReadonlySet<string> = new Set([
 
 /** Checks the server name and media id of an mxc URI from a path; throws 400 M_INVALID_PARAM when either is bad. */
 export function checkMxc(serverName: string, mediaId: string): void {
-  if (!SERVER_NAME.test(serverName) || serverName.length > 255)
+  if (!SERVER_NAME.test(serverName))
     throw new MatrixError('M_INVALID_PARAM', 'The server name of the mxc URI is not a valid server name.');
   if (!MEDIA_ID.test(mediaId))
     throw new MatrixError(
@@ -80,7 +82,10 @@ export function checkFileName(name: unknown): string | null {
 export function checkContentType(header: string | string[] | undefined): string {
   if (header === undefined || header === '') return 'application/octet-stream';
   if (typeof header !== 'string' || header.length > MAX_HEADER_VALUE || !CONTENT_TYPE.test(header))
-    throw new MatrixError('M_INVALID_PARAM', 'Content-Type must be a media type like image/png (at most 255 characters).');
+    throw new MatrixError(
+      'M_INVALID_PARAM',
+      'Content-Type must be a media type like image/png (at most 255 characters).',
+    );
   return header;
 }
 
@@ -97,6 +102,9 @@ export function contentDisposition(contentType: string, fileName: string | null)
   const type = INLINE_CONTENT_TYPES.has(essence(contentType)) ? 'inline' : 'attachment';
   if (fileName === null) return type;
   if (/^[\x20-\x7e]*$/.test(fileName) && !/["\\]/.test(fileName)) return `${type}; filename="${fileName}"`;
-  const encoded = encodeURIComponent(fileName).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const encoded = encodeURIComponent(fileName).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
   return `${type}; filename*=utf-8''${encoded}`;
 }

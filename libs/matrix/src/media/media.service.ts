@@ -103,10 +103,7 @@ export class MediaService {
     refusePut(held === null ? 'not_found' : check(held, s.userId, now));
     const bytes = await readUploadBody(req, res, this.media.maxUploadBytes);
     refusePut(
-      await this.media.store.putContent(
-        { serverName, mediaId, uploader: s.userId, contentType, fileName, bytes },
-        now,
-      ),
+      await this.media.store.putContent({ serverName, mediaId, uploader: s.userId, contentType, fileName, bytes }, now),
     );
     return {};
   }
@@ -127,7 +124,12 @@ export class MediaService {
   }
 
   /** GET /thumbnail/{serverName}/{mediaId}: a thumbnail no larger than needed (see `makeThumbnail`). */
-  async thumbnail(serverName: string, mediaId: string, query: Record<string, unknown>, res: ServerResponse): Promise<void> {
+  async thumbnail(
+    serverName: string,
+    mediaId: string,
+    query: Record<string, unknown>,
+    res: ServerResponse,
+  ): Promise<void> {
     checkMxc(serverName, mediaId);
     const request = thumbnailRequest(query);
     const found = await this.find(serverName, mediaId);
@@ -153,7 +155,12 @@ export class MediaService {
     if (remote === undefined || remote === null) throw notFound();
     if (remote.bytes.length > this.media.maxUploadBytes)
       throw new MatrixError('M_TOO_LARGE', 'The remote content is larger than this home serves.', 502);
-    return { contentType: remote.contentType, fileName: remote.fileName, size: remote.bytes.length, bytes: remote.bytes };
+    return {
+      contentType: remote.contentType,
+      fileName: remote.fileName,
+      size: remote.bytes.length,
+      bytes: remote.bytes,
+    };
   }
 }
 
@@ -183,7 +190,10 @@ function refusePut(outcome: 'stored' | 'not_found' | 'forbidden' | 'exists'): vo
     case 'stored':
       return;
     case 'not_found':
-      throw new MatrixError('M_NOT_FOUND', 'No reserved mxc URI with this id: make one with POST /_matrix/media/v1/create.');
+      throw new MatrixError(
+        'M_NOT_FOUND',
+        'No reserved mxc URI with this id: make one with POST /_matrix/media/v1/create.',
+      );
     case 'forbidden':
       throw new MatrixError('M_FORBIDDEN', 'This mxc URI was reserved by another user.');
     case 'exists':
@@ -195,7 +205,12 @@ function refusePut(outcome: 'stored' | 'not_found' | 'forbidden' | 'exists'): vo
 function thumbnailRequest(query: Record<string, unknown>): ThumbnailRequest {
   const side = (name: string): number => {
     const value = query[name];
-    if (typeof value !== 'string' || !/^\d{1,5}$/.test(value) || Number(value) < 1 || Number(value) > MAX_THUMBNAIL_SIDE)
+    if (
+      typeof value !== 'string' ||
+      !/^\d{1,5}$/.test(value) ||
+      Number(value) < 1 ||
+      Number(value) > MAX_THUMBNAIL_SIDE
+    )
       throw new MatrixError('M_INVALID_PARAM', `${name} must be a whole number from 1 to ${MAX_THUMBNAIL_SIDE}.`);
     return Number(value);
   };

@@ -6,7 +6,13 @@ import { essence } from './media-names.js';
 const THUMBNAIL_SOURCES: ReadonlySet<string> = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
 
 /** Types the thumbnail endpoint may answer with (its response schema); an original of these can stand for one. */
-const THUMBNAIL_TYPES: ReadonlySet<string> = new Set(['image/jpeg', 'image/png', 'image/apng', 'image/gif', 'image/webp']);
+const THUMBNAIL_TYPES: ReadonlySet<string> = new Set([
+  'image/jpeg',
+  'image/png',
+  'image/apng',
+  'image/gif',
+  'image/webp',
+]);
 
 /** Pixels an image may have to be thumbnailed: a small file can decode to gigabytes (a decompression bomb). */
 export const MAX_THUMBNAIL_PIXELS = 32_000_000;

@@ -47,7 +47,12 @@ export class MatrixMediaChunkEntity {
   })
   serverName!: string;
 
-  @PrimaryColumn({ type: 'varchar', length: 255, name: 'media_id', primaryKeyConstraintName: 'matrix_media_chunk_pkey' })
+  @PrimaryColumn({
+    type: 'varchar',
+    length: 255,
+    name: 'media_id',
+    primaryKeyConstraintName: 'matrix_media_chunk_pkey',
+  })
   mediaId!: string;
 
   @PrimaryColumn({ type: 'integer', primaryKeyConstraintName: 'matrix_media_chunk_pkey' })
@@ -58,7 +63,11 @@ export class MatrixMediaChunkEntity {
 
   @ManyToOne(() => MatrixMediaEntity, { onDelete: 'CASCADE' })
   @JoinColumn([
-    { name: 'server_name', referencedColumnName: 'serverName', foreignKeyConstraintName: 'matrix_media_chunk_media_fk' },
+    {
+      name: 'server_name',
+      referencedColumnName: 'serverName',
+      foreignKeyConstraintName: 'matrix_media_chunk_media_fk',
+    },
     { name: 'media_id', referencedColumnName: 'mediaId' },
   ])
   media?: Relation<MatrixMediaEntity>;
