@@ -120,7 +120,13 @@ export class MediaService {
     const found = await this.find(serverName, mediaId);
     send(res, found.contentType, override ?? found.fileName, found.size);
     const body = found.bytes ?? this.media.store.content(serverName, mediaId);
-    await pipeline(Readable.from(body instanceof Uint8Array ? [body] : body), res);
+    try {
+      await pipeline(Readable.from(body instanceof Uint8Array ? [body] : body), res);
+    } catch {
+      // The client went away, or the store failed after the headers left: nothing can be answered any more,
+      // and the connection is closed short of Content-Length, which the client sees as a failed download.
+      res.destroy();
+    }
   }
 
   /** GET /thumbnail/{serverName}/{mediaId}: a thumbnail no larger than needed (see `makeThumbnail`). */
