@@ -9,6 +9,7 @@ import { MatrixChangeBounds1795520500000 } from './1795520500000-MatrixChangeBou
 import { DocumentEquivocation1795521000000 } from './1795521000000-DocumentEquivocation.js';
 import { MatrixFilter1795521500000 } from './1795521500000-MatrixFilter.js';
 import { RoomStorage1795522000000 } from './1795522000000-RoomStorage.js';
+import { MatrixMedia1795522500000 } from './1795522500000-MatrixMedia.js';
 
 /** Every migration, oldest first. Classes, not file globs, so the list is the same in every runtime. */
 export const MIGRATIONS: Array<new () => MigrationInterface> = [
@@ -22,4 +23,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   DocumentEquivocation1795521000000,
   MatrixFilter1795521500000,
   RoomStorage1795522000000,
+  MatrixMedia1795522500000,
 ];

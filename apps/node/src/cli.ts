@@ -80,6 +80,14 @@ async function secretOf(file: string | undefined, variable: string, what: string
 /** The node's Matrix port: not the server's 8008, so both run on one machine with their defaults. */
 export const DEFAULT_MATRIX_PORT = 8009;
 
+function mediaMaxBytesOf(value: string): number {
+  const bytes = Number(value);
+  if (!/^\d+$/.test(value) || bytes < 1024 || bytes > 1024 * 1024 * 1024) {
+    throw new CliError(`--media-max-bytes ${value}: expected a whole number from 1024 to 1073741824.`, EXIT_USAGE);
+  }
+  return bytes;
+}
+
 function portOf(value: string): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -151,7 +159,13 @@ export function buildProgram(): Command {
     .option('--p2p <multiaddr>', 'libp2p listen address', '/ip4/127.0.0.1/tcp/0')
     .option('--bootstrap <multiaddr...>', 'peers to dial at start (a home of the account, or any DHT peer)', [])
     .option('--port <port>', 'Matrix client API port on 127.0.0.1 (0 picks a free one)', String(DEFAULT_MATRIX_PORT))
-    .action(async (o: { p2p: string; bootstrap: string[]; port: string }) => {
+    .option(
+      '--media-max-bytes <bytes>',
+      'largest media upload in bytes; larger ones get 413 M_TOO_LARGE',
+      // DEFAULT_MEDIA_MAX_BYTES of @polyhome/matrix (50 MiB), written out: the CLI loads NestJS only in `start`.
+      String(50 * 1024 * 1024),
+    )
+    .action(async (o: { p2p: string; bootstrap: string[]; port: string; mediaMaxBytes: string }) => {
       const started = Date.now();
       // Signals are caught from the start: one that arrives while the node starts stops it once it is up.
       const stopRequested = new Promise<void>((resolve) => {
@@ -176,6 +190,7 @@ export function buildProgram(): Command {
         p2p: o.p2p,
         bootstrap: o.bootstrap,
         port: portOf(o.port),
+        mediaMaxBytes: mediaMaxBytesOf(o.mediaMaxBytes),
         onLine: (line) => process.stdout.write(`${line}\n`),
       });
       process.stdout.write(`peer_id ${home.peerId}\n`);

@@ -27,6 +27,7 @@ import {
   MatrixClientApiModule,
   MatrixError,
   matrixHttp,
+  skipMediaUploads,
   type MatrixClientApiOptions,
   type MatrixHomePort,
 } from '@polyhome/matrix';
@@ -127,24 +128,35 @@ export interface MatrixApi {
   close(): Promise<void>;
 }
 
-/** Serves the Matrix client API of the node on 127.0.0.1:`port` (0: any free port). */
+/** Where and how the node serves its Matrix API. */
+export interface MatrixApiOptions {
+  /** Port on 127.0.0.1 (0: any free port). */
+  port: number;
+  /** Largest media upload in bytes. */
+  mediaMaxBytes: number;
+}
+
+/** Serves the Matrix client API of the node on 127.0.0.1. */
 export async function startMatrixApi(
   ctx: HomeContext,
   homePort: MatrixHomePort,
-  port: number,
+  { port, mediaMaxBytes }: MatrixApiOptions,
   report: (err: unknown) => void,
 ): Promise<MatrixApi> {
   const app: INestApplication = await NestFactory.create(
     NodeMatrixModule.forRoot({
       port: homePort,
       store: ctx.repositories.matrix,
+      // Media in the node's PGlite; media of other homes (fetchRemote) comes with media over libp2p.
+      media: { store: ctx.repositories.media, maxUploadBytes: mediaMaxBytes },
     }),
     { logger: false, bodyParser: false, abortOnError: false },
   );
   try {
     // Matrix web clients call from another origin (the spec's CORS headers), and some still use r0 paths.
     app.use(matrixHttp());
-    app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, verify: jsonDepthCheck() }));
+    // Media uploads are streamed by their routes, up to mediaMaxBytes.
+    app.use(skipMediaUploads(express.json({ limit: MAX_BODY_BYTES, strict: true, verify: jsonDepthCheck() })));
     app.useGlobalFilters(new NodeHttpFilter(report));
     (app.getHttpAdapter().getInstance() as express.Express).disable('x-powered-by');
     hardenHttpServer(app.getHttpServer() as Server);

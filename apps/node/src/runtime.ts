@@ -25,6 +25,7 @@ import { startControlServer, type ControlHandler, type ControlServer } from './c
 import { dataDirPaths, openDataDir, readKey } from './data-dir.js';
 import { CliError } from './errors.js';
 import { lineLogger } from './logger.js';
+import { DEFAULT_MEDIA_MAX_BYTES } from '@polyhome/matrix';
 import { nodeHomeAccounts, startMatrixApi, type MatrixApi } from './matrix.js';
 
 /** How often the node re-dials the homes of its accounts (a dropped connection comes back within this). */
@@ -43,6 +44,8 @@ export interface StartOptions {
   bootstrap: string[];
   /** Matrix client API port on 127.0.0.1 (0: any free port). */
   port: number;
+  /** Largest media upload in bytes (default `DEFAULT_MEDIA_MAX_BYTES`, 50 MiB). */
+  mediaMaxBytes?: number;
   /** Progress and events, one line each. */
   onLine?: (line: string) => void;
 }
@@ -108,8 +111,11 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
     await node.start();
     stack.push(async () => node.stop());
 
-    const matrix: MatrixApi = await startMatrixApi(ctx, home.matrixPort(nodeHomeAccounts(ctx)), options.port, (err) =>
-      say(`matrix: internal error: ${(err as Error).message ?? String(err)}`),
+    const matrix: MatrixApi = await startMatrixApi(
+      ctx,
+      home.matrixPort(nodeHomeAccounts(ctx)),
+      { port: options.port, mediaMaxBytes: options.mediaMaxBytes ?? DEFAULT_MEDIA_MAX_BYTES },
+      (err) => say(`matrix: internal error: ${(err as Error).message ?? String(err)}`),
     );
     stack.push(() => matrix.close());
     const control: ControlServer = await startControlServer(paths, node.handlers(matrix.url));

@@ -2,7 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import express from 'express';
 import { jsonDepthCheck } from '@polyhome/home';
-import { matrixHttp } from '@polyhome/matrix';
+import { matrixHttp, skipMediaUploads } from '@polyhome/matrix';
 import { AppModule, type ServerResources } from './app.module.js';
 import { ApiExceptionFilter } from './common/api-exception.filter.js';
 import { StrictValidationPipe } from './common/validation.pipe.js';
@@ -29,7 +29,8 @@ export async function createServerApp(resources: ServerResources): Promise<INest
   app.use(app.get(MetricsService).httpMiddleware());
   // Our own parser so its limit and errors are ours: malformed JSON is M_NOT_JSON, too large M_TOO_LARGE.
   // Deeply nested JSON is 400 M_BAD_JSON from its bytes, before the parse (it overflowed the stack: a 500).
-  app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, verify: jsonDepthCheck() }));
+  // Media uploads are left to their routes, which stream the file up to MEDIA_MAX_BYTES.
+  app.use(skipMediaUploads(express.json({ limit: MAX_BODY_BYTES, strict: true, verify: jsonDepthCheck() })));
   app.useGlobalPipes(new StrictValidationPipe());
   app.useGlobalFilters(new ApiExceptionFilter(resources.logger));
   const http = app.getHttpAdapter().getInstance() as express.Express;

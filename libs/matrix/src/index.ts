@@ -1,7 +1,20 @@
 export { MatrixClientApiModule } from './matrix.module.js';
-export { matrixHttp, CORS_HEADERS } from './server/matrix-http.js';
+export { matrixHttp, CORS_HEADERS, skipMediaUploads } from './server/matrix-http.js';
 export type { MatrixClientApiAsyncOptions } from './matrix.module.js';
 export { MATRIX_HOME_PORT, MATRIX_OPTIONS, MATRIX_STORE } from './port.js';
+export { INLINE_CONTENT_TYPES } from './media/media-names.js';
+export { DEFAULT_MEDIA_MAX_BYTES } from './media/media-port.js';
+export { MAX_RESERVED_MEDIA, UNUSED_MEDIA_TTL_MS } from './media/media.service.js';
+export { MAX_THUMBNAIL_PIXELS, MAX_THUMBNAIL_SIDE } from './media/thumbnail.js';
+export type {
+  MatrixMediaInfo,
+  MatrixMediaOptions,
+  MatrixMediaPut,
+  MatrixMediaStore,
+  MatrixMediaUpload,
+  MatrixRemoteMedia,
+  MatrixRemoteMediaFetch,
+} from './media/media-port.js';
 export { DEVICE_KEY_LIMITS } from './keys/keys.service.js';
 export type {
   MatrixAccountState,

@@ -10,6 +10,9 @@ import { DevicesController } from './devices/devices.controller.js';
 import { DevicesService } from './devices/devices.service.js';
 import { KeysController } from './keys/keys.controller.js';
 import { KeysService } from './keys/keys.service.js';
+import { LegacyMediaController, MediaController } from './media/media.controller.js';
+import { MATRIX_MEDIA } from './media/media-port.js';
+import { MediaService } from './media/media.service.js';
 import { MATRIX_HOME_PORT, MATRIX_OPTIONS, MATRIX_STORE, type MatrixClientApiOptions } from './port.js';
 import { RoomsController } from './rooms/rooms.controller.js';
 import { RoomsService } from './rooms/rooms.service.js';
@@ -48,11 +51,14 @@ export class MatrixClientApiModule {
         ProfileController,
         ServerController,
         WellKnownController,
+        MediaController,
+        LegacyMediaController,
       ],
       providers: [
         { provide: MATRIX_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
         { provide: MATRIX_HOME_PORT, useFactory: (o: MatrixClientApiOptions) => o.port, inject: [MATRIX_OPTIONS] },
         { provide: MATRIX_STORE, useFactory: (o: MatrixClientApiOptions) => o.store, inject: [MATRIX_OPTIONS] },
+        { provide: MATRIX_MEDIA, useFactory: (o: MatrixClientApiOptions) => o.media, inject: [MATRIX_OPTIONS] },
         MatrixExceptionFilter,
         AccessTokenGuard,
         AuthService,
@@ -63,6 +69,7 @@ export class MatrixClientApiModule {
         ChangeFeedService,
         SyncService,
         AccountService,
+        MediaService,
       ],
     };
   }

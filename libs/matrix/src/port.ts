@@ -1,5 +1,6 @@
 import type { MatrixEvent } from '@polyhome/identity';
 import type { JsonAccountState, OpKind } from '@polyhome/sync';
+import type { MatrixMediaOptions } from './media/media-port.js';
 import type { MatrixRoomsPort } from './rooms/rooms-port.js';
 
 /** A change to the account's replicated state, made as an op of this home (any kind of the op-kind registry). */
@@ -132,6 +133,8 @@ export interface MatrixStore {
 export interface MatrixClientApiOptions {
   port: MatrixHomePort;
   store: MatrixStore;
+  /** The content repository: where media is kept, the upload cap, and the hook for media held by other homes. */
+  media: MatrixMediaOptions;
 }
 
 /** Injection token of the port. */

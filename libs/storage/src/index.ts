@@ -41,5 +41,7 @@ export type {
 export { DEFAULT_MAX_STATE_DELTA_HOPS, SqlRoomStore } from './room-store.js';
 export type { PersistRoomEvent, RoomStateBefore, RoomStateDelta, StoredRoomEvent } from './room-store.js';
 export { SqlLoginTokens } from './login-tokens.js';
+export { MEDIA_CHUNK_BYTES, SqlMediaStore } from './media-store.js';
+export type { MediaUpload, StoredMediaInfo } from './media-store.js';
 export { SqlSeqGuardStore } from './seq-guard-store.js';
 export type { LoginTokenUse } from './login-tokens.js';

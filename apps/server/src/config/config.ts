@@ -9,6 +9,7 @@ import {
   STRANGER_IDLE_TIMEOUT,
 } from '@polyhome/p2p';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '@polyhome/home';
+import { DEFAULT_MEDIA_MAX_BYTES } from '@polyhome/matrix';
 
 /** Pino log levels accepted in LOG_LEVEL. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -86,6 +87,8 @@ export interface AppConfig {
   /** The first wait of a user ID after too many wrong passwords (it doubles with each further one). */
   loginBackoffMs: number;
   metricsToken: string | undefined;
+  /** Largest media upload in bytes. */
+  mediaMaxBytes: number;
   /** Timeouts and connection cap of the HTTP server (slow clients). */
   http: HttpLimits;
 }
@@ -319,6 +322,12 @@ export const CONFIG_SCHEMA = {
       return value;
     },
   },
+  MEDIA_MAX_BYTES: {
+    description:
+      'Largest media upload in bytes (1024-1073741824; 50 MiB by default). Larger uploads are refused with 413 M_TOO_LARGE before they are read; an upload is held in memory until it is stored.',
+    default: String(DEFAULT_MEDIA_MAX_BYTES),
+    parse: integer(1024, 1024 * 1024 * 1024),
+  },
   HTTP_HEADERS_TIMEOUT_MS: {
     description:
       'Time a client has to send the headers of a request (counted from the connection, or the previous answer); then 408 and the connection is closed. Slow clients (slowloris) hold a connection no longer.',
@@ -389,6 +398,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     rateLimitPerMinute: read(env, 'RATE_LIMIT_PER_MINUTE', s.RATE_LIMIT_PER_MINUTE)!,
     loginBackoffMs: read(env, 'LOGIN_BACKOFF_MS', s.LOGIN_BACKOFF_MS)!,
     metricsToken: read(env, 'METRICS_TOKEN', s.METRICS_TOKEN),
+    mediaMaxBytes: read(env, 'MEDIA_MAX_BYTES', s.MEDIA_MAX_BYTES)!,
     http: readHttpLimits(env),
   };
   if (config.p2pHomeConnectionReserve >= config.p2pMaxConnections) {

@@ -16,6 +16,7 @@ const TOKENS: Record<RepositoryName, string | typeof SqlReplicaStore> = {
   loginTokens: 'LoginTokenRepository',
   replica: SqlReplicaStore,
   matrix: 'SqlMatrixStore',
+  media: 'SqlMediaStore',
   rooms: 'SqlRoomStore',
   transactions: 'Transactions',
 };

@@ -14,6 +14,8 @@ export type MatrixErrcode =
   | 'M_UNAVAILABLE'
   | 'M_USER_IN_USE'
   | 'M_UNSUPPORTED_ROOM_VERSION'
+  | 'M_CANNOT_OVERWRITE_MEDIA'
+  | 'M_NOT_YET_UPLOADED'
   | 'M_UNKNOWN';
 
 /** The HTTP status of each code; a new code does not compile until it has one. */
@@ -25,6 +27,7 @@ export function matrixStatusOf(errcode: MatrixErrcode): number {
     case 'M_FORBIDDEN':
       return 403;
     case 'M_USER_IN_USE':
+    case 'M_CANNOT_OVERWRITE_MEDIA':
       return 409;
     case 'M_NOT_FOUND':
     case 'M_UNRECOGNIZED':
@@ -41,6 +44,8 @@ export function matrixStatusOf(errcode: MatrixErrcode): number {
       return 429;
     case 'M_UNAVAILABLE':
       return 503;
+    case 'M_NOT_YET_UPLOADED':
+      return 504;
     case 'M_UNKNOWN':
       return 500;
     default: {

@@ -10,6 +10,7 @@ import { MatrixChangeHorizonEntity } from './matrix-change-horizon.entity.js';
 import { MatrixChangeEntity } from './matrix-change.entity.js';
 import { MatrixDeviceKeyEntity } from './matrix-device-key.entity.js';
 import { MatrixFilterEntity } from './matrix-filter.entity.js';
+import { MatrixMediaChunkEntity, MatrixMediaEntity } from './matrix-media.entity.js';
 import { MatrixRoomEventEntity } from './matrix-room-event.entity.js';
 import { OpEvidenceEntity } from './op-evidence.entity.js';
 import { OpLogHeadEntity } from './op-log-head.entity.js';
@@ -45,6 +46,8 @@ export {
   MatrixChangeHorizonEntity,
   MatrixDeviceKeyEntity,
   MatrixFilterEntity,
+  MatrixMediaChunkEntity,
+  MatrixMediaEntity,
   MatrixRoomEventEntity,
   OpEntity,
   OpEvidenceEntity,
@@ -98,4 +101,6 @@ export const ENTITIES = [
   RoomCurrentStateDeltaEntity,
   RoomMembershipEntity,
   RoomTxnEntity,
+  MatrixMediaEntity,
+  MatrixMediaChunkEntity,
 ];

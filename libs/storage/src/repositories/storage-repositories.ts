@@ -1,6 +1,7 @@
 import type { Storage } from '../data-source.js';
 import { SqlLoginTokens } from '../login-tokens.js';
 import { SqlMatrixStore } from '../matrix-store.js';
+import { SqlMediaStore } from '../media-store.js';
 import { SqlReplicaStore, type SqlReplicaStoreInit } from '../replica-store.js';
 import { SqlRoomStore } from '../room-store.js';
 import { SqlSeqGuardStore } from '../seq-guard-store.js';
@@ -22,6 +23,8 @@ export interface StorageRepositories {
   replica: SqlReplicaStore;
   /** The Matrix store of `@polyhome/matrix` (access tokens, device keys, change stream, room events). */
   matrix: SqlMatrixStore;
+  /** The content repository of `@polyhome/matrix` (media descriptions and content in chunks). */
+  media: SqlMediaStore;
   /** Matrix rooms (events, state groups, extremities, timeline): the `RoomStore` port of `@polyhome/home`. */
   rooms: SqlRoomStore;
   /** Transactions spanning several repositories (enrollment spends its token with the account it stores). */
@@ -43,6 +46,7 @@ export function createRepositories(storage: Storage, init: StorageRepositoriesIn
     loginTokens: new SqlLoginTokens(dataSource),
     replica: new SqlReplicaStore(dataSource, init.replica),
     matrix: new SqlMatrixStore(dataSource),
+    media: new SqlMediaStore(dataSource),
     rooms: new SqlRoomStore(dataSource),
     transactions: new SqlTransactions(dataSource),
   };

@@ -15,6 +15,8 @@ export type TableName =
   | 'matrix_change'
   | 'matrix_change_horizon'
   | 'matrix_device_key'
+  | 'matrix_media'
+  | 'matrix_media_chunk'
   | 'matrix_room_event'
   | 'op'
   | 'op_evidence'

@@ -1,0 +1,53 @@
+// Test helper: a Matrix user on a listening test server, made through the admin API and logged in with its
+// password, for tests that then drive the client API (with matrix-js-sdk or fetch).
+import type { AddressInfo } from 'node:net';
+import type { TestServer } from './server-harness.js';
+
+/** A hosted account with one logged-in device. */
+export interface TestMatrixUser {
+  /** `http://127.0.0.1:<port>` of the server. */
+  baseUrl: string;
+  userId: string;
+  serverName: string;
+  accessToken: string;
+  deviceId: string;
+}
+
+async function post(url: string, body: unknown, bearer?: string): Promise<Record<string, unknown>> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'application/json',
+      ...(bearer === undefined ? {} : { Authorization: `Bearer ${bearer}` }),
+    },
+    body: JSON.stringify(body),
+  });
+  const answer = (await res.json()) as Record<string, unknown>;
+  if (!res.ok) throw new Error(`POST ${url}: ${res.status} ${JSON.stringify(answer)}`);
+  return answer;
+}
+
+/** Hosts `localpart` on the server (already listening) and logs it in with `m.login.password`. */
+export async function hostedUser(
+  server: TestServer,
+  adminToken: string,
+  localpart: string,
+  password: string,
+): Promise<TestMatrixUser> {
+  const { port } = server.app.getHttpServer().address() as AddressInfo;
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const account = await post(`${baseUrl}/admin/v1/accounts`, { localpart, password }, adminToken);
+  const userId = account['user_id'] as string;
+  const login = await post(`${baseUrl}/_matrix/client/v3/login`, {
+    type: 'm.login.password',
+    identifier: { type: 'm.id.user', user: userId },
+    password,
+  });
+  return {
+    baseUrl,
+    userId,
+    serverName: account['server_name'] as string,
+    accessToken: login['access_token'] as string,
+    deviceId: login['device_id'] as string,
+  };
+}
