@@ -11,7 +11,8 @@ import { DevicesService } from './devices/devices.service.js';
 import { KeysController } from './keys/keys.controller.js';
 import { KeysService } from './keys/keys.service.js';
 import { MATRIX_HOME_PORT, MATRIX_OPTIONS, MATRIX_STORE, type MatrixClientApiOptions } from './port.js';
-import { RoomsController } from './rooms/rooms.controller.js';
+import { RoomApiService } from './rooms/room-api.service.js';
+import { RoomEventsController, RoomsController } from './rooms/rooms.controller.js';
 import { RoomsService } from './rooms/rooms.service.js';
 import { ServerController, WellKnownController } from './server/server.controller.js';
 import { ChangeFeedService } from './sync/change-feed.service.js';
@@ -43,6 +44,7 @@ export class MatrixClientApiModule {
         DevicesController,
         KeysController,
         RoomsController,
+        RoomEventsController,
         SyncController,
         AccountController,
         ProfileController,
@@ -60,6 +62,7 @@ export class MatrixClientApiModule {
         DevicesService,
         KeysService,
         RoomsService,
+        RoomApiService,
         ChangeFeedService,
         SyncService,
         AccountService,

@@ -13,6 +13,8 @@ export type MatrixErrcode =
   | 'M_LIMIT_EXCEEDED'
   | 'M_UNAVAILABLE'
   | 'M_USER_IN_USE'
+  | 'M_UNSUPPORTED_ROOM_VERSION'
+  | 'M_INVALID_ROOM_STATE'
   | 'M_UNKNOWN';
 
 /** The HTTP status of each code; a new code does not compile until it has one. */
@@ -32,6 +34,8 @@ export function matrixStatusOf(errcode: MatrixErrcode): number {
     case 'M_BAD_JSON':
     case 'M_INVALID_PARAM':
     case 'M_MISSING_PARAM':
+    case 'M_UNSUPPORTED_ROOM_VERSION':
+    case 'M_INVALID_ROOM_STATE':
       return 400;
     case 'M_TOO_LARGE':
       return 413;
