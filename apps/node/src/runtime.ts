@@ -81,7 +81,7 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
     const repositories = createRepositories(storage);
     const store = repositories.replica;
     const home = await Home.create(
-      { nodeKey, store, queue, logger, seqGuard: await openSeqGuardStore(storage) },
+      { nodeKey, store, queue, logger, seqGuard: await openSeqGuardStore(storage), rooms: repositories.rooms },
       {
         listen: [options.p2p],
         bootstrap: options.bootstrap,

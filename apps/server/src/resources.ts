@@ -67,6 +67,7 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
         queue,
         logger,
         seqGuard: await openSeqGuardStore(storage),
+        rooms: repositories.rooms,
       },
       {
         listen: config.p2pListen,

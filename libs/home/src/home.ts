@@ -7,7 +7,13 @@ import {
   type MatrixEvent,
   type SecretKey,
 } from '@polyhome/identity';
-import type { MatrixAccountState, MatrixHomePort, MatrixLocalChange, MatrixRoomVersion } from '@polyhome/matrix';
+import type {
+  MatrixAccountState,
+  MatrixHomePort,
+  MatrixLocalChange,
+  MatrixRoomsPort,
+  MatrixRoomVersion,
+} from '@polyhome/matrix';
 import { MatrixError } from '@polyhome/matrix/errors';
 import {
   checkPairingProof,
@@ -36,6 +42,8 @@ import { discoveryOf } from './transient-host.js';
 import { LocalChangeRefusedError, LocalOpWriter, type LocalChange } from './local-op-writer.js';
 import { PAIRING_MAX_FAILURES, PairingCodes, type PairingCodeStore, type PairingState } from './pairing.js';
 import { SILENT_LOGGER, type HomeAccounts, type HomeLogger, type HomeStore } from './ports.js';
+import type { RoomStore } from './room-store.js';
+import { RoomEngine } from './rooms/engine.js';
 
 /** The code of a sync session refused because this home does not hold the account. */
 export const NOT_A_HOME = 'NOT_A_HOME';
@@ -81,6 +89,11 @@ export interface HomeComponents {
    * Unset: in memory.
    */
   seqGuard?: SeqGuardStore;
+  /**
+   * Where the Matrix rooms of the hosted accounts are kept (`repositories.rooms` of `@polyhome/storage`). Given,
+   * the home runs the room engine and its Matrix port exposes it as `rooms`; unset, it has no rooms.
+   */
+  rooms?: RoomStore;
 }
 
 /** The options of a Home: the differences between a server home and a client-side home are all here. */
@@ -143,6 +156,8 @@ export class Home {
   readonly #work = new AbortController();
   /** This home's PeerId. */
   readonly peerId: string;
+  /** The room engine over `components.rooms` (the Matrix port's `rooms`), when the home has a room store. */
+  readonly rooms: RoomEngine | undefined;
 
   private constructor(
     readonly host: PolyhomeHost,
@@ -155,6 +170,10 @@ export class Home {
     this.#logger = components.logger ?? SILENT_LOGGER;
     this.#background = new BackgroundWork(this.#logger);
     this.#writer = new LocalOpWriter(components.store, this.peerId, components.nodeKey);
+    this.rooms =
+      components.rooms === undefined
+        ? undefined
+        : new RoomEngine({ store: components.rooms, documents: components.store, nodeKey: components.nodeKey });
     this.#pairingHandler = new PairingHandler(
       host,
       this.peerId,
@@ -682,11 +701,15 @@ export class Home {
 
 /** The Matrix client API's port, the same on every home: the profile gives only its accounts side. */
 class HomeMatrixPort implements MatrixHomePort {
+  readonly rooms: MatrixRoomsPort | undefined;
+
   constructor(
     private readonly home: Home,
     private readonly accounts: HomeAccounts,
     private readonly components: HomeComponents,
-  ) {}
+  ) {
+    this.rooms = home.rooms;
+  }
 
   get homeId(): string {
     return this.home.peerId;

@@ -45,6 +45,13 @@ export {
 } from './pairing.js';
 export type { PairingCodeStore, PairingState } from './pairing.js';
 export { SILENT_LOGGER } from './ports.js';
+export { RoomEngine, MAX_PAGE, MAX_SYNC_TIMELINE } from './rooms/engine.js';
+export type { RoomEngineComponents } from './rooms/engine.js';
+export { RoomEventPipeline, keyResolverFor } from './rooms/pipeline.js';
+export type { AcceptOutcome, DocumentSource, RefusalStage } from './rooms/pipeline.js';
+export { createRoomStateEvents, defaultPowerLevels, presetOf } from './rooms/create-room.js';
+export type { StateEventSpec } from './rooms/create-room.js';
+export { KeyedQueue } from './keyed-queue.js';
 export type {
   CurrentStateChange,
   ForwardExtremity,

@@ -1,6 +1,7 @@
 import type { SecretKey } from '@polyhome/identity';
 import { createOp, OpRejectedError, type Op, type OpKind } from '@polyhome/sync';
 import type { LocalOpStore } from './ports.js';
+import { KeyedQueue } from './keyed-queue.js';
 
 /** A change to an account's replicated state, to be signed as an op of this home. */
 export interface LocalChange {
@@ -27,7 +28,7 @@ export class LocalChangeRefusedError extends Error {
  * memory is enough. The Home runs it; neither app signs ops itself.
  */
 export class LocalOpWriter {
-  readonly #queues = new Map<string, Promise<void>>();
+  readonly #queue = new KeyedQueue();
 
   constructor(
     private readonly store: LocalOpStore,
@@ -37,17 +38,7 @@ export class LocalOpWriter {
 
   /** Signs and stores a batch; resolves with its ops, or throws LocalChangeRefusedError and applies none. */
   write(account: string, changes: readonly LocalChange[]): Promise<Op[]> {
-    const previous = this.#queues.get(account) ?? Promise.resolve();
-    const run = previous.then(() => this.#writeNow(account, changes));
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#queues.set(account, settled);
-    void settled.then(() => {
-      if (this.#queues.get(account) === settled) this.#queues.delete(account);
-    });
-    return run;
+    return this.#queue.run(account, () => this.#writeNow(account, changes));
   }
 
   async #writeNow(account: string, changes: readonly LocalChange[]): Promise<Op[]> {

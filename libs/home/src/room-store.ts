@@ -145,6 +145,12 @@ export interface RoomStore extends EventLookup {
   topologicalTokenOf(eventId: string): Promise<string | null>;
   /** Held events (accepted, rejected or outliers) by id; unknown ids are absent. */
   eventsByIds(eventIds: readonly string[]): Promise<Map<string, StoredRoomEvent>>;
+  /**
+   * Accepted timeline redactions of the room (`m.room.redaction`) that name one of `eventIds` as their target
+   * (`redacts` in content, v11, or top level, v10), oldest first, at most `limit`. Whether one may be applied
+   * is the home's check (`redactionAllowed`).
+   */
+  redactionsOf(roomId: string, eventIds: readonly string[], limit: number): Promise<StoredRoomEvent[]>;
   /** Which of these ids are held (in any form). */
   hasEvents(eventIds: readonly string[]): Promise<Set<string>>;
   /**

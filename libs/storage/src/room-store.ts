@@ -448,6 +448,29 @@ export class SqlRoomStore {
     return found;
   }
 
+  /**
+   * Accepted timeline redactions of the room naming one of `eventIds` (content `redacts` in v11, top level in
+   * v10), oldest first. The target is read from the stored PDU: a room's redactions are few, and the scan is
+   * bounded by the room and the type.
+   */
+  async redactionsOf(roomId: string, eventIds: readonly string[], limit: number): Promise<StoredRoomEvent[]> {
+    checkLimit(limit, 'limit');
+    if (eventIds.length === 0) return [];
+    const found: StoredRoomEvent[] = [];
+    for (const chunk of chunks(eventIds)) {
+      const rows = (await this.dataSource.query(
+        `SELECT ${EVENT_COLUMNS} FROM room_event
+         WHERE room_id = $1 AND type = 'm.room.redaction' AND rejection_code IS NULL AND stream_ordering IS NOT NULL
+           AND COALESCE(pdu::jsonb -> 'content' ->> 'redacts', pdu::jsonb ->> 'redacts') = ANY($2::varchar[])
+         ORDER BY stream_ordering LIMIT $3`,
+        [roomId, chunk, limit - found.length],
+      )) as EventRow[];
+      found.push(...rows.map(storedOf));
+      if (found.length >= limit) break;
+    }
+    return found;
+  }
+
   /** Which of these ids are held, in any form. */
   async hasEvents(eventIds: readonly string[]): Promise<Set<string>> {
     const held = new Set<string>();

@@ -1,0 +1,773 @@
+// The room engine: MatrixRoomsPort over the home's RoomStore and @polyhome/rooms, for rooms whose members are
+// accounts hosted on this home. Every event, made here or (later) received from another home, goes through the
+// one accept pipeline (pipeline.ts) inside its room's queue, so local sends of a room form a chain.
+import { createHash, randomBytes } from 'node:crypto';
+import { homeStatus, peerIdFromPublicKey, type SecretKey } from '@polyhome/identity';
+import type {
+  CreateRoomRequest,
+  MatrixRoomsPort,
+  MembershipAction,
+  RoomActor,
+  RoomEventView,
+  RoomPage,
+  RoomSyncEntry,
+} from '@polyhome/matrix';
+import { MatrixError } from '@polyhome/matrix/errors';
+import {
+  authStateOf,
+  buildEvent,
+  DEFAULT_ROOM_VERSION,
+  isUserId,
+  LIMITS,
+  redactionAllowed,
+  redactPdu,
+  serverNameOf,
+  signPdu,
+  splitStateKey,
+  stateKeyOf,
+  SUPPORTED_ROOM_VERSIONS,
+  type Pdu,
+  type RoomVersionId,
+  type StateMap,
+} from '@polyhome/rooms';
+import type { RoomStore, StoredRoomEvent } from '../room-store.js';
+import { createRoomStateEvents } from './create-room.js';
+import { KeyedQueue } from '../keyed-queue.js';
+import { RoomEventPipeline, type AcceptOutcome, type DocumentSource } from './pipeline.js';
+
+/** What the engine is built from. */
+export interface RoomEngineComponents {
+  store: RoomStore;
+  /** The account documents this home holds: who is hosted here, and which homes sign for an account. */
+  documents: DocumentSource;
+  /** This home's node key: events are signed with it as `ed25519:<PeerId>`. */
+  nodeKey: SecretKey;
+  /** The clock of `origin_server_ts` (tests pin it). */
+  now?: () => number;
+}
+
+/** Most events of a `/messages` or `/context` page (each may need a state read for history visibility). */
+export const MAX_PAGE = 100;
+/** Most timeline events of one room in a `/sync` response. */
+export const MAX_SYNC_TIMELINE = 100;
+/** Rooms read per page of an account's memberships. */
+const ROOMS_PAGE = 500;
+/** Most rooms of one user the engine lists (joined rooms, sync). */
+const MAX_ROOMS = 10_000;
+/** Most current state changes read for an incremental sync of one room. */
+const MAX_STATE_CHANGES = 1_000;
+/** Most redactions read for one page of events. */
+const MAX_REDACTIONS = 1_000;
+/** The device id under which forgotten rooms are recorded in the transaction table (not a client's device). */
+const FORGOTTEN_DEVICE = '$forgotten-rooms';
+/** The `invite_state` types (client-server API "Stripped state"), the invite itself last. */
+const INVITE_STATE_TYPES = [
+  'm.room.create',
+  'm.room.name',
+  'm.room.avatar',
+  'm.room.topic',
+  'm.room.join_rules',
+  'm.room.canonical_alias',
+  'm.room.encryption',
+];
+
+type Membership = RoomSyncEntry['membership'];
+
+/** A user's standing in a room: the membership and the event that set it. */
+interface Standing {
+  version: RoomVersionId;
+  current: StateMap;
+  membership: string | undefined;
+  memberEvent: StoredRoomEvent | undefined;
+}
+
+/** An event to make in a room. */
+interface EventSpec {
+  type: string;
+  stateKey?: string;
+  content: Record<string, unknown>;
+  redacts?: string;
+}
+
+/** The room engine of one home (see the file comment). */
+export class RoomEngine implements MatrixRoomsPort {
+  /** This home's PeerId (the key id of its signatures). */
+  readonly peerId: string;
+  readonly #store: RoomStore;
+  readonly #documents: DocumentSource;
+  readonly #nodeKey: SecretKey;
+  readonly #now: () => number;
+  readonly #pipeline: RoomEventPipeline;
+  readonly #queue = new KeyedQueue();
+  readonly #listeners: Array<(serverNames: string[]) => void> = [];
+
+  constructor(components: RoomEngineComponents) {
+    this.#store = components.store;
+    this.#documents = components.documents;
+    this.#nodeKey = components.nodeKey;
+    this.#now = components.now ?? Date.now;
+    this.peerId = peerIdFromPublicKey(components.nodeKey.publicKey);
+    this.#pipeline = new RoomEventPipeline(components.store, components.documents);
+  }
+
+  position(): Promise<number> {
+    return this.#store.currentStreamPosition();
+  }
+
+  onRoomEvents(listener: (serverNames: string[]) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /**
+   * Takes in a PDU received from another home, through the same pipeline as local events (in the room's
+   * queue). The room must be held here (or the PDU be its create event). Never throws for a bad event.
+   */
+  async ingest(json: unknown): Promise<AcceptOutcome> {
+    const roomId = typeof json === 'object' && json !== null ? (json as { room_id?: unknown }).room_id : undefined;
+    if (typeof roomId !== 'string') {
+      return {
+        ok: false,
+        stage: 'format',
+        code: 'missing_field',
+        message: 'The PDU has no room_id.',
+        stored: 'dropped',
+      };
+    }
+    const outcome = await this.#queue.run(roomId, async () => {
+      let version = await this.#store.roomVersion(roomId);
+      const pdu = json as Partial<Pdu>;
+      if (version === null && pdu.type === 'm.room.create' && typeof pdu.content === 'object') {
+        const declared = (pdu.content as { room_version?: unknown }).room_version;
+        if (SUPPORTED_ROOM_VERSIONS.includes(declared as RoomVersionId)) version = declared as RoomVersionId;
+      }
+      if (version === null) {
+        return {
+          ok: false,
+          stage: 'missing',
+          code: 'unknown_room',
+          message: `Room ${roomId} is not held here (joining rooms of other homes is not available yet).`,
+          stored: 'dropped',
+        } satisfies AcceptOutcome;
+      }
+      return this.#pipeline.accept(version, json, 'remote');
+    });
+    if (outcome.ok && outcome.currentState !== undefined) await this.#notify(outcome.currentState);
+    return outcome;
+  }
+
+  async createRoom(actor: RoomActor, request: CreateRoomRequest): Promise<{ roomId: string }> {
+    await this.#requireLocal(actor);
+    const version = request.roomVersion ?? DEFAULT_ROOM_VERSION;
+    if (!SUPPORTED_ROOM_VERSIONS.includes(version)) {
+      throw new MatrixError(
+        'M_UNSUPPORTED_ROOM_VERSION',
+        `Room version ${String(version)} is not supported here; use ${SUPPORTED_ROOM_VERSIONS.join(' or ')}.`,
+      );
+    }
+    const invitees = [...new Set(request.invite)];
+    for (const invitee of invitees) await this.#requireInvitable(invitee);
+    const stateEvents = createRoomStateEvents(actor.userId, request);
+    const roomId = `!${randomBytes(18).toString('base64url')}:${actor.serverName}`;
+    const creation: Record<string, unknown> = { ...request.creationContent, room_version: version };
+    // v10 names the creator in the content; v11 takes the create event's sender (and drops the field).
+    if (version === '10') creation['creator'] = actor.userId;
+    else delete creation['creator'];
+    await this.#queue.run(roomId, async () => {
+      await this.#make(actor, roomId, version, { type: 'm.room.create', stateKey: '', content: creation });
+      await this.#make(actor, roomId, version, {
+        type: 'm.room.member',
+        stateKey: actor.userId,
+        content: { membership: 'join' },
+      });
+      for (const event of stateEvents) await this.#make(actor, roomId, version, event);
+      for (const invitee of invitees) {
+        await this.#make(actor, roomId, version, {
+          type: 'm.room.member',
+          stateKey: invitee,
+          content: { membership: 'invite', ...(request.isDirect ? { is_direct: true } : {}) },
+        });
+      }
+    });
+    return { roomId };
+  }
+
+  async membership(actor: RoomActor, roomId: string, change: MembershipAction): Promise<{ eventId: string }> {
+    await this.#requireLocal(actor);
+    const version = await this.#version(roomId);
+    const reason = 'reason' in change && change.reason !== undefined ? { reason: change.reason } : {};
+    let target = actor.userId;
+    let membership: string;
+    switch (change.action) {
+      case 'join':
+        membership = 'join';
+        break;
+      case 'leave':
+        membership = 'leave';
+        break;
+      case 'invite':
+        await this.#requireInvitable(change.target);
+        target = change.target;
+        membership = 'invite';
+        break;
+      case 'kick':
+      case 'ban':
+      case 'unban':
+        if (!isUserId(change.target)) throw new MatrixError('M_INVALID_PARAM', `${change.target} is not a user id.`);
+        target = change.target;
+        membership = change.action === 'ban' ? 'ban' : 'leave';
+        break;
+    }
+    return this.#queue.run(roomId, async () => {
+      const current = await this.#store.currentState(roomId);
+      const held = await this.#memberEvent(current, roomId, target);
+      const now = held?.pdu.content['membership'];
+      if (change.action === 'join' && now === 'join') return { eventId: held!.eventId };
+      if (change.action === 'unban' && now !== 'ban') {
+        throw new MatrixError('M_FORBIDDEN', `${target} is not banned from this room.`);
+      }
+      if (change.action === 'kick' && now !== 'join' && now !== 'invite' && now !== 'knock') {
+        throw new MatrixError('M_FORBIDDEN', `${target} is not in this room.`);
+      }
+      const eventId = await this.#make(actor, roomId, version, {
+        type: 'm.room.member',
+        stateKey: target,
+        content: { membership, ...reason },
+      });
+      return { eventId };
+    });
+  }
+
+  async send(
+    actor: RoomActor,
+    roomId: string,
+    event: { type: string; content: Record<string, unknown>; stateKey?: string; txnId?: string },
+  ): Promise<{ eventId: string }> {
+    await this.#requireLocal(actor);
+    if (event.type === 'm.room.create') {
+      throw new MatrixError('M_FORBIDDEN', 'm.room.create cannot be sent to an existing room.');
+    }
+    if (event.type === 'm.room.redaction') {
+      throw new MatrixError('M_INVALID_PARAM', 'Redact events with PUT /rooms/{roomId}/redact/{eventId}/{txnId}.');
+    }
+    const version = await this.#version(roomId);
+    return this.#queue.run(roomId, () =>
+      this.#once(actor, event.txnId, () =>
+        this.#make(actor, roomId, version, {
+          type: event.type,
+          content: event.content,
+          ...(event.stateKey === undefined ? {} : { stateKey: event.stateKey }),
+        }),
+      ),
+    );
+  }
+
+  async redact(
+    actor: RoomActor,
+    roomId: string,
+    eventId: string,
+    reason: string | undefined,
+    txnId: string,
+  ): Promise<{ eventId: string }> {
+    await this.#requireLocal(actor);
+    const version = await this.#version(roomId);
+    return this.#queue.run(roomId, () =>
+      this.#once(actor, `redact:${txnId}`, async () => {
+        const target = (await this.#store.eventsByIds([eventId])).get(eventId);
+        if (target === undefined || target.roomId !== roomId || target.rejected !== null) {
+          throw new MatrixError('M_NOT_FOUND', `Event ${eventId} is not known in ${roomId}.`);
+        }
+        const current = await this.#store.currentState(roomId);
+        const ids = [stateKeyOf('m.room.create', ''), stateKeyOf('m.room.power_levels', '')]
+          .map((key) => current.get(key))
+          .filter((id): id is string => id !== undefined);
+        const authState = authStateOf((await this.#store.getEvents(ids)).values());
+        const allowed = redactionAllowed(
+          version,
+          { ...target.pdu, type: 'm.room.redaction', sender: actor.userId, room_id: roomId },
+          target.pdu,
+          authState,
+        );
+        if (!allowed.ok) throw new MatrixError('M_FORBIDDEN', allowed.message);
+        return this.#make(actor, roomId, version, {
+          type: 'm.room.redaction',
+          content: reason === undefined ? {} : { reason },
+          redacts: eventId,
+        });
+      }),
+    );
+  }
+
+  async forget(actor: RoomActor, roomId: string): Promise<void> {
+    const standing = await this.#standing(actor, roomId);
+    if (standing.memberEvent === undefined) throw new MatrixError('M_NOT_FOUND', `You were never in ${roomId}.`);
+    if (standing.membership === 'join' || standing.membership === 'invite') {
+      throw new MatrixError('M_UNKNOWN', 'Leave the room before forgetting it.', 400);
+    }
+    const eventId = standing.memberEvent.eventId;
+    await this.#store.recordTransaction(actor.serverName, FORGOTTEN_DEVICE, forgetKey(roomId, eventId), eventId);
+  }
+
+  async joinedRooms(actor: RoomActor): Promise<string[]> {
+    const rows = await this.#roomsOf(actor, ['join']);
+    return rows.map((r) => r.roomId);
+  }
+
+  async state(actor: RoomActor, roomId: string): Promise<RoomEventView[]> {
+    const state = await this.#visibleState(actor, roomId);
+    return this.#viewsOfState(state.version, roomId, state.map);
+  }
+
+  async stateEvent(actor: RoomActor, roomId: string, type: string, stateKey: string): Promise<RoomEventView | null> {
+    const state = await this.#visibleState(actor, roomId);
+    const id = state.map.get(stateKeyOf(type, stateKey));
+    if (id === undefined) return null;
+    const [view] = await this.#views(state.version, roomId, [...(await this.#store.eventsByIds([id])).values()]);
+    return view ?? null;
+  }
+
+  async event(actor: RoomActor, roomId: string, eventId: string): Promise<RoomEventView> {
+    const standing = await this.#standing(actor, roomId).catch(() => undefined);
+    const held = (await this.#store.eventsByIds([eventId])).get(eventId);
+    const notFound = new MatrixError(
+      'M_NOT_FOUND',
+      `Event ${eventId} is not known in ${roomId}, or not visible to you.`,
+    );
+    if (standing === undefined || held === undefined || held.roomId !== roomId) throw notFound;
+    if (held.rejected !== null || held.streamOrdering === null) throw notFound;
+    const [visible] = await this.#visible(actor.userId, standing, [held]);
+    if (visible === undefined) throw notFound;
+    return (await this.#views(standing.version, roomId, [visible]))[0]!;
+  }
+
+  async messages(
+    actor: RoomActor,
+    roomId: string,
+    options: { from?: string; dir: 'b' | 'f'; limit: number },
+  ): Promise<RoomPage> {
+    const standing = await this.#readable(actor, roomId);
+    const limit = clampLimit(options.limit, MAX_PAGE);
+    const page = await this.#page(roomId, { ...options, limit });
+    const visible = await this.#visible(actor.userId, standing, page.events);
+    return {
+      events: await this.#views(standing.version, roomId, visible),
+      start: page.start,
+      ...(page.end === null ? {} : { end: page.end }),
+    };
+  }
+
+  async context(
+    actor: RoomActor,
+    roomId: string,
+    eventId: string,
+    limit: number,
+  ): Promise<{ event: RoomEventView; before: RoomPage; after: RoomPage; state: RoomEventView[] }> {
+    const event = await this.event(actor, roomId, eventId);
+    const standing = await this.#standing(actor, roomId);
+    const token = await this.#store.topologicalTokenOf(eventId);
+    if (token === null) throw new MatrixError('M_NOT_FOUND', `Event ${eventId} is not in the timeline of ${roomId}.`);
+    const total = Math.max(0, Math.min(Math.floor(limit), MAX_PAGE));
+    const beforeLimit = Math.floor(total / 2);
+    const side = async (dir: 'b' | 'f', count: number): Promise<RoomPage> => {
+      if (count === 0) return { events: [], start: token, end: token };
+      const page = await this.#store.messages(roomId, { from: token, dir, limit: count });
+      const visible = await this.#visible(actor.userId, standing, page.events);
+      return {
+        events: await this.#views(standing.version, roomId, visible),
+        start: token,
+        ...(page.end === null ? {} : { end: page.end }),
+      };
+    };
+    const before = await side('b', beforeLimit);
+    const after = await side('f', total - beforeLimit);
+    const last = after.events.at(-1)?.eventId ?? eventId;
+    const state = await this.#viewsOfState(standing.version, roomId, await this.#store.stateAfter(last));
+    return { event, before, after, state };
+  }
+
+  async members(actor: RoomActor, roomId: string): Promise<RoomEventView[]> {
+    const state = await this.#visibleState(actor, roomId);
+    const members = new Map([...state.map].filter(([key]) => splitStateKey(key).type === 'm.room.member'));
+    return this.#viewsOfState(state.version, roomId, members);
+  }
+
+  async syncRooms(
+    actor: RoomActor,
+    options: { since?: number; to: number; timelineLimit: number; lazyLoadMembers?: boolean },
+  ): Promise<RoomSyncEntry[]> {
+    const since = options.since ?? 0;
+    const initial = options.since === undefined;
+    const limit = clampLimit(options.timelineLimit, MAX_SYNC_TIMELINE);
+    const entries: RoomSyncEntry[] = [];
+    for (const row of await this.#roomsOf(actor)) {
+      // A change after `to` is for the next sync (which starts at `to`).
+      if (row.streamOrdering > options.to) continue;
+      const membership = row.membership as Membership;
+      if (membership === 'invite') {
+        if (!initial && row.streamOrdering <= since) continue;
+        entries.push(await this.#inviteEntry(row.roomId, row.eventId));
+        continue;
+      }
+      if (membership === 'join') {
+        // Joined since the last sync: the whole state, as on an initial sync.
+        const full = initial || row.streamOrdering > since;
+        const entry = await this.#timelineEntry(actor, row.roomId, 'join', since, options.to, limit, full);
+        if (entry !== undefined) entries.push(entry);
+        continue;
+      }
+      if (membership === 'leave' || membership === 'ban') {
+        if (initial || row.streamOrdering <= since) continue;
+        if (await this.#forgotten(actor, row.roomId, row.eventId)) continue;
+        const entry = await this.#timelineEntry(actor, row.roomId, membership, since, row.streamOrdering, limit, false);
+        if (entry !== undefined) entries.push(entry);
+      }
+    }
+    return entries;
+  }
+
+  /** One joined or left room of a sync: the timeline after `since` up to `to`, and the state the client lacks. */
+  async #timelineEntry(
+    actor: RoomActor,
+    roomId: string,
+    membership: Membership,
+    since: number,
+    to: number,
+    limit: number,
+    full: boolean,
+  ): Promise<RoomSyncEntry | undefined> {
+    const standing = await this.#standing(actor, roomId);
+    const timeline = await this.#store.timelineSince(roomId, since, limit, to);
+    if (!full && timeline.events.length === 0) return undefined;
+    const visible = await this.#visible(actor.userId, standing, timeline.events);
+    const first = timeline.events[0];
+    let state: RoomEventView[];
+    if (full || timeline.limited) {
+      // The state at the start of the timeline: before its first event, or at `to` when it is empty.
+      const map =
+        first !== undefined
+          ? await this.#store.stateBefore(first.eventId)
+          : membership === 'join'
+            ? standing.current
+            : await this.#store.stateAfter(standing.memberEvent!.eventId);
+      state = await this.#viewsOfState(standing.version, roomId, map);
+    } else {
+      // Not limited: the timeline holds every event since `since`; state changes it does not show (a state
+      // resolution's outcome) are sent as state.
+      const shown = new Set(timeline.events.map((e) => e.eventId));
+      const latest = new Map<string, string | null>();
+      for (const change of await this.#store.currentStateChangesSince(roomId, since, MAX_STATE_CHANGES)) {
+        if (change.streamOrdering <= to) latest.set(change.key, change.eventId);
+      }
+      const ids = [...latest.values()].filter((id): id is string => id !== null && !shown.has(id));
+      state = await this.#views(standing.version, roomId, [...(await this.#store.eventsByIds(ids)).values()]);
+    }
+    return {
+      roomId,
+      membership,
+      timeline: await this.#views(standing.version, roomId, visible),
+      limited: timeline.limited,
+      prevBatch: timeline.prevBatch,
+      state,
+    };
+  }
+
+  /** An invite of a sync: the stripped state the spec lists, the invite event last. */
+  async #inviteEntry(roomId: string, inviteId: string): Promise<RoomSyncEntry> {
+    const version = await this.#version(roomId);
+    const invite = await this.#store.eventsByIds([inviteId]);
+    const state = await this.#store.stateBefore(inviteId);
+    const ids = INVITE_STATE_TYPES.map((type) => state.get(stateKeyOf(type, ''))).filter(
+      (id): id is string => id !== undefined,
+    );
+    const inviter = invite.get(inviteId)?.pdu.sender;
+    const inviterId = inviter === undefined ? undefined : state.get(stateKeyOf('m.room.member', inviter));
+    if (inviterId !== undefined) ids.push(inviterId);
+    const held = await this.#store.eventsByIds(ids);
+    const events = [...ids.map((id) => held.get(id)), invite.get(inviteId)].filter(
+      (e): e is StoredRoomEvent => e !== undefined,
+    );
+    return {
+      roomId,
+      membership: 'invite',
+      timeline: [],
+      limited: false,
+      prevBatch: null,
+      state: [],
+      inviteState: await this.#views(version, roomId, events),
+    };
+  }
+
+  /** Makes, signs and accepts one local event from the room's current state and extremities (in its queue). */
+  async #make(actor: RoomActor, roomId: string, version: RoomVersionId, spec: EventSpec): Promise<string> {
+    const isCreate = spec.type === 'm.room.create';
+    const state = isCreate ? new Map<string, string>() : await this.#store.currentState(roomId);
+    const extremities = isCreate ? [] : await this.#store.forwardExtremities(roomId, LIMITS.prevEvents);
+    const prevPdus = await this.#store.getEvents(extremities.map((e) => e.eventId));
+    const prevEvents = extremities
+      .map((e) => ({ eventId: e.eventId, pdu: prevPdus.get(e.eventId)! }))
+      .filter((e) => e.pdu !== undefined);
+    const template = buildEvent({
+      version,
+      roomId,
+      sender: actor.userId,
+      type: spec.type,
+      ...(spec.stateKey === undefined ? {} : { stateKey: spec.stateKey }),
+      content: spec.content,
+      prevEvents,
+      state,
+      ...(spec.redacts === undefined ? {} : { redacts: spec.redacts }),
+      originServerTs: this.#now(),
+    });
+    let pdu: Pdu;
+    try {
+      pdu = signPdu(version, template, {
+        serverName: actor.serverName,
+        keyId: `ed25519:${this.peerId}`,
+        secretKey: this.#nodeKey,
+      });
+    } catch (error) {
+      throw new MatrixError('M_BAD_JSON', `The event cannot be signed: ${(error as Error).message}`);
+    }
+    const outcome = await this.#pipeline.accept(version, pdu, 'local');
+    if (!outcome.ok) throw refusalError(outcome);
+    if (outcome.currentState !== undefined) await this.#notify(outcome.currentState);
+    return outcome.eventId;
+  }
+
+  /** Runs a client send once per (account, device, txn id): a retry gets the first event's id. */
+  async #once(actor: RoomActor, txnId: string | undefined, make: () => Promise<string>): Promise<{ eventId: string }> {
+    if (txnId === undefined) return { eventId: await make() };
+    const earlier = await this.#store.eventForTransaction(actor.serverName, actor.deviceId, txnId);
+    if (earlier !== null) return { eventId: earlier };
+    const eventId = await make();
+    return { eventId: await this.#store.recordTransaction(actor.serverName, actor.deviceId, txnId, eventId) };
+  }
+
+  /** Tells the listeners which hosted accounts have members in a room whose state is `state`. */
+  async #notify(state: StateMap): Promise<void> {
+    if (this.#listeners.length === 0) return;
+    const servers = new Set<string>();
+    for (const key of state.keys()) {
+      const { type, stateKey } = splitStateKey(key);
+      const server = type === 'm.room.member' ? serverNameOf(stateKey) : undefined;
+      if (server !== undefined) servers.add(server);
+    }
+    const hosted: string[] = [];
+    for (const server of servers) if (await this.#hosts(server)) hosted.push(server);
+    if (hosted.length === 0) return;
+    for (const listener of this.#listeners) listener(hosted);
+  }
+
+  /** Whether an account is hosted on this home (its document names this home). */
+  async #hosts(serverName: string): Promise<boolean> {
+    const document = await this.#documents.document(serverName);
+    return document !== undefined && homeStatus(document, this.peerId).kind === 'home';
+  }
+
+  /** Whether `userId` is the user of an account hosted on this home. */
+  async #isLocalUser(userId: string): Promise<boolean> {
+    const server = serverNameOf(userId);
+    if (server === undefined) return false;
+    const document = await this.#documents.document(server);
+    return document !== undefined && document.user_id === userId && homeStatus(document, this.peerId).kind === 'home';
+  }
+
+  async #requireLocal(actor: RoomActor): Promise<void> {
+    if (serverNameOf(actor.userId) !== actor.serverName || !(await this.#isLocalUser(actor.userId))) {
+      throw new MatrixError('M_FORBIDDEN', `${actor.userId} is not the user of an account hosted on this home.`);
+    }
+  }
+
+  async #requireInvitable(userId: string): Promise<void> {
+    if (!isUserId(userId)) throw new MatrixError('M_INVALID_PARAM', `${userId} is not a user id.`);
+    if (!(await this.#isLocalUser(userId))) {
+      throw new MatrixError(
+        'M_FORBIDDEN',
+        `${userId} is not hosted on this home; inviting users of other homes needs federation between homes, which is not available yet.`,
+      );
+    }
+  }
+
+  async #version(roomId: string): Promise<RoomVersionId> {
+    const version = await this.#store.roomVersion(roomId);
+    if (version === null) throw new MatrixError('M_NOT_FOUND', `Room ${roomId} is not known on this home.`);
+    return version;
+  }
+
+  async #memberEvent(state: StateMap, _roomId: string, userId: string): Promise<StoredRoomEvent | undefined> {
+    const id = state.get(stateKeyOf('m.room.member', userId));
+    return id === undefined ? undefined : (await this.#store.eventsByIds([id])).get(id);
+  }
+
+  /** The user's membership in a room now. M_FORBIDDEN for a room not held here (as for one never joined). */
+  async #standing(actor: RoomActor, roomId: string): Promise<Standing> {
+    const version = await this.#store.roomVersion(roomId);
+    if (version === null) throw new MatrixError('M_FORBIDDEN', `You are not in room ${roomId}.`);
+    const current = await this.#store.currentState(roomId);
+    const memberEvent = await this.#memberEvent(current, roomId, actor.userId);
+    const membership = memberEvent?.pdu.content['membership'];
+    return { version, current, membership: typeof membership === 'string' ? membership : undefined, memberEvent };
+  }
+
+  /** The state a user may read: the current one when joined, the one at their leave (or ban) otherwise. */
+  async #visibleState(actor: RoomActor, roomId: string): Promise<{ version: RoomVersionId; map: StateMap }> {
+    const standing = await this.#standing(actor, roomId);
+    if (standing.membership === 'join') return { version: standing.version, map: standing.current };
+    if ((standing.membership === 'leave' || standing.membership === 'ban') && standing.memberEvent !== undefined) {
+      const before = await this.#store.stateBefore(standing.memberEvent.eventId);
+      const was = await this.#memberEvent(before, roomId, actor.userId);
+      if (was !== undefined && was.pdu.content['membership'] === 'join') {
+        return { version: standing.version, map: await this.#store.stateAfter(standing.memberEvent.eventId) };
+      }
+    }
+    throw new MatrixError('M_FORBIDDEN', `You are not in room ${roomId}.`);
+  }
+
+  /** Standing for reading the timeline: a membership event of the user, or a world-readable room. */
+  async #readable(actor: RoomActor, roomId: string): Promise<Standing> {
+    const standing = await this.#standing(actor, roomId);
+    if (standing.memberEvent !== undefined) return standing;
+    const visibility = await this.#historyVisibility(standing.current);
+    if (visibility === 'world_readable') return standing;
+    throw new MatrixError('M_FORBIDDEN', `You are not in room ${roomId}.`);
+  }
+
+  async #historyVisibility(state: StateMap): Promise<string> {
+    const id = state.get(stateKeyOf('m.room.history_visibility', ''));
+    if (id === undefined) return 'shared';
+    const value = (await this.#store.getEvents([id])).get(id)?.content['history_visibility'];
+    return typeof value === 'string' ? value : 'shared';
+  }
+
+  /**
+   * The events a user may see (client-server API "History visibility"), by the visibility and the user's
+   * membership at each event: `world_readable` always; `shared` when joined then or now; `invited` when invited
+   * or joined then; `joined` when joined then; the user's own membership events always. Events after the user's current join need no state read (joined then).
+   */
+  async #visible(userId: string, standing: Standing, events: StoredRoomEvent[]): Promise<StoredRoomEvent[]> {
+    const joinedSince =
+      standing.membership === 'join' ? (standing.memberEvent?.streamOrdering ?? Number.MAX_SAFE_INTEGER) : undefined;
+    const visible: StoredRoomEvent[] = [];
+    for (const event of events) {
+      if (joinedSince !== undefined && event.streamOrdering !== null && event.streamOrdering >= joinedSince) {
+        visible.push(event);
+        continue;
+      }
+      // Users always see their own membership changes (a leave or a rejected invite too, as Synapse does).
+      if (event.pdu.type === 'm.room.member' && event.pdu.state_key === userId) {
+        visible.push(event);
+        continue;
+      }
+      const before = await this.#store.stateBefore(event.eventId);
+      const visibility = await this.#historyVisibility(before);
+      const membership = (await this.#memberEvent(before, event.roomId, userId))?.pdu.content['membership'];
+      const seen =
+        visibility === 'world_readable' ||
+        membership === 'join' ||
+        (visibility === 'shared' && standing.membership === 'join') ||
+        (visibility === 'invited' && membership === 'invite');
+      if (seen) visible.push(event);
+    }
+    return visible;
+  }
+
+  /** A store page, with a malformed token as the client's error. */
+  async #page(roomId: string, options: { from?: string; dir: 'b' | 'f'; limit: number }) {
+    try {
+      return await this.#store.messages(roomId, options);
+    } catch (error) {
+      if (error instanceof RangeError) throw new MatrixError('M_INVALID_PARAM', error.message);
+      throw error;
+    }
+  }
+
+  async #viewsOfState(version: RoomVersionId, roomId: string, state: StateMap): Promise<RoomEventView[]> {
+    const held = await this.#store.eventsByIds([...state.values()]);
+    return this.#views(version, roomId, [...held.values()]);
+  }
+
+  /**
+   * Events as handed out: the redacted form (with the redaction's id) when an accepted redaction that may be
+   * applied (`redactionAllowed`, against the redaction's own auth events) targets one.
+   */
+  async #views(version: RoomVersionId, roomId: string, events: StoredRoomEvent[]): Promise<RoomEventView[]> {
+    if (events.length === 0) return [];
+    const redactions = await this.#store.redactionsOf(
+      roomId,
+      events.map((e) => e.eventId),
+      MAX_REDACTIONS,
+    );
+    const byTarget = new Map<string, StoredRoomEvent[]>();
+    for (const redaction of redactions) {
+      const target = redactsOf(redaction.pdu);
+      if (target === undefined) continue;
+      byTarget.set(target, [...(byTarget.get(target) ?? []), redaction]);
+    }
+    const views: RoomEventView[] = [];
+    for (const event of events) {
+      const view: RoomEventView = { eventId: event.eventId, pdu: event.pdu, streamOrdering: event.streamOrdering };
+      for (const redaction of byTarget.get(event.eventId) ?? []) {
+        const authEvents = await this.#store.getEvents(redaction.pdu.auth_events);
+        if (redactionAllowed(version, redaction.pdu, event.pdu, authStateOf(authEvents.values())).ok) {
+          view.pdu = redactPdu(version, event.pdu) as Pdu;
+          view.redactedBy = redaction.eventId;
+          break;
+        }
+      }
+      views.push(view);
+    }
+    return views;
+  }
+
+  /** The user's rooms by current membership (all memberships when `memberships` is absent), room id order. */
+  async #roomsOf(actor: RoomActor, memberships?: string[]) {
+    const rows: Awaited<ReturnType<RoomStore['roomsOfServer']>> = [];
+    let after: string | undefined;
+    for (let read = 0; read < MAX_ROOMS; read += ROOMS_PAGE) {
+      const page = await this.#store.roomsOfServer(actor.serverName, {
+        ...(memberships === undefined ? {} : { memberships }),
+        ...(after === undefined ? {} : { after }),
+        limit: ROOMS_PAGE,
+      });
+      rows.push(...page.filter((r) => r.userId === actor.userId));
+      const rooms = new Set(page.map((r) => r.roomId));
+      if (rooms.size < ROOMS_PAGE) break;
+      after = page.at(-1)!.roomId;
+    }
+    return rows;
+  }
+
+  async #forgotten(actor: RoomActor, roomId: string, memberEventId: string): Promise<boolean> {
+    const key = forgetKey(roomId, memberEventId);
+    return (await this.#store.eventForTransaction(actor.serverName, FORGOTTEN_DEVICE, key)) !== null;
+  }
+}
+
+/** The transaction id a forgotten room is recorded under: the room and the leave the user forgot it after. */
+function forgetKey(roomId: string, memberEventId: string): string {
+  return createHash('sha256').update(`${roomId}\n${memberEventId}`).digest('hex');
+}
+
+/** The event a redaction targets (v11 in content, v10 at the top level). */
+function redactsOf(pdu: Pdu): string | undefined {
+  const inContent = pdu.content['redacts'];
+  if (typeof inContent === 'string') return inContent;
+  return typeof pdu.redacts === 'string' ? pdu.redacts : undefined;
+}
+
+function clampLimit(limit: number, max: number): number {
+  if (!Number.isFinite(limit) || limit < 1) return 1;
+  return Math.min(Math.floor(limit), max);
+}
+
+/** A refusal of a local event as the client sees it. */
+function refusalError(outcome: Extract<AcceptOutcome, { ok: false }>): MatrixError {
+  switch (outcome.stage) {
+    case 'format':
+      return new MatrixError(outcome.code === 'too_large' ? 'M_TOO_LARGE' : 'M_BAD_JSON', outcome.message);
+    case 'auth_events':
+    case 'auth_state':
+      return new MatrixError('M_FORBIDDEN', outcome.message);
+    default:
+      return new MatrixError('M_UNKNOWN', `This home could not accept its own event: ${outcome.message}`);
+  }
+}

@@ -1,0 +1,217 @@
+// The one accept pipeline every room event goes through, made here or received (server-server API "Checks
+// performed on receipt of a PDU", in its order): format, signatures, content hash, auth events, the state
+// before the event, then persist, forward extremities and the room's new current state. Serialising per room is
+// the caller's (RoomEngine runs it in the room's queue).
+import { homeStatus, publicKeyFromPeerId, publicKeyFromServerName, type AccountDocument } from '@polyhome/identity';
+import {
+  authStateOf,
+  authTypesFor,
+  checkAuth,
+  checkAuthEvents,
+  checkContentHash,
+  eventIdOf,
+  MissingPrevStateError,
+  requiredSigners,
+  resolveState,
+  stateAfterEvent,
+  stateBeforeEvent,
+  validatePdu,
+  verifyPduSignatures,
+  LIMITS,
+  type Pdu,
+  type ResolveKey,
+  type RoomVersionId,
+  type StateMap,
+  type StateTuple,
+} from '@polyhome/rooms';
+import type { RoomStore, StateBeforeInput } from '../room-store.js';
+
+/** Where a refusal happened: what the event failed. */
+export type RefusalStage = 'format' | 'signature' | 'content_hash' | 'missing' | 'auth_events' | 'auth_state';
+
+/** What the pipeline did with an event. */
+export type AcceptOutcome =
+  | {
+      ok: true;
+      eventId: string;
+      /** False when the event was held already (a retry): nothing changed. */
+      inserted: boolean;
+      streamOrdering: number | null;
+      /** The room's current state after it (only when inserted). */
+      currentState?: StateMap;
+    }
+  | {
+      ok: false;
+      /** The event's id when it got far enough to have one. */
+      eventId?: string;
+      stage: RefusalStage;
+      code: string;
+      message: string;
+      /** `rejected`: kept as evidence (a received event failing the auth rules); `dropped`: nothing stored. */
+      stored: 'dropped' | 'rejected';
+    };
+
+/** Where the pipeline reads account documents (the replica store holds those of the accounts it knows). */
+export interface DocumentSource {
+  document(account: string): Promise<AccountDocument | undefined>;
+}
+
+/** Extremities whose states are resolved into the current state (the deepest; the rest wait for a merge). */
+const MAX_RESOLVED_EXTREMITIES = LIMITS.prevEvents;
+
+/**
+ * The signing key resolver for one event: `ed25519:root` is the account key (the server name itself), and
+ * `ed25519:<PeerId>` is that PeerId's key when the account document held here names it as a home (a revoked
+ * home's key is refused). Documents are read before the synchronous check.
+ */
+export async function keyResolverFor(documents: DocumentSource, version: RoomVersionId, pdu: Pdu): Promise<ResolveKey> {
+  const held = new Map<string, AccountDocument | undefined>();
+  for (const server of requiredSigners(version, pdu)) held.set(server, await documents.document(server));
+  return (serverName, keyId) => {
+    try {
+      if (keyId === 'ed25519:root') return publicKeyFromServerName(serverName);
+      const peerId = keyId.slice('ed25519:'.length);
+      const document = held.get(serverName);
+      if (document === undefined || homeStatus(document, peerId).kind !== 'home') return undefined;
+      return publicKeyFromPeerId(peerId);
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+/** The accept pipeline over a room store and the documents that say which homes sign for an account. */
+export class RoomEventPipeline {
+  constructor(
+    private readonly store: RoomStore,
+    private readonly documents: DocumentSource,
+  ) {}
+
+  /**
+   * Checks and stores one event of a room of `version`. `origin` says who made it: a local event refused by
+   * the auth rules is not stored at all (the client is told), a received one is kept as rejected evidence, as
+   * the spec asks (it stays out of the timeline, the state and the extremities). Never throws for a bad event;
+   * store failures propagate.
+   */
+  async accept(version: RoomVersionId, json: unknown, origin: 'local' | 'remote'): Promise<AcceptOutcome> {
+    const format = validatePdu(version, json);
+    if (!format.ok) return drop('format', format);
+    const pdu = format.pdu;
+    const signatures = verifyPduSignatures(version, pdu, await keyResolverFor(this.documents, version, pdu));
+    if (!signatures.ok) return drop('signature', signatures);
+    // A hash mismatch under a valid signature means the content was changed after signing. The spec keeps
+    // such an event redacted; nothing here can yet ask another home for the real one, so it is refused.
+    const hash = checkContentHash(pdu);
+    if (!hash.ok) return drop('content_hash', hash);
+    const eventId = eventIdOf(version, pdu);
+
+    const held = (await this.store.eventsByIds([eventId])).get(eventId);
+    if (held !== undefined && !held.outlier) {
+      if (held.rejected !== null)
+        return { ok: false, eventId, stage: 'auth_state', ...held.rejected, stored: 'rejected' };
+      return { ok: true, eventId, inserted: false, streamOrdering: held.streamOrdering };
+    }
+    const reject = async (stage: RefusalStage, reason: { code: string; message: string }): Promise<AcceptOutcome> => {
+      if (origin === 'local')
+        return { ok: false, eventId, stage, code: reason.code, message: reason.message, stored: 'dropped' };
+      await this.store.persistEvent({
+        eventId,
+        roomVersion: version,
+        pdu,
+        rejected: { code: reason.code, message: reason.message },
+      });
+      return { ok: false, eventId, stage, code: reason.code, message: reason.message, stored: 'rejected' };
+    };
+
+    // Auth events: all held and none rejected (rule 2.3), the right ones (2.1, 2.2, 2.4), and the event passes
+    // the rules against them.
+    const authHeld = await this.store.eventsByIds(pdu.auth_events);
+    const authEvents: Pdu[] = [];
+    for (const id of pdu.auth_events) {
+      const event = authHeld.get(id);
+      if (event === undefined) {
+        return drop(
+          'missing',
+          {
+            code: 'missing_auth_event',
+            message: `Auth event ${id} is not held here (fetching missing events from other homes is not available yet).`,
+          },
+          eventId,
+        );
+      }
+      if (event.rejected !== null)
+        return reject('auth_events', { code: 'rejected_auth_event', message: `Auth event ${id} was rejected.` });
+      authEvents.push(event.pdu);
+    }
+    const authEventsCheck = checkAuthEvents(version, pdu, authEvents);
+    if (!authEventsCheck.ok) return reject('auth_events', authEventsCheck);
+    const againstAuthEvents = checkAuth(version, pdu, authStateOf(authEvents));
+    if (!againstAuthEvents.ok) return reject('auth_events', againstAuthEvents);
+
+    // The state before the event, from its prev events' states, and the rules against it.
+    let before: StateMap;
+    try {
+      before = await stateBeforeEvent(version, pdu, (id) => this.stateAfter(id), this.store, checkAuth);
+    } catch (error) {
+      if (!(error instanceof MissingPrevStateError)) throw error;
+      return drop('missing', { code: 'missing_prev_event', message: error.message }, eventId);
+    }
+    const againstState = checkAuth(version, pdu, await this.authState(version, pdu, before));
+    if (!againstState.ok) return reject('auth_state', againstState);
+
+    const prev = [...new Set(pdu.prev_events)];
+    const stateBefore: StateBeforeInput = prev.length === 1 ? { afterEvent: prev[0]! } : { state: before };
+    const persisted = await this.store.persistEvent({ eventId, roomVersion: version, pdu, stateBefore });
+    if (!persisted.inserted || persisted.streamOrdering === null) {
+      return { ok: true, eventId, inserted: false, streamOrdering: persisted.streamOrdering };
+    }
+    const currentState = await this.currentState(version, pdu.room_id, eventId, pdu, before);
+    await this.store.setCurrentState(pdu.room_id, currentState, persisted.streamOrdering);
+    return { ok: true, eventId, inserted: true, streamOrdering: persisted.streamOrdering, currentState };
+  }
+
+  /** The state after a held timeline event, or undefined when the store has none for it. */
+  private async stateAfter(eventId: string): Promise<StateMap | undefined> {
+    const held = (await this.store.eventsByIds([eventId])).get(eventId);
+    if (held === undefined || held.outlier || held.rejected !== null) return undefined;
+    return this.store.stateAfter(eventId);
+  }
+
+  /** The events of `state` the rules read for `pdu`, keyed as the auth rules want them. */
+  private async authState(version: RoomVersionId, pdu: Pdu, state: StateMap): Promise<Map<StateTuple, Pdu>> {
+    const ids = authTypesFor(version, pdu)
+      .map((key) => state.get(key))
+      .filter((id): id is string => id !== undefined);
+    const events = await this.store.getEvents(ids);
+    return authStateOf(ids.map((id) => events.get(id)).filter((e): e is Pdu => e !== undefined));
+  }
+
+  /**
+   * The room's state once the event is in: its own state after when it is the only extremity (a chain of local
+   * events), else the resolution of the extremities' states (state resolution v2).
+   */
+  private async currentState(
+    version: RoomVersionId,
+    roomId: string,
+    eventId: string,
+    pdu: Pdu,
+    before: StateMap,
+  ): Promise<StateMap> {
+    const extremities = await this.store.forwardExtremities(roomId, MAX_RESOLVED_EXTREMITIES);
+    if (extremities.length === 1 && extremities[0]!.eventId === eventId) return stateAfterEvent(before, eventId, pdu);
+    const states: StateMap[] = [];
+    for (const extremity of extremities) states.push(await this.store.stateAfter(extremity.eventId));
+    return resolveState(version, states, this.store, checkAuth);
+  }
+}
+
+function drop(stage: RefusalStage, reason: { code: string; message: string }, eventId?: string): AcceptOutcome {
+  return {
+    ok: false,
+    ...(eventId === undefined ? {} : { eventId }),
+    stage,
+    code: reason.code,
+    message: reason.message,
+    stored: 'dropped',
+  };
+}
