@@ -313,6 +313,88 @@ describe.each(SERVER_BACKENDS)('Matrix rooms on $name', (backend) => {
     expect(page.body.state.map((e: ClientEventJson) => e.state_key)).toEqual([alice.userId]);
   }, 60_000);
 
+  it('serves /context, filtered /messages, and /sync with room filters, full_state and an old token', async () => {
+    const { alice, bob } = accounts;
+    const bodies = await allMessages(bob.client, Direction.Backward, 100);
+    const middle = await bob.client.createMessagesRequest(roomId, null, 30, Direction.Backward);
+    const target = middle.chunk.find((e) => e.content['body'] === 'bob 10')!;
+    const context = await bob.client.http.authedRequest<{
+      event: ClientEventJson;
+      events_before: ClientEventJson[];
+      events_after: ClientEventJson[];
+      state: ClientEventJson[];
+      start: string;
+      end: string;
+    }>(Method.Get, `/rooms/${encodeURIComponent(roomId)}/context/${encodeURIComponent(target.event_id!)}`, {
+      limit: '4',
+    });
+    expect(context.event.event_id).toBe(target.event_id);
+    const at = bodies.indexOf('bob 10');
+    // events_before newest first, events_after oldest first, around the event in the common order.
+    expect(context.events_before.map((e) => e.content['body'])).toEqual([bodies[at - 1], bodies[at - 2]]);
+    expect(context.events_after.map((e) => e.content['body'])).toEqual([bodies[at + 1], bodies[at + 2]]);
+    expect(context.state).toContainEqual(expect.objectContaining({ type: 'm.room.create' }));
+
+    const onlyAlice = await bob.client.http.authedRequest<{ chunk: ClientEventJson[] }>(
+      Method.Get,
+      `/rooms/${encodeURIComponent(roomId)}/messages`,
+      { dir: 'b', limit: '5', filter: JSON.stringify({ senders: [alice.userId], types: ['m.room.mess*'] }) },
+    );
+    expect(onlyAlice.chunk).toHaveLength(5);
+    expect(onlyAlice.chunk.every((e) => e.sender === alice.userId && e.type === 'm.room.message')).toBe(true);
+    const noMessages = await bob.client.http.authedRequest<{ chunk: ClientEventJson[] }>(
+      Method.Get,
+      `/rooms/${encodeURIComponent(roomId)}/messages`,
+      { dir: 'f', limit: '10', filter: JSON.stringify({ not_types: ['m.room.message'] }) },
+    );
+    expect(noMessages.chunk.length).toBeGreaterThan(0);
+    expect(noMessages.chunk.some((e) => e.type === 'm.room.message')).toBe(false);
+
+    const excluded = await sync(bob.client, { filter: JSON.stringify({ room: { not_rooms: [roomId] } }) });
+    expect(excluded.rooms.join[roomId]).toBeUndefined();
+    const stored = await bob.client.createFilter({ room: { timeline: { limit: 2, types: ['m.room.message'] } } });
+    const filtered = await sync(bob.client, { filter: stored.filterId! });
+    // The limit applies before the type filter (documented): of the newest two events (Carol's join, "last"),
+    // the message remains.
+    const timeline = filtered.rooms.join[roomId]!.timeline;
+    expect(timeline.events.map((e) => [e.type, e.content['body']])).toEqual([['m.room.message', 'last']]);
+    expect(timeline.limited).toBe(true);
+    // full_state: the whole state even though nothing changed since the token.
+    const full = await sync(bob.client, { since: filtered.next_batch, full_state: 'true' });
+    expect(full.rooms.join[roomId]?.state.events.length).toBeGreaterThan(3);
+    // A token of before the room stream (`s<change>`) is still read: the rooms come as on an initial sync.
+    const change = /^s(\d+)_\d+$/.exec(filtered.next_batch)![1];
+    const old = await sync(bob.client, { since: `s${change}` });
+    expect(old.rooms.join[roomId]).toBeDefined();
+    expect(old.next_batch).toMatch(/^s\d+_\d+$/);
+    const bad = await refusal(sync(bob.client, { since: 'garbage' }));
+    expect([bad.httpStatus, bad.errcode]).toEqual([400, 'M_INVALID_PARAM']);
+  });
+
+  it('bans, unbans and forgets', async () => {
+    const { alice, carol } = accounts;
+    const carolSince = await sync(carol.client);
+    await alice.client.ban(roomId, carol.userId, 'rude');
+    expect(await alice.client.getStateEvent(roomId, 'm.room.member', carol.userId)).toMatchObject({
+      membership: 'ban',
+    });
+    const barred = await refusal(carol.client.joinRoom(roomId));
+    expect(barred.errcode).toBe('M_FORBIDDEN');
+    await alice.client.unban(roomId, carol.userId);
+    expect(await alice.client.getStateEvent(roomId, 'm.room.member', carol.userId)).toMatchObject({
+      membership: 'leave',
+    });
+    // Forgetting needs the room left: refused while joined, then done after leaving.
+    const joined = await refusal(alice.client.forget(roomId));
+    expect(joined.httpStatus).toBe(400);
+    const leaveFilter = JSON.stringify({ room: { include_leave: true } });
+    const left = await sync(carol.client, { since: carolSince.next_batch, filter: leaveFilter });
+    expect(left.rooms.leave[roomId]).toBeDefined();
+    await carol.client.forget(roomId);
+    const forgotten = await sync(carol.client, { since: carolSince.next_batch, filter: leaveFilter });
+    expect(forgotten.rooms.leave[roomId]).toBeUndefined();
+  });
+
   it('starts a matrix-js-sdk client to PREPARED with the room, its timeline and members', async () => {
     const { alice, bob, carol } = accounts;
     const login = await createClient({ baseUrl }).loginRequest({
@@ -348,12 +430,10 @@ describe.each(SERVER_BACKENDS)('Matrix rooms on $name', (backend) => {
         .map((e) => e.getContent()['body']);
       expect(bodies.at(-1)).toBe('last');
       expect(bodies.length).toBeGreaterThan(5);
-      expect(
-        room!
-          .getJoinedMembers()
-          .map((m) => m.userId)
-          .sort(),
-      ).toEqual([alice.userId, bob.userId, carol.userId].sort());
+      // Carol was banned and unbanned above: two members remain.
+      const joined = room!.getJoinedMembers().map((m) => m.userId);
+      expect(joined.sort()).toEqual([alice.userId, bob.userId].sort());
+      expect(room!.getMember(carol.userId)?.membership).toBe('leave');
       // A message sent now reaches the running client through its long poll.
       const arrived = new Promise<string>((resolve) => {
         room!.on(
