@@ -289,9 +289,11 @@ describe.each(SERVER_BACKENDS)('Matrix rooms on $name', (backend) => {
 
   it('lazy-loads members: only the timeline senders and the user', async () => {
     const { alice, bob, carol } = accounts;
-    // Carol was kicked above: invited again, she joins and stays silent.
+    // Carol was kicked above: invited again, she joins and speaks once before Alice's last message.
     await alice.client.invite(roomId, carol.userId);
     await carol.client.joinRoom(roomId);
+    const beforeCarol = await sync(bob.client);
+    await carol.client.sendEvent(roomId, EventType.RoomMessage, { msgtype: MsgType.Text, body: 'carol speaks' });
     await alice.client.sendEvent(roomId, EventType.RoomMessage, { msgtype: MsgType.Text, body: 'last' });
     const lazy = await sync(bob.client, {
       filter: JSON.stringify({ room: { timeline: { limit: 1 }, state: { lazy_load_members: true } } }),
@@ -311,6 +313,15 @@ describe.each(SERVER_BACKENDS)('Matrix rooms on $name', (backend) => {
       .set('Authorization', `Bearer ${bob.token}`)
       .expect(200);
     expect(page.body.state.map((e: ClientEventJson) => e.state_key)).toEqual([alice.userId]);
+    // Incremental and not limited: no state changed, yet the senders' member events come with their messages.
+    const incremental = await sync(bob.client, {
+      since: beforeCarol.next_batch,
+      filter: JSON.stringify({ room: { timeline: { limit: 5 }, state: { lazy_load_members: true } } }),
+    });
+    const room = incremental.rooms.join[roomId]!;
+    expect(room.timeline.limited).toBe(false);
+    expect(room.timeline.events.map((e) => e.content['body'])).toEqual(['carol speaks', 'last']);
+    expect(room.state.events.map((e) => e.state_key).sort()).toEqual([alice.userId, carol.userId].sort());
   }, 60_000);
 
   it('serves /context, filtered /messages, and /sync with room filters, full_state and an old token', async () => {
@@ -352,12 +363,15 @@ describe.each(SERVER_BACKENDS)('Matrix rooms on $name', (backend) => {
 
     const excluded = await sync(bob.client, { filter: JSON.stringify({ room: { not_rooms: [roomId] } }) });
     expect(excluded.rooms.join[roomId]).toBeUndefined();
-    const stored = await bob.client.createFilter({ room: { timeline: { limit: 2, types: ['m.room.message'] } } });
+    const stored = await bob.client.createFilter({ room: { timeline: { limit: 3, types: ['m.room.message'] } } });
     const filtered = await sync(bob.client, { filter: stored.filterId! });
-    // The limit applies before the type filter (documented): of the newest two events (Carol's join, "last"),
-    // the message remains.
+    // The limit applies before the type filter (documented): of the newest three events (Carol's join, her
+    // message, "last"), the messages remain.
     const timeline = filtered.rooms.join[roomId]!.timeline;
-    expect(timeline.events.map((e) => [e.type, e.content['body']])).toEqual([['m.room.message', 'last']]);
+    expect(timeline.events.map((e) => [e.type, e.content['body']])).toEqual([
+      ['m.room.message', 'carol speaks'],
+      ['m.room.message', 'last'],
+    ]);
     expect(timeline.limited).toBe(true);
     // full_state: the whole state even though nothing changed since the token.
     const full = await sync(bob.client, { since: filtered.next_batch, full_state: 'true' });

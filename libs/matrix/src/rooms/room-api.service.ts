@@ -285,12 +285,17 @@ export class RoomApiService {
   /** The current `m.room.member` events of the senders of `events` (lazy-loaded members). */
   private async membersOf(actor: RoomActor, roomId: string, events: RoomEventView[]): Promise<JsonRecord[]> {
     const senders = [...new Set(events.map((e) => e.pdu.sender))];
+    return this.format(actor, roomId, await this.memberEvents(actor, roomId, senders));
+  }
+
+  /** The current `m.room.member` events of `userIds` that are set. */
+  async memberEvents(actor: RoomActor, roomId: string, userIds: string[]): Promise<RoomEventView[]> {
     const members: RoomEventView[] = [];
-    for (const sender of senders) {
-      const member = await this.engine().stateEvent(actor, roomId, 'm.room.member', sender);
+    for (const userId of userIds) {
+      const member = await this.engine().stateEvent(actor, roomId, 'm.room.member', userId);
       if (member !== null) members.push(member);
     }
-    return this.format(actor, roomId, members);
+    return members;
   }
 
   private engine(): MatrixRoomsPort {

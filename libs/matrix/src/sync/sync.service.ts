@@ -200,6 +200,15 @@ export class SyncService {
         // Lazy-loaded members: the members of the timeline's senders, and the user's own.
         return !(filter.state.lazyLoadMembers && e.pdu.type === 'm.room.member' && !senders.has(e.pdu.state_key ?? ''));
       });
+      if (filter.state.lazyLoadMembers && entry.membership === 'join') {
+        // Senders whose member event neither the state nor the timeline carries (the client may never have had
+        // it, having lazy-loaded before): their current one.
+        const shown = new Set(
+          [...stateEvents, ...timelineEvents].filter((e) => e.pdu.type === 'm.room.member').map((e) => e.pdu.state_key),
+        );
+        const missing = [...senders].filter((u) => u !== session.userId && !shown.has(u));
+        stateEvents.push(...(await this.roomApi.memberEvents(actor, entry.roomId, missing)));
+      }
       const timeline: JsonRecord = {
         events: await this.roomApi.format(actor, entry.roomId, timelineEvents),
         limited: entry.limited,
