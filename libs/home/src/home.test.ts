@@ -5,7 +5,7 @@ import { MatrixError } from '@polyhome/matrix/errors';
 import { HOME_PEER_TAG, HOME_PEER_TAG_VALUE } from '@polyhome/p2p';
 import { waitFor } from '@polyhome/p2p/testing';
 import { createInProcessQueue } from '@polyhome/queue';
-import { openStorage, SqlReplicaStore, SqlSeqGuardStore, type Storage } from '@polyhome/storage';
+import { openStorage, SqlReplicaStore, SqlRoomStore, SqlSeqGuardStore, type Storage } from '@polyhome/storage';
 import { createTestDatabase, type TestDatabase } from '@polyhome/storage/testing';
 import { makeAccount, makeHome, withHome, type FixtureHome } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,7 +30,8 @@ async function runHome(fixture: FixtureHome, init: Partial<HomeInit> = {}): Prom
   const store = new SqlReplicaStore(storage.dataSource);
   const queue = createInProcessQueue();
   const seqGuard = await SqlSeqGuardStore.open(storage.dataSource);
-  const home = await Home.create({ nodeKey: fixture.secretKey, store, queue, seqGuard }, { ...INIT, ...init });
+  const rooms = new SqlRoomStore(storage.dataSource);
+  const home = await Home.create({ nodeKey: fixture.secretKey, store, queue, seqGuard, rooms }, { ...INIT, ...init });
   return {
     home,
     store,
@@ -121,6 +122,23 @@ describe('Home', () => {
     );
     expect(refused).toBeInstanceOf(MatrixError);
     expect((refused as MatrixError).errcode).toBe('M_BAD_JSON');
+  });
+
+  it('runs the room engine over its room store and exposes it on the Matrix port', async () => {
+    const port = a.home.matrixPort({
+      userIdOf: () => Promise.resolve(account.userId),
+      checkPassword: () => Promise.resolve(null),
+      consumeLoginToken: () => Promise.resolve(null),
+    });
+    expect(port.rooms).toBe(a.home.rooms);
+    const actor = { serverName: account.serverName, userId: account.userId, deviceId: 'DEV' };
+    const woken: string[][] = [];
+    port.rooms!.onRoomEvents((servers) => woken.push(servers));
+    const { roomId } = await port.rooms!.createRoom(actor, { invite: [], isDirect: false, initialState: [] });
+    const { eventId } = await port.rooms!.send(actor, roomId, { type: 'm.room.message', content: { body: 'hi' } });
+    const event = await port.rooms!.event(actor, roomId, eventId);
+    expect(Object.keys(event.pdu.signatures[account.serverName]!)).toEqual([`ed25519:${a.home.peerId}`]);
+    expect(woken.at(-1)).toEqual([account.serverName]);
   });
 
   it('will not revoke itself', async () => {

@@ -357,6 +357,35 @@ describe.each(STORAGE_BACKENDS)('room store on %s', (backend) => {
     expect(await table(storage, 'room_txn').count({ serverName: a })).toBe(2);
   });
 
+  it('finds the accepted redactions naming events, v11 in content and v10 at the top level', async () => {
+    const room = newRoom();
+    await add('$rc', { room, type: 'm.room.create', stateKey: '', depth: 1 });
+    await add('$rm1', { room, prev: ['$rc'], depth: 2 }, '$rc');
+    await add('$rm2', { room, prev: ['$rm1'], depth: 3 }, '$rm1');
+    await add(
+      '$rr11',
+      { room, type: 'm.room.redaction', prev: ['$rm2'], depth: 4, content: { redacts: '$rm1' } },
+      '$rm2',
+    );
+    await store.persistEvent({
+      eventId: '$rr10',
+      roomVersion: '11',
+      pdu: { ...pdu({ room, type: 'm.room.redaction', prev: ['$rr11'], depth: 5, content: {} }), redacts: '$rm2' },
+      stateBefore: { afterEvent: '$rr11' },
+    });
+    await store.persistEvent({
+      eventId: '$rrejected',
+      roomVersion: '11',
+      pdu: pdu({ room, type: 'm.room.redaction', prev: ['$rr10'], depth: 6, content: { redacts: '$rm2' } }),
+      rejected: { code: 'insufficient_power', message: 'no' },
+    });
+    expect(ids(await store.redactionsOf(room, ['$rm1', '$rm2', '$rc'], 10))).toEqual(['$rr11', '$rr10']);
+    expect(ids(await store.redactionsOf(room, ['$rm2'], 10))).toEqual(['$rr10']);
+    expect(ids(await store.redactionsOf(room, ['$rm1', '$rm2'], 1))).toEqual(['$rr11']);
+    expect(await store.redactionsOf(newRoom(), ['$rm1'], 10)).toEqual([]);
+    expect(await store.redactionsOf(room, [], 10)).toEqual([]);
+  });
+
   it('keeps the current state with a change log per stream position and memberships by server', async () => {
     const room = newRoom();
     const member = (user: string) => stateKeyOf('m.room.member', user);

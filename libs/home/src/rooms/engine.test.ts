@@ -14,6 +14,7 @@ import { RoomEngine } from './engine.js';
 const home = makeHome('room-engine:home', 'server', 'home');
 const alice = makeAccount({ seed: 'room-engine:alice', localpart: 'alice', homes: 1 });
 const bob = makeAccount({ seed: 'room-engine:bob', localpart: 'bob', homes: 1 });
+const dave = makeAccount({ seed: 'room-engine:dave', localpart: 'dave', homes: 1 });
 /** Hosted elsewhere: its document is not held here. */
 const carol = makeAccount({ seed: 'room-engine:carol', localpart: 'carol', homes: 1 });
 /** Alice's second home, revoked in the document held here. */
@@ -22,6 +23,7 @@ const stranger = makeHome('room-engine:stranger', 'client', 'stranger');
 
 const A: RoomActor = { serverName: alice.serverName, userId: alice.userId, deviceId: 'ADEVICE' };
 const B: RoomActor = { serverName: bob.serverName, userId: bob.userId, deviceId: 'BDEVICE' };
+const D: RoomActor = { serverName: dave.serverName, userId: dave.userId, deviceId: 'DDEVICE' };
 
 function request(extra: Partial<CreateRoomRequest> = {}): CreateRoomRequest {
   return { invite: [], isDirect: false, initialState: [], ...extra };
@@ -50,7 +52,10 @@ describe.each(STORAGE_BACKENDS)('room engine on %s', (backend) => {
     let aliceDocument = withHome(alice, alice.document, home);
     aliceDocument = withHome(alice, aliceDocument, revoked);
     aliceDocument = withoutHome(alice, aliceDocument, revoked.peerId, 0);
-    await replica.hostAccounts([aliceDocument, withHome(bob, bob.document, home)], { custody: 'self' });
+    await replica.hostAccounts(
+      [aliceDocument, withHome(bob, bob.document, home), withHome(dave, dave.document, home)],
+      { custody: 'self' },
+    );
     rooms = new SqlRoomStore(storage.dataSource);
     engine = new RoomEngine({ store: rooms, documents: replica, nodeKey: home.secretKey });
     engine.onRoomEvents((servers) => woken.push(servers));
@@ -177,6 +182,22 @@ describe.each(STORAGE_BACKENDS)('room engine on %s', (backend) => {
     expect((await refusal(engine.messages(A, '!nowhere:x', { dir: 'b', limit: 1 }))).errcode).toBe('M_FORBIDDEN');
   });
 
+  it('sends made at once in one room form a chain (one extremity, one depth each)', async () => {
+    const roomId = await sharedRoom();
+    const sent = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        engine.send(i % 2 === 0 ? A : B, roomId, { type: 'm.room.message', content: { body: `c${i}` } }),
+      ),
+    );
+    const extremities = await rooms.forwardExtremities(roomId);
+    expect(extremities).toHaveLength(1);
+    const held = await rooms.eventsByIds(sent.map((s) => s.eventId));
+    const depths = [...held.values()].map((e) => e.depth).sort((x, y) => x - y);
+    expect(new Set(depths).size).toBe(8);
+    expect(depths.at(-1)! - depths[0]!).toBe(7);
+    expect(extremities[0]!.depth).toBe(depths.at(-1));
+  });
+
   it('puts and gets state; a user without the power is refused with nothing stored', async () => {
     const roomId = await sharedRoom();
     await engine.send(A, roomId, { type: 'm.room.name', stateKey: '', content: { name: 'new name' } });
@@ -190,6 +211,62 @@ describe.each(STORAGE_BACKENDS)('room engine on %s', (backend) => {
     expect(refused.message).toMatch(/power level 50/);
     expect(await engine.position()).toBe(position);
     expect((await engine.stateEvent(A, roomId, 'm.room.name', ''))?.pdu.content).toEqual({ name: 'new name' });
+  });
+
+  it('joins a public room without an invite, an invite-only one only with an invite', async () => {
+    const { roomId: open } = await engine.createRoom(A, request({ preset: 'public_chat' }));
+    await engine.membership(B, open, { action: 'join' });
+    expect(await engine.joinedRooms(B)).toContain(open);
+    const { roomId: closed } = await engine.createRoom(A, request());
+    const refused = await refusal(engine.membership(B, closed, { action: 'join' }));
+    expect(refused.errcode).toBe('M_FORBIDDEN');
+    expect((await refusal(engine.membership(B, '!unknown:x', { action: 'join' }))).errcode).toBe('M_NOT_FOUND');
+    expect((await refusal(engine.state(B, closed))).errcode).toBe('M_FORBIDDEN');
+    expect((await refusal(engine.send(B, closed, { type: 'm.room.message', content: {} }))).errcode).toBe(
+      'M_FORBIDDEN',
+    );
+  });
+
+  it('history visibility: joined hides what came before the join, shared shows it', async () => {
+    for (const visibility of ['joined', 'shared'] as const) {
+      const { roomId } = await engine.createRoom(
+        A,
+        request({
+          invite: [B.userId],
+          initialState: [
+            { type: 'm.room.history_visibility', stateKey: '', content: { history_visibility: visibility } },
+          ],
+        }),
+      );
+      const early = await engine.send(A, roomId, { type: 'm.room.message', content: { body: 'early' } });
+      await engine.membership(B, roomId, { action: 'join' });
+      const late = await engine.send(A, roomId, { type: 'm.room.message', content: { body: 'late' } });
+      const seen = (await engine.messages(B, roomId, { dir: 'b', limit: 50 })).events.map((e) => e.eventId);
+      expect(seen).toContain(late.eventId);
+      expect(seen.includes(early.eventId)).toBe(visibility === 'shared');
+      if (visibility === 'joined') {
+        expect((await refusal(engine.event(B, roomId, early.eventId))).errcode).toBe('M_NOT_FOUND');
+      }
+    }
+  });
+
+  it('refuses bad input with the spec codes and stores nothing', async () => {
+    const roomId = await sharedRoom();
+    const position = await engine.position();
+    const big = await refusal(
+      engine.send(A, roomId, { type: 'm.room.message', content: { body: 'x'.repeat(70_000) } }),
+    );
+    expect(big.errcode).toBe('M_TOO_LARGE');
+    const float = await refusal(engine.send(A, roomId, { type: 'm.room.message', content: { n: 1.5 } }));
+    expect(float.errcode).toBe('M_BAD_JSON');
+    const txn = await refusal(engine.send(A, roomId, { type: 'm.room.message', content: {}, txnId: 'x'.repeat(300) }));
+    expect(txn.errcode).toBe('M_INVALID_PARAM');
+    expect((await refusal(engine.send(A, roomId, { type: 'm.room.create', stateKey: '', content: {} }))).errcode).toBe(
+      'M_FORBIDDEN',
+    );
+    const stranger = { serverName: carol.serverName, userId: carol.userId, deviceId: 'C' };
+    expect((await refusal(engine.createRoom(stranger, request()))).errcode).toBe('M_FORBIDDEN');
+    expect(await engine.position()).toBe(position);
   });
 
   it('kick, ban and unban pass the power checks; without power they are refused and nothing is stored', async () => {
@@ -329,6 +406,34 @@ describe.each(STORAGE_BACKENDS)('room engine on %s', (backend) => {
       await expectRefused({ ...pdu, content: { body: 'altered after signing' } }, 'content_hash');
     });
 
+    it('an auth failure against the state before it: auth events from before the sender was kicked', async () => {
+      const stale = await rooms.currentState(roomId);
+      await engine.membership(A, roomId, { action: 'kick', target: B.userId });
+      const extremities = await rooms.forwardExtremities(roomId);
+      const prev = await rooms.getEvents(extremities.map((e) => e.eventId));
+      const template = buildEvent({
+        version: '11',
+        roomId,
+        sender: B.userId,
+        type: 'm.room.message',
+        content: { body: 'after the kick' },
+        prevEvents: extremities.map((e) => ({ eventId: e.eventId, pdu: prev.get(e.eventId)! })),
+        state: stale,
+        originServerTs: Date.now(),
+      });
+      const pdu = signPdu('11', template, {
+        serverName: bob.serverName,
+        keyId: `ed25519:${home.peerId}`,
+        secretKey: home.secretKey,
+      });
+      await expectRefused(pdu, 'auth_state');
+      const id = eventIdOf('11', pdu);
+      // Received events failing the rules are kept as rejected evidence.
+      expect((await rooms.eventsByIds([id])).get(id)?.rejected?.code).toBe('not_in_room');
+      await engine.membership(A, roomId, { action: 'invite', target: B.userId });
+      await engine.membership(B, roomId, { action: 'join' });
+    });
+
     it('an auth failure: a sender who is not in the room', async () => {
       const outsider = makeAccount({ seed: 'room-engine:outsider', localpart: 'eve', homes: 1 });
       const pdu = await forge({
@@ -349,6 +454,8 @@ describe.each(STORAGE_BACKENDS)('room engine on %s', (backend) => {
     expect(invite.inviteState?.some((e) => e.pdu.type === 'm.room.name')).toBe(true);
 
     await engine.membership(B, roomId, { action: 'join' });
+    await engine.membership(A, roomId, { action: 'invite', target: D.userId });
+    await engine.membership(D, roomId, { action: 'join' });
     let since = await engine.position();
     const initial = await engine.syncRooms(A, { to: since, timelineLimit: 3 });
     const entry = initial.find((e) => e.roomId === roomId)!;
@@ -376,6 +483,17 @@ describe.each(STORAGE_BACKENDS)('room engine on %s', (backend) => {
     expect(limited.limited).toBe(true);
     expect(limited.timeline.map((e) => e.pdu.content['body'])).toEqual(['2', '3']);
     expect(limited.state.length).toBeGreaterThan(0);
+    // Lazy-loaded members: only the timeline's senders and the user syncing (not dave).
+    const lazy = (await engine.syncRooms(B, { to, timelineLimit: 1, lazyLoadMembers: true })).find(
+      (e) => e.roomId === roomId,
+    )!;
+    expect(lazy.timeline.map((e) => e.pdu.sender)).toEqual([A.userId]);
+    expect(
+      lazy.state
+        .filter((e) => e.pdu.type === 'm.room.member')
+        .map((e) => e.pdu.state_key)
+        .sort(),
+    ).toEqual([A.userId, B.userId].sort());
     // Nothing new: no entry.
     expect(await engine.syncRooms(A, { since: to, to, timelineLimit: 2 })).toEqual([]);
 

@@ -58,6 +58,8 @@ const MAX_ROOMS = 10_000;
 const MAX_STATE_CHANGES = 1_000;
 /** Most redactions read for one page of events. */
 const MAX_REDACTIONS = 1_000;
+/** Longest client transaction id (the store's column is 255; redactions' ids get the prefix `redact:`). */
+const MAX_TXN_ID_BYTES = 248;
 /** The device id under which forgotten rooms are recorded in the transaction table (not a client's device). */
 const FORGOTTEN_DEVICE = '$forgotten-rooms';
 /** The `invite_state` types (client-server API "Stripped state"), the invite itself last. */
@@ -219,7 +221,7 @@ export class RoomEngine implements MatrixRoomsPort {
     }
     return this.#queue.run(roomId, async () => {
       const current = await this.#store.currentState(roomId);
-      const held = await this.#memberEvent(current, roomId, target);
+      const held = await this.#memberEvent(current, target);
       const now = held?.pdu.content['membership'];
       if (change.action === 'join' && now === 'join') return { eventId: held!.eventId };
       if (change.action === 'unban' && now !== 'ban') {
@@ -249,6 +251,7 @@ export class RoomEngine implements MatrixRoomsPort {
     if (event.type === 'm.room.redaction') {
       throw new MatrixError('M_INVALID_PARAM', 'Redact events with PUT /rooms/{roomId}/redact/{eventId}/{txnId}.');
     }
+    if (event.txnId !== undefined) checkTxnId(event.txnId);
     const version = await this.#version(roomId);
     return this.#queue.run(roomId, () =>
       this.#once(actor, event.txnId, () =>
@@ -269,6 +272,7 @@ export class RoomEngine implements MatrixRoomsPort {
     txnId: string,
   ): Promise<{ eventId: string }> {
     await this.#requireLocal(actor);
+    checkTxnId(txnId);
     const version = await this.#version(roomId);
     return this.#queue.run(roomId, () =>
       this.#once(actor, `redact:${txnId}`, async () => {
@@ -355,6 +359,10 @@ export class RoomEngine implements MatrixRoomsPort {
     };
   }
 
+  /**
+   * `limit` counts both sides (half before, as Synapse splits it); `state` is the state after the last event
+   * returned (the spec's "state of the room at the last event returned").
+   */
   async context(
     actor: RoomActor,
     roomId: string,
@@ -397,6 +405,7 @@ export class RoomEngine implements MatrixRoomsPort {
     const since = options.since ?? 0;
     const initial = options.since === undefined;
     const limit = clampLimit(options.timelineLimit, MAX_SYNC_TIMELINE);
+    const range = { since, limit, lazyLoadMembers: options.lazyLoadMembers === true };
     const entries: RoomSyncEntry[] = [];
     for (const row of await this.#roomsOf(actor)) {
       // A change after `to` is for the next sync (which starts at `to`).
@@ -410,14 +419,18 @@ export class RoomEngine implements MatrixRoomsPort {
       if (membership === 'join') {
         // Joined since the last sync: the whole state, as on an initial sync.
         const full = initial || row.streamOrdering > since;
-        const entry = await this.#timelineEntry(actor, row.roomId, 'join', since, options.to, limit, full);
+        const entry = await this.#timelineEntry(actor, row.roomId, 'join', { ...range, to: options.to, full });
         if (entry !== undefined) entries.push(entry);
         continue;
       }
       if (membership === 'leave' || membership === 'ban') {
         if (initial || row.streamOrdering <= since) continue;
         if (await this.#forgotten(actor, row.roomId, row.eventId)) continue;
-        const entry = await this.#timelineEntry(actor, row.roomId, membership, since, row.streamOrdering, limit, false);
+        const entry = await this.#timelineEntry(actor, row.roomId, membership, {
+          ...range,
+          to: row.streamOrdering,
+          full: false,
+        });
         if (entry !== undefined) entries.push(entry);
       }
     }
@@ -429,11 +442,9 @@ export class RoomEngine implements MatrixRoomsPort {
     actor: RoomActor,
     roomId: string,
     membership: Membership,
-    since: number,
-    to: number,
-    limit: number,
-    full: boolean,
+    range: { since: number; to: number; limit: number; full: boolean; lazyLoadMembers: boolean },
   ): Promise<RoomSyncEntry | undefined> {
+    const { since, to, limit, full } = range;
     const standing = await this.#standing(actor, roomId);
     const timeline = await this.#store.timelineSince(roomId, since, limit, to);
     if (!full && timeline.events.length === 0) return undefined;
@@ -448,7 +459,11 @@ export class RoomEngine implements MatrixRoomsPort {
           : membership === 'join'
             ? standing.current
             : await this.#store.stateAfter(standing.memberEvent!.eventId);
-      state = await this.#viewsOfState(standing.version, roomId, map);
+      state = await this.#viewsOfState(
+        standing.version,
+        roomId,
+        range.lazyLoadMembers ? lazyMembers(map, [actor.userId, ...visible.map((e) => e.pdu.sender)]) : map,
+      );
     } else {
       // Not limited: the timeline holds every event since `since`; state changes it does not show (a state
       // resolution's outcome) are sent as state.
@@ -593,7 +608,7 @@ export class RoomEngine implements MatrixRoomsPort {
     return version;
   }
 
-  async #memberEvent(state: StateMap, _roomId: string, userId: string): Promise<StoredRoomEvent | undefined> {
+  async #memberEvent(state: StateMap, userId: string): Promise<StoredRoomEvent | undefined> {
     const id = state.get(stateKeyOf('m.room.member', userId));
     return id === undefined ? undefined : (await this.#store.eventsByIds([id])).get(id);
   }
@@ -603,7 +618,7 @@ export class RoomEngine implements MatrixRoomsPort {
     const version = await this.#store.roomVersion(roomId);
     if (version === null) throw new MatrixError('M_FORBIDDEN', `You are not in room ${roomId}.`);
     const current = await this.#store.currentState(roomId);
-    const memberEvent = await this.#memberEvent(current, roomId, actor.userId);
+    const memberEvent = await this.#memberEvent(current, actor.userId);
     const membership = memberEvent?.pdu.content['membership'];
     return { version, current, membership: typeof membership === 'string' ? membership : undefined, memberEvent };
   }
@@ -614,7 +629,7 @@ export class RoomEngine implements MatrixRoomsPort {
     if (standing.membership === 'join') return { version: standing.version, map: standing.current };
     if ((standing.membership === 'leave' || standing.membership === 'ban') && standing.memberEvent !== undefined) {
       const before = await this.#store.stateBefore(standing.memberEvent.eventId);
-      const was = await this.#memberEvent(before, roomId, actor.userId);
+      const was = await this.#memberEvent(before, actor.userId);
       if (was !== undefined && was.pdu.content['membership'] === 'join') {
         return { version: standing.version, map: await this.#store.stateAfter(standing.memberEvent.eventId) };
       }
@@ -659,7 +674,7 @@ export class RoomEngine implements MatrixRoomsPort {
       }
       const before = await this.#store.stateBefore(event.eventId);
       const visibility = await this.#historyVisibility(before);
-      const membership = (await this.#memberEvent(before, event.roomId, userId))?.pdu.content['membership'];
+      const membership = (await this.#memberEvent(before, userId))?.pdu.content['membership'];
       const seen =
         visibility === 'world_readable' ||
         membership === 'join' ||
@@ -752,6 +767,22 @@ function redactsOf(pdu: Pdu): string | undefined {
   const inContent = pdu.content['redacts'];
   if (typeof inContent === 'string') return inContent;
   return typeof pdu.redacts === 'string' ? pdu.redacts : undefined;
+}
+
+/**
+ * A state map with only the member events of `users` (client-server API "Lazy-loading room members": the
+ * senders of the timeline and the user syncing); every other state event stays.
+ */
+function lazyMembers(state: StateMap, users: readonly string[]): StateMap {
+  const keep = new Set(users.map((user) => stateKeyOf('m.room.member', user)));
+  return new Map([...state].filter(([key]) => keep.has(key) || splitStateKey(key).type !== 'm.room.member'));
+}
+
+/** Refuses a transaction id the store cannot keep. */
+function checkTxnId(txnId: string): void {
+  if (txnId.length === 0 || Buffer.byteLength(txnId) > MAX_TXN_ID_BYTES) {
+    throw new MatrixError('M_INVALID_PARAM', `A transaction id must be 1 to ${MAX_TXN_ID_BYTES} bytes long.`);
+  }
 }
 
 function clampLimit(limit: number, max: number): number {
