@@ -162,8 +162,9 @@ export class RoomApiService {
     let from = parsePageToken(query['from'], 'from');
     const to = parsePageToken(query['to'], 'to');
     const filter = parseEventFilter(parseJsonParam(query['filter'], 'filter'), 'filter');
-    const limit = Math.min(
-      parseLimit(query['limit'], filter.limit ?? DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT),
+    const limit = parseLimit(
+      query['limit'],
+      Math.min(filter.limit ?? DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT),
       MAX_PAGE_LIMIT,
     );
     const engine = this.engine();
