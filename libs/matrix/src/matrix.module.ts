@@ -14,7 +14,8 @@ import { LegacyMediaController, MediaController } from './media/media.controller
 import { MATRIX_MEDIA } from './media/media-port.js';
 import { MediaService } from './media/media.service.js';
 import { MATRIX_HOME_PORT, MATRIX_OPTIONS, MATRIX_STORE, type MatrixClientApiOptions } from './port.js';
-import { RoomsController } from './rooms/rooms.controller.js';
+import { RoomApiService } from './rooms/room-api.service.js';
+import { RoomEventsController, RoomsController } from './rooms/rooms.controller.js';
 import { RoomsService } from './rooms/rooms.service.js';
 import { ServerController, WellKnownController } from './server/server.controller.js';
 import { ChangeFeedService } from './sync/change-feed.service.js';
@@ -46,6 +47,7 @@ export class MatrixClientApiModule {
         DevicesController,
         KeysController,
         RoomsController,
+        RoomEventsController,
         SyncController,
         AccountController,
         ProfileController,
@@ -66,6 +68,7 @@ export class MatrixClientApiModule {
         DevicesService,
         KeysService,
         RoomsService,
+        RoomApiService,
         ChangeFeedService,
         SyncService,
         AccountService,

@@ -283,35 +283,44 @@ describe.each(SERVER_BACKENDS)('Matrix client API on $name', (backend) => {
     expect(after.body.user_signing_keys).toEqual({});
   });
 
-  it('creates a room: joined_rooms, signed member.set, and /sync rooms.join', async () => {
+  it('creates a room in the room engine: joined_rooms, /sync rooms.join, leave, rejoin refused', async () => {
     const client = await login();
     const initial = await client.http.authedRequest<{ next_batch: string }>(Method.Get, '/sync');
-    const { room_id: roomId } = await client.createRoom({ name: 'ignored' });
+    const { room_id: roomId } = await client.createRoom({ name: 'Hall' });
     expect(roomId).toMatch(/^!/);
     expect((await client.getJoinedRooms()).joined_rooms).toContain(roomId);
-    const state = await server.app.get(AccountsService).state(userId);
-    expect(state.memberships[roomId]).toMatchObject({
-      membership: 'join',
-      event: { type: 'm.room.member', state_key: userId, signatures: { [serverName]: expect.any(Object) } },
-    });
     const sync = await client.http.authedRequest<{
       next_batch: string;
-      rooms: { join: Record<string, { timeline: { events: Array<{ type: string }> }; state: { events: unknown[] } }> };
+      rooms: {
+        join: Record<
+          string,
+          { timeline: { events: Array<Record<string, unknown>> }; state: { events: Array<Record<string, unknown>> } }
+        >;
+      };
     }>(Method.Get, '/sync', { since: initial.next_batch, timeout: '1000' });
-    expect(sync.rooms.join[roomId]?.timeline.events).toEqual([
-      expect.objectContaining({ type: 'm.room.member', state_key: userId, content: { membership: 'join' } }),
-    ]);
-    expect(sync.rooms.join[roomId]?.state.events).toEqual([expect.objectContaining({ type: 'm.room.create' })]);
+    expect(sync.next_batch).toMatch(/^s\d+_\d+$/);
+    const joined = sync.rooms.join[roomId];
+    const events = [...(joined?.state.events ?? []), ...(joined?.timeline.events ?? [])];
+    expect(events).toContainEqual(expect.objectContaining({ type: 'm.room.create', sender: userId }));
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        type: 'm.room.member',
+        state_key: userId,
+        content: expect.objectContaining({ membership: 'join' }),
+      }),
+    );
+    expect(events).toContainEqual(expect.objectContaining({ type: 'm.room.name', content: { name: 'Hall' } }));
+    for (const event of events) expect(event['signatures']).toBeUndefined();
     await client.leave(roomId);
     expect((await client.getJoinedRooms()).joined_rooms).not.toContain(roomId);
     const left = await client.http.authedRequest<{ rooms: { leave: Record<string, unknown> } }>(Method.Get, '/sync', {
       since: sync.next_batch,
-      // The change stream is written just after the op is applied: a long poll is what sees it at once.
       timeout: '5000',
     });
     expect(Object.keys(left.rooms.leave)).toEqual([roomId]);
-    await client.joinRoom(roomId);
-    expect((await client.getJoinedRooms()).joined_rooms).toContain(roomId);
+    // The room is private (invite only): the last member cannot come back uninvited.
+    const rejoin = await client.joinRoom(roomId).catch((err: { errcode?: string }) => err);
+    expect(rejoin).toMatchObject({ errcode: 'M_FORBIDDEN' });
   });
 
   it('/sync long-polls and wakes on a change made through the port, with device_lists.changed', async () => {

@@ -16,6 +16,7 @@ export type MatrixErrcode =
   | 'M_UNSUPPORTED_ROOM_VERSION'
   | 'M_CANNOT_OVERWRITE_MEDIA'
   | 'M_NOT_YET_UPLOADED'
+  | 'M_INVALID_ROOM_STATE'
   | 'M_UNKNOWN';
 
 /** The HTTP status of each code; a new code does not compile until it has one. */
@@ -37,6 +38,7 @@ export function matrixStatusOf(errcode: MatrixErrcode): number {
     case 'M_INVALID_PARAM':
     case 'M_MISSING_PARAM':
     case 'M_UNSUPPORTED_ROOM_VERSION':
+    case 'M_INVALID_ROOM_STATE':
       return 400;
     case 'M_TOO_LARGE':
       return 413;

@@ -3,7 +3,8 @@ import { MATRIX_HOME_PORT, MATRIX_STORE, type MatrixHomePort, type MatrixStore }
 
 /**
  * This home's change stream for /sync: every state change the port reports (local or from another home) is
- * appended to the store, then long-polling /sync requests of that account are woken. A device deleted
+ * appended to the store, then long-polling /sync requests of that account are woken (and when the room engine
+ * stores events in the account's rooms). A device deleted
  * anywhere loses its tokens and local keys here.
  */
 @Injectable()
@@ -21,6 +22,10 @@ export class ChangeFeedService implements OnModuleInit {
   onModuleInit(): void {
     this.port.onChanged((serverName, keys) => {
       void this.record(serverName, keys);
+    });
+    // Room events are not in the change stream (the room engine has its own): they only wake long-polls.
+    this.port.rooms?.onRoomEvents((serverNames) => {
+      for (const serverName of serverNames) this.wake(serverName);
     });
   }
 

@@ -16,16 +16,39 @@ import {
   type MatrixHomePort,
   type MatrixStore,
 } from '../port.js';
+import { toStrippedEvent } from '../rooms/client-events.js';
+import { actorOf, RoomApiService } from '../rooms/room-api.service.js';
 import { clientEvent, strippedEvent } from '../rooms/room-events.js';
+import { eventPasses, parseSyncFilter, roomPasses, timelineLimitOf, type SyncFilter } from '../rooms/room-filters.js';
+import { parseJsonParam } from '../rooms/room-requests.js';
+import type { RoomSyncEntry } from '../rooms/rooms-port.js';
 import { ChangeFeedService } from './change-feed.service.js';
-import { parseSyncToken, syncToken } from './sync-token.js';
+import { parseSyncPosition, syncToken, type SyncPosition } from './sync-token.js';
 
 /** Longest a /sync waits, whatever the client asks: proxies and clients time out beyond this. */
 export const MAX_SYNC_TIMEOUT_MS = 30_000;
 
+/** The longest filter id looked up (ids this home makes are 12 characters). */
+const MAX_FILTER_ID = 64;
+
+/** What one /sync asks besides its token. */
+interface SyncRequest {
+  filter: SyncFilter;
+  fullState: boolean;
+}
+
+/** Room sections of a response. */
+interface RoomsSection {
+  join: JsonRecord;
+  invite: JsonRecord;
+  leave: JsonRecord;
+  knock: JsonRecord;
+}
+
 /**
- * /sync over this home's change stream: an initial sync gives the whole account view; an incremental one
- * the rooms and device lists changed after `since`, waiting up to `timeout` for a change when there is none.
+ * /sync over this home's change stream and, when the home has a room engine, its room stream: an initial
+ * sync gives the whole account view; an incremental one what changed after `since`, waiting up to `timeout`
+ * for a change when there is none. Tokens: see sync-token.ts.
  */
 @Injectable()
 export class SyncService {
@@ -33,42 +56,213 @@ export class SyncService {
     @Inject(MATRIX_HOME_PORT) private readonly port: MatrixHomePort,
     @Inject(MATRIX_STORE) private readonly store: MatrixStore,
     private readonly feed: ChangeFeedService,
+    private readonly roomApi: RoomApiService,
   ) {}
 
-  /** GET /sync with the query as given (`filter`, `set_presence`, `full_state` are accepted and ignored). */
+  /** GET /sync with the query as given (`set_presence` is accepted and ignored: presence is not served). */
   async sync(session: MatrixSession, query: Record<string, unknown>): Promise<JsonRecord> {
-    const since = query['since'] === undefined ? undefined : parseSyncToken(query['since'], 'since');
+    const since = query['since'] === undefined ? undefined : parseSyncPosition(query['since'], 'since');
     const timeout = parseTimeout(query['timeout']);
-    if (since === undefined) return this.build(session, await this.store.position(), undefined);
+    const request: SyncRequest = {
+      filter: parseSyncFilter(await this.filterOf(session, query['filter'])),
+      fullState: parseFullState(query['full_state']),
+    };
+    const rooms = this.port.rooms;
+    if (since === undefined) {
+      const position = { change: await this.store.position(), room: await rooms?.position() };
+      const entries =
+        rooms === undefined ? undefined : await this.roomEntries(session, undefined, position.room, request);
+      return this.build(session, position, undefined, entries, request);
+    }
     const deadline = Date.now() + timeout;
+    // Room positions already seen to hold nothing for this user: a later look starts after them.
+    let roomSince = since.room;
     for (;;) {
       const wait = this.feed.waitForChange(session.serverName, Math.max(0, deadline - Date.now()));
-      const changes = await this.store.changesSince(session.serverName, since);
-      if (changes.expired || changes.keys.length > 0 || Date.now() >= deadline) {
+      const changes = await this.store.changesSince(session.serverName, since.change);
+      const roomPosition = await rooms?.position();
+      const entries =
+        rooms === undefined
+          ? undefined
+          : roomSince === undefined || request.fullState || (roomPosition ?? 0) > roomSince
+            ? await this.roomEntries(session, request.fullState ? undefined : roomSince, roomPosition, request)
+            : [];
+      const changed = changes.expired || changes.keys.length > 0 || (entries !== undefined && entries.length > 0);
+      if (changed || request.fullState || Date.now() >= deadline) {
         wait.cancel();
-        return this.build(session, changes.position, changes.expired ? 'expired' : changes.keys);
+        const position = { change: changes.position, room: roomPosition };
+        return this.build(session, position, changes.expired ? 'expired' : changes.keys, entries, request);
       }
+      if (roomSince !== undefined && roomPosition !== undefined) roomSince = roomPosition;
       await wait.promise;
     }
+  }
+
+  /** The filter of `?filter=`: a stored filter's id, or a filter as JSON (it starts with `{`). */
+  private async filterOf(session: MatrixSession, value: unknown): Promise<JsonRecord | undefined> {
+    if (value === undefined || value === '') return undefined;
+    if (typeof value === 'string' && value.trimStart().startsWith('{')) return parseJsonParam(value, 'filter');
+    if (typeof value !== 'string' || value.length > MAX_FILTER_ID) {
+      throw new MatrixError('M_INVALID_PARAM', 'filter must be a filter id or a filter as JSON.');
+    }
+    const stored = await this.store.getFilter(session.serverName, value);
+    if (stored === null) {
+      throw new MatrixError('M_NOT_FOUND', `No filter ${value}: make one with POST /user/{userId}/filter.`);
+    }
+    return stored;
+  }
+
+  /** The engine's rooms of the user after `since` (all rooms when undefined), up to `to`. */
+  private async roomEntries(
+    session: MatrixSession,
+    since: number | undefined,
+    to: number | undefined,
+    request: SyncRequest,
+  ): Promise<RoomSyncEntry[]> {
+    const rooms = this.port.rooms;
+    if (rooms === undefined || to === undefined) return [];
+    const options: { since?: number; to: number; timelineLimit: number; lazyLoadMembers?: boolean } = {
+      to,
+      timelineLimit: timelineLimitOf(request.filter),
+      lazyLoadMembers: request.filter.state.lazyLoadMembers,
+    };
+    if (since !== undefined) options.since = since;
+    const entries = await rooms.syncRooms(actorOf(session), options);
+    return entries.filter((e) => roomPasses(request.filter, e.roomId));
   }
 
   /**
    * The response at `position`: `changed` lists the keys changed since the client's token (undefined: initial
    * sync; 'expired': the stream was pruned past the token, so every room and the device list count as changed,
    * left rooms included, and timelines are marked limited, as Synapse answers a token older than its caches).
+   * `entries` are the room engine's rooms (undefined without an engine: the account's membership view).
    */
   private async build(
     session: MatrixSession,
-    position: number,
+    position: SyncPosition,
     changed: string[] | 'expired' | undefined,
+    entries: RoomSyncEntry[] | undefined,
+    request: SyncRequest,
   ): Promise<JsonRecord> {
     const state = await this.port.state(session.serverName);
-    const rooms: { join: JsonRecord; invite: JsonRecord; leave: JsonRecord; knock: JsonRecord } = {
-      join: {},
-      invite: {},
-      leave: {},
-      knock: {},
+    const rooms =
+      entries === undefined
+        ? await this.membershipRooms(session, state, changed)
+        : await this.engineRooms(session, entries, changed === undefined, request);
+    const accountData = accountDataOf(session.userId, state, changed);
+    for (const [roomId, events] of accountData.rooms) {
+      const wanted = events.filter((e) => eventPasses(request.filter.roomAccountData, { type: String(e['type']) }));
+      if (wanted.length === 0 || !roomPasses(request.filter, roomId)) continue;
+      let joined = rooms.join[roomId];
+      if (!isRecord(joined) && entries !== undefined && (await this.isJoined(session, roomId))) {
+        joined = emptyJoinedRoom();
+        rooms.join[roomId] = joined;
+      }
+      if (isRecord(joined)) joined['account_data'] = { events: wanted };
+    }
+    const devicesChanged =
+      changed === 'expired' || (changed ?? []).some((k) => k.startsWith('device:') || k.startsWith('cross_signing:'));
+    return {
+      next_batch: syncToken(position),
+      rooms,
+      device_lists: { changed: devicesChanged ? [session.userId] : [], left: [] },
+      device_one_time_keys_count: await this.store.countOneTimeKeys(session.serverName, session.deviceId),
+      device_unused_fallback_key_types: await this.store.unusedFallbackKeyTypes(session.serverName, session.deviceId),
+      account_data: {
+        events: accountData.global.filter((e) => eventPasses(request.filter.accountData, { type: String(e['type']) })),
+      },
+      presence: { events: [] },
+      to_device: { events: [] },
     };
+  }
+
+  private async isJoined(session: MatrixSession, roomId: string): Promise<boolean> {
+    return (await this.port.rooms?.joinedRooms(actorOf(session)))?.includes(roomId) ?? false;
+  }
+
+  /** Room sections from the engine's entries, filtered and in client format. */
+  private async engineRooms(
+    session: MatrixSession,
+    entries: RoomSyncEntry[],
+    initial: boolean,
+    request: SyncRequest,
+  ): Promise<RoomsSection> {
+    const rooms: RoomsSection = { join: {}, invite: {}, leave: {}, knock: {} };
+    const actor = actorOf(session);
+    const { filter } = request;
+    for (const entry of entries) {
+      const timelineEvents = entry.timeline.filter((e) =>
+        eventPasses(filter.timeline, { type: e.pdu.type, sender: e.pdu.sender }),
+      );
+      const senders = new Set([session.userId, ...timelineEvents.map((e) => e.pdu.sender)]);
+      const stateEvents = entry.state.filter((e) => {
+        if (!eventPasses(filter.state, { type: e.pdu.type, sender: e.pdu.sender })) return false;
+        // Lazy-loaded members: the members of the timeline's senders, and the user's own.
+        return !(filter.state.lazyLoadMembers && e.pdu.type === 'm.room.member' && !senders.has(e.pdu.state_key ?? ''));
+      });
+      if (filter.state.lazyLoadMembers && entry.membership === 'join') {
+        // Senders whose member event neither the state nor the timeline carries (the client may never have had
+        // it, having lazy-loaded before): their current one.
+        const shown = new Set(
+          [...stateEvents, ...timelineEvents].filter((e) => e.pdu.type === 'm.room.member').map((e) => e.pdu.state_key),
+        );
+        const missing = [...senders].filter((u) => u !== session.userId && !shown.has(u));
+        stateEvents.push(...(await this.roomApi.memberEvents(actor, entry.roomId, missing)));
+      }
+      const timeline: JsonRecord = {
+        events: await this.roomApi.format(actor, entry.roomId, timelineEvents),
+        limited: entry.limited,
+      };
+      if (entry.prevBatch !== null) timeline['prev_batch'] = entry.prevBatch;
+      const roomState = { events: await this.roomApi.format(actor, entry.roomId, stateEvents) };
+      switch (entry.membership) {
+        case 'join':
+          rooms.join[entry.roomId] = {
+            ...emptyJoinedRoom(),
+            state: roomState,
+            timeline,
+            summary: await this.summaryOf(session, entry.roomId),
+          };
+          break;
+        case 'invite':
+          rooms.invite[entry.roomId] = { invite_state: { events: (entry.inviteState ?? []).map(toStrippedEvent) } };
+          break;
+        case 'knock':
+          rooms.knock[entry.roomId] = { knock_state: { events: (entry.inviteState ?? []).map(toStrippedEvent) } };
+          break;
+        default:
+          // Left rooms: news to an incremental sync; an initial one gives them only with `include_leave`.
+          if (!initial || filter.includeLeave) {
+            rooms.leave[entry.roomId] = { state: roomState, timeline, account_data: { events: [] } };
+          }
+      }
+    }
+    return rooms;
+  }
+
+  /** `summary` of a joined room: member counts and up to five heroes (other joined or invited users). */
+  private async summaryOf(session: MatrixSession, roomId: string): Promise<JsonRecord> {
+    const rooms = this.port.rooms;
+    if (rooms === undefined) return {};
+    const members = await rooms.members(actorOf(session), roomId);
+    const with_ = (m: string): string[] =>
+      members.filter((e) => e.pdu.content['membership'] === m).map((e) => e.pdu.state_key ?? '');
+    const joined = with_('join');
+    const invited = with_('invite');
+    const heroes = [...joined, ...invited]
+      .filter((u) => u !== session.userId)
+      .sort()
+      .slice(0, 5);
+    return { 'm.joined_member_count': joined.length, 'm.invited_member_count': invited.length, 'm.heroes': heroes };
+  }
+
+  /** Rooms without a room engine: the account's replicated memberships and the events this home stored. */
+  private async membershipRooms(
+    session: MatrixSession,
+    state: MatrixAccountState,
+    changed: string[] | 'expired' | undefined,
+  ): Promise<RoomsSection> {
+    const rooms: RoomsSection = { join: {}, invite: {}, leave: {}, knock: {} };
     const roomIds =
       changed === undefined || changed === 'expired'
         ? Object.keys(state.memberships)
@@ -88,14 +282,7 @@ export class SyncService {
       switch (membership['membership']) {
         case 'join': {
           const others = (await this.store.roomEvents(session.serverName, roomId)).map(clientEvent);
-          rooms.join[roomId] = {
-            state: { events: others },
-            timeline,
-            ephemeral: { events: [] },
-            account_data: { events: [] },
-            unread_notifications: { highlight_count: 0, notification_count: 0 },
-            summary: {},
-          };
+          rooms.join[roomId] = { ...emptyJoinedRoom(), state: { events: others }, timeline };
           break;
         }
         case 'invite':
@@ -109,24 +296,26 @@ export class SyncService {
           if (changed !== undefined) rooms.leave[roomId] = { state: { events: [] }, timeline };
       }
     }
-    const accountData = accountDataOf(session.userId, state, changed);
-    for (const [roomId, events] of accountData.rooms) {
-      const joined = rooms.join[roomId];
-      if (isRecord(joined)) joined['account_data'] = { events };
-    }
-    const devicesChanged =
-      changed === 'expired' || (changed ?? []).some((k) => k.startsWith('device:') || k.startsWith('cross_signing:'));
-    return {
-      next_batch: syncToken(position),
-      rooms,
-      device_lists: { changed: devicesChanged ? [session.userId] : [], left: [] },
-      device_one_time_keys_count: await this.store.countOneTimeKeys(session.serverName, session.deviceId),
-      device_unused_fallback_key_types: await this.store.unusedFallbackKeyTypes(session.serverName, session.deviceId),
-      account_data: { events: accountData.global },
-      presence: { events: [] },
-      to_device: { events: [] },
-    };
+    return rooms;
   }
+}
+
+/** A joined room with nothing new (account data alone changed). */
+function emptyJoinedRoom(): JsonRecord {
+  return {
+    state: { events: [] },
+    timeline: { events: [], limited: false },
+    ephemeral: { events: [] },
+    account_data: { events: [] },
+    unread_notifications: { highlight_count: 0, notification_count: 0 },
+    summary: {},
+  };
+}
+
+function parseFullState(value: unknown): boolean {
+  if (value === undefined || value === '' || value === 'false') return false;
+  if (value === 'true') return true;
+  throw new MatrixError('M_INVALID_PARAM', 'full_state must be true or false.');
 }
 
 /**
