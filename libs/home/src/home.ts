@@ -173,7 +173,21 @@ export class Home {
     this.rooms =
       components.rooms === undefined
         ? undefined
-        : new RoomEngine({ store: components.rooms, documents: components.store, nodeKey: components.nodeKey });
+        : new RoomEngine({
+            store: components.rooms,
+            documents: components.store,
+            nodeKey: components.nodeKey,
+            // The account's own memberships replicate as ops, so its other homes list its rooms.
+            onOwnMembership: async (account, roomId, membership, event) => {
+              try {
+                await this.applyLocal(account, [
+                  { op: 'member.set', key: roomId, body: { room_id: roomId, membership, event } },
+                ]);
+              } catch (err) {
+                this.#logger.warn({ err, account, roomId }, 'the membership was not replicated');
+              }
+            },
+          });
     this.#pairingHandler = new PairingHandler(
       host,
       this.peerId,

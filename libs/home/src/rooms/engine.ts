@@ -44,6 +44,17 @@ export interface RoomEngineComponents {
   nodeKey: SecretKey;
   /** The clock of `origin_server_ts` (tests pin it). */
   now?: () => number;
+  /**
+   * Called after this home accepted a membership event it made for a user of an account hosted here, with the
+   * signed event: the Home records it as the account's `member.set` op, so the account's other homes list the
+   * room before room events travel between homes. A failure is the caller's to log; the event stays accepted.
+   */
+  onOwnMembership?: (
+    serverName: string,
+    roomId: string,
+    membership: string,
+    event: Record<string, unknown>,
+  ) => Promise<void>;
 }
 
 /** Most events of a `/messages` or `/context` page (each may need a state read for history visibility). */
@@ -102,12 +113,14 @@ export class RoomEngine implements MatrixRoomsPort {
   readonly #pipeline: RoomEventPipeline;
   readonly #queue = new KeyedQueue();
   readonly #listeners: Array<(serverNames: string[]) => void> = [];
+  readonly #onOwnMembership: RoomEngineComponents['onOwnMembership'];
 
   constructor(components: RoomEngineComponents) {
     this.#store = components.store;
     this.#documents = components.documents;
     this.#nodeKey = components.nodeKey;
     this.#now = components.now ?? Date.now;
+    this.#onOwnMembership = components.onOwnMembership;
     this.peerId = peerIdFromPublicKey(components.nodeKey.publicKey);
     this.#pipeline = new RoomEventPipeline(components.store, components.documents);
   }
@@ -545,6 +558,7 @@ export class RoomEngine implements MatrixRoomsPort {
     const outcome = await this.#pipeline.accept(version, pdu, 'local');
     if (!outcome.ok) throw refusalError(outcome);
     if (outcome.currentState !== undefined) await this.#notify(outcome.currentState);
+    await this.#recordOwnMembership(roomId, pdu, outcome.eventId);
     return outcome.eventId;
   }
 
@@ -555,6 +569,21 @@ export class RoomEngine implements MatrixRoomsPort {
     if (earlier !== null) return { eventId: earlier };
     const eventId = await make();
     return { eventId: await this.#store.recordTransaction(actor.serverName, actor.deviceId, txnId, eventId) };
+  }
+
+  /** A membership event of a user hosted here, made here: handed to `onOwnMembership` (see the components). */
+  async #recordOwnMembership(roomId: string, pdu: Pdu, eventId: string): Promise<void> {
+    const record = this.#onOwnMembership;
+    const target = pdu.state_key;
+    const membership = pdu.content['membership'];
+    if (record === undefined || pdu.type !== 'm.room.member' || target === undefined) return;
+    if (typeof membership !== 'string' || !(await this.#isLocalUser(target))) return;
+    await record(serverNameOf(target)!, roomId, membership, { ...pdu, event_id: eventId });
+  }
+
+  /** Whether this home holds the room (any event of it). */
+  async holds(roomId: string): Promise<boolean> {
+    return (await this.#store.roomVersion(roomId)) !== null;
   }
 
   /** Tells the listeners which hosted accounts have members in a room whose state is `state`. */

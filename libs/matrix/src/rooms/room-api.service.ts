@@ -39,6 +39,18 @@ export class RoomApiService {
   constructor(@Inject(MATRIX_HOME_PORT) private readonly port: MatrixHomePort) {}
 
   /** Whether the home has a room engine (else the account-only RoomsService answers what it can). */
+  /**
+   * Whether the engine answers for this room: it runs, and it holds the room or the account has no replicated
+   * membership in it. A room of the account made on another home (room events do not yet travel between homes)
+   * is served by the membership view of RoomsService, as before the engine.
+   */
+  async serves(session: MatrixSession, roomIdOrAlias: string): Promise<boolean> {
+    const engine = this.port.rooms;
+    if (engine === undefined) return false;
+    if (!roomIdOrAlias.startsWith('!') || (await engine.holds(roomIdOrAlias))) return true;
+    return (await this.port.state(session.serverName)).memberships[roomIdOrAlias] === undefined;
+  }
+
   get available(): boolean {
     return this.port.rooms !== undefined;
   }
@@ -79,7 +91,14 @@ export class RoomApiService {
   }
 
   async joinedRooms(session: MatrixSession): Promise<{ joined_rooms: string[] }> {
-    return { joined_rooms: await this.engine().joinedRooms(actorOf(session)) };
+    const engine = this.engine();
+    const joined = new Set(await engine.joinedRooms(actorOf(session)));
+    // The account's rooms this home does not hold (made on another home of the account): its replicated joins.
+    const memberships = (await this.port.state(session.serverName)).memberships;
+    for (const [roomId, m] of Object.entries(memberships)) {
+      if (m['membership'] === 'join' && !joined.has(roomId) && !(await engine.holds(roomId))) joined.add(roomId);
+    }
+    return { joined_rooms: [...joined].sort() };
   }
 
   /** PUT /rooms/{roomId}/send/{eventType}/{txnId} */

@@ -109,6 +109,12 @@ export interface MatrixRoomsPort {
 
   /** The rooms the user is joined to. */
   joinedRooms(actor: RoomActor): Promise<string[]>;
+  /**
+   * Whether this home holds the room's events. A room of the account that it does not hold (made on another
+   * home of the account, while room events do not yet travel between homes) is served from the account's
+   * replicated membership instead.
+   */
+  holds(roomId: string): Promise<boolean>;
   /** Current state (joined), or the state when the user left; M_FORBIDDEN when the user was never in it. */
   state(actor: RoomActor, roomId: string): Promise<RoomEventView[]>;
   /** One state event, or null when that key is not set. */

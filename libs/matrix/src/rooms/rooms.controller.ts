@@ -29,26 +29,33 @@ export class RoomsController {
   /** POST /_matrix/client/v3/join/{roomIdOrAlias} */
   @Post('join/:roomIdOrAlias')
   @HttpCode(200)
-  joinRoom(@Session() session: MatrixSession, @Param('roomIdOrAlias') roomIdOrAlias: string): Promise<JsonRecord> {
-    return this.api.available ? this.api.join(session, roomIdOrAlias) : this.rooms.join(session, roomIdOrAlias);
+  async joinRoom(
+    @Session() session: MatrixSession,
+    @Param('roomIdOrAlias') roomIdOrAlias: string,
+  ): Promise<JsonRecord> {
+    return (await this.api.serves(session, roomIdOrAlias))
+      ? this.api.join(session, roomIdOrAlias)
+      : this.rooms.join(session, roomIdOrAlias);
   }
 
   /** POST /_matrix/client/v3/rooms/{roomId}/join */
   @Post('rooms/:roomId/join')
   @HttpCode(200)
-  joinRoomById(@Session() session: MatrixSession, @Param('roomId') roomId: string): Promise<JsonRecord> {
-    return this.api.available ? this.api.join(session, roomId) : this.rooms.join(session, roomId);
+  async joinRoomById(@Session() session: MatrixSession, @Param('roomId') roomId: string): Promise<JsonRecord> {
+    return (await this.api.serves(session, roomId)) ? this.api.join(session, roomId) : this.rooms.join(session, roomId);
   }
 
   /** POST /_matrix/client/v3/rooms/{roomId}/leave */
   @Post('rooms/:roomId/leave')
   @HttpCode(200)
-  leaveRoom(
+  async leaveRoom(
     @Session() session: MatrixSession,
     @Param('roomId') roomId: string,
     @Body() body: Record<string, unknown>,
   ): Promise<JsonRecord> {
-    return this.api.available ? this.api.leave(session, roomId, body) : this.rooms.leave(session, roomId);
+    return (await this.api.serves(session, roomId))
+      ? this.api.leave(session, roomId, body)
+      : this.rooms.leave(session, roomId);
   }
 
   /** POST /_matrix/client/v3/rooms/{roomId}/invite */

@@ -149,6 +149,7 @@ export class SyncService {
       entries === undefined
         ? await this.membershipRooms(session, state, changed)
         : await this.engineRooms(session, entries, changed === undefined, request);
+    if (entries !== undefined) await this.addRoomsNotHeld(rooms, session, state, changed, request);
     const accountData = accountDataOf(session.userId, state, changed);
     for (const [roomId, events] of accountData.rooms) {
       const wanted = events.filter((e) => eventPasses(request.filter.roomAccountData, { type: String(e['type']) }));
@@ -254,6 +255,28 @@ export class SyncService {
       .sort()
       .slice(0, 5);
     return { 'm.joined_member_count': joined.length, 'm.invited_member_count': invited.length, 'm.heroes': heroes };
+  }
+
+  /**
+   * The account's rooms this home's engine does not hold (made on another home of the account, while room
+   * events do not travel between homes yet): the membership view, as without an engine.
+   */
+  private async addRoomsNotHeld(
+    rooms: RoomsSection,
+    session: MatrixSession,
+    state: MatrixAccountState,
+    changed: string[] | 'expired' | undefined,
+    request: SyncRequest,
+  ): Promise<void> {
+    const engine = this.port.rooms;
+    if (engine === undefined) return;
+    const view = await this.membershipRooms(session, state, changed);
+    for (const section of ['join', 'invite', 'leave', 'knock'] as const) {
+      for (const [roomId, entry] of Object.entries(view[section])) {
+        if (!roomPasses(request.filter, roomId) || (await engine.holds(roomId))) continue;
+        rooms[section][roomId] ??= entry;
+      }
+    }
   }
 
   /** Rooms without a room engine: the account's replicated memberships and the events this home stored. */
