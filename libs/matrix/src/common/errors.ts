@@ -7,6 +7,7 @@ export type MatrixErrcode =
   | 'M_BAD_JSON'
   | 'M_INVALID_PARAM'
   | 'M_MISSING_PARAM'
+  | 'M_INVALID_SIGNATURE'
   | 'M_NOT_FOUND'
   | 'M_UNRECOGNIZED'
   | 'M_TOO_LARGE'
@@ -32,6 +33,7 @@ export function matrixStatusOf(errcode: MatrixErrcode): number {
     case 'M_BAD_JSON':
     case 'M_INVALID_PARAM':
     case 'M_MISSING_PARAM':
+    case 'M_INVALID_SIGNATURE':
       return 400;
     case 'M_TOO_LARGE':
       return 413;

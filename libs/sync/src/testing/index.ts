@@ -8,6 +8,7 @@ export {
   crossSigningBody,
   crossSigningKeys,
   deviceBody,
+  deviceKey,
   groundOp,
   makeAccount,
   makeHome,
