@@ -140,6 +140,8 @@ export function crossSigningBody(account: FixtureAccount, usage: CrossSigningUsa
 export interface CrossSigningKeySet {
   master: string;
   bodies: Record<CrossSigningUsage, CrossSigningBody>;
+  /** The secret key of each usage (what signs devices, other users' master keys, the other keys). */
+  secretKeys: Record<CrossSigningUsage, SecretKey>;
 }
 
 /**
@@ -168,6 +170,11 @@ export function crossSigningKeys(
   return {
     master,
     bodies: { master: body('master'), self_signing: body('self_signing'), user_signing: body('user_signing') },
+    secretKeys: {
+      master: pair('master').secretKey,
+      self_signing: pair('self_signing').secretKey,
+      user_signing: pair('user_signing').secretKey,
+    },
   };
 }
 
