@@ -106,7 +106,11 @@ export function withoutHome(
  * A Matrix DeviceKeys body for `device.put`: the device's Ed25519 key comes from a seed derived from its id, and the
  * body is self-signed by it (op validation checks that), so the same id gives the same bytes.
  */
-export function deviceBody(account: FixtureAccount, deviceId: string, extra: Partial<DeviceBody> = {}): DeviceBody {
+export function deviceBody(
+  account: Pick<FixtureAccount, 'userId'>,
+  deviceId: string,
+  extra: Partial<DeviceBody> = {},
+): DeviceBody {
   const fake = encodeBase64(sha256(new TextEncoder().encode(deviceId)));
   const device = deviceKey(deviceId);
   const keys = { [`curve25519:${deviceId}`]: fake, [`ed25519:${deviceId}`]: encodeBase64(device.publicKey) };
