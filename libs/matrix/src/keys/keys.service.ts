@@ -431,6 +431,19 @@ function checkSelfSigned(device: JsonRecord, uploaded: JsonRecord): void {
   );
 }
 
+// A `{ key, signatures }` object with a valid signature by `keyId`; anything else (a string, floats that have no
+// canonical JSON, a bad signature) is not.
+function isSignedKey(value: unknown, userId: string, keyId: string, publicKey: string): boolean {
+  if (!isRecord(value) || typeof value['key'] !== 'string') return false;
+  let bytes: Uint8Array;
+  try {
+    bytes = signedBytes(value);
+  } catch {
+    return false;
+  }
+  return hasValidSignature(value, bytes, userId, keyId, publicKey);
+}
+
 // One-time and fallback keys of the signed algorithm must carry a valid signature by the device's Ed25519 key,
 // the key `device` holds (uploaded in the same request or before): a client claiming one checks the same.
 function checkSignedKeys(session: MatrixSession, device: JsonRecord, keys: MatrixStoredKey[], field: string): void {
@@ -445,12 +458,7 @@ function checkSignedKeys(session: MatrixSession, device: JsonRecord, keys: Matri
           'device_keys first, or in the same request.',
       );
     }
-    const value = key.value;
-    if (
-      !isRecord(value) ||
-      typeof value['key'] !== 'string' ||
-      !hasValidSignature(value, signedBytes(value), session.userId, keyId, deviceKey)
-    ) {
+    if (!isSignedKey(key.value, session.userId, keyId, deviceKey)) {
       throw new MatrixError(
         'M_INVALID_PARAM',
         `${field}.${key.keyId} is not a ${SIGNED_ALGORITHM} key ({ key, signatures }) with a valid signature ` +
