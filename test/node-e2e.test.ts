@@ -10,6 +10,7 @@ import { waitFor } from '@polyhome/p2p/testing';
 import { openStorage, SqlReplicaStore } from '@polyhome/storage';
 import { createTestPostgresDatabase } from '@polyhome/storage/testing';
 import { createOp } from '@polyhome/sync';
+import { deviceBody } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CliNode } from './support/cli-node.js';
 import { ServerProcess } from './support/server-process.js';
@@ -31,14 +32,9 @@ async function matrixClient(baseUrl: string, loginToken: string): Promise<Matrix
 async function uploadKeys(client: MatrixClient): Promise<void> {
   const userId = client.getUserId()!;
   const deviceId = client.getDeviceId()!;
+  // Self-signed by the device's Ed25519 key, as homes require (keys derived from the device id).
   await client.http.authedRequest(Method.Post, '/keys/upload', undefined, {
-    device_keys: {
-      user_id: userId,
-      device_id: deviceId,
-      algorithms: ['m.olm.v1.curve25519-aes-sha2', 'm.megolm.v1.aes-sha2'],
-      keys: { [`curve25519:${deviceId}`]: `curve-${deviceId}`, [`ed25519:${deviceId}`]: `ed-${deviceId}` },
-      signatures: { [userId]: { [`ed25519:${deviceId}`]: `sig-${deviceId}` } },
-    },
+    device_keys: { ...deviceBody({ userId }, deviceId) },
   });
 }
 

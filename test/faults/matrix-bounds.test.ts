@@ -6,10 +6,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { encodeBase64, signBytes, signedBytes } from '@polyhome/identity';
 import { DEVICE_KEY_LIMITS } from '@polyhome/matrix';
 import { waitFor } from '@polyhome/p2p/testing';
 import { DEFAULT_CHANGES_PER_ACCOUNT, openStorage, type Storage } from '@polyhome/storage';
 import { table } from '@polyhome/storage/testing';
+import { deviceBody, deviceKey } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { matrixLogin, startFreshServer, type Answer, type FreshServer } from '../support/server-process.js';
 
@@ -61,14 +63,25 @@ describe('Matrix key and change-stream bounds, against a server process', () => 
     };
   }
 
+  // Keys signed by the device's Ed25519 key (the fixture's key for its id), as the home requires.
+  let signer: { userId: string; deviceId: string } = { userId: '', deviceId: '' };
+  function signed(key: Record<string, unknown>): Record<string, unknown> {
+    const signature = encodeBase64(signBytes(signedBytes(key), deviceKey(signer.deviceId)));
+    return { ...key, signatures: { [signer.userId]: { [`ed25519:${signer.deviceId}`]: signature } } };
+  }
   function oneTimeKeys(from: number, count: number): Record<string, unknown> {
     return Object.fromEntries(
-      Array.from({ length: count }, (_, i) => [`signed_curve25519:K${from + i}`, { key: `key-${from + i}` }]),
+      Array.from({ length: count }, (_, i) => [`signed_curve25519:K${from + i}`, signed({ key: `key-${from + i}` })]),
     );
   }
 
   it('keeps a device at its one-time key limit however often it uploads, and claims still work', async () => {
     const client = await login(await hostedAccount('uploader'));
+    signer = client;
+    const deviceKeys = await client.call('POST', '/keys/upload', {
+      device_keys: { ...deviceBody({ userId: client.userId }, client.deviceId) },
+    });
+    expect(deviceKeys.status, JSON.stringify(deviceKeys.body)).toBe(200);
     const stored = () =>
       table(storage, 'matrix_device_key').count({
         serverName: client.serverName,
@@ -96,7 +109,7 @@ describe('Matrix key and change-stream bounds, against a server process', () => 
     // A refused upload stores nothing of itself, not its fallback key either.
     const refused = await client.call('POST', '/keys/upload', {
       one_time_keys: oneTimeKeys(10_000, 1),
-      fallback_keys: { 'signed_curve25519:FB': { key: 'fallback', fallback: true } },
+      fallback_keys: { 'signed_curve25519:FB': signed({ key: 'fallback', fallback: true }) },
     });
     expect([refused.status, refused.body.errcode]).toEqual([400, 'M_INVALID_PARAM']);
     expect(await table(storage, 'matrix_device_key').count({ serverName: client.serverName, kind: 'fallback' })).toBe(

@@ -4,6 +4,8 @@
 // read leniently (extra fields are ignored, as the spec says), so a mutated body may be valid: then it may
 // change the account. Anything refused must be a 4xx Matrix error and leave every table as it was; nothing
 // may be a 5xx; and the home still serves the account afterwards.
+import { encodeBase64, signBytes, signedBytes } from '@polyhome/identity';
+import { deviceBody, deviceKey } from '@polyhome/sync/testing';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BODY_BYTES } from '../../apps/server/src/app.js';
@@ -32,6 +34,12 @@ const JSON_HEADERS = { 'content-type': 'application/json' };
 
 /** PostgreSQL by default (the Matrix module's code is the same on both; the REST suite covers PGlite). */
 const BACKENDS = fuzzBackends('postgres');
+
+/** A key object signed by the fuzzing device's Ed25519 key (the fixture's key for its device id). */
+function signedByDevice(c: Ctx, key: Record<string, unknown>): Record<string, unknown> {
+  const signature = encodeBase64(signBytes(signedBytes(key), deviceKey(c.deviceId)));
+  return { ...key, signatures: { [c.userId]: { [`ed25519:${c.deviceId}`]: signature } } };
+}
 
 interface Ctx {
   userId: string;
@@ -74,16 +82,11 @@ const ROUTES: Record<string, MatrixRoute> = {
   keysUpload: {
     method: 'POST',
     path: () => `${V3}/keys/upload`,
+    // Valid as the base: device keys self-signed and one-time and fallback keys signed by the device's key.
     body: (c) => ({
-      device_keys: {
-        user_id: c.userId,
-        device_id: c.deviceId,
-        algorithms: ['m.olm.v1.curve25519-aes-sha2', 'm.megolm.v1.aes-sha2'],
-        keys: { [`curve25519:${c.deviceId}`]: 'Y3VydmU', [`ed25519:${c.deviceId}`]: 'ZWQyNTUxOQ' },
-        signatures: { [c.userId]: { [`ed25519:${c.deviceId}`]: 'c2lnbmF0dXJl' } },
-      },
-      one_time_keys: { 'signed_curve25519:AAAAAQ': { key: 'b3Rr', signatures: { [c.userId]: { 'ed25519:X': 's' } } } },
-      fallback_keys: { 'signed_curve25519:AAAAAg': { key: 'ZmI', fallback: true, signatures: {} } },
+      device_keys: { ...deviceBody({ userId: c.userId }, c.deviceId) },
+      one_time_keys: { 'signed_curve25519:AAAAAQ': signedByDevice(c, { key: 'b3Rr' }) },
+      fallback_keys: { 'signed_curve25519:AAAAAg': signedByDevice(c, { key: 'ZmI', fallback: true }) },
     }),
   },
   keysQuery: {

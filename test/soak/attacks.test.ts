@@ -11,7 +11,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { AccountDocument } from '@polyhome/identity';
+import { encodeBase64, signBytes, signedBytes, type AccountDocument } from '@polyhome/identity';
 import {
   createPolyhomeHost,
   DOCUMENT_PROTOCOL,
@@ -21,7 +21,7 @@ import {
   type PolyhomeHost,
 } from '@polyhome/p2p';
 import { createOp, MAX_EVIDENCE_PER_ORIGIN, SESSION_WINDOW, type Op } from '@polyhome/sync';
-import { makeHome, type FixtureHome } from '@polyhome/sync/testing';
+import { deviceBody, deviceKey, makeHome, type FixtureHome } from '@polyhome/sync/testing';
 import { DEVICE_KEY_LIMITS } from '@polyhome/matrix';
 import {
   openConnectionsTo,
@@ -229,6 +229,14 @@ describe('the soak: every attack at once against a server and a client home', ()
     expect(login.status, JSON.stringify(login.body)).toBe(200);
     otkToken = String(login.body['access_token']);
     otkDevice = String(login.body['device_id']);
+    // Its device keys, so the flood's one-time keys (signed by the device, as homes require) are taken in.
+    const deviceKeys = await server.request(
+      'POST',
+      '/_matrix/client/v3/keys/upload',
+      { device_keys: { ...deviceBody({ userId: hostedUser }, otkDevice) } },
+      { Authorization: `Bearer ${otkToken}` },
+    );
+    expect(deviceKeys.status, JSON.stringify(deviceKeys.body)).toBe(200);
   }, 300_000);
 
   afterAll(async () => {
@@ -401,11 +409,15 @@ describe('the soak: every attack at once against a server and a client home', ()
 
       // One-time keys, 50 new ones every 200 ms, from one device.
       let keyNo = 0;
+      const signedByDevice = (key: Record<string, unknown>) => {
+        const signature = encodeBase64(signBytes(signedBytes(key), deviceKey(otkDevice)));
+        return { ...key, signatures: { [hostedUser]: { [`ed25519:${otkDevice}`]: signature } } };
+      };
       const keys = every(200, 'one-time keys', async () => {
         const t = tally('one-time keys');
         const one_time_keys: Record<string, unknown> = {};
         for (let i = 0; i < 50; i++)
-          one_time_keys[`signed_curve25519:AAAA${keyNo++}`] = { key: `k${keyNo}`, signatures: {} };
+          one_time_keys[`signed_curve25519:AAAA${keyNo++}`] = signedByDevice({ key: `k${keyNo}` });
         count(t, 'sent');
         const res = await server.request(
           'POST',

@@ -15,6 +15,7 @@ import {
   expectUser,
   fail,
 } from './checks.js';
+import { deviceSignatureRefusal } from './key-signatures.js';
 
 /** Checks an untrusted body of one kind against its op key and the account's user ID; returns it typed. */
 export type BodyValidator<B> = (body: Record<string, unknown>, key: string, userId: string | undefined) => B;
@@ -127,7 +128,14 @@ export const validateDeviceBody: BodyValidator<DeviceBody> = (body, key, userId)
   if (body.home !== undefined && !isPeerId(expectString(body.home, '$.body.home'))) {
     fail('$.body.home', 'not the PeerId of an Ed25519 key');
   }
-  return body as unknown as DeviceBody;
+  // Keys must be self-signed on every replica, so no home can plant a device whose keys its device never signed.
+  // A device that has just logged in has no keys yet, and nothing to sign.
+  const device = body as unknown as DeviceBody;
+  if (Object.keys(device.keys).length > 0) {
+    const refusal = deviceSignatureRefusal(device);
+    if (refusal !== undefined) fail('$.body.signatures', refusal);
+  }
+  return device;
 };
 
 /** A tombstone: it wins like any op and hides its key; the body is empty. */

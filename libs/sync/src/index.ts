@@ -17,6 +17,7 @@ export {
   assertValidOp,
   accountOf,
 } from './validate.js';
+export { deviceSignatureRefusal, deviceSignedBytes, hasValidSignature } from './key-signatures.js';
 export type { ParseContext, OriginCheck, OpValidation, EncodedOp } from './validate.js';
 export {
   OP_KINDS,

@@ -88,15 +88,28 @@ describe('order of writes', () => {
 describe('an op signed before validation encoded each op once', () => {
   // Made by createOp (seed `op-hash-vector`, one home) before parsing, hashing and verifying shared one
   // encoding and opHash moved to node:crypto; its bytes and hash are pinned here, so neither may change.
+  // Re-made when device.put bodies had to carry a valid self-signature (issue 16); the vector made before that,
+  // whose device keys are signed by nothing, is now refused.
   const SIGNED_TEXT =
+    '{"account":"13dd6b0252c94079f03c0b0752a2c7f42778d00e57b7fb1226b7e1a275092761","body":{"algorithms":["m.olm.v1.curve25519-aes-sha2","m.megolm.v1.aes-sha2"],"device_id":"KITCHEN","display_name":"K\u00fcche \ud83c\udfe0 \\"quoted\\" \\\\ back","keys":{"ed25519:KITCHEN":"Kjh95jIWzyT8osxExMRWkd1SK3JaKvzUp31XryPbPQc"},"signatures":{"@alice:13dd6b0252c94079f03c0b0752a2c7f42778d00e57b7fb1226b7e1a275092761":{"ed25519:KITCHEN":"NvZ2J4pljhPzsGkSkWRd34ikq1BAu/anSLcrKGEVUALNwVoMVfN45F4srF7uqmp44k9dEtRsy1KHvm4n+BvGAw"}},"user_id":"@alice:13dd6b0252c94079f03c0b0752a2c7f42778d00e57b7fb1226b7e1a275092761"},"doc_seq":1,"key":"KITCHEN","lamport":42,"op":"device.put","origin":"12D3KooWB3kiQJkVVtVuYFmcq64vvrzEPXw3kyL1Bku34CSYqbVw","seq":7,"signatures":{"13dd6b0252c94079f03c0b0752a2c7f42778d00e57b7fb1226b7e1a275092761":{"ed25519:12D3KooWB3kiQJkVVtVuYFmcq64vvrzEPXw3kyL1Bku34CSYqbVw":"P/z0Fmlw+93n6au7l0CUTtv4Z7odxmW2QvjeXv6/cxvHP++XCfGK4yiIuQ8LsYU9vVrZIKxjqYUrl8QjEAV5BQ"}},"ts":1764000000000,"type":"polyhome.op"}';
+  const HASH = '500788cf3c122fff81726fc90f33cb07037fdb36b5d77f64f0d5dd3b43da3221';
+  const UNSIGNED_DEVICE_TEXT =
     '{"account":"13dd6b0252c94079f03c0b0752a2c7f42778d00e57b7fb1226b7e1a275092761","body":{"algorithms":["m.olm.v1.curve25519-aes-sha2","m.megolm.v1.aes-sha2"],"device_id":"KITCHEN","display_name":"K\u00fcche \ud83c\udfe0 \\"quoted\\" \\\\ back","keys":{"ed25519:KITCHEN":"lEuiRJBit0IG6nUf5pUzWTUEsRVVe/HJkoKuEww9ULI"},"signatures":{"@alice:13dd6b0252c94079f03c0b0752a2c7f42778d00e57b7fb1226b7e1a275092761":{"ed25519:KITCHEN":"sig"}},"user_id":"@alice:13dd6b0252c94079f03c0b0752a2c7f42778d00e57b7fb1226b7e1a275092761"},"doc_seq":1,"key":"KITCHEN","lamport":42,"op":"device.put","origin":"12D3KooWB3kiQJkVVtVuYFmcq64vvrzEPXw3kyL1Bku34CSYqbVw","seq":7,"signatures":{"13dd6b0252c94079f03c0b0752a2c7f42778d00e57b7fb1226b7e1a275092761":{"ed25519:12D3KooWB3kiQJkVVtVuYFmcq64vvrzEPXw3kyL1Bku34CSYqbVw":"msI2G8i9sGvg4D6KAgzOS8LkJyCuIwKC4j0w1UQbFzwEiNBXLO/e15ViSGox+/EMKvvgZYZd40H1cBGaTGzNDQ"}},"ts":1764000000000,"type":"polyhome.op"}';
-  const HASH = '17e407e3987cb127af52fb2fa9130f5d9b807d4d969fb735e1a9c67db153233d';
   const signer = makeAccount({ seed: 'op-hash-vector', homes: 1 });
   const signed = () => JSON.parse(SIGNED_TEXT) as Op;
 
   it('still validates, with either Ed25519 backend', () => {
     expect(validateOp(signed(), signer.document)).toMatchObject({ ok: true, origin: 'ok' });
     expect(validateOp(signed(), signer.document, { backend: nobleEd25519 })).toMatchObject({ ok: true });
+  });
+
+  it('is refused when the device keys it carries are not self-signed', () => {
+    const unsigned = JSON.parse(UNSIGNED_DEVICE_TEXT) as Op;
+    expect(validateOp(unsigned, signer.document)).toMatchObject({
+      ok: false,
+      reason: 'malformed',
+      detail: expect.stringContaining('no valid self-signature') as unknown,
+    });
   });
 
   it('keeps its content hash, which is sha256 of its signed bytes', () => {

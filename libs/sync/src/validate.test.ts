@@ -1,9 +1,18 @@
+import { encodeBase64, homeKeyId, signBytes, signedBytes, signJson } from '@polyhome/identity';
 import { describe, expect, it } from 'vitest';
 import { MAX_BODY_BYTES, MAX_KEY_BYTES, MAX_OP_BYTES } from './constants.js';
 import { OpRejectedError } from './errors.js';
 import { pairKey } from './bodies.js';
-import { makeAccount, makeHome, OpWriter, SAMPLE_VERIFIER, withoutHome } from './testing/index.js';
-import type { Op } from './types.js';
+import {
+  deviceBody,
+  deviceKey,
+  makeAccount,
+  makeHome,
+  OpWriter,
+  SAMPLE_VERIFIER,
+  withoutHome,
+} from './testing/index.js';
+import { OP_TYPE, type Op } from './types.js';
 import { assertValidOp, checkOrigin, parseOp, validateOp } from './validate.js';
 
 const account = makeAccount({ homes: 3 });
@@ -89,6 +98,53 @@ describe('bodies', () => {
     expect(reason(tamper(op, (c) => ((c.body as Record<string, unknown>).user_id = '@mallory:x')))).toBe('malformed');
     expect(reason(tamper(op, (c) => delete (c.body as Record<string, unknown>).keys))).toBe('malformed');
     expect(reason(tamper(op, (c) => ((c.body as Record<string, unknown>).home = 'nope')))).toBe('malformed');
+  });
+
+  // What a rogue home could send: an op it signed properly, whose device body createOp would have refused.
+  function fromOtherHome(body: Record<string, unknown>): Record<string, unknown> {
+    const home = account.homes[1]!;
+    const content = {
+      type: OP_TYPE,
+      account: account.serverName,
+      origin: home.peerId,
+      seq: 1,
+      lamport: 1,
+      doc_seq: account.document.seq,
+      ts: 0,
+      op: 'device.put',
+      key: body.device_id,
+      body,
+    };
+    return signJson(content, account.serverName, homeKeyId(home.peerId), home.secretKey);
+  }
+
+  it('device.put keys must be self-signed by the device, on every replica', () => {
+    const valid = deviceBody(account, 'PHONE');
+    expect(reason(fromOtherHome({ ...valid }))).toBe('ok');
+    const forged = {
+      ...valid,
+      signatures: { [account.userId]: { 'ed25519:PHONE': encodeBase64(new Uint8Array(64)) } },
+    };
+    const refused = validateOp(fromOtherHome(forged), account.document);
+    expect(refused).toMatchObject({ ok: false, reason: 'malformed' });
+    expect(!refused.ok && refused.detail).toContain('no valid self-signature');
+    // Signed by another key than the device's own, or over other keys, or with no Ed25519 key at all.
+    const { signatures: _s, ...content } = valid;
+    const byOther = signBytes(signedBytes(content), deviceKey('OTHER'));
+    const wrongKey = { ...valid, signatures: { [account.userId]: { 'ed25519:PHONE': encodeBase64(byOther) } } };
+    expect(reason(fromOtherHome(wrongKey))).toBe('malformed');
+    const swapped = { ...valid, keys: { ...valid.keys, 'curve25519:PHONE': encodeBase64(new Uint8Array(32)) } };
+    expect(reason(fromOtherHome(swapped))).toBe('malformed');
+    const noEd25519 = { ...valid, keys: { 'curve25519:PHONE': valid.keys['curve25519:PHONE']! } };
+    expect(validateOp(fromOtherHome(noEd25519), account.document)).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('no Ed25519 key ed25519:PHONE') as unknown,
+    });
+    // Our own fields are not covered by the device's signature; a device that has just logged in has no keys.
+    expect(reason(fromOtherHome({ ...valid, display_name: 'renamed' }))).toBe('ok');
+    const loggedIn = { user_id: account.userId, device_id: 'NEW', algorithms: [], keys: {}, signatures: {} };
+    expect(reason(fromOtherHome(loggedIn))).toBe('ok');
+    expect(() => w.make('device.put', 'PHONE', forged)).toThrow(OpRejectedError);
   });
 
   it('device.delete must be an empty tombstone', () => {

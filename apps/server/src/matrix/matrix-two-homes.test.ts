@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountsService } from '../accounts/accounts.service.js';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
 import { waitFor } from '@polyhome/p2p/testing';
+import { deviceBody } from '@polyhome/sync/testing';
 
 const ADMIN_TOKEN = 'matrix-two-homes-admin-token';
 const PASSWORD = 'correct horse battery staple';
@@ -68,13 +69,7 @@ describe('one account on two server homes, a matrix-js-sdk client on each', () =
       timeout: '20000',
     });
     const deviceId = clientA.getDeviceId()!;
-    const deviceKeys = {
-      user_id: userId,
-      device_id: deviceId,
-      algorithms: ['m.olm.v1.curve25519-aes-sha2'],
-      keys: { [`curve25519:${deviceId}`]: 'curve', [`ed25519:${deviceId}`]: 'ed' },
-      signatures: { [userId]: { [`ed25519:${deviceId}`]: 'sig' } },
-    };
+    const deviceKeys = { ...deviceBody({ userId }, deviceId) };
     await clientA.http.authedRequest(Method.Post, '/keys/upload', undefined, { device_keys: deviceKeys });
     expect((await polling).device_lists.changed).toEqual([userId]);
     const query = await clientB.http.authedRequest<{ device_keys: Record<string, Record<string, unknown>> }>(

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { table } from '@polyhome/storage/testing';
-import { crossSigningKeys } from '@polyhome/sync/testing';
+import { encodeBase64, signBytes, signedBytes, type SecretKey } from '@polyhome/identity';
+import { crossSigningKeys, deviceKey } from '@polyhome/sync/testing';
 import { createClient, Method, type MatrixClient } from 'matrix-js-sdk';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -157,24 +158,46 @@ describe.each(SERVER_BACKENDS)('Matrix client API on $name', (backend) => {
     await expect(client.whoami()).rejects.toMatchObject({ errcode: 'M_UNKNOWN_TOKEN' });
   });
 
-  it('uploads keys and serves them to /keys/query and /keys/claim', async () => {
-    const client = await login('crypto');
-    const deviceId = client.getDeviceId()!;
-    const deviceKeys = {
+  // Signs as the user with any key id (signJson takes only server key ids; cross-signing key ids are base64).
+  function signJson<T extends object>(object: T, user: string, keyId: string, secret: SecretKey) {
+    const held = (object as { signatures?: Record<string, Record<string, string>> }).signatures ?? {};
+    const signature = encodeBase64(signBytes(signedBytes(object), secret));
+    return { ...object, signatures: { ...held, [user]: { ...held[user], [keyId]: signature } } };
+  }
+  // Keys as a client's crypto makes them: device keys self-signed by the device's Ed25519 key, signed one-time keys.
+  function signedDeviceKeys(deviceId: string, signer: SecretKey = deviceKey(deviceId)): Record<string, unknown> {
+    const content = {
       user_id: userId,
       device_id: deviceId,
       algorithms: ['m.olm.v1.curve25519-aes-sha2', 'm.megolm.v1.aes-sha2'],
-      keys: { [`curve25519:${deviceId}`]: 'curvekey', [`ed25519:${deviceId}`]: 'edkey' },
-      signatures: { [userId]: { [`ed25519:${deviceId}`]: 'sig' } },
+      keys: {
+        [`curve25519:${deviceId}`]: 'curvekey',
+        [`ed25519:${deviceId}`]: encodeBase64(deviceKey(deviceId).publicKey),
+      },
     };
+    return signJson(content, userId, `ed25519:${deviceId}`, signer);
+  }
+  function signedKey(deviceId: string, key: string, extra: object = {}, signer = deviceKey(deviceId)): object {
+    return signJson({ key, ...extra }, userId, `ed25519:${deviceId}`, signer);
+  }
+  const uploadAs = (client: MatrixClient, path: string, body: object) =>
+    http().post(`/_matrix/client/v3${path}`).set('Authorization', `Bearer ${client.getAccessToken()!}`).send(body);
+
+  it('uploads keys and serves them to /keys/query and /keys/claim', async () => {
+    const client = await login('crypto');
+    const deviceId = client.getDeviceId()!;
+    const deviceKeys = signedDeviceKeys(deviceId);
+    const otk1 = signedKey(deviceId, 'otk1');
+    const otk2 = signedKey(deviceId, 'otk2');
+    const fallback = signedKey(deviceId, 'fb', { fallback: true });
     const uploaded = await client.http.authedRequest<{ one_time_key_counts: Record<string, number> }>(
       Method.Post,
       '/keys/upload',
       undefined,
       {
         device_keys: deviceKeys,
-        one_time_keys: { 'signed_curve25519:AAAAAQ': { key: 'otk1' }, 'signed_curve25519:AAAAAg': { key: 'otk2' } },
-        fallback_keys: { 'signed_curve25519:AAAAAw': { key: 'fb', fallback: true } },
+        one_time_keys: { 'signed_curve25519:AAAAAQ': otk1, 'signed_curve25519:AAAAAg': otk2 },
+        fallback_keys: { 'signed_curve25519:AAAAAw': fallback },
       },
     );
     expect(uploaded.one_time_key_counts).toEqual({ signed_curve25519: 2 });
@@ -198,33 +221,146 @@ describe.each(SERVER_BACKENDS)('Matrix client API on $name', (backend) => {
       );
     const claimed = [await claim(), await claim(), await claim()].map((c) => c.one_time_keys[userId]?.[deviceId]);
     expect(claimed).toEqual([
-      { 'signed_curve25519:AAAAAQ': { key: 'otk1' } },
-      { 'signed_curve25519:AAAAAg': { key: 'otk2' } },
-      { 'signed_curve25519:AAAAAw': { key: 'fb', fallback: true } },
+      { 'signed_curve25519:AAAAAQ': otk1 },
+      { 'signed_curve25519:AAAAAg': otk2 },
+      { 'signed_curve25519:AAAAAw': fallback },
     ]);
     const sync = await client.http.authedRequest<Record<string, unknown>>(Method.Get, '/sync');
     expect(sync).toMatchObject({ device_one_time_keys_count: {}, device_unused_fallback_key_types: [] });
-    // Cross-signing: the first upload needs no UIA; the keys are replicated state.
-    const master = { user_id: userId, usage: ['master'], keys: { 'ed25519:masterpub': 'masterpub' } };
-    await client.http.authedRequest(Method.Post, '/keys/device_signing/upload', undefined, { master_key: master });
-    const signatures = {
-      [userId]: { [deviceId]: { ...deviceKeys, signatures: { [userId]: { 'ed25519:masterpub': 'x' } } } },
-    };
-    const signed = await client.http.authedRequest<{ failures: object }>(
-      Method.Post,
-      '/keys/signatures/upload',
-      undefined,
-      signatures,
-    );
-    expect(signed.failures).toEqual({});
-    const after = await client.http.authedRequest<{
-      device_keys: Record<string, Record<string, { signatures: object }>>;
-      master_keys: Record<string, unknown>;
-    }>(Method.Post, '/keys/query', undefined, { device_keys: { [userId]: [deviceId] } });
-    expect(after.master_keys[userId]).toEqual(master);
-    expect(after.device_keys[userId]?.[deviceId]?.signatures).toEqual({
-      [userId]: { [`ed25519:${deviceId}`]: 'sig', 'ed25519:masterpub': 'x' },
+  });
+
+  it('refuses device keys whose self-signature is forged, and one-time keys not signed by the device', async () => {
+    const client = await login('forger');
+    const deviceId = client.getDeviceId()!;
+    const before = await opCount();
+    const stateOf = async () => (await server.app.get(AccountsService).state(userId)).devices[deviceId];
+    const held = await stateOf();
+    // Signed by another key than the device's ed25519 key it names: 400, and nothing stored.
+    const forged = await uploadAs(client, '/keys/upload', {
+      device_keys: signedDeviceKeys(deviceId, deviceKey('SOMEONE-ELSE')),
+      one_time_keys: { 'signed_curve25519:AAAAAQ': signedKey(deviceId, 'otk1') },
     });
+    expect([forged.status, forged.body.errcode]).toEqual([400, 'M_INVALID_PARAM']);
+    expect(forged.body.error).toContain('no valid self-signature');
+    // No signature at all, or no ed25519 key, or keys changed after signing: refused the same way.
+    const { signatures: _signatures, ...unsigned } = signedDeviceKeys(deviceId);
+    expect((await uploadAs(client, '/keys/upload', { device_keys: unsigned })).status).toBe(400);
+    const good = signedDeviceKeys(deviceId);
+    const swapped = { ...good, keys: { ...(good['keys'] as object), [`curve25519:${deviceId}`]: 'other' } };
+    expect((await uploadAs(client, '/keys/upload', { device_keys: swapped })).status).toBe(400);
+    const noEd25519 = { ...good, keys: { [`curve25519:${deviceId}`]: 'curvekey' } };
+    const missing = await uploadAs(client, '/keys/upload', { device_keys: noEd25519 });
+    expect(missing.body.error).toContain(`no Ed25519 key ed25519:${deviceId}`);
+    // A signed one-time key before the device has an ed25519 key cannot be checked.
+    const early = await uploadAs(client, '/keys/upload', {
+      one_time_keys: { 'signed_curve25519:AAAAAQ': signedKey(deviceId, 'otk1') },
+    });
+    expect([early.status, early.body.errcode]).toEqual([400, 'M_INVALID_PARAM']);
+    expect(await stateOf()).toEqual(held);
+    expect(await opCount()).toBe(before);
+    const counts = async () => (await uploadAs(client, '/keys/upload', {})).body.one_time_key_counts;
+    expect(await counts()).toEqual({});
+    // With valid device keys stored, one-time and fallback keys must still be signed by that device's key.
+    expect((await uploadAs(client, '/keys/upload', { device_keys: good })).status).toBe(200);
+    for (const body of [
+      { one_time_keys: { 'signed_curve25519:AAAAAQ': signedKey(deviceId, 'otk1', {}, deviceKey('SOMEONE-ELSE')) } },
+      { one_time_keys: { 'signed_curve25519:AAAAAQ': { key: 'otk1' } } },
+      { one_time_keys: { 'signed_curve25519:AAAAAQ': 'otk1' } },
+      // A float has no canonical JSON, so nothing can have signed it (the API fuzz found this one answered 500).
+      { one_time_keys: { 'signed_curve25519:AAAAAQ': { ...signedKey(deviceId, 'otk1'), fallback: [0.5] } } },
+      {
+        one_time_keys: {
+          'signed_curve25519:AAAAAQ': signedKey(deviceId, 'otk1'),
+          'signed_curve25519:AAAAAg': { ...signedKey(deviceId, 'otk2'), key: 'tampered' },
+        },
+      },
+      {
+        fallback_keys: {
+          'signed_curve25519:AAAAAw': { ...signedKey(deviceId, 'fb', { fallback: true }), fallback: false },
+        },
+      },
+    ]) {
+      const refused = await uploadAs(client, '/keys/upload', body);
+      expect([refused.status, refused.body.errcode], JSON.stringify(body)).toEqual([400, 'M_INVALID_PARAM']);
+      expect(refused.body.error).toContain('Nothing was stored');
+    }
+    expect(await counts()).toEqual({});
+    const sync = await client.http.authedRequest<Record<string, unknown>>(Method.Get, '/sync');
+    expect(sync).toMatchObject({ device_unused_fallback_key_types: [] });
+  });
+
+  it('verifies each uploaded signature with the key it names: failures reported, only valid ones stored', async () => {
+    const client = await login('signer');
+    const deviceId = client.getDeviceId()!;
+    const deviceKeys = signedDeviceKeys(deviceId);
+    expect((await uploadAs(client, '/keys/upload', { device_keys: deviceKeys })).status).toBe(200);
+    const cs = crossSigningKeys({ userId }, 'alice-signatures');
+    const setUp = await uploadAs(client, '/keys/device_signing/upload', {
+      master_key: cs.bodies.master,
+      self_signing_key: cs.bodies.self_signing,
+      user_signing_key: cs.bodies.user_signing,
+    });
+    expect(setUp.status, JSON.stringify(setUp.body)).toBe(200);
+    const ssk = encodeBase64(cs.secretKeys.self_signing.publicKey);
+    const ops = await opCount();
+    const query = async () =>
+      (await uploadAs(client, '/keys/query', { device_keys: { [userId]: [deviceId] } }).expect(200)).body as {
+        device_keys: Record<string, Record<string, { signatures: Record<string, Record<string, string>> }>>;
+        master_keys: Record<string, { signatures?: Record<string, Record<string, string>> }>;
+      };
+    const garbage = encodeBase64(new Uint8Array(64).fill(7));
+    const withSignature = (object: object, keyId: string, signature: string) => {
+      const signatures = (object as { signatures?: Record<string, Record<string, string>> }).signatures ?? {};
+      return { ...object, signatures: { ...signatures, [userId]: { ...signatures[userId], [keyId]: signature } } };
+    };
+    const bad = await uploadAs(client, '/keys/signatures/upload', {
+      [userId]: {
+        // A garbage signature by the self-signing key, and one by a key that may not sign a device.
+        [deviceId]: withSignature(deviceKeys, `ed25519:${ssk}`, garbage),
+        [cs.master]: withSignature(cs.bodies.master, 'ed25519:NOSUCHDEVICE', garbage),
+        UNKNOWN: withSignature(deviceKeys, `ed25519:${ssk}`, garbage),
+      },
+    }).expect(200);
+    expect(bad.body.failures).toEqual({
+      [userId]: {
+        [deviceId]: { errcode: 'M_INVALID_SIGNATURE', error: expect.stringContaining('does not verify') },
+        [cs.master]: { errcode: 'M_INVALID_SIGNATURE', error: expect.stringContaining('not a key that may sign') },
+        UNKNOWN: { errcode: 'M_NOT_FOUND', error: expect.any(String) },
+      },
+    });
+    // A valid signature over another object than the key held is no signature on it either.
+    const other = signJson(
+      { ...deviceKeys, keys: { [`ed25519:${deviceId}`]: 'x' }, signatures: {} },
+      userId,
+      `ed25519:${ssk}`,
+      cs.secretKeys.self_signing,
+    );
+    const mismatch = await uploadAs(client, '/keys/signatures/upload', { [userId]: { [deviceId]: other } }).expect(200);
+    expect(mismatch.body.failures[userId][deviceId].errcode).toBe('M_INVALID_SIGNATURE');
+    expect(await opCount()).toBe(ops);
+    const unchanged = await query();
+    expect(unchanged.device_keys[userId]?.[deviceId]?.signatures).toEqual(deviceKeys['signatures']);
+    // Valid: the device signed by the self-signing key, the master key signed by the device; both served.
+    const { signatures: _s, ...deviceContent } = deviceKeys;
+    const deviceBySsk = signJson(deviceContent, userId, `ed25519:${ssk}`, cs.secretKeys.self_signing);
+    const masterByDevice = signJson(cs.bodies.master, userId, `ed25519:${deviceId}`, deviceKey(deviceId));
+    const good = await uploadAs(client, '/keys/signatures/upload', {
+      [userId]: { [deviceId]: deviceBySsk, [cs.master]: masterByDevice },
+    }).expect(200);
+    expect(good.body.failures).toEqual({});
+    const served = await query();
+    expect(served.device_keys[userId]?.[deviceId]?.signatures).toEqual({
+      [userId]: {
+        ...(deviceKeys['signatures'] as Record<string, Record<string, string>>)[userId],
+        ...deviceBySsk.signatures[userId],
+      },
+    });
+    expect(served.master_keys[userId]?.signatures).toEqual(masterByDevice.signatures);
+    // Signatures by other users' keys, or on their keys, are not this home's to keep.
+    const foreign = await uploadAs(client, '/keys/signatures/upload', {
+      '@bob:example.org': { BOBDEVICE: { user_id: '@bob:example.org' } },
+    }).expect(200);
+    expect(foreign.body.failures['@bob:example.org'].BOBDEVICE.errcode).toBe('M_FORBIDDEN');
   });
 
   it("names an uploaded master key in a hosted account's document, and refuses keys that master did not sign", async () => {
@@ -268,8 +404,39 @@ describe.each(SERVER_BACKENDS)('Matrix client API on $name', (backend) => {
     const forged = crossSigningKeys({ userId: carol }, 'carol-2', 'intruder');
     const auth = { type: 'm.login.password', identifier: { type: 'm.id.user', user: carol }, password: PASSWORD };
     const refused = await upload({ self_signing_key: forged.bodies.self_signing, auth });
-    expect(refused.status).toBe(400);
-    expect(refused.body.error).toContain('no valid signature by the master key the document names');
+    expect([refused.status, refused.body.errcode]).toEqual([400, 'M_INVALID_SIGNATURE']);
+    expect(refused.body.error).toContain('no valid signature');
+    // Without a master key at all, a self-signing key cannot be checked: the spec's M_MISSING_PARAM.
+    const dave = await http()
+      .post('/admin/v1/accounts')
+      .set('Authorization', `Bearer ${ADMIN_TOKEN}`)
+      .send({ localpart: 'dave', password: PASSWORD })
+      .expect(201);
+    const daveLogin = await anon.loginRequest({
+      type: 'm.login.password',
+      identifier: { type: 'm.id.user', user: dave.body.user_id },
+      password: PASSWORD,
+    });
+    const daveKeys = crossSigningKeys({ userId: dave.body.user_id }, 'dave');
+    const noMaster = await http()
+      .post('/_matrix/client/v3/keys/device_signing/upload')
+      .set('Authorization', `Bearer ${daveLogin.access_token}`)
+      .send({ self_signing_key: daveKeys.bodies.self_signing });
+    expect([noMaster.status, noMaster.body.errcode]).toEqual([400, 'M_MISSING_PARAM']);
+    // Uploaded with a master key that did not sign it: refused, and the master key is not bound either.
+    const mixed = await http()
+      .post('/_matrix/client/v3/keys/device_signing/upload')
+      .set('Authorization', `Bearer ${daveLogin.access_token}`)
+      .send({
+        master_key: daveKeys.bodies.master,
+        self_signing_key: crossSigningKeys({ userId: dave.body.user_id }, 'dave', 'intruder').bodies.self_signing,
+      });
+    expect([mixed.status, mixed.body.errcode]).toEqual([400, 'M_INVALID_SIGNATURE']);
+    const daveDetail = await http()
+      .get(`/admin/v1/accounts/${encodeURIComponent(dave.body.user_id)}`)
+      .set('Authorization', `Bearer ${ADMIN_TOKEN}`)
+      .expect(200);
+    expect(daveDetail.body.document.cross_signing).toBeUndefined();
     // The root names another master key: the keys held, bound to the old one, are served no more.
     const next = crossSigningKeys({ userId: carol }, 'carol-next');
     await server.app.get(AccountsService).bindCrossSigningMaster(created.body.server_name, next.master);

@@ -7,6 +7,7 @@ export type MatrixErrcode =
   | 'M_BAD_JSON'
   | 'M_INVALID_PARAM'
   | 'M_MISSING_PARAM'
+  | 'M_INVALID_SIGNATURE'
   | 'M_NOT_FOUND'
   | 'M_UNRECOGNIZED'
   | 'M_TOO_LARGE'
@@ -39,6 +40,7 @@ export function matrixStatusOf(errcode: MatrixErrcode): number {
     case 'M_MISSING_PARAM':
     case 'M_UNSUPPORTED_ROOM_VERSION':
     case 'M_INVALID_ROOM_STATE':
+    case 'M_INVALID_SIGNATURE':
       return 400;
     case 'M_TOO_LARGE':
       return 413;

@@ -1,5 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { crossSigningRefusal, type CrossSigningBody } from '@polyhome/sync';
+import { signedBytes } from '@polyhome/identity';
+import {
+  crossSigningRefusal,
+  deviceSignatureRefusal,
+  deviceSignedBytes,
+  hasValidSignature,
+  type CrossSigningBody,
+  type DeviceBody,
+} from '@polyhome/sync';
 import type { MatrixSession } from '../auth/session.js';
 import { UiaService } from '../auth/uia.service.js';
 import { MatrixError } from '../common/errors.js';
@@ -51,6 +59,10 @@ export class KeysService {
     const oneTime = keyList(optionalRecord(body, 'one_time_keys'), 'one_time_keys');
     const fallback = keyList(optionalRecord(body, 'fallback_keys'), 'fallback_keys');
     let deviceChange: MatrixLocalChange | undefined;
+    const state = await this.port.state(session.serverName);
+    const current = state.devices[session.deviceId];
+    if (current === undefined) throw new MatrixError('M_UNKNOWN_TOKEN', 'This device was deleted.');
+    let device: JsonRecord = current;
     if (deviceKeys !== undefined) {
       if (deviceKeys['user_id'] !== session.userId || deviceKeys['device_id'] !== session.deviceId) {
         throw new MatrixError('M_INVALID_PARAM', 'device_keys must be of this user and this device.');
@@ -61,13 +73,13 @@ export class KeysService {
       }
       const keys = stringMap(deviceKeys['keys'], 'device_keys.keys');
       const signatures = signatureMap(deviceKeys['signatures'] ?? {}, 'device_keys.signatures');
-      const state = await this.port.state(session.serverName);
-      const current = state.devices[session.deviceId];
-      if (current === undefined) throw new MatrixError('M_UNKNOWN_TOKEN', 'This device was deleted.');
-      const next = { ...current, algorithms, keys, signatures };
-      if (JSON.stringify(next) !== JSON.stringify(current))
-        deviceChange = { op: 'device.put', key: session.deviceId, body: next };
+      device = { ...current, algorithms, keys, signatures };
+      checkSelfSigned(device, deviceKeys);
+      if (JSON.stringify(device) !== JSON.stringify(current))
+        deviceChange = { op: 'device.put', key: session.deviceId, body: device };
     }
+    checkSignedKeys(session, device, oneTime, 'one_time_keys');
+    checkSignedKeys(session, device, fallback, 'fallback_keys');
     // The limits are checked before anything of the upload is applied: a refused upload changes nothing.
     const stored = await this.store.uploadKeys(
       session.serverName,
@@ -180,6 +192,7 @@ export class KeysService {
       changes.push({ op: 'cross_signing.put', key: usage, body: next });
     }
     if (changes.length === 0) return {};
+    await this.checkCrossSigningUpload(session, state.crossSigning, changes);
     // The spec lets a first upload go without UIA (a fresh account sets up cross-signing at once); replacing keys needs it.
     const replacing = changes.some(
       (c) =>
@@ -196,45 +209,162 @@ export class KeysService {
     return {};
   }
 
-  /** POST /keys/signatures/upload: signatures merged into this account's device or cross-signing keys. */
+  // Spec POST /keys/device_signing/upload: the self-signing and user-signing keys must be signed by the master key
+  // (the one uploaded with them, else the one the account document names, else the one held); 400
+  // M_INVALID_SIGNATURE otherwise, M_MISSING_PARAM when there is no master key at all. Checked before anything is
+  // bound or stored, with the rule op validation applies (crossSigningRefusal), so a refused upload changes nothing.
+  private async checkCrossSigningUpload(
+    session: MatrixSession,
+    held: Record<string, JsonRecord>,
+    changes: MatrixLocalChange[],
+  ): Promise<void> {
+    const uploaded = changes.find((c) => c.key === 'master');
+    let master: string | undefined;
+    if (uploaded !== undefined) {
+      const [[keyId, key]] = Object.entries(uploaded.body['keys'] as Record<string, string>) as [[string, string]];
+      if (keyId !== `ed25519:${key}`) {
+        throw new MatrixError('M_INVALID_PARAM', 'master_key.keys must be { "ed25519:<public key>": "<public key>" }.');
+      }
+      master = key;
+    } else {
+      master = await this.port.crossSigningMaster?.(session.serverName);
+      master ??= Object.values((held['master']?.['keys'] ?? {}) as Record<string, string>)[0];
+    }
+    for (const change of changes) {
+      if (change.key === 'master') continue;
+      if (master === undefined) {
+        throw new MatrixError(
+          'M_MISSING_PARAM',
+          `No master key is available to check the ${change.key} key: upload master_key with it.`,
+        );
+      }
+      const body = change.body as unknown as CrossSigningBody;
+      if (crossSigningRefusal(change.key, body, session.userId, master) !== undefined) {
+        throw new MatrixError(
+          'M_INVALID_SIGNATURE',
+          `The ${change.key} key carries no valid signature signatures[${session.userId}][ed25519:${master}] by the ` +
+            'master key. Nothing was stored: sign it with the master key.',
+        );
+      }
+    }
+  }
+
+  /**
+   * POST /keys/signatures/upload: new signatures on this account's keys, each verified with the key it names
+   * (spec "Cross-signing"): on a device, by the self-signing key; on the master key, by one of the user's devices;
+   * on the self-signing and user-signing keys, by the master key. A signed object whose new signatures do not all
+   * verify, that is not the key held here, or names an unknown key, is reported in `failures` and changes nothing.
+   */
   async uploadSignatures(session: MatrixSession, input: unknown): Promise<{ failures: JsonRecord }> {
     const body = bodyOf(input);
     const failures: Record<string, JsonRecord> = {};
     const state = await this.port.state(session.serverName);
+    const crossSigning = await this.boundCrossSigning(session, state.crossSigning);
     const changes: MatrixLocalChange[] = [];
     for (const [userId, objects] of Object.entries(body)) {
       if (!isRecord(objects)) throw new MatrixError('M_BAD_JSON', 'Signed objects must be grouped by user.');
       for (const [keyId, signed] of Object.entries(objects)) {
-        const fail = (errcode: string, error: string): void => {
-          (failures[userId] ??= {})[keyId] = { errcode, error };
-        };
-        if (userId !== session.userId) {
-          fail('M_FORBIDDEN', 'Signatures of other users are kept by their homes.');
-          continue;
-        }
         if (!isRecord(signed)) throw new MatrixError('M_BAD_JSON', 'A signed object must be an object.');
         const signatures = signatureMap(signed['signatures'] ?? {}, 'signatures');
-        const device = state.devices[keyId];
-        const crossSigning = Object.entries(state.crossSigning).find(([, k]) =>
-          Object.values((k['keys'] ?? {}) as Record<string, string>).includes(keyId),
-        );
-        const [op, key, current]: [MatrixLocalChange['op'], string, JsonRecord | undefined] =
-          device !== undefined
-            ? ['device.put', keyId, device]
-            : ['cross_signing.put', crossSigning?.[0] ?? '', crossSigning?.[1]];
-        if (current === undefined) {
-          fail('M_NOT_FOUND', 'Unknown key.');
-          continue;
-        }
-        const merged = mergeSignatures(
-          (current['signatures'] ?? {}) as Record<string, Record<string, string>>,
-          signatures,
-        );
-        changes.push({ op, key, body: { ...current, signatures: merged } });
+        const outcome =
+          userId === session.userId
+            ? this.signatureChange(session, state.devices, crossSigning, keyId, signed, signatures)
+            : {
+                errcode: 'M_FORBIDDEN',
+                error: `Signatures on keys of ${userId} are kept by that user's homes, not this one.`,
+              };
+        if (outcome === undefined) continue;
+        if ('op' in outcome) changes.push(outcome);
+        else (failures[userId] ??= {})[keyId] = outcome;
       }
     }
     if (changes.length > 0) await this.port.applyLocal(session.serverName, changes);
     return { failures };
+  }
+
+  // The change one signed object makes (the held key with its new, verified signatures merged), undefined when it
+  // adds no signature, or the failure to report for it.
+  private signatureChange(
+    session: MatrixSession,
+    devices: Record<string, JsonRecord>,
+    crossSigning: Record<string, JsonRecord>,
+    keyId: string,
+    signed: JsonRecord,
+    signatures: Record<string, Record<string, string>>,
+  ): MatrixLocalChange | { errcode: string; error: string } | undefined {
+    const fail = (errcode: string, error: string) => ({ errcode, error });
+    const publicKey = (key: JsonRecord | undefined): string | undefined =>
+      Object.values((key?.['keys'] ?? {}) as Record<string, string>)[0];
+    const device = devices[keyId];
+    const usage = Object.keys(crossSigning).find((u) => publicKey(crossSigning[u]) === keyId);
+    let target: { op: MatrixLocalChange['op']; key: string; current: JsonRecord; bytes: Uint8Array };
+    // The keys that may sign the object, by key ID (spec "Cross-signing").
+    const signers: Record<string, string> = {};
+    const addSigner = (key: JsonRecord | undefined) => {
+      const pub = publicKey(key);
+      if (pub !== undefined) signers[`ed25519:${pub}`] = pub;
+    };
+    try {
+      if (device !== undefined && hasKeys(device)) {
+        target = { op: 'device.put', key: keyId, current: device, bytes: deviceSignedBytes(device) };
+        addSigner(crossSigning['self_signing']);
+        const own = (device['keys'] as Record<string, string>)[`ed25519:${keyId}`];
+        if (own !== undefined) signers[`ed25519:${keyId}`] = own;
+      } else if (usage !== undefined) {
+        const current = crossSigning[usage]!;
+        target = { op: 'cross_signing.put', key: usage, current, bytes: signedBytes(current) };
+        addSigner(crossSigning['master']);
+        if (usage === 'master') {
+          for (const [id, other] of Object.entries(devices)) {
+            const key = (other['keys'] as Record<string, string> | undefined)?.[`ed25519:${id}`];
+            if (key !== undefined) signers[`ed25519:${id}`] = key;
+          }
+        }
+      } else {
+        return fail('M_NOT_FOUND', `${keyId} is neither a device with keys nor a cross-signing key of this account.`);
+      }
+    } catch (error) {
+      return fail('M_INVALID_SIGNATURE', `The key held for ${keyId} cannot be signed: ${(error as Error).message}`);
+    }
+    let sameObject: boolean;
+    try {
+      const bytes = target.op === 'device.put' ? deviceSignedBytes(signed) : signedBytes(signed);
+      sameObject = Buffer.from(bytes).equals(Buffer.from(target.bytes));
+    } catch {
+      sameObject = false;
+    }
+    if (!sameObject) {
+      return fail(
+        'M_INVALID_SIGNATURE',
+        `The signed object is not the ${keyId} key held here (without signatures and unsigned): query it again and sign that.`,
+      );
+    }
+    const held = (target.current['signatures'] ?? {}) as Record<string, Record<string, string>>;
+    const added: Record<string, Record<string, string>> = {};
+    for (const [signer, byKey] of Object.entries(signatures)) {
+      for (const [signingKeyId, signature] of Object.entries(byKey)) {
+        if (held[signer]?.[signingKeyId] === signature) continue;
+        if (signer !== session.userId)
+          return fail('M_INVALID_SIGNATURE', `Only signatures by ${session.userId} are taken here, not by ${signer}.`);
+        const pub = signers[signingKeyId];
+        if (pub === undefined) {
+          return fail(
+            'M_INVALID_SIGNATURE',
+            `${signingKeyId} is not a key that may sign ${keyId} (spec "Cross-signing").`,
+          );
+        }
+        const one = { signatures: { [signer]: { [signingKeyId]: signature } } };
+        if (!hasValidSignature(one, target.bytes, signer, signingKeyId, pub)) {
+          return fail(
+            'M_INVALID_SIGNATURE',
+            `The signature by ${signingKeyId} on ${keyId} does not verify. Nothing was stored.`,
+          );
+        }
+        (added[signer] ??= {})[signingKeyId] = signature;
+      }
+    }
+    if (Object.keys(added).length === 0) return undefined;
+    return { op: target.op, key: target.key, body: { ...target.current, signatures: mergeSignatures(held, added) } };
   }
 }
 
@@ -277,4 +407,63 @@ function keyList(keys: JsonRecord | undefined, field: string): MatrixStoredKey[]
       throw new MatrixError('M_BAD_JSON', `${field} values are strings or objects.`);
     return { keyId, algorithm, value };
   });
+}
+
+/** The spec's signed key algorithm: its keys are objects signed by the device's Ed25519 key (spec "Key algorithms"). */
+const SIGNED_ALGORITHM = 'signed_curve25519';
+/** Fields of an uploaded DeviceKeys object that are kept (and so may be covered by its self-signature). */
+const DEVICE_KEY_FIELDS = ['user_id', 'device_id', 'algorithms', 'keys', 'signatures', 'unsigned'];
+
+// Device keys are stored only when self-signed (spec "Device keys"): the same rule op validation applies to every
+// replicated `device.put`, checked here first so the client gets a 400 and nothing is stored.
+function checkSelfSigned(device: JsonRecord, uploaded: JsonRecord): void {
+  const refusal = deviceSignatureRefusal(device as unknown as DeviceBody);
+  if (refusal === undefined) return;
+  const dropped = Object.keys(uploaded).filter((f) => !DEVICE_KEY_FIELDS.includes(f));
+  const hint =
+    dropped.length > 0
+      ? ` This home keeps only ${DEVICE_KEY_FIELDS.join(', ')}; the signature must not cover ${dropped.join(', ')}.`
+      : '';
+  throw new MatrixError(
+    'M_INVALID_PARAM',
+    `Nothing was stored: ${refusal}. Sign the device keys (without signatures and unsigned) with the device's ` +
+      `Ed25519 key.${hint}`,
+  );
+}
+
+// A `{ key, signatures }` object with a valid signature by `keyId`; anything else (a string, floats that have no
+// canonical JSON, a bad signature) is not.
+function isSignedKey(value: unknown, userId: string, keyId: string, publicKey: string): boolean {
+  if (!isRecord(value) || typeof value['key'] !== 'string') return false;
+  let bytes: Uint8Array;
+  try {
+    bytes = signedBytes(value);
+  } catch {
+    return false;
+  }
+  return hasValidSignature(value, bytes, userId, keyId, publicKey);
+}
+
+// One-time and fallback keys of the signed algorithm must carry a valid signature by the device's Ed25519 key,
+// the key `device` holds (uploaded in the same request or before): a client claiming one checks the same.
+function checkSignedKeys(session: MatrixSession, device: JsonRecord, keys: MatrixStoredKey[], field: string): void {
+  const keyId = `ed25519:${session.deviceId}`;
+  for (const key of keys) {
+    if (key.algorithm !== SIGNED_ALGORITHM) continue;
+    const deviceKey = (device['keys'] as Record<string, string> | undefined)?.[keyId];
+    if (deviceKey === undefined) {
+      throw new MatrixError(
+        'M_INVALID_PARAM',
+        `${field}.${key.keyId} cannot be checked: this device has no Ed25519 key yet. Nothing was stored: upload ` +
+          'device_keys first, or in the same request.',
+      );
+    }
+    if (!isSignedKey(key.value, session.userId, keyId, deviceKey)) {
+      throw new MatrixError(
+        'M_INVALID_PARAM',
+        `${field}.${key.keyId} is not a ${SIGNED_ALGORITHM} key ({ key, signatures }) with a valid signature ` +
+          `signatures[${session.userId}][${keyId}] by this device's Ed25519 key. Nothing was stored.`,
+      );
+    }
+  }
 }

@@ -102,17 +102,31 @@ export function withoutHome(
   return removeHome(document, peerId, cutoff, account.rootKey, { ts: FIXTURE_TS });
 }
 
-/** A Matrix DeviceKeys body for `device.put` (keys derived from the device id; not real device keys). */
-export function deviceBody(account: FixtureAccount, deviceId: string, extra: Partial<DeviceBody> = {}): DeviceBody {
+/**
+ * A Matrix DeviceKeys body for `device.put`: the device's Ed25519 key comes from a seed derived from its id, and the
+ * body is self-signed by it (op validation checks that), so the same id gives the same bytes.
+ */
+export function deviceBody(
+  account: Pick<FixtureAccount, 'userId'>,
+  deviceId: string,
+  extra: Partial<DeviceBody> = {},
+): DeviceBody {
   const fake = encodeBase64(sha256(new TextEncoder().encode(deviceId)));
-  return {
+  const device = deviceKey(deviceId);
+  const keys = { [`curve25519:${deviceId}`]: fake, [`ed25519:${deviceId}`]: encodeBase64(device.publicKey) };
+  const content = {
     user_id: account.userId,
     device_id: deviceId,
     algorithms: ['m.olm.v1.curve25519-aes-sha2', 'm.megolm.v1.aes-sha2'],
-    keys: { [`curve25519:${deviceId}`]: fake, [`ed25519:${deviceId}`]: fake },
-    signatures: { [account.userId]: { [`ed25519:${deviceId}`]: fake } },
-    ...extra,
+    keys,
   };
+  const signature = encodeBase64(signBytes(signedBytes(content), device));
+  return { ...content, signatures: { [account.userId]: { [`ed25519:${deviceId}`]: signature } }, ...extra };
+}
+
+/** The Ed25519 key of a fixture device (from a seed derived from its id). */
+export function deviceKey(deviceId: string): SecretKey {
+  return keyPairFromSeed(sha256(new TextEncoder().encode(`device:${deviceId}`))).secretKey;
 }
 
 /** A `member.set` body. */
@@ -130,6 +144,8 @@ export function crossSigningBody(account: FixtureAccount, usage: CrossSigningUsa
 export interface CrossSigningKeySet {
   master: string;
   bodies: Record<CrossSigningUsage, CrossSigningBody>;
+  /** The secret key of each usage (what signs devices, other users' master keys, the other keys). */
+  secretKeys: Record<CrossSigningUsage, SecretKey>;
 }
 
 /**
@@ -158,6 +174,11 @@ export function crossSigningKeys(
   return {
     master,
     bodies: { master: body('master'), self_signing: body('self_signing'), user_signing: body('user_signing') },
+    secretKeys: {
+      master: pair('master').secretKey,
+      self_signing: pair('self_signing').secretKey,
+      user_signing: pair('user_signing').secretKey,
+    },
   };
 }
 

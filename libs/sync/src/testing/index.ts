@@ -9,6 +9,7 @@ export {
   crossSigningBody,
   crossSigningKeys,
   deviceBody,
+  deviceKey,
   groundOp,
   makeAccount,
   makeHome,
