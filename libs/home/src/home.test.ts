@@ -139,6 +139,9 @@ describe('Home', () => {
     const event = await port.rooms!.event(actor, roomId, eventId);
     expect(Object.keys(event.pdu.signatures[account.serverName]!)).toEqual([`ed25519:${a.home.peerId}`]);
     expect(woken.at(-1)).toEqual([account.serverName]);
+    // The account's own join replicates as a member.set op carrying the signed event, for its other homes.
+    const joined = (await a.store.state(account.serverName)).memberships[roomId];
+    expect(joined).toMatchObject({ room_id: roomId, membership: 'join', event: { type: 'm.room.member' } });
   });
 
   it('will not revoke itself', async () => {
@@ -165,7 +168,8 @@ describe('Home', () => {
     // The code is spent.
     expect(await pairing.read()).toBeUndefined();
     const held = Object.keys((await a.store.state(account.serverName)).memberships).sort();
-    expect(held).toHaveLength(4);
+    // The four rooms of the earlier ops, and the room the engine test made (its join is a member.set too).
+    expect(held).toHaveLength(5);
     await waitFor(
       async () =>
         JSON.stringify(Object.keys((await c.store.state(account.serverName)).memberships).sort()) ===
