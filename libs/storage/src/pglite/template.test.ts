@@ -61,14 +61,12 @@ describe('embedded database template', () => {
     const first = await place();
     const a = await open(first.dataDir);
     try {
-      await a.storage.dataSource
-        .getRepository(AccountEntity)
-        .insert({
-          serverName: 'a'.repeat(64),
-          userId: `@alice:${'a'.repeat(64)}`,
-          custody: 'self',
-          sealedRootKey: null,
-        });
+      await a.storage.dataSource.getRepository(AccountEntity).insert({
+        serverName: 'a'.repeat(64),
+        userId: `@alice:${'a'.repeat(64)}`,
+        custody: 'self',
+        sealedRootKey: null,
+      });
     } finally {
       await a.storage.close();
     }
