@@ -151,11 +151,16 @@ export class SyncService {
         : await this.engineRooms(session, entries, changed === undefined, request);
     if (entries !== undefined) await this.addRoomsNotHeld(rooms, session, state, changed, request);
     const accountData = accountDataOf(session.userId, state, changed);
+    // The engine's joined rooms, read once for the response (only when some room's account data needs them).
+    let joinedRooms: Set<string> | undefined;
     for (const [roomId, events] of accountData.rooms) {
       const wanted = events.filter((e) => eventPasses(request.filter.roomAccountData, { type: String(e['type']) }));
       if (wanted.length === 0 || !roomPasses(request.filter, roomId)) continue;
       let joined = rooms.join[roomId];
-      if (!isRecord(joined) && entries !== undefined && (await this.isJoined(session, roomId))) {
+      if (!isRecord(joined) && entries !== undefined) {
+        joinedRooms ??= new Set((await this.port.rooms?.joinedRooms(actorOf(session))) ?? []);
+      }
+      if (!isRecord(joined) && joinedRooms?.has(roomId) === true) {
         joined = emptyJoinedRoom();
         rooms.join[roomId] = joined;
       }
@@ -175,10 +180,6 @@ export class SyncService {
       presence: { events: [] },
       to_device: { events: [] },
     };
-  }
-
-  private async isJoined(session: MatrixSession, roomId: string): Promise<boolean> {
-    return (await this.port.rooms?.joinedRooms(actorOf(session)))?.includes(roomId) ?? false;
   }
 
   /** Room sections from the engine's entries, filtered and in client format. */
@@ -270,12 +271,11 @@ export class SyncService {
   ): Promise<void> {
     const engine = this.port.rooms;
     if (engine === undefined) return;
-    const view = await this.membershipRooms(session, state, changed);
+    const notHeld = async (roomId: string): Promise<boolean> =>
+      roomPasses(request.filter, roomId) && !(await engine.holds(roomId));
+    const view = await this.membershipRooms(session, state, changed, notHeld);
     for (const section of ['join', 'invite', 'leave', 'knock'] as const) {
-      for (const [roomId, entry] of Object.entries(view[section])) {
-        if (!roomPasses(request.filter, roomId) || (await engine.holds(roomId))) continue;
-        rooms[section][roomId] ??= entry;
-      }
+      for (const [roomId, entry] of Object.entries(view[section])) rooms[section][roomId] ??= entry;
     }
   }
 
@@ -284,6 +284,7 @@ export class SyncService {
     session: MatrixSession,
     state: MatrixAccountState,
     changed: string[] | 'expired' | undefined,
+    include: (roomId: string) => Promise<boolean> = () => Promise.resolve(true),
   ): Promise<RoomsSection> {
     const rooms: RoomsSection = { join: {}, invite: {}, leave: {}, knock: {} };
     const roomIds =
@@ -299,7 +300,8 @@ export class SyncService {
           ];
     for (const roomId of roomIds) {
       const membership = state.memberships[roomId];
-      if (membership === undefined) continue;
+      // Checked before the room's events are read: a room left out costs nothing.
+      if (membership === undefined || !(await include(roomId))) continue;
       const event = isRecord(membership['event']) ? clientEvent(membership['event']) : undefined;
       const timeline = { events: event === undefined ? [] : [event], limited: changed === 'expired' };
       switch (membership['membership']) {
