@@ -4,18 +4,17 @@
 // does not allow, redact, retry a transaction, filter, and start a js-sdk client that shows it all.
 import type { AddressInfo } from 'node:net';
 import {
-  ClientEvent,
   createClient,
   Direction,
   EventType,
   MatrixError,
   Method,
   MsgType,
-  SyncState,
   type MatrixClient,
 } from 'matrix-js-sdk';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startUntilPrepared } from '../testing/matrix-user.js';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
 
 const ADMIN_TOKEN = 'matrix-rooms-admin-token';
@@ -422,19 +421,8 @@ describe.each(SERVER_BACKENDS)('Matrix rooms on $name', (backend) => {
       accessToken: login.access_token,
       deviceId: login.device_id,
     });
-    const failures: string[] = [];
-    const prepared = new Promise<void>((resolve, reject) => {
-      fresh.on(ClientEvent.Sync, (state: SyncState, _prev: SyncState | null, data?: { error?: Error }) => {
-        if (state === SyncState.Prepared) resolve();
-        if (state === SyncState.Error) {
-          failures.push(String(data?.error));
-          if (failures.length >= 3) reject(new Error(`sync keeps failing: ${failures.join('; ')}`));
-        }
-      });
-    });
-    await fresh.startClient({ initialSyncLimit: 20 });
     try {
-      await prepared;
+      const failures = await startUntilPrepared(fresh, 20);
       const room = fresh.getRoom(roomId);
       expect(room?.name).toBe('Kitchen');
       const bodies = room!

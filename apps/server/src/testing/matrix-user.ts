@@ -1,6 +1,7 @@
 // Test helper: a Matrix user on a listening test server, made through the admin API and logged in with its
 // password, for tests that then drive the client API (with matrix-js-sdk or fetch).
 import type { AddressInfo } from 'node:net';
+import { ClientEvent, SyncState, type MatrixClient } from 'matrix-js-sdk';
 import type { TestServer } from './server-harness.js';
 
 /** A hosted account with one logged-in device. */
@@ -50,4 +51,25 @@ export async function hostedUser(
     accessToken: login['access_token'] as string,
     deviceId: login['device_id'] as string,
   };
+}
+
+/**
+ * Starts a matrix-js-sdk client and resolves once its sync state is PREPARED; rejects after three sync errors
+ * (a client that keeps failing at start-up). Resolves with the errors seen before PREPARED, for the caller to
+ * check (none is expected).
+ */
+export async function startUntilPrepared(client: MatrixClient, initialSyncLimit: number): Promise<string[]> {
+  const failures: string[] = [];
+  const prepared = new Promise<void>((resolve, reject) => {
+    client.on(ClientEvent.Sync, (state: SyncState, _prev: SyncState | null, data?: { error?: Error }) => {
+      if (state === SyncState.Prepared) resolve();
+      if (state === SyncState.Error) {
+        failures.push(String(data?.error));
+        if (failures.length >= 3) reject(new Error(`sync keeps failing: ${failures.join('; ')}`));
+      }
+    });
+  });
+  await client.startClient({ initialSyncLimit });
+  await prepared;
+  return failures;
 }
