@@ -3,15 +3,7 @@
 // messages seen in one order by /messages and /sync, set and read state, are refused what their power level
 // does not allow, redact, retry a transaction, filter, and start a js-sdk client that shows it all.
 import type { AddressInfo } from 'node:net';
-import {
-  createClient,
-  Direction,
-  EventType,
-  MatrixError,
-  Method,
-  MsgType,
-  type MatrixClient,
-} from 'matrix-js-sdk';
+import { createClient, Direction, EventType, MatrixError, Method, MsgType, type MatrixClient } from 'matrix-js-sdk';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startUntilPrepared } from '../testing/matrix-user.js';
