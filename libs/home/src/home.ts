@@ -44,6 +44,8 @@ import { PAIRING_MAX_FAILURES, PairingCodes, type PairingCodeStore, type Pairing
 import { SILENT_LOGGER, type HomeAccounts, type HomeLogger, type HomeStore } from './ports.js';
 import type { RoomStore } from './room-store.js';
 import { RoomEngine } from './rooms/engine.js';
+import { RoomFederation, type RoomFederationInit } from './rooms/federation.js';
+import { FederationDocuments } from './rooms/federation-documents.js';
 
 /** The code of a sync session refused because this home does not hold the account. */
 export const NOT_A_HOME = 'NOT_A_HOME';
@@ -125,6 +127,8 @@ export interface HomeInit {
   adoptWhenEmpty?: boolean;
   /** The pairing code of a joining home: adoption takes only an account whose offering home proves it. */
   pairing?: PairingCodeStore;
+  /** Delivery retry delays of room federation. */
+  federation?: RoomFederationInit;
 }
 
 /**
@@ -158,6 +162,8 @@ export class Home {
   readonly peerId: string;
   /** The room engine over `components.rooms` (the Matrix port's `rooms`), when the home has a room store. */
   readonly rooms: RoomEngine | undefined;
+  /** Federation of the rooms with other homes (of this account and others), when the home has a room store. */
+  readonly federation: RoomFederation | undefined;
 
   private constructor(
     readonly host: PolyhomeHost,
@@ -170,12 +176,14 @@ export class Home {
     this.#logger = components.logger ?? SILENT_LOGGER;
     this.#background = new BackgroundWork(this.#logger);
     this.#writer = new LocalOpWriter(components.store, this.peerId, components.nodeKey);
+    const documents =
+      components.rooms === undefined ? undefined : new FederationDocuments(components.store, components.rooms);
     this.rooms =
-      components.rooms === undefined
+      components.rooms === undefined || documents === undefined
         ? undefined
         : new RoomEngine({
             store: components.rooms,
-            documents: components.store,
+            documents,
             nodeKey: components.nodeKey,
             // The account's own memberships replicate as ops, so its other homes list its rooms.
             onOwnMembership: async (account, roomId, membership, event) => {
@@ -188,6 +196,21 @@ export class Home {
               }
             },
           });
+    this.federation =
+      this.rooms === undefined || components.rooms === undefined || documents === undefined
+        ? undefined
+        : new RoomFederation(
+            {
+              host,
+              engine: this.rooms,
+              store: components.rooms,
+              documents,
+              nodeKey: components.nodeKey,
+              discovery,
+              logger: this.#logger,
+            },
+            init.federation,
+          );
     this.#pairingHandler = new PairingHandler(
       host,
       this.peerId,
@@ -278,7 +301,6 @@ export class Home {
       sync.on('applied', (detail) => {
         this.events.emit('applied', detail);
         this.#changed(detail.account, detail.changed);
-        this.#followMemberships(detail.account, detail.changed);
       }),
       sync.on('document', (detail) => this.#documentIn(detail.account, detail)),
       sync.on('equivocation', (detail) => {
@@ -315,6 +337,7 @@ export class Home {
       () => host.removeEventListener('peer:disconnect', onDisconnect),
     );
     const hosted = await this.hostAll();
+    await this.federation?.start();
     await this.#startAnnouncing();
     if (this.init.offerDocumentsAtStart === true) {
       for (const account of this.hosted()) this.#background.track(this.#offerDocument(account), 'document offer');
@@ -348,6 +371,7 @@ export class Home {
     for (const timer of this.#timers.splice(0)) clearTimeout(timer);
     for (const off of this.#unsubscribe.splice(0)) off();
     await this.#pairingHandler.stop();
+    await this.federation?.stop();
     await this.sync.stop();
     await this.host.stop();
     await this.#background.settle();
@@ -585,23 +609,6 @@ export class Home {
 
   #republishSlots(): number {
     return Math.max(1, Math.min(this.init.republishSlots ?? REPUBLISH_SLOTS, Math.floor(this.init.announceEveryMs)));
-  }
-
-  /** Memberships another home of the account set, enacted in the rooms this home's engine holds. */
-  #followMemberships(account: string, changed: readonly string[]): void {
-    const engine = this.rooms;
-    const rooms = changed.filter((k) => k.startsWith('member:')).map((k) => k.slice('member:'.length));
-    if (engine === undefined || rooms.length === 0) return;
-    const follow = async (): Promise<void> => {
-      const state = await this.components.store.state(account);
-      const userId = (await this.components.store.document(account))?.user_id;
-      if (userId === undefined) return;
-      for (const roomId of rooms) {
-        const membership = state.memberships[roomId]?.['membership'];
-        if (typeof membership === 'string') await engine.followOwnMembership(account, userId, roomId, membership);
-      }
-    };
-    this.#background.track(follow(), 'following a membership set on another home');
   }
 
   /** The one Matrix home port, over this home and the profile's accounts. */

@@ -104,12 +104,48 @@ export interface ServerRoomMembership {
   streamOrdering: number;
 }
 
+/** A delivery owed: an event to a destination home, sent as `origin` (an account hosted here). */
+export interface OutboxEntry {
+  destination: string;
+  eventId: string;
+  streamOrdering: number;
+  origin: string;
+}
+
+/**
+ * What federation keeps beside the rooms: the durable outbox (deliveries owed per destination home), the
+ * fan-out's cursor over the timeline stream, and verified documents of other accounts.
+ */
+export interface RoomFederationStore {
+  /** Timeline events of every room after stream position `after`, oldest first, at most `limit`. */
+  eventsAfter(after: number, limit: number): Promise<StoredRoomEvent[]>;
+  /** The stream position the fan-out has read up to. */
+  fanOutCursor(): Promise<number>;
+  /** Records deliveries (a held row is kept) and moves the cursor forward, in one transaction. */
+  enqueueDeliveries(rows: readonly OutboxEntry[], cursor: number): Promise<void>;
+  /** Destinations with deliveries owed, most owed first. */
+  outboxBacklog(limit: number): Promise<Array<{ destination: string; pending: number }>>;
+  /** The oldest deliveries owed to a destination, in stream order, with their events. */
+  pendingDeliveries(
+    destination: string,
+    limit: number,
+  ): Promise<Array<{ eventId: string; origin: string; streamOrdering: number; pdu: Pdu }>>;
+  /** Forgets deliveries made (or that can never be made). */
+  removeDeliveries(destination: string, eventIds: readonly string[]): Promise<void>;
+  /** Servers with a user in the room whose current membership is one of `memberships`. */
+  roomServers(roomId: string, memberships: readonly string[]): Promise<string[]>;
+  /** A verified document of another account, as JSON text. */
+  foreignDocument(serverName: string): Promise<{ seq: number; document: string } | null>;
+  /** Keeps a verified document of another account unless a newer one is held. */
+  putForeignDocument(serverName: string, seq: number, document: string): Promise<void>;
+}
+
 /**
  * Rooms as a Matrix homeserver stores them. Every read that can be large takes a limit. Persisting events of
  * one room is serialised per room (extremities stay consistent under concurrent persists); stream orderings are
  * committed in order, so a reader never sees position N+1 before N.
  */
-export interface RoomStore extends EventLookup {
+export interface RoomStore extends EventLookup, RoomFederationStore {
   /**
    * Stores an event, its prev and auth edges, its state before and after, the forward extremities and its
    * stream ordering, in one transaction. Idempotent by event id: a second call changes nothing and says

@@ -5,6 +5,7 @@
 // the body cap (413), head and read deadlines (408), JSON checks (400), a total deadline (504), and a handler's
 // throw answered 500 without its stack.
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { byteStream } from '@libp2p/utils';
 import {
   FEDERATION_CLIENT_TIMEOUT,
@@ -497,9 +498,10 @@ export type FederationClientHost = Pick<Libp2p, 'dialProtocol'>;
  */
 export async function federationRequest(
   host: FederationClientHost,
-  peer: PeerId,
+  to: PeerId | string,
   init: FederationRequestInit,
 ): Promise<FederationResponse> {
+  const peer = typeof to === 'string' ? peerIdFromString(to) : to;
   if (!METHOD.test(init.method)) {
     throw new InvalidFederationRequestError(`method ${init.method} is not upper-case letters`);
   }

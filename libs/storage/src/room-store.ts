@@ -37,6 +37,14 @@ export interface StoredRoomEvent {
   streamOrdering: number | null;
 }
 
+/** A delivery owed: an event to a destination home, sent as `origin`. */
+export interface OutboxEntry {
+  destination: string;
+  eventId: string;
+  streamOrdering: number;
+  origin: string;
+}
+
 /** Deltas between a state group and its snapshot before the store writes a new snapshot (Synapse uses 100). */
 export const DEFAULT_MAX_STATE_DELTA_HOPS = 100;
 
@@ -547,6 +555,126 @@ export class SqlRoomStore {
       eventId: r.event_id,
       streamOrdering: Number(r.stream_ordering),
     }));
+  }
+
+  // ---- Federation: the outbox, the fan-out cursor and other accounts' documents ----
+
+  /** Timeline events of every room after stream position `after`, oldest first, at most `limit`. */
+  async eventsAfter(after: number, limit: number): Promise<StoredRoomEvent[]> {
+    checkPosition(after, 'after');
+    checkLimit(limit, 'limit');
+    const rows = (await this.dataSource.query(
+      `SELECT ${EVENT_COLUMNS} FROM room_event WHERE stream_ordering > $1 ORDER BY stream_ordering LIMIT $2`,
+      [after, limit],
+    )) as EventRow[];
+    return rows.map(storedOf);
+  }
+
+  /** The stream position the fan-out has read up to (0 before the first fan-out). */
+  async fanOutCursor(): Promise<number> {
+    const rows = (await this.dataSource.query('SELECT position FROM room_fanout_cursor WHERE id = 1')) as Array<{
+      position: string;
+    }>;
+    return rows[0] === undefined ? 0 : Number(rows[0].position);
+  }
+
+  /**
+   * Records deliveries owed (a row per destination and event; one already there is kept) and moves the fan-out
+   * cursor to `cursor` (never back), in one transaction.
+   */
+  async enqueueDeliveries(rows: readonly OutboxEntry[], cursor: number): Promise<void> {
+    checkPosition(cursor, 'cursor');
+    await this.dataSource.transaction(async (m) => {
+      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+        const chunk = rows.slice(i, i + INSERT_CHUNK);
+        await m.query(
+          `INSERT INTO room_outbox (destination, event_id, stream_ordering, origin)
+           SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::char(64)[])
+           ON CONFLICT (destination, event_id) DO NOTHING`,
+          [
+            chunk.map((r) => r.destination),
+            chunk.map((r) => r.eventId),
+            chunk.map((r) => r.streamOrdering),
+            chunk.map((r) => r.origin),
+          ],
+        );
+      }
+      await m.query(
+        `INSERT INTO room_fanout_cursor (id, position) VALUES (1, $1)
+         ON CONFLICT (id) DO UPDATE SET position = GREATEST(room_fanout_cursor.position, EXCLUDED.position)`,
+        [cursor],
+      );
+    });
+  }
+
+  /** Destinations with deliveries owed and how many, most owed first, at most `limit`. */
+  async outboxBacklog(limit: number): Promise<Array<{ destination: string; pending: number }>> {
+    checkLimit(limit, 'limit');
+    const rows = (await this.dataSource.query(
+      `SELECT destination, COUNT(*) AS pending FROM room_outbox GROUP BY destination
+       ORDER BY COUNT(*) DESC, destination LIMIT $1`,
+      [limit],
+    )) as Array<{ destination: string; pending: string }>;
+    return rows.map((r) => ({ destination: r.destination, pending: Number(r.pending) }));
+  }
+
+  /** The oldest `limit` deliveries owed to a destination, in stream order, with their events. */
+  async pendingDeliveries(
+    destination: string,
+    limit: number,
+  ): Promise<Array<{ eventId: string; origin: string; streamOrdering: number; pdu: Pdu }>> {
+    checkLimit(limit, 'limit');
+    const rows = (await this.dataSource.query(
+      `SELECT o.event_id, o.origin, o.stream_ordering, e.pdu FROM room_outbox o
+       JOIN room_event e ON e.event_id = o.event_id
+       WHERE o.destination = $1 ORDER BY o.stream_ordering LIMIT $2`,
+      [destination, limit],
+    )) as Array<{ event_id: string; origin: string; stream_ordering: string; pdu: string }>;
+    return rows.map((r) => ({
+      eventId: r.event_id,
+      origin: r.origin,
+      streamOrdering: Number(r.stream_ordering),
+      pdu: JSON.parse(r.pdu) as Pdu,
+    }));
+  }
+
+  /** Forgets deliveries a destination took (or that can never be made). */
+  async removeDeliveries(destination: string, eventIds: readonly string[]): Promise<void> {
+    if (eventIds.length === 0) return;
+    await this.dataSource.query('DELETE FROM room_outbox WHERE destination = $1 AND event_id = ANY($2::varchar[])', [
+      destination,
+      [...eventIds],
+    ]);
+  }
+
+  /** The servers with a user in a room whose current membership is one of `memberships`. */
+  async roomServers(roomId: string, memberships: readonly string[]): Promise<string[]> {
+    const rows = (await this.dataSource.query(
+      `SELECT DISTINCT server_name FROM room_membership WHERE room_id = $1 AND membership = ANY($2::varchar[])
+       ORDER BY server_name`,
+      [roomId, [...memberships]],
+    )) as Array<{ server_name: string }>;
+    return rows.map((r) => r.server_name);
+  }
+
+  /** The newest verified document of another account held here, as JSON text, or null. */
+  async foreignDocument(serverName: string): Promise<{ seq: number; document: string } | null> {
+    const rows = (await this.dataSource.query(
+      'SELECT seq, document FROM foreign_account_document WHERE server_name = $1',
+      [serverName],
+    )) as Array<{ seq: string; document: string }>;
+    return rows[0] === undefined ? null : { seq: Number(rows[0].seq), document: rows[0].document };
+  }
+
+  /** Keeps a verified document of another account unless a newer one is held. */
+  async putForeignDocument(serverName: string, seq: number, document: string): Promise<void> {
+    await this.dataSource.query(
+      `INSERT INTO foreign_account_document (server_name, seq, document, fetched_at) VALUES ($1, $2, $3, now())
+       ON CONFLICT (server_name) DO UPDATE SET seq = EXCLUDED.seq, document = EXCLUDED.document,
+         fetched_at = EXCLUDED.fetched_at
+       WHERE foreign_account_document.seq <= EXCLUDED.seq`,
+      [serverName, seq, document],
+    );
   }
 
   /** Records the room (first event) and takes its row lock for the rest of the transaction. */

@@ -35,6 +35,24 @@ import { createRoomStateEvents } from './create-room.js';
 import { KeyedQueue } from '../keyed-queue.js';
 import { RoomEventPipeline, type AcceptOutcome, type DocumentSource } from './pipeline.js';
 
+/**
+ * What the engine asks of federation (RoomFederation implements it): the handshakes that need another home.
+ * Unset, the engine serves only rooms whose members are all hosted here.
+ */
+export interface RemoteRooms {
+  /**
+   * The server-server invite handshake: sends the signed invite of a user of another account to a home of that
+   * account, which countersigns it; resolves with the countersigned event. Throws a MatrixError when no home
+   * of the invitee takes it.
+   */
+  invite(version: RoomVersionId, pdu: Pdu, inviteRoomState: Record<string, unknown>[]): Promise<Pdu>;
+  /**
+   * Joins (make_join/send_join) a room this home does not hold, through the homes of `via` (server names) and of
+   * the room id's server; resolves when the join event is accepted here.
+   */
+  join(actor: RoomActor, roomId: string, via: readonly string[]): Promise<{ eventId: string }>;
+}
+
 /** What the engine is built from. */
 export interface RoomEngineComponents {
   store: RoomStore;
@@ -114,6 +132,8 @@ export class RoomEngine implements MatrixRoomsPort {
   readonly #queue = new KeyedQueue();
   readonly #listeners: Array<(serverNames: string[]) => void> = [];
   readonly #onOwnMembership: RoomEngineComponents['onOwnMembership'];
+  readonly #accepted: Array<() => void> = [];
+  #remote: RemoteRooms | undefined;
 
   constructor(components: RoomEngineComponents) {
     this.#store = components.store;
@@ -133,22 +153,35 @@ export class RoomEngine implements MatrixRoomsPort {
     this.#listeners.push(listener);
   }
 
+  /** Called after every event taken into the timeline, made here or received (the federation sender wakes). */
+  onAccepted(listener: () => void): void {
+    this.#accepted.push(listener);
+  }
+
+  /** Gives the engine federation: invites and joins of other accounts go through it. */
+  setRemote(remote: RemoteRooms): void {
+    this.#remote = remote;
+  }
+
+  /**
+   * Takes in an event of a room's auth chain or state sent by another home, as an outlier (see
+   * RoomEventPipeline.acceptOutlier), in the room's queue.
+   */
+  async ingestOutlier(version: RoomVersionId, json: unknown): Promise<AcceptOutcome> {
+    const roomId = roomIdOf(json);
+    if (roomId === undefined) return noRoomId();
+    return this.#queue.run(roomId, () => this.#pipeline.acceptOutlier(version, json));
+  }
+
   /**
    * Takes in a PDU received from another home, through the same pipeline as local events (in the room's
    * queue). The room must be held here (or the PDU be its create event). Never throws for a bad event.
    */
-  async ingest(json: unknown): Promise<AcceptOutcome> {
-    const roomId = typeof json === 'object' && json !== null ? (json as { room_id?: unknown }).room_id : undefined;
-    if (typeof roomId !== 'string') {
-      return {
-        ok: false,
-        stage: 'format',
-        code: 'missing_field',
-        message: 'The PDU has no room_id.',
-        stored: 'dropped',
-      };
-    }
+  async ingest(json: unknown, given?: { version: RoomVersionId; state: StateMap }): Promise<AcceptOutcome> {
+    const roomId = roomIdOf(json);
+    if (roomId === undefined) return noRoomId();
     const outcome = await this.#queue.run(roomId, async () => {
+      if (given !== undefined) return this.#pipeline.accept(given.version, json, 'remote', given.state);
       let version = await this.#store.roomVersion(roomId);
       const pdu = json as Partial<Pdu>;
       if (version === null && pdu.type === 'm.room.create' && typeof pdu.content === 'object') {
@@ -167,7 +200,12 @@ export class RoomEngine implements MatrixRoomsPort {
       return this.#pipeline.accept(version, json, 'remote');
     });
     if (outcome.ok && outcome.currentState !== undefined) await this.#notify(outcome.currentState);
+    if (outcome.ok && outcome.inserted) this.#tellAccepted();
     return outcome;
+  }
+
+  #tellAccepted(): void {
+    for (const listener of this.#accepted) listener();
   }
 
   async createRoom(actor: RoomActor, request: CreateRoomRequest): Promise<{ roomId: string }> {
@@ -206,8 +244,16 @@ export class RoomEngine implements MatrixRoomsPort {
     return { roomId };
   }
 
-  async membership(actor: RoomActor, roomId: string, change: MembershipAction): Promise<{ eventId: string }> {
+  async membership(
+    actor: RoomActor,
+    roomId: string,
+    change: MembershipAction,
+    via: readonly string[] = [],
+  ): Promise<{ eventId: string }> {
     await this.#requireLocal(actor);
+    if (change.action === 'join' && this.#remote !== undefined && !(await this.holds(roomId))) {
+      return this.#remote.join(actor, roomId, via);
+    }
     const version = await this.#version(roomId);
     const reason = 'reason' in change && change.reason !== undefined ? { reason: change.reason } : {};
     let target = actor.userId;
@@ -224,6 +270,7 @@ export class RoomEngine implements MatrixRoomsPort {
         target = change.target;
         membership = 'invite';
         break;
+
       case 'kick':
       case 'ban':
       case 'unban':
@@ -232,6 +279,7 @@ export class RoomEngine implements MatrixRoomsPort {
         membership = change.action === 'ban' ? 'ban' : 'leave';
         break;
     }
+    const remoteInvite = membership === 'invite' && !(await this.#isLocalUser(target)) ? this.#remote : undefined;
     return this.#queue.run(roomId, async () => {
       const current = await this.#store.currentState(roomId);
       const held = await this.#memberEvent(current, target);
@@ -243,11 +291,17 @@ export class RoomEngine implements MatrixRoomsPort {
       if (change.action === 'kick' && now !== 'join' && now !== 'invite' && now !== 'knock') {
         throw new MatrixError('M_FORBIDDEN', `${target} is not in this room.`);
       }
-      const eventId = await this.#make(actor, roomId, version, {
-        type: 'm.room.member',
-        stateKey: target,
-        content: { membership, ...reason },
-      });
+      const exchange =
+        remoteInvite === undefined
+          ? undefined
+          : async (pdu: Pdu) => remoteInvite.invite(version, pdu, await this.strippedState(roomId));
+      const eventId = await this.#make(
+        actor,
+        roomId,
+        version,
+        { type: 'm.room.member', stateKey: target, content: { membership, ...reason } },
+        exchange,
+      );
       return { eventId };
     });
   }
@@ -498,6 +552,22 @@ export class RoomEngine implements MatrixRoomsPort {
     };
   }
 
+  /**
+   * The stripped state of a room now (client-server API "Stripped state"): what an invitee sees before joining,
+   * sent with a federation invite.
+   */
+  async strippedState(roomId: string): Promise<Record<string, unknown>[]> {
+    const state = await this.#store.currentState(roomId);
+    const ids = INVITE_STATE_TYPES.map((type) => state.get(stateKeyOf(type, ''))).filter(
+      (id): id is string => id !== undefined,
+    );
+    const held = await this.#store.getEvents(ids);
+    return ids
+      .map((id) => held.get(id))
+      .filter((pdu): pdu is Pdu => pdu !== undefined)
+      .map((pdu) => ({ type: pdu.type, state_key: pdu.state_key, sender: pdu.sender, content: pdu.content }));
+  }
+
   /** An invite of a sync: the stripped state the spec lists, the invite event last. */
   async #inviteEntry(roomId: string, inviteId: string): Promise<RoomSyncEntry> {
     const version = await this.#version(roomId);
@@ -525,7 +595,13 @@ export class RoomEngine implements MatrixRoomsPort {
   }
 
   /** Makes, signs and accepts one local event from the room's current state and extremities (in its queue). */
-  async #make(actor: RoomActor, roomId: string, version: RoomVersionId, spec: EventSpec): Promise<string> {
+  async #make(
+    actor: RoomActor,
+    roomId: string,
+    version: RoomVersionId,
+    spec: EventSpec,
+    exchange?: (pdu: Pdu) => Promise<Pdu>,
+  ): Promise<string> {
     const isCreate = spec.type === 'm.room.create';
     const state = isCreate ? new Map<string, string>() : await this.#store.currentState(roomId);
     const extremities = isCreate ? [] : await this.#store.forwardExtremities(roomId, LIMITS.prevEvents);
@@ -555,9 +631,11 @@ export class RoomEngine implements MatrixRoomsPort {
     } catch (error) {
       throw new MatrixError('M_BAD_JSON', `The event cannot be signed: ${(error as Error).message}`);
     }
+    if (exchange !== undefined) pdu = await exchange(pdu);
     const outcome = await this.#pipeline.accept(version, pdu, 'local');
     if (!outcome.ok) throw refusalError(outcome);
     if (outcome.currentState !== undefined) await this.#notify(outcome.currentState);
+    if (outcome.inserted) this.#tellAccepted();
     await this.#recordOwnMembership(roomId, pdu, outcome.eventId);
     return outcome.eventId;
   }
@@ -579,23 +657,6 @@ export class RoomEngine implements MatrixRoomsPort {
     if (record === undefined || pdu.type !== 'm.room.member' || target === undefined) return;
     if (typeof membership !== 'string' || !(await this.#isLocalUser(target))) return;
     await record(serverNameOf(target)!, roomId, membership, { ...pdu, event_id: eventId });
-  }
-
-  /**
-   * Enacts here a membership of the account's user that another home of the account set (its replicated
-   * `member.set`), for a room this home holds: a join or a leave made on one home holds on all of them. Only
-   * joins and leaves are followed; a change the room's rules refuse here throws (the caller logs it).
-   */
-  async followOwnMembership(serverName: string, userId: string, roomId: string, membership: string): Promise<void> {
-    if (!(await this.holds(roomId))) return;
-    const actor: RoomActor = { serverName, userId, deviceId: '$replicated' };
-    const standing = await this.#standing(actor, roomId).catch(() => undefined);
-    if (standing === undefined || standing.membership === membership) return;
-    if (membership === 'leave' && (standing.membership === 'join' || standing.membership === 'invite')) {
-      await this.membership(actor, roomId, { action: 'leave' });
-    } else if (membership === 'join') {
-      await this.membership(actor, roomId, { action: 'join' });
-    }
   }
 
   /** Whether this home holds the room (any event of it). */
@@ -640,6 +701,7 @@ export class RoomEngine implements MatrixRoomsPort {
 
   async #requireInvitable(userId: string): Promise<void> {
     if (!isUserId(userId)) throw new MatrixError('M_INVALID_PARAM', `${userId} is not a user id.`);
+    if (this.#remote !== undefined) return;
     if (!(await this.#isLocalUser(userId))) {
       throw new MatrixError(
         'M_FORBIDDEN',
@@ -801,6 +863,15 @@ export class RoomEngine implements MatrixRoomsPort {
     const key = forgetKey(roomId, memberEventId);
     return (await this.#store.eventForTransaction(actor.serverName, FORGOTTEN_DEVICE, key)) !== null;
   }
+}
+
+function roomIdOf(json: unknown): string | undefined {
+  const roomId = typeof json === 'object' && json !== null ? (json as { room_id?: unknown }).room_id : undefined;
+  return typeof roomId === 'string' ? roomId : undefined;
+}
+
+function noRoomId(): AcceptOutcome {
+  return { ok: false, stage: 'format', code: 'missing_field', message: 'The PDU has no room_id.', stored: 'dropped' };
 }
 
 /** The transaction id a forgotten room is recorded under: the room and the leave the user forgot it after. */

@@ -93,17 +93,15 @@ export class RoomEventPipeline {
    * the spec asks (it stays out of the timeline, the state and the extremities). Never throws for a bad event;
    * store failures propagate.
    */
-  async accept(version: RoomVersionId, json: unknown, origin: 'local' | 'remote'): Promise<AcceptOutcome> {
-    const format = validatePdu(version, json);
-    if (!format.ok) return drop('format', format);
-    const pdu = format.pdu;
-    const signatures = verifyPduSignatures(version, pdu, await keyResolverFor(this.documents, version, pdu));
-    if (!signatures.ok) return drop('signature', signatures);
-    // A hash mismatch under a valid signature means the content was changed after signing. The spec keeps
-    // such an event redacted; nothing here can yet ask another home for the real one, so it is refused.
-    const hash = checkContentHash(pdu);
-    if (!hash.ok) return drop('content_hash', hash);
-    const eventId = eventIdOf(version, pdu);
+  async accept(
+    version: RoomVersionId,
+    json: unknown,
+    origin: 'local' | 'remote',
+    givenState?: StateMap,
+  ): Promise<AcceptOutcome> {
+    const checked = await this.#verified(version, json);
+    if ('ok' in checked) return checked;
+    const { pdu, eventId } = checked;
 
     const held = (await this.store.eventsByIds([eventId])).get(eventId);
     if (held !== undefined && !held.outlier) {
@@ -149,18 +147,24 @@ export class RoomEventPipeline {
     if (!againstAuthEvents.ok) return reject('auth_events', againstAuthEvents);
 
     // The state before the event, from its prev events' states, and the rules against it.
+    // Given: the state another home sent with the event (a join's or an invite's room, a gap too long to
+    // fill), after every event of it was checked and stored as an outlier.
     let before: StateMap;
-    try {
-      before = await stateBeforeEvent(version, pdu, (id) => this.stateAfter(id), this.store, checkAuth);
-    } catch (error) {
-      if (!(error instanceof MissingPrevStateError)) throw error;
-      return drop('missing', { code: 'missing_prev_event', message: error.message }, eventId);
+    if (givenState !== undefined) before = givenState;
+    else {
+      try {
+        before = await stateBeforeEvent(version, pdu, (id) => this.stateAfter(id), this.store, checkAuth);
+      } catch (error) {
+        if (!(error instanceof MissingPrevStateError)) throw error;
+        return drop('missing', { code: 'missing_prev_event', message: error.message }, eventId);
+      }
     }
     const againstState = checkAuth(version, pdu, await this.authState(version, pdu, before));
     if (!againstState.ok) return reject('auth_state', againstState);
 
     const prev = [...new Set(pdu.prev_events)];
-    const stateBefore: StateBeforeInput = prev.length === 1 ? { afterEvent: prev[0]! } : { state: before };
+    const stateBefore: StateBeforeInput =
+      prev.length === 1 && givenState === undefined ? { afterEvent: prev[0]! } : { state: before };
     const persisted = await this.store.persistEvent({ eventId, roomVersion: version, pdu, stateBefore });
     if (!persisted.inserted || persisted.streamOrdering === null) {
       return { ok: true, eventId, inserted: false, streamOrdering: persisted.streamOrdering };
@@ -168,6 +172,56 @@ export class RoomEventPipeline {
     const currentState = await this.currentState(version, pdu.room_id, eventId, pdu, before);
     await this.store.setCurrentState(pdu.room_id, currentState, persisted.streamOrdering);
     return { ok: true, eventId, inserted: true, streamOrdering: persisted.streamOrdering, currentState };
+  }
+
+  /**
+   * Checks one event of a room's auth chain or state sent by another home, and keeps it as an outlier (held for
+   * checks, not in the timeline): format, signatures, content hash, and the auth rules against its own auth
+   * events, which must be held already (send a chain oldest first). A failing event is refused and not stored.
+   */
+  async acceptOutlier(version: RoomVersionId, json: unknown): Promise<AcceptOutcome> {
+    const checked = await this.#verified(version, json);
+    if ('ok' in checked) return checked;
+    const { pdu, eventId } = checked;
+    const held = await this.store.eventsByIds([eventId, ...pdu.auth_events]);
+    const self = held.get(eventId);
+    if (self !== undefined) {
+      if (self.rejected !== null)
+        return { ok: false, eventId, stage: 'auth_state', ...self.rejected, stored: 'rejected' };
+      return { ok: true, eventId, inserted: false, streamOrdering: self.streamOrdering };
+    }
+    const authEvents: Pdu[] = [];
+    for (const id of pdu.auth_events) {
+      const event = held.get(id);
+      if (event === undefined || event.rejected !== null) {
+        return drop(
+          'missing',
+          { code: 'missing_auth_event', message: `Auth event ${id} is not held (or rejected).` },
+          eventId,
+        );
+      }
+      authEvents.push(event.pdu);
+    }
+    const authEventsCheck = checkAuthEvents(version, pdu, authEvents);
+    if (!authEventsCheck.ok) return drop('auth_events', authEventsCheck, eventId);
+    const allowed = checkAuth(version, pdu, authStateOf(authEvents));
+    if (!allowed.ok) return drop('auth_events', allowed, eventId);
+    await this.store.persistEvent({ eventId, roomVersion: version, pdu, outlier: true });
+    return { ok: true, eventId, inserted: true, streamOrdering: null };
+  }
+
+  /** Format, signatures and content hash: the event and its id, or the refusal. */
+  async #verified(version: RoomVersionId, json: unknown): Promise<AcceptOutcome | { pdu: Pdu; eventId: string }> {
+    const format = validatePdu(version, json);
+    if (!format.ok) return drop('format', format);
+    const pdu = format.pdu;
+    const signatures = verifyPduSignatures(version, pdu, await keyResolverFor(this.documents, version, pdu));
+    if (!signatures.ok) return drop('signature', signatures);
+    // A hash mismatch under a valid signature means the content was changed after signing. The spec keeps
+    // such an event redacted; nothing here can yet ask another home for the real one, so it is refused.
+    const hash = checkContentHash(pdu);
+    if (!hash.ok) return drop('content_hash', hash);
+    return { pdu, eventId: eventIdOf(version, pdu) };
   }
 
   /** The state after a held timeline event, or undefined when the store has none for it. */

@@ -89,7 +89,12 @@ export interface MatrixRoomsPort {
 
   createRoom(actor: RoomActor, request: CreateRoomRequest): Promise<{ roomId: string }>;
   /** Joins, leaves, invites, kicks, bans or unbans. Returns the membership event made. */
-  membership(actor: RoomActor, roomId: string, change: MembershipAction): Promise<{ eventId: string }>;
+  membership(
+    actor: RoomActor,
+    roomId: string,
+    change: MembershipAction,
+    via?: readonly string[],
+  ): Promise<{ eventId: string }>;
   /** `PUT /send/{type}/{txnId}` (idempotent per actor device and `txnId`) and `PUT /state/{type}/{key}`. */
   send(
     actor: RoomActor,

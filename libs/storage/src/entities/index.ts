@@ -30,6 +30,7 @@ import {
   RoomStateGroupEntity,
   RoomStateGroupEntryEntity,
 } from './room-state.entity.js';
+import { ForeignAccountDocumentEntity, RoomFanoutCursorEntity, RoomOutboxEntity } from './room-federation.entity.js';
 import { RoomTxnEntity } from './room-txn.entity.js';
 import { RoomEntity } from './room.entity.js';
 
@@ -65,6 +66,9 @@ export {
   RoomStateGroupEntity,
   RoomStateGroupEntryEntity,
   RoomTxnEntity,
+  RoomOutboxEntity,
+  RoomFanoutCursorEntity,
+  ForeignAccountDocumentEntity,
 };
 export type { AccountCustody, AccountStatus, DocumentEquivocation } from './account.entity.js';
 export type { HomeRole } from './home-node.entity.js';
@@ -101,6 +105,9 @@ export const ENTITIES = [
   RoomCurrentStateDeltaEntity,
   RoomMembershipEntity,
   RoomTxnEntity,
+  RoomOutboxEntity,
+  RoomFanoutCursorEntity,
+  ForeignAccountDocumentEntity,
   MatrixMediaEntity,
   MatrixMediaChunkEntity,
 ];

@@ -1,0 +1,105 @@
+// The account documents federation reads: those of the accounts hosted here (the replica store) and those of
+// other accounts in their rooms (verified, kept in the room store). A document says which homes sign for a
+// server (an account) and where its events go; a newer one is fetched when a home not in the held one speaks.
+import { homeStatus, verifyAccountDocument, type AccountDocument } from '@polyhome/identity';
+import type { RoomFederationStore } from '../room-store.js';
+import type { DocumentSource } from './pipeline.js';
+
+/** Documents of other accounts kept in memory (the store keeps them all). */
+const CACHED_DOCUMENTS = 4096;
+
+/** Where a missing or stale document can be fetched: a home that speaks for the account, or the DHT. */
+export type DocumentFetcher = (serverName: string, fromPeer?: string) => Promise<unknown>;
+
+/** The documents of hosted and of other accounts (see the file comment). */
+export class FederationDocuments implements DocumentSource {
+  readonly #cache = new Map<string, AccountDocument>();
+  #fetch: DocumentFetcher | undefined;
+
+  constructor(
+    private readonly hosted: DocumentSource,
+    private readonly store: Pick<RoomFederationStore, 'foreignDocument' | 'putForeignDocument'>,
+  ) {}
+
+  /** Sets how missing documents are fetched (federation sets it once its transport runs). */
+  setFetcher(fetch: DocumentFetcher): void {
+    this.#fetch = fetch;
+  }
+
+  /** The held document of an account: hosted here, or another account's as last verified. */
+  async document(serverName: string): Promise<AccountDocument | undefined> {
+    const own = await this.hosted.document(serverName);
+    if (own !== undefined) return own;
+    const cached = this.#cache.get(serverName);
+    if (cached !== undefined) return cached;
+    const stored = await this.store.foreignDocument(serverName);
+    if (stored === null) return undefined;
+    try {
+      const document = verifyAccountDocument(JSON.parse(stored.document), { expectedServerName: serverName });
+      this.#remember(serverName, document);
+      return document;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Takes a document another home or the DHT gave: verified against the server name (its root key), kept when
+   * it is newer than the held one. Returns the document now in force, or undefined when it did not verify.
+   */
+  async learn(serverName: string, value: unknown): Promise<AccountDocument | undefined> {
+    let document: AccountDocument;
+    try {
+      document = verifyAccountDocument(value, { expectedServerName: serverName });
+    } catch {
+      return this.document(serverName);
+    }
+    if ((await this.hosted.document(serverName)) !== undefined) return this.hosted.document(serverName);
+    const held = await this.document(serverName);
+    if (held !== undefined && held.seq >= document.seq) return held;
+    await this.store.putForeignDocument(serverName, document.seq, JSON.stringify(document));
+    this.#remember(serverName, document);
+    return document;
+  }
+
+  /**
+   * The document of an account in which `peerId` (when given) is a home: the held one when it names the peer,
+   * else a newer one fetched from the peer itself and then the DHT. Undefined when none can be had.
+   */
+  async resolve(
+    serverName: string,
+    options: { peerId?: string; askPeer?: string } = {},
+  ): Promise<AccountDocument | undefined> {
+    const held = await this.document(serverName);
+    const names = (document: AccountDocument | undefined): boolean =>
+      document !== undefined && (options.peerId === undefined || homeStatus(document, options.peerId).kind === 'home');
+    if (names(held)) return held;
+    const fetch = this.#fetch;
+    if (fetch === undefined) return held;
+    const sources = [options.askPeer ?? options.peerId, undefined];
+    for (const source of [...new Set(sources)]) {
+      let fetched: unknown;
+      try {
+        fetched = await fetch(serverName, source);
+      } catch {
+        continue;
+      }
+      if (fetched === undefined) continue;
+      const now = await this.learn(serverName, fetched);
+      if (names(now)) return now;
+    }
+    return held;
+  }
+
+  /** The PeerIds of an account's homes (revoked ones are not homes), from its held document. */
+  async homesOf(serverName: string): Promise<string[]> {
+    const document = await this.document(serverName);
+    return document === undefined ? [] : document.homes.map((h) => h.peer_id);
+  }
+
+  #remember(serverName: string, document: AccountDocument): void {
+    this.#cache.delete(serverName);
+    this.#cache.set(serverName, document);
+    if (this.#cache.size > CACHED_DOCUMENTS) this.#cache.delete(this.#cache.keys().next().value!);
+  }
+}

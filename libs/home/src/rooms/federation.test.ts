@@ -1,0 +1,256 @@
+// Room federation between real Homes on libp2p over TCP (loopback) with real SQL stores: alice on a server home
+// (S1) and her laptop (L), bob on another server home (S2). An invite crosses accounts, bob's home takes the
+// room in, both send, and every home ends with the same timeline; the laptop away gets what it missed from S1
+// with S2 down; a stranger and forged events are refused.
+import type { RoomActor } from '@polyhome/matrix';
+import { waitFor } from '@polyhome/p2p/testing';
+import { createInProcessQueue } from '@polyhome/queue';
+import { signPdu, type Pdu } from '@polyhome/rooms';
+import { openStorage, SqlReplicaStore, SqlRoomStore, type Storage } from '@polyhome/storage';
+import { createTestDatabase, STORAGE_BACKENDS, type TestDatabase } from '@polyhome/storage/testing';
+import { makeAccount, makeHome, type FixtureHome } from '@polyhome/sync/testing';
+import { federationRequest } from '@polyhome/p2p';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Home, type HomeInit } from '../home.js';
+
+const INIT: HomeInit = {
+  listen: ['/ip4/127.0.0.1/tcp/0'],
+  announceEveryMs: 60 * 60 * 1000,
+  federation: { minBackoffMs: 200, maxBackoffMs: 1_000 },
+};
+
+interface Running {
+  home: Home;
+  rooms: SqlRoomStore;
+  replica: SqlReplicaStore;
+  storage: Storage;
+  db: TestDatabase;
+}
+
+async function openHome(backend: (typeof STORAGE_BACKENDS)[number], fixture: FixtureHome, db?: TestDatabase) {
+  const database = db ?? (await createTestDatabase(backend));
+  const storage = await openStorage({ databaseUrl: database.databaseUrl, dataDir: database.dataDir });
+  const replica = new SqlReplicaStore(storage.dataSource);
+  const rooms = new SqlRoomStore(storage.dataSource);
+  const home = await Home.create(
+    {
+      nodeKey: fixture.secretKey,
+      store: replica,
+      queue: createInProcessQueue(),
+      rooms,
+      ...(process.env['FEDERATION_TEST_LOG'] === '1' ? { logger: consoleLogger(fixture.home.name) } : {}),
+    },
+    INIT,
+  );
+  return { home, rooms, replica, storage, db: database } satisfies Running;
+}
+
+/** Logs of a home on stderr, for a failing run (FEDERATION_TEST_LOG=1). */
+function consoleLogger(name: string) {
+  const log =
+    (level: string) =>
+    (obj: Record<string, unknown>, msg: string): void =>
+      console.error(
+        name,
+        level,
+        msg,
+        JSON.stringify(obj, (_k, v: unknown) => (v instanceof Error ? v.message : v)),
+      );
+  return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+}
+
+describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
+  const alice = makeAccount({ seed: `federation:${backend}:alice`, localpart: 'alice', homes: 2 });
+  const bob = makeAccount({ seed: `federation:${backend}:bob`, localpart: 'bob', homes: 1 });
+  const stranger = makeHome(`federation:${backend}:stranger`, 'server', 'stranger');
+  const A: RoomActor = { serverName: alice.serverName, userId: alice.userId, deviceId: 'ALAPTOP' };
+  const B: RoomActor = { serverName: bob.serverName, userId: bob.userId, deviceId: 'BPHONE' };
+  let s1: Running;
+  let laptop: Running;
+  let s2: Running;
+  let outsider: Running;
+  let roomId: string;
+
+  async function connect(a: Running, b: Running): Promise<void> {
+    await a.home.host.dial(b.home.host.getMultiaddrs()[0]!);
+  }
+
+  /**
+   * Ids of the room's messages on a home, oldest first, in topological order (the same on every home; bob's
+   * home holds no history from before it was invited, so the state events differ).
+   */
+  async function timeline(running: Running, actor: RoomActor): Promise<string[]> {
+    const ids: string[] = [];
+    let from: string | undefined;
+    for (let page = 0; page < 50; page++) {
+      const got = await running.home.rooms!.messages(actor, roomId, {
+        dir: 'f',
+        limit: 100,
+        ...(from ? { from } : {}),
+      });
+      ids.push(...got.events.filter((e) => e.pdu.type === 'm.room.message').map((e) => e.eventId));
+      if (got.end === undefined || got.events.length === 0) break;
+      from = got.end;
+    }
+    return ids;
+  }
+
+  async function bodies(running: Running, actor: RoomActor): Promise<string[]> {
+    const page = await running.home.rooms!.messages(actor, roomId, { dir: 'b', limit: 100 });
+    return page.events
+      .filter((e) => e.pdu.type === 'm.room.message')
+      .map((e) => String(e.pdu.content['body']))
+      .reverse();
+  }
+
+  beforeAll(async () => {
+    [s1, laptop, s2, outsider] = await Promise.all([
+      openHome(backend, alice.homes[0]!),
+      openHome(backend, alice.homes[1]!),
+      openHome(backend, bob.homes[0]!),
+      openHome(backend, stranger),
+    ]);
+    await s1.replica.hostAccount(alice.document, { custody: 'self' });
+    await laptop.replica.hostAccount(alice.document, { custody: 'self' });
+    await s2.replica.hostAccount(bob.document, { custody: 'self' });
+    // alice's homes know bob's document as the DHT would give it (the DHT lookup has its own tests).
+    await s1.rooms.putForeignDocument(bob.serverName, bob.document.seq, JSON.stringify(bob.document));
+    await Promise.all([s1.home.start(), laptop.home.start(), s2.home.start(), outsider.home.start()]);
+    await connect(laptop, s1);
+    await connect(s2, s1);
+    await connect(laptop, s2);
+  }, 240_000);
+
+  afterAll(async () => {
+    for (const running of [s1, laptop, s2, outsider]) {
+      if (running === undefined) continue;
+      await running.home.stop();
+      await running.storage.close();
+      await running.db.dispose();
+    }
+  });
+
+  it('an invite crosses accounts, the invitee home takes the room in, and the join reaches every home', async () => {
+    ({ roomId } = await s1.home.rooms!.createRoom(A, {
+      preset: 'private_chat',
+      invite: [bob.userId],
+      initialState: [],
+      name: 'federated',
+      isDirect: false,
+    }));
+    const invited = async () => {
+      const to = await s2.rooms.currentStreamPosition();
+      const rooms = await s2.home.rooms!.syncRooms(B, { to, timelineLimit: 10 });
+      return rooms.find((r) => r.roomId === roomId);
+    };
+    await waitFor(async () => (await invited()) !== undefined, 'bob invited on S2', 30_000);
+    const invite = await invited();
+    expect(invite?.membership).toBe('invite');
+    expect(invite?.inviteState?.some((e) => e.pdu.type === 'm.room.name')).toBe(true);
+    await s2.home.rooms!.membership(B, roomId, { action: 'join' });
+    for (const running of [s1, laptop]) {
+      await waitFor(
+        async () =>
+          (await running.home.rooms!.members(A, roomId).catch(() => [])).some(
+            (m) => m.pdu.state_key === bob.userId && m.pdu.content['membership'] === 'join',
+          ),
+        'bob joined, seen on every home of alice',
+        30_000,
+      );
+    }
+  }, 60_000);
+
+  it('both send; every home ends with the same timeline in the same order', async () => {
+    for (let i = 0; i < 10; i++) {
+      await s1.home.rooms!.send(A, roomId, { type: 'm.room.message', content: { msgtype: 'm.text', body: `a${i}` } });
+      await s2.home.rooms!.send(B, roomId, { type: 'm.room.message', content: { msgtype: 'm.text', body: `b${i}` } });
+    }
+    await laptop.home.rooms!.send(A, roomId, {
+      type: 'm.room.message',
+      content: { msgtype: 'm.text', body: 'from the laptop' },
+    });
+    let reference: string[] = [];
+    await waitFor(
+      async () => {
+        const [one, two, three] = await Promise.all([timeline(s1, A), timeline(s2, B), timeline(laptop, A)]);
+        reference = one;
+        return one.length >= 21 && one.join() === two.join() && two.join() === three.join();
+      },
+      'the same timeline on S1, S2 and the laptop',
+      60_000,
+    );
+    const texts = await bodies(s2, B);
+    expect(texts.filter((t) => t.startsWith('a')).length).toBe(10);
+    expect(texts.filter((t) => t.startsWith('b')).length).toBe(10);
+    expect(texts).toContain('from the laptop');
+    expect(reference.length).toBe(21);
+  }, 90_000);
+
+  it('the laptop away gets what it missed from S1, with S2 down', async () => {
+    await laptop.home.stop();
+    await laptop.storage.close();
+    for (let i = 0; i < 60; i++) {
+      await s2.home.rooms!.send(B, roomId, {
+        type: 'm.room.message',
+        content: { msgtype: 'm.text', body: `away${i}` },
+      });
+    }
+    await waitFor(async () => (await bodies(s1, A)).includes('away59'), "S1 has bob's messages", 30_000);
+    const s2db = s2.db;
+    await s2.home.stop();
+    await s2.storage.close();
+    laptop = await openHome(backend, alice.homes[1]!, laptop.db);
+    await laptop.home.start();
+    await connect(laptop, s1);
+    await waitFor(
+      async () => (await bodies(laptop, A).catch(() => [])).includes('away59'),
+      'the laptop caught up',
+      60_000,
+    );
+    const texts = await bodies(laptop, A);
+    for (let i = 0; i < 60; i++) expect(texts).toContain(`away${i}`);
+    expect((await timeline(laptop, A)).join()).toBe((await timeline(s1, A)).join());
+    s2 = await openHome(backend, bob.homes[0]!, s2db);
+    await s2.home.start();
+  }, 120_000);
+
+  it('refuses a stranger, and events with a bad signature or forged by a home of another account', async () => {
+    const send = (from: Running, origin: string, pdus: unknown[]) =>
+      federationRequest(from.home.host, s1.home.peerId, {
+        method: 'PUT',
+        path: `/_matrix/federation/v1/send/t${Date.now()}`,
+        query: { origin },
+        body: { origin, origin_server_ts: Date.now(), pdus, edus: [] },
+      });
+    await connect(outsider, s1);
+    // A stranger claiming to speak for bob is not one of bob's homes.
+    expect((await send(outsider, bob.serverName, [])).status).toBe(403);
+    // bob's home sends an event signed by the stranger's key as bob: refused, not stored.
+    const [last] = (await s1.rooms.forwardExtremities(roomId, 1)).map((e) => e.eventId);
+    const forged = signPdu(
+      '11',
+      {
+        room_id: roomId,
+        type: 'm.room.message',
+        sender: bob.userId,
+        content: { body: 'forged' },
+        prev_events: [last!],
+        auth_events: [],
+        depth: 1_000,
+        origin_server_ts: Date.now(),
+      } as never,
+      { serverName: bob.serverName, keyId: `ed25519:${stranger.peerId}`, secretKey: stranger.secretKey },
+    );
+    await connect(s2, s1);
+    const answer = await send(s2, bob.serverName, [forged]);
+    expect(answer.status).toBe(200);
+    const results = Object.values((answer.body as { pdus: Record<string, { error?: string }> }).pdus);
+    expect(results[0]?.error).toMatch(/unknown_key|signature/);
+    expect(await bodies(s1, A)).not.toContain('forged');
+    // A changed body under a valid signature: the content hash fails.
+    const tampered = { ...(forged as Pdu), content: { body: 'changed' } };
+    const second = await send(s2, bob.serverName, [tampered]);
+    expect(Object.values((second.body as { pdus: Record<string, { error?: string }> }).pdus)[0]?.error).toBeDefined();
+    expect(s1.home.federation!.stats.refused['signature']).toBeGreaterThanOrEqual(1);
+  }, 60_000);
+});

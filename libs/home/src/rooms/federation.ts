@@ -1,0 +1,1002 @@
+// Federation between homes: the Matrix server-server API over /polyhome/federation/1.0.0 (libs/p2p), for the
+// rooms of the accounts hosted here. A Matrix "server" is an account; a request is authenticated by the PeerId
+// noise proved, which must be a home of the `origin` account (query parameter: the transport has no X-Matrix
+// header). Outbound, every event taken into the timeline is fanned out to the homes that need it through a
+// durable outbox (room_outbox), read in stream order and retried with backoff; see docs/decisions.md,
+// "Room federation".
+import { homeStatus, isServerName, type SecretKey } from '@polyhome/identity';
+import type { RoomActor } from '@polyhome/matrix';
+import { MatrixError } from '@polyhome/matrix/errors';
+import {
+  createFederationServer,
+  federationRequest,
+  type Discovery,
+  type FederationRequest,
+  type FederationResponse,
+  type FederationServer,
+  type PolyhomeHost,
+} from '@polyhome/p2p';
+import {
+  addSignature,
+  authChain,
+  buildEvent,
+  eventIdOf,
+  LIMITS,
+  serverNameOf,
+  stateKeyOf,
+  signPdu,
+  SUPPORTED_ROOM_VERSIONS,
+  validatePdu,
+  type Pdu,
+  type RoomVersionId,
+  type UnsignedPdu,
+} from '@polyhome/rooms';
+import { SILENT_LOGGER, type HomeLogger } from '../ports.js';
+import type { OutboxEntry, RoomStore, StoredRoomEvent } from '../room-store.js';
+import type { RemoteRooms, RoomEngine } from './engine.js';
+import type { FederationDocuments } from './federation-documents.js';
+import type { AcceptOutcome } from './pipeline.js';
+
+/** PDUs per transaction (the spec's limit). */
+export const MAX_PDUS_PER_TXN = 50;
+/** EDUs per transaction (the spec's limit). */
+export const MAX_EDUS_PER_TXN = 100;
+/** Events the fan-out reads from the timeline stream per step. */
+const FAN_OUT_BATCH = 200;
+/** Events one get_missing_events answer may hold, and asks for. */
+const MISSING_EVENTS_LIMIT = 100;
+/** Rounds of get_missing_events one gap may take before the state at the event is fetched instead. */
+const MISSING_EVENTS_ROUNDS = 100;
+/** Events a backfill answer may hold. */
+const BACKFILL_LIMIT = 100;
+/** Events of a room's state and auth chain taken in one adoption. */
+const MAX_ADOPTED_EVENTS = 20_000;
+/** Forward extremities sent as `earliest_events`. */
+const EARLIEST_EVENTS = 20;
+/** Destinations read from the outbox per delivery round. */
+const DESTINATIONS_PER_ROUND = 1_000;
+/** Batches one delivery run sends to a destination before it lets others go. */
+const BATCHES_PER_RUN = 200;
+
+/** What federation is built from. */
+export interface RoomFederationComponents {
+  host: PolyhomeHost;
+  engine: RoomEngine;
+  store: RoomStore;
+  documents: FederationDocuments;
+  /** This home's node key: it countersigns invites of the users hosted here. */
+  nodeKey: SecretKey;
+  /** Finds documents of accounts never met (through the DHT). */
+  discovery?: Discovery;
+  logger?: HomeLogger;
+}
+
+/** Delays of the delivery retries. */
+export interface RoomFederationInit {
+  /** First retry delay after a failed delivery, ms (doubles per failure). */
+  minBackoffMs?: number;
+  /** Longest retry delay, ms. */
+  maxBackoffMs?: number;
+}
+
+/** What federation did so far (the admin API and tests read it). */
+export interface FederationStats {
+  /** PDUs received in transactions. */
+  received: number;
+  /** Of those, taken into the timeline (new). */
+  accepted: number;
+  /** Of those, already held. */
+  duplicates: number;
+  /** Refused, by stage of the accept pipeline (and `not_held`, `unauthorised`). */
+  refused: Record<string, number>;
+  /** Rooms taken in from another home's state (an invite, a join, a gap too long). */
+  adopted: number;
+  /** PDUs delivered to other homes. */
+  delivered: number;
+  /** Transactions that failed (the destination was away or answered an error); retried later. */
+  failedTransactions: number;
+}
+
+type Json = Record<string, unknown>;
+
+/** Federation of one home (see the file comment). */
+export class RoomFederation implements RemoteRooms {
+  readonly peerId: string;
+  readonly stats: FederationStats = {
+    received: 0,
+    accepted: 0,
+    duplicates: 0,
+    refused: {},
+    adopted: 0,
+    delivered: 0,
+    failedTransactions: 0,
+  };
+  readonly #host: PolyhomeHost;
+  readonly #engine: RoomEngine;
+  readonly #store: RoomStore;
+  readonly #documents: FederationDocuments;
+  readonly #nodeKey: SecretKey;
+  readonly #discovery: Discovery | undefined;
+  readonly #logger: HomeLogger;
+  readonly #minBackoff: number;
+  readonly #maxBackoff: number;
+  readonly #server: FederationServer;
+  readonly #inFlight = new Set<string>();
+  readonly #rerun = new Set<string>();
+  readonly #backoff = new Map<string, { failures: number; timer: NodeJS.Timeout | undefined }>();
+  readonly #work = new Set<Promise<unknown>>();
+  #pumping = false;
+  #again = false;
+  #stopped = false;
+  #txn = 0;
+  readonly #onConnect = (event: CustomEvent<{ toString(): string }>): void => {
+    const peer = event.detail.toString();
+    const waiting = this.#backoff.get(peer);
+    if (waiting === undefined) return;
+    clearTimeout(waiting.timer);
+    waiting.timer = undefined;
+    this.#track(this.#deliver(peer, true));
+  };
+
+  constructor(components: RoomFederationComponents, init: RoomFederationInit = {}) {
+    this.#host = components.host;
+    this.#engine = components.engine;
+    this.#store = components.store;
+    this.#documents = components.documents;
+    this.#nodeKey = components.nodeKey;
+    this.#discovery = components.discovery;
+    this.#logger = components.logger ?? SILENT_LOGGER;
+    this.#minBackoff = init.minBackoffMs ?? 1_000;
+    this.#maxBackoff = init.maxBackoffMs ?? 300_000;
+    this.peerId = components.engine.peerId;
+    this.#server = createFederationServer(components.host, {
+      handler: (request) => this.#handle(request),
+      authorize: (peer, head) => this.#authorize(peer.toString(), head.path, head.query),
+      logger: this.#logger,
+    });
+    this.#documents.setFetcher((serverName, fromPeer) => this.#fetchDocument(serverName, fromPeer));
+    this.#engine.setRemote(this);
+    this.#engine.onAccepted(() => this.wake());
+  }
+
+  /** Serves the federation protocol and starts delivering what the outbox holds. */
+  async start(): Promise<void> {
+    await this.#server.start();
+    this.#host.addEventListener('peer:connect', this.#onConnect);
+    this.wake();
+  }
+
+  /** Stops serving and delivering; work in flight ends. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#host.removeEventListener('peer:connect', this.#onConnect);
+    for (const entry of this.#backoff.values()) clearTimeout(entry.timer);
+    await this.#server.stop();
+    await Promise.allSettled([...this.#work]);
+  }
+
+  /** Deliveries owed, per destination home. */
+  backlog(): Promise<Array<{ destination: string; pending: number }>> {
+    return this.#store.outboxBacklog(DESTINATIONS_PER_ROUND);
+  }
+
+  /** Fans out new timeline events and delivers what is owed (called after every accepted event). */
+  wake(): void {
+    if (this.#stopped) return;
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = true;
+    this.#track(
+      (async () => {
+        try {
+          do {
+            this.#again = false;
+            await this.#fanOut();
+            await this.#deliverAll();
+          } while (this.#again && !this.#stopped);
+        } finally {
+          this.#pumping = false;
+        }
+      })(),
+    );
+  }
+
+  // ---- RemoteRooms: the handshakes the engine asks for ----
+
+  async invite(version: RoomVersionId, pdu: Pdu, inviteRoomState: Json[]): Promise<Pdu> {
+    const target = pdu.state_key ?? '';
+    const server = serverNameOf(target);
+    if (server === undefined) throw new MatrixError('M_INVALID_PARAM', `${target} is not a user id.`);
+    const document = await this.#documents.resolve(server);
+    if (document === undefined) {
+      throw new MatrixError('M_NOT_FOUND', `No account document of ${target} was found (asked the DHT).`, 404);
+    }
+    const origin = serverNameOf(pdu.sender)!;
+    const eventId = eventIdOf(version, pdu);
+    const errors: string[] = [];
+    for (const home of document.homes) {
+      try {
+        const answer = await this.#request(home.peer_id, origin, {
+          method: 'PUT',
+          path: `/_matrix/federation/v2/invite/${encodeURIComponent(pdu.room_id)}/${encodeURIComponent(eventId)}`,
+          body: { room_version: version, event: pdu, invite_room_state: inviteRoomState },
+        });
+        if (answer.status !== 200) {
+          errors.push(`${home.peer_id}: ${describe(answer.body)}`);
+          continue;
+        }
+        const event = (answer.body as { event?: unknown }).event;
+        const checked = validatePdu(version, event);
+        if (!checked.ok || eventIdOf(version, checked.pdu) !== eventId) {
+          errors.push(`${home.peer_id}: the countersigned invite is not the event sent`);
+          continue;
+        }
+        return checked.pdu;
+      } catch (err) {
+        errors.push(`${home.peer_id}: ${(err as Error).message}`);
+      }
+    }
+    throw new MatrixError(
+      'M_UNKNOWN',
+      `No home of ${target} took the invite (${errors.join('; ') || 'it has no homes'}); try again when one is online.`,
+      502,
+    );
+  }
+
+  async join(actor: RoomActor, roomId: string, via: readonly string[]): Promise<{ eventId: string }> {
+    const servers = [...new Set([...via, serverNameOf(roomId)].filter((s): s is string => s !== undefined))];
+    const errors: string[] = [];
+    for (const server of servers) {
+      if (!isServerName(server)) continue;
+      const document = await this.#documents.resolve(server);
+      for (const home of document?.homes ?? []) {
+        if (home.peer_id === this.peerId) continue;
+        try {
+          return await this.#joinThrough(actor, roomId, home.peer_id);
+        } catch (err) {
+          if (err instanceof MatrixError && err.errcode === 'M_FORBIDDEN') throw err;
+          errors.push(`${home.peer_id}: ${(err as Error).message}`);
+        }
+      }
+    }
+    throw new MatrixError(
+      'M_UNKNOWN',
+      `Could not join ${roomId} through any home of ${servers.join(', ') || 'its server'} (${errors.join('; ') || 'no home found'}).`,
+      502,
+    );
+  }
+
+  /** make_join, sign, send_join, then take in the room's state with the join. */
+  async #joinThrough(actor: RoomActor, roomId: string, peer: string): Promise<{ eventId: string }> {
+    const base = `${encodeURIComponent(roomId)}/${encodeURIComponent(actor.userId)}`;
+    const made = await this.#request(peer, actor.serverName, {
+      method: 'GET',
+      path: `/_matrix/federation/v1/make_join/${base}`,
+      query: { ver: [...SUPPORTED_ROOM_VERSIONS] },
+    });
+    if (made.status === 403) throw new MatrixError('M_FORBIDDEN', describe(made.body));
+    if (made.status !== 200) throw new Error(`make_join answered ${made.status}: ${describe(made.body)}`);
+    const version = (made.body as { room_version?: unknown }).room_version as RoomVersionId;
+    const template = (made.body as { event?: unknown }).event as Json | undefined;
+    if (!SUPPORTED_ROOM_VERSIONS.includes(version) || template === undefined || typeof template !== 'object') {
+      throw new Error('make_join answered no usable template');
+    }
+    if (
+      template['sender'] !== actor.userId ||
+      template['state_key'] !== actor.userId ||
+      template['room_id'] !== roomId
+    ) {
+      throw new Error('make_join answered a template for another user or room');
+    }
+    const pdu = this.#sign(version, actor.serverName, { ...template, origin_server_ts: Date.now() });
+    const eventId = eventIdOf(version, pdu);
+    const sent = await this.#request(peer, actor.serverName, {
+      method: 'PUT',
+      path: `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(eventId)}`,
+      body: pdu,
+    });
+    if (sent.status === 403) throw new MatrixError('M_FORBIDDEN', describe(sent.body));
+    if (sent.status !== 200) throw new Error(`send_join answered ${sent.status}: ${describe(sent.body)}`);
+    const body = sent.body as { state?: unknown; auth_chain?: unknown };
+    const outcome = await this.#takeInRoom(version, pdu, body.state, body.auth_chain);
+    if (!outcome.ok) throw new Error(`the join was refused here: ${outcome.message}`);
+    return { eventId };
+  }
+
+  /** Hashes and signs a template (make_join's) as `serverName` with this home's key. */
+  #sign(version: RoomVersionId, serverName: string, template: Json): Pdu {
+    const unsigned = { ...template };
+    delete unsigned['signatures'];
+    delete unsigned['hashes'];
+    delete unsigned['unsigned'];
+    return signPdu(version, unsigned as unknown as UnsignedPdu, {
+      serverName,
+      keyId: `ed25519:${this.peerId}`,
+      secretKey: this.#nodeKey,
+    });
+  }
+
+  // ---- Outbound: fan-out into the outbox, and delivery ----
+
+  async #fanOut(): Promise<void> {
+    for (;;) {
+      const cursor = await this.#store.fanOutCursor();
+      const events = await this.#store.eventsAfter(cursor, FAN_OUT_BATCH);
+      if (events.length === 0) return;
+      const rows: OutboxEntry[] = [];
+      for (const event of events) {
+        try {
+          rows.push(...(await this.#destinations(event)));
+        } catch (err) {
+          this.#logger.warn({ err, eventId: event.eventId }, 'the event could not be fanned out');
+        }
+      }
+      await this.#store.enqueueDeliveries(rows, events.at(-1)!.streamOrdering!);
+      if (events.length < FAN_OUT_BATCH || this.#stopped) return;
+    }
+  }
+
+  /**
+   * The homes an event goes to from here. Every home of every server in the room (joined, and the target of a
+   * membership event), except this one and the home that made it, when this home made it or is a server home
+   * of the sender's account (it relays its account's events for homes that were away); a server home also
+   * relays other accounts' events to the other homes of the accounts it hosts. A client home forwards nothing
+   * it received.
+   */
+  async #destinations(event: StoredRoomEvent): Promise<OutboxEntry[]> {
+    const pdu = event.pdu;
+    const sender = serverNameOf(pdu.sender);
+    if (sender === undefined || event.streamOrdering === null) return [];
+    const servers = new Set(await this.#store.roomServers(pdu.room_id, ['join']));
+    servers.add(sender);
+    if (pdu.type === 'm.room.member' && pdu.state_key !== undefined) {
+      const target = serverNameOf(pdu.state_key);
+      if (target !== undefined) servers.add(target);
+    }
+    const maker = makerOf(pdu, sender);
+    const made = maker === this.peerId;
+    const senderHosted = await this.#hosts(sender);
+    const relayOwn = !made && senderHosted && (await this.#serverHomeOf(sender));
+    const rows: OutboxEntry[] = [];
+    for (const server of servers) {
+      const hostedHere = await this.#hosts(server);
+      if (!made && !relayOwn && !(hostedHere && (await this.#serverHomeOf(server)))) continue;
+      const origin = hostedHere ? server : senderHosted ? sender : undefined;
+      if (origin === undefined) continue;
+      const homes = hostedHere ? await this.#documents.homesOf(server) : await this.#homesResolved(server);
+      for (const destination of homes) {
+        if (destination === this.peerId || destination === maker) continue;
+        rows.push({ destination, eventId: event.eventId, streamOrdering: event.streamOrdering, origin });
+      }
+    }
+    return rows;
+  }
+
+  async #homesResolved(server: string): Promise<string[]> {
+    const document = await this.#documents.resolve(server);
+    return document?.homes.map((h) => h.peer_id) ?? [];
+  }
+
+  async #deliverAll(): Promise<void> {
+    const backlog = await this.#store.outboxBacklog(DESTINATIONS_PER_ROUND);
+    for (const { destination } of backlog) {
+      if (this.#inFlight.has(destination)) {
+        this.#rerun.add(destination);
+        continue;
+      }
+      const waiting = this.#backoff.get(destination);
+      if (waiting?.timer !== undefined) continue;
+      this.#track(this.#deliver(destination, false));
+    }
+  }
+
+  /** Sends what a destination is owed, oldest first, in transactions of one origin; backs off on failure. */
+  async #deliver(destination: string, now: boolean): Promise<void> {
+    if (this.#stopped) return;
+    if (this.#inFlight.has(destination)) {
+      if (now) this.#rerun.add(destination);
+      return;
+    }
+    this.#inFlight.add(destination);
+    try {
+      for (let batch = 0; batch < BATCHES_PER_RUN && !this.#stopped; batch++) {
+        const pending = await this.#store.pendingDeliveries(destination, MAX_PDUS_PER_TXN);
+        if (pending.length === 0) break;
+        const origin = pending[0]!.origin;
+        const run = pending.filter(
+          (p, i) => p.origin === origin && pending.slice(0, i).every((q) => q.origin === origin),
+        );
+        const txnId = `${Date.now()}.${++this.#txn}`;
+        let answer: FederationResponse;
+        try {
+          answer = await this.#request(destination, origin, {
+            method: 'PUT',
+            path: `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`,
+            body: { origin, origin_server_ts: Date.now(), pdus: run.map((p) => p.pdu), edus: [] },
+          });
+        } catch (err) {
+          this.#failed(destination, (err as Error).message);
+          return;
+        }
+        if (answer.status !== 200) {
+          this.#failed(destination, `answered ${answer.status}: ${describe(answer.body)}`);
+          return;
+        }
+        const results = (answer.body as { pdus?: Record<string, { error?: string }> }).pdus ?? {};
+        for (const p of run) {
+          const error = results[p.eventId]?.error;
+          if (error !== undefined) {
+            this.#logger.info({ destination, eventId: p.eventId, error }, 'a home refused an event it was sent');
+          }
+        }
+        await this.#store.removeDeliveries(
+          destination,
+          run.map((p) => p.eventId),
+        );
+        this.stats.delivered += run.length;
+        this.#backoff.delete(destination);
+      }
+    } catch (err) {
+      this.#logger.warn({ err, destination }, 'delivery failed');
+    } finally {
+      this.#inFlight.delete(destination);
+      if (this.#rerun.delete(destination) && !this.#stopped && this.#backoff.get(destination)?.timer === undefined) {
+        this.#track(this.#deliver(destination, false));
+      }
+    }
+  }
+
+  #failed(destination: string, reason: string): void {
+    this.stats.failedTransactions += 1;
+    const entry = this.#backoff.get(destination) ?? { failures: 0, timer: undefined };
+    entry.failures += 1;
+    const delay = Math.min(this.#maxBackoff, this.#minBackoff * 2 ** Math.min(entry.failures - 1, 20));
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      this.#track(this.#deliver(destination, true));
+    }, delay);
+    this.#backoff.set(destination, entry);
+    this.#logger.debug({ destination, reason, retryInMs: delay }, 'a delivery failed; retrying later');
+  }
+
+  // ---- Inbound: authorisation and the routes ----
+
+  async #authorize(peer: string, path: string, query: URLSearchParams): Promise<boolean> {
+    if (path.startsWith('/_polyhome/federation/v1/document/')) return true;
+    const origin = query.get('origin');
+    if (origin === null || !isServerName(origin)) return false;
+    const document = await this.#documents.resolve(origin, { peerId: peer });
+    return document !== undefined && homeStatus(document, peer).kind === 'home';
+  }
+
+  async #handle(request: FederationRequest): Promise<FederationResponse> {
+    const peer = request.peerId.toString();
+    const origin = request.query.get('origin') ?? '';
+    const parts = request.path.split('/').map((p) => {
+      try {
+        return decodeURIComponent(p);
+      } catch {
+        return '';
+      }
+    });
+    const [, prefix, federation, v, name, ...rest] = parts;
+    try {
+      if (prefix === '_polyhome' && federation === 'federation' && v === 'v1' && name === 'document') {
+        return await this.#serveDocument(rest[0] ?? '');
+      }
+      if (prefix !== '_matrix' || federation !== 'federation') return notFound(request.path);
+      const route = `${request.method} ${v}/${name}`;
+      switch (route) {
+        case 'PUT v1/send':
+          return await this.#onSend(peer, origin, request.body ?? {});
+        case 'PUT v2/invite':
+          return await this.#onInvite(rest[0] ?? '', rest[1] ?? '', request.body ?? {});
+        case 'GET v1/make_join':
+          return await this.#onMakeJoin(origin, rest[0] ?? '', rest[1] ?? '', request.query.getAll('ver'));
+        case 'PUT v2/send_join':
+          return await this.#onSendJoin(peer, origin, rest[0] ?? '', rest[1] ?? '', request.body ?? {});
+        case 'GET v1/state':
+        case 'GET v1/state_ids':
+          return await this.#onState(origin, rest[0] ?? '', request.query.get('event_id') ?? '', name === 'state_ids');
+        case 'GET v1/event':
+          return await this.#onEvent(origin, rest[0] ?? '');
+        case 'POST v1/get_missing_events':
+          return await this.#onMissingEvents(origin, rest[0] ?? '', request.body ?? {});
+        case 'GET v1/backfill':
+          return await this.#onBackfill(origin, rest[0] ?? '', request.query);
+        default:
+          return notFound(request.path);
+      }
+    } catch (err) {
+      if (err instanceof MatrixError) return { status: err.status, body: { errcode: err.errcode, error: err.message } };
+      throw err;
+    }
+  }
+
+  async #serveDocument(serverName: string): Promise<FederationResponse> {
+    const document = isServerName(serverName) ? await this.#documents.document(serverName) : undefined;
+    if (document === undefined) return error(404, 'M_NOT_FOUND', `No document of ${serverName} is held here.`);
+    return { status: 200, body: { document } };
+  }
+
+  /** `PUT /send/{txnId}`: each PDU through the accept pipeline, gaps filled from the sender. */
+  async #onSend(peer: string, origin: string, body: Json): Promise<FederationResponse> {
+    if (body['origin'] !== origin) {
+      return error(400, 'M_BAD_JSON', 'The transaction origin must be the origin the request is authorised as.');
+    }
+    const pdus = body['pdus'] ?? [];
+    const edus = body['edus'] ?? [];
+    if (!Array.isArray(pdus) || pdus.length > MAX_PDUS_PER_TXN) {
+      return error(400, 'M_BAD_JSON', `pdus must be a list of at most ${MAX_PDUS_PER_TXN} events.`);
+    }
+    if (!Array.isArray(edus) || edus.length > MAX_EDUS_PER_TXN) {
+      return error(400, 'M_BAD_JSON', `edus must be a list of at most ${MAX_EDUS_PER_TXN} EDUs.`);
+    }
+    const results: Record<string, Json> = {};
+    for (const json of pdus) {
+      this.stats.received += 1;
+      const outcome = await this.#receive(peer, origin, json);
+      const key = outcome.eventId ?? `#${Object.keys(results).length}`;
+      if (outcome.ok) {
+        if (outcome.inserted) this.stats.accepted += 1;
+        else this.stats.duplicates += 1;
+        results[key] = {};
+      } else {
+        this.#refused(outcome.stage, outcome.message, peer, outcome.eventId);
+        results[key] = { error: `${outcome.code}: ${outcome.message}` };
+      }
+    }
+    return { status: 200, body: { pdus: results } };
+  }
+
+  #refused(stage: string, message: string, peer: string, eventId: string | undefined): void {
+    this.stats.refused[stage] = (this.stats.refused[stage] ?? 0) + 1;
+    this.#logger.info({ peer, eventId, stage, reason: message }, 'a received event was refused');
+  }
+
+  /** One received PDU: the signers' documents, then the pipeline; a gap or a room not held is filled first. */
+  async #receive(peer: string, origin: string, json: unknown): Promise<AcceptOutcome & { eventId?: string }> {
+    if (typeof json !== 'object' || json === null) return refusal('format', 'not_json', 'A PDU must be an object.');
+    const pdu = json as Partial<Pdu>;
+    if (typeof pdu.room_id !== 'string') return refusal('format', 'missing_field', 'The PDU has no room_id.');
+    await this.#learnSigners(pdu, peer);
+    // Requests back to the sender speak for an account hosted here that the event concerns.
+    const local = await this.#localOrigin(origin, pdu);
+    if (local === undefined)
+      return refusal('missing', 'not_held', `Room ${pdu.room_id} concerns no account hosted here.`);
+    const held = await this.#store.roomVersion(pdu.room_id);
+    if (held === null && pdu.type !== 'm.room.create') return this.#adoptAt(peer, local, json);
+    let outcome = await this.#engine.ingest(json);
+    if (!outcome.ok && outcome.stage === 'missing') {
+      await this.#fillGap(peer, local, pdu as Pdu);
+      outcome = await this.#engine.ingest(json);
+      if (!outcome.ok && outcome.stage === 'missing') outcome = await this.#adoptAt(peer, local, json);
+    }
+    return outcome;
+  }
+
+  /** Fetches (from the sending home, then the DHT) the documents of a PDU's signers this home lacks. */
+  async #learnSigners(pdu: Partial<Pdu>, peer: string): Promise<void> {
+    const signatures = pdu.signatures;
+    if (typeof signatures !== 'object' || signatures === null) return;
+    for (const [server, keys] of Object.entries(signatures).slice(0, 4)) {
+      if (!isServerName(server) || typeof keys !== 'object' || keys === null) continue;
+      for (const keyId of Object.keys(keys).slice(0, 4)) {
+        if (!keyId.startsWith('ed25519:') || keyId === 'ed25519:root') continue;
+        await this.#documents.resolve(server, { peerId: keyId.slice('ed25519:'.length), askPeer: peer });
+      }
+    }
+  }
+
+  /**
+   * The account hosted here that a received event concerns (requests about it back to the sender speak for
+   * it): the transaction's origin when hosted here (another home of the account), the target of a membership
+   * event, or an account hosted here with a user in the room. Undefined: the event is none of this home's.
+   */
+  async #localOrigin(origin: string, pdu: Partial<Pdu>): Promise<string | undefined> {
+    if (await this.#hosts(origin)) return origin;
+    const target =
+      pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' ? serverNameOf(pdu.state_key) : undefined;
+    if (target !== undefined && (await this.#hosts(target))) return target;
+    if (typeof pdu.room_id !== 'string') return undefined;
+    for (const server of await this.#store.roomServers(pdu.room_id, ['join', 'invite', 'leave', 'ban'])) {
+      if (await this.#hosts(server)) return server;
+    }
+    return undefined;
+  }
+
+  /**
+   * get_missing_events from the sending home until the event's prev events are all held (or the rounds run
+   * out), then the events oldest first through the pipeline.
+   */
+  async #fillGap(peer: string, origin: string, pdu: Pdu): Promise<void> {
+    const version = await this.#store.roomVersion(pdu.room_id);
+    if (version === null) return;
+    const collected = new Map<string, Pdu>();
+    let latest = [eventIdOf(version, pdu)];
+    const earliest = (await this.#store.forwardExtremities(pdu.room_id, EARLIEST_EVENTS)).map((e) => e.eventId);
+    for (let round = 0; round < MISSING_EVENTS_ROUNDS && latest.length > 0; round++) {
+      const answer = await this.#request(peer, origin, {
+        method: 'POST',
+        path: `/_matrix/federation/v1/get_missing_events/${encodeURIComponent(pdu.room_id)}`,
+        body: { earliest_events: earliest, latest_events: latest, limit: MISSING_EVENTS_LIMIT, min_depth: 0 },
+      }).catch(() => undefined);
+      const events = answer?.status === 200 ? (answer.body as { events?: unknown }).events : undefined;
+      if (!Array.isArray(events) || events.length === 0) break;
+      for (const event of events.slice(0, MISSING_EVENTS_LIMIT)) {
+        const checked = validatePdu(version, event);
+        if (checked.ok && checked.pdu.room_id === pdu.room_id)
+          collected.set(eventIdOf(version, checked.pdu), checked.pdu);
+      }
+      const wanted = new Set<string>();
+      for (const event of collected.values())
+        for (const prev of event.prev_events) if (!collected.has(prev)) wanted.add(prev);
+      const held = await this.#store.hasEvents([...wanted]);
+      const open = [...collected].filter(([, e]) => e.prev_events.some((p) => !collected.has(p) && !held.has(p)));
+      latest = open.map(([id]) => id).slice(0, EARLIEST_EVENTS);
+    }
+    const ordered = [...collected.values()].sort((a, b) => a.depth - b.depth);
+    for (const event of ordered) {
+      await this.#learnSigners(event, peer);
+      await this.#engine.ingest(event);
+    }
+  }
+
+  /**
+   * Takes in a room (or closes a gap) at an event: the state before it and its auth chain from the sending
+   * home, each checked and kept as an outlier, then the event with that state.
+   */
+  async #adoptAt(peer: string, origin: string, json: unknown): Promise<AcceptOutcome> {
+    const pdu = json as Pdu;
+    const version = (await this.#store.roomVersion(pdu.room_id)) ?? (await this.#versionFrom(peer, origin, pdu));
+    if (version === undefined) return refusal('missing', 'unknown_room', `The version of ${pdu.room_id} is unknown.`);
+    const checked = validatePdu(version, json);
+    if (!checked.ok) return refusal('format', checked.code, checked.message);
+    const eventId = eventIdOf(version, checked.pdu);
+    const answer = await this.#request(peer, origin, {
+      method: 'GET',
+      path: `/_matrix/federation/v1/state/${encodeURIComponent(pdu.room_id)}`,
+      query: { event_id: eventId },
+    }).catch((err: Error) => ({ status: 0, body: { error: err.message } }));
+    if (answer.status !== 200) {
+      return refusal('missing', 'no_state', `The state at ${eventId} could not be had: ${describe(answer.body)}`);
+    }
+    const body = answer.body as { pdus?: unknown; auth_chain?: unknown };
+    const outcome = await this.#takeInRoom(version, checked.pdu, body.pdus, body.auth_chain, peer);
+    if (outcome.ok && outcome.inserted) this.stats.adopted += 1;
+    return outcome;
+  }
+
+  /** The room version from the create event in the state the sending home has at the event. */
+  async #versionFrom(peer: string, origin: string, pdu: Pdu): Promise<RoomVersionId | undefined> {
+    const createId = pdu.auth_events?.[0];
+    if (typeof createId !== 'string') return undefined;
+    for (const id of pdu.auth_events) {
+      const answer = await this.#request(peer, origin, {
+        method: 'GET',
+        path: `/_matrix/federation/v1/event/${encodeURIComponent(id)}`,
+      }).catch(() => undefined);
+      const event = (answer?.body as { pdus?: Json[] } | undefined)?.pdus?.[0];
+      if (event?.['type'] === 'm.room.create') {
+        const declared = (event['content'] as Json | undefined)?.['room_version'];
+        return SUPPORTED_ROOM_VERSIONS.includes(declared as RoomVersionId) ? (declared as RoomVersionId) : undefined;
+      }
+    }
+    return undefined;
+  }
+
+  /** Checks and keeps a state and auth chain as outliers (oldest first), then accepts `pdu` with that state. */
+  async #takeInRoom(
+    version: RoomVersionId,
+    pdu: Pdu,
+    stateJson: unknown,
+    authJson: unknown,
+    peer?: string,
+  ): Promise<AcceptOutcome> {
+    if (
+      !Array.isArray(stateJson) ||
+      !Array.isArray(authJson) ||
+      stateJson.length + authJson.length > MAX_ADOPTED_EVENTS
+    ) {
+      return refusal(
+        'format',
+        'bad_state',
+        `The state and auth chain must be lists of at most ${MAX_ADOPTED_EVENTS} events.`,
+      );
+    }
+    const events = new Map<string, Pdu>();
+    for (const json of [...authJson, ...stateJson]) {
+      const checked = validatePdu(version, json);
+      if (checked.ok && checked.pdu.room_id === pdu.room_id) events.set(eventIdOf(version, checked.pdu), checked.pdu);
+    }
+    // Oldest first, retried while some wait for their auth events (an auth chain is not sorted on the wire).
+    let waiting = [...events].sort(([, a], [, b]) => a.depth - b.depth);
+    for (let pass = 0; pass < 8 && waiting.length > 0; pass++) {
+      const next: typeof waiting = [];
+      for (const [id, event] of waiting) {
+        if (peer !== undefined) await this.#learnSigners(event, peer);
+        const outcome = await this.#engine.ingestOutlier(version, event);
+        if (!outcome.ok && outcome.stage === 'missing') next.push([id, event]);
+        else if (!outcome.ok) this.#refused(outcome.stage, outcome.message, peer ?? '', id);
+      }
+      if (next.length === waiting.length) break;
+      waiting = next;
+    }
+    const stateIds: string[] = [];
+    for (const json of stateJson) {
+      const checked = validatePdu(version, json);
+      if (checked.ok) stateIds.push(eventIdOf(version, checked.pdu));
+    }
+    const state = new Map<string, string>();
+    for (const event of (await this.#store.eventsByIds(stateIds)).values()) {
+      if (event.rejected !== null || event.pdu.state_key === undefined || event.roomId !== pdu.room_id) continue;
+      state.set(stateKeyOf(event.pdu.type, event.pdu.state_key), event.eventId);
+    }
+    if (peer !== undefined) await this.#learnSigners(pdu, peer);
+    return this.#engine.ingest(pdu, { version, state });
+  }
+
+  /** `PUT /v2/invite`: countersigns the invite of a user hosted here (it reaches the room through `send`). */
+  async #onInvite(roomId: string, eventId: string, body: Json): Promise<FederationResponse> {
+    const version = body['room_version'] as RoomVersionId;
+    if (!SUPPORTED_ROOM_VERSIONS.includes(version)) {
+      return error(400, 'M_INCOMPATIBLE_ROOM_VERSION', `Room version ${String(version)} is not supported here.`);
+    }
+    const checked = validatePdu(version, body['event']);
+    if (!checked.ok) return error(400, 'M_BAD_JSON', checked.message);
+    const pdu = checked.pdu;
+    if (pdu.room_id !== roomId || eventIdOf(version, pdu) !== eventId) {
+      return error(400, 'M_BAD_JSON', 'The event is not the one the path names.');
+    }
+    const target = pdu.state_key;
+    const server = target === undefined ? undefined : serverNameOf(target);
+    if (pdu.type !== 'm.room.member' || pdu.content['membership'] !== 'invite' || server === undefined) {
+      return error(400, 'M_BAD_JSON', 'Only m.room.member invites are taken here.');
+    }
+    const document = await this.#documents.document(server);
+    if (document === undefined || document.user_id !== target || homeStatus(document, this.peerId).kind !== 'home') {
+      return error(403, 'M_FORBIDDEN', `${target} is not hosted on this home.`);
+    }
+    return {
+      status: 200,
+      body: {
+        event: addSignature(version, pdu, {
+          serverName: server,
+          keyId: `ed25519:${this.peerId}`,
+          secretKey: this.#nodeKey,
+        }),
+      },
+    };
+  }
+
+  /** `GET /make_join`: a join template from this home's current state of the room. */
+  async #onMakeJoin(origin: string, roomId: string, userId: string, versions: string[]): Promise<FederationResponse> {
+    if (serverNameOf(userId) !== origin) return error(403, 'M_FORBIDDEN', `${userId} is not a user of ${origin}.`);
+    const version = await this.#store.roomVersion(roomId);
+    if (version === null) return error(404, 'M_NOT_FOUND', `Room ${roomId} is not held here.`);
+    if (versions.length > 0 && !versions.includes(version)) {
+      return error(400, 'M_INCOMPATIBLE_ROOM_VERSION', `The room is version ${version}.`, { room_version: version });
+    }
+    const state = await this.#store.currentState(roomId);
+    const extremities = await this.#store.forwardExtremities(roomId, LIMITS.prevEvents);
+    const prevPdus = await this.#store.getEvents(extremities.map((e) => e.eventId));
+    const template = buildEvent({
+      version,
+      roomId,
+      sender: userId,
+      type: 'm.room.member',
+      stateKey: userId,
+      content: { membership: 'join' },
+      prevEvents: extremities
+        .map((e) => ({ eventId: e.eventId, pdu: prevPdus.get(e.eventId)! }))
+        .filter((e) => e.pdu !== undefined),
+      state,
+      originServerTs: Date.now(),
+    });
+    return { status: 200, body: { room_version: version, event: template } };
+  }
+
+  /** `PUT /v2/send_join`: accepts the join and answers the state before it with the auth chain. */
+  async #onSendJoin(
+    peer: string,
+    origin: string,
+    roomId: string,
+    eventId: string,
+    body: Json,
+  ): Promise<FederationResponse> {
+    const version = await this.#store.roomVersion(roomId);
+    if (version === null) return error(404, 'M_NOT_FOUND', `Room ${roomId} is not held here.`);
+    const checked = validatePdu(version, body);
+    if (!checked.ok) return error(400, 'M_BAD_JSON', checked.message);
+    const pdu = checked.pdu;
+    if (pdu.room_id !== roomId || eventIdOf(version, pdu) !== eventId || pdu.type !== 'm.room.member') {
+      return error(400, 'M_BAD_JSON', 'The event is not the join the path names.');
+    }
+    if (serverNameOf(pdu.sender) !== origin || pdu.content['membership'] !== 'join') {
+      return error(400, 'M_BAD_JSON', `Only a join of a user of ${origin} is taken.`);
+    }
+    const outcome = await this.#receive(peer, origin, pdu);
+    if (!outcome.ok) return error(403, 'M_FORBIDDEN', `The join was refused: ${outcome.message}`);
+    return { status: 200, body: await this.#stateAndChain(roomId, eventId) };
+  }
+
+  async #stateAndChain(roomId: string, eventId: string): Promise<{ state: Pdu[]; auth_chain: Pdu[] }> {
+    const before = await this.#store.stateBefore(eventId);
+    const ids = [...before.values()];
+    const chain = await authChain([...ids, eventId], this.#store);
+    for (const id of ids) chain.delete(id);
+    const state = await this.#store.getEvents(ids);
+    const auth = await this.#store.getEvents([...chain]);
+    return {
+      state: ids.map((id) => state.get(id)).filter((p): p is Pdu => p !== undefined),
+      auth_chain: [...auth.values()],
+    };
+  }
+
+  /** Whether `origin` may read a room here: one of its users is (or was invited) in it. */
+  async #mayRead(origin: string, roomId: string): Promise<boolean> {
+    const servers = await this.#store.roomServers(roomId, ['join', 'invite', 'leave', 'ban']);
+    return servers.includes(origin) || (await this.#hosts(origin));
+  }
+
+  async #onState(origin: string, roomId: string, eventId: string, idsOnly: boolean): Promise<FederationResponse> {
+    if (!(await this.#mayRead(origin, roomId))) return error(403, 'M_FORBIDDEN', `${origin} is not in ${roomId}.`);
+    const held = (await this.#store.eventsByIds([eventId])).get(eventId);
+    if (held === undefined || held.roomId !== roomId || held.streamOrdering === null) {
+      return error(404, 'M_NOT_FOUND', `Event ${eventId} is not in the timeline of ${roomId} here.`);
+    }
+    const { state, auth_chain } = await this.#stateAndChain(roomId, eventId);
+    const version = (await this.#store.roomVersion(roomId))!;
+    if (idsOnly) {
+      return {
+        status: 200,
+        body: {
+          pdu_ids: state.map((p) => eventIdOf(version, p)),
+          auth_chain_ids: auth_chain.map((p) => eventIdOf(version, p)),
+        },
+      };
+    }
+    return { status: 200, body: { pdus: state, auth_chain } };
+  }
+
+  async #onEvent(origin: string, eventId: string): Promise<FederationResponse> {
+    const held = (await this.#store.eventsByIds([eventId])).get(eventId);
+    if (held === undefined || held.rejected !== null || !(await this.#mayRead(origin, held.roomId))) {
+      return error(404, 'M_NOT_FOUND', `Event ${eventId} is not held here.`);
+    }
+    return { status: 200, body: { origin: origin, origin_server_ts: Date.now(), pdus: [held.pdu] } };
+  }
+
+  /** `POST /get_missing_events`: walks back from `latest_events` to `earliest_events`, newest first, oldest out. */
+  async #onMissingEvents(origin: string, roomId: string, body: Json): Promise<FederationResponse> {
+    if (!(await this.#mayRead(origin, roomId))) return error(403, 'M_FORBIDDEN', `${origin} is not in ${roomId}.`);
+    const earliest = new Set(stringList(body['earliest_events']));
+    const latest = stringList(body['latest_events']);
+    const limit = Math.max(1, Math.min(MISSING_EVENTS_LIMIT, Number(body['limit']) || 10));
+    const minDepth = Number(body['min_depth']) || 0;
+    const found = await this.#walkBack(roomId, latest, limit, (id) => earliest.has(id), minDepth, false);
+    return { status: 200, body: { events: found } };
+  }
+
+  /** `GET /backfill`: the events `v` and before them, newest first. */
+  async #onBackfill(origin: string, roomId: string, query: URLSearchParams): Promise<FederationResponse> {
+    if (!(await this.#mayRead(origin, roomId))) return error(403, 'M_FORBIDDEN', `${origin} is not in ${roomId}.`);
+    const limit = Math.max(1, Math.min(BACKFILL_LIMIT, Number(query.get('limit')) || 10));
+    const found = await this.#walkBack(
+      roomId,
+      query.getAll('v').slice(0, EARLIEST_EVENTS),
+      limit,
+      () => false,
+      0,
+      true,
+    );
+    return { status: 200, body: { origin, origin_server_ts: Date.now(), pdus: found } };
+  }
+
+  /** Breadth-first over prev events from `from` (included when `inclusive`), at most `limit` events. */
+  async #walkBack(
+    roomId: string,
+    from: string[],
+    limit: number,
+    stop: (id: string) => boolean,
+    minDepth: number,
+    inclusive: boolean,
+  ): Promise<Pdu[]> {
+    const seen = new Set<string>();
+    const out: StoredRoomEvent[] = [];
+    let level = inclusive ? from.slice(0, EARLIEST_EVENTS) : [];
+    if (!inclusive) {
+      const starts = await this.#store.eventsByIds(from.slice(0, EARLIEST_EVENTS));
+      for (const event of starts.values()) if (event.roomId === roomId) level.push(...event.pdu.prev_events);
+    }
+    while (level.length > 0 && out.length < limit) {
+      const ids = [...new Set(level)].filter((id) => !seen.has(id) && !stop(id));
+      for (const id of ids) seen.add(id);
+      const held = await this.#store.eventsByIds(ids);
+      const next: string[] = [];
+      for (const id of ids) {
+        const event = held.get(id);
+        if (event === undefined || event.roomId !== roomId || event.rejected !== null || event.depth < minDepth)
+          continue;
+        if (out.length >= limit) break;
+        out.push(event);
+        next.push(...event.pdu.prev_events);
+      }
+      level = next;
+    }
+    return out.sort((a, b) => a.depth - b.depth).map((e) => e.pdu);
+  }
+
+  // ---- Helpers ----
+
+  /** One federation request as `origin` (an account hosted here). */
+  #request(
+    peer: string,
+    origin: string,
+    init: { method: string; path: string; query?: Record<string, string | readonly string[]>; body?: unknown },
+  ): Promise<FederationResponse> {
+    return federationRequest(this.#host, peer, { ...init, query: { ...init.query, origin } });
+  }
+
+  async #fetchDocument(serverName: string, fromPeer: string | undefined): Promise<unknown> {
+    if (fromPeer === undefined) return this.#discovery?.fetchDocument(serverName);
+    const answer = await federationRequest(this.#host, fromPeer, {
+      method: 'GET',
+      path: `/_polyhome/federation/v1/document/${encodeURIComponent(serverName)}`,
+      timeoutMs: 10_000,
+    });
+    return answer.status === 200 ? (answer.body as { document?: unknown }).document : undefined;
+  }
+
+  /** Whether an account is hosted here (its held document names this home). */
+  async #hosts(serverName: string): Promise<boolean> {
+    const document = await this.#documents.document(serverName);
+    return document !== undefined && homeStatus(document, this.peerId).kind === 'home';
+  }
+
+  /** Whether this home is a server home (always on) of an account. */
+  async #serverHomeOf(serverName: string): Promise<boolean> {
+    const document = await this.#documents.document(serverName);
+    const status = document === undefined ? undefined : homeStatus(document, this.peerId);
+    return status?.kind === 'home' && status.home.role === 'server';
+  }
+
+  #track(work: Promise<unknown>): void {
+    const tracked = work.catch((err: unknown) => this.#logger.error({ err }, 'federation work failed'));
+    this.#work.add(tracked);
+    void tracked.finally(() => this.#work.delete(tracked));
+  }
+}
+
+/** The PeerId that made an event: the key id of its sender server's signature (`ed25519:<PeerId>`). */
+function makerOf(pdu: Pdu, sender: string): string | undefined {
+  const keys = Object.keys(pdu.signatures?.[sender] ?? {});
+  const key = keys.find((k) => k.startsWith('ed25519:') && k !== 'ed25519:root');
+  return key?.slice('ed25519:'.length);
+}
+
+function stringList(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string').slice(0, 1_000) : [];
+}
+
+function describe(body: unknown): string {
+  const b = body as { errcode?: unknown; error?: unknown } | undefined;
+  return typeof b?.error === 'string'
+    ? `${String(b.errcode ?? '')} ${b.error}`.trim()
+    : JSON.stringify(body).slice(0, 200);
+}
+
+function error(status: number, errcode: string, message: string, extra: Json = {}): FederationResponse {
+  return { status, body: { errcode, error: message, ...extra } };
+}
+
+function notFound(path: string): FederationResponse {
+  return error(404, 'M_UNRECOGNIZED', `Unrecognised federation request: ${path}`);
+}
+
+function refusal(stage: 'format' | 'missing', code: string, message: string): AcceptOutcome {
+  return { ok: false, stage, code, message, stored: 'dropped' };
+}
