@@ -61,9 +61,9 @@ export class RoomApiService {
     return { room_id: roomId };
   }
 
-  async join(session: MatrixSession, roomIdOrAlias: string): Promise<{ room_id: string }> {
+  async join(session: MatrixSession, roomIdOrAlias: string, via: readonly string[] = []): Promise<{ room_id: string }> {
     const roomId = parseRoomIdOrAlias(roomIdOrAlias);
-    await this.engine().membership(actorOf(session), roomId, { action: 'join' });
+    await this.engine().membership(actorOf(session), roomId, { action: 'join' }, via);
     return { room_id: roomId };
   }
 

@@ -32,9 +32,10 @@ export class RoomsController {
   async joinRoom(
     @Session() session: MatrixSession,
     @Param('roomIdOrAlias') roomIdOrAlias: string,
+    @Query() query: Record<string, unknown>,
   ): Promise<JsonRecord> {
     return (await this.api.serves(session, roomIdOrAlias))
-      ? this.api.join(session, roomIdOrAlias)
+      ? this.api.join(session, roomIdOrAlias, viaOf(query))
       : this.rooms.join(session, roomIdOrAlias);
   }
 
@@ -247,4 +248,10 @@ export class RoomEventsController {
   ): Promise<JsonRecord> {
     return this.api.redact(session, roomId, eventId, txnId, body);
   }
+}
+
+/** The servers to join through: `via` (v1.12) and the older `server_name`, each once or repeated. */
+function viaOf(query: Record<string, unknown>): string[] {
+  const values = [query['via'], query['server_name']].flatMap((v) => (Array.isArray(v) ? v : [v]));
+  return values.filter((v): v is string => typeof v === 'string' && v.length > 0 && v.length <= 255).slice(0, 20);
 }
