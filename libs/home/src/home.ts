@@ -301,6 +301,7 @@ export class Home {
       sync.on('applied', (detail) => {
         this.events.emit('applied', detail);
         this.#changed(detail.account, detail.changed);
+        this.#followMemberships(detail.account, detail.changed);
       }),
       sync.on('document', (detail) => this.#documentIn(detail.account, detail)),
       sync.on('equivocation', (detail) => {
@@ -609,6 +610,23 @@ export class Home {
 
   #republishSlots(): number {
     return Math.max(1, Math.min(this.init.republishSlots ?? REPUBLISH_SLOTS, Math.floor(this.init.announceEveryMs)));
+  }
+
+  /** Memberships another home of the account set, enacted in the rooms this home's engine holds. */
+  #followMemberships(account: string, changed: readonly string[]): void {
+    const engine = this.rooms;
+    const rooms = changed.filter((k) => k.startsWith('member:')).map((k) => k.slice('member:'.length));
+    if (engine === undefined || rooms.length === 0) return;
+    const follow = async (): Promise<void> => {
+      const state = await this.components.store.state(account);
+      const userId = (await this.components.store.document(account))?.user_id;
+      if (userId === undefined) return;
+      for (const roomId of rooms) {
+        const membership = state.memberships[roomId]?.['membership'];
+        if (typeof membership === 'string') await engine.followOwnMembership(account, userId, roomId, membership);
+      }
+    };
+    this.#background.track(follow(), 'following a membership set on another home');
   }
 
   /** The one Matrix home port, over this home and the profile's accounts. */

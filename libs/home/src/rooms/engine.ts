@@ -659,6 +659,23 @@ export class RoomEngine implements MatrixRoomsPort {
     await record(serverNameOf(target)!, roomId, membership, { ...pdu, event_id: eventId });
   }
 
+  /**
+   * Enacts here a membership of the account's user that another home of the account set (its replicated
+   * `member.set`), for a room this home holds: a join or a leave made on one home holds on all of them. Only
+   * joins and leaves are followed; a change the room's rules refuse here throws (the caller logs it).
+   */
+  async followOwnMembership(serverName: string, userId: string, roomId: string, membership: string): Promise<void> {
+    if (!(await this.holds(roomId))) return;
+    const actor: RoomActor = { serverName, userId, deviceId: '$replicated' };
+    const standing = await this.#standing(actor, roomId).catch(() => undefined);
+    if (standing === undefined || standing.membership === membership) return;
+    if (membership === 'leave' && (standing.membership === 'join' || standing.membership === 'invite')) {
+      await this.membership(actor, roomId, { action: 'leave' });
+    } else if (membership === 'join') {
+      await this.membership(actor, roomId, { action: 'join' });
+    }
+  }
+
   /** Whether this home holds the room (any event of it). */
   async holds(roomId: string): Promise<boolean> {
     return (await this.#store.roomVersion(roomId)) !== null;
