@@ -203,7 +203,7 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
     await laptop.home.start();
     await connect(laptop, s1);
     await waitFor(
-      async () => (await bodies(laptop, A).catch(() => [])).includes('away59'),
+      async () => (await bodies(laptop, A).catch((): string[] => [])).includes('away59'),
       'the laptop caught up',
       60_000,
     );
