@@ -326,9 +326,11 @@ export class RoomFederation implements RemoteRooms {
       const events = await this.#store.eventsAfter(cursor, FAN_OUT_BATCH);
       if (events.length === 0) return;
       const rows: OutboxEntry[] = [];
+      // Documents read once per batch: a batch is mostly one room's events from one sender.
+      const documents = memoDocuments(this.#documents);
       for (const event of events) {
         try {
-          rows.push(...(await this.#destinations(event)));
+          rows.push(...(await this.#destinations(event, documents)));
         } catch (err) {
           this.#logger.warn({ err, eventId: event.eventId }, 'the event could not be fanned out');
         }
@@ -345,7 +347,7 @@ export class RoomFederation implements RemoteRooms {
    * relays other accounts' events to the other homes of the accounts it hosts. A client home forwards nothing
    * it received.
    */
-  async #destinations(event: StoredRoomEvent): Promise<OutboxEntry[]> {
+  async #destinations(event: StoredRoomEvent, documents: DocumentReader): Promise<OutboxEntry[]> {
     const pdu = event.pdu;
     const sender = serverNameOf(pdu.sender);
     if (sender === undefined || event.streamOrdering === null) return [];
@@ -357,15 +359,16 @@ export class RoomFederation implements RemoteRooms {
     }
     const maker = makerOf(pdu, sender);
     const made = maker === this.peerId;
-    const senderHosted = await this.#hosts(sender);
-    const relayOwn = !made && senderHosted && (await this.#serverHomeOf(sender));
+    const senderHosted = await this.#hosts(sender, documents);
+    const relayOwn = !made && senderHosted && (await this.#serverHomeOf(sender, documents));
     const rows: OutboxEntry[] = [];
     for (const server of servers) {
-      const hostedHere = await this.#hosts(server);
-      if (!made && !relayOwn && !(hostedHere && (await this.#serverHomeOf(server)))) continue;
+      const hostedHere = await this.#hosts(server, documents);
+      if (!made && !relayOwn && !(hostedHere && (await this.#serverHomeOf(server, documents)))) continue;
       const origin = hostedHere ? server : senderHosted ? sender : undefined;
       if (origin === undefined) continue;
-      const homes = hostedHere ? await this.#documents.homesOf(server) : await this.#homesResolved(server);
+      const held = hostedHere ? await documents.document(server) : undefined;
+      const homes = held !== undefined ? held.homes.map((h) => h.peer_id) : await this.#homesResolved(server);
       for (const destination of homes) {
         if (destination === this.peerId || destination === maker) continue;
         rows.push({ destination, eventId: event.eventId, streamOrdering: event.streamOrdering, origin });
@@ -562,6 +565,8 @@ export class RoomFederation implements RemoteRooms {
     if (typeof json !== 'object' || json === null) return refusal('format', 'not_json', 'A PDU must be an object.');
     const pdu = json as Partial<Pdu>;
     if (typeof pdu.room_id !== 'string') return refusal('format', 'missing_field', 'The PDU has no room_id.');
+    const known = await this.#heldAlready(pdu);
+    if (known !== undefined) return known;
     await this.#learnSigners(pdu, peer);
     // Requests back to the sender speak for an account hosted here that the event concerns.
     const local = await this.#localOrigin(origin, pdu);
@@ -576,6 +581,23 @@ export class RoomFederation implements RemoteRooms {
       if (!outcome.ok && outcome.stage === 'missing') outcome = await this.#adoptAt(peer, local, json);
     }
     return outcome;
+  }
+
+  /**
+   * The outcome for an event held here already (another home sent it first), without checking it again; a
+   * home receives most events two or three times (see the fan-out). Undefined when it is not held.
+   */
+  async #heldAlready(pdu: Partial<Pdu>): Promise<AcceptOutcome | undefined> {
+    const version = await this.#store.roomVersion(pdu.room_id!);
+    if (version === null) return undefined;
+    const checked = validatePdu(version, pdu);
+    if (!checked.ok) return undefined;
+    const eventId = eventIdOf(version, checked.pdu);
+    const held = (await this.#store.eventsByIds([eventId])).get(eventId);
+    if (held === undefined || held.outlier) return undefined;
+    if (held.rejected !== null)
+      return { ok: false, eventId, stage: 'auth_state', ...held.rejected, stored: 'rejected' };
+    return { ok: true, eventId, inserted: false, streamOrdering: held.streamOrdering };
   }
 
   /** Fetches (from the sending home, then the DHT) the documents of a PDU's signers this home lacks. */
@@ -952,14 +974,14 @@ export class RoomFederation implements RemoteRooms {
   }
 
   /** Whether an account is hosted here (its held document names this home). */
-  async #hosts(serverName: string): Promise<boolean> {
-    const document = await this.#documents.document(serverName);
+  async #hosts(serverName: string, documents: DocumentReader = this.#documents): Promise<boolean> {
+    const document = await documents.document(serverName);
     return document !== undefined && homeStatus(document, this.peerId).kind === 'home';
   }
 
   /** Whether this home is a server home (always on) of an account. */
-  async #serverHomeOf(serverName: string): Promise<boolean> {
-    const document = await this.#documents.document(serverName);
+  async #serverHomeOf(serverName: string, documents: DocumentReader = this.#documents): Promise<boolean> {
+    const document = await documents.document(serverName);
     const status = document === undefined ? undefined : homeStatus(document, this.peerId);
     return status?.kind === 'home' && status.home.role === 'server';
   }
@@ -969,6 +991,24 @@ export class RoomFederation implements RemoteRooms {
     this.#work.add(tracked);
     void tracked.finally(() => this.#work.delete(tracked));
   }
+}
+
+/** Where account documents are read from. */
+type DocumentReader = Pick<FederationDocuments, 'document'>;
+
+/** A reader that reads each account's document once (for one batch of work). */
+function memoDocuments(documents: DocumentReader): DocumentReader {
+  const held = new Map<string, ReturnType<DocumentReader['document']>>();
+  return {
+    document(serverName) {
+      let document = held.get(serverName);
+      if (document === undefined) {
+        document = documents.document(serverName);
+        held.set(serverName, document);
+      }
+      return document;
+    },
+  };
 }
 
 /** The PeerId that made an event: the key id of its sender server's signature (`ed25519:<PeerId>`). */
