@@ -32,7 +32,7 @@ async function until(condition, what, timeoutMs = 600_000) {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 2));
   }
 }
 
@@ -108,13 +108,19 @@ export async function run(ctx) {
 
     ctx.progress(`message S1 → S2 x${MESSAGES}`);
     const latencies = [];
+    const sends = [];
     for (let i = 0; i < MESSAGES + 20; i++) {
       const t0 = performance.now();
       const { eventId } = await s1.home.rooms.send(A, roomId, { type: 'm.room.message', content: { body: `m${i}` } });
+      const sent = performance.now() - t0;
       await until(async () => (await s2.rooms.hasEvents([eventId])).has(eventId), 'a message on S2', 60_000);
-      if (i >= 20) latencies.push(performance.now() - t0);
+      if (i >= 20) {
+        latencies.push(performance.now() - t0);
+        sends.push(sent);
+      }
     }
     latencies.sort((x, y) => x - y);
+    sends.sort((x, y) => x - y);
     const pings = [];
     for (let i = 0; i < 200; i++) {
       const t0 = performance.now();
@@ -150,7 +156,12 @@ export async function run(ctx) {
 
     const pingRef = `libp2p ping S1→S2 p50 ${percentile(pings, 50).toFixed(2)} ms`;
     return [
-      { figure: 'room_message_s1_to_s2.p50_ms', value: percentile(latencies, 50), unit: 'ms', reference: pingRef },
+      {
+        figure: 'room_message_s1_to_s2.p50_ms',
+        value: percentile(latencies, 50),
+        unit: 'ms',
+        reference: `${pingRef}; the send on S1 alone p50 ${percentile(sends, 50).toFixed(1)} ms`,
+      },
       {
         figure: 'room_message_s1_to_s2.p99_ms',
         value: percentile(latencies, 99),
