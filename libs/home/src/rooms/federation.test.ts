@@ -5,7 +5,7 @@
 import type { RoomActor } from '@polyhome/matrix';
 import { waitFor } from '@polyhome/p2p/testing';
 import { createInProcessQueue } from '@polyhome/queue';
-import { signPdu, type Pdu } from '@polyhome/rooms';
+import { buildEvent, signPdu, type Pdu } from '@polyhome/rooms';
 import { openStorage, SqlReplicaStore, SqlRoomStore, type Storage } from '@polyhome/storage';
 import { createTestDatabase, STORAGE_BACKENDS, type TestDatabase } from '@polyhome/storage/testing';
 import { makeAccount, makeHome, type FixtureHome } from '@polyhome/sync/testing';
@@ -214,6 +214,50 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
     await s2.home.start();
   }, 120_000);
 
+  it('concurrent state changes on S1 and the laptop converge on every home', async () => {
+    await connect(s2, s1);
+    await connect(laptop, s2);
+    const levels = async (running: Running): Promise<Record<string, unknown>> =>
+      (await running.home.rooms!.stateEvent(A, roomId, 'm.room.power_levels', ''))!.pdu.content;
+    const before = await levels(s1);
+    await Promise.all([
+      s1.home.rooms!.send(A, roomId, { type: 'm.room.name', stateKey: '', content: { name: 'named on S1' } }),
+      laptop.home.rooms!.send(A, roomId, {
+        type: 'm.room.name',
+        stateKey: '',
+        content: { name: 'named on the laptop' },
+      }),
+      s1.home.rooms!.send(A, roomId, {
+        type: 'm.room.power_levels',
+        stateKey: '',
+        content: { ...before, events_default: 10 },
+      }),
+      laptop.home.rooms!.send(A, roomId, {
+        type: 'm.room.power_levels',
+        stateKey: '',
+        content: { ...before, state_default: 60 },
+      }),
+    ]);
+    const stateOf = async (running: Running, actor: RoomActor) => {
+      const name = await running.home.rooms!.stateEvent(actor, roomId, 'm.room.name', '');
+      const power = await running.home.rooms!.stateEvent(actor, roomId, 'm.room.power_levels', '');
+      return `${name?.eventId ?? ''} ${power?.eventId ?? ''}`;
+    };
+    let states: string[] = [];
+    await waitFor(
+      async () => {
+        states = await Promise.all([stateOf(s1, A), stateOf(laptop, A), stateOf(s2, B)]);
+        const names = await Promise.all(
+          [s1, laptop, s2].map((r, i) => r.home.rooms!.stateEvent(i === 2 ? B : A, roomId, 'm.room.name', '')),
+        );
+        return new Set(states).size === 1 && names.every((n) => String(n?.pdu.content['name']).startsWith('named on'));
+      },
+      'one resolved state on S1, the laptop and S2',
+      60_000,
+    );
+    expect(new Set(states).size).toBe(1);
+  }, 90_000);
+
   it('refuses a stranger, and events with a bad signature or forged by a home of another account', async () => {
     const send = (from: Running, origin: string, pdus: unknown[]) =>
       federationRequest(from.home.host, s1.home.peerId, {
@@ -247,10 +291,54 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
     const results = Object.values((answer.body as { pdus: Record<string, { error?: string }> }).pdus);
     expect(results[0]?.error).toMatch(/unknown_key|signature/);
     expect(await bodies(s1, A)).not.toContain('forged');
+    // Events signed with bob's real home key, built on S1's current state.
+    const bobEvent = async (type: string, content: Record<string, unknown>, stateKey?: string): Promise<Pdu> => {
+      const state = await s1.rooms.currentState(roomId);
+      const extremities = await s1.rooms.forwardExtremities(roomId, 10);
+      const prevs = await s1.rooms.getEvents(extremities.map((e) => e.eventId));
+      const template = buildEvent({
+        version: '11',
+        roomId,
+        sender: bob.userId,
+        type,
+        ...(stateKey === undefined ? {} : { stateKey }),
+        content,
+        prevEvents: extremities.map((e) => ({ eventId: e.eventId, pdu: prevs.get(e.eventId)! })),
+        state,
+        originServerTs: Date.now(),
+      });
+      return signPdu('11', template, {
+        serverName: bob.serverName,
+        keyId: `ed25519:${bob.homes[0]!.peerId}`,
+        secretKey: bob.homes[0]!.secretKey,
+      });
+    };
+    const errorOf = async (pdu: unknown): Promise<string | undefined> => {
+      const answer = await send(s2, bob.serverName, [pdu]);
+      expect(answer.status).toBe(200);
+      return Object.values((answer.body as { pdus: Record<string, { error?: string }> }).pdus)[0]?.error;
+    };
     // A changed body under a valid signature: the content hash fails.
-    const tampered = { ...(forged as Pdu), content: { body: 'changed' } };
-    const second = await send(s2, bob.serverName, [tampered]);
-    expect(Object.values((second.body as { pdus: Record<string, { error?: string }> }).pdus)[0]?.error).toBeDefined();
-    expect(s1.home.federation!.stats.refused['signature']).toBeGreaterThanOrEqual(1);
+    const genuine = await bobEvent('m.room.message', { body: 'genuine' });
+    expect(await errorOf({ ...genuine, content: { body: 'changed' } })).toMatch(/hash/i);
+    // bob has no power to change the power levels.
+    const levels = (await s1.home.rooms!.stateEvent(A, roomId, 'm.room.power_levels', ''))!.pdu.content;
+    const grab = await bobEvent('m.room.power_levels', { ...levels, users: { [bob.userId]: 100 } }, '');
+    expect(await errorOf(grab)).toBeDefined();
+    // Oversized: over the spec's 64 KiB per PDU.
+    expect(await errorOf(await bobEvent('m.room.message', { body: 'x'.repeat(70_000) }))).toMatch(/large|size|65/i);
+    // Kicked, bob's server can no longer put messages in the room.
+    await s1.home.rooms!.membership(A, roomId, { action: 'kick', target: bob.userId });
+    expect(await errorOf(await bobEvent('m.room.message', { body: 'after the kick' }))).toBeDefined();
+    const texts = await bodies(s1, A);
+    for (const text of ['forged', 'changed', 'after the kick']) expect(texts).not.toContain(text);
+    const levelsNow = (await s1.home.rooms!.stateEvent(A, roomId, 'm.room.power_levels', ''))!.pdu.content;
+    expect((levelsNow['users'] as Record<string, number>)[bob.userId]).toBeUndefined();
+    const refused = s1.home.federation!.stats.refused;
+    expect(refused['signature']).toBeGreaterThanOrEqual(1);
+    expect(refused['content_hash']).toBeGreaterThanOrEqual(1);
+    expect(refused['format']).toBeGreaterThanOrEqual(1);
+    // The power grab and the message after the kick fail the authorization rules (kept as rejected evidence).
+    expect((refused['auth_events'] ?? 0) + (refused['auth_state'] ?? 0)).toBeGreaterThanOrEqual(2);
   }, 60_000);
 });
