@@ -10,6 +10,7 @@ import { createTestPostgresDatabase } from '@polyhome/storage/testing';
 import { createClient, Direction, EventType, MsgType, type MatrixClient } from 'matrix-js-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix } from './support/convergence.js';
+import { CliNode } from './support/cli-node.js';
 import { ServerProcess } from './support/server-process.js';
 
 const REDIS_URL = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
@@ -67,12 +68,14 @@ async function messages(client: MatrixClient, roomId: string): Promise<string[]>
   return bodies.reverse();
 }
 
-describe('rooms between two server processes', () => {
+describe('rooms between two server processes and a laptop', () => {
   let s1: Hosted;
   let s2: Hosted;
   let alice: MatrixClient;
   let bob: MatrixClient;
   let roomId: string;
+  let laptop: CliNode | undefined;
+  let laptopDir: string | undefined;
 
   beforeAll(async () => {
     s1 = await serverProcess('s1');
@@ -82,8 +85,10 @@ describe('rooms between two server processes', () => {
   }, 240_000);
 
   afterAll(async () => {
+    await laptop?.stop('SIGKILL');
     await s1?.dispose();
     await s2?.dispose();
+    if (laptopDir !== undefined) await rm(laptopDir, { recursive: true, force: true });
   }, 60_000);
 
   it('alice invites bob across servers; bob joins; 2 × 30 messages in one order on both servers', async () => {
@@ -157,4 +162,100 @@ describe('rooms between two server processes', () => {
       Array.from({ length: 40 }, (_, i) => `while away ${i}`),
     );
   }, 300_000);
+
+  it("dave on a laptop with S1 as companion talks with bob; the laptop away gets bob's messages from S1 alone", async () => {
+    laptopDir = await mkdtemp(path.join(os.tmpdir(), 'polyhome-rooms-laptop-'));
+    laptop = new CliNode('laptop', laptopDir);
+    const made = await laptop.json<{ user_id: string }>('init', '--localpart', 'dave', '--name', 'laptop');
+    await laptop.start('--bootstrap', s1.server.addr);
+    await laptop.json('home', 'add', s1.server.addr, '--role', 'server', '--name', 'companion');
+    const loginToken = async (): Promise<string> =>
+      (await laptop!.json<{ login_token: string }>('login-token')).login_token;
+    const login = async (baseUrl: string, token: string): Promise<MatrixClient> => {
+      const answer = await createClient({ baseUrl }).loginRequest({ type: 'm.login.token', token });
+      return createClient({
+        baseUrl,
+        userId: answer.user_id,
+        accessToken: answer.access_token,
+        deviceId: answer.device_id,
+      });
+    };
+    let dave = await login(laptop.matrixUrl, await loginToken());
+    expect(dave.getUserId()).toBe(made.user_id);
+    const { room_id: room } = await dave.createRoom({ name: 'laptop room', preset: 'private_chat' as never });
+    let refusal = '';
+    await waitFor(
+      async () => {
+        try {
+          await dave.invite(room, bob.getUserId()!);
+          return true;
+        } catch (err) {
+          refusal = (err as Error).message;
+          return false;
+        }
+      },
+      'the invite from the laptop to reach bob on S2',
+      90_000,
+      1_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message} (last refusal: ${refusal})\n${laptop!.tail()}`);
+    });
+    await waitFor(
+      async () => {
+        try {
+          await bob.joinRoom(room);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      "bob to join the laptop's room",
+      60_000,
+      500,
+    );
+    for (let i = 0; i < 10; i++) {
+      await dave.sendEvent(room, EventType.RoomMessage, { msgtype: MsgType.Text, body: `dave ${i}` });
+      await bob.sendEvent(room, EventType.RoomMessage, { msgtype: MsgType.Text, body: `bob ${i}` });
+    }
+    // dave's view on his companion S1 too.
+    const token = await s1.server.admin(
+      'POST',
+      `/admin/v1/accounts/${encodeURIComponent(made.user_id)}/login-token`,
+      {},
+    );
+    const daveOnS1 = await login(`http://127.0.0.1:${s1.server.port}`, String(token.body['login_token']));
+    let views: string[][] = [];
+    await waitFor(
+      async () => {
+        views = await Promise.all([messages(dave, room), messages(bob, room), messages(daveOnS1, room)]);
+        return views[0]!.length === 20 && views.every((v) => v.join('\n') === views[0]!.join('\n'));
+      },
+      'the same 20 messages on the laptop, S2 and S1',
+      90_000,
+      500,
+    );
+
+    // The laptop stops; bob sends; S2 goes away; the laptop comes back and gets them from S1.
+    expect(await laptop.stop()).toBe(0);
+    for (let i = 0; i < 50; i++) {
+      await bob.sendEvent(room, EventType.RoomMessage, { msgtype: MsgType.Text, body: `later ${i}` });
+    }
+    await waitFor(
+      async () => (await messages(daveOnS1, room)).filter((b) => b.startsWith('later')).length === 50,
+      "S1 to hold bob's 50 messages",
+      90_000,
+      500,
+    );
+    await s2.server.kill('SIGKILL');
+    await laptop.start('--bootstrap', s1.server.addr);
+    dave = await login(laptop.matrixUrl, await loginToken());
+    await waitFor(
+      async () => (await messages(dave, room).catch(() => [])).filter((b) => b.startsWith('later')).length === 50,
+      'the laptop to get the 50 messages from S1 with S2 down',
+      120_000,
+      1_000,
+    );
+    expect(await messages(dave, room)).toEqual(await messages(daveOnS1, room));
+    await s2.server.start();
+  }, 400_000);
 });

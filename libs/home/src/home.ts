@@ -207,6 +207,7 @@ export class Home {
               documents,
               nodeKey: components.nodeKey,
               discovery,
+              hosted: () => this.hosted(),
               logger: this.#logger,
             },
             init.federation,

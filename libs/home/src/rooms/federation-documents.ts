@@ -14,6 +14,8 @@ export type DocumentFetcher = (serverName: string, fromPeer?: string) => Promise
 /** The documents of hosted and of other accounts (see the file comment). */
 export class FederationDocuments implements DocumentSource {
   readonly #cache = new Map<string, AccountDocument>();
+  /** The addresses documents gave each home, by PeerId (the newest document read wins). */
+  readonly #addresses = new Map<string, readonly string[]>();
   #fetch: DocumentFetcher | undefined;
 
   constructor(
@@ -29,7 +31,10 @@ export class FederationDocuments implements DocumentSource {
   /** The held document of an account: hosted here, or another account's as last verified. */
   async document(serverName: string): Promise<AccountDocument | undefined> {
     const own = await this.hosted.document(serverName);
-    if (own !== undefined) return own;
+    if (own !== undefined) {
+      this.#noteAddresses(own);
+      return own;
+    }
     const cached = this.#cache.get(serverName);
     if (cached !== undefined) return cached;
     const stored = await this.store.foreignDocument(serverName);
@@ -97,7 +102,22 @@ export class FederationDocuments implements DocumentSource {
     return document === undefined ? [] : document.homes.map((h) => h.peer_id);
   }
 
+  /** The addresses the documents read here give a home (empty when none named it with any). */
+  addressesOf(peerId: string): readonly string[] {
+    return this.#addresses.get(peerId) ?? [];
+  }
+
+  #noteAddresses(document: AccountDocument): void {
+    for (const home of document.homes) {
+      if (home.addrs.length === 0) continue;
+      this.#addresses.delete(home.peer_id);
+      this.#addresses.set(home.peer_id, home.addrs);
+    }
+    while (this.#addresses.size > CACHED_DOCUMENTS * 4) this.#addresses.delete(this.#addresses.keys().next().value!);
+  }
+
   #remember(serverName: string, document: AccountDocument): void {
+    this.#noteAddresses(document);
     this.#cache.delete(serverName);
     this.#cache.set(serverName, document);
     if (this.#cache.size > CACHED_DOCUMENTS) this.#cache.delete(this.#cache.keys().next().value!);

@@ -10,6 +10,7 @@ import { MatrixError } from '@polyhome/matrix/errors';
 import {
   createFederationServer,
   federationRequest,
+  rememberPeerAddresses,
   type Discovery,
   type FederationRequest,
   type FederationResponse,
@@ -68,6 +69,8 @@ export interface RoomFederationComponents {
   nodeKey: SecretKey;
   /** Finds documents of accounts never met (through the DHT). */
   discovery?: Discovery;
+  /** The accounts hosted here (their server homes are asked for documents the DHT does not give). */
+  hosted?: () => readonly string[];
   logger?: HomeLogger;
 }
 
@@ -117,6 +120,7 @@ export class RoomFederation implements RemoteRooms {
   readonly #documents: FederationDocuments;
   readonly #nodeKey: SecretKey;
   readonly #discovery: Discovery | undefined;
+  readonly #hosted: () => readonly string[];
   readonly #logger: HomeLogger;
   readonly #minBackoff: number;
   readonly #maxBackoff: number;
@@ -125,6 +129,8 @@ export class RoomFederation implements RemoteRooms {
   readonly #rerun = new Set<string>();
   readonly #backoff = new Map<string, { failures: number; timer: NodeJS.Timeout | undefined }>();
   readonly #work = new Set<Promise<unknown>>();
+  /** Addresses put in the peer store, by PeerId (joined), so they are put again only when they change. */
+  readonly #known = new Map<string, string>();
   #pumping = false;
   #again = false;
   #stopped = false;
@@ -145,6 +151,7 @@ export class RoomFederation implements RemoteRooms {
     this.#documents = components.documents;
     this.#nodeKey = components.nodeKey;
     this.#discovery = components.discovery;
+    this.#hosted = components.hosted ?? (() => []);
     this.#logger = components.logger ?? SILENT_LOGGER;
     this.#minBackoff = init.minBackoffMs ?? 1_000;
     this.#maxBackoff = init.maxBackoffMs ?? 300_000;
@@ -955,17 +962,52 @@ export class RoomFederation implements RemoteRooms {
   // ---- Helpers ----
 
   /** One federation request as `origin` (an account hosted here). */
-  #request(
+  async #request(
     peer: string,
     origin: string,
     init: { method: string; path: string; query?: Record<string, string | readonly string[]>; body?: unknown },
   ): Promise<FederationResponse> {
+    await this.#knowAddresses(peer);
     return federationRequest(this.#host, peer, { ...init, query: { ...init.query, origin } });
   }
 
+  /** Puts the addresses the documents give a home into the peer store (once per change), so a dial finds it. */
+  async #knowAddresses(peer: string): Promise<void> {
+    const addrs = this.#documents.addressesOf(peer);
+    const key = addrs.join(' ');
+    if (addrs.length === 0 || this.#known.get(peer) === key) return;
+    try {
+      await rememberPeerAddresses(this.#host, peer, addrs);
+      this.#known.set(peer, key);
+    } catch (err) {
+      this.#logger.debug({ err, peer }, 'the addresses of a home could not be kept');
+    }
+  }
+
+  /**
+   * A document from a home (`fromPeer`), or else from the DHT and then from the server homes of the accounts
+   * hosted here (they keep the documents of everyone in their rooms, and answer when the DHT lost a record).
+   */
   async #fetchDocument(serverName: string, fromPeer: string | undefined): Promise<unknown> {
-    if (fromPeer === undefined) return this.#discovery?.fetchDocument(serverName);
-    const answer = await federationRequest(this.#host, fromPeer, {
+    if (fromPeer !== undefined) return this.#documentFrom(fromPeer, serverName);
+    const found = await this.#discovery?.fetchDocument(serverName).catch(() => undefined);
+    if (found !== undefined) return found;
+    const asked = new Set<string>([this.peerId]);
+    for (const account of this.#hosted().slice(0, 16)) {
+      const document = await this.#documents.document(account);
+      for (const home of document?.homes ?? []) {
+        if (home.role !== 'server' || asked.has(home.peer_id)) continue;
+        asked.add(home.peer_id);
+        const answer = await this.#documentFrom(home.peer_id, serverName).catch(() => undefined);
+        if (answer !== undefined) return answer;
+      }
+    }
+    return undefined;
+  }
+
+  async #documentFrom(peer: string, serverName: string): Promise<unknown> {
+    await this.#knowAddresses(peer);
+    const answer = await federationRequest(this.#host, peer, {
       method: 'GET',
       path: `/_polyhome/federation/v1/document/${encodeURIComponent(serverName)}`,
       timeoutMs: 10_000,
