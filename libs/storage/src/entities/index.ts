@@ -1,3 +1,4 @@
+import { AdminAuditEntity } from './admin-audit.entity.js';
 import { AccountDocumentEntity } from './account-document.entity.js';
 import { AccountStateEntity } from './account-state.entity.js';
 import { AccountEntity } from './account.entity.js';
@@ -34,6 +35,7 @@ import { RoomTxnEntity } from './room-txn.entity.js';
 import { RoomEntity } from './room.entity.js';
 
 export {
+  AdminAuditEntity,
   AccountDocumentEntity,
   AccountEntity,
   AccountStateEntity,
@@ -103,4 +105,5 @@ export const ENTITIES = [
   RoomTxnEntity,
   MatrixMediaEntity,
   MatrixMediaChunkEntity,
+  AdminAuditEntity,
 ];
