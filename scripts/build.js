@@ -62,6 +62,7 @@ async function build(reason) {
     }
   });
   chmodSync(path.join(root, 'apps', 'node', 'dist', 'cli.js'), 0o755);
+  chmodSync(path.join(root, 'apps', 'server', 'dist', 'cli', 'admin.js'), 0o755);
   await run(process.execPath, [path.join(root, 'libs', 'storage', 'dist', 'cli', 'pglite-template.js')], (line) => {
     if (line.startsWith('Preparing') || line.startsWith('No database template')) console.error(`  ${line}`);
   });
