@@ -3,6 +3,7 @@ import type { AccountStatus } from './entities/account.entity.js';
 import { AdminAuditEntity } from './entities/admin-audit.entity.js';
 import type { AccountRecord } from './repositories/account.repository.js';
 import { AccountEntity } from './entities/account.entity.js';
+import { MatrixAccessTokenEntity } from './entities/matrix-access-token.entity.js';
 
 /** An audit entry as written: what was done, to what, why, and what it did. */
 export interface AdminAuditInput {
@@ -76,7 +77,7 @@ export interface AccountActivity {
 /** Longest search string: a user ID is at most 255 characters. */
 const MAX_SEARCH = 255;
 
-/** Largest number of current-state events a room detail returns (a room with more is answered in part). */
+/** Largest number of current-state events, and of members, a room detail returns (more: answered in part). */
 export const ROOM_DETAIL_STATE_LIMIT = 1_000;
 
 /**
@@ -135,13 +136,8 @@ export class SqlAdminStore {
 
   /** Deletes every access token this database issued for the account; how many there were. */
   async revokeAccessTokens(serverName: string): Promise<number> {
-    const rows = (await this.dataSource.query(
-      'DELETE FROM matrix_access_token WHERE server_name = $1 RETURNING device_id',
-      [serverName],
-    )) as unknown;
-    // PostgreSQL answers [rows, count] for a DELETE ... RETURNING through TypeORM, PGlite the rows alone.
-    const list = Array.isArray(rows) && Array.isArray(rows[0]) ? (rows[0] as unknown[]) : (rows as unknown[]);
-    return list.length;
+    const result = await this.dataSource.getRepository(MatrixAccessTokenEntity).delete({ serverName });
+    return result.affected ?? 0;
   }
 
   /** When the account last did something here. */
@@ -208,6 +204,7 @@ export class SqlAdminStore {
         members: AdminRoomMember[];
         state: AdminStateEvent[];
         stateTruncated: boolean;
+        membersTruncated: boolean;
       }
     | undefined
   > {
@@ -215,7 +212,7 @@ export class SqlAdminStore {
     if (summary === undefined) return undefined;
     const members = (await this.dataSource.query(
       `SELECT user_id, server_name, membership FROM room_membership WHERE room_id = $1 ORDER BY user_id LIMIT $2`,
-      [roomId, ROOM_DETAIL_STATE_LIMIT],
+      [roomId, ROOM_DETAIL_STATE_LIMIT + 1],
     )) as Array<{ user_id: string; server_name: string; membership: string }>;
     const state = (await this.dataSource.query(
       `SELECT cs.type, cs.state_key, cs.event_id, e.pdu FROM room_current_state cs
@@ -225,7 +222,10 @@ export class SqlAdminStore {
     )) as Array<{ type: string; state_key: string; event_id: string; pdu: string }>;
     return {
       summary,
-      members: members.map((m) => ({ userId: m.user_id, serverName: m.server_name, membership: m.membership })),
+      members: members
+        .slice(0, ROOM_DETAIL_STATE_LIMIT)
+        .map((m) => ({ userId: m.user_id, serverName: m.server_name, membership: m.membership })),
+      membersTruncated: members.length > ROOM_DETAIL_STATE_LIMIT,
       state: state.slice(0, ROOM_DETAIL_STATE_LIMIT).map((s) => {
         const pdu = JSON.parse(s.pdu) as { sender?: unknown; content?: unknown };
         return {

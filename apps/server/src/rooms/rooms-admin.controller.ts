@@ -55,6 +55,7 @@ export class RoomsAdminController {
         { type: 'm.room.name', state_key: '', event_id: '$abc', sender: EXAMPLE_USER_ID, content: { name: 'Team' } },
       ],
       state_truncated: false,
+      members_truncated: false,
     },
     errors: [
       {

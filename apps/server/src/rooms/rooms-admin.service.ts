@@ -31,6 +31,8 @@ export interface RoomDetailView extends RoomSummaryView {
   state: Array<{ type: string; state_key: string; event_id: string; sender: string; content: unknown }>;
   /** The room has more current state than the answer holds (1000 events). */
   state_truncated: boolean;
+  /** The room has more members than the answer holds (1000). */
+  members_truncated: boolean;
 }
 
 /** Rooms this server's room engine holds, read from its room store. */
@@ -90,6 +92,7 @@ export class RoomsAdminService {
         content: s.content,
       })),
       state_truncated: room.stateTruncated,
+      members_truncated: room.membersTruncated,
     };
   }
 }
