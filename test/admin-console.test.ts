@@ -61,6 +61,8 @@ describe('the admin console in Chromium', () => {
     await page.click('button[type=submit]');
     await page.getByRole('heading', { name: 'Accounts' }).waitFor();
     await page.getByRole('cell', { name: 'delivery' }).waitFor();
+    expect(await page.getByText('No rooms on this server.').count()).toBe(1);
+    expect(await page.getByText('Nothing done yet.').count()).toBe(1);
     expect(await page.locator('.card').allTextContents()).toEqual(
       expect.arrayContaining(['Accounts0', 'Devices0', 'Rooms0']),
     );
@@ -89,6 +91,17 @@ describe('the admin console in Chromium', () => {
     expect(await panel.getByText('Devices (1)').count()).toBe(1);
     expect(await panel.locator('table.devices').textContent()).toContain(String(login.body['device_id']));
     await page.locator('.card', { hasText: 'Devices' }).getByText('1').waitFor();
+    // That client makes a room: it shows in the rooms list and in the account's rooms.
+    const room = await server.request(
+      'POST',
+      '/_matrix/client/v3/createRoom',
+      { name: 'Console room' },
+      { Authorization: `Bearer ${String(login.body['access_token'])}` },
+    );
+    expect(room.status).toBe(200);
+    await page.locator('table.rooms tr', { hasText: 'Console room' }).waitFor();
+    const roomRow = panel.locator('tr', { has: page.locator(`td[title="${String(room.body['room_id'])}"]`) });
+    await roomRow.getByText('join').waitFor();
     await shot('account-with-device');
 
     await panel.getByRole('button', { name: 'Deactivate…' }).click();
@@ -99,8 +112,15 @@ describe('the admin console in Chromium', () => {
     await confirm.click();
     await panel.locator('.status', { hasText: 'deactivated' }).waitFor();
     await panel.getByText('Devices (0)').waitFor();
+    await roomRow.getByText('leave').waitFor();
+    await page
+      .locator('table.rooms tr', { hasText: 'Console room' })
+      .getByRole('cell', { name: '0', exact: true })
+      .waitFor();
     expect(await panel.getByRole('button', { name: 'Reactivate…' }).count()).toBe(1);
     await page.locator('tr.selected', { hasText: 'deactivated' }).waitFor();
+    await page.locator('table.audit tr', { hasText: 'Spam reported by three users' }).waitFor();
+    expect(await page.locator('table.audit tbody tr').first().textContent()).toContain('account.deactivate');
     await shot('account-deactivated');
 
     const audit = await server.admin('GET', '/admin/v1/audit');

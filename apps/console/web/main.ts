@@ -334,7 +334,7 @@ function AccountPanel({ userId, onChanged }: { userId: string; onChanged: () => 
         ${a.rooms.map(
           (r) =>
             html`<tr>
-              <td>${r.room_id}</td>
+              <td title=${r.room_id}>${short(r.room_id, 16)}</td>
               <td>${r.membership}</td>
             </tr>`,
         )}
@@ -400,7 +400,7 @@ function Accounts() {
             (a) =>
               html`<tr class=${a.user_id === selected ? 'selected' : ''} onClick=${() => setSelected(a.user_id)}>
                 <td>
-                  <a href="#" onClick=${(e: Event) => e.preventDefault()} title=${a.user_id}>${short(a.user_id, 20)}</a>
+                  <a href="#" onClick=${(e: Event) => e.preventDefault()} title=${a.user_id}>${short(a.user_id, 10)}</a>
                 </td>
                 <td>${a.status}</td>
               </tr>`,
@@ -409,6 +409,85 @@ function Accounts() {
       </table>
       ${selected === undefined ? html`<p>Select an account.</p>` : html`<${AccountPanel} userId=${selected} onChanged=${reload} />`}
     </div>
+  </section>`;
+}
+
+interface RoomRow {
+  room_id: string;
+  name: string | null;
+  joined_members: number;
+  events: number;
+}
+
+interface AuditRow {
+  id: string;
+  action: string;
+  target: string;
+  reason: string;
+  created_at: string;
+}
+
+function Rooms() {
+  const { data } = usePolled(() => api<Page<RoomRow>>('GET', '/admin/v1/rooms?limit=50'), []);
+  return html`<section>
+    <h2>Rooms</h2>
+    ${
+      (data?.chunk.length ?? 0) === 0
+        ? html`<p>No rooms on this server.</p>`
+        : html`<table class="rooms">
+            <thead>
+              <tr>
+                <th>Room</th>
+                <th>Name</th>
+                <th>Joined</th>
+                <th>Events</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${data!.chunk.map(
+                (r) =>
+                  html`<tr>
+                    <td title=${r.room_id}>${short(r.room_id, 16)}</td>
+                    <td>${r.name ?? '—'}</td>
+                    <td>${r.joined_members}</td>
+                    <td>${r.events}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+    }
+  </section>`;
+}
+
+function Audit() {
+  const { data } = usePolled(() => api<Page<AuditRow>>('GET', '/admin/v1/audit?limit=20'), []);
+  return html`<section>
+    <h2>Audit log</h2>
+    ${
+      (data?.chunk.length ?? 0) === 0
+        ? html`<p>Nothing done yet.</p>`
+        : html`<table class="audit">
+            <thead>
+              <tr>
+                <th>When</th>
+                <th>Action</th>
+                <th>Target</th>
+                <th>Reason</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${data!.chunk.map(
+                (e) =>
+                  html`<tr>
+                    <td>${when(e.created_at)}</td>
+                    <td>${e.action}</td>
+                    <td title=${e.target}>${short(e.target, 16)}</td>
+                    <td>${e.reason}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+    }
   </section>`;
 }
 
@@ -434,7 +513,9 @@ function App() {
       </ul>
     </nav>
     <${Overview} />
-    <${Accounts} />`;
+    <${Accounts} />
+    <${Rooms} />
+    <${Audit} />`;
 }
 
 render(html`<${App} />`, document.getElementById('app')!);
