@@ -9,6 +9,9 @@ export function stampPath(root) {
   return path.join(root, 'node_modules', '.polyhome-build-stamp');
 }
 
+/** Where the admin console's bundle goes (served by the server at /admin/). */
+export const CONSOLE_OUT = 'apps/server/dist/console';
+
 /** The packages tsconfig.build.json builds, in its order. */
 export function packages(root) {
   const config = JSON.parse(readFileSync(path.join(root, 'tsconfig.build.json'), 'utf8'));
@@ -21,7 +24,7 @@ function newestInput(dir, newest = { mtime: 0, file: '' }) {
     if (entry.name === 'dist' || entry.name === 'node_modules' || entry.name.startsWith('.')) continue;
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) newestInput(full, newest);
-    else if (/\.(ts|mts|cts|js|mjs|json)$/.test(entry.name)) {
+    else if (/\.(ts|mts|cts|js|mjs|json|css|html)$/.test(entry.name)) {
       const mtime = statSync(full).mtimeMs;
       if (mtime > newest.mtime) Object.assign(newest, { mtime, file: full });
     }
@@ -44,6 +47,12 @@ export function staleReason(root) {
   for (const pkg of packages(root)) {
     if (!existsSync(path.join(root, pkg, 'dist', '.tsbuildinfo'))) return `${pkg}/dist is missing`;
     newestInput(path.join(root, pkg), newest);
+  }
+  // The admin console (bundled by Vite into the server's dist, not a tsc project).
+  const console = path.join(root, 'apps', 'console');
+  if (existsSync(console)) {
+    if (!existsSync(path.join(root, CONSOLE_OUT, 'index.html'))) return `${CONSOLE_OUT} is missing`;
+    newestInput(console, newest);
   }
   if (newest.mtime > built) return `${path.relative(root, newest.file)} changed`;
   return undefined;

@@ -61,7 +61,18 @@ async function build(reason) {
       console.error(line);
     }
   });
+  // The admin console: Vite bundles it into the server's dist (served at /admin/).
+  console.error(`  bundling apps/console… (${seconds(Date.now() - started)})`);
+  const vite = path.join(root, 'node_modules', 'vite', 'bin', 'vite.js');
+  await run(
+    process.execPath,
+    [vite, 'build', '--config', path.join(root, 'apps', 'console', 'vite.config.ts')],
+    (line) => {
+      if (line.trim() !== '') console.error(line);
+    },
+  );
   chmodSync(path.join(root, 'apps', 'node', 'dist', 'cli.js'), 0o755);
+  chmodSync(path.join(root, 'apps', 'server', 'dist', 'cli', 'admin.js'), 0o755);
   await run(process.execPath, [path.join(root, 'libs', 'storage', 'dist', 'cli', 'pglite-template.js')], (line) => {
     if (line.startsWith('Preparing') || line.startsWith('No database template')) console.error(`  ${line}`);
   });

@@ -1,5 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { jsonDepthCheck } from '@polyhome/home';
 import { matrixHttp, skipMediaUploads } from '@polyhome/matrix';
@@ -36,5 +38,30 @@ export async function createServerApp(resources: ServerResources): Promise<INest
   const http = app.getHttpAdapter().getInstance() as express.Express;
   http.disable('x-powered-by');
   setupAdminDocs(app);
+  serveConsole(http);
   return app;
+}
+
+/** Where the build puts the admin console (apps/server/dist/console, from src/ and from dist/ alike). */
+export const CONSOLE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'console');
+
+/**
+ * Serves the admin console's static files at /admin/ (index.html for /admin/). Paths that are no file of it fall
+ * through to the routes (/admin/v1/..., /admin/docs). The hashed assets never change: cached for a year.
+ */
+function serveConsole(http: express.Express): void {
+  http.use(
+    '/admin',
+    express.static(CONSOLE_DIR, {
+      index: 'index.html',
+      redirect: true,
+      fallthrough: true,
+      setHeaders: (res, file) => {
+        res.setHeader(
+          'Cache-Control',
+          file.includes(`${path.sep}assets${path.sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache',
+        );
+      },
+    }),
+  );
 }

@@ -89,3 +89,5 @@ export {
   verifyPassword,
 } from './passwords.js';
 export type { PasswordGuessPolicy } from './passwords.js';
+export { activeRooms, ADMIN_ACTOR_DEVICE, deviceDeletions, devicesOfHome, leaveAllRooms } from './account-admin.js';
+export type { AdminRoomEngine, LeaveRoomsPorts, LeftRooms } from './account-admin.js';

@@ -45,3 +45,14 @@ export { MEDIA_CHUNK_BYTES, SqlMediaStore } from './media-store.js';
 export type { MediaUpload, StoredMediaInfo } from './media-store.js';
 export { SqlSeqGuardStore } from './seq-guard-store.js';
 export type { LoginTokenUse } from './login-tokens.js';
+export { ROOM_DETAIL_STATE_LIMIT, SqlAdminStore } from './admin-store.js';
+export type {
+  AccountActivity,
+  AdminAuditInput,
+  AdminAuditRecord,
+  AdminCounts,
+  AdminRoomMember,
+  AdminRoomSummary,
+  AdminStateEvent,
+  DeliveryBacklog,
+} from './admin-store.js';

@@ -5,10 +5,13 @@ import {
   AdminRoute,
   BAD_PAGE_QUERY,
   EXAMPLE_PEER_ID,
+  MISSING_REASON,
   EXAMPLE_USER_ID,
   USER_ID_ERRORS,
 } from '../admin/admin-api.decorator.js';
+import { AccountListQueryDto, ReasonDto } from '../admin/admin-actions.dto.js';
 import { PageQueryDto, type Page } from '../common/pagination.js';
+import { AccountAdminService } from './account-admin.service.js';
 import { AddHomeDto, CreateAccountDto } from './accounts.dto.js';
 import { AccountsService, type AccountDetail, type AccountSummary, type HomeStatusView } from './accounts.service.js';
 
@@ -52,16 +55,19 @@ const SELF_CUSTODY = {
 @AdminApi('accounts')
 @Controller('admin/v1/accounts')
 export class AccountsController {
-  constructor(private readonly accounts: AccountsService) {}
+  constructor(
+    private readonly accounts: AccountsService,
+    private readonly actions: AccountAdminService,
+  ) {}
 
-  /** GET /admin/v1/accounts: hosted accounts, by server name, paginated. */
+  /** GET /admin/v1/accounts: hosted accounts, by user ID, paginated, optionally searched. */
   @AdminRoute({
-    summary: 'List hosted accounts, by server name',
+    summary: 'List hosted accounts, by user ID; `search` keeps those whose user ID contains it',
     example: { chunk: [SUMMARY], next_from: 'ZmZkNzRl...' },
     errors: [BAD_PAGE_QUERY],
   })
   @Get()
-  list(@Query() query: PageQueryDto): Promise<Page<AccountSummary>> {
+  list(@Query() query: AccountListQueryDto): Promise<Page<AccountSummary>> {
     return this.accounts.list(query);
   }
 
@@ -93,9 +99,10 @@ export class AccountsController {
     return this.accounts.createHosted(body.localpart, body.password, body.allow_duplicate_localpart === true);
   }
 
-  /** GET /admin/v1/accounts/{userId}: document, custody, and each home's sync status. */
+  /** GET /admin/v1/accounts/{userId}: document, custody, homes with sync status, devices, rooms, activity. */
   @AdminRoute({
-    summary: 'One hosted account: its document, custody, and the sync status of each home',
+    summary:
+      'One hosted account: its document, custody, the sync status of each home, its devices, rooms and last activity',
     example: {
       ...SUMMARY,
       document: DOCUMENT,
@@ -103,6 +110,13 @@ export class AccountsController {
       revoked: {},
       equivocators: [],
       document_equivocation: null,
+      devices: [{ device_id: 'PHONE', display_name: 'Element on phone', home: EXAMPLE_PEER_ID }],
+      rooms: [{ room_id: '!room:example', membership: 'join' }],
+      last_activity: {
+        last_op_at: '2026-11-30T18:31:02.004Z',
+        last_login_at: '2026-11-30T18:30:55.117Z',
+        access_tokens: 1,
+      },
     },
     errors: NOT_HOSTED_HERE,
   })
@@ -113,36 +127,36 @@ export class AccountsController {
 
   /** DELETE /admin/v1/accounts/{userId}: stops hosting it (a hosted account's key and data are destroyed). */
   @AdminRoute({
-    summary: 'Stop hosting an account (a hosted account’s key and data are destroyed)',
+    summary: 'Stop hosting an account (a hosted account’s key and data are destroyed); body `{ reason }`',
     example: {},
-    errors: NOT_HOSTED_HERE,
+    errors: [...NOT_HOSTED_HERE, MISSING_REASON],
   })
   @Delete(':userId')
   @HttpCode(200)
-  remove(@Param('userId') userId: string): Promise<Record<string, never>> {
-    return this.accounts.remove(userId).then(() => ({}));
+  remove(@Param('userId') userId: string, @Body() body: ReasonDto): Promise<Record<string, never>> {
+    return this.actions.remove(userId, body.reason).then(() => ({}));
   }
 
-  /** GET /admin/v1/accounts/{userId}/devices: the account's devices, as replicated. */
+  /** GET /admin/v1/accounts/{userId}/devices: the account's devices, as replicated, paginated. */
   @AdminRoute({
-    summary: 'The account’s devices, as replicated',
-    example: { devices: [{ device_id: 'PHONE', display_name: 'Element on phone' }] },
-    errors: NOT_HOSTED_HERE,
+    summary: 'The account’s devices, as replicated (on every home), by device ID',
+    example: { chunk: [{ device_id: 'PHONE', display_name: 'Element on phone', home: EXAMPLE_PEER_ID }] },
+    errors: [...NOT_HOSTED_HERE, BAD_PAGE_QUERY],
   })
   @Get(':userId/devices')
-  devices(@Param('userId') userId: string): Promise<{ devices: Array<Record<string, unknown>> }> {
-    return this.accounts.devices(userId);
+  devices(@Param('userId') userId: string, @Query() query: PageQueryDto): Promise<Page<Record<string, unknown>>> {
+    return this.accounts.devices(userId, query);
   }
 
-  /** GET /admin/v1/accounts/{userId}/memberships: the account's room memberships, as replicated. */
+  /** GET /admin/v1/accounts/{userId}/memberships: the account's room memberships, as replicated, paginated. */
   @AdminRoute({
-    summary: 'The account’s room memberships, as replicated',
-    example: { memberships: [{ room_id: '!room:example', membership: 'join' }] },
-    errors: NOT_HOSTED_HERE,
+    summary: 'The account’s room memberships, as replicated, by room ID',
+    example: { chunk: [{ room_id: '!room:example', membership: 'join' }] },
+    errors: [...NOT_HOSTED_HERE, BAD_PAGE_QUERY],
   })
   @Get(':userId/memberships')
-  memberships(@Param('userId') userId: string): Promise<{ memberships: Array<Record<string, unknown>> }> {
-    return this.accounts.memberships(userId);
+  memberships(@Param('userId') userId: string, @Query() query: PageQueryDto): Promise<Page<Record<string, unknown>>> {
+    return this.accounts.memberships(userId, query);
   }
 
   /** GET /admin/v1/accounts/{userId}/homes: the homes in the document, with their sync status. */
@@ -191,7 +205,7 @@ export class AccountsController {
 
   /** DELETE /admin/v1/accounts/{userId}/homes/{peerId}: revokes a home of a hosted account. */
   @AdminRoute({
-    summary: 'Revoke a home of a hosted account',
+    summary: 'Revoke a home of a hosted account; body `{ reason }`',
     example: { ...DOCUMENT, seq: 3, homes: [HOME], revoked: { '12D3KooW...': 41 } },
     errors: [
       ...NOT_HOSTED_HERE,
@@ -206,11 +220,16 @@ export class AccountsController {
         when: 'the home is this server',
         error: 'This server cannot revoke itself; delete the account to stop hosting it.',
       },
+      MISSING_REASON,
     ],
   })
   @Delete(':userId/homes/:peerId')
   @HttpCode(200)
-  removeHome(@Param('userId') userId: string, @Param('peerId') peerId: string): Promise<AccountDocument> {
-    return this.accounts.removeHome(userId, peerId);
+  removeHome(
+    @Param('userId') userId: string,
+    @Param('peerId') peerId: string,
+    @Body() body: ReasonDto,
+  ): Promise<AccountDocument> {
+    return this.actions.removeHome(userId, peerId, body.reason);
   }
 }

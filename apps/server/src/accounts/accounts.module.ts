@@ -1,13 +1,19 @@
 import { Module } from '@nestjs/common';
+import { AuditModule } from '../audit/audit.module.js';
 import { StorageModule } from '../storage/storage.module.js';
+import { AccountActionsController } from './account-actions.controller.js';
+import { AccountAdminService } from './account-admin.service.js';
 import { AccountsController } from './accounts.controller.js';
 import { AccountsService } from './accounts.service.js';
 
 /** Hosting accounts: hosted and co-hosted, their state, homes and documents. Exports its service only. */
 @Module({
-  imports: [StorageModule.forFeature('accounts', 'homeNodes', 'transactions', 'replica')],
-  controllers: [AccountsController],
-  providers: [AccountsService],
+  imports: [
+    AuditModule,
+    StorageModule.forFeature('accounts', 'homeNodes', 'transactions', 'replica', 'admin', 'matrix'),
+  ],
+  controllers: [AccountsController, AccountActionsController],
+  providers: [AccountsService, AccountAdminService],
   exports: [AccountsService],
 })
 export class AccountsModule {}

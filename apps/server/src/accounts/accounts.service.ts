@@ -32,12 +32,13 @@ import {
   type AccountRepository,
   type DocumentEquivocation,
   type HomeNodeRepository,
+  type SqlAdminStore,
   type StorageTransaction,
   type Transactions,
 } from '@polyhome/storage';
 import type { Op } from '@polyhome/sync';
 import { ApiError, RateLimitedError } from '../common/api-error.js';
-import { decodeCursor, encodeCursor, type Page, type PageQueryDto } from '../common/pagination.js';
+import { decodeCursor, pageOf, pageOfRows, type Page, type PageQueryDto } from '../common/pagination.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { P2pService } from '../p2p/p2p.service.js';
 import { SERVER_SECRETS, type ServerSecrets } from '../secrets/secrets.js';
@@ -85,6 +86,12 @@ export interface AccountDetail extends AccountSummary {
   equivocators: Array<{ origin: string; ops: number }>;
   /** The last root-document equivocation seen: two documents of `seq`, signed by the root key. */
   document_equivocation: DocumentEquivocation | null;
+  /** Its devices as replicated (on every home), each naming the home it is logged in on. */
+  devices: Array<Record<string, unknown>>;
+  /** Its rooms with the membership the account's replicated state holds. */
+  rooms: Array<Record<string, unknown>>;
+  /** When it last did something here. */
+  last_activity: { last_op_at: string | null; last_login_at: string | null; access_tokens: number };
 }
 
 /** A local change to an account's replicated state. */
@@ -103,6 +110,7 @@ export class AccountsService {
     @InjectRepository('accounts') private readonly accounts: AccountRepository,
     @InjectRepository('homeNodes') private readonly homeNodes: HomeNodeRepository,
     @InjectRepository('transactions') private readonly transactions: Transactions,
+    @InjectRepository('admin') private readonly admin: SqlAdminStore,
     private readonly store: SqlReplicaStore,
     private readonly p2p: P2pService,
     @Inject(SERVER_SECRETS) private readonly secrets: ServerSecrets,
@@ -229,26 +237,35 @@ export class AccountsService {
     return serverName;
   }
 
-  /** Lists hosted accounts by server name, one page after the cursor. */
-  async list(query: PageQueryDto): Promise<Page<AccountSummary>> {
-    const rows = await this.accounts.page({
+  /**
+   * Lists hosted accounts by user ID, one page after the cursor, optionally those whose user ID contains
+   * `search` (case-insensitive).
+   */
+  async list(query: PageQueryDto & { search?: string | undefined }): Promise<Page<AccountSummary>> {
+    const rows = await this.admin.searchAccounts({
+      search: query.search,
       after: query.from === undefined ? undefined : decodeCursor(query.from),
       limit: query.limit + 1,
     });
-    const chunk = rows.slice(0, query.limit).map((r) => this.summary(r));
-    const last = chunk.at(-1);
-    return rows.length > query.limit && last ? { chunk, next_from: encodeCursor(last.server_name) } : { chunk };
+    return pageOfRows(
+      rows,
+      query.limit,
+      (r) => this.summary(r),
+      (a) => a.user_id,
+    );
   }
 
   /** The account, its document, and each home's sync status. */
   async detail(userId: string): Promise<AccountDetail> {
     const row = await this.rowByUserId(userId);
     const document = await this.document(row.serverName);
-    const [vv, delivery, equivocators, onThisDatabase] = await Promise.all([
+    const [vv, delivery, equivocators, onThisDatabase, state, activity] = await Promise.all([
       this.store.versionVector(row.serverName),
       this.store.deliveryState(row.serverName),
       this.store.equivocators(row.serverName),
       this.homeNodes.peerIds(),
+      this.store.state(row.serverName),
+      this.admin.accountActivity(row.serverName),
     ]);
     // This server and the other instances on its database share the op log: they hold everything it holds.
     const siblings = new Set(onThisDatabase);
@@ -283,6 +300,13 @@ export class AccountsService {
       revoked,
       equivocators,
       document_equivocation: row.documentEquivocation ?? null,
+      devices: devicesOf(state),
+      rooms: membershipsOf(state),
+      last_activity: {
+        last_op_at: activity.lastOpAt?.toISOString() ?? null,
+        last_login_at: activity.lastLoginAt?.toISOString() ?? null,
+        access_tokens: activity.accessTokens,
+      },
     };
   }
 
@@ -292,16 +316,16 @@ export class AccountsService {
     return this.store.state(row.serverName);
   }
 
-  /** The account's devices as replicated (device id, keys, display name, hosting home). */
-  async devices(userId: string): Promise<{ devices: Array<Record<string, unknown>> }> {
+  /** The account's devices as replicated (device id, keys, display name, hosting home), by device id, paged. */
+  async devices(userId: string, query: PageQueryDto): Promise<Page<Record<string, unknown>>> {
     const state = await this.state(userId);
-    return { devices: Object.entries(state.devices).map(([device_id, body]) => ({ ...body, device_id })) };
+    return pageOf(devicesOf(state), (d) => String(d['device_id']), query);
   }
 
-  /** The account's room memberships as replicated. */
-  async memberships(userId: string): Promise<{ memberships: Array<Record<string, unknown>> }> {
+  /** The account's room memberships as replicated, by room id, paged. */
+  async memberships(userId: string, query: PageQueryDto): Promise<Page<Record<string, unknown>>> {
     const state = await this.state(userId);
-    return { memberships: Object.entries(state.memberships).map(([room_id, body]) => ({ ...body, room_id })) };
+    return pageOf(membershipsOf(state), (m) => String(m['room_id']), query);
   }
 
   /**
@@ -488,7 +512,8 @@ export class AccountsService {
     return row;
   }
 
-  private summary(row: AccountRecord): AccountSummary {
+  /** An account row as the admin API lists it. */
+  summary(row: AccountRecord): AccountSummary {
     return {
       user_id: row.userId,
       server_name: row.serverName,
@@ -510,6 +535,22 @@ export class AccountsService {
 
 /** The role names a home may have. */
 export const HOME_ROLES: readonly HomeRole[] = ['server', 'client'];
+
+/** The devices of a replicated state as a list, by device id. */
+function devicesOf(state: { devices: Record<string, Record<string, unknown>> }): Array<Record<string, unknown>> {
+  return Object.entries(state.devices)
+    .map(([device_id, body]) => ({ ...body, device_id }))
+    .sort((a, b) => (a.device_id < b.device_id ? -1 : a.device_id > b.device_id ? 1 : 0));
+}
+
+/** The memberships of a replicated state as a list, by room id. */
+function membershipsOf(state: {
+  memberships: Record<string, Record<string, unknown>>;
+}): Array<Record<string, unknown>> {
+  return Object.entries(state.memberships)
+    .map(([room_id, body]) => ({ ...body, room_id }))
+    .sort((a, b) => (a.room_id < b.room_id ? -1 : a.room_id > b.room_id ? 1 : 0));
+}
 
 function invalid(err: unknown): ApiError {
   if (err instanceof ApiError) return err;

@@ -57,6 +57,13 @@ export const BAD_PAGE_QUERY: AdminErrorAnswer = {
   error: 'limit must not be greater than 500',
 };
 
+/** A 400 for a destructive route's body without a reason (or with an unknown field). */
+export const MISSING_REASON: AdminErrorAnswer = {
+  errcode: 'M_INVALID_PARAM',
+  when: 'no `reason` in the body (every destructive route needs one, for the audit log), or an unknown field',
+  error: 'reason must say why (it is written to the audit log)',
+};
+
 /** A 400 for a path user ID that is not one, and a 404 for one not hosted here. */
 export const USER_ID_ERRORS: AdminErrorAnswer[] = [
   { errcode: 'M_INVALID_PARAM', when: 'the user ID is malformed', error: 'Invalid user ID: must start with "@"' },

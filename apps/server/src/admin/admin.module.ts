@@ -1,4 +1,8 @@
 import { Module } from '@nestjs/common';
+import { RoomsAdminController } from '../rooms/rooms-admin.controller.js';
+import { RoomsAdminService } from '../rooms/rooms-admin.service.js';
+import { StatsController } from '../stats/stats.controller.js';
+import { StatsService } from '../stats/stats.service.js';
 import { StorageModule } from '../storage/storage.module.js';
 import { NodeController } from './node.controller.js';
 import { NodeInfoService } from './node-info.service.js';
@@ -9,8 +13,8 @@ import { QueuesService } from './queues.service.js';
 
 /** The REST admin API under /admin/v1, bearer-token protected. */
 @Module({
-  imports: [StorageModule.forFeature('accounts')],
-  controllers: [NodeController, QueuesController, PeersController],
-  providers: [NodeInfoService, QueuesService, AdminAuthGuard],
+  imports: [StorageModule.forFeature('accounts', 'admin', 'replica')],
+  controllers: [NodeController, QueuesController, PeersController, RoomsAdminController, StatsController],
+  providers: [NodeInfoService, QueuesService, AdminAuthGuard, RoomsAdminService, StatsService],
 })
 export class AdminModule {}

@@ -86,3 +86,18 @@ export function pageOf<T>(items: readonly T[], keyOf: (item: T) => string, query
 function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/**
+ * The page of a keyset query that read `limit + 1` rows (one more than the page, to know whether another page
+ * follows): the first `limit`, mapped, and the cursor of the last one when more rows came.
+ */
+export function pageOfRows<R, T>(
+  rows: readonly R[],
+  limit: number,
+  map: (row: R) => T,
+  keyOf: (item: T) => string,
+): Page<T> {
+  const chunk = rows.slice(0, limit).map(map);
+  const last = chunk.at(-1);
+  return rows.length > limit && last !== undefined ? { chunk, next_from: encodeCursor(keyOf(last)) } : { chunk };
+}

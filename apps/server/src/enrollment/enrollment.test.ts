@@ -361,7 +361,7 @@ describe.each(SERVER_BACKENDS)(
         const res = await clients(() => open).admin.get(
           `/admin/v1/accounts/${encodeURIComponent(account.user_id)}/memberships`,
         );
-        return res.body.memberships?.some((m: { room_id: string }) => m.room_id === '!before:x') ?? false;
+        return res.body.chunk?.some((m: { room_id: string }) => m.room_id === '!before:x') ?? false;
       }, 'the enrolled server to receive the account’s state');
 
       const fromOpen = clients(() => open).admin;
@@ -392,7 +392,7 @@ async function expectSyncBothWays(server: TestServer, client: ClientHome): Promi
   client.sync.publish(serverName, [op]);
   await waitFor(async () => {
     const res = await admin.get(`/admin/v1/accounts/${encodeURIComponent(client.account.userId)}/devices`);
-    return res.body.devices?.some((d: { device_id: string }) => d.device_id === 'LAPTOP') ?? false;
+    return res.body.chunk?.some((d: { device_id: string }) => d.device_id === 'LAPTOP') ?? false;
   }, 'the client’s device on the server');
   const serverPeer = server.resources.p2p.peerId;
   await server.app

@@ -127,6 +127,11 @@ export class MetricsService {
     this.#opsAccepted.inc(n);
   }
 
+  /** Ops accepted so far (`polyhome_ops_accepted_total`), for the admin statistics' ops/s. */
+  async opsAcceptedTotal(): Promise<number> {
+    return (await this.#opsAccepted.get()).values.reduce((n, v) => n + v.value, 0);
+  }
+
   /** Counts `n` ops rejected for `reason`. */
   opsRejected(reason: OpRejectReason, n = 1): void {
     this.#opsRejected.inc({ reason }, n);

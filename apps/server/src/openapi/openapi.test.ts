@@ -111,6 +111,47 @@ describe('OpenAPI document of the admin API', () => {
     });
   });
 
+  it('pages every list route the same way: `limit` and `from` in, `chunk` and `next_from` out', () => {
+    const lists = Object.entries(doc.paths).filter(([, item]) => {
+      const example = item.get?.responses['200']?.content?.['application/json']?.example;
+      return typeof example === 'object' && example !== null && 'chunk' in example;
+    });
+    expect(lists.map(([path]) => path)).toEqual(
+      expect.arrayContaining([
+        '/admin/v1/accounts',
+        '/admin/v1/accounts/{userId}/devices',
+        '/admin/v1/accounts/{userId}/memberships',
+        '/admin/v1/rooms',
+        '/admin/v1/audit',
+        '/admin/v1/queues',
+      ]),
+    );
+    for (const [path, item] of lists) {
+      const query = (item.get?.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+      expect([path, query]).toEqual([path, expect.arrayContaining(['from', 'limit'])]);
+    }
+  });
+
+  it('asks every destructive route for a reason', () => {
+    const destructive = Object.entries(doc.paths).flatMap(([path, item]) =>
+      (['post', 'delete'] as const)
+        .filter(
+          (m) =>
+            item[m] !== undefined &&
+            /deactivate|takedown|reactivate|password|^DELETE/.test(`${m === 'delete' ? 'DELETE' : ''}${path}`),
+        )
+        .map((m) => [m, path, item[m]!] as const),
+    );
+    expect(destructive.length).toBeGreaterThanOrEqual(7);
+    for (const [method, path, op] of destructive) {
+      if (path.startsWith('/admin/v1/enrollment-tokens')) continue;
+      const body = (op as { requestBody?: { content?: Record<string, { schema?: { $ref?: string } }> } }).requestBody;
+      const ref = body?.content?.['application/json']?.schema?.$ref ?? '';
+      const schema = doc.components.schemas[ref.split('/').pop() ?? ''] as { required?: string[] } | undefined;
+      expect([method, path, schema?.required]).toEqual([method, path, expect.arrayContaining(['reason'])]);
+    }
+  });
+
   it('tells the truth: every route it lists refuses a request without the token', async () => {
     let checked = 0;
     for (const [path, item] of Object.entries(doc.paths)) {

@@ -1,6 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
-import { ADMIN_DOCS_PATH } from '../openapi/openapi.js';
 
 type Middleware = (req: Request, res: Response, next: NextFunction) => void;
 
@@ -24,11 +23,11 @@ const api = helmet({
 });
 
 /**
- * The Swagger UI loads its own scripts and styles from /admin/docs, sets inline styles, uses data: images
- * and calls the API (`Try it out`). No `upgrade-insecure-requests`: on a plain-HTTP LAN address it would
- * break the page's own assets.
+ * The Swagger UI (/admin/docs) and the admin console (/admin/) load their own scripts and styles, set inline
+ * styles, use data: images and call the API (`Try it out`, the console's views). No `upgrade-insecure-requests`:
+ * on a plain-HTTP LAN address it would break the page's own assets.
  */
-const docs = helmet({
+const pages = helmet({
   ...common,
   contentSecurityPolicy: {
     useDefaults: false,
@@ -46,7 +45,12 @@ const docs = helmet({
   },
 });
 
+/** Whether a path is a page's (the docs UI, or the console: under /admin/, but not the API). */
+function isAdminPage(path: string): boolean {
+  return (path === '/admin' || path.startsWith('/admin/')) && !path.startsWith('/admin/v1/');
+}
+
 /** helmet for every answer, with the CSP chosen by path. */
 export function securityHeaders(): Middleware {
-  return (req, res, next) => (req.path.startsWith(ADMIN_DOCS_PATH) ? docs : api)(req, res, next);
+  return (req, res, next) => (isAdminPage(req.path) ? pages : api)(req, res, next);
 }

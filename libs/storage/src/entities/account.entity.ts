@@ -3,8 +3,11 @@ import { Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColum
 /** Who holds the account's root key: this home (sealed at rest) or the user. */
 export type AccountCustody = 'hosted' | 'self';
 
-/** Whether the account is served. */
-export type AccountStatus = 'active' | 'suspended';
+/**
+ * Whether the account is served: `active`; `deactivated` (its admin ended it: logins refused, rooms left);
+ * `taken_down` (this server stopped serving it, its data kept); `suspended` (reserved, never set).
+ */
+export type AccountStatus = 'active' | 'suspended' | 'deactivated' | 'taken_down';
 
 /** A root-document equivocation seen for an account: two documents of `seq` with these content digests. */
 export interface DocumentEquivocation {
@@ -40,7 +43,12 @@ export class AccountEntity {
   @Column({ type: 'text', name: 'password_hash', nullable: true })
   passwordHash!: string | null;
 
-  @Column({ type: 'enum', enum: ['active', 'suspended'], enumName: 'account_status', default: 'active' })
+  @Column({
+    type: 'enum',
+    enum: ['active', 'suspended', 'deactivated', 'taken_down'],
+    enumName: 'account_status',
+    default: 'active',
+  })
   status!: AccountStatus;
 
   /** `seq` of the account document currently in force (0 before the first one). */

@@ -1,3 +1,4 @@
+import { AdminAuditEntity } from './admin-audit.entity.js';
 import { AccountDocumentEntity } from './account-document.entity.js';
 import { AccountStateEntity } from './account-state.entity.js';
 import { AccountEntity } from './account.entity.js';
@@ -35,6 +36,7 @@ import { RoomTxnEntity } from './room-txn.entity.js';
 import { RoomEntity } from './room.entity.js';
 
 export {
+  AdminAuditEntity,
   AccountDocumentEntity,
   AccountEntity,
   AccountStateEntity,
@@ -110,4 +112,5 @@ export const ENTITIES = [
   ForeignAccountDocumentEntity,
   MatrixMediaEntity,
   MatrixMediaChunkEntity,
+  AdminAuditEntity,
 ];

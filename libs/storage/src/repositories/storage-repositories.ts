@@ -1,3 +1,4 @@
+import { SqlAdminStore } from '../admin-store.js';
 import type { Storage } from '../data-source.js';
 import { SqlLoginTokens } from '../login-tokens.js';
 import { SqlMatrixStore } from '../matrix-store.js';
@@ -27,6 +28,8 @@ export interface StorageRepositories {
   media: SqlMediaStore;
   /** Matrix rooms (events, state groups, extremities, timeline): the `RoomStore` port of `@polyhome/home`. */
   rooms: SqlRoomStore;
+  /** The admin API's audit log, account status, and searches and counts across accounts and rooms. */
+  admin: SqlAdminStore;
   /** Transactions spanning several repositories (enrollment spends its token with the account it stores). */
   transactions: Transactions;
 }
@@ -48,6 +51,7 @@ export function createRepositories(storage: Storage, init: StorageRepositoriesIn
     matrix: new SqlMatrixStore(dataSource),
     media: new SqlMediaStore(dataSource),
     rooms: new SqlRoomStore(dataSource),
+    admin: new SqlAdminStore(dataSource),
     transactions: new SqlTransactions(dataSource),
   };
 }

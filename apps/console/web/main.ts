@@ -1,0 +1,521 @@
+// The admin console: Preact components written with htm (tagged templates, no JSX step), styled by Pico CSS.
+// Everything it shows comes from the admin REST API; it polls every 2 s while open ("live" without a socket).
+import '@picocss/pico/css/pico.min.css';
+import './console.css';
+import { html } from 'htm/preact';
+import { render } from 'preact';
+import { useCallback, useEffect, useState } from 'preact/hooks';
+import {
+  api,
+  ApiError,
+  saveToken,
+  savedToken,
+  type AccountDetail,
+  type AccountSummary,
+  type Page,
+  type QueueCounts,
+  type Stats,
+} from './api.js';
+
+/** How often the open views refresh. */
+const POLL_MS = 2_000;
+
+/** Calls `load` now and every POLL_MS while mounted; returns the last answer and the last error. */
+function usePolled<T>(
+  load: () => Promise<T>,
+  deps: unknown[],
+): { data: T | undefined; error: string | undefined; reload: () => void } {
+  const [data, setData] = useState<T | undefined>(undefined);
+  const [error, setError] = useState<string | undefined>(undefined);
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let live = true;
+    const run = (): void => {
+      load().then(
+        (d) => live && (setData(d), setError(undefined)),
+        (e: unknown) => live && setError(e instanceof Error ? e.message : String(e)),
+      );
+    };
+    run();
+    const timer = setInterval(run, POLL_MS);
+    return () => {
+      live = false;
+      clearInterval(timer);
+    };
+  }, [...deps, tick]);
+  return { data, error, reload: useCallback(() => setTick((t) => t + 1), []) };
+}
+
+function short(id: string, keep = 12): string {
+  return id.length > keep * 2 ? `${id.slice(0, keep)}…${id.slice(-6)}` : id;
+}
+
+function when(iso: string | null | undefined): string {
+  return iso ? new Date(iso).toLocaleString() : '—';
+}
+
+function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
+  const [token, setToken] = useState('');
+  const [error, setError] = useState<string | undefined>(undefined);
+  const submit = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    try {
+      await api('GET', '/admin/v1/node', undefined, token.trim());
+      saveToken(token.trim());
+      onSignedIn();
+    } catch (err) {
+      setError(
+        err instanceof ApiError && err.status === 401
+          ? 'The server refused this token. Use its ADMIN_TOKEN, or the file DATA_DIR/admin-token it wrote.'
+          : `Could not sign in: ${(err as Error).message}`,
+      );
+    }
+  };
+  return html`<article class="signin">
+    <h1>polyhome admin</h1>
+    <form onSubmit=${submit}>
+      <label>
+        Admin token
+        <input
+          id="token"
+          type="password"
+          autocomplete="off"
+          value=${token}
+          onInput=${(e: Event) => setToken((e.target as HTMLInputElement).value)}
+          aria-invalid=${error === undefined ? undefined : 'true'}
+          required
+        />
+        ${error === undefined ? null : html`<small role="alert">${error}</small>`}
+      </label>
+      <button type="submit">Sign in</button>
+    </form>
+  </article>`;
+}
+
+/** A chart of ops/s over the last hour: an SVG polyline over the sampled history. */
+function OpsChart({ stats }: { stats: Stats }) {
+  const points = stats.ops_per_second_history;
+  if (points.length < 2)
+    return html`<p><small>ops/s: the chart starts after the first samples (every 10 s).</small></p>`;
+  const width = 600;
+  const height = 80;
+  const max = Math.max(1, ...points.map((p) => p.ops_per_second));
+  const line = points
+    .map(
+      (p, i) =>
+        `${((i / Math.max(1, points.length - 1)) * width).toFixed(1)},${(height - (p.ops_per_second / max) * height).toFixed(1)}`,
+    )
+    .join(' ');
+  return html`<figure>
+    <svg viewBox="0 0 ${width} ${height}" class="chart" role="img" aria-label="ops per second, last hour">
+      <polyline points=${line} fill="none" stroke="currentColor" stroke-width="2" />
+    </svg>
+    <figcaption>ops/s over the last hour (peak ${Math.max(...points.map((p) => p.ops_per_second))})</figcaption>
+  </figure>`;
+}
+
+function Overview() {
+  const { data: stats, error } = usePolled(() => api<Stats>('GET', '/admin/v1/stats'), []);
+  const { data: queues } = usePolled(() => api<Page<QueueCounts>>('GET', '/admin/v1/queues'), []);
+  if (stats === undefined) return html`<p aria-busy="true">${error ?? 'Loading statistics…'}</p>`;
+  const cards: Array<[string, number]> = [
+    ['Accounts', stats.accounts],
+    ['Devices', stats.devices],
+    ['Rooms', stats.rooms],
+    ['Events', stats.events],
+    ['Ops', stats.ops],
+    ['Ops/s', stats.ops_per_second],
+  ];
+  return html`<section>
+    <div class="cards">
+      ${cards.map(([label, value]) => html`<article class="card"><small>${label}</small><strong>${value}</strong></article>`)}
+    </div>
+    <${OpsChart} stats=${stats} />
+    <div class="grid">
+      <div>
+        <h3>Delivery backlog</h3>
+        ${
+          stats.delivery_backlog.length === 0
+            ? html`<p>No home is behind.</p>`
+            : html`<table>
+                <thead>
+                  <tr>
+                    <th>Home</th>
+                    <th>Accounts</th>
+                    <th>Pending ops</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${stats.delivery_backlog.map(
+                    (b) =>
+                      html`<tr>
+                        <td title=${b.peer_id}>${short(b.peer_id)}</td>
+                        <td>${b.accounts}</td>
+                        <td>${b.pending_ops}</td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+        }
+      </div>
+      <div>
+        <h3>Queues</h3>
+        <table>
+          <thead>
+            <tr>
+              <th>Queue</th>
+              <th>Waiting</th>
+              <th>Active</th>
+              <th>Delayed</th>
+              <th>Failed</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${(queues?.chunk ?? []).map(
+              (q) =>
+                html`<tr>
+                  <td>${q.name}</td>
+                  <td>${q.waiting}</td>
+                  <td>${q.active}</td>
+                  <td>${q.delayed}</td>
+                  <td>${q.failed}</td>
+                </tr>`,
+            )}
+          </tbody>
+        </table>
+      </div>
+    </div>
+  </section>`;
+}
+
+function CreateAccount({ onCreated }: { onCreated: (userId: string) => void }) {
+  const [localpart, setLocalpart] = useState('');
+  const [password, setPassword] = useState('');
+  const [error, setError] = useState<string | undefined>(undefined);
+  const submit = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    try {
+      const body = password === '' ? { localpart } : { localpart, password };
+      const created = await api<AccountSummary>('POST', '/admin/v1/accounts', body);
+      setLocalpart('');
+      setPassword('');
+      setError(undefined);
+      onCreated(created.user_id);
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  return html`<form onSubmit=${submit} class="create">
+    <fieldset role="group">
+      <input
+        id="new-localpart"
+        placeholder="localpart"
+        value=${localpart}
+        onInput=${(e: Event) => setLocalpart((e.target as HTMLInputElement).value)}
+        required
+      />
+      <input
+        id="new-password"
+        type="password"
+        placeholder="password (optional)"
+        autocomplete="new-password"
+        value=${password}
+        onInput=${(e: Event) => setPassword((e.target as HTMLInputElement).value)}
+      />
+      <button type="submit">Create account</button>
+    </fieldset>
+    ${error === undefined ? null : html`<small role="alert">${error}</small>`}
+  </form>`;
+}
+
+/** A confirmation dialog that asks for the reason the audit log keeps. */
+function Confirm({
+  title,
+  action,
+  onConfirm,
+  onClose,
+}: {
+  title: string;
+  action: string;
+  onConfirm: (reason: string) => Promise<void>;
+  onClose: () => void;
+}) {
+  const [reason, setReason] = useState('');
+  const [error, setError] = useState<string | undefined>(undefined);
+  return html`<dialog open>
+    <article>
+      <header><strong>${title}</strong></header>
+      <label>
+        Reason (kept in the audit log)
+        <textarea
+          id="reason"
+          value=${reason}
+          onInput=${(e: Event) => setReason((e.target as HTMLTextAreaElement).value)}
+        ></textarea>
+      </label>
+      ${error === undefined ? null : html`<small role="alert">${error}</small>`}
+      <footer>
+        <button class="secondary" onClick=${onClose}>Cancel</button>
+        <button
+          disabled=${reason.trim() === ''}
+          onClick=${() => onConfirm(reason).then(onClose, (err: unknown) => setError((err as Error).message))}
+        >
+          ${action}
+        </button>
+      </footer>
+    </article>
+  </dialog>`;
+}
+
+function AccountPanel({ userId, onChanged }: { userId: string; onChanged: () => void }) {
+  const route = `/admin/v1/accounts/${encodeURIComponent(userId)}`;
+  const { data: a, error, reload } = usePolled(() => api<AccountDetail>('GET', route), [userId]);
+  const [confirm, setConfirm] = useState<'deactivate' | 'reactivate' | undefined>(undefined);
+  if (a === undefined) return html`<article aria-busy="true">${error ?? 'Loading…'}</article>`;
+  return html`<article class="account">
+    <header>
+      <strong title=${a.user_id}>${short(a.user_id, 20)}</strong>
+      <span class=${`status ${a.status}`}>${a.status}</span>
+      <small> · ${a.custody} custody · last login ${when(a.last_activity.last_login_at)}</small>
+    </header>
+    <h4>Homes</h4>
+    <table>
+      <thead>
+        <tr>
+          <th>Name</th>
+          <th>Role</th>
+          <th>Sync</th>
+          <th>Pending ops</th>
+          <th>Last seen</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${a.homes.map(
+          (h) =>
+            html`<tr>
+              <td title=${h.peer_id}>${h.name}${h.self ? ' (this server)' : ''}</td>
+              <td>${h.role}</td>
+              <td>${h.self ? 'self' : h.connected ? 'connected' : 'offline'}</td>
+              <td>${h.pending_ops}</td>
+              <td>${when(h.last_seen_at)}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+    <h4>Devices (${a.devices.length})</h4>
+    <table class="devices">
+      <thead>
+        <tr>
+          <th>Device</th>
+          <th>Name</th>
+          <th>Home</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${a.devices.map(
+          (d) =>
+            html`<tr>
+              <td>${d.device_id}</td>
+              <td>${d.display_name ?? '—'}</td>
+              <td title=${d.home ?? ''}>${short(d.home ?? '—')}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+    <h4>Rooms (${a.rooms.length})</h4>
+    <table>
+      <thead>
+        <tr>
+          <th>Room</th>
+          <th>Membership</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${a.rooms.map(
+          (r) =>
+            html`<tr>
+              <td title=${r.room_id}>${short(r.room_id, 16)}</td>
+              <td>${r.membership}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+    <footer>
+      ${
+        a.status === 'active'
+          ? html`<button class="contrast" onClick=${() => setConfirm('deactivate')}>Deactivate…</button>`
+          : html`<button onClick=${() => setConfirm('reactivate')}>Reactivate…</button>`
+      }
+    </footer>
+    ${
+      confirm === undefined
+        ? null
+        : html`<${Confirm}
+            title=${`${confirm === 'deactivate' ? 'Deactivate' : 'Reactivate'} ${a.user_id}?`}
+            action=${confirm === 'deactivate' ? 'Confirm deactivation' : 'Confirm reactivation'}
+            onConfirm=${async (reason: string) => {
+              await api('POST', `${route}/${confirm}`, { reason });
+              reload();
+              onChanged();
+            }}
+            onClose=${() => setConfirm(undefined)}
+          />`
+    }
+  </article>`;
+}
+
+function Accounts() {
+  const [search, setSearch] = useState('');
+  const [selected, setSelected] = useState<string | undefined>(undefined);
+  const query = search === '' ? '' : `&search=${encodeURIComponent(search)}`;
+  const { data, reload } = usePolled(
+    () => api<Page<AccountSummary>>('GET', `/admin/v1/accounts?limit=100${query}`),
+    [query],
+  );
+  return html`<section>
+    <h2>Accounts</h2>
+    <${CreateAccount}
+      onCreated=${(id: string) => {
+        setSelected(id);
+        reload();
+      }}
+    />
+    <input
+      type="search"
+      id="account-search"
+      placeholder="Search user IDs"
+      value=${search}
+      onInput=${(e: Event) => setSearch((e.target as HTMLInputElement).value)}
+    />
+    <div class="grid accounts">
+      <table>
+        <thead>
+          <tr>
+            <th>User</th>
+            <th>Status</th>
+          </tr>
+        </thead>
+        <tbody>
+          ${(data?.chunk ?? []).map(
+            (a) =>
+              html`<tr class=${a.user_id === selected ? 'selected' : ''} onClick=${() => setSelected(a.user_id)}>
+                <td>
+                  <a href="#" onClick=${(e: Event) => e.preventDefault()} title=${a.user_id}>${short(a.user_id, 10)}</a>
+                </td>
+                <td>${a.status}</td>
+              </tr>`,
+          )}
+        </tbody>
+      </table>
+      ${selected === undefined ? html`<p>Select an account.</p>` : html`<${AccountPanel} userId=${selected} onChanged=${reload} />`}
+    </div>
+  </section>`;
+}
+
+interface RoomRow {
+  room_id: string;
+  name: string | null;
+  joined_members: number;
+  events: number;
+}
+
+interface AuditRow {
+  id: string;
+  action: string;
+  target: string;
+  reason: string;
+  created_at: string;
+}
+
+function Rooms() {
+  const { data } = usePolled(() => api<Page<RoomRow>>('GET', '/admin/v1/rooms?limit=50'), []);
+  return html`<section>
+    <h2>Rooms</h2>
+    ${
+      (data?.chunk.length ?? 0) === 0
+        ? html`<p>No rooms on this server.</p>`
+        : html`<table class="rooms">
+            <thead>
+              <tr>
+                <th>Room</th>
+                <th>Name</th>
+                <th>Joined</th>
+                <th>Events</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${data!.chunk.map(
+                (r) =>
+                  html`<tr>
+                    <td title=${r.room_id}>${short(r.room_id, 16)}</td>
+                    <td>${r.name ?? '—'}</td>
+                    <td>${r.joined_members}</td>
+                    <td>${r.events}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+    }
+  </section>`;
+}
+
+function Audit() {
+  const { data } = usePolled(() => api<Page<AuditRow>>('GET', '/admin/v1/audit?limit=20'), []);
+  return html`<section>
+    <h2>Audit log</h2>
+    ${
+      (data?.chunk.length ?? 0) === 0
+        ? html`<p>Nothing done yet.</p>`
+        : html`<table class="audit">
+            <thead>
+              <tr>
+                <th>When</th>
+                <th>Action</th>
+                <th>Target</th>
+                <th>Reason</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${data!.chunk.map(
+                (e) =>
+                  html`<tr>
+                    <td>${when(e.created_at)}</td>
+                    <td>${e.action}</td>
+                    <td title=${e.target}>${short(e.target, 16)}</td>
+                    <td>${e.reason}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+    }
+  </section>`;
+}
+
+function App() {
+  const [signedIn, setSignedIn] = useState(savedToken() !== null);
+  if (!signedIn) return html`<${SignIn} onSignedIn=${() => setSignedIn(true)} />`;
+  return html`<nav>
+      <ul>
+        <li><strong>polyhome admin</strong></li>
+      </ul>
+      <ul>
+        <li>
+          <button
+            class="secondary outline"
+            onClick=${() => {
+              saveToken(null);
+              setSignedIn(false);
+            }}
+          >
+            Sign out
+          </button>
+        </li>
+      </ul>
+    </nav>
+    <${Overview} />
+    <${Accounts} />
+    <${Rooms} />
+    <${Audit} />`;
+}
+
+render(html`<${App} />`, document.getElementById('app')!);

@@ -1,0 +1,76 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsBoolean, IsOptional, IsString, Matches, MaxLength, MinLength } from 'class-validator';
+import { PageQueryDto } from '../common/pagination.js';
+
+/** Longest reason kept in the audit log. */
+export const MAX_REASON_LENGTH = 1_000;
+
+/** Longest search string (a user ID or room ID is at most 255 characters). */
+const MAX_SEARCH_LENGTH = 255;
+
+/** Body of every destructive admin route: why, for the audit log. */
+export class ReasonDto {
+  @ApiProperty({
+    description: 'Why the operator does this (1 to 1000 characters), kept in the audit log (GET /admin/v1/audit).',
+    example: 'Spam reported by three users (ticket 4211)',
+    minLength: 1,
+    maxLength: MAX_REASON_LENGTH,
+  })
+  @IsString()
+  @Matches(/\S/, { message: 'reason must say why (it is written to the audit log)' })
+  @MaxLength(MAX_REASON_LENGTH)
+  reason!: string;
+}
+
+/** POST /admin/v1/accounts/{userId}/password. */
+export class ResetPasswordDto extends ReasonDto {
+  @ApiProperty({ description: 'The new password (8 to 512 characters). Never stored; its scrypt verifier replicates.' })
+  @IsString()
+  @MinLength(8)
+  @MaxLength(512)
+  password!: string;
+
+  @ApiPropertyOptional({
+    description: 'Also end every access token this server issued for the account (default true).',
+    default: true,
+  })
+  @IsOptional()
+  @IsBoolean()
+  logout_devices?: boolean;
+}
+
+/** GET /admin/v1/accounts: a page, optionally of the accounts whose user ID contains `search`. */
+export class AccountListQueryDto extends PageQueryDto {
+  @ApiPropertyOptional({
+    description:
+      'Only accounts whose user ID contains this text, case-insensitively (a localpart, or part of one). ' +
+      '`_` and `%` are plain characters.',
+    maxLength: MAX_SEARCH_LENGTH,
+    example: 'alice',
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(MAX_SEARCH_LENGTH)
+  search?: string;
+}
+
+/** GET /admin/v1/rooms: a page, optionally of the rooms whose ID or name contains `search`. */
+export class RoomListQueryDto extends PageQueryDto {
+  @ApiPropertyOptional({
+    description: 'Only rooms whose ID or name contains this text, case-insensitively.',
+    maxLength: MAX_SEARCH_LENGTH,
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(MAX_SEARCH_LENGTH)
+  search?: string;
+}
+
+/** GET /admin/v1/audit: a page, newest first, optionally of one target. */
+export class AuditQueryDto extends PageQueryDto {
+  @ApiPropertyOptional({ description: 'Only entries about this target (a user ID, a room ID).' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(MAX_SEARCH_LENGTH)
+  target?: string;
+}

@@ -1,0 +1,109 @@
+import { Injectable } from '@nestjs/common';
+import type { AccountRepository, AdminRoomSummary, SqlAdminStore, SqlReplicaStore } from '@polyhome/storage';
+import { ApiError } from '../common/api-error.js';
+import { decodeCursor, pageOfRows, type Page } from '../common/pagination.js';
+import type { RoomListQueryDto } from '../admin/admin-actions.dto.js';
+import { InjectRepository } from '../storage/storage.module.js';
+
+/** A room as the admin API lists it. */
+export interface RoomSummaryView {
+  room_id: string;
+  room_version: string;
+  name: string | null;
+  joined_members: number;
+  events: number;
+  created_at: string;
+}
+
+/** A server (account) taking part in a room, with the homes that serve it when it is hosted here. */
+export interface RoomServerView {
+  server_name: string;
+  members: number;
+  hosted_here: boolean;
+  /** The homes of the account's document (PeerId, role, name), when it is hosted here. */
+  homes: Array<{ peer_id: string; role: string; name: string }>;
+}
+
+/** One room in full. */
+export interface RoomDetailView extends RoomSummaryView {
+  members: Array<{ user_id: string; membership: string }>;
+  servers: RoomServerView[];
+  state: Array<{ type: string; state_key: string; event_id: string; sender: string; content: unknown }>;
+  /** The room has more current state than the answer holds (1000 events). */
+  state_truncated: boolean;
+  /** The room has more members than the answer holds (1000). */
+  members_truncated: boolean;
+}
+
+/** Rooms this server's room engine holds, read from its room store. */
+@Injectable()
+export class RoomsAdminService {
+  constructor(
+    @InjectRepository('admin') private readonly store: SqlAdminStore,
+    @InjectRepository('accounts') private readonly accounts: AccountRepository,
+    @InjectRepository('replica') private readonly replica: SqlReplicaStore,
+  ) {}
+
+  /** Rooms by room ID, a page at a time, optionally searched by ID or name. */
+  async list(query: RoomListQueryDto): Promise<Page<RoomSummaryView>> {
+    const rows = await this.store.roomsPage({
+      after: query.from === undefined ? undefined : decodeCursor(query.from),
+      limit: query.limit + 1,
+      search: query.search,
+    });
+    return pageOfRows(rows, query.limit, summaryOf, (r) => r.room_id);
+  }
+
+  /** One room: members, servers and their homes, current state. M_NOT_FOUND when this server holds no such room. */
+  async detail(roomId: string): Promise<RoomDetailView> {
+    if (!/^![^:]{1,255}:.{1,255}$/s.test(roomId) || roomId.length > 255) {
+      throw new ApiError(
+        'M_INVALID_PARAM',
+        `Invalid room ID ${JSON.stringify(roomId.slice(0, 64))}: expected !<id>:<server>.`,
+      );
+    }
+    const room = await this.store.room(roomId);
+    if (room === undefined) throw new ApiError('M_NOT_FOUND', `This server holds no room ${roomId}.`);
+    const byServer = new Map<string, number>();
+    for (const m of room.members) byServer.set(m.serverName, (byServer.get(m.serverName) ?? 0) + 1);
+    const servers = await Promise.all(
+      [...byServer]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(async ([serverName, members]): Promise<RoomServerView> => {
+          const hosted = (await this.accounts.findByServerName(serverName)) !== undefined;
+          const document = hosted ? await this.replica.document(serverName) : undefined;
+          return {
+            server_name: serverName,
+            members,
+            hosted_here: hosted,
+            homes: (document?.homes ?? []).map((h) => ({ peer_id: h.peer_id, role: h.role, name: h.name })),
+          };
+        }),
+    );
+    return {
+      ...summaryOf(room.summary),
+      members: room.members.map((m) => ({ user_id: m.userId, membership: m.membership })),
+      servers,
+      state: room.state.map((s) => ({
+        type: s.type,
+        state_key: s.stateKey,
+        event_id: s.eventId,
+        sender: s.sender,
+        content: s.content,
+      })),
+      state_truncated: room.stateTruncated,
+      members_truncated: room.membersTruncated,
+    };
+  }
+}
+
+function summaryOf(r: AdminRoomSummary): RoomSummaryView {
+  return {
+    room_id: r.roomId,
+    room_version: r.roomVersion,
+    name: r.name,
+    joined_members: r.joinedMembers,
+    events: r.events,
+    created_at: r.createdAt.toISOString(),
+  };
+}
