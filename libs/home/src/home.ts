@@ -9,6 +9,7 @@ import {
 } from '@polyhome/identity';
 import type {
   MatrixAccountState,
+  MatrixEphemeralPort,
   MatrixHomePort,
   MatrixLocalChange,
   MatrixRoomsPort,
@@ -44,6 +45,8 @@ import { PAIRING_MAX_FAILURES, PairingCodes, type PairingCodeStore, type Pairing
 import { SILENT_LOGGER, type HomeAccounts, type HomeLogger, type HomeStore } from './ports.js';
 import type { RoomStore } from './room-store.js';
 import { RoomEngine } from './rooms/engine.js';
+import { Ephemeral } from './ephemeral/ephemeral.js';
+import type { ReceiptStore } from './ephemeral/receipt-store.js';
 
 /** The code of a sync session refused because this home does not hold the account. */
 export const NOT_A_HOME = 'NOT_A_HOME';
@@ -94,6 +97,11 @@ export interface HomeComponents {
    * the home runs the room engine and its Matrix port exposes it as `rooms`; unset, it has no rooms.
    */
   rooms?: RoomStore;
+  /**
+   * Where read receipts are kept (`repositories.receipts` of `@polyhome/storage`). Given with `rooms`, the home
+   * serves typing, receipts and presence (`ephemeral`); unset, its Matrix port has none.
+   */
+  receipts?: ReceiptStore;
 }
 
 /** The options of a Home: the differences between a server home and a client-side home are all here. */
@@ -158,6 +166,8 @@ export class Home {
   readonly peerId: string;
   /** The room engine over `components.rooms` (the Matrix port's `rooms`), when the home has a room store. */
   readonly rooms: RoomEngine | undefined;
+  /** Typing, receipts and presence (with the EDU seams for federation), when the home has rooms and receipts. */
+  readonly ephemeral: Ephemeral | undefined;
 
   private constructor(
     readonly host: PolyhomeHost,
@@ -188,6 +198,10 @@ export class Home {
               }
             },
           });
+    this.ephemeral =
+      this.rooms === undefined || components.receipts === undefined
+        ? undefined
+        : new Ephemeral({ rooms: this.rooms, receipts: components.receipts });
     this.#pairingHandler = new PairingHandler(
       host,
       this.peerId,
@@ -346,6 +360,7 @@ export class Home {
     this.#stopped = true;
     this.cancelWork();
     for (const timer of this.#timers.splice(0)) clearTimeout(timer);
+    this.ephemeral?.stop();
     for (const off of this.#unsubscribe.splice(0)) off();
     await this.#pairingHandler.stop();
     await this.sync.stop();
@@ -734,6 +749,7 @@ export class Home {
 /** The Matrix client API's port, the same on every home: the profile gives only its accounts side. */
 class HomeMatrixPort implements MatrixHomePort {
   readonly rooms: MatrixRoomsPort | undefined;
+  readonly ephemeral: MatrixEphemeralPort | undefined;
 
   constructor(
     private readonly home: Home,
@@ -741,6 +757,7 @@ class HomeMatrixPort implements MatrixHomePort {
     private readonly components: HomeComponents,
   ) {
     this.rooms = home.rooms;
+    this.ephemeral = home.ephemeral;
   }
 
   get homeId(): string {

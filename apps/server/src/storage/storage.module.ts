@@ -18,6 +18,7 @@ const TOKENS: Record<RepositoryName, string | typeof SqlReplicaStore> = {
   matrix: 'SqlMatrixStore',
   media: 'SqlMediaStore',
   rooms: 'SqlRoomStore',
+  receipts: 'SqlReceiptStore',
   transactions: 'Transactions',
 };
 

@@ -598,6 +598,32 @@ export class RoomEngine implements MatrixRoomsPort {
     }
   }
 
+  /** The users joined to a room held here, from its current state ([] when it is not held). */
+  async joinedMembers(roomId: string): Promise<string[]> {
+    const current = await this.#store.currentState(roomId);
+    const ids = [...current].filter(([key]) => splitStateKey(key).type === 'm.room.member').map(([, id]) => id);
+    const events = await this.#store.eventsByIds(ids);
+    const joined: string[] = [];
+    for (const event of events.values()) {
+      if (event.pdu.content['membership'] === 'join' && event.pdu.state_key !== undefined) {
+        joined.push(event.pdu.state_key);
+      }
+    }
+    return joined;
+  }
+
+  /** The rooms held here that users of `serverName` are joined to (at most MAX_ROOMS). */
+  async joinedRoomsOfServer(serverName: string): Promise<string[]> {
+    const rows = await this.#roomsOf({ serverName, userId: '', deviceId: '' }, ['join'], false);
+    return [...new Set(rows.map((r) => r.roomId))];
+  }
+
+  /** The stream ordering of a held timeline event of the room, or null (not held, outlier, rejected, elsewhere). */
+  async streamOrderingOf(roomId: string, eventId: string): Promise<number | null> {
+    const held = (await this.#store.eventsByIds([eventId])).get(eventId);
+    return held === undefined || held.roomId !== roomId || held.rejected !== null ? null : held.streamOrdering;
+  }
+
   /** Whether this home holds the room (any event of it). */
   async holds(roomId: string): Promise<boolean> {
     return (await this.#store.roomVersion(roomId)) !== null;
@@ -780,7 +806,7 @@ export class RoomEngine implements MatrixRoomsPort {
   }
 
   /** The user's rooms by current membership (all memberships when `memberships` is absent), room id order. */
-  async #roomsOf(actor: RoomActor, memberships?: string[]) {
+  async #roomsOf(actor: RoomActor, memberships?: string[], ownOnly = true) {
     const rows: Awaited<ReturnType<RoomStore['roomsOfServer']>> = [];
     let after: string | undefined;
     for (let read = 0; read < MAX_ROOMS; read += ROOMS_PAGE) {
@@ -789,7 +815,7 @@ export class RoomEngine implements MatrixRoomsPort {
         ...(after === undefined ? {} : { after }),
         limit: ROOMS_PAGE,
       });
-      rows.push(...page.filter((r) => r.userId === actor.userId));
+      rows.push(...page.filter((r) => !ownOnly || r.userId === actor.userId));
       const rooms = new Set(page.map((r) => r.roomId));
       if (rooms.size < ROOMS_PAGE) break;
       after = page.at(-1)!.roomId;

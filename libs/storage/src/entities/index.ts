@@ -23,6 +23,7 @@ import {
   RoomForwardExtremityEntity,
   RoomMissingPrevEntity,
 } from './room-event.entity.js';
+import { RoomReceiptEntity } from './room-receipt.entity.js';
 import {
   RoomCurrentStateDeltaEntity,
   RoomCurrentStateEntity,
@@ -62,6 +63,7 @@ export {
   RoomForwardExtremityEntity,
   RoomMembershipEntity,
   RoomMissingPrevEntity,
+  RoomReceiptEntity,
   RoomStateGroupEntity,
   RoomStateGroupEntryEntity,
   RoomTxnEntity,
@@ -103,4 +105,5 @@ export const ENTITIES = [
   RoomTxnEntity,
   MatrixMediaEntity,
   MatrixMediaChunkEntity,
+  RoomReceiptEntity,
 ];

@@ -2,6 +2,7 @@ import type { Storage } from '../data-source.js';
 import { SqlLoginTokens } from '../login-tokens.js';
 import { SqlMatrixStore } from '../matrix-store.js';
 import { SqlMediaStore } from '../media-store.js';
+import { SqlReceiptStore } from '../receipt-store.js';
 import { SqlReplicaStore, type SqlReplicaStoreInit } from '../replica-store.js';
 import { SqlRoomStore } from '../room-store.js';
 import { SqlSeqGuardStore } from '../seq-guard-store.js';
@@ -27,6 +28,8 @@ export interface StorageRepositories {
   media: SqlMediaStore;
   /** Matrix rooms (events, state groups, extremities, timeline): the `RoomStore` port of `@polyhome/home`. */
   rooms: SqlRoomStore;
+  /** Read receipts of the rooms: the `ReceiptStore` port of `@polyhome/home`. */
+  receipts: SqlReceiptStore;
   /** Transactions spanning several repositories (enrollment spends its token with the account it stores). */
   transactions: Transactions;
 }
@@ -48,6 +51,7 @@ export function createRepositories(storage: Storage, init: StorageRepositoriesIn
     matrix: new SqlMatrixStore(dataSource),
     media: new SqlMediaStore(dataSource),
     rooms: new SqlRoomStore(dataSource),
+    receipts: new SqlReceiptStore(dataSource),
     transactions: new SqlTransactions(dataSource),
   };
 }
