@@ -61,6 +61,8 @@ export interface RoomEngineComponents {
 export const MAX_PAGE = 100;
 /** Most timeline events of one room in a `/sync` response. */
 export const MAX_SYNC_TIMELINE = 100;
+/** Longest `position()` waits for running accepts to finish before it answers the last settled position. */
+const SETTLE_WAIT_MS = 2_000;
 /** Rooms read per page of an account's memberships. */
 const ROOMS_PAGE = 500;
 /** Most rooms of one user the engine lists (joined rooms, sync). */
@@ -114,6 +116,12 @@ export class RoomEngine implements MatrixRoomsPort {
   readonly #queue = new KeyedQueue();
   readonly #listeners: Array<(serverNames: string[]) => void> = [];
   readonly #onOwnMembership: RoomEngineComponents['onOwnMembership'];
+  /** Accepts running now, accepts ever started, and who waits for none to run (see `position()`). */
+  #accepting = 0;
+  #acceptsStarted = 0;
+  readonly #idle: Array<() => void> = [];
+  /** The newest position read while no accept ran. */
+  #settled = 0;
 
   constructor(components: RoomEngineComponents) {
     this.#store = components.store;
@@ -125,8 +133,48 @@ export class RoomEngine implements MatrixRoomsPort {
     this.#pipeline = new RoomEventPipeline(components.store, components.documents);
   }
 
-  position(): Promise<number> {
-    return this.#store.currentStreamPosition();
+  /**
+   * The newest stream position whose event is settled: stored *and* reflected in the current state and the
+   * memberships (the store persists an event, then sets the current state in a second transaction). A /sync
+   * that took a position between the two would list an invite's or join's stream ordering as seen without the
+   * membership row, and never give it later. So the store's position is read only while no accept runs (and
+   * none starts during the read); under constant writes, after waiting at most SETTLE_WAIT_MS, the last
+   * settled position is answered (older, never wrong: the client gets the rest next time).
+   */
+  async position(): Promise<number> {
+    const deadline = Date.now() + SETTLE_WAIT_MS;
+    for (let tries = 0; tries < 100; tries++) {
+      if (this.#accepting === 0) {
+        const started = this.#acceptsStarted;
+        const position = await this.#store.currentStreamPosition();
+        if (this.#accepting === 0 && this.#acceptsStarted === started) {
+          this.#settled = Math.max(this.#settled, position);
+          return position;
+        }
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#idle.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.#settled;
+  }
+
+  /** Runs one accept (persist, then current state) as the settled position (`position()`) needs to see it. */
+  async #accepted<T>(accept: () => Promise<T>): Promise<T> {
+    this.#accepting++;
+    this.#acceptsStarted++;
+    try {
+      return await accept();
+    } finally {
+      this.#accepting--;
+      if (this.#accepting === 0) for (const wake of this.#idle.splice(0)) wake();
+    }
   }
 
   onRoomEvents(listener: (serverNames: string[]) => void): void {
@@ -164,7 +212,7 @@ export class RoomEngine implements MatrixRoomsPort {
           stored: 'dropped',
         } satisfies AcceptOutcome;
       }
-      return this.#pipeline.accept(version, json, 'remote');
+      return this.#accepted(() => this.#pipeline.accept(version, json, 'remote'));
     });
     if (outcome.ok && outcome.currentState !== undefined) await this.#notify(outcome.currentState);
     return outcome;
@@ -555,7 +603,7 @@ export class RoomEngine implements MatrixRoomsPort {
     } catch (error) {
       throw new MatrixError('M_BAD_JSON', `The event cannot be signed: ${(error as Error).message}`);
     }
-    const outcome = await this.#pipeline.accept(version, pdu, 'local');
+    const outcome = await this.#accepted(() => this.#pipeline.accept(version, pdu, 'local'));
     if (!outcome.ok) throw refusalError(outcome);
     if (outcome.currentState !== undefined) await this.#notify(outcome.currentState);
     await this.#recordOwnMembership(roomId, pdu, outcome.eventId);
