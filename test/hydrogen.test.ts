@@ -3,6 +3,7 @@
 // a localpart and password, reaches the room list, opens a room and sends a message that a matrix-js-sdk user
 // receives. Every Matrix request it makes must answer below 500, and the client must not retry one without end.
 // Screenshots go to test-results/hydrogen/. Runs from dist (`npm run build` first).
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -26,6 +27,8 @@ import { matrixLogin, startFreshServer, type FreshServer } from './support/serve
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SCREENSHOTS = path.join(root, 'test-results/hydrogen');
 const PASSWORD = 'correct horse battery staple';
+/** Debian's Chromium (.ci/run installs it when missing); playwright-core downloads no browser. */
+const CHROMIUM = '/usr/bin/chromium';
 /** The most times Hydrogen may make one request (method and path) in this test before it counts as a retry loop. */
 const MAX_SAME_REQUEST = 40;
 
@@ -98,6 +101,8 @@ describe('Hydrogen in Chromium against a server process', () => {
   const broken: string[] = [];
 
   beforeAll(async () => {
+    if (!existsSync(CHROMIUM))
+      throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium).`);
     [fresh, bundle] = await Promise.all([startFreshServer('hydrogen'), bundleHydrogen()]);
     baseUrl = `http://127.0.0.1:${fresh.server.port}`;
     const users: Record<string, string> = {};
@@ -131,7 +136,7 @@ describe('Hydrogen in Chromium against a server process', () => {
 
     assets = await serveDirectory(bundle);
     await mkdir(SCREENSHOTS, { recursive: true });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     page = await browser.newPage();
     page.on('response', (response) => {
       const url = new URL(response.url());
