@@ -10,6 +10,7 @@ import { DocumentEquivocation1795521000000 } from './1795521000000-DocumentEquiv
 import { MatrixFilter1795521500000 } from './1795521500000-MatrixFilter.js';
 import { RoomStorage1795522000000 } from './1795522000000-RoomStorage.js';
 import { MatrixMedia1795522500000 } from './1795522500000-MatrixMedia.js';
+import { RoomReceipts1795523000000 } from './1795523000000-RoomReceipts.js';
 import { AdminAudit1795523200000 } from './1795523200000-AdminAudit.js';
 import { RoomFederation1795523500000 } from './1795523500000-RoomFederation.js';
 
@@ -26,6 +27,7 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   MatrixFilter1795521500000,
   RoomStorage1795522000000,
   MatrixMedia1795522500000,
+  RoomReceipts1795523000000,
   AdminAudit1795523200000,
   RoomFederation1795523500000,
 ];

@@ -84,7 +84,15 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
     const repositories = createRepositories(storage);
     const store = repositories.replica;
     const home = await Home.create(
-      { nodeKey, store, queue, logger, seqGuard: await openSeqGuardStore(storage), rooms: repositories.rooms },
+      {
+        nodeKey,
+        store,
+        queue,
+        logger,
+        seqGuard: await openSeqGuardStore(storage),
+        rooms: repositories.rooms,
+        receipts: repositories.receipts,
+      },
       {
         listen: [options.p2p],
         bootstrap: options.bootstrap,

@@ -68,6 +68,7 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
         logger,
         seqGuard: await openSeqGuardStore(storage),
         rooms: repositories.rooms,
+        receipts: repositories.receipts,
       },
       {
         listen: config.p2pListen,

@@ -9,6 +9,7 @@ import {
 } from '@polyhome/identity';
 import type {
   MatrixAccountState,
+  MatrixEphemeralPort,
   MatrixHomePort,
   MatrixLocalChange,
   MatrixRoomsPort,
@@ -46,6 +47,8 @@ import type { RoomStore } from './room-store.js';
 import { RoomEngine } from './rooms/engine.js';
 import { RoomFederation, type RoomFederationInit } from './rooms/federation.js';
 import { FederationDocuments } from './rooms/federation-documents.js';
+import { Ephemeral } from './ephemeral/ephemeral.js';
+import type { ReceiptStore } from './ephemeral/receipt-store.js';
 
 /** The code of a sync session refused because this home does not hold the account. */
 export const NOT_A_HOME = 'NOT_A_HOME';
@@ -96,6 +99,11 @@ export interface HomeComponents {
    * the home runs the room engine and its Matrix port exposes it as `rooms`; unset, it has no rooms.
    */
   rooms?: RoomStore;
+  /**
+   * Where read receipts are kept (`repositories.receipts` of `@polyhome/storage`). Given with `rooms`, the home
+   * serves typing, receipts and presence (`ephemeral`); unset, its Matrix port has none.
+   */
+  receipts?: ReceiptStore;
 }
 
 /** The options of a Home: the differences between a server home and a client-side home are all here. */
@@ -164,6 +172,8 @@ export class Home {
   readonly rooms: RoomEngine | undefined;
   /** Federation of the rooms with other homes (of this account and others), when the home has a room store. */
   readonly federation: RoomFederation | undefined;
+  /** Typing, receipts and presence (with the EDU seams for federation), when the home has rooms and receipts. */
+  readonly ephemeral: Ephemeral | undefined;
 
   private constructor(
     readonly host: PolyhomeHost,
@@ -212,6 +222,10 @@ export class Home {
             },
             init.federation,
           );
+    this.ephemeral =
+      this.rooms === undefined || components.receipts === undefined
+        ? undefined
+        : new Ephemeral({ rooms: this.rooms, receipts: components.receipts });
     this.#pairingHandler = new PairingHandler(
       host,
       this.peerId,
@@ -371,6 +385,7 @@ export class Home {
     this.#stopped = true;
     this.cancelWork();
     for (const timer of this.#timers.splice(0)) clearTimeout(timer);
+    this.ephemeral?.stop();
     for (const off of this.#unsubscribe.splice(0)) off();
     await this.#pairingHandler.stop();
     await this.federation?.stop();
@@ -760,6 +775,7 @@ export class Home {
 /** The Matrix client API's port, the same on every home: the profile gives only its accounts side. */
 class HomeMatrixPort implements MatrixHomePort {
   readonly rooms: MatrixRoomsPort | undefined;
+  readonly ephemeral: MatrixEphemeralPort | undefined;
 
   constructor(
     private readonly home: Home,
@@ -767,6 +783,7 @@ class HomeMatrixPort implements MatrixHomePort {
     private readonly components: HomeComponents,
   ) {
     this.rooms = home.rooms;
+    this.ephemeral = home.ephemeral;
   }
 
   get homeId(): string {

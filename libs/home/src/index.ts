@@ -53,6 +53,26 @@ export type { AcceptOutcome, DocumentSource, RefusalStage } from './rooms/pipeli
 export { createRoomStateEvents, defaultPowerLevels, presetOf } from './rooms/create-room.js';
 export type { StateEventSpec } from './rooms/create-room.js';
 export { KeyedQueue } from './keyed-queue.js';
+export {
+  Ephemeral,
+  MAX_EDU_BYTES,
+  MAX_EDU_ENTRIES,
+  MAX_STATUS_MSG,
+  MAX_SYNC_RECEIPTS,
+  MAX_TYPING_PER_ROOM,
+  MAX_TYPING_TIMEOUT_MS,
+  PRESENCE_TIMEOUT_MS,
+} from './ephemeral/ephemeral.js';
+export type {
+  Edu,
+  EduOutcome,
+  EphemeralComponents,
+  EphemeralRooms,
+  LocalEdu,
+  PresenceEduEntry,
+  ReceiptEduEntry,
+} from './ephemeral/ephemeral.js';
+export type { ReceiptInput, ReceiptStore, StoredReceipt } from './ephemeral/receipt-store.js';
 export type {
   CurrentStateChange,
   ForwardExtremity,

@@ -40,3 +40,12 @@ export type {
   RoomPage,
   RoomSyncEntry,
 } from './rooms/rooms-port.js';
+export { PRESENCE_STATES, RECEIPT_TYPES } from './ephemeral/ephemeral-port.js';
+export type {
+  EphemeralEvents,
+  EphemeralPosition,
+  MatrixEphemeralPort,
+  PresenceState,
+  PresenceView,
+  ReceiptType,
+} from './ephemeral/ephemeral-port.js';

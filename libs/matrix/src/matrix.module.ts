@@ -6,6 +6,8 @@ import { AuthController } from './auth/auth.controller.js';
 import { AuthService } from './auth/auth.service.js';
 import { UiaService } from './auth/uia.service.js';
 import { MatrixExceptionFilter } from './common/matrix-exception.filter.js';
+import { EphemeralController } from './ephemeral/ephemeral.controller.js';
+import { EphemeralService } from './ephemeral/ephemeral.service.js';
 import { DevicesController } from './devices/devices.controller.js';
 import { DevicesService } from './devices/devices.service.js';
 import { KeysController } from './keys/keys.controller.js';
@@ -49,6 +51,7 @@ export class MatrixClientApiModule {
         RoomsController,
         RoomEventsController,
         SyncController,
+        EphemeralController,
         AccountController,
         ProfileController,
         ServerController,
@@ -71,6 +74,7 @@ export class MatrixClientApiModule {
         RoomApiService,
         ChangeFeedService,
         SyncService,
+        EphemeralService,
         AccountService,
         MediaService,
       ],

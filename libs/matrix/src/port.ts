@@ -1,6 +1,7 @@
 import type { MatrixEvent } from '@polyhome/identity';
 import type { JsonAccountState, OpKind } from '@polyhome/sync';
 import type { MatrixMediaOptions } from './media/media-port.js';
+import type { MatrixEphemeralPort } from './ephemeral/ephemeral-port.js';
 import type { MatrixRoomsPort } from './rooms/rooms-port.js';
 
 /** A change to the account's replicated state, made as an op of this home (any kind of the op-kind registry). */
@@ -58,6 +59,8 @@ export interface MatrixHomePort {
    * built: without it, rooms are the account-only membership view of RoomsService.
    */
   readonly rooms?: MatrixRoomsPort;
+  /** Typing, receipts, read markers and presence. Optional: without it those endpoints answer M_UNRECOGNIZED. */
+  readonly ephemeral?: MatrixEphemeralPort;
   /** Hashes and signs a room event as this home under the account's server name (key id `ed25519:<homeId>`). */
   signEvent(serverName: string, event: MatrixEvent, roomVersion: MatrixRoomVersion): Promise<MatrixEvent>;
 }

@@ -40,6 +40,8 @@ export type {
 } from './matrix-store.js';
 export { DEFAULT_MAX_STATE_DELTA_HOPS, SqlRoomStore } from './room-store.js';
 export type { PersistRoomEvent, RoomStateBefore, RoomStateDelta, StoredRoomEvent, OutboxEntry } from './room-store.js';
+export { SqlReceiptStore } from './receipt-store.js';
+export type { ReceiptRow, StoredReceiptRow } from './receipt-store.js';
 export { SqlLoginTokens } from './login-tokens.js';
 export { MEDIA_CHUNK_BYTES, SqlMediaStore } from './media-store.js';
 export type { MediaUpload, StoredMediaInfo } from './media-store.js';

@@ -3,10 +3,10 @@
 // messages seen in one order by /messages and /sync, set and read state, are refused what their power level
 // does not allow, redact, retry a transaction, filter, and start a js-sdk client that shows it all.
 import type { AddressInfo } from 'node:net';
-import { createClient, Direction, EventType, MatrixError, Method, MsgType, type MatrixClient } from 'matrix-js-sdk';
+import { createClient, Direction, EventType, Method, MsgType, type MatrixClient } from 'matrix-js-sdk';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startUntilPrepared } from '../testing/matrix-user.js';
+import { refusal, startUntilPrepared } from '../testing/matrix-user.js';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
 
 const ADMIN_TOKEN = 'matrix-rooms-admin-token';
@@ -33,17 +33,6 @@ interface SyncJson {
     invite: Record<string, { invite_state: { events: ClientEventJson[] } }>;
     leave: Record<string, unknown>;
   };
-}
-
-/** The MatrixError a promise rejects with. */
-async function refusal(promise: Promise<unknown>): Promise<MatrixError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof MatrixError) return err;
-    throw err;
-  }
-  throw new Error('expected the request to be refused');
 }
 
 describe.each(SERVER_BACKENDS)('Matrix rooms on $name', (backend) => {
@@ -367,11 +356,11 @@ describe.each(SERVER_BACKENDS)('Matrix rooms on $name', (backend) => {
     // full_state: the whole state even though nothing changed since the token.
     const full = await sync(bob.client, { since: filtered.next_batch, full_state: 'true' });
     expect(full.rooms.join[roomId]?.state.events.length).toBeGreaterThan(3);
-    // A token of before the room stream (`s<change>`) is still read: the rooms come as on an initial sync.
-    const change = /^s(\d+)_\d+$/.exec(filtered.next_batch)![1];
+    // Tokens are `s<change>_<room>_<receipt>_<memory>`. A token of before the room stream (`s<change>`) is still read: the rooms come as on an initial sync.
+    const change = /^s(\d+)_\d+_\d+_\d+$/.exec(filtered.next_batch)![1];
     const old = await sync(bob.client, { since: `s${change}` });
     expect(old.rooms.join[roomId]).toBeDefined();
-    expect(old.next_batch).toMatch(/^s\d+_\d+$/);
+    expect(old.next_batch).toMatch(/^s\d+_\d+_\d+_\d+$/);
     const bad = await refusal(sync(bob.client, { since: 'garbage' }));
     expect([bad.httpStatus, bad.errcode]).toEqual([400, 'M_INVALID_PARAM']);
   });

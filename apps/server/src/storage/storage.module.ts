@@ -19,6 +19,7 @@ const TOKENS: Record<RepositoryName, string | typeof SqlReplicaStore> = {
   media: 'SqlMediaStore',
   rooms: 'SqlRoomStore',
   admin: 'SqlAdminStore',
+  receipts: 'SqlReceiptStore',
   transactions: 'Transactions',
 };
 

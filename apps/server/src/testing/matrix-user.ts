@@ -1,7 +1,7 @@
 // Test helper: a Matrix user on a listening test server, made through the admin API and logged in with its
 // password, for tests that then drive the client API (with matrix-js-sdk or fetch).
 import type { AddressInfo } from 'node:net';
-import { ClientEvent, SyncState, type MatrixClient } from 'matrix-js-sdk';
+import { ClientEvent, MatrixError, SyncState, type MatrixClient } from 'matrix-js-sdk';
 import type { TestServer } from './server-harness.js';
 
 /** A hosted account with one logged-in device. */
@@ -72,4 +72,15 @@ export async function startUntilPrepared(client: MatrixClient, initialSyncLimit:
   await client.startClient({ initialSyncLimit });
   await prepared;
   return failures;
+}
+
+/** The MatrixError a matrix-js-sdk request rejects with; throws when it does not reject, or rejects otherwise. */
+export async function refusal(promise: Promise<unknown>): Promise<MatrixError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof MatrixError) return err;
+    throw err;
+  }
+  throw new Error('expected the request to be refused');
 }

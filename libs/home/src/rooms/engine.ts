@@ -79,6 +79,8 @@ export interface RoomEngineComponents {
 export const MAX_PAGE = 100;
 /** Most timeline events of one room in a `/sync` response. */
 export const MAX_SYNC_TIMELINE = 100;
+/** Longest `position()` waits for running accepts to finish before it answers the last settled position. */
+const SETTLE_WAIT_MS = 2_000;
 /** Rooms read per page of an account's memberships. */
 const ROOMS_PAGE = 500;
 /** Most rooms of one user the engine lists (joined rooms, sync). */
@@ -132,8 +134,14 @@ export class RoomEngine implements MatrixRoomsPort {
   readonly #queue = new KeyedQueue();
   readonly #listeners: Array<(serverNames: string[]) => void> = [];
   readonly #onOwnMembership: RoomEngineComponents['onOwnMembership'];
-  readonly #accepted: Array<() => void> = [];
+  readonly #acceptedListeners: Array<() => void> = [];
   #remote: RemoteRooms | undefined;
+  /** Accepts running now, accepts ever started, and who waits for none to run (see `position()`). */
+  #accepting = 0;
+  #acceptsStarted = 0;
+  readonly #idle: Array<() => void> = [];
+  /** The newest position read while no accept ran. */
+  #settled = 0;
 
   constructor(components: RoomEngineComponents) {
     this.#store = components.store;
@@ -145,8 +153,48 @@ export class RoomEngine implements MatrixRoomsPort {
     this.#pipeline = new RoomEventPipeline(components.store, components.documents);
   }
 
-  position(): Promise<number> {
-    return this.#store.currentStreamPosition();
+  /**
+   * The newest stream position whose event is settled: stored *and* reflected in the current state and the
+   * memberships (the store persists an event, then sets the current state in a second transaction). A /sync
+   * that took a position between the two would list an invite's or join's stream ordering as seen without the
+   * membership row, and never give it later. So the store's position is read only while no accept runs (and
+   * none starts during the read); under constant writes, after waiting at most SETTLE_WAIT_MS, the last
+   * settled position is answered (older, never wrong: the client gets the rest next time).
+   */
+  async position(): Promise<number> {
+    const deadline = Date.now() + SETTLE_WAIT_MS;
+    for (let tries = 0; tries < 100; tries++) {
+      if (this.#accepting === 0) {
+        const started = this.#acceptsStarted;
+        const position = await this.#store.currentStreamPosition();
+        if (this.#accepting === 0 && this.#acceptsStarted === started) {
+          this.#settled = Math.max(this.#settled, position);
+          return position;
+        }
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#idle.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.#settled;
+  }
+
+  /** Runs one accept (persist, then current state) as the settled position (`position()`) needs to see it. */
+  async #accepted<T>(accept: () => Promise<T>): Promise<T> {
+    this.#accepting++;
+    this.#acceptsStarted++;
+    try {
+      return await accept();
+    } finally {
+      this.#accepting--;
+      if (this.#accepting === 0) for (const wake of this.#idle.splice(0)) wake();
+    }
   }
 
   onRoomEvents(listener: (serverNames: string[]) => void): void {
@@ -155,7 +203,7 @@ export class RoomEngine implements MatrixRoomsPort {
 
   /** Called after every event taken into the timeline, made here or received (the federation sender wakes). */
   onAccepted(listener: () => void): void {
-    this.#accepted.push(listener);
+    this.#acceptedListeners.push(listener);
   }
 
   /** Gives the engine federation: invites and joins of other accounts go through it. */
@@ -181,7 +229,9 @@ export class RoomEngine implements MatrixRoomsPort {
     const roomId = roomIdOf(json);
     if (roomId === undefined) return noRoomId();
     const outcome = await this.#queue.run(roomId, async () => {
-      if (given !== undefined) return this.#pipeline.accept(given.version, json, 'remote', given.state);
+      if (given !== undefined) {
+        return this.#accepted(() => this.#pipeline.accept(given.version, json, 'remote', given.state));
+      }
       let version = await this.#store.roomVersion(roomId);
       const pdu = json as Partial<Pdu>;
       if (version === null && pdu.type === 'm.room.create' && typeof pdu.content === 'object') {
@@ -193,11 +243,11 @@ export class RoomEngine implements MatrixRoomsPort {
           ok: false,
           stage: 'missing',
           code: 'unknown_room',
-          message: `Room ${roomId} is not held here (joining rooms of other homes is not available yet).`,
+          message: `Room ${roomId} is not held here.`,
           stored: 'dropped',
         } satisfies AcceptOutcome;
       }
-      return this.#pipeline.accept(version, json, 'remote');
+      return this.#accepted(() => this.#pipeline.accept(version, json, 'remote'));
     });
     if (outcome.ok && outcome.currentState !== undefined) await this.#notify(outcome.currentState);
     if (outcome.ok && outcome.inserted) this.#tellAccepted();
@@ -205,7 +255,7 @@ export class RoomEngine implements MatrixRoomsPort {
   }
 
   #tellAccepted(): void {
-    for (const listener of this.#accepted) listener();
+    for (const listener of this.#acceptedListeners) listener();
   }
 
   async createRoom(actor: RoomActor, request: CreateRoomRequest): Promise<{ roomId: string }> {
@@ -632,7 +682,7 @@ export class RoomEngine implements MatrixRoomsPort {
       throw new MatrixError('M_BAD_JSON', `The event cannot be signed: ${(error as Error).message}`);
     }
     if (exchange !== undefined) pdu = await exchange(pdu);
-    const outcome = await this.#pipeline.accept(version, pdu, 'local');
+    const outcome = await this.#accepted(() => this.#pipeline.accept(version, pdu, 'local'));
     if (!outcome.ok) throw refusalError(outcome);
     if (outcome.currentState !== undefined) await this.#notify(outcome.currentState);
     if (outcome.inserted) this.#tellAccepted();
@@ -674,6 +724,32 @@ export class RoomEngine implements MatrixRoomsPort {
     } else if (membership === 'join') {
       await this.membership(actor, roomId, { action: 'join' });
     }
+  }
+
+  /** The users joined to a room held here, from its current state ([] when it is not held). */
+  async joinedMembers(roomId: string): Promise<string[]> {
+    const current = await this.#store.currentState(roomId);
+    const ids = [...current].filter(([key]) => splitStateKey(key).type === 'm.room.member').map(([, id]) => id);
+    const events = await this.#store.eventsByIds(ids);
+    const joined: string[] = [];
+    for (const event of events.values()) {
+      if (event.pdu.content['membership'] === 'join' && event.pdu.state_key !== undefined) {
+        joined.push(event.pdu.state_key);
+      }
+    }
+    return joined;
+  }
+
+  /** The rooms held here that users of `serverName` are joined to (at most MAX_ROOMS). */
+  async joinedRoomsOfServer(serverName: string): Promise<string[]> {
+    const rows = await this.#roomsOf({ serverName, userId: '', deviceId: '' }, ['join'], false);
+    return [...new Set(rows.map((r) => r.roomId))];
+  }
+
+  /** The stream ordering of a held timeline event of the room, or null (not held, outlier, rejected, elsewhere). */
+  async streamOrderingOf(roomId: string, eventId: string): Promise<number | null> {
+    const held = (await this.#store.eventsByIds([eventId])).get(eventId);
+    return held === undefined || held.roomId !== roomId || held.rejected !== null ? null : held.streamOrdering;
   }
 
   /** Whether this home holds the room (any event of it). */
@@ -859,7 +935,7 @@ export class RoomEngine implements MatrixRoomsPort {
   }
 
   /** The user's rooms by current membership (all memberships when `memberships` is absent), room id order. */
-  async #roomsOf(actor: RoomActor, memberships?: string[]) {
+  async #roomsOf(actor: RoomActor, memberships?: string[], ownOnly = true) {
     const rows: Awaited<ReturnType<RoomStore['roomsOfServer']>> = [];
     let after: string | undefined;
     for (let read = 0; read < MAX_ROOMS; read += ROOMS_PAGE) {
@@ -868,7 +944,7 @@ export class RoomEngine implements MatrixRoomsPort {
         ...(after === undefined ? {} : { after }),
         limit: ROOMS_PAGE,
       });
-      rows.push(...page.filter((r) => r.userId === actor.userId));
+      rows.push(...page.filter((r) => !ownOnly || r.userId === actor.userId));
       const rooms = new Set(page.map((r) => r.roomId));
       if (rooms.size < ROOMS_PAGE) break;
       after = page.at(-1)!.roomId;

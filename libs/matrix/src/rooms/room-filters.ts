@@ -25,6 +25,8 @@ export interface SyncFilter {
   timeline: EventFilter;
   state: EventFilter;
   roomAccountData: EventFilter;
+  /** `room.ephemeral`: typing and receipts. */
+  ephemeral: EventFilter;
   accountData: EventFilter;
   presence: EventFilter;
 }
@@ -91,6 +93,7 @@ export function parseSyncFilter(value: JsonRecord | undefined): SyncFilter {
     timeline: parseEventFilter(r['timeline'], 'filter.room.timeline'),
     state: parseEventFilter(r['state'], 'filter.room.state'),
     roomAccountData: parseEventFilter(r['account_data'], 'filter.room.account_data'),
+    ephemeral: parseEventFilter(r['ephemeral'], 'filter.room.ephemeral'),
     accountData: parseEventFilter(filter['account_data'], 'filter.account_data'),
     presence: parseEventFilter(filter['presence'], 'filter.presence'),
   };

@@ -204,6 +204,16 @@ describe('sync tokens', () => {
     expect(errcodeOf(() => parseSyncPosition('s12_', 'since'))).toBe('M_INVALID_PARAM');
     expect(errcodeOf(() => parseSyncPosition('t1', 'since'))).toBe('M_INVALID_PARAM');
   });
+
+  it('carries the receipt and in-memory ephemeral positions after the room one', () => {
+    const position = { change: 12, room: 340, ephemeral: { receipt: 7, memory: 1796082975291 } };
+    expect(syncToken(position)).toBe('s12_340_7_1796082975291');
+    expect(parseSyncPosition('s12_340_7_1796082975291', 'since')).toEqual(position);
+    expect(parseSyncToken('s12_340_7_1796082975291', 'from')).toBe(12);
+    // Both ephemeral parts or neither.
+    expect(errcodeOf(() => parseSyncPosition('s12_340_7', 'since'))).toBe('M_INVALID_PARAM');
+    expect(errcodeOf(() => parseSyncPosition('s12_340_7_', 'since'))).toBe('M_INVALID_PARAM');
+  });
 });
 
 describe('client events', () => {

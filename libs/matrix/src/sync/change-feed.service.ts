@@ -27,6 +27,10 @@ export class ChangeFeedService implements OnModuleInit {
     this.port.rooms?.onRoomEvents((serverNames) => {
       for (const serverName of serverNames) this.wake(serverName);
     });
+    // Nor are typing, receipts and presence (kept by the home's ephemeral port): they wake long-polls too.
+    this.port.ephemeral?.onEphemeral((serverNames) => {
+      for (const serverName of serverNames) this.wake(serverName);
+    });
   }
 
   /** Appends local-only changes (one-time keys, room events) and wakes waiters, as the port's changes do. */

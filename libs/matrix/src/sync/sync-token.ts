@@ -1,17 +1,20 @@
 import { MatrixError } from '../common/errors.js';
+import type { EphemeralPosition } from '../ephemeral/ephemeral-port.js';
 
 /**
  * A /sync position: this home's Matrix change stream (`matrix_change`: account state, keys) and, when the home
  * has a room engine, its room event stream. Tokens are `s<change>_<room>`; `s<change>` (what this home issued
  * before it had rooms, and still issues without a room engine) names no room position, so a sync from it
- * gives the rooms as an initial sync does.
+ * gives the rooms as an initial sync does. With typing, receipts and presence the token is
+ * `s<change>_<room>_<receipt>_<memory>` (EphemeralPosition); without those parts a sync gives them as an initial one.
  */
 export interface SyncPosition {
   change: number;
   room?: number;
+  ephemeral?: EphemeralPosition;
 }
 
-const TOKEN = /^s(\d{1,15})(?:_(\d{1,15}))?$/;
+const TOKEN = /^s(\d{1,15})(?:_(\d{1,15})(?:_(\d{1,15})_(\d{1,15}))?)?$/;
 
 /** The position a `since`/`from` token names; `{ change: 0 }` when absent. Throws M_INVALID_PARAM when malformed. */
 export function parseSyncPosition(token: unknown, field: string): SyncPosition {
@@ -20,6 +23,9 @@ export function parseSyncPosition(token: unknown, field: string): SyncPosition {
   if (match === null) throw new MatrixError('M_INVALID_PARAM', `${field} is not a token this home issued.`);
   const position: SyncPosition = { change: Number(match[1]) };
   if (match[2] !== undefined) position.room = Number(match[2]);
+  if (match[3] !== undefined && match[4] !== undefined) {
+    position.ephemeral = { receipt: Number(match[3]), memory: Number(match[4]) };
+  }
   return position;
 }
 
@@ -28,8 +34,10 @@ export function parseSyncToken(token: unknown, field: string): number {
   return parseSyncPosition(token, field).change;
 }
 
-/** The token of a position: `s<change>_<room>`, or `s<change>` without a room position. */
+/** The token of a position: `s<change>_<room>[_<receipt>_<memory>]`, or `s<change>` without a room position. */
 export function syncToken(position: number | SyncPosition): string {
-  const p = typeof position === 'number' ? { change: position } : position;
-  return p.room === undefined ? `s${p.change}` : `s${p.change}_${p.room}`;
+  const p: SyncPosition = typeof position === 'number' ? { change: position } : position;
+  if (p.room === undefined) return `s${p.change}`;
+  const e = p.ephemeral;
+  return e === undefined ? `s${p.change}_${p.room}` : `s${p.change}_${p.room}_${e.receipt}_${e.memory}`;
 }

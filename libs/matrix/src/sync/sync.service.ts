@@ -16,6 +16,8 @@ import {
   type MatrixHomePort,
   type MatrixStore,
 } from '../port.js';
+import type { EphemeralEvents, EphemeralPosition } from '../ephemeral/ephemeral-port.js';
+import { parseSetPresence, presenceContent } from '../ephemeral/ephemeral.service.js';
 import { toStrippedEvent } from '../rooms/client-events.js';
 import { actorOf, RoomApiService } from '../rooms/room-api.service.js';
 import { clientEvent, strippedEvent } from '../rooms/room-events.js';
@@ -28,6 +30,9 @@ import { parseSyncPosition, syncToken, type SyncPosition } from './sync-token.js
 /** Longest a /sync waits, whatever the client asks: proxies and clients time out beyond this. */
 export const MAX_SYNC_TIMEOUT_MS = 30_000;
 
+/** The highest `unread_notifications.notification_count` counted (clients show "99+" long before). */
+export const MAX_NOTIFICATION_COUNT = 1_000;
+
 /** The longest filter id looked up (ids this home makes are 12 characters). */
 const MAX_FILTER_ID = 64;
 
@@ -36,6 +41,14 @@ interface SyncRequest {
   filter: SyncFilter;
   fullState: boolean;
 }
+
+/** Typing, receipts and presence for one response, filtered. */
+interface EphemeralNews {
+  rooms: EphemeralEvents;
+  presence: JsonRecord[];
+}
+
+const NO_NEWS: EphemeralNews = { rooms: new Map(), presence: [] };
 
 /** Room sections of a response. */
 interface RoomsSection {
@@ -59,8 +72,23 @@ export class SyncService {
     private readonly roomApi: RoomApiService,
   ) {}
 
-  /** GET /sync with the query as given (`set_presence` is accepted and ignored: presence is not served). */
+  /**
+   * GET /sync with the query as given. `set_presence` (default `online`) marks the user active for the
+   * duration of the request, as Synapse does; the user goes offline some time after its last /sync.
+   */
   async sync(session: MatrixSession, query: Record<string, unknown>): Promise<JsonRecord> {
+    const presence = parseSetPresence(query['set_presence']);
+    const ephemeral = this.port.rooms === undefined ? undefined : this.port.ephemeral;
+    const actor = actorOf(session);
+    ephemeral?.syncing(actor, presence);
+    try {
+      return await this.answer(session, query);
+    } finally {
+      ephemeral?.syncDone(actor);
+    }
+  }
+
+  private async answer(session: MatrixSession, query: Record<string, unknown>): Promise<JsonRecord> {
     const since = query['since'] === undefined ? undefined : parseSyncPosition(query['since'], 'since');
     const timeout = parseTimeout(query['timeout']);
     const request: SyncRequest = {
@@ -68,15 +96,23 @@ export class SyncService {
       fullState: parseFullState(query['full_state']),
     };
     const rooms = this.port.rooms;
+    const ephemeral = rooms === undefined ? undefined : this.port.ephemeral;
     if (since === undefined) {
-      const position = { change: await this.store.position(), room: await rooms?.position() };
+      const position: SyncPosition = { change: await this.store.position(), room: await rooms?.position() };
+      const ephemeralPosition = await ephemeral?.position();
+      if (ephemeralPosition !== undefined) position.ephemeral = ephemeralPosition;
       const entries =
         rooms === undefined ? undefined : await this.roomEntries(session, undefined, position.room, request);
-      return this.build(session, position, undefined, entries, request);
+      const news =
+        ephemeralPosition === undefined
+          ? NO_NEWS
+          : await this.ephemeralNews(session, undefined, ephemeralPosition, request);
+      return this.build(session, position, undefined, entries, request, news);
     }
     const deadline = Date.now() + timeout;
-    // Room positions already seen to hold nothing for this user: a later look starts after them.
+    // Room and ephemeral positions already seen to hold nothing for this user: a later look starts after them.
     let roomSince = since.room;
+    let ephemeralSince = since.ephemeral;
     for (;;) {
       const wait = this.feed.waitForChange(session.serverName, Math.max(0, deadline - Date.now()));
       const changes = await this.store.changesSince(session.serverName, since.change);
@@ -87,15 +123,53 @@ export class SyncService {
           : roomSince === undefined || request.fullState || (roomPosition ?? 0) > roomSince
             ? await this.roomEntries(session, request.fullState ? undefined : roomSince, roomPosition, request)
             : [];
-      const changed = changes.expired || changes.keys.length > 0 || (entries !== undefined && entries.length > 0);
+      const ephemeralPosition = await ephemeral?.position();
+      const news =
+        ephemeralPosition === undefined || samePosition(ephemeralSince, ephemeralPosition)
+          ? NO_NEWS
+          : await this.ephemeralNews(session, ephemeralSince, ephemeralPosition, request);
+      const changed =
+        changes.expired ||
+        changes.keys.length > 0 ||
+        (entries !== undefined && entries.length > 0) ||
+        news.rooms.size > 0 ||
+        news.presence.length > 0;
       if (changed || request.fullState || Date.now() >= deadline) {
         wait.cancel();
-        const position = { change: changes.position, room: roomPosition };
-        return this.build(session, position, changes.expired ? 'expired' : changes.keys, entries, request);
+        const position: SyncPosition = { change: changes.position, room: roomPosition };
+        if (ephemeralPosition !== undefined) position.ephemeral = ephemeralPosition;
+        return this.build(session, position, changes.expired ? 'expired' : changes.keys, entries, request, news);
       }
       if (roomSince !== undefined && roomPosition !== undefined) roomSince = roomPosition;
+      if (ephemeralPosition !== undefined) ephemeralSince = ephemeralPosition;
       await wait.promise;
     }
+  }
+
+  /** Typing and receipts of the user's joined rooms, and presence, after `since` (all when undefined). */
+  private async ephemeralNews(
+    session: MatrixSession,
+    since: EphemeralPosition | undefined,
+    to: EphemeralPosition,
+    request: SyncRequest,
+  ): Promise<EphemeralNews> {
+    const rooms = this.port.rooms;
+    const ephemeral = this.port.ephemeral;
+    if (rooms === undefined || ephemeral === undefined) return NO_NEWS;
+    const actor = actorOf(session);
+    const { filter } = request;
+    const joined = (await rooms.joinedRooms(actor)).filter((roomId) => roomPasses(filter, roomId));
+    const news: EphemeralNews = { rooms: new Map(), presence: [] };
+    for (const [roomId, events] of await ephemeral.ephemeralOf(actor, joined, since, to)) {
+      const wanted = events.filter((e) => eventPasses(filter.ephemeral, { type: String(e['type']), roomId }));
+      if (wanted.length > 0) news.rooms.set(roomId, wanted);
+    }
+    const now = Date.now();
+    for (const view of await ephemeral.presenceOf(actor, since, to)) {
+      if (!eventPasses(filter.presence, { type: 'm.presence', sender: view.userId })) continue;
+      news.presence.push({ type: 'm.presence', sender: view.userId, content: presenceContent(view, now) });
+    }
+    return news;
   }
 
   /** The filter of `?filter=`: a stored filter's id, or a filter as JSON (it starts with `{`). */
@@ -143,6 +217,7 @@ export class SyncService {
     changed: string[] | 'expired' | undefined,
     entries: RoomSyncEntry[] | undefined,
     request: SyncRequest,
+    news: EphemeralNews,
   ): Promise<JsonRecord> {
     const state = await this.port.state(session.serverName);
     const rooms =
@@ -166,6 +241,7 @@ export class SyncService {
       }
       if (isRecord(joined)) joined['account_data'] = { events: wanted };
     }
+    await this.addEphemeral(session, rooms, news);
     const devicesChanged =
       changed === 'expired' || (changed ?? []).some((k) => k.startsWith('device:') || k.startsWith('cross_signing:'));
     return {
@@ -177,9 +253,33 @@ export class SyncService {
       account_data: {
         events: accountData.global.filter((e) => eventPasses(request.filter.accountData, { type: String(e['type']) })),
       },
-      presence: { events: [] },
+      presence: { events: news.presence },
       to_device: { events: [] },
     };
+  }
+
+  /**
+   * Typing and receipts into the joined rooms (a room with only those appears too), and the unread counts of
+   * every joined room of the response (`highlight_count` is 0: this home evaluates no push rules yet).
+   */
+  private async addEphemeral(session: MatrixSession, rooms: RoomsSection, news: EphemeralNews): Promise<void> {
+    const ephemeral = this.port.ephemeral;
+    if (ephemeral === undefined || this.port.rooms === undefined) return;
+    for (const [roomId, events] of news.rooms) {
+      const held = rooms.join[roomId];
+      const joined = isRecord(held) ? held : emptyJoinedRoom();
+      rooms.join[roomId] = joined;
+      joined['ephemeral'] = { events };
+    }
+    const roomIds = Object.keys(rooms.join);
+    if (roomIds.length === 0) return;
+    const counts = await ephemeral.notificationCounts(actorOf(session), roomIds, MAX_NOTIFICATION_COUNT);
+    for (const roomId of roomIds) {
+      const joined = rooms.join[roomId];
+      if (isRecord(joined)) {
+        joined['unread_notifications'] = { highlight_count: 0, notification_count: counts.get(roomId) ?? 0 };
+      }
+    }
   }
 
   /** Room sections from the engine's entries, filtered and in client format. */
@@ -335,6 +435,11 @@ function emptyJoinedRoom(): JsonRecord {
     unread_notifications: { highlight_count: 0, notification_count: 0 },
     summary: {},
   };
+}
+
+/** Whether two ephemeral positions are the same (none before counts as different: an initial look is due). */
+function samePosition(a: EphemeralPosition | undefined, b: EphemeralPosition): boolean {
+  return a !== undefined && a.receipt === b.receipt && a.memory === b.memory;
 }
 
 function parseFullState(value: unknown): boolean {

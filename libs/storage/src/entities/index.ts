@@ -24,6 +24,7 @@ import {
   RoomForwardExtremityEntity,
   RoomMissingPrevEntity,
 } from './room-event.entity.js';
+import { RoomReceiptEntity } from './room-receipt.entity.js';
 import {
   RoomCurrentStateDeltaEntity,
   RoomCurrentStateEntity,
@@ -65,6 +66,7 @@ export {
   RoomForwardExtremityEntity,
   RoomMembershipEntity,
   RoomMissingPrevEntity,
+  RoomReceiptEntity,
   RoomStateGroupEntity,
   RoomStateGroupEntryEntity,
   RoomTxnEntity,
@@ -113,4 +115,5 @@ export const ENTITIES = [
   MatrixMediaEntity,
   MatrixMediaChunkEntity,
   AdminAuditEntity,
+  RoomReceiptEntity,
 ];

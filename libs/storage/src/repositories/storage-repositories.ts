@@ -3,6 +3,7 @@ import type { Storage } from '../data-source.js';
 import { SqlLoginTokens } from '../login-tokens.js';
 import { SqlMatrixStore } from '../matrix-store.js';
 import { SqlMediaStore } from '../media-store.js';
+import { SqlReceiptStore } from '../receipt-store.js';
 import { SqlReplicaStore, type SqlReplicaStoreInit } from '../replica-store.js';
 import { SqlRoomStore } from '../room-store.js';
 import { SqlSeqGuardStore } from '../seq-guard-store.js';
@@ -30,6 +31,8 @@ export interface StorageRepositories {
   rooms: SqlRoomStore;
   /** The admin API's audit log, account status, and searches and counts across accounts and rooms. */
   admin: SqlAdminStore;
+  /** Read receipts of the rooms: the `ReceiptStore` port of `@polyhome/home`. */
+  receipts: SqlReceiptStore;
   /** Transactions spanning several repositories (enrollment spends its token with the account it stores). */
   transactions: Transactions;
 }
@@ -52,6 +55,7 @@ export function createRepositories(storage: Storage, init: StorageRepositoriesIn
     media: new SqlMediaStore(dataSource),
     rooms: new SqlRoomStore(dataSource),
     admin: new SqlAdminStore(dataSource),
+    receipts: new SqlReceiptStore(dataSource),
     transactions: new SqlTransactions(dataSource),
   };
 }

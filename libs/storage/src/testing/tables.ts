@@ -31,6 +31,7 @@ export type TableName =
   | 'room_forward_extremity'
   | 'room_membership'
   | 'room_missing_prev'
+  | 'room_receipt'
   | 'room_state_group'
   | 'room_state_group_entry'
   | 'room_txn';
