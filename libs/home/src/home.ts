@@ -226,6 +226,7 @@ export class Home {
       this.rooms === undefined || components.receipts === undefined
         ? undefined
         : new Ephemeral({ rooms: this.rooms, receipts: components.receipts });
+    if (this.ephemeral !== undefined) this.federation?.carryEdus(this.ephemeral);
     this.#pairingHandler = new PairingHandler(
       host,
       this.peerId,

@@ -6,7 +6,7 @@ import type { RoomActor } from '@polyhome/matrix';
 import { waitFor } from '@polyhome/p2p/testing';
 import { createInProcessQueue } from '@polyhome/queue';
 import { buildEvent, signPdu, type Pdu } from '@polyhome/rooms';
-import { openStorage, SqlReplicaStore, SqlRoomStore, type Storage } from '@polyhome/storage';
+import { openStorage, SqlReceiptStore, SqlReplicaStore, SqlRoomStore, type Storage } from '@polyhome/storage';
 import { createTestDatabase, STORAGE_BACKENDS, type TestDatabase } from '@polyhome/storage/testing';
 import { makeAccount, makeHome, type FixtureHome } from '@polyhome/sync/testing';
 import { federationRequest } from '@polyhome/p2p';
@@ -38,6 +38,7 @@ async function openHome(backend: (typeof STORAGE_BACKENDS)[number], fixture: Fix
       store: replica,
       queue: createInProcessQueue(),
       rooms,
+      receipts: new SqlReceiptStore(storage.dataSource),
       ...(process.env['FEDERATION_TEST_LOG'] === '1' ? { logger: consoleLogger(fixture.home.name) } : {}),
     },
     INIT,
@@ -185,6 +186,32 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
     expect(texts).toContain('from the laptop');
     expect(reference.length).toBe(21);
   }, 90_000);
+
+  it('typing and read receipts of bob on S2 reach alice on S1 and her laptop (EDUs)', async () => {
+    const ephemeralOn = async (running: Running) => {
+      const eph = running.home.ephemeral!;
+      const events = await eph.ephemeralOf(A, [roomId], undefined, await eph.position());
+      return events.get(roomId) ?? [];
+    };
+    await s2.home.ephemeral!.setTyping(B, roomId, true, 20_000);
+    const last = (await s2.home.rooms!.messages(B, roomId, { dir: 'b', limit: 1 })).events[0]!;
+    await s2.home.ephemeral!.setReceipt(B, roomId, 'm.read', last.eventId, undefined);
+    for (const running of [s1, laptop]) {
+      await waitFor(
+        async () => {
+          const events = await ephemeralOn(running);
+          const typing = events.find((e) => e['type'] === 'm.typing');
+          const receipt = events.find((e) => e['type'] === 'm.receipt');
+          return (
+            (JSON.stringify(typing?.['content']) ?? '').includes(bob.userId) &&
+            (JSON.stringify(receipt?.['content']) ?? '').includes(last.eventId)
+          );
+        },
+        "bob's typing and receipt on alice's homes",
+        30_000,
+      );
+    }
+  }, 60_000);
 
   it('the laptop away gets what it missed from S1, with S2 down', async () => {
     await laptop.home.stop();

@@ -52,6 +52,8 @@ const MISSING_EVENTS_ROUNDS = 100;
 const BACKFILL_LIMIT = 100;
 /** Events of a room's state and auth chain taken in one adoption. */
 const MAX_ADOPTED_EVENTS = 20_000;
+/** Time allowed to deliver one EDU to one home (best effort). */
+const EDU_TIMEOUT_MS = 10_000;
 /** Forward extremities sent as `earliest_events`. */
 const EARLIEST_EVENTS = 20;
 /** Destinations read from the outbox per delivery round. */
@@ -129,6 +131,7 @@ export class RoomFederation implements RemoteRooms {
   readonly #rerun = new Set<string>();
   readonly #backoff = new Map<string, { failures: number; timer: NodeJS.Timeout | undefined }>();
   readonly #work = new Set<Promise<unknown>>();
+  #edus: EduCarrier | undefined;
   /** Addresses put in the peer store, by PeerId (joined), so they are put again only when they change. */
   readonly #known = new Map<string, string>();
   #pumping = false;
@@ -323,6 +326,41 @@ export class RoomFederation implements RemoteRooms {
       keyId: `ed25519:${this.peerId}`,
       secretKey: this.#nodeKey,
     });
+  }
+
+  // ---- EDUs: typing, receipts and presence, best-effort ----
+
+  /**
+   * Carries the ephemeral data of the home's users to the other homes of a room's servers (the account's own
+   * other homes included) and takes in what they send. EDUs are not stored for later: a home that is away
+   * misses them (the spec's best effort); receipts are kept by every home that got them.
+   */
+  carryEdus(carrier: EduCarrier): void {
+    this.#edus = carrier;
+    carrier.onLocalEdu((local) => {
+      if (this.#stopped || local.roomId === undefined) return;
+      this.#track(this.#sendEdu(local.roomId, local.edu));
+    });
+  }
+
+  async #sendEdu(roomId: string, edu: { edu_type: string; content: unknown }): Promise<void> {
+    const origin = eduOrigin(edu);
+    if (origin === undefined) return;
+    const homes = new Set<string>();
+    for (const server of await this.#store.roomServers(roomId, ['join'])) {
+      for (const peer of await this.#documents.homesOf(server)) if (peer !== this.peerId) homes.add(peer);
+    }
+    const txnId = `edu.${Date.now()}.${++this.#txn}`;
+    await Promise.allSettled(
+      [...homes].map((peer) =>
+        this.#request(peer, origin, {
+          method: 'PUT',
+          path: `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`,
+          body: { origin, origin_server_ts: Date.now(), pdus: [], edus: [edu] },
+          timeoutMs: EDU_TIMEOUT_MS,
+        }),
+      ),
+    );
   }
 
   // ---- Outbound: fan-out into the outbox, and delivery ----
@@ -557,6 +595,16 @@ export class RoomFederation implements RemoteRooms {
       } else {
         this.#refused(outcome.stage, outcome.message, peer, outcome.eventId);
         results[key] = { error: `${outcome.code}: ${outcome.message}` };
+      }
+    }
+    // EDUs (typing, receipts, presence) are best-effort: what is refused is logged, the transaction still stands.
+    const carrier = this.#edus;
+    if (carrier !== undefined) {
+      for (const edu of edus) {
+        const outcome = await carrier.receiveEdu(origin, edu);
+        if (outcome.refused.length > 0) {
+          this.#logger.debug({ peer, origin, refused: outcome.refused.slice(0, 5) }, 'parts of an EDU were refused');
+        }
       }
     }
     return { status: 200, body: { pdus: results } };
@@ -965,7 +1013,13 @@ export class RoomFederation implements RemoteRooms {
   async #request(
     peer: string,
     origin: string,
-    init: { method: string; path: string; query?: Record<string, string | readonly string[]>; body?: unknown },
+    init: {
+      method: string;
+      path: string;
+      query?: Record<string, string | readonly string[]>;
+      body?: unknown;
+      timeoutMs?: number;
+    },
   ): Promise<FederationResponse> {
     await this.#knowAddresses(peer);
     return federationRequest(this.#host, peer, { ...init, query: { ...init.query, origin } });
@@ -1033,6 +1087,28 @@ export class RoomFederation implements RemoteRooms {
     this.#work.add(tracked);
     void tracked.finally(() => this.#work.delete(tracked));
   }
+}
+
+/** What carries EDUs for the home (its Ephemeral): local EDUs out, received ones in. */
+export interface EduCarrier {
+  onLocalEdu(listener: (local: { edu: { edu_type: string; content: unknown }; roomId?: string }) => void): void;
+  receiveEdu(origin: string, edu: unknown): Promise<{ accepted: number; refused: string[] }>;
+}
+
+/** The server an EDU speaks for: the user's of a typing notice, the first receipt's, the first presence's. */
+function eduOrigin(edu: { edu_type: string; content: unknown }): string | undefined {
+  const content = edu.content as Record<string, unknown> | undefined;
+  if (content === undefined || typeof content !== 'object') return undefined;
+  if (edu.edu_type === 'm.typing') return serverNameOf(content['user_id']);
+  if (edu.edu_type === 'm.receipt') {
+    for (const room of Object.values(content)) {
+      const users = Object.keys(((room as Record<string, unknown>)['m.read'] ?? {}) as object);
+      if (users[0] !== undefined) return serverNameOf(users[0]);
+    }
+    return undefined;
+  }
+  const push = content['push'];
+  return Array.isArray(push) ? serverNameOf((push[0] as { user_id?: unknown } | undefined)?.user_id) : undefined;
 }
 
 /** Where account documents are read from. */
