@@ -4,13 +4,14 @@
 // the DHT. Progress of long work (first database creation, catching up) goes to `onLine`.
 import { stat } from 'node:fs/promises';
 import { FilePairingCodeStore, Home, NOT_A_HOME, RefusalLog } from '@polyhome/home';
-import { listenFailureReason } from '@polyhome/p2p';
+import { isRelayedAddr, listenFailureReason } from '@polyhome/p2p';
 import { createQueueBackend } from '@polyhome/queue';
 import { createRepositories, openSeqGuardStore } from '@polyhome/storage';
 import {
   accountStatuses,
   accounts,
   addHomeByAddress,
+  advertiseAddrs,
   exportAccount,
   listHomes,
   listState,
@@ -34,6 +35,10 @@ const RECONNECT_INTERVAL_MS = 30_000;
 const ANNOUNCE_INTERVAL_MS = 10 * 60_000;
 /** First announcement after start: time for the bootstrap connections to settle. */
 const FIRST_ANNOUNCE_DELAY_MS = 1_000;
+/** A change of this node's relayed addresses goes into the account documents this long after the last one. */
+const ADVERTISE_DELAY_MS = 2_000;
+/** Relayed addresses put in this home's entry of an account document at most. */
+const MAX_ADVERTISED_ADDRS = 8;
 /** Catch-up progress is printed at most this often. */
 const PROGRESS_INTERVAL_MS = 1_000;
 
@@ -94,6 +99,8 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
         offerDocumentsAtStart: true,
         adoptWhenEmpty: true,
         pairing: new FilePairingCodeStore(paths.pairing),
+        // Behind NAT (AutoNAT confirms no public address), reserve slots on the account's server homes' relays.
+        host: { relayClient: {} },
       },
     ).catch(async (err: unknown) => {
       await queue.close();
@@ -141,6 +148,8 @@ class NodeRuntime {
   #receivedSince = 0;
   #lastProgress = 0;
   #progressTimer: NodeJS.Timeout | undefined;
+  #advertiseTimer: NodeJS.Timeout | undefined;
+  #advertised = '';
   // Strangers' sessions are refused quietly on a laptop; the rest a few lines a window, then a summary.
   readonly #refusals: RefusalLog;
 
@@ -172,11 +181,15 @@ class NodeRuntime {
       }),
       this.home.on('rejected', (refusal) => this.#refusals.record(refusal)),
     );
+    const onAddrs = (): void => this.#addrsChanged();
+    this.home.host.addEventListener('self:peer:update', onAddrs);
+    this.#unsubscribe.push(() => this.home.host.removeEventListener('self:peer:update', onAddrs));
     await this.home.start();
   }
 
   stop(): void {
     if (this.#progressTimer !== undefined) clearTimeout(this.#progressTimer);
+    if (this.#advertiseTimer !== undefined) clearTimeout(this.#advertiseTimer);
     for (const off of this.#unsubscribe.splice(0)) off();
     this.#refusals.close();
   }
@@ -193,6 +206,11 @@ class NodeRuntime {
         matrix_url: matrixUrl,
         listening: this.home.addrs(),
         connected_peers: [...new Set(this.home.host.getConnections().map((c) => c.remotePeer.toString()))].sort(),
+        connections: this.home.host.getConnections().map((c) => ({
+          peer_id: c.remotePeer.toString(),
+          addr: c.remoteAddr.toString(),
+          relayed: isRelayedAddr(c.remoteAddr),
+        })),
         accounts: await accountStatuses(ctx()),
       }),
       'home.list': () => listHomes(ctx()),
@@ -213,6 +231,28 @@ class NodeRuntime {
       'login-token': (a) => loginToken(ctx(), str(a['user'])),
       export: (a) => exportAccount(ctx(), str(a['passphrase']) ?? '', str(a['user'])),
     };
+  }
+
+  // The relayed addresses changed (a reservation made, or lost with its relay): once they settle, put them in the
+  // documents this node signs, and say so. The DHT learns them by itself (identify, and the next announcement).
+  #addrsChanged(): void {
+    const relayed = this.home.addrs().filter(isRelayedAddr).slice(0, MAX_ADVERTISED_ADDRS);
+    const key = relayed.join(',');
+    if (key === this.#advertised) return;
+    if (this.#advertiseTimer !== undefined) clearTimeout(this.#advertiseTimer);
+    this.#advertiseTimer = setTimeout(() => {
+      this.#advertiseTimer = undefined;
+      this.#advertised = key;
+      this.say(relayed.length > 0 ? `relayed ${relayed.join(' ')}` : 'relayed none');
+      for (const account of this.home.hosted()) {
+        this.home.scheduleAnnounce(account).catch((err: unknown) => this.say(`announce: ${(err as Error).message}`));
+      }
+      advertiseAddrs(this.ctx, relayed).then(
+        (users) => users.forEach((u) => this.say(`document of ${u}: relayed addresses advertised`)),
+        (err: unknown) => this.say(`relayed addresses not advertised: ${(err as Error).message}`),
+      );
+    }, ADVERTISE_DELAY_MS);
+    this.#advertiseTimer.unref();
   }
 
   // Catch-up progress: a line per second while ops arrive, and a summary when they stop.
