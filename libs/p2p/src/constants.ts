@@ -218,3 +218,9 @@ export const RELAY_MAX_CIRCUITS_PER_CONNECTION = 32;
 export const RELAY_CLIENT_RESERVATIONS = 2;
 /** Time after start before a client home judges whether it is reachable (AutoNAT's first answers), ms. */
 export const RELAY_CHECK_DELAY = 3_000;
+/** How often a client home looks for missing relay reservations, and the first retry delay of a failed relay, ms. */
+export const RELAY_RETRY_INTERVAL = 10_000;
+/** The longest delay before a client home tries a failed relay again, ms (doubling from RELAY_RETRY_INTERVAL). */
+export const RELAY_RETRY_INTERVAL_MAX = 5 * 60_000;
+/** Time allowed for one relay reservation (dial and reserve), ms; past it the relay counts as failed. */
+export const RELAY_RESERVE_TIMEOUT = 30_000;

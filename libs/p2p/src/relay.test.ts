@@ -36,12 +36,15 @@ afterEach(async () => {
 describe('relay of a server home', () => {
   it('reserves for a home of a hosted account, refuses a stranger, and carries a connection to the home', async () => {
     const server = await host({ relayServer: {} });
-    const home = await host({ relayClient: { checkDelay: 10 } });
-    const stranger = await host({ relayClient: { checkDelay: 10 } });
-    server.services.connectionGuard.addHomes([home.peerId.toString()]);
+    const home = await host({ relayClient: { checkDelay: 10, retryInterval: 100 } });
+    const stranger = await host({ relayClient: { checkDelay: 10, retryInterval: 100 } });
     const serverAddr = server.getMultiaddrs()[0]!;
-    await home.dial(serverAddr);
-    await stranger.dial(serverAddr);
+    // The home asks before the server knows it as a home: refused, and asked again once it is one.
+    home.services.relayReservations!.setRelays([serverAddr.toString()]);
+    stranger.services.relayReservations!.setRelays([serverAddr.toString()]);
+    await waitFor(() => stranger.services.relayReservations!.requested, 'the stranger to ask', 15_000);
+    await waitFor(() => home.services.relayReservations!.requested, 'the home to ask', 15_000);
+    server.services.connectionGuard.addHomes([home.peerId.toString()]);
 
     await waitFor(() => relayed(home).length > 0, 'the home to hold a relayed address', 15_000);
     const addr = relayed(home)[0]!;
@@ -54,8 +57,7 @@ describe('relay of a server home', () => {
     expect(held[0]!.limit).toBeUndefined();
     expect(Date.parse(held[0]!.expires_at)).toBeGreaterThan(Date.now());
 
-    // The stranger asked too (it listens on /p2p-circuit) and connects to the relay; it is refused.
-    expect(stranger.services.relayReservations?.requested).toBe(true);
+    // The stranger asked too, and is refused.
     expect(relayed(stranger)).toEqual([]);
 
     // A third peer that can reach only the relay address reaches the home through the relay.
@@ -75,13 +77,28 @@ describe('relay of a server home', () => {
     const server = await host({ relayServer: { dataLimit: 1 << 20, durationLimit: 0 } });
     const home = await host({ relayClient: { checkDelay: 10 } });
     server.services.connectionGuard.addHomes([home.peerId.toString()]);
-    await home.dial(server.getMultiaddrs()[0]!);
+    home.services.relayReservations!.setRelays([server.getMultiaddrs()[0]!.toString()]);
     await waitFor(() => relayed(home).length > 0, 'the home to hold a relayed address', 15_000);
     const [held] = relayReservations(server.services.relay);
     expect(held!.limit?.data).toBe(String(1 << 20));
     const caller = await host();
     const connection = await caller.dial(multiaddr(relayed(home)[0]!));
     expect(connection.limits).toBeDefined();
+  });
+
+  it('holds two reservations, and replaces a relay that goes away with the next one of the list', async () => {
+    const relays = [await host({ relayServer: {} }), await host({ relayServer: {} }), await host({ relayServer: {} })];
+    const home = await host({ relayClient: { checkDelay: 10, retryInterval: 100 } });
+    for (const r of relays) r.services.connectionGuard.addHomes([home.peerId.toString()]);
+    const service = home.services.relayReservations!;
+    service.setRelays(relays.map((r) => r.getMultiaddrs()[0]!.toString()));
+    const held = (): string[] => [...service.heldRelays()].sort();
+    const ids = relays.map((r) => r.peerId.toString());
+    await waitFor(() => held().length === 2, 'two reservations', 15_000);
+    expect(held()).toEqual([ids[0], ids[1]].sort());
+    await relays[0]!.stop();
+    await waitFor(() => held().includes(ids[2]!), 'a reservation on the third relay', 15_000);
+    expect(held()).toEqual([ids[1], ids[2]].sort());
   });
 
   it('refuses bad limits with the name of the limit', () => {

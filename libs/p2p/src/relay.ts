@@ -13,6 +13,9 @@ import {
   RELAY_MAX_CIRCUITS_PER_CONNECTION,
   RELAY_MAX_RESERVATIONS,
   RELAY_RESERVATION_TTL,
+  RELAY_RESERVE_TIMEOUT,
+  RELAY_RETRY_INTERVAL,
+  RELAY_RETRY_INTERVAL_MAX,
 } from './constants.js';
 import { InvalidHostInitError } from './errors.js';
 import { errorFields, silentLogger, type P2pLogger } from './logger.js';
@@ -45,6 +48,10 @@ export interface RelayClientInit {
   reservations?: number;
   /** Time after start before reachability is first judged, ms (default RELAY_CHECK_DELAY). */
   checkDelay?: number;
+  /** How often missing reservations are looked at, and the first delay before a failed relay is tried again, ms. */
+  retryInterval?: number;
+  /** The longest delay before a failed relay is tried again, ms (default RELAY_RETRY_INTERVAL_MAX). */
+  maxRetryInterval?: number;
 }
 
 /** A reservation held on this relay, as the admin API shows it. */
@@ -138,6 +145,15 @@ export function isRelayedAddr(addr: Multiaddr | string): boolean {
   return (typeof addr === 'string' ? addr : addr.toString()).includes('/p2p-circuit');
 }
 
+/**
+ * Why a reservation failed, on one line: libp2p wraps the relay's answer (`reservation failed with status
+ * PERMISSION_DENIED`) in a listen error that lists every address with a stack.
+ */
+export function reservationFailure(error: unknown): string {
+  const message = errorFields(error).err;
+  return /reservation failed with status \w+/.exec(message)?.[0] ?? message.split('\n')[0]!.slice(0, 200);
+}
+
 /** What the reservation service needs of libp2p (its components). */
 export interface RelayReservationsComponents {
   addressManager: AddressManager;
@@ -148,23 +164,33 @@ export interface RelayReservationsComponents {
 
 /**
  * Reserves relay slots while this home is not reachable. Reachable means AutoNAT confirmed an address that is
- * neither private nor relayed (a LAN address is dialable only on the LAN, so it does not count). When it is
- * not, the service listens on `/p2p-circuit` once per wanted reservation: libp2p's relay transport then
- * reserves on connected peers that run a relay (the account's server homes; any other refuses) and, when a
- * relay goes away, on the next one. Reservations already made are kept if AutoNAT later confirms an address.
+ * neither private nor relayed (a LAN address is dialable only on the LAN, so it does not count). While it is not,
+ * the service keeps a reservation on `reservations` of the relays it is given (setRelays: the account's server
+ * homes), listening on `<relay>/p2p/<id>/p2p-circuit`, and tries again, with a growing delay per relay, where a
+ * reservation was refused (a server that does not know this home yet) or lost (the relay went away; then the next
+ * relay of the list takes its place). Reservations already made are kept if AutoNAT later confirms an address.
  */
 export class RelayReservations implements Startable {
   readonly #components: RelayReservationsComponents;
   readonly #wanted: number;
   readonly #checkDelay: number;
+  readonly #retry: number;
+  readonly #maxRetry: number;
   readonly #log: P2pLogger;
+  #relays: Array<{ peerId: string; addr: Multiaddr }> = [];
+  /** Per relay: when it may be tried again, and the delay after a further failure. */
+  readonly #backoff = new Map<string, { until: number; delay: number }>();
+  readonly #trying = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
+  #running = false;
   #requested = false;
 
   constructor(components: RelayReservationsComponents, init: RelayClientInit & { logger?: P2pLogger }) {
     this.#components = components;
     this.#wanted = init.reservations ?? RELAY_CLIENT_RESERVATIONS;
     this.#checkDelay = init.checkDelay ?? RELAY_CHECK_DELAY;
+    this.#retry = init.retryInterval ?? RELAY_RETRY_INTERVAL;
+    this.#maxRetry = Math.max(this.#retry, init.maxRetryInterval ?? RELAY_RETRY_INTERVAL_MAX);
     this.#log = init.logger ?? silentLogger;
     if (!Number.isInteger(this.#wanted) || this.#wanted < 1) {
       throw new InvalidHostInitError(`relay reservations must be a whole number of at least 1, got ${this.#wanted}`);
@@ -172,13 +198,38 @@ export class RelayReservations implements Startable {
   }
 
   start(): void {
-    this.#timer = setTimeout(() => this.#check(), this.#checkDelay);
-    this.#timer.unref?.();
+    this.#running = true;
+    this.#schedule(this.#checkDelay);
   }
 
   stop(): void {
+    this.#running = false;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+  }
+
+  /**
+   * The relays to reserve on, in order of preference: multiaddrs ending in /p2p/<PeerId> (relayed ones and
+   * this node itself are left out). Takes effect at the next round, or at once when one is due.
+   */
+  setRelays(addrs: readonly string[], self?: string): void {
+    const seen = new Set<string>();
+    const relays: Array<{ peerId: string; addr: Multiaddr }> = [];
+    for (const text of addrs) {
+      if (isRelayedAddr(text)) continue;
+      let addr: Multiaddr;
+      try {
+        addr = multiaddr(text);
+      } catch {
+        continue;
+      }
+      const peerId = addr.getComponents().findLast((c) => c.name === 'p2p')?.value;
+      if (peerId === undefined || peerId === self || seen.has(peerId)) continue;
+      seen.add(peerId);
+      relays.push({ peerId, addr });
+    }
+    this.#relays = relays;
+    if (this.#running && this.#timer === undefined) this.#schedule(0);
   }
 
   /** Whether AutoNAT confirmed an address others can dial (neither private nor relayed). */
@@ -188,7 +239,7 @@ export class RelayReservations implements Startable {
       .some((a) => a.verified && !isRelayedAddr(a.multiaddr) && isPrivate(a.multiaddr) !== true);
   }
 
-  /** Whether the service asked for reservations (it does once, when it finds this home unreachable). */
+  /** Whether the service has asked for a reservation (it does while this home is not reachable). */
   get requested(): boolean {
     return this.#requested;
   }
@@ -201,14 +252,73 @@ export class RelayReservations implements Startable {
       .map((a) => a.toString());
   }
 
-  #check(): void {
-    this.#timer = undefined;
-    if (this.#requested || this.reachable()) return;
+  /** PeerIds of the relays this home holds a reservation on (it has a relayed address through them). */
+  heldRelays(): Set<string> {
+    const held = new Set<string>();
+    for (const addr of this.relayedAddrs()) {
+      const relay = addr.split('/p2p-circuit')[0]!.split('/p2p/').pop();
+      if (relay !== undefined) held.add(relay);
+    }
+    return held;
+  }
+
+  #schedule(ms: number): void {
+    if (!this.#running) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#round();
+      this.#schedule(this.#retry);
+    }, ms);
+    this.#timer.unref?.();
+  }
+
+  // One round: when not reachable and no reservation is being made, reserve on the first relay of the list that
+  // holds none, up to the count wanted. One at a time: libp2p's reservation store drops the reservations queued
+  // behind one that completes its count (its own listen then never settles).
+  #round(): void {
+    if (this.reachable() || this.#trying.size > 0) return;
+    const held = this.heldRelays();
+    if (held.size >= this.#wanted) return;
+    const now = Date.now();
+    const next = this.#relays.find((r) => !held.has(r.peerId) && (this.#backoff.get(r.peerId)?.until ?? 0) <= now);
+    if (next !== undefined) this.#reserve(next.peerId, next.addr);
+  }
+
+  #reserve(peerId: string, addr: Multiaddr): void {
+    if (!this.#requested) this.#log.info({ relay: peerId }, 'not reachable from outside: reserving relay slots');
     this.#requested = true;
-    const search = Array.from({ length: this.#wanted }, () => multiaddr('/p2p-circuit'));
-    this.#log.info({ reservations: this.#wanted }, 'not reachable from outside: reserving relay slots');
-    this.#components.transportManager.listen(search).catch((error: unknown) => {
-      this.#log.warn(errorFields(error), 'could not ask for relay reservations');
+    this.#trying.add(peerId);
+    // Each try adds a listener to libp2p's transport manager that stays after a failure (libp2p has no way to
+    // remove one): the growing delay keeps their number small while a relay is down or refuses.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${RELAY_RESERVE_TIMEOUT} ms`)),
+        RELAY_RESERVE_TIMEOUT,
+      );
+      timer.unref?.();
     });
+    Promise.race([this.#components.transportManager.listen([addr.encapsulate('/p2p-circuit')]), timeout])
+      .then(
+        () => {
+          this.#backoff.delete(peerId);
+          this.#log.info({ relay: peerId }, 'relay reservation made');
+        },
+        (error: unknown) => {
+          const delay = Math.min(this.#maxRetry, (this.#backoff.get(peerId)?.delay ?? this.#retry / 2) * 2);
+          this.#backoff.set(peerId, { until: Date.now() + delay, delay });
+          this.#log.info(
+            { err: reservationFailure(error), relay: peerId, retry_ms: delay },
+            'relay reservation failed',
+          );
+        },
+      )
+      .finally(() => {
+        clearTimeout(timer);
+        this.#trying.delete(peerId);
+        // The next relay at once, not at the next round.
+        this.#schedule(0);
+      });
   }
 }
