@@ -101,7 +101,7 @@ describe('client homes behind NAT reach each other through the server homes’ r
     ids.user = made.user_id;
     ids.laptop = made.peer_id;
     const bootstrap = ['--bootstrap', s1.addr, s2.addr];
-    await laptop.start('--p2p', `/ip4/0.0.0.0/tcp/${LAPTOP_PORT}`, ...bootstrap);
+    await laptop.start('--p2p', `/ip4/0.0.0.0/tcp/${LAPTOP_PORT}`, '--advertise-relayed', ...bootstrap);
     for (const server of servers()) {
       await laptop.json('home', 'add', server.addr, '--role', 'server', '--name', server.host);
     }

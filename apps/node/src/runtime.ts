@@ -51,6 +51,11 @@ export interface StartOptions {
   port: number;
   /** Largest media upload in bytes (default `DEFAULT_MEDIA_MAX_BYTES`, 50 MiB). */
   mediaMaxBytes?: number;
+  /**
+   * Put the relayed addresses in this home's entry of the documents whose root key it holds (default false: each
+   * change signs a new document; the DHT carries them in any case).
+   */
+  advertiseRelayed?: boolean;
   /** Progress and events, one line each. */
   onLine?: (line: string) => void;
 }
@@ -114,7 +119,7 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
       () => (home.cancelWork(), queue.close()),
     );
     const ctx = homeContext(paths, nodeKey, storage, { home, repositories });
-    const node = new NodeRuntime(home, ctx, say);
+    const node = new NodeRuntime(home, ctx, say, options.advertiseRelayed === true);
     await node.start();
     stack.push(async () => node.stop());
 
@@ -157,6 +162,7 @@ class NodeRuntime {
     private readonly home: Home,
     readonly ctx: HomeContext,
     private readonly say: (line: string) => void,
+    private readonly advertiseRelayed: boolean,
   ) {
     this.#refusals = new RefusalLog(lineLogger(say), { quiet: [NOT_A_HOME] });
   }
@@ -233,8 +239,9 @@ class NodeRuntime {
     };
   }
 
-  // The relayed addresses changed (a reservation made, or lost with its relay): once they settle, put them in the
-  // documents this node signs, and say so. The DHT learns them by itself (identify, and the next announcement).
+  // The relayed addresses changed (a reservation made, or lost with its relay): once they settle, say so, announce
+  // the accounts again (provider records carry the addresses; identify already pushed them to connected peers),
+  // and with --advertise-relayed put them in the documents this node signs.
   #addrsChanged(): void {
     const relayed = this.home.addrs().filter(isRelayedAddr).slice(0, MAX_ADVERTISED_ADDRS);
     const key = relayed.join(',');
@@ -247,6 +254,7 @@ class NodeRuntime {
       for (const account of this.home.hosted()) {
         this.home.scheduleAnnounce(account).catch((err: unknown) => this.say(`announce: ${(err as Error).message}`));
       }
+      if (!this.advertiseRelayed) return;
       advertiseAddrs(this.ctx, relayed).then(
         (users) => users.forEach((u) => this.say(`document of ${u}: relayed addresses advertised`)),
         (err: unknown) => this.say(`relayed addresses not advertised: ${(err as Error).message}`),
