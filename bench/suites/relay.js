@@ -1,26 +1,26 @@
-// Relay: device.put propagation between two homes over a connection relayed by a third (a server home's circuit
-// relay v2), against the same two homes over a direct connection in the same run; and the relay's heap per
-// reservation (the connections made first, so only the reservations are counted). Real TCP on 127.0.0.1, built
-// libraries, the pure in-memory replica behind the ReplicaStore port (as the p2p suite).
+// Relay: member.set propagation between two homes over a connection relayed by a third (a server home's circuit
+// relay v2), against the same two homes over a direct connection in the same run, and the relayed dial. Real TCP
+// on 127.0.0.1, built libraries, the pure in-memory replica behind the ReplicaStore port (as the p2p suite).
+// The relay's heap per reservation is not here: measured in one process holding 22 libp2p nodes it came out
+// between -475 KB and +910 KB over four runs, below the noise.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { multiaddr } from '@multiformats/multiaddr';
 import { addHome, createAccountDocument, peerIdFromPublicKey, SecretKey } from '@polyhome/identity';
 import { createPolyhomeHost, createSyncService, isRelayedAddr } from '@polyhome/p2p';
 import { makeLocalOp } from '@polyhome/sync';
-import { deviceChange, MemoryStore } from '../lib/memory-home.js';
+import { MemoryStore } from '../lib/memory-home.js';
 
-export const description = 'propagation over a relayed vs a direct connection; relay heap per reservation';
+export const description = 'propagation over a relayed vs a direct connection, relayed dial';
 
 const OPS = Number(process.env['BENCH_RELAY_OPS'] ?? 500);
 const WARMUP = 50;
-/** Client homes reserving on one relay for the memory figure (each is a libp2p node in this process). */
-const RESERVERS = Number(process.env['BENCH_RELAY_RESERVERS'] ?? 20);
 
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc');
+// A room membership as the op (a device.put must carry a real self-signature since the key checks).
+function membership(i) {
+  const roomId = `!bench-${i}:example.org`;
+  return { op: 'member.set', key: roomId, body: { room_id: roomId, membership: 'join' } };
+}
 
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -54,8 +54,8 @@ async function home(key, document, extra) {
   return { host: h, sync, store, acct, key };
 }
 
-// Publishes OPS device.puts on `from`, one at a time, and returns the sorted times until `to` applied each.
-async function propagation(from, to, userId, offset) {
+// Publishes OPS member.set ops on `from`, one at a time, and returns the sorted times until `to` applied each.
+async function propagation(from, to, offset) {
   let waiting;
   const off = to.sync.on('applied', (e) => {
     for (const op of e.ops) if (waiting !== undefined && op.seq === waiting.seq) waiting.resolve(performance.now());
@@ -63,12 +63,7 @@ async function propagation(from, to, userId, offset) {
   const lat = [];
   try {
     for (let i = 0; i < OPS + WARMUP; i++) {
-      const op = makeLocalOp(
-        from.store.replicas.get(from.acct),
-        from.key,
-        deviceChange(userId, `D${offset + i}`),
-        Date.now(),
-      );
+      const op = makeLocalOp(from.store.replicas.get(from.acct), from.key, membership(offset + i), Date.now());
       const result = await from.store.applyOps(from.acct, [op]);
       if (result.accepted.length !== 1) throw new Error('local op refused');
       const arrived = new Promise((resolve) => (waiting = { seq: op.seq, resolve }));
@@ -83,14 +78,6 @@ async function propagation(from, to, userId, offset) {
   return lat.sort((x, y) => x - y);
 }
 
-async function heap() {
-  gc();
-  gc();
-  await sleep(50);
-  gc();
-  return process.memoryUsage().heapUsed;
-}
-
 export async function run(ctx) {
   const rows = [];
   const started = [];
@@ -101,7 +88,6 @@ export async function run(ctx) {
     let document = createAccountDocument({ localpart: 'bench', rootKey, home: entry(relayKey, 'server', 'relay') });
     document = addHome(document, entry(aKey, 'client', 'a'), rootKey);
     document = addHome(document, entry(bKey, 'client', 'b'), rootKey);
-    const userId = document.user_id;
 
     const relay = await host(relayKey, { relayServer: {} });
     started.push(relay);
@@ -123,15 +109,15 @@ export async function run(ctx) {
     });
     started.push(a.host);
 
-    ctx.progress(`device.put A->B over the relay x${OPS}`);
+    ctx.progress(`member.set A->B over the relay x${OPS}`);
     const t0 = performance.now();
     const viaRelay = await a.host.dial(relayed);
     const dialMs = performance.now() - t0;
     await until(() => a.sync.sessions().length === 1 && b.sync.sessions().length === 1, 'relayed session');
     if (!isRelayedAddr(viaRelay.remoteAddr)) throw new Error('the A-B connection is not relayed');
-    const relayedLat = await propagation(a, b, userId, 0);
+    const relayedLat = await propagation(a, b, 0);
 
-    ctx.progress(`device.put A->B direct x${OPS}`);
+    ctx.progress(`member.set A->B direct x${OPS}`);
     await a.sync.stop();
     await b.sync.stop();
     await a.host.hangUp(b.host.peerId);
@@ -146,14 +132,14 @@ export async function run(ctx) {
     const directConn = await direct.dial(multiaddr(`/ip4/127.0.0.1/tcp/${bPort}/p2p/${b.host.peerId}`));
     if (isRelayedAddr(directConn.remoteAddr)) throw new Error('the A-B connection is relayed');
     await until(() => a2.sync.sessions().length === 1, 'direct session');
-    const directLat = await propagation(a2, b, userId, 1_000_000);
+    const directLat = await propagation(a2, b, 1_000_000);
 
     rows.push(
       {
         figure: 'relayed.propagation.p50_ms',
         value: percentile(relayedLat, 50),
         unit: 'ms',
-        reference: `device.put A->B through a relay, ${OPS} ops`,
+        reference: `member.set A->B through a relay, ${OPS} ops`,
       },
       { figure: 'relayed.propagation.p99_ms', value: percentile(relayedLat, 99), unit: 'ms', reference: 'same run' },
       {
@@ -170,28 +156,6 @@ export async function run(ctx) {
         reference: 'A dials B through the relay (one run; relay connection already open)',
       },
     );
-
-    ctx.progress(`relay heap per reservation, ${RESERVERS} client homes`);
-    const reservers = [];
-    for (let i = 0; i < RESERVERS; i++) {
-      const h = await host(SecretKey.generate(), { relayClient: { checkDelay: 60_000 } });
-      started.push(h);
-      relay.services.connectionGuard.addHomes([h.peerId.toString()]);
-      await h.dial(relay.getMultiaddrs()[0]);
-      reservers.push(h);
-    }
-    await sleep(500);
-    const before = await heap();
-    for (const h of reservers) h.services.relayReservations.setRelays([relayAddr]);
-    await until(() => relay.services.relay.reservations.size === RESERVERS + 1, 'all reservations', 120_000);
-    await sleep(500);
-    const after = await heap();
-    rows.push({
-      figure: 'relay.heap_per_reservation_bytes',
-      value: (after - before) / RESERVERS,
-      unit: 'B',
-      reference: `relay heap after ${RESERVERS} reservations minus before (connections already open), after GC; this process also holds the client homes' side`,
-    });
   } finally {
     for (const h of started) await h.stop().catch(() => undefined);
   }
