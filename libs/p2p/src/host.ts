@@ -37,6 +37,7 @@ import { accountRecordSelector } from './records.js';
 import { InvalidHostInitError, NodeKeyMismatchError } from './errors.js';
 import { errorFields, silentLogger, type P2pLogger } from './logger.js';
 import {
+  releaseReservationsOnDisconnect,
   RelayReservations,
   relayServerLimits,
   relayService,
@@ -226,6 +227,7 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
   });
   connectionGuard.attach(node);
   unreachable.attach(node);
+  if (node.services.relay !== undefined) releaseReservationsOnDisconnect(node, node.services.relay);
   if (init.start !== false) {
     await node.start();
     await dialBootstrap(node, init.bootstrap ?? [], init.logger);

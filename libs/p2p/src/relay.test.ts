@@ -101,6 +101,26 @@ describe('relay of a server home', () => {
     expect(held()).toEqual([ids[1], ids[2]].sort());
   });
 
+  it('holds at most maxReservations: a further home is refused until one disconnects, which frees its slot', async () => {
+    const server = await host({ relayServer: { maxReservations: 2 } });
+    const clients: PolyhomeHost[] = [];
+    for (let i = 0; i < 3; i++) clients.push(await host({ relayClient: { checkDelay: 10, retryInterval: 100 } }));
+    server.services.connectionGuard.addHomes(clients.map((c) => c.peerId.toString()));
+    for (const c of clients) c.services.relayReservations!.setRelays([server.getMultiaddrs()[0]!.toString()]);
+    await waitFor(() => relayReservations(server.services.relay).length === 2, 'two reservations', 15_000);
+    await waitFor(
+      () => clients.every((c) => c.services.relayReservations!.requested),
+      'every client home to have asked',
+      15_000,
+    );
+    await waitFor(() => clients.filter((c) => relayed(c).length > 0).length === 2, 'two relayed homes', 15_000);
+    expect(relayReservations(server.services.relay)).toHaveLength(2);
+    const [first] = clients.filter((c) => relayed(c).length > 0);
+    const waiting = clients.find((c) => relayed(c).length === 0)!;
+    await first!.stop();
+    await waitFor(() => relayed(waiting).length > 0, 'the third home to get the freed slot', 15_000);
+  });
+
   it('refuses bad limits with the name of the limit', () => {
     expect(() => relayServerLimits({ maxReservations: 0 })).toThrow(InvalidHostInitError);
     expect(() => relayServerLimits({ dataLimit: -1 })).toThrow(/dataLimit/);

@@ -3,7 +3,7 @@
 // home can be dialled. The relayed addresses (`/p2p/<relay>/p2p-circuit/p2p/<home>`) then reach the DHT (peer
 // and provider records carry the node's addresses) and, where the home holds the root key, the account document.
 import { circuitRelayServer, type CircuitRelayService } from '@libp2p/circuit-relay-v2';
-import type { ComponentLogger, Startable, TypedEventTarget, Libp2pEvents } from '@libp2p/interface';
+import type { ComponentLogger, Libp2p, Libp2pEvents, Startable, TypedEventTarget } from '@libp2p/interface';
 import type { AddressManager, TransportManager } from '@libp2p/interface-internal';
 import { isPrivate } from '@libp2p/utils';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
@@ -115,6 +115,23 @@ export function relayService(limits: RelayServerLimits): ReturnType<typeof circu
           }
         : {}),
     },
+  });
+}
+
+/**
+ * Frees a peer's reservation when its last connection closes. libp2p's relay keeps a reservation until its TTL
+ * (2 hours) even after the home went away, though it can relay nothing without the connection: a laptop that
+ * comes and goes would otherwise hold a slot per visit, and `maxReservations` would refuse the homes that are there.
+ */
+export function releaseReservationsOnDisconnect(
+  node: Pick<Libp2p, 'addEventListener'>,
+  relay: CircuitRelayService,
+): void {
+  node.addEventListener('peer:disconnect', (event) => {
+    const reservation = relay.reservations.get(event.detail);
+    if (reservation === undefined) return;
+    reservation.signal.clear();
+    relay.reservations.delete(event.detail);
   });
 }
 
