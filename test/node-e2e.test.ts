@@ -108,13 +108,7 @@ describe.each(BACKENDS)('laptop, phone and a companion server, server on $name',
   });
 
   it('1. laptop creates the account, enrolls the server, and adds the phone made with init --join', async () => {
-    const made = await laptop.json<{ user_id: string; peer_id: string }>(
-      'init',
-      '--localpart',
-      'alice',
-      '--name',
-      'laptop',
-    );
+    const made = await laptop.initAccount('alice', 'laptop');
     userId = made.user_id;
     await laptop.start();
     const enrolled = await laptop.json<{ seq: number; homes: unknown[] }>(

@@ -32,13 +32,15 @@ export class CliNode {
     readonly dir: string,
     /** The umask its processes start with (the test's own when undefined). */
     readonly umask?: number,
+    /** The network namespace its processes run in (`ip netns exec`; test/netns), the test's own when undefined. */
+    readonly netns?: string,
   ) {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` (npm test does) first.`);
   }
 
   /** Runs one command to its end. */
   async run(...args: string[]): Promise<CliResult> {
-    const child = spawn(...nodeCommand([CLI, '--data-dir', this.dir, ...args], this.umask), {
+    const child = spawn(...this.#command([CLI, '--data-dir', this.dir, ...args]), {
       env: {
         PATH: process.env['PATH'] ?? '',
         HOME: this.dir,
@@ -54,11 +56,22 @@ export class CliNode {
     return { code, out, err };
   }
 
+  // node with `args`, under the umask and in the namespace when given (`ip netns exec` becomes the command).
+  #command(args: string[]): [string, string[]] {
+    const [file, argv] = nodeCommand(args, this.umask);
+    return this.netns === undefined ? [file, argv] : ['ip', ['netns', 'exec', this.netns, file, ...argv]];
+  }
+
   /** Runs a command that must succeed and prints JSON; returns the parsed output. */
   async json<T>(...args: string[]): Promise<T> {
     const r = await this.run(...args, '--json');
     if (r.code !== 0) throw new Error(`${this.name}: polyhome ${args.join(' ')} exited ${r.code}: ${r.err}`);
     return JSON.parse(r.out) as T;
+  }
+
+  /** `polyhome init --localpart L --name N`: a new account whose root key this node holds. */
+  async initAccount(localpart: string, name: string): Promise<{ user_id: string; peer_id: string }> {
+    return this.json<{ user_id: string; peer_id: string }>('init', '--localpart', localpart, '--name', name);
   }
 
   /** The process id of the running node (undefined when stopped). */
@@ -79,7 +92,7 @@ export class CliNode {
     this.output.length = 0;
     this.matrixPort ??= await freePort();
     const args = [CLI, '--data-dir', this.dir, 'start', '--port', String(this.matrixPort), ...extra];
-    const child = spawn(...nodeCommand(args, this.umask), {
+    const child = spawn(...this.#command(args), {
       env: { PATH: process.env['PATH'] ?? '', HOME: this.dir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

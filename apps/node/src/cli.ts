@@ -165,43 +165,56 @@ export function buildProgram(): Command {
       // DEFAULT_MEDIA_MAX_BYTES of @polyhome/matrix (50 MiB), written out: the CLI loads NestJS only in `start`.
       String(50 * 1024 * 1024),
     )
-    .action(async (o: { p2p: string; bootstrap: string[]; port: string; mediaMaxBytes: string }) => {
-      const started = Date.now();
-      // Signals are caught from the start: one that arrives while the node starts stops it once it is up.
-      const stopRequested = new Promise<void>((resolve) => {
-        const onSignal = (): void => {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-          resolve();
-        };
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
-      });
-      const { isPeerMultiaddr } = await import('@polyhome/p2p');
-      const wrong = o.bootstrap.find((addr) => !isPeerMultiaddr(addr));
-      if (wrong !== undefined) {
-        throw new CliError(
-          `--bootstrap ${wrong}: not a peer's multiaddr; give one ending in /p2p/<PeerId>, like /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...`,
-          EXIT_USAGE,
-        );
-      }
-      const { startHome } = await import('./runtime.js');
-      const home = await startHome(dir(), {
-        p2p: o.p2p,
-        bootstrap: o.bootstrap,
-        port: portOf(o.port),
-        mediaMaxBytes: mediaMaxBytesOf(o.mediaMaxBytes),
-        onLine: (line) => process.stdout.write(`${line}\n`),
-      });
-      process.stdout.write(`peer_id ${home.peerId}\n`);
-      for (const userId of home.userIds()) process.stdout.write(`hosting ${userId}\n`);
-      for (const addr of home.addrs) process.stdout.write(`listening ${addr}\n`);
-      process.stdout.write(`matrix ${home.matrixUrl}\n`);
-      process.stdout.write(`ready in ${Date.now() - started} ms; Ctrl-C to stop\n`);
-      await stopRequested;
-      await home.stop();
-      process.stdout.write('stopped\n');
-    });
+    .option(
+      '--advertise-relayed',
+      "put this node's relayed addresses in its entry of the account documents whose root key it holds (each change signs a new document)",
+    )
+    .action(
+      async (o: {
+        p2p: string;
+        bootstrap: string[];
+        port: string;
+        mediaMaxBytes: string;
+        advertiseRelayed?: boolean;
+      }) => {
+        const started = Date.now();
+        // Signals are caught from the start: one that arrives while the node starts stops it once it is up.
+        const stopRequested = new Promise<void>((resolve) => {
+          const onSignal = (): void => {
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
+            resolve();
+          };
+          process.on('SIGINT', onSignal);
+          process.on('SIGTERM', onSignal);
+        });
+        const { isPeerMultiaddr } = await import('@polyhome/p2p');
+        const wrong = o.bootstrap.find((addr) => !isPeerMultiaddr(addr));
+        if (wrong !== undefined) {
+          throw new CliError(
+            `--bootstrap ${wrong}: not a peer's multiaddr; give one ending in /p2p/<PeerId>, like /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...`,
+            EXIT_USAGE,
+          );
+        }
+        const { startHome } = await import('./runtime.js');
+        const home = await startHome(dir(), {
+          p2p: o.p2p,
+          bootstrap: o.bootstrap,
+          port: portOf(o.port),
+          mediaMaxBytes: mediaMaxBytesOf(o.mediaMaxBytes),
+          advertiseRelayed: o.advertiseRelayed === true,
+          onLine: (line) => process.stdout.write(`${line}\n`),
+        });
+        process.stdout.write(`peer_id ${home.peerId}\n`);
+        for (const userId of home.userIds()) process.stdout.write(`hosting ${userId}\n`);
+        for (const addr of home.addrs) process.stdout.write(`listening ${addr}\n`);
+        process.stdout.write(`matrix ${home.matrixUrl}\n`);
+        process.stdout.write(`ready in ${Date.now() - started} ms; Ctrl-C to stop\n`);
+        await stopRequested;
+        await home.stop();
+        process.stdout.write('stopped\n');
+      },
+    );
 
   program
     .command('status')

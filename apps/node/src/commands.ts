@@ -10,6 +10,7 @@ import {
   type Home,
   type HomeRole,
   type SecretKey,
+  updateHome,
 } from '@polyhome/identity';
 import type { AccountRecord } from '@polyhome/storage';
 import type { Op } from '@polyhome/sync';
@@ -48,7 +49,31 @@ export interface StatusResult {
   matrix_url?: string;
   listening?: string[];
   connected_peers?: string[];
+  /** Open libp2p connections: the peer, the address, and whether it goes through a relay. */
+  connections?: Array<{ peer_id: string; addr: string; relayed: boolean }>;
   accounts: AccountStatus[];
+}
+
+/**
+ * Puts this home's relayed addresses in its entry of the documents of the accounts whose root key this node
+ * holds, when they differ from the entry's (a new document, signed here, goes out at once). Accounts whose key is
+ * elsewhere are skipped: their homes find this one through the DHT. Returns the accounts whose document changed.
+ */
+export async function advertiseAddrs(ctx: HomeContext, addrs: readonly string[]): Promise<string[]> {
+  const live = ctx.live;
+  if (live === undefined) return [];
+  const rootKey = await ownRootKey(ctx);
+  if (rootKey === undefined) return [];
+  const wanted = [...addrs].sort();
+  const changed: string[] = [];
+  for (const row of await accounts(ctx)) {
+    if (!rootKeyMatches(rootKey, row.serverName)) continue;
+    const entry = (await ctx.store.document(row.serverName))?.homes.find((h) => h.peer_id === ctx.peerId);
+    if (entry === undefined || JSON.stringify([...entry.addrs].sort()) === JSON.stringify(wanted)) continue;
+    await live.changeDocument(row.serverName, (d) => updateHome(d, { ...entry, addrs: wanted }, rootKey));
+    changed.push(row.userId);
+  }
+  return changed;
 }
 
 /** The accounts of the data directory with their replicated state's size. */

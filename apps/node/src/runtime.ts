@@ -4,13 +4,14 @@
 // the DHT. Progress of long work (first database creation, catching up) goes to `onLine`.
 import { stat } from 'node:fs/promises';
 import { FilePairingCodeStore, Home, NOT_A_HOME, RefusalLog } from '@polyhome/home';
-import { listenFailureReason } from '@polyhome/p2p';
+import { isRelayedAddr, listenFailureReason } from '@polyhome/p2p';
 import { createQueueBackend } from '@polyhome/queue';
 import { createRepositories, openSeqGuardStore } from '@polyhome/storage';
 import {
   accountStatuses,
   accounts,
   addHomeByAddress,
+  advertiseAddrs,
   exportAccount,
   listHomes,
   listState,
@@ -34,6 +35,10 @@ const RECONNECT_INTERVAL_MS = 30_000;
 const ANNOUNCE_INTERVAL_MS = 10 * 60_000;
 /** First announcement after start: time for the bootstrap connections to settle. */
 const FIRST_ANNOUNCE_DELAY_MS = 1_000;
+/** A change of this node's relayed addresses goes into the account documents this long after the last one. */
+const ADVERTISE_DELAY_MS = 2_000;
+/** Relayed addresses put in this home's entry of an account document at most. */
+const MAX_ADVERTISED_ADDRS = 8;
 /** Catch-up progress is printed at most this often. */
 const PROGRESS_INTERVAL_MS = 1_000;
 
@@ -46,6 +51,11 @@ export interface StartOptions {
   port: number;
   /** Largest media upload in bytes (default `DEFAULT_MEDIA_MAX_BYTES`, 50 MiB). */
   mediaMaxBytes?: number;
+  /**
+   * Put the relayed addresses in this home's entry of the documents whose root key it holds (default false: each
+   * change signs a new document; the DHT carries them in any case).
+   */
+  advertiseRelayed?: boolean;
   /** Progress and events, one line each. */
   onLine?: (line: string) => void;
 }
@@ -102,6 +112,8 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
         offerDocumentsAtStart: true,
         adoptWhenEmpty: true,
         pairing: new FilePairingCodeStore(paths.pairing),
+        // Behind NAT (AutoNAT confirms no public address), reserve slots on the account's server homes' relays.
+        host: { relayClient: {} },
       },
     ).catch(async (err: unknown) => {
       await queue.close();
@@ -115,7 +127,7 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
       () => (home.cancelWork(), queue.close()),
     );
     const ctx = homeContext(paths, nodeKey, storage, { home, repositories });
-    const node = new NodeRuntime(home, ctx, say);
+    const node = new NodeRuntime(home, ctx, say, options.advertiseRelayed === true);
     await node.start();
     stack.push(async () => node.stop());
 
@@ -149,6 +161,8 @@ class NodeRuntime {
   #receivedSince = 0;
   #lastProgress = 0;
   #progressTimer: NodeJS.Timeout | undefined;
+  #advertiseTimer: NodeJS.Timeout | undefined;
+  #advertised = '';
   // Strangers' sessions are refused quietly on a laptop; the rest a few lines a window, then a summary.
   readonly #refusals: RefusalLog;
 
@@ -156,6 +170,7 @@ class NodeRuntime {
     private readonly home: Home,
     readonly ctx: HomeContext,
     private readonly say: (line: string) => void,
+    private readonly advertiseRelayed: boolean,
   ) {
     this.#refusals = new RefusalLog(lineLogger(say), { quiet: [NOT_A_HOME] });
   }
@@ -180,11 +195,15 @@ class NodeRuntime {
       }),
       this.home.on('rejected', (refusal) => this.#refusals.record(refusal)),
     );
+    const onAddrs = (): void => this.#addrsChanged();
+    this.home.host.addEventListener('self:peer:update', onAddrs);
+    this.#unsubscribe.push(() => this.home.host.removeEventListener('self:peer:update', onAddrs));
     await this.home.start();
   }
 
   stop(): void {
     if (this.#progressTimer !== undefined) clearTimeout(this.#progressTimer);
+    if (this.#advertiseTimer !== undefined) clearTimeout(this.#advertiseTimer);
     for (const off of this.#unsubscribe.splice(0)) off();
     this.#refusals.close();
   }
@@ -201,6 +220,11 @@ class NodeRuntime {
         matrix_url: matrixUrl,
         listening: this.home.addrs(),
         connected_peers: [...new Set(this.home.host.getConnections().map((c) => c.remotePeer.toString()))].sort(),
+        connections: this.home.host.getConnections().map((c) => ({
+          peer_id: c.remotePeer.toString(),
+          addr: c.remoteAddr.toString(),
+          relayed: isRelayedAddr(c.remoteAddr),
+        })),
         accounts: await accountStatuses(ctx()),
       }),
       'home.list': () => listHomes(ctx()),
@@ -221,6 +245,30 @@ class NodeRuntime {
       'login-token': (a) => loginToken(ctx(), str(a['user'])),
       export: (a) => exportAccount(ctx(), str(a['passphrase']) ?? '', str(a['user'])),
     };
+  }
+
+  // The relayed addresses changed (a reservation made, or lost with its relay): once they settle, say so, announce
+  // the accounts again (provider records carry the addresses; identify already pushed them to connected peers),
+  // and with --advertise-relayed put them in the documents this node signs.
+  #addrsChanged(): void {
+    const relayed = this.home.addrs().filter(isRelayedAddr).slice(0, MAX_ADVERTISED_ADDRS);
+    const key = relayed.join(',');
+    if (key === this.#advertised) return;
+    if (this.#advertiseTimer !== undefined) clearTimeout(this.#advertiseTimer);
+    this.#advertiseTimer = setTimeout(() => {
+      this.#advertiseTimer = undefined;
+      this.#advertised = key;
+      this.say(relayed.length > 0 ? `relayed ${relayed.join(' ')}` : 'relayed none');
+      for (const account of this.home.hosted()) {
+        this.home.scheduleAnnounce(account).catch((err: unknown) => this.say(`announce: ${(err as Error).message}`));
+      }
+      if (!this.advertiseRelayed) return;
+      advertiseAddrs(this.ctx, relayed).then(
+        (users) => users.forEach((u) => this.say(`document of ${u}: relayed addresses advertised`)),
+        (err: unknown) => this.say(`relayed addresses not advertised: ${(err as Error).message}`),
+      );
+    }, ADVERTISE_DELAY_MS);
+    this.#advertiseTimer.unref();
   }
 
   // Catch-up progress: a line per second while ops arrive, and a summary when they stop.

@@ -84,6 +84,16 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
             maxStrangerConnectionsPerIp: config.p2pMaxStrangerConnectionsPerIp,
             strangerIdleTimeout: config.p2pStrangerIdleTimeoutMs,
           },
+          ...(config.relay.enabled
+            ? {
+                relayServer: {
+                  maxReservations: config.relay.maxReservations,
+                  reservationTtl: config.relay.reservationTtl,
+                  dataLimit: config.relay.dataLimit,
+                  durationLimit: config.relay.durationLimit,
+                },
+              }
+            : {}),
         },
       },
     ).catch((err: unknown) => {

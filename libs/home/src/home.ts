@@ -56,6 +56,8 @@ export const NOT_A_HOME = 'NOT_A_HOME';
 const HOST_PAGE = 5000;
 /** Accounts read per page when all of them are announced. */
 const ANNOUNCE_PAGE = 500;
+/** Accounts whose server homes a client home considers as relays (a client home hosts one or a few). */
+const RELAY_ACCOUNTS = 16;
 /** Equivocations a home remembers having reported (the oldest is forgotten first). */
 const EQUIVOCATIONS_REMEMBERED = 1024;
 /** The job queue of DHT announcements. */
@@ -355,6 +357,8 @@ export class Home {
     );
     const hosted = await this.hostAll();
     await this.federation?.start();
+    this.#updateRelays();
+    this.#unsubscribe.push(this.events.on('document', () => this.#updateRelays()));
     await this.#startAnnouncing();
     if (this.init.offerDocumentsAtStart === true) {
       for (const account of this.hosted()) this.#background.track(this.#offerDocument(account), 'document offer');
@@ -627,6 +631,29 @@ export class Home {
 
   #republishSlots(): number {
     return Math.max(1, Math.min(this.init.republishSlots ?? REPUBLISH_SLOTS, Math.floor(this.init.announceEveryMs)));
+  }
+
+  /**
+   * A client home behind NAT reserves relay slots on the server homes of its accounts (the host's
+   * relayReservations, when it runs one): their addresses from the documents held here, the first accounts' only;
+   * then its bootstrap peers (a node made with `init --join` holds no document until a home of the account reaches
+   * it, through a relay: the servers it was started with, which know it from the document that names it).
+   */
+  #updateRelays(): void {
+    const service = this.host.services.relayReservations;
+    if (service === undefined) return;
+    const choose = async (): Promise<void> => {
+      const addrs: string[] = [];
+      for (const account of this.hosted().slice(0, RELAY_ACCOUNTS)) {
+        const document = await this.components.store.document(account);
+        for (const home of document?.homes ?? []) {
+          if (home.role !== 'server') continue;
+          for (const addr of home.addrs) addrs.push(addr.includes('/p2p/') ? addr : `${addr}/p2p/${home.peer_id}`);
+        }
+      }
+      service.setRelays([...addrs, ...(this.init.bootstrap ?? [])], this.peerId);
+    };
+    this.#background.track(choose(), 'choosing relays');
   }
 
   /** Memberships another home of the account set, enacted in the rooms this home's engine holds. */

@@ -207,3 +207,20 @@ export const FEDERATION_RETRY_AFTER_MS = 1_000;
  * other than sync.
  */
 export const FEDERATION_MAX_STREAMS = 32;
+
+/** Reservations a server home's relay holds at most (one per client home of its accounts; more are refused). */
+export const RELAY_MAX_RESERVATIONS = 128;
+/** How long a relay reservation lasts before the client refreshes it, ms (libp2p's default: 2 hours). */
+export const RELAY_RESERVATION_TTL = 2 * 60 * 60_000;
+/** Relayed connections a peer may open at once through one connection to the relay (hop streams). */
+export const RELAY_MAX_CIRCUITS_PER_CONNECTION = 32;
+/** Relays a client home that is not reachable holds a reservation on (two: one server home may go down). */
+export const RELAY_CLIENT_RESERVATIONS = 2;
+/** Time after start before a client home judges whether it is reachable (AutoNAT's first answers), ms. */
+export const RELAY_CHECK_DELAY = 3_000;
+/** How often a client home looks for missing relay reservations, and the first retry delay of a failed relay, ms. */
+export const RELAY_RETRY_INTERVAL = 10_000;
+/** The longest delay before a client home tries a failed relay again, ms (doubling from RELAY_RETRY_INTERVAL). */
+export const RELAY_RETRY_INTERVAL_MAX = 5 * 60_000;
+/** Time allowed for one relay reservation (dial and reserve), ms; past it the relay counts as failed. */
+export const RELAY_RESERVE_TIMEOUT = 30_000;

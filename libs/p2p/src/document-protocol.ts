@@ -90,7 +90,7 @@ export async function fetchDocumentFrom(
     options.signal === undefined
       ? AbortSignal.timeout(DOCUMENT_FETCH_TIMEOUT)
       : AbortSignal.any([options.signal, AbortSignal.timeout(DOCUMENT_FETCH_TIMEOUT)]);
-  const stream = await host.dialProtocol(peer, DOCUMENT_PROTOCOL, { signal });
+  const stream = await host.dialProtocol(peer, DOCUMENT_PROTOCOL, { signal, runOnLimitedConnection: true });
   let answer: unknown;
   try {
     const lp = lpStream(stream, { maxDataLength: DOCUMENT_MAX_FRAME_BYTES });
@@ -144,7 +144,7 @@ export async function offerDocumentTo(
     options.signal === undefined
       ? AbortSignal.timeout(DOCUMENT_FETCH_TIMEOUT)
       : AbortSignal.any([options.signal, AbortSignal.timeout(DOCUMENT_FETCH_TIMEOUT)]);
-  const stream = await host.dialProtocol(peer, DOCUMENT_PROTOCOL, { signal });
+  const stream = await host.dialProtocol(peer, DOCUMENT_PROTOCOL, { signal, runOnLimitedConnection: true });
   try {
     const lp = lpStream(stream, { maxDataLength: DOCUMENT_MAX_FRAME_BYTES });
     await lp.write(new TextEncoder().encode(JSON.stringify({ account, document })), { signal });

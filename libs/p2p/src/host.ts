@@ -1,6 +1,9 @@
 // The libp2p host of a polyhome node: TCP, noise, yamux, identify, ping and the polyhome kad-dht, with
 // the node's persistent key so its PeerId is the one the account documents list.
 import { noise } from '@chainsafe/libp2p-noise';
+import { autoNAT } from '@libp2p/autonat';
+import { circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2';
+import { dcutr } from '@libp2p/dcutr';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht';
@@ -33,6 +36,14 @@ import { AccountRecordGuard, type AccountRecordGuardInit } from './record-guard.
 import { accountRecordSelector } from './records.js';
 import { InvalidHostInitError, NodeKeyMismatchError } from './errors.js';
 import { errorFields, silentLogger, type P2pLogger } from './logger.js';
+import {
+  releaseReservationsOnDisconnect,
+  RelayReservations,
+  relayServerLimits,
+  relayService,
+  type RelayClientInit,
+  type RelayServerInit,
+} from './relay.js';
 
 /** The services every polyhome host runs; `ping` must keep that name, kad-dht looks it up. */
 export interface PolyhomeServices extends Record<string, unknown> {
@@ -45,6 +56,14 @@ export interface PolyhomeServices extends Record<string, unknown> {
   connectionGuard: ConnectionGuard;
   /** Peers whose dial failed: dropped from the routing table and peer store, dials held back (see there). */
   unreachablePeers: UnreachablePeers;
+  /** The circuit relay v2 (a server home with `relayServer`): reservations for the homes of its accounts. */
+  relay?: CircuitRelayService;
+  /** Reserves relay slots while this home is not reachable (a client home with `relayClient`). */
+  relayReservations?: RelayReservations;
+  /** AutoNAT: answers other peers' reachability checks, and asks them about this home's addresses. */
+  autonat?: unknown;
+  /** DCUtR: turns a relayed connection into a direct one where both NATs allow it (with `relayClient`). */
+  dcutr?: unknown;
 }
 
 /** A started or stopped polyhome libp2p node. */
@@ -88,6 +107,15 @@ export interface PolyhomeHostInit {
   recordGuard?: AccountRecordGuardInit;
   /** The dial backoff of unreachable peers, ms (defaults DIAL_BACKOFF, DIAL_BACKOFF_MAX). */
   dialBackoff?: Pick<UnreachablePeersInit, 'backoff' | 'maxBackoff'>;
+  /**
+   * Run a circuit relay v2 for the homes of the hosted accounts (a server home). By default only those may
+   * reserve (the connection guard's homes); `mayReserve` replaces that check.
+   */
+  relayServer?: RelayServerInit;
+  /** Reserve relay slots while AutoNAT has not confirmed this home reachable, and upgrade with DCUtR (a client home). */
+  relayClient?: RelayClientInit;
+  /** Run AutoNAT (default true): a server answers its clients' checks, a client asks. */
+  autonat?: boolean;
 }
 
 /**
@@ -127,6 +155,10 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
     isHome: (peerId) => connectionGuard.isHome(peerId),
     ...(init.logger !== undefined ? { logger: init.logger } : {}),
   });
+  const relayLimits = init.relayServer !== undefined ? relayServerLimits(init.relayServer) : undefined;
+  const mayReserve = init.relayServer?.mayReserve ?? ((peerId: string) => connectionGuard.isHome(peerId));
+  const gater = unreachable.gater(connectionGuard.gater(init.connectionGater));
+  const relayClient = init.relayClient;
   const node = await createLibp2p<PolyhomeServices>({
     privateKey,
     start: false,
@@ -136,8 +168,15 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
       listen: init.listen ?? DEFAULT_LISTEN,
       ...(init.announce !== undefined ? { announce: init.announce } : {}),
     },
-    connectionGater: unreachable.gater(connectionGuard.gater(init.connectionGater)),
-    transports: [tcp()],
+    connectionGater: {
+      ...gater,
+      // The relay serves only the homes of the accounts hosted here: any other peer's reservation is refused.
+      denyInboundRelayReservation: async (peer) =>
+        (await gater.denyInboundRelayReservation?.(peer)) === true || !mayReserve(peer.toString()),
+    },
+    // Every home can dial a relayed address (a client home behind NAT is reached that way); only a client
+    // home listens on one (relayReservations asks for it).
+    transports: [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     // Yamux's stream caps agree with the protocols' (constants.ts): it never refuses a stream a handler would
     // take, and the early streams allowed cover what a peer opens while this end is still setting up.
@@ -172,10 +211,23 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
       recordGuard: () => guard,
       connectionGuard: () => connectionGuard,
       unreachablePeers: () => unreachable,
+      ...(init.autonat !== false ? { autonat: autoNAT() } : {}),
+      ...(relayLimits !== undefined ? { relay: relayService(relayLimits) } : {}),
+      ...(relayClient !== undefined
+        ? {
+            relayReservations: (components: ConstructorParameters<typeof RelayReservations>[0]) =>
+              new RelayReservations(components, {
+                ...relayClient,
+                ...(init.logger !== undefined ? { logger: init.logger } : {}),
+              }),
+            dcutr: dcutr(),
+          }
+        : {}),
     },
   });
   connectionGuard.attach(node);
   unreachable.attach(node);
+  if (node.services.relay !== undefined) releaseReservationsOnDisconnect(node, node.services.relay);
   if (init.start !== false) {
     await node.start();
     await dialBootstrap(node, init.bootstrap ?? [], init.logger);

@@ -338,3 +338,5 @@ export function createEnrollmentServer(
 ): EnrollmentServer {
   return new EnrollmentHandler(components, init);
 }
+export { RelayReservations, isRelayedAddr, relayReservations, relayServerLimits } from './relay.js';
+export type { RelayClientInit, RelayReservationInfo, RelayServerInit, RelayServerLimits } from './relay.js';

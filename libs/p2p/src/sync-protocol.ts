@@ -139,7 +139,13 @@ export class PolyhomeSync implements SyncService, SessionOwner {
           stream.abort(error instanceof Error ? error : new Error(String(error)));
         });
       },
-      { maxInboundStreams: this.#maxInboundStreams, maxOutboundStreams: this.#maxOutboundStreams },
+      // A relay with a data or duration limit makes its connections "limited": sync runs on them all the same
+      // (a home behind NAT may have no other path), and the limit ends the connection, not the protocol.
+      {
+        maxInboundStreams: this.#maxInboundStreams,
+        maxOutboundStreams: this.#maxOutboundStreams,
+        runOnLimitedConnection: true,
+      },
     );
     await this.#components.handle(
       DOCUMENT_PROTOCOL,
@@ -166,7 +172,7 @@ export class PolyhomeSync implements SyncService, SessionOwner {
           },
         );
       },
-      { maxInboundStreams: 4, maxOutboundStreams: 4 },
+      { maxInboundStreams: 4, maxOutboundStreams: 4, runOnLimitedConnection: true },
     );
     this.#components.addEventListener('connection:open', this.#onConnectionOpen);
     this.#started = true;
@@ -574,7 +580,10 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     let stream: Stream;
     try {
       if (!session.open) return this.#sessions.get(key);
-      stream = await connection.newStream(SYNC_PROTOCOL, { signal: AbortSignal.timeout(this.#openTimeout) });
+      stream = await connection.newStream(SYNC_PROTOCOL, {
+        signal: AbortSignal.timeout(this.#openTimeout),
+        runOnLimitedConnection: true,
+      });
     } catch (error) {
       session.close('error');
       throw error;

@@ -22,10 +22,28 @@ describe('admin routes', () => {
 
   it('lists the admin routes in the OpenAPI document', () => {
     const paths = routes.map(([, path]) => path);
-    for (const expected of ['/admin/v1/node', '/admin/v1/accounts', '/admin/v1/queues', '/admin/v1/peers']) {
+    for (const expected of [
+      '/admin/v1/node',
+      '/admin/v1/accounts',
+      '/admin/v1/queues',
+      '/admin/v1/peers',
+      '/admin/v1/relay',
+    ]) {
       expect(paths).toContain(expected);
     }
     expect(routes.every(([, path]) => path.startsWith('/admin/v1/'))).toBe(true);
+  });
+
+  it('shows the relay, its limits and its reservations (none yet)', async () => {
+    const answer = await request(server.app.getHttpServer())
+      .get('/admin/v1/relay')
+      .set('Authorization', 'Bearer admin-routes-test-token')
+      .expect(200);
+    expect(answer.body).toEqual({
+      enabled: true,
+      limits: { max_reservations: 128, reservation_ttl_ms: 7_200_000, data_limit_bytes: 0, duration_limit_ms: 0 },
+      reservations: [],
+    });
   });
 
   it('refuses every one without a token (M_MISSING_TOKEN) and with a wrong one (M_UNKNOWN_TOKEN)', async () => {

@@ -10,11 +10,19 @@ import { AdminAuthGuard } from './admin-auth.guard.js';
 import { PeersController } from './peers.controller.js';
 import { QueuesController } from './queues.controller.js';
 import { QueuesService } from './queues.service.js';
+import { RelayController } from './relay.controller.js';
 
 /** The REST admin API under /admin/v1, bearer-token protected. */
 @Module({
   imports: [StorageModule.forFeature('accounts', 'admin', 'replica')],
-  controllers: [NodeController, QueuesController, PeersController, RoomsAdminController, StatsController],
+  controllers: [
+    NodeController,
+    QueuesController,
+    PeersController,
+    RelayController,
+    RoomsAdminController,
+    StatsController,
+  ],
   providers: [NodeInfoService, QueuesService, AdminAuthGuard, RoomsAdminService, StatsService],
 })
 export class AdminModule {}

@@ -27,6 +27,7 @@ describe('configuration', () => {
       p2pMaxStrangerConnectionsPerIp: 16,
       p2pStrangerIdleTimeoutMs: 60_000,
       p2pInboundConnectionThreshold: 5,
+      relay: { enabled: true, maxReservations: 128, reservationTtl: 7_200_000, dataLimit: 0, durationLimit: 0 },
       http: {
         headersTimeoutMs: 10_000,
         requestTimeoutMs: 30_000,
@@ -57,6 +58,23 @@ describe('configuration', () => {
     expect(() => loadConfig({ P2P_MAX_CONNECTIONS: '20', P2P_HOME_CONNECTION_RESERVE: '20' })).toThrow(
       /P2P_HOME_CONNECTION_RESERVE: is 20, expected less than P2P_MAX_CONNECTIONS \(20\)/,
     );
+  });
+
+  it('reads the relay settings', () => {
+    const config = loadConfig({
+      RELAY_ENABLED: 'false',
+      RELAY_MAX_RESERVATIONS: '10',
+      RELAY_RESERVATION_TTL_MS: '600000',
+      RELAY_DATA_LIMIT_BYTES: '1048576',
+      RELAY_DURATION_LIMIT_MS: '120000',
+    });
+    expect(config.relay).toEqual({
+      enabled: false,
+      maxReservations: 10,
+      reservationTtl: 600_000,
+      dataLimit: 1_048_576,
+      durationLimit: 120_000,
+    });
   });
 
   it('reads every variable', () => {
@@ -104,6 +122,9 @@ describe('configuration', () => {
     ['P2P_MAX_CONNECTIONS', '1', /P2P_MAX_CONNECTIONS: got "1", expected a whole number from 2 to 100000/],
     ['P2P_MAX_STRANGER_CONNECTIONS_PER_IP', '0', /P2P_MAX_STRANGER_CONNECTIONS_PER_IP: got "0"/],
     ['HTTP_HEADERS_TIMEOUT_MS', '0', /HTTP_HEADERS_TIMEOUT_MS: got "0", expected a whole number from 100 to 600000/],
+    ['RELAY_ENABLED', 'yes', /RELAY_ENABLED: got "yes", expected true or false/],
+    ['RELAY_MAX_RESERVATIONS', '0', /RELAY_MAX_RESERVATIONS: got "0", expected a whole number from 1 to 100000/],
+    ['RELAY_DURATION_LIMIT_MS', '2147483648', /RELAY_DURATION_LIMIT_MS: got "2147483648"/],
     ['HTTP_MAX_CONNECTIONS', '0', /HTTP_MAX_CONNECTIONS: got "0", expected a whole number from 1 to 1000000/],
     [
       'HTTP_REQUEST_TIMEOUT_MS',

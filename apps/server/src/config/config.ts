@@ -6,6 +6,8 @@ import {
   MAX_CONNECTIONS,
   MAX_CONNECTIONS_PER_PEER,
   MAX_STRANGER_CONNECTIONS_PER_IP,
+  RELAY_MAX_RESERVATIONS,
+  RELAY_RESERVATION_TTL,
   STRANGER_IDLE_TIMEOUT,
 } from '@polyhome/p2p';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '@polyhome/home';
@@ -78,6 +80,14 @@ export interface AppConfig {
   p2pMaxStrangerConnectionsPerIp: number;
   p2pStrangerIdleTimeoutMs: number;
   p2pInboundConnectionThreshold: number;
+  /** The circuit relay for the homes of the hosted accounts (`relayServer` of @polyhome/p2p); off: no relay. */
+  relay: {
+    enabled: boolean;
+    maxReservations: number;
+    reservationTtl: number;
+    dataLimit: number;
+    durationLimit: number;
+  };
   homeName: string;
   sealingKey: string | undefined;
   enrollmentPolicy: EnrollmentPolicy;
@@ -120,6 +130,12 @@ function integer(min: number, max: number): (value: string, name: string) => num
     }
     return Number(value);
   };
+}
+
+/** `true` or `false`, nothing else. */
+function boolean(value: string, name: string): boolean {
+  if (value !== 'true' && value !== 'false') throw new ConfigError(name, `got "${value}", expected true or false.`);
+  return value === 'true';
 }
 
 function url(protocols: string[], example: string): (value: string, name: string) => string {
@@ -256,6 +272,32 @@ export const CONFIG_SCHEMA = {
     default: String(INBOUND_CONNECTION_THRESHOLD),
     parse: integer(1, 100_000),
   },
+  RELAY_ENABLED: {
+    description:
+      'Run a circuit relay (v2) for the homes of the hosted accounts, so client homes behind NAT can be reached (true or false). Nobody else may reserve.',
+    default: 'true',
+    parse: boolean,
+  },
+  RELAY_MAX_RESERVATIONS: {
+    description: 'Most relay reservations held at once (one per client home of the hosted accounts); more are refused.',
+    default: String(RELAY_MAX_RESERVATIONS),
+    parse: integer(1, 100_000),
+  },
+  RELAY_RESERVATION_TTL_MS: {
+    description: 'How long a relay reservation lasts before the client home must refresh it, ms.',
+    default: String(RELAY_RESERVATION_TTL),
+    parse: integer(60_000, 86_400_000),
+  },
+  RELAY_DATA_LIMIT_BYTES: {
+    description: 'Bytes one relayed connection may carry before the relay closes it; 0: no limit.',
+    default: '0',
+    parse: integer(0, Number.MAX_SAFE_INTEGER),
+  },
+  RELAY_DURATION_LIMIT_MS: {
+    description: 'How long one relayed connection may stay open before the relay closes it, ms; 0: no limit.',
+    default: '0',
+    parse: integer(0, 2_147_483_647),
+  },
   HOME_NAME: {
     description: 'The name this server is given in the account documents it signs or joins (1-64 characters).',
     default: 'server',
@@ -289,10 +331,7 @@ export const CONFIG_SCHEMA = {
   MIGRATIONS_RUN: {
     description: 'Apply pending database migrations at start (true or false).',
     default: 'true',
-    parse: (value: string, name: string) => {
-      if (value !== 'true' && value !== 'false') throw new ConfigError(name, `got "${value}", expected true or false.`);
-      return value === 'true';
-    },
+    parse: boolean,
   },
   SHUTDOWN_TIMEOUT_MS: {
     description: 'How long a graceful shutdown may take before the process exits anyway.',
@@ -390,6 +429,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
     )!,
     p2pStrangerIdleTimeoutMs: read(env, 'P2P_STRANGER_IDLE_TIMEOUT_MS', s.P2P_STRANGER_IDLE_TIMEOUT_MS)!,
     p2pInboundConnectionThreshold: read(env, 'P2P_INBOUND_CONNECTION_THRESHOLD', s.P2P_INBOUND_CONNECTION_THRESHOLD)!,
+    relay: {
+      enabled: read(env, 'RELAY_ENABLED', s.RELAY_ENABLED)!,
+      maxReservations: read(env, 'RELAY_MAX_RESERVATIONS', s.RELAY_MAX_RESERVATIONS)!,
+      reservationTtl: read(env, 'RELAY_RESERVATION_TTL_MS', s.RELAY_RESERVATION_TTL_MS)!,
+      dataLimit: read(env, 'RELAY_DATA_LIMIT_BYTES', s.RELAY_DATA_LIMIT_BYTES)!,
+      durationLimit: read(env, 'RELAY_DURATION_LIMIT_MS', s.RELAY_DURATION_LIMIT_MS)!,
+    },
     homeName: read(env, 'HOME_NAME', s.HOME_NAME)!,
     sealingKey: read(env, 'SEALING_KEY', s.SEALING_KEY),
     enrollmentPolicy: read(env, 'ENROLLMENT_POLICY', s.ENROLLMENT_POLICY)!,

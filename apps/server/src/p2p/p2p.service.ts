@@ -1,8 +1,10 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { RefusalLog, type Home } from '@polyhome/home';
+import { relayReservations, type RelayReservationInfo } from '@polyhome/p2p';
 import type { OpRejectReason } from '@polyhome/sync';
 import type { AccountRepository, HomeNodeRepository } from '@polyhome/storage';
 import type { Logger } from 'pino';
+import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { PINO_LOGGER } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { InjectRepository } from '../storage/storage.module.js';
@@ -38,6 +40,18 @@ export interface PeerView {
   rtt_ms?: number;
 }
 
+/** The relay as operators see it (GET /admin/v1/relay). */
+export interface RelayView {
+  enabled: boolean;
+  limits?: {
+    max_reservations: number;
+    reservation_ttl_ms: number;
+    data_limit_bytes: number;
+    duration_limit_ms: number;
+  };
+  reservations: RelayReservationInfo[];
+}
+
 /**
  * The server's Home as a Nest provider: starts it at bootstrap (after the queue is there), records this
  * instance in the database, turns its events into metrics and log lines, and stops it before the database
@@ -55,6 +69,7 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
     @InjectRepository('accounts') private readonly accounts: AccountRepository,
     @Inject(PINO_LOGGER) private readonly logger: Logger,
     private readonly metrics: MetricsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   /** This home's PeerId. */
@@ -93,6 +108,26 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
       byPeer.set(id, view);
     }
     return [...byPeer.values()].sort((a, b) => a.peer_id.localeCompare(b.peer_id));
+  }
+
+  /** The relay's reservations and limits (enabled is false when RELAY_ENABLED=false). */
+  relay(): RelayView {
+    const relay = this.home.host.services.relay;
+    const limits = this.config.relay;
+    return {
+      enabled: relay !== undefined,
+      ...(relay !== undefined
+        ? {
+            limits: {
+              max_reservations: limits.maxReservations,
+              reservation_ttl_ms: limits.reservationTtl,
+              data_limit_bytes: limits.dataLimit,
+              duration_limit_ms: limits.durationLimit,
+            },
+          }
+        : {}),
+      reservations: relayReservations(relay),
+    };
   }
 
   async onApplicationBootstrap(): Promise<void> {
