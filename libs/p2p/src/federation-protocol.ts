@@ -221,6 +221,9 @@ class FederationHandlerService implements FederationServer {
     await this.#components.handle(FEDERATION_PROTOCOL, (stream, connection) => this.#accept(stream, connection), {
       maxInboundStreams: this.#maxStreams,
       maxOutboundStreams: this.#maxStreams,
+      // A laptop behind NAT is reached through its server home's relay ("limited" connections); federation runs
+      // there as sync does. The relay's own limits (data, duration) bound what it carries.
+      runOnLimitedConnection: true,
     });
     this.#started = true;
   }
@@ -527,7 +530,7 @@ export async function federationRequest(
   };
   let stream: Stream;
   try {
-    stream = await host.dialProtocol(peer, FEDERATION_PROTOCOL, { signal });
+    stream = await host.dialProtocol(peer, FEDERATION_PROTOCOL, { signal, runOnLimitedConnection: true });
   } catch (err) {
     throw stopped(err) ?? new FederationUnreachableError(peerText, (err as Error).message, { cause: err });
   }
