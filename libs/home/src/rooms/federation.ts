@@ -223,10 +223,19 @@ export class RoomFederation implements RemoteRooms {
     if (document === undefined) {
       throw new MatrixError('M_NOT_FOUND', `No account document of ${target} was found (asked the DHT).`, 404);
     }
+    // An account has one user: any other localpart on its server name names nobody.
+    if (document.user_id !== target) {
+      throw new MatrixError(
+        'M_NOT_FOUND',
+        `${target} does not exist: the account of ${server} is ${document.user_id}.`,
+        404,
+      );
+    }
     const origin = serverNameOf(pdu.sender)!;
     const eventId = eventIdOf(version, pdu);
     const errors: string[] = [];
     for (const home of document.homes) {
+      if (home.peer_id === this.peerId) continue;
       try {
         const answer = await this.#request(home.peer_id, origin, {
           method: 'PUT',
