@@ -43,8 +43,11 @@ describe('client homes behind NAT reach each other through the server homes’ r
   const servers = (): NsServer[] => [s1, s2];
   const serverState = async (server: NsServer): Promise<{ devices: string[]; rooms: string[] }> => {
     const account = `/admin/v1/accounts/${encodeURIComponent(ids.user)}`;
-    const devices = (await server.admin('GET', `${account}/devices`)).body['devices'] as Array<{ device_id: string }>;
-    const rooms = (await server.admin('GET', `${account}/memberships`)).body['memberships'] as Array<{
+    // The admin lists answer pages (`chunk`, `next_from`); these accounts hold a few entries, one page of 500.
+    const devices = (await server.admin('GET', `${account}/devices?limit=500`)).body['chunk'] as Array<{
+      device_id: string;
+    }>;
+    const rooms = (await server.admin('GET', `${account}/memberships?limit=500`)).body['chunk'] as Array<{
       room_id: string;
     }>;
     return { devices: devices.map((d) => d.device_id).sort(), rooms: rooms.map((r) => r.room_id).sort() };
