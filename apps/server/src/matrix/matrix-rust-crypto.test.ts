@@ -82,6 +82,13 @@ describe.each(SERVER_BACKENDS)('Rust crypto of matrix-js-sdk on $name', (backend
         master.signatures?.[userId]?.[`ed25519:${deviceId}`] !== undefined
       );
     }, 'cross-signing set up, device and master key cross-signed');
+    // The client learns the new signatures through its own key query (after /sync says its keys changed): on a
+    // loaded machine that lands after the server has them, so its view is awaited too, not read once.
+    await waitFor(
+      async () =>
+        (await client.getCrypto()!.getDeviceVerificationStatus(userId, deviceId))?.crossSigningVerified === true,
+      'the client to see its device cross-signed',
+    );
     const status = await client.getCrypto()!.getDeviceVerificationStatus(userId, deviceId);
     expect(status?.crossSigningVerified).toBe(true);
   }, 60_000);
