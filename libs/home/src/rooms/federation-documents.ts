@@ -59,7 +59,8 @@ export class FederationDocuments implements DocumentSource {
     } catch {
       return this.document(serverName);
     }
-    if ((await this.hosted.document(serverName)) !== undefined) return this.hosted.document(serverName);
+    const own = await this.hosted.document(serverName);
+    if (own !== undefined) return own;
     const held = await this.document(serverName);
     if (held !== undefined && held.seq >= document.seq) return held;
     await this.store.putForeignDocument(serverName, document.seq, JSON.stringify(document));

@@ -629,15 +629,15 @@ export class RoomFederation implements RemoteRooms {
     if (typeof json !== 'object' || json === null) return refusal('format', 'not_json', 'A PDU must be an object.');
     const pdu = json as Partial<Pdu>;
     if (typeof pdu.room_id !== 'string') return refusal('format', 'missing_field', 'The PDU has no room_id.');
-    const known = await this.#heldAlready(pdu);
+    const version = await this.#store.roomVersion(pdu.room_id);
+    const known = version === null ? undefined : await this.#heldAlready(version, pdu);
     if (known !== undefined) return known;
     await this.#learnSigners(pdu, peer);
     // Requests back to the sender speak for an account hosted here that the event concerns.
     const local = await this.#localOrigin(origin, pdu);
     if (local === undefined)
       return refusal('missing', 'not_held', `Room ${pdu.room_id} concerns no account hosted here.`);
-    const held = await this.#store.roomVersion(pdu.room_id);
-    if (held === null && pdu.type !== 'm.room.create') return this.#adoptAt(peer, local, json);
+    if (version === null && pdu.type !== 'm.room.create') return this.#adoptAt(peer, local, json);
     let outcome = await this.#engine.ingest(json);
     if (!outcome.ok && outcome.stage === 'missing') {
       await this.#fillGap(peer, local, pdu as Pdu);
@@ -651,9 +651,7 @@ export class RoomFederation implements RemoteRooms {
    * The outcome for an event held here already (another home sent it first), without checking it again; a
    * home receives most events two or three times (see the fan-out). Undefined when it is not held.
    */
-  async #heldAlready(pdu: Partial<Pdu>): Promise<AcceptOutcome | undefined> {
-    const version = await this.#store.roomVersion(pdu.room_id!);
-    if (version === null) return undefined;
+  async #heldAlready(version: RoomVersionId, pdu: Partial<Pdu>): Promise<AcceptOutcome | undefined> {
     const checked = validatePdu(version, pdu);
     if (!checked.ok) return undefined;
     const eventId = eventIdOf(version, checked.pdu);
