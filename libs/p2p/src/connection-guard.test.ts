@@ -103,6 +103,34 @@ describe('connection guard', () => {
     await waitFor(() => openConnectionsTo(host, home!.peerId.toString()) === 0, 'the revoked home to be closed');
   });
 
+  it('closes an idle stranger that keeps ping streams open (housekeeping is not work)', async () => {
+    const { host, addr } = await server({ strangerIdleTimeout: 1_000 });
+    const [stranger] = await nodes(1);
+    const { multiaddr } = await import('@multiformats/multiaddr');
+    const peer = stranger!.peerId.toString();
+    // A new ping stream every 300 ms, each held open (the server echoes it for up to 10 s): the server always
+    // has one of the stranger's streams open, and still closes the connection as idle.
+    let opened = 0;
+    const pinging = (async () => {
+      for (; opened < 200; opened++) {
+        try {
+          await stranger!.dialProtocol(multiaddr(addr), '/ipfs/ping/1.0.0', { signal: AbortSignal.timeout(5_000) });
+        } catch {
+          return;
+        }
+        if (openConnectionsTo(stranger!, host.peerId.toString()) === 0) return;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+    })();
+    await waitFor(
+      () => host.getConnections().some((c) => c.remotePeer.toString() === peer && c.streams.length > 0),
+      "the stranger's ping stream open on the server",
+    );
+    await waitFor(() => openConnectionsTo(host, peer) === 0, 'the stranger holding only ping streams to be closed');
+    await pinging;
+    expect(opened).toBeLessThan(200);
+  });
+
   it('refuses limits that leave strangers no slot', () => {
     expect(() => new ConnectionGuard({ maxConnections: 10, homeReserve: 10 })).toThrow(InvalidHostInitError);
     expect(() => new ConnectionGuard({ maxConnectionsPerPeer: 0 })).toThrow(InvalidHostInitError);

@@ -50,6 +50,21 @@ export type GuardReason = 'per-peer' | 'per-ip' | 'reserve' | 'idle' | 'room-for
 /** What the guard needs of the libp2p node. */
 export type GuardedNode = Pick<Libp2p, 'getConnections' | 'peerStore' | 'addEventListener' | 'removeEventListener'>;
 
+/**
+ * Protocols libp2p itself runs on every connection (liveness and identity). Their streams do not make a connection
+ * busy: the node's own periodic ping would otherwise keep a stranger's connection open on a loaded machine, and a
+ * stranger holding a ping stream open would never count as idle.
+ */
+const HOUSEKEEPING_PROTOCOLS = ['/ipfs/ping/', '/ipfs/id/'];
+
+/** Whether a stream is work a peer asked for or this node does: any but housekeeping and its own negotiations. */
+function isBusyStream(stream: { protocol?: string; direction: 'inbound' | 'outbound' }): boolean {
+  const protocol = stream.protocol ?? '';
+  if (HOUSEKEEPING_PROTOCOLS.some((p) => protocol.startsWith(p))) return false;
+  // An outbound stream still negotiating is this node's (a housekeeping one, or one that will show its protocol).
+  return protocol !== '' || stream.direction === 'inbound';
+}
+
 /** Shortest and longest time between two sweeps for idle strangers, ms. */
 const MIN_SWEEP_MS = 250;
 const MAX_SWEEP_MS = 15_000;
@@ -163,7 +178,7 @@ export class ConnectionGuard {
     const idle: Connection[] = [];
     for (const conn of node.getConnections()) {
       if (conn.status !== 'open' || this.#homes.has(conn.remotePeer.toString())) continue;
-      if (conn.streams.length > 0) {
+      if (conn.streams.some(isBusyStream)) {
         this.#lastBusy.set(conn, now);
         continue;
       }

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { createClient, Direction, EventType, Method, MsgType, type MatrixClient } from 'matrix-js-sdk';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AccountsService } from '../accounts/accounts.service.js';
 import { refusal, startUntilPrepared } from '../testing/matrix-user.js';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
 
@@ -387,6 +388,24 @@ describe.each(SERVER_BACKENDS)('Matrix rooms on $name', (backend) => {
     await carol.client.forget(roomId);
     const forgotten = await sync(carol.client, { since: carolSince.next_batch, filter: leaveFilter });
     expect(forgotten.rooms.leave[roomId]).toBeUndefined();
+  });
+
+  it('leaves a room joined on another home of the account whose events have not reached this home', async () => {
+    const { bob } = accounts;
+    const serverName = bob.userId.slice(bob.userId.indexOf(':') + 1);
+    const elsewhere = `!elsewhere:${serverName}`;
+    // The join another home made, as it replicates: the account's state has it, this home's engine does not.
+    await server.app
+      .get(AccountsService)
+      .applyLocal(serverName, [{ op: 'member.set', key: elsewhere, body: { room_id: elsewhere, membership: 'join' } }]);
+    expect((await bob.client.getJoinedRooms()).joined_rooms).toContain(elsewhere);
+    await bob.client.leave(elsewhere);
+    // The leave is set in the account's state, where the homes that hold the room enact it.
+    expect((await bob.client.getJoinedRooms()).joined_rooms).not.toContain(elsewhere);
+    const state = await server.app.get(AccountsService).state(bob.userId);
+    expect(state.memberships[elsewhere]).toMatchObject({ membership: 'leave' });
+    // A room neither held nor joined is still refused.
+    expect((await refusal(bob.client.leave(`!never:${serverName}`))).errcode).toBe('M_NOT_FOUND');
   });
 
   it('starts a matrix-js-sdk client to PREPARED with the room, its timeline and members', async () => {

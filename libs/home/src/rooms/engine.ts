@@ -752,6 +752,11 @@ export class RoomEngine implements MatrixRoomsPort {
     return held === undefined || held.roomId !== roomId || held.rejected !== null ? null : held.streamOrdering;
   }
 
+  async ownMembership(actor: RoomActor, roomId: string): Promise<string | undefined> {
+    if (!(await this.holds(roomId))) return undefined;
+    return (await this.#standing(actor, roomId)).membership;
+  }
+
   /** Whether this home holds the room (any event of it). */
   async holds(roomId: string): Promise<boolean> {
     return (await this.#store.roomVersion(roomId)) !== null;

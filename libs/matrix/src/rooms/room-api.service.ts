@@ -69,8 +69,25 @@ export class RoomApiService {
 
   async leave(session: MatrixSession, roomId: string, input: unknown): Promise<Record<string, never>> {
     const id = parseRoomId(roomId);
-    await this.engine().membership(actorOf(session), id, parseLeave(input));
+    const change = parseLeave(input);
+    const actor = actorOf(session);
+    const engine = this.engine();
+    // A room another home of the account joined, whose events (or the user's own member event) have not reached
+    // this home yet: the leave is set in the account's replicated state, and the homes holding the room enact it.
+    if ((await engine.ownMembership(actor, id)) === undefined && (await this.#replicatedMembership(session, id))) {
+      await this.port.applyLocal(session.serverName, [
+        { op: 'member.set', key: id, body: { room_id: id, membership: 'leave' } },
+      ]);
+      return {};
+    }
+    await engine.membership(actor, id, change);
     return {};
+  }
+
+  /** Whether the account's replicated state has the user in the room (joined, invited or knocking). */
+  async #replicatedMembership(session: MatrixSession, roomId: string): Promise<boolean> {
+    const membership = (await this.port.state(session.serverName)).memberships[roomId]?.['membership'];
+    return membership === 'join' || membership === 'invite' || membership === 'knock';
   }
 
   /** /invite, /kick, /ban, /unban. */
@@ -96,7 +113,8 @@ export class RoomApiService {
     // The account's rooms this home does not hold (made on another home of the account): its replicated joins.
     const memberships = (await this.port.state(session.serverName)).memberships;
     for (const [roomId, m] of Object.entries(memberships)) {
-      if (m['membership'] === 'join' && !joined.has(roomId) && !(await engine.holds(roomId))) joined.add(roomId);
+      if (m['membership'] !== 'join' || joined.has(roomId)) continue;
+      if ((await engine.ownMembership(actorOf(session), roomId)) === undefined) joined.add(roomId);
     }
     return { joined_rooms: [...joined].sort() };
   }

@@ -120,6 +120,11 @@ export interface MatrixRoomsPort {
    * replicated membership instead.
    */
   holds(roomId: string): Promise<boolean>;
+  /**
+   * The user's membership in the room as this home's copy of it says, or undefined when this home does not
+   * hold the room or not yet the user's member event (it is still arriving from another home of the account).
+   */
+  ownMembership(actor: RoomActor, roomId: string): Promise<string | undefined>;
   /** Current state (joined), or the state when the user left; M_FORBIDDEN when the user was never in it. */
   state(actor: RoomActor, roomId: string): Promise<RoomEventView[]>;
   /** One state event, or null when that key is not set. */
