@@ -78,6 +78,7 @@ export interface Stats {
   ops_per_second: number;
   ops_per_second_history: Array<{ at: string; ops_per_second: number }>;
   delivery_backlog: Array<{ peer_id: string; accounts: number; pending_ops: number }>;
+  room_delivery_backlog: Array<{ peer_id: string; pending_events: number }>;
 }
 
 export interface QueueCounts {

@@ -159,6 +159,30 @@ function Overview() {
         }
       </div>
       <div>
+        <h3>Room delivery backlog</h3>
+        ${
+          stats.room_delivery_backlog.length === 0
+            ? html`<p>No home is owed room events.</p>`
+            : html`<table>
+                <thead>
+                  <tr>
+                    <th>Home</th>
+                    <th>Pending events</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${stats.room_delivery_backlog.map(
+                    (b) =>
+                      html`<tr>
+                        <td title=${b.peer_id}>${short(b.peer_id)}</td>
+                        <td>${b.pending_events}</td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+        }
+      </div>
+      <div>
         <h3>Queues</h3>
         <table>
           <thead>

@@ -238,6 +238,7 @@ describe.each(SERVER_BACKENDS)('the admin API for operators on $name', (backend)
     expect(stats.ops).toBeGreaterThan(stats.devices);
     expect(stats.ops_per_second).toBe(0);
     expect(stats.delivery_backlog).toEqual([]);
+    expect(stats.room_delivery_backlog).toEqual([]);
   });
 });
 
@@ -246,6 +247,7 @@ describe('the admin API of one server home acting for an account co-hosted on an
   let b: TestServer;
   let userId: string;
   let serverName: string;
+  let closedB = false;
 
   beforeAll(async () => {
     const backend = SERVER_BACKENDS[0];
@@ -258,7 +260,7 @@ describe('the admin API of one server home acting for an account co-hosted on an
     expect((b.app.getHttpServer().address() as AddressInfo).port).toBeGreaterThan(0);
   }, 60_000);
   afterAll(async () => {
-    await Promise.all([a?.close(), b?.close()]);
+    await Promise.all([a?.close(), closedB ? undefined : b?.close()]);
   });
 
   it('deletes on A a device logged in on B, and B drops it; a password reset on A is the one B checks', async () => {
@@ -295,5 +297,25 @@ describe('the admin API of one server home acting for an account co-hosted on an
       const stats = (await onA.get('/admin/v1/stats').expect(200)).body;
       return stats.delivery_backlog.some((h: Json) => h['peer_id'] === b.resources.p2p.peerId);
     }, 'A to list B in its delivery backlog');
+  });
+
+  it('lists in room_delivery_backlog the room events A owes B while B is down', async () => {
+    const onA = clientsOf(a);
+    const token = (await onA.post(`/admin/v1/accounts/${enc(userId)}/login-token`, {}).expect(201)).body.login_token;
+    const login = await request(a.app.getHttpServer())
+      .post('/_matrix/client/v3/login')
+      .send({ type: 'm.login.token', token })
+      .expect(200);
+    const peerB = b.resources.p2p.peerId;
+    await b.close();
+    closedB = true;
+    // A room made on A goes to every home of the account: B is down, so its events wait in A's outbox.
+    await onA.matrix('post', '/_matrix/client/v3/createRoom', login.body.access_token, {}).expect(200);
+    await waitFor(async () => {
+      const stats = (await onA.get('/admin/v1/stats').expect(200)).body;
+      return stats.room_delivery_backlog.some(
+        (h: Json) => h['peer_id'] === peerB && typeof h['pending_events'] === 'number' && h['pending_events'] > 0,
+      );
+    }, "A to list B's owed room events in its room delivery backlog");
   });
 });

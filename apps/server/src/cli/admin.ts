@@ -193,6 +193,8 @@ export function buildProgram(): Command {
           fields(stats, ['accounts', 'accounts_by_status', 'devices', 'rooms', 'events', 'ops', 'ops_per_second']),
           'delivery backlog:',
           table(stats['delivery_backlog'] as Json[], ['peer_id', 'accounts', 'pending_ops'], '  (none)'),
+          'room delivery backlog (events owed):',
+          table((stats['room_delivery_backlog'] ?? []) as Json[], ['peer_id', 'pending_events'], '  (none)'),
         ].join('\n'),
       );
     });

@@ -15,7 +15,9 @@ export class StatsController {
       'Counts are read from the database now. `ops_per_second` is the rate of `polyhome_ops_accepted_total` (ops ' +
       'accepted from other homes) over the last minute, with an hour of history sampled every 10 s (kept in memory: ' +
       'it restarts with the server). `delivery_backlog` is, per home of the accounts here, the ops held here it has ' +
-      'not acknowledged, summed over its accounts (from the recorded acks; at most 100 homes, largest first).',
+      'not acknowledged, summed over its accounts (from the recorded acks; at most 100 homes, largest first). ' +
+      "`room_delivery_backlog` is, per home of a room's servers, the room events the federation outbox still owes it " +
+      '(at most 100 homes, largest first).',
     example: {
       accounts: 3,
       accounts_by_status: { active: 2, deactivated: 1 },
@@ -26,6 +28,7 @@ export class StatsController {
       ops_per_second: 0.5,
       ops_per_second_history: [{ at: '2026-11-30T18:29:20.000Z', ops_per_second: 0.4 }],
       delivery_backlog: [{ peer_id: EXAMPLE_PEER_ID, accounts: 2, pending_ops: 5 }],
+      room_delivery_backlog: [{ peer_id: EXAMPLE_PEER_ID, pending_events: 12 }],
     },
     errors: [],
   })

@@ -1,6 +1,7 @@
 import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { SqlAdminStore } from '@polyhome/storage';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { P2pService } from '../p2p/p2p.service.js';
 import { InjectRepository } from '../storage/storage.module.js';
 
 /** How often ops/s is sampled from the metrics. */
@@ -35,6 +36,8 @@ export interface StatsView {
   ops_per_second_history: RatePoint[];
   /** Per home of the accounts here: ops it has not acknowledged, largest first. */
   delivery_backlog: Array<{ peer_id: string; accounts: number; pending_ops: number }>;
+  /** Per home of a room's servers: room events (PDUs) the federation outbox owes it, largest first. */
+  room_delivery_backlog: Array<{ peer_id: string; pending_events: number }>;
 }
 
 /**
@@ -48,6 +51,7 @@ export class StatsService implements OnModuleInit, OnModuleDestroy {
 
   constructor(
     private readonly metrics: MetricsService,
+    private readonly p2p: P2pService,
     @InjectRepository('admin') private readonly store: SqlAdminStore,
   ) {}
 
@@ -64,7 +68,11 @@ export class StatsService implements OnModuleInit, OnModuleDestroy {
   /** The statistics now. */
   async stats(): Promise<StatsView> {
     await this.sample();
-    const [counts, backlog] = await Promise.all([this.store.counts(), this.store.deliveryBacklog(BACKLOG_HOMES)]);
+    const [counts, backlog, rooms] = await Promise.all([
+      this.store.counts(),
+      this.store.deliveryBacklog(BACKLOG_HOMES),
+      this.p2p.home.federation?.backlog(BACKLOG_HOMES) ?? Promise.resolve([]),
+    ]);
     return {
       accounts: counts.accounts,
       accounts_by_status: counts.accountsByStatus,
@@ -75,6 +83,7 @@ export class StatsService implements OnModuleInit, OnModuleDestroy {
       ops_per_second: this.rate(RATE_WINDOW_MS),
       ops_per_second_history: this.history(),
       delivery_backlog: backlog.map((b) => ({ peer_id: b.peerId, accounts: b.accounts, pending_ops: b.pendingOps })),
+      room_delivery_backlog: rooms.map((b) => ({ peer_id: b.destination, pending_events: b.pending })),
     };
   }
 

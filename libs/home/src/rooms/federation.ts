@@ -185,9 +185,9 @@ export class RoomFederation implements RemoteRooms {
     await Promise.allSettled([...this.#work]);
   }
 
-  /** Deliveries owed, per destination home. */
-  backlog(): Promise<Array<{ destination: string; pending: number }>> {
-    return this.#store.outboxBacklog(DESTINATIONS_PER_ROUND);
+  /** Deliveries owed, per destination home (at most `limit` homes, the largest backlogs first). */
+  backlog(limit = DESTINATIONS_PER_ROUND): Promise<Array<{ destination: string; pending: number }>> {
+    return this.#store.outboxBacklog(limit);
   }
 
   /** Fans out new timeline events and delivers what is owed (called after every accepted event). */
