@@ -60,6 +60,11 @@ const ANNOUNCE_PAGE = 500;
 const RELAY_ACCOUNTS = 16;
 /** Equivocations a home remembers having reported (the oldest is forgotten first). */
 const EQUIVOCATIONS_REMEMBERED = 1024;
+/**
+ * How long after a membership set on another home of the account a room this home does not hold is taken in
+ * from the account's homes: the room's own events, fanned out to every home, usually arrive first.
+ */
+const TAKE_IN_DELAY_MS = 5_000;
 /** The job queue of DHT announcements. */
 export const ANNOUNCE_QUEUE = 'dht';
 /** The repeatable job that re-announces the accounts due, a slot of the period at a time. */
@@ -152,6 +157,8 @@ export class Home {
   readonly #logger: HomeLogger;
   readonly #unsubscribe: Array<() => void> = [];
   readonly #timers: NodeJS.Timeout[] = [];
+  /** Rooms to look at for taking in, by account, once TAKE_IN_DELAY_MS has passed (see #followMemberships). */
+  readonly #takeInSoon = new Map<string, Set<string>>();
   readonly #adopting = new Set<string>();
   /** Equivocations already reported (account, seq and digests), oldest first. */
   readonly #equivocations = new Set<string>();
@@ -357,6 +364,19 @@ export class Home {
     );
     const hosted = await this.hostAll();
     await this.federation?.start();
+    // Rooms of the hosted accounts this home does not hold yet (added to the account, or away): taken in.
+    // After the start-up (one state read per account, in turn), so that it does not slow the start itself.
+    if (this.federation !== undefined) {
+      const takeInAll = async (): Promise<void> => {
+        for (const account of this.hosted()) if (!this.#stopped) await this.#takeInRooms(account);
+      };
+      const timer = setTimeout(() => {
+        this.#timers.splice(this.#timers.indexOf(timer), 1);
+        if (!this.#stopped) this.#background.track(takeInAll(), "taking in the accounts' rooms");
+      }, TAKE_IN_DELAY_MS);
+      timer.unref();
+      this.#timers.push(timer);
+    }
     this.#updateRelays();
     this.#unsubscribe.push(this.events.on('document', () => this.#updateRelays()));
     await this.#startAnnouncing();
@@ -671,6 +691,43 @@ export class Home {
       }
     };
     this.#background.track(follow(), 'following a membership set on another home');
+    if (this.federation === undefined) return;
+    // Coalesced per account: a burst of memberships is looked at once, after the delay.
+    const pending = this.#takeInSoon.get(account);
+    if (pending !== undefined) {
+      for (const roomId of rooms) pending.add(roomId);
+      return;
+    }
+    this.#takeInSoon.set(account, new Set(rooms));
+    const timer = setTimeout(() => {
+      this.#timers.splice(this.#timers.indexOf(timer), 1);
+      const due = [...(this.#takeInSoon.get(account) ?? [])];
+      this.#takeInSoon.delete(account);
+      if (!this.#stopped) this.#background.track(this.#takeInRooms(account, due), "taking in the account's rooms");
+    }, TAKE_IN_DELAY_MS);
+    timer.unref();
+    this.#timers.push(timer);
+  }
+
+  /**
+   * Takes in, from the account's other homes, the rooms among `roomIds` (all when absent) its user is joined or
+   * invited to by a room event (a `member.set` with its `event`) that this home's engine does not hold.
+   */
+  async #takeInRooms(account: string, roomIds?: readonly string[]): Promise<void> {
+    const engine = this.rooms;
+    const federation = this.federation;
+    if (engine === undefined || federation === undefined) return;
+    const memberships = (await this.components.store.state(account)).memberships;
+    const missing: string[] = [];
+    for (const roomId of roomIds ?? Object.keys(memberships)) {
+      const body = memberships[roomId];
+      const membership = body?.['membership'];
+      const event = body?.['event'];
+      if (membership !== 'join' && membership !== 'invite') continue;
+      if (typeof event !== 'object' || event === null) continue;
+      if (!(await engine.holds(roomId))) missing.push(roomId);
+    }
+    if (missing.length > 0) await federation.takeInRooms(account, missing);
   }
 
   /** The one Matrix home port, over this home and the profile's accounts. */

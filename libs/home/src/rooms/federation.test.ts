@@ -8,7 +8,7 @@ import { createInProcessQueue } from '@polyhome/queue';
 import { buildEvent, signPdu, type Pdu } from '@polyhome/rooms';
 import { openStorage, SqlReceiptStore, SqlReplicaStore, SqlRoomStore, type Storage } from '@polyhome/storage';
 import { createTestDatabase, STORAGE_BACKENDS, type TestDatabase } from '@polyhome/storage/testing';
-import { makeAccount, makeHome, type FixtureHome } from '@polyhome/sync/testing';
+import { makeAccount, makeHome, withHome, type FixtureHome } from '@polyhome/sync/testing';
 import { federationRequest } from '@polyhome/p2p';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Home, type HomeInit } from '../home.js';
@@ -70,6 +70,7 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
   let laptop: Running;
   let s2: Running;
   let outsider: Running;
+  let added: Running | undefined;
   let roomId: string;
 
   async function connect(a: Running, b: Running): Promise<void> {
@@ -123,7 +124,7 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
   }, 240_000);
 
   afterAll(async () => {
-    for (const running of [s1, laptop, s2, outsider]) {
+    for (const running of [s1, laptop, s2, outsider, added]) {
       if (running === undefined) continue;
       await running.home.stop();
       await running.storage.close();
@@ -368,4 +369,39 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
     // The power grab and the message after the kick fail the authorization rules (kept as rejected evidence).
     expect((refused['auth_events'] ?? 0) + (refused['auth_state'] ?? 0)).toBeGreaterThanOrEqual(2);
   }, 60_000);
+
+  it("a home added to alice's account later takes in her room from her homes, and the next message reaches it", async () => {
+    const fixture = makeHome(`federation:${backend}:alice:added`, 'server', 'added');
+    const document = withHome(alice, alice.document, fixture);
+    // alice's homes take the new document (as adding a home gives it to them), then the new home starts.
+    for (const running of [s1, laptop]) {
+      await running.replica.offerDocument(alice.serverName, document, 'test');
+      await running.home.hostAccount(alice.serverName);
+    }
+    added = await openHome(backend, fixture);
+    await added.replica.hostAccount(document, { custody: 'self' });
+    await added.home.start();
+    expect(await added.home.rooms!.holds(roomId)).toBe(false);
+    await connect(added, s1);
+    // The account's memberships replicate (with their room events); the room itself is taken in from S1.
+    await waitFor(async () => added!.home.rooms!.holds(roomId), 'the added home to hold the room', 60_000);
+    const latest = (await s1.rooms.forwardExtremities(roomId, 10)).map((e) => e.eventId).sort();
+    await waitFor(
+      async () =>
+        JSON.stringify((await added!.rooms.forwardExtremities(roomId, 10)).map((e) => e.eventId).sort()) ===
+        JSON.stringify(latest),
+      "the added home at S1's latest events",
+      30_000,
+    );
+    const members = await added.home.rooms!.members(A, roomId);
+    expect(members.find((m) => m.pdu.state_key === alice.userId)?.pdu.content['membership']).toBe('join');
+    // Taken in, not delivered: S1 owed the new home nothing for the room's earlier events.
+    expect(added.home.federation!.stats.takenIn).toBe(1);
+    await s1.home.rooms!.send(A, roomId, { type: 'm.room.message', content: { msgtype: 'm.text', body: 'to all' } });
+    await waitFor(
+      async () => (await bodies(added!, A)).includes('to all'),
+      'the next message on the added home',
+      30_000,
+    );
+  }, 120_000);
 });

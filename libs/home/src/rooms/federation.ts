@@ -40,6 +40,12 @@ import type { AcceptOutcome } from './pipeline.js';
 
 /** PDUs per transaction (the spec's limit). */
 export const MAX_PDUS_PER_TXN = 50;
+/** Rooms one takeInRooms call takes in (the rest are left to the next membership change or connection). */
+const TAKE_IN_ROOMS_PER_CALL = 200;
+/** Rooms kept waiting per account for a home that can give them. */
+const TAKE_IN_PENDING_PER_ACCOUNT = 1_000;
+/** Time allowed to each request of a take-in. */
+const TAKE_IN_TIMEOUT_MS = 15_000;
 /** EDUs per transaction (the spec's limit). */
 export const MAX_EDUS_PER_TXN = 100;
 /** Events the fan-out reads from the timeline stream per step. */
@@ -98,6 +104,8 @@ export interface FederationStats {
   adopted: number;
   /** PDUs delivered to other homes. */
   delivered: number;
+  /** Rooms of a hosted account taken in from the account's other homes (`takeInRooms`). */
+  takenIn: number;
   /** Transactions that failed (the destination was away or answered an error); retried later. */
   failedTransactions: number;
 }
@@ -114,6 +122,7 @@ export class RoomFederation implements RemoteRooms {
     refused: {},
     adopted: 0,
     delivered: 0,
+    takenIn: 0,
     failedTransactions: 0,
   };
   readonly #host: PolyhomeHost;
@@ -132,6 +141,9 @@ export class RoomFederation implements RemoteRooms {
   readonly #backoff = new Map<string, { failures: number; timer: NodeJS.Timeout | undefined }>();
   readonly #work = new Set<Promise<unknown>>();
   #edus: EduCarrier | undefined;
+  /** Rooms of hosted accounts to take in that no home could give yet, by account: tried when a home connects. */
+  readonly #toTakeIn = new Map<string, Set<string>>();
+  readonly #takingIn = new Set<string>();
   /** Addresses put in the peer store, by PeerId (joined), so they are put again only when they change. */
   readonly #known = new Map<string, string>();
   #pumping = false;
@@ -140,6 +152,7 @@ export class RoomFederation implements RemoteRooms {
   #txn = 0;
   readonly #onConnect = (event: CustomEvent<{ toString(): string }>): void => {
     const peer = event.detail.toString();
+    if (this.#toTakeIn.size > 0) this.#track(this.#retryTakeIn(peer));
     const waiting = this.#backoff.get(peer);
     if (waiting === undefined) return;
     clearTimeout(waiting.timer);
@@ -1012,6 +1025,107 @@ export class RoomFederation implements RemoteRooms {
       level = next;
     }
     return out.sort((a, b) => a.depth - b.depth).map((e) => e.pdu);
+  }
+
+  // ---- Taking in the rooms of an account that this home does not hold ----
+
+  /**
+   * Takes in rooms a hosted account is joined or invited to that this home does not hold: joined on another
+   * home of the account before this home was added to it, or while their events could not reach it. The
+   * account's other homes are asked, connected ones and server homes first: their `make_join` template names
+   * their latest events of the room, and each is taken in as a received event is (the state at it from
+   * `/state`, gaps from `get_missing_events`). A room no home could give is tried again when one of the
+   * account's homes connects. Resolves with the rooms held afterwards and those still waiting.
+   */
+  async takeInRooms(account: string, roomIds: readonly string[]): Promise<{ taken: string[]; waiting: string[] }> {
+    const taken: string[] = [];
+    const waiting: string[] = [];
+    for (const roomId of roomIds.slice(0, TAKE_IN_ROOMS_PER_CALL)) {
+      if (this.#stopped) break;
+      const key = `${account} ${roomId}`;
+      if (this.#takingIn.has(key)) continue;
+      this.#takingIn.add(key);
+      try {
+        if (await this.#engine.holds(roomId)) {
+          this.#toTakeIn.get(account)?.delete(roomId);
+        } else if (await this.#takeInRoomOf(account, roomId)) {
+          taken.push(roomId);
+          this.stats.takenIn += 1;
+          this.#toTakeIn.get(account)?.delete(roomId);
+        } else {
+          waiting.push(roomId);
+          const pending = this.#toTakeIn.get(account) ?? new Set<string>();
+          if (pending.size < TAKE_IN_PENDING_PER_ACCOUNT) pending.add(roomId);
+          this.#toTakeIn.set(account, pending);
+        }
+      } finally {
+        this.#takingIn.delete(key);
+      }
+    }
+    if (taken.length > 0 || waiting.length > 0) {
+      this.#logger.info({ account, taken: taken.length, waiting: waiting.length }, "took in the account's rooms");
+    }
+    return { taken, waiting };
+  }
+
+  async #takeInRoomOf(account: string, roomId: string): Promise<boolean> {
+    const document = await this.#documents.document(account);
+    if (document === undefined || homeStatus(document, this.peerId).kind !== 'home') return false;
+    const connected = new Set(this.#host.getConnections().map((c) => c.remotePeer.toString()));
+    const homes = document.homes
+      .filter((h) => h.peer_id !== this.peerId)
+      .sort(
+        (a, b) =>
+          Number(connected.has(b.peer_id)) - Number(connected.has(a.peer_id)) ||
+          Number(b.role === 'server') - Number(a.role === 'server'),
+      );
+    for (const home of homes) {
+      try {
+        if (await this.#takeInFrom(home.peer_id, account, document.user_id, roomId)) return true;
+      } catch (err) {
+        this.#logger.debug({ err, account, roomId, peer: home.peer_id }, 'a home could not give a room');
+      }
+    }
+    return false;
+  }
+
+  /** The room from one home of the account: its latest events (make_join's prev_events), each taken in. */
+  async #takeInFrom(peer: string, account: string, userId: string, roomId: string): Promise<boolean> {
+    const made = await this.#request(peer, account, {
+      method: 'GET',
+      path: `/_matrix/federation/v1/make_join/${encodeURIComponent(roomId)}/${encodeURIComponent(userId)}`,
+      query: { ver: [...SUPPORTED_ROOM_VERSIONS] },
+      timeoutMs: TAKE_IN_TIMEOUT_MS,
+    });
+    if (made.status !== 200) return false;
+    const template = (made.body as { event?: { prev_events?: unknown } }).event;
+    const latest = Array.isArray(template?.prev_events) ? template.prev_events.slice(0, LIMITS.prevEvents) : [];
+    for (const id of latest) {
+      if (typeof id !== 'string') continue;
+      const answer = await this.#request(peer, account, {
+        method: 'GET',
+        path: `/_matrix/federation/v1/event/${encodeURIComponent(id)}`,
+        timeoutMs: TAKE_IN_TIMEOUT_MS,
+      });
+      const pdu = answer.status === 200 ? (answer.body as { pdus?: unknown[] }).pdus?.[0] : undefined;
+      if (pdu === undefined) continue;
+      const outcome = await this.#receive(peer, account, pdu);
+      if (!outcome.ok) this.#refused(outcome.stage, outcome.message, peer, outcome.eventId);
+    }
+    return this.#engine.holds(roomId);
+  }
+
+  /** The rooms waiting to be taken in for the accounts `peer` is a home of. */
+  async #retryTakeIn(peer: string): Promise<void> {
+    for (const [account, rooms] of [...this.#toTakeIn]) {
+      if (rooms.size === 0) {
+        this.#toTakeIn.delete(account);
+        continue;
+      }
+      const document = await this.#documents.document(account);
+      if (!document?.homes.some((h) => h.peer_id === peer)) continue;
+      await this.takeInRooms(account, [...rooms]);
+    }
   }
 
   // ---- Helpers ----
