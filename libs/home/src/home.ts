@@ -159,6 +159,8 @@ export class Home {
   readonly #timers: NodeJS.Timeout[] = [];
   /** Rooms to look at for taking in, by account, once TAKE_IN_DELAY_MS has passed (see #followMemberships). */
   readonly #takeInSoon = new Map<string, Set<string>>();
+  /** The documents room federation reads (hosted ones are kept in memory for a moment: see forgetHosted). */
+  readonly #documents: FederationDocuments | undefined;
   readonly #adopting = new Set<string>();
   /** Equivocations already reported (account, seq and digests), oldest first. */
   readonly #equivocations = new Set<string>();
@@ -197,6 +199,7 @@ export class Home {
     this.#writer = new LocalOpWriter(components.store, this.peerId, components.nodeKey);
     const documents =
       components.rooms === undefined ? undefined : new FederationDocuments(components.store, components.rooms);
+    this.#documents = documents;
     this.rooms =
       components.rooms === undefined || documents === undefined
         ? undefined
@@ -434,12 +437,14 @@ export class Home {
 
   /** Takes part in the sync of an account whose document is stored. */
   async hostAccount(account: string): Promise<void> {
+    this.#documents?.forgetHosted(account);
     await this.sync.host(account, this.components.store);
     if (this.#started) this.events.emit('document', { account });
   }
 
   /** Stops taking part in the sync of an account. */
   async unhostAccount(account: string): Promise<void> {
+    this.#documents?.forgetHosted(account);
     await this.sync.unhost(account);
   }
 
@@ -470,6 +475,7 @@ export class Home {
    * the sessions, send it on, dial the homes, announce it.
    */
   async documentChanged(account: string): Promise<void> {
+    this.#documents?.forgetHosted(account);
     await this.sync.documentChanged(account);
     this.events.emit('document', { account });
     this.connectHomesLater(account);
@@ -832,6 +838,7 @@ export class Home {
   }
 
   #documentIn(account: string, detail: { peerId: string; document: AccountDocument }): void {
+    this.#documents?.forgetHosted(account);
     this.events.emit('document', { account, peerId: detail.peerId, document: detail.document });
   }
 

@@ -8,12 +8,21 @@ import type { DocumentSource } from './pipeline.js';
 /** Documents of other accounts kept in memory (the store keeps them all). */
 const CACHED_DOCUMENTS = 4096;
 
+/**
+ * How long a hosted account's document (or its absence) read from the replica store is reused. A new document
+ * that reaches this home through sync is taken at once (`forgetHosted`); the time bounds what other writers
+ * (an operator deleting an account) leave stale. Every event checked reads the documents of its signers, so
+ * without it each event cost a read per signer, and a sent one three.
+ */
+const HOSTED_TTL_MS = 1_000;
+
 /** Where a missing or stale document can be fetched: a home that speaks for the account, or the DHT. */
 export type DocumentFetcher = (serverName: string, fromPeer?: string) => Promise<unknown>;
 
 /** The documents of hosted and of other accounts (see the file comment). */
 export class FederationDocuments implements DocumentSource {
   readonly #cache = new Map<string, AccountDocument>();
+  readonly #hostedCache = new Map<string, { document: AccountDocument | undefined; until: number }>();
   /** The addresses documents gave each home, by PeerId (the newest document read wins). */
   readonly #addresses = new Map<string, readonly string[]>();
   #fetch: DocumentFetcher | undefined;
@@ -23,6 +32,22 @@ export class FederationDocuments implements DocumentSource {
     private readonly store: Pick<RoomFederationStore, 'foreignDocument' | 'putForeignDocument'>,
   ) {}
 
+  /** Drops what is held in memory of a hosted account's document (a newer one came, or it was hosted or left). */
+  forgetHosted(serverName: string): void {
+    this.#hostedCache.delete(serverName);
+  }
+
+  async #hostedDocument(serverName: string): Promise<AccountDocument | undefined> {
+    const now = Date.now();
+    const held = this.#hostedCache.get(serverName);
+    if (held !== undefined && held.until > now) return held.document;
+    const document = await this.hosted.document(serverName);
+    this.#hostedCache.delete(serverName);
+    this.#hostedCache.set(serverName, { document, until: now + HOSTED_TTL_MS });
+    if (this.#hostedCache.size > CACHED_DOCUMENTS) this.#hostedCache.delete(this.#hostedCache.keys().next().value!);
+    return document;
+  }
+
   /** Sets how missing documents are fetched (federation sets it once its transport runs). */
   setFetcher(fetch: DocumentFetcher): void {
     this.#fetch = fetch;
@@ -30,7 +55,7 @@ export class FederationDocuments implements DocumentSource {
 
   /** The held document of an account: hosted here, or another account's as last verified. */
   async document(serverName: string): Promise<AccountDocument | undefined> {
-    const own = await this.hosted.document(serverName);
+    const own = await this.#hostedDocument(serverName);
     if (own !== undefined) {
       this.#noteAddresses(own);
       return own;

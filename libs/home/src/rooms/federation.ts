@@ -40,6 +40,8 @@ import type { AcceptOutcome } from './pipeline.js';
 
 /** PDUs per transaction (the spec's limit). */
 export const MAX_PDUS_PER_TXN = 50;
+/** How often the whole outbox is read for homes owed something (a safety net: runs are started per event). */
+const OUTBOX_SWEEP_MS = 60_000;
 /** Rooms one takeInRooms call takes in (the rest are left to the next membership change or connection). */
 const TAKE_IN_ROOMS_PER_CALL = 200;
 /** Rooms kept waiting per account for a home that can give them. */
@@ -148,6 +150,9 @@ export class RoomFederation implements RemoteRooms {
   readonly #known = new Map<string, string>();
   #pumping = false;
   #again = false;
+  /** Whether the whole outbox was read since the start or the last sweep (see `wake`). */
+  #swept = false;
+  #sweep: NodeJS.Timeout | undefined;
   #stopped = false;
   #txn = 0;
   readonly #onConnect = (event: CustomEvent<{ toString(): string }>): void => {
@@ -186,12 +191,18 @@ export class RoomFederation implements RemoteRooms {
   async start(): Promise<void> {
     await this.#server.start();
     this.#host.addEventListener('peer:connect', this.#onConnect);
+    this.#sweep = setInterval(() => {
+      this.#swept = false;
+      this.wake();
+    }, OUTBOX_SWEEP_MS);
+    this.#sweep.unref();
     this.wake();
   }
 
   /** Stops serving and delivering; work in flight ends. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    clearInterval(this.#sweep);
     this.#host.removeEventListener('peer:connect', this.#onConnect);
     for (const entry of this.#backoff.values()) clearTimeout(entry.timer);
     await this.#server.stop();
@@ -216,8 +227,16 @@ export class RoomFederation implements RemoteRooms {
         try {
           do {
             this.#again = false;
-            await this.#fanOut();
-            await this.#deliverAll();
+            const fresh = await this.#fanOut();
+            // The whole outbox is read once after the start (deliveries owed from before) and then once a
+            // minute (OUTBOX_SWEEP_MS); otherwise only the homes new events go to, so that a large backlog of
+            // an away home costs nothing per event.
+            if (!this.#swept) {
+              this.#swept = true;
+              await this.#deliverAll();
+            } else {
+              for (const destination of fresh) this.#deliverSoon(destination);
+            }
           } while (this.#again && !this.#stopped);
         } finally {
           this.#pumping = false;
@@ -387,11 +406,13 @@ export class RoomFederation implements RemoteRooms {
 
   // ---- Outbound: fan-out into the outbox, and delivery ----
 
-  async #fanOut(): Promise<void> {
+  /** Writes the deliveries of the timeline events not fanned out yet; returns the homes they go to. */
+  async #fanOut(): Promise<Set<string>> {
+    const destinations = new Set<string>();
     for (;;) {
       const cursor = await this.#store.fanOutCursor();
       const events = await this.#store.eventsAfter(cursor, FAN_OUT_BATCH);
-      if (events.length === 0) return;
+      if (events.length === 0) return destinations;
       const rows: OutboxEntry[] = [];
       // Documents read once per batch: a batch is mostly one room's events from one sender.
       const documents = memoDocuments(this.#documents);
@@ -403,7 +424,8 @@ export class RoomFederation implements RemoteRooms {
         }
       }
       await this.#store.enqueueDeliveries(rows, events.at(-1)!.streamOrdering!);
-      if (events.length < FAN_OUT_BATCH || this.#stopped) return;
+      for (const row of rows) destinations.add(row.destination);
+      if (events.length < FAN_OUT_BATCH || this.#stopped) return destinations;
     }
   }
 
@@ -449,17 +471,20 @@ export class RoomFederation implements RemoteRooms {
     return document?.homes.map((h) => h.peer_id) ?? [];
   }
 
+  /** Starts a delivery run to every home the outbox owes something (at most DESTINATIONS_PER_ROUND). */
   async #deliverAll(): Promise<void> {
     const backlog = await this.#store.outboxBacklog(DESTINATIONS_PER_ROUND);
-    for (const { destination } of backlog) {
-      if (this.#inFlight.has(destination)) {
-        this.#rerun.add(destination);
-        continue;
-      }
-      const waiting = this.#backoff.get(destination);
-      if (waiting?.timer !== undefined) continue;
-      this.#track(this.#deliver(destination, false));
+    for (const { destination } of backlog) this.#deliverSoon(destination);
+  }
+
+  /** A delivery run to `destination`, unless one is running (it runs again after) or it is backing off. */
+  #deliverSoon(destination: string): void {
+    if (this.#inFlight.has(destination)) {
+      this.#rerun.add(destination);
+      return;
     }
+    if (this.#backoff.get(destination)?.timer !== undefined) return;
+    this.#track(this.#deliver(destination, false));
   }
 
   /** Sends what a destination is owed, oldest first, in transactions of one origin; backs off on failure. */
@@ -471,9 +496,14 @@ export class RoomFederation implements RemoteRooms {
     }
     this.#inFlight.add(destination);
     try {
-      for (let batch = 0; batch < BATCHES_PER_RUN && !this.#stopped; batch++) {
+      for (let batch = 0; !this.#stopped; batch++) {
         const pending = await this.#store.pendingDeliveries(destination, MAX_PDUS_PER_TXN);
         if (pending.length === 0) break;
+        if (batch === BATCHES_PER_RUN) {
+          // A long backlog yields to other destinations' runs, and goes on after them.
+          this.#rerun.add(destination);
+          break;
+        }
         const origin = pending[0]!.origin;
         const run = pending.filter(
           (p, i) => p.origin === origin && pending.slice(0, i).every((q) => q.origin === origin),
@@ -510,6 +540,7 @@ export class RoomFederation implements RemoteRooms {
       }
     } catch (err) {
       this.#logger.warn({ err, destination }, 'delivery failed');
+      this.#failed(destination, (err as Error).message);
     } finally {
       this.#inFlight.delete(destination);
       if (this.#rerun.delete(destination) && !this.#stopped && this.#backoff.get(destination)?.timer === undefined) {
