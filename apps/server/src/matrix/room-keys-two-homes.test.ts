@@ -200,21 +200,52 @@ describe.each(SERVER_BACKENDS)('key backup on two server homes of one account ($
     expect(made.map((m) => m.version)).toContain((onA as VersionInfo).version);
   });
 
+  it('takes 600 keys in one upload (two op batches) whole on both homes, and keeps them out of /sync', async () => {
+    const { version, count } = (await current(clientA)) as VersionInfo;
+    const sessions = (n: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`bulk${i}`, keyData(`b${i}`)]));
+    expect(
+      await call(clientA, Method.Put, '/room_keys/keys/!bulk:example', { version }, { sessions: sessions(1001) }),
+    ).toMatchObject({ errcode: 'M_TOO_LARGE', httpStatus: 413 });
+    const put = (await call(
+      clientA,
+      Method.Put,
+      '/room_keys/keys/!bulk:example',
+      { version },
+      {
+        sessions: sessions(600),
+      },
+    )) as { etag: string; count: number };
+    expect(put.count).toBe(count + 600);
+    await waitFor(async () => ((await current(clientB)) as VersionInfo).etag === put.etag, 'the 600 keys on B');
+    const room = (await call(clientB, Method.Get, '/room_keys/keys/!bulk:example', { version })) as {
+      sessions: Record<string, KeyData>;
+    };
+    expect(Object.keys(room.sessions)).toHaveLength(600);
+    // Neither home put a backup key into its /sync change stream.
+    const serverName = homes.userId.slice(homes.userId.indexOf(':') + 1);
+    for (const home of [homes.a, homes.b]) {
+      const { keys } = await home.resources.repositories.matrix.changesSince(serverName, 0);
+      expect(keys.length).toBeGreaterThan(0);
+      expect(keys.filter((key) => key.startsWith('room_keys'))).toEqual([]);
+    }
+  });
+
   it('deletes keys and versions everywhere', async () => {
-    const { version } = (await current(clientA)) as VersionInfo;
+    const { version, count } = (await current(clientA)) as VersionInfo;
     const upload = { rooms: { '!d:example': { sessions: { d1: keyData('d1'), d2: keyData('d2') } } } };
-    expect(await call(clientA, Method.Put, '/room_keys/keys', { version }, upload)).toMatchObject({ count: 2 });
+    expect(await call(clientA, Method.Put, '/room_keys/keys', { version }, upload)).toMatchObject({ count: count + 2 });
     const afterOne = (await call(clientA, Method.Delete, '/room_keys/keys/!d:example/d1', { version })) as {
       etag: string;
       count: number;
     };
-    expect(afterOne.count).toBe(1);
+    expect(afterOne.count).toBe(count + 1);
     await waitFor(
       async () => ((await current(clientB)) as VersionInfo).etag === afterOne.etag,
       'the deletion of d1 on B',
     );
-    expect(await call(clientB, Method.Get, '/room_keys/keys', { version })).toEqual({
-      rooms: { '!d:example': { sessions: { d2: keyData('d2') } } },
+    expect(await call(clientB, Method.Get, '/room_keys/keys/!d:example', { version })).toEqual({
+      sessions: { d2: keyData('d2') },
     });
     expect(await call(clientB, Method.Delete, '/room_keys/keys', { version })).toMatchObject({ count: 0 });
     expect(await call(clientB, Method.Delete, `/room_keys/version/${version}`)).toEqual({});
