@@ -14,6 +14,7 @@ import type {
   MatrixLocalChange,
   MatrixRoomsPort,
   MatrixRoomVersion,
+  MatrixStateRow,
 } from '@polyhome/matrix';
 import { MatrixError } from '@polyhome/matrix/errors';
 import {
@@ -904,6 +905,10 @@ class HomeMatrixPort implements MatrixHomePort {
 
   state(serverName: string): Promise<MatrixAccountState> {
     return this.components.store.state(serverName);
+  }
+
+  stateRows(serverName: string, namespace: string, keyPrefix?: string): Promise<MatrixStateRow[]> {
+    return this.components.store.stateRows(serverName, namespace, keyPrefix);
   }
 
   async applyLocal(serverName: string, changes: MatrixLocalChange[]): Promise<void> {

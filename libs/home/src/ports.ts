@@ -1,6 +1,6 @@
 import { silentLogger, type P2pLogger } from '@polyhome/p2p';
 import type { AccountDocument } from '@polyhome/identity';
-import type { MatrixAccountState } from '@polyhome/matrix';
+import type { MatrixAccountState, MatrixStateRow } from '@polyhome/matrix';
 import type { ReplicaStore, VersionVector } from '@polyhome/sync';
 
 /** The seq, lamport and document seq of the next op a home makes for an account. */
@@ -40,6 +40,8 @@ export interface AccountStore {
 /** The state store: the account's replicated state as the Matrix client API reads it. */
 export interface StateStore {
   state(account: string): Promise<MatrixAccountState>;
+  /** Rows of one (lazy) namespace under a key prefix, tombstones with `value` null (the port's `stateRows`). */
+  stateRows(account: string, namespace: string, keyPrefix?: string): Promise<MatrixStateRow[]>;
 }
 
 /** The delivery store: what each home of an account acknowledged. */

@@ -25,6 +25,7 @@ export type {
   MatrixKeyUpload,
   MatrixLocalChange,
   MatrixRoomVersion,
+  MatrixStateRow,
   MatrixStore,
   MatrixStoredKey,
   MatrixStoredToken,

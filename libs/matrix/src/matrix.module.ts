@@ -16,6 +16,8 @@ import { LegacyMediaController, MediaController } from './media/media.controller
 import { MATRIX_MEDIA } from './media/media-port.js';
 import { MediaService } from './media/media.service.js';
 import { MATRIX_HOME_PORT, MATRIX_OPTIONS, MATRIX_STORE, type MatrixClientApiOptions } from './port.js';
+import { RoomKeysController } from './room-keys/room-keys.controller.js';
+import { RoomKeysService } from './room-keys/room-keys.service.js';
 import { RoomApiService } from './rooms/room-api.service.js';
 import { RoomEventsController, RoomsController } from './rooms/rooms.controller.js';
 import { RoomsService } from './rooms/rooms.service.js';
@@ -58,6 +60,7 @@ export class MatrixClientApiModule {
         WellKnownController,
         MediaController,
         LegacyMediaController,
+        RoomKeysController,
       ],
       providers: [
         { provide: MATRIX_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
@@ -77,6 +80,7 @@ export class MatrixClientApiModule {
         EphemeralService,
         AccountService,
         MediaService,
+        RoomKeysService,
       ],
     };
   }

@@ -17,6 +17,12 @@ export interface MatrixLocalChange {
  */
 export type MatrixAccountState = JsonAccountState;
 
+/** A row of a namespace as `stateRows` reads it: the winning body, or null where a tombstone holds the key. */
+export interface MatrixStateRow {
+  key: string;
+  value: Record<string, unknown> | null;
+}
+
 /** Room versions whose redaction rules the signer knows (identity's `hashAndSignEvent`). */
 export type MatrixRoomVersion = '1' | '2' | '3' | '4' | '5';
 
@@ -39,6 +45,11 @@ export interface MatrixHomePort {
   userIdOf(serverName: string): Promise<string | null>;
   /** The account's replicated state. */
   state(serverName: string): Promise<MatrixAccountState>;
+  /**
+   * The rows of one namespace of the account's state whose keys start with `keyPrefix`, tombstones included:
+   * how lazy namespaces (key backup), which `state` leaves out, are read. Optional: without it, no key backup.
+   */
+  stateRows?(serverName: string, namespace: string, keyPrefix?: string): Promise<MatrixStateRow[]>;
   /** Makes, stores and pushes ops of this home. Throws when a change is refused; nothing is applied then. */
   applyLocal(serverName: string, changes: MatrixLocalChange[]): Promise<void>;
   /**

@@ -1,4 +1,4 @@
-import { OP_KIND_LIST, equivocators, pendingCount, stateOf } from '@polyhome/sync';
+import { LAZY_NAMESPACES, OP_KIND_LIST, equivocators, fieldOf, pendingCount, putState, stateOf } from '@polyhome/sync';
 import { MemoryReplicaStore, makeAccount, writers } from '@polyhome/sync/testing';
 import { describe, expect, it } from 'vitest';
 import { openStorage } from './data-source.js';
@@ -29,7 +29,16 @@ async function sqlStore(db: TestDatabase, options: StoreOptions = {}): Promise<S
   return {
     store,
     host: (document) => store.hostAccount(document, { custody: 'self' }),
-    state: (account) => store.state(account),
+    // The whole state as the memory store holds it: what `state` reads, plus the lazy namespaces read apart.
+    state: async (account) => {
+      const state = await store.state(account);
+      for (const namespace of LAZY_NAMESPACES) {
+        for (const row of await store.stateRows(account, namespace)) {
+          if (row.value !== null) putState(state, fieldOf(namespace)!, row.key, row.value);
+        }
+      }
+      return state;
+    },
     pendingCount: async (account) => store.pendingCount(account),
     equivocators: (account) => store.equivocators(account),
     reopen: async () => {
@@ -93,6 +102,10 @@ describe.each(STORAGE_BACKENDS)('stored rows of every op kind on %s', (backend) 
         { kind: 'push_rule.put', key: '["override","sample"]' },
         { kind: 'push_rule.delete', key: '["override","sample"]' },
         { kind: 'password.set', key: 'verifier' },
+        { kind: 'room_keys.version.put', key: '1-0a1b2c3d' },
+        { kind: 'room_keys.version.delete', key: '1-0a1b2c3d' },
+        { kind: 'room_keys.key.put', key: '["1-0a1b2c3d","!sample:x","sample-session"]' },
+        { kind: 'room_keys.key.delete', key: '["1-0a1b2c3d","!sample:x","sample-session"]' },
       ]);
       const stateRows = await storage.dataSource.query<Array<Record<string, unknown>>>(
         `SELECT namespace, key, seq::int AS seq, deleted, value FROM account_state WHERE account = $1 ORDER BY namespace`,
@@ -107,6 +120,14 @@ describe.each(STORAGE_BACKENDS)('stored rows of every op kind on %s', (backend) 
         { namespace: 'profile', key: 'displayname', seq: 7, deleted: false, value: ops[6]!.body },
         { namespace: 'push_rule', key: '["override","sample"]', seq: 9, deleted: true, value: null },
         { namespace: 'room_account_data', key: '["!sample:x","m.tag"]', seq: 6, deleted: false, value: ops[5]!.body },
+        {
+          namespace: 'room_keys_key',
+          key: '["1-0a1b2c3d","!sample:x","sample-session"]',
+          seq: 14,
+          deleted: true,
+          value: null,
+        },
+        { namespace: 'room_keys_version', key: '1-0a1b2c3d', seq: 12, deleted: true, value: null },
       ]);
     } finally {
       await storage.close();

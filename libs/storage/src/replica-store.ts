@@ -15,6 +15,7 @@ import {
   emptyState,
   fieldOf,
   isTombstone,
+  LAZY_NAMESPACES,
   kindsOf,
   namespaceOf,
   putState,
@@ -31,7 +32,7 @@ import {
   type ReplicaStore,
   type VersionVector,
 } from '@polyhome/sync';
-import type { DataSource, EntityManager, QueryDeepPartialEntity } from 'typeorm';
+import { In, Not, type DataSource, type EntityManager, type QueryDeepPartialEntity } from 'typeorm';
 import { AccountDocumentEntity } from './entities/account-document.entity.js';
 import { AccountStateEntity } from './entities/account-state.entity.js';
 import { AccountEntity, type AccountCustody } from './entities/account.entity.js';
@@ -546,9 +547,10 @@ export class SqlReplicaStore implements ReplicaStore {
 
   /** The replicated state: each namespace's rows in the field the op-kind registry gives it, tombstones hidden. */
   async state(account: string): Promise<StoredAccountState> {
+    // Lazy namespaces (key backup: thousands of keys) are read a prefix at a time (stateRows), never here.
     const rows = await this.dataSource
       .getRepository(AccountStateEntity)
-      .find({ where: { account }, order: { key: 'ASC' } });
+      .find({ where: { account, namespace: Not(In([...LAZY_NAMESPACES])) }, order: { key: 'ASC' } });
     const state: StoredAccountState = emptyState();
     for (const row of rows) {
       const field = fieldOf(row.namespace);
@@ -557,6 +559,30 @@ export class SqlReplicaStore implements ReplicaStore {
       putState(state, field, row.key, row.value);
     }
     return state;
+  }
+
+  /**
+   * The rows of one namespace whose keys start with `keyPrefix` (all of them without one), tombstones included
+   * (`value` null), in no particular order: how lazy namespaces are read.
+   */
+  async stateRows(
+    account: string,
+    namespace: string,
+    keyPrefix = '',
+  ): Promise<Array<{ key: string; value: Record<string, unknown> | null }>> {
+    const query = this.dataSource
+      .getRepository(AccountStateEntity)
+      .createQueryBuilder('s')
+      .select(['s.key', 's.value', 's.deleted'])
+      .where('s.account = :account AND s.namespace = :namespace', { account, namespace });
+    if (keyPrefix !== '') {
+      query.andWhere("s.key LIKE :prefix ESCAPE '\\'", { prefix: `${keyPrefix.replace(/[\\%_]/g, '\\$&')}%` });
+    }
+    const rows = await query.getMany();
+    // LIKE is only a filter here: the exact prefix test decides.
+    return rows
+      .filter((row) => row.key.startsWith(keyPrefix))
+      .map((row) => ({ key: row.key, value: row.deleted ? null : row.value }));
   }
 
   /** Origins caught signing two different ops with one seq, with how many losing ops are kept. */

@@ -196,7 +196,7 @@ const MAX_PUSH_CONDITIONS = 16;
 const MAX_CONTENT_DEPTH = 32;
 
 /** Account-data content: the JSON text of an object, nested at most MAX_CONTENT_DEPTH deep (size: the body cap). */
-function expectContent(value: unknown, path: string): void {
+export function expectContent(value: unknown, path: string): void {
   const text = expectString(value, path);
   if (jsonTextDepth(text, MAX_CONTENT_DEPTH) > MAX_CONTENT_DEPTH) fail(path, `nests deeper than ${MAX_CONTENT_DEPTH}`);
   let parsed: unknown;

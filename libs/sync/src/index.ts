@@ -29,7 +29,19 @@ export {
   isTombstone,
   emptyState,
   putState,
+  LAZY_NAMESPACES,
+  isLazyNamespace,
 } from './kinds.js';
+export {
+  compareVersionIds,
+  isBetterRoomKey,
+  parseVersionId,
+  roomKeyKey,
+  roomKeyPrefix,
+  versionId,
+  type RoomKeyBody,
+  type RoomKeyVersionBody,
+} from './room-keys.js';
 export type {
   OpKindSpec,
   KindTable,

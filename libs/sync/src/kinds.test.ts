@@ -17,6 +17,7 @@ import type {
 } from './bodies.js';
 import {
   OP_KINDS,
+  LAZY_NAMESPACES,
   OP_KIND_LIST,
   STATE_FIELDS,
   emptyState,
@@ -37,6 +38,7 @@ import {
 } from './kinds.js';
 import { KIND_SAMPLES, makeAccount, type KindSample } from './testing/index.js';
 import type { OpFields } from './op.js';
+import type { RoomKeyBody, RoomKeyVersionBody } from './room-keys.js';
 
 describe('op-kind registry', () => {
   it('keeps the kinds, namespaces, fields and tombstones that ops and state rows already carry', () => {
@@ -55,6 +57,10 @@ describe('op-kind registry', () => {
       'push_rule.put': ['push_rule', 'pushRules', false],
       'push_rule.delete': ['push_rule', 'pushRules', true],
       'password.set': ['password', 'password', false],
+      'room_keys.version.put': ['room_keys_version', 'roomKeyVersions', false],
+      'room_keys.version.delete': ['room_keys_version', 'roomKeyVersions', true],
+      'room_keys.key.put': ['room_keys_key', 'roomKeys', false],
+      'room_keys.key.delete': ['room_keys_key', 'roomKeys', true],
     });
     expect(STATE_FIELDS).toEqual([
       'devices',
@@ -65,7 +71,11 @@ describe('op-kind registry', () => {
       'profile',
       'pushRules',
       'password',
+      'roomKeyVersions',
+      'roomKeys',
     ]);
+    // Key backup is read a prefix at a time, never in the whole state.
+    expect(LAZY_NAMESPACES).toEqual(['room_keys_version', 'room_keys_key']);
   });
 
   it('gives every namespace a storable name and one state field, and every field one namespace', () => {
@@ -109,6 +119,8 @@ describe('op-kind registry', () => {
       profile: {},
       pushRules: {},
       password: {},
+      roomKeyVersions: {},
+      roomKeys: {},
     });
     putState(state, 'devices', '__proto__', 1);
     expect(Object.keys(state.devices)).toEqual(['__proto__']);
@@ -120,9 +132,12 @@ describe('op-kind registry', () => {
     for (const kind of OP_KIND_LIST) {
       const sample = KIND_SAMPLES[kind](account);
       expect(OP_KINDS[kind].validate(sample.body, sample.key, account.userId)).toBe(sample.body);
-      // Tombstones of different namespaces share the empty body, and so its validator.
+      // Tombstones of different namespaces share the empty body (some check their key only).
       const others = OP_KIND_LIST.filter(
-        (k) => namespaceOf(k) !== namespaceOf(kind) && OP_KINDS[k].validate !== OP_KINDS[kind].validate,
+        (k) =>
+          namespaceOf(k) !== namespaceOf(kind) &&
+          OP_KINDS[k].validate !== OP_KINDS[kind].validate &&
+          !(isTombstone(k) && isTombstone(kind)),
       );
       for (const other of others) {
         const foreign = KIND_SAMPLES[other](account);
@@ -145,6 +160,10 @@ describe('op-kind registry: derived types', () => {
       | 'push_rule.put'
       | 'push_rule.delete'
       | 'password.set'
+      | 'room_keys.version.put'
+      | 'room_keys.version.delete'
+      | 'room_keys.key.put'
+      | 'room_keys.key.delete'
     >();
     expectTypeOf<OpNamespace>().toEqualTypeOf<
       | 'device'
@@ -155,6 +174,8 @@ describe('op-kind registry: derived types', () => {
       | 'profile'
       | 'push_rule'
       | 'password'
+      | 'room_keys_version'
+      | 'room_keys_key'
     >();
     expectTypeOf<StateField>().toEqualTypeOf<
       | 'devices'
@@ -165,6 +186,8 @@ describe('op-kind registry: derived types', () => {
       | 'profile'
       | 'pushRules'
       | 'password'
+      | 'roomKeyVersions'
+      | 'roomKeys'
     >();
     expectTypeOf<OpBody<'device.put'>>().toEqualTypeOf<DeviceBody>();
     expectTypeOf<OpBody<'device.delete'>>().toEqualTypeOf<EmptyBody>();
@@ -178,9 +201,11 @@ describe('op-kind registry: derived types', () => {
       profile: Record<string, ProfileBody>;
       pushRules: Record<string, PushRuleBody>;
       password: Record<string, PasswordBody>;
+      roomKeyVersions: Record<string, RoomKeyVersionBody>;
+      roomKeys: Record<string, RoomKeyBody>;
     }>();
     expectTypeOf<keyof JsonAccountState>().toEqualTypeOf<StateField>();
-    expect(OP_KIND_LIST).toHaveLength(10);
+    expect(OP_KIND_LIST).toHaveLength(14);
   });
 
   it('does not compile a kind that the table lacks', () => {
@@ -206,6 +231,10 @@ describe('op-kind registry: derived types', () => {
       'push_rule.put': undefined,
       'push_rule.delete': undefined,
       'password.set': undefined,
+      'room_keys.version.put': undefined,
+      'room_keys.version.delete': undefined,
+      'room_keys.key.put': undefined,
+      'room_keys.key.delete': undefined,
       // @ts-expect-error nor may such a map name a kind the table lacks.
       'presence.set': undefined,
     };
@@ -234,6 +263,8 @@ describe('op-kind registry: derived types', () => {
       profile: {},
       pushRules: {},
       password: {},
+      roomKeyVersions: {},
+      roomKeys: {},
     };
     // @ts-expect-error a state without the new field no longer compiles.
     const stale: AccountStateOf<WithPresence> = fields;
@@ -252,6 +283,6 @@ describe('op-kind registry: derived types', () => {
     const colon = { ...OP_KINDS, 'member.set': { ...OP_KINDS['member.set'], namespace: 'room:member' } } as const;
     // @ts-expect-error a namespace with a colon could not be split back out of a changed key.
     const colonChecked: CheckedTable<typeof colon> = colon;
-    expect([ok, splitChecked, mergedChecked, colonChecked].every((t) => Object.keys(t).length === 10)).toBe(true);
+    expect([ok, splitChecked, mergedChecked, colonChecked].every((t) => Object.keys(t).length === 14)).toBe(true);
   });
 });

@@ -15,6 +15,12 @@ import {
   validateRoomAccountDataBody,
   type BodyValidator,
 } from './bodies.js';
+import {
+  validateRoomKeyBody,
+  validateRoomKeyDeleteBody,
+  validateRoomKeyVersionBody,
+  validateRoomKeyVersionDeleteBody,
+} from './room-keys.js';
 
 /** What the registry says about one op kind. */
 export interface OpKindSpec {
@@ -30,6 +36,11 @@ export interface OpKindSpec {
   readonly tombstone: boolean;
   /** Checks an untrusted body (throws OpRejectedError `malformed`); the type it returns is the kind's body type. */
   readonly validate: BodyValidator<object>;
+  /**
+   * True for a namespace that may hold many keys per account (key backup): the whole-state read leaves it out
+   * (its field is always empty there), and it is read a namespace and key prefix at a time instead.
+   */
+  readonly lazy?: boolean;
 }
 
 /**
@@ -64,6 +75,35 @@ export const OP_KINDS = {
   // Deletes a user-defined rule; a late, older put cannot bring it back.
   'push_rule.delete': { namespace: 'push_rule', field: 'pushRules', tombstone: true, validate: validateEmptyBody },
   'password.set': { namespace: 'password', field: 'password', tombstone: false, validate: validatePasswordBody },
+  // Key backup (`/room_keys`): versions and their session keys, read lazily (see docs/decisions.md).
+  'room_keys.version.put': {
+    namespace: 'room_keys_version',
+    field: 'roomKeyVersions',
+    tombstone: false,
+    lazy: true,
+    validate: validateRoomKeyVersionBody,
+  },
+  'room_keys.version.delete': {
+    namespace: 'room_keys_version',
+    field: 'roomKeyVersions',
+    tombstone: true,
+    lazy: true,
+    validate: validateRoomKeyVersionDeleteBody,
+  },
+  'room_keys.key.put': {
+    namespace: 'room_keys_key',
+    field: 'roomKeys',
+    tombstone: false,
+    lazy: true,
+    validate: validateRoomKeyBody,
+  },
+  'room_keys.key.delete': {
+    namespace: 'room_keys_key',
+    field: 'roomKeys',
+    tombstone: true,
+    lazy: true,
+    validate: validateRoomKeyDeleteBody,
+  },
 } as const satisfies Record<string, OpKindSpec>;
 
 type Table = typeof OP_KINDS;
@@ -173,6 +213,16 @@ export function kindsOf(namespace: OpNamespace): readonly OpKind[] {
  */
 export function fieldOf(namespace: string): StateField | undefined {
   return NAMESPACES.get(namespace)?.field;
+}
+
+/** Namespaces left out of the whole-state read (`lazy` in the registry), read by key prefix instead. */
+export const LAZY_NAMESPACES: readonly string[] = [
+  ...new Set(OP_KIND_LIST.filter((k) => (OP_KINDS[k] as OpKindSpec).lazy === true).map((k) => OP_KINDS[k].namespace)),
+];
+
+/** True when a namespace is lazy: not in the whole-state read, nor in the Matrix change stream. */
+export function isLazyNamespace(namespace: string): boolean {
+  return LAZY_NAMESPACES.includes(namespace);
 }
 
 /** True when a winning op of this kind hides its key. */

@@ -18,6 +18,7 @@ export type MatrixErrcode =
   | 'M_CANNOT_OVERWRITE_MEDIA'
   | 'M_NOT_YET_UPLOADED'
   | 'M_INVALID_ROOM_STATE'
+  | 'M_WRONG_ROOM_KEYS_VERSION'
   | 'M_UNKNOWN';
 
 /** The HTTP status of each code; a new code does not compile until it has one. */
@@ -27,6 +28,7 @@ export function matrixStatusOf(errcode: MatrixErrcode): number {
     case 'M_MISSING_TOKEN':
       return 401;
     case 'M_FORBIDDEN':
+    case 'M_WRONG_ROOM_KEYS_VERSION':
       return 403;
     case 'M_USER_IN_USE':
     case 'M_CANNOT_OVERWRITE_MEDIA':

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { isLazyNamespace } from '@polyhome/sync';
 import { MATRIX_HOME_PORT, MATRIX_STORE, type MatrixHomePort, type MatrixStore } from '../port.js';
 
 /**
@@ -21,7 +22,9 @@ export class ChangeFeedService implements OnModuleInit {
 
   onModuleInit(): void {
     this.port.onChanged((serverName, keys) => {
-      void this.record(serverName, keys);
+      // Key backup (lazy namespaces) is not in /sync: thousands of keys would only flood the stream.
+      const streamed = keys.filter((key) => !isLazyNamespace(key.slice(0, key.indexOf(':'))));
+      if (streamed.length > 0) void this.record(serverName, streamed);
     });
     // Room events are not in the change stream (the room engine has its own): they only wake long-polls.
     this.port.rooms?.onRoomEvents((serverNames) => {

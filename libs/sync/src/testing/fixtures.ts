@@ -21,6 +21,7 @@ import {
 } from '@polyhome/identity';
 import { createOp, opHash } from '../op.js';
 import { pairKey } from '../bodies.js';
+import { roomKeyKey } from '../room-keys.js';
 import type { CrossSigningBody, CrossSigningUsage, DeviceBody, MemberBody, Membership, Op, OpKind } from '../types.js';
 
 /** Fixed document timestamp, so documents made from the same seeds are byte-identical. */
@@ -221,6 +222,24 @@ export const KIND_SAMPLES: { readonly [K in OpKind]: (account: FixtureAccount) =
   }),
   'push_rule.delete': () => ({ key: pairKey('override', 'sample'), body: {} }),
   'password.set': () => ({ key: 'verifier', body: { verifier: SAMPLE_VERIFIER } }),
+  'room_keys.version.put': () => ({
+    key: '1-0a1b2c3d',
+    body: { algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2', auth_data_json: '{"public_key":"sample"}' },
+  }),
+  'room_keys.version.delete': () => ({ key: '1-0a1b2c3d', body: {} }),
+  'room_keys.key.put': () => ({
+    key: roomKeyKey('1-0a1b2c3d', '!sample:x', 'sample-session'),
+    body: {
+      version: '1-0a1b2c3d',
+      room_id: '!sample:x',
+      session_id: 'sample-session',
+      first_message_index: 0,
+      forwarded_count: 0,
+      is_verified: true,
+      session_data_json: '{"ciphertext":"sample","ephemeral":"e","mac":"m"}',
+    },
+  }),
+  'room_keys.key.delete': () => ({ key: roomKeyKey('1-0a1b2c3d', '!sample:x', 'sample-session'), body: {} }),
 };
 
 /** An scrypt verifier of the password "sample password" (N 2^14, r 8, p 1). */
