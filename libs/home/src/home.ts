@@ -12,6 +12,7 @@ import type {
   MatrixEphemeralPort,
   MatrixHomePort,
   MatrixLocalChange,
+  MatrixRemoteKeysPort,
   MatrixRoomsPort,
   MatrixRoomVersion,
 } from '@polyhome/matrix';
@@ -47,6 +48,7 @@ import type { RoomStore } from './room-store.js';
 import { RoomEngine } from './rooms/engine.js';
 import { RoomFederation, type RoomFederationInit } from './rooms/federation.js';
 import { FederationDocuments } from './rooms/federation-documents.js';
+import type { OneTimeKeyStore } from './rooms/federation-keys.js';
 import { Ephemeral } from './ephemeral/ephemeral.js';
 import type { ReceiptStore } from './ephemeral/receipt-store.js';
 
@@ -106,6 +108,12 @@ export interface HomeComponents {
    * serves typing, receipts and presence (`ephemeral`); unset, its Matrix port has none.
    */
   receipts?: ReceiptStore;
+  /**
+   * Where the one-time and fallback keys uploaded to this home are kept (`repositories.matrix` of
+   * `@polyhome/storage`, the Matrix client API's store): other homes claim them over federation. Unset: this home
+   * answers key claims with no keys.
+   */
+  oneTimeKeys?: OneTimeKeyStore;
 }
 
 /** The options of a Home: the differences between a server home and a client-side home are all here. */
@@ -220,6 +228,12 @@ export class Home {
               nodeKey: components.nodeKey,
               discovery,
               hosted: () => this.hosted(),
+              keys: {
+                accounts: components.store,
+                ...(components.oneTimeKeys !== undefined ? { oneTimeKeys: components.oneTimeKeys } : {}),
+                onClaimed: (account, deviceIds) =>
+                  this.events.emit('local-changed', { account, keys: deviceIds.map((d) => `keys:${d}`) }),
+              },
               logger: this.#logger,
             },
             init.federation,
@@ -804,6 +818,7 @@ export class Home {
 class HomeMatrixPort implements MatrixHomePort {
   readonly rooms: MatrixRoomsPort | undefined;
   readonly ephemeral: MatrixEphemeralPort | undefined;
+  readonly remoteKeys: MatrixRemoteKeysPort | undefined;
 
   constructor(
     private readonly home: Home,
@@ -812,6 +827,14 @@ class HomeMatrixPort implements MatrixHomePort {
   ) {
     this.rooms = home.rooms;
     this.ephemeral = home.ephemeral;
+    const keys = home.federation?.keys;
+    this.remoteKeys =
+      keys === undefined
+        ? undefined
+        : {
+            query: (origin, users, timeoutMs) => keys.query(origin, users, timeoutMs),
+            claim: (origin, devices, timeoutMs) => keys.claim(origin, devices, timeoutMs),
+          };
   }
 
   get homeId(): string {
@@ -863,6 +886,7 @@ class HomeMatrixPort implements MatrixHomePort {
 
   onChanged(listener: (serverName: string, keys: string[]) => void): void {
     this.home.on('changed', ({ account, keys }) => listener(account, keys));
+    this.home.on('local-changed', ({ account, keys }) => listener(account, keys));
   }
 
   async signEvent(serverName: string, event: MatrixEvent, roomVersion: MatrixRoomVersion): Promise<MatrixEvent> {
