@@ -233,6 +233,8 @@ export class Home {
                 ...(components.oneTimeKeys !== undefined ? { oneTimeKeys: components.oneTimeKeys } : {}),
                 onClaimed: (account, deviceIds) =>
                   this.events.emit('local-changed', { account, keys: deviceIds.map((d) => `keys:${d}`) }),
+                onUserKeysChanged: (account, userId) =>
+                  this.events.emit('local-changed', { account, keys: [`user_keys:${userId}`] }),
               },
               logger: this.#logger,
             },
@@ -333,6 +335,7 @@ export class Home {
       sync.on('applied', (detail) => {
         this.events.emit('applied', detail);
         this.#changed(detail.account, detail.changed);
+        this.#deviceListChanged(detail.account, detail.changed, false);
         this.#followMemberships(detail.account, detail.changed);
       }),
       sync.on('document', (detail) => this.#documentIn(detail.account, detail)),
@@ -455,8 +458,18 @@ export class Home {
   async applyLocal(account: string, changes: readonly LocalChange[]): Promise<Op[]> {
     const ops = await this.#writer.write(account, changes);
     this.sync.publish(account, ops);
-    this.#changed(account, [...new Set(ops.map(stateKey))]);
+    const keys = [...new Set(ops.map(stateKey))];
+    this.#changed(account, keys);
+    this.#deviceListChanged(account, keys, true);
     return ops;
+  }
+
+  /** Tells the homes of accounts sharing a room with the account that its device list changed (m.device_list_update). */
+  #deviceListChanged(account: string, keys: readonly string[], madeHere: boolean): void {
+    const federation = this.federation?.keys;
+    if (federation === undefined || !keys.some((k) => k.startsWith('device:') || k.startsWith('cross_signing:')))
+      return;
+    this.#background.track(federation.deviceListChanged(account, keys, madeHere), 'sending a device list update');
   }
 
   /**

@@ -2,7 +2,7 @@
 // alice on a server home (S1) and her laptop (L), bob on another server home (S2), carol whose only home never
 // runs. Device and cross-signing keys are asked of a home of the account; one-time keys of the home that holds
 // them (each handed out once, then the fallback key); an unreachable account lands in `failures`.
-import { DEVICE_KEY_LIMITS } from '@polyhome/matrix';
+import { DEVICE_KEY_LIMITS, type RoomActor } from '@polyhome/matrix';
 import { federationRequest, type FederationResponse } from '@polyhome/p2p';
 import { waitFor } from '@polyhome/p2p/testing';
 import { createInProcessQueue } from '@polyhome/queue';
@@ -63,6 +63,8 @@ describe.each(STORAGE_BACKENDS)('keys across homes on %s', (backend) => {
   let laptop: Running;
   let s2: Running;
   const claimedOnLaptop: string[][] = [];
+  /** `local-changed` events of each home: `<account> <key>`. */
+  const localChanges = new Map<Running, string[]>();
 
   async function connect(a: Running, b: Running): Promise<void> {
     await a.home.host.dial(b.home.host.getMultiaddrs()[0]!);
@@ -104,6 +106,12 @@ describe.each(STORAGE_BACKENDS)('keys across homes on %s', (backend) => {
     }
     await know(s2, alice);
     laptop.home.on('local-changed', ({ keys }) => claimedOnLaptop.push(keys));
+    for (const running of [s1, laptop, s2]) {
+      localChanges.set(running, []);
+      running.home.on('local-changed', ({ account, keys }) =>
+        localChanges.get(running)!.push(...keys.map((k) => `${account} ${k}`)),
+      );
+    }
     await Promise.all([s1.home.start(), laptop.home.start(), s2.home.start()]);
     await connect(laptop, s1);
     await connect(s2, s1);
@@ -284,4 +292,50 @@ describe.each(STORAGE_BACKENDS)('keys across homes on %s', (backend) => {
     // Nothing was claimed by the refused requests.
     expect(await s2.keys.countOneTimeKeys(bob.serverName, 'BPHONE')).toEqual({});
   });
+
+  it("a device added on one account's home marks its user changed on the homes of an account sharing a room", async () => {
+    const A: RoomActor = { serverName: alice.serverName, userId: alice.userId, deviceId: 'ASERVER' };
+    const B: RoomActor = { serverName: bob.serverName, userId: bob.userId, deviceId: 'BPHONE' };
+    const { roomId } = await s1.home.rooms!.createRoom(A, {
+      preset: 'private_chat',
+      invite: [bob.userId],
+      initialState: [],
+      isDirect: false,
+    });
+    await waitFor(
+      async () =>
+        (await s2.home.rooms!.syncRooms(B, { to: await s2.rooms.currentStreamPosition(), timelineLimit: 1 })).some(
+          (r) => r.roomId === roomId,
+        ),
+      'bob invited on S2',
+      30_000,
+    );
+    await s2.home.rooms!.membership(B, roomId, { action: 'join' });
+    for (const running of [s1, laptop]) {
+      await waitFor(
+        async () => (await running.home.rooms!.joinedMembers(roomId)).includes(bob.userId),
+        "bob's join on alice's homes",
+        30_000,
+      );
+    }
+    // bob's new device: S2 made it, and tells both of alice's homes.
+    await s2.home.applyLocal(bob.serverName, [device(bob, 'BWATCH', s2)]);
+    for (const running of [s1, laptop]) {
+      await waitFor(
+        async () => localChanges.get(running)!.includes(`${alice.serverName} user_keys:${bob.userId}`),
+        "bob's device list change marked for alice",
+        30_000,
+      );
+    }
+    // alice's new device on her laptop reaches bob's home, from the laptop (and from S1, her server home).
+    expect(localChanges.get(s2)!).not.toContain(`${bob.serverName} user_keys:${alice.userId}`);
+    await laptop.home.applyLocal(alice.serverName, [device(alice, 'ATABLET', laptop)]);
+    await waitFor(
+      async () => localChanges.get(s2)!.includes(`${bob.serverName} user_keys:${alice.userId}`),
+      "alice's device list change marked for bob",
+      30_000,
+    );
+    // A home of an account is never told of its own user this way (its replicated state says it).
+    expect(localChanges.get(s1)!.some((c) => c.endsWith(`user_keys:${alice.userId}`))).toBe(false);
+  }, 90_000);
 });

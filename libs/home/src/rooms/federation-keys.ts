@@ -53,8 +53,25 @@ export interface FederationKeysComponents {
   ): Promise<FederationResponse>;
   /** Told when keys of a hosted account's devices were claimed here (their one-time key counts changed). */
   onClaimed?(account: string, deviceIds: string[]): void;
+  /**
+   * The rooms held here, to find the accounts that share one with an account (device list updates). Without it,
+   * no `m.device_list_update` is sent or taken in.
+   */
+  rooms?: {
+    joinedRoomsOfServer(serverName: string): Promise<string[]>;
+    roomServers(roomId: string, memberships: readonly string[]): Promise<string[]>;
+  };
+  /** Told that the keys of `userId` (another account's user) changed, for a hosted account sharing a room with it. */
+  onUserKeysChanged?(account: string, userId: string): void;
   logger: HomeLogger;
 }
+
+/** The EDUs of device list changes: a device (`m.device_list_update`) and the cross-signing keys. */
+export const DEVICE_LIST_EDUS: readonly string[] = ['m.device_list_update', 'm.signing_key_update'];
+/** EDUs per transaction (the spec's limit). */
+const EDUS_PER_TXN = 100;
+/** Time allowed to deliver a device list update to one home (best effort, as typing). */
+const DEVICE_LIST_EDU_TIMEOUT_MS = 10_000;
 
 /** A refusal of a keys request: its status, errcode and message. */
 class KeysRequestError extends Error {
@@ -72,6 +89,7 @@ export class FederationKeys {
   readonly #c: FederationKeysComponents;
   /** Home of a device of another account, as an answer named it: `${userId}\n${deviceId}` → PeerId. */
   readonly #hints = new Map<string, string>();
+  #txn = 0;
 
   constructor(components: FederationKeysComponents) {
     this.#c = components;
@@ -188,6 +206,111 @@ export class FederationKeys {
       if (Object.keys(mine).length > 0) this.#c.onClaimed?.(serverName, Object.keys(mine));
     }
     return { one_time_keys: claimed, [DEVICE_HOMES_FIELD]: elsewhere };
+  }
+
+  // ---- Device list updates (m.device_list_update, m.signing_key_update), best effort ----
+
+  /**
+   * An account's devices or cross-signing keys changed (state keys `device:X`, `cross_signing:Y`): tells the
+   * homes of the accounts sharing a room with it, and marks the change for the other accounts hosted here that
+   * share one. Sent by the home that made the change, and by the account's server homes for changes from its other
+   * homes (a client home may not reach everyone); a home told twice only marks the user changed twice.
+   */
+  async deviceListChanged(account: string, keys: readonly string[], madeHere: boolean): Promise<void> {
+    const devices = keys.filter((k) => k.startsWith('device:')).map((k) => k.slice('device:'.length));
+    const crossSigning = keys.some((k) => k.startsWith('cross_signing:'));
+    const rooms = this.#c.rooms;
+    if (rooms === undefined || (devices.length === 0 && !crossSigning)) return;
+    const document = await this.#c.accounts.document(account);
+    const status = document === undefined ? undefined : homeStatus(document, this.#c.peerId);
+    if (document === undefined || status?.kind !== 'home') return;
+    if (!madeHere && status.home.role !== 'server') return;
+    const userId = document.user_id;
+    const servers = await this.#sharingServers(account);
+    if (servers.size === 0) return;
+    const state = await this.#c.accounts.state(account);
+    const stream = streamId(await this.#c.accounts.versionVector(account));
+    const edus: Json[] = devices.slice(0, EDUS_PER_TXN - 1).map((deviceId) => {
+      const device = state.devices[deviceId];
+      return {
+        edu_type: 'm.device_list_update',
+        content: {
+          user_id: userId,
+          device_id: deviceId,
+          stream_id: stream,
+          prev_id: [],
+          ...(device === undefined ? { deleted: true } : hasKeys(device) ? { keys: deviceKeysView(device) } : {}),
+        },
+      };
+    });
+    if (crossSigning) {
+      const bound = boundCrossSigning(userId, document, state);
+      edus.push({
+        edu_type: 'm.signing_key_update',
+        content: {
+          user_id: userId,
+          ...(bound['master'] !== undefined ? { master_key: bound['master'] } : {}),
+          ...(bound['self_signing'] !== undefined ? { self_signing_key: bound['self_signing'] } : {}),
+        },
+      });
+    }
+    const peers = new Set<string>();
+    for (const server of servers) {
+      const other = await this.#c.documents.document(server);
+      if (other === undefined) continue;
+      if (homeStatus(other, this.#c.peerId).kind === 'home') this.#c.onUserKeysChanged?.(server, userId);
+      for (const home of other.homes) if (home.peer_id !== this.#c.peerId) peers.add(home.peer_id);
+    }
+    const txnId = `keys.${Date.now()}.${++this.#txn}`;
+    await Promise.allSettled(
+      [...peers].map((peer) =>
+        this.#c
+          .request(peer, account, {
+            method: 'PUT',
+            path: `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`,
+            body: { origin: account, origin_server_ts: Date.now(), pdus: [], edus },
+            timeoutMs: DEVICE_LIST_EDU_TIMEOUT_MS,
+          })
+          .catch((err: unknown) =>
+            this.#c.logger.debug({ peer, reason: (err as Error).message }, 'a device list update was not delivered'),
+          ),
+      ),
+    );
+  }
+
+  /**
+   * Takes in a device list EDU `origin` sent: its user's keys changed, so each account hosted here that shares a
+   * room with it is told (its clients' `device_lists.changed` then name the user, and they query again). Returns
+   * why it was refused, or undefined.
+   */
+  async receiveEdu(origin: string, edu: Json): Promise<string | undefined> {
+    const content = edu['content'];
+    const userId = isRecord(content) ? content['user_id'] : undefined;
+    if (typeof userId !== 'string') return 'the update names no user_id';
+    let serverName: string;
+    try {
+      serverName = parseUserId(userId).serverName;
+    } catch {
+      return `${userId.slice(0, 100)} is not a user id`;
+    }
+    if (serverName !== origin) return `${userId} is not a user of ${origin}`;
+    for (const server of await this.#sharingServers(origin)) {
+      const document = await this.#c.accounts.document(server);
+      if (document !== undefined && homeStatus(document, this.#c.peerId).kind === 'home')
+        this.#c.onUserKeysChanged?.(server, userId);
+    }
+    return undefined;
+  }
+
+  /** The other servers (accounts) joined to a room held here that `account` is joined to. */
+  async #sharingServers(account: string): Promise<Set<string>> {
+    const out = new Set<string>();
+    const rooms = this.#c.rooms;
+    if (rooms === undefined) return out;
+    for (const roomId of await rooms.joinedRoomsOfServer(account)) {
+      for (const server of await rooms.roomServers(roomId, ['join'])) if (server !== account) out.add(server);
+    }
+    return out;
   }
 
   /** The document of an account hosted here whose user is `userId`, or undefined. */

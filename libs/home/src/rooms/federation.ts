@@ -36,7 +36,7 @@ import { SILENT_LOGGER, type HomeLogger } from '../ports.js';
 import type { OutboxEntry, RoomStore, StoredRoomEvent } from '../room-store.js';
 import type { RemoteRooms, RoomEngine } from './engine.js';
 import type { FederationDocuments } from './federation-documents.js';
-import { FederationKeys, type FederationKeysComponents } from './federation-keys.js';
+import { DEVICE_LIST_EDUS, FederationKeys, type FederationKeysComponents } from './federation-keys.js';
 import type { AcceptOutcome } from './pipeline.js';
 
 /** PDUs per transaction (the spec's limit). */
@@ -75,7 +75,7 @@ export interface RoomFederationComponents {
   /** The accounts hosted here (their server homes are asked for documents the DHT does not give). */
   hosted?: () => readonly string[];
   /** Where the keys routes read the hosted accounts and claim one-time keys: given, they are served. */
-  keys?: Pick<FederationKeysComponents, 'accounts' | 'oneTimeKeys' | 'onClaimed'>;
+  keys?: Pick<FederationKeysComponents, 'accounts' | 'oneTimeKeys' | 'onClaimed' | 'onUserKeysChanged'>;
   logger?: HomeLogger;
 }
 
@@ -169,6 +169,10 @@ export class RoomFederation implements RemoteRooms {
         ? undefined
         : new FederationKeys({
             ...components.keys,
+            rooms: {
+              joinedRoomsOfServer: (serverName) => this.#engine.joinedRoomsOfServer(serverName),
+              roomServers: (roomId, memberships) => this.#store.roomServers(roomId, memberships),
+            },
             peerId: this.peerId,
             documents: this.#documents,
             request: (peer, origin, init) => this.#request(peer, origin, init),
@@ -627,8 +631,14 @@ export class RoomFederation implements RemoteRooms {
     }
     // EDUs (typing, receipts, presence) are best-effort: what is refused is logged, the transaction still stands.
     const carrier = this.#edus;
-    if (carrier !== undefined) {
-      for (const edu of edus) {
+    for (const edu of edus) {
+      // Device list updates (federation-keys.ts).
+      if (this.keys !== undefined && DEVICE_LIST_EDUS.includes((edu as { edu_type?: string } | null)?.edu_type ?? '')) {
+        const refused = await this.keys.receiveEdu(origin, edu as Json);
+        if (refused !== undefined) this.#logger.debug({ peer, origin, refused }, 'a device list update was refused');
+        continue;
+      }
+      if (carrier !== undefined) {
         const outcome = await carrier.receiveEdu(origin, edu);
         if (outcome.refused.length > 0) {
           this.#logger.debug({ peer, origin, refused: outcome.refused.slice(0, 5) }, 'parts of an EDU were refused');

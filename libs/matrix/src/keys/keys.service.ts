@@ -24,6 +24,7 @@ import {
   type MatrixStoredKey,
 } from '../port.js';
 import { ChangeFeedService } from '../sync/change-feed.service.js';
+import { otherUsersChanged } from '../sync/device-lists.js';
 import { parseSyncToken } from '../sync/sync-token.js';
 
 /** Users one /keys/query or /keys/claim may name, and devices over all of them (as federation takes them). */
@@ -211,7 +212,10 @@ export class KeysService {
     return { one_time_keys: claimed, failures };
   }
 
-  /** GET /keys/changes: this user when a device or cross-signing key changed between the two sync tokens. */
+  /**
+   * GET /keys/changes: this user when a device or cross-signing key changed between the two sync tokens, and the
+   * users of other accounts a home of theirs said changed (m.device_list_update).
+   */
   async changes(session: MatrixSession, from: unknown, to: unknown): Promise<{ changed: string[]; left: string[] }> {
     const since = parseSyncToken(from, 'from');
     const until = parseSyncToken(to, 'to');
@@ -219,7 +223,7 @@ export class KeysService {
     void until; // Positions above `to` are few and only make the answer conservative, which clients accept.
     // An expired `from` (the stream was pruned past it) cannot tell: the user counts as changed, as in Synapse.
     const changed = expired || keys.some((k) => k.startsWith('device:') || k.startsWith('cross_signing:'));
-    return { changed: changed ? [session.userId] : [], left: [] };
+    return { changed: [...(changed ? [session.userId] : []), ...otherUsersChanged(keys)], left: [] };
   }
 
   /** POST /keys/device_signing/upload: cross-signing keys as `cross_signing.put` ops; UIA once a master key exists. */
