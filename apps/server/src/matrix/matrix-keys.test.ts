@@ -95,7 +95,14 @@ describe.each(SERVER_BACKENDS)('keys of another account on $name', (backend) => 
     expect(changes.changed).toEqual([bob.userId]);
   });
 
-  it('refuses malformed user ids and oversized requests', async () => {
+  it('refuses malformed user ids and oversized requests; a server that is no account is a failure', async () => {
+    const elsewhere = await alice.client.http.authedRequest<{ failures: Record<string, { status: number }> }>(
+      Method.Post,
+      '/keys/query',
+      undefined,
+      { device_keys: { '@carol:example.org': [] } },
+    );
+    expect(elsewhere.failures['example.org']?.status).toBe(404);
     await expect(
       alice.client.http.authedRequest(Method.Post, '/keys/query', undefined, { device_keys: { 'bob@nowhere': [] } }),
     ).rejects.toMatchObject({ errcode: 'M_INVALID_PARAM' });

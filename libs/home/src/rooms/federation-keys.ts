@@ -3,7 +3,7 @@
 // so every home of an account answers for them; one-time and fallback keys are held only by the home the device
 // uploaded them to (the `home` of its `device.put`), so a claim goes to that home. See docs/decisions.md,
 // "Keys across homes".
-import { homeStatus, parseUserId, type AccountDocument } from '@polyhome/identity';
+import { homeStatus, isServerName, parseUserId, type AccountDocument } from '@polyhome/identity';
 import type { MatrixAccountState, MatrixRemoteKeyClaim, MatrixRemoteKeyQuery } from '@polyhome/matrix';
 import type { FederationResponse } from '@polyhome/p2p';
 import { crossSigningRefusal, type CrossSigningBody, type VersionVector } from '@polyhome/sync';
@@ -525,6 +525,13 @@ export class FederationKeys {
   ): Promise<void> {
     await eachLimited([...groupByServer(userIds)], SERVERS_AT_ONCE, async ([serverName, ids]) => {
       try {
+        if (!isServerName(serverName)) {
+          failures[serverName] = {
+            status: 404,
+            message: `${serverName.slice(0, 100)} is not the server name of an account (an Ed25519 key): no home can be asked.`,
+          };
+          return;
+        }
         await work(serverName, ids);
       } catch (err) {
         failures[serverName] = failure(err);
@@ -695,10 +702,11 @@ function homesInOrder(document: AccountDocument, self: string): string[] {
   );
 }
 
+/** User ids by server name (what follows the first colon). */
 function groupByServer(userIds: string[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const userId of userIds) {
-    const serverName = parseUserId(userId).serverName;
+    const serverName = userId.slice(userId.indexOf(':') + 1);
     out.set(serverName, [...(out.get(serverName) ?? []), userId]);
   }
   return out;
