@@ -106,7 +106,7 @@ describe.each(SERVER_BACKENDS)('keys of another account on $name', (backend) => 
     await expect(
       alice.client.http.authedRequest(Method.Post, '/keys/query', undefined, { device_keys: { 'bob@nowhere': [] } }),
     ).rejects.toMatchObject({ errcode: 'M_INVALID_PARAM' });
-    const many = Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`@u${i}:${bob.serverName}`, []]));
+    const many = Object.fromEntries(Array.from({ length: 1_001 }, (_, i) => [`@u${i}:${bob.serverName}`, []]));
     await expect(
       alice.client.http.authedRequest(Method.Post, '/keys/query', undefined, { device_keys: many }),
     ).rejects.toMatchObject({ errcode: 'M_TOO_LARGE' });

@@ -325,9 +325,10 @@ export class FederationKeys {
   /** Device and cross-signing keys of users of other accounts, each server asked at one of its homes. */
   async query(origin: string, users: Record<string, string[]>, timeoutMs: number): Promise<MatrixRemoteKeyQuery> {
     const out: MatrixRemoteKeyQuery = { device_keys: {}, master_keys: {}, self_signing_keys: {}, failures: {} };
-    await this.#eachServer(Object.keys(users), out.failures, 'a keys query', async (serverName, userIds) => {
+    const each = { failures: out.failures, what: 'a keys query', timeoutMs };
+    await this.#eachServer(Object.keys(users), each, async (serverName, userIds, left) => {
       const request = Object.fromEntries(userIds.map((u) => [u, users[u] ?? []]));
-      mergeQuery(out, await this.#queryServer(origin, serverName, request, timeoutMs), userIds);
+      mergeQuery(out, await this.#queryServer(origin, serverName, request, left), userIds);
     });
     return out;
   }
@@ -389,12 +390,13 @@ export class FederationKeys {
     timeoutMs: number,
   ): Promise<MatrixRemoteKeyClaim> {
     const out: MatrixRemoteKeyClaim = { one_time_keys: {}, failures: {} };
-    await this.#eachServer(Object.keys(devices), out.failures, 'a keys claim', async (serverName, userIds) => {
+    const each = { failures: out.failures, what: 'a keys claim', timeoutMs };
+    await this.#eachServer(Object.keys(devices), each, async (serverName, userIds, left) => {
       const document = await this.#documentOf(serverName);
       const userId = document.user_id;
       if (!userIds.includes(userId)) return;
       const wanted = new Map(Object.entries(devices[userId] ?? {}));
-      out.one_time_keys[userId] = await this.#claimOf(origin, document, wanted, timeoutMs);
+      out.one_time_keys[userId] = await this.#claimOf(origin, document, wanted, left);
     });
     return out;
   }
@@ -514,28 +516,32 @@ export class FederationKeys {
   }
 
   /**
-   * Runs `work` for each server of `userIds` with its users, a few servers at once; a server whose work fails
-   * (no home answered in time, no document) is named in `failures`, and why is logged.
+   * Runs `work` for each server of `userIds` with its users and the time left, a few servers at once, all within
+   * `timeoutMs` (the client's `timeout`, for the whole request); a server whose work fails or does not end in
+   * time (no home answered, no document) is named in `failures`, and why is logged.
    */
   async #eachServer(
     userIds: string[],
-    failures: Record<string, Json>,
-    what: string,
-    work: (serverName: string, userIds: string[]) => Promise<void>,
+    each: { failures: Record<string, Json>; what: string; timeoutMs: number },
+    work: (serverName: string, userIds: string[], timeLeftMs: number) => Promise<void>,
   ): Promise<void> {
+    const deadline = Date.now() + each.timeoutMs;
     await eachLimited([...groupByServer(userIds)], SERVERS_AT_ONCE, async ([serverName, ids]) => {
       try {
         if (!isServerName(serverName)) {
-          failures[serverName] = {
+          each.failures[serverName] = {
             status: 404,
             message: `${serverName.slice(0, 100)} is not the server name of an account (an Ed25519 key): no home can be asked.`,
           };
           return;
         }
-        await work(serverName, ids);
+        await withinTime(work(serverName, ids, deadline - Date.now()), deadline - Date.now(), each.timeoutMs);
       } catch (err) {
-        failures[serverName] = failure(err);
-        this.#c.logger.info({ server: serverName, reason: (err as Error).message }, `${what} of another home failed`);
+        each.failures[serverName] = failure(err);
+        this.#c.logger.info(
+          { server: serverName, reason: (err as Error).message },
+          `${each.what} of another home failed`,
+        );
       }
     });
   }
@@ -718,6 +724,23 @@ async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Prom
     while (next < items.length) await work(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+}
+
+/** `work`, or a rejection once `leftMs` ran out (the work itself is not stopped: its answer is dropped). */
+async function withinTime(work: Promise<void>, leftMs: number, totalMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`the time allowed (${totalMs} ms) ran out before a home answered`)),
+      Math.max(0, leftMs),
+    );
+  });
+  work.catch(() => undefined);
+  try {
+    await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function isRecord(value: unknown): value is Json {

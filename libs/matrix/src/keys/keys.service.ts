@@ -27,9 +27,12 @@ import { ChangeFeedService } from '../sync/change-feed.service.js';
 import { otherUsersChanged } from '../sync/device-lists.js';
 import { parseSyncToken } from '../sync/sync-token.js';
 
-/** Users one /keys/query or /keys/claim may name, and devices over all of them (as federation takes them). */
-const MAX_KEY_USERS = 100;
-const MAX_KEY_DEVICES = 1_000;
+/**
+ * Users one /keys/query or /keys/claim may name, and devices over all of them. A client asks for every member of
+ * its encrypted rooms at once (each user is an account, asked at its own homes, 8 at a time, within `timeout`).
+ */
+const MAX_KEY_USERS = 1_000;
+const MAX_KEY_DEVICES = 10_000;
 /** How long other homes are waited for when the request names no `timeout`, and the most it may name, ms. */
 const DEFAULT_KEYS_TIMEOUT_MS = 10_000;
 const MAX_KEYS_TIMEOUT_MS = 60_000;
