@@ -69,6 +69,7 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
         seqGuard: await openSeqGuardStore(storage),
         rooms: repositories.rooms,
         receipts: repositories.receipts,
+        oneTimeKeys: repositories.matrix,
       },
       {
         listen: config.p2pListen,

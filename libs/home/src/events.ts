@@ -5,6 +5,11 @@ import type { SyncEvents } from '@polyhome/p2p';
 export interface HomeEventMap {
   /** An account's state changed here, by a local op or ops from a peer: the state keys touched (`device:ABC`). */
   changed: { account: string; keys: string[] };
+  /**
+   * Data of an account kept only on this home changed without a client of it asking (one-time keys claimed by
+   * another home): the keys touched, as `changed` names them (`keys:ABC`). Not replicated.
+   */
+  'local-changed': { account: string; keys: string[] };
   /** Ops were accepted from a peer. */
   applied: SyncEvents['applied'];
   /** A peer's op, document or session was refused. */

@@ -12,6 +12,7 @@ import type {
   MatrixEphemeralPort,
   MatrixHomePort,
   MatrixLocalChange,
+  MatrixRemoteKeysPort,
   MatrixRoomsPort,
   MatrixRoomVersion,
   MatrixStateRow,
@@ -48,6 +49,7 @@ import type { RoomStore } from './room-store.js';
 import { RoomEngine } from './rooms/engine.js';
 import { RoomFederation, type RoomFederationInit } from './rooms/federation.js';
 import { FederationDocuments } from './rooms/federation-documents.js';
+import type { OneTimeKeyStore } from './rooms/federation-keys.js';
 import { Ephemeral } from './ephemeral/ephemeral.js';
 import type { ReceiptStore } from './ephemeral/receipt-store.js';
 
@@ -112,6 +114,12 @@ export interface HomeComponents {
    * serves typing, receipts and presence (`ephemeral`); unset, its Matrix port has none.
    */
   receipts?: ReceiptStore;
+  /**
+   * Where the one-time and fallback keys uploaded to this home are kept (`repositories.matrix` of
+   * `@polyhome/storage`, the Matrix client API's store): other homes claim them over federation. Unset: this home
+   * answers key claims with no keys.
+   */
+  oneTimeKeys?: OneTimeKeyStore;
 }
 
 /** The options of a Home: the differences between a server home and a client-side home are all here. */
@@ -231,6 +239,14 @@ export class Home {
               nodeKey: components.nodeKey,
               discovery,
               hosted: () => this.hosted(),
+              keys: {
+                accounts: components.store,
+                ...(components.oneTimeKeys !== undefined ? { oneTimeKeys: components.oneTimeKeys } : {}),
+                onClaimed: (account, deviceIds) =>
+                  this.events.emit('local-changed', { account, keys: deviceIds.map((d) => `keys:${d}`) }),
+                onUserKeysChanged: (account, userId) =>
+                  this.events.emit('local-changed', { account, keys: [`user_keys:${userId}`] }),
+              },
               logger: this.#logger,
             },
             init.federation,
@@ -330,6 +346,7 @@ export class Home {
       sync.on('applied', (detail) => {
         this.events.emit('applied', detail);
         this.#changed(detail.account, detail.changed);
+        this.#deviceListChanged(detail.account, detail.changed, false);
         this.#followMemberships(detail.account, detail.changed);
       }),
       sync.on('document', (detail) => this.#documentIn(detail.account, detail)),
@@ -467,8 +484,18 @@ export class Home {
   async applyLocal(account: string, changes: readonly LocalChange[]): Promise<Op[]> {
     const ops = await this.#writer.write(account, changes);
     this.sync.publish(account, ops);
-    this.#changed(account, [...new Set(ops.map(stateKey))]);
+    const keys = [...new Set(ops.map(stateKey))];
+    this.#changed(account, keys);
+    this.#deviceListChanged(account, keys, true);
     return ops;
+  }
+
+  /** Tells the homes of accounts sharing a room with the account that its device list changed (m.device_list_update). */
+  #deviceListChanged(account: string, keys: readonly string[], madeHere: boolean): void {
+    const federation = this.federation?.keys;
+    if (federation === undefined || !keys.some((k) => k.startsWith('device:') || k.startsWith('cross_signing:')))
+      return;
+    this.#background.track(federation.deviceListChanged(account, keys, madeHere), 'sending a device list update');
   }
 
   /**
@@ -869,6 +896,7 @@ export class Home {
 class HomeMatrixPort implements MatrixHomePort {
   readonly rooms: MatrixRoomsPort | undefined;
   readonly ephemeral: MatrixEphemeralPort | undefined;
+  readonly remoteKeys: MatrixRemoteKeysPort | undefined;
 
   constructor(
     private readonly home: Home,
@@ -877,6 +905,14 @@ class HomeMatrixPort implements MatrixHomePort {
   ) {
     this.rooms = home.rooms;
     this.ephemeral = home.ephemeral;
+    const keys = home.federation?.keys;
+    this.remoteKeys =
+      keys === undefined
+        ? undefined
+        : {
+            query: (origin, users, timeoutMs) => keys.query(origin, users, timeoutMs),
+            claim: (origin, devices, timeoutMs) => keys.claim(origin, devices, timeoutMs),
+          };
   }
 
   get homeId(): string {
@@ -932,6 +968,7 @@ class HomeMatrixPort implements MatrixHomePort {
 
   onChanged(listener: (serverName: string, keys: string[]) => void): void {
     this.home.on('changed', ({ account, keys }) => listener(account, keys));
+    this.home.on('local-changed', ({ account, keys }) => listener(account, keys));
   }
 
   async signEvent(serverName: string, event: MatrixEvent, roomVersion: MatrixRoomVersion): Promise<MatrixEvent> {

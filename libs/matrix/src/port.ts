@@ -72,8 +72,45 @@ export interface MatrixHomePort {
   readonly rooms?: MatrixRoomsPort;
   /** Typing, receipts, read markers and presence. Optional: without it those endpoints answer M_UNRECOGNIZED. */
   readonly ephemeral?: MatrixEphemeralPort;
+  /**
+   * End-to-end keys held by other homes: users of other accounts, and this account's devices on its other homes.
+   * Optional: without it, `/keys/query` and `/keys/claim` answer only for this account's keys held here.
+   */
+  readonly remoteKeys?: MatrixRemoteKeysPort;
   /** Hashes and signs a room event as this home under the account's server name (key id `ed25519:<homeId>`). */
   signEvent(serverName: string, event: MatrixEvent, roomVersion: MatrixRoomVersion): Promise<MatrixEvent>;
+}
+
+/** What a home answered for `/keys/query` of other users (spec-shaped); `failures` by server name. */
+export interface MatrixRemoteKeyQuery {
+  device_keys: Record<string, Record<string, Record<string, unknown>>>;
+  master_keys: Record<string, Record<string, unknown>>;
+  self_signing_keys: Record<string, Record<string, unknown>>;
+  failures: Record<string, Record<string, unknown>>;
+}
+
+/** What homes answered for `/keys/claim` (spec-shaped); `failures` by server name. */
+export interface MatrixRemoteKeyClaim {
+  one_time_keys: Record<string, Record<string, Record<string, unknown>>>;
+  failures: Record<string, Record<string, unknown>>;
+}
+
+/**
+ * Keys held by other homes, asked over federation as `origin` (the account of the client asking). A server (an
+ * account) that cannot be asked in `timeoutMs` is named in `failures`; the rest is answered.
+ */
+export interface MatrixRemoteKeysPort {
+  /** Device and cross-signing keys of users of other accounts (`{ userId: [deviceId...] }`, [] for all). */
+  query(origin: string, users: Record<string, string[]>, timeoutMs: number): Promise<MatrixRemoteKeyQuery>;
+  /**
+   * One-time (else fallback) keys, `{ userId: { deviceId: algorithm } }`: other users' devices, and the asking
+   * account's own devices that live on its other homes; each is asked of the home that holds the device's keys.
+   */
+  claim(
+    origin: string,
+    devices: Record<string, Record<string, string>>,
+    timeoutMs: number,
+  ): Promise<MatrixRemoteKeyClaim>;
 }
 
 /** An access token as stored: its SHA-256, never the token. */

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountsService } from '../accounts/accounts.service.js';
 import { SERVER_BACKENDS, startTestServer, type TestServer } from '../testing/server-harness.js';
 import { waitFor } from '@polyhome/p2p/testing';
-import { deviceBody } from '@polyhome/sync/testing';
+import { encodeBase64, keyPairFromSeed, serverNameFromPublicKey, signBytes, signedBytes } from '@polyhome/identity';
+import { deviceBody, deviceKey } from '@polyhome/sync/testing';
 
 const ADMIN_TOKEN = 'matrix-two-homes-admin-token';
 const PASSWORD = 'correct horse battery staple';
@@ -79,6 +80,47 @@ describe('one account on two server homes, a matrix-js-sdk client on each', () =
       { device_keys: { [userId]: [] } },
     );
     expect(query.device_keys[userId]?.[deviceId]).toMatchObject(deviceKeys);
+  });
+
+  it("B's client claims the one-time key of A's device from A over federation, once, then its fallback key", async () => {
+    const deviceId = clientA.getDeviceId()!;
+    const signed = (key: string, fallback = false) => {
+      const body = { key, ...(fallback ? { fallback } : {}) };
+      const signature = encodeBase64(signBytes(signedBytes(body), deviceKey(deviceId)));
+      return { ...body, signatures: { [userId]: { [`ed25519:${deviceId}`]: signature } } };
+    };
+    await clientA.http.authedRequest(Method.Post, '/keys/upload', undefined, {
+      one_time_keys: { 'signed_curve25519:OTK1': signed('one-time') },
+      fallback_keys: { 'signed_curve25519:FB1': signed('fallback', true) },
+    });
+    type Claimed = { one_time_keys: Record<string, Record<string, Record<string, { key: string }>>>; failures: object };
+    const claim = (body: object) => clientB.http.authedRequest<Claimed>(Method.Post, '/keys/claim', undefined, body);
+    const wanted = { one_time_keys: { [userId]: { [deviceId]: 'signed_curve25519' } } };
+    const first = await claim(wanted);
+    expect(first.failures).toEqual({});
+    expect(first.one_time_keys[userId]?.[deviceId]?.['signed_curve25519:OTK1']?.key).toBe('one-time');
+    const second = await claim(wanted);
+    expect(second.one_time_keys[userId]?.[deviceId]?.['signed_curve25519:FB1']?.key).toBe('fallback');
+    // A's client sees its device hold no one-time key any more.
+    const counts = await clientA.http.authedRequest<{ one_time_key_counts: Record<string, number> }>(
+      Method.Post,
+      '/keys/upload',
+      undefined,
+      {},
+    );
+    expect(counts.one_time_key_counts['signed_curve25519'] ?? 0).toBe(0);
+    // An account no home can be found for is a failure, named by its server name; a malformed user id is refused.
+    const nobody = serverNameFromPublicKey(keyPairFromSeed(new Uint8Array(32).fill(7)).publicKey);
+    const query = await clientB.http.authedRequest<{ failures: Record<string, unknown> }>(
+      Method.Post,
+      '/keys/query',
+      undefined,
+      { device_keys: { [`@nobody:${nobody}`]: [] }, timeout: 3_000 },
+    );
+    expect(Object.keys(query.failures)).toEqual([nobody]);
+    await expect(claim({ one_time_keys: { 'not-a-user': { X: 'signed_curve25519' } } })).rejects.toMatchObject({
+      errcode: 'M_INVALID_PARAM',
+    });
   });
 
   it("logs in with alice's password on B too: the verifier replicated, the password never left A", async () => {

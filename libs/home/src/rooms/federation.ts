@@ -36,6 +36,7 @@ import { SILENT_LOGGER, type HomeLogger } from '../ports.js';
 import type { OutboxEntry, RoomStore, StoredRoomEvent } from '../room-store.js';
 import type { RemoteRooms, RoomEngine } from './engine.js';
 import type { FederationDocuments } from './federation-documents.js';
+import { DEVICE_LIST_EDUS, FederationKeys, type FederationKeysComponents } from './federation-keys.js';
 import type { AcceptOutcome } from './pipeline.js';
 
 /** PDUs per transaction (the spec's limit). */
@@ -81,6 +82,8 @@ export interface RoomFederationComponents {
   discovery?: Discovery;
   /** The accounts hosted here (their server homes are asked for documents the DHT does not give). */
   hosted?: () => readonly string[];
+  /** Where the keys routes read the hosted accounts and claim one-time keys: given, they are served. */
+  keys?: Pick<FederationKeysComponents, 'accounts' | 'oneTimeKeys' | 'onClaimed' | 'onUserKeysChanged'>;
   logger?: HomeLogger;
 }
 
@@ -117,6 +120,8 @@ type Json = Record<string, unknown>;
 /** Federation of one home (see the file comment). */
 export class RoomFederation implements RemoteRooms {
   readonly peerId: string;
+  /** End-to-end keys across homes (the `user/...` routes, and asking other homes), when `keys` was given. */
+  readonly keys: FederationKeys | undefined;
   readonly stats: FederationStats = {
     received: 0,
     accepted: 0,
@@ -177,6 +182,20 @@ export class RoomFederation implements RemoteRooms {
     this.#minBackoff = init.minBackoffMs ?? 1_000;
     this.#maxBackoff = init.maxBackoffMs ?? 300_000;
     this.peerId = components.engine.peerId;
+    this.keys =
+      components.keys === undefined
+        ? undefined
+        : new FederationKeys({
+            ...components.keys,
+            rooms: {
+              joinedRoomsOfServer: (serverName) => this.#engine.joinedRoomsOfServer(serverName),
+              roomServers: (roomId, memberships) => this.#store.roomServers(roomId, memberships),
+            },
+            peerId: this.peerId,
+            documents: this.#documents,
+            request: (peer, origin, init) => this.#request(peer, origin, init),
+            logger: this.#logger,
+          });
     this.#server = createFederationServer(components.host, {
       handler: (request) => this.#handle(request),
       authorize: (peer, head) => this.#authorize(peer.toString(), head.path, head.query),
@@ -591,6 +610,10 @@ export class RoomFederation implements RemoteRooms {
       if (prefix !== '_matrix' || federation !== 'federation') return notFound(request.path);
       const route = `${request.method} ${v}/${name}`;
       switch (route) {
+        // End-to-end keys (federation-keys.ts): user/keys/query, user/keys/claim, user/devices/{userId}.
+        case 'POST v1/user':
+        case 'GET v1/user':
+          return (await this.keys?.serve(request.method, rest, request.body ?? {})) ?? notFound(request.path);
         case 'PUT v1/send':
           return await this.#onSend(peer, origin, request.body ?? {});
         case 'PUT v2/invite':
@@ -652,8 +675,14 @@ export class RoomFederation implements RemoteRooms {
     }
     // EDUs (typing, receipts, presence) are best-effort: what is refused is logged, the transaction still stands.
     const carrier = this.#edus;
-    if (carrier !== undefined) {
-      for (const edu of edus) {
+    for (const edu of edus) {
+      // Device list updates (federation-keys.ts).
+      if (this.keys !== undefined && DEVICE_LIST_EDUS.includes((edu as { edu_type?: string } | null)?.edu_type ?? '')) {
+        const refused = await this.keys.receiveEdu(origin, edu as Json);
+        if (refused !== undefined) this.#logger.debug({ peer, origin, refused }, 'a device list update was refused');
+        continue;
+      }
+      if (carrier !== undefined) {
         const outcome = await carrier.receiveEdu(origin, edu);
         if (outcome.refused.length > 0) {
           this.#logger.debug({ peer, origin, refused: outcome.refused.slice(0, 5) }, 'parts of an EDU were refused');

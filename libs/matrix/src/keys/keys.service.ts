@@ -24,7 +24,18 @@ import {
   type MatrixStoredKey,
 } from '../port.js';
 import { ChangeFeedService } from '../sync/change-feed.service.js';
+import { otherUsersChanged } from '../sync/device-lists.js';
 import { parseSyncToken } from '../sync/sync-token.js';
+
+/**
+ * Users one /keys/query or /keys/claim may name, and devices over all of them. A client asks for every member of
+ * its encrypted rooms at once (each user is an account, asked at its own homes, 8 at a time, within `timeout`).
+ */
+const MAX_KEY_USERS = 1_000;
+const MAX_KEY_DEVICES = 10_000;
+/** How long other homes are waited for when the request names no `timeout`, and the most it may name, ms. */
+const DEFAULT_KEYS_TIMEOUT_MS = 10_000;
+const MAX_KEYS_TIMEOUT_MS = 60_000;
 
 /** One-time keys accepted per upload; more is refused, as the sync caps refuse oversized bodies. */
 const MAX_KEYS_PER_UPLOAD = 200;
@@ -94,10 +105,15 @@ export class KeysService {
     return { one_time_key_counts: await this.store.countOneTimeKeys(session.serverName, session.deviceId) };
   }
 
-  /** POST /keys/query: this account's devices and cross-signing keys from the replicated state; others: none. */
+  /**
+   * POST /keys/query: this account's devices and cross-signing keys from the replicated state; users of other
+   * accounts asked of a home of theirs over federation (the port's `remoteKeys`), `failures` naming the servers
+   * that could not be asked in time.
+   */
   async query(session: MatrixSession, input: unknown): Promise<JsonRecord> {
     const body = bodyOf(input);
     const requested = optionalRecord(body, 'device_keys') ?? {};
+    const timeoutMs = timeoutOf(body);
     const out: JsonRecord = {
       device_keys: {},
       master_keys: {},
@@ -105,9 +121,24 @@ export class KeysService {
       user_signing_keys: {},
       failures: {},
     };
-    const wanted = requested[session.userId];
-    if (wanted === undefined) return out;
-    if (!Array.isArray(wanted)) throw new MatrixError('M_BAD_JSON', 'device_keys values must be arrays.');
+    const others: Record<string, string[]> = {};
+    checkKeyRequestSize(requested, 'device_keys');
+    for (const [userId, wanted] of Object.entries(requested)) {
+      if (!Array.isArray(wanted) || !wanted.every((d) => typeof d === 'string'))
+        throw new MatrixError('M_BAD_JSON', 'device_keys values must be arrays of device ids.');
+      if (userId !== session.userId) others[checkedUserId(userId)] = wanted as string[];
+    }
+    const wanted = requested[session.userId] as string[] | undefined;
+    if (wanted !== undefined) await this.queryOwn(session, wanted, out);
+    if (Object.keys(others).length > 0 && this.port.remoteKeys !== undefined) {
+      const remote = await this.port.remoteKeys.query(session.serverName, others, timeoutMs);
+      for (const field of ['device_keys', 'master_keys', 'self_signing_keys', 'failures'] as const)
+        Object.assign(out[field] as JsonRecord, remote[field]);
+    }
+    return out;
+  }
+
+  private async queryOwn(session: MatrixSession, wanted: string[], out: JsonRecord): Promise<void> {
     const state = await this.port.state(session.serverName);
     const devices: JsonRecord = {};
     for (const [id, device] of Object.entries(state.devices)) {
@@ -118,7 +149,6 @@ export class KeysService {
     if (cs['master'] !== undefined) (out['master_keys'] as JsonRecord)[session.userId] = cs['master'];
     if (cs['self_signing'] !== undefined) (out['self_signing_keys'] as JsonRecord)[session.userId] = cs['self_signing'];
     if (cs['user_signing'] !== undefined) (out['user_signing_keys'] as JsonRecord)[session.userId] = cs['user_signing'];
-    return out;
   }
 
   // The cross-signing keys the account document binds (all of them when it names no master key): keys held from
@@ -137,29 +167,58 @@ export class KeysService {
     return out;
   }
 
-  /** POST /keys/claim: one-time (else fallback) keys of this account's devices uploaded to this home. */
+  /**
+   * POST /keys/claim: one-time (else fallback) keys. Those of this account's devices uploaded to this home are
+   * claimed here; those of its devices on its other homes and of other users' devices are asked of the homes
+   * holding them over federation (the port's `remoteKeys`), `failures` naming the servers not reached in time.
+   */
   async claim(session: MatrixSession, input: unknown): Promise<JsonRecord> {
     const body = bodyOf(input);
     const requested = optionalRecord(body, 'one_time_keys') ?? {};
-    const claimed: Record<string, Record<string, Record<string, unknown>>> = {};
+    const timeoutMs = timeoutOf(body);
+    checkKeyRequestSize(requested, 'one_time_keys');
+    const claimed: Record<string, Record<string, unknown>> = {};
+    const remote: Record<string, Record<string, string>> = {};
+    for (const [userId, wanted] of Object.entries(requested)) {
+      const byDevice = stringMap(wanted, 'one_time_keys.<user>');
+      if (userId !== session.userId) remote[checkedUserId(userId)] = byDevice;
+    }
     const wanted = requested[session.userId];
     if (wanted !== undefined) {
       const byDevice = stringMap(wanted, 'one_time_keys.<user>');
-      const mine: Record<string, Record<string, unknown>> = {};
+      const state = await this.port.state(session.serverName);
+      const mine: Record<string, unknown> = {};
+      const elsewhere: Record<string, string> = {};
       for (const [deviceId, algorithm] of Object.entries(byDevice)) {
+        const home = state.devices[deviceId]?.['home'];
+        if (typeof home === 'string' && home !== this.port.homeId) {
+          elsewhere[deviceId] = algorithm;
+          continue;
+        }
         const key = await this.store.claimKey(session.serverName, deviceId, algorithm);
         if (key !== null) mine[deviceId] = { [key.keyId]: key.value };
       }
       claimed[session.userId] = mine;
+      if (Object.keys(elsewhere).length > 0) remote[session.userId] = elsewhere;
       await this.feed.record(
         session.serverName,
         Object.keys(mine).map((d) => `keys:${d}`),
       );
     }
-    return { one_time_keys: claimed, failures: {} };
+    let failures: JsonRecord = {};
+    if (Object.keys(remote).length > 0 && this.port.remoteKeys !== undefined) {
+      const answer = await this.port.remoteKeys.claim(session.serverName, remote, timeoutMs);
+      for (const [userId, keys] of Object.entries(answer.one_time_keys))
+        claimed[userId] = { ...claimed[userId], ...keys };
+      failures = answer.failures;
+    }
+    return { one_time_keys: claimed, failures };
   }
 
-  /** GET /keys/changes: this user when a device or cross-signing key changed between the two sync tokens. */
+  /**
+   * GET /keys/changes: this user when a device or cross-signing key changed between the two sync tokens, and the
+   * users of other accounts a home of theirs said changed (m.device_list_update).
+   */
   async changes(session: MatrixSession, from: unknown, to: unknown): Promise<{ changed: string[]; left: string[] }> {
     const since = parseSyncToken(from, 'from');
     const until = parseSyncToken(to, 'to');
@@ -167,7 +226,7 @@ export class KeysService {
     void until; // Positions above `to` are few and only make the answer conservative, which clients accept.
     // An expired `from` (the stream was pruned past it) cannot tell: the user counts as changed, as in Synapse.
     const changed = expired || keys.some((k) => k.startsWith('device:') || k.startsWith('cross_signing:'));
-    return { changed: changed ? [session.userId] : [], left: [] };
+    return { changed: [...(changed ? [session.userId] : []), ...otherUsersChanged(keys)], left: [] };
   }
 
   /** POST /keys/device_signing/upload: cross-signing keys as `cross_signing.put` ops; UIA once a master key exists. */
@@ -375,6 +434,45 @@ function mergeSignatures(
   const out: Record<string, Record<string, string>> = {};
   for (const [server, keys] of [...Object.entries(a), ...Object.entries(b)]) out[server] = { ...out[server], ...keys };
   return out;
+}
+
+// The spec's `timeout` of /keys/query and /keys/claim: how long other homes are waited for (ms).
+function timeoutOf(body: JsonRecord): number {
+  const value = body['timeout'];
+  if (value === undefined) return DEFAULT_KEYS_TIMEOUT_MS;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+    throw new MatrixError('M_BAD_JSON', 'timeout must be a number of milliseconds.');
+  return Math.max(1, Math.min(MAX_KEYS_TIMEOUT_MS, value));
+}
+
+// A key request names at most MAX_KEY_USERS users and MAX_KEY_DEVICES devices: larger ones are refused whole.
+function checkKeyRequestSize(requested: JsonRecord, field: string): void {
+  const users = Object.keys(requested).length;
+  const devices = Object.values(requested).reduce<number>(
+    (n, v) => n + (Array.isArray(v) ? v.length : isRecord(v) ? Object.keys(v).length : 0),
+    0,
+  );
+  if (users > MAX_KEY_USERS || devices > MAX_KEY_DEVICES) {
+    throw new MatrixError(
+      'M_TOO_LARGE',
+      `${field} names ${users} users and ${devices} devices; at most ${MAX_KEY_USERS} users and ${MAX_KEY_DEVICES} ` +
+        'devices are taken per request: split it.',
+      413,
+    );
+  }
+}
+
+// A user id (`@localpart:server`, at most 255 characters); 400 saying what is wrong otherwise. Whether its server
+// is an account that can be asked is for the port to say (in `failures`).
+function checkedUserId(userId: string): string {
+  const colon = userId.indexOf(':');
+  if (!userId.startsWith('@') || colon < 2 || colon === userId.length - 1 || userId.length > 255) {
+    throw new MatrixError(
+      'M_INVALID_PARAM',
+      `${userId.slice(0, 100)} is not a user id (@localpart:server, at most 255 characters).`,
+    );
+  }
+  return userId;
 }
 
 function keyLimitError(refused: Extract<MatrixKeyUpload, { stored: false }>): MatrixError {

@@ -25,6 +25,7 @@ import { eventPasses, parseSyncFilter, roomPasses, timelineLimitOf, type SyncFil
 import { parseJsonParam } from '../rooms/room-requests.js';
 import type { RoomSyncEntry } from '../rooms/rooms-port.js';
 import { ChangeFeedService } from './change-feed.service.js';
+import { otherUsersChanged } from './device-lists.js';
 import { parseSyncPosition, syncToken, type SyncPosition } from './sync-token.js';
 
 /** Longest a /sync waits, whatever the client asks: proxies and clients time out beyond this. */
@@ -247,7 +248,7 @@ export class SyncService {
     return {
       next_batch: syncToken(position),
       rooms,
-      device_lists: { changed: devicesChanged ? [session.userId] : [], left: [] },
+      device_lists: { changed: [...(devicesChanged ? [session.userId] : []), ...otherUsersChanged(changed)], left: [] },
       device_one_time_keys_count: await this.store.countOneTimeKeys(session.serverName, session.deviceId),
       device_unused_fallback_key_types: await this.store.unusedFallbackKeyTypes(session.serverName, session.deviceId),
       account_data: {
