@@ -102,6 +102,7 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
         seqGuard: await openSeqGuardStore(storage),
         rooms: repositories.rooms,
         receipts: repositories.receipts,
+        toDevice: repositories.toDevice,
       },
       {
         listen: [options.p2p],

@@ -69,6 +69,7 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
         seqGuard: await openSeqGuardStore(storage),
         rooms: repositories.rooms,
         receipts: repositories.receipts,
+        toDevice: repositories.toDevice,
       },
       {
         listen: config.p2pListen,

@@ -14,6 +14,7 @@ import type {
   MatrixLocalChange,
   MatrixRoomsPort,
   MatrixRoomVersion,
+  MatrixToDevicePort,
 } from '@polyhome/matrix';
 import { MatrixError } from '@polyhome/matrix/errors';
 import {
@@ -49,6 +50,9 @@ import { RoomFederation, type RoomFederationInit } from './rooms/federation.js';
 import { FederationDocuments } from './rooms/federation-documents.js';
 import { Ephemeral } from './ephemeral/ephemeral.js';
 import type { ReceiptStore } from './ephemeral/receipt-store.js';
+import { eduCarrier } from './to-device/edu-carrier.js';
+import { ToDevice, type ToDeviceInit } from './to-device/to-device.js';
+import type { ToDeviceStore } from './to-device/to-device-store.js';
 
 /** The code of a sync session refused because this home does not hold the account. */
 export const NOT_A_HOME = 'NOT_A_HOME';
@@ -106,6 +110,11 @@ export interface HomeComponents {
    * serves typing, receipts and presence (`ephemeral`); unset, its Matrix port has none.
    */
   receipts?: ReceiptStore;
+  /**
+   * Where to-device messages are kept (`repositories.toDevice` of `@polyhome/storage`). Given with `rooms`, the
+   * home carries them (`toDevice`); unset, its Matrix port has none.
+   */
+  toDevice?: ToDeviceStore;
 }
 
 /** The options of a Home: the differences between a server home and a client-side home are all here. */
@@ -139,6 +148,8 @@ export interface HomeInit {
   pairing?: PairingCodeStore;
   /** Delivery retry delays of room federation. */
   federation?: RoomFederationInit;
+  /** Limits and retry delays of to-device messages. */
+  toDevice?: ToDeviceInit;
 }
 
 /**
@@ -176,6 +187,8 @@ export class Home {
   readonly federation: RoomFederation | undefined;
   /** Typing, receipts and presence (with the EDU seams for federation), when the home has rooms and receipts. */
   readonly ephemeral: Ephemeral | undefined;
+  /** To-device messages (the inbox of the devices hosted here and the outbox to other homes), with federation. */
+  readonly toDevice: ToDevice | undefined;
 
   private constructor(
     readonly host: PolyhomeHost,
@@ -228,7 +241,25 @@ export class Home {
       this.rooms === undefined || components.receipts === undefined
         ? undefined
         : new Ephemeral({ rooms: this.rooms, receipts: components.receipts });
-    if (this.ephemeral !== undefined) this.federation?.carryEdus(this.ephemeral);
+    const federation = this.federation;
+    this.toDevice =
+      federation === undefined || components.toDevice === undefined || documents === undefined
+        ? undefined
+        : new ToDevice(
+            {
+              peerId: this.peerId,
+              host,
+              store: components.toDevice,
+              state: (serverName) => components.store.state(serverName),
+              documents,
+              transmit: (peer, origin, edus, timeoutMs) => federation.sendEdus(peer, origin, edus, timeoutMs),
+              logger: this.#logger,
+            },
+            init.toDevice,
+          );
+    if (this.ephemeral !== undefined || this.toDevice !== undefined) {
+      federation?.carryEdus(eduCarrier(this.ephemeral, this.toDevice));
+    }
     this.#pairingHandler = new PairingHandler(
       host,
       this.peerId,
@@ -357,6 +388,7 @@ export class Home {
     );
     const hosted = await this.hostAll();
     await this.federation?.start();
+    this.toDevice?.start();
     this.#updateRelays();
     this.#unsubscribe.push(this.events.on('document', () => this.#updateRelays()));
     await this.#startAnnouncing();
@@ -393,6 +425,7 @@ export class Home {
     this.ephemeral?.stop();
     for (const off of this.#unsubscribe.splice(0)) off();
     await this.#pairingHandler.stop();
+    await this.toDevice?.stop();
     await this.federation?.stop();
     await this.sync.stop();
     await this.host.stop();
@@ -804,6 +837,7 @@ export class Home {
 class HomeMatrixPort implements MatrixHomePort {
   readonly rooms: MatrixRoomsPort | undefined;
   readonly ephemeral: MatrixEphemeralPort | undefined;
+  readonly toDevice: MatrixToDevicePort | undefined;
 
   constructor(
     private readonly home: Home,
@@ -812,6 +846,7 @@ class HomeMatrixPort implements MatrixHomePort {
   ) {
     this.rooms = home.rooms;
     this.ephemeral = home.ephemeral;
+    this.toDevice = home.toDevice;
   }
 
   get homeId(): string {
