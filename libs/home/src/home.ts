@@ -813,6 +813,11 @@ export class Home {
 
   #changed(account: string, keys: string[]): void {
     if (keys.length > 0) this.events.emit('changed', { account, keys });
+    const devices = keys.filter((k) => k.startsWith('device:')).map((k) => k.slice('device:'.length));
+    const toDevice = this.toDevice;
+    if (devices.length > 0 && toDevice !== undefined) {
+      this.#background.track(toDevice.forgetDeleted(account, devices), 'to-device inbox of deleted devices');
+    }
   }
 
   /** Dials the account's homes, offers each the held document, and opens sessions with those that took it. */

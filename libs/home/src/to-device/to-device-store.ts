@@ -64,6 +64,8 @@ export interface ToDeviceStore {
     to: number,
     limit: number,
   ): Promise<Array<{ streamId: number; sender: string; type: string; content: string }>>;
+  /** Forgets every message waiting for a device (it was deleted). */
+  deleteDevice(serverName: string, deviceId: string): Promise<void>;
   /** Destinations with EDUs owed. */
   outboxDestinations(limit: number): Promise<string[]>;
   /** The oldest `limit` EDUs owed to a destination. */

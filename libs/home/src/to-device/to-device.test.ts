@@ -289,6 +289,15 @@ describe.each(STORAGE_BACKENDS)('to-device messages on %s', (backend) => {
       30_000,
     );
     expect((await inbox(laptop, AL)).map((m) => m['n']).sort()).toEqual(['after', 'from S1', 'from bob']);
-    expect(await table(s1.storage, 'to_device_outbox').count()).toBe(0);
+    // S1 forgets what it held once the laptop answered (just after the laptop stored it).
+    await waitFor(async () => (await table(s1.storage, 'to_device_outbox').count()) === 0, 'S1 holds nothing', 30_000);
   }, 120_000);
+
+  it("a deleted device's waiting messages are forgotten", async () => {
+    await s1.home.toDevice!.send(AS1, 'm.test', 'gone', messages(alice.userId, 'AS2', { n: 'gone' }));
+    expect((await inbox(s1, AS2)).length).toBe(1);
+    await s1.home.applyLocal(alice.serverName, [{ op: 'device.delete', key: 'AS2', body: {} }]);
+    const waiting = table(s1.storage, 'to_device_inbox');
+    await waitFor(async () => (await waiting.count({ deviceId: 'AS2' })) === 0, 'the inbox of AS2 emptied', 30_000);
+  }, 30_000);
 });

@@ -218,6 +218,14 @@ export class ToDevice implements MatrixToDevicePort {
     if (outcome.status === 'stored') this.#stored(routed, outcome.outbox);
   }
 
+  /** Forgets the messages waiting for those of `deviceIds` the account no longer has (deleted anywhere). */
+  async forgetDeleted(serverName: string, deviceIds: readonly string[]): Promise<void> {
+    const state = await this.#state(serverName);
+    for (const deviceId of deviceIds) {
+      if (!Object.hasOwn(state.devices, deviceId)) await this.#store.deleteDevice(serverName, deviceId);
+    }
+  }
+
   // ---- EDUs from other homes ----
 
   /**
