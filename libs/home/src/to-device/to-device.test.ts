@@ -293,6 +293,19 @@ describe.each(STORAGE_BACKENDS)('to-device messages on %s', (backend) => {
     await waitFor(async () => (await table(s1.storage, 'to_device_outbox').count()) === 0, 'S1 holds nothing', 30_000);
   }, 120_000);
 
+  it('a sync takes at most its limit, in order; the rest come with the next, once', async () => {
+    const port = s1.home.toDevice!;
+    for (let i = 0; i < 3; i++) await port.send(AS2, 'm.test', `limit${i}`, messages(alice.userId, 'AS1', { i }));
+    const to = await port.position();
+    const first = await port.messages(AS1, undefined, to, 2);
+    expect(first.events.map((e) => e.content['i'])).toEqual([0, 1]);
+    expect(first.position).toBeLessThan(to);
+    const second = await port.messages(AS1, first.position, await port.position(), 2);
+    expect(second.events.map((e) => e.content['i'])).toEqual([2]);
+    expect(second.position).toBe(to);
+    expect((await port.messages(AS1, second.position, await port.position(), 2)).events).toEqual([]);
+  }, 30_000);
+
   it("a deleted device's waiting messages are forgotten", async () => {
     await s1.home.toDevice!.send(AS1, 'm.test', 'gone', messages(alice.userId, 'AS2', { n: 'gone' }));
     expect((await inbox(s1, AS2)).length).toBe(1);
