@@ -257,6 +257,20 @@ describe.each(STORAGE_BACKENDS)('to-device messages on %s', (backend) => {
       messages: { [alice.userId]: { AS1: { ok: 1 } } },
     });
     await waitFor(async () => (await inbox(s1, AS1)).length > 0, 'the good message on S1', 30_000);
+    // A home of alice forwarding a message whose sender is no account: refused (EDUs are taken before the answer).
+    const forwarded = await s1.home.federation!.sendEdus(laptop.home.peerId, alice.serverName, [
+      {
+        edu_type: TO_DEVICE_EDU,
+        content: {
+          sender: `@eve:${'a'.repeat(80)}`,
+          type: 'm.test',
+          message_id: 'bad5',
+          messages: { [alice.userId]: { AL: { n: 1 } } },
+        },
+      },
+    ]);
+    expect(forwarded.status).toBe(200);
+    expect(await inbox(laptop, AL)).toEqual([]);
     expect(await inbox(s1, AS1)).toEqual([{ sender: bob.userId, type: 'm.test', ok: 1 }]);
     await acknowledge(s1, AS1);
   }, 60_000);

@@ -532,7 +532,9 @@ function checkEdu(
   if (!isRecord(content)) return 'the content must be an object';
   if (JSON.stringify(content).length > MAX_TO_DEVICE_EDU_BYTES) return `larger than ${MAX_TO_DEVICE_EDU_BYTES} bytes`;
   const { sender, type, message_id: messageId, messages } = content;
-  if (typeof sender !== 'string' || !isUserId(sender) || sender.length > 255) return 'sender must be a user id';
+  if (typeof sender !== 'string' || !isUserId(sender) || sender.length > 255 || !isServerName(serverNameOf(sender)!)) {
+    return 'sender must be the user id of an account (@localpart:server name)';
+  }
   if (typeof type !== 'string' || type.length === 0 || type.length > 255) return 'type must be an event type';
   if (typeof messageId !== 'string' || messageId.length === 0 || messageId.length > 255) {
     return 'message_id must be a string of 1 to 255 characters';
