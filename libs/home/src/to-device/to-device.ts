@@ -291,8 +291,9 @@ export class ToDevice implements MatrixToDevicePort {
   /**
    * The devices of a hosted account's user a message goes to: `*` is every device (kept as a key too, so the same
    * `*` message reaching this home twice is taken once), other ids the device when it exists (unknown ones are
-   * dropped, as the spec says). `keys` undefined: each message is keyed by its device (a received EDU); else
-   * every message gets `keys` (a local send, keyed by its transaction).
+   * dropped, as the spec says, and so are devices on a home the account document no longer names). `keys`
+   * undefined: each message is keyed by its device (a received EDU); else every message gets `keys` (a local send,
+   * keyed by its transaction).
    */
   async #route(
     serverName: string,
@@ -301,6 +302,7 @@ export class ToDevice implements MatrixToDevicePort {
     keys: ToDeviceKey[] | undefined,
   ): Promise<Routed[]> {
     const state = await this.#state(serverName);
+    const homes = new Set((await this.#documents.document(serverName))?.homes.map((h) => h.peer_id) ?? []);
     const out: Routed[] = [];
     for (const [requested, content] of devices) {
       const ids =
@@ -308,6 +310,8 @@ export class ToDevice implements MatrixToDevicePort {
       for (const deviceId of ids) {
         const home = (state.devices[deviceId] as { home?: unknown } | undefined)?.home;
         const destination = typeof home === 'string' && home !== this.#peerId ? home : undefined;
+        // A device of a home the account no longer has (revoked) is never reached: nothing is kept for it.
+        if (destination !== undefined && !homes.has(destination)) continue;
         const own: ToDeviceKey[] = [{ serverName, deviceId }];
         if (requested === '*') own.push({ serverName, deviceId: '*' });
         out.push({
