@@ -137,6 +137,11 @@ const ROUTES: Record<string, MatrixRoute> = {
     path: (c, s) => `${V3}/rooms/${s === '' ? encodeURIComponent(c.roomId) : s}/invite`,
     body: (c) => ({ user_id: `@bob:${c.serverName}` }),
   },
+  sendToDevice: {
+    method: 'PUT',
+    path: (_c, s) => `${V3}/sendToDevice/${s === '' ? 'm.test' : s}/fuzz-txn`,
+    body: (c) => ({ messages: { [c.userId]: { [c.deviceId]: { body: 'fuzz' }, '*': { all: true } } } }),
+  },
   putDevice: {
     method: 'PUT',
     path: (c, s) => `${V3}/devices/${s === '' ? c.deviceId : s}`,

@@ -103,6 +103,7 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
         rooms: repositories.rooms,
         receipts: repositories.receipts,
         oneTimeKeys: repositories.matrix,
+        toDevice: repositories.toDevice,
       },
       {
         listen: [options.p2p],

@@ -70,6 +70,7 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
         rooms: repositories.rooms,
         receipts: repositories.receipts,
         oneTimeKeys: repositories.matrix,
+        toDevice: repositories.toDevice,
       },
       {
         listen: config.p2pListen,

@@ -16,6 +16,7 @@ import type {
   MatrixRoomsPort,
   MatrixRoomVersion,
   MatrixStateRow,
+  MatrixToDevicePort,
 } from '@polyhome/matrix';
 import { MatrixError } from '@polyhome/matrix/errors';
 import {
@@ -52,6 +53,9 @@ import { FederationDocuments } from './rooms/federation-documents.js';
 import type { OneTimeKeyStore } from './rooms/federation-keys.js';
 import { Ephemeral } from './ephemeral/ephemeral.js';
 import type { ReceiptStore } from './ephemeral/receipt-store.js';
+import { eduCarrier } from './to-device/edu-carrier.js';
+import { ToDevice, type ToDeviceInit } from './to-device/to-device.js';
+import type { ToDeviceStore } from './to-device/to-device-store.js';
 
 /** The code of a sync session refused because this home does not hold the account. */
 export const NOT_A_HOME = 'NOT_A_HOME';
@@ -120,6 +124,11 @@ export interface HomeComponents {
    * answers key claims with no keys.
    */
   oneTimeKeys?: OneTimeKeyStore;
+  /**
+   * Where to-device messages are kept (`repositories.toDevice` of `@polyhome/storage`). Given with `rooms`, the
+   * home carries them (`toDevice`); unset, its Matrix port has none.
+   */
+  toDevice?: ToDeviceStore;
 }
 
 /** The options of a Home: the differences between a server home and a client-side home are all here. */
@@ -153,6 +162,8 @@ export interface HomeInit {
   pairing?: PairingCodeStore;
   /** Delivery retry delays of room federation. */
   federation?: RoomFederationInit;
+  /** Limits and retry delays of to-device messages. */
+  toDevice?: ToDeviceInit;
 }
 
 /**
@@ -194,6 +205,8 @@ export class Home {
   readonly federation: RoomFederation | undefined;
   /** Typing, receipts and presence (with the EDU seams for federation), when the home has rooms and receipts. */
   readonly ephemeral: Ephemeral | undefined;
+  /** To-device messages (the inbox of the devices hosted here and the outbox to other homes), with federation. */
+  readonly toDevice: ToDevice | undefined;
 
   private constructor(
     readonly host: PolyhomeHost,
@@ -255,7 +268,25 @@ export class Home {
       this.rooms === undefined || components.receipts === undefined
         ? undefined
         : new Ephemeral({ rooms: this.rooms, receipts: components.receipts });
-    if (this.ephemeral !== undefined) this.federation?.carryEdus(this.ephemeral);
+    const federation = this.federation;
+    this.toDevice =
+      federation === undefined || components.toDevice === undefined || documents === undefined
+        ? undefined
+        : new ToDevice(
+            {
+              peerId: this.peerId,
+              host,
+              store: components.toDevice,
+              state: (serverName) => components.store.state(serverName),
+              documents,
+              transmit: (peer, origin, edus, timeoutMs) => federation.sendEdus(peer, origin, edus, timeoutMs),
+              logger: this.#logger,
+            },
+            init.toDevice,
+          );
+    if (this.ephemeral !== undefined || this.toDevice !== undefined) {
+      federation?.carryEdus(eduCarrier(this.ephemeral, this.toDevice));
+    }
     this.#pairingHandler = new PairingHandler(
       host,
       this.peerId,
@@ -398,6 +429,7 @@ export class Home {
       timer.unref();
       this.#timers.push(timer);
     }
+    this.toDevice?.start();
     this.#updateRelays();
     this.#unsubscribe.push(this.events.on('document', () => this.#updateRelays()));
     await this.#startAnnouncing();
@@ -434,6 +466,7 @@ export class Home {
     this.ephemeral?.stop();
     for (const off of this.#unsubscribe.splice(0)) off();
     await this.#pairingHandler.stop();
+    await this.toDevice?.stop();
     await this.federation?.stop();
     await this.sync.stop();
     await this.host.stop();
@@ -872,6 +905,11 @@ export class Home {
 
   #changed(account: string, keys: string[]): void {
     if (keys.length > 0) this.events.emit('changed', { account, keys });
+    const devices = keys.filter((k) => k.startsWith('device:')).map((k) => k.slice('device:'.length));
+    const toDevice = this.toDevice;
+    if (devices.length > 0 && toDevice !== undefined) {
+      this.#background.track(toDevice.forgetDeleted(account, devices), 'to-device inbox of deleted devices');
+    }
   }
 
   /** Dials the account's homes, offers each the held document, and opens sessions with those that took it. */
@@ -897,6 +935,7 @@ class HomeMatrixPort implements MatrixHomePort {
   readonly rooms: MatrixRoomsPort | undefined;
   readonly ephemeral: MatrixEphemeralPort | undefined;
   readonly remoteKeys: MatrixRemoteKeysPort | undefined;
+  readonly toDevice: MatrixToDevicePort | undefined;
 
   constructor(
     private readonly home: Home,
@@ -913,6 +952,7 @@ class HomeMatrixPort implements MatrixHomePort {
             query: (origin, users, timeoutMs) => keys.query(origin, users, timeoutMs),
             claim: (origin, devices, timeoutMs) => keys.claim(origin, devices, timeoutMs),
           };
+    this.toDevice = home.toDevice;
   }
 
   get homeId(): string {

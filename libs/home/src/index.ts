@@ -111,3 +111,19 @@ export {
 export type { PasswordGuessPolicy } from './passwords.js';
 export { activeRooms, ADMIN_ACTOR_DEVICE, deviceDeletions, devicesOfHome, leaveAllRooms } from './account-admin.js';
 export type { AdminRoomEngine, LeaveRoomsPorts, LeftRooms } from './account-admin.js';
+export {
+  DEFAULT_MAX_PENDING_PER_SENDER,
+  MAX_TO_DEVICE_EDU_BYTES,
+  MAX_TO_DEVICE_EDU_MESSAGES,
+  TO_DEVICE_EDU,
+  ToDevice,
+  messageIdOf,
+} from './to-device/to-device.js';
+export type { ToDeviceComponents, ToDeviceEdu, ToDeviceEduOutcome, ToDeviceInit } from './to-device/to-device.js';
+export type {
+  ToDeviceAcceptOutcome,
+  ToDeviceInboxInput,
+  ToDeviceKey,
+  ToDeviceOutboxInput,
+  ToDeviceStore,
+} from './to-device/to-device-store.js';

@@ -53,3 +53,5 @@ export type {
   PresenceView,
   ReceiptType,
 } from './ephemeral/ephemeral-port.js';
+export { MAX_SYNC_TO_DEVICE, MAX_TO_DEVICE_MESSAGES } from './to-device/to-device.service.js';
+export type { MatrixToDevicePort, ToDeviceEvent, ToDeviceMessages } from './to-device/to-device-port.js';

@@ -25,6 +25,8 @@ import { ServerController, WellKnownController } from './server/server.controlle
 import { ChangeFeedService } from './sync/change-feed.service.js';
 import { SyncController } from './sync/sync.controller.js';
 import { SyncService } from './sync/sync.service.js';
+import { ToDeviceController } from './to-device/to-device.controller.js';
+import { ToDeviceService } from './to-device/to-device.service.js';
 
 /** How the home hands the module its port and store, from its own providers. */
 export interface MatrixClientApiAsyncOptions {
@@ -54,6 +56,7 @@ export class MatrixClientApiModule {
         RoomEventsController,
         SyncController,
         EphemeralController,
+        ToDeviceController,
         AccountController,
         ProfileController,
         ServerController,
@@ -78,6 +81,7 @@ export class MatrixClientApiModule {
         ChangeFeedService,
         SyncService,
         EphemeralService,
+        ToDeviceService,
         AccountService,
         MediaService,
         RoomKeysService,

@@ -3,6 +3,7 @@ import type { JsonAccountState, OpKind } from '@polyhome/sync';
 import type { MatrixMediaOptions } from './media/media-port.js';
 import type { MatrixEphemeralPort } from './ephemeral/ephemeral-port.js';
 import type { MatrixRoomsPort } from './rooms/rooms-port.js';
+import type { MatrixToDevicePort } from './to-device/to-device-port.js';
 
 /** A change to the account's replicated state, made as an op of this home (any kind of the op-kind registry). */
 export interface MatrixLocalChange {
@@ -77,6 +78,8 @@ export interface MatrixHomePort {
    * Optional: without it, `/keys/query` and `/keys/claim` answer only for this account's keys held here.
    */
   readonly remoteKeys?: MatrixRemoteKeysPort;
+  /** To-device messages. Optional: without it `/sendToDevice` answers M_UNRECOGNIZED and /sync gives none. */
+  readonly toDevice?: MatrixToDevicePort;
   /** Hashes and signs a room event as this home under the account's server name (key id `ed25519:<homeId>`). */
   signEvent(serverName: string, event: MatrixEvent, roomVersion: MatrixRoomVersion): Promise<MatrixEvent>;
 }

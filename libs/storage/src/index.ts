@@ -42,6 +42,16 @@ export { DEFAULT_MAX_STATE_DELTA_HOPS, SqlRoomStore } from './room-store.js';
 export type { PersistRoomEvent, RoomStateBefore, RoomStateDelta, StoredRoomEvent, OutboxEntry } from './room-store.js';
 export { SqlReceiptStore } from './receipt-store.js';
 export type { ReceiptRow, StoredReceiptRow } from './receipt-store.js';
+export { SqlToDeviceStore, TO_DEVICE_SEEN_RETENTION_MS } from './to-device-store.js';
+export type {
+  StoredToDeviceMessage,
+  StoredToDeviceOutboxRow,
+  ToDeviceAccept,
+  ToDeviceAccepted,
+  ToDeviceInboxRow,
+  ToDeviceKey,
+  ToDeviceOutboxRow,
+} from './to-device-store.js';
 export { SqlLoginTokens } from './login-tokens.js';
 export { MEDIA_CHUNK_BYTES, SqlMediaStore } from './media-store.js';
 export type { MediaUpload, StoredMediaInfo } from './media-store.js';

@@ -1,6 +1,7 @@
 // matrix-js-sdk's Rust crypto against a home: the keys it makes (self-signed device keys, signed one-time and
 // fallback keys, cross-signing keys and the signatures it uploads when it sets cross-signing up) pass every
-// check the key endpoints make, on both backends.
+// check the key endpoints make, on both backends; a second device of the account decrypts a message the first
+// encrypted, its Megolm key having come as an Olm to-device message through /sendToDevice and /sync.
 import type { AddressInfo } from 'node:net';
 import { waitFor } from '@polyhome/p2p/testing';
 import { createClient, Method, type MatrixClient } from 'matrix-js-sdk';
@@ -22,11 +23,13 @@ describe.each(SERVER_BACKENDS)('Rust crypto of matrix-js-sdk on $name', (backend
   let server: TestServer;
   let client: MatrixClient;
   let userId: string;
+  let baseUrl: string;
+  let second: MatrixClient | undefined;
 
   beforeAll(async () => {
     server = await startTestServer(backend, { ADMIN_TOKEN });
     await server.app.listen(0, '127.0.0.1');
-    const baseUrl = `http://127.0.0.1:${(server.app.getHttpServer() as { address(): AddressInfo }).address().port}`;
+    baseUrl = `http://127.0.0.1:${(server.app.getHttpServer() as { address(): AddressInfo }).address().port}`;
     const created = await request(server.app.getHttpServer())
       .post('/admin/v1/accounts')
       .set('Authorization', `Bearer ${ADMIN_TOKEN}`)
@@ -43,6 +46,7 @@ describe.each(SERVER_BACKENDS)('Rust crypto of matrix-js-sdk on $name', (backend
   }, 60_000);
   afterAll(async () => {
     client?.stopClient();
+    second?.stopClient();
     await server?.close();
   });
 
@@ -92,4 +96,39 @@ describe.each(SERVER_BACKENDS)('Rust crypto of matrix-js-sdk on $name', (backend
     const status = await client.getCrypto()!.getDeviceVerificationStatus(userId, deviceId);
     expect(status?.crossSigningVerified).toBe(true);
   }, 60_000);
+
+  it('another device of the account decrypts a message: the room key reached it as a to-device message', async () => {
+    const login = await createClient({ baseUrl }).loginRequest({
+      type: 'm.login.password',
+      identifier: { type: 'm.id.user', user: userId },
+      password: PASSWORD,
+    });
+    const other = createClient({ baseUrl, userId, accessToken: login.access_token, deviceId: login.device_id });
+    second = other;
+    await other.initRustCrypto({ useIndexedDB: false });
+    await other.startClient();
+    const otherDevice = other.getDeviceId()!;
+    await waitFor(
+      async () => (await query()).device_keys[userId]?.[otherDevice] !== undefined,
+      'the second device keys',
+    );
+    // The first client learns the new device (device_lists.changed, then its own key query).
+    await waitFor(
+      async () => (await client.getCrypto()!.getUserDeviceInfo([userId], true)).get(userId)?.has(otherDevice) === true,
+      'the first client to know the second device',
+    );
+    const { room_id: roomId } = await client.createRoom({
+      initial_state: [{ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }],
+    });
+    await waitFor(async () => (await client.getCrypto()!.isEncryptionEnabledInRoom(roomId)) === true, 'encryption on');
+    await client.sendTextMessage(roomId, 'only for my devices');
+    const decrypted = () =>
+      other
+        .getRoom(roomId)
+        ?.getLiveTimeline()
+        .getEvents()
+        .find((e) => e.isEncrypted() && e.getType() === 'm.room.message');
+    await waitFor(async () => decrypted()?.getContent()['body'] === 'only for my devices', 'the message decrypted');
+    expect(decrypted()?.isDecryptionFailure()).toBe(false);
+  }, 90_000);
 });

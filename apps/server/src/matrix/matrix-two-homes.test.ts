@@ -167,6 +167,40 @@ describe('one account on two server homes, a matrix-js-sdk client on each', () =
     expect(synced.account_data.events.map((e) => e.type)).toEqual(expect.arrayContaining(['m.direct', 'm.push_rules']));
   });
 
+  it("sendToDevice on A reaches the device logged in on B through B's /sync, once", async () => {
+    const deviceB = clientB.getDeviceId()!;
+    await waitFor(
+      async () => (await clientA.getDevices()).devices.some((d) => d.device_id === deviceB),
+      "B's login device on A",
+    );
+    type ToDeviceSync = { next_batch: string; to_device: { events: Array<Record<string, unknown>> } };
+    const initial = await clientB.http.authedRequest<ToDeviceSync>(Method.Get, '/sync');
+    expect(initial.to_device.events).toEqual([]);
+    const polling = clientB.http.authedRequest<ToDeviceSync>(Method.Get, '/sync', {
+      since: initial.next_batch,
+      timeout: '20000',
+    });
+    const to = (content: Record<string, unknown>) => new Map([[userId, new Map([[deviceB, content]])]]);
+    await clientA.sendToDevice('m.test', to({ hello: 'B' }), 'txn1');
+    const got = await polling;
+    expect(got.to_device.events).toEqual([{ sender: userId, type: 'm.test', content: { hello: 'B' } }]);
+    // The same txn again is the same message (not sent twice); a later one comes alone.
+    await clientA.sendToDevice('m.test', to({ hello: 'B' }), 'txn1');
+    await clientA.sendToDevice('m.test', to({ hello: 'again' }), 'txn2');
+    const next = await clientB.http.authedRequest<ToDeviceSync>(Method.Get, '/sync', {
+      since: got.next_batch,
+      timeout: '20000',
+    });
+    expect(next.to_device.events).toEqual([{ sender: userId, type: 'm.test', content: { hello: 'again' } }]);
+    const after = await clientB.http.authedRequest<ToDeviceSync>(Method.Get, '/sync', { since: next.next_batch });
+    expect(after.to_device.events).toEqual([]);
+    await expect(
+      clientA.http.authedRequest(Method.Put, '/sendToDevice/m.test/bad', undefined, {
+        messages: { [userId]: { [deviceB]: 'not an object' } },
+      }),
+    ).rejects.toMatchObject({ errcode: 'M_BAD_JSON' });
+  });
+
   it("a room joined on A is in B's /joined_rooms; a device logged out on B leaves A's /devices", async () => {
     const { room_id: roomId } = await clientA.createRoom({});
     await waitFor(async () => (await clientB.getJoinedRooms()).joined_rooms.includes(roomId), 'the room on B');

@@ -465,7 +465,7 @@ describe.each(SERVER_BACKENDS)('Matrix client API on $name', (backend) => {
         >;
       };
     }>(Method.Get, '/sync', { since: initial.next_batch, timeout: '1000' });
-    expect(sync.next_batch).toMatch(/^s\d+_\d+_\d+_\d+$/);
+    expect(sync.next_batch).toMatch(/^s\d+_\d+_\d+_\d+_d\d+$/);
     const joined = sync.rooms.join[roomId];
     const events = [...(joined?.state.events ?? []), ...(joined?.timeline.events ?? [])];
     expect(events).toContainEqual(expect.objectContaining({ type: 'm.room.create', sender: userId }));

@@ -20,6 +20,7 @@ const TOKENS: Record<RepositoryName, string | typeof SqlReplicaStore> = {
   rooms: 'SqlRoomStore',
   admin: 'SqlAdminStore',
   receipts: 'SqlReceiptStore',
+  toDevice: 'SqlToDeviceStore',
   transactions: 'Transactions',
 };
 

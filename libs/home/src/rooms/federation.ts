@@ -403,6 +403,22 @@ export class RoomFederation implements RemoteRooms {
     });
   }
 
+  /** One `PUT /send` transaction of EDUs only, as `origin` (an account hosted here), to a home (to-device). */
+  sendEdus(
+    peer: string,
+    origin: string,
+    edus: Array<{ edu_type: string; content: unknown }>,
+    timeoutMs = EDU_TIMEOUT_MS,
+  ): Promise<FederationResponse> {
+    const txnId = `edu.${Date.now()}.${++this.#txn}`;
+    return this.#request(peer, origin, {
+      method: 'PUT',
+      path: `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`,
+      body: { origin, origin_server_ts: Date.now(), pdus: [], edus },
+      timeoutMs,
+    });
+  }
+
   async #sendEdu(roomId: string, edu: { edu_type: string; content: unknown }): Promise<void> {
     const origin = eduOrigin(edu);
     if (origin === undefined) return;

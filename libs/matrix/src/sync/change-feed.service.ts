@@ -34,6 +34,10 @@ export class ChangeFeedService implements OnModuleInit {
     this.port.ephemeral?.onEphemeral((serverNames) => {
       for (const serverName of serverNames) this.wake(serverName);
     });
+    // And to-device messages, kept by the home's to-device port.
+    this.port.toDevice?.onToDevice((serverNames) => {
+      for (const serverName of serverNames) this.wake(serverName);
+    });
   }
 
   /** Appends local-only changes (one-time keys, room events) and wakes waiters, as the port's changes do. */

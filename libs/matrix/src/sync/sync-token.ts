@@ -7,14 +7,17 @@ import type { EphemeralPosition } from '../ephemeral/ephemeral-port.js';
  * before it had rooms, and still issues without a room engine) names no room position, so a sync from it
  * gives the rooms as an initial sync does. With typing, receipts and presence the token is
  * `s<change>_<room>_<receipt>_<memory>` (EphemeralPosition); without those parts a sync gives them as an initial one.
+ * With to-device messages it ends in `_d<toDevice>`: the to-device stream position its response reached (the
+ * messages at or before it are acknowledged by the next sync from it); a token without it acknowledges none.
  */
 export interface SyncPosition {
   change: number;
   room?: number;
   ephemeral?: EphemeralPosition;
+  toDevice?: number;
 }
 
-const TOKEN = /^s(\d{1,15})(?:_(\d{1,15})(?:_(\d{1,15})_(\d{1,15}))?)?$/;
+const TOKEN = /^s(\d{1,15})(?:_(\d{1,15})(?:_(\d{1,15})_(\d{1,15}))?)?(?:_d(\d{1,15}))?$/;
 
 /** The position a `since`/`from` token names; `{ change: 0 }` when absent. Throws M_INVALID_PARAM when malformed. */
 export function parseSyncPosition(token: unknown, field: string): SyncPosition {
@@ -26,6 +29,7 @@ export function parseSyncPosition(token: unknown, field: string): SyncPosition {
   if (match[3] !== undefined && match[4] !== undefined) {
     position.ephemeral = { receipt: Number(match[3]), memory: Number(match[4]) };
   }
+  if (match[5] !== undefined) position.toDevice = Number(match[5]);
   return position;
 }
 
@@ -34,10 +38,15 @@ export function parseSyncToken(token: unknown, field: string): number {
   return parseSyncPosition(token, field).change;
 }
 
-/** The token of a position: `s<change>_<room>[_<receipt>_<memory>]`, or `s<change>` without a room position. */
+/**
+ * The token of a position: `s<change>_<room>[_<receipt>_<memory>][_d<toDevice>]`, or `s<change>[_d<toDevice>]`
+ * without a room position.
+ */
 export function syncToken(position: number | SyncPosition): string {
   const p: SyncPosition = typeof position === 'number' ? { change: position } : position;
-  if (p.room === undefined) return `s${p.change}`;
+  const toDevice = p.toDevice === undefined ? '' : `_d${p.toDevice}`;
+  if (p.room === undefined) return `s${p.change}${toDevice}`;
   const e = p.ephemeral;
-  return e === undefined ? `s${p.change}_${p.room}` : `s${p.change}_${p.room}_${e.receipt}_${e.memory}`;
+  const base = e === undefined ? `s${p.change}_${p.room}` : `s${p.change}_${p.room}_${e.receipt}_${e.memory}`;
+  return base + toDevice;
 }

@@ -24,6 +24,8 @@ import { clientEvent, strippedEvent } from '../rooms/room-events.js';
 import { eventPasses, parseSyncFilter, roomPasses, timelineLimitOf, type SyncFilter } from '../rooms/room-filters.js';
 import { parseJsonParam } from '../rooms/room-requests.js';
 import type { RoomSyncEntry } from '../rooms/rooms-port.js';
+import type { ToDeviceEvent } from '../to-device/to-device-port.js';
+import { MAX_SYNC_TO_DEVICE } from '../to-device/to-device.service.js';
 import { ChangeFeedService } from './change-feed.service.js';
 import { otherUsersChanged } from './device-lists.js';
 import { parseSyncPosition, syncToken, type SyncPosition } from './sync-token.js';
@@ -108,7 +110,9 @@ export class SyncService {
         ephemeralPosition === undefined
           ? NO_NEWS
           : await this.ephemeralNews(session, undefined, ephemeralPosition, request);
-      return this.build(session, position, undefined, entries, request, news);
+      const toDevice = await this.toDeviceNews(session, undefined);
+      if (toDevice !== undefined) position.toDevice = toDevice.position;
+      return this.build(session, position, undefined, entries, request, news, toDevice?.events ?? []);
     }
     const deadline = Date.now() + timeout;
     // Room and ephemeral positions already seen to hold nothing for this user: a later look starts after them.
@@ -129,7 +133,9 @@ export class SyncService {
         ephemeralPosition === undefined || samePosition(ephemeralSince, ephemeralPosition)
           ? NO_NEWS
           : await this.ephemeralNews(session, ephemeralSince, ephemeralPosition, request);
+      const toDevice = await this.toDeviceNews(session, since.toDevice);
       const changed =
+        (toDevice !== undefined && toDevice.events.length > 0) ||
         changes.expired ||
         changes.keys.length > 0 ||
         (entries !== undefined && entries.length > 0) ||
@@ -139,12 +145,37 @@ export class SyncService {
         wait.cancel();
         const position: SyncPosition = { change: changes.position, room: roomPosition };
         if (ephemeralPosition !== undefined) position.ephemeral = ephemeralPosition;
-        return this.build(session, position, changes.expired ? 'expired' : changes.keys, entries, request, news);
+        if (toDevice !== undefined) position.toDevice = toDevice.position;
+        return this.build(
+          session,
+          position,
+          changes.expired ? 'expired' : changes.keys,
+          entries,
+          request,
+          news,
+          toDevice?.events ?? [],
+        );
       }
       if (roomSince !== undefined && roomPosition !== undefined) roomSince = roomPosition;
       if (ephemeralPosition !== undefined) ephemeralSince = ephemeralPosition;
       await wait.promise;
     }
+  }
+
+  /**
+   * The to-device messages waiting for the session's device (at most MAX_SYNC_TO_DEVICE), after acknowledging
+   * those at or before `since` (a position ahead of the stream's, from before a database was replaced, acknowledges
+   * nothing). Undefined without a to-device port.
+   */
+  private async toDeviceNews(
+    session: MatrixSession,
+    since: number | undefined,
+  ): Promise<{ events: ToDeviceEvent[]; position: number } | undefined> {
+    const toDevice = this.port.toDevice;
+    if (toDevice === undefined) return undefined;
+    const to = await toDevice.position();
+    const acknowledged = since !== undefined && since <= to ? since : undefined;
+    return toDevice.messages(actorOf(session), acknowledged, to, MAX_SYNC_TO_DEVICE);
   }
 
   /** Typing and receipts of the user's joined rooms, and presence, after `since` (all when undefined). */
@@ -219,6 +250,7 @@ export class SyncService {
     entries: RoomSyncEntry[] | undefined,
     request: SyncRequest,
     news: EphemeralNews,
+    toDevice: ToDeviceEvent[],
   ): Promise<JsonRecord> {
     const state = await this.port.state(session.serverName);
     const rooms =
@@ -255,7 +287,7 @@ export class SyncService {
         events: accountData.global.filter((e) => eventPasses(request.filter.accountData, { type: String(e['type']) })),
       },
       presence: { events: news.presence },
-      to_device: { events: [] },
+      to_device: { events: toDevice },
     };
   }
 

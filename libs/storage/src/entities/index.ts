@@ -34,6 +34,12 @@ import {
 } from './room-state.entity.js';
 import { ForeignAccountDocumentEntity, RoomFanoutCursorEntity, RoomOutboxEntity } from './room-federation.entity.js';
 import { RoomTxnEntity } from './room-txn.entity.js';
+import {
+  ToDeviceInboxEntity,
+  ToDeviceOutboxEntity,
+  ToDeviceSeenEntity,
+  ToDeviceStreamEntity,
+} from './to-device.entity.js';
 import { RoomEntity } from './room.entity.js';
 
 export {
@@ -73,6 +79,10 @@ export {
   RoomOutboxEntity,
   RoomFanoutCursorEntity,
   ForeignAccountDocumentEntity,
+  ToDeviceInboxEntity,
+  ToDeviceOutboxEntity,
+  ToDeviceSeenEntity,
+  ToDeviceStreamEntity,
 };
 export type { AccountCustody, AccountStatus, DocumentEquivocation } from './account.entity.js';
 export type { HomeRole } from './home-node.entity.js';
@@ -116,4 +126,8 @@ export const ENTITIES = [
   MatrixMediaChunkEntity,
   AdminAuditEntity,
   RoomReceiptEntity,
+  ToDeviceInboxEntity,
+  ToDeviceStreamEntity,
+  ToDeviceSeenEntity,
+  ToDeviceOutboxEntity,
 ];

@@ -7,6 +7,7 @@ import { SqlReceiptStore } from '../receipt-store.js';
 import { SqlReplicaStore, type SqlReplicaStoreInit } from '../replica-store.js';
 import { SqlRoomStore } from '../room-store.js';
 import { SqlSeqGuardStore } from '../seq-guard-store.js';
+import { SqlToDeviceStore } from '../to-device-store.js';
 import { SqlAccountRepository, type AccountRepository } from './account.repository.js';
 import { SqlEnrollmentTokenRepository, type EnrollmentTokenRepository } from './enrollment-token.repository.js';
 import { SqlHomeNodeRepository, type HomeNodeRepository } from './home-node.repository.js';
@@ -33,6 +34,8 @@ export interface StorageRepositories {
   admin: SqlAdminStore;
   /** Read receipts of the rooms: the `ReceiptStore` port of `@polyhome/home`. */
   receipts: SqlReceiptStore;
+  /** To-device messages (inbox, outbox, deduplication): the `ToDeviceStore` port of `@polyhome/home`. */
+  toDevice: SqlToDeviceStore;
   /** Transactions spanning several repositories (enrollment spends its token with the account it stores). */
   transactions: Transactions;
 }
@@ -56,6 +59,7 @@ export function createRepositories(storage: Storage, init: StorageRepositoriesIn
     rooms: new SqlRoomStore(dataSource),
     admin: new SqlAdminStore(dataSource),
     receipts: new SqlReceiptStore(dataSource),
+    toDevice: new SqlToDeviceStore(dataSource),
     transactions: new SqlTransactions(dataSource),
   };
 }

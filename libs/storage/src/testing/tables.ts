@@ -34,7 +34,10 @@ export type TableName =
   | 'room_receipt'
   | 'room_state_group'
   | 'room_state_group_entry'
-  | 'room_txn';
+  | 'room_txn'
+  | 'to_device_inbox'
+  | 'to_device_outbox'
+  | 'to_device_seen';
 
 /** Columns by their entity property names (camelCase), e.g. `{ serverName: '...' }`. */
 export type Row = Record<string, unknown>;

@@ -1,0 +1,75 @@
+/**
+ * The to-device store port: where a home keeps the messages waiting for the devices it hosts, the EDUs it owes
+ * other homes, and the keys of messages taken (deduplication). Types only: `SqlToDeviceStore` of
+ * `@polyhome/storage` satisfies it (PostgreSQL or PGlite).
+ */
+
+/** A deduplication key: the recipient device of one message (`*`: all devices; '': the sender's transaction). */
+export interface ToDeviceKey {
+  serverName: string;
+  deviceId: string;
+}
+
+/** A message for a device hosted here. */
+export interface ToDeviceInboxInput {
+  serverName: string;
+  deviceId: string;
+  sender: string;
+  /** '' when not known (messages from other homes). */
+  senderDevice: string;
+  type: string;
+  /** JSON text. */
+  content: string;
+}
+
+/** An `m.direct_to_device` EDU owed to another home. */
+export interface ToDeviceOutboxInput {
+  /** The PeerId of the home hosting the devices, or the recipient account's server name (any of its homes). */
+  destination: string;
+  /** The account the messages are for. */
+  recipient: string;
+  /** The account this home speaks for in the transaction. */
+  origin: string;
+  /** The EDU content as JSON text. */
+  edu: string;
+}
+
+/** Store outcome of one message (see `accept`). */
+export type ToDeviceAcceptOutcome =
+  | { status: 'stored'; inbox: number; outbox: number }
+  | { status: 'duplicate' }
+  | { status: 'limited'; serverName: string; deviceId: string; held: number };
+
+/** To-device messages of a home. */
+export interface ToDeviceStore {
+  /**
+   * Marks `keys` of (`origin`, `messageId`) as taken and stores what `build` makes of those that were new, at the
+   * next positions, in one transaction: nothing when all were taken before (`duplicate`) or when a device would
+   * hold more than `maxPerSender` messages of one (sender, sender device) (`limited`, and no key is marked).
+   */
+  accept(input: {
+    origin: string;
+    messageId: string;
+    keys: readonly ToDeviceKey[];
+    maxPerSender: number;
+    build(fresh: (key: ToDeviceKey) => boolean): { inbox: ToDeviceInboxInput[]; outbox: ToDeviceOutboxInput[] };
+  }): Promise<ToDeviceAcceptOutcome>;
+  /** The last position handed out (0 before the first message). */
+  position(): Promise<number>;
+  /** Deletes the device's messages at or before `acknowledged`, then the oldest `limit` at or before `to`. */
+  messages(
+    serverName: string,
+    deviceId: string,
+    acknowledged: number | undefined,
+    to: number,
+    limit: number,
+  ): Promise<Array<{ streamId: number; sender: string; type: string; content: string }>>;
+  /** Forgets every message waiting for a device (it was deleted). */
+  deleteDevice(serverName: string, deviceId: string): Promise<void>;
+  /** Destinations with EDUs owed. */
+  outboxDestinations(limit: number): Promise<string[]>;
+  /** The oldest `limit` EDUs owed to a destination. */
+  pendingOutbox(destination: string, limit: number): Promise<Array<ToDeviceOutboxInput & { id: number }>>;
+  /** Forgets EDUs a home took. */
+  removeOutbox(ids: readonly number[]): Promise<void>;
+}
