@@ -228,6 +228,16 @@ export class RoomFederation implements RemoteRooms {
     await Promise.allSettled([...this.#work]);
   }
 
+  /**
+   * Resolves once no fan-out, delivery or take-in work is running (work started meanwhile is waited for too, at
+   * most `rounds` times): for tests and for a graceful hand-over, never on a request's path.
+   */
+  async idle(rounds = 100): Promise<void> {
+    for (let round = 0; round < rounds && (this.#work.size > 0 || this.#pumping); round++) {
+      await Promise.allSettled([...this.#work]);
+    }
+  }
+
   /** Deliveries owed, per destination home (at most `limit` homes, the largest backlogs first). */
   backlog(limit = DESTINATIONS_PER_ROUND): Promise<Array<{ destination: string; pending: number }>> {
     return this.#store.outboxBacklog(limit);
