@@ -46,10 +46,10 @@ describe.each(SERVER_BACKENDS)('Rust crypto key backup across two homes on $name
     const { room_id: roomId } = await alice.createRoom({
       initial_state: [{ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }],
     });
-    await waitFor(async () => await crypto.isEncryptionEnabledInRoom(roomId), 'the room known as encrypted');
+    await waitFor(async () => await crypto.isEncryptionEnabledInRoom(roomId), 'the room known as encrypted', 60_000);
     const { event_id: eventId } = await alice.sendTextMessage(roomId, 'kept in the backup');
     // The Rust backup loop uploads the new session on its own schedule; B serves it once replicated.
-    await waitFor(async () => ((await versionOn(clientB))?.count ?? 0) >= 1, 'the session backed up, on B', 60_000);
+    await waitFor(async () => ((await versionOn(clientB))?.count ?? 0) >= 1, 'the session backed up, on B', 150_000);
     const [onA, onB] = await Promise.all([versionOn(alice), versionOn(clientB)]);
     expect(onB).toEqual(onA);
     expect(onB).toMatchObject({ version, algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2' });
@@ -85,7 +85,7 @@ describe.each(SERVER_BACKENDS)('Rust crypto key backup across two homes on $name
         return event.getContent()['body'] === 'kept in the backup';
       },
       'the message decrypted on B',
-      60_000,
+      120_000,
     );
-  }, 180_000);
+  }, 360_000);
 });
