@@ -152,6 +152,12 @@ export interface RoomStore extends EventLookup, RoomFederationStore {
    * `inserted: false` (except taking an outlier into the timeline).
    */
   persistEvent(input: PersistEventInput): Promise<PersistEventResult>;
+  /**
+   * Stores an older event fetched with `/backfill` into the timeline before every held event (a stream ordering
+   * of 0 or below, no state of its own, extremities unchanged); its prev events not held become the room's gaps.
+   * An event already in the timeline is left as it is (`inserted: false`).
+   */
+  persistBackfilled(input: { eventId: string; roomVersion: RoomVersionId; pdu: Pdu }): Promise<PersistEventResult>;
   /** The room version recorded for a room, or null when no event of it is held. */
   roomVersion(roomId: string): Promise<RoomVersionId | null>;
   /** The state before a held timeline event; throws when the event or its state is not held. */

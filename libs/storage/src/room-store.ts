@@ -228,6 +228,60 @@ export class SqlRoomStore {
     });
   }
 
+  /**
+   * Stores an older event fetched with `/backfill` into the timeline, before every event held: a stream ordering
+   * below all others (0 and down, so the sync stream and the fan-out, which read forward from positions >= 0,
+   * never see it), no state of its own and no change to the forward extremities. Its prev events not held become
+   * the room's gaps (the next backfill asks for them); it stops being one. An outlier of it is taken into the
+   * timeline so. Idempotent: an event already in the timeline (or rejected) is left as it is.
+   */
+  async persistBackfilled(input: {
+    eventId: string;
+    roomVersion: RoomVersionId;
+    pdu: Pdu;
+  }): Promise<{ inserted: boolean; streamOrdering: number | null }> {
+    // Checked as an outlier is (a backfilled event has no state of its own), stored in the timeline.
+    checkPersistInput({ ...input, outlier: true });
+    const { eventId, pdu } = input;
+    const roomId = pdu.room_id;
+    return this.dataSource.transaction(async (m) => {
+      await this.lockRoom(m, roomId, input.roomVersion);
+      const held = (await m.query(
+        'SELECT room_id, outlier, rejection_code, stream_ordering FROM room_event WHERE event_id = $1',
+        [eventId],
+      )) as Array<{ room_id: string; outlier: boolean; rejection_code: string | null; stream_ordering: string | null }>;
+      const existing = held[0];
+      if (existing !== undefined) {
+        if (existing.room_id !== roomId)
+          throw new TypeError(`Event ${eventId} is already held in room ${existing.room_id}, not ${roomId}.`);
+        if (!existing.outlier || existing.rejection_code !== null) {
+          return {
+            inserted: false,
+            streamOrdering: existing.stream_ordering === null ? null : Number(existing.stream_ordering),
+          };
+        }
+        await m.query('UPDATE room_event SET outlier = false WHERE event_id = $1', [eventId]);
+      } else {
+        await this.insertEvent(m, { eventId, roomVersion: input.roomVersion, pdu });
+      }
+      await m.query('DELETE FROM room_missing_prev WHERE room_id = $1 AND event_id = $2', [roomId, eventId]);
+      await m.query(
+        `INSERT INTO room_missing_prev (room_id, event_id)
+         SELECT $1, p FROM unnest($2::varchar[]) AS p
+         WHERE NOT EXISTS (SELECT 1 FROM room_event r WHERE r.event_id = p AND r.outlier = false)
+         ON CONFLICT DO NOTHING`,
+        [roomId, pdu.prev_events],
+      );
+      await m.query('SELECT pg_advisory_xact_lock($1)', [ROOM_STREAM_LOCK]);
+      const [next] = (await m.query(
+        'SELECT LEAST(COALESCE(MIN(stream_ordering), 1), 1) - 1 AS next FROM room_event',
+      )) as Array<{ next: string }>;
+      const streamOrdering = Number(next!.next);
+      await m.query('UPDATE room_event SET stream_ordering = $2 WHERE event_id = $1', [eventId, streamOrdering]);
+      return { inserted: true, streamOrdering };
+    });
+  }
+
   /** The room version recorded for a room, or null. */
   async roomVersion(roomId: string): Promise<RoomVersionId | null> {
     const rows = (await this.dataSource.query('SELECT room_version FROM room WHERE room_id = $1', [roomId])) as Array<{

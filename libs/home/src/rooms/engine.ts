@@ -51,6 +51,11 @@ export interface RemoteRooms {
    * the room id's server; resolves when the join event is accepted here.
    */
   join(actor: RoomActor, roomId: string, via: readonly string[]): Promise<{ eventId: string }>;
+  /**
+   * Fetches older events of a room held here from other homes (`/backfill` from the room's gaps), for `actor`'s
+   * account; resolves with how many were taken into the timeline (0: none to fetch, or no home gave any).
+   */
+  backfill(actor: RoomActor, roomId: string, limit: number): Promise<number>;
 }
 
 /** What the engine is built from. */
@@ -81,6 +86,10 @@ export const MAX_PAGE = 100;
 export const MAX_SYNC_TIMELINE = 100;
 /** Longest `position()` waits for running accepts to finish before it answers the last settled position. */
 const SETTLE_WAIT_MS = 2_000;
+/** How long a room whose backfill found nothing is not backfilled again for /messages. */
+const BACKFILL_RETRY_MS = 60_000;
+/** Rooms remembered as having found nothing to backfill. */
+const BACKFILL_REMEMBERED = 1_000;
 /** Rooms read per page of an account's memberships. */
 const ROOMS_PAGE = 500;
 /** Most rooms of one user the engine lists (joined rooms, sync). */
@@ -136,6 +145,8 @@ export class RoomEngine implements MatrixRoomsPort {
   readonly #onOwnMembership: RoomEngineComponents['onOwnMembership'];
   readonly #acceptedListeners: Array<() => void> = [];
   #remote: RemoteRooms | undefined;
+  /** Rooms whose last backfill found nothing, with when (see #backfill). */
+  readonly #backfillFailed = new Map<string, number>();
   /** Accepts running now, accepts ever started, and who waits for none to run (see `position()`). */
   #accepting = 0;
   #acceptsStarted = 0;
@@ -219,6 +230,13 @@ export class RoomEngine implements MatrixRoomsPort {
     const roomId = roomIdOf(json);
     if (roomId === undefined) return noRoomId();
     return this.#queue.run(roomId, () => this.#pipeline.acceptOutlier(version, json));
+  }
+
+  /** Takes in an older event another home gave with `/backfill` (see RoomEventPipeline.acceptBackfilled). */
+  async ingestBackfilled(version: RoomVersionId, json: unknown): Promise<AcceptOutcome> {
+    const roomId = roomIdOf(json);
+    if (roomId === undefined) return noRoomId();
+    return this.#queue.run(roomId, () => this.#pipeline.acceptBackfilled(version, json));
   }
 
   /**
@@ -467,7 +485,16 @@ export class RoomEngine implements MatrixRoomsPort {
   ): Promise<RoomPage> {
     const standing = await this.#readable(actor, roomId);
     const limit = clampLimit(options.limit, MAX_PAGE);
-    const page = await this.#page(roomId, { ...options, limit });
+    let page = await this.#page(roomId, { ...options, limit });
+    // Backwards past the oldest event held: older ones are fetched from other homes (once per page), then read.
+    if (
+      options.dir === 'b' &&
+      page.end === null &&
+      page.events.length < limit &&
+      (await this.#backfill(actor, roomId, limit))
+    ) {
+      page = await this.#page(roomId, { ...options, limit });
+    }
     const visible = await this.#visible(actor.userId, standing, page.events);
     return {
       events: await this.#views(standing.version, roomId, visible),
@@ -878,6 +905,14 @@ export class RoomEngine implements MatrixRoomsPort {
         visible.push(event);
         continue;
       }
+      if (event.streamOrdering !== null && event.streamOrdering <= 0) {
+        // Backfilled: no state of its own here. Shown as the room's current visibility allows history.
+        const visibility = await this.#historyVisibility(standing.current);
+        if (visibility === 'world_readable' || (visibility === 'shared' && standing.membership === 'join')) {
+          visible.push(event);
+        }
+        continue;
+      }
       const before = await this.#store.stateBefore(event.eventId);
       const visibility = await this.#historyVisibility(before);
       const membership = (await this.#memberEvent(before, userId))?.pdu.content['membership'];
@@ -889,6 +924,27 @@ export class RoomEngine implements MatrixRoomsPort {
       if (seen) visible.push(event);
     }
     return visible;
+  }
+
+  /**
+   * Backfills a room for a page of /messages, unless the room has no gaps or backfilling it found nothing less
+   * than BACKFILL_RETRY_MS ago (a client paging back at the room's start must not cost requests to other homes).
+   */
+  async #backfill(actor: RoomActor, roomId: string, limit: number): Promise<boolean> {
+    const remote = this.#remote;
+    if (remote === undefined) return false;
+    const failed = this.#backfillFailed.get(roomId);
+    if (failed !== undefined && this.#now() - failed < BACKFILL_RETRY_MS) return false;
+    if ((await this.#store.missingPrevEvents(roomId, 1)).length === 0) return false;
+    const taken = await remote.backfill(actor, roomId, limit).catch(() => 0);
+    if (taken === 0) {
+      this.#backfillFailed.delete(roomId);
+      this.#backfillFailed.set(roomId, this.#now());
+      if (this.#backfillFailed.size > BACKFILL_REMEMBERED) {
+        this.#backfillFailed.delete(this.#backfillFailed.keys().next().value!);
+      }
+    }
+    return taken > 0;
   }
 
   /** A store page, with a malformed token as the client's error. */

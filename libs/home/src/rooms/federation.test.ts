@@ -97,6 +97,19 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
     return ids;
   }
 
+  /** Every message body of the room on a home, oldest first, paging back to the start (backfilling on the way). */
+  async function everyBody(running: Running): Promise<string[]> {
+    const out: string[] = [];
+    let from: string | undefined;
+    for (let page = 0; page < 100; page++) {
+      const got = await running.home.rooms!.messages(A, roomId, { dir: 'b', limit: 50, ...(from ? { from } : {}) });
+      for (const e of got.events) if (e.pdu.type === 'm.room.message') out.push(String(e.pdu.content['body']));
+      if (got.end === undefined || got.events.length === 0) break;
+      from = got.end;
+    }
+    return out.reverse();
+  }
+
   async function bodies(running: Running, actor: RoomActor): Promise<string[]> {
     const page = await running.home.rooms!.messages(actor, roomId, { dir: 'b', limit: 100 });
     return page.events
@@ -403,5 +416,11 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
       'the next message on the added home',
       30_000,
     );
+    // Paging back past what it took in, the added home fetches the older events (/backfill) from alice's homes:
+    // the whole history, in the same order as on S1.
+    const history = await everyBody(s1);
+    expect(history.length).toBeGreaterThan(60);
+    expect(await everyBody(added)).toEqual(history);
+    expect(added.home.federation!.stats.backfilled).toBeGreaterThan(60);
   }, 120_000);
 });

@@ -43,6 +43,12 @@ import type { AcceptOutcome } from './pipeline.js';
 export const MAX_PDUS_PER_TXN = 50;
 /** How often the whole outbox is read for homes owed something (a safety net: runs are started per event). */
 const OUTBOX_SWEEP_MS = 60_000;
+/** Time allowed to each request of a backfill. */
+const BACKFILL_TIMEOUT_MS = 10_000;
+/** Homes asked, in turn, for one backfill. */
+const BACKFILL_PEERS = 6;
+/** Auth events one backfill may fetch. */
+const BACKFILL_AUTH_FETCHES = 50;
 /** Rooms one takeInRooms call takes in (the rest are left to the next membership change or connection). */
 const TAKE_IN_ROOMS_PER_CALL = 200;
 /** Rooms kept waiting per account for a home that can give them. */
@@ -111,6 +117,8 @@ export interface FederationStats {
   delivered: number;
   /** Rooms of a hosted account taken in from the account's other homes (`takeInRooms`). */
   takenIn: number;
+  /** Older events taken in with `/backfill`. */
+  backfilled: number;
   /** Transactions that failed (the destination was away or answered an error); retried later. */
   failedTransactions: number;
 }
@@ -130,6 +138,7 @@ export class RoomFederation implements RemoteRooms {
     adopted: 0,
     delivered: 0,
     takenIn: 0,
+    backfilled: 0,
     failedTransactions: 0,
   };
   readonly #host: PolyhomeHost;
@@ -1111,6 +1120,93 @@ export class RoomFederation implements RemoteRooms {
       level = next;
     }
     return out.sort((a, b) => a.depth - b.depth).map((e) => e.pdu);
+  }
+
+  // ---- Backfill: older events of a held room, for /messages ----
+
+  async backfill(actor: RoomActor, roomId: string, limit: number): Promise<number> {
+    const version = await this.#store.roomVersion(roomId);
+    if (version === null) return 0;
+    const gaps = await this.#store.missingPrevEvents(roomId, EARLIEST_EVENTS);
+    if (gaps.length === 0) return 0;
+    const want = Math.max(1, Math.min(BACKFILL_LIMIT, Math.floor(limit)));
+    for (const peer of await this.#backfillPeers(actor.serverName, roomId)) {
+      try {
+        const answer = await this.#request(peer, actor.serverName, {
+          method: 'GET',
+          path: `/_matrix/federation/v1/backfill/${encodeURIComponent(roomId)}`,
+          query: { v: gaps, limit: String(want) },
+          timeoutMs: BACKFILL_TIMEOUT_MS,
+        });
+        const pdus = (answer.body as { pdus?: unknown }).pdus;
+        if (answer.status !== 200 || !Array.isArray(pdus)) continue;
+        let taken = 0;
+        let fetches = 0;
+        for (const json of pdus.slice(0, BACKFILL_LIMIT)) {
+          const pdu = json as Partial<Pdu>;
+          if (typeof pdu !== 'object' || pdu === null || pdu.room_id !== roomId) continue;
+          await this.#learnSigners(pdu, peer);
+          let outcome = await this.#engine.ingestBackfilled(version, json);
+          // Auth events of old events (a power level since replaced) may not be held: fetched from the same home.
+          if (!outcome.ok && outcome.code === 'missing_auth_event' && fetches < BACKFILL_AUTH_FETCHES) {
+            fetches += await this.#fetchAuthEvents(peer, actor.serverName, version, pdu as Pdu);
+            outcome = await this.#engine.ingestBackfilled(version, json);
+          }
+          if (outcome.ok && outcome.inserted) taken += 1;
+          else if (!outcome.ok) this.#refused(outcome.stage, outcome.message, peer, outcome.eventId);
+        }
+        if (taken > 0) {
+          this.stats.backfilled += taken;
+          return taken;
+        }
+      } catch (err) {
+        this.#logger.debug({ err, roomId, peer }, 'a home could not backfill a room');
+      }
+    }
+    return 0;
+  }
+
+  /** The homes to backfill a room from: the account's own homes first (connected, server), then the room's. */
+  async #backfillPeers(account: string, roomId: string): Promise<string[]> {
+    const connected = new Set(this.#host.getConnections().map((c) => c.remotePeer.toString()));
+    const ordered = (homes: ReadonlyArray<{ peer_id: string; role: string }>): string[] =>
+      [...homes]
+        .filter((h) => h.peer_id !== this.peerId)
+        .sort(
+          (a, b) =>
+            Number(connected.has(b.peer_id)) - Number(connected.has(a.peer_id)) ||
+            Number(b.role === 'server') - Number(a.role === 'server'),
+        )
+        .map((h) => h.peer_id);
+    const peers = ordered((await this.#documents.document(account))?.homes ?? []);
+    for (const server of await this.#store.roomServers(roomId, ['join'])) {
+      if (server === account) continue;
+      for (const peer of ordered((await this.#documents.document(server))?.homes ?? [])) {
+        if (!peers.includes(peer)) peers.push(peer);
+      }
+    }
+    return peers.slice(0, BACKFILL_PEERS);
+  }
+
+  /** Fetches the auth events of `pdu` not held here from `peer`, each kept as an outlier; returns how many. */
+  async #fetchAuthEvents(peer: string, origin: string, version: RoomVersionId, pdu: Pdu): Promise<number> {
+    const held = await this.#store.eventsByIds(pdu.auth_events);
+    let fetched = 0;
+    for (const id of pdu.auth_events) {
+      if (held.has(id)) continue;
+      const answer = await this.#request(peer, origin, {
+        method: 'GET',
+        path: `/_matrix/federation/v1/event/${encodeURIComponent(id)}`,
+        timeoutMs: BACKFILL_TIMEOUT_MS,
+      });
+      const event = answer.status === 200 ? (answer.body as { pdus?: unknown[] }).pdus?.[0] : undefined;
+      fetched += 1;
+      if (event === undefined) continue;
+      await this.#learnSigners(event as Partial<Pdu>, peer);
+      const outcome = await this.#engine.ingestOutlier(version, event);
+      if (!outcome.ok) this.#refused(outcome.stage, outcome.message, peer, outcome.eventId);
+    }
+    return fetched;
   }
 
   // ---- Taking in the rooms of an account that this home does not hold ----

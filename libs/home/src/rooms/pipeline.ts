@@ -210,6 +210,43 @@ export class RoomEventPipeline {
     return { ok: true, eventId, inserted: true, streamOrdering: null };
   }
 
+  /**
+   * Checks an older event of a room sent by another home in answer to `/backfill`, and stores it in the timeline
+   * before every held event: format, signatures, content hash, and the auth rules against its own auth events,
+   * which must be held already (`missing_auth_event` names the first that is not). Its state is not computed:
+   * the state the home holds was taken at a later event, and a backfilled event changes no current state.
+   */
+  async acceptBackfilled(version: RoomVersionId, json: unknown): Promise<AcceptOutcome> {
+    const checked = await this.#verified(version, json);
+    if ('ok' in checked) return checked;
+    const { pdu, eventId } = checked;
+    const held = await this.store.eventsByIds([eventId, ...pdu.auth_events]);
+    const self = held.get(eventId);
+    if (self !== undefined && !self.outlier) {
+      if (self.rejected !== null)
+        return { ok: false, eventId, stage: 'auth_state', ...self.rejected, stored: 'rejected' };
+      return { ok: true, eventId, inserted: false, streamOrdering: self.streamOrdering };
+    }
+    const authEvents: Pdu[] = [];
+    for (const id of pdu.auth_events) {
+      const event = held.get(id);
+      if (event === undefined || event.rejected !== null) {
+        return drop(
+          'missing',
+          { code: 'missing_auth_event', message: `Auth event ${id} is not held (or rejected).` },
+          eventId,
+        );
+      }
+      authEvents.push(event.pdu);
+    }
+    const authEventsCheck = checkAuthEvents(version, pdu, authEvents);
+    if (!authEventsCheck.ok) return drop('auth_events', authEventsCheck, eventId);
+    const allowed = checkAuth(version, pdu, authStateOf(authEvents));
+    if (!allowed.ok) return drop('auth_events', allowed, eventId);
+    const persisted = await this.store.persistBackfilled({ eventId, roomVersion: version, pdu });
+    return { ok: true, eventId, inserted: persisted.inserted, streamOrdering: persisted.streamOrdering };
+  }
+
   /** Format, signatures and content hash: the event and its id, or the refusal. */
   async #verified(version: RoomVersionId, json: unknown): Promise<AcceptOutcome | { pdu: Pdu; eventId: string }> {
     const format = validatePdu(version, json);
@@ -228,6 +265,8 @@ export class RoomEventPipeline {
   private async stateAfter(eventId: string): Promise<StateMap | undefined> {
     const held = (await this.store.eventsByIds([eventId])).get(eventId);
     if (held === undefined || held.outlier || held.rejected !== null) return undefined;
+    // A backfilled event (ordered before every other) has no state of its own here.
+    if (held.streamOrdering !== null && held.streamOrdering <= 0) return undefined;
     return this.store.stateAfter(eventId);
   }
 
