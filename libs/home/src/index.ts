@@ -111,3 +111,5 @@ export {
 export type { PasswordGuessPolicy } from './passwords.js';
 export { activeRooms, ADMIN_ACTOR_DEVICE, deviceDeletions, devicesOfHome, leaveAllRooms } from './account-admin.js';
 export type { AdminRoomEngine, LeaveRoomsPorts, LeftRooms } from './account-admin.js';
+export { chooseHome, localUrlOf, serveClientApi, startClientApiProxy } from './client-api.js';
+export type { ClientApiGatewayInit, ClientApiProxy, ClientApiProxyInit, ProxyTarget } from './client-api.js';

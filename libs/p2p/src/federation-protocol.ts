@@ -51,6 +51,7 @@ import {
 } from './federation-codec.js';
 import { errorFields, silentLogger, type P2pLogger } from './logger.js';
 import { closeQuietly } from './session.js';
+import { closeAndLinger, raceSignal, REFUSAL_WRITE_TIMEOUT, send } from './wire-io.js';
 
 /** A request as the handler sees it, after every wire check passed. */
 export interface FederationRequest {
@@ -158,8 +159,6 @@ interface Refusal {
   body: Record<string, unknown>;
 }
 
-/** Time allowed for writing a refusal that comes before the handler (the caller may not be reading), ms. */
-const REFUSAL_WRITE_TIMEOUT = 2_000;
 
 class FederationHandlerService implements FederationServer {
   readonly #components: FederationServerComponents;
@@ -309,7 +308,7 @@ class FederationHandlerService implements FederationServer {
       }
       bytes.discard();
       await send(stream, answer, signal);
-      await closeAndLinger(stream);
+      await closeAndLinger(stream, FEDERATION_LINGER_TIMEOUT);
     } finally {
       this.#bodyBytesInFlight -= held;
       stream.removeEventListener('close', onClose);
@@ -464,7 +463,7 @@ class FederationHandlerService implements FederationServer {
     try {
       await send(stream, jsonAnswer(status, body), AbortSignal.timeout(REFUSAL_WRITE_TIMEOUT));
       if (abort) stream.abort(new Error(`federation request refused with ${status}`));
-      else await closeAndLinger(stream);
+      else await closeAndLinger(stream, FEDERATION_LINGER_TIMEOUT);
     } catch (err) {
       this.#log.debug(
         { ...errorFields(err), peer, protocol: FEDERATION_PROTOCOL, status },
@@ -618,57 +617,13 @@ function parseJsonBody(raw: Uint8Array, maxDepth: number): Record<string, unknow
   return value as Record<string, unknown>;
 }
 
-// Writes without a byte stream (which would start buffering what the caller sends): waits for drain if needed.
-async function send(stream: Stream, data: Uint8Array, signal: AbortSignal): Promise<void> {
-  if (stream.send(data)) return;
-  await new Promise<void>((resolve, reject) => {
-    const done = (err?: Error): void => {
-      stream.removeEventListener('drain', onDrain);
-      stream.removeEventListener('close', onClose);
-      signal.removeEventListener('abort', onAbort);
-      if (err === undefined) resolve();
-      else reject(err);
-    };
-    const onDrain = (): void => done();
-    const onClose = (): void => done(new Error('the stream closed before the answer was sent'));
-    const onAbort = (): void => done(signal.reason instanceof Error ? signal.reason : new Error('send timed out'));
-    stream.addEventListener('drain', onDrain);
-    stream.addEventListener('close', onClose);
-    signal.addEventListener('abort', onAbort);
-  });
-}
 
 function limitExceeded(error: string): Record<string, unknown> {
   return { errcode: 'M_LIMIT_EXCEEDED', error, retry_after_ms: FEDERATION_RETRY_AFTER_MS };
 }
 
-// Closes this end after the answer; a caller that keeps its end open (and may still be sending a body nobody
-// reads) is aborted after FEDERATION_LINGER_TIMEOUT, so an answered request holds no stream or buffer.
-async function closeAndLinger(stream: Stream): Promise<void> {
-  await closeQuietly(stream, REFUSAL_WRITE_TIMEOUT);
-  if (stream.status !== 'open') return;
-  const timer = setTimeout(() => {
-    if (stream.status === 'open') stream.abort(new Error('the caller did not close its end after the answer'));
-  }, FEDERATION_LINGER_TIMEOUT);
-  timer.unref?.();
-  stream.addEventListener('close', () => clearTimeout(timer), { once: true });
-}
 
 function jsonAnswer(status: number, body: Record<string, unknown>): Uint8Array {
   return encodeResponse(status, new TextEncoder().encode(JSON.stringify(body)));
 }
 
-// Settles with the promise, or rejects with the signal's reason once it aborts (the promise is left to itself).
-async function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) throw signal.reason;
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([promise, aborted]);
-  } finally {
-    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
-  }
-}
