@@ -10,7 +10,10 @@ import { ClientEvent, createClient, Method, SyncState, type MatrixClient } from 
 import { waitFor } from '@polyhome/p2p/testing';
 import { deviceBody } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI } from './support/cli-node.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { CLI, CliNode } from './support/cli-node.js';
 import { ADMIN_TOKEN, startFreshServer, type FreshServer } from './support/server-process.js';
 
 const PASSWORD = 'correct horse battery staple';
@@ -93,9 +96,17 @@ describe('polyhome proxy to a server home over libp2p', () => {
   let proxy: ProxyProcess;
   let aliceId: string;
   let alice: MatrixClient;
+  let peerDir: string;
+  let dhtPeer: CliNode;
 
   beforeAll(async () => {
     fresh = await startFreshServer('proxy', { MEDIA_MAX_BYTES: String(MEDIA_MAX) });
+    // A second DHT peer (a node of no account) before alice is made: a home announces an account only to a DHT
+    // with another peer in it, so the proxy's --user lookup has something to find.
+    peerDir = await mkdtemp(path.join(os.tmpdir(), 'polyhome-proxy-peer-'));
+    dhtPeer = new CliNode('dht-peer', peerDir);
+    expect((await dhtPeer.run('init', '--join')).code).toBe(0);
+    await dhtPeer.start('--bootstrap', fresh.server.addr);
     const made = await fresh.server.admin('POST', '/admin/v1/accounts', { localpart: 'alice', password: PASSWORD });
     expect(made.status, JSON.stringify(made.body)).toBe(201);
     aliceId = String(made.body['user_id']);
@@ -106,7 +117,9 @@ describe('polyhome proxy to a server home over libp2p', () => {
   afterAll(async () => {
     alice?.stopClient();
     await proxy?.stop();
+    await dhtPeer?.stop();
     await fresh?.dispose();
+    if (peerDir !== undefined) await rm(peerDir, { recursive: true, force: true });
   });
 
   it('prints the home it uses and listens on 127.0.0.1 only', () => {
@@ -143,9 +156,7 @@ describe('polyhome proxy to a server home over libp2p', () => {
     const direct = await fresh.server.request('GET', '/_matrix/client/v3/devices', undefined, {
       Authorization: `Bearer ${login.access_token}`,
     });
-    expect((direct.body['devices'] as Array<{ device_id: string }>).map((d) => d.device_id)).toContain(
-      login.device_id,
-    );
+    expect((direct.body['devices'] as Array<{ device_id: string }>).map((d) => d.device_id)).toContain(login.device_id);
 
     const prepared = new Promise<void>((resolve, reject) => {
       alice.on(ClientEvent.Sync, (state: SyncState) => {
@@ -157,7 +168,14 @@ describe('polyhome proxy to a server home over libp2p', () => {
     await prepared;
   }, 120_000);
 
-  it("a /sync long poll through the proxy wakes on a change made directly on the server", async () => {
+  it('a /sync long poll through the proxy wakes on a change made directly on the server', async () => {
+    // Directly on the server: a second device of alice (logged in before the since token is taken).
+    const direct = await fresh.server.request('POST', '/_matrix/client/v3/login', {
+      type: 'm.login.password',
+      identifier: { type: 'm.id.user', user: aliceId },
+      password: PASSWORD,
+    });
+    expect(direct.status).toBe(200);
     // A raw long poll with a since token, so the answer is the change alone.
     const token = alice.getAccessToken()!;
     const first = await raw(proxy.url, 'GET', '/_matrix/client/v3/sync?timeout=0', {
@@ -165,22 +183,11 @@ describe('polyhome proxy to a server home over libp2p', () => {
     });
     expect(first.status).toBe(200);
     const since = String(first.body['next_batch']);
-    const poll = raw(
-      proxy.url,
-      'GET',
-      `/_matrix/client/v3/sync?since=${encodeURIComponent(since)}&timeout=60000`,
-      { Authorization: `Bearer ${token}` },
-    );
-    const joinedRoom = new Promise<string>((resolve) =>
-      alice.on(ClientEvent.Room, (room) => resolve(room.roomId)),
-    );
-    // Directly on the server: a second device of alice creates a room.
-    const direct = await fresh.server.request('POST', '/_matrix/client/v3/login', {
-      type: 'm.login.password',
-      identifier: { type: 'm.id.user', user: aliceId },
-      password: PASSWORD,
+    const poll = raw(proxy.url, 'GET', `/_matrix/client/v3/sync?since=${encodeURIComponent(since)}&timeout=60000`, {
+      Authorization: `Bearer ${token}`,
     });
-    expect(direct.status).toBe(200);
+    const joinedRoom = new Promise<string>((resolve) => alice.on(ClientEvent.Room, (room) => resolve(room.roomId)));
+    // The second device creates a room, directly on the server.
     const made = await fresh.server.request(
       'POST',
       '/_matrix/client/v3/createRoom',
@@ -198,7 +205,7 @@ describe('polyhome proxy to a server home over libp2p', () => {
     expect(await joinedRoom).toBe(roomId);
   }, 120_000);
 
-  it('carries binary media both ways; a body over the home\'s cap gets 413 from the home, over its own from the proxy', async () => {
+  it("carries binary media both ways; a body over the home's cap gets 413 from the home, over its own from the proxy", async () => {
     const bytes = new Uint8Array(4096).map((_, i) => (i * 7 + 3) % 256);
     const uploaded = await alice.uploadContent(Buffer.from(bytes), { type: 'application/octet-stream', name: 'b.bin' });
     const [, mediaServer, mediaId] = /^mxc:\/\/([^/]+)\/(.+)$/.exec(uploaded.content_uri)!;
@@ -262,6 +269,7 @@ describe('polyhome proxy to a server home over libp2p', () => {
 
   it('finds the home by user ID through the DHT', async () => {
     let found: ProxyProcess | undefined;
+    let last: string[] = [];
     await waitFor(
       async () => {
         const candidate = new ProxyProcess(['--user', aliceId, '--bootstrap', fresh.server.addr, '--timeout', '10']);
@@ -271,12 +279,15 @@ describe('polyhome proxy to a server home over libp2p', () => {
           return true;
         } catch {
           await candidate.stop();
+          last = candidate.output;
           return false;
         }
       },
       "the proxy to find alice's server home in the DHT",
       120_000,
-    );
+    ).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; the last try said:\n${last.join('\n')}`);
+    });
     try {
       expect(found!.home).toBe(fresh.server.peerId);
       const whoami = await raw(found!.url, 'GET', '/_matrix/client/v3/account/whoami', {

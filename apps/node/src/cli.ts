@@ -452,13 +452,21 @@ export function buildProgram(): Command {
   program
     .command('proxy')
     .description(
-      "Serve the Matrix client API on 127.0.0.1 and forward every request over libp2p to a home of the account (this machine runs no home); until Ctrl-C",
+      'Serve the Matrix client API on 127.0.0.1 and forward every request over libp2p to a home of the account (this machine runs no home); until Ctrl-C',
     )
-    .option('--listen <host:port>', 'where Matrix clients connect: 127.0.0.1:<port> (0 picks a free port)', '127.0.0.1:8010')
+    .option(
+      '--listen <host:port>',
+      'where Matrix clients connect: 127.0.0.1:<port> (0 picks a free port)',
+      '127.0.0.1:8010',
+    )
     .option('--home <multiaddr>', 'the home to use, e.g. /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...')
     .option('--user <userId>', "find the account's homes through the DHT (server homes first); needs --bootstrap")
     .option('--bootstrap <multiaddr...>', 'DHT peers to start from (with --user)', [])
-    .option('--max-body-bytes <bytes>', 'largest request body (media upload); larger ones get 413', String(50 * 1024 * 1024))
+    .option(
+      '--max-body-bytes <bytes>',
+      'largest request body (media upload); larger ones get 413',
+      String(50 * 1024 * 1024),
+    )
     .option('--timeout <seconds>', 'give up finding or dialling the home after this long', '30')
     .action(
       async (o: {

@@ -55,7 +55,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     throw new CliError(`--bootstrap ${wrong}: not a peer's multiaddr; give one ending in /p2p/<PeerId>.`, EXIT_USAGE);
   }
   if (options.user !== undefined && options.bootstrap.length === 0) {
-    throw new CliError('--user needs --bootstrap MULTIADDR: a peer of the DHT to look the account up from.', EXIT_USAGE);
+    throw new CliError(
+      '--user needs --bootstrap MULTIADDR: a peer of the DHT to look the account up from.',
+      EXIT_USAGE,
+    );
   }
   const host = await createPolyhomeHost({
     nodeKey: generateKeyPair().secretKey,
@@ -71,11 +74,14 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       const { discoveryOf } = await import('@polyhome/home');
       discovery = discoveryOf(host);
     }
-    const chosen = await chooseHome(host, discovery, { home: options.home, userId: options.user }, options.timeoutMs).catch(
-      (err: unknown) => {
-        throw new CliError((err as Error).message);
-      },
-    );
+    const chosen = await chooseHome(
+      host,
+      discovery,
+      { home: options.home, userId: options.user },
+      options.timeoutMs,
+    ).catch((err: unknown) => {
+      throw new CliError((err as Error).message);
+    });
     const proxy = await startClientApiProxy({
       host,
       home: chosen.peerId,

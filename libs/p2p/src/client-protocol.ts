@@ -241,7 +241,10 @@ class ClientApiService implements ClientApiServer {
     this.#serve(stream, connection.remotePeer)
       .catch((err: unknown) => {
         this.#counts.dropped++;
-        this.#log.debug({ ...errorFields(err), peer, protocol: CLIENT_API_PROTOCOL }, 'client API answer not delivered');
+        this.#log.debug(
+          { ...errorFields(err), peer, protocol: CLIENT_API_PROTOCOL },
+          'client API answer not delivered',
+        );
         stream.abort(err instanceof Error ? err : new Error(String(err)));
       })
       .finally(() => {
@@ -307,7 +310,12 @@ class ClientApiService implements ClientApiServer {
       head = await readHead(reader, FEDERATION_MAX_HEAD_BYTES, headDeadline);
     } catch (err) {
       if (err instanceof HeadTooLargeError) {
-        return refuse('tooLarge', 431, 'M_TOO_LARGE', `The request head is longer than ${FEDERATION_MAX_HEAD_BYTES} bytes.`);
+        return refuse(
+          'tooLarge',
+          431,
+          'M_TOO_LARGE',
+          `The request head is longer than ${FEDERATION_MAX_HEAD_BYTES} bytes.`,
+        );
       }
       if (headDeadline.aborted) {
         return refuse('timedOut', 408, 'M_UNKNOWN', `The request head did not arrive within ${this.#headTimeout} ms.`);

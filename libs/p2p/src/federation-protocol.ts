@@ -159,7 +159,6 @@ interface Refusal {
   body: Record<string, unknown>;
 }
 
-
 class FederationHandlerService implements FederationServer {
   readonly #components: FederationServerComponents;
   readonly #handler: FederationHandler;
@@ -617,13 +616,10 @@ function parseJsonBody(raw: Uint8Array, maxDepth: number): Record<string, unknow
   return value as Record<string, unknown>;
 }
 
-
 function limitExceeded(error: string): Record<string, unknown> {
   return { errcode: 'M_LIMIT_EXCEEDED', error, retry_after_ms: FEDERATION_RETRY_AFTER_MS };
 }
 
-
 function jsonAnswer(status: number, body: Record<string, unknown>): Uint8Array {
   return encodeResponse(status, new TextEncoder().encode(JSON.stringify(body)));
 }
-
