@@ -5,8 +5,7 @@
 // This file owns the wire's defences, all before `forward` runs: concurrency caps (429), the path whitelist
 // (403, so `/admin/...` is never reached), methods (405), the body cap (413), head and read deadlines (408), a
 // total deadline long enough for /sync long polls (504), a failed forward answered 502.
-import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
-import { byteStream } from '@libp2p/utils';
+import type { Libp2p, PeerId } from '@libp2p/interface';
 import {
   CLIENT_API_CLIENT_TIMEOUT,
   CLIENT_API_HEAD_TIMEOUT,
@@ -28,23 +27,18 @@ import {
   FEDERATION_RETRY_AFTER_MS,
 } from './constants.js';
 import { ClientApiError } from './errors.js';
+import { encodeMessage, encodeResponse, statusLine } from './federation-codec.js';
 import {
-  BoundedReader,
-  BufferOverflowError,
-  byteStreamSource,
-  encodeMessage,
-  HeadTooLargeError,
-  parseRequestHead,
-  parseResponseHead,
-  readBody,
-  readHead,
-  StreamEndedError,
-  statusLine,
-  WireRefusal,
-} from './federation-codec.js';
-import { errorFields, silentLogger, type P2pLogger } from './logger.js';
-import { closeQuietly } from './session.js';
-import { closeAndLinger, raceSignal, REFUSAL_WRITE_TIMEOUT, send } from './wire-io.js';
+  HttpStreamServer,
+  refusal,
+  type StreamRefusal,
+  type StreamRequest,
+  type StreamServer,
+  type StreamServerOptions,
+  type WireCounts,
+} from './http-stream-server.js';
+import { errorFields, silentLogger } from './logger.js';
+import { DialFailedError, exchange, raceSignal, REFUSAL_WRITE_TIMEOUT } from './wire-io.js';
 
 /** Headers as pairs, names lower-cased. */
 export type HeaderPairs = Array<[string, string]>;
@@ -74,54 +68,21 @@ export interface ClientApiResponse {
 /** Answers one request, usually by forwarding it to the home's Matrix client API; a throw is answered 502. */
 export type ClientApiForward = (request: ClientApiRequest) => Promise<ClientApiResponse>;
 
-/** Options of createClientApiServer; every cap and timeout defaults to constants.ts. */
-export interface ClientApiServerInit {
+/** Options of createClientApiServer; every cap and timeout defaults to the CLIENT_API_* constants. */
+export interface ClientApiServerInit extends StreamServerOptions {
   forward: ClientApiForward;
-  logger?: P2pLogger;
-  /** Largest request body, bytes (default CLIENT_API_MAX_BODY_BYTES; the apps pass their media cap). */
-  maxBodyBytes?: number;
   /** Largest answer body, bytes (default CLIENT_API_MAX_RESPONSE_BYTES). */
   maxResponseBytes?: number;
-  /** ms from the stream opening to the end of the head (default CLIENT_API_HEAD_TIMEOUT). */
-  headTimeout?: number;
-  /** ms from the stream opening to the end of the body (default CLIENT_API_READ_TIMEOUT). */
-  readTimeout?: number;
-  /** ms from the stream opening to the answer written (default CLIENT_API_REQUEST_TIMEOUT). */
-  requestTimeout?: number;
-  /** Requests at once per peer (default CLIENT_API_MAX_CONCURRENT_PER_PEER). */
-  maxConcurrentPerPeer?: number;
-  /** Requests at once overall (default CLIENT_API_MAX_CONCURRENT). */
-  maxConcurrent?: number;
-  /** Bytes of request bodies held at once overall (default CLIENT_API_MAX_BODY_BYTES_IN_FLIGHT). */
-  maxBodyBytesInFlight?: number;
 }
 
 /** Requests answered and refused so far, by reason. */
-export interface ClientApiCounts {
+export interface ClientApiCounts extends WireCounts {
+  /** Forwarded and answered by the home's client API (whatever status it chose). */
   forwarded: number;
-  /** 429: a concurrency cap or the body bytes in flight. */
-  limited: number;
-  /** 403 or 405: a path or method not served. */
-  forbidden: number;
-  /** 413 or 431. */
-  tooLarge: number;
-  /** 400. */
-  malformed: number;
-  /** 408 or 504. */
-  timedOut: number;
-  /** 502: the forward failed. */
-  failed: number;
-  /** The caller went away before the answer. */
-  dropped: number;
 }
 
 /** Serves /polyhome/client/1.0.0 on a libp2p node. */
-export interface ClientApiServer {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  readonly inFlight: number;
-  readonly counts: ClientApiCounts;
-}
+export type ClientApiServer = StreamServer<ClientApiCounts>;
 
 /** Creates the client API server on a libp2p node; start() it after the node, stop() it before. */
 export function createClientApiServer(
@@ -147,231 +108,60 @@ export function clientApiPathRefusal(path: string): string | undefined {
   return undefined;
 }
 
-interface Refusal {
-  count: keyof ClientApiCounts;
-  status: number;
-  errcode: string;
-  error: string;
-}
-
-class ClientApiService implements ClientApiServer {
-  readonly #components: Pick<Libp2p, 'handle' | 'unhandle'>;
+class ClientApiService extends HttpStreamServer implements ClientApiServer {
   readonly #forward: ClientApiForward;
-  readonly #log: P2pLogger;
-  readonly #maxBodyBytes: number;
   readonly #maxResponseBytes: number;
-  readonly #headTimeout: number;
-  readonly #readTimeout: number;
-  readonly #requestTimeout: number;
-  readonly #maxPerPeer: number;
-  readonly #maxConcurrent: number;
-  readonly #maxBodyBytesInFlight: number;
-  readonly #perPeer = new Map<string, number>();
-  readonly #counts: ClientApiCounts = {
-    forwarded: 0,
-    limited: 0,
-    forbidden: 0,
-    tooLarge: 0,
-    malformed: 0,
-    timedOut: 0,
-    failed: 0,
-    dropped: 0,
-  };
-  #inFlight = 0;
-  #bodyBytesInFlight = 0;
-  #started = false;
 
   constructor(components: Pick<Libp2p, 'handle' | 'unhandle'>, init: ClientApiServerInit) {
-    this.#components = components;
+    super(
+      components,
+      CLIENT_API_PROTOCOL,
+      'client API',
+      {
+        maxHeadBytes: FEDERATION_MAX_HEAD_BYTES,
+        maxBodyBytes: init.maxBodyBytes ?? CLIENT_API_MAX_BODY_BYTES,
+        headTimeout: init.headTimeout ?? CLIENT_API_HEAD_TIMEOUT,
+        readTimeout: init.readTimeout ?? CLIENT_API_READ_TIMEOUT,
+        requestTimeout: init.requestTimeout ?? CLIENT_API_REQUEST_TIMEOUT,
+        maxConcurrentPerPeer: init.maxConcurrentPerPeer ?? CLIENT_API_MAX_CONCURRENT_PER_PEER,
+        maxConcurrent: init.maxConcurrent ?? CLIENT_API_MAX_CONCURRENT,
+        maxBodyBytesInFlight: init.maxBodyBytesInFlight ?? CLIENT_API_MAX_BODY_BYTES_IN_FLIGHT,
+        maxStreams: CLIENT_API_MAX_STREAMS,
+        lingerMs: FEDERATION_LINGER_TIMEOUT,
+        retryAfterMs: FEDERATION_RETRY_AFTER_MS,
+      },
+      init.logger ?? silentLogger,
+      ['forwarded', 'limited', 'forbidden', 'tooLarge', 'malformed', 'timedOut', 'failed', 'dropped'],
+    );
     this.#forward = init.forward;
-    this.#log = init.logger ?? silentLogger;
-    this.#maxBodyBytes = init.maxBodyBytes ?? CLIENT_API_MAX_BODY_BYTES;
     this.#maxResponseBytes = init.maxResponseBytes ?? CLIENT_API_MAX_RESPONSE_BYTES;
-    this.#headTimeout = init.headTimeout ?? CLIENT_API_HEAD_TIMEOUT;
-    this.#readTimeout = init.readTimeout ?? CLIENT_API_READ_TIMEOUT;
-    this.#requestTimeout = init.requestTimeout ?? CLIENT_API_REQUEST_TIMEOUT;
-    this.#maxPerPeer = init.maxConcurrentPerPeer ?? CLIENT_API_MAX_CONCURRENT_PER_PEER;
-    this.#maxConcurrent = init.maxConcurrent ?? CLIENT_API_MAX_CONCURRENT;
-    this.#maxBodyBytesInFlight = init.maxBodyBytesInFlight ?? CLIENT_API_MAX_BODY_BYTES_IN_FLIGHT;
-  }
-
-  get inFlight(): number {
-    return this.#inFlight;
   }
 
   get counts(): ClientApiCounts {
-    return { ...this.#counts };
+    return { ...this.counters } as unknown as ClientApiCounts;
   }
 
-  async start(): Promise<void> {
-    if (this.#started) return;
-    await this.#components.handle(CLIENT_API_PROTOCOL, (stream, connection) => this.#accept(stream, connection), {
-      maxInboundStreams: CLIENT_API_MAX_STREAMS,
-      maxOutboundStreams: CLIENT_API_MAX_STREAMS,
-      // A laptop home behind NAT is reached through its server home's relay, whose own limits bound the traffic.
-      runOnLimitedConnection: true,
-    });
-    this.#started = true;
+  // The path whitelist and the methods, before the body is read.
+  protected admit(head: Omit<StreamRequest, 'body'>): Promise<StreamRefusal | undefined> {
+    const denied = clientApiPathRefusal(head.path);
+    if (denied !== undefined) return Promise.resolve(refusal('forbidden', 403, 'M_FORBIDDEN', denied));
+    if (!CLIENT_API_METHODS.includes(head.method)) {
+      return Promise.resolve(
+        refusal('forbidden', 405, 'M_UNRECOGNIZED', `Method ${head.method} is not served over the client API.`),
+      );
+    }
+    return Promise.resolve(undefined);
   }
 
-  async stop(): Promise<void> {
-    if (!this.#started) return;
-    this.#started = false;
-    await this.#components.unhandle(CLIENT_API_PROTOCOL).catch((err: unknown) => {
-      this.#log.debug({ ...errorFields(err), protocol: CLIENT_API_PROTOCOL }, 'client API handler not unregistered');
-    });
-  }
-
-  // The concurrency slot is taken before a byte is read: a flood of streams costs one 429 each.
-  #accept(stream: Stream, connection: Connection): void {
-    const peer = connection.remotePeer.toString();
-    const held = this.#perPeer.get(peer) ?? 0;
-    if (held >= this.#maxPerPeer || this.#inFlight >= this.#maxConcurrent) {
-      this.#counts.limited++;
-      void this.#refuse(stream, peer, {
-        count: 'limited',
-        status: 429,
-        errcode: 'M_LIMIT_EXCEEDED',
-        error: 'Too many client API requests at once over libp2p; retry later.',
-      });
-      return;
-    }
-    this.#perPeer.set(peer, held + 1);
-    this.#inFlight++;
-    this.#serve(stream, connection.remotePeer)
-      .catch((err: unknown) => {
-        this.#counts.dropped++;
-        this.#log.debug(
-          { ...errorFields(err), peer, protocol: CLIENT_API_PROTOCOL },
-          'client API answer not delivered',
-        );
-        stream.abort(err instanceof Error ? err : new Error(String(err)));
-      })
-      .finally(() => {
-        this.#inFlight--;
-        const left = (this.#perPeer.get(peer) ?? 1) - 1;
-        if (left === 0) this.#perPeer.delete(peer);
-        else this.#perPeer.set(peer, left);
-      });
-  }
-
-  async #serve(stream: Stream, peerId: PeerId): Promise<void> {
-    const peer = peerId.toString();
-    const reader = new BoundedReader(stream, FEDERATION_MAX_HEAD_BYTES + this.#maxBodyBytes);
-    const gone = new AbortController();
-    const onClose = (): void => gone.abort(new Error('the caller closed the stream'));
-    stream.addEventListener('close', onClose, { once: true });
-    const total = AbortSignal.timeout(this.#requestTimeout);
-    const signal = AbortSignal.any([total, gone.signal]);
-    let held = 0;
-    try {
-      const read = await this.#read(reader, peerId, signal, (n) => (held = n));
-      if ('refusal' in read) {
-        reader.discard();
-        if (gone.signal.aborted) {
-          this.#counts.dropped++;
-          return;
-        }
-        this.#counts[read.refusal.count]++;
-        this.#log.debug(
-          { peer, protocol: CLIENT_API_PROTOCOL, status: read.refusal.status, err: read.refusal.error },
-          'client API request refused',
-        );
-        await this.#refuse(stream, peer, read.refusal, read.refusal.status === 408);
-        return;
-      }
-      reader.discard();
-      const answer = await this.#forwarded(read.request, signal, total);
-      if (gone.signal.aborted) {
-        this.#counts.dropped++;
-        return;
-      }
-      await send(stream, answer, signal);
-      await closeAndLinger(stream, FEDERATION_LINGER_TIMEOUT);
-    } finally {
-      this.#bodyBytesInFlight -= held;
-      stream.removeEventListener('close', onClose);
-    }
-  }
-
-  // Head (deadline, cap), method and path, body cap and budget, body.
-  async #read(
-    reader: BoundedReader,
-    peerId: PeerId,
-    signal: AbortSignal,
-    reserved: (bytes: number) => void,
-  ): Promise<{ request: ClientApiRequest } | { refusal: Refusal }> {
-    const refuse = (count: keyof ClientApiCounts, status: number, errcode: string, error: string) => ({
-      refusal: { count, status, errcode, error },
-    });
-    const headDeadline = AbortSignal.any([signal, AbortSignal.timeout(this.#headTimeout)]);
-    let head: { head: string; rest: Uint8Array };
-    try {
-      head = await readHead(reader, FEDERATION_MAX_HEAD_BYTES, headDeadline);
-    } catch (err) {
-      if (err instanceof HeadTooLargeError) {
-        return refuse(
-          'tooLarge',
-          431,
-          'M_TOO_LARGE',
-          `The request head is longer than ${FEDERATION_MAX_HEAD_BYTES} bytes.`,
-        );
-      }
-      if (headDeadline.aborted) {
-        return refuse('timedOut', 408, 'M_UNKNOWN', `The request head did not arrive within ${this.#headTimeout} ms.`);
-      }
-      return refuse('malformed', 400, 'M_UNRECOGNIZED', `The request ended early: ${(err as Error).message}.`);
-    }
-    let parsed;
-    try {
-      parsed = parseRequestHead(head.head);
-    } catch (err) {
-      if (!(err instanceof WireRefusal)) throw err;
-      return refuse('malformed', err.status, err.errcode, err.message);
-    }
-    const at = parsed.target.indexOf('?');
-    const pathRefusal = clientApiPathRefusal(at < 0 ? parsed.target : parsed.target.slice(0, at));
-    if (pathRefusal !== undefined) return refuse('forbidden', 403, 'M_FORBIDDEN', pathRefusal);
-    if (!CLIENT_API_METHODS.includes(parsed.method)) {
-      return refuse('forbidden', 405, 'M_UNRECOGNIZED', `Method ${parsed.method} is not served over the client API.`);
-    }
-    if (parsed.contentLength > this.#maxBodyBytes) {
-      return refuse('tooLarge', 413, 'M_TOO_LARGE', `The request body is larger than ${this.#maxBodyBytes} bytes.`);
-    }
-    if (this.#bodyBytesInFlight + parsed.contentLength > this.#maxBodyBytesInFlight) {
-      return refuse('limited', 429, 'M_LIMIT_EXCEEDED', 'Too much client API data in flight over libp2p; retry later.');
-    }
-    this.#bodyBytesInFlight += parsed.contentLength;
-    reserved(parsed.contentLength);
-    const readDeadline = AbortSignal.any([signal, AbortSignal.timeout(this.#readTimeout)]);
-    let body: Uint8Array;
-    try {
-      body = await readBody(reader, head.rest, parsed.contentLength, readDeadline);
-    } catch (err) {
-      if (readDeadline.aborted) {
-        return refuse('timedOut', 408, 'M_UNKNOWN', `The request body did not arrive within ${this.#readTimeout} ms.`);
-      }
-      if (err instanceof StreamEndedError) return refuse('malformed', 400, 'M_UNRECOGNIZED', `${err.message}.`);
-      if (err instanceof BufferOverflowError) {
-        return refuse('malformed', 400, 'M_UNRECOGNIZED', 'More bytes came than the Content-Length announced.');
-      }
-      throw err;
-    }
-    const headers = pickHeaders(parsed.headers, CLIENT_API_REQUEST_HEADERS);
-    return {
-      request: {
-        method: parsed.method,
-        target: parsed.target,
-        headers,
-        body: parsed.contentLength === 0 ? undefined : body,
-        peerId,
-        signal,
-      },
+  protected async respond(raw: StreamRequest, signal: AbortSignal, total: AbortSignal): Promise<Uint8Array> {
+    const request: ClientApiRequest = {
+      method: raw.method,
+      target: raw.target,
+      headers: pickHeaders(raw.headers, CLIENT_API_REQUEST_HEADERS),
+      body: raw.body.byteLength === 0 ? undefined : raw.body,
+      peerId: raw.peerId,
+      signal,
     };
-  }
-
-  async #forwarded(request: ClientApiRequest, signal: AbortSignal, total: AbortSignal): Promise<Uint8Array> {
-    const peer = request.peerId.toString();
     let answer: ClientApiResponse;
     try {
       answer = await raceSignal(
@@ -380,49 +170,29 @@ class ClientApiService implements ClientApiServer {
       );
     } catch (err) {
       if (total.aborted) {
-        this.#counts.timedOut++;
-        return matrixError(504, 'M_UNKNOWN', `The home did not answer within ${this.#requestTimeout} ms.`);
+        this.counters['timedOut']!++;
+        return matrixError(504, 'M_UNKNOWN', `The home did not answer within ${this.limits.requestTimeout} ms.`);
       }
       if (signal.aborted) return new Uint8Array(0); // the caller left; nothing is written
-      this.#counts.failed++;
-      this.#log.error(
-        { ...errorFields(err), peer, protocol: CLIENT_API_PROTOCOL, method: request.method },
+      this.counters['failed']!++;
+      this.log.error(
+        { ...errorFields(err), peer: raw.peerId.toString(), protocol: CLIENT_API_PROTOCOL, method: raw.method },
         'client API forward failed',
       );
       return matrixError(502, 'M_UNKNOWN', "The home's Matrix client API did not answer; try again later.");
     }
     if (answer.body.byteLength > this.#maxResponseBytes) {
-      this.#counts.failed++;
+      this.counters['failed']!++;
       return matrixError(502, 'M_TOO_LARGE', `The answer is larger than ${this.#maxResponseBytes} bytes.`);
     }
-    this.#counts.forwarded++;
+    this.counters['forwarded']!++;
     return encodeMessage(statusLine(answer.status), filterResponseHeaders(answer.headers), answer.body);
-  }
-
-  async #refuse(stream: Stream, peer: string, refusal: Refusal, abort = false): Promise<void> {
-    try {
-      const extra = refusal.status === 429 ? { retry_after_ms: FEDERATION_RETRY_AFTER_MS } : {};
-      await send(
-        stream,
-        matrixError(refusal.status, refusal.errcode, refusal.error, extra),
-        AbortSignal.timeout(REFUSAL_WRITE_TIMEOUT),
-      );
-      if (abort) stream.abort(new Error(`client API request refused with ${refusal.status}`));
-      else await closeAndLinger(stream, FEDERATION_LINGER_TIMEOUT);
-    } catch (err) {
-      this.#log.debug({ ...errorFields(err), peer, protocol: CLIENT_API_PROTOCOL }, 'client API refusal not delivered');
-      stream.abort(err instanceof Error ? err : new Error(String(err)));
-    }
   }
 }
 
 /** The bytes of an answer with a Matrix error body. */
-function matrixError(status: number, errcode: string, error: string, extra: Record<string, unknown> = {}): Uint8Array {
-  return encodeMessage(
-    statusLine(status),
-    [['content-type', 'application/json']],
-    new TextEncoder().encode(JSON.stringify({ errcode, error, ...extra })),
-  );
+function matrixError(status: number, errcode: string, error: string): Uint8Array {
+  return encodeResponse(status, new TextEncoder().encode(JSON.stringify({ errcode, error })));
 }
 
 function pickHeaders(headers: Iterable<readonly [string, string]>, allowed: readonly string[]): HeaderPairs {
@@ -484,37 +254,21 @@ export async function clientApiRequest(
     if (timeout.aborted) return new ClientApiError('timeout', peerText, `no answer within ${timeoutMs} ms`, err);
     return undefined;
   };
-  let stream: Stream;
   try {
-    stream = await host.dialProtocol(peer, CLIENT_API_PROTOCOL, { signal, runOnLimitedConnection: true });
+    const answer = await exchange(host, peer, CLIENT_API_PROTOCOL, request, {
+      signal,
+      maxResponseBytes,
+      closeTimeout: REFUSAL_WRITE_TIMEOUT,
+      tooLarge: () =>
+        new ClientApiError('bad-response', peerText, `the answer is larger than ${maxResponseBytes} bytes`),
+      bad: (reason) => new ClientApiError('bad-response', peerText, reason),
+    });
+    return { status: answer.status, headers: filterResponseHeaders(answer.headers), body: answer.body };
   } catch (err) {
-    throw stopped(err) ?? new ClientApiError('unreachable', peerText, (err as Error).message, err);
-  }
-  try {
-    const bytes = byteStream(stream, { maxBufferSize: FEDERATION_MAX_HEAD_BYTES + maxResponseBytes });
-    try {
-      await bytes.write(request, { signal });
-    } catch (err) {
-      // The home may refuse (413, 429, 403) and close before the whole body is written: read its answer.
-      if (signal.aborted) throw err;
-    }
-    const source = byteStreamSource(bytes);
-    const head = await readHead(source, FEDERATION_MAX_HEAD_BYTES, signal);
-    const parsed = parseResponseHead(head.head, (reason) => new ClientApiError('bad-response', peerText, reason));
-    if (parsed.contentLength > maxResponseBytes) {
-      throw new ClientApiError('bad-response', peerText, `the answer is larger than ${maxResponseBytes} bytes`);
-    }
-    const body = await readBody(source, head.rest, parsed.contentLength, signal);
-    await closeQuietly(stream, REFUSAL_WRITE_TIMEOUT);
-    return { status: parsed.status, headers: filterResponseHeaders(parsed.headers), body };
-  } catch (err) {
-    stream.abort(err instanceof Error ? err : new Error(String(err)));
     const stop = stopped(err);
     if (stop !== undefined) throw stop;
     if (err instanceof ClientApiError) throw err;
-    if (err instanceof Error && err.name === 'StreamBufferError') {
-      throw new ClientApiError('bad-response', peerText, `the answer is larger than ${maxResponseBytes} bytes`);
-    }
+    if (err instanceof DialFailedError) throw new ClientApiError('unreachable', peerText, err.message, err.cause);
     throw new ClientApiError('bad-response', peerText, (err as Error).message, err);
   }
 }

@@ -55,6 +55,7 @@ export type {
   ClientApiServerInit,
   HeaderPairs,
 } from './client-protocol.js';
+export type { StreamServer, StreamServerOptions, WireCounts } from './http-stream-server.js';
 export type {
   FederationAuthorize,
   FederationClientHost,
