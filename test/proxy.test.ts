@@ -91,6 +91,18 @@ function raw(
   });
 }
 
+/** A password login through `url`, as a client sends it. */
+function passwordLogin(url: string, user: string): ReturnType<typeof raw> {
+  const body = { type: 'm.login.password', identifier: { type: 'm.id.user', user }, password: PASSWORD };
+  return raw(
+    url,
+    'POST',
+    '/_matrix/client/v3/login',
+    { 'Content-Type': 'application/json' },
+    Buffer.from(JSON.stringify(body)),
+  );
+}
+
 describe('polyhome proxy to a server home over libp2p', () => {
   let fresh: FreshServer;
   let proxy: ProxyProcess;
@@ -244,19 +256,7 @@ describe('polyhome proxy to a server home over libp2p', () => {
   }, 60_000);
 
   it('a login for a user this home does not host is refused with the Matrix error', async () => {
-    const r = await raw(
-      proxy.url,
-      'POST',
-      '/_matrix/client/v3/login',
-      { 'Content-Type': 'application/json' },
-      new TextEncoder().encode(
-        JSON.stringify({
-          type: 'm.login.password',
-          identifier: { type: 'm.id.user', user: '@bob:not-hosted.example.org' },
-          password: PASSWORD,
-        }),
-      ),
-    );
+    const r = await passwordLogin(proxy.url, '@bob:not-hosted.example.org');
     expect(r.status).toBe(403);
     expect(r.body['errcode']).toBe('M_FORBIDDEN');
     // An access token of no account of this home gets nowhere either.
@@ -299,6 +299,28 @@ describe('polyhome proxy to a server home over libp2p', () => {
       expect(await found!.stop()).toBe(0);
     }
   }, 180_000);
+
+  it('reaches a client home too; one that does not serve the account refuses its login with the Matrix error', async () => {
+    // The DHT peer is a running `polyhome start` (a node with no account): it serves the protocol as well.
+    const toNode = new ProxyProcess(['--home', dhtPeer.addr]);
+    try {
+      await toNode.ready();
+      const versions = await raw(toNode.url, 'GET', '/_matrix/client/versions');
+      expect(versions.status).toBe(200);
+      expect(versions.body['versions']).toBeDefined();
+      const login = await passwordLogin(toNode.url, aliceId);
+      expect(login.status).toBe(403);
+      expect(login.body['errcode']).toBe('M_FORBIDDEN');
+      // alice's token from her server home means nothing here.
+      const whoami = await raw(toNode.url, 'GET', '/_matrix/client/v3/account/whoami', {
+        Authorization: `Bearer ${alice.getAccessToken()!}`,
+      });
+      expect(whoami.status).toBe(401);
+      expect(whoami.body['errcode']).toBe('M_UNKNOWN_TOKEN');
+    } finally {
+      expect(await toNode.stop()).toBe(0);
+    }
+  }, 60_000);
 
   it('answers 502 M_UNKNOWN saying what to do once the home is gone, and logs it', async () => {
     alice.stopClient();

@@ -96,6 +96,19 @@ function portOf(value: string): number {
   return port;
 }
 
+/** Resolves at the first SIGINT or SIGTERM (caught from the call on, so one that comes early is not lost). */
+function untilStopSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const onSignal = (): void => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
 /** Builds the command tree (exported for tests of the parser). */
 export function buildProgram(): Command {
   const program = new Command('polyhome')
@@ -181,15 +194,7 @@ export function buildProgram(): Command {
       }) => {
         const started = Date.now();
         // Signals are caught from the start: one that arrives while the node starts stops it once it is up.
-        const stopRequested = new Promise<void>((resolve) => {
-          const onSignal = (): void => {
-            process.off('SIGINT', onSignal);
-            process.off('SIGTERM', onSignal);
-            resolve();
-          };
-          process.on('SIGINT', onSignal);
-          process.on('SIGTERM', onSignal);
-        });
+        const stopRequested = untilStopSignal();
         const { isPeerMultiaddr } = await import('@polyhome/p2p');
         const wrong = o.bootstrap.find((addr) => !isPeerMultiaddr(addr));
         if (wrong !== undefined) {
@@ -480,15 +485,7 @@ export function buildProgram(): Command {
         const seconds = Number(o.timeout);
         if (!Number.isFinite(seconds) || seconds <= 0)
           throw new CliError(`--timeout ${o.timeout}: expected seconds > 0.`, EXIT_USAGE);
-        const stopRequested = new Promise<void>((resolve) => {
-          const onSignal = (): void => {
-            process.off('SIGINT', onSignal);
-            process.off('SIGTERM', onSignal);
-            resolve();
-          };
-          process.on('SIGINT', onSignal);
-          process.on('SIGTERM', onSignal);
-        });
+        const stopRequested = untilStopSignal();
         const { startProxy } = await import('./proxy.js');
         if (o.user !== undefined) progress(`Looking up ${o.user} through the DHT`);
         const proxy = await startProxy({
