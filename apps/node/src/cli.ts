@@ -80,10 +80,10 @@ async function secretOf(file: string | undefined, variable: string, what: string
 /** The node's Matrix port: not the server's 8008, so both run on one machine with their defaults. */
 export const DEFAULT_MATRIX_PORT = 8009;
 
-function mediaMaxBytesOf(value: string): number {
+function mediaMaxBytesOf(value: string, flag = '--media-max-bytes'): number {
   const bytes = Number(value);
   if (!/^\d+$/.test(value) || bytes < 1024 || bytes > 1024 * 1024 * 1024) {
-    throw new CliError(`--media-max-bytes ${value}: expected a whole number from 1024 to 1073741824.`, EXIT_USAGE);
+    throw new CliError(`${flag} ${value}: expected a whole number from 1024 to 1073741824.`, EXIT_USAGE);
   }
   return bytes;
 }
@@ -493,7 +493,7 @@ export function buildProgram(): Command {
           home: o.home,
           user: o.user,
           bootstrap: o.bootstrap,
-          maxBodyBytes: mediaMaxBytesOf(o.maxBodyBytes),
+          maxBodyBytes: mediaMaxBytesOf(o.maxBodyBytes, '--max-body-bytes'),
           timeoutMs: seconds * 1000,
           onLine: (line) => process.stdout.write(`${line}\n`),
         });
