@@ -37,8 +37,8 @@ import {
   type StreamServerOptions,
   type WireCounts,
 } from './http-stream-server.js';
-import { errorFields, silentLogger } from './logger.js';
-import { DialFailedError, exchange, raceSignal, REFUSAL_WRITE_TIMEOUT } from './wire-io.js';
+import { silentLogger } from './logger.js';
+import { DialFailedError, exchange, REFUSAL_WRITE_TIMEOUT } from './wire-io.js';
 
 /** Headers as pairs, names lower-cased. */
 export type HeaderPairs = Array<[string, string]>;
@@ -162,25 +162,15 @@ class ClientApiService extends HttpStreamServer implements ClientApiServer {
       peerId: raw.peerId,
       signal,
     };
-    let answer: ClientApiResponse;
-    try {
-      answer = await raceSignal(
-        Promise.resolve().then(() => this.#forward(request)),
-        signal,
-      );
-    } catch (err) {
-      if (total.aborted) {
-        this.counters['timedOut']!++;
-        return matrixError(504, 'M_UNKNOWN', `The home did not answer within ${this.limits.requestTimeout} ms.`);
-      }
-      if (signal.aborted) return new Uint8Array(0); // the caller left; nothing is written
-      this.counters['failed']!++;
-      this.log.error(
-        { ...errorFields(err), peer: raw.peerId.toString(), protocol: CLIENT_API_PROTOCOL, method: raw.method },
-        'client API forward failed',
-      );
-      return matrixError(502, 'M_UNKNOWN', "The home's Matrix client API did not answer; try again later.");
-    }
+    const ran = await this.runHandler(
+      () => this.#forward(request),
+      signal,
+      total,
+      { status: 502, errcode: 'M_UNKNOWN', error: "The home's Matrix client API did not answer; try again later." },
+      { peer: raw.peerId.toString(), method: raw.method },
+    );
+    if ('answer' in ran) return ran.answer;
+    const answer = ran.value;
     if (answer.body.byteLength > this.#maxResponseBytes) {
       this.counters['failed']!++;
       return matrixError(502, 'M_TOO_LARGE', `The answer is larger than ${this.#maxResponseBytes} bytes.`);

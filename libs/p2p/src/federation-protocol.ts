@@ -202,32 +202,15 @@ class FederationHandlerService extends HttpStreamServer implements FederationSer
       signal,
     };
     const peer = request.peerId.toString();
-    let answer: FederationResponse;
-    try {
-      answer = await raceSignal(
-        Promise.resolve().then(() => this.#handler(request)),
-        signal,
-      );
-    } catch (err) {
-      if (total.aborted) {
-        this.counters['timedOut']!++;
-        this.log.info(
-          { peer, protocol: FEDERATION_PROTOCOL, method: request.method, path: request.path },
-          'federation handler did not answer in time',
-        );
-        return jsonAnswer(504, {
-          errcode: 'M_UNKNOWN',
-          error: `The request was not answered within ${this.limits.requestTimeout} ms.`,
-        });
-      }
-      if (signal.aborted) return jsonAnswer(500, {}); // the caller left; nothing will be written
-      this.counters['failed']!++;
-      this.log.error(
-        { ...errorFields(err), stack: (err as Error).stack, peer, protocol: FEDERATION_PROTOCOL, path: request.path },
-        'federation handler threw',
-      );
-      return jsonAnswer(500, { errcode: 'M_UNKNOWN', error: 'Internal server error.' });
-    }
+    const ran = await this.runHandler(
+      () => this.#handler(request),
+      signal,
+      total,
+      { status: 500, errcode: 'M_UNKNOWN', error: 'Internal server error.' },
+      { peer, method: request.method, path: request.path },
+    );
+    if ('answer' in ran) return ran.answer;
+    const answer = ran.value;
     const status = answer.status;
     let text: string | undefined;
     try {

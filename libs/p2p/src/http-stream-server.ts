@@ -16,7 +16,7 @@ import {
   encodeResponse,
 } from './federation-codec.js';
 import { errorFields, type P2pLogger } from './logger.js';
-import { closeAndLinger, REFUSAL_WRITE_TIMEOUT, send } from './wire-io.js';
+import { closeAndLinger, raceSignal, REFUSAL_WRITE_TIMEOUT, send } from './wire-io.js';
 
 /** A request refused before it is answered: the count it goes to, the status and the Matrix error body. */
 export interface StreamRefusal {
@@ -171,6 +171,37 @@ export abstract class HttpStreamServer {
     signal: AbortSignal,
     total: AbortSignal,
   ): Promise<Uint8Array | StreamRefusal>;
+
+  /**
+   * Runs the protocol's handler against the request's deadlines: its result, or the answer's bytes when it gave
+   * none (504 past the total deadline; nothing when the caller left; `failure` when it threw, counted `failed`
+   * and logged with `context`).
+   */
+  protected async runHandler<T>(
+    run: () => Promise<T> | T,
+    signal: AbortSignal,
+    total: AbortSignal,
+    failure: { status: number; errcode: string; error: string },
+    context: Record<string, unknown>,
+  ): Promise<{ value: T } | { answer: Uint8Array }> {
+    try {
+      return { value: await raceSignal(Promise.resolve().then(run), signal) };
+    } catch (err) {
+      if (total.aborted) {
+        this.counters['timedOut']!++;
+        this.log.info({ ...context, protocol: this.protocol }, `${this.what} handler did not answer in time`);
+        const error = `The request was not answered within ${this.limits.requestTimeout} ms.`;
+        return { answer: this.refusalBytes(504, { errcode: 'M_UNKNOWN', error }) };
+      }
+      if (signal.aborted) return { answer: new Uint8Array(0) }; // the caller left; nothing will be written
+      this.counters['failed']!++;
+      this.log.error(
+        { ...errorFields(err), stack: (err as Error).stack, ...context, protocol: this.protocol },
+        `${this.what} handler threw`,
+      );
+      return { answer: this.refusalBytes(failure.status, { errcode: failure.errcode, error: failure.error }) };
+    }
+  }
 
   /** The bytes of a refusal's answer. */
   protected refusalBytes(status: number, body: Record<string, unknown>): Uint8Array {
