@@ -80,10 +80,10 @@ async function secretOf(file: string | undefined, variable: string, what: string
 /** The node's Matrix port: not the server's 8008, so both run on one machine with their defaults. */
 export const DEFAULT_MATRIX_PORT = 8009;
 
-function mediaMaxBytesOf(value: string): number {
+function mediaMaxBytesOf(value: string, flag = '--media-max-bytes'): number {
   const bytes = Number(value);
   if (!/^\d+$/.test(value) || bytes < 1024 || bytes > 1024 * 1024 * 1024) {
-    throw new CliError(`--media-max-bytes ${value}: expected a whole number from 1024 to 1073741824.`, EXIT_USAGE);
+    throw new CliError(`${flag} ${value}: expected a whole number from 1024 to 1073741824.`, EXIT_USAGE);
   }
   return bytes;
 }
@@ -94,6 +94,19 @@ function portOf(value: string): number {
     throw new CliError(`--port ${value}: expected 0-65535 (0 picks a free port).`, EXIT_USAGE);
   }
   return port;
+}
+
+/** Resolves at the first SIGINT or SIGTERM (caught from the call on, so one that comes early is not lost). */
+function untilStopSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const onSignal = (): void => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
 }
 
 /** Builds the command tree (exported for tests of the parser). */
@@ -165,6 +178,7 @@ export function buildProgram(): Command {
       // DEFAULT_MEDIA_MAX_BYTES of @polyhome/matrix (50 MiB), written out: the CLI loads NestJS only in `start`.
       String(50 * 1024 * 1024),
     )
+    .option('--no-client-api-over-p2p', 'do not serve the Matrix client API over libp2p (for `polyhome proxy`)')
     .option(
       '--advertise-relayed',
       "put this node's relayed addresses in its entry of the account documents whose root key it holds (each change signs a new document)",
@@ -176,18 +190,11 @@ export function buildProgram(): Command {
         port: string;
         mediaMaxBytes: string;
         advertiseRelayed?: boolean;
+        clientApiOverP2p: boolean;
       }) => {
         const started = Date.now();
         // Signals are caught from the start: one that arrives while the node starts stops it once it is up.
-        const stopRequested = new Promise<void>((resolve) => {
-          const onSignal = (): void => {
-            process.off('SIGINT', onSignal);
-            process.off('SIGTERM', onSignal);
-            resolve();
-          };
-          process.on('SIGINT', onSignal);
-          process.on('SIGTERM', onSignal);
-        });
+        const stopRequested = untilStopSignal();
         const { isPeerMultiaddr } = await import('@polyhome/p2p');
         const wrong = o.bootstrap.find((addr) => !isPeerMultiaddr(addr));
         if (wrong !== undefined) {
@@ -203,6 +210,7 @@ export function buildProgram(): Command {
           port: portOf(o.port),
           mediaMaxBytes: mediaMaxBytesOf(o.mediaMaxBytes),
           advertiseRelayed: o.advertiseRelayed === true,
+          clientApiOverP2p: o.clientApiOverP2p,
           onLine: (line) => process.stdout.write(`${line}\n`),
         });
         process.stdout.write(`peer_id ${home.peerId}\n`);
@@ -445,6 +453,58 @@ export function buildProgram(): Command {
         ].join('\n'),
       );
     });
+
+  program
+    .command('proxy')
+    .description(
+      'Serve the Matrix client API on 127.0.0.1 and forward every request over libp2p to a home of the account (this machine runs no home); until Ctrl-C',
+    )
+    .option(
+      '--listen <host:port>',
+      'where Matrix clients connect: 127.0.0.1:<port> (0 picks a free port)',
+      '127.0.0.1:8010',
+    )
+    .option('--home <multiaddr>', 'the home to use, e.g. /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...')
+    .option('--user <userId>', "find the account's homes through the DHT (server homes first); needs --bootstrap")
+    .option('--bootstrap <multiaddr...>', 'DHT peers to start from (with --user)', [])
+    .option(
+      '--max-body-bytes <bytes>',
+      'largest request body (media upload); larger ones get 413',
+      String(50 * 1024 * 1024),
+    )
+    .option('--timeout <seconds>', 'give up finding or dialling the home after this long', '30')
+    .action(
+      async (o: {
+        listen: string;
+        home?: string;
+        user?: string;
+        bootstrap: string[];
+        maxBodyBytes: string;
+        timeout: string;
+      }) => {
+        const seconds = Number(o.timeout);
+        if (!Number.isFinite(seconds) || seconds <= 0)
+          throw new CliError(`--timeout ${o.timeout}: expected seconds > 0.`, EXIT_USAGE);
+        const stopRequested = untilStopSignal();
+        const { startProxy } = await import('./proxy.js');
+        if (o.user !== undefined) progress(`Looking up ${o.user} through the DHT`);
+        const proxy = await startProxy({
+          listen: o.listen,
+          home: o.home,
+          user: o.user,
+          bootstrap: o.bootstrap,
+          maxBodyBytes: mediaMaxBytesOf(o.maxBodyBytes, '--max-body-bytes'),
+          timeoutMs: seconds * 1000,
+          onLine: (line) => process.stdout.write(`${line}\n`),
+        });
+        process.stdout.write(`home ${proxy.home}\n`);
+        process.stdout.write(`matrix ${proxy.url}\n`);
+        process.stdout.write(`proxying ${proxy.url} to ${proxy.home}; Ctrl-C to stop\n`);
+        await stopRequested;
+        await proxy.stop();
+        process.stdout.write('stopped\n');
+      },
+    );
   return program;
 }
 

@@ -3,7 +3,7 @@
 // the account of a `--join` node when a home of it first talks to this node, and announces its accounts in
 // the DHT. Progress of long work (first database creation, catching up) goes to `onLine`.
 import { stat } from 'node:fs/promises';
-import { FilePairingCodeStore, Home, NOT_A_HOME, RefusalLog } from '@polyhome/home';
+import { FilePairingCodeStore, Home, NOT_A_HOME, RefusalLog, serveClientApi } from '@polyhome/home';
 import { isRelayedAddr, listenFailureReason } from '@polyhome/p2p';
 import { createQueueBackend } from '@polyhome/queue';
 import { createRepositories, openSeqGuardStore } from '@polyhome/storage';
@@ -49,6 +49,8 @@ export interface StartOptions {
   bootstrap: string[];
   /** Matrix client API port on 127.0.0.1 (0: any free port). */
   port: number;
+  /** Serve the Matrix client API over libp2p for `polyhome proxy` (default true). */
+  clientApiOverP2p?: boolean;
   /** Largest media upload in bytes (default `DEFAULT_MEDIA_MAX_BYTES`, 50 MiB). */
   mediaMaxBytes?: number;
   /**
@@ -140,6 +142,15 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
       (err) => say(`matrix: internal error: ${(err as Error).message ?? String(err)}`),
     );
     stack.push(() => matrix.close());
+    // `polyhome proxy` reaches this home's Matrix client API over libp2p (--no-client-api-over-p2p: not).
+    if (options.clientApiOverP2p !== false) {
+      const clientApi = await serveClientApi(home.host, {
+        url: matrix.url,
+        maxBodyBytes: options.mediaMaxBytes ?? DEFAULT_MEDIA_MAX_BYTES,
+        logger,
+      });
+      stack.push(() => clientApi.stop());
+    }
     const control: ControlServer = await startControlServer(paths, node.handlers(matrix.url));
     stack.push(() => control.close());
     return {

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { hardenHttpServer } from '@polyhome/home';
+import { hardenHttpServer, localUrlOf, serveClientApi } from '@polyhome/home';
 import { StorageError } from '@polyhome/storage';
 import { createServerApp } from './app.js';
 import { openResources } from './resources.js';
@@ -47,6 +47,14 @@ try {
       : `cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`,
   );
 }
+// `polyhome proxy`: the Matrix client API over libp2p, forwarded to the listener above (CLIENT_API_OVER_P2P).
+const clientApi = config.clientApiOverP2p
+  ? await serveClientApi(resources.p2p.host, {
+      url: localUrlOf(config.host, config.port),
+      maxBodyBytes: config.mediaMaxBytes,
+      logger: logger.child({ component: 'client-api-p2p' }),
+    })
+  : undefined;
 logger.info(
   { host: config.host, port: config.port, database: resources.storage.backend, queue: resources.queue.kind },
   `polyhome server listening on http://${config.host}:${config.port}`,
@@ -68,6 +76,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   // DHT queries of a running announcement job end now: the queue's drain (before the Home stops) need not wait
   // for their 30 s timeout.
   resources.p2p.cancelWork();
+  await clientApi?.stop();
   // Stop accepting connections first; idle keep-alive sockets would otherwise hold the close open.
   const server = app.getHttpServer() as Server;
   server.close();

@@ -127,3 +127,5 @@ export type {
   ToDeviceOutboxInput,
   ToDeviceStore,
 } from './to-device/to-device-store.js';
+export { chooseHome, localUrlOf, serveClientApi, startClientApiProxy } from './client-api.js';
+export type { ClientApiGatewayInit, ClientApiProxy, ClientApiProxyInit, ProxyTarget } from './client-api.js';

@@ -224,3 +224,73 @@ export const RELAY_RETRY_INTERVAL = 10_000;
 export const RELAY_RETRY_INTERVAL_MAX = 5 * 60_000;
 /** Time allowed for one relay reservation (dial and reserve), ms; past it the relay counts as failed. */
 export const RELAY_RESERVE_TIMEOUT = 30_000;
+
+/**
+ * Protocol id of the Matrix client API over libp2p (`polyhome proxy`): one HTTP/1.1 request and its answer per
+ * stream, binary bodies, a whitelist of headers; the home forwards it to its own Matrix client API. Only paths
+ * under CLIENT_API_PATH_PREFIXES are served.
+ */
+export const CLIENT_API_PROTOCOL = '/polyhome/client/1.0.0';
+/** Paths a home serves over CLIENT_API_PROTOCOL (anything else, `/admin/...` above all, is refused 403). */
+export const CLIENT_API_PATH_PREFIXES: readonly string[] = Object.freeze([
+  '/_matrix/client/',
+  '/_matrix/media/',
+  '/.well-known/matrix/client',
+]);
+/** Methods a client may send; others are answered 405. */
+export const CLIENT_API_METHODS: readonly string[] = Object.freeze(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS']);
+/** Request headers carried to the home (lower case); any other is dropped. Content-Length is the body's own. */
+export const CLIENT_API_REQUEST_HEADERS: readonly string[] = Object.freeze([
+  'authorization',
+  'content-type',
+  'accept',
+  'accept-language',
+  'user-agent',
+  'origin',
+  'access-control-request-method',
+  'access-control-request-headers',
+  'if-none-match',
+  'if-modified-since',
+  'range',
+]);
+/** Answer headers carried back to the client (lower case, and every `access-control-*`); any other is dropped. */
+export const CLIENT_API_RESPONSE_HEADERS: readonly string[] = Object.freeze([
+  'content-type',
+  'content-disposition',
+  'content-range',
+  'accept-ranges',
+  'cache-control',
+  'etag',
+  'last-modified',
+  'expires',
+  'vary',
+  'retry-after',
+  'location',
+  'www-authenticate',
+  'content-security-policy',
+  'cross-origin-resource-policy',
+  'x-content-type-options',
+]);
+/** Largest request body a home reads, bytes (the default media upload cap: 50 MiB; the apps pass their own cap). */
+export const CLIENT_API_MAX_BODY_BYTES = 50 * 1024 * 1024;
+/** Largest answer body, bytes, each way (a media download of the largest upload, with room). */
+export const CLIENT_API_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+/** Bytes of request bodies held at once by a home, all peers together; a request over it is answered 429. */
+export const CLIENT_API_MAX_BODY_BYTES_IN_FLIGHT = 128 * 1024 * 1024;
+/** The request line and headers must arrive within this time of the stream opening (ms); else 408. */
+export const CLIENT_API_HEAD_TIMEOUT = 10_000;
+/** The whole request must arrive within this time of the stream opening (ms): a 50 MiB upload on a slow link. */
+export const CLIENT_API_READ_TIMEOUT = 120_000;
+/**
+ * The answer must be written within this time of the stream opening (ms); else 504. Above the longest /sync
+ * long poll a client asks for (matrix-js-sdk: 30 s; at most 120 s is sensible) with a margin.
+ */
+export const CLIENT_API_REQUEST_TIMEOUT = 150_000;
+/** Time a caller (the proxy) waits for a whole exchange, ms: the home's deadline and the transfer. */
+export const CLIENT_API_CLIENT_TIMEOUT = 160_000;
+/** Requests served at once for one peer; more are answered 429 (a client's /sync, key queries and uploads). */
+export const CLIENT_API_MAX_CONCURRENT_PER_PEER = 32;
+/** Requests served at once for all peers together; more are answered 429. */
+export const CLIENT_API_MAX_CONCURRENT = 256;
+/** Client API streams per connection, each way: above the per-peer cap (429 rather than reset), in MUXER_MAX_STREAMS' room. */
+export const CLIENT_API_MAX_STREAMS = 40;

@@ -206,6 +206,20 @@ export class FederationBadResponseError extends P2pError {
   }
 }
 
+/** Thrown by clientApiRequest: the home could not be reached, did not answer in time, or answered badly. */
+export class ClientApiError extends P2pError {
+  readonly code = 'CLIENT_API';
+  constructor(
+    readonly kind: 'unreachable' | 'timeout' | 'aborted' | 'bad-response',
+    readonly peer: string,
+    reason: string,
+    cause?: unknown,
+  ) {
+    super(`home ${peer}: ${reason}`, { cause });
+    this.name = 'ClientApiError';
+  }
+}
+
 /**
  * One line for a libp2p node that could not listen (libp2p's own message carries the socket error's stack):
  * "the address 127.0.0.1:4001 is in use" for a busy port, else the message's first line.

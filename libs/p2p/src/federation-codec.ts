@@ -25,18 +25,23 @@ export interface RequestHead {
   /** The request target as sent: path (still percent-encoded) and query. */
   target: string;
   contentLength: number;
+  /** Every header, names lower-cased (a repeated one: the last). */
+  headers: Map<string, string>;
 }
 
 /** The status line and headers of an answer, as far as this protocol reads them. */
 export interface ResponseHead {
   status: number;
   contentLength: number;
+  /** Every header, names lower-cased (a repeated one: the last). */
+  headers: Map<string, string>;
 }
 
 const encoder = new TextEncoder();
 const REASONS: Readonly<Record<number, string>> = {
   200: 'OK',
   400: 'Bad Request',
+  401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
   408: 'Request Timeout',
@@ -44,6 +49,7 @@ const REASONS: Readonly<Record<number, string>> = {
   429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
+  502: 'Bad Gateway',
   504: 'Gateway Timeout',
 };
 /** A method as this protocol sends and accepts it: upper-case letters. */
@@ -55,25 +61,50 @@ export const PATH = /^\/[\x21-\x22\x24-\x3e\x40-\x7e]*$/;
 const HEADER = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
 const DIGITS = /^[0-9]{1,15}$/;
 
-/** The bytes of a request: request line, Content-Length (and Content-Type for a body), blank line, body. */
-export function encodeRequest(method: string, target: string, body: Uint8Array | undefined): Uint8Array {
-  const lines = [`${method} ${target} HTTP/1.1`];
-  if (body !== undefined) lines.push('Content-Type: application/json');
+/** A header value that may be sent: printable ASCII and tabs (no CR or LF, so no header can be smuggled in). */
+const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
+/** A header name that may be sent (an HTTP token). */
+export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * The bytes of a message: the start line, the headers given (those that cannot be sent and any Content-Length
+ * are left out), Content-Length of the body, a blank line, the body.
+ */
+export function encodeMessage(
+  startLine: string,
+  headers: Iterable<readonly [string, string]>,
+  body: Uint8Array | undefined,
+): Uint8Array {
+  const lines = [startLine];
+  for (const [name, value] of headers) {
+    if (name.toLowerCase() === 'content-length' || !HEADER_NAME.test(name) || !HEADER_VALUE.test(value)) continue;
+    lines.push(`${name}: ${value}`);
+  }
   lines.push(`Content-Length: ${body?.byteLength ?? 0}`, '', '');
   return concat(encoder.encode(lines.join('\r\n')), body);
 }
 
+/** The status line of an answer. */
+export function statusLine(status: number): string {
+  return `HTTP/1.1 ${status} ${REASONS[status] ?? 'Status'}`;
+}
+
+/** The bytes of a request: request line, Content-Length (and Content-Type for a body), blank line, body. */
+export function encodeRequest(method: string, target: string, body: Uint8Array | undefined): Uint8Array {
+  const headers: Array<[string, string]> = body === undefined ? [] : [['Content-Type', 'application/json']];
+  return encodeMessage(`${method} ${target} HTTP/1.1`, headers, body);
+}
+
 /** The bytes of an answer with a JSON body. */
 export function encodeResponse(status: number, body: Uint8Array): Uint8Array {
-  const head = [
-    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Status'}`,
-    'Content-Type: application/json',
-    `Content-Length: ${body.byteLength}`,
-    'Connection: close',
-    '',
-    '',
-  ].join('\r\n');
-  return concat(encoder.encode(head), body);
+  return encodeMessage(
+    statusLine(status),
+    [
+      ['Content-Type', 'application/json'],
+      ['Connection', 'close'],
+    ],
+    body,
+  );
 }
 
 /** Parses a request head (the text before the blank line); throws WireRefusal (400) when it is not one. */
@@ -96,7 +127,7 @@ export function parseRequestHead(text: string): RequestHead {
   if (length !== undefined && !DIGITS.test(length)) {
     throw new WireRefusal(400, 'M_UNRECOGNIZED', 'Content-Length is not a number of bytes.');
   }
-  return { method, target, contentLength: length === undefined ? 0 : Number(length) };
+  return { method, target, contentLength: length === undefined ? 0 : Number(length), headers };
 }
 
 /** Parses an answer head; throws `fail(reason)` when it is not an HTTP/1.1 answer with a Content-Length. */
@@ -107,7 +138,7 @@ export function parseResponseHead(text: string, fail: (reason: string) => Error)
   const headers = parseHeaders(headerLines, fail);
   const length = headers.get('content-length');
   if (length === undefined || !DIGITS.test(length)) throw fail('the answer has no Content-Length');
-  return { status: Number(status[1]), contentLength: Number(length) };
+  return { status: Number(status[1]), contentLength: Number(length), headers };
 }
 
 // Header names lowercased; a repeated Content-Length or Transfer-Encoding is refused (request smuggling habit).

@@ -39,6 +39,23 @@ export type { FrameLimits } from './frames.js';
 export { NOT_A_HOME_REASON } from './sync-protocol.js';
 export { fetchDocumentFrom } from './document-protocol.js';
 export { createFederationServer, federationRequest } from './federation-protocol.js';
+export {
+  clientApiPathRefusal,
+  clientApiRequest,
+  createClientApiServer,
+  filterResponseHeaders,
+} from './client-protocol.js';
+export type {
+  ClientApiCounts,
+  ClientApiForward,
+  ClientApiRequest,
+  ClientApiRequestInit,
+  ClientApiResponse,
+  ClientApiServer,
+  ClientApiServerInit,
+  HeaderPairs,
+} from './client-protocol.js';
+export type { StreamServer, StreamServerOptions, WireCounts } from './http-stream-server.js';
 export type {
   FederationAuthorize,
   FederationClientHost,

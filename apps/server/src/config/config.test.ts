@@ -60,6 +60,11 @@ describe('configuration', () => {
     );
   });
 
+  it('serves the client API over libp2p unless CLIENT_API_OVER_P2P is false', () => {
+    expect(loadConfig({}).clientApiOverP2p).toBe(true);
+    expect(loadConfig({ CLIENT_API_OVER_P2P: 'false' }).clientApiOverP2p).toBe(false);
+  });
+
   it('reads the relay settings', () => {
     const config = loadConfig({
       RELAY_ENABLED: 'false',
@@ -123,6 +128,7 @@ describe('configuration', () => {
     ['P2P_MAX_STRANGER_CONNECTIONS_PER_IP', '0', /P2P_MAX_STRANGER_CONNECTIONS_PER_IP: got "0"/],
     ['HTTP_HEADERS_TIMEOUT_MS', '0', /HTTP_HEADERS_TIMEOUT_MS: got "0", expected a whole number from 100 to 600000/],
     ['RELAY_ENABLED', 'yes', /RELAY_ENABLED: got "yes", expected true or false/],
+    ['CLIENT_API_OVER_P2P', 'on', /CLIENT_API_OVER_P2P: got "on", expected true or false/],
     ['RELAY_MAX_RESERVATIONS', '0', /RELAY_MAX_RESERVATIONS: got "0", expected a whole number from 1 to 100000/],
     ['RELAY_DURATION_LIMIT_MS', '2147483648', /RELAY_DURATION_LIMIT_MS: got "2147483648"/],
     ['HTTP_MAX_CONNECTIONS', '0', /HTTP_MAX_CONNECTIONS: got "0", expected a whole number from 1 to 1000000/],

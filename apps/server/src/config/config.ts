@@ -80,6 +80,8 @@ export interface AppConfig {
   p2pMaxStrangerConnectionsPerIp: number;
   p2pStrangerIdleTimeoutMs: number;
   p2pInboundConnectionThreshold: number;
+  /** Serve the Matrix client API over libp2p (`polyhome proxy`). */
+  clientApiOverP2p: boolean;
   /** The circuit relay for the homes of the hosted accounts (`relayServer` of @polyhome/p2p); off: no relay. */
   relay: {
     enabled: boolean;
@@ -272,6 +274,12 @@ export const CONFIG_SCHEMA = {
     default: String(INBOUND_CONNECTION_THRESHOLD),
     parse: integer(1, 100_000),
   },
+  CLIENT_API_OVER_P2P: {
+    description:
+      "Serve the Matrix client API (only /_matrix/client/, /_matrix/media/, /.well-known/matrix/client; never /admin) over libp2p on /polyhome/client/1.0.0, for `polyhome proxy` (true or false). Requests are forwarded to this server's own HTTP listener, which checks access tokens as for any client.",
+    default: 'true',
+    parse: boolean,
+  },
   RELAY_ENABLED: {
     description:
       'Run a circuit relay (v2) for the homes of the hosted accounts, so client homes behind NAT can be reached (true or false). Nobody else may reserve.',
@@ -445,6 +453,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     loginBackoffMs: read(env, 'LOGIN_BACKOFF_MS', s.LOGIN_BACKOFF_MS)!,
     metricsToken: read(env, 'METRICS_TOKEN', s.METRICS_TOKEN),
     mediaMaxBytes: read(env, 'MEDIA_MAX_BYTES', s.MEDIA_MAX_BYTES)!,
+    clientApiOverP2p: read(env, 'CLIENT_API_OVER_P2P', s.CLIENT_API_OVER_P2P)!,
     http: readHttpLimits(env),
   };
   if (config.p2pHomeConnectionReserve >= config.p2pMaxConnections) {
