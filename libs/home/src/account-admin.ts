@@ -77,6 +77,49 @@ export async function leaveAllRooms(
   return left;
 }
 
+/** The room engine as deleting a room uses it: leaves, then forgets, for each user hosted here. */
+export interface AdminRoomClearing extends AdminRoomEngine {
+  forget(actor: { serverName: string; userId: string; deviceId: string }, roomId: string): Promise<void>;
+}
+
+/** What clearing a room did, user by user. */
+export interface ClearedRoom {
+  /** Users who left (a leave event each, recorded as their account's membership). */
+  left: string[];
+  /** Users who forgot the room (after leaving it, or having left it before). */
+  forgotten: string[];
+  /** Users the engine refused to take out, with its message. */
+  failed: Array<{ userId: string; error: string }>;
+}
+
+/**
+ * Takes the users of accounts hosted here out of a room, as an operator deleting it does: each one joined,
+ * invited or knocking leaves through the engine (with `reason`), and each one that was ever in it forgets it.
+ * Users of other accounts are untouched. One user failing does not stop the others.
+ */
+export async function clearRoom(
+  engine: AdminRoomClearing,
+  roomId: string,
+  members: ReadonlyArray<{ serverName: string; userId: string; membership: string }>,
+  reason: string,
+): Promise<ClearedRoom> {
+  const cleared: ClearedRoom = { left: [], forgotten: [], failed: [] };
+  for (const member of [...members].sort((a, b) => (a.userId < b.userId ? -1 : 1))) {
+    const actor = { serverName: member.serverName, userId: member.userId, deviceId: ADMIN_ACTOR_DEVICE };
+    try {
+      if (ACTIVE_MEMBERSHIPS.has(member.membership)) {
+        await engine.membership(actor, roomId, { action: 'leave', reason });
+        cleared.left.push(member.userId);
+      }
+      await engine.forget(actor, roomId);
+      cleared.forgotten.push(member.userId);
+    } catch (err) {
+      cleared.failed.push({ userId: member.userId, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  return cleared;
+}
+
 /** The account's devices that `homeId` hosts (logged in there), by the `home` their replicated body names. */
 export function devicesOfHome(state: JsonAccountState, homeId: string): string[] {
   return Object.entries(state.devices)

@@ -109,8 +109,15 @@ export {
   verifyPassword,
 } from './passwords.js';
 export type { PasswordGuessPolicy } from './passwords.js';
-export { activeRooms, ADMIN_ACTOR_DEVICE, deviceDeletions, devicesOfHome, leaveAllRooms } from './account-admin.js';
-export type { AdminRoomEngine, LeaveRoomsPorts, LeftRooms } from './account-admin.js';
+export {
+  activeRooms,
+  ADMIN_ACTOR_DEVICE,
+  clearRoom,
+  deviceDeletions,
+  devicesOfHome,
+  leaveAllRooms,
+} from './account-admin.js';
+export type { AdminRoomClearing, AdminRoomEngine, ClearedRoom, LeaveRoomsPorts, LeftRooms } from './account-admin.js';
 export {
   DEFAULT_MAX_PENDING_PER_SENDER,
   MAX_TO_DEVICE_EDU_BYTES,

@@ -240,6 +240,44 @@ describe.each(SERVER_BACKENDS)('the admin API for operators on $name', (backend)
     expect(stats.delivery_backlog).toEqual([]);
     expect(stats.room_delivery_backlog).toEqual([]);
   });
+
+  it('deletes a room: the users hosted here leave and forget it, with an audit entry; bad input changes nothing', async () => {
+    const owner = await account('roomowner');
+    const guest = await account('roomguest');
+    const ownerToken = (await api.login(owner.user_id, PASSWORD).expect(200)).body.access_token as string;
+    const guestToken = (await api.login(guest.user_id, PASSWORD).expect(200)).body.access_token as string;
+    const room = (await api.matrix('post', '/_matrix/client/v3/createRoom', ownerToken, { invite: [guest.user_id] }))
+      .body.room_id as string;
+    await api.matrix('post', `/_matrix/client/v3/join/${enc(room)}`, guestToken, {}).expect(200);
+    const url = `/admin/v1/rooms/${enc(room)}`;
+
+    const before = await audit();
+    for (const [res, errcode] of [
+      [await api.delete(url), 'M_INVALID_PARAM'],
+      [await api.delete(url, { reason: ' ' }), 'M_INVALID_PARAM'],
+      [await api.delete(`/admin/v1/rooms/${enc('!nothere:x')}`, { reason: 'Spam' }), 'M_NOT_FOUND'],
+      [await api.delete(`/admin/v1/rooms/${enc('room')}`, { reason: 'Spam' }), 'M_INVALID_PARAM'],
+    ] as const) {
+      expect([res.status, res.body.errcode]).toEqual([errcode === 'M_NOT_FOUND' ? 404 : 400, errcode]);
+    }
+    expect(await audit()).toEqual(before);
+    const joined = async (token: string): Promise<string[]> =>
+      (await api.matrix('get', '/_matrix/client/v3/joined_rooms', token).expect(200)).body.joined_rooms;
+    expect(await joined(guestToken)).toContain(room);
+
+    const done = (await api.delete(url, { reason: 'Abuse report 77' }).expect(200)).body;
+    const both = [owner.user_id, guest.user_id].sort();
+    expect(done).toEqual({ room_id: room, left: both, forgotten: both, failed: [] });
+    expect(await joined(ownerToken)).not.toContain(room);
+    expect(await joined(guestToken)).not.toContain(room);
+    const members = (await api.get(url).expect(200)).body.members as Json[];
+    expect(members.map((m) => m['membership'])).toEqual(['leave', 'leave']);
+    // Forgotten: not even in a /sync that asks for left rooms.
+    const filter = encodeURIComponent(JSON.stringify({ room: { include_leave: true } }));
+    const sync = (await api.matrix('get', `/_matrix/client/v3/sync?filter=${filter}`, guestToken).expect(200)).body;
+    expect(Object.keys(sync.rooms?.leave ?? {})).not.toContain(room);
+    expect((await audit())[0]).toMatchObject({ action: 'room.delete', target: room, reason: 'Abuse report 77' });
+  });
 });
 
 describe('the admin API of one server home acting for an account co-hosted on another', () => {

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AuditModule } from '../audit/audit.module.js';
 import { RoomsAdminController } from '../rooms/rooms-admin.controller.js';
 import { RoomsAdminService } from '../rooms/rooms-admin.service.js';
 import { StatsController } from '../stats/stats.controller.js';
@@ -14,7 +15,7 @@ import { RelayController } from './relay.controller.js';
 
 /** The REST admin API under /admin/v1, bearer-token protected. */
 @Module({
-  imports: [StorageModule.forFeature('accounts', 'admin', 'replica')],
+  imports: [StorageModule.forFeature('accounts', 'admin', 'replica'), AuditModule],
   controllers: [
     NodeController,
     QueuesController,

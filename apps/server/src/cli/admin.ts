@@ -355,6 +355,15 @@ export function buildProgram(): Command {
         ].join('\n'),
       );
     });
+  rooms
+    .command('delete <roomId>')
+    .description('the users hosted here leave the room and forget it (other servers keep it)')
+    .addOption(reasonOption())
+    .action(async (roomId: string, o: { reason: string }, command: Command) => {
+      const { options, target } = await ctx(command);
+      const r = (await callAdmin(target, 'DELETE', `/admin/v1/rooms/${segment(roomId)}`, { reason: o.reason })) as Json;
+      print(options, r, () => fields(r, ['room_id', 'left', 'forgotten', 'failed']));
+    });
   return program;
 }
 

@@ -1,14 +1,21 @@
-import { Controller, Get, Param, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Query } from '@nestjs/common';
 import {
   AdminApi,
+  type AdminErrorAnswer,
   AdminRoute,
   BAD_PAGE_QUERY,
   EXAMPLE_PEER_ID,
   EXAMPLE_USER_ID,
+  MISSING_REASON,
 } from '../admin/admin-api.decorator.js';
-import { RoomListQueryDto } from '../admin/admin-actions.dto.js';
+import { ReasonDto, RoomListQueryDto } from '../admin/admin-actions.dto.js';
 import type { Page } from '../common/pagination.js';
-import { RoomsAdminService, type RoomDetailView, type RoomSummaryView } from './rooms-admin.service.js';
+import {
+  RoomsAdminService,
+  type RoomDeletionView,
+  type RoomDetailView,
+  type RoomSummaryView,
+} from './rooms-admin.service.js';
 
 const SERVER_NAME = EXAMPLE_USER_ID.slice(EXAMPLE_USER_ID.indexOf(':') + 1);
 const ROOM = {
@@ -19,6 +26,20 @@ const ROOM = {
   events: 7,
   created_at: '2026-11-30T18:29:19.273Z',
 };
+
+/** The refusals of the routes naming one room. */
+const ROOM_ERRORS: AdminErrorAnswer[] = [
+  {
+    errcode: 'M_INVALID_PARAM',
+    when: 'the room ID is malformed',
+    error: 'Invalid room ID "room": expected !<id>:<server>.',
+  },
+  {
+    errcode: 'M_NOT_FOUND',
+    when: 'this server holds no such room',
+    error: `This server holds no room ${ROOM.room_id}.`,
+  },
+];
 
 /** The rooms this server's room engine holds. */
 @AdminApi('rooms')
@@ -57,21 +78,24 @@ export class RoomsAdminController {
       state_truncated: false,
       members_truncated: false,
     },
-    errors: [
-      {
-        errcode: 'M_INVALID_PARAM',
-        when: 'the room ID is malformed',
-        error: 'Invalid room ID "room": expected !<id>:<server>.',
-      },
-      {
-        errcode: 'M_NOT_FOUND',
-        when: 'this server holds no such room',
-        error: `This server holds no room ${ROOM.room_id}.`,
-      },
-    ],
+    errors: ROOM_ERRORS,
   })
   @Get(':roomId')
   get(@Param('roomId') roomId: string): Promise<RoomDetailView> {
     return this.rooms.detail(roomId);
+  }
+
+  /** DELETE /admin/v1/rooms/{roomId}: the users hosted here leave and forget it. */
+  @AdminRoute({
+    summary:
+      'Delete a room for the accounts hosted here: each of their users in it leaves (a leave event the room’s ' +
+      'other servers see) and forgets it; body `{ reason }`. Other accounts’ users and the events stay.',
+    example: { room_id: ROOM.room_id, left: [EXAMPLE_USER_ID], forgotten: [EXAMPLE_USER_ID], failed: [] },
+    errors: [...ROOM_ERRORS, MISSING_REASON],
+  })
+  @Delete(':roomId')
+  @HttpCode(200)
+  remove(@Param('roomId') roomId: string, @Body() body: ReasonDto): Promise<RoomDeletionView> {
+    return this.rooms.delete(roomId, body.reason);
   }
 }

@@ -1,6 +1,9 @@
 import { Injectable } from '@nestjs/common';
+import { clearRoom } from '@polyhome/home';
 import type { AccountRepository, AdminRoomSummary, SqlAdminStore, SqlReplicaStore } from '@polyhome/storage';
+import { AuditService } from '../audit/audit.service.js';
 import { ApiError } from '../common/api-error.js';
+import { P2pService } from '../p2p/p2p.service.js';
 import { decodeCursor, pageOfRows, type Page } from '../common/pagination.js';
 import type { RoomListQueryDto } from '../admin/admin-actions.dto.js';
 import { InjectRepository } from '../storage/storage.module.js';
@@ -35,6 +38,17 @@ export interface RoomDetailView extends RoomSummaryView {
   members_truncated: boolean;
 }
 
+/** What deleting a room did here, as the admin API answers it (and the audit log keeps it). */
+export interface RoomDeletionView {
+  room_id: string;
+  /** Users of accounts hosted here who left the room (a leave event each). */
+  left: string[];
+  /** Users of accounts hosted here who forgot it. */
+  forgotten: string[];
+  /** Users the room engine refused to take out, with why. */
+  failed: Array<{ user_id: string; error: string }>;
+}
+
 /** Rooms this server's room engine holds, read from its room store. */
 @Injectable()
 export class RoomsAdminService {
@@ -42,6 +56,8 @@ export class RoomsAdminService {
     @InjectRepository('admin') private readonly store: SqlAdminStore,
     @InjectRepository('accounts') private readonly accounts: AccountRepository,
     @InjectRepository('replica') private readonly replica: SqlReplicaStore,
+    private readonly p2p: P2pService,
+    private readonly audit: AuditService,
   ) {}
 
   /** Rooms by room ID, a page at a time, optionally searched by ID or name. */
@@ -54,16 +70,34 @@ export class RoomsAdminService {
     return pageOfRows(rows, query.limit, summaryOf, (r) => r.room_id);
   }
 
+  /**
+   * Deletes a room for the accounts hosted here: each of their users in it leaves (through the room engine,
+   * so the other homes and servers of the room see the leave) and forgets it, with an audit entry. Users of
+   * other accounts and the room's events stay (the room lives on at its other servers).
+   */
+  async delete(roomId: string, reason: string): Promise<RoomDeletionView> {
+    const room = await this.heldRoom(roomId);
+    const engine = this.p2p.home.rooms;
+    if (engine === undefined) throw new ApiError('M_NOT_FOUND', `This server holds no room ${roomId}.`);
+    const hosted: Array<{ serverName: string; userId: string; membership: string }> = [];
+    for (const member of room.members) {
+      if ((await this.accounts.findByServerName(member.serverName)) !== undefined) hosted.push(member);
+    }
+    const cleared = await clearRoom(engine, roomId, hosted, reason);
+    const view: RoomDeletionView = {
+      room_id: roomId,
+      left: cleared.left,
+      forgotten: cleared.forgotten,
+      failed: cleared.failed.map((f) => ({ user_id: f.userId, error: f.error })),
+    };
+    const { room_id: _target, ...detail } = view;
+    await this.audit.record({ action: 'room.delete', target: roomId, reason, detail });
+    return view;
+  }
+
   /** One room: members, servers and their homes, current state. M_NOT_FOUND when this server holds no such room. */
   async detail(roomId: string): Promise<RoomDetailView> {
-    if (!/^![^:]{1,255}:.{1,255}$/s.test(roomId) || roomId.length > 255) {
-      throw new ApiError(
-        'M_INVALID_PARAM',
-        `Invalid room ID ${JSON.stringify(roomId.slice(0, 64))}: expected !<id>:<server>.`,
-      );
-    }
-    const room = await this.store.room(roomId);
-    if (room === undefined) throw new ApiError('M_NOT_FOUND', `This server holds no room ${roomId}.`);
+    const room = await this.heldRoom(roomId);
     const byServer = new Map<string, number>();
     for (const m of room.members) byServer.set(m.serverName, (byServer.get(m.serverName) ?? 0) + 1);
     const servers = await Promise.all(
@@ -94,6 +128,19 @@ export class RoomsAdminService {
       state_truncated: room.stateTruncated,
       members_truncated: room.membersTruncated,
     };
+  }
+
+  /** The room as the admin store reads it: M_INVALID_PARAM for a malformed ID, M_NOT_FOUND when not held. */
+  private async heldRoom(roomId: string) {
+    if (!/^![^:]{1,255}:.{1,255}$/s.test(roomId) || roomId.length > 255) {
+      throw new ApiError(
+        'M_INVALID_PARAM',
+        `Invalid room ID ${JSON.stringify(roomId.slice(0, 64))}: expected !<id>:<server>.`,
+      );
+    }
+    const room = await this.store.room(roomId);
+    if (room === undefined) throw new ApiError('M_NOT_FOUND', `This server holds no room ${roomId}.`);
+    return room;
   }
 }
 
