@@ -93,7 +93,7 @@ export class CliNode {
     this.matrixPort ??= await freePort();
     const args = [CLI, '--data-dir', this.dir, 'start', '--port', String(this.matrixPort), ...extra];
     const child = spawn(...this.#command(args), {
-      env: { PATH: process.env['PATH'] ?? '', HOME: this.dir },
+      env: { PATH: process.env['PATH'] ?? '', HOME: this.dir, DEBUG: process.env['NODE_DEBUG_LIBP2P'] ?? '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;

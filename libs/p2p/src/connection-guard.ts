@@ -57,12 +57,14 @@ export type GuardedNode = Pick<Libp2p, 'getConnections' | 'peerStore' | 'addEven
  */
 const HOUSEKEEPING_PROTOCOLS = ['/ipfs/ping/', '/ipfs/id/'];
 
-/** Whether a stream is work a peer asked for or this node does: any but housekeeping and its own negotiations. */
-function isBusyStream(stream: { protocol?: string; direction: 'inbound' | 'outbound' }): boolean {
+/**
+ * Whether a stream is work a peer asked for or this node does: one with a protocol agreed, other than
+ * housekeeping. A stream still negotiating is not work yet (a stranger opening streams it never finishes
+ * negotiating would otherwise never be idle); once agreed, the next sweep sees it.
+ */
+function isBusyStream(stream: { protocol?: string }): boolean {
   const protocol = stream.protocol ?? '';
-  if (HOUSEKEEPING_PROTOCOLS.some((p) => protocol.startsWith(p))) return false;
-  // An outbound stream still negotiating is this node's (a housekeeping one, or one that will show its protocol).
-  return protocol !== '' || stream.direction === 'inbound';
+  return protocol !== '' && !HOUSEKEEPING_PROTOCOLS.some((p) => protocol.startsWith(p));
 }
 
 /** Shortest and longest time between two sweeps for idle strangers, ms. */

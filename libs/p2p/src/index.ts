@@ -304,7 +304,8 @@ export type SyncServiceComponents = Pick<
   | 'peerStore'
   | 'addEventListener'
   | 'removeEventListener'
->;
+> &
+  Partial<Pick<Libp2p, 'peerRouting'>>;
 
 /** Creates the sync service on a libp2p node; call start() (and stop()) with the node's lifecycle. */
 export function createSyncService(components: SyncServiceComponents, init?: SyncServiceInit): SyncService {

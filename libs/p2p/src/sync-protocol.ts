@@ -2,7 +2,7 @@
 // (peer, account). Who may talk about an account is decided first, from the account document this
 // node holds: only its homes (and revoked homes, to hand over their last ops). Anyone else gets the
 // same NOT_A_HOME reply whether or not the account is hosted here, so a stranger learns nothing.
-import type { Connection, Stream } from '@libp2p/interface';
+import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import type { LengthPrefixedStream } from '@libp2p/utils';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
@@ -73,6 +73,8 @@ const NO_ACCOUNT = '0'.repeat(64);
 const REOPEN_AFTER: ReadonlySet<CloseReason> = new Set<CloseReason>(['done', 'error', 'idle']);
 /** Delay before reopening, so a connection being pruned has closed and the other one is found. */
 const REOPEN_DELAY_MS = 100;
+/** Time allowed to peer routing for a home's fresh addresses after a dial to the held ones failed. */
+const REFRESH_ADDRESSES_TIMEOUT_MS = 15_000;
 /** At most this many reopenings per peer and account within REOPEN_WINDOW_MS. */
 const MAX_REOPENS_PER_WINDOW = 5;
 const REOPEN_WINDOW_MS = 10_000;
@@ -255,7 +257,18 @@ export class PolyhomeSync implements SyncService, SessionOwner {
             if (home.addrs.length > 0) {
               await this.#components.peerStore.merge(peerId, { multiaddrs: home.addrs.map((a) => multiaddr(a)) });
             }
-            const connection = await this.#components.dial(peerId, options);
+            let connection: Connection;
+            try {
+              connection = await this.#components.dial(peerId, options);
+            } catch (error) {
+              // The addresses held may be stale or private (a client home behind NAT): a client home reserves
+              // relay slots on its account's server homes, so it is dialled through them; then peer routing,
+              // past its cache, may know current addresses. The home is dialled once more with those.
+              const relayed = await this.#relayAddresses(document, home.peer_id);
+              const routed = await this.#refreshAddresses(peerId, options?.signal);
+              if (!relayed && !routed) throw error;
+              connection = await this.#components.dial(peerId, options);
+            }
             await this.#ensureSession(account, home.peer_id, connection);
             return { peerId: home.peer_id, connected: true };
           } catch (error) {
@@ -264,6 +277,45 @@ export class PolyhomeSync implements SyncService, SessionOwner {
         }),
     );
     return results;
+  }
+
+  /**
+   * Puts into the peer store the addresses of `peerId` through the circuit relays of the account's server homes
+   * (`<server address>/p2p/<server>/p2p-circuit/p2p/<peerId>`); true when there is at least one.
+   */
+  async #relayAddresses(document: AccountDocument, peerId: string): Promise<boolean> {
+    const addrs: string[] = [];
+    for (const server of document.homes) {
+      if (server.role !== 'server' || server.peer_id === peerId || server.peer_id === this.localPeer) continue;
+      for (const addr of server.addrs) {
+        if (addr.includes('/p2p-circuit')) continue;
+        const base = addr.includes('/p2p/') ? addr : `${addr}/p2p/${server.peer_id}`;
+        addrs.push(`${base}/p2p-circuit/p2p/${peerId}`);
+      }
+    }
+    if (addrs.length === 0) return false;
+    try {
+      await this.#components.peerStore.merge(peerIdFromString(peerId), { multiaddrs: addrs.map((a) => multiaddr(a)) });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Asks peer routing (the DHT, not its cache) for a peer's addresses; true when it gave some. */
+  async #refreshAddresses(peerId: PeerId, signal: AbortSignal | undefined): Promise<boolean> {
+    const routing = this.#components.peerRouting;
+    if (routing === undefined) return false;
+    const limit = AbortSignal.timeout(REFRESH_ADDRESSES_TIMEOUT_MS);
+    try {
+      const found = await routing.findPeer(peerId, {
+        signal: signal === undefined ? limit : AbortSignal.any([signal, limit]),
+        useCache: false,
+      });
+      return found.multiaddrs.length > 0;
+    } catch {
+      return false;
+    }
   }
 
   sessions(account?: string): SessionInfo[] {
