@@ -4,46 +4,13 @@
 // sends 20 messages, and each client decrypts all 40: its client fetched the other's device keys over
 // federation (/keys/query), claimed a one-time key of the other's device (/keys/claim), and sent it the room
 // key as an Olm to-device message, delivered by the other server to its device's /sync.
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { waitFor } from '@polyhome/p2p/testing';
-import { createTestPostgresDatabase } from '@polyhome/storage/testing';
-import { createClient, type MatrixClient, type MatrixEvent } from 'matrix-js-sdk';
+import { createClient, type MatrixClient } from 'matrix-js-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deleteRedisPrefix } from './support/convergence.js';
-import { ServerProcess } from './support/server-process.js';
-
-const REDIS_URL = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+import { decryptedBodies, eventually, serverProcess, type Hosted } from './support/e2ee.js';
+import type { ServerProcess } from './support/server-process.js';
 /** Messages each user sends. */
 const MESSAGES = 20;
-
-interface Hosted {
-  server: ServerProcess;
-  dispose(): Promise<void>;
-}
-
-/** A server process: on PostgreSQL + BullMQ with `postgres`, else on the embedded default. */
-async function serverProcess(label: string, postgres: boolean, env: Record<string, string> = {}): Promise<Hosted> {
-  const prefix = `e2ee-accounts-${label}-${process.pid}-${Date.now()}`;
-  const scratch = await mkdtemp(path.join(os.tmpdir(), `polyhome-${label}-`));
-  const database = postgres ? await createTestPostgresDatabase() : undefined;
-  const server = await ServerProcess.create({
-    name: label,
-    dataDir: scratch,
-    env: database === undefined ? env : { DATABASE_URL: database.url, REDIS_URL, QUEUE_PREFIX: prefix, ...env },
-  });
-  await server.start();
-  return {
-    server,
-    async dispose() {
-      await server.kill('SIGKILL');
-      await database?.drop().catch(() => undefined);
-      if (database !== undefined) await deleteRedisPrefix(REDIS_URL, prefix).catch(() => undefined);
-      await rm(scratch, { recursive: true, force: true });
-    },
-  };
-}
 
 /** Hosts `localpart` and returns a matrix-js-sdk client with Rust crypto, logged in with its password. */
 async function cryptoClient(server: ServerProcess, localpart: string): Promise<MatrixClient> {
@@ -64,41 +31,6 @@ async function cryptoClient(server: ServerProcess, localpart: string): Promise<M
   });
   await client.initRustCrypto({ useIndexedDB: false });
   return client;
-}
-
-/** Retries `step` until it resolves (a document still travelling through the DHT, a join not yet possible). */
-async function eventually(step: () => Promise<unknown>, what: string, timeoutMs: number): Promise<void> {
-  let last = '';
-  await waitFor(
-    async () => {
-      try {
-        await step();
-        return true;
-      } catch (err) {
-        last = (err as Error).message;
-        return false;
-      }
-    },
-    what,
-    timeoutMs,
-    1_000,
-  ).catch((err: Error) => {
-    throw new Error(`${err.message} (last error: ${last})`);
-  });
-}
-
-/** The room's message events a client holds, decrypted where it can: their bodies, in timeline order. */
-async function decryptedBodies(client: MatrixClient, roomId: string): Promise<{ bodies: string[]; failed: number }> {
-  const events: MatrixEvent[] = client.getRoom(roomId)?.getLiveTimeline().getEvents() ?? [];
-  const bodies: string[] = [];
-  let failed = 0;
-  for (const event of events) {
-    if (event.getWireType() !== 'm.room.encrypted' && event.getType() !== 'm.room.message') continue;
-    await client.decryptEventIfNeeded(event);
-    if (event.isDecryptionFailure()) failed += 1;
-    else if (event.getType() === 'm.room.message') bodies.push(String(event.getContent()['body']));
-  }
-  return { bodies, failed };
 }
 
 describe('end-to-end encryption between accounts on two servers (Rust crypto)', () => {

@@ -8,51 +8,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { waitFor } from '@polyhome/p2p/testing';
-import { createTestPostgresDatabase } from '@polyhome/storage/testing';
-import { createClient, Method, type MatrixClient, type MatrixEvent } from 'matrix-js-sdk';
-import {
-  CryptoEvent,
-  VerificationPhase,
-  VerifierEvent,
-  type ShowSasCallbacks,
-  type VerificationRequest,
-  type Verifier,
-} from 'matrix-js-sdk/lib/crypto-api/index.js';
+import { createClient, Method, type MatrixClient } from 'matrix-js-sdk';
+import { CryptoEvent, VerificationPhase, type VerificationRequest } from 'matrix-js-sdk/lib/crypto-api/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deleteRedisPrefix } from './support/convergence.js';
 import { CliNode } from './support/cli-node.js';
-import { ServerProcess } from './support/server-process.js';
-
-const REDIS_URL = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+import { confirmSas, decryptedBodies, eventually, serverProcess, type Hosted } from './support/e2ee.js';
+import type { ServerProcess } from './support/server-process.js';
 /** Messages each user sends. */
 const MESSAGES = 20;
-
-interface Hosted {
-  server: ServerProcess;
-  dispose(): Promise<void>;
-}
-
-/** A server process: on PostgreSQL + BullMQ with `postgres`, else on the embedded default. */
-async function serverProcess(label: string, postgres: boolean, env: Record<string, string> = {}): Promise<Hosted> {
-  const prefix = `e2ee-scenario-${label}-${process.pid}-${Date.now()}`;
-  const scratch = await mkdtemp(path.join(os.tmpdir(), `polyhome-${label}-`));
-  const database = postgres ? await createTestPostgresDatabase() : undefined;
-  const server = await ServerProcess.create({
-    name: label,
-    dataDir: scratch,
-    env: database === undefined ? env : { DATABASE_URL: database.url, REDIS_URL, QUEUE_PREFIX: prefix, ...env },
-  });
-  await server.start();
-  return {
-    server,
-    async dispose() {
-      await server.kill('SIGKILL');
-      await database?.drop().catch(() => undefined);
-      if (database !== undefined) await deleteRedisPrefix(REDIS_URL, prefix).catch(() => undefined);
-      await rm(scratch, { recursive: true, force: true });
-    },
-  };
-}
 
 /** A matrix-js-sdk client with Rust crypto, logged in with a login token at `baseUrl`. */
 async function tokenClient(baseUrl: string, token: string): Promise<MatrixClient> {
@@ -74,41 +37,6 @@ async function serverToken(server: ServerProcess, userId: string): Promise<strin
   return String(made.body['login_token']);
 }
 
-/** Retries `step` until it resolves (a document still travelling through the DHT, a join not yet possible). */
-async function eventually(step: () => Promise<unknown>, what: string, timeoutMs: number): Promise<void> {
-  let last = '';
-  await waitFor(
-    async () => {
-      try {
-        await step();
-        return true;
-      } catch (err) {
-        last = (err as Error).message;
-        return false;
-      }
-    },
-    what,
-    timeoutMs,
-    1_000,
-  ).catch((err: Error) => {
-    throw new Error(`${err.message} (last error: ${last})`);
-  });
-}
-
-/** The room's message events a client holds, decrypted where it can: their bodies, and how many failed. */
-async function decryptedBodies(client: MatrixClient, roomId: string): Promise<{ bodies: string[]; failed: number }> {
-  const events: MatrixEvent[] = client.getRoom(roomId)?.getLiveTimeline().getEvents() ?? [];
-  const bodies: string[] = [];
-  let failed = 0;
-  for (const event of events) {
-    if (event.getWireType() !== 'm.room.encrypted' && event.getType() !== 'm.room.message') continue;
-    await client.decryptEventIfNeeded(event);
-    if (event.isDecryptionFailure()) failed += 1;
-    else if (event.getType() === 'm.room.message') bodies.push(String(event.getContent()['body']));
-  }
-  return { bodies, failed };
-}
-
 /** Waits until `client` decrypts every body of `expected` (any order), with no decryption failure left. */
 async function decryptsAll(client: MatrixClient, roomId: string, expected: string[], who: string): Promise<void> {
   let seen = { bodies: [] as string[], failed: 0 };
@@ -123,17 +51,6 @@ async function decryptsAll(client: MatrixClient, roomId: string, expected: strin
   ).catch((err: Error) => {
     throw new Error(`${err.message}: ${seen.bodies.length} decrypted, ${seen.failed} failed`);
   });
-}
-
-/** Confirms a verifier's SAS and resolves with its emoji names once the verification is done. */
-async function confirmSas(verifier: Verifier): Promise<string[]> {
-  const shown = new Promise<ShowSasCallbacks>((resolve) => verifier.once(VerifierEvent.ShowSas, resolve));
-  const verified = verifier.verify();
-  const sas = verifier.getShowSasCallbacks() ?? (await shown);
-  const emoji = (sas.sas.emoji ?? []).map(([, name]) => name);
-  await sas.confirm();
-  await verified;
-  return emoji;
 }
 
 describe('end-to-end encryption across a laptop, three servers and two accounts (Rust crypto)', () => {
