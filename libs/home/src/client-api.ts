@@ -20,9 +20,13 @@ import {
   type Discovery,
   type HeaderPairs,
   type PolyhomeHost,
+  createPolyhomeHost,
+  isPeerMultiaddr,
 } from '@polyhome/p2p';
+import { generateKeyPair } from '@polyhome/identity';
 import { DEFAULT_HTTP_LIMITS, hardenHttpServer } from './http-limits.js';
 import { SILENT_LOGGER, type HomeLogger } from './ports.js';
+import { discoveryOf } from './transient-host.js';
 
 /** Options of serveClientApi. */
 export interface ClientApiGatewayInit {
@@ -286,4 +290,97 @@ function readRequestBody(req: IncomingMessage, maxBytes: number): Promise<Uint8A
       resolve('failed');
     });
   });
+}
+
+/** A proxy option that cannot work (a usage error: the CLI says which option to change). */
+export class ProxyOptionsError extends Error {
+  override readonly name = 'ProxyOptionsError';
+}
+
+/** The proxy could not listen where it was asked (`cause` is the socket's error, with its `code`). */
+export class ProxyListenError extends Error {
+  override readonly name = 'ProxyListenError';
+}
+
+/** What `polyhome proxy` runs with. */
+export interface ClientApiProxyRunInit {
+  /** The home, as a multiaddr ending in /p2p/<PeerId>; or else: */
+  home?: string;
+  /** The account's user ID, its homes found through the DHT of `bootstrap` (server homes first). */
+  userId?: string;
+  bootstrap: string[];
+  listenHost: string;
+  port: number;
+  maxBodyBytes?: number;
+  /** Time allowed to find and dial the home. */
+  timeoutMs: number;
+  onLine?: (line: string) => void;
+}
+
+/** A running `polyhome proxy`. */
+export interface RunningClientApiProxy {
+  url: string;
+  /** The PeerId of the home requests go to. */
+  home: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * `polyhome proxy` whole: a libp2p host with a throwaway key that listens nowhere, the home chosen (given, or
+ * found by user ID through the DHT), and the HTTP server forwarding to it. Throws ProxyOptionsError for options
+ * that cannot work, ProxyListenError when the port cannot be had, and an Error saying what to check when no home
+ * answers; nothing is left running then.
+ */
+export async function runClientApiProxy(init: ClientApiProxyRunInit): Promise<RunningClientApiProxy> {
+  if ((init.home === undefined) === (init.userId === undefined)) {
+    throw new ProxyOptionsError('Give one of --home MULTIADDR or --user USER_ID (with --bootstrap MULTIADDR).');
+  }
+  if (init.home !== undefined && !isPeerMultiaddr(init.home)) {
+    throw new ProxyOptionsError(
+      `--home ${init.home}: not a peer's multiaddr; give one ending in /p2p/<PeerId>, like /ip4/203.0.113.5/tcp/4001/p2p/12D3KooW...`,
+    );
+  }
+  const wrong = init.bootstrap.find((addr) => !isPeerMultiaddr(addr));
+  if (wrong !== undefined) {
+    throw new ProxyOptionsError(`--bootstrap ${wrong}: not a peer's multiaddr; give one ending in /p2p/<PeerId>.`);
+  }
+  if (init.userId !== undefined && init.bootstrap.length === 0) {
+    throw new ProxyOptionsError('--user needs --bootstrap MULTIADDR: a peer of the DHT to look the account up from.');
+  }
+  const host = await createPolyhomeHost({
+    nodeKey: generateKeyPair().secretKey,
+    listen: [],
+    bootstrap: init.bootstrap,
+  });
+  try {
+    let discovery: Discovery | undefined;
+    if (init.userId !== undefined) {
+      if (host.getConnections().length === 0) {
+        throw new Error(`Cannot reach any bootstrap peer (${init.bootstrap.join(', ')}): check the addresses.`);
+      }
+      discovery = discoveryOf(host);
+    }
+    const chosen = await chooseHome(host, discovery, { home: init.home, userId: init.userId }, init.timeoutMs);
+    const proxy = await startClientApiProxy({
+      host,
+      home: chosen.peerId,
+      listenHost: init.listenHost,
+      port: init.port,
+      ...(init.maxBodyBytes === undefined ? {} : { maxBodyBytes: init.maxBodyBytes }),
+      ...(init.onLine === undefined ? {} : { onLine: init.onLine }),
+    }).catch((err: unknown) => {
+      throw new ProxyListenError((err as Error).message, { cause: err });
+    });
+    return {
+      url: proxy.url,
+      home: chosen.peerId.toString(),
+      stop: async () => {
+        await proxy.close();
+        await host.stop();
+      },
+    };
+  } catch (err) {
+    await host.stop();
+    throw err;
+  }
 }

@@ -134,5 +134,20 @@ export type {
   ToDeviceOutboxInput,
   ToDeviceStore,
 } from './to-device/to-device-store.js';
-export { chooseHome, localUrlOf, serveClientApi, startClientApiProxy } from './client-api.js';
-export type { ClientApiGatewayInit, ClientApiProxy, ClientApiProxyInit, ProxyTarget } from './client-api.js';
+export {
+  chooseHome,
+  localUrlOf,
+  ProxyListenError,
+  ProxyOptionsError,
+  runClientApiProxy,
+  serveClientApi,
+  startClientApiProxy,
+} from './client-api.js';
+export type {
+  ClientApiGatewayInit,
+  ClientApiProxy,
+  ClientApiProxyInit,
+  ClientApiProxyRunInit,
+  ProxyTarget,
+  RunningClientApiProxy,
+} from './client-api.js';
