@@ -180,32 +180,9 @@ export class RoomEventPipeline {
    * events, which must be held already (send a chain oldest first). A failing event is refused and not stored.
    */
   async acceptOutlier(version: RoomVersionId, json: unknown): Promise<AcceptOutcome> {
-    const checked = await this.#verified(version, json);
+    const checked = await this.#againstOwnAuthEvents(version, json, 'outlier');
     if ('ok' in checked) return checked;
     const { pdu, eventId } = checked;
-    const held = await this.store.eventsByIds([eventId, ...pdu.auth_events]);
-    const self = held.get(eventId);
-    if (self !== undefined) {
-      if (self.rejected !== null)
-        return { ok: false, eventId, stage: 'auth_state', ...self.rejected, stored: 'rejected' };
-      return { ok: true, eventId, inserted: false, streamOrdering: self.streamOrdering };
-    }
-    const authEvents: Pdu[] = [];
-    for (const id of pdu.auth_events) {
-      const event = held.get(id);
-      if (event === undefined || event.rejected !== null) {
-        return drop(
-          'missing',
-          { code: 'missing_auth_event', message: `Auth event ${id} is not held (or rejected).` },
-          eventId,
-        );
-      }
-      authEvents.push(event.pdu);
-    }
-    const authEventsCheck = checkAuthEvents(version, pdu, authEvents);
-    if (!authEventsCheck.ok) return drop('auth_events', authEventsCheck, eventId);
-    const allowed = checkAuth(version, pdu, authStateOf(authEvents));
-    if (!allowed.ok) return drop('auth_events', allowed, eventId);
     await this.store.persistEvent({ eventId, roomVersion: version, pdu, outlier: true });
     return { ok: true, eventId, inserted: true, streamOrdering: null };
   }
@@ -217,12 +194,29 @@ export class RoomEventPipeline {
    * the state the home holds was taken at a later event, and a backfilled event changes no current state.
    */
   async acceptBackfilled(version: RoomVersionId, json: unknown): Promise<AcceptOutcome> {
+    const checked = await this.#againstOwnAuthEvents(version, json, 'timeline');
+    if ('ok' in checked) return checked;
+    const { pdu, eventId } = checked;
+    const persisted = await this.store.persistBackfilled({ eventId, roomVersion: version, pdu });
+    return { ok: true, eventId, inserted: persisted.inserted, streamOrdering: persisted.streamOrdering };
+  }
+
+  /**
+   * Format, signatures, content hash, and the auth rules against the event's own auth events (held, not
+   * rejected): the event to store, or the outcome to answer. An event held already is answered as held: any
+   * copy of it for an outlier, a copy in the timeline for a timeline event (an outlier is taken into it).
+   */
+  async #againstOwnAuthEvents(
+    version: RoomVersionId,
+    json: unknown,
+    into: 'outlier' | 'timeline',
+  ): Promise<AcceptOutcome | { pdu: Pdu; eventId: string }> {
     const checked = await this.#verified(version, json);
     if ('ok' in checked) return checked;
     const { pdu, eventId } = checked;
     const held = await this.store.eventsByIds([eventId, ...pdu.auth_events]);
     const self = held.get(eventId);
-    if (self !== undefined && !self.outlier) {
+    if (self !== undefined && (into === 'outlier' || !self.outlier)) {
       if (self.rejected !== null)
         return { ok: false, eventId, stage: 'auth_state', ...self.rejected, stored: 'rejected' };
       return { ok: true, eventId, inserted: false, streamOrdering: self.streamOrdering };
@@ -243,8 +237,7 @@ export class RoomEventPipeline {
     if (!authEventsCheck.ok) return drop('auth_events', authEventsCheck, eventId);
     const allowed = checkAuth(version, pdu, authStateOf(authEvents));
     if (!allowed.ok) return drop('auth_events', allowed, eventId);
-    const persisted = await this.store.persistBackfilled({ eventId, roomVersion: version, pdu });
-    return { ok: true, eventId, inserted: persisted.inserted, streamOrdering: persisted.streamOrdering };
+    return { pdu, eventId };
   }
 
   /** Format, signatures and content hash: the event and its id, or the refusal. */
