@@ -261,9 +261,11 @@ export class PolyhomeSync implements SyncService, SessionOwner {
             try {
               connection = await this.#components.dial(peerId, options);
             } catch (error) {
-              // The addresses held may be stale or private (a client home behind NAT): a client home reserves
+              // The addresses held of a client home may be stale or private (behind NAT): it reserves
               // relay slots on its account's server homes, so it is dialled through them; then peer routing,
               // past its cache, may know current addresses. The home is dialled once more with those.
+              // A server home is reachable at the addresses its document gives, or down: nothing to refresh.
+              if (home.role !== 'client') throw error;
               const relayed = await this.#relayAddresses(document, home.peer_id);
               const routed = await this.#refreshAddresses(peerId, options?.signal);
               if (!relayed && !routed) throw error;
