@@ -1,15 +1,23 @@
 // The whole end-to-end encryption story across homes and accounts, with matrix-js-sdk's Rust crypto and real
 // processes: alice's account lives on her laptop (a client home) with S1 as its companion server; bob is on
-// S2. alice's device on S1 sets up cross-signing and key backup; her laptop's device and it verify each other
-// with SAS over to-device messages. alice invites bob to an encrypted room; each sends 20 messages and every
-// device (alice's two, bob's) decrypts all 40. Then S3 is added to alice's account: a third device logged in
-// there restores the room keys (alice's and bob's sessions) from the backup, replicated to S3.
+// S2. alice's device on S1 sets up cross-signing, secret storage (a recovery key) and key backup; her laptop's
+// device and it verify each other with SAS over to-device messages. alice invites bob to an encrypted room;
+// each sends 20 messages and every device (alice's two, bob's) decrypts all 40. Then S3 is added to alice's
+// account: a third device logged in there, given only the recovery key, reads the backup key from secret
+// storage, restores the room keys, pages back through the room with matrix-js-sdk's scrollback (S3 takes the
+// room in and backfills it) and decrypts the whole history.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { waitFor } from '@polyhome/p2p/testing';
-import { createClient, Method, type MatrixClient } from 'matrix-js-sdk';
-import { CryptoEvent, VerificationPhase, type VerificationRequest } from 'matrix-js-sdk/lib/crypto-api/index.js';
+import { createClient, Direction, Method, type MatrixClient } from 'matrix-js-sdk';
+import {
+  CryptoEvent,
+  VerificationPhase,
+  type CryptoCallbacks,
+  type GeneratedSecretStorageKey,
+  type VerificationRequest,
+} from 'matrix-js-sdk/lib/crypto-api/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CliNode } from './support/cli-node.js';
 import { confirmSas, decryptedBodies, eventually, serverProcess, type Hosted } from './support/e2ee.js';
@@ -18,13 +26,14 @@ import type { ServerProcess } from './support/server-process.js';
 const MESSAGES = 20;
 
 /** A matrix-js-sdk client with Rust crypto, logged in with a login token at `baseUrl`. */
-async function tokenClient(baseUrl: string, token: string): Promise<MatrixClient> {
+async function tokenClient(baseUrl: string, token: string, cryptoCallbacks?: CryptoCallbacks): Promise<MatrixClient> {
   const login = await createClient({ baseUrl }).loginRequest({ type: 'm.login.token', token });
   const client = createClient({
     baseUrl,
     userId: login.user_id,
     accessToken: login.access_token,
     deviceId: login.device_id,
+    ...(cryptoCallbacks === undefined ? {} : { cryptoCallbacks }),
   });
   await client.initRustCrypto({ useIndexedDB: false });
   return client;
@@ -64,6 +73,14 @@ describe('end-to-end encryption across a laptop, three servers and two accounts 
   let onS1: MatrixClient;
   let onLaptop: MatrixClient;
   let bob: MatrixClient;
+  let recoveryKey: GeneratedSecretStorageKey | undefined;
+  /** What a client asks of its user for secret storage: the recovery key, once there is one. */
+  const typedRecoveryKey: CryptoCallbacks = {
+    getSecretStorageKey: async ({ keys }) => {
+      const keyId = Object.keys(keys)[0];
+      return keyId === undefined || recoveryKey === undefined ? null : [keyId, recoveryKey.privateKey];
+    },
+  };
 
   beforeAll(async () => {
     s1 = await serverProcess('scn-s1', true);
@@ -89,7 +106,11 @@ describe('end-to-end encryption across a laptop, three servers and two accounts 
       deviceId: bobLogin.device_id,
     });
     await bob.initRustCrypto({ useIndexedDB: false });
-    onS1 = await tokenClient(`http://127.0.0.1:${s1.server.port}`, await serverToken(s1.server, userId));
+    onS1 = await tokenClient(
+      `http://127.0.0.1:${s1.server.port}`,
+      await serverToken(s1.server, userId),
+      typedRecoveryKey,
+    );
     const laptopToken = (await laptop.json<{ login_token: string }>('login-token')).login_token;
     onLaptop = await tokenClient(laptop.matrixUrl, laptopToken);
     clients.push(bob, onS1, onLaptop);
@@ -106,10 +127,18 @@ describe('end-to-end encryption across a laptop, three servers and two accounts 
   }, 60_000);
 
   it('cross-signing and backup on S1, SAS with the laptop, 40 messages decrypted everywhere, keys restored on S3', async () => {
-    // 1. alice's device on S1 sets up cross-signing (the account's first keys: no user-interactive auth) and backup.
+    // 1. alice's device on S1 sets up cross-signing (the account's first keys: no user-interactive auth), secret
+    // storage with a recovery key (account data) holding the cross-signing keys, and key backup, its key in
+    // secret storage too.
     const cryptoS1 = onS1.getCrypto()!;
     await cryptoS1.bootstrapCrossSigning({ authUploadDeviceSigningKeys: async (makeRequest) => makeRequest(null) });
-    await cryptoS1.resetKeyBackup();
+    const made = await cryptoS1.createRecoveryKeyFromPassphrase();
+    recoveryKey = made;
+    await cryptoS1.bootstrapSecretStorage({
+      createSecretStorageKey: async () => made,
+      setupNewKeyBackup: true,
+    });
+    expect(await cryptoS1.isSecretStorageReady()).toBe(true);
     const version = (await cryptoS1.getActiveSessionBackupVersion())!;
     expect(version).toBeTruthy();
 
@@ -177,21 +206,63 @@ describe('end-to-end encryption across a laptop, three servers and two accounts 
       120_000,
     );
 
-    // 4. S3 joins alice's account; a device there restores the keys and decrypts the whole history.
+    // 4. S3 joins alice's account. A device there, given only the recovery key (as a user types it), reads the
+    // backup key from secret storage (replicated account data), restores the room keys, pages back through the
+    // room (S3 took it in from alice's other homes and backfills the history on demand) and decrypts all 40.
     s3 = await serverProcess('scn-s3', false, { P2P_BOOTSTRAP: s1.server.addr });
     await laptop.json('home', 'add', s3.server.addr, '--role', 'server', '--name', 'new provider');
-    const third = await tokenClient(`http://127.0.0.1:${s3.server.port}`, await serverToken(s3.server, userId));
+    const third = await tokenClient(
+      `http://127.0.0.1:${s3.server.port}`,
+      await serverToken(s3.server, userId),
+      typedRecoveryKey,
+    );
     clients.push(third);
-    await third.getCrypto()!.storeSessionBackupPrivateKey((await cryptoS1.getSessionBackupPrivateKey())!, version);
+    const cryptoS3 = third.getCrypto()!;
     await eventually(
       async () => {
-        const restored = await third.getCrypto()!.restoreKeyBackup();
+        if (!(await cryptoS3.isSecretStorageReady())) throw new Error('secret storage not on S3 yet');
+        await cryptoS3.loadSessionBackupPrivateKeyFromSecretStorage();
+        const restored = await cryptoS3.restoreKeyBackup();
         if (restored.imported < 2) throw new Error(`${restored.imported} of ${restored.total} keys imported`);
       },
-      'the backup restored on S3',
+      'the backup restored on S3 with the key from secret storage',
       120_000,
     );
-    // (The room's history on S3 through matrix-js-sdk's scrollback is not asserted yet: the home takes the room
-    // in and backfills it, see libs/home/src/rooms/federation.test.ts, but the client's timeline there is not.)
+    expect(await cryptoS3.getSessionBackupPrivateKey()).toEqual(await cryptoS1.getSessionBackupPrivateKey());
+    await third.startClient({ initialSyncLimit: 10 });
+    await waitFor(() => third.getRoom(roomId)?.getMyMembership() === 'join', 'the room on S3', 120_000, 500);
+    let scrolled = 0;
+    let scrollError = 'none';
+    await waitFor(
+      async () => {
+        const room = third.getRoom(roomId)!;
+        const seen = await decryptedBodies(third, roomId);
+        if (seen.failed === 0 && expected.every((b) => seen.bodies.includes(b))) return true;
+        // matrix-js-sdk's own scrollback (/messages from the timeline's prev_batch), as a user scrolling up.
+        if (room.getLiveTimeline().getPaginationToken(Direction.Backward) !== null) {
+          // A failed page is scrolled again, as a user would; the last error is reported if all 40 never come.
+          await third.scrollback(room, 30).then(
+            () => (scrolled += 1),
+            (err: unknown) => (scrollError = String(err)),
+          );
+        }
+        return false;
+      },
+      'the device on S3 to page back and decrypt all 40 messages',
+      150_000,
+      1_000,
+    ).catch(async (err: Error) => {
+      const seen = await decryptedBodies(third, roomId);
+      const token = third.getRoom(roomId)?.getLiveTimeline().getPaginationToken(Direction.Backward);
+      const missing = expected.filter((b) => !seen.bodies.includes(b));
+      const events = third.getRoom(roomId)?.getLiveTimeline().getEvents() ?? [];
+      const shape = events.map(
+        (e) => `${e.getType()}${e.getType() === 'm.room.message' ? `:${String(e.getContent()['body'])}` : ''}`,
+      );
+      throw new Error(
+        `${err.message}: missing ${missing.join(', ')}; live timeline ${shape.join(' ')}; ${seen.bodies.length} decrypted, ${seen.failed} failed, ${scrolled} scrollbacks, token ${String(token)}, last scrollback error: ${scrollError}`,
+      );
+    });
+    expect(scrolled).toBeGreaterThan(0);
   }, 900_000);
 });

@@ -239,6 +239,8 @@ export class Home {
                 this.#logger.warn({ err, account, roomId }, 'the membership was not replicated');
               }
             },
+            // A client's request for a room of the account not held here yet takes it in then and there.
+            takeIn: (actor, roomId) => this.#takeInRooms(actor.serverName, [roomId]),
           });
     this.federation =
       this.rooms === undefined || components.rooms === undefined || documents === undefined

@@ -166,8 +166,13 @@ export interface RoomStore extends EventLookup, RoomFederationStore {
   stateAfter(eventId: string): Promise<StateMap>;
   /** The room's forward extremities, deepest first, at most `limit`. */
   forwardExtremities(roomId: string, limit?: number): Promise<ForwardExtremity[]>;
-  /** Prev events referenced by held timeline events but not held in the timeline (gaps to fill), at most `limit`. */
-  missingPrevEvents(roomId: string, limit?: number): Promise<string[]>;
+  /**
+   * Prev events referenced by held timeline events but not held in the timeline (gaps to fill), at most `limit`;
+   * with `referencedAbove`, only those referenced by an event deeper than that depth, deepest referrer first.
+   */
+  missingPrevEvents(roomId: string, limit?: number, referencedAbove?: number): Promise<string[]>;
+  /** Whether an event is a gap of the room: referenced by a held timeline event, and not held in the timeline. */
+  isMissingPrev(roomId: string, eventId: string): Promise<boolean>;
   /** The room's current state as last set by `setCurrentState` (empty when never set). */
   currentState(roomId: string): Promise<StateMap>;
   /** Replaces the room's current state (the resolution of its extremities' states), logged at a stream position. */
@@ -185,6 +190,8 @@ export interface RoomStore extends EventLookup, RoomFederationStore {
   messages(roomId: string, options: { from?: string; dir: 'b' | 'f'; limit: number }): Promise<TopologicalPage>;
   /** The token of the point just before an event in topological order (`'b'` from it excludes the event). */
   topologicalTokenOf(eventId: string): Promise<string | null>;
+  /** The pagination token of a position in the room's topological order (an event's depth and id). */
+  tokenOf(depth: number, eventId: string): string;
   /** Held events (accepted, rejected or outliers) by id; unknown ids are absent. */
   eventsByIds(eventIds: readonly string[]): Promise<Map<string, StoredRoomEvent>>;
   /**

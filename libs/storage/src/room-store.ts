@@ -315,13 +315,35 @@ export class SqlRoomStore {
   }
 
   /** Prev events of held timeline events that are not held in the timeline (gaps to fill). */
-  async missingPrevEvents(roomId: string, limit = DEFAULT_LIST_LIMIT): Promise<string[]> {
+  async missingPrevEvents(roomId: string, limit = DEFAULT_LIST_LIMIT, referencedAbove?: number): Promise<string[]> {
     checkLimit(limit, 'limit');
+    if (referencedAbove === undefined) {
+      const rows = (await this.dataSource.query(
+        `SELECT event_id FROM room_missing_prev WHERE room_id = $1 ORDER BY ${EVENT_ID_ORDER} LIMIT $2`,
+        [roomId, limit],
+      )) as Array<{ event_id: string }>;
+      return rows.map((r) => r.event_id);
+    }
+    if (!Number.isSafeInteger(referencedAbove)) throw new RangeError('referencedAbove must be an integer depth.');
+    // Deepest referrers first: the gaps nearest a page being read.
     const rows = (await this.dataSource.query(
-      `SELECT event_id FROM room_missing_prev WHERE room_id = $1 ORDER BY ${EVENT_ID_ORDER} LIMIT $2`,
-      [roomId, limit],
+      `SELECT g.event_id, MAX(r.depth) AS depth FROM room_missing_prev g
+       JOIN room_event_edge e ON e.prev_event_id = g.event_id AND e.room_id = g.room_id
+       JOIN room_event r ON r.event_id = e.event_id
+       WHERE g.room_id = $1 AND r.outlier = false AND r.rejection_code IS NULL AND r.depth > $3
+       GROUP BY g.event_id ORDER BY MAX(r.depth) DESC, g.event_id COLLATE "C" LIMIT $2`,
+      [roomId, limit, referencedAbove],
     )) as Array<{ event_id: string }>;
     return rows.map((r) => r.event_id);
+  }
+
+  /** Whether an event is a gap of the room: referenced by a held timeline event, and not held in the timeline. */
+  async isMissingPrev(roomId: string, eventId: string): Promise<boolean> {
+    const rows = (await this.dataSource.query('SELECT 1 FROM room_missing_prev WHERE room_id = $1 AND event_id = $2', [
+      roomId,
+      eventId,
+    ])) as unknown[];
+    return rows.length > 0;
   }
 
   /** The room's current state as last set (empty when never set). */
@@ -470,6 +492,11 @@ export class SqlRoomStore {
       start,
       end: rows.length > options.limit && last !== undefined ? tokenOf(last.depth, last.eventId) : null,
     };
+  }
+
+  /** The pagination token of a position in a room's topological order (an event's depth and id). */
+  tokenOf(depth: number, eventId: string): string {
+    return tokenOf(depth, eventId);
   }
 
   /** The topological token of a held timeline event, or null. */

@@ -506,6 +506,30 @@ describe.each(STORAGE_BACKENDS)('room engine on %s', (backend) => {
     expect(left.timeline.at(-1)?.pdu.content).toEqual({ membership: 'leave' });
   });
 
+  it('a room joined since the last sync comes whole: its newest events, limited with prev_batch over the history', async () => {
+    const { roomId } = await engine.createRoom(A, request({ name: 'history', preset: 'public_chat' }));
+    for (let i = 0; i < 6; i++) await engine.send(A, roomId, { type: 'm.room.message', content: { body: `${i}` } });
+    const since = await engine.position();
+    await engine.membership(B, roomId, { action: 'join' });
+    const entry = (await engine.syncRooms(B, { since, to: await engine.position(), timelineLimit: 3 })).find(
+      (e) => e.roomId === roomId,
+    )!;
+    expect(entry.membership).toBe('join');
+    // Not only the join (the one event after `since`): the client never had the room, so it pages back from here.
+    expect(entry.timeline.map((e) => e.pdu.content['body'] ?? e.pdu.content['membership'])).toEqual(['4', '5', 'join']);
+    expect(entry.limited).toBe(true);
+    expect(entry.state.some((e) => e.pdu.type === 'm.room.create')).toBe(true);
+    const back = await engine.messages(B, roomId, { from: entry.prevBatch!, dir: 'b', limit: 1 });
+    expect(back.events[0]?.pdu.content['body']).toBe('3');
+    // A whole room whose timeline reaches back to its creation is not limited.
+    const small = await engine.createRoom(A, request({ name: 'small' }));
+    const whole = (await engine.syncRooms(A, { to: await engine.position(), timelineLimit: 50 })).find(
+      (e) => e.roomId === small.roomId,
+    )!;
+    expect(whole.timeline[0]?.pdu.type).toBe('m.room.create');
+    expect(whole.limited).toBe(false);
+  });
+
   it('a user who left reads up to the leave, and a forgotten room is not listed again', async () => {
     const roomId = await sharedRoom();
     const before = await engine.send(A, roomId, { type: 'm.room.message', content: { body: 'seen' } });

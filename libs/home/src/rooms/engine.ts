@@ -52,10 +52,11 @@ export interface RemoteRooms {
    */
   join(actor: RoomActor, roomId: string, via: readonly string[]): Promise<{ eventId: string }>;
   /**
-   * Fetches older events of a room held here from other homes (`/backfill` from the room's gaps), for `actor`'s
-   * account; resolves with how many were taken into the timeline (0: none to fetch, or no home gave any).
+   * Fetches older events of a room held here from other homes (`/backfill` from `gaps`, else from the room's
+   * gaps), for `actor`'s account; resolves with how many were taken into the timeline (0: none to fetch, or no
+   * home gave any).
    */
-  backfill(actor: RoomActor, roomId: string, limit: number): Promise<number>;
+  backfill(actor: RoomActor, roomId: string, limit: number, gaps?: readonly string[]): Promise<number>;
 }
 
 /** What the engine is built from. */
@@ -78,6 +79,12 @@ export interface RoomEngineComponents {
     membership: string,
     event: Record<string, unknown>,
   ) => Promise<void>;
+  /**
+   * Called when a user reads or writes a room this home does not hold: takes the room in from the account's
+   * other homes when the account's replicated membership says its user is in it (the Home's take-in), so a
+   * client on a newly added home is answered instead of refused. Resolves when done, held or not.
+   */
+  takeIn?: (actor: RoomActor, roomId: string) => Promise<void>;
 }
 
 /** Most events of a `/messages` or `/context` page (each may need a state read for history visibility). */
@@ -88,6 +95,12 @@ export const MAX_SYNC_TIMELINE = 100;
 const SETTLE_WAIT_MS = 2_000;
 /** How long a room whose backfill found nothing is not backfilled again for /messages. */
 const BACKFILL_RETRY_MS = 60_000;
+/** Most backfills one `/messages` page makes before it is served (each fetches up to a page of events). */
+const BACKFILL_ROUNDS = 4;
+/** Most gaps one backfill asks other homes about. */
+const BACKFILL_GAPS = 20;
+/** How long a room a client's request could not take in is not taken in again for a request. */
+const TAKE_IN_RETRY_MS = 30_000;
 /** Rooms remembered as having found nothing to backfill. */
 const BACKFILL_REMEMBERED = 1_000;
 /** Rooms read per page of an account's memberships. */
@@ -145,6 +158,10 @@ export class RoomEngine implements MatrixRoomsPort {
   readonly #onOwnMembership: RoomEngineComponents['onOwnMembership'];
   readonly #acceptedListeners: Array<() => void> = [];
   #remote: RemoteRooms | undefined;
+  readonly #takeIn: RoomEngineComponents['takeIn'];
+  /** Take-ins a request started, per room (requests at once wait for the same one), and failed ones, with when. */
+  readonly #takingIn = new Map<string, Promise<void>>();
+  readonly #takeInFailed = new Map<string, number>();
   /** Rooms whose last backfill found nothing, with when (see #backfill). */
   readonly #backfillFailed = new Map<string, number>();
   /** Accepts running now, accepts ever started, and who waits for none to run (see `position()`). */
@@ -158,6 +175,7 @@ export class RoomEngine implements MatrixRoomsPort {
     this.#store = components.store;
     this.#documents = components.documents;
     this.#nodeKey = components.nodeKey;
+    this.#takeIn = components.takeIn;
     this.#now = components.now ?? Date.now;
     this.#onOwnMembership = components.onOwnMembership;
     this.peerId = peerIdFromPublicKey(components.nodeKey.publicKey);
@@ -486,14 +504,29 @@ export class RoomEngine implements MatrixRoomsPort {
     const standing = await this.#readable(actor, roomId);
     const limit = clampLimit(options.limit, MAX_PAGE);
     let page = await this.#page(roomId, { ...options, limit });
-    // Backwards past the oldest event held: older ones are fetched from other homes (once per page), then read.
-    if (
-      options.dir === 'b' &&
-      page.end === null &&
-      page.events.length < limit &&
-      (await this.#backfill(actor, roomId, limit))
-    ) {
+    // Backwards, a page is whole only when no gap could hold an event that sorts within it: a gap referenced by
+    // an event deeper than the page's last one (or any gap, at the room's held start). Such gaps are fetched
+    // from other homes first, then the page is read again. An event fetched later that sorts above the `end`
+    // a client already has would never reach it (events of parallel branches interleave by depth).
+    let unfilled = false;
+    for (let round = 0; options.dir === 'b'; round++) {
+      const last = page.events.at(-1);
+      const floor = page.end === null || last === undefined ? -1 : last.depth;
+      const gaps = await this.#store.missingPrevEvents(roomId, BACKFILL_GAPS, floor);
+      if (gaps.length === 0) break;
+      // Every backfill so far gave events, but the gaps go on: left to the client's next page.
+      unfilled = round === BACKFILL_ROUNDS;
+      if (unfilled || !(await this.#backfill(actor, roomId, limit, gaps))) break;
       page = await this.#page(roomId, { ...options, limit });
+    }
+    // Gaps other homes are still filling: the client is told there is more, and pages on from here, rather than
+    // taking this page for the room's start.
+    if (unfilled && page.end === null) {
+      const last = page.events.at(-1);
+      page = {
+        ...page,
+        end: last === undefined ? (options.from ?? page.start) : this.#store.tokenOf(last.depth, last.eventId),
+      };
     }
     const visible = await this.#visible(actor.userId, standing, page.events);
     return {
@@ -590,12 +623,18 @@ export class RoomEngine implements MatrixRoomsPort {
   ): Promise<RoomSyncEntry | undefined> {
     const { since, to, limit, full } = range;
     const standing = await this.#standing(actor, roomId);
-    const timeline = await this.#store.timelineSince(roomId, since, limit, to);
+    // A room the client gets whole (initial sync, joined or taken in since `since`) shows its newest events, as
+    // on an initial sync, not only those after `since`: the client never had the earlier ones.
+    const timeline = await this.#store.timelineSince(roomId, full ? 0 : since, limit, to);
     if (!full && timeline.events.length === 0) return undefined;
     const visible = await this.#visible(actor.userId, standing, timeline.events);
     const first = timeline.events[0];
+    // Whole, the timeline is limited whenever history lies before it, held here or not: a room taken in from
+    // another home holds only its latest events until /messages backfills the rest. A client pages back only
+    // from a limited timeline's `prev_batch` (matrix-js-sdk drops the token of a room it already shows).
+    const limited = timeline.limited || (full && first !== undefined && first.pdu.type !== 'm.room.create');
     let state: RoomEventView[];
-    if (full || timeline.limited) {
+    if (full || limited) {
       // The state at the start of the timeline: before its first event, or at `to` when it is empty.
       const map =
         first !== undefined
@@ -623,7 +662,7 @@ export class RoomEngine implements MatrixRoomsPort {
       roomId,
       membership,
       timeline: await this.#views(standing.version, roomId, visible),
-      limited: timeline.limited,
+      limited,
       prevBatch: timeline.prevBatch,
       state,
     };
@@ -848,7 +887,8 @@ export class RoomEngine implements MatrixRoomsPort {
 
   /** The user's membership in a room now. M_FORBIDDEN for a room not held here (as for one never joined). */
   async #standing(actor: RoomActor, roomId: string): Promise<Standing> {
-    const version = await this.#store.roomVersion(roomId);
+    let version = await this.#store.roomVersion(roomId);
+    if (version === null && (await this.#takenIn(actor, roomId))) version = await this.#store.roomVersion(roomId);
     if (version === null) throw new MatrixError('M_FORBIDDEN', `You are not in room ${roomId}.`);
     const current = await this.#store.currentState(roomId);
     const memberEvent = await this.#memberEvent(current, actor.userId);
@@ -930,13 +970,12 @@ export class RoomEngine implements MatrixRoomsPort {
    * Backfills a room for a page of /messages, unless the room has no gaps or backfilling it found nothing less
    * than BACKFILL_RETRY_MS ago (a client paging back at the room's start must not cost requests to other homes).
    */
-  async #backfill(actor: RoomActor, roomId: string, limit: number): Promise<boolean> {
+  async #backfill(actor: RoomActor, roomId: string, limit: number, gaps: readonly string[]): Promise<boolean> {
     const remote = this.#remote;
     if (remote === undefined) return false;
     const failed = this.#backfillFailed.get(roomId);
     if (failed !== undefined && this.#now() - failed < BACKFILL_RETRY_MS) return false;
-    if ((await this.#store.missingPrevEvents(roomId, 1)).length === 0) return false;
-    const taken = await remote.backfill(actor, roomId, limit).catch(() => 0);
+    const taken = await remote.backfill(actor, roomId, limit, gaps).catch(() => 0);
     if (taken === 0) {
       this.#backfillFailed.delete(roomId);
       this.#backfillFailed.set(roomId, this.#now());
@@ -945,6 +984,34 @@ export class RoomEngine implements MatrixRoomsPort {
       }
     }
     return taken > 0;
+  }
+
+  /**
+   * Takes in a room not held here for a request (see `takeIn`), at most once per TAKE_IN_RETRY_MS when it fails;
+   * requests at once wait for the same take-in. Resolves with whether a take-in ran.
+   */
+  async #takenIn(actor: RoomActor, roomId: string): Promise<boolean> {
+    const takeIn = this.#takeIn;
+    if (takeIn === undefined) return false;
+    const failed = this.#takeInFailed.get(roomId);
+    if (failed !== undefined && this.#now() - failed < TAKE_IN_RETRY_MS) return false;
+    let running = this.#takingIn.get(roomId);
+    if (running === undefined) {
+      running = takeIn(actor, roomId)
+        .catch(() => undefined)
+        .then(async () => {
+          if (await this.holds(roomId)) return;
+          this.#takeInFailed.delete(roomId);
+          this.#takeInFailed.set(roomId, this.#now());
+          if (this.#takeInFailed.size > BACKFILL_REMEMBERED) {
+            this.#takeInFailed.delete(this.#takeInFailed.keys().next().value!);
+          }
+        })
+        .finally(() => this.#takingIn.delete(roomId));
+      this.#takingIn.set(roomId, running);
+    }
+    await running;
+    return true;
   }
 
   /** A store page, with a malformed token as the client's error. */

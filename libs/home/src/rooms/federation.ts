@@ -159,7 +159,7 @@ export class RoomFederation implements RemoteRooms {
   #edus: EduCarrier | undefined;
   /** Rooms of hosted accounts to take in that no home could give yet, by account: tried when a home connects. */
   readonly #toTakeIn = new Map<string, Set<string>>();
-  readonly #takingIn = new Set<string>();
+  readonly #takingIn = new Map<string, Promise<void>>();
   /** Addresses put in the peer store, by PeerId (joined), so they are put again only when they change. */
   readonly #known = new Map<string, string>();
   #pumping = false;
@@ -733,7 +733,12 @@ export class RoomFederation implements RemoteRooms {
   }
 
   /** One received PDU: the signers' documents, then the pipeline; a gap or a room not held is filled first. */
-  async #receive(peer: string, origin: string, json: unknown): Promise<AcceptOutcome & { eventId?: string }> {
+  async #receive(
+    peer: string,
+    origin: string,
+    json: unknown,
+    gaps: 'fill' | 'adopt' = 'fill',
+  ): Promise<AcceptOutcome & { eventId?: string }> {
     if (typeof json !== 'object' || json === null) return refusal('format', 'not_json', 'A PDU must be an object.');
     const pdu = json as Partial<Pdu>;
     if (typeof pdu.room_id !== 'string') return refusal('format', 'missing_field', 'The PDU has no room_id.');
@@ -746,9 +751,19 @@ export class RoomFederation implements RemoteRooms {
     if (local === undefined)
       return refusal('missing', 'not_held', `Room ${pdu.room_id} concerns no account hosted here.`);
     if (version === null && pdu.type !== 'm.room.create') return this.#adoptAt(peer, local, json);
+    // An event the held timeline already refers to (a home taking in a room holds its latest events first; a
+    // late delivery of an older one follows) is older than them: kept as backfilled, before them, so /sync does
+    // not give it (and the whole history a gap fill would fetch behind it) as news after the room's newest.
+    if (version !== null && (await this.#store.isMissingPrev(pdu.room_id, eventIdOf(version, pdu as Pdu)))) {
+      const backfilled = await this.#engine.ingestBackfilled(version, json);
+      // Without its auth events held, it goes the usual way (which fetches them).
+      if (backfilled.ok || backfilled.stage !== 'missing') return backfilled;
+    }
     let outcome = await this.#engine.ingest(json);
     if (!outcome.ok && outcome.stage === 'missing') {
-      await this.#fillGap(peer, local, pdu as Pdu);
+      // Taking a room in, each latest event is adopted with its state: a gap filled here would bring the
+      // room's history in as news after the latest events (it comes by backfill, in its place, instead).
+      if (gaps === 'fill') await this.#fillGap(peer, local, pdu as Pdu);
       outcome = await this.#engine.ingest(json);
       if (!outcome.ok && outcome.stage === 'missing') outcome = await this.#adoptAt(peer, local, json);
     }
@@ -1124,10 +1139,13 @@ export class RoomFederation implements RemoteRooms {
 
   // ---- Backfill: older events of a held room, for /messages ----
 
-  async backfill(actor: RoomActor, roomId: string, limit: number): Promise<number> {
+  async backfill(actor: RoomActor, roomId: string, limit: number, from?: readonly string[]): Promise<number> {
     const version = await this.#store.roomVersion(roomId);
     if (version === null) return 0;
-    const gaps = await this.#store.missingPrevEvents(roomId, EARLIEST_EVENTS);
+    const gaps =
+      from === undefined
+        ? await this.#store.missingPrevEvents(roomId, EARLIEST_EVENTS)
+        : from.slice(0, EARLIEST_EVENTS);
     if (gaps.length === 0) return 0;
     const want = Math.max(1, Math.min(BACKFILL_LIMIT, Math.floor(limit)));
     for (const peer of await this.#backfillPeers(actor.serverName, roomId)) {
@@ -1225,8 +1243,16 @@ export class RoomFederation implements RemoteRooms {
     for (const roomId of roomIds.slice(0, TAKE_IN_ROOMS_PER_CALL)) {
       if (this.#stopped) break;
       const key = `${account} ${roomId}`;
-      if (this.#takingIn.has(key)) continue;
-      this.#takingIn.add(key);
+      const running = this.#takingIn.get(key);
+      if (running !== undefined) {
+        // Taken in by another call now (the background one, or a client's request): its outcome is this one's.
+        await running;
+        if (await this.#engine.holds(roomId)) taken.push(roomId);
+        else waiting.push(roomId);
+        continue;
+      }
+      let done!: () => void;
+      this.#takingIn.set(key, new Promise<void>((resolve) => (done = resolve)));
       try {
         if (await this.#engine.holds(roomId)) {
           this.#toTakeIn.get(account)?.delete(roomId);
@@ -1242,6 +1268,7 @@ export class RoomFederation implements RemoteRooms {
         }
       } finally {
         this.#takingIn.delete(key);
+        done();
       }
     }
     if (taken.length > 0 || waiting.length > 0) {
@@ -1291,7 +1318,7 @@ export class RoomFederation implements RemoteRooms {
       });
       const pdu = answer.status === 200 ? (answer.body as { pdus?: unknown[] }).pdus?.[0] : undefined;
       if (pdu === undefined) continue;
-      const outcome = await this.#receive(peer, account, pdu);
+      const outcome = await this.#receive(peer, account, pdu, 'adopt');
       if (!outcome.ok) this.#refused(outcome.stage, outcome.message, peer, outcome.eventId);
     }
     return this.#engine.holds(roomId);

@@ -392,8 +392,8 @@ export class SyncService {
   }
 
   /**
-   * The account's rooms this home's engine does not hold (made on another home of the account, while room
-   * events do not travel between homes yet): the membership view, as without an engine.
+   * The account's rooms this home's engine does not hold: invites, knocks and leaves from the account's
+   * replicated memberships (the membership view, as without an engine). Joined rooms wait until held.
    */
   private async addRoomsNotHeld(
     rooms: RoomsSection,
@@ -407,7 +407,10 @@ export class SyncService {
     const notHeld = async (roomId: string): Promise<boolean> =>
       roomPasses(request.filter, roomId) && !(await engine.holds(roomId));
     const view = await this.membershipRooms(session, state, changed, notHeld);
-    for (const section of ['join', 'invite', 'leave', 'knock'] as const) {
+    // A joined room is listed once this home holds it (the Home takes it in from the account's other homes):
+    // listed before, from the membership alone, a client would hold a timeline with no position in the room's
+    // order, and matrix-js-sdk then mixes the pages it fetches with the room's real timeline once it arrives.
+    for (const section of ['invite', 'leave', 'knock'] as const) {
       for (const [roomId, entry] of Object.entries(view[section])) rooms[section][roomId] ??= entry;
     }
   }
