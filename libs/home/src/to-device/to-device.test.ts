@@ -37,6 +37,8 @@ const INIT: HomeInit = {
 
 interface Running {
   home: Home;
+  /** The messages the home logged. */
+  logs: string[];
   replica: SqlReplicaStore;
   rooms: SqlRoomStore;
   storage: Storage;
@@ -52,8 +54,11 @@ async function openHome(
   const storage = await openStorage({ databaseUrl: database.databaseUrl, dataDir: database.dataDir });
   const replica = new SqlReplicaStore(storage.dataSource);
   const rooms = new SqlRoomStore(storage.dataSource);
+  const logs: string[] = [];
+  const log = (_fields: unknown, message?: string) => void logs.push(String(message));
   const home = await Home.create(
     {
+      logger: { debug: log, info: log, warn: log, error: log },
       nodeKey: fixture.secretKey,
       store: replica,
       queue: createInProcessQueue(),
@@ -63,7 +68,7 @@ async function openHome(
     },
     INIT,
   );
-  return { home, replica, rooms, storage, db: database };
+  return { home, logs, replica, rooms, storage, db: database };
 }
 
 function messages(userId: string, deviceId: string, content: Record<string, unknown>): ToDeviceMessages {
@@ -363,7 +368,8 @@ describe.each(STORAGE_BACKENDS)('to-device messages on %s', (backend) => {
     await port.send(BP, 'm.test', 'late2', messages(alice.userId, 'AS1', { i: 'late2' }));
     // S1 refused them for now: bob's home keeps them (without the refusal in the answer it dropped them).
     const owed = table(s2.storage, 'to_device_outbox');
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const refusedForNow = 'a home refused to-device messages for now: they are kept and sent again';
+    await waitFor(async () => s2.logs.includes(refusedForNow), "S1's refusal seen by bob's home", 30_000);
     expect((await owed.rows()).filter((r) => String(r['edu']).includes('late')).length).toBe(2);
     expect((await inbox(s1, AS1)).length).toBe(CAP);
     // AS1 syncs: the next attempt is taken, the messages in the order they were sent.

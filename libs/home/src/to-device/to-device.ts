@@ -9,6 +9,11 @@
 //   account hands the EDU to one of the account's server homes, which hold it until that home takes it.
 // - Exactly once: every message is taken once per (sender's server, message id, recipient device) on each home;
 //   a client's txn id is kept as the message id, so a retried request does nothing.
+// - Bounds: a device holds at most `maxPendingPerSender` messages of one sender device, a sender device has at
+//   most `maxOutboxPerSender` messages in the outbox (both: the request refused whole, 429); an EDU refused for now
+//   (`M_LIMIT_EXCEEDED` in the `PUT /send` answer) stays in the sender's outbox, one refused for good is dropped.
+//   Messages for a device not known yet are held until its `device.put` arrives (or an hour); unfetched messages
+//   and undelivered EDUs expire after 30 days (the sweep).
 // See docs/decisions.md, "To-device messages".
 import { createHash } from 'node:crypto';
 import { homeStatus, isServerName, type AccountDocument } from '@polyhome/identity';
@@ -192,6 +197,8 @@ export class ToDevice implements MatrixToDevicePort {
     this.#host.addEventListener('peer:connect', this.#onConnect);
     this.wake();
     if (this.#sweepEvery > 0) {
+      // Once at start too: what was held for a device whose arrival was applied just before a crash is routed.
+      this.#track(this.sweep());
       this.#sweepTimer = setInterval(() => this.#track(this.sweep()), this.#sweepEvery);
       this.#sweepTimer.unref();
     }
@@ -298,17 +305,18 @@ export class ToDevice implements MatrixToDevicePort {
    * forgets the inbox of devices the account no longer has (deleted while no change reached this ToDevice).
    */
   async sweep(now = Date.now()): Promise<ToDeviceSweep> {
-    const swept = await this.#store.sweep({
-      inbox: now - this.#retention,
-      outbox: now - this.#retention,
-      held: now - this.#holdUnknown,
-    });
+    // Held messages whose device is known now first: they are routed, not expired.
     let released = 0;
     for (const { serverName, deviceId } of await this.#store.heldDevices(SWEEP_DEVICES)) {
       if (!(await this.#hosts(serverName))) continue;
       const state = await this.#state(serverName);
       if (Object.hasOwn(state.devices, deviceId)) released += await this.#release(serverName, deviceId, state);
     }
+    const swept = await this.#store.sweep({
+      inbox: now - this.#retention,
+      outbox: now - this.#retention,
+      held: now - this.#holdUnknown,
+    });
     let gone = 0;
     for (const { serverName, deviceId } of await this.#store.inboxDevices(SWEEP_DEVICES)) {
       if (!(await this.#hosts(serverName))) continue;
