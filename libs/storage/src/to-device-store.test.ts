@@ -173,6 +173,13 @@ describe.each(STORAGE_BACKENDS)('SqlToDeviceStore on %s', (backend) => {
     ]);
     expect(got.every((m) => m.streamId > acknowledged)).toBe(true);
     expect(await store.heldDevices(10)).toEqual([]);
+    // A message reaching the device's inbox before the release ran: what was held goes first, in order.
+    await store.messages(ALICE, 'NEW', await store.position(), await store.position(), 100);
+    expect(await hold('h3', 1)).toMatchObject({ status: 'stored', held: 1 });
+    expect((await put('direct', [row('NEW', { messageId: 'direct' })])).status).toBe('stored');
+    expect(await store.heldDevices(10)).toEqual([]);
+    const ordered = await store.messages(ALICE, 'NEW', undefined, await store.position(), 100);
+    expect(ordered.map((m) => (JSON.parse(m.content) as { messageId: string }).messageId)).toEqual(['h3', 'direct']);
   });
 
   it('sweeps inbox, outbox and held rows stored before the given times, and nothing after', async () => {

@@ -138,7 +138,10 @@ export class SqlToDeviceStore {
         await this.#checkCaps(m, inbox, input.maxPerSender);
         if (input.maxOutboxPerSender !== undefined) await this.#checkOutboxCap(m, outbox, input.maxOutboxPerSender);
         const held = await this.#withinHeldCap(m, unknown, input.maxPerSender);
-        const next = await this.#insert(m, position, inbox, outbox, held);
+        // Messages still held for a device this message reaches in the inbox (it became known, and their release
+        // has not run yet) go first, so the device gets them in order.
+        const early = await this.#takeHeldFor(m, inbox);
+        const next = await this.#insert(m, position, [...early, ...inbox], outbox, held);
         await m.query('UPDATE to_device_stream SET position = $1 WHERE id = 1', [String(next)]);
         return {
           status: 'stored',
@@ -166,27 +169,8 @@ export class SqlToDeviceStore {
   ): Promise<{ inbox: number; outbox: number }> {
     return this.dataSource.transaction(async (m) => {
       const position = await this.#lockPosition(m);
-      const rows = (await m.query(
-        `WITH taken AS (DELETE FROM to_device_held WHERE server_name = $1 AND device_id = $2
-           RETURNING id, server_name, device_id, user_id, origin, sender, sender_device, type, message_id, content)
-         SELECT * FROM taken`,
-        [serverName, deviceId],
-      )) as Array<Record<string, string>>;
-      if (rows.length === 0) return { inbox: 0, outbox: 0 };
-      const held = rows
-        .map((r) => ({
-          id: Number(r['id']),
-          serverName: r['server_name']!,
-          deviceId: r['device_id']!,
-          userId: r['user_id']!,
-          origin: r['origin']!,
-          sender: r['sender']!,
-          senderDevice: r['sender_device']!,
-          type: r['type']!,
-          messageId: r['message_id']!,
-          content: r['content']!,
-        }))
-        .sort((a, b) => a.id - b.id);
+      const held = await this.#deleteHeld(m, [serverName], [deviceId]);
+      if (held.length === 0) return { inbox: 0, outbox: 0 };
       const { inbox, outbox } = build(held);
       const next = await this.#insert(m, position, inbox, outbox, []);
       await m.query('UPDATE to_device_stream SET position = $1 WHERE id = 1', [String(next)]);
@@ -348,6 +332,49 @@ export class SqlToDeviceStore {
       [input.origin, input.messageId, unique.map((k) => k.serverName), unique.map((k) => k.deviceId)],
     )) as Array<{ server_name: string; device_id: string }>;
     return new Set(rows.map((r) => keyOf({ serverName: r.server_name, deviceId: r.device_id })));
+  }
+
+  /** Deletes and answers the messages held for the devices (`serverNames[i]`, `deviceIds[i]`), oldest first. */
+  async #deleteHeld(m: EntityManager, serverNames: string[], deviceIds: string[]): Promise<StoredToDeviceHeldRow[]> {
+    const rows = (await m.query(
+      `WITH taken AS (DELETE FROM to_device_held h USING unnest($1::char(64)[], $2::varchar[]) AS k(s, d)
+         WHERE h.server_name = k.s AND h.device_id = k.d
+         RETURNING h.id, h.server_name, h.device_id, h.user_id, h.origin, h.sender, h.sender_device, h.type,
+           h.message_id, h.content)
+       SELECT * FROM taken ORDER BY id`,
+      [serverNames, deviceIds],
+    )) as Array<Record<string, string>>;
+    return rows.map((r) => ({
+      id: Number(r['id']),
+      serverName: r['server_name']!,
+      deviceId: r['device_id']!,
+      userId: r['user_id']!,
+      origin: r['origin']!,
+      sender: r['sender']!,
+      senderDevice: r['sender_device']!,
+      type: r['type']!,
+      messageId: r['message_id']!,
+      content: r['content']!,
+    }));
+  }
+
+  /** The messages held for the devices of `inbox` rows, taken out of holding as inbox rows (oldest first). */
+  async #takeHeldFor(m: EntityManager, inbox: readonly ToDeviceInboxRow[]): Promise<ToDeviceInboxRow[]> {
+    if (inbox.length === 0) return [];
+    const devices = [...new Map(inbox.map((r) => [keyOf(r), r])).values()];
+    const held = await this.#deleteHeld(
+      m,
+      devices.map((r) => r.serverName),
+      devices.map((r) => r.deviceId),
+    );
+    return held.map((h) => ({
+      serverName: h.serverName,
+      deviceId: h.deviceId,
+      sender: h.sender,
+      senderDevice: h.senderDevice,
+      type: h.type,
+      content: h.content,
+    }));
   }
 
   /** Throws `outbox_limited` when a sender device would have more than `max` messages waiting for other homes. */
