@@ -3,7 +3,7 @@
 // home, a device of another account (through that account's server home), are held by alice's server home while
 // the laptop is away (across a restart of S1) and delivered once when it connects; retried txn ids and EDUs sent
 // twice are taken once; a flood is refused whole; forged and malformed EDUs are refused (and the answer says so);
-// a home over its cap refuses for now and the sender sends again, in order; one sender device's outbox is capped;
+// a home over its cap refuses for now and the sender sends again, in order (a refusal for good is dropped); one sender device's outbox is capped;
 // messages for a device not replicated yet are held until it appears, or expire; unfetched messages expire.
 import type { RoomActor, ToDeviceMessages } from '@polyhome/matrix';
 import { waitFor } from '@polyhome/p2p/testing';
@@ -378,6 +378,16 @@ describe.each(STORAGE_BACKENDS)('to-device messages on %s', (backend) => {
     expect((await inbox(s1, AS1)).map((m) => m['i'])).toEqual(['late1', 'late2']);
     await waitFor(async () => (await owed.count()) === 0, "bob's home holds nothing", 30_000);
     await acknowledge(s1, AS1);
+  }, 60_000);
+
+  it('an EDU refused for good is dropped by the sender, with a warning naming why', async () => {
+    // bob's server has one user, bob: his home refuses a message for another user of that server for good.
+    const stranger = `@stranger:${bob.serverName}`;
+    await s1.home.toDevice!.send(AS1, 'm.test', 'stranger', messages(stranger, 'X', { n: 'stranger' }));
+    const dropped = 'a home refused to-device messages for good: they are dropped';
+    await waitFor(async () => s1.logs.includes(dropped), 'the warning on S1', 30_000);
+    const owed = await table(s1.storage, 'to_device_outbox').rows();
+    expect(owed.filter((r) => String(r['edu']).includes('stranger'))).toEqual([]);
   }, 60_000);
 
   it("one sender device's outbox is capped: over it the request is refused whole, nothing of it kept", async () => {
