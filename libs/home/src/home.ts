@@ -910,7 +910,7 @@ export class Home {
     const devices = keys.filter((k) => k.startsWith('device:')).map((k) => k.slice('device:'.length));
     const toDevice = this.toDevice;
     if (devices.length > 0 && toDevice !== undefined) {
-      this.#background.track(toDevice.forgetDeleted(account, devices), 'to-device inbox of deleted devices');
+      this.#background.track(toDevice.devicesChanged(account, devices), 'to-device messages of changed devices');
     }
   }
 

@@ -1,6 +1,7 @@
 // Keys of another user through the Matrix client API, on both backends: two accounts hosted on one server share
 // a room; alice's client queries bob's device keys, claims his one-time key once and then his fallback key, and
-// her /sync long-poll and /keys/changes name bob when his device list changes.
+// her /sync long-poll and /keys/changes name bob when his device list changes; /sync device_lists.left names a user
+// who left the only encrypted room shared with alice, not one still in another.
 import { encodeBase64, signBytes, signedBytes } from '@polyhome/identity';
 import { deviceBody, deviceKey } from '@polyhome/sync/testing';
 import { createClient, Method, type MatrixClient } from 'matrix-js-sdk';
@@ -110,5 +111,36 @@ describe.each(SERVER_BACKENDS)('keys of another account on $name', (backend) => 
     await expect(
       alice.client.http.authedRequest(Method.Post, '/keys/query', undefined, { device_keys: many }),
     ).rejects.toMatchObject({ errcode: 'M_TOO_LARGE' });
+  });
+
+  it('names in device_lists.left a user who left the only encrypted room shared, not one still in another', async () => {
+    const carol = await user('carol');
+    const encrypted = async (members: Array<TestMatrixUser & { client: MatrixClient }>) => {
+      const roomId = (
+        await alice.client.createRoom({
+          preset: 'private_chat' as never,
+          initial_state: [{ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }],
+        })
+      ).room_id;
+      for (const member of members) {
+        await alice.client.invite(roomId, member.userId);
+        await member.client.joinRoom(roomId);
+      }
+      return roomId;
+    };
+    const shared = await encrypted([bob, carol]);
+    await encrypted([carol]);
+    type Lists = { next_batch: string; device_lists: { changed: string[]; left: string[] } };
+    const sync = (since?: string) =>
+      alice.client.http.authedRequest<Lists>(Method.Get, '/sync', since === undefined ? {} : { since, timeout: '0' });
+    const before = await sync();
+    expect(before.device_lists.left).toEqual([]);
+    await bob.client.leave(shared);
+    await carol.client.leave(shared);
+    const after = await sync(before.next_batch);
+    // bob shares only an unencrypted room with alice now; carol is still in the second encrypted room.
+    expect(after.device_lists.left).toEqual([bob.userId]);
+    expect(after.device_lists.changed).not.toContain(bob.userId);
+    expect((await sync(after.next_batch)).device_lists.left).toEqual([]);
   });
 });

@@ -708,9 +708,14 @@ export class RoomFederation implements RemoteRooms {
         results[key] = { error: `${outcome.code}: ${outcome.message}` };
       }
     }
-    // EDUs (typing, receipts, presence) are best-effort: what is refused is logged, the transaction still stands.
+    // EDUs: what is refused is logged and named in the answer's `edus` (index → errcode, error, retry_after_ms),
+    // the transaction still stands. `M_LIMIT_EXCEEDED` is a refusal for now: the sender keeps the EDU and sends it
+    // again, so a later EDU of the same type and sender in this transaction is refused for now too (not taken
+    // ahead of it: to-device messages stay in order per sender).
     const carrier = this.#edus;
-    for (const edu of edus) {
+    const refusedEdus: Record<string, Json> = {};
+    const heldBack = new Set<string>();
+    for (const [index, edu] of edus.entries()) {
       // Device list updates (federation-keys.ts).
       if (this.keys !== undefined && DEVICE_LIST_EDUS.includes((edu as { edu_type?: string } | null)?.edu_type ?? '')) {
         const refused = await this.keys.receiveEdu(origin, edu as Json);
@@ -718,13 +723,35 @@ export class RoomFederation implements RemoteRooms {
         continue;
       }
       if (carrier !== undefined) {
+        const sender = eduSenderKey(edu);
+        if (sender !== undefined && heldBack.has(sender)) {
+          refusedEdus[String(index)] = {
+            errcode: 'M_LIMIT_EXCEEDED',
+            error: 'An earlier EDU of the same sender in this transaction was refused for now.',
+            retry_after_ms: EDU_RETRY_AFTER_MS,
+          };
+          continue;
+        }
         const outcome = await carrier.receiveEdu(origin, edu);
         if (outcome.refused.length > 0) {
           this.#logger.debug({ peer, origin, refused: outcome.refused.slice(0, 5) }, 'parts of an EDU were refused');
         }
+        if (outcome.retry !== undefined) {
+          if (sender !== undefined) heldBack.add(sender);
+          refusedEdus[String(index)] = {
+            errcode: 'M_LIMIT_EXCEEDED',
+            error: outcome.retry.reason,
+            retry_after_ms: outcome.retry.retryAfterMs,
+          };
+        } else if (outcome.accepted === 0 && outcome.refused.length > 0) {
+          refusedEdus[String(index)] = { errcode: 'M_FORBIDDEN', error: outcome.refused.slice(0, 5).join('; ') };
+        }
       }
     }
-    return { status: 200, body: { pdus: results } };
+    return {
+      status: 200,
+      body: { pdus: results, ...(Object.keys(refusedEdus).length > 0 ? { edus: refusedEdus } : {}) },
+    };
   }
 
   #refused(stage: string, message: string, peer: string, eventId: string | undefined): void {
@@ -1422,7 +1449,22 @@ export class RoomFederation implements RemoteRooms {
 /** What carries EDUs for the home (its Ephemeral): local EDUs out, received ones in. */
 export interface EduCarrier {
   onLocalEdu(listener: (local: { edu: { edu_type: string; content: unknown }; roomId?: string }) => void): void;
-  receiveEdu(origin: string, edu: unknown): Promise<{ accepted: number; refused: string[] }>;
+  /** `retry`: nothing of the EDU was taken for now; the sender should send it again later. */
+  receiveEdu(
+    origin: string,
+    edu: unknown,
+  ): Promise<{ accepted: number; refused: string[]; retry?: { reason: string; retryAfterMs: number } }>;
+}
+
+/** `retry_after_ms` of an EDU refused for now because an earlier one of its sender was. */
+const EDU_RETRY_AFTER_MS = 10_000;
+
+/** The type and sender of an EDU that names one (`content.sender`), as a key. */
+function eduSenderKey(edu: unknown): string | undefined {
+  if (typeof edu !== 'object' || edu === null) return undefined;
+  const { edu_type: type, content } = edu as { edu_type?: unknown; content?: unknown };
+  const sender = typeof content === 'object' && content !== null ? (content as { sender?: unknown }).sender : undefined;
+  return typeof type === 'string' && typeof sender === 'string' ? `${type}\n${sender}` : undefined;
 }
 
 /** The server an EDU speaks for: the user's of a typing notice, the first receipt's, the first presence's. */

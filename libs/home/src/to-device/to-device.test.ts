@@ -2,7 +2,9 @@
 // (S1) and her laptop (L), bob on another server home (S2). Messages reach a device of the same account on another
 // home, a device of another account (through that account's server home), are held by alice's server home while
 // the laptop is away (across a restart of S1) and delivered once when it connects; retried txn ids and EDUs sent
-// twice are taken once; a flood is refused whole; forged and malformed EDUs are refused.
+// twice are taken once; a flood is refused whole; forged and malformed EDUs are refused (and the answer says so);
+// a home over its cap refuses for now and the sender sends again, in order (a refusal for good is dropped); one sender device's outbox is capped;
+// messages for a device not replicated yet are held until it appears, or expire; unfetched messages expire.
 import type { RoomActor, ToDeviceMessages } from '@polyhome/matrix';
 import { waitFor } from '@polyhome/p2p/testing';
 import { createInProcessQueue } from '@polyhome/queue';
@@ -22,16 +24,21 @@ import { TO_DEVICE_EDU } from './to-device.js';
 
 /** Messages one device may hold from one sender here (small, so the flood test is short). */
 const CAP = 5;
+/** Messages one sender device may have waiting in the outbox. */
+const OUTBOX_CAP = CAP + 3;
+const HOUR = 60 * 60 * 1000;
 
 const INIT: HomeInit = {
   listen: ['/ip4/127.0.0.1/tcp/0'],
   announceEveryMs: 60 * 60 * 1000,
   federation: { minBackoffMs: 200, maxBackoffMs: 1_000 },
-  toDevice: { maxPendingPerSender: CAP, minBackoffMs: 200, maxBackoffMs: 1_000 },
+  toDevice: { maxPendingPerSender: CAP, maxOutboxPerSender: OUTBOX_CAP, minBackoffMs: 200, maxBackoffMs: 1_000 },
 };
 
 interface Running {
   home: Home;
+  /** The messages the home logged. */
+  logs: string[];
   replica: SqlReplicaStore;
   rooms: SqlRoomStore;
   storage: Storage;
@@ -47,8 +54,11 @@ async function openHome(
   const storage = await openStorage({ databaseUrl: database.databaseUrl, dataDir: database.dataDir });
   const replica = new SqlReplicaStore(storage.dataSource);
   const rooms = new SqlRoomStore(storage.dataSource);
+  const logs: string[] = [];
+  const log = (_fields: unknown, message?: string) => void logs.push(String(message));
   const home = await Home.create(
     {
+      logger: { debug: log, info: log, warn: log, error: log },
       nodeKey: fixture.secretKey,
       store: replica,
       queue: createInProcessQueue(),
@@ -58,7 +68,7 @@ async function openHome(
     },
     INIT,
   );
-  return { home, replica, rooms, storage, db: database };
+  return { home, logs, replica, rooms, storage, db: database };
 }
 
 function messages(userId: string, deviceId: string, content: Record<string, unknown>): ToDeviceMessages {
@@ -241,7 +251,9 @@ describe.each(STORAGE_BACKENDS)('to-device messages on %s', (backend) => {
       s2.home.federation!.sendEdus(s1.home.peerId, bob.serverName, [{ edu_type: TO_DEVICE_EDU, content }]);
     const to = { [alice.userId]: { AS1: { forged: true } } };
     // bob's home speaking for alice.
-    await send({ sender: alice.userId, type: 'm.test', message_id: 'forged', messages: to });
+    const forged = await send({ sender: alice.userId, type: 'm.test', message_id: 'forged', messages: to });
+    // The answer names the EDU refused for good, so the sender drops it knowingly.
+    expect(forged.body).toMatchObject({ edus: { '0': { errcode: 'M_FORBIDDEN' } } });
     await send({ sender: bob.userId, type: 'm.test', message_id: 'bad1', messages: [] });
     await send({
       sender: bob.userId,
@@ -272,6 +284,7 @@ describe.each(STORAGE_BACKENDS)('to-device messages on %s', (backend) => {
       },
     ]);
     expect(forwarded.status).toBe(200);
+    expect(forwarded.body).toMatchObject({ edus: { '0': { errcode: 'M_FORBIDDEN' } } });
     expect(await inbox(laptop, AL)).toEqual([]);
     expect(await inbox(s1, AS1)).toEqual([{ sender: bob.userId, type: 'm.test', ok: 1 }]);
     await acknowledge(s1, AS1);
@@ -328,5 +341,117 @@ describe.each(STORAGE_BACKENDS)('to-device messages on %s', (backend) => {
     await s1.home.applyLocal(alice.serverName, [{ op: 'device.delete', key: 'AS2', body: {} }]);
     const waiting = table(s1.storage, 'to_device_inbox');
     await waitFor(async () => (await waiting.count({ deviceId: 'AS2' })) === 0, 'the inbox of AS2 emptied', 30_000);
+  }, 30_000);
+
+  it('a home over its cap refuses for now: the sender keeps the messages and sends them again, in order', async () => {
+    // (S1 and the laptop were restarted on new ports above.)
+    await connect(s2, s1);
+    await connect(s2, laptop);
+    await acknowledge(s1, AS1);
+    const port = s2.home.toDevice!;
+    for (let i = 0; i < CAP; i++) await port.send(BP, 'm.test', `full${i}`, messages(alice.userId, 'AS1', { i }));
+    await waitFor(async () => (await inbox(s1, AS1)).length === CAP, "bob's messages on S1", 30_000);
+    // The answer to an EDU over the cap says "for now".
+    const direct = await s2.home.federation!.sendEdus(s1.home.peerId, bob.serverName, [
+      {
+        edu_type: TO_DEVICE_EDU,
+        content: {
+          sender: bob.userId,
+          type: 'm.test',
+          message_id: 'direct',
+          messages: { [alice.userId]: { AS1: {} } },
+        },
+      },
+    ]);
+    expect(direct.body).toMatchObject({ edus: { '0': { errcode: 'M_LIMIT_EXCEEDED' } } });
+    await port.send(BP, 'm.test', 'late1', messages(alice.userId, 'AS1', { i: 'late1' }));
+    await port.send(BP, 'm.test', 'late2', messages(alice.userId, 'AS1', { i: 'late2' }));
+    // S1 refused them for now: bob's home keeps them (without the refusal in the answer it dropped them).
+    const owed = table(s2.storage, 'to_device_outbox');
+    const refusedForNow = 'a home refused to-device messages for now: they are kept and sent again';
+    await waitFor(async () => s2.logs.includes(refusedForNow), "S1's refusal seen by bob's home", 30_000);
+    expect((await owed.rows()).filter((r) => String(r['edu']).includes('late')).length).toBe(2);
+    expect((await inbox(s1, AS1)).length).toBe(CAP);
+    // AS1 syncs: the next attempt is taken, the messages in the order they were sent.
+    await acknowledge(s1, AS1);
+    await waitFor(async () => (await inbox(s1, AS1)).length === 2, 'the kept messages on S1', 30_000);
+    expect((await inbox(s1, AS1)).map((m) => m['i'])).toEqual(['late1', 'late2']);
+    await waitFor(async () => (await owed.count()) === 0, "bob's home holds nothing", 30_000);
+    await acknowledge(s1, AS1);
+  }, 60_000);
+
+  it('an EDU refused for good is dropped by the sender, with a warning naming why', async () => {
+    // bob's server has one user, bob: his home refuses a message for another user of that server for good.
+    const stranger = `@stranger:${bob.serverName}`;
+    await s1.home.toDevice!.send(AS1, 'm.test', 'stranger', messages(stranger, 'X', { n: 'stranger' }));
+    const dropped = 'a home refused to-device messages for good: they are dropped';
+    await waitFor(async () => s1.logs.includes(dropped), 'the warning on S1', 30_000);
+    const owed = await table(s1.storage, 'to_device_outbox').rows();
+    expect(owed.filter((r) => String(r['edu']).includes('stranger'))).toEqual([]);
+  }, 60_000);
+
+  it("one sender device's outbox is capped: over it the request is refused whole, nothing of it kept", async () => {
+    // An account no home answers for: what is owed to it waits in S1's outbox.
+    const carol = makeAccount({ seed: `to-device:${backend}:carol`, localpart: 'carol', homes: 1 });
+    const AF: RoomActor = { serverName: alice.serverName, userId: alice.userId, deviceId: 'AFLOOD' };
+    const port = s1.home.toDevice!;
+    for (let i = 0; i < OUTBOX_CAP; i++) await port.send(AF, 'm.test', `o${i}`, messages(carol.userId, 'C', { i }));
+    const over = new Map([
+      [carol.userId, new Map([['C', { i: 'over' }]])],
+      [alice.userId, new Map([['AS1', { i: 'over' }]])],
+    ]);
+    await expect(port.send(AF, 'm.test', 'over', over)).rejects.toMatchObject({
+      errcode: 'M_LIMIT_EXCEEDED',
+      status: 429,
+    });
+    expect(await inbox(s1, AS1)).toEqual([]);
+    const owed = table(s1.storage, 'to_device_outbox');
+    expect((await owed.rows()).filter((r) => String(r['edu']).includes('"over"'))).toEqual([]);
+    expect(await owed.count({ destination: carol.serverName })).toBe(OUTBOX_CAP);
+    // Another sender device has its own room.
+    await port.send(AS2, 'm.test', 'o-other', messages(carol.userId, 'C', { i: 'other' }));
+    // What no home took expires (the sweep, 30 days on); then the request fits.
+    const swept = await port.sweep(Date.now() + 31 * 24 * HOUR);
+    expect(swept.outbox).toBeGreaterThanOrEqual(OUTBOX_CAP + 1);
+    await port.send(AF, 'm.test', 'over', over);
+    expect((await inbox(s1, AS1)).map((m) => m['i'])).toEqual(['over']);
+    await acknowledge(s1, AS1);
+    await port.sweep(Date.now() + 31 * 24 * HOUR);
+  }, 60_000);
+
+  it('a message for a device not known yet is held until its device.put arrives, or expires', async () => {
+    const held = table(s1.storage, 'to_device_held');
+    // On S1: a device of alice that S1 will host, from a local send.
+    await s1.home.toDevice!.send(AS1, 'm.test', 'early1', messages(alice.userId, 'ANEW', { n: 'early' }));
+    expect(await held.count({ deviceId: 'ANEW' })).toBe(1);
+    const ANEW: RoomActor = { ...AS1, deviceId: 'ANEW' };
+    expect(await inbox(s1, ANEW)).toEqual([]);
+    await addDevice(s1, alice, 'ANEW');
+    await waitFor(async () => (await inbox(s1, ANEW)).length === 1, 'the held message on S1', 30_000);
+    expect(await inbox(s1, ANEW)).toEqual([{ sender: alice.userId, type: 'm.test', n: 'early' }]);
+    expect(await held.count({ deviceId: 'ANEW' })).toBe(0);
+    // From bob to a laptop device S1 does not know yet: S1 holds it, then routes it to the laptop.
+    await s2.home.toDevice!.send(BP, 'm.test', 'early2', messages(alice.userId, 'LNEW', { n: 'early bob' }));
+    await waitFor(async () => (await held.count({ deviceId: 'LNEW' })) === 1, 'the message held on S1', 30_000);
+    await addDevice(laptop, alice, 'LNEW');
+    const LNEW: RoomActor = { ...AL, deviceId: 'LNEW' };
+    await waitFor(async () => (await inbox(laptop, LNEW)).length === 1, 'the held message on the laptop', 30_000);
+    expect(await inbox(laptop, LNEW)).toEqual([{ sender: bob.userId, type: 'm.test', n: 'early bob' }]);
+    // A device that never appears: its messages go after the hold time (an hour).
+    await s1.home.toDevice!.send(AS1, 'm.test', 'never', messages(alice.userId, 'NEVER', { n: 'never' }));
+    expect(await held.count({ deviceId: 'NEVER' })).toBe(1);
+    expect((await s1.home.toDevice!.sweep(Date.now() + 30 * 60 * 1000)).held).toBe(0);
+    expect((await s1.home.toDevice!.sweep(Date.now() + 2 * HOUR)).held).toBe(1);
+    expect(await held.count()).toBe(0);
+    await acknowledge(s1, ANEW);
+    await acknowledge(laptop, LNEW);
+  }, 60_000);
+
+  it('a message its device never fetches expires after 30 days', async () => {
+    await s1.home.toDevice!.send(AS2, 'm.test', 'stale', messages(alice.userId, 'AS1', { n: 'stale' }));
+    expect((await s1.home.toDevice!.sweep(Date.now() + 29 * 24 * HOUR)).inbox).toBe(0);
+    expect((await inbox(s1, AS1)).length).toBe(1);
+    expect((await s1.home.toDevice!.sweep(Date.now() + 31 * 24 * HOUR)).inbox).toBe(1);
+    expect(await inbox(s1, AS1)).toEqual([]);
   }, 30_000);
 });

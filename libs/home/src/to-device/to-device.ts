@@ -9,6 +9,11 @@
 //   account hands the EDU to one of the account's server homes, which hold it until that home takes it.
 // - Exactly once: every message is taken once per (sender's server, message id, recipient device) on each home;
 //   a client's txn id is kept as the message id, so a retried request does nothing.
+// - Bounds: a device holds at most `maxPendingPerSender` messages of one sender device, a sender device has at
+//   most `maxOutboxPerSender` messages in the outbox (both: the request refused whole, 429); an EDU refused for now
+//   (`M_LIMIT_EXCEEDED` in the `PUT /send` answer) stays in the sender's outbox, one refused for good is dropped.
+//   Messages for a device not known yet are held until its `device.put` arrives (or an hour); unfetched messages
+//   and undelivered EDUs expire after 30 days (the sweep).
 // See docs/decisions.md, "To-device messages".
 import { createHash } from 'node:crypto';
 import { homeStatus, isServerName, type AccountDocument } from '@polyhome/identity';
@@ -23,12 +28,30 @@ import { MatrixError } from '@polyhome/matrix/errors';
 import type { FederationResponse, PolyhomeHost } from '@polyhome/p2p';
 import { isUserId, serverNameOf } from '@polyhome/rooms';
 import { SILENT_LOGGER, type HomeLogger } from '../ports.js';
-import type { ToDeviceInboxInput, ToDeviceKey, ToDeviceOutboxInput, ToDeviceStore } from './to-device-store.js';
+import type {
+  ToDeviceHeldInput,
+  ToDeviceInboxInput,
+  ToDeviceKey,
+  ToDeviceOutboxInput,
+  ToDeviceStore,
+} from './to-device-store.js';
 
 /** The EDU type this carries. */
 export const TO_DEVICE_EDU = 'm.direct_to_device';
 /** Most messages one (recipient device, sender device) may have waiting on a home (more: 429 for the sender). */
 export const DEFAULT_MAX_PENDING_PER_SENDER = 1_000;
+/** Most messages one sender device may have waiting in this home's outbox for other homes, all together. */
+export const DEFAULT_MAX_OUTBOX_PER_SENDER = 10_000;
+/** How long a message for a device not known here yet is held for it to appear. */
+export const DEFAULT_HOLD_UNKNOWN_MS = 60 * 60 * 1000;
+/** How long a message waits for its device to fetch it, or for a home to take it (outbox). */
+export const DEFAULT_TO_DEVICE_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
+/** Time between two sweeps of expired messages. */
+const SWEEP_EVERY_MS = 60 * 60 * 1000;
+/** Devices a sweep looks at (held messages, inbox of devices gone). */
+const SWEEP_DEVICES = 1_000;
+/** The errcode of a received EDU refused for now (sent again later); any other refusal is for good. */
+export const TO_DEVICE_RETRY_ERRCODE = 'M_LIMIT_EXCEEDED';
 /** Largest `m.direct_to_device` EDU taken from another home (bytes of its JSON). */
 export const MAX_TO_DEVICE_EDU_BYTES = 512 * 1024;
 /** Most messages (user and device pairs) in one received EDU. */
@@ -77,12 +100,31 @@ export interface ToDeviceInit {
   minBackoffMs?: number;
   /** Longest retry delay, ms. */
   maxBackoffMs?: number;
+  /** Most messages one sender device may have waiting in the outbox, all destinations together. */
+  maxOutboxPerSender?: number;
+  /** How long a message for a device not known here yet is held, ms. */
+  holdUnknownMs?: number;
+  /** How long a message waits in the inbox for its device, or in the outbox for a home, ms. */
+  retentionMs?: number;
+  /** Time between two sweeps of expired messages, ms (0: none; `sweep()` still works). */
+  sweepEveryMs?: number;
 }
 
 /** What `receiveEdu` did. */
 export interface ToDeviceEduOutcome {
   accepted: number;
   refused: string[];
+  /** Set when nothing of the EDU was taken for now and the sender should send it again later. */
+  retry?: { reason: string; retryAfterMs: number };
+}
+
+/** What a sweep deleted, and held messages it routed (their device appeared meanwhile). */
+export interface ToDeviceSweep {
+  inbox: number;
+  outbox: number;
+  held: number;
+  released: number;
+  gone: number;
 }
 
 /** One message as routed here: to the inbox, or owed to a destination. */
@@ -93,6 +135,8 @@ interface Routed {
   content: Record<string, unknown>;
   /** Undefined: this home's inbox. */
   destination?: string;
+  /** The device is not known here yet: the message is held for it. */
+  held?: true;
   /** The deduplication keys the message is taken under (all new, or it is dropped). */
   keys: ToDeviceKey[];
 }
@@ -109,6 +153,11 @@ export class ToDevice implements MatrixToDevicePort {
   readonly #maxPending: number;
   readonly #minBackoff: number;
   readonly #maxBackoff: number;
+  readonly #maxOutbox: number;
+  readonly #holdUnknown: number;
+  readonly #retention: number;
+  readonly #sweepEvery: number;
+  #sweepTimer: NodeJS.Timeout | undefined;
   readonly #listeners: Array<(serverNames: string[]) => void> = [];
   readonly #inFlight = new Set<string>();
   readonly #rerun = new Set<string>();
@@ -137,18 +186,29 @@ export class ToDevice implements MatrixToDevicePort {
     this.#maxPending = init.maxPendingPerSender ?? DEFAULT_MAX_PENDING_PER_SENDER;
     this.#minBackoff = init.minBackoffMs ?? 1_000;
     this.#maxBackoff = init.maxBackoffMs ?? 300_000;
+    this.#maxOutbox = init.maxOutboxPerSender ?? DEFAULT_MAX_OUTBOX_PER_SENDER;
+    this.#holdUnknown = init.holdUnknownMs ?? DEFAULT_HOLD_UNKNOWN_MS;
+    this.#retention = init.retentionMs ?? DEFAULT_TO_DEVICE_RETENTION_MS;
+    this.#sweepEvery = init.sweepEveryMs ?? SWEEP_EVERY_MS;
   }
 
   /** Starts delivering what the outbox holds (from before a restart too). */
   start(): void {
     this.#host.addEventListener('peer:connect', this.#onConnect);
     this.wake();
+    if (this.#sweepEvery > 0) {
+      // Once at start too: what was held for a device whose arrival was applied just before a crash is routed.
+      this.#track(this.sweep());
+      this.#sweepTimer = setInterval(() => this.#track(this.sweep()), this.#sweepEvery);
+      this.#sweepTimer.unref();
+    }
   }
 
   /** Stops delivering; work in flight ends. */
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#host.removeEventListener('peer:connect', this.#onConnect);
+    clearInterval(this.#sweepTimer);
     for (const entry of this.#backoff.values()) clearTimeout(entry.timer);
     await Promise.allSettled([...this.#work]);
   }
@@ -199,6 +259,7 @@ export class ToDevice implements MatrixToDevicePort {
       // The sender's transaction: a retried request is the same message, taken once.
       keys: [{ serverName: actor.serverName, deviceId: '' }],
       maxPerSender: this.#maxPending,
+      maxOutboxPerSender: this.#maxOutbox,
       build: () =>
         this.#rows(
           routed,
@@ -215,15 +276,109 @@ export class ToDevice implements MatrixToDevicePort {
         { retry_after_ms: 10_000 },
       );
     }
+    if (outcome.status === 'outbox_limited') {
+      throw new MatrixError(
+        'M_LIMIT_EXCEEDED',
+        `This device has ${outcome.held} messages waiting for other homes to take them; send again later.`,
+        429,
+        { retry_after_ms: 10_000 },
+      );
+    }
     if (outcome.status === 'stored') this.#stored(routed, outcome.outbox);
   }
 
-  /** Forgets the messages waiting for those of `deviceIds` the account no longer has (deleted anywhere). */
-  async forgetDeleted(serverName: string, deviceIds: readonly string[]): Promise<void> {
+  /**
+   * After `device:` changes of an account: forgets the messages waiting for those of `deviceIds` it no longer has
+   * (deleted anywhere), and routes the messages held for those now known.
+   */
+  async devicesChanged(serverName: string, deviceIds: readonly string[]): Promise<void> {
     const state = await this.#state(serverName);
     for (const deviceId of deviceIds) {
       if (!Object.hasOwn(state.devices, deviceId)) await this.#store.deleteDevice(serverName, deviceId);
+      else await this.#release(serverName, deviceId, state);
     }
+  }
+
+  /**
+   * Deletes messages no device fetched within the retention time, EDUs no home took within it, and messages held
+   * for devices that did not appear within the hold time; routes held messages whose device is known now, and
+   * forgets the inbox of devices the account no longer has (deleted while no change reached this ToDevice).
+   */
+  async sweep(now = Date.now()): Promise<ToDeviceSweep> {
+    // Held messages whose device is known now first: they are routed, not expired.
+    let released = 0;
+    for (const { serverName, deviceId } of await this.#store.heldDevices(SWEEP_DEVICES)) {
+      if (!(await this.#hosts(serverName))) continue;
+      const state = await this.#state(serverName);
+      if (Object.hasOwn(state.devices, deviceId)) released += await this.#release(serverName, deviceId, state);
+    }
+    const swept = await this.#store.sweep({
+      inbox: now - this.#retention,
+      outbox: now - this.#retention,
+      held: now - this.#holdUnknown,
+    });
+    let gone = 0;
+    for (const { serverName, deviceId } of await this.#store.inboxDevices(SWEEP_DEVICES)) {
+      if (!(await this.#hosts(serverName))) continue;
+      const state = await this.#state(serverName);
+      if (Object.hasOwn(state.devices, deviceId)) continue;
+      await this.#store.deleteDevice(serverName, deviceId);
+      gone += 1;
+    }
+    const outcome = { ...swept, released, gone };
+    if (swept.inbox + swept.outbox + swept.held + gone > 0) {
+      this.#logger.info(outcome, 'expired to-device messages deleted');
+    }
+    return outcome;
+  }
+
+  /** Routes the messages held for a device now in the state (inbox, or an EDU to its home); answers how many. */
+  async #release(serverName: string, deviceId: string, state: MatrixAccountState): Promise<number> {
+    const home = (state.devices[deviceId] as { home?: unknown } | undefined)?.home;
+    const destination = typeof home === 'string' && home !== this.#peerId ? home : undefined;
+    const homes = new Set((await this.#documents.document(serverName))?.homes.map((h) => h.peer_id) ?? []);
+    // A device of a home the account no longer has (revoked) is never reached: what was held for it goes.
+    const reachable = destination === undefined || homes.has(destination);
+    const outcome = await this.#store.releaseHeld(serverName, deviceId, (held) => {
+      if (!reachable) return { inbox: [], outbox: [] };
+      const inbox: ToDeviceInboxInput[] = [];
+      const outbox: ToDeviceOutboxInput[] = [];
+      for (const row of held) {
+        if (destination === undefined) {
+          inbox.push({
+            serverName,
+            deviceId,
+            sender: row.sender,
+            senderDevice: row.senderDevice,
+            type: row.type,
+            content: row.content,
+          });
+          continue;
+        }
+        const edu = {
+          sender: row.sender,
+          type: row.type,
+          message_id: row.messageId,
+          messages: { [row.userId]: { [deviceId]: JSON.parse(row.content) as unknown } },
+        };
+        outbox.push({
+          destination,
+          recipient: serverName,
+          origin: row.origin,
+          edu: JSON.stringify(edu),
+          sender: row.sender,
+          senderDevice: row.senderDevice,
+          messages: 1,
+        });
+      }
+      return { inbox, outbox };
+    });
+    if (outcome.inbox > 0) for (const listener of this.#listeners) listener([serverName]);
+    if (outcome.outbox > 0) this.wake();
+    if (outcome.inbox + outcome.outbox > 0) {
+      this.#logger.debug({ serverName, deviceId, ...outcome }, 'held to-device messages routed to a device now known');
+    }
+    return outcome.inbox + outcome.outbox;
   }
 
   // ---- EDUs from other homes ----
@@ -270,6 +425,7 @@ export class ToDevice implements MatrixToDevicePort {
       messageId,
       keys: routed.flatMap((r) => r.keys),
       maxPerSender: this.#maxPending,
+      maxOutboxPerSender: this.#maxOutbox,
       build: (fresh) =>
         this.#rows(
           routed.filter((r) => r.keys.every(fresh)),
@@ -277,21 +433,28 @@ export class ToDevice implements MatrixToDevicePort {
           undefined,
         ),
     });
+    // Over a cap: nothing was taken (no key marked), so the sending home keeps the EDU and sends it again later.
     if (outcome.status === 'limited') {
-      refused.push(`${outcome.serverName} ${outcome.deviceId} holds too many messages of ${sender}`);
-      return { accepted: 0, refused };
+      const reason = `${outcome.serverName} ${outcome.deviceId} holds too many messages of ${sender}`;
+      return { accepted: 0, refused: [...refused, reason], retry: { reason, retryAfterMs: 10_000 } };
+    }
+    if (outcome.status === 'outbox_limited') {
+      const reason = `this home holds too many messages of ${sender} for other homes`;
+      return { accepted: 0, refused: [...refused, reason], retry: { reason, retryAfterMs: 10_000 } };
     }
     if (outcome.status === 'duplicate') return { accepted: 0, refused };
+    if (outcome.dropped > 0) refused.push(`${outcome.dropped} messages for unknown devices over the hold cap`);
     this.#stored(routed, outcome.outbox);
-    return { accepted: outcome.inbox + outcome.outbox, refused };
+    return { accepted: outcome.inbox + outcome.outbox + outcome.held, refused };
   }
 
   // ---- Routing ----
 
   /**
    * The devices of a hosted account's user a message goes to: `*` is every device (kept as a key too, so the same
-   * `*` message reaching this home twice is taken once), other ids the device when it exists (unknown ones are
-   * dropped, as the spec says, and so are devices on a home the account document no longer names). `keys`
+   * `*` message reaching this home twice is taken once), other ids the device when it exists; an id not in the
+   * state is held (its `device.put` may not have replicated here yet) until it appears or the hold expires.
+   * Devices on a home the account document no longer names are dropped. `keys`
    * undefined: each message is keyed by its device (a received EDU); else every message gets `keys` (a local send,
    * keyed by its transaction).
    */
@@ -305,8 +468,12 @@ export class ToDevice implements MatrixToDevicePort {
     const homes = new Set((await this.#documents.document(serverName))?.homes.map((h) => h.peer_id) ?? []);
     const out: Routed[] = [];
     for (const [requested, content] of devices) {
-      const ids =
-        requested === '*' ? Object.keys(state.devices) : Object.hasOwn(state.devices, requested) ? [requested] : [];
+      if (requested !== '*' && !Object.hasOwn(state.devices, requested)) {
+        const own: ToDeviceKey[] = [{ serverName, deviceId: requested }];
+        out.push({ userId, serverName, deviceId: requested, content, held: true, keys: keys ?? own });
+        continue;
+      }
+      const ids = requested === '*' ? Object.keys(state.devices) : [requested];
       for (const deviceId of ids) {
         const home = (state.devices[deviceId] as { home?: unknown } | undefined)?.home;
         const destination = typeof home === 'string' && home !== this.#peerId ? home : undefined;
@@ -327,18 +494,40 @@ export class ToDevice implements MatrixToDevicePort {
     return out;
   }
 
-  /** Inbox rows, and one outbox EDU per (destination, recipient account). `origin`: the transaction's account. */
+  /**
+   * Inbox rows, held rows, and one outbox EDU per (destination, recipient account). `origin`: the transaction's
+   * account.
+   */
   #rows(
     routed: readonly Routed[],
     message: { sender: string; senderDevice: string; type: string; messageId: string },
     origin: string | undefined,
-  ): { inbox: ToDeviceInboxInput[]; outbox: ToDeviceOutboxInput[] } {
+  ): { inbox: ToDeviceInboxInput[]; outbox: ToDeviceOutboxInput[]; held: ToDeviceHeldInput[] } {
     const inbox: ToDeviceInboxInput[] = [];
+    const held: ToDeviceHeldInput[] = [];
     const edus = new Map<
       string,
-      { row: Omit<ToDeviceOutboxInput, 'edu'>; messages: Record<string, Record<string, unknown>> }
+      {
+        row: Omit<ToDeviceOutboxInput, 'edu' | 'messages'>;
+        messages: Record<string, Record<string, unknown>>;
+        count: number;
+      }
     >();
     for (const r of routed) {
+      if (r.held === true) {
+        held.push({
+          serverName: r.serverName,
+          deviceId: r.deviceId,
+          userId: r.userId,
+          origin: origin ?? r.serverName,
+          sender: message.sender,
+          senderDevice: message.senderDevice,
+          type: message.type,
+          messageId: message.messageId,
+          content: JSON.stringify(r.content),
+        });
+        continue;
+      }
       if (r.destination === undefined) {
         inbox.push({
           serverName: r.serverName,
@@ -353,22 +542,33 @@ export class ToDevice implements MatrixToDevicePort {
       const key = `${r.destination} ${r.serverName}`;
       // A forwarded EDU speaks for the recipient account (this home is one of its homes).
       const entry = edus.get(key) ?? {
-        row: { destination: r.destination, recipient: r.serverName, origin: origin ?? r.serverName },
+        row: {
+          destination: r.destination,
+          recipient: r.serverName,
+          origin: origin ?? r.serverName,
+          sender: message.sender,
+          senderDevice: message.senderDevice,
+        },
         messages: {},
+        count: 0,
       };
       (entry.messages[r.userId] ??= {})[r.deviceId] = r.content;
+      entry.count += 1;
       edus.set(key, entry);
     }
-    const outbox = [...edus.values()].map(({ row, messages }) => ({
+    const outbox = [...edus.values()].map(({ row, messages, count }) => ({
       ...row,
+      messages: count,
       edu: JSON.stringify({ sender: message.sender, type: message.type, message_id: message.messageId, messages }),
     }));
-    return { inbox, outbox };
+    return { inbox, outbox, held };
   }
 
   /** After a store: wakes the long-polls of the accounts with new inbox messages, and delivers what is owed. */
   #stored(routed: readonly Routed[], outbox: number): void {
-    const local = [...new Set(routed.filter((r) => r.destination === undefined).map((r) => r.serverName))];
+    const local = [
+      ...new Set(routed.filter((r) => r.destination === undefined && r.held !== true).map((r) => r.serverName)),
+    ];
     if (local.length > 0) for (const listener of this.#listeners) listener(local);
     if (outbox > 0) this.wake();
   }
@@ -426,16 +626,46 @@ export class ToDevice implements MatrixToDevicePort {
           run.push(row);
         }
         const edus = run.map((r) => ({ edu_type: TO_DEVICE_EDU, content: JSON.parse(r.edu) as unknown }));
-        const taker = await this.#handOver(destination, first.recipient, first.origin, edus);
-        if (taker === undefined) {
+        const taken = await this.#handOver(destination, first.recipient, first.origin, edus);
+        if (taken === undefined) {
           this.#failed(destination);
           return;
         }
-        await this.#store.removeOutbox(run.map((r) => r.id));
-        this.#backoff.delete(destination);
-        if (taker !== destination) {
-          this.#logger.debug({ destination, taker, edus: run.length }, 'to-device messages handed to a server home');
+        // What the home refused for now stays (sent again after a backoff, in order); what it refused for good goes.
+        const kept = run.filter((_, i) => taken.refusals.get(i)?.errcode === TO_DEVICE_RETRY_ERRCODE);
+        for (const [i, refusal] of taken.refusals) {
+          if (refusal.errcode === TO_DEVICE_RETRY_ERRCODE) continue;
+          this.#logger.warn(
+            {
+              destination,
+              peer: taken.peer,
+              messageId: (edus[i]?.content as { message_id?: unknown }).message_id,
+              ...refusal,
+            },
+            'a home refused to-device messages for good: they are dropped',
+          );
         }
+        await this.#store.removeOutbox(run.filter((r) => !kept.includes(r)).map((r) => r.id));
+        if (taken.peer !== destination) {
+          this.#logger.debug(
+            { destination, taker: taken.peer, edus: run.length },
+            'to-device messages handed to a server home',
+          );
+        }
+        if (kept.length > 0) {
+          this.#logger.debug(
+            {
+              destination,
+              peer: taken.peer,
+              kept: kept.length,
+              reason: taken.refusals.get(run.indexOf(kept[0]!))?.error,
+            },
+            'a home refused to-device messages for now: they are kept and sent again',
+          );
+          this.#failed(destination);
+          return;
+        }
+        this.#backoff.delete(destination);
       }
     } catch (err) {
       this.#logger.warn({ err, destination }, 'to-device delivery failed');
@@ -448,17 +678,20 @@ export class ToDevice implements MatrixToDevicePort {
     }
   }
 
-  /** The first home that takes the EDUs: the destination, else a server home of the recipient (see `#takers`). */
+  /**
+   * The first home that answers the EDUs: the destination, else a server home of the recipient (see `#takers`),
+   * with the EDUs it refused (by index in `edus`; the answer's `edus`, see `eduRefusals`).
+   */
   async #handOver(
     destination: string,
     recipient: string,
     origin: string,
     edus: ToDeviceEdu[],
-  ): Promise<string | undefined> {
+  ): Promise<{ peer: string; refusals: Map<number, EduRefusal> } | undefined> {
     for (const peer of await this.#takers(destination, recipient)) {
       try {
         const answer = await this.#transmit(peer, origin, edus, TRANSMIT_TIMEOUT_MS);
-        if (answer.status === 200) return peer;
+        if (answer.status === 200) return { peer, refusals: eduRefusals(answer.body, edus.length) };
         this.#logger.debug({ peer, status: answer.status, body: answer.body }, 'a home refused to-device messages');
       } catch (err) {
         this.#logger.debug({ peer, err: (err as Error).message }, 'a home was not reached with to-device messages');
@@ -520,6 +753,34 @@ export class ToDevice implements MatrixToDevicePort {
     this.#work.add(tracked);
     void tracked.finally(() => this.#work.delete(tracked));
   }
+}
+
+/** An EDU a home refused, as its `PUT /send` answer names it. */
+export interface EduRefusal {
+  errcode: string;
+  error: string;
+  retry_after_ms?: number;
+}
+
+/**
+ * The EDUs a `PUT /send` answer says were refused: `edus` maps the index of each refused EDU in the transaction to
+ * `{ errcode, error, retry_after_ms? }` (a polyhome addition to the spec's answer, which names only PDUs);
+ * `M_LIMIT_EXCEEDED` is a refusal for now (send it again later), any other errcode one for good. An answer without
+ * it (another implementation) refuses nothing.
+ */
+export function eduRefusals(body: unknown, count: number): Map<number, EduRefusal> {
+  const out = new Map<number, EduRefusal>();
+  const edus = isRecord(body) ? body['edus'] : undefined;
+  if (!isRecord(edus)) return out;
+  for (const [key, value] of Object.entries(edus)) {
+    const index = Number(key);
+    if (!Number.isInteger(index) || index < 0 || index >= count || !isRecord(value)) continue;
+    if (typeof value['errcode'] !== 'string') continue;
+    const refusal: EduRefusal = { errcode: value['errcode'], error: String(value['error'] ?? '') };
+    if (typeof value['retry_after_ms'] === 'number') refusal.retry_after_ms = value['retry_after_ms'];
+    out.set(index, refusal);
+  }
+  return out;
 }
 
 /** The message id of a client's request: the same for a retry of its (device, event type, txn id). */

@@ -27,7 +27,7 @@ import type { RoomSyncEntry } from '../rooms/rooms-port.js';
 import type { ToDeviceEvent } from '../to-device/to-device-port.js';
 import { MAX_SYNC_TO_DEVICE } from '../to-device/to-device.service.js';
 import { ChangeFeedService } from './change-feed.service.js';
-import { otherUsersChanged } from './device-lists.js';
+import { otherUsersChanged, usersLeft } from './device-lists.js';
 import { parseSyncPosition, syncToken, type SyncPosition } from './sync-token.js';
 
 /** Longest a /sync waits, whatever the client asks: proxies and clients time out beyond this. */
@@ -277,10 +277,16 @@ export class SyncService {
     await this.addEphemeral(session, rooms, news);
     const devicesChanged =
       changed === 'expired' || (changed ?? []).some((k) => k.startsWith('device:') || k.startsWith('cross_signing:'));
+    // Incremental syncs only: an initial one has no "since", an expired one lists the user only (see above).
+    const left =
+      Array.isArray(changed) && entries !== undefined && this.port.rooms !== undefined
+        ? await usersLeft(this.port.rooms, actorOf(session), entries)
+        : [];
+    const othersChanged = otherUsersChanged(changed).filter((u) => !left.includes(u));
     return {
       next_batch: syncToken(position),
       rooms,
-      device_lists: { changed: [...(devicesChanged ? [session.userId] : []), ...otherUsersChanged(changed)], left: [] },
+      device_lists: { changed: [...(devicesChanged ? [session.userId] : []), ...othersChanged], left },
       device_one_time_keys_count: await this.store.countOneTimeKeys(session.serverName, session.deviceId),
       device_unused_fallback_key_types: await this.store.unusedFallbackKeyTypes(session.serverName, session.deviceId),
       account_data: {

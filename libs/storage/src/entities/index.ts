@@ -35,6 +35,7 @@ import {
 import { ForeignAccountDocumentEntity, RoomFanoutCursorEntity, RoomOutboxEntity } from './room-federation.entity.js';
 import { RoomTxnEntity } from './room-txn.entity.js';
 import {
+  ToDeviceHeldEntity,
   ToDeviceInboxEntity,
   ToDeviceOutboxEntity,
   ToDeviceSeenEntity,
@@ -79,6 +80,7 @@ export {
   RoomOutboxEntity,
   RoomFanoutCursorEntity,
   ForeignAccountDocumentEntity,
+  ToDeviceHeldEntity,
   ToDeviceInboxEntity,
   ToDeviceOutboxEntity,
   ToDeviceSeenEntity,
@@ -130,4 +132,5 @@ export const ENTITIES = [
   ToDeviceStreamEntity,
   ToDeviceSeenEntity,
   ToDeviceOutboxEntity,
+  ToDeviceHeldEntity,
 ];

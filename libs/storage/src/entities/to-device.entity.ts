@@ -7,6 +7,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 @Entity({ name: 'to_device_inbox' })
 @Index('to_device_inbox_device_idx', ['serverName', 'deviceId', 'streamId'])
 @Index('to_device_inbox_sender_idx', ['serverName', 'deviceId', 'sender', 'senderDevice'])
+@Index('to_device_inbox_at_idx', ['receivedAt'])
 export class ToDeviceInboxEntity {
   /** Position in this home's to-device stream (the `_d<n>` part of sync tokens). */
   @PrimaryColumn({ type: 'bigint', name: 'stream_id' })
@@ -33,6 +34,10 @@ export class ToDeviceInboxEntity {
   /** The content as JSON text. */
   @Column({ type: 'text' })
   content!: string;
+
+  /** When it was stored: a message its device has not fetched for the retention time goes (periodic sweep). */
+  @Column({ type: 'timestamptz', name: 'received_at', default: () => 'now()' })
+  receivedAt!: Date;
 }
 
 /** The to-device stream's last position handed out (one row, id 1); its row lock orders writers. */
@@ -76,6 +81,8 @@ export class ToDeviceSeenEntity {
  */
 @Entity({ name: 'to_device_outbox' })
 @Index('to_device_outbox_destination_idx', ['destination', 'id'])
+@Index('to_device_outbox_sender_idx', ['sender', 'senderDevice'])
+@Index('to_device_outbox_at_idx', ['receivedAt'])
 export class ToDeviceOutboxEntity {
   /** From the to-device stream: rows go out in this order. */
   @PrimaryColumn({ type: 'bigint' })
@@ -95,4 +102,68 @@ export class ToDeviceOutboxEntity {
   /** The EDU's content (`sender`, `type`, `message_id`, `messages`) as JSON text. */
   @Column({ type: 'text' })
   edu!: string;
+
+  /** The sending user and device ('' when not known: an EDU held for another home of a hosted account). */
+  @Column({ type: 'varchar', length: 255, default: '' })
+  sender!: string;
+
+  @Column({ type: 'varchar', length: 255, name: 'sender_device', default: '' })
+  senderDevice!: string;
+
+  /** The (user, device) messages the EDU carries: what the per sender device cap of the outbox counts. */
+  @Column({ type: 'integer', default: 1 })
+  messages!: number;
+
+  /** When it was stored: an EDU no home took for the retention time goes (periodic sweep). */
+  @Column({ type: 'timestamptz', name: 'received_at', default: () => 'now()' })
+  receivedAt!: Date;
+}
+
+/**
+ * A message for a device of a hosted account that is not known here yet (its `device.put` has not replicated to
+ * this home): held until the device appears (then routed as any message, at a new position) or it expires.
+ */
+@Entity({ name: 'to_device_held' })
+@Index('to_device_held_device_idx', ['serverName', 'deviceId', 'id'])
+@Index('to_device_held_sender_idx', ['serverName', 'sender', 'senderDevice'])
+@Index('to_device_held_at_idx', ['receivedAt'])
+export class ToDeviceHeldEntity {
+  /** From the to-device stream: the held messages of a device are routed in this order. */
+  @PrimaryColumn({ type: 'bigint', primaryKeyConstraintName: 'PK_to_device_held_id' })
+  id!: string;
+
+  /** The recipient account. */
+  @Column({ type: 'char', length: 64, name: 'server_name' })
+  serverName!: string;
+
+  @Column({ type: 'varchar', length: 255, name: 'device_id' })
+  deviceId!: string;
+
+  /** The recipient user. */
+  @Column({ type: 'varchar', length: 255, name: 'user_id' })
+  userId!: string;
+
+  /** The account an EDU made of it speaks for (the sender's, or the recipient's when this home forwards). */
+  @Column({ type: 'char', length: 64 })
+  origin!: string;
+
+  @Column({ type: 'varchar', length: 255 })
+  sender!: string;
+
+  /** '' when not known (messages from other homes). */
+  @Column({ type: 'varchar', length: 255, name: 'sender_device' })
+  senderDevice!: string;
+
+  @Column({ type: 'varchar', length: 255 })
+  type!: string;
+
+  @Column({ type: 'varchar', length: 255, name: 'message_id' })
+  messageId!: string;
+
+  /** The content as JSON text. */
+  @Column({ type: 'text' })
+  content!: string;
+
+  @Column({ type: 'timestamptz', name: 'received_at', default: () => 'now()' })
+  receivedAt!: Date;
 }

@@ -35,6 +35,7 @@ export type TableName =
   | 'room_state_group'
   | 'room_state_group_entry'
   | 'room_txn'
+  | 'to_device_held'
   | 'to_device_inbox'
   | 'to_device_outbox'
   | 'to_device_seen';
