@@ -11,13 +11,13 @@ import {
   PendingBudget,
   PendingBuffer,
   UnknownAccountError,
-  compareOps,
   emptyState,
   fieldOf,
   isTombstone,
   LAZY_NAMESPACES,
   kindsOf,
   namespaceOf,
+  nextWinner,
   putState,
   listsOrigin,
   planApply,
@@ -31,6 +31,7 @@ import {
   type PendingLimits,
   type ReplicaStore,
   type VersionVector,
+  winnerOf,
 } from '@polyhome/sync';
 import { In, Not, type DataSource, type EntityManager, type QueryDeepPartialEntity } from 'typeorm';
 import { AccountDocumentEntity } from './entities/account-document.entity.js';
@@ -94,6 +95,22 @@ function json(value: object): QueryDeepPartialEntity<Record<string, unknown>> {
 
 function toOp(row: { content: Record<string, unknown> }): Op {
   return row.content as unknown as Op;
+}
+
+/**
+ * The winning op a state row stands for, as far as choosing the next winner needs it: its order (lamport,
+ * origin, seq), whether it is a tombstone (the kind of its namespace that is or is not one) and its body.
+ */
+function heldOp(row: AccountStateEntity): Op {
+  const kind = kindsOf(row.namespace as OpNamespace).find((k) => isTombstone(k) === row.deleted)!;
+  return {
+    op: kind,
+    key: row.key,
+    lamport: Number(row.lamport),
+    origin: row.origin,
+    seq: Number(row.seq),
+    body: row.value ?? {},
+  } as Op;
 }
 
 /**
@@ -621,41 +638,50 @@ export class SqlReplicaStore implements ReplicaStore {
       byOrigin.set(op.origin, entry);
     }
     for (const [origin, { seq, hashes }] of byOrigin) await this.moveHead(manager, account, origin, seq, hashes);
-    // The best new op per key, then one read of the current winners of those keys.
-    const best = new Map<string, Op>();
+    // The batch's ops per key, then one read of the current winners of those keys.
+    const byKey = new Map<string, Op[]>();
     for (const { op } of fresh) {
       const key = `${namespaceOf(op.op)}:${op.key}`;
-      const held = best.get(key);
-      if (held === undefined || compareOps(op, held) > 0) best.set(key, op);
+      const list = byKey.get(key);
+      if (list === undefined) byKey.set(key, [op]);
+      else list.push(op);
     }
     fresh.length = 0;
     const repo = manager.getRepository(AccountStateEntity);
     const current = new Map<string, AccountStateEntity>();
-    const candidates = [...best.values()];
-    for (let i = 0; i < candidates.length; i += STATE_READ_CHUNK) {
-      const chunk = candidates.slice(i, i + STATE_READ_CHUNK);
+    const touched = [...byKey.values()].map((ops) => ops[0]!);
+    for (let i = 0; i < touched.length; i += STATE_READ_CHUNK) {
+      const chunk = touched.slice(i, i + STATE_READ_CHUNK);
       const rows = await repo.find({
         where: chunk.map((op) => ({ account, namespace: namespaceOf(op.op), key: op.key })),
       });
       for (const row of rows) current.set(`${row.namespace}:${row.key}`, row);
     }
     const winners: Op[] = [];
-    for (const [key, op] of best) {
+    const recompute: Array<{ namespace: OpNamespace; key: string }> = [];
+    for (const [key, ops] of byKey) {
       const row = current.get(key);
-      if (
-        row &&
-        compareOps(op, { lamport: Number(row.lamport), origin: row.origin, seq: Number(row.seq) } as Op) <= 0
-      ) {
-        continue;
+      const held = row === undefined ? undefined : heldOp(row);
+      // Each op folded into the winner; a kind ranked by value may need the key's other ops to tell.
+      let winner: Op | undefined = held;
+      for (const op of ops) {
+        winner = nextWinner(winner, op);
+        if (winner === undefined) break;
       }
-      winners.push(op);
-      result.changed.push(key);
+      if (winner === undefined) recompute.push({ namespace: namespaceOf(ops[0]!.op), key: ops[0]!.key });
+      else if (winner !== held) {
+        winners.push(winner);
+        result.changed.push(key);
+      }
     }
     if (winners.length > 0) {
       await repo.upsert(
         winners.map((op) => this.stateRow(account, namespaceOf(op.op), op)),
         ['account', 'namespace', 'key'],
       );
+    }
+    for (const { namespace, key } of await this.recomputeKeys(manager, account, recompute)) {
+      result.changed.push(`${namespace}:${key}`);
     }
   }
 
@@ -680,21 +706,63 @@ export class SqlReplicaStore implements ReplicaStore {
     namespace: OpNamespace,
     key: string,
   ): Promise<void> {
-    const rows = await manager
-      .getRepository(OpEntity)
-      .createQueryBuilder('op')
-      .select('op.content', 'content')
-      .where('op.account = :account AND op.key = :key AND op.kind IN (:...kinds)', {
-        account,
-        key,
-        kinds: kindsOf(namespace),
-      })
-      .getRawMany<{ content: Record<string, unknown> }>();
-    let best: Op | undefined;
-    for (const candidate of rows.map(toOp)) if (best === undefined || compareOps(candidate, best) > 0) best = candidate;
+    await this.recomputeKeys(manager, account, [{ namespace, key }]);
+  }
+
+  /**
+   * Sets the state of each key to the winner of all its ops (`winnerOf`), a chunk of keys per query; returns the
+   * keys whose winner changed.
+   */
+  private async recomputeKeys(
+    manager: EntityManager,
+    account: string,
+    keys: Array<{ namespace: OpNamespace; key: string }>,
+  ): Promise<Array<{ namespace: OpNamespace; key: string }>> {
+    const changed: Array<{ namespace: OpNamespace; key: string }> = [];
     const repo = manager.getRepository(AccountStateEntity);
-    if (best === undefined) await repo.delete({ account, namespace, key });
-    else await repo.upsert(this.stateRow(account, namespace, best), ['account', 'namespace', 'key']);
+    for (let i = 0; i < keys.length; i += STATE_READ_CHUNK) {
+      const chunk = keys.slice(i, i + STATE_READ_CHUNK);
+      const kinds = [...new Set(chunk.flatMap(({ namespace }) => kindsOf(namespace)))];
+      const rows = await manager
+        .getRepository(OpEntity)
+        .createQueryBuilder('op')
+        .select('op.content', 'content')
+        .where('op.account = :account AND op.kind IN (:...kinds) AND op.key IN (:...keys)', {
+          account,
+          kinds,
+          keys: [...new Set(chunk.map((k) => k.key))],
+        })
+        .getRawMany<{ content: Record<string, unknown> }>();
+      const ops = new Map<string, Op[]>();
+      for (const op of rows.map(toOp)) {
+        const id = `${namespaceOf(op.op)}:${op.key}`;
+        const list = ops.get(id);
+        if (list === undefined) ops.set(id, [op]);
+        else list.push(op);
+      }
+      const held = new Map<string, AccountStateEntity>();
+      for (const row of await repo.find({ where: chunk.map(({ namespace, key }) => ({ account, namespace, key })) })) {
+        held.set(`${row.namespace}:${row.key}`, row);
+      }
+      for (const { namespace, key } of chunk) {
+        const id = `${namespace}:${key}`;
+        const best = winnerOf(ops.get(id) ?? []);
+        const row = held.get(id);
+        if (best === undefined) {
+          if (row !== undefined) {
+            await repo.delete({ account, namespace, key });
+            changed.push({ namespace, key });
+          }
+          continue;
+        }
+        // Written even when the same slot still wins: its op may be another one now (equivocation).
+        await repo.upsert(this.stateRow(account, namespace, best), ['account', 'namespace', 'key']);
+        if (row === undefined || row.origin !== best.origin || Number(row.seq) !== best.seq) {
+          changed.push({ namespace, key });
+        }
+      }
+    }
+    return changed;
   }
 
   private stateRow(account: string, namespace: OpNamespace, op: Op): QueryDeepPartialEntity<AccountStateEntity> {

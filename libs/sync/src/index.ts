@@ -32,7 +32,9 @@ export {
   LAZY_NAMESPACES,
   isLazyNamespace,
 } from './kinds.js';
+export { winnerOf, nextWinner, ranksByValue } from './winner.js';
 export {
+  compareRoomKeys,
   compareVersionIds,
   isBetterRoomKey,
   parseVersionId,
@@ -40,6 +42,7 @@ export {
   roomKeyPrefix,
   versionId,
   type RoomKeyBody,
+  type RoomKeyRank,
   type RoomKeyVersionBody,
 } from './room-keys.js';
 export type {

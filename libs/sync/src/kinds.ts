@@ -16,6 +16,8 @@ import {
   type BodyValidator,
 } from './bodies.js';
 import {
+  compareRoomKeys,
+  type RoomKeyBody,
   validateRoomKeyBody,
   validateRoomKeyDeleteBody,
   validateRoomKeyVersionBody,
@@ -41,6 +43,12 @@ export interface OpKindSpec {
    * (its field is always empty there), and it is read a namespace and key prefix at a time instead.
    */
   readonly lazy?: boolean;
+  /**
+   * For a put kind whose ops compete by value: > 0 when body `a` should win over body `b`, 0 when neither is
+   * better (then the later op wins). The key's winner is then chosen as `winnerOf` (winner.ts) says, the same on
+   * every home whatever order the ops arrive in.
+   */
+  readonly prefer?: (a: object, b: object) => number;
 }
 
 /**
@@ -96,6 +104,8 @@ export const OP_KINDS = {
     tombstone: false,
     lazy: true,
     validate: validateRoomKeyBody,
+    // The spec's replacement rule, applied by the merge too: homes converge on the better key.
+    prefer: (a: object, b: object) => compareRoomKeys(a as RoomKeyBody, b as RoomKeyBody),
   },
   'room_keys.key.delete': {
     namespace: 'room_keys_key',

@@ -72,15 +72,18 @@ export function roomKeyPrefix(version: string, roomId?: string): string {
  * True when `candidate` should replace `held` (the spec's rule): a verified key beats an unverified one, then a
  * lower `first_message_index` wins, then a lower `forwarded_count`. Equal keys do not replace each other.
  */
-export function isBetterRoomKey(
-  candidate: Pick<RoomKeyBody, 'is_verified' | 'first_message_index' | 'forwarded_count'>,
-  held: Pick<RoomKeyBody, 'is_verified' | 'first_message_index' | 'forwarded_count'>,
-): boolean {
-  if (candidate.is_verified !== held.is_verified) return candidate.is_verified;
-  if (candidate.first_message_index !== held.first_message_index) {
-    return candidate.first_message_index < held.first_message_index;
-  }
-  return candidate.forwarded_count < held.forwarded_count;
+export function isBetterRoomKey(candidate: RoomKeyRank, held: RoomKeyRank): boolean {
+  return compareRoomKeys(candidate, held) > 0;
+}
+
+/** What ranks a session key: whether it is verified, its first message index and how often it was forwarded. */
+export type RoomKeyRank = Pick<RoomKeyBody, 'is_verified' | 'first_message_index' | 'forwarded_count'>;
+
+/** > 0 when session key `a` is better than `b` (isBetterRoomKey), < 0 when worse, 0 when they rank alike. */
+export function compareRoomKeys(a: RoomKeyRank, b: RoomKeyRank): number {
+  if (a.is_verified !== b.is_verified) return a.is_verified ? 1 : -1;
+  if (a.first_message_index !== b.first_message_index) return b.first_message_index - a.first_message_index;
+  return b.forwarded_count - a.forwarded_count;
 }
 
 function expectVersionId(value: string, path: string): void {
