@@ -14,6 +14,7 @@ import { RoomReceipts1795523000000 } from './1795523000000-RoomReceipts.js';
 import { AdminAudit1795523200000 } from './1795523200000-AdminAudit.js';
 import { RoomFederation1795523500000 } from './1795523500000-RoomFederation.js';
 import { ToDevice1795524300000 } from './1795524300000-ToDevice.js';
+import { StateSummary1795524600000 } from './1795524600000-StateSummary.js';
 
 /** Every migration, oldest first. Classes, not file globs, so the list is the same in every runtime. */
 export const MIGRATIONS: Array<new () => MigrationInterface> = [
@@ -32,4 +33,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   AdminAudit1795523200000,
   RoomFederation1795523500000,
   ToDevice1795524300000,
+  StateSummary1795524600000,
 ];

@@ -1,4 +1,4 @@
-import { roomKeyKey, roomKeyPrefix, type Op } from '@polyhome/sync';
+import { roomKeyKey, roomKeyPrefix, summaryOf, type Op } from '@polyhome/sync';
 import { makeAccount, writers } from '@polyhome/sync/testing';
 import { describe, expect, it } from 'vitest';
 import { openStorage } from './data-source.js';
@@ -114,6 +114,13 @@ describe.each(STORAGE_BACKENDS)('lazy namespaces (key backup) on %s', (backend) 
         const account = await store.hostAccount(fixture.document, { custody: 'self' });
         for (const batch of order.ops) await store.applyOps(account, batch, fixture.homes[1]!.peerId);
         expect(await held(account), order.name).toEqual(order.expected.body);
+        // The summary kept batch by batch is the one of the rows, and the one computed afresh.
+        const group = roomKeyPrefix(version);
+        const fromRows = summaryOf(await store.stateRows(account, 'room_keys_key', group));
+        expect(fromRows.count).toBe(1);
+        expect(await store.stateSummary(account, 'room_keys_key', group), order.name).toEqual(fromRows);
+        await storage.dataSource.query('DELETE FROM account_state_summary WHERE account = $1', [account]);
+        expect(await store.stateSummary(account, 'room_keys_key', group), order.name).toEqual(fromRows);
         await storage.dataSource.query('DELETE FROM account WHERE server_name = $1', [account]);
       }
     } finally {

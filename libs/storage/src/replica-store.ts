@@ -23,6 +23,10 @@ import {
   planApply,
   retractions,
   slotsToRead,
+  summaryGroupOf,
+  summaryOf,
+  summaryRowHash,
+  xorInto,
   type ApplyPlan,
   type ApplyResult,
   type JsonAccountState,
@@ -30,11 +34,13 @@ import {
   type OpNamespace,
   type PendingLimits,
   type ReplicaStore,
+  type StateSummary,
   type VersionVector,
   winnerOf,
 } from '@polyhome/sync';
 import { In, Not, type DataSource, type EntityManager, type QueryDeepPartialEntity } from 'typeorm';
 import { AccountDocumentEntity } from './entities/account-document.entity.js';
+import { AccountStateSummaryEntity } from './entities/account-state-summary.entity.js';
 import { AccountStateEntity } from './entities/account-state.entity.js';
 import { AccountEntity, type AccountCustody } from './entities/account.entity.js';
 import { OpEvidenceEntity } from './entities/op-evidence.entity.js';
@@ -111,6 +117,40 @@ function heldOp(row: AccountStateEntity): Op {
     seq: Number(row.seq),
     body: row.value ?? {},
   } as Op;
+}
+
+/** What a state row holds, as far as a summary sees it: the live value, or null (tombstone or no row). */
+type Live = Record<string, unknown> | null;
+
+/** The changes a write makes to the summaries of grouped namespaces (`summaryGroupOf`), per namespace and group. */
+class SummaryChanges {
+  readonly groups = new Map<string, { namespace: string; group: string; count: number; digest: Uint8Array }>();
+
+  /** Key `key` of `namespace` goes from `before` to `after`. */
+  note(namespace: string, key: string, before: Live, after: Live): void {
+    if (before === null && after === null) return;
+    const group = summaryGroupOf(namespace, key);
+    if (group === undefined) return;
+    const id = `${namespace}\u0000${group}`;
+    let entry = this.groups.get(id);
+    if (entry === undefined) this.groups.set(id, (entry = { namespace, group, count: 0, digest: new Uint8Array(32) }));
+    if (before !== null) {
+      entry.count--;
+      xorInto(entry.digest, summaryRowHash(key, before));
+    }
+    if (after !== null) {
+      entry.count++;
+      xorInto(entry.digest, summaryRowHash(key, after));
+    }
+  }
+}
+
+function liveOf(row: AccountStateEntity | undefined): Live {
+  return row === undefined || row.deleted ? null : row.value;
+}
+
+function liveOp(op: Op): Live {
+  return isTombstone(op.op) ? null : op.body;
 }
 
 /**
@@ -587,7 +627,16 @@ export class SqlReplicaStore implements ReplicaStore {
     namespace: string,
     keyPrefix = '',
   ): Promise<Array<{ key: string; value: Record<string, unknown> | null }>> {
-    const query = this.dataSource
+    return this.rowsIn(this.dataSource.manager, account, namespace, keyPrefix);
+  }
+
+  private async rowsIn(
+    manager: EntityManager,
+    account: string,
+    namespace: string,
+    keyPrefix: string,
+  ): Promise<Array<{ key: string; value: Record<string, unknown> | null }>> {
+    const query = manager
       .getRepository(AccountStateEntity)
       .createQueryBuilder('s')
       .select(['s.key', 's.value', 's.deleted'])
@@ -658,6 +707,7 @@ export class SqlReplicaStore implements ReplicaStore {
       for (const row of rows) current.set(`${row.namespace}:${row.key}`, row);
     }
     const winners: Op[] = [];
+    const summaries = new SummaryChanges();
     const recompute: Array<{ namespace: OpNamespace; key: string }> = [];
     for (const [key, ops] of byKey) {
       const row = current.get(key);
@@ -672,6 +722,7 @@ export class SqlReplicaStore implements ReplicaStore {
       else if (winner !== held) {
         winners.push(winner);
         result.changed.push(key);
+        summaries.note(namespaceOf(winner.op), winner.key, liveOf(row), liveOp(winner));
       }
     }
     if (winners.length > 0) {
@@ -680,6 +731,7 @@ export class SqlReplicaStore implements ReplicaStore {
         ['account', 'namespace', 'key'],
       );
     }
+    await this.writeSummaries(manager, account, summaries);
     for (const { namespace, key } of await this.recomputeKeys(manager, account, recompute)) {
       result.changed.push(`${namespace}:${key}`);
     }
@@ -719,6 +771,7 @@ export class SqlReplicaStore implements ReplicaStore {
     keys: Array<{ namespace: OpNamespace; key: string }>,
   ): Promise<Array<{ namespace: OpNamespace; key: string }>> {
     const changed: Array<{ namespace: OpNamespace; key: string }> = [];
+    const summaries = new SummaryChanges();
     const repo = manager.getRepository(AccountStateEntity);
     for (let i = 0; i < keys.length; i += STATE_READ_CHUNK) {
       const chunk = keys.slice(i, i + STATE_READ_CHUNK);
@@ -748,6 +801,7 @@ export class SqlReplicaStore implements ReplicaStore {
         const id = `${namespace}:${key}`;
         const best = winnerOf(ops.get(id) ?? []);
         const row = held.get(id);
+        summaries.note(namespace, key, liveOf(row), best === undefined ? null : liveOp(best));
         if (best === undefined) {
           if (row !== undefined) {
             await repo.delete({ account, namespace, key });
@@ -762,7 +816,59 @@ export class SqlReplicaStore implements ReplicaStore {
         }
       }
     }
+    await this.writeSummaries(manager, account, summaries);
     return changed;
+  }
+
+  /**
+   * Applies summary changes within the batch's transaction (the account row is locked): a group with a summary
+   * row takes the change; a group without one (new, or written before summaries were kept) is computed whole
+   * from `account_state`, which already holds the batch's rows.
+   */
+  private async writeSummaries(manager: EntityManager, account: string, changes: SummaryChanges): Promise<void> {
+    if (changes.groups.size === 0) return;
+    const repo = manager.getRepository(AccountStateSummaryEntity);
+    for (const { namespace, group, count, digest } of changes.groups.values()) {
+      const row = await repo.findOneBy({ account, namespace, groupKey: group });
+      let summary: StateSummary;
+      if (row === null) summary = summaryOf(await this.rowsIn(manager, account, namespace, group));
+      else {
+        const next = new Uint8Array(row.digest);
+        xorInto(next, digest);
+        summary = { count: Number(row.count) + count, digest: next };
+      }
+      await repo.upsert(
+        { account, namespace, groupKey: group, count: String(summary.count), digest: Buffer.from(summary.digest) },
+        ['account', 'namespace', 'groupKey'],
+      );
+    }
+  }
+
+  /**
+   * The summary of a group of a grouped lazy namespace (count of live keys, XOR of their row hashes), without
+   * reading its rows once the summary is kept; a group never summarised is computed once, under the account's
+   * lock, and kept from then on.
+   */
+  async stateSummary(account: string, namespace: string, group: string): Promise<StateSummary> {
+    const repo = this.dataSource.getRepository(AccountStateSummaryEntity);
+    const row = await repo.findOneBy({ account, namespace, groupKey: group });
+    if (row !== null) return { count: Number(row.count), digest: new Uint8Array(row.digest) };
+    return this.dataSource.transaction(async (manager) => {
+      await this.lockAccount(manager, account);
+      const held = await manager
+        .getRepository(AccountStateSummaryEntity)
+        .findOneBy({ account, namespace, groupKey: group });
+      if (held !== null) return { count: Number(held.count), digest: new Uint8Array(held.digest) };
+      const summary = summaryOf(await this.rowsIn(manager, account, namespace, group));
+      await manager.getRepository(AccountStateSummaryEntity).insert({
+        account,
+        namespace,
+        groupKey: group,
+        count: String(summary.count),
+        digest: Buffer.from(summary.digest),
+      });
+      return summary;
+    });
   }
 
   private stateRow(account: string, namespace: OpNamespace, op: Op): QueryDeepPartialEntity<AccountStateEntity> {

@@ -31,8 +31,10 @@ export {
   putState,
   LAZY_NAMESPACES,
   isLazyNamespace,
+  summaryGroupOf,
 } from './kinds.js';
 export { winnerOf, nextWinner, ranksByValue } from './winner.js';
+export { summaryOf, summaryRowHash, xorInto, type StateSummary } from './summary.js';
 export {
   compareRoomKeys,
   compareVersionIds,

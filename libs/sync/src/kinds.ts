@@ -17,6 +17,7 @@ import {
 } from './bodies.js';
 import {
   compareRoomKeys,
+  roomKeyGroup,
   type RoomKeyBody,
   validateRoomKeyBody,
   validateRoomKeyDeleteBody,
@@ -49,6 +50,12 @@ export interface OpKindSpec {
    * every home whatever order the ops arrive in.
    */
   readonly prefer?: (a: object, b: object) => number;
+  /**
+   * For a lazy namespace whose keys fall into groups read as a whole (the keys of one backup version): the group of
+   * a key, a prefix every key of the group starts with (and no other key). Stores keep a summary per group
+   * (`summaryOf`: count of live keys and the XOR of their hashes) so it is read without its rows.
+   */
+  readonly summaryGroup?: (key: string) => string;
 }
 
 /**
@@ -104,6 +111,7 @@ export const OP_KINDS = {
     tombstone: false,
     lazy: true,
     validate: validateRoomKeyBody,
+    summaryGroup: roomKeyGroup,
     // The spec's replacement rule, applied by the merge too: homes converge on the better key.
     prefer: (a: object, b: object) => compareRoomKeys(a as RoomKeyBody, b as RoomKeyBody),
   },
@@ -113,6 +121,7 @@ export const OP_KINDS = {
     tombstone: true,
     lazy: true,
     validate: validateRoomKeyDeleteBody,
+    summaryGroup: roomKeyGroup,
   },
 } as const satisfies Record<string, OpKindSpec>;
 
@@ -233,6 +242,15 @@ export const LAZY_NAMESPACES: readonly string[] = [
 /** True when a namespace is lazy: not in the whole-state read, nor in the Matrix change stream. */
 export function isLazyNamespace(namespace: string): boolean {
   return LAZY_NAMESPACES.includes(namespace);
+}
+
+/**
+ * The summary group of a key of a namespace that keeps summaries (`summaryGroup` in the registry), else undefined.
+ */
+export function summaryGroupOf(namespace: string, key: string): string | undefined {
+  const kind = NAMESPACES.get(namespace)?.kinds[0];
+  const group = kind === undefined ? undefined : (OP_KINDS[kind] as OpKindSpec).summaryGroup;
+  return group?.(key);
 }
 
 /** True when a winning op of this kind hides its key. */

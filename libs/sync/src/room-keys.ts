@@ -62,6 +62,11 @@ export function roomKeyKey(version: string, roomId: string, sessionId: string): 
   return canonicalJson([version, roomId, sessionId]);
 }
 
+/** The summary group of a session key: the prefix of its version's keys (the key was checked with its op). */
+export function roomKeyGroup(key: string): string {
+  return roomKeyPrefix((JSON.parse(key) as string[])[0]!);
+}
+
 /** The prefix every op key of a version (and a room of it, when given) starts with. */
 export function roomKeyPrefix(version: string, roomId?: string): string {
   const whole = roomId === undefined ? canonicalJson([version]) : canonicalJson([version, roomId]);
