@@ -1,5 +1,8 @@
 // Matrix: time from a device login on home A to its appearance in the /sync of a client long-polling on
 // home B (one account, two server homes on embedded PGlite, real libp2p on 127.0.0.1), p50 and p99.
+// Then key backup: GET /room_keys/version (its count and etag) with BENCH_MATRIX_BACKUP_KEYS keys in the version,
+// answered from the summary the store keeps, beside the same request answered the way it was before the summary
+// (reading and hashing every key of the version: the port's stateSummary hidden), and a loopback GET /versions.
 // Uses the built server (apps/server/dist).
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -11,10 +14,13 @@ import { loadConfig } from '../../apps/server/dist/config/config.js';
 import { LoginTokensService } from '../../apps/server/dist/login-tokens/login-tokens.service.js';
 import { createLogger } from '../../apps/server/dist/logging/logger.js';
 import { openResources } from '../../apps/server/dist/resources.js';
+import { MATRIX_HOME_PORT } from '@polyhome/matrix';
 
 export const description = 'device login on home A to /sync wake-up on home B (p50, p99)';
 
 const LOGINS = Number(process.env.BENCH_MATRIX_LOGINS ?? 60);
+const BACKUP_KEYS = Number(process.env.BENCH_MATRIX_BACKUP_KEYS ?? 5000);
+const BACKUP_GETS = 50;
 const PASSWORD = 'correct horse battery staple';
 
 async function startHome(dir) {
@@ -45,6 +51,71 @@ async function call(url, method, body, token) {
 
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Times `count` sequential GETs of `url`; sorted durations in ms. */
+async function timedGets(url, token, count) {
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    await call(url, 'GET', undefined, token);
+    out.push(performance.now() - t0);
+  }
+  return out.sort((x, y) => x - y);
+}
+
+/**
+ * A backup version holding BACKUP_KEYS keys on `home`, then GET /room_keys/version timed from the store's summary
+ * and, hiding the port's stateSummary, the way it was answered before (every key read and hashed).
+ */
+async function backupVersionReads(ctx, home, token) {
+  const api = `${home.url}/_matrix/client/v3`;
+  const { version } = await call(
+    `${api}/room_keys/version`,
+    'POST',
+    { algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2', auth_data: { public_key: 'bench' } },
+    token,
+  );
+  const PER_UPLOAD = 500;
+  for (let i = 0; i < BACKUP_KEYS; i += PER_UPLOAD) {
+    const sessions = {};
+    for (let j = i; j < Math.min(BACKUP_KEYS, i + PER_UPLOAD); j++) {
+      sessions[`session${j}`] = {
+        first_message_index: 0,
+        forwarded_count: 0,
+        is_verified: false,
+        session_data: {
+          ciphertext: `ciphertext of session ${j} `.padEnd(120, 'x'),
+          ephemeral: 'ephemeral',
+          mac: 'mac',
+        },
+      };
+    }
+    await call(
+      `${api}/room_keys/keys/${encodeURIComponent(`!room${i % 20}:bench`)}?version=${version}`,
+      'PUT',
+      { sessions },
+      token,
+    );
+    ctx.progress(`${Math.min(BACKUP_KEYS, i + PER_UPLOAD)}/${BACKUP_KEYS} backup keys`);
+  }
+  const url = `${api}/room_keys/version`;
+  const first = await call(url, 'GET', undefined, token);
+  if (first.count !== BACKUP_KEYS) throw new Error(`the version holds ${first.count} keys, not ${BACKUP_KEYS}`);
+  const summary = await timedGets(url, token, BACKUP_GETS);
+  const port = home.app.get(MATRIX_HOME_PORT, { strict: false });
+  port.stateSummary = undefined;
+  let rows;
+  try {
+    const before = await call(url, 'GET', undefined, token);
+    if (before.count !== first.count || before.etag !== first.etag)
+      throw new Error('the summary and the rows disagree');
+    rows = await timedGets(url, token, BACKUP_GETS);
+  } finally {
+    delete port.stateSummary;
+  }
+  const versions = await timedGets(`${home.url}/_matrix/client/versions`, undefined, BACKUP_GETS);
+  return { summary, rows, versions };
 }
 
 export async function run(ctx) {
@@ -92,6 +163,7 @@ export async function run(ctx) {
     }
     samples.sort((x, y) => x - y);
     logins.sort((x, y) => x - y);
+    const backup = await backupVersionReads(ctx, b, loginB.access_token);
     return [
       {
         figure: 'sync_wakeup.p50_ms',
@@ -104,6 +176,18 @@ export async function run(ctx) {
         value: percentile(samples, 99),
         unit: 'ms',
         reference: `the login request alone: p99 ${percentile(logins, 99).toFixed(1)} ms`,
+      },
+      {
+        figure: 'room_keys_version_get.p50_ms',
+        value: percentile(backup.summary, 50),
+        unit: 'ms',
+        reference: `${BACKUP_KEYS} keys; reading every key as before the summary p50 ${percentile(backup.rows, 50).toFixed(1)} ms, p99 ${percentile(backup.rows, 99).toFixed(1)} ms; loopback GET /versions p50 ${percentile(backup.versions, 50).toFixed(2)} ms`,
+      },
+      {
+        figure: 'room_keys_version_get.p99_ms',
+        value: percentile(backup.summary, 99),
+        unit: 'ms',
+        reference: `${BACKUP_GETS} requests each way, same home, same keys`,
       },
     ];
   } finally {

@@ -37,7 +37,7 @@ import {
   type SyncService,
 } from '@polyhome/p2p';
 import type { Job, QueueBackend } from '@polyhome/queue';
-import { stateKey, type Op, type VersionVector } from '@polyhome/sync';
+import { stateKey, type Op, type StateSummary, type VersionVector } from '@polyhome/sync';
 import { BackgroundWork } from './background.js';
 import { addHomeToAccount, changeAccountDocument, removeHomeFromAccount, type NewHome } from './documents.js';
 import { HomeStoppingError, InvalidPairingCodeError, NotConnectedError } from './errors.js';
@@ -987,6 +987,10 @@ class HomeMatrixPort implements MatrixHomePort {
 
   stateRows(serverName: string, namespace: string, keyPrefix?: string): Promise<MatrixStateRow[]> {
     return this.components.store.stateRows(serverName, namespace, keyPrefix);
+  }
+
+  stateSummary(serverName: string, namespace: string, group: string): Promise<StateSummary> {
+    return this.components.store.stateSummary(serverName, namespace, group);
   }
 
   async applyLocal(serverName: string, changes: MatrixLocalChange[]): Promise<void> {

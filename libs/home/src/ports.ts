@@ -1,7 +1,7 @@
 import { silentLogger, type P2pLogger } from '@polyhome/p2p';
 import type { AccountDocument } from '@polyhome/identity';
 import type { MatrixAccountState, MatrixStateRow } from '@polyhome/matrix';
-import type { ReplicaStore, VersionVector } from '@polyhome/sync';
+import type { ReplicaStore, StateSummary, VersionVector } from '@polyhome/sync';
 
 /** The seq, lamport and document seq of the next op a home makes for an account. */
 export interface LocalOpContext {
@@ -42,6 +42,8 @@ export interface StateStore {
   state(account: string): Promise<MatrixAccountState>;
   /** Rows of one (lazy) namespace under a key prefix, tombstones with `value` null (the port's `stateRows`). */
   stateRows(account: string, namespace: string, keyPrefix?: string): Promise<MatrixStateRow[]>;
+  /** The summary of a group of a grouped lazy namespace (the port's `stateSummary`). */
+  stateSummary(account: string, namespace: string, group: string): Promise<StateSummary>;
 }
 
 /** The delivery store: what each home of an account acknowledged. */

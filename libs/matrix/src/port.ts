@@ -1,5 +1,5 @@
 import type { MatrixEvent } from '@polyhome/identity';
-import type { JsonAccountState, OpKind } from '@polyhome/sync';
+import type { JsonAccountState, OpKind, StateSummary } from '@polyhome/sync';
 import type { MatrixMediaOptions } from './media/media-port.js';
 import type { MatrixEphemeralPort } from './ephemeral/ephemeral-port.js';
 import type { MatrixRoomsPort } from './rooms/rooms-port.js';
@@ -51,6 +51,12 @@ export interface MatrixHomePort {
    * how lazy namespaces (key backup), which `state` leaves out, are read. Optional: without it, no key backup.
    */
   stateRows?(serverName: string, namespace: string, keyPrefix?: string): Promise<MatrixStateRow[]>;
+  /**
+   * The summary of a group of a grouped lazy namespace (`summaryGroupOf`: the keys of one backup version): the count
+   * of its live keys and the XOR of their row hashes (`summaryOf` over its rows), kept by the store so it is read
+   * without the rows. Optional: without it, key backup computes it from `stateRows`.
+   */
+  stateSummary?(serverName: string, namespace: string, group: string): Promise<StateSummary>;
   /** Makes, stores and pushes ops of this home. Throws when a change is refused; nothing is applied then. */
   applyLocal(serverName: string, changes: MatrixLocalChange[]): Promise<void>;
   /**

@@ -11,18 +11,22 @@ import {
   PendingBudget,
   PendingBuffer,
   UnknownAccountError,
-  compareOps,
   emptyState,
   fieldOf,
   isTombstone,
   LAZY_NAMESPACES,
   kindsOf,
   namespaceOf,
+  nextWinner,
   putState,
   listsOrigin,
   planApply,
   retractions,
   slotsToRead,
+  summaryGroupOf,
+  summaryOf,
+  summaryRowHash,
+  xorInto,
   type ApplyPlan,
   type ApplyResult,
   type JsonAccountState,
@@ -30,10 +34,13 @@ import {
   type OpNamespace,
   type PendingLimits,
   type ReplicaStore,
+  type StateSummary,
   type VersionVector,
+  winnerOf,
 } from '@polyhome/sync';
 import { In, Not, type DataSource, type EntityManager, type QueryDeepPartialEntity } from 'typeorm';
 import { AccountDocumentEntity } from './entities/account-document.entity.js';
+import { AccountStateSummaryEntity } from './entities/account-state-summary.entity.js';
 import { AccountStateEntity } from './entities/account-state.entity.js';
 import { AccountEntity, type AccountCustody } from './entities/account.entity.js';
 import { OpEvidenceEntity } from './entities/op-evidence.entity.js';
@@ -94,6 +101,56 @@ function json(value: object): QueryDeepPartialEntity<Record<string, unknown>> {
 
 function toOp(row: { content: Record<string, unknown> }): Op {
   return row.content as unknown as Op;
+}
+
+/**
+ * The winning op a state row stands for, as far as choosing the next winner needs it: its order (lamport,
+ * origin, seq), whether it is a tombstone (the kind of its namespace that is or is not one) and its body.
+ */
+function heldOp(row: AccountStateEntity): Op {
+  const kind = kindsOf(row.namespace as OpNamespace).find((k) => isTombstone(k) === row.deleted)!;
+  return {
+    op: kind,
+    key: row.key,
+    lamport: Number(row.lamport),
+    origin: row.origin,
+    seq: Number(row.seq),
+    body: row.value ?? {},
+  } as Op;
+}
+
+/** What a state row holds, as far as a summary sees it: the live value, or null (tombstone or no row). */
+type Live = Record<string, unknown> | null;
+
+/** The changes a write makes to the summaries of grouped namespaces (`summaryGroupOf`), per namespace and group. */
+class SummaryChanges {
+  readonly groups = new Map<string, { namespace: string; group: string; count: number; digest: Uint8Array }>();
+
+  /** Key `key` of `namespace` goes from `before` to `after`. */
+  note(namespace: string, key: string, before: Live, after: Live): void {
+    if (before === null && after === null) return;
+    const group = summaryGroupOf(namespace, key);
+    if (group === undefined) return;
+    const id = `${namespace}\u0000${group}`;
+    let entry = this.groups.get(id);
+    if (entry === undefined) this.groups.set(id, (entry = { namespace, group, count: 0, digest: new Uint8Array(32) }));
+    if (before !== null) {
+      entry.count--;
+      xorInto(entry.digest, summaryRowHash(key, before));
+    }
+    if (after !== null) {
+      entry.count++;
+      xorInto(entry.digest, summaryRowHash(key, after));
+    }
+  }
+}
+
+function liveOf(row: AccountStateEntity | undefined): Live {
+  return row === undefined || row.deleted ? null : row.value;
+}
+
+function liveOp(op: Op): Live {
+  return isTombstone(op.op) ? null : op.body;
 }
 
 /**
@@ -570,7 +627,16 @@ export class SqlReplicaStore implements ReplicaStore {
     namespace: string,
     keyPrefix = '',
   ): Promise<Array<{ key: string; value: Record<string, unknown> | null }>> {
-    const query = this.dataSource
+    return this.rowsIn(this.dataSource.manager, account, namespace, keyPrefix);
+  }
+
+  private async rowsIn(
+    manager: EntityManager,
+    account: string,
+    namespace: string,
+    keyPrefix: string,
+  ): Promise<Array<{ key: string; value: Record<string, unknown> | null }>> {
+    const query = manager
       .getRepository(AccountStateEntity)
       .createQueryBuilder('s')
       .select(['s.key', 's.value', 's.deleted'])
@@ -621,41 +687,53 @@ export class SqlReplicaStore implements ReplicaStore {
       byOrigin.set(op.origin, entry);
     }
     for (const [origin, { seq, hashes }] of byOrigin) await this.moveHead(manager, account, origin, seq, hashes);
-    // The best new op per key, then one read of the current winners of those keys.
-    const best = new Map<string, Op>();
+    // The batch's ops per key, then one read of the current winners of those keys.
+    const byKey = new Map<string, Op[]>();
     for (const { op } of fresh) {
       const key = `${namespaceOf(op.op)}:${op.key}`;
-      const held = best.get(key);
-      if (held === undefined || compareOps(op, held) > 0) best.set(key, op);
+      const list = byKey.get(key);
+      if (list === undefined) byKey.set(key, [op]);
+      else list.push(op);
     }
     fresh.length = 0;
     const repo = manager.getRepository(AccountStateEntity);
     const current = new Map<string, AccountStateEntity>();
-    const candidates = [...best.values()];
-    for (let i = 0; i < candidates.length; i += STATE_READ_CHUNK) {
-      const chunk = candidates.slice(i, i + STATE_READ_CHUNK);
+    const touched = [...byKey.values()].map((ops) => ops[0]!);
+    for (let i = 0; i < touched.length; i += STATE_READ_CHUNK) {
+      const chunk = touched.slice(i, i + STATE_READ_CHUNK);
       const rows = await repo.find({
         where: chunk.map((op) => ({ account, namespace: namespaceOf(op.op), key: op.key })),
       });
       for (const row of rows) current.set(`${row.namespace}:${row.key}`, row);
     }
     const winners: Op[] = [];
-    for (const [key, op] of best) {
+    const summaries = new SummaryChanges();
+    const recompute: Array<{ namespace: OpNamespace; key: string }> = [];
+    for (const [key, ops] of byKey) {
       const row = current.get(key);
-      if (
-        row &&
-        compareOps(op, { lamport: Number(row.lamport), origin: row.origin, seq: Number(row.seq) } as Op) <= 0
-      ) {
-        continue;
+      const held = row === undefined ? undefined : heldOp(row);
+      // Each op folded into the winner; a kind ranked by value may need the key's other ops to tell.
+      let winner: Op | undefined = held;
+      for (const op of ops) {
+        winner = nextWinner(winner, op);
+        if (winner === undefined) break;
       }
-      winners.push(op);
-      result.changed.push(key);
+      if (winner === undefined) recompute.push({ namespace: namespaceOf(ops[0]!.op), key: ops[0]!.key });
+      else if (winner !== held) {
+        winners.push(winner);
+        result.changed.push(key);
+        summaries.note(namespaceOf(winner.op), winner.key, liveOf(row), liveOp(winner));
+      }
     }
     if (winners.length > 0) {
       await repo.upsert(
         winners.map((op) => this.stateRow(account, namespaceOf(op.op), op)),
         ['account', 'namespace', 'key'],
       );
+    }
+    await this.writeSummaries(manager, account, summaries);
+    for (const { namespace, key } of await this.recomputeKeys(manager, account, recompute)) {
+      result.changed.push(`${namespace}:${key}`);
     }
   }
 
@@ -680,21 +758,117 @@ export class SqlReplicaStore implements ReplicaStore {
     namespace: OpNamespace,
     key: string,
   ): Promise<void> {
-    const rows = await manager
-      .getRepository(OpEntity)
-      .createQueryBuilder('op')
-      .select('op.content', 'content')
-      .where('op.account = :account AND op.key = :key AND op.kind IN (:...kinds)', {
-        account,
-        key,
-        kinds: kindsOf(namespace),
-      })
-      .getRawMany<{ content: Record<string, unknown> }>();
-    let best: Op | undefined;
-    for (const candidate of rows.map(toOp)) if (best === undefined || compareOps(candidate, best) > 0) best = candidate;
+    await this.recomputeKeys(manager, account, [{ namespace, key }]);
+  }
+
+  /**
+   * Sets the state of each key to the winner of all its ops (`winnerOf`), a chunk of keys per query; returns the
+   * keys whose winner changed.
+   */
+  private async recomputeKeys(
+    manager: EntityManager,
+    account: string,
+    keys: Array<{ namespace: OpNamespace; key: string }>,
+  ): Promise<Array<{ namespace: OpNamespace; key: string }>> {
+    const changed: Array<{ namespace: OpNamespace; key: string }> = [];
+    const summaries = new SummaryChanges();
     const repo = manager.getRepository(AccountStateEntity);
-    if (best === undefined) await repo.delete({ account, namespace, key });
-    else await repo.upsert(this.stateRow(account, namespace, best), ['account', 'namespace', 'key']);
+    for (let i = 0; i < keys.length; i += STATE_READ_CHUNK) {
+      const chunk = keys.slice(i, i + STATE_READ_CHUNK);
+      const kinds = [...new Set(chunk.flatMap(({ namespace }) => kindsOf(namespace)))];
+      const rows = await manager
+        .getRepository(OpEntity)
+        .createQueryBuilder('op')
+        .select('op.content', 'content')
+        .where('op.account = :account AND op.kind IN (:...kinds) AND op.key IN (:...keys)', {
+          account,
+          kinds,
+          keys: [...new Set(chunk.map((k) => k.key))],
+        })
+        .getRawMany<{ content: Record<string, unknown> }>();
+      const ops = new Map<string, Op[]>();
+      for (const op of rows.map(toOp)) {
+        const id = `${namespaceOf(op.op)}:${op.key}`;
+        const list = ops.get(id);
+        if (list === undefined) ops.set(id, [op]);
+        else list.push(op);
+      }
+      const held = new Map<string, AccountStateEntity>();
+      for (const row of await repo.find({ where: chunk.map(({ namespace, key }) => ({ account, namespace, key })) })) {
+        held.set(`${row.namespace}:${row.key}`, row);
+      }
+      for (const { namespace, key } of chunk) {
+        const id = `${namespace}:${key}`;
+        const best = winnerOf(ops.get(id) ?? []);
+        const row = held.get(id);
+        summaries.note(namespace, key, liveOf(row), best === undefined ? null : liveOp(best));
+        if (best === undefined) {
+          if (row !== undefined) {
+            await repo.delete({ account, namespace, key });
+            changed.push({ namespace, key });
+          }
+          continue;
+        }
+        // Written even when the same slot still wins: its op may be another one now (equivocation).
+        await repo.upsert(this.stateRow(account, namespace, best), ['account', 'namespace', 'key']);
+        if (row === undefined || row.origin !== best.origin || Number(row.seq) !== best.seq) {
+          changed.push({ namespace, key });
+        }
+      }
+    }
+    await this.writeSummaries(manager, account, summaries);
+    return changed;
+  }
+
+  /**
+   * Applies summary changes within the batch's transaction (the account row is locked): a group with a summary
+   * row takes the change; a group without one (new, or written before summaries were kept) is computed whole
+   * from `account_state`, which already holds the batch's rows.
+   */
+  private async writeSummaries(manager: EntityManager, account: string, changes: SummaryChanges): Promise<void> {
+    if (changes.groups.size === 0) return;
+    const repo = manager.getRepository(AccountStateSummaryEntity);
+    for (const { namespace, group, count, digest } of changes.groups.values()) {
+      const row = await repo.findOneBy({ account, namespace, groupKey: group });
+      let summary: StateSummary;
+      if (row === null) summary = summaryOf(await this.rowsIn(manager, account, namespace, group));
+      else {
+        const next = new Uint8Array(row.digest);
+        xorInto(next, digest);
+        summary = { count: Number(row.count) + count, digest: next };
+      }
+      await repo.upsert(
+        { account, namespace, groupKey: group, count: String(summary.count), digest: Buffer.from(summary.digest) },
+        ['account', 'namespace', 'groupKey'],
+      );
+    }
+  }
+
+  /**
+   * The summary of a group of a grouped lazy namespace (count of live keys, XOR of their row hashes), without
+   * reading its rows once the summary is kept; a group never summarised is computed once, under the account's
+   * lock, and kept from then on.
+   */
+  async stateSummary(account: string, namespace: string, group: string): Promise<StateSummary> {
+    const repo = this.dataSource.getRepository(AccountStateSummaryEntity);
+    const row = await repo.findOneBy({ account, namespace, groupKey: group });
+    if (row !== null) return { count: Number(row.count), digest: new Uint8Array(row.digest) };
+    return this.dataSource.transaction(async (manager) => {
+      await this.lockAccount(manager, account);
+      const held = await manager
+        .getRepository(AccountStateSummaryEntity)
+        .findOneBy({ account, namespace, groupKey: group });
+      if (held !== null) return { count: Number(held.count), digest: new Uint8Array(held.digest) };
+      const summary = summaryOf(await this.rowsIn(manager, account, namespace, group));
+      await manager.getRepository(AccountStateSummaryEntity).insert({
+        account,
+        namespace,
+        groupKey: group,
+        count: String(summary.count),
+        digest: Buffer.from(summary.digest),
+      });
+      return summary;
+    });
   }
 
   private stateRow(account: string, namespace: OpNamespace, op: Op): QueryDeepPartialEntity<AccountStateEntity> {

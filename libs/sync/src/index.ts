@@ -31,8 +31,12 @@ export {
   putState,
   LAZY_NAMESPACES,
   isLazyNamespace,
+  summaryGroupOf,
 } from './kinds.js';
+export { winnerOf, nextWinner, ranksByValue } from './winner.js';
+export { summaryOf, summaryRowHash, xorInto, type StateSummary } from './summary.js';
 export {
+  compareRoomKeys,
   compareVersionIds,
   isBetterRoomKey,
   parseVersionId,
@@ -40,6 +44,7 @@ export {
   roomKeyPrefix,
   versionId,
   type RoomKeyBody,
+  type RoomKeyRank,
   type RoomKeyVersionBody,
 } from './room-keys.js';
 export type {

@@ -16,6 +16,9 @@ import {
   type BodyValidator,
 } from './bodies.js';
 import {
+  compareRoomKeys,
+  roomKeyGroup,
+  type RoomKeyBody,
   validateRoomKeyBody,
   validateRoomKeyDeleteBody,
   validateRoomKeyVersionBody,
@@ -41,6 +44,18 @@ export interface OpKindSpec {
    * (its field is always empty there), and it is read a namespace and key prefix at a time instead.
    */
   readonly lazy?: boolean;
+  /**
+   * For a put kind whose ops compete by value: > 0 when body `a` should win over body `b`, 0 when neither is
+   * better (then the later op wins). The key's winner is then chosen as `winnerOf` (winner.ts) says, the same on
+   * every home whatever order the ops arrive in.
+   */
+  readonly prefer?: (a: object, b: object) => number;
+  /**
+   * For a lazy namespace whose keys fall into groups read as a whole (the keys of one backup version): the group of
+   * a key, a prefix every key of the group starts with (and no other key). Stores keep a summary per group
+   * (`summaryOf`: count of live keys and the XOR of their hashes) so it is read without its rows.
+   */
+  readonly summaryGroup?: (key: string) => string;
 }
 
 /**
@@ -96,6 +111,9 @@ export const OP_KINDS = {
     tombstone: false,
     lazy: true,
     validate: validateRoomKeyBody,
+    summaryGroup: roomKeyGroup,
+    // The spec's replacement rule, applied by the merge too: homes converge on the better key.
+    prefer: (a: object, b: object) => compareRoomKeys(a as RoomKeyBody, b as RoomKeyBody),
   },
   'room_keys.key.delete': {
     namespace: 'room_keys_key',
@@ -103,6 +121,7 @@ export const OP_KINDS = {
     tombstone: true,
     lazy: true,
     validate: validateRoomKeyDeleteBody,
+    summaryGroup: roomKeyGroup,
   },
 } as const satisfies Record<string, OpKindSpec>;
 
@@ -223,6 +242,15 @@ export const LAZY_NAMESPACES: readonly string[] = [
 /** True when a namespace is lazy: not in the whole-state read, nor in the Matrix change stream. */
 export function isLazyNamespace(namespace: string): boolean {
   return LAZY_NAMESPACES.includes(namespace);
+}
+
+/**
+ * The summary group of a key of a namespace that keeps summaries (`summaryGroup` in the registry), else undefined.
+ */
+export function summaryGroupOf(namespace: string, key: string): string | undefined {
+  const kind = NAMESPACES.get(namespace)?.kinds[0];
+  const group = kind === undefined ? undefined : (OP_KINDS[kind] as OpKindSpec).summaryGroup;
+  return group?.(key);
 }
 
 /** True when a winning op of this kind hides its key. */

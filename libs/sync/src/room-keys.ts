@@ -62,6 +62,11 @@ export function roomKeyKey(version: string, roomId: string, sessionId: string): 
   return canonicalJson([version, roomId, sessionId]);
 }
 
+/** The summary group of a session key: the prefix of its version's keys (the key was checked with its op). */
+export function roomKeyGroup(key: string): string {
+  return roomKeyPrefix((JSON.parse(key) as string[])[0]!);
+}
+
 /** The prefix every op key of a version (and a room of it, when given) starts with. */
 export function roomKeyPrefix(version: string, roomId?: string): string {
   const whole = roomId === undefined ? canonicalJson([version]) : canonicalJson([version, roomId]);
@@ -72,15 +77,18 @@ export function roomKeyPrefix(version: string, roomId?: string): string {
  * True when `candidate` should replace `held` (the spec's rule): a verified key beats an unverified one, then a
  * lower `first_message_index` wins, then a lower `forwarded_count`. Equal keys do not replace each other.
  */
-export function isBetterRoomKey(
-  candidate: Pick<RoomKeyBody, 'is_verified' | 'first_message_index' | 'forwarded_count'>,
-  held: Pick<RoomKeyBody, 'is_verified' | 'first_message_index' | 'forwarded_count'>,
-): boolean {
-  if (candidate.is_verified !== held.is_verified) return candidate.is_verified;
-  if (candidate.first_message_index !== held.first_message_index) {
-    return candidate.first_message_index < held.first_message_index;
-  }
-  return candidate.forwarded_count < held.forwarded_count;
+export function isBetterRoomKey(candidate: RoomKeyRank, held: RoomKeyRank): boolean {
+  return compareRoomKeys(candidate, held) > 0;
+}
+
+/** What ranks a session key: whether it is verified, its first message index and how often it was forwarded. */
+export type RoomKeyRank = Pick<RoomKeyBody, 'is_verified' | 'first_message_index' | 'forwarded_count'>;
+
+/** > 0 when session key `a` is better than `b` (isBetterRoomKey), < 0 when worse, 0 when they rank alike. */
+export function compareRoomKeys(a: RoomKeyRank, b: RoomKeyRank): number {
+  if (a.is_verified !== b.is_verified) return a.is_verified ? 1 : -1;
+  if (a.first_message_index !== b.first_message_index) return b.first_message_index - a.first_message_index;
+  return b.forwarded_count - a.forwarded_count;
 }
 
 function expectVersionId(value: string, path: string): void {

@@ -1,9 +1,11 @@
-// The materialized state: for each (namespace, key), the op with the greatest (lamport, origin, seq)
-// among the ops holding slots in the log. Kept incrementally: adding an op compares it with the current
-// winner; removing one (equivocation slot change, revocation) recomputes that key only.
+// The materialized state: for each (namespace, key), the winner among the ops holding slots in the log (the
+// greatest (lamport, origin, seq), or as winner.ts ranks a kind ranked by value). Kept incrementally: adding an
+// op compares it with the current winner (recomputing the key when that cannot tell); removing one (equivocation
+// slot change, revocation) recomputes that key only.
 import { emptyState, OP_KINDS, putState, type AccountState, type StateRecords } from './kinds.js';
-import { compareOps, namespaceOf } from './op.js';
+import { namespaceOf } from './op.js';
 import type { Op } from './types.js';
+import { nextWinner, ranksByValue, winnerOf } from './winner.js';
 
 export type { AccountState } from './kinds.js';
 
@@ -23,7 +25,7 @@ export function stateKey(op: Op): string {
   return `${namespaceOf(op.op)}:${op.key}`;
 }
 
-/** Adds an op that now holds a slot; returns true when it became its key's winner. */
+/** Adds an op that now holds a slot; returns true when its key's winner changed. */
 export function indexAdd(index: KeyIndex, op: Op): boolean {
   const key = stateKey(op);
   let set = index.ops.get(key);
@@ -33,11 +35,10 @@ export function indexAdd(index: KeyIndex, op: Op): boolean {
   }
   set.add(op);
   const winner = index.winners.get(key);
-  if (winner === undefined || compareOps(op, winner) > 0) {
-    index.winners.set(key, op);
-    return true;
-  }
-  return false;
+  const next = nextWinner(winner, op) ?? winnerOf(set)!;
+  if (next === winner) return false;
+  index.winners.set(key, next);
+  return true;
 }
 
 /** Removes an op that lost its slot; recomputes its key if it was the winner. Returns true when the key's winner changed. */
@@ -45,16 +46,17 @@ export function indexRemove(index: KeyIndex, op: Op): boolean {
   const key = stateKey(op);
   const set = index.ops.get(key);
   if (set === undefined || !set.delete(op)) return false;
-  if (index.winners.get(key) !== op) return false;
-  let best: Op | undefined;
-  for (const candidate of set) if (best === undefined || compareOps(candidate, best) > 0) best = candidate;
+  const winner = index.winners.get(key);
+  // Removing a tombstone that did not win can bring back a put it hid, in a kind ranked by value.
+  if (winner !== op && !ranksByValue(op)) return false;
+  const best = winnerOf(set);
   if (best === undefined) {
     index.winners.delete(key);
     index.ops.delete(key);
   } else {
     index.winners.set(key, best);
   }
-  return true;
+  return best !== winner;
 }
 
 /** The plain-data state of a key index: each winner's body in the state field of its kind, unless it is a tombstone. */

@@ -231,6 +231,41 @@ describe.each(SERVER_BACKENDS)('key backup on two server homes of one account ($
     }
   });
 
+  it('uploads of one session on both homes at once converge on the better key everywhere, in both orders', async () => {
+    const { version } = (await current(clientA)) as VersionInfo;
+    const SESSIONS = 40;
+    // A holds the better key of the even sessions, B of the odd ones: whichever home's op is the later, or arrives
+    // first, every home must end with the better key of each session.
+    const upload = (home: 'a' | 'b') => ({
+      sessions: Object.fromEntries(
+        Array.from({ length: SESSIONS }, (_, i) => {
+          const better = (i % 2 === 0) === (home === 'a');
+          return [`c${i}`, keyData(`c${i} from ${home}`, { first_message_index: better ? 1 : 7 })];
+        }),
+      ),
+    });
+    const path = '/room_keys/keys/!concurrent:example';
+    await Promise.all([
+      call(clientA, Method.Put, path, { version }, upload('a')),
+      call(clientB, Method.Put, path, { version }, upload('b')),
+    ]);
+    const room = async (client: MatrixClient) =>
+      ((await call(client, Method.Get, path, { version })) as { sessions: Record<string, KeyData> }).sessions;
+    await waitFor(
+      async () => JSON.stringify(await room(clientA)) === JSON.stringify(await room(clientB)),
+      'the same keys on both homes',
+    );
+    const held = await room(clientA);
+    expect(Object.keys(held)).toHaveLength(SESSIONS);
+    for (let i = 0; i < SESSIONS; i++) {
+      expect(held[`c${i}`], `session c${i}`).toEqual(
+        keyData(`c${i} from ${i % 2 === 0 ? 'a' : 'b'}`, { first_message_index: 1 }),
+      );
+    }
+    const [onA, onB] = await Promise.all([current(clientA), current(clientB)]);
+    expect((onA as VersionInfo).etag).toBe((onB as VersionInfo).etag);
+  });
+
   it('deletes keys and versions everywhere', async () => {
     const { version, count } = (await current(clientA)) as VersionInfo;
     const upload = { rooms: { '!d:example': { sessions: { d1: keyData('d1'), d2: keyData('d2') } } } };

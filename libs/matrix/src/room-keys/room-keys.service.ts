@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { canonicalJson, canonicalJsonBytes } from '@polyhome/identity';
+import { canonicalJsonBytes } from '@polyhome/identity';
 import {
   compareVersionIds,
   isBetterRoomKey,
@@ -11,8 +11,10 @@ import {
   parseVersionId,
   roomKeyKey,
   roomKeyPrefix,
+  summaryOf,
   versionId,
   type RoomKeyBody,
+  type StateSummary,
   type RoomKeyVersionBody,
 } from '@polyhome/sync';
 import type { MatrixSession } from '../auth/session.js';
@@ -58,7 +60,8 @@ interface VersionRow {
  * deletes it), a session key a `room_keys.key.put` keyed by version, room and session. Both namespaces are lazy:
  * never in the whole state `/sync` reads, read here a version (or room) at a time through `port.stateRows`.
  * Version ids are `<counter>-<home tag>`; the current version is the greatest live id, so homes agree on it.
- * The etag is a hash of the version's keys, the same on every home holding the same ones.
+ * The etag is a hash of the version's keys, the same on every home holding the same ones, kept up to date by the
+ * store (`stateSummary`) so `count` and `etag` cost no read of the keys.
  */
 @Injectable()
 export class RoomKeysService {
@@ -83,12 +86,11 @@ export class RoomKeysService {
   /** GET /room_keys/version[/{version}]: the version (the current one without `version`), its count and etag. */
   async getVersion(session: MatrixSession, version?: string): Promise<JsonRecord> {
     const found = await this.liveVersion(session.serverName, version);
-    const keys = await this.keyRows(session.serverName, { version: found.version });
     return {
       algorithm: found.body.algorithm,
       auth_data: JSON.parse(found.body.auth_data_json) as JsonRecord,
       version: found.version,
-      ...countOf(keys),
+      ...(await this.countOf(session.serverName, found.version)),
     };
   }
 
@@ -176,7 +178,7 @@ export class RoomKeysService {
         changes.push({ op: 'room_keys.key.put', key, body: { ...body } });
       }
       if (changes.length > 0) await this.apply(session.serverName, changes);
-      return countOf(await this.keyRows(session.serverName, { version: scope.version }));
+      return this.countOf(session.serverName, scope.version);
     });
   }
 
@@ -196,7 +198,7 @@ export class RoomKeysService {
           gone.map((r) => ({ op: 'room_keys.key.delete', key: r.key, body: {} })),
         );
       }
-      return countOf(await this.keyRows(session.serverName, { version: scope.version }));
+      return this.countOf(session.serverName, scope.version);
     });
   }
 
@@ -205,6 +207,16 @@ export class RoomKeysService {
       throw new MatrixError('M_UNRECOGNIZED', 'This home does not keep key backups.');
     }
     return this.port.stateRows(serverName, namespace, prefix);
+  }
+
+  /** The spec's `count` and an `etag` of a version's keys, from the summary the store keeps (O(1) reads). */
+  private async countOf(serverName: string, version: string): Promise<RoomKeysCount> {
+    const group = roomKeyPrefix(version);
+    const summary =
+      this.port.stateSummary === undefined
+        ? summaryOf(await this.rows(serverName, KEYS, group))
+        : await this.port.stateSummary(serverName, KEYS, group);
+    return { etag: etagOf(summary), count: summary.count };
   }
 
   /** Every version ever made, deleted ones with a null body (their counters are never used again). */
@@ -277,12 +289,15 @@ function currentOf(versions: VersionRow[]): { version: string; body: RoomKeyVers
   return best;
 }
 
-/** The spec's `count` and an `etag` derived from the keys themselves (key and winning body, in key order). */
-function countOf(rows: Array<{ key: string; body: RoomKeyBody }>): RoomKeysCount {
-  const hash = createHash('sha256');
-  const sorted = [...rows].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  for (const { key, body } of sorted) hash.update(canonicalJson([key, body as never])).update('\n');
-  return { etag: hash.digest('base64url').slice(0, 22), count: rows.length };
+/**
+ * The etag of a version's keys: from their count and the XOR of their row hashes, so it changes whenever a key is
+ * added, replaced or deleted and is the same on every home holding the same winning keys.
+ */
+function etagOf(summary: StateSummary): string {
+  return createHash('sha256')
+    .update(`${summary.count}:${Buffer.from(summary.digest).toString('hex')}`)
+    .digest('base64url')
+    .slice(0, 22);
 }
 
 /** The 8 hex digits of a home in the version ids it makes. */

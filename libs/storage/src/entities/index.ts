@@ -1,5 +1,6 @@
 import { AdminAuditEntity } from './admin-audit.entity.js';
 import { AccountDocumentEntity } from './account-document.entity.js';
+import { AccountStateSummaryEntity } from './account-state-summary.entity.js';
 import { AccountStateEntity } from './account-state.entity.js';
 import { AccountEntity } from './account.entity.js';
 import { DhtSeqGuardEntity } from './dht-seq-guard.entity.js';
@@ -48,6 +49,7 @@ export {
   AccountDocumentEntity,
   AccountEntity,
   AccountStateEntity,
+  AccountStateSummaryEntity,
   DhtSeqGuardEntity,
   EnrollmentTokenEntity,
   HomeNodeEntity,
@@ -99,6 +101,7 @@ export const ENTITIES = [
   OpEvidenceEntity,
   OpLogHeadEntity,
   AccountStateEntity,
+  AccountStateSummaryEntity,
   PeerDeliveryEntity,
   EnrollmentTokenEntity,
   LoginTokenEntity,
