@@ -20,13 +20,26 @@ import {
 } from 'matrix-js-sdk/lib/crypto-api/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CliNode } from './support/cli-node.js';
-import { confirmSas, decryptedBodies, eventually, serverProcess, type Hosted } from './support/e2ee.js';
+import {
+  confirmSas,
+  decryptedBodies,
+  eventually,
+  serverProcess,
+  watchClients,
+  type ClientWatch,
+  type Hosted,
+} from './support/e2ee.js';
 import type { ServerProcess } from './support/server-process.js';
 /** Messages each user sends. */
 const MESSAGES = 20;
 
 /** A matrix-js-sdk client with Rust crypto, logged in with a login token at `baseUrl`. */
-async function tokenClient(baseUrl: string, token: string, cryptoCallbacks?: CryptoCallbacks): Promise<MatrixClient> {
+async function tokenClient(
+  watch: ClientWatch,
+  baseUrl: string,
+  token: string,
+  cryptoCallbacks?: CryptoCallbacks,
+): Promise<MatrixClient> {
   const login = await createClient({ baseUrl }).loginRequest({ type: 'm.login.token', token });
   const client = createClient({
     baseUrl,
@@ -34,6 +47,7 @@ async function tokenClient(baseUrl: string, token: string, cryptoCallbacks?: Cry
     accessToken: login.access_token,
     deviceId: login.device_id,
     ...(cryptoCallbacks === undefined ? {} : { cryptoCallbacks }),
+    ...watch.options(),
   });
   await client.initRustCrypto({ useIndexedDB: false });
   return client;
@@ -80,6 +94,7 @@ describe.each([
     let onLaptop: MatrixClient;
     let bob: MatrixClient;
     let recoveryKey: GeneratedSecretStorageKey | undefined;
+    const watch = watchClients();
     /** What a client asks of its user for secret storage: the recovery key, once there is one. */
     const typedRecoveryKey: CryptoCallbacks = {
       getSecretStorageKey: async ({ keys }) => {
@@ -106,6 +121,7 @@ describe.each([
         password: bobPassword,
       });
       bob = createClient({
+        ...watch.options(),
         baseUrl: bobBase,
         userId: bobLogin.user_id,
         accessToken: bobLogin.access_token,
@@ -113,12 +129,13 @@ describe.each([
       });
       await bob.initRustCrypto({ useIndexedDB: false });
       onS1 = await tokenClient(
+        watch,
         `http://127.0.0.1:${s1.server.port}`,
         await serverToken(s1.server, userId),
         typedRecoveryKey,
       );
       const laptopToken = (await laptop.json<{ login_token: string }>('login-token')).login_token;
-      onLaptop = await tokenClient(laptop.matrixUrl, laptopToken);
+      onLaptop = await tokenClient(watch, laptop.matrixUrl, laptopToken);
       clients.push(bob, onS1, onLaptop);
       await Promise.all(clients.map(async (c) => c.startClient({ initialSyncLimit: 100 })));
     }, 300_000);
@@ -218,6 +235,7 @@ describe.each([
       s3 = await serverProcess('scn-s3', !s1Postgres, { P2P_BOOTSTRAP: s1.server.addr });
       await laptop.json('home', 'add', s3.server.addr, '--role', 'server', '--name', 'new provider');
       const third = await tokenClient(
+        watch,
         `http://127.0.0.1:${s3.server.port}`,
         await serverToken(s3.server, userId),
         typedRecoveryKey,
@@ -270,6 +288,10 @@ describe.each([
         );
       });
       expect(scrolled).toBeGreaterThan(0);
+      // Nothing starved: no answer of 500 or more to any client, and no SDK gave up on a queue or a retry.
+      expect(watch.broken).toEqual([]);
+      expect(watch.gaveUp).toEqual([]);
+      expect(watch.lines).toBeGreaterThan(0);
     }, 900_000);
   },
 );

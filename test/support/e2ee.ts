@@ -6,6 +6,7 @@ import path from 'node:path';
 import { waitFor } from '@polyhome/p2p/testing';
 import { createTestPostgresDatabase } from '@polyhome/storage/testing';
 import type { MatrixClient, MatrixEvent } from 'matrix-js-sdk';
+import type { Logger } from 'matrix-js-sdk/lib/logger.js';
 import { VerifierEvent, type ShowSasCallbacks, type Verifier } from 'matrix-js-sdk/lib/crypto-api/index.js';
 import { deleteRedisPrefix } from './convergence.js';
 import { ServerProcess } from './server-process.js';
@@ -90,4 +91,56 @@ export async function confirmSas(verifier: Verifier): Promise<string[]> {
   await sas.confirm();
   await verified;
   return emoji;
+}
+
+/** What a client's start-up and run must never show: an answer of 500 or more, or the SDK giving up on a queue. */
+export interface ClientWatch {
+  /** `METHOD path status` of every answer at or above 500. */
+  broken: string[];
+  /** SDK log lines saying it dropped a queue or stopped retrying. */
+  gaveUp: string[];
+  /** SDK log lines seen in all (the logger is the SDK's: a watch that saw none watched nothing). */
+  lines: number;
+  /** Options for `createClient`: a fetch that records the answers, and a logger that records the lines. */
+  options(): { fetchFn: typeof fetch; logger: Logger };
+}
+
+/** SDK log lines that mean a client lost work: its to-device queue dropped, or retries given up. */
+const GAVE_UP = /dropping|retry limit reached|giving up|will not retry/i;
+
+/** Watches clients' HTTP answers and SDK logs (matrix-js-sdk's logger, forwarded to the console). */
+export function watchClients(): ClientWatch {
+  const watch: ClientWatch = {
+    broken: [],
+    gaveUp: [],
+    lines: 0,
+    options: () => ({ fetchFn, logger: logger('') }),
+  };
+  const fetchFn: typeof fetch = async (input, init) => {
+    const answer = await fetch(input, init);
+    if (answer.status >= 500) {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      watch.broken.push(`${init?.method ?? 'GET'} ${url.pathname} ${answer.status}`);
+    }
+    return answer;
+  };
+  const logger = (prefix: string): Logger => {
+    const line =
+      (level: 'trace' | 'debug' | 'info' | 'warn' | 'error') =>
+      (...args: unknown[]): void => {
+        watch.lines += 1;
+        const text = args.map((a) => (a instanceof Error ? a.message : String(a))).join(' ');
+        if (GAVE_UP.test(text)) watch.gaveUp.push(`${prefix}${text}`);
+        if (level === 'warn' || level === 'error') console[level](prefix, ...args);
+      };
+    return {
+      trace: line('trace'),
+      debug: line('debug'),
+      info: line('info'),
+      warn: line('warn'),
+      error: line('error'),
+      getChild: (namespace: string) => logger(`${prefix}${namespace} `),
+    };
+  };
+  return watch;
 }
