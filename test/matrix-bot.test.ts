@@ -13,7 +13,7 @@ import {
 } from 'matrix-bot-sdk';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFreshServer, type FreshServer } from './support/server-process.js';
+import { serverProcess, type Hosted } from './support/e2ee.js';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -32,8 +32,11 @@ async function until(check: () => boolean, wake: (resolve: () => void) => void):
   if (!check()) throw new Error('the condition never held');
 }
 
-describe('matrix-bot-sdk against a server process', () => {
-  let fresh: FreshServer;
+describe.each([
+  { backend: 'postgres + bullmq', postgres: true },
+  { backend: 'pglite + in-process queue', postgres: false },
+])('matrix-bot-sdk against a server process on $backend', ({ postgres }) => {
+  let fresh: Hosted;
   let baseUrl: string;
   let alice: JsClient;
   let aliceId: string;
@@ -44,7 +47,7 @@ describe('matrix-bot-sdk against a server process', () => {
   let botWake: () => void = () => undefined;
 
   beforeAll(async () => {
-    fresh = await startFreshServer('bot');
+    fresh = await serverProcess('bot', postgres);
     baseUrl = `http://127.0.0.1:${fresh.server.port}`;
     for (const localpart of ['alice', 'bot']) {
       const made = await fresh.server.admin('POST', '/admin/v1/accounts', { localpart, password: PASSWORD });
