@@ -1,7 +1,8 @@
 // Keys of another user through the Matrix client API, on both backends: two accounts hosted on one server share
 // a room; alice's client queries bob's device keys, claims his one-time key once and then his fallback key, and
 // her /sync long-poll and /keys/changes name bob when his device list changes; /sync device_lists.left names a user
-// who left the only encrypted room shared with alice, not one still in another.
+// who left the only encrypted room shared with alice, not one still in another; device_lists.changed names a user
+// newly sharing an encrypted room with her (joined one, or one turned encrypted), not one joining an unencrypted room.
 import { encodeBase64, signBytes, signedBytes } from '@polyhome/identity';
 import { deviceBody, deviceKey } from '@polyhome/sync/testing';
 import { createClient, Method, type MatrixClient } from 'matrix-js-sdk';
@@ -142,5 +143,39 @@ describe.each(SERVER_BACKENDS)('keys of another account on $name', (backend) => 
     expect(after.device_lists.left).toEqual([bob.userId]);
     expect(after.device_lists.changed).not.toContain(bob.userId);
     expect((await sync(after.next_batch)).device_lists.left).toEqual([]);
+  });
+
+  it('names in device_lists.changed a user newly sharing an encrypted room, not one joining an unencrypted one', async () => {
+    const dave = await user('dave');
+    const erin = await user('erin');
+    const encrypted = (
+      await alice.client.createRoom({
+        preset: 'private_chat' as never,
+        initial_state: [{ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }],
+      })
+    ).room_id;
+    const plain = (await alice.client.createRoom({ preset: 'private_chat' as never })).room_id;
+    type Lists = { next_batch: string; device_lists: { changed: string[]; left: string[] } };
+    const sync = (since?: string) =>
+      alice.client.http.authedRequest<Lists>(Method.Get, '/sync', since === undefined ? {} : { since, timeout: '0' });
+    const before = await sync();
+    await alice.client.invite(encrypted, dave.userId);
+    await dave.client.joinRoom(encrypted);
+    await alice.client.invite(plain, erin.userId);
+    await erin.client.joinRoom(plain);
+    const joined = await sync(before.next_batch);
+    expect(joined.device_lists.changed).toContain(dave.userId);
+    expect(joined.device_lists.changed).not.toContain(erin.userId);
+    expect(joined.device_lists.left).toEqual([]);
+    // The unencrypted room turns encrypted: erin now shares an encrypted room with alice.
+    await alice.client.sendStateEvent(
+      plain,
+      'm.room.encryption' as never,
+      { algorithm: 'm.megolm.v1.aes-sha2' } as never,
+      '',
+    );
+    const turned = await sync(joined.next_batch);
+    expect(turned.device_lists.changed).toContain(erin.userId);
+    expect(turned.device_lists.changed).not.toContain(dave.userId);
   });
 });

@@ -50,6 +50,47 @@ export async function usersLeft(
   return [...candidates];
 }
 
+/**
+ * Users who newly share an encrypted room with the syncing user, for `device_lists.changed` of an incremental
+ * /sync, from `entries` (the rooms with events since `since`) of rooms the user is joined to: members who joined
+ * or were invited since `sinceRoom` (the token's room position; undefined: every event counts), and every joined or
+ * invited member of a room the user joined, or that turned encrypted, since then. Whether they already shared
+ * another encrypted room with the user before is not checked (see docs/decisions.md); the user is never listed.
+ */
+export async function usersNewlyShared(
+  rooms: Pick<MatrixRoomsPort, 'members' | 'stateEvent'>,
+  actor: RoomActor,
+  entries: readonly RoomSyncEntry[],
+  sinceRoom: number | undefined,
+): Promise<string[]> {
+  const isNew = (e: RoomEventView) =>
+    sinceRoom === undefined || (e.streamOrdering !== null && e.streamOrdering > sinceRoom);
+  const found = new Set<string>();
+  for (const entry of entries) {
+    if (entry.membership !== 'join') continue;
+    const events = [...entry.state, ...entry.timeline].filter(isNew);
+    const whole = events.some(
+      (e) =>
+        (e.pdu.type === ENCRYPTION && e.pdu.state_key === '') ||
+        (isMember(e) && e.pdu.state_key === actor.userId && membershipOf(e) === 'join'),
+    );
+    const joined = events.filter((e) => isMember(e) && SHARING.includes(membershipOf(e))).map((e) => e.pdu.state_key!);
+    if (!whole && joined.length === 0) continue;
+    const encrypted = await rooms.stateEvent(actor, entry.roomId, ENCRYPTION, '').catch(() => null);
+    if (encrypted === null) continue;
+    const members = whole
+      ? (await rooms.members(actor, entry.roomId))
+          .filter((e) => SHARING.includes(membershipOf(e)))
+          .map((e) => e.pdu.state_key!)
+      : joined;
+    for (const u of members) if (u !== actor.userId) found.add(u);
+  }
+  return [...found];
+}
+
+/** Memberships that share a room's keys: clients encrypt for invited members too. */
+const SHARING = ['join', 'invite'];
+
 const ENCRYPTION = 'm.room.encryption';
 
 /** The users joined to a room the user left, as its last seen state says (none when it cannot be read). */

@@ -27,7 +27,7 @@ import type { RoomSyncEntry } from '../rooms/rooms-port.js';
 import type { ToDeviceEvent } from '../to-device/to-device-port.js';
 import { MAX_SYNC_TO_DEVICE } from '../to-device/to-device.service.js';
 import { ChangeFeedService } from './change-feed.service.js';
-import { otherUsersChanged, usersLeft } from './device-lists.js';
+import { otherUsersChanged, usersLeft, usersNewlyShared } from './device-lists.js';
 import { parseSyncPosition, syncToken, type SyncPosition } from './sync-token.js';
 
 /** Longest a /sync waits, whatever the client asks: proxies and clients time out beyond this. */
@@ -154,6 +154,7 @@ export class SyncService {
           request,
           news,
           toDevice?.events ?? [],
+          since.room,
         );
       }
       if (roomSince !== undefined && roomPosition !== undefined) roomSince = roomPosition;
@@ -241,7 +242,8 @@ export class SyncService {
    * The response at `position`: `changed` lists the keys changed since the client's token (undefined: initial
    * sync; 'expired': the stream was pruned past the token, so every room and the device list count as changed,
    * left rooms included, and timelines are marked limited, as Synapse answers a token older than its caches).
-   * `entries` are the room engine's rooms (undefined without an engine: the account's membership view).
+   * `entries` are the room engine's rooms (undefined without an engine: the account's membership view);
+   * `sinceRoom` is the token's room position (what counts as new for the users newly sharing an encrypted room).
    */
   private async build(
     session: MatrixSession,
@@ -251,6 +253,7 @@ export class SyncService {
     request: SyncRequest,
     news: EphemeralNews,
     toDevice: ToDeviceEvent[],
+    sinceRoom?: number,
   ): Promise<JsonRecord> {
     const state = await this.port.state(session.serverName);
     const rooms =
@@ -282,7 +285,13 @@ export class SyncService {
       Array.isArray(changed) && entries !== undefined && this.port.rooms !== undefined
         ? await usersLeft(this.port.rooms, actorOf(session), entries)
         : [];
-    const othersChanged = otherUsersChanged(changed).filter((u) => !left.includes(u));
+    const newlyShared =
+      Array.isArray(changed) && entries !== undefined && this.port.rooms !== undefined
+        ? await usersNewlyShared(this.port.rooms, actorOf(session), entries, sinceRoom)
+        : [];
+    const othersChanged = [...new Set([...otherUsersChanged(changed), ...newlyShared])].filter(
+      (u) => !left.includes(u),
+    );
     return {
       next_batch: syncToken(position),
       rooms,
