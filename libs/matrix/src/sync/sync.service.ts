@@ -421,7 +421,7 @@ export class SyncService {
     if (engine === undefined) return;
     const notHeld = async (roomId: string): Promise<boolean> =>
       roomPasses(request.filter, roomId) && !(await engine.holds(roomId));
-    const view = await this.membershipRooms(session, state, changed, notHeld);
+    const view = await this.membershipRooms(session, state, changed, notHeld, false);
     // A joined room is listed once this home holds it (the Home takes it in from the account's other homes):
     // listed before, from the membership alone, a client would hold a timeline with no position in the room's
     // order, and matrix-js-sdk then mixes the pages it fetches with the room's real timeline once it arrives.
@@ -430,12 +430,16 @@ export class SyncService {
     }
   }
 
-  /** Rooms without a room engine: the account's replicated memberships and the events this home stored. */
+  /**
+   * Rooms without a room engine: the account's replicated memberships and the events this home stored. Without
+   * `joined`, joined rooms are skipped before their events are read (a home with an engine lists them once held).
+   */
   private async membershipRooms(
     session: MatrixSession,
     state: MatrixAccountState,
     changed: string[] | 'expired' | undefined,
     include: (roomId: string) => Promise<boolean> = () => Promise.resolve(true),
+    joined = true,
   ): Promise<RoomsSection> {
     const rooms: RoomsSection = { join: {}, invite: {}, leave: {}, knock: {} };
     const roomIds =
@@ -452,7 +456,8 @@ export class SyncService {
     for (const roomId of roomIds) {
       const membership = state.memberships[roomId];
       // Checked before the room's events are read: a room left out costs nothing.
-      if (membership === undefined || !(await include(roomId))) continue;
+      if (membership === undefined || (!joined && membership['membership'] === 'join')) continue;
+      if (!(await include(roomId))) continue;
       const event = isRecord(membership['event']) ? clientEvent(membership['event']) : undefined;
       const timeline = { events: event === undefined ? [] : [event], limited: changed === 'expired' };
       switch (membership['membership']) {
