@@ -35,6 +35,13 @@ export interface PersistEventInput {
   rejected?: RefusalReason;
   /** The state before the event; required unless it is an outlier. */
   stateBefore?: StateBeforeInput;
+  /**
+   * The room's current state once this accepted timeline event is in (the resolution of the forward extremities
+   * it leaves, as `forwardExtremitiesAfter` names them). Set in the event's transaction, logged at its stream
+   * ordering, so no reader sees the event without the state and memberships it brings. Ignored when the event
+   * was held already (`inserted: false`), for outliers and for rejected events.
+   */
+  currentState?: StateMap;
 }
 
 /** What `persistEvent` did: stored it now (or took an outlier into the timeline), and its stream ordering. */
@@ -167,6 +174,17 @@ export interface RoomStore extends EventLookup, RoomFederationStore {
   /** The room's forward extremities, deepest first, at most `limit`. */
   forwardExtremities(roomId: string, limit?: number): Promise<ForwardExtremity[]>;
   /**
+   * The forward extremities the room would have once `event` (not held yet) is persisted with `prevEvents`:
+   * today's, less its prev events, and the event itself unless a held timeline event already names it as a
+   * prev event. Deepest first, at most `limit`: what `persistEvent` leaves, read before it runs.
+   */
+  forwardExtremitiesAfter(
+    roomId: string,
+    event: ForwardExtremity,
+    prevEvents: readonly string[],
+    limit: number,
+  ): Promise<ForwardExtremity[]>;
+  /**
    * Prev events referenced by held timeline events but not held in the timeline (gaps to fill), at most `limit`;
    * with `referencedAbove`, only those referenced by an event deeper than that depth, deepest referrer first.
    */
@@ -175,7 +193,10 @@ export interface RoomStore extends EventLookup, RoomFederationStore {
   isMissingPrev(roomId: string, eventId: string): Promise<boolean>;
   /** The room's current state as last set by `setCurrentState` (empty when never set). */
   currentState(roomId: string): Promise<StateMap>;
-  /** Replaces the room's current state (the resolution of its extremities' states), logged at a stream position. */
+  /**
+   * Replaces the room's current state (the resolution of its extremities' states), logged at a stream position.
+   * Accepting an event sets it with `persistEvent`'s `currentState` instead, in one transaction.
+   */
   setCurrentState(roomId: string, state: StateMap, atStreamOrdering: number): Promise<void>;
   /** Changes of the room's current state after stream position `since`, oldest first, at most `limit`. */
   currentStateChangesSince(roomId: string, since: number, limit: number): Promise<CurrentStateChange[]>;

@@ -425,6 +425,58 @@ describe.each(STORAGE_BACKENDS)('room store on %s', (backend) => {
     expect(await store.currentStateChangesSince(room, p3.streamOrdering!, 10)).toEqual([]);
   });
 
+  it('sets the current state given with an event in its transaction, at its stream ordering; names the extremities it leaves', async () => {
+    const room = newRoom();
+    const join = { membership: 'join' };
+    await add('$sc', { room, type: 'm.room.create', stateKey: '', depth: 1 });
+    const j = await add(
+      '$sj',
+      { room, type: 'm.room.member', stateKey: '@a:one', prev: ['$sc'], depth: 2, content: join },
+      '$sc',
+    );
+    await store.setCurrentState(room, await store.stateAfter('$sj'), j.streamOrdering!);
+    // Two branches off $sj; a third event that names neither leaves both as extremities.
+    await add('$sx', { room, type: 'm.room.message', prev: ['$sj'], depth: 3 }, '$sj');
+    expect(
+      (await store.forwardExtremitiesAfter(room, { eventId: '$sy', depth: 3 }, ['$sj'], 10)).map((e) => e.eventId),
+    ).toEqual(['$sx', '$sy']);
+    expect(
+      (await store.forwardExtremitiesAfter(room, { eventId: '$sz', depth: 4 }, ['$sx'], 10)).map((e) => e.eventId),
+    ).toEqual(['$sz']);
+    // The current state comes with the event: memberships and the change log at its position.
+    const bob = stateKeyOf('m.room.member', '@b:two');
+    const withBob = new Map([...(await store.stateAfter('$sx')), [bob, '$sb']]);
+    const b = await store.persistEvent({
+      eventId: '$sb',
+      roomVersion: '11',
+      pdu: pdu({ room, type: 'm.room.member', stateKey: '@b:two', prev: ['$sx'], depth: 4, content: join }),
+      stateBefore: { afterEvent: '$sx' },
+      currentState: withBob,
+    });
+    expect(await store.currentState(room)).toEqual(withBob);
+    expect(await store.currentStateChangesSince(room, j.streamOrdering!, 10)).toEqual([
+      { streamOrdering: b.streamOrdering, key: bob, eventId: '$sb' },
+    ]);
+    expect(await store.roomsOfServer('two', { limit: 10 })).toMatchObject([
+      { roomId: room, userId: '@b:two', membership: 'join', eventId: '$sb', streamOrdering: b.streamOrdering },
+    ]);
+    // An event whose child is held already does not become an extremity.
+    await add('$sd', { room, type: 'm.room.message', prev: ['$sb', '$sgap'], depth: 6 }, '$sb');
+    expect(
+      (await store.forwardExtremitiesAfter(room, { eventId: '$sgap', depth: 5 }, ['$sb'], 10)).map((e) => e.eventId),
+    ).toEqual(['$sd']);
+    // Held already: nothing changes, the state given is not applied.
+    const again = await store.persistEvent({
+      eventId: '$sb',
+      roomVersion: '11',
+      pdu: pdu({ room, type: 'm.room.member', stateKey: '@b:two', prev: ['$sx'], depth: 4, content: join }),
+      stateBefore: { afterEvent: '$sx' },
+      currentState: new Map(),
+    });
+    expect(again).toEqual({ inserted: false, streamOrdering: b.streamOrdering });
+    expect(await store.currentState(room)).toEqual(withBob);
+  });
+
   it("pages a server's rooms by room id without splitting a room's users across pages", async () => {
     const roomIds = ['!page-a:example', '!page-b:example'];
     for (const [n, room] of roomIds.entries()) {

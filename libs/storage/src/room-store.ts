@@ -24,6 +24,8 @@ export interface PersistRoomEvent {
   outlier?: boolean;
   rejected?: RefusalReason;
   stateBefore?: RoomStateBefore;
+  /** The room's current state once the event is in: set in the same transaction, at its stream ordering. */
+  currentState?: ReadonlyMap<StateTuple, string>;
 }
 
 /** An event as stored. */
@@ -224,6 +226,7 @@ export class SqlRoomStore {
       }>;
       const streamOrdering = Number(next!.next);
       await m.query('UPDATE room_event SET stream_ordering = $2 WHERE event_id = $1', [eventId, streamOrdering]);
+      if (input.currentState !== undefined) await this.applyCurrentState(m, roomId, input.currentState, streamOrdering);
       return { inserted: true, streamOrdering };
     });
   }
@@ -314,6 +317,31 @@ export class SqlRoomStore {
     return rows.map((r) => ({ eventId: r.event_id, depth: Number(r.depth) }));
   }
 
+  /**
+   * The forward extremities once `event` (not held yet) is persisted with `prevEvents`, as `updateExtremities`
+   * will leave them: today's less its prev events, and the event unless a held timeline event names it as a
+   * prev event. Deepest first, at most `limit`.
+   */
+  async forwardExtremitiesAfter(
+    roomId: string,
+    event: { eventId: string; depth: number },
+    prevEvents: readonly string[],
+    limit: number,
+  ): Promise<Array<{ eventId: string; depth: number }>> {
+    checkLimit(limit, 'limit');
+    const rows = (await this.dataSource.query(
+      `SELECT f.event_id, r.depth FROM room_forward_extremity f JOIN room_event r ON r.event_id = f.event_id
+       WHERE f.room_id = $1 AND f.event_id <> ALL($2::varchar[]) AND f.event_id <> $3
+       ORDER BY r.depth DESC, r.${EVENT_ID_ORDER} LIMIT $4`,
+      [roomId, prevEvents, event.eventId, limit],
+    )) as Array<{ event_id: string; depth: string }>;
+    const extremities = rows.map((r) => ({ eventId: r.event_id, depth: Number(r.depth) }));
+    if (!(await this.isReferenced(this.dataSource.manager, roomId, event.eventId))) extremities.push(event);
+    // Event ids are ASCII: comparing code units is the store's "C" collation.
+    extremities.sort((a, b) => b.depth - a.depth || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
+    return extremities.slice(0, limit);
+  }
+
   /** Prev events of held timeline events that are not held in the timeline (gaps to fill). */
   async missingPrevEvents(roomId: string, limit = DEFAULT_LIST_LIMIT, referencedAbove?: number): Promise<string[]> {
     checkLimit(limit, 'limit');
@@ -356,45 +384,11 @@ export class SqlRoomStore {
    * memberships of the room's users in step, in one transaction under the room's lock.
    */
   async setCurrentState(roomId: string, state: StateMap, atStreamOrdering: number): Promise<void> {
-    checkPosition(atStreamOrdering, 'atStreamOrdering');
-    for (const [key, id] of state)
-      if (!key.includes('\u0000') || typeof id !== 'string' || id.length === 0)
-        throw new TypeError(
-          `Cannot set the state of ${roomId}: ${JSON.stringify(key)} is not a state entry (stateKeyOf).`,
-        );
     await this.dataSource.transaction(async (m) => {
       const locked = (await m.query('SELECT room_id FROM room WHERE room_id = $1 FOR UPDATE', [roomId])) as unknown[];
       if (locked.length === 0)
         throw new TypeError(`Cannot set the state of ${roomId}: no event of it is held. Persist its events first.`);
-      const current = await this.readCurrentState(m, roomId);
-      const changes: Array<[StateTuple, string | null]> = [];
-      for (const [key, id] of state) if (current.get(key) !== id) changes.push([key, id]);
-      for (const key of current.keys()) if (!state.has(key)) changes.push([key, null]);
-      if (changes.length === 0) return;
-
-      for (let i = 0; i < changes.length; i += INSERT_CHUNK) {
-        const chunk = changes.slice(i, i + INSERT_CHUNK);
-        const [types, keys, ids] = columnsOf(chunk);
-        await m.query(
-          `DELETE FROM room_current_state c USING unnest($2::varchar[], $3::varchar[]) AS x(type, state_key)
-           WHERE c.room_id = $1 AND c.type = x.type AND c.state_key = x.state_key`,
-          [roomId, types, keys],
-        );
-        await m.query(
-          `INSERT INTO room_current_state (room_id, type, state_key, event_id)
-           SELECT $1, x.type, x.state_key, x.event_id FROM unnest($2::varchar[], $3::varchar[], $4::varchar[])
-             AS x(type, state_key, event_id) WHERE x.event_id IS NOT NULL`,
-          [roomId, types, keys, ids],
-        );
-        await m.query(
-          `INSERT INTO room_current_state_delta (room_id, stream_ordering, type, state_key, event_id)
-           SELECT $1, $5::bigint, x.type, x.state_key, x.event_id FROM unnest($2::varchar[], $3::varchar[], $4::varchar[])
-             AS x(type, state_key, event_id)
-           ON CONFLICT (room_id, stream_ordering, type, state_key) DO UPDATE SET event_id = EXCLUDED.event_id`,
-          [roomId, types, keys, ids, atStreamOrdering],
-        );
-      }
-      await this.updateMemberships(m, roomId, changes, atStreamOrdering);
+      await this.applyCurrentState(m, roomId, state, atStreamOrdering);
     });
   }
 
@@ -813,12 +807,7 @@ export class SqlRoomStore {
       roomId,
       prevEvents,
     ]);
-    const referenced = (await m.query(
-      `SELECT 1 FROM room_event_edge e JOIN room_event r ON r.event_id = e.event_id
-       WHERE e.prev_event_id = $1 AND r.room_id = $2 AND r.outlier = false AND r.rejection_code IS NULL LIMIT 1`,
-      [eventId, roomId],
-    )) as unknown[];
-    if (referenced.length === 0)
+    if (!(await this.isReferenced(m, roomId, eventId)))
       await m.query('INSERT INTO room_forward_extremity (room_id, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
         roomId,
         eventId,
@@ -830,6 +819,16 @@ export class SqlRoomStore {
        ON CONFLICT DO NOTHING`,
       [roomId, prevEvents],
     );
+  }
+
+  /** Whether a held, accepted timeline event of the room names `eventId` as a prev event. */
+  private async isReferenced(m: EntityManager, roomId: string, eventId: string): Promise<boolean> {
+    const rows = (await m.query(
+      `SELECT 1 FROM room_event_edge e JOIN room_event r ON r.event_id = e.event_id
+       WHERE e.prev_event_id = $1 AND r.room_id = $2 AND r.outlier = false AND r.rejection_code IS NULL LIMIT 1`,
+      [eventId, roomId],
+    )) as unknown[];
+    return rows.length > 0;
   }
 
   /**
@@ -950,6 +949,53 @@ export class SqlRoomStore {
         `Event ${eventId} is held without its state (an outlier): persist it into the timeline with stateBefore.`,
       );
     return String(group);
+  }
+
+  /**
+   * Replaces the room's current state inside `m`'s transaction, which holds the room's lock: each changed key is
+   * logged at `atStreamOrdering`, and the memberships of the room's users follow.
+   */
+  private async applyCurrentState(
+    m: EntityManager,
+    roomId: string,
+    state: ReadonlyMap<StateTuple, string>,
+    atStreamOrdering: number,
+  ): Promise<void> {
+    checkPosition(atStreamOrdering, 'atStreamOrdering');
+    for (const [key, id] of state)
+      if (!key.includes('\u0000') || typeof id !== 'string' || id.length === 0)
+        throw new TypeError(
+          `Cannot set the state of ${roomId}: ${JSON.stringify(key)} is not a state entry (stateKeyOf).`,
+        );
+    const current = await this.readCurrentState(m, roomId);
+    const changes: Array<[StateTuple, string | null]> = [];
+    for (const [key, id] of state) if (current.get(key) !== id) changes.push([key, id]);
+    for (const key of current.keys()) if (!state.has(key)) changes.push([key, null]);
+    if (changes.length === 0) return;
+
+    for (let i = 0; i < changes.length; i += INSERT_CHUNK) {
+      const chunk = changes.slice(i, i + INSERT_CHUNK);
+      const [types, keys, ids] = columnsOf(chunk);
+      await m.query(
+        `DELETE FROM room_current_state c USING unnest($2::varchar[], $3::varchar[]) AS x(type, state_key)
+         WHERE c.room_id = $1 AND c.type = x.type AND c.state_key = x.state_key`,
+        [roomId, types, keys],
+      );
+      await m.query(
+        `INSERT INTO room_current_state (room_id, type, state_key, event_id)
+         SELECT $1, x.type, x.state_key, x.event_id FROM unnest($2::varchar[], $3::varchar[], $4::varchar[])
+           AS x(type, state_key, event_id) WHERE x.event_id IS NOT NULL`,
+        [roomId, types, keys, ids],
+      );
+      await m.query(
+        `INSERT INTO room_current_state_delta (room_id, stream_ordering, type, state_key, event_id)
+         SELECT $1, $5::bigint, x.type, x.state_key, x.event_id FROM unnest($2::varchar[], $3::varchar[], $4::varchar[])
+           AS x(type, state_key, event_id)
+         ON CONFLICT (room_id, stream_ordering, type, state_key) DO UPDATE SET event_id = EXCLUDED.event_id`,
+        [roomId, types, keys, ids, atStreamOrdering],
+      );
+    }
+    await this.updateMemberships(m, roomId, changes, atStreamOrdering);
   }
 
   private async readCurrentState(m: EntityManager, roomId: string): Promise<Map<StateTuple, string>> {

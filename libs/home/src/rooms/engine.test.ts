@@ -557,44 +557,39 @@ describe.each(STORAGE_BACKENDS)('room engine on %s', (backend) => {
       roomId,
     );
   });
-  it('gives /sync no position whose membership is not in the current state yet (an invite seen later is never lost)', async () => {
+  it('stores an event with the current state it brings in one write: any position /sync takes has its membership', async () => {
     const { roomId } = await engine.createRoom(A, request());
-    // A second engine over the same store, whose current-state writes wait for the test.
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let blocked: () => void = () => undefined;
-    const reached = new Promise<void>((resolve) => (blocked = resolve));
-    const slow = new Proxy(rooms, {
+    // A second engine over the same store, whose store calls the test sees.
+    const persisted: Array<{ eventId: string; currentState?: ReadonlyMap<string, string> }> = [];
+    const separateStateWrites: unknown[] = [];
+    const watched = new Proxy(rooms, {
       get(target, name, receiver) {
         const value: unknown = Reflect.get(target, name, receiver);
-        if (name !== 'setCurrentState' || typeof value !== 'function') {
-          return typeof value === 'function' ? value.bind(target) : value;
-        }
-        return async (...args: unknown[]) => {
-          blocked();
-          await gate;
-          return (value as (...a: unknown[]) => Promise<void>).apply(target, args);
-        };
+        if (typeof value !== 'function') return value;
+        if (name === 'setCurrentState')
+          return (...args: unknown[]) => (separateStateWrites.push(args), value.apply(target, args));
+        if (name === 'persistEvent')
+          return (input: { eventId: string; currentState?: ReadonlyMap<string, string> }, ...rest: unknown[]) => {
+            persisted.push(input);
+            return value.apply(target, [input, ...rest]);
+          };
+        return value.bind(target);
       },
     });
-    const gated = new RoomEngine({
-      store: slow,
+    const watchedEngine = new RoomEngine({
+      store: watched,
       documents: new SqlReplicaStore(storage.dataSource),
       nodeKey: home.secretKey,
     });
-    const before = await gated.position();
-    const invite = gated.membership(A, roomId, { action: 'invite', target: D.userId });
-    await reached;
-    // The invite is stored (the store's position has it) but its membership row is not written yet.
-    expect(await rooms.currentStreamPosition()).toBeGreaterThan(before);
-    const during = await gated.position();
-    expect(during).toBe(before);
-    release();
-    await invite;
-    const after = await gated.position();
+    const before = await watchedEngine.position();
+    const { eventId } = await watchedEngine.membership(A, roomId, { action: 'invite', target: D.userId });
+    expect(separateStateWrites).toEqual([]);
+    const write = persisted.find((p) => p.eventId === eventId);
+    expect(write?.currentState?.get(stateKeyOf('m.room.member', D.userId))).toBe(eventId);
+    const after = await watchedEngine.position();
+    expect(after).toBe(await rooms.currentStreamPosition());
     expect(after).toBeGreaterThan(before);
-    // A sync that reached `during` gets the invite from its next look.
-    const entries = await gated.syncRooms(D, { since: during, to: after, timelineLimit: 5 });
+    const entries = await watchedEngine.syncRooms(D, { since: before, to: after, timelineLimit: 5 });
     expect(entries.find((e) => e.roomId === roomId)?.membership).toBe('invite');
   });
 });

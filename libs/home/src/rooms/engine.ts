@@ -91,8 +91,6 @@ export interface RoomEngineComponents {
 export const MAX_PAGE = 100;
 /** Most timeline events of one room in a `/sync` response. */
 export const MAX_SYNC_TIMELINE = 100;
-/** Longest `position()` waits for running accepts to finish before it answers the last settled position. */
-const SETTLE_WAIT_MS = 2_000;
 /** How long a room whose backfill found nothing is not backfilled again for /messages. */
 const BACKFILL_RETRY_MS = 60_000;
 /** Most backfills one `/messages` page makes before it is served (each fetches up to a page of events). */
@@ -164,13 +162,6 @@ export class RoomEngine implements MatrixRoomsPort {
   readonly #takeInFailed = new Map<string, number>();
   /** Rooms whose last backfill found nothing, with when (see #backfill). */
   readonly #backfillFailed = new Map<string, number>();
-  /** Accepts running now, accepts ever started, and who waits for none to run (see `position()`). */
-  #accepting = 0;
-  #acceptsStarted = 0;
-  readonly #idle: Array<() => void> = [];
-  /** The newest position read while no accept ran. */
-  #settled = 0;
-
   constructor(components: RoomEngineComponents) {
     this.#store = components.store;
     this.#documents = components.documents;
@@ -183,47 +174,11 @@ export class RoomEngine implements MatrixRoomsPort {
   }
 
   /**
-   * The newest stream position whose event is settled: stored *and* reflected in the current state and the
-   * memberships (the store persists an event, then sets the current state in a second transaction). A /sync
-   * that took a position between the two would list an invite's or join's stream ordering as seen without the
-   * membership row, and never give it later. So the store's position is read only while no accept runs (and
-   * none starts during the read); under constant writes, after waiting at most SETTLE_WAIT_MS, the last
-   * settled position is answered (older, never wrong: the client gets the rest next time).
+   * The newest stream position: every event up to it is stored with the current state and memberships it
+   * brings (one transaction each, committed in stream order), so a /sync may take it as it is.
    */
   async position(): Promise<number> {
-    const deadline = Date.now() + SETTLE_WAIT_MS;
-    for (let tries = 0; tries < 100; tries++) {
-      if (this.#accepting === 0) {
-        const started = this.#acceptsStarted;
-        const position = await this.#store.currentStreamPosition();
-        if (this.#accepting === 0 && this.#acceptsStarted === started) {
-          this.#settled = Math.max(this.#settled, position);
-          return position;
-        }
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#idle.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-    return this.#settled;
-  }
-
-  /** Runs one accept (persist, then current state) as the settled position (`position()`) needs to see it. */
-  async #accepted<T>(accept: () => Promise<T>): Promise<T> {
-    this.#accepting++;
-    this.#acceptsStarted++;
-    try {
-      return await accept();
-    } finally {
-      this.#accepting--;
-      if (this.#accepting === 0) for (const wake of this.#idle.splice(0)) wake();
-    }
+    return this.#store.currentStreamPosition();
   }
 
   onRoomEvents(listener: (serverNames: string[]) => void): void {
@@ -266,7 +221,7 @@ export class RoomEngine implements MatrixRoomsPort {
     if (roomId === undefined) return noRoomId();
     const outcome = await this.#queue.run(roomId, async () => {
       if (given !== undefined) {
-        return this.#accepted(() => this.#pipeline.accept(given.version, json, 'remote', given.state));
+        return this.#pipeline.accept(given.version, json, 'remote', given.state);
       }
       let version = await this.#store.roomVersion(roomId);
       const pdu = json as Partial<Pdu>;
@@ -283,7 +238,7 @@ export class RoomEngine implements MatrixRoomsPort {
           stored: 'dropped',
         } satisfies AcceptOutcome;
       }
-      return this.#accepted(() => this.#pipeline.accept(version, json, 'remote'));
+      return this.#pipeline.accept(version, json, 'remote');
     });
     if (outcome.ok && outcome.currentState !== undefined) await this.#notify(outcome.currentState);
     if (outcome.ok && outcome.inserted) this.#tellAccepted();
@@ -748,7 +703,7 @@ export class RoomEngine implements MatrixRoomsPort {
       throw new MatrixError('M_BAD_JSON', `The event cannot be signed: ${(error as Error).message}`);
     }
     if (exchange !== undefined) pdu = await exchange(pdu);
-    const outcome = await this.#accepted(() => this.#pipeline.accept(version, pdu, 'local'));
+    const outcome = await this.#pipeline.accept(version, pdu, 'local');
     if (!outcome.ok) throw refusalError(outcome);
     if (outcome.currentState !== undefined) await this.#notify(outcome.currentState);
     if (outcome.inserted) this.#tellAccepted();

@@ -18,6 +18,7 @@ import {
   validatePdu,
   verifyPduSignatures,
   LIMITS,
+  type EventLookup,
   type Pdu,
   type ResolveKey,
   type RoomVersionId,
@@ -165,12 +166,13 @@ export class RoomEventPipeline {
     const prev = [...new Set(pdu.prev_events)];
     const stateBefore: StateBeforeInput =
       prev.length === 1 && givenState === undefined ? { afterEvent: prev[0]! } : { state: before };
-    const persisted = await this.store.persistEvent({ eventId, roomVersion: version, pdu, stateBefore });
+    // The current state the event leaves is resolved first and set in the event's own transaction: no reader
+    // sees the event without the state (and memberships) it brings.
+    const currentState = await this.currentState(version, eventId, pdu, before);
+    const persisted = await this.store.persistEvent({ eventId, roomVersion: version, pdu, stateBefore, currentState });
     if (!persisted.inserted || persisted.streamOrdering === null) {
       return { ok: true, eventId, inserted: false, streamOrdering: persisted.streamOrdering };
     }
-    const currentState = await this.currentState(version, pdu.room_id, eventId, pdu, before);
-    await this.store.setCurrentState(pdu.room_id, currentState, persisted.streamOrdering);
     return { ok: true, eventId, inserted: true, streamOrdering: persisted.streamOrdering, currentState };
   }
 
@@ -273,21 +275,31 @@ export class RoomEventPipeline {
   }
 
   /**
-   * The room's state once the event is in: its own state after when it is the only extremity (a chain of local
-   * events), else the resolution of the extremities' states (state resolution v2).
+   * The room's state once the event is in, read before it is stored (the caller serialises the room): its own
+   * state after when it leaves itself the only extremity (a chain of events), else the resolution of the states
+   * at the extremities it leaves (state resolution v2).
    */
-  private async currentState(
-    version: RoomVersionId,
-    roomId: string,
-    eventId: string,
-    pdu: Pdu,
-    before: StateMap,
-  ): Promise<StateMap> {
-    const extremities = await this.store.forwardExtremities(roomId, MAX_RESOLVED_EXTREMITIES);
-    if (extremities.length === 1 && extremities[0]!.eventId === eventId) return stateAfterEvent(before, eventId, pdu);
+  private async currentState(version: RoomVersionId, eventId: string, pdu: Pdu, before: StateMap): Promise<StateMap> {
+    const own = stateAfterEvent(before, eventId, pdu);
+    const extremities = await this.store.forwardExtremitiesAfter(
+      pdu.room_id,
+      { eventId, depth: pdu.depth },
+      [...new Set(pdu.prev_events)],
+      MAX_RESOLVED_EXTREMITIES,
+    );
+    if (extremities.length === 1 && extremities[0]!.eventId === eventId) return own;
     const states: StateMap[] = [];
-    for (const extremity of extremities) states.push(await this.store.stateAfter(extremity.eventId));
-    return resolveState(version, states, this.store, checkAuth);
+    for (const extremity of extremities)
+      states.push(extremity.eventId === eventId ? own : await this.store.stateAfter(extremity.eventId));
+    // The event is not stored yet: the resolution reads it from here.
+    const lookup: EventLookup = {
+      getEvents: async (ids) => {
+        const events = new Map(await this.store.getEvents(ids.filter((id) => id !== eventId)));
+        if (ids.includes(eventId)) events.set(eventId, pdu);
+        return events;
+      },
+    };
+    return resolveState(version, states, lookup, checkAuth);
   }
 }
 
