@@ -42,6 +42,11 @@ export interface PersistEventInput {
    * was held already (`inserted: false`), for outliers and for rejected events.
    */
   currentState?: StateMap;
+  /**
+   * Or the change the event makes to the room's current state as held (`null`: the key leaves), when the home
+   * knows it (an event extending the room's only extremity); it wins over `currentState`.
+   */
+  currentStateDelta?: StateDelta;
 }
 
 /** What `persistEvent` did: stored it now (or took an outlier into the timeline), and its stream ordering. */
@@ -176,14 +181,15 @@ export interface RoomStore extends EventLookup, RoomFederationStore {
   /**
    * The forward extremities the room would have once `event` (not held yet) is persisted with `prevEvents`:
    * today's, less its prev events, and the event itself unless a held timeline event already names it as a
-   * prev event. Deepest first, at most `limit`: what `persistEvent` leaves, read before it runs.
+   * prev event. Deepest first, at most `limit` (`after`): what `persistEvent` leaves, read before it runs; with
+   * today's (`before`, deepest first, at most `limit` plus the number of prev events).
    */
   forwardExtremitiesAfter(
     roomId: string,
     event: ForwardExtremity,
     prevEvents: readonly string[],
     limit: number,
-  ): Promise<ForwardExtremity[]>;
+  ): Promise<{ before: string[]; after: ForwardExtremity[] }>;
   /**
    * Prev events referenced by held timeline events but not held in the timeline (gaps to fill), at most `limit`;
    * with `referencedAbove`, only those referenced by an event deeper than that depth, deepest referrer first.

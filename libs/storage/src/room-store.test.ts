@@ -437,12 +437,11 @@ describe.each(STORAGE_BACKENDS)('room store on %s', (backend) => {
     await store.setCurrentState(room, await store.stateAfter('$sj'), j.streamOrdering!);
     // Two branches off $sj; a third event that names neither leaves both as extremities.
     await add('$sx', { room, type: 'm.room.message', prev: ['$sj'], depth: 3 }, '$sj');
-    expect(
-      (await store.forwardExtremitiesAfter(room, { eventId: '$sy', depth: 3 }, ['$sj'], 10)).map((e) => e.eventId),
-    ).toEqual(['$sx', '$sy']);
-    expect(
-      (await store.forwardExtremitiesAfter(room, { eventId: '$sz', depth: 4 }, ['$sx'], 10)).map((e) => e.eventId),
-    ).toEqual(['$sz']);
+    const branch = await store.forwardExtremitiesAfter(room, { eventId: '$sy', depth: 3 }, ['$sj'], 10);
+    expect(branch.before).toEqual(['$sx']);
+    expect(branch.after.map((e) => e.eventId)).toEqual(['$sx', '$sy']);
+    const chain = await store.forwardExtremitiesAfter(room, { eventId: '$sz', depth: 4 }, ['$sx'], 10);
+    expect(chain.after.map((e) => e.eventId)).toEqual(['$sz']);
     // The current state comes with the event: memberships and the change log at its position.
     const bob = stateKeyOf('m.room.member', '@b:two');
     const withBob = new Map([...(await store.stateAfter('$sx')), [bob, '$sb']]);
@@ -462,9 +461,22 @@ describe.each(STORAGE_BACKENDS)('room store on %s', (backend) => {
     ]);
     // An event whose child is held already does not become an extremity.
     await add('$sd', { room, type: 'm.room.message', prev: ['$sb', '$sgap'], depth: 6 }, '$sb');
-    expect(
-      (await store.forwardExtremitiesAfter(room, { eventId: '$sgap', depth: 5 }, ['$sb'], 10)).map((e) => e.eventId),
-    ).toEqual(['$sd']);
+    const late = await store.forwardExtremitiesAfter(room, { eventId: '$sgap', depth: 5 }, ['$sb'], 10);
+    expect(late.after.map((e) => e.eventId)).toEqual(['$sd']);
+    // A change given as a delta is written without reading the held state: only the key it names changes.
+    const topic = stateKeyOf('m.room.topic', '');
+    const t = await store.persistEvent({
+      eventId: '$st',
+      roomVersion: '11',
+      pdu: pdu({ room, type: 'm.room.topic', stateKey: '', prev: ['$sd'], depth: 7 }),
+      stateBefore: { afterEvent: '$sd' },
+      currentState: new Map(),
+      currentStateDelta: new Map([[topic, '$st']]),
+    });
+    expect(await store.currentState(room)).toEqual(new Map([...withBob, [topic, '$st']]));
+    expect(await store.currentStateChangesSince(room, b.streamOrdering!, 10)).toEqual([
+      { streamOrdering: t.streamOrdering, key: topic, eventId: '$st' },
+    ]);
     // Held already: nothing changes, the state given is not applied.
     const again = await store.persistEvent({
       eventId: '$sb',
@@ -474,7 +486,7 @@ describe.each(STORAGE_BACKENDS)('room store on %s', (backend) => {
       currentState: new Map(),
     });
     expect(again).toEqual({ inserted: false, streamOrdering: b.streamOrdering });
-    expect(await store.currentState(room)).toEqual(withBob);
+    expect((await store.currentState(room)).get(bob)).toBe('$sb');
   });
 
   it("pages a server's rooms by room id without splitting a room's users across pages", async () => {

@@ -26,6 +26,8 @@ export interface PersistRoomEvent {
   stateBefore?: RoomStateBefore;
   /** The room's current state once the event is in: set in the same transaction, at its stream ordering. */
   currentState?: ReadonlyMap<StateTuple, string>;
+  /** Or the change the event makes to the room's current state as held (null: the key leaves); wins over it. */
+  currentStateDelta?: ReadonlyMap<StateTuple, string | null>;
 }
 
 /** An event as stored. */
@@ -70,6 +72,8 @@ const TOKEN = /^t(\d{1,16})_(.*)$/s;
 
 /** Byte order of event ids, the same on every home (the column's collation is "C" too). */
 const EVENT_ID_ORDER = 'event_id COLLATE "C"';
+/** Room versions kept in memory per store (the memo is cleared whole when it is full). */
+const MAX_MEMO_ROOM_VERSIONS = 10_000;
 
 type EventRow = {
   event_id: string;
@@ -151,6 +155,9 @@ function checkPersistInput(input: PersistRoomEvent): void {
  * docs/decisions.md, "Room storage".
  */
 export class SqlRoomStore {
+  /** Room versions read (a room's version never changes once its row exists). */
+  readonly #versions = new Map<string, RoomVersionId>();
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly maxDeltaHops = DEFAULT_MAX_STATE_DELTA_HOPS,
@@ -221,12 +228,18 @@ export class SqlRoomStore {
       await this.updateExtremities(m, roomId, eventId, pdu.prev_events);
       // Stream order = commit order: the lock is held until this transaction ends.
       await m.query('SELECT pg_advisory_xact_lock($1)', [ROOM_STREAM_LOCK]);
-      const [next] = (await m.query('SELECT COALESCE(MAX(stream_ordering), 0) + 1 AS next FROM room_event')) as Array<{
-        next: string;
-      }>;
-      const streamOrdering = Number(next!.next);
-      await m.query('UPDATE room_event SET stream_ordering = $2 WHERE event_id = $1', [eventId, streamOrdering]);
-      if (input.currentState !== undefined) await this.applyCurrentState(m, roomId, input.currentState, streamOrdering);
+      const [assigned] = (await m.query(
+        `WITH assigned AS (
+           UPDATE room_event SET stream_ordering = (SELECT COALESCE(MAX(stream_ordering), 0) + 1 FROM room_event)
+           WHERE event_id = $1 RETURNING stream_ordering)
+         SELECT stream_ordering FROM assigned`,
+        [eventId],
+      )) as Array<{ stream_ordering: string }>;
+      const streamOrdering = Number(assigned!.stream_ordering);
+      if (input.currentStateDelta !== undefined)
+        await this.applyStateChanges(m, roomId, [...input.currentStateDelta], streamOrdering);
+      else if (input.currentState !== undefined)
+        await this.applyCurrentState(m, roomId, input.currentState, streamOrdering);
       return { inserted: true, streamOrdering };
     });
   }
@@ -287,10 +300,18 @@ export class SqlRoomStore {
 
   /** The room version recorded for a room, or null. */
   async roomVersion(roomId: string): Promise<RoomVersionId | null> {
+    const known = this.#versions.get(roomId);
+    if (known !== undefined) return known;
     const rows = (await this.dataSource.query('SELECT room_version FROM room WHERE room_id = $1', [roomId])) as Array<{
       room_version: RoomVersionId;
     }>;
-    return rows[0]?.room_version ?? null;
+    const version = rows[0]?.room_version ?? null;
+    if (version !== null) {
+      // A room's version never changes once recorded; the memo is bounded by dropping it whole.
+      if (this.#versions.size >= MAX_MEMO_ROOM_VERSIONS) this.#versions.clear();
+      this.#versions.set(roomId, version);
+    }
+    return version;
   }
 
   /** The state before a held event that has state. */
@@ -320,26 +341,28 @@ export class SqlRoomStore {
   /**
    * The forward extremities once `event` (not held yet) is persisted with `prevEvents`, as `updateExtremities`
    * will leave them: today's less its prev events, and the event unless a held timeline event names it as a
-   * prev event. Deepest first, at most `limit`.
+   * prev event. Deepest first, at most `limit`; with today's (`before`, at most `limit` + the prev events).
    */
   async forwardExtremitiesAfter(
     roomId: string,
     event: { eventId: string; depth: number },
     prevEvents: readonly string[],
     limit: number,
-  ): Promise<Array<{ eventId: string; depth: number }>> {
+  ): Promise<{ before: string[]; after: Array<{ eventId: string; depth: number }> }> {
     checkLimit(limit, 'limit');
     const rows = (await this.dataSource.query(
       `SELECT f.event_id, r.depth FROM room_forward_extremity f JOIN room_event r ON r.event_id = f.event_id
-       WHERE f.room_id = $1 AND f.event_id <> ALL($2::varchar[]) AND f.event_id <> $3
-       ORDER BY r.depth DESC, r.${EVENT_ID_ORDER} LIMIT $4`,
-      [roomId, prevEvents, event.eventId, limit],
+       WHERE f.room_id = $1 ORDER BY r.depth DESC, r.${EVENT_ID_ORDER} LIMIT $2`,
+      [roomId, limit + prevEvents.length],
     )) as Array<{ event_id: string; depth: string }>;
-    const extremities = rows.map((r) => ({ eventId: r.event_id, depth: Number(r.depth) }));
-    if (!(await this.isReferenced(this.dataSource.manager, roomId, event.eventId))) extremities.push(event);
+    const replaced = new Set(prevEvents);
+    const after = rows
+      .filter((r) => !replaced.has(r.event_id) && r.event_id !== event.eventId)
+      .map((r) => ({ eventId: r.event_id, depth: Number(r.depth) }));
+    if (!(await this.isReferenced(this.dataSource.manager, roomId, event.eventId))) after.push(event);
     // Event ids are ASCII: comparing code units is the store's "C" collation.
-    extremities.sort((a, b) => b.depth - a.depth || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
-    return extremities.slice(0, limit);
+    after.sort((a, b) => b.depth - a.depth || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
+    return { before: rows.map((r) => r.event_id), after: after.slice(0, limit) };
   }
 
   /** Prev events of held timeline events that are not held in the timeline (gaps to fill). */
@@ -754,23 +777,35 @@ export class SqlRoomStore {
 
   /** Records the room (first event) and takes its row lock for the rest of the transaction. */
   private async lockRoom(m: EntityManager, roomId: string, roomVersion: RoomVersionId): Promise<void> {
-    await m.query('INSERT INTO room (room_id, room_version) VALUES ($1, $2) ON CONFLICT (room_id) DO NOTHING', [
-      roomId,
-      roomVersion,
-    ]);
-    const [room] = (await m.query('SELECT room_version FROM room WHERE room_id = $1 FOR UPDATE', [roomId])) as Array<{
-      room_version: string;
-    }>;
+    const lock = () =>
+      m.query('SELECT room_version FROM room WHERE room_id = $1 FOR UPDATE', [roomId]) as Promise<
+        Array<{ room_version: string }>
+      >;
+    let [room] = await lock();
+    if (room === undefined) {
+      await m.query('INSERT INTO room (room_id, room_version) VALUES ($1, $2) ON CONFLICT (room_id) DO NOTHING', [
+        roomId,
+        roomVersion,
+      ]);
+      [room] = await lock();
+    }
     if (room!.room_version !== roomVersion)
       throw new TypeError(`Room ${roomId} is held as version ${room!.room_version}, not ${roomVersion}.`);
   }
 
   private async insertEvent(m: EntityManager, input: PersistRoomEvent): Promise<void> {
     const { eventId, pdu } = input;
+    // The event, its prev edges and its auth edges in one statement.
     await m.query(
-      `INSERT INTO room_event (event_id, room_id, pdu, type, state_key, sender, depth, origin_server_ts, outlier,
-         rejection_code, rejection_message)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      `WITH event AS (
+         INSERT INTO room_event (event_id, room_id, pdu, type, state_key, sender, depth, origin_server_ts, outlier,
+           rejection_code, rejection_message)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)),
+       edges AS (
+         INSERT INTO room_event_edge (event_id, prev_event_id, room_id)
+         SELECT $1, p, $2 FROM unnest($12::varchar[]) AS p ON CONFLICT DO NOTHING)
+       INSERT INTO room_event_auth (event_id, auth_event_id, room_id)
+       SELECT $1, a, $2 FROM unnest($13::varchar[]) AS a ON CONFLICT DO NOTHING`,
       [
         eventId,
         pdu.room_id,
@@ -783,17 +818,9 @@ export class SqlRoomStore {
         input.outlier === true,
         input.rejected?.code ?? null,
         input.rejected?.message ?? null,
+        pdu.prev_events,
+        pdu.auth_events,
       ],
-    );
-    await m.query(
-      `INSERT INTO room_event_edge (event_id, prev_event_id, room_id)
-       SELECT $1, p, $2 FROM unnest($3::varchar[]) AS p ON CONFLICT DO NOTHING`,
-      [eventId, pdu.room_id, pdu.prev_events],
-    );
-    await m.query(
-      `INSERT INTO room_event_auth (event_id, auth_event_id, room_id)
-       SELECT $1, a, $2 FROM unnest($3::varchar[]) AS a ON CONFLICT DO NOTHING`,
-      [eventId, pdu.room_id, pdu.auth_events],
     );
   }
 
@@ -971,8 +998,18 @@ export class SqlRoomStore {
     const changes: Array<[StateTuple, string | null]> = [];
     for (const [key, id] of state) if (current.get(key) !== id) changes.push([key, id]);
     for (const key of current.keys()) if (!state.has(key)) changes.push([key, null]);
-    if (changes.length === 0) return;
+    await this.applyStateChanges(m, roomId, changes, atStreamOrdering);
+  }
 
+  /** Writes changes to the room's current state, logged at `atStreamOrdering`, with the memberships they bring. */
+  private async applyStateChanges(
+    m: EntityManager,
+    roomId: string,
+    changes: Array<[StateTuple, string | null]>,
+    atStreamOrdering: number,
+  ): Promise<void> {
+    checkStateEntries(new Map(changes), roomId);
+    if (changes.length === 0) return;
     for (let i = 0; i < changes.length; i += INSERT_CHUNK) {
       const chunk = changes.slice(i, i + INSERT_CHUNK);
       const [types, keys, ids] = columnsOf(chunk);

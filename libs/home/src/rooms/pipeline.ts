@@ -15,6 +15,7 @@ import {
   resolveState,
   stateAfterEvent,
   stateBeforeEvent,
+  stateKeyOf,
   validatePdu,
   verifyPduSignatures,
   LIMITS,
@@ -25,7 +26,10 @@ import {
   type StateMap,
   type StateTuple,
 } from '@polyhome/rooms';
-import type { RoomStore, StateBeforeInput } from '../room-store.js';
+import type { RoomStore, StateBeforeInput, StateDelta, StoredRoomEvent } from '../room-store.js';
+
+/** What the checks read of a held event. */
+type HeldEvent = Pick<StoredRoomEvent, 'pdu' | 'outlier' | 'rejected' | 'streamOrdering'>;
 
 /** Where a refusal happened: what the event failed. */
 export type RefusalStage = 'format' | 'signature' | 'content_hash' | 'missing' | 'auth_events' | 'auth_state';
@@ -81,8 +85,67 @@ export async function keyResolverFor(documents: DocumentSource, version: RoomVer
   };
 }
 
+/** Accepted timeline events kept in memory (by count), and the states after them (by total entries). */
+const CACHED_EVENTS = 4_096;
+const CACHED_STATE_ENTRIES = 200_000;
+
+/**
+ * Accepted timeline events (never rejected, never outliers: such an event never changes once stored) with their
+ * stream orderings, and the states after them: what the next events of a room read for their checks (the state
+ * after their prev event, their auth events). Least recently used go first.
+ */
+class AcceptedCache {
+  readonly #events = new Map<string, { pdu: Pdu; streamOrdering: number | null }>();
+  readonly #states = new Map<string, StateMap>();
+  #stateEntries = 0;
+
+  event(eventId: string): { pdu: Pdu; streamOrdering: number | null } | undefined {
+    const hit = this.#events.get(eventId);
+    if (hit !== undefined) {
+      this.#events.delete(eventId);
+      this.#events.set(eventId, hit);
+    }
+    return hit;
+  }
+
+  putEvent(eventId: string, pdu: Pdu, streamOrdering: number | null): void {
+    this.#events.delete(eventId);
+    this.#events.set(eventId, { pdu, streamOrdering });
+    while (this.#events.size > CACHED_EVENTS) this.#events.delete(this.#events.keys().next().value!);
+  }
+
+  state(eventId: string): StateMap | undefined {
+    const hit = this.#states.get(eventId);
+    if (hit !== undefined) {
+      this.#states.delete(eventId);
+      this.#states.set(eventId, hit);
+    }
+    return hit;
+  }
+
+  putState(eventId: string, state: StateMap): void {
+    if (state.size > CACHED_STATE_ENTRIES / 4) return;
+    const old = this.#states.get(eventId);
+    if (old !== undefined) {
+      this.#states.delete(eventId);
+      this.#stateEntries -= old.size;
+    }
+    this.#states.set(eventId, state);
+    this.#stateEntries += state.size;
+    while (this.#stateEntries > CACHED_STATE_ENTRIES) {
+      const [oldest, evicted] = this.#states.entries().next().value!;
+      this.#states.delete(oldest);
+      this.#stateEntries -= evicted.size;
+    }
+  }
+}
+
 /** The accept pipeline over a room store and the documents that say which homes sign for an account. */
 export class RoomEventPipeline {
+  readonly #cache = new AcceptedCache();
+  /** Events by id for the checks and state resolution: the cache first, then the store. */
+  readonly #lookup: EventLookup = { getEvents: (ids) => this.#events(ids) };
+
   constructor(
     private readonly store: RoomStore,
     private readonly documents: DocumentSource,
@@ -104,6 +167,8 @@ export class RoomEventPipeline {
     if ('ok' in checked) return checked;
     const { pdu, eventId } = checked;
 
+    const cached = this.#cache.event(eventId);
+    if (cached !== undefined) return { ok: true, eventId, inserted: false, streamOrdering: cached.streamOrdering };
     const held = (await this.store.eventsByIds([eventId])).get(eventId);
     if (held !== undefined && !held.outlier) {
       if (held.rejected !== null)
@@ -124,7 +189,7 @@ export class RoomEventPipeline {
 
     // Auth events: all held and none rejected (rule 2.3), the right ones (2.1, 2.2, 2.4), and the event passes
     // the rules against them.
-    const authHeld = await this.store.eventsByIds(pdu.auth_events);
+    const authHeld = await this.#heldEvents(pdu.auth_events);
     const authEvents: Pdu[] = [];
     for (const id of pdu.auth_events) {
       const event = authHeld.get(id);
@@ -154,7 +219,7 @@ export class RoomEventPipeline {
     if (givenState !== undefined) before = givenState;
     else {
       try {
-        before = await stateBeforeEvent(version, pdu, (id) => this.stateAfter(id), this.store, checkAuth);
+        before = await stateBeforeEvent(version, pdu, (id) => this.stateAfter(id), this.#lookup, checkAuth);
       } catch (error) {
         if (!(error instanceof MissingPrevStateError)) throw error;
         return drop('missing', { code: 'missing_prev_event', message: error.message }, eventId);
@@ -168,11 +233,21 @@ export class RoomEventPipeline {
       prev.length === 1 && givenState === undefined ? { afterEvent: prev[0]! } : { state: before };
     // The current state the event leaves is resolved first and set in the event's own transaction: no reader
     // sees the event without the state (and memberships) it brings.
-    const currentState = await this.currentState(version, eventId, pdu, before);
-    const persisted = await this.store.persistEvent({ eventId, roomVersion: version, pdu, stateBefore, currentState });
+    const own = stateAfterEvent(before, eventId, pdu);
+    const { currentState, currentStateDelta } = await this.currentState(version, eventId, pdu, own);
+    const persisted = await this.store.persistEvent({
+      eventId,
+      roomVersion: version,
+      pdu,
+      stateBefore,
+      currentState,
+      ...(currentStateDelta === undefined ? {} : { currentStateDelta }),
+    });
     if (!persisted.inserted || persisted.streamOrdering === null) {
       return { ok: true, eventId, inserted: false, streamOrdering: persisted.streamOrdering };
     }
+    this.#cache.putEvent(eventId, pdu, persisted.streamOrdering);
+    this.#cache.putState(eventId, own);
     return { ok: true, eventId, inserted: true, streamOrdering: persisted.streamOrdering, currentState };
   }
 
@@ -216,7 +291,7 @@ export class RoomEventPipeline {
     const checked = await this.#verified(version, json);
     if ('ok' in checked) return checked;
     const { pdu, eventId } = checked;
-    const held = await this.store.eventsByIds([eventId, ...pdu.auth_events]);
+    const held = await this.#heldEvents([eventId, ...pdu.auth_events]);
     const self = held.get(eventId);
     if (self !== undefined && (into === 'outlier' || !self.outlier)) {
       if (self.rejected !== null)
@@ -258,11 +333,51 @@ export class RoomEventPipeline {
 
   /** The state after a held timeline event, or undefined when the store has none for it. */
   private async stateAfter(eventId: string): Promise<StateMap | undefined> {
-    const held = (await this.store.eventsByIds([eventId])).get(eventId);
+    const cached = this.#cache.state(eventId);
+    if (cached !== undefined) return cached;
+    const held = (await this.#heldEvents([eventId])).get(eventId);
     if (held === undefined || held.outlier || held.rejected !== null) return undefined;
     // A backfilled event (ordered before every other) has no state of its own here.
     if (held.streamOrdering !== null && held.streamOrdering <= 0) return undefined;
-    return this.store.stateAfter(eventId);
+    const state = await this.store.stateAfter(eventId);
+    this.#cache.putState(eventId, state);
+    return state;
+  }
+
+  /**
+   * Held events by id, as `eventsByIds` gives them: accepted timeline events from the cache, the rest from the
+   * store (accepted timeline events read are cached).
+   */
+  async #heldEvents(ids: readonly string[]): Promise<Map<string, HeldEvent>> {
+    const [found, missing] = this.#cached(ids, (hit): HeldEvent => ({ ...hit, outlier: false, rejected: null }));
+    if (missing.length === 0) return found;
+    for (const [id, event] of await this.store.eventsByIds(missing)) {
+      found.set(id, event);
+      if (!event.outlier && event.rejected === null) this.#cache.putEvent(id, event.pdu, event.streamOrdering);
+    }
+    return found;
+  }
+
+  /** Events by id (any held copy) for the checks: the cache first, then the store. */
+  async #events(ids: readonly string[]): Promise<ReadonlyMap<string, Pdu>> {
+    const [found, missing] = this.#cached(ids, (hit) => hit.pdu);
+    if (missing.length > 0) for (const [id, pdu] of await this.store.getEvents(missing)) found.set(id, pdu);
+    return found;
+  }
+
+  /** The cached events of `ids` (as `as` makes them), and the ids not cached. */
+  #cached<T>(
+    ids: readonly string[],
+    as: (hit: { pdu: Pdu; streamOrdering: number | null }) => T,
+  ): [Map<string, T>, string[]] {
+    const found = new Map<string, T>();
+    const missing: string[] = [];
+    for (const id of ids) {
+      const hit = this.#cache.event(id);
+      if (hit === undefined) missing.push(id);
+      else found.set(id, as(hit));
+    }
+    return [found, missing];
   }
 
   /** The events of `state` the rules read for `pdu`, keyed as the auth rules want them. */
@@ -270,36 +385,53 @@ export class RoomEventPipeline {
     const ids = authTypesFor(version, pdu)
       .map((key) => state.get(key))
       .filter((id): id is string => id !== undefined);
-    const events = await this.store.getEvents(ids);
+    const events = await this.#events(ids);
     return authStateOf(ids.map((id) => events.get(id)).filter((e): e is Pdu => e !== undefined));
   }
 
   /**
-   * The room's state once the event is in, read before it is stored (the caller serialises the room): its own
-   * state after when it leaves itself the only extremity (a chain of events), else the resolution of the states
-   * at the extremities it leaves (state resolution v2).
+   * The room's state once the event is in, read before it is stored (the caller serialises the room): when the
+   * event extends the room's only extremity, the change it makes to the current state (that extremity's state
+   * after, as set when it came in); when it leaves itself the only extremity otherwise, its own state after;
+   * else the resolution of the states at the extremities it leaves (state resolution v2).
    */
-  private async currentState(version: RoomVersionId, eventId: string, pdu: Pdu, before: StateMap): Promise<StateMap> {
-    const own = stateAfterEvent(before, eventId, pdu);
-    const extremities = await this.store.forwardExtremitiesAfter(
+  private async currentState(
+    version: RoomVersionId,
+    eventId: string,
+    pdu: Pdu,
+    own: StateMap,
+  ): Promise<{ currentState: StateMap; currentStateDelta?: StateDelta }> {
+    const prevs = [...new Set(pdu.prev_events)];
+    const { before, after } = await this.store.forwardExtremitiesAfter(
       pdu.room_id,
       { eventId, depth: pdu.depth },
-      [...new Set(pdu.prev_events)],
+      prevs,
       MAX_RESOLVED_EXTREMITIES,
     );
-    if (extremities.length === 1 && extremities[0]!.eventId === eventId) return own;
+    if (after.length === 1 && after[0]!.eventId === eventId) {
+      if (before.length === 1 && prevs.length === 1 && before[0] === prevs[0]) {
+        const delta: StateDelta =
+          typeof pdu.state_key === 'string' ? new Map([[stateKeyOf(pdu.type, pdu.state_key), eventId]]) : new Map();
+        return { currentState: own, currentStateDelta: delta };
+      }
+      return { currentState: own };
+    }
     const states: StateMap[] = [];
-    for (const extremity of extremities)
-      states.push(extremity.eventId === eventId ? own : await this.store.stateAfter(extremity.eventId));
+    for (const extremity of after)
+      states.push(
+        extremity.eventId === eventId
+          ? own
+          : (this.#cache.state(extremity.eventId) ?? (await this.store.stateAfter(extremity.eventId))),
+      );
     // The event is not stored yet: the resolution reads it from here.
     const lookup: EventLookup = {
       getEvents: async (ids) => {
-        const events = new Map(await this.store.getEvents(ids.filter((id) => id !== eventId)));
+        const events = new Map(await this.#events(ids.filter((id) => id !== eventId)));
         if (ids.includes(eventId)) events.set(eventId, pdu);
         return events;
       },
     };
-    return resolveState(version, states, lookup, checkAuth);
+    return { currentState: await resolveState(version, states, lookup, checkAuth) };
   }
 }
 
