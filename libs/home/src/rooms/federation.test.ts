@@ -5,7 +5,7 @@
 import type { RoomActor } from '@polyhome/matrix';
 import { waitFor } from '@polyhome/p2p/testing';
 import { createInProcessQueue } from '@polyhome/queue';
-import { buildEvent, signPdu, type Pdu } from '@polyhome/rooms';
+import { buildEvent, checkAuth, resolveState, signPdu, stateKeyOf, type Pdu } from '@polyhome/rooms';
 import { openStorage, SqlReceiptStore, SqlReplicaStore, SqlRoomStore, type Storage } from '@polyhome/storage';
 import { createTestDatabase, STORAGE_BACKENDS, type TestDatabase } from '@polyhome/storage/testing';
 import { makeAccount, makeHome, withHome, type FixtureHome } from '@polyhome/sync/testing';
@@ -261,7 +261,7 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
     const levels = async (running: Running): Promise<Record<string, unknown>> =>
       (await running.home.rooms!.stateEvent(A, roomId, 'm.room.power_levels', ''))!.pdu.content;
     const before = await levels(s1);
-    await Promise.all([
+    const sent = await Promise.all([
       s1.home.rooms!.send(A, roomId, { type: 'm.room.name', stateKey: '', content: { name: 'named on S1' } }),
       laptop.home.rooms!.send(A, roomId, {
         type: 'm.room.name',
@@ -297,6 +297,44 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
       60_000,
     );
     expect(new Set(states).size).toBe(1);
+    // The changes were concurrent: S1's name change does not descend from the laptop's, nor the other way.
+    const ancestors = async (id: string): Promise<Set<string>> => {
+      const seen = new Set<string>();
+      let frontier = [id];
+      for (let hops = 0; hops < 50 && frontier.length > 0; hops++) {
+        const held = await s1.rooms.eventsByIds(frontier);
+        frontier = [...held.values()].flatMap((e) => e.pdu.prev_events).filter((p) => !seen.has(p));
+        for (const p of frontier) seen.add(p);
+      }
+      return seen;
+    };
+    const [onS1, onLaptop] = [sent[0]!.eventId, sent[1]!.eventId];
+    expect((await ancestors(onS1)).has(onLaptop)).toBe(false);
+    expect((await ancestors(onLaptop)).has(onS1)).toBe(false);
+    // Every home holds what state resolution v2 gives over the room's final DAG: the resolution of the states at
+    // its forward extremities, derived here from S1's events apart from the homes' own incremental work.
+    const extremities = await s1.rooms.forwardExtremities(roomId);
+    const resolved = await resolveState(
+      '11',
+      await Promise.all(extremities.map((e) => s1.rooms.stateAfter(e.eventId))),
+      s1.rooms,
+      checkAuth,
+    );
+    const expected = `${resolved.get(stateKeyOf('m.room.name', ''))} ${resolved.get(stateKeyOf('m.room.power_levels', ''))}`;
+    expect(states[0]).toBe(expected);
+    for (const [home, store] of [
+      ['S1', s1.rooms],
+      ['the laptop', laptop.rooms],
+      ['S2', s2.rooms],
+    ] as const) {
+      const current = await store.currentState(roomId);
+      expect(`${home} ${current.get(stateKeyOf('m.room.name', ''))}`).toBe(
+        `${home} ${resolved.get(stateKeyOf('m.room.name', ''))}`,
+      );
+      expect(`${home} ${current.get(stateKeyOf('m.room.power_levels', ''))}`).toBe(
+        `${home} ${resolved.get(stateKeyOf('m.room.power_levels', ''))}`,
+      );
+    }
   }, 90_000);
 
   it('refuses a stranger, and events with a bad signature or forged by a home of another account', async () => {
