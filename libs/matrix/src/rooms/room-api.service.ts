@@ -80,7 +80,7 @@ export class RoomApiService {
       const via = sender.includes(':') ? [sender.slice(sender.indexOf(':') + 1)] : [];
       // An invite (or knock) of a room this home did not take in: rejected through the homes of the inviter's
       // server (make_leave/send_leave); the engine records the leave as the account's membership.
-      if ((membership === 'invite' || membership === 'knock') && via.length > 0) {
+      if ((membership === 'invite' || membership === 'knock') && via.length > 0 && !(await engine.holds(id))) {
         await engine.membership(actor, id, change, via);
         return {};
       }
