@@ -408,6 +408,33 @@ describe.each(SERVER_BACKENDS)('Matrix rooms on $name', (backend) => {
     expect((await refusal(bob.client.leave(`!never:${serverName}`))).errcode).toBe('M_NOT_FOUND');
   });
 
+  it('rejects an invite of a room not held over federation, and keeps the invite when no home answers', async () => {
+    const { bob } = accounts;
+    const serverName = bob.userId.slice(bob.userId.indexOf(':') + 1);
+    const invited = `!invited:${serverName}`;
+    // An invite that reached the account's state and not this home's engine, from a server no home serves.
+    const invite = {
+      type: 'm.room.member',
+      room_id: invited,
+      sender: '@carol:unreachable',
+      state_key: bob.userId,
+      content: { membership: 'invite' },
+    };
+    await server.app
+      .get(AccountsService)
+      .applyLocal(serverName, [
+        { op: 'member.set', key: invited, body: { room_id: invited, membership: 'invite', event: invite } },
+      ]);
+    // make_leave/send_leave through the inviter's homes (and the room's, and the account's other homes): none.
+    const refused = await refusal(bob.client.leave(invited));
+    expect(refused.errcode).toBe('M_UNKNOWN');
+    expect(refused.httpStatus).toBe(502);
+    expect(refused.data.error).toMatch(/Could not leave/);
+    // Not written as a leave the room never gets: the invite stands.
+    const state = await server.app.get(AccountsService).state(bob.userId);
+    expect(state.memberships[invited]).toMatchObject({ membership: 'invite' });
+  });
+
   it('starts a matrix-js-sdk client to PREPARED with the room, its timeline and members', async () => {
     const { alice, bob, carol } = accounts;
     const login = await createClient({ baseUrl }).loginRequest({

@@ -52,6 +52,17 @@ export interface RemoteRooms {
    */
   join(actor: RoomActor, roomId: string, via: readonly string[]): Promise<{ eventId: string }>;
   /**
+   * Leaves (make_leave/send_leave) a room this home does not hold, through the homes of `via` (the inviter's
+   * server), of the room id's server and of the user's own server; resolves with the leave event (with
+   * `content` added, e.g. a reason) that a home of the room accepted. Throws a MatrixError when none did.
+   */
+  leave(
+    actor: RoomActor,
+    roomId: string,
+    via: readonly string[],
+    content?: Record<string, unknown>,
+  ): Promise<{ eventId: string; event: Pdu }>;
+  /**
    * Fetches older events of a room held here from other homes (`/backfill` from `gaps`, else from the room's
    * gaps), for `actor`'s account; resolves with how many were taken into the timeline (0: none to fetch, or no
    * home gave any).
@@ -292,11 +303,18 @@ export class RoomEngine implements MatrixRoomsPort {
     via: readonly string[] = [],
   ): Promise<{ eventId: string }> {
     await this.#requireLocal(actor);
-    if (change.action === 'join' && this.#remote !== undefined && !(await this.holds(roomId))) {
-      return this.#remote.join(actor, roomId, via);
+    const reason = 'reason' in change && change.reason !== undefined ? { reason: change.reason } : {};
+    const remote = this.#remote;
+    const remoteChange = change.action === 'join' || (change.action === 'leave' && via.length > 0);
+    if (remote !== undefined && remoteChange && !(await this.holds(roomId))) {
+      if (change.action === 'join') return remote.join(actor, roomId, via);
+      // An invite (or knock) of a room not taken in here, rejected through the homes of `via` (the inviter's
+      // server); the leave is recorded as the account's membership (/sync shows the room left, the invite gone).
+      const { eventId, event } = await remote.leave(actor, roomId, via, reason);
+      await this.#recordOwnMembership(roomId, event, eventId);
+      return { eventId };
     }
     const version = await this.#version(roomId);
-    const reason = 'reason' in change && change.reason !== undefined ? { reason: change.reason } : {};
     let target = actor.userId;
     let membership: string;
     switch (change.action) {

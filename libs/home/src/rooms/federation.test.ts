@@ -5,7 +5,16 @@
 import type { RoomActor } from '@polyhome/matrix';
 import { waitFor } from '@polyhome/p2p/testing';
 import { createInProcessQueue } from '@polyhome/queue';
-import { buildEvent, checkAuth, resolveState, signPdu, stateKeyOf, type Pdu } from '@polyhome/rooms';
+import {
+  addSignature,
+  buildEvent,
+  checkAuth,
+  eventIdOf,
+  resolveState,
+  signPdu,
+  stateKeyOf,
+  type Pdu,
+} from '@polyhome/rooms';
 import { openStorage, SqlReceiptStore, SqlReplicaStore, SqlRoomStore, type Storage } from '@polyhome/storage';
 import { createTestDatabase, STORAGE_BACKENDS, type TestDatabase } from '@polyhome/storage/testing';
 import { makeAccount, makeHome, withHome, type FixtureHome } from '@polyhome/sync/testing';
@@ -64,6 +73,9 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
   const alice = makeAccount({ seed: `federation:${backend}:alice`, localpart: 'alice', homes: 2 });
   const bob = makeAccount({ seed: `federation:${backend}:bob`, localpart: 'bob', homes: 1 });
   const stranger = makeHome(`federation:${backend}:stranger`, 'server', 'stranger');
+  // carol's first home (which countersigns her invite) never runs: her second home has the invite from her
+  // account's state and not the room.
+  const carol = makeAccount({ seed: `federation:${backend}:carol`, localpart: 'carol', homes: 1 });
   const A: RoomActor = { serverName: alice.serverName, userId: alice.userId, deviceId: 'ALAPTOP' };
   const B: RoomActor = { serverName: bob.serverName, userId: bob.userId, deviceId: 'BPHONE' };
   let s1: Running;
@@ -71,6 +83,7 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
   let s2: Running;
   let outsider: Running;
   let added: Running | undefined;
+  let carolHome: Running | undefined;
   let roomId: string;
 
   async function connect(a: Running, b: Running): Promise<void> {
@@ -118,6 +131,33 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
       .reverse();
   }
 
+  /** An event of `sender` built on S1's current state of `room` and signed as `serverName` with `signer`'s key. */
+  async function eventOnS1(
+    room: string,
+    sender: string,
+    serverName: string,
+    signer: FixtureHome,
+    type: string,
+    content: Record<string, unknown>,
+    stateKey?: string,
+  ): Promise<Pdu> {
+    const state = await s1.rooms.currentState(room);
+    const extremities = await s1.rooms.forwardExtremities(room, 10);
+    const prevs = await s1.rooms.getEvents(extremities.map((e) => e.eventId));
+    const template = buildEvent({
+      version: '11',
+      roomId: room,
+      sender,
+      type,
+      ...(stateKey === undefined ? {} : { stateKey }),
+      content,
+      prevEvents: extremities.map((e) => ({ eventId: e.eventId, pdu: prevs.get(e.eventId)! })),
+      state,
+      originServerTs: Date.now(),
+    });
+    return signPdu('11', template, { serverName, keyId: `ed25519:${signer.peerId}`, secretKey: signer.secretKey });
+  }
+
   beforeAll(async () => {
     [s1, laptop, s2, outsider] = await Promise.all([
       openHome(backend, alice.homes[0]!),
@@ -137,7 +177,7 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
   }, 240_000);
 
   afterAll(async () => {
-    for (const running of [s1, laptop, s2, outsider, added]) {
+    for (const running of [s1, laptop, s2, outsider, added, carolHome]) {
       if (running === undefined) continue;
       await running.home.stop();
       await running.storage.close();
@@ -371,27 +411,8 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
     expect(results[0]?.error).toMatch(/unknown_key|signature/);
     expect(await bodies(s1, A)).not.toContain('forged');
     // Events signed with bob's real home key, built on S1's current state.
-    const bobEvent = async (type: string, content: Record<string, unknown>, stateKey?: string): Promise<Pdu> => {
-      const state = await s1.rooms.currentState(roomId);
-      const extremities = await s1.rooms.forwardExtremities(roomId, 10);
-      const prevs = await s1.rooms.getEvents(extremities.map((e) => e.eventId));
-      const template = buildEvent({
-        version: '11',
-        roomId,
-        sender: bob.userId,
-        type,
-        ...(stateKey === undefined ? {} : { stateKey }),
-        content,
-        prevEvents: extremities.map((e) => ({ eventId: e.eventId, pdu: prevs.get(e.eventId)! })),
-        state,
-        originServerTs: Date.now(),
-      });
-      return signPdu('11', template, {
-        serverName: bob.serverName,
-        keyId: `ed25519:${bob.homes[0]!.peerId}`,
-        secretKey: bob.homes[0]!.secretKey,
-      });
-    };
+    const bobEvent = (type: string, content: Record<string, unknown>, stateKey?: string): Promise<Pdu> =>
+      eventOnS1(roomId, bob.userId, bob.serverName, bob.homes[0]!, type, content, stateKey);
     const errorOf = async (pdu: unknown): Promise<string | undefined> => {
       const answer = await send(s2, bob.serverName, [pdu]);
       expect(answer.status).toBe(200);
@@ -468,4 +489,157 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
     expect(await everyBody(added)).toEqual(history);
     expect(added.home.federation!.stats.backfilled).toBeGreaterThan(60);
   }, 120_000);
+  describe('leaving a room not held (make_leave/send_leave)', () => {
+    const C: RoomActor = { serverName: carol.serverName, userId: carol.userId, deviceId: 'CPHONE' };
+    // carol's second home, added after the invite was fanned out.
+    const second = makeHome(`federation:${backend}:carol:second`, 'server', 'second');
+    let declined: string;
+    let leaveId: string;
+
+    it("carol's home without the room rejects alice's invite through alice's home", async () => {
+      ({ roomId: declined } = await s1.home.rooms!.createRoom(A, {
+        preset: 'private_chat',
+        invite: [],
+        initialState: [],
+        name: 'declined',
+        isDirect: false,
+      }));
+      // alice's invite, countersigned by carol's first home (the invite handshake), in the room on S1.
+      await s1.rooms.putForeignDocument(carol.serverName, carol.document.seq, JSON.stringify(carol.document));
+      const made = await eventOnS1(
+        declined,
+        alice.userId,
+        alice.serverName,
+        alice.homes[0]!,
+        'm.room.member',
+        {
+          membership: 'invite',
+        },
+        carol.userId,
+      );
+      const invite = addSignature('11', made, {
+        serverName: carol.serverName,
+        keyId: `ed25519:${carol.homes[0]!.peerId}`,
+        secretKey: carol.homes[0]!.secretKey,
+      });
+      expect((await s1.home.rooms!.ingest(invite)).ok).toBe(true);
+      const inviteId = eventIdOf('11', invite);
+      // carol's second home, added after the invite was fanned out: the invite reaches it in her account's state.
+      const fixture = second;
+      const document = withHome(carol, carol.document, fixture);
+      carolHome = await openHome(backend, fixture);
+      await carolHome.replica.hostAccount(document, { custody: 'self' });
+      await carolHome.rooms.putForeignDocument(alice.serverName, alice.document.seq, JSON.stringify(alice.document));
+      await carolHome.home.start();
+      await carolHome.home.applyLocal(carol.serverName, [
+        {
+          op: 'member.set',
+          key: declined,
+          body: { room_id: declined, membership: 'invite', event: { ...invite, event_id: inviteId } },
+        },
+      ]);
+      await connect(carolHome, s1);
+      expect(await carolHome.home.rooms!.holds(declined)).toBe(false);
+      ({ eventId: leaveId } = await carolHome.home.rooms!.membership(C, declined, { action: 'leave' }, [
+        alice.serverName,
+      ]));
+      // alice's home took the leave into the room: carol's membership there is the leave made on her home.
+      const members = await s1.home.rooms!.members(A, declined);
+      const own = members.find((m) => m.pdu.state_key === carol.userId);
+      expect(own?.eventId).toBe(leaveId);
+      expect(own?.pdu.content['membership']).toBe('leave');
+      expect(own?.pdu.signatures?.[carol.serverName]?.[`ed25519:${fixture.peerId}`]).toBeDefined();
+      // carol's account now says leave, with the event (what /sync lists a room not held from): the invite is gone.
+      const membership = (await carolHome.replica.state(carol.serverName)).memberships[declined];
+      expect(membership?.['membership']).toBe('leave');
+      expect((membership?.['event'] as { event_id?: string } | undefined)?.event_id).toBe(leaveId);
+      expect(await carolHome.home.rooms!.holds(declined)).toBe(false);
+      // alice's home fans the leave out as if it had made it (carol's home that made it does not hold the room):
+      // to alice's laptop, and to carol's first home (away: it waits in the outbox), not back to its maker.
+      await waitFor(
+        async () => (await laptop.rooms.eventsByIds([leaveId])).has(leaveId),
+        "the leave on alice's laptop",
+        30_000,
+      );
+      await waitFor(
+        async () => (await s1.rooms.pendingDeliveries(carol.homes[0]!.peerId, 50)).some((p) => p.eventId === leaveId),
+        "the leave owed to carol's first home",
+        30_000,
+      );
+      expect((await s1.rooms.pendingDeliveries(fixture.peerId, 50)).some((p) => p.eventId === leaveId)).toBe(false);
+    }, 90_000);
+
+    it('make_leave and send_leave refuse what is not a leave of a user of the origin, and store nothing', async () => {
+      const home = carolHome!;
+      const ask = (method: string, path: string, body?: unknown) =>
+        federationRequest(home.home.host, s1.home.peerId, {
+          method,
+          path,
+          query: { origin: carol.serverName },
+          ...(body === undefined ? {} : { body }),
+        });
+      const makeLeave = (room: string, user: string) =>
+        ask('GET', `/_matrix/federation/v1/make_leave/${encodeURIComponent(room)}/${encodeURIComponent(user)}`);
+      // alice is not a user of carol's account; a room S1 does not hold; carol, who has left, cannot leave again.
+      expect((await makeLeave(declined, alice.userId)).status).toBe(403);
+      expect((await makeLeave(`!nowhere:${alice.serverName}`, carol.userId)).status).toBe(404);
+      const again = await makeLeave(declined, carol.userId);
+      expect(again.status).toBe(403);
+      expect((again.body as { errcode?: string }).errcode).toBe('M_FORBIDDEN');
+      const sendLeave = (room: string, eventId: string, pdu: unknown) =>
+        ask('PUT', `/_matrix/federation/v2/send_leave/${encodeURIComponent(room)}/${encodeURIComponent(eventId)}`, pdu);
+      const signer = second;
+      const carolEvent = (room: string, type: string, content: Record<string, unknown>, stateKey?: string) =>
+        eventOnS1(room, carol.userId, carol.serverName, signer, type, content, stateKey);
+      const refusedAndNotStored = async (room: string, eventId: string, pdu: Pdu, status: number) => {
+        const answer = await sendLeave(room, eventId, pdu);
+        expect(answer.status).toBe(status);
+        expect((await s1.rooms.eventsByIds([eventIdOf('11', pdu)])).size).toBe(0);
+      };
+      // Not a leave: a message, and a join.
+      const message = await carolEvent(declined, 'm.room.message', { body: 'not a leave' });
+      await refusedAndNotStored(declined, eventIdOf('11', message), message, 400);
+      const join = await carolEvent(declined, 'm.room.member', { membership: 'join' }, carol.userId);
+      await refusedAndNotStored(declined, eventIdOf('11', join), join, 400);
+      // A leave of another room than the path's, and under another event id.
+      const leave = await carolEvent(declined, 'm.room.member', { membership: 'leave' }, carol.userId);
+      const { roomId: other } = await s1.home.rooms!.createRoom(A, {
+        preset: 'private_chat',
+        invite: [],
+        initialState: [],
+        isDirect: false,
+      });
+      await refusedAndNotStored(other, eventIdOf('11', leave), leave, 400);
+      await refusedAndNotStored(declined, leaveId, leave, 400);
+      // A leave of alice (another account's user) sent as carol.
+      const ofAlice = await eventOnS1(
+        declined,
+        alice.userId,
+        carol.serverName,
+        signer,
+        'm.room.member',
+        {
+          membership: 'leave',
+        },
+        alice.userId,
+      );
+      await refusedAndNotStored(declined, eventIdOf('11', ofAlice), ofAlice, 400);
+      // A bad signature: signed by a key carol's account does not name.
+      const forged = await eventOnS1(
+        declined,
+        carol.userId,
+        carol.serverName,
+        stranger,
+        'm.room.member',
+        {
+          membership: 'leave',
+        },
+        carol.userId,
+      );
+      await refusedAndNotStored(declined, eventIdOf('11', forged), forged, 403);
+      // Still carol's one leave in the room.
+      const own = (await s1.home.rooms!.members(A, declined)).find((m) => m.pdu.state_key === carol.userId);
+      expect(own?.eventId).toBe(leaveId);
+    }, 60_000);
+  });
 });

@@ -30,6 +30,7 @@ import {
   validatePdu,
   type Pdu,
   type RoomVersionId,
+  type StateMap,
   type UnsignedPdu,
 } from '@polyhome/rooms';
 import { SILENT_LOGGER, type HomeLogger } from '../ports.js';
@@ -57,6 +58,14 @@ const TAKE_IN_PENDING_PER_ACCOUNT = 1_000;
 const TAKE_IN_TIMEOUT_MS = 15_000;
 /** EDUs per transaction (the spec's limit). */
 export const MAX_EDUS_PER_TXN = 100;
+/** Homes a leave of a room not held here asks in turn (make_leave/send_leave). */
+const LEAVE_HOMES = 4;
+/** Time allowed to each request of a leave handshake. */
+const LEAVE_TIMEOUT_MS = 10_000;
+/** Leaves taken in by send_leave remembered for their fan-out. */
+const HANDED_IN_REMEMBERED = 1_000;
+/** Largest make_join/make_leave answer taken (a template names at most 20 prev events and a few auth events). */
+const TEMPLATE_MAX_BYTES = 256 * 1024;
 /** Events the fan-out reads from the timeline stream per step. */
 const FAN_OUT_BATCH = 200;
 /** Events one get_missing_events answer may hold, and asks for. */
@@ -160,6 +169,8 @@ export class RoomFederation implements RemoteRooms {
   /** Rooms of hosted accounts to take in that no home could give yet, by account: tried when a home connects. */
   readonly #toTakeIn = new Map<string, Set<string>>();
   readonly #takingIn = new Map<string, Promise<void>>();
+  /** Leaves taken in by send_leave, fanned out from here as if made here (see `#onSendMembership`). */
+  readonly #handedIn = new Set<string>();
   /** Addresses put in the peer store, by PeerId (joined), so they are put again only when they change. */
   readonly #known = new Map<string, string>();
   #pumping = false;
@@ -336,14 +347,51 @@ export class RoomFederation implements RemoteRooms {
 
   async join(actor: RoomActor, roomId: string, via: readonly string[]): Promise<{ eventId: string }> {
     const servers = [...new Set([...via, serverNameOf(roomId)].filter((s): s is string => s !== undefined))];
+    return this.#throughHomes('join', roomId, servers, Infinity, (peer) => this.#joinThrough(actor, roomId, peer));
+  }
+
+  /**
+   * Leaves (make_leave/send_leave) a room this home does not hold (an invite rejected before the room was taken
+   * in), through the homes of `via` (the inviter's server), of the room id's server and of the user's own server
+   * (another home of the account may hold the room), at most LEAVE_HOMES of them; resolves with the leave the
+   * answering home accepted.
+   */
+  async leave(
+    actor: RoomActor,
+    roomId: string,
+    via: readonly string[],
+    content: Json = {},
+  ): Promise<{ eventId: string; event: Pdu }> {
+    const servers = [
+      ...new Set([...via, serverNameOf(roomId), actor.serverName].filter((s): s is string => s !== undefined)),
+    ];
+    return this.#throughHomes('leave', roomId, servers, LEAVE_HOMES, async (peer) => {
+      const { pdu, eventId } = await this.#handshake('leave', actor, roomId, peer, content, LEAVE_TIMEOUT_MS);
+      return { eventId, event: pdu };
+    });
+  }
+
+  /**
+   * Tries `attempt` on the homes of `servers` in turn (not this home; at most `limit`) until one succeeds; a
+   * home's M_FORBIDDEN ends the tries (the room's rules refuse the change), any other failure moves on.
+   */
+  async #throughHomes<T>(
+    what: 'join' | 'leave',
+    roomId: string,
+    servers: readonly string[],
+    limit: number,
+    attempt: (peer: string) => Promise<T>,
+  ): Promise<T> {
     const errors: string[] = [];
+    let tried = 0;
     for (const server of servers) {
       if (!isServerName(server)) continue;
       const document = await this.#documents.resolve(server);
       for (const home of document?.homes ?? []) {
-        if (home.peer_id === this.peerId) continue;
+        if (home.peer_id === this.peerId || errors.some((e) => e.startsWith(`${home.peer_id}:`))) continue;
+        if (tried++ >= limit) break;
         try {
-          return await this.#joinThrough(actor, roomId, home.peer_id);
+          return await attempt(home.peer_id);
         } catch (err) {
           if (err instanceof MatrixError && err.errcode === 'M_FORBIDDEN') throw err;
           errors.push(`${home.peer_id}: ${(err as Error).message}`);
@@ -352,46 +400,75 @@ export class RoomFederation implements RemoteRooms {
     }
     throw new MatrixError(
       'M_UNKNOWN',
-      `Could not join ${roomId} through any home of ${servers.join(', ') || 'its server'} (${errors.join('; ') || 'no home found'}).`,
+      `Could not ${what} ${roomId} through any home of ${servers.join(', ') || 'its server'} (${errors.join('; ') || 'no home found'}).`,
       502,
     );
   }
 
   /** make_join, sign, send_join, then take in the room's state with the join. */
   async #joinThrough(actor: RoomActor, roomId: string, peer: string): Promise<{ eventId: string }> {
-    const base = `${encodeURIComponent(roomId)}/${encodeURIComponent(actor.userId)}`;
-    const made = await this.#request(peer, actor.serverName, {
-      method: 'GET',
-      path: `/_matrix/federation/v1/make_join/${base}`,
-      query: { ver: [...SUPPORTED_ROOM_VERSIONS] },
-    });
-    if (made.status === 403) throw new MatrixError('M_FORBIDDEN', describe(made.body));
-    if (made.status !== 200) throw new Error(`make_join answered ${made.status}: ${describe(made.body)}`);
-    const version = (made.body as { room_version?: unknown }).room_version as RoomVersionId;
-    const template = (made.body as { event?: unknown }).event as Json | undefined;
-    if (!SUPPORTED_ROOM_VERSIONS.includes(version) || template === undefined || typeof template !== 'object') {
-      throw new Error('make_join answered no usable template');
-    }
-    if (
-      template['sender'] !== actor.userId ||
-      template['state_key'] !== actor.userId ||
-      template['room_id'] !== roomId
-    ) {
-      throw new Error('make_join answered a template for another user or room');
-    }
-    const pdu = this.#sign(version, actor.serverName, { ...template, origin_server_ts: Date.now() });
-    const eventId = eventIdOf(version, pdu);
-    const sent = await this.#request(peer, actor.serverName, {
-      method: 'PUT',
-      path: `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(eventId)}`,
-      body: pdu,
-    });
-    if (sent.status === 403) throw new MatrixError('M_FORBIDDEN', describe(sent.body));
-    if (sent.status !== 200) throw new Error(`send_join answered ${sent.status}: ${describe(sent.body)}`);
-    const body = sent.body as { state?: unknown; auth_chain?: unknown };
+    const { version, pdu, eventId, answer } = await this.#handshake('join', actor, roomId, peer);
+    const body = answer as { state?: unknown; auth_chain?: unknown };
     const outcome = await this.#takeInRoom(version, pdu, body.state, body.auth_chain);
     if (!outcome.ok) throw new Error(`the join was refused here: ${outcome.message}`);
     return { eventId };
+  }
+
+  /**
+   * `make_<membership>` to `peer`, the template checked (the user's own membership event in that room) and
+   * signed as the user's server with this home's key (`content` added), then `send_<membership>` (v2).
+   * M_FORBIDDEN when the home refuses the user; other failures throw plain errors.
+   */
+  async #handshake(
+    membership: 'join' | 'leave',
+    actor: RoomActor,
+    roomId: string,
+    peer: string,
+    content: Json = {},
+    timeoutMs?: number,
+  ): Promise<{ version: RoomVersionId; pdu: Pdu; eventId: string; answer: unknown }> {
+    const base = `${encodeURIComponent(roomId)}/${encodeURIComponent(actor.userId)}`;
+    const made = await this.#request(peer, actor.serverName, {
+      method: 'GET',
+      path: `/_matrix/federation/v1/make_${membership}/${base}`,
+      ...(membership === 'join' ? { query: { ver: [...SUPPORTED_ROOM_VERSIONS] } } : {}),
+      maxResponseBytes: TEMPLATE_MAX_BYTES,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    });
+    if (made.status === 403) throw new MatrixError('M_FORBIDDEN', describe(made.body));
+    if (made.status !== 200) throw new Error(`make_${membership} answered ${made.status}: ${describe(made.body)}`);
+    const version = (made.body as { room_version?: unknown }).room_version as RoomVersionId;
+    const template = (made.body as { event?: unknown }).event as Json | undefined;
+    if (!SUPPORTED_ROOM_VERSIONS.includes(version) || template === undefined || typeof template !== 'object') {
+      throw new Error(`make_${membership} answered no usable template`);
+    }
+    const templateContent = template['content'] as Json | undefined;
+    if (
+      template['type'] !== 'm.room.member' ||
+      template['sender'] !== actor.userId ||
+      template['state_key'] !== actor.userId ||
+      template['room_id'] !== roomId ||
+      typeof templateContent !== 'object' ||
+      templateContent === null ||
+      templateContent['membership'] !== membership
+    ) {
+      throw new Error(`make_${membership} answered a template for another user, room or membership`);
+    }
+    const pdu = this.#sign(version, actor.serverName, {
+      ...template,
+      content: { ...templateContent, ...content, membership },
+      origin_server_ts: Date.now(),
+    });
+    const eventId = eventIdOf(version, pdu);
+    const sent = await this.#request(peer, actor.serverName, {
+      method: 'PUT',
+      path: `/_matrix/federation/v2/send_${membership}/${encodeURIComponent(roomId)}/${encodeURIComponent(eventId)}`,
+      body: pdu,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    });
+    if (sent.status === 403) throw new MatrixError('M_FORBIDDEN', describe(sent.body));
+    if (sent.status !== 200) throw new Error(`send_${membership} answered ${sent.status}: ${describe(sent.body)}`);
+    return { version, pdu, eventId, answer: sent.body };
   }
 
   /** Hashes and signs a template (make_join's) as `serverName` with this home's key. */
@@ -488,7 +565,8 @@ export class RoomFederation implements RemoteRooms {
    * membership event), except this one and the home that made it, when this home made it or is a server home
    * of the sender's account (it relays its account's events for homes that were away); a server home also
    * relays other accounts' events to the other homes of the accounts it hosts. A client home forwards nothing
-   * it received.
+   * it received, except a leave handed in by send_leave: its maker may not hold the room, so this home sends
+   * it everywhere, as one of the room's accounts it hosts.
    */
   async #destinations(event: StoredRoomEvent, documents: DocumentReader): Promise<OutboxEntry[]> {
     const pdu = event.pdu;
@@ -501,14 +579,23 @@ export class RoomFederation implements RemoteRooms {
       if (target !== undefined) servers.add(target);
     }
     const maker = makerOf(pdu, sender);
-    const made = maker === this.peerId;
+    const handedIn = this.#handedIn.has(event.eventId);
+    const made = maker === this.peerId || handedIn;
     const senderHosted = await this.#hosts(sender, documents);
     const relayOwn = !made && senderHosted && (await this.#serverHomeOf(sender, documents));
+    // A leave handed in by send_leave is sent on as one of the room's accounts hosted here.
+    let handedInOrigin: string | undefined;
+    for (const server of handedIn && !senderHosted ? servers : []) {
+      if (await this.#hosts(server, documents)) {
+        handedInOrigin = server;
+        break;
+      }
+    }
     const rows: OutboxEntry[] = [];
     for (const server of servers) {
       const hostedHere = await this.#hosts(server, documents);
       if (!made && !relayOwn && !(hostedHere && (await this.#serverHomeOf(server, documents)))) continue;
-      const origin = hostedHere ? server : senderHosted ? sender : undefined;
+      const origin = hostedHere ? server : senderHosted ? sender : handedInOrigin;
       if (origin === undefined) continue;
       const held = hostedHere ? await documents.document(server) : undefined;
       const homes = held !== undefined ? held.homes.map((h) => h.peer_id) : await this.#homesResolved(server);
@@ -655,8 +742,20 @@ export class RoomFederation implements RemoteRooms {
           return await this.#onInvite(rest[0] ?? '', rest[1] ?? '', request.body ?? {});
         case 'GET v1/make_join':
           return await this.#onMakeJoin(origin, rest[0] ?? '', rest[1] ?? '', request.query.getAll('ver'));
+        case 'GET v1/make_leave':
+          return await this.#onMakeLeave(origin, rest[0] ?? '', rest[1] ?? '');
         case 'PUT v2/send_join':
-          return await this.#onSendJoin(peer, origin, rest[0] ?? '', rest[1] ?? '', request.body ?? {});
+        case 'PUT v2/send_leave': {
+          const membership = name === 'send_join' ? 'join' : 'leave';
+          return await this.#onSendMembership(
+            membership,
+            peer,
+            origin,
+            rest[0] ?? '',
+            rest[1] ?? '',
+            request.body ?? {},
+          );
+        }
         case 'GET v1/state':
         case 'GET v1/state_ids':
           return await this.#onState(origin, rest[0] ?? '', request.query.get('event_id') ?? '', name === 'state_ids');
@@ -1014,7 +1113,35 @@ export class RoomFederation implements RemoteRooms {
     if (versions.length > 0 && !versions.includes(version)) {
       return error(400, 'M_INCOMPATIBLE_ROOM_VERSION', `The room is version ${version}.`, { room_version: version });
     }
+    return this.#template(version, roomId, userId, 'join', await this.#store.currentState(roomId));
+  }
+
+  /**
+   * `GET /make_leave`: a leave template from this home's current state of the room, for a user of the origin
+   * who is joined, invited or knocking there (the spec's 403 otherwise; 404 for a room not held here).
+   */
+  async #onMakeLeave(origin: string, roomId: string, userId: string): Promise<FederationResponse> {
+    if (serverNameOf(userId) !== origin) return error(403, 'M_FORBIDDEN', `${userId} is not a user of ${origin}.`);
+    const version = await this.#store.roomVersion(roomId);
+    if (version === null) return error(404, 'M_NOT_FOUND', `Room ${roomId} is not held here.`);
     const state = await this.#store.currentState(roomId);
+    const memberId = state.get(stateKeyOf('m.room.member', userId));
+    const member = memberId === undefined ? undefined : (await this.#store.getEvents([memberId])).get(memberId);
+    const membership = member?.content['membership'];
+    if (membership !== 'join' && membership !== 'invite' && membership !== 'knock') {
+      return error(403, 'M_FORBIDDEN', `${userId} is not joined, invited or knocking in ${roomId}.`);
+    }
+    return this.#template(version, roomId, userId, 'leave', state);
+  }
+
+  /** The answer of make_join/make_leave: the user's membership event over the latest events and `state`. */
+  async #template(
+    version: RoomVersionId,
+    roomId: string,
+    userId: string,
+    membership: 'join' | 'leave',
+    state: StateMap,
+  ): Promise<FederationResponse> {
     const extremities = await this.#store.forwardExtremities(roomId, LIMITS.prevEvents);
     const prevPdus = await this.#store.getEvents(extremities.map((e) => e.eventId));
     const template = buildEvent({
@@ -1023,7 +1150,7 @@ export class RoomFederation implements RemoteRooms {
       sender: userId,
       type: 'm.room.member',
       stateKey: userId,
-      content: { membership: 'join' },
+      content: { membership },
       prevEvents: extremities
         .map((e) => ({ eventId: e.eventId, pdu: prevPdus.get(e.eventId)! }))
         .filter((e) => e.pdu !== undefined),
@@ -1033,8 +1160,14 @@ export class RoomFederation implements RemoteRooms {
     return { status: 200, body: { room_version: version, event: template } };
   }
 
-  /** `PUT /v2/send_join`: accepts the join and answers the state before it with the auth chain. */
-  async #onSendJoin(
+  /**
+   * `PUT /v2/send_join` and `/v2/send_leave`: the event through the accept pipeline. It must be the path's
+   * event, in a room held here, the user's own `membership` event, of a user of `origin`; nothing is stored for
+   * a malformed or mismatched event, nor for a bad signature. A join is answered the state before it with the
+   * auth chain, a leave `{}`.
+   */
+  async #onSendMembership(
+    membership: 'join' | 'leave',
     peer: string,
     origin: string,
     roomId: string,
@@ -1047,14 +1180,28 @@ export class RoomFederation implements RemoteRooms {
     if (!checked.ok) return error(400, 'M_BAD_JSON', checked.message);
     const pdu = checked.pdu;
     if (pdu.room_id !== roomId || eventIdOf(version, pdu) !== eventId || pdu.type !== 'm.room.member') {
-      return error(400, 'M_BAD_JSON', 'The event is not the join the path names.');
+      return error(400, 'M_BAD_JSON', `The event is not the ${membership} the path names.`);
     }
-    if (serverNameOf(pdu.sender) !== origin || pdu.content['membership'] !== 'join') {
-      return error(400, 'M_BAD_JSON', `Only a join of a user of ${origin} is taken.`);
+    if (
+      serverNameOf(pdu.sender) !== origin ||
+      pdu.state_key !== pdu.sender ||
+      pdu.content['membership'] !== membership
+    ) {
+      return error(400, 'M_BAD_JSON', `Only a ${membership} of a user of ${origin}, sent by that user, is taken.`);
+    }
+    // A leave's maker may not hold the room (an invite rejected before the room was taken in): this home fans
+    // it out as if it had made it. Marked before it is accepted, as the fan-out may read it at once. (A joining
+    // home takes the room in with its join and sends it on itself.)
+    if (membership === 'leave') {
+      this.#handedIn.add(eventId);
+      if (this.#handedIn.size > HANDED_IN_REMEMBERED) this.#handedIn.delete(this.#handedIn.values().next().value!);
     }
     const outcome = await this.#receive(peer, origin, pdu);
-    if (!outcome.ok) return error(403, 'M_FORBIDDEN', `The join was refused: ${outcome.message}`);
-    return { status: 200, body: await this.#stateAndChain(roomId, eventId) };
+    if (!outcome.ok) {
+      this.#handedIn.delete(eventId);
+      return error(403, 'M_FORBIDDEN', `The ${membership} was refused: ${outcome.message}`);
+    }
+    return { status: 200, body: membership === 'join' ? await this.#stateAndChain(roomId, eventId) : {} };
   }
 
   async #stateAndChain(roomId: string, eventId: string): Promise<{ state: Pdu[]; auth_chain: Pdu[] }> {
@@ -1376,6 +1523,7 @@ export class RoomFederation implements RemoteRooms {
       query?: Record<string, string | readonly string[]>;
       body?: unknown;
       timeoutMs?: number;
+      maxResponseBytes?: number;
     },
   ): Promise<FederationResponse> {
     await this.#knowAddresses(peer);

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { MatrixSession } from '../auth/session.js';
 import { MatrixError } from '../common/errors.js';
-import { bodyOf, type JsonRecord } from '../common/json.js';
+import { bodyOf, isRecord, type JsonRecord } from '../common/json.js';
 import { MATRIX_HOME_PORT, type MatrixHomePort } from '../port.js';
 import { toClientEvent } from './client-events.js';
 import { eventPasses, parseEventFilter, type EventFilter } from './room-filters.js';
@@ -72,22 +72,31 @@ export class RoomApiService {
     const change = parseLeave(input);
     const actor = actorOf(session);
     const engine = this.engine();
-    // A room another home of the account joined, whose events (or the user's own member event) have not reached
-    // this home yet: the leave is set in the account's replicated state, and the homes holding the room enact it.
-    if ((await engine.ownMembership(actor, id)) === undefined && (await this.#replicatedMembership(session, id))) {
-      await this.port.applyLocal(session.serverName, [
-        { op: 'member.set', key: id, body: { room_id: id, membership: 'leave' } },
-      ]);
-      return {};
+    if ((await engine.ownMembership(actor, id)) === undefined) {
+      const replicated = (await this.port.state(session.serverName)).memberships[id];
+      const membership = replicated?.['membership'];
+      const event = replicated?.['event'];
+      const sender = isRecord(event) && typeof event['sender'] === 'string' ? event['sender'] : '';
+      const via = sender.includes(':') ? [sender.slice(sender.indexOf(':') + 1)] : [];
+      // An invite (or knock) of a room this home did not take in: rejected through the homes of the inviter's
+      // server (make_leave/send_leave); the engine records the leave as the account's membership.
+      if ((membership === 'invite' || membership === 'knock') && via.length > 0 && !(await engine.holds(id))) {
+        await engine.membership(actor, id, change, via);
+        return {};
+      }
+      // A room another home of the account joined, whose events (or the user's own member event) have not reached
+      // this home yet: the leave is set in the account's replicated state, and the homes holding the room enact it.
+      if (membership === 'join' || membership === 'invite' || membership === 'knock') {
+        await this.port.applyLocal(session.serverName, [
+          { op: 'member.set', key: id, body: { room_id: id, membership: 'leave' } },
+        ]);
+        return {};
+      }
+      // Left already (on another home of the account): nothing to do.
+      if (membership === 'leave') return {};
     }
     await engine.membership(actor, id, change);
     return {};
-  }
-
-  /** Whether the account's replicated state has the user in the room (joined, invited or knocking). */
-  async #replicatedMembership(session: MatrixSession, roomId: string): Promise<boolean> {
-    const membership = (await this.port.state(session.serverName)).memberships[roomId]?.['membership'];
-    return membership === 'join' || membership === 'invite' || membership === 'knock';
   }
 
   /** /invite, /kick, /ban, /unban. */

@@ -54,9 +54,8 @@ export class RoomsController {
     @Param('roomId') roomId: string,
     @Body() body: Record<string, unknown>,
   ): Promise<JsonRecord> {
-    return (await this.api.serves(session, roomId))
-      ? this.api.leave(session, roomId, body)
-      : this.rooms.leave(session, roomId);
+    // With the engine, a room not held is left there too: an invite or knock over federation (make_leave).
+    return this.api.available ? this.api.leave(session, roomId, body) : this.rooms.leave(session, roomId);
   }
 
   /** POST /_matrix/client/v3/rooms/{roomId}/invite */
