@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { waitFor } from '@polyhome/p2p/testing';
-import { EventType, Method, MsgType, type MatrixClient } from 'matrix-js-sdk';
+import { Direction, EventType, Method, MsgType, type MatrixClient } from 'matrix-js-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CliNode } from './support/cli-node.js';
 import { eventually, serverProcess, type Hosted } from './support/e2ee.js';
@@ -103,7 +103,10 @@ describe.each([
       90_000,
     );
     await eventually(() => bob.joinRoom(roomId), 'bob to join on S2', 60_000);
+    const started = Date.now();
     await Promise.all([sendAll(alice, roomId, sends('alice', TALK)), sendAll(bob, roomId, sends('bob', TALK))]);
+    const sendTime = elapsed(started);
+    const homesFrom = Date.now();
     // alice's view on her companion S1 too (her account is hosted there since `home add`).
     aliceOnS1 = await serverClient(s1.server, aliceId);
     const homes = { laptop: alice, S1: aliceOnS1, S2: bob };
@@ -120,6 +123,7 @@ describe.each([
       const counts = Object.keys(homes).map((home, i) => `${home}: ${views[i]?.length ?? 0}`);
       throw new Error(`${err.message} (held: ${counts.join(', ')})\n${laptop.tail()}`);
     });
+    console.log(`${2 * TALK} sends ${sendTime}, on every home ${elapsed(homesFrom)} later`);
     for (const name of ['alice', 'bob']) {
       expect(views[0]!.map((m) => m.body).filter((b) => b.startsWith(`${name} `))).toEqual(sends(name, TALK));
     }
@@ -132,10 +136,24 @@ describe.each([
     let since = (await sync(alice, undefined, 0)).next_batch;
     expect(await laptop.stop()).toBe(0);
 
+    const phases: string[] = [];
+    let phaseStart = Date.now();
+    const phase = (name: string): void => {
+      phases.push(`${name} ${elapsed(phaseStart)}`);
+      phaseStart = Date.now();
+    };
     await sendAll(bob, roomId, sends('later', AWAY));
+    phase(`bob's ${AWAY} sends`);
     let onS1: Message[] = [];
+    let newest = '';
     await waitFor(
       async () => {
+        // Cheap until S1 has bob's last message (one event a poll), then the whole room.
+        if (newest !== `later ${AWAY - 1}`) {
+          const page = await aliceOnS1.createMessagesRequest(roomId, null, 1, Direction.Backward);
+          newest = String(page.chunk[0]?.content['body']);
+          if (newest !== `later ${AWAY - 1}`) return false;
+        }
         onS1 = await roomMessages(aliceOnS1, roomId);
         return onS1.length === 2 * TALK + AWAY;
       },
@@ -146,9 +164,11 @@ describe.each([
       throw new Error(`${err.message} (S1 holds ${onS1.length - 2 * TALK})\n${s1.server.tail()}`);
     });
     expect(onS1.slice(2 * TALK).map((m) => m.body)).toEqual(sends('later', AWAY));
+    phase('S1 holding them');
 
     await s2.server.kill('SIGKILL');
     await laptop.start('--bootstrap', s1.server.addr);
+    phase('the laptop starting');
     // Incremental /sync from `since`, following `next_batch` until all 500 are in: what each sync's timeline
     // brings, after the gap a limited timeline leaves (paged in from its `prev_batch` back to what was held).
     const arrived: Message[] = [];
@@ -156,9 +176,20 @@ describe.each([
     let syncs = 0;
     let limited = 0;
     let paged = 0;
+    const dropped: string[] = [];
     await waitFor(
       async () => {
-        const answer = await sync(alice, since, 5_000);
+        if (!laptop.running) throw new Error(`the laptop exited:\n${laptop.tail()}`);
+        let answer: SyncAnswer;
+        try {
+          answer = await sync(alice, since, 5_000);
+        } catch (err) {
+          // A request the connection lost (seen once under load: "fetch failed" after 8.5 s) is retried from the
+          // same `since`, as a client's sync loop does; an answer the server gave is never retried.
+          if ((err as Error).name !== 'ConnectionError') throw err;
+          dropped.push(causeOf(err));
+          return false;
+        }
         since = answer.next_batch;
         syncs += 1;
         const timeline = answer.rooms?.join?.[roomId]?.timeline;
@@ -180,10 +211,14 @@ describe.each([
       180_000,
       0,
     ).catch((err: Error) => {
-      throw new Error(`${err.message} (${arrived.length} arrived in ${syncs} syncs)\n${laptop.tail()}`);
+      throw new Error(
+        `${err.message} (${arrived.length} arrived in ${syncs} syncs, ${dropped.length} lost)\n${laptop.tail()}`,
+      );
     });
+    phase("the laptop's /sync bringing them");
     console.log(
-      `laptop /sync: ${AWAY} messages in ${syncs} syncs, ${limited} limited, ${paged} paged in with /messages`,
+      `laptop /sync: ${AWAY} messages in ${syncs} syncs, ${limited} limited, ${paged} paged in with /messages, ` +
+        `${dropped.length} requests lost (${dropped.join(', ')}); ${phases.join(', ')}`,
     );
     // Each once, in order, and the same events as on S1.
     expect(arrived.map((m) => m.body)).toEqual(sends('later', AWAY));
@@ -191,6 +226,18 @@ describe.each([
     expect(ids(await roomMessages(alice, roomId))).toBe(ids(onS1));
   }, 600_000);
 });
+
+/** The time since `from` (a `Date.now()`), in seconds. */
+function elapsed(from: number): string {
+  return `${((Date.now() - from) / 1000).toFixed(1)} s`;
+}
+
+/** The innermost cause of a failed request (`ECONNRESET`, `UND_ERR_SOCKET`, ...), else its message. */
+function causeOf(err: unknown): string {
+  let inner = err as { cause?: unknown; code?: unknown; message?: unknown };
+  while (inner.cause !== undefined && inner.cause !== null) inner = inner.cause as typeof inner;
+  return String(inner.code ?? inner.message);
+}
 
 /** The event IDs of messages, one string to compare. */
 function ids(messages: Message[]): string {
