@@ -31,14 +31,19 @@ export const ROOM_HOME_INIT = {
  * Opens a home with `fixture.secretKey` on a new scratch database named from `label` (or on `existing`, a database
  * it had before); `options.listen` and `options.poolSize` override the defaults; `options.embeddedDir` puts the
  * stores on embedded PGlite in that directory instead (as a client home runs by default). Returns { home, rooms,
- * replica, database, stop() }; the database is left for the caller to drop.
+ * replica, database, stop() }; the database is left for the caller to drop. `options.migrationsRun: false` opens a
+ * database copied from a migrated template as it is (a pool of one cannot take the migration lock and migrate).
  */
 export async function openRoomHome(label, fixture, existing, options = {}) {
   const embedded = options.embeddedDir !== undefined;
   const database = embedded ? undefined : (existing ?? (await scratchDatabase(label)));
   const storage = embedded
     ? await openStorage({ dataDir: options.embeddedDir })
-    : await openStorage({ databaseUrl: database.url, poolSize: options.poolSize });
+    : await openStorage({
+        databaseUrl: database.url,
+        poolSize: options.poolSize,
+        migrationsRun: options.migrationsRun,
+      });
   const replica = new SqlReplicaStore(storage.dataSource);
   const rooms = new SqlRoomStore(storage.dataSource);
   const queue = createInProcessQueue();

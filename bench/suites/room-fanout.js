@@ -1,8 +1,9 @@
 // Fan-out of one room (issue 15): "fan-out throughput of one room with 20 accounts on 40 homes, in events/s, beside
 // the ingest figure". Each account u0..u19 has a server home and a client home (40 real Homes in this process:
 // libp2p over TCP on 127.0.0.1; the server homes' replica and room stores on PostgreSQL scratch databases copied
-// from one migrated template, the client homes' on embedded PGlite as a client home runs by default, which keeps
-// the PostgreSQL connections within the shared server's 100); every home knows the others' documents and addresses (as the DHT would give them). u0 makes the room
+// from one migrated template, pools of 2 for server homes and of 1 for client homes, to stay within the shared
+// server's 100 connections; BENCH_FANOUT_CLIENT_STORE=pglite puts the client homes on embedded PGlite instead, as
+// a client home runs by default, but 20 of them in this one process overload its event loop on 2 cores); every home knows the others' documents and addresses (as the DHT would give them). u0 makes the room
 // on its server home and invites the others, who join from their server homes; their client homes take the room in
 // from them. Then u0 sends BENCH_FANOUT_EVENTS messages from its server home: the figure is events/s from the
 // first send until every one of the 40 homes holds every event (u0's server home sends each to the 39 others; each
@@ -30,7 +31,9 @@ const EVENTS = Number(process.env.BENCH_FANOUT_EVENTS ?? 500);
 /** PostgreSQL connections per home (a pool each). */
 const POOL = Number(process.env.BENCH_FANOUT_POOL ?? 2);
 /** Where the client homes keep their stores: embedded PGlite, as a client home does by default, or `postgres`. */
-const CLIENT_STORE = process.env.BENCH_FANOUT_CLIENT_STORE ?? 'pglite';
+const CLIENT_STORE = process.env.BENCH_FANOUT_CLIENT_STORE ?? 'postgres';
+/** PostgreSQL connections per client home when they are on PostgreSQL. */
+const CLIENT_POOL = Number(process.env.BENCH_FANOUT_CLIENT_POOL ?? 1);
 /** Bound on the wait for every home to hold every event. */
 const TIMEOUT_MS = Number(process.env.BENCH_FANOUT_TIMEOUT_MS ?? 900_000);
 /** Pause after the last join before the first message. */
@@ -53,14 +56,14 @@ async function heldCounts(homes, ids) {
 }
 
 export async function run(ctx) {
+  Error.stackTraceLimit = 40; // a failure inside the homes names its caller
   const reachable = await postgresReachable();
   if (!reachable.ok) throw new Error(`PostgreSQL is not reachable (${reachable.error}); start it and run again.`);
   const homeCount = 2 * ACCOUNTS;
-  const onPostgres = (CLIENT_STORE === 'pglite' ? ACCOUNTS : homeCount) + 1;
-  const needed = onPostgres * POOL + 2;
+  const needed = (ACCOUNTS + 1) * POOL + (CLIENT_STORE === 'pglite' ? 0 : ACCOUNTS * CLIENT_POOL) + 2;
   const free = await freeConnections();
   if (free < needed) {
-    throw new Error(`PostgreSQL accepts ${free} more connections; ${onPostgres} homes of ${POOL} need ${needed}`);
+    throw new Error(`PostgreSQL accepts ${free} more connections; the homes need ${needed}`);
   }
   const databases = [];
   const dirs = [];
@@ -93,9 +96,11 @@ export async function run(ctx) {
       accounts.push({ document, actor: { serverName, userId: document.user_id, deviceId: 'BENCH' } });
     }
 
-    ctx.progress(`opening ${homeCount} homes (PostgreSQL pool of ${POOL} each)`);
+    ctx.progress(
+      `opening ${homeCount} homes (PostgreSQL pools: ${POOL} per server home, ${CLIENT_POOL} per client home)`,
+    );
     const opened = await inBatches(fixtures, OPENING, async (fixture, j) => {
-      const options = { listen: [fixture.listen], poolSize: POOL };
+      const options = { listen: [fixture.listen], poolSize: j % 2 === 1 ? CLIENT_POOL : POOL, migrationsRun: false };
       let database;
       if (j % 2 === 1 && CLIENT_STORE === 'pglite') {
         options.embeddedDir = await mkdtemp(path.join(os.tmpdir(), 'polyhome-bench-fanout-'));
@@ -218,6 +223,7 @@ export async function run(ctx) {
     databases.push(database);
     const reference = await openRoomHome('fanout_ref', benchHome(`fanout:ref:${process.pid}`, 'server'), database, {
       poolSize: POOL,
+      migrationsRun: false,
     });
     homes.push(reference);
     for (const { document, actor } of accounts) {
