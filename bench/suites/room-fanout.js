@@ -20,7 +20,6 @@ import { openStorage } from '@polyhome/storage';
 import { benchHome } from '../lib/accounts.js';
 import { freeConnections, postgresReachable, scratchDatabase } from '../lib/pg.js';
 import { openRoomHome } from '../lib/room-home.js';
-import { freePort } from '../lib/server.js';
 import { eventually, sleep, until } from '../lib/util.js';
 
 export const description =
@@ -82,15 +81,11 @@ export async function run(ctx) {
     databases.push(template);
     await (await openStorage({ databaseUrl: template.url, poolSize: 2 })).close();
 
-    // Keys, ports and documents: each account's home entries carry the addresses the homes will listen on.
+    // Keys and documents; the homes' addresses go into each other's peer stores once they listen (as the DHT
+    // would give them).
     const fixtures = [];
-    for (let i = 0; i < homeCount; i++) {
-      const role = i % 2 === 0 ? 'server' : 'client';
-      const fixture = benchHome(`fanout:${i}:${process.pid}`, role);
-      const port = await freePort();
-      const addr = `/ip4/127.0.0.1/tcp/${port}`;
-      fixtures.push({ ...fixture, listen: addr, home: { ...fixture.home, addrs: [`${addr}/p2p/${fixture.peerId}`] } });
-    }
+    for (let i = 0; i < homeCount; i++)
+      fixtures.push(benchHome(`fanout:${i}:${process.pid}`, i % 2 === 0 ? 'server' : 'client'));
     const accounts = [];
     for (let a = 0; a < ACCOUNTS; a++) {
       const rootKey = SecretKey.generate();
@@ -108,7 +103,7 @@ export async function run(ctx) {
       `opening ${homeCount} homes (PostgreSQL pools: ${POOL} per server home, ${CLIENT_POOL} per client home)`,
     );
     const opened = await inBatches(fixtures, OPENING, async (fixture, j) => {
-      const options = { listen: [fixture.listen], poolSize: j % 2 === 1 ? CLIENT_POOL : POOL, migrationsRun: false };
+      const options = { poolSize: j % 2 === 1 ? CLIENT_POOL : POOL, migrationsRun: false };
       let database;
       if (j % 2 === 1 && CLIENT_STORE === 'pglite') {
         options.embeddedDir = await mkdtemp(path.join(os.tmpdir(), 'polyhome-bench-fanout-'));
@@ -127,8 +122,9 @@ export async function run(ctx) {
       for (const [a, { document, actor }] of accounts.entries()) {
         if (a !== own) await h.rooms.putForeignDocument(actor.serverName, document.seq, JSON.stringify(document));
       }
-      for (const other of fixtures) {
-        if (other.peerId !== fixtures[j].peerId) await rememberPeerAddresses(h.home.host, other.peerId, [other.listen]);
+      for (const other of opened) {
+        if (other !== h)
+          await rememberPeerAddresses(h.home.host, other.home.host.peerId.toString(), other.home.addrs());
       }
       await h.home.start();
     });
