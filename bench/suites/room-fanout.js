@@ -61,9 +61,11 @@ export async function run(ctx) {
   const escaped = [];
   const onEscaped = (err) => {
     escaped.push(err);
-    ctx.progress(`unhandled rejection in a home: ${err?.stack ?? err}`);
+    ctx.progress(`unhandled error in a home: ${err?.stack ?? err}`);
   };
   process.on('unhandledRejection', onEscaped);
+  // The same error thrown from pg-pool's connect timer (a callback rethrowing it) would end the process too.
+  process.on('uncaughtException', onEscaped);
   const reachable = await postgresReachable();
   if (!reachable.ok) throw new Error(`PostgreSQL is not reachable (${reachable.error}); start it and run again.`);
   const homeCount = 2 * ACCOUNTS;
@@ -255,7 +257,7 @@ export async function run(ctx) {
         figure: 'room_fanout.seconds',
         value: fanOutSeconds,
         unit: 's',
-        reference: `from the first send until all ${homeCount} homes hold all; the sends took ${sendSeconds.toFixed(1)} s; ${escaped.length} unhandled rejections in the homes`,
+        reference: `from the first send until all ${homeCount} homes hold all; the sends took ${sendSeconds.toFixed(1)} s; ${escaped.length} unhandled errors in the homes`,
       },
       {
         figure: 'room_fanout.home_events_per_s',
@@ -272,6 +274,7 @@ export async function run(ctx) {
     ];
   } finally {
     process.off('unhandledRejection', onEscaped);
+    process.off('uncaughtException', onEscaped);
     await Promise.allSettled(homes.map((h) => h.stop()));
     await Promise.allSettled(databases.map((d) => d.drop()));
     await Promise.allSettled(dirs.map((d) => rm(d, { recursive: true, force: true })));
