@@ -23,11 +23,28 @@ export async function postgresReachable() {
   }
 }
 
-/** Creates an empty database; returns { url, drop() }. */
-export async function scratchDatabase(label) {
+/**
+ * Creates an empty database, or a copy of `template` (the name of another scratch database, no session open on
+ * it: e.g. one already migrated); returns { name, url, drop() }.
+ */
+export async function scratchDatabase(label, { template } = {}) {
   const name = `polyhome_bench_${label}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  await admin(`CREATE DATABASE "${name}"`);
+  await admin(`CREATE DATABASE "${name}"${template === undefined ? '' : ` TEMPLATE "${template}"`}`);
   const url = new URL(ADMIN_URL);
   url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+  return { name, url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+}
+
+/** Connections PostgreSQL would still accept now (max_connections less the sessions open). */
+export async function freeConnections() {
+  const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 5_000 });
+  await client.connect();
+  try {
+    const { rows } = await client.query(
+      `SELECT current_setting('max_connections')::int - (SELECT count(*) FROM pg_stat_activity)::int AS free`,
+    );
+    return Number(rows[0].free);
+  } finally {
+    await client.end();
+  }
 }

@@ -6,69 +6,16 @@
 // device.put already sends m.device_list_update), and from the start of the key upload until it names her again
 // (the update carrying the keys, which bob's client then queries). Reference, in the same run: the same two
 // figures for carol logging in on S2 (bob's own home: no federation), and a loopback HTTP round trip to S2.
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { encodeBase64, SecretKey, signBytes, signedBytes } from '@polyhome/identity';
-import { postgresReachable, scratchDatabase } from '../lib/pg.js';
-import { startServer } from '../lib/server.js';
+import { inviteAndJoin, startServerPair } from '../lib/server-pair.js';
+import { call, matrixClient, percentile, sleep } from '../lib/util.js';
 
 export const description =
   "alice's new device on S1 to bob's /sync on S2 (device_lists.changed) p50/p95 vs bob's own home";
 
 const SAMPLES = Number(process.env.BENCH_DEVICE_LIST_SAMPLES ?? 10);
 const WARM_UP = 2;
-const ADMIN_TOKEN = 'bench-device-lists-admin-token-0123456789';
-const PASSWORD = 'correct horse battery staple';
-
-function percentile(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function call(url, method, body, token) {
-  const res = await fetch(url, {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(60_000),
-  });
-  const json = await res.json().catch(() => ({}));
-  if (!res.ok) throw Object.assign(new Error(`${method} ${url}: ${res.status} ${JSON.stringify(json)}`), json);
-  return json;
-}
-
-/** Retries `step` every second until it succeeds (a document still travelling, a join not yet possible). */
-async function eventually(step, what, timeoutMs = 180_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await step();
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${err.message}`, { cause: err });
-      await sleep(1_000);
-    }
-  }
-}
-
-function client(server, login) {
-  const matrix = `${server.url}/_matrix/client/v3`;
-  return {
-    userId: login.user_id,
-    deviceId: login.device_id,
-    request: (method, route, body) => call(`${matrix}${route}`, method, body, login.access_token),
-  };
-}
-
-async function login(server, userId) {
-  return call(`${server.url}/_matrix/client/v3/login`, 'POST', {
-    type: 'm.login.password',
-    identifier: { type: 'm.id.user', user: userId },
-    password: PASSWORD,
-  });
-}
 
 /** Self-signed device keys of a device, as a client uploads them. */
 function deviceKeys(userId, deviceId) {
@@ -102,17 +49,17 @@ function watch(bob, since, userId) {
 }
 
 /** One sample: `server` logs `userId` in on a new device and uploads its keys, while bob long-polls. */
-async function sample(bob, since, server, userId) {
+async function sample(pair, bob, since, server, userId) {
   let watching = watch(bob, since, userId);
   await sleep(100); // the long-poll parked on S2
   const t0 = performance.now();
-  const made = await login(server, userId);
+  const made = await pair.login(server, userId);
   const loginMs = performance.now() - t0;
   const toldAtLogin = (await watching.told) - t0;
   watching = watch(bob, watching.since, userId);
   await sleep(100);
   const t1 = performance.now();
-  await client(server, made).request('POST', '/keys/upload', { device_keys: deviceKeys(userId, made.device_id) });
+  await matrixClient(server, made).request('POST', '/keys/upload', { device_keys: deviceKeys(userId, made.device_id) });
   const uploadMs = performance.now() - t1;
   const toldAtUpload = (await watching.told) - t1;
   return { since: watching.since, loginMs, toldAtLogin, uploadMs, toldAtUpload };
@@ -124,55 +71,24 @@ function summary(samples, field) {
 }
 
 export async function run(ctx) {
-  const reachable = await postgresReachable();
-  if (!reachable.ok) throw new Error(`PostgreSQL is not reachable (${reachable.error}); start it and run again.`);
-  const dirs = [
-    await mkdtemp(path.join(os.tmpdir(), 'polyhome-bench-dl1-')),
-    await mkdtemp(path.join(os.tmpdir(), 'polyhome-bench-dl2-')),
-  ];
-  const databases = [await scratchDatabase('dl_s1'), await scratchDatabase('dl_s2')];
-  const env = (i) => ({
-    DATA_DIR: dirs[i],
-    DATABASE_URL: databases[i].url,
-    ADMIN_TOKEN,
-    ENROLLMENT_POLICY: 'open',
-  });
-  const servers = [];
+  const pair = await startServerPair(ctx, 'dl');
   try {
-    ctx.progress('starting S1 and S2 (built server, PostgreSQL)');
-    const s1 = await startServer(env(0));
-    servers.push(s1);
-    const s2 = await startServer({ ...env(1), P2P_BOOTSTRAP: s1.p2pAddr });
-    servers.push(s2);
-    const admin = (server, localpart) =>
-      call(`${server.url}/admin/v1/accounts`, 'POST', { localpart, password: PASSWORD }, ADMIN_TOKEN);
-    const aliceId = (await admin(s1, 'alice')).user_id;
-    const bobId = (await admin(s2, 'bob')).user_id;
-    const carolId = (await admin(s2, 'carol')).user_id;
-    const alice = client(s1, await login(s1, aliceId));
-    const bob = client(s2, await login(s2, bobId));
-    const carol = client(s2, await login(s2, carolId));
+    const { s1, s2 } = pair;
+    const alice = await pair.host(s1, 'alice');
+    const bob = await pair.host(s2, 'bob');
+    const carol = await pair.host(s2, 'carol');
+    const [aliceId, carolId] = [alice.userId, carol.userId];
 
     ctx.progress('alice makes a room on S1; bob and carol join from S2');
     const { room_id: roomId } = await alice.request('POST', '/createRoom', { preset: 'private_chat' });
-    for (const [who, id] of [
-      [bob, bobId],
-      [carol, carolId],
-    ]) {
-      // The invite needs the invitee's document, which reaches S1 through the DHT.
-      await eventually(
-        () => alice.request('POST', `/rooms/${encodeURIComponent(roomId)}/invite`, { user_id: id }),
-        `the invite of ${id}`,
-      );
-      await eventually(() => who.request('POST', `/join/${encodeURIComponent(roomId)}`, {}), `${id} to join`);
-    }
+    await inviteAndJoin(alice, roomId, [bob, carol]);
     let since = (await bob.request('GET', '/sync?timeout=0')).next_batch;
 
     const remote = [];
     const local = [];
     for (let i = 0; i < WARM_UP + SAMPLES; i++) {
-      const a = await sample(bob, since, s1, aliceId);
-      const c = await sample(bob, a.since, s2, carolId);
+      const a = await sample(pair, bob, since, s1, aliceId);
+      const c = await sample(pair, bob, a.since, s2, carolId);
       since = c.since;
       if (i >= WARM_UP) {
         remote.push(a);
@@ -223,8 +139,6 @@ export async function run(ctx) {
       },
     ];
   } finally {
-    await Promise.allSettled(servers.map((s) => s.stop()));
-    await Promise.allSettled(databases.map((d) => d.drop()));
-    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+    await pair.stop();
   }
 }

@@ -2,20 +2,15 @@
 // new stream, HTTP/1.1 framing, the server's checks, JSON both ways) next to, in the same run and on the same
 // connection, a raw libp2p echo of the same bytes on a new stream (the floor for one stream per request) and
 // libp2p ping (one stream kept open). Real TCP on 127.0.0.1, built libraries.
-import { performance } from 'node:perf_hooks';
 import { SecretKey } from '@polyhome/identity';
 import { createFederationServer, createPolyhomeHost, federationRequest } from '@polyhome/p2p';
-import { byteStream } from '@libp2p/utils';
+import { echoOnce, handleEcho } from '../lib/echo.js';
+import { percentile, timed as timedRounds } from '../lib/util.js';
 
 export const description = 'federation-echo request p50/p99 vs raw libp2p stream echo and ping, same connection';
 
 const ROUNDS = 1000;
 const WARM_UP = 100;
-const ECHO_PROTOCOL = '/polyhome-bench/echo/1.0.0';
-
-function percentile(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 async function host() {
   return createPolyhomeHost({
@@ -26,16 +21,7 @@ async function host() {
 }
 
 // Times `fn` ROUNDS times after WARM_UP untimed calls; returns the sorted durations in ms.
-async function timed(fn) {
-  for (let i = 0; i < WARM_UP; i++) await fn(i);
-  const out = [];
-  for (let i = 0; i < ROUNDS; i++) {
-    const t0 = performance.now();
-    await fn(i);
-    out.push(performance.now() - t0);
-  }
-  return out.sort((x, y) => x - y);
-}
+const timed = (fn) => timedRounds(ROUNDS, fn, WARM_UP);
 
 export async function run(ctx) {
   const [server, caller] = await Promise.all([host(), host()]);
@@ -44,15 +30,7 @@ export async function run(ctx) {
   });
   await federation.start();
   // The raw floor: read the request until the caller closes its end, write it back, close.
-  await server.handle(ECHO_PROTOCOL, (stream) => {
-    void (async () => {
-      const bytes = byteStream(stream);
-      const chunks = [];
-      for (let data = await bytes.read(); data !== null; data = await bytes.read()) chunks.push(data.subarray());
-      for (const chunk of chunks) await bytes.write(chunk);
-      await stream.close();
-    })().catch((err) => stream.abort(err));
-  });
+  await handleEcho(server);
   const body = { origin: 'a.example', pdus: [{ content: { body: 'x'.repeat(900) } }], edus: [] };
   const payload = new TextEncoder().encode(JSON.stringify(body));
   try {
@@ -69,13 +47,7 @@ export async function run(ctx) {
     });
 
     ctx.progress(`raw stream echo x${ROUNDS}`);
-    const raw = await timed(async () => {
-      const stream = await caller.dialProtocol(server.peerId, ECHO_PROTOCOL);
-      const bytes = byteStream(stream);
-      await bytes.write(payload);
-      await stream.close();
-      await bytes.read({ bytes: payload.byteLength });
-    });
+    const raw = await timed(() => echoOnce(caller, server.peerId, payload));
 
     ctx.progress(`ping x${ROUNDS}`);
     const pings = await timed(() => caller.services.ping.ping(server.peerId));

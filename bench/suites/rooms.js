@@ -7,54 +7,18 @@
 //   the same events' signatures alone in the same run.
 import { performance } from 'node:perf_hooks';
 import { addHome, createAccountDocument, SecretKey } from '@polyhome/identity';
-import { Home } from '@polyhome/home';
-import { createInProcessQueue } from '@polyhome/queue';
 import { verifyPduSignatures } from '@polyhome/rooms';
-import { openStorage, SqlReplicaStore, SqlRoomStore } from '@polyhome/storage';
 import { benchHome } from '../lib/accounts.js';
-import { postgresReachable, scratchDatabase } from '../lib/pg.js';
+import { postgresReachable } from '../lib/pg.js';
+import { openRoomHome as openHome } from '../lib/room-home.js';
+import { percentile, until } from '../lib/util.js';
 
 export const description = 'room message S1→S2 p50/p99 vs ping; catch-up of missed events by a returning laptop';
 
 const MESSAGES = Number(process.env.BENCH_ROOM_MESSAGES ?? 200);
 const CATCH_UP = Number(process.env.BENCH_ROOM_CATCH_UP ?? 2000);
-const INIT = {
-  listen: ['/ip4/127.0.0.1/tcp/0'],
-  announceEveryMs: 60 * 60 * 1000,
-  federation: { minBackoffMs: 200, maxBackoffMs: 2_000 },
-};
-
-function percentile(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-async function until(condition, what, timeoutMs = 600_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
-
-async function openHome(label, fixture, existing) {
-  const database = existing ?? (await scratchDatabase(label));
-  const storage = await openStorage({ databaseUrl: database.url });
-  const replica = new SqlReplicaStore(storage.dataSource);
-  const rooms = new SqlRoomStore(storage.dataSource);
-  const queue = createInProcessQueue();
-  const home = await Home.create({ nodeKey: fixture.secretKey, store: replica, queue, rooms }, INIT);
-  return {
-    home,
-    rooms,
-    replica,
-    database,
-    async stop() {
-      await home.stop();
-      await queue.close();
-      await storage.close();
-    },
-  };
-}
+/** Bound on the laptop's catch-up (default 10 minutes, or 100 ms per event when more). */
+const CATCH_UP_TIMEOUT_MS = Number(process.env.BENCH_ROOM_CATCH_UP_TIMEOUT_MS ?? Math.max(600_000, CATCH_UP * 100));
 
 export async function run(ctx) {
   const reachable = await postgresReachable();
@@ -138,12 +102,26 @@ export async function run(ctx) {
       ({ eventId: last } = await s1.home.rooms.send(A, roomId, { type: 'm.room.message', content: { body: `c${i}` } }));
       if (i % 500 === 499) ctx.progress(`  ${i + 1} events on S1`);
     }
-    for (const event of (await s1.rooms.eventsAfter(0, CATCH_UP + 1000)).slice(-CATCH_UP)) pdus.push(event.pdu);
+    const missedEvents = (await s1.rooms.eventsAfter(0, CATCH_UP + 1000)).slice(-CATCH_UP);
+    for (const event of missedEvents) pdus.push(event.pdu);
+    const missed = missedEvents.map((e) => e.eventId);
+    if (missed.at(-1) !== last) throw new Error('the events read back from S1 do not end with the last one sent');
     const started = performance.now();
     laptop = await openHome('rooms_laptop', laptopKey, laptopDb);
     await laptop.home.start();
     await laptop.home.host.dial(s1.home.host.getMultiaddrs()[0]);
-    await until(async () => (await laptop.rooms.hasEvents([last])).has(last), 'the laptop to catch up');
+    let reported = performance.now();
+    await until(
+      async () => {
+        if (performance.now() - reported > 10_000) {
+          reported = performance.now();
+          ctx.progress(`  the laptop holds ${(await laptop.rooms.hasEvents(missed)).size}/${CATCH_UP}`);
+        }
+        return (await laptop.rooms.hasEvents([last])).has(last);
+      },
+      'the laptop to catch up',
+      CATCH_UP_TIMEOUT_MS,
+    );
     const catchUpSeconds = (performance.now() - started) / 1000;
 
     const key = s1Key.secretKey.publicKey;
