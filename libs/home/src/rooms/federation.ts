@@ -40,6 +40,8 @@ import type { FederationDocuments } from './federation-documents.js';
 import { DEVICE_LIST_EDUS, FederationKeys, type FederationKeysComponents } from './federation-keys.js';
 import type { AcceptOutcome } from './pipeline.js';
 
+/** Events concurrent with a received join sent on to the joiner's homes, at most (the newest). */
+const JOIN_CATCH_UP_EVENTS = 50;
 /** PDUs per transaction (the spec's limit). */
 export const MAX_PDUS_PER_TXN = 50;
 /** How often the whole outbox is read for homes owed something (a safety net: runs are started per event). */
@@ -550,6 +552,7 @@ export class RoomFederation implements RemoteRooms {
       for (const event of events) {
         try {
           rows.push(...(await this.#destinations(event, documents)));
+          rows.push(...(await this.#missedByJoiner(event, documents)));
         } catch (err) {
           this.#logger.warn({ err, eventId: event.eventId }, 'the event could not be fanned out');
         }
@@ -603,6 +606,39 @@ export class RoomFederation implements RemoteRooms {
         if (destination === this.peerId || destination === maker) continue;
         rows.push({ destination, eventId: event.eventId, streamOrdering: event.streamOrdering, origin });
       }
+    }
+    return rows;
+  }
+
+  /**
+   * For a join received from another account's home: the events this home sent out between the join's prev
+   * events and the join (concurrent with it, so not sent to the joiner's homes, whose server was not in the room
+   * yet), now owed to the joiner's homes. Without this, a message made here while the join was on its way
+   * reached the joiner only once a later event named it (and never, if none came). At most
+   * JOIN_CATCH_UP_EVENTS, the newest.
+   */
+  async #missedByJoiner(event: StoredRoomEvent, documents: DocumentReader): Promise<OutboxEntry[]> {
+    const pdu = event.pdu;
+    if (pdu.type !== 'm.room.member' || pdu.content['membership'] !== 'join' || event.streamOrdering === null)
+      return [];
+    const joiner = serverNameOf(pdu.state_key ?? '');
+    if (joiner === undefined || makerOf(pdu, joiner) === this.peerId || (await this.#hosts(joiner, documents)))
+      return [];
+    const prevs = [...(await this.#store.eventsByIds(pdu.prev_events)).values()];
+    const since = Math.max(0, ...prevs.map((e) => e.streamOrdering ?? 0));
+    if (since >= event.streamOrdering - 1) return [];
+    const { events } = await this.#store.timelineSince(
+      pdu.room_id,
+      since,
+      JOIN_CATCH_UP_EVENTS,
+      event.streamOrdering - 1,
+    );
+    const homes = new Set(
+      (await documents.document(joiner))?.homes.map((h) => h.peer_id) ?? (await this.#homesResolved(joiner)),
+    );
+    const rows: OutboxEntry[] = [];
+    for (const missed of events) {
+      for (const row of await this.#destinations(missed, documents)) if (homes.has(row.destination)) rows.push(row);
     }
     return rows;
   }
