@@ -234,7 +234,10 @@ export class RoomEventPipeline {
     // The current state the event leaves is resolved first and set in the event's own transaction: no reader
     // sees the event without the state (and memberships) it brings.
     const own = stateAfterEvent(before, eventId, pdu);
-    const { currentState, currentStateDelta } = await this.currentState(version, eventId, pdu, own);
+    // Only when the state before is the prev event's own state after (not a state another home gave) can the
+    // change be a delta on the held current state.
+    const extendsPrev = 'afterEvent' in stateBefore;
+    const { currentState, currentStateDelta } = await this.currentState(version, eventId, pdu, own, extendsPrev);
     const persisted = await this.store.persistEvent({
       eventId,
       roomVersion: version,
@@ -391,8 +394,8 @@ export class RoomEventPipeline {
 
   /**
    * The room's state once the event is in, read before it is stored (the caller serialises the room): when the
-   * event extends the room's only extremity, the change it makes to the current state (that extremity's state
-   * after, as set when it came in); when it leaves itself the only extremity otherwise, its own state after;
+   * event extends the room's only extremity from that extremity's own state after (`extendsPrev`: no state given
+   * by another home), the change it makes to the current state (which is that state, as set when it came in); when it leaves itself the only extremity otherwise, its own state after;
    * else the resolution of the states at the extremities it leaves (state resolution v2).
    */
   private async currentState(
@@ -400,6 +403,7 @@ export class RoomEventPipeline {
     eventId: string,
     pdu: Pdu,
     own: StateMap,
+    extendsPrev: boolean,
   ): Promise<{ currentState: StateMap; currentStateDelta?: StateDelta }> {
     const prevs = [...new Set(pdu.prev_events)];
     const { before, after } = await this.store.forwardExtremitiesAfter(
@@ -409,7 +413,7 @@ export class RoomEventPipeline {
       MAX_RESOLVED_EXTREMITIES,
     );
     if (after.length === 1 && after[0]!.eventId === eventId) {
-      if (before.length === 1 && prevs.length === 1 && before[0] === prevs[0]) {
+      if (extendsPrev && before.length === 1 && prevs.length === 1 && before[0] === prevs[0]) {
         const delta: StateDelta =
           typeof pdu.state_key === 'string' ? new Map([[stateKeyOf(pdu.type, pdu.state_key), eventId]]) : new Map();
         return { currentState: own, currentStateDelta: delta };
