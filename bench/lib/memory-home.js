@@ -12,6 +12,7 @@ import {
   opsMissing,
   versionVector,
 } from '@polyhome/sync';
+import { signedDeviceBody } from './device-keys.js';
 
 /** The ReplicaStore port over in-memory replicas. */
 export class MemoryStore {
@@ -48,14 +49,7 @@ export function deviceChange(userId, deviceId) {
   return {
     op: 'device.put',
     key: deviceId,
-    body: {
-      user_id: userId,
-      device_id: deviceId,
-      algorithms: ['m.olm.v1.curve25519-aes-sha2', 'm.megolm.v1.aes-sha2'],
-      keys: { [`curve25519:${deviceId}`]: 'x'.repeat(43), [`ed25519:${deviceId}`]: 'y'.repeat(43) },
-      signatures: { [userId]: { [`ed25519:${deviceId}`]: 'z'.repeat(86) } },
-      display_name: `bench device ${deviceId}`,
-    },
+    body: signedDeviceBody(userId, deviceId, { display_name: `bench device ${deviceId}` }),
   };
 }
 

@@ -9,6 +9,7 @@ import { addHome, createAccountDocument, peerIdFromPublicKey, SecretKey } from '
 import { createPolyhomeHost, createSyncService } from '@polyhome/p2p';
 import { makeLocalOp } from '@polyhome/sync';
 import { MemoryStore as Store } from '../lib/memory-home.js';
+import { signedDeviceBody } from '../lib/device-keys.js';
 
 export const description = 'sync propagation p50/p99 vs libp2p ping RTT; catch-up after 10,000 missed ops';
 
@@ -48,14 +49,7 @@ function deviceChange(userId, i) {
   return {
     op: 'device.put',
     key: id,
-    body: {
-      user_id: userId,
-      device_id: id,
-      algorithms: ['m.olm.v1.curve25519-aes-sha2', 'm.megolm.v1.aes-sha2'],
-      keys: { [`curve25519:${id}`]: 'x'.repeat(43), [`ed25519:${id}`]: 'y'.repeat(43) },
-      signatures: { [userId]: { [`ed25519:${id}`]: 'z'.repeat(86) } },
-      display_name: `bench device ${i}`,
-    },
+    body: signedDeviceBody(userId, id, { display_name: `bench device ${i}` }),
   };
 }
 

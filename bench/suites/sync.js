@@ -17,6 +17,7 @@ import {
   stateOf,
   versionVector,
 } from '@polyhome/sync';
+import { signedDeviceBody } from '../lib/device-keys.js';
 
 export const description = 'sync engine: local ops, applying received ops, a full session between two replicas';
 
@@ -63,13 +64,7 @@ export async function run(ctx) {
   const made = [];
   for (let i = 0; i < OPS; i++) {
     const deviceId = `DEV${i % 50}`;
-    const body = {
-      user_id: user,
-      device_id: deviceId,
-      algorithms: ['m.olm.v1.curve25519-aes-sha2'],
-      keys: { [`ed25519:${deviceId}`]: 'lEuiRJBit0IG6nUf5pUzWTUEsRVVe/HJkoKuEww9ULI' },
-      signatures: {},
-    };
+    const body = signedDeviceBody(user, deviceId);
     const op = makeLocalOp(source, homes[0].secretKey, { op: 'device.put', key: deviceId, body }, i);
     [source] = applyOps(source, [op]);
     made.push(op);

@@ -5,6 +5,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { InvalidKeyLengthError } from './errors.js';
 import { PUBLIC_KEY_LENGTH, secretBytes, type SecretKey } from './secret-key.js';
 import { createNativeEd25519 } from './node/native-ed25519.js';
+import { signatureMemo } from './signature-memo.js';
 
 /** Length in bytes of an Ed25519 signature. */
 export const SIGNATURE_LENGTH = 64;
@@ -17,6 +18,8 @@ export interface Ed25519Backend {
   sign(message: Uint8Array, secretKey: SecretKey): Uint8Array;
   /** True when the signature verifies; false for any bad signature or unusable public key. */
   verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+  /** The same check off the calling thread (Node's thread pool), where the backend can; `verify` otherwise. */
+  verifyAsync?(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): Promise<boolean>;
 }
 
 /** The pure-JS backend (@noble/curves) with RFC 8032 (non-ZIP-215) checks, closest to OpenSSL's. */
@@ -62,5 +65,7 @@ export function verifyBytes(
     throw new InvalidKeyLengthError('Ed25519 public key', PUBLIC_KEY_LENGTH, publicKey?.length ?? 0);
   }
   if (!(signature instanceof Uint8Array) || signature.length !== SIGNATURE_LENGTH) return false;
+  // On the default backend, a signature verified ahead (verify-ahead.ts) is not verified again.
+  if (options?.backend === undefined && signatureMemo.has({ signature, message, publicKey })) return true;
   return (options?.backend ?? defaultEd25519).verify(signature, message, publicKey);
 }

@@ -33,6 +33,9 @@ export {
 export type { KeyPair } from './keys.js';
 export { nobleEd25519, nativeEd25519, defaultEd25519, signBytes, verifyBytes, SIGNATURE_LENGTH } from './ed25519.js';
 export type { Ed25519Backend, Ed25519Options } from './ed25519.js';
+export { SignatureMemo, signatureMemo, SIGNATURE_MEMO_LIMITS } from './signature-memo.js';
+export type { SignatureCheck, SignatureMemoLimits } from './signature-memo.js';
+export { verifyAhead } from './verify-ahead.js';
 export {
   SERVER_NAME_LENGTH,
   MAX_LOCALPART_LENGTH,

@@ -24,6 +24,7 @@ import {
   type SyncErrorCode,
   type SyncMessage,
   type VersionVector,
+  verifyOpsAhead,
 } from '@polyhome/sync';
 import { lpStream } from '@libp2p/utils';
 import { ANTI_ENTROPY_JITTER, MAX_ERROR_REASON_LENGTH, SYNC_PROTOCOL } from './constants.js';
@@ -155,10 +156,21 @@ export class Session {
     try {
       await this.#pump();
       if (first !== undefined) await this.#receive(first);
-      while (this.open) {
-        const value = await this.#read();
-        if (value === undefined) break;
-        await this.#receive(value);
+      // One frame is read ahead while the one before it is handled: a batch of ops has its signatures verified
+      // on the thread pool (verifyOpsAhead) while the store applies the batch before it.
+      let next = this.#readAhead();
+      try {
+        while (this.open) {
+          next.idle.start();
+          const value = await next.value;
+          if (value === undefined) break;
+          next = this.#readAhead();
+          await this.#receive(value);
+        }
+      } finally {
+        // The read ahead ends with the session (its signal is aborted); its outcome no longer matters.
+        next.idle.stop();
+        next.value.catch(() => undefined);
       }
       this.close('done');
     } catch (error) {
@@ -220,26 +232,40 @@ export class Session {
     this.close(closeReason);
   }
 
-  async #read(): Promise<unknown> {
+  // Reads the next frame. The idle clock runs only from `idle.start()`: a frame read ahead while the one before it
+  // is still being handled is not idle for that time.
+  async #read(idle: IdleClock): Promise<unknown> {
     const lp = this.#lp!;
-    const signal = AbortSignal.any([AbortSignal.timeout(this.#settings.idleTimeout), this.#abort.signal]);
+    const signal = AbortSignal.any([idle.signal, this.#abort.signal]);
     let frame;
     try {
       frame = await lp.read({ signal });
     } catch (error) {
       if (!this.open) return undefined;
-      if (signal.aborted) {
+      if (idle.signal.aborted) {
         this.close('idle');
         return undefined;
       }
       // A clean end of stream surfaces as an EOF error from lpStream.
       if (isEof(error)) return undefined;
       throw error;
+    } finally {
+      idle.stop();
     }
     const value = parseFrame(frame.subarray());
     // The wire's own caps, before the engine's envelope check.
     decodeMessage(frame.subarray(), this.#settings.limits);
     return value;
+  }
+
+  #readAhead(): { value: Promise<unknown>; idle: IdleClock } {
+    const idle = new IdleClock(this.#settings.idleTimeout);
+    const value = this.#read(idle).then((value) => {
+      const message = value as { t?: unknown; ops?: unknown } | undefined;
+      if (message?.t === 'ops' && Array.isArray(message.ops)) void verifyOpsAhead(message.ops);
+      return value;
+    });
+    return { value, idle };
   }
 
   async #receive(value: unknown): Promise<void> {
@@ -431,4 +457,28 @@ function isEof(error: unknown): boolean {
 
 function errorText(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).slice(0, MAX_ERROR_REASON_LENGTH);
+}
+
+/** An idle deadline that starts when asked to, not when made; aborts its signal once it passes. */
+class IdleClock {
+  readonly #controller = new AbortController();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+
+  constructor(readonly timeout: number) {}
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  start(): void {
+    if (this.#stopped || this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => this.#controller.abort(new Error('idle')), this.timeout);
+    this.#timer.unref?.();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+  }
 }

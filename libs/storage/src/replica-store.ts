@@ -37,6 +37,7 @@ import {
   type StateSummary,
   type VersionVector,
   winnerOf,
+  verifyOpsAhead,
 } from '@polyhome/sync';
 import { In, Not, type DataSource, type EntityManager, type QueryDeepPartialEntity } from 'typeorm';
 import { AccountDocumentEntity } from './entities/account-document.entity.js';
@@ -391,6 +392,9 @@ export class SqlReplicaStore implements ReplicaStore {
     recheckPending: boolean,
     from: string | null = null,
   ): Promise<ApplyResult> {
+    // Signatures are verified before the account's lock is taken, on the thread pool (a session started this when
+    // the batch arrived); planApply's checks inside the transaction then find them in the signature memo.
+    if (this.init.ed25519?.backend === undefined) await verifyOpsAhead(ops);
     return this.dataSource.transaction(async (manager) => {
       await this.lockAccount(manager, account);
       const document = await this.documentIn(manager, account);

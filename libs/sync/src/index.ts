@@ -18,6 +18,7 @@ export {
   accountOf,
 } from './validate.js';
 export { deviceSignatureRefusal, deviceSignedBytes, hasValidSignature } from './key-signatures.js';
+export { signatureChecksOf, verifyOpsAhead } from './verify-ahead.js';
 export type { ParseContext, OriginCheck, OpValidation, EncodedOp } from './validate.js';
 export {
   OP_KINDS,

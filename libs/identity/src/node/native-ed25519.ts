@@ -92,5 +92,21 @@ function nativeBackend(crypto: NodeCrypto): Ed25519Backend {
         return false;
       }
     },
+    verifyAsync(signature, message, publicKey) {
+      let key: KeyObject;
+      try {
+        key = publicKeyObject(publicKey);
+      } catch {
+        return Promise.resolve(false);
+      }
+      // With a callback, node:crypto verifies on libuv's thread pool.
+      return new Promise((resolve) => {
+        try {
+          crypto.verify(null, message, key, signature, (error, valid) => resolve(error === null && valid));
+        } catch {
+          resolve(false);
+        }
+      });
+    },
   };
 }
