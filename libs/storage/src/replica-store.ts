@@ -108,7 +108,13 @@ function toOp(row: { content: Record<string, unknown> }): Op {
  * The winning op a state row stands for, as far as choosing the next winner needs it: its order (lamport,
  * origin, seq), whether it is a tombstone (the kind of its namespace that is or is not one) and its body.
  */
-function heldOp(row: AccountStateEntity): Op {
+/** The fields of a state row that choosing a winner and keeping summaries read. */
+type StateRowFields = Pick<
+  AccountStateEntity,
+  'namespace' | 'key' | 'lamport' | 'origin' | 'seq' | 'deleted' | 'value'
+>;
+
+function heldOp(row: StateRowFields): Op {
   const kind = kindsOf(row.namespace as OpNamespace).find((k) => isTombstone(k) === row.deleted)!;
   return {
     op: kind,
@@ -146,7 +152,7 @@ class SummaryChanges {
   }
 }
 
-function liveOf(row: AccountStateEntity | undefined): Live {
+function liveOf(row: StateRowFields | undefined): Live {
   return row === undefined || row.deleted ? null : row.value;
 }
 
@@ -682,7 +688,7 @@ export class SqlReplicaStore implements ReplicaStore {
     result: ApplyResult,
   ): Promise<void> {
     if (fresh.length === 0) return;
-    await manager.getRepository(OpEntity).insert(fresh.map(({ op, hash }) => this.row(account, op, hash)));
+    await this.insertOps(manager, account, fresh);
     const byOrigin = new Map<string, { seq: number; hashes: Buffer[] }>();
     for (const { op, hash } of fresh) {
       const entry = byOrigin.get(op.origin) ?? { seq: 0, hashes: [] };
@@ -700,16 +706,15 @@ export class SqlReplicaStore implements ReplicaStore {
       else list.push(op);
     }
     fresh.length = 0;
-    const repo = manager.getRepository(AccountStateEntity);
-    const current = new Map<string, AccountStateEntity>();
     const touched = [...byKey.values()].map((ops) => ops[0]!);
-    for (let i = 0; i < touched.length; i += STATE_READ_CHUNK) {
-      const chunk = touched.slice(i, i + STATE_READ_CHUNK);
-      const rows = await repo.find({
-        where: chunk.map((op) => ({ account, namespace: namespaceOf(op.op), key: op.key })),
-      });
-      for (const row of rows) current.set(`${row.namespace}:${row.key}`, row);
-    }
+    const current = new Map<string, StateRowFields>();
+    const rows = await manager.query<StateRowFields[]>(
+      `SELECT s.namespace, s.key, s.lamport, s.origin, s.seq, s.deleted, s.value FROM account_state s
+       JOIN unnest($2::varchar[], $3::varchar[]) AS k(namespace, key) ON k.namespace = s.namespace AND k.key = s.key
+       WHERE s.account = $1`,
+      [account, touched.map((op) => namespaceOf(op.op)), touched.map((op) => op.key)],
+    );
+    for (const row of rows) current.set(`${row.namespace}:${row.key}`, row);
     const winners: Op[] = [];
     const summaries = new SummaryChanges();
     const recompute: Array<{ namespace: OpNamespace; key: string }> = [];
@@ -729,16 +734,60 @@ export class SqlReplicaStore implements ReplicaStore {
         summaries.note(namespaceOf(winner.op), winner.key, liveOf(row), liveOp(winner));
       }
     }
-    if (winners.length > 0) {
-      await repo.upsert(
-        winners.map((op) => this.stateRow(account, namespaceOf(op.op), op)),
-        ['account', 'namespace', 'key'],
-      );
-    }
+    await this.upsertState(manager, account, winners);
     await this.writeSummaries(manager, account, summaries);
     for (const { namespace, key } of await this.recomputeKeys(manager, account, recompute)) {
       result.changed.push(`${namespace}:${key}`);
     }
+  }
+
+  /** Inserts a batch's new ops: one statement, its columns as arrays (not a parameter per value). */
+  private async insertOps(
+    manager: EntityManager,
+    account: string,
+    fresh: Array<{ op: Op; hash: Buffer }>,
+  ): Promise<void> {
+    await manager.query(
+      `INSERT INTO op (account, origin, seq, lamport, doc_seq, ts, kind, key, content, hash)
+       SELECT $1, o.origin, o.seq, o.lamport, o.doc_seq, o.ts, o.kind, o.key, o.content::jsonb, decode(o.hash, 'hex')
+       FROM unnest($2::varchar[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::varchar[], $8::varchar[],
+                   $9::text[], $10::text[]) AS o(origin, seq, lamport, doc_seq, ts, kind, key, content, hash)`,
+      [
+        account,
+        fresh.map(({ op }) => op.origin),
+        fresh.map(({ op }) => String(op.seq)),
+        fresh.map(({ op }) => String(op.lamport)),
+        fresh.map(({ op }) => String(op.doc_seq)),
+        fresh.map(({ op }) => String(op.ts)),
+        fresh.map(({ op }) => op.op),
+        fresh.map(({ op }) => op.key),
+        fresh.map(({ op }) => JSON.stringify(op)),
+        fresh.map(({ hash }) => hash.toString('hex')),
+      ],
+    );
+  }
+
+  /** Sets each op as the state of its key (insert or replace): one statement, its columns as arrays. */
+  private async upsertState(manager: EntityManager, account: string, winners: readonly Op[]): Promise<void> {
+    if (winners.length === 0) return;
+    await manager.query(
+      `INSERT INTO account_state (account, namespace, key, lamport, origin, seq, deleted, value)
+       SELECT $1, w.namespace, w.key, w.lamport, w.origin, w.seq, w.deleted, w.value::jsonb
+       FROM unnest($2::varchar[], $3::varchar[], $4::bigint[], $5::varchar[], $6::bigint[], $7::boolean[], $8::text[])
+         AS w(namespace, key, lamport, origin, seq, deleted, value)
+       ON CONFLICT (account, namespace, key) DO UPDATE SET lamport = EXCLUDED.lamport, origin = EXCLUDED.origin,
+         seq = EXCLUDED.seq, deleted = EXCLUDED.deleted, value = EXCLUDED.value, updated_at = now()`,
+      [
+        account,
+        winners.map((op) => namespaceOf(op.op)),
+        winners.map((op) => op.key),
+        winners.map((op) => String(op.lamport)),
+        winners.map((op) => op.origin),
+        winners.map((op) => String(op.seq)),
+        winners.map((op) => isTombstone(op.op)),
+        winners.map((op) => (isTombstone(op.op) ? null : JSON.stringify(op.body))),
+      ],
+    );
   }
 
   private row(account: string, op: Op, hash: Buffer): QueryDeepPartialEntity<OpEntity> {

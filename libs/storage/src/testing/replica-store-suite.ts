@@ -124,6 +124,24 @@ export function replicaStoreSuite(
       expect(Object.keys(state.crossSigning)).toEqual(['master']);
     });
 
+    it('keeps every character of an op and its value: quotes, backslashes, braces, commas, NULL and non-ASCII', async () => {
+      const names = [
+        'say "hi"',
+        'back\\slash \\"',
+        '{a,b}',
+        'NULL',
+        '',
+        'Élise’s 日本語 💬',
+        "it's; DROP TABLE op; --",
+      ];
+      const ops = names.map((name, i) => w0().devicePut(`Q${i}`, { display_name: name }));
+      expect((await sut.store.applyOps(account, ops, from())).accepted).toHaveLength(ops.length);
+      const back = await sut.store.opsMissing(account, {}, 100);
+      expect(back).toEqual(ops);
+      const state = await sut.state(account);
+      names.forEach((name, i) => expect((state.devices[`Q${i}`] as { display_name?: string }).display_name).toBe(name));
+    });
+
     it('holds ops after a gap and applies them when the gap fills', async () => {
       const ops = [w0().devicePut('D1'), w0().devicePut('D2'), w0().devicePut('D3')];
       const early = await sut.store.applyOps(account, [ops[2], ops[1]], from());
