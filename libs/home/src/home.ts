@@ -38,6 +38,7 @@ import {
 } from '@polyhome/p2p';
 import type { Job, QueueBackend } from '@polyhome/queue';
 import { stateKey, type Op, type StateSummary, type VersionVector } from '@polyhome/sync';
+import { AckRecorder } from './ack-recorder.js';
 import { BackgroundWork } from './background.js';
 import { addHomeToAccount, changeAccountDocument, removeHomeFromAccount, type NewHome } from './documents.js';
 import { HomeStoppingError, InvalidPairingCodeError, NotConnectedError } from './errors.js';
@@ -173,6 +174,7 @@ export interface HomeInit {
 export class Home {
   readonly events = new HomeEvents();
   readonly #background: BackgroundWork;
+  readonly #acks: AckRecorder;
   readonly #writer: LocalOpWriter;
   readonly #logger: HomeLogger;
   readonly #unsubscribe: Array<() => void> = [];
@@ -218,6 +220,10 @@ export class Home {
     this.peerId = peerIdFromPublicKey(components.nodeKey.publicKey);
     this.#logger = components.logger ?? SILENT_LOGGER;
     this.#background = new BackgroundWork(this.#logger);
+    this.#acks = new AckRecorder(
+      (account, peerId, vv) => this.components.store.recordAck(account, peerId, vv),
+      (work) => this.#background.track(work, 'recording an ack'),
+    );
     this.#writer = new LocalOpWriter(components.store, this.peerId, components.nodeKey);
     const documents =
       components.rooms === undefined ? undefined : new FederationDocuments(components.store, components.rooms);
@@ -373,9 +379,7 @@ export class Home {
         guard.removeHomes(removed);
         guard.addHomes(added);
       }),
-      sync.on('acked', ({ account, peerId, vv }) =>
-        this.#background.track(this.components.store.recordAck(account, peerId, vv), 'recording an ack'),
-      ),
+      sync.on('acked', ({ account, peerId, vv }) => this.#acks.record(account, peerId, vv)),
       sync.on('applied', (detail) => {
         this.events.emit('applied', detail);
         this.#changed(detail.account, detail.changed);

@@ -287,6 +287,11 @@ export class Session {
     }
     const result = await this.#store.applyOps(this.account, ops, this.remotePeer);
     this.#owner.applied(this, result);
+    // The peer sent these ops from its gapless log, and each proved genuine (accepted, or the very op held here):
+    // it holds them and all before them. Its acks only cover what this home sent it, so an op it had from
+    // another home would otherwise never count as delivered to it.
+    const held = heldBySender(result);
+    if (Object.keys(held).length > 0) this.#owner.acked(this, held);
   }
 
   async #offerDocument(document: unknown): Promise<void> {
@@ -457,6 +462,20 @@ function isEof(error: unknown): boolean {
 
 function errorText(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).slice(0, MAX_ERROR_REASON_LENGTH);
+}
+
+/** Per origin, the highest seq of the ops a batch accepted or already held (duplicates are the same ops). */
+function heldBySender(result: ApplyResult): VersionVector {
+  const held: VersionVector = {};
+  const note = (op: unknown): void => {
+    const { origin, seq } = op as { origin?: unknown; seq?: unknown };
+    if (typeof origin === 'string' && typeof seq === 'number' && Number.isSafeInteger(seq) && seq > 0) {
+      held[origin] = Math.max(held[origin] ?? 0, seq);
+    }
+  };
+  for (const op of result.accepted) note(op);
+  for (const refusal of result.rejected) if (refusal.reason === 'duplicate') note(refusal.op);
+  return held;
 }
 
 /** An idle deadline that starts when asked to, not when made; aborts its signal once it passes. */
