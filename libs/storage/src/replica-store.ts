@@ -571,18 +571,23 @@ export class SqlReplicaStore implements ReplicaStore {
     }
   }
 
-  /** Records what a peer acknowledged (monotonic per origin), and when it was last heard from. */
+  /**
+   * Records what a peer acknowledged (monotonic per origin), and when it was last heard from: one statement. The
+   * upsert locks the row it merges into, so concurrent acks of one peer each merge into what the other wrote.
+   */
   async recordAck(account: string, peerId: string, vv: VersionVector): Promise<void> {
-    await this.dataSource.transaction(async (manager) => {
-      const repo = manager.getRepository(PeerDeliveryEntity);
-      // Make sure the row exists before locking it: two first acks racing on a missing row would each
-      // insert their own vector, and the later, possibly smaller one would win.
-      await repo.createQueryBuilder().insert().values({ account, peerId }).orIgnore().execute();
-      const row = await repo.findOneOrFail({ where: { account, peerId }, lock: { mode: 'pessimistic_write' } });
-      const merged: Record<string, number> = { ...row.ackedVv };
-      for (const [origin, seq] of Object.entries(vv)) merged[origin] = Math.max(merged[origin] ?? 0, seq);
-      await repo.update({ account, peerId }, { ackedVv: merged, lastSeenAt: new Date() });
-    });
+    await this.dataSource.query(
+      `INSERT INTO peer_delivery (account, peer_id, acked_vv, last_seen_at) VALUES ($1, $2, $3::jsonb, now())
+       ON CONFLICT (account, peer_id) DO UPDATE SET
+         acked_vv = (
+           SELECT COALESCE(jsonb_object_agg(k, GREATEST(COALESCE((peer_delivery.acked_vv ->> k)::bigint, 0),
+                                                        COALESCE((EXCLUDED.acked_vv ->> k)::bigint, 0))), '{}'::jsonb)
+           FROM (SELECT jsonb_object_keys(peer_delivery.acked_vv) AS k
+                 UNION SELECT jsonb_object_keys(EXCLUDED.acked_vv)) AS keys
+         ),
+         last_seen_at = now(), updated_at = now()`,
+      [account, peerId, JSON.stringify(vv)],
+    );
   }
 
   /** Marks a peer connected now. */
