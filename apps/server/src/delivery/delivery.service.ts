@@ -122,6 +122,9 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
   async scheduleFor(account: string): Promise<string[]> {
     const document = await this.store.document(account);
     if (document === undefined) return [];
+    // The usual case on every change: each other home is connected, and its session delivers. Nothing to read.
+    const home = this.p2p.home;
+    if (document.homes.every((h) => h.peer_id === this.p2p.peerId || home.isConnected(h.peer_id))) return [];
     const vv = await this.store.versionVector(account);
     const acked = new Map((await this.store.deliveryState(account)).map((d) => [d.peerId, d.ackedVv]));
     const siblings = await this.siblings();
@@ -173,10 +176,10 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
 
   /** A home connected: its session catches it up, so a waiting or failed delivery job for it is dropped. */
   private async peerConnected(peer: string): Promise<void> {
-    for (const server_name of await this.accounts.namingHome(peer)) {
-      await this.store.recordConnected(server_name, peer);
-      await this.queue.backend.queue('delivery').remove(jobIdOf(server_name, peer));
-    }
+    const accounts = await this.accounts.namingHome(peer);
+    await this.store.recordConnectedMany(accounts, peer);
+    const queue = this.queue.backend.queue('delivery');
+    await Promise.all(accounts.map(async (account) => queue.remove(jobIdOf(account, peer))));
   }
 
   /**
