@@ -294,6 +294,15 @@ export class Session {
     if (Object.keys(held).length > 0) this.#owner.acked(this, held);
   }
 
+  async #heads(): Promise<{ vv: VersionVector; digests: Record<string, string> | undefined }> {
+    if (this.#store.heads !== undefined) return this.#store.heads(this.account);
+    const [vv, digests] = await Promise.all([
+      this.#store.versionVector(this.account),
+      this.#store.logDigests?.(this.account),
+    ]);
+    return { vv, digests };
+  }
+
   async #offerDocument(document: unknown): Promise<void> {
     const before = await this.#store.document(this.account);
     let inForce: AccountDocument;
@@ -348,11 +357,7 @@ export class Session {
   }
 
   async #pumpRound(): Promise<void> {
-    const [document, vv, digests] = await Promise.all([
-      this.#store.document(this.account),
-      this.#store.versionVector(this.account),
-      this.#store.logDigests?.(this.account),
-    ]);
+    const [document, { vv, digests }] = await Promise.all([this.#store.document(this.account), this.#heads()]);
     const status = document === undefined ? undefined : homeStatus(document, this.remotePeer);
     if (document === undefined || status === undefined || status.kind === 'unknown') {
       this.refuse('NOT_A_HOME', NOT_A_HOME_TEXT, 'not_a_home');

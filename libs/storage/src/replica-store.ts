@@ -356,6 +356,11 @@ export class SqlReplicaStore implements ReplicaStore {
     return this.vectorIn(this.dataSource.manager, account);
   }
 
+  async heads(account: string): Promise<{ vv: VersionVector; digests: Record<string, string> }> {
+    const { vv, digests } = await this.headsIn(this.dataSource.manager, account);
+    return { vv, digests };
+  }
+
   async logDigests(account: string): Promise<Record<string, string>> {
     return (await this.headsIn(this.dataSource.manager, account)).digests;
   }
@@ -402,10 +407,8 @@ export class SqlReplicaStore implements ReplicaStore {
     // the batch arrived); planApply's checks inside the transaction then find them in the signature memo.
     if (this.init.ed25519?.backend === undefined) await verifyOpsAhead(ops);
     return this.dataSource.transaction(async (manager) => {
-      await this.lockAccount(manager, account);
-      const document = await this.documentIn(manager, account);
-      if (document === undefined) throw new UnknownAccountError(account);
-      const { vv: heads, digests } = await this.headsIn(manager, account);
+      const document = await this.lockAccountWithDocument(manager, account);
+      const { vv: heads, digests, full } = await this.headsIn(manager, account);
       let buffer = this.pending.get(account);
       if (buffer === undefined) {
         buffer = new PendingBuffer(this.init.pendingLimits, this.pendingBudget);
@@ -431,7 +434,7 @@ export class SqlReplicaStore implements ReplicaStore {
       // the store's budget in between; it is undone if the writes fail.
       const undo = buffer.apply(plan.pending, (origin) => listsOrigin(document, origin));
       try {
-        await this.carryOut(manager, account, heads, plan, from);
+        await this.carryOut(manager, account, heads, plan, from, full);
       } catch (error) {
         undo();
         throw error;
@@ -483,6 +486,7 @@ export class SqlReplicaStore implements ReplicaStore {
     heads: VersionVector,
     plan: ApplyPlan,
     from: string | null,
+    headDigests: Map<string, Buffer>,
   ): Promise<void> {
     const ops = manager.getRepository(OpEntity);
     // The ops that held the replaced slots: kept as evidence, and their keys recomputed.
@@ -538,6 +542,7 @@ export class SqlReplicaStore implements ReplicaStore {
       account,
       plan.append.map(({ op, hash }) => ({ op, hash: Buffer.from(hash, 'hex') })),
       result,
+      plan.replace.length === 0 ? headDigests : undefined,
     );
   }
 
@@ -702,6 +707,7 @@ export class SqlReplicaStore implements ReplicaStore {
     account: string,
     fresh: Array<{ op: Op; hash: Buffer }>,
     result: ApplyResult,
+    headDigests?: Map<string, Buffer>,
   ): Promise<void> {
     if (fresh.length === 0) return;
     await this.insertOps(manager, account, fresh);
@@ -712,7 +718,8 @@ export class SqlReplicaStore implements ReplicaStore {
       entry.hashes.push(hash);
       byOrigin.set(op.origin, entry);
     }
-    for (const [origin, { seq, hashes }] of byOrigin) await this.moveHead(manager, account, origin, seq, hashes);
+    if (headDigests !== undefined) await this.moveHeads(manager, account, byOrigin, headDigests);
+    else for (const [origin, { seq, hashes }] of byOrigin) await this.moveHead(manager, account, origin, seq, hashes);
     // The batch's ops per key, then one read of the current winners of those keys.
     const byKey = new Map<string, Op[]>();
     for (const { op } of fresh) {
@@ -954,6 +961,19 @@ export class SqlReplicaStore implements ReplicaStore {
     };
   }
 
+  /** Locks the account's row and reads its document in force, in one query. Throws UnknownAccountError. */
+  private async lockAccountWithDocument(manager: EntityManager, account: string): Promise<AccountDocument> {
+    const rows = await manager.query<Array<{ document: AccountDocument | null }>>(
+      `SELECT d.document FROM account a
+       LEFT JOIN account_document d ON d.server_name = a.server_name AND d.seq = a.doc_seq
+       WHERE a.server_name = $1 FOR UPDATE OF a`,
+      [account],
+    );
+    const document = rows[0]?.document;
+    if (document === undefined || document === null) throw new UnknownAccountError(account);
+    return document;
+  }
+
   private async lockAccount(manager: EntityManager, account: string): Promise<void> {
     const row = await manager
       .getRepository(AccountEntity)
@@ -983,15 +1003,46 @@ export class SqlReplicaStore implements ReplicaStore {
   private async headsIn(
     manager: EntityManager,
     account: string,
-  ): Promise<{ vv: VersionVector; digests: Record<string, string> }> {
+  ): Promise<{ vv: VersionVector; digests: Record<string, string>; full: Map<string, Buffer> }> {
     const rows = await manager.getRepository(OpLogHeadEntity).find({ where: { account }, order: { origin: 'ASC' } });
     const vv: VersionVector = {};
     const digests: Record<string, string> = {};
+    const full = new Map<string, Buffer>();
     for (const row of rows) {
       vv[row.origin] = Number(row.seq);
       digests[row.origin] = row.digest.subarray(0, 16).toString('hex');
+      full.set(row.origin, row.digest);
     }
-    return { vv, digests };
+    return { vv, digests, full };
+  }
+
+  /**
+   * Moves the heads of a batch's origins in one statement: each digest XORed, in memory, with the hashes of the
+   * origin's new ops, from the digests read under the account's lock at the start of the batch.
+   */
+  private async moveHeads(
+    manager: EntityManager,
+    account: string,
+    byOrigin: Map<string, { seq: number; hashes: Buffer[] }>,
+    digests: Map<string, Buffer>,
+  ): Promise<void> {
+    const origins: string[] = [];
+    const seqs: string[] = [];
+    const hex: string[] = [];
+    for (const [origin, { seq, hashes }] of byOrigin) {
+      const digest = Buffer.from(digests.get(origin) ?? Buffer.alloc(32));
+      for (const hash of hashes) for (let i = 0; i < 32; i++) digest[i]! ^= hash[i]!;
+      origins.push(origin);
+      seqs.push(String(seq));
+      hex.push(digest.toString('hex'));
+    }
+    await manager.query(
+      `INSERT INTO op_log_head (account, origin, seq, digest)
+       SELECT $1, h.origin, h.seq, decode(h.digest, 'hex')
+       FROM unnest($2::varchar[], $3::bigint[], $4::text[]) AS h(origin, seq, digest)
+       ON CONFLICT (account, origin) DO UPDATE SET seq = EXCLUDED.seq, digest = EXCLUDED.digest`,
+      [account, origins, seqs, hex],
+    );
   }
 
   /** XORs `hashes` into the digest of an origin's log and sets its head seq (a head at seq 0 is removed). */

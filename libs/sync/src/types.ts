@@ -141,4 +141,9 @@ export interface ReplicaStore {
    * cannot detect that case.
    */
   logDigests?(account: string): Promise<Record<string, string>>;
+  /**
+   * The version vector and the log digests from one read, so they describe the same moment (a store that keeps
+   * both in one table answers with one query where the two calls above take two).
+   */
+  heads?(account: string): Promise<{ vv: VersionVector; digests: Record<string, string> }>;
 }

@@ -118,6 +118,12 @@ export function replicaStoreSuite(
       expect(missing.filter((o) => o.origin === w0().home.peerId).map((o) => o.seq)).toEqual([2, 3]);
       expect(missing.filter((o) => o.origin === w1().home.peerId).map((o) => o.seq)).toEqual([1, 2]);
       expect(await sut.store.opsMissing(account, {}, 2)).toHaveLength(2);
+      if (sut.store.heads !== undefined) {
+        expect(await sut.store.heads(account)).toEqual({
+          vv: await sut.store.versionVector(account),
+          digests: await sut.store.logDigests!(account),
+        });
+      }
       const state = await sut.state(account);
       expect(Object.keys(state.devices).sort()).toEqual(['A1', 'A2', 'B1']);
       expect(Object.keys(state.memberships)).toEqual(['!r:x']);
