@@ -63,6 +63,8 @@ export type {
   AdminAuditInput,
   AdminAuditRecord,
   AdminCounts,
+  AdminJobChange,
+  AdminJobRecord,
   AdminRoomMember,
   AdminRoomSummary,
   AdminStateEvent,
