@@ -22,6 +22,9 @@ export const RESYNC_TIMEOUT_MS = 120_000;
 /** Progress is written to the job store at most this often (ms); the last one always. */
 const PROGRESS_WRITE_INTERVAL_MS = 500;
 
+/** The error of a job whose run was cut short by a stop of the server that ran it. */
+const INTERRUPTED = 'The server running this job stopped before it ended. Start the resync again.';
+
 /** Where a job is: waiting in the queue, running, or ended. */
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
 
@@ -159,12 +162,18 @@ export class ResyncJobs {
   /**
    * Runs one job (the handler of ADMIN_JOBS_QUEUE): marks it running, drives the resync under the time bound
    * (and `signal`, the queue's abort at shutdown), writes its progress, and ends it as done or failed with a
-   * message saying what to check. Never throws for a failed resync (the job store says it); a job that is not
-   * queued (unknown, or run already) is left alone.
+   * message saying what to check. Never throws for a failed resync (the job store says it). A job found
+   * running (its first run was cut short, and the queue runs it again) ends as failed; one that ended is left.
    */
   async run(id: string, signal?: AbortSignal): Promise<void> {
     const job = await this.ports.jobs.job(id);
-    if (job === undefined || job.state !== 'queued' || job.kind !== RESYNC_JOB_KIND) return;
+    if (job === undefined || job.kind !== RESYNC_JOB_KIND) return;
+    if (job.state === 'running') {
+      // BullMQ hands a job whose worker died mid-run to another worker: that run was lost, say so.
+      await this.ports.jobs.updateJob(id, { state: 'failed', finishedAt: new Date(), error: INTERRUPTED });
+      return;
+    }
+    if (job.state !== 'queued') return;
     const params = job.params as unknown as ResyncParams;
     const timeoutMs = this.ports.timeoutMs ?? RESYNC_TIMEOUT_MS;
     await this.ports.jobs.updateJob(id, { state: 'running', startedAt: new Date() });
@@ -208,7 +217,7 @@ export class ResyncJobs {
       await this.ports.jobs.updateJob(job.id, {
         state: 'failed',
         finishedAt: new Date(),
-        error: 'The server stopped before the job ended (its queue kept no trace of it). Start the resync again.',
+        error: INTERRUPTED,
       });
       ended++;
     }
