@@ -152,7 +152,9 @@ describe.each(BACKENDS)('forced resync of an account with one of its homes, serv
 
       const started = await resync({ home: laptop.home.peerId, reason: 'laptop devices missing here (ticket 7)' });
       expect(started.status).toBe(202);
-      expect(started.body).toMatchObject({ kind: 'account.resync', target: laptop.userId, state: 'queued' });
+      expect(started.body).toMatchObject({ kind: 'account.resync', target: laptop.userId });
+      // The answer tells the job as it is then: the queue may have started it already.
+      expect(started.body['state']).toMatch(/^(queued|running|done)$/);
       const jobId = String(started.body['job_id']);
       const job = await ended(jobId, CONVERGE_MS);
       expect(job['state'], JSON.stringify(job)).toBe('done');
@@ -179,7 +181,7 @@ describe.each(BACKENDS)('forced resync of an account with one of its homes, serv
       const waited = await resyncWait(server, laptop, 'check after the repair');
       expect(waited.code, waited.err).toBe(0);
       expect(waited.out).toMatch(/state: done\nprogress: converged, 0 ops received, 0 sent, 0 missing here/);
-      expect(waited.err).toMatch(/^(queued|running): /m);
+      expect(waited.err).toMatch(/^(queued|running|done): /m);
       const jobLine = /job_id: (resync-[0-9a-f-]+)/.exec(waited.out);
       expect(jobLine, waited.out).not.toBeNull();
       const shown = await admin(server, ['jobs', 'show', jobLine![1]!, '--json']);

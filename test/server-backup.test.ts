@@ -2,8 +2,8 @@
 // database and a copy of node.key, sealing-key and admin-token from DATA_DIR; then the database is dropped and
 // DATA_DIR deleted, and the server is brought back with pg_restore into a new database and the files. A client
 // home (in this process, real libp2p) keeps making ops throughout. The restored server has its PeerId, catches
-// up with every op of the client home (those after the dump, and those made while it was down), and gets back
-// its own op made after the dump, which the client home held.
+// up (through a forced resync with the client home, the README's step) with every op of the client home (those
+// after the dump, and those made while it was down), and gets back its own op made after the dump.
 import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -112,9 +112,27 @@ describe('a server on PostgreSQL: pg_dump, destroy, pg_restore, and it catches u
     await mkdir(dataDir, { mode: 0o700 });
     for (const name of kept) await cp(path.join(files, name), path.join(dataDir, name));
     server.init.env['DATABASE_URL'] = fresh.url;
-    // Right after the restore the server holds the dump's state.
     await server.start();
     expect(server.peerId).toBe(peerId);
+    // A restored server dials no home by itself: it holds nothing it thinks they lack. A client home's node
+    // redials its homes every 30 s; the README's step is a forced resync with each home, done here at once.
+    const started = await server.admin('POST', `${accountPath()}/resync`, {
+      home: laptop.home.peerId,
+      reason: 'restored from the dump',
+    });
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    let job: Record<string, unknown> = {};
+    await waitFor(
+      async () => {
+        job = (await server.admin('GET', `/admin/v1/jobs/${String(started.body['job_id'])}`)).body;
+        return job['state'] === 'done' || job['state'] === 'failed';
+      },
+      'the resync job to end',
+      CATCH_UP_MS,
+      200,
+    );
+    expect(job['state'], JSON.stringify(job)).toBe('done');
+    process.stdout.write(`resync after the restore: ${JSON.stringify(job['progress'])}\n`);
 
     await waitFor(
       async () =>
@@ -123,7 +141,11 @@ describe('a server on PostgreSQL: pg_dump, destroy, pg_restore, and it catches u
       CATCH_UP_MS,
       300,
     ).catch(async (err: unknown) => {
-      throw new Error(`${String(err)}\nserver vv ${JSON.stringify(await serverVv())}\n${server.tail()}`);
+      const connections = laptop.host.getConnections().map((c) => `${c.remotePeer.toString()} ${c.status}`);
+      throw new Error(
+        `${String(err)}\nserver vv ${JSON.stringify(await serverVv())}\nlaptop connections ${connections.join(', ')}` +
+          `\nlaptop sessions ${JSON.stringify(laptop.sync.sessions())}\n${server.tail()}`,
+      );
     });
     const devices = await serverDevices();
     expect(devices).toEqual(expect.arrayContaining([before, after, 'AFTER_21', 'DOWN_39']));
