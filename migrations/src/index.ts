@@ -16,6 +16,7 @@ import { RoomFederation1795523500000 } from './1795523500000-RoomFederation.js';
 import { ToDevice1795524300000 } from './1795524300000-ToDevice.js';
 import { ToDeviceBounds1795524400000 } from './1795524400000-ToDeviceBounds.js';
 import { StateSummary1795524600000 } from './1795524600000-StateSummary.js';
+import { AdminJob1795524700000 } from './1795524700000-AdminJob.js';
 import { DocumentHomesIndex1795524800000 } from './1795524800000-DocumentHomesIndex.js';
 
 /** Every migration, oldest first. Classes, not file globs, so the list is the same in every runtime. */
@@ -37,5 +38,6 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   ToDevice1795524300000,
   ToDeviceBounds1795524400000,
   StateSummary1795524600000,
+  AdminJob1795524700000,
   DocumentHomesIndex1795524800000,
 ];

@@ -137,8 +137,11 @@ export class ClientNode {
     await this.sync.connectHomes(this.serverName);
   }
 
-  /** Writes `count` ops of this home (device puts and room memberships), in batches of `batch`. */
-  async write(count: number, label: string, batch = 50): Promise<Op[]> {
+  /**
+   * Writes `count` ops of this home (device puts and room memberships), in batches of `batch`. Without
+   * `publish` they are only stored: no session is told, as if a push had been lost.
+   */
+  async write(count: number, label: string, batch = 50, publish = true): Promise<Op[]> {
     const all: Op[] = [];
     for (let done = 0; done < count; done += batch) {
       const ops: Op[] = [];
@@ -156,7 +159,7 @@ export class ClientNode {
       if (result.accepted.length !== ops.length) {
         throw new Error(`the client's own ops were refused: ${JSON.stringify(result.rejected[0])}`);
       }
-      this.sync.publish(this.serverName, ops);
+      if (publish) this.sync.publish(this.serverName, ops);
       all.push(...ops);
     }
     return all;

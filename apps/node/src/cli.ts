@@ -4,6 +4,7 @@
 // Exit codes: 0 success, 1 failure, 2 usage. Every error is one line on stderr saying what to do next.
 import { constants } from 'node:fs';
 import { access, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import type { HomeView, StatusResult } from './commands.js';
 import type { HomeContext } from './context.js';
@@ -410,6 +411,41 @@ export function buildProgram(): Command {
         });
         process.stdout.write(`exported ${r.user_id} to ${o.out}\n`);
       }
+    });
+
+  program
+    .command('backup')
+    .description(
+      'Back up the whole data directory (keys and database) to one new file (mode 0600); a running node takes ' +
+        'the snapshot itself',
+    )
+    .requiredOption('--out <file>', 'the backup file to create (never overwritten)')
+    .option('--json', 'print JSON')
+    .action(async (o: { out: string; json?: boolean }) => {
+      const out = path.resolve(o.out);
+      const { backupDataDir } = await import('./backup.js');
+      const r = await run(dir(), 'backup', { out }, (ctx) => backupDataDir(ctx, out));
+      print(
+        o.json,
+        r,
+        () => `backed up ${r.user_ids.join(', ') || 'the data directory'} (${r.peer_id}) to ${r.out}, ${r.bytes} bytes`,
+      );
+    });
+
+  program
+    .command('restore')
+    .description('Make the data directory from a `polyhome backup` file (into an empty one, with no node running)')
+    .argument('<file>', 'the backup file')
+    .option('--json', 'print JSON')
+    .action(async (file: string, o: { json?: boolean }) => {
+      const { restoreDataDir } = await import('./backup.js');
+      const r = await restoreDataDir(dir(), file);
+      print(o.json, r, () =>
+        [
+          `restored ${r.user_ids.join(', ') || 'the data directory'} (${r.peer_id}) as of ${r.created_at} into ${r.data_dir}`,
+          'run `polyhome start`: its other homes send what changed since; wait for "sync: caught up" before changing anything',
+        ].join('\n'),
+      );
     });
 
   program

@@ -23,6 +23,8 @@ export interface HomeContext {
   readonly writer: Pick<LocalOpWriter, 'write'>;
   /** The running Home (it signs, stores and pushes changes); absent when the CLI opened the directory itself. */
   readonly live?: Home;
+  /** A consistent copy of the embedded database, taken by the process that has it open (Storage.snapshot). */
+  readonly snapshot?: () => Promise<Uint8Array>;
 }
 
 /** Builds the context of an open database. */
@@ -46,6 +48,7 @@ export function homeContext(
         ? lazyWriter(store, peerId, nodeKey)
         : { write: (account, changes) => live.home.applyLocal(account, changes) },
     ...(live === undefined ? {} : { live: live.home }),
+    ...(storage.snapshot === undefined ? {} : { snapshot: storage.snapshot }),
   };
 }
 

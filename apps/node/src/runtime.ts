@@ -21,6 +21,7 @@ import {
   setMembership,
   type StatusResult,
 } from './commands.js';
+import { backupDataDir } from './backup.js';
 import { homeContext, type HomeContext } from './context.js';
 import { startControlServer, type ControlHandler, type ControlServer } from './control.js';
 import { dataDirPaths, openDataDir, readKey } from './data-dir.js';
@@ -257,6 +258,7 @@ class NodeRuntime {
       'room.leave': (a) => setMembership(ctx(), str(a['room_id']) ?? '', 'leave', str(a['user'])),
       'login-token': (a) => loginToken(ctx(), str(a['user'])),
       export: (a) => exportAccount(ctx(), str(a['passphrase']) ?? '', str(a['user'])),
+      backup: (a) => backupDataDir(ctx(), str(a['out']) ?? ''),
     };
   }
 

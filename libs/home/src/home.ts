@@ -33,6 +33,8 @@ import {
   type SeqGuardStore,
   type PolyhomeHost,
   type PolyhomeHostInit,
+  type ResyncOptions,
+  type ResyncProgress,
   type SessionInfo,
   type SyncService,
 } from '@polyhome/p2p';
@@ -508,6 +510,14 @@ export class Home {
   /** Dials the homes in the account document and opens sessions. */
   async connectHomes(account: string): Promise<void> {
     await this.sync.connectHomes(account);
+  }
+
+  /**
+   * Forces a full sync of an account with one of its homes, as on first contact (SyncService.resync): resolves
+   * with what was received and sent once both hold the same ops.
+   */
+  async resync(account: string, peerId: string, options?: ResyncOptions): Promise<ResyncProgress> {
+    return this.sync.resync(account, peerId, options);
   }
 
   /** Dials the account's homes in the background (failures are logged). */

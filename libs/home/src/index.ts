@@ -15,6 +15,23 @@ export type { HomeEventMap } from './events.js';
 export { LocalChangeRefusedError, LocalOpWriter } from './local-op-writer.js';
 export type { LocalChange } from './local-op-writer.js';
 export { BackgroundWork } from './background.js';
+export {
+  ADMIN_JOBS_QUEUE,
+  progressView,
+  RESYNC_JOB_KIND,
+  RESYNC_TIMEOUT_MS,
+  ResyncJobs,
+  ResyncRefusal,
+} from './resync-jobs.js';
+export type {
+  AdminJobData,
+  JobChange,
+  JobRecord,
+  JobState,
+  JobStore,
+  ResyncJobsPorts,
+  ResyncParams,
+} from './resync-jobs.js';
 export { discoveryOf, withTransientHost } from './transient-host.js';
 export type { HostWithDiscovery } from './transient-host.js';
 export { parseHomeTarget, peerIdOfMultiaddr } from './addresses.js';

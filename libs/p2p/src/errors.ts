@@ -232,3 +232,33 @@ export function listenFailureReason(err: unknown): string {
   if (denied !== null) return `no permission to listen on ${denied[1]}`;
   return (message.split('\n')[0] ?? message).replace(/:$/, '');
 }
+
+/** Thrown by SyncService.resync before anything is done: the account is not hosted, or the peer is no current home. */
+export class ResyncRefusedError extends P2pError {
+  readonly code = 'RESYNC_REFUSED';
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'ResyncRefusedError';
+  }
+}
+
+/** Thrown by SyncService.resync when the home could not be dialled. */
+export class HomeUnreachableError extends P2pError {
+  readonly code = 'HOME_UNREACHABLE';
+  constructor(
+    readonly peerId: string,
+    reason: string,
+  ) {
+    super(reason);
+    this.name = 'HomeUnreachableError';
+  }
+}
+
+/** Thrown by SyncService.resync when its signal aborts before the two homes converged. */
+export class ResyncTimeoutError extends P2pError {
+  readonly code = 'RESYNC_TIMEOUT';
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'ResyncTimeoutError';
+  }
+}

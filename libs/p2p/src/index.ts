@@ -221,6 +221,30 @@ export interface ConnectResult {
   error?: string;
 }
 
+/** How far a forced resync (SyncService.resync) has got. */
+export interface ResyncProgress {
+  /** `connecting`: dialling the home; `exchanging`: a fresh session runs; `converged`: both hold the same ops. */
+  phase: 'connecting' | 'exchanging' | 'converged';
+  /** Ops received from the home and taken in here (duplicates not counted), since the resync began. */
+  opsReceived: number;
+  /** Ops sent to the home since the resync began. */
+  opsSent: number;
+  /** Ops the home holds that this one lacks, by the vectors known now (0 until its hello). */
+  missingHere: number;
+  /** Ops this home holds that the home has not acknowledged, by the vectors known now. */
+  missingThere: number;
+}
+
+/** Options of SyncService.resync. */
+export interface ResyncOptions {
+  /** Ends the resync (ResyncTimeoutError): give it a bound, e.g. AbortSignal.timeout. */
+  signal?: AbortSignal;
+  /** Called on every change of progress (at most every `pollInterval`). */
+  onProgress?: (progress: ResyncProgress) => void;
+  /** How often the session is looked at (ms, default 200). */
+  pollInterval?: number;
+}
+
 /** Keeps the homes of the hosted accounts in sync over /polyhome/sync/1.0.0. */
 export interface SyncService {
   /** Registers the protocol handler and starts opening sessions on new connections. */
@@ -260,6 +284,15 @@ export interface SyncService {
    * it the (root-signed, newer) document that names it. Resolves true when the peer now holds it in force.
    */
   offerDocument(peerId: string, document: AccountDocument, options?: { signal?: AbortSignal }): Promise<boolean>;
+  /**
+   * Forces a full sync of an account with one of its homes, as on first contact: the open session with that
+   * home (if any) is closed, the home is dialled, and a fresh session exchanges hellos (vectors and log digests)
+   * from scratch, so each side sends whatever the other lacks. Resolves once both hold the same ops (the home
+   * acknowledged everything sent, and everything it has was taken in here). Throws ResyncRefusedError (not a
+   * hosted account, not a current home), HomeUnreachableError (the dial failed), ResyncTimeoutError (aborted
+   * by `signal` first, with what was still missing).
+   */
+  resync(account: string, peerId: string, options?: ResyncOptions): Promise<ResyncProgress>;
   /** Subscribes to an event; returns the unsubscribe function. */
   on<K extends keyof SyncEvents>(event: K, listener: SyncEventListener<K>): () => void;
 }

@@ -55,6 +55,8 @@ export interface SessionOwner {
   acked(session: Session, vv: VersionVector): void;
   /** Something was refused, by us or by the peer. */
   rejected(session: Session, code: string, detail: string, op?: unknown): void;
+  /** A frame of `count` ops was queued to the peer (counted by forced resyncs). */
+  sent?(session: Session, count: number): void;
   /** The document in force for the account changed through this session. */
   documentAccepted(session: Session, document: AccountDocument): void;
   /** The peer offered a valid document; `inForce` is the one in force after it (to tell an equivocation). */
@@ -65,7 +67,16 @@ export interface SessionOwner {
 
 /** Why a session stopped (for logs and tests). */
 export type CloseReason =
-  'done' | 'idle' | 'superseded' | 'stopped' | 'not_a_home' | 'refused_by_peer' | 'malformed' | 'too_large' | 'error';
+  | 'done'
+  | 'idle'
+  | 'superseded'
+  | 'stopped'
+  | 'resync'
+  | 'not_a_home'
+  | 'refused_by_peer'
+  | 'malformed'
+  | 'too_large'
+  | 'error';
 
 /** A sync session over one stream. */
 export class Session {
@@ -134,6 +145,16 @@ export class Session {
   /** Frames of ops sent and not yet acknowledged. */
   get inFlight(): number {
     return this.#state.inFlight;
+  }
+
+  /** True once the peer's hello was received (what it holds is known from then on). */
+  get helloReceived(): boolean {
+    return this.#state.helloReceived;
+  }
+
+  /** The peer's last reported log digests with the vector they describe, if it sent any. */
+  get peerDigests(): { vv: VersionVector; digests: Readonly<Record<string, string>> } | undefined {
+    return this.#state.theirDigests;
   }
 
   /** The fields every log line of this session carries. */
@@ -409,6 +430,7 @@ export class Session {
     // Frames queued before a close still go out (close waits for them): that is how `error` is delivered.
     if (lp === undefined || !this.open) return;
     const bytes = encodeMessage(message);
+    if (message.t === 'ops' && message.ops.length > 0) this.#owner.sent?.(this, message.ops.length);
     this.#writes = this.#writes.then(async () => {
       await lp.write(bytes, { signal: AbortSignal.timeout(this.#settings.writeTimeout) });
     });

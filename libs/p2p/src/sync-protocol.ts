@@ -6,7 +6,14 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import type { LengthPrefixedStream } from '@libp2p/utils';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import { canonicalJson, documentDigest, homeStatus, isServerName, type AccountDocument } from '@polyhome/identity';
+import {
+  canonicalJson,
+  documentDigest,
+  homeStatus,
+  isServerName,
+  type AccountDocument,
+  type Home,
+} from '@polyhome/identity';
 import type { ApplyResult, Op, ReplicaStore, SyncMessage, VersionVector } from '@polyhome/sync';
 import {
   ANTI_ENTROPY_INTERVAL,
@@ -27,11 +34,20 @@ import {
   WRITE_TIMEOUT,
 } from './constants.js';
 import { answerDocumentRequest, fetchDocumentFrom, offerDocumentTo } from './document-protocol.js';
-import { AccountNotHostedError, MalformedFrameError, NotStartedError } from './errors.js';
+import {
+  AccountNotHostedError,
+  HomeUnreachableError,
+  MalformedFrameError,
+  NotStartedError,
+  ResyncRefusedError,
+  ResyncTimeoutError,
+} from './errors.js';
 import { decodeValue, encodeMessage, helloAccount, parseFrame } from './frames.js';
 import { errorFields, silentLogger, type P2pLogger } from './logger.js';
 import type {
   ConnectResult,
+  ResyncOptions,
+  ResyncProgress,
   SessionInfo,
   SyncEventListener,
   SyncEvents,
@@ -100,6 +116,8 @@ export class PolyhomeSync implements SyncService, SessionOwner {
   /** When sessions per (peer, account) were last reopened after being lost; bounds reopening. */
   readonly #reopens = new Map<string, number[]>();
   readonly #listeners = new Map<keyof SyncEvents, Set<SyncEventListener<keyof SyncEvents>>>();
+  /** Forced resyncs under way, by session key: the ops each has seen received and sent. */
+  readonly #resyncs = new Map<string, Set<{ received: number; sent: number }>>();
   #started = false;
 
   constructor(components: SyncServiceComponents, init: SyncServiceInit = {}) {
@@ -252,25 +270,8 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       document.homes
         .filter((home) => home.peer_id !== this.localPeer)
         .map(async (home): Promise<ConnectResult> => {
-          const peerId = peerIdFromString(home.peer_id);
           try {
-            if (home.addrs.length > 0) {
-              await this.#components.peerStore.merge(peerId, { multiaddrs: home.addrs.map((a) => multiaddr(a)) });
-            }
-            let connection: Connection;
-            try {
-              connection = await this.#components.dial(peerId, options);
-            } catch (error) {
-              // The addresses held of a client home may be stale or private (behind NAT): it reserves
-              // relay slots on its account's server homes, so it is dialled through them; then peer routing,
-              // past its cache, may know current addresses. The home is dialled once more with those.
-              // A server home is reachable at the addresses its document gives, or down: nothing to refresh.
-              if (home.role !== 'client') throw error;
-              const relayed = await this.#relayAddresses(document, home.peer_id);
-              const routed = await this.#refreshAddresses(peerId, options?.signal);
-              if (!relayed && !routed) throw error;
-              connection = await this.#components.dial(peerId, options);
-            }
+            const connection = await this.#dialHome(document, home, options?.signal);
             await this.#ensureSession(account, home.peer_id, connection);
             return { peerId: home.peer_id, connected: true };
           } catch (error) {
@@ -279,6 +280,133 @@ export class PolyhomeSync implements SyncService, SessionOwner {
         }),
     );
     return results;
+  }
+
+  // Dials one home of the account, with the addresses its document gives merged into the peer store.
+  async #dialHome(document: AccountDocument, home: Home, signal: AbortSignal | undefined): Promise<Connection> {
+    const peerId = peerIdFromString(home.peer_id);
+    if (home.addrs.length > 0) {
+      await this.#components.peerStore.merge(peerId, { multiaddrs: home.addrs.map((a) => multiaddr(a)) });
+    }
+    const options = signal === undefined ? undefined : { signal };
+    try {
+      return await this.#components.dial(peerId, options);
+    } catch (error) {
+      // The addresses held of a client home may be stale or private (behind NAT): it reserves
+      // relay slots on its account's server homes, so it is dialled through them; then peer routing,
+      // past its cache, may know current addresses. The home is dialled once more with those.
+      // A server home is reachable at the addresses its document gives, or down: nothing to refresh.
+      if (home.role !== 'client') throw error;
+      const relayed = await this.#relayAddresses(document, home.peer_id);
+      const routed = await this.#refreshAddresses(peerId, signal);
+      if (!relayed && !routed) throw error;
+      return this.#components.dial(peerId, options);
+    }
+  }
+
+  async resync(account: string, peerId: string, options: ResyncOptions = {}): Promise<ResyncProgress> {
+    this.#requireStarted();
+    const hosted = this.#accounts.get(account);
+    const document = hosted === undefined ? undefined : await hosted.store.document(account);
+    if (hosted === undefined || document === undefined) {
+      throw new ResyncRefusedError(`the account ${account.slice(0, 80)} is not hosted here`);
+    }
+    const home = document.homes.find((h) => h.peer_id === peerId);
+    if (peerId === this.localPeer) throw new ResyncRefusedError('a home cannot resync with itself');
+    if (home === undefined || homeStatus(document, peerId).kind !== 'home') {
+      throw new ResyncRefusedError(`${peerId.slice(0, 80)} is not a current home of the account`);
+    }
+    const key = sessionKey(peerId, account);
+    const counts = { received: 0, sent: 0 };
+    const counters = this.#resyncs.get(key) ?? new Set();
+    counters.add(counts);
+    this.#resyncs.set(key, counters);
+    const signal = options.signal;
+    let last = '';
+    const report = (progress: ResyncProgress): ResyncProgress => {
+      const text = JSON.stringify(progress);
+      if (text !== last) options.onProgress?.(progress);
+      last = text;
+      return progress;
+    };
+    const progressOf = (phase: ResyncProgress['phase'], gaps = { here: 0, there: 0 }): ResyncProgress => ({
+      phase,
+      opsReceived: counts.received,
+      opsSent: counts.sent,
+      missingHere: gaps.here,
+      missingThere: gaps.there,
+    });
+    try {
+      report(progressOf('connecting'));
+      // The session with that home ends here (it does not reopen by itself): the one that follows starts
+      // from fresh hellos on both ends, as on first contact.
+      this.#sessions.get(key)?.close('resync');
+      let connection: Connection;
+      try {
+        connection = await this.#dialHome(document, home, signal);
+      } catch (error) {
+        throw new HomeUnreachableError(peerId, error instanceof Error ? error.message : String(error));
+      }
+      let fresh: Session | undefined = await this.#ensureSession(account, peerId, connection);
+      for (;;) {
+        if (signal?.aborted === true) {
+          const session = this.#sessions.get(key);
+          const gaps = session?.open === true ? await this.#gaps(hosted.store, account, session) : undefined;
+          throw new ResyncTimeoutError(
+            gaps === undefined
+              ? 'no sync session with the home was open when the time ran out'
+              : `the homes had not converged when the time ran out: ${gaps.here} ops of the home still missing here, ` +
+                  `${gaps.there} ops of this home not acknowledged by it`,
+          );
+        }
+        const session = this.#sessions.get(key);
+        if (session === undefined || !session.open) {
+          if (fresh?.closeReason === 'refused_by_peer' || fresh?.closeReason === 'not_a_home') {
+            throw new HomeUnreachableError(
+              peerId,
+              'the home refused the sync session: it does not hold this account, or its account document does ' +
+                'not list this server as a home (check its document with the account holder)',
+            );
+          }
+          // Lost (the peer's own fresh session won the tie-break, or the stream failed): open another.
+          if (connection.status !== 'open') connection = await this.#dialHome(document, home, signal);
+          fresh = await this.#ensureSession(account, peerId, connection).catch(() => fresh);
+        } else if (session.helloReceived) {
+          const gaps = await this.#gaps(hosted.store, account, session);
+          if (gaps.converged) return report(progressOf('converged', gaps));
+          report(progressOf('exchanging', gaps));
+        }
+        await sleep(options.pollInterval ?? RESYNC_POLL_MS, signal);
+      }
+    } finally {
+      counters.delete(counts);
+      if (counters.size === 0) this.#resyncs.delete(key);
+    }
+  }
+
+  // How far apart this home and a session's peer are: ops each holds that the other lacks (by the vectors),
+  // and whether they hold the same (equal vectors, nothing in flight, equal digests when the peer gave some).
+  async #gaps(
+    store: ReplicaStore,
+    account: string,
+    session: Session,
+  ): Promise<{ here: number; there: number; converged: boolean }> {
+    const [local, digests] = await Promise.all([store.versionVector(account), store.logDigests?.(account)]);
+    const theirs = session.peerVector;
+    let here = 0;
+    let there = 0;
+    for (const origin of new Set([...Object.keys(local), ...Object.keys(theirs)])) {
+      const diff = (theirs[origin] ?? 0) - (local[origin] ?? 0);
+      if (diff > 0) here += diff;
+      else there -= diff;
+    }
+    const reported = session.peerDigests;
+    const sameDigests =
+      digests === undefined ||
+      reported === undefined ||
+      !sameVector(reported.vv, local) ||
+      Object.entries(digests).every(([origin, digest]) => reported.digests[origin] === digest);
+    return { here, there, converged: here === 0 && there === 0 && session.inFlight === 0 && sameDigests };
   }
 
   /**
@@ -380,6 +508,9 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     // may hold the losing version).
     if (result.equivocations.length > 0) for (const other of this.#sessionsOf(session.account)) other.renew();
     if (result.accepted.length === 0) return;
+    for (const counts of this.#resyncs.get(sessionKey(session.remotePeer, session.account)) ?? []) {
+      counts.received += result.accepted.length;
+    }
     this.#emit('applied', {
       account: session.account,
       peerId: session.remotePeer,
@@ -388,6 +519,10 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     });
     // Store and forward: what one home sent is relayed to the other homes this node talks to.
     for (const other of this.#sessionsOf(session.account)) if (other !== session) other.trigger();
+  }
+
+  sent(session: Session, count: number): void {
+    for (const counts of this.#resyncs.get(sessionKey(session.remotePeer, session.account)) ?? []) counts.sent += count;
   }
 
   acked(session: Session, vv: VersionVector): void {
@@ -748,4 +883,25 @@ export class PolyhomeSync implements SyncService, SessionOwner {
 
 function sessionKey(peer: string, account: string): string {
   return `${peer}/${account}`;
+}
+
+/** How often a forced resync looks at its session. */
+const RESYNC_POLL_MS = 200;
+
+function sameVector(a: VersionVector, b: VersionVector): boolean {
+  const origins = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...origins].every((origin) => (a[origin] ?? 0) === (b[origin] ?? 0));
+}
+
+/** Waits `ms`, or less when `signal` aborts (never throws). */
+async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

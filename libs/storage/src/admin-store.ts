@@ -1,6 +1,7 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, QueryDeepPartialEntity } from 'typeorm';
 import type { AccountStatus } from './entities/account.entity.js';
 import { AdminAuditEntity } from './entities/admin-audit.entity.js';
+import { AdminJobEntity } from './entities/admin-job.entity.js';
 import type { AccountRecord } from './repositories/account.repository.js';
 import { AccountEntity } from './entities/account.entity.js';
 import { MatrixAccessTokenEntity } from './entities/matrix-access-token.entity.js';
@@ -19,6 +20,23 @@ export interface AdminAuditRecord extends Required<AdminAuditInput> {
   id: string;
   createdAt: Date;
 }
+
+/** A job of the admin API as stored (a forced resync): what it was asked, its state and progress. */
+export interface AdminJobRecord {
+  id: string;
+  kind: string;
+  target: string;
+  state: string;
+  params: Record<string, unknown>;
+  progress: Record<string, unknown>;
+  error: string | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+/** What may change of a stored job. */
+export type AdminJobChange = Partial<Pick<AdminJobRecord, 'state' | 'progress' | 'error' | 'startedAt' | 'finishedAt'>>;
 
 /** A room as the admin lists it. */
 export interface AdminRoomSummary {
@@ -108,6 +126,38 @@ export class SqlAdminStore {
     if (page.before !== undefined) qb.andWhere('a.id < :before', { before: page.before });
     if (page.target !== undefined) qb.andWhere('a.target = :target', { target: page.target });
     return (await qb.getMany()).map(auditOf);
+  }
+
+  /** Stores a new job. */
+  async createJob(job: Pick<AdminJobRecord, 'id' | 'kind' | 'target' | 'state' | 'params' | 'progress'>) {
+    await this.dataSource.getRepository(AdminJobEntity).save({ ...job, error: null });
+  }
+
+  /** Changes a stored job; false when there is none with that id. */
+  async updateJob(id: string, change: AdminJobChange): Promise<boolean> {
+    // jsonb columns: TypeORM's deep-partial type does not take a plain record, though it writes one.
+    const result = await this.dataSource
+      .getRepository(AdminJobEntity)
+      .update({ id }, change as QueryDeepPartialEntity<AdminJobEntity>);
+    return (result.affected ?? 0) > 0;
+  }
+
+  /** A stored job, or undefined. */
+  async job(id: string): Promise<AdminJobRecord | undefined> {
+    const row = await this.dataSource.getRepository(AdminJobEntity).findOneBy({ id });
+    return row === null ? undefined : jobOf(row);
+  }
+
+  /** Jobs not ended yet (queued or running), oldest first, at most `limit`. */
+  async unfinishedJobs(limit: number): Promise<AdminJobRecord[]> {
+    const rows = await this.dataSource
+      .getRepository(AdminJobEntity)
+      .createQueryBuilder('j')
+      .where(`j.state IN ('queued', 'running')`)
+      .orderBy('j.created_at', 'ASC')
+      .take(limit)
+      .getMany();
+    return rows.map(jobOf);
   }
 
   /** Sets an account's status; false when no such account. */
@@ -288,6 +338,21 @@ function auditOf(row: AdminAuditEntity): AdminAuditRecord {
     reason: row.reason,
     detail: row.detail,
     createdAt: row.createdAt,
+  };
+}
+
+function jobOf(row: AdminJobEntity): AdminJobRecord {
+  return {
+    id: row.id,
+    kind: row.kind,
+    target: row.target,
+    state: row.state,
+    params: row.params,
+    progress: row.progress,
+    error: row.error,
+    createdAt: row.createdAt,
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
   };
 }
 

@@ -3,6 +3,7 @@ export {
   postgresDataSourceOptions,
   prepareDatabaseTemplate,
   redactDatabaseUrl,
+  restoreEmbeddedDatabase,
   schemaDrift,
 } from './data-source.js';
 export type { Storage, StorageBackend, StorageInit } from './data-source.js';
@@ -63,6 +64,8 @@ export type {
   AdminAuditInput,
   AdminAuditRecord,
   AdminCounts,
+  AdminJobChange,
+  AdminJobRecord,
   AdminRoomMember,
   AdminRoomSummary,
   AdminStateEvent,

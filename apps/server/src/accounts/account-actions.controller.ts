@@ -2,14 +2,17 @@ import { Body, Controller, Delete, HttpCode, Param, Post } from '@nestjs/common'
 import {
   AdminApi,
   AdminRoute,
+  EXAMPLE_PEER_ID,
   EXAMPLE_USER_ID,
   MISSING_REASON,
   USER_ID_ERRORS,
   type AdminErrorAnswer,
 } from '../admin/admin-api.decorator.js';
-import { ReasonDto, ResetPasswordDto } from '../admin/admin-actions.dto.js';
+import { ReasonDto, ResetPasswordDto, ResyncDto } from '../admin/admin-actions.dto.js';
 import type { AccountSummary } from './accounts.service.js';
 import { AccountAdminService, type DeactivationView } from './account-admin.service.js';
+import { EXAMPLE_JOB } from './jobs.controller.js';
+import { ResyncService, type JobView } from './resync.service.js';
 
 const SUMMARY = {
   user_id: EXAMPLE_USER_ID,
@@ -32,7 +35,42 @@ function already(status: string): AdminErrorAnswer {
 @AdminApi('accounts')
 @Controller('admin/v1/accounts')
 export class AccountActionsController {
-  constructor(private readonly actions: AccountAdminService) {}
+  constructor(
+    private readonly actions: AccountAdminService,
+    private readonly resyncs: ResyncService,
+  ) {}
+
+  /** POST /admin/v1/accounts/{userId}/resync. */
+  @AdminRoute({
+    summary: 'Start a forced resync of the account with one of its homes, as a job (GET /admin/v1/jobs/{id})',
+    description:
+      'This server closes its sync session with that home, dials it, and runs a fresh session as on first ' +
+      'contact: both ends exchange their version vectors and log digests from scratch and each sends what the ' +
+      'other lacks. The job ends `done` once both hold the same ops (with the ops received and sent), or ' +
+      '`failed` with a message naming the home and what to check (unreachable, or not converged within 120 s). ' +
+      'It runs through the job queue (in-process or BullMQ). Written to the audit log with its reason.',
+    status: 202,
+    example: { ...EXAMPLE_JOB, state: 'queued', progress: { ...EXAMPLE_JOB.progress, phase: 'queued' } },
+    errors: [
+      ...USER_ID_ERRORS,
+      MISSING_REASON,
+      {
+        errcode: 'M_INVALID_PARAM',
+        when: 'the peer is not a home of the account, is a revoked one or is this server',
+        error: `${EXAMPLE_PEER_ID} is not a home of ${EXAMPLE_USER_ID}. Name one of its homes (GET /admin/v1/accounts/{userId} lists them).`,
+      },
+      {
+        errcode: 'M_INVALID_PARAM',
+        when: 'the account is taken down here',
+        error: `${EXAMPLE_USER_ID} is taken down here, so this server does not sync it: reactivate it first.`,
+      },
+    ],
+  })
+  @Post(':userId/resync')
+  @HttpCode(202)
+  resync(@Param('userId') userId: string, @Body() body: ResyncDto): Promise<JobView> {
+    return this.resyncs.start(userId, body.home, body.reason);
+  }
 
   /** POST /admin/v1/accounts/{userId}/deactivate. */
   @AdminRoute({

@@ -5,6 +5,8 @@ import { AccountActionsController } from './account-actions.controller.js';
 import { AccountAdminService } from './account-admin.service.js';
 import { AccountsController } from './accounts.controller.js';
 import { AccountsService } from './accounts.service.js';
+import { JobsController } from './jobs.controller.js';
+import { ResyncService } from './resync.service.js';
 
 /** Hosting accounts: hosted and co-hosted, their state, homes and documents. Exports its service only. */
 @Module({
@@ -12,8 +14,8 @@ import { AccountsService } from './accounts.service.js';
     AuditModule,
     StorageModule.forFeature('accounts', 'homeNodes', 'transactions', 'replica', 'admin', 'matrix'),
   ],
-  controllers: [AccountsController, AccountActionsController],
-  providers: [AccountsService, AccountAdminService],
+  controllers: [AccountsController, AccountActionsController, JobsController],
+  providers: [AccountsService, AccountAdminService, ResyncService],
   exports: [AccountsService],
 })
 export class AccountsModule {}

@@ -22,6 +22,21 @@ export class ReasonDto {
   reason!: string;
 }
 
+/** POST /admin/v1/accounts/{userId}/resync. */
+export class ResyncDto extends ReasonDto {
+  @ApiProperty({
+    description:
+      'The PeerId of a current home of the account to resync with (GET /admin/v1/accounts/{userId} lists them).',
+    example: '12D3KooWK8hKAmj5csaNbGtkJv9HqPc7KPK4GTWePdSzhjz7oP6x',
+    minLength: 1,
+    maxLength: 128,
+  })
+  @IsString()
+  @MinLength(1)
+  @MaxLength(128)
+  home!: string;
+}
+
 /** POST /admin/v1/accounts/{userId}/password. */
 export class ResetPasswordDto extends ReasonDto {
   @ApiProperty({ description: 'The new password (8 to 512 characters). Never stored; its scrypt verifier replicates.' })

@@ -38,7 +38,7 @@ export interface AdminRouteDoc {
   summary: string;
   description?: string;
   /** The success status (200 unless given) and the example body. */
-  status?: 200 | 201;
+  status?: 200 | 201 | 202;
   type?: Type<unknown>;
   example: unknown;
   /** The error answers besides 401 (which every admin route has, from AdminApi). */

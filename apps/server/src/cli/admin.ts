@@ -155,7 +155,47 @@ function listOptions(command: Command): Command {
 const reasonOption = (): Option =>
   new Option('--reason <text>', 'why (written to the server’s audit log)').makeOptionMandatory();
 
-/** The command tree; `run` parses and reports. Exported for the tests of the usage errors. */
+/** How often --wait asks for a job's state (ms). */
+const JOB_POLL_MS = 500;
+/** --wait gives up after this long (ms): the server ends a resync by itself well before (120 s). */
+const JOB_WAIT_MS = 300_000;
+
+/** A job as `key: value` lines, its progress on one line. */
+function jobText(job: Json): string {
+  const progress = (job['progress'] ?? {}) as Json;
+  const lines = [fields(job, ['job_id', 'kind', 'target', 'state']), `progress: ${progressLine(progress)}`];
+  if (job['error'] !== null && job['error'] !== undefined) lines.push(`error: ${cell(job['error'])}`);
+  return lines.join('\n');
+}
+
+function progressLine(progress: Json): string {
+  return (
+    `${cell(progress['phase'])}, ${cell(progress['ops_received'])} ops received, ${cell(progress['ops_sent'])} sent` +
+    `, ${cell(progress['missing_here'])} missing here, ${cell(progress['missing_there'])} missing there`
+  );
+}
+
+/** Polls a job until it is done or failed; each change of state or progress is a line on stderr. */
+async function waitForJob(target: AdminTarget, jobId: string, verbose: boolean): Promise<Json> {
+  const until = Date.now() + JOB_WAIT_MS;
+  let last = '';
+  for (;;) {
+    const job = (await callAdmin(target, 'GET', `/admin/v1/jobs/${segment(jobId)}`)) as Json;
+    const line = `${cell(job['state'])}: ${progressLine((job['progress'] ?? {}) as Json)}`;
+    if (verbose && line !== last) process.stderr.write(`${line}\n`);
+    last = line;
+    if (job['state'] === 'done' || job['state'] === 'failed') return job;
+    if (Date.now() > until) {
+      throw new AdminCliError(
+        `Job ${jobId} has not ended after ${JOB_WAIT_MS / 1000} s; see jobs show ${jobId}.`,
+        EXIT_REFUSED,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
+  }
+}
+
+/** The command tree; `run` parses and reports./** The command tree; `run` parses and reports. Exported for the tests of the usage errors. */
 export function buildProgram(): Command {
   const program = new Command('polyhome-admin')
     .description('The polyhome server’s admin API from a shell: accounts, devices, rooms, statistics, audit log.')
@@ -280,6 +320,29 @@ export function buildProgram(): Command {
       });
   }
   accounts
+    .command('resync <userId>')
+    .description('start a forced resync of the account with one of its homes, as a job; --wait follows it to its end')
+    .requiredOption('--home <peerId>', 'the PeerId of a home of the account (accounts show lists them)')
+    .addOption(reasonOption())
+    .option('--wait', 'print its progress until it ends; exit 1 if it failed')
+    .action(async (userId: string, o: { home: string; reason: string; wait?: boolean }, command: Command) => {
+      const { options, target } = await ctx(command);
+      const route = `/admin/v1/accounts/${segment(userId)}/resync`;
+      const job = (await callAdmin(target, 'POST', route, { home: o.home, reason: o.reason })) as Json;
+      if (o.wait !== true) {
+        print(
+          options,
+          job,
+          () => `${fields(job, ['job_id', 'state'])}\nFollow it: polyhome-admin jobs show ${cell(job['job_id'])}`,
+        );
+        return;
+      }
+      const ended = await waitForJob(target, String(job['job_id']), options.json !== true);
+      print(options, ended, () => jobText(ended));
+      if (ended['state'] === 'failed')
+        throw new AdminCliError(`The resync failed: ${cell(ended['error'])}`, EXIT_REFUSED);
+    });
+  accounts
     .command('password <userId>')
     .description('set a new password (replicated to every home); ends this server’s sessions unless --keep-sessions')
     .addOption(reasonOption())
@@ -310,6 +373,17 @@ export function buildProgram(): Command {
       const { options, target } = await ctx(command);
       const a = await callAdmin(target, 'DELETE', `/admin/v1/accounts/${segment(userId)}`, { reason: o.reason });
       print(options, a, () => `Deleted ${userId}.`);
+    });
+
+  program
+    .command('jobs')
+    .description('jobs started through the admin API (forced resyncs)')
+    .command('show <jobId>')
+    .description('a job: its state, progress, and what to do if it failed')
+    .action(async (jobId: string, _o, command: Command) => {
+      const { options, target } = await ctx(command);
+      const job = (await callAdmin(target, 'GET', `/admin/v1/jobs/${segment(jobId)}`)) as Json;
+      print(options, job, () => jobText(job));
     });
 
   const devices = program.command('devices').description('devices of an account');

@@ -1,4 +1,5 @@
 import { AdminAuditEntity } from './admin-audit.entity.js';
+import { AdminJobEntity } from './admin-job.entity.js';
 import { AccountDocumentEntity } from './account-document.entity.js';
 import { AccountStateSummaryEntity } from './account-state-summary.entity.js';
 import { AccountStateEntity } from './account-state.entity.js';
@@ -46,6 +47,7 @@ import { RoomEntity } from './room.entity.js';
 
 export {
   AdminAuditEntity,
+  AdminJobEntity,
   AccountDocumentEntity,
   AccountEntity,
   AccountStateEntity,
@@ -130,6 +132,7 @@ export const ENTITIES = [
   MatrixMediaEntity,
   MatrixMediaChunkEntity,
   AdminAuditEntity,
+  AdminJobEntity,
   RoomReceiptEntity,
   ToDeviceInboxEntity,
   ToDeviceStreamEntity,
