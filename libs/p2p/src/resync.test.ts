@@ -44,6 +44,11 @@ describe('forced resync', () => {
     await a.store.applyOps(account.serverName, [first], homeA.peerId);
     a.sync.publish(account.serverName, [first]);
     await waitFor(async () => (await b.store.versionVector(account.serverName))[homeA.peerId] === 1, 'B to hold A0');
+    // And B's acknowledgement back at A: B's pump after applying A0 has run, so it cannot carry the quiet ops below.
+    await waitFor(async () => {
+      const session = a.sync.sessions(account.serverName)[0];
+      return session !== undefined && session.inFlight === 0 && session.peerVector[homeA.peerId] === 1;
+    }, "A0's acknowledgement from B");
     const one = new OpWriter(account, rogue).devicePut('PHONE');
     const two = new OpWriter(account, rogue).devicePut('TABLET');
     const [low, high] = opHash(one) < opHash(two) ? [one, two] : [two, one];
