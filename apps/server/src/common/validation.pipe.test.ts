@@ -67,6 +67,20 @@ describe('a body key that Nest would drop', () => {
     });
   }
 
+  for (const key of ['valueOf', 'toString', 'hasOwnProperty']) {
+    it(`refuses "${key}", a name every object inherits, at the top of an admin body like any unknown field`, async () => {
+      const res = await http()
+        .post('/admin/v1/enrollment-tokens')
+        .set('Authorization', `Bearer ${ADMIN_TOKEN}`)
+        .set('Content-Type', 'application/json')
+        .send(`{"uses":2,"${key}":1}`);
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({ errcode: 'M_INVALID_PARAM', error: `property ${key} should not exist` });
+      expect(await table(server.resources.storage, 'enrollment_token').rows()).toHaveLength(1);
+      await unchanged();
+    });
+  }
+
   it('refuses such a key at the top of an admin body like any unknown field', async () => {
     const res = await http()
       .post('/admin/v1/accounts')

@@ -1,4 +1,4 @@
-import { BadRequestException, ValidationPipe } from '@nestjs/common';
+import { BadRequestException, ValidationPipe, type ArgumentMetadata } from '@nestjs/common';
 
 /** Keys that Nest's ValidationPipe and class-transformer delete from a body, at any depth, without a word. */
 const DROPPED_KEYS = ['__proto__', 'constructor', 'prototype'] as const;
@@ -24,6 +24,12 @@ export function findDroppedKey(value: unknown): string | undefined {
 }
 
 /**
+ * Names every plain object inherits (`valueOf`, `toString`, `hasOwnProperty`, …). class-validator's whitelist looks
+ * a body's keys up in a plain object of the DTO's properties, so such a key counts as declared and passes as known.
+ */
+const INHERITED_NAMES: ReadonlySet<string> = new Set(Object.getOwnPropertyNames(Object.prototype));
+
+/**
  * The global pipe: class-validator DTOs, unknown fields refused (`whitelist` + `forbidNonWhitelisted`), values
  * converted (`transform`). Nest's pipe deletes `__proto__`, `constructor` and `prototype` keys from the body in
  * place before validating; that would accept a body as if the key were not there, and alter signed content (an
@@ -32,6 +38,15 @@ export function findDroppedKey(value: unknown): string | undefined {
 export class StrictValidationPipe extends ValidationPipe {
   constructor() {
     super({ whitelist: true, forbidNonWhitelisted: true, transform: true });
+  }
+
+  /** A DTO body with a key every object inherits (`{"valueOf": 1}`) is refused like any other unknown field. */
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (metadata.type === 'body' && this.toValidate(metadata) && typeof value === 'object' && value !== null) {
+      const key = Array.isArray(value) ? undefined : Object.keys(value).find((k) => INHERITED_NAMES.has(k));
+      if (key !== undefined) throw new BadRequestException(`property ${key} should not exist`);
+    }
+    return super.transform(value, metadata);
   }
 
   protected override stripProtoKeys(value: unknown): void {
