@@ -15,7 +15,7 @@ export interface SignatureMemoLimits {
 }
 
 /** Enough for several batches of the largest op batch in flight at once; bounded in count and in bytes. */
-export const SIGNATURE_MEMO_LIMITS: SignatureMemoLimits = { entries: 16_384, bytes: 32 * 1024 * 1024 };
+export const SIGNATURE_MEMO_LIMITS: SignatureMemoLimits = { entries: 4_096, bytes: 4 * 1024 * 1024 };
 
 // Plain loops, not Buffer: this library also loads outside Node.
 function same(a: Uint8Array, b: Uint8Array): boolean {

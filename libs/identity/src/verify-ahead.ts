@@ -7,6 +7,23 @@ import { SIGNATURE_LENGTH, defaultEd25519, type Ed25519Backend } from './ed25519
 import { PUBLIC_KEY_LENGTH } from './secret-key.js';
 import { signatureMemo, type SignatureCheck, type SignatureMemo } from './signature-memo.js';
 
+// Checks on the thread pool at once, process-wide. A flood of batches would otherwise queue thousands of native
+// jobs, each holding copies of its message, and the memory they take is not given back to the system.
+const MAX_IN_FLIGHT = 16;
+let inFlight = 0;
+const waiting: Array<() => void> = [];
+
+async function slot<T>(work: () => Promise<T>): Promise<T> {
+  if (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => waiting.push(resolve));
+  inFlight += 1;
+  try {
+    return await work();
+  } finally {
+    inFlight -= 1;
+    waiting.shift()?.();
+  }
+}
+
 function wellFormed(check: SignatureCheck): boolean {
   return (
     check.signature instanceof Uint8Array &&
@@ -35,7 +52,7 @@ export async function verifyAhead(
       const valid =
         backend.verifyAsync === undefined
           ? backend.verify(check.signature, check.message, check.publicKey)
-          : await backend.verifyAsync(check.signature, check.message, check.publicKey);
+          : await slot(async () => backend.verifyAsync!(check.signature, check.message, check.publicKey));
       if (valid) memo.remember(check);
       return valid;
     }),
