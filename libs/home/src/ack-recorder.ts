@@ -1,4 +1,4 @@
-import type { VersionVector } from '@polyhome/sync';
+import { joinVectors, type VersionVector } from '@polyhome/sync';
 
 /**
  * Writes what peers acknowledged, one write at a time per (account, peer): vectors that arrive while a write runs
@@ -20,7 +20,7 @@ export class AckRecorder {
     const key = `${account} ${peerId}`;
     const running = this.#running.get(key);
     if (running !== undefined) {
-      running.next = merge(running.next, vv);
+      running.next = joinVectors(running.next ?? {}, vv);
       return;
     }
     if (this.#running.size >= this.maxQueued) {
@@ -43,10 +43,4 @@ export class AckRecorder {
     };
     this.track(rounds());
   }
-}
-
-function merge(a: VersionVector | undefined, b: VersionVector): VersionVector {
-  const out: VersionVector = { ...a };
-  for (const [origin, seq] of Object.entries(b)) out[origin] = Math.max(out[origin] ?? 0, seq);
-  return out;
 }

@@ -25,6 +25,7 @@ import {
   type SyncMessage,
   type VersionVector,
   verifyOpsAhead,
+  heldVector,
 } from '@polyhome/sync';
 import { lpStream } from '@libp2p/utils';
 import { ANTI_ENTROPY_JITTER, MAX_ERROR_REASON_LENGTH, SYNC_PROTOCOL } from './constants.js';
@@ -493,16 +494,7 @@ function errorText(error: unknown): string {
 
 /** Per origin, the highest seq of the ops a batch accepted or already held (duplicates are the same ops). */
 function heldBySender(result: ApplyResult): VersionVector {
-  const held: VersionVector = {};
-  const note = (op: unknown): void => {
-    const { origin, seq } = op as { origin?: unknown; seq?: unknown };
-    if (typeof origin === 'string' && typeof seq === 'number' && Number.isSafeInteger(seq) && seq > 0) {
-      held[origin] = Math.max(held[origin] ?? 0, seq);
-    }
-  };
-  for (const op of result.accepted) note(op);
-  for (const refusal of result.rejected) if (refusal.reason === 'duplicate') note(refusal.op);
-  return held;
+  return heldVector([...result.accepted, ...result.rejected.filter((r) => r.reason === 'duplicate').map((r) => r.op)]);
 }
 
 /** An idle deadline that starts when asked to, not when made; aborts its signal once it passes. */

@@ -596,7 +596,7 @@ export class SqlReplicaStore implements ReplicaStore {
   }
 
   /** Marks a peer connected now, for each of the accounts given: one statement. */
-  async recordConnectedMany(accounts: readonly string[], peerId: string): Promise<void> {
+  async recordConnected(accounts: readonly string[], peerId: string): Promise<void> {
     if (accounts.length === 0) return;
     await this.dataSource.query(
       `INSERT INTO peer_delivery (account, peer_id, last_connected_at, last_seen_at)
@@ -604,14 +604,6 @@ export class SqlReplicaStore implements ReplicaStore {
        ON CONFLICT (account, peer_id) DO UPDATE SET last_connected_at = now(), last_seen_at = now(), updated_at = now()`,
       [[...new Set(accounts)], peerId],
     );
-  }
-
-  /** Marks a peer connected now. */
-  async recordConnected(account: string, peerId: string): Promise<void> {
-    const now = new Date();
-    await this.dataSource
-      .getRepository(PeerDeliveryEntity)
-      .upsert({ account, peerId, lastConnectedAt: now, lastSeenAt: now }, ['account', 'peerId']);
   }
 
   /** What each peer has acknowledged, and when it was last connected and seen. */

@@ -19,6 +19,7 @@ export {
 } from './validate.js';
 export { deviceSignatureRefusal, deviceSignedBytes, hasValidSignature } from './key-signatures.js';
 export { signatureChecksOf, verifyOpsAhead } from './verify-ahead.js';
+export { heldVector, joinVectors } from './session.js';
 export type { ParseContext, OriginCheck, OpValidation, EncodedOp } from './validate.js';
 export {
   OP_KINDS,

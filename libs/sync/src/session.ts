@@ -251,7 +251,7 @@ export function receive(session: SessionState, input: unknown): [SessionState, S
   }
   switch (message.t) {
     case 'hello': {
-      const theirVv = join(session.theirVv, message.vv);
+      const theirVv = joinVectors(session.theirVv, message.vv);
       // A hello after the first one (renewHello on the peer's side): compare digests afresh.
       const again = session.helloReceived ? { resynced: {} } : {};
       return [
@@ -262,7 +262,7 @@ export function receive(session: SessionState, input: unknown): [SessionState, S
           helloReceived: true,
           theirDocSeq: Math.max(session.theirDocSeq, message.doc_seq),
           theirVv,
-          sentVv: join(session.sentVv, theirVv),
+          sentVv: joinVectors(session.sentVv, theirVv),
         },
         [],
       ];
@@ -276,21 +276,14 @@ export function receive(session: SessionState, input: unknown): [SessionState, S
     }
     case 'ops': {
       // The sender's log is gapless, so sending seq n means it holds 1..n: never echo those back.
-      const held: VersionVector = {};
-      for (const op of message.ops) {
-        const o = op as { origin?: unknown; seq?: unknown };
-        if (typeof o.origin === 'string' && typeof o.seq === 'number' && Number.isSafeInteger(o.seq) && o.seq > 0) {
-          held[o.origin] = Math.max(held[o.origin] ?? 0, o.seq);
-        }
-      }
-      const theirVv = join(session.theirVv, held);
+      const theirVv = joinVectors(session.theirVv, heldVector(message.ops));
       return [
-        { ...session, theirVv, sentVv: join(session.sentVv, theirVv), acksOwed: session.acksOwed + 1 },
+        { ...session, theirVv, sentVv: joinVectors(session.sentVv, theirVv), acksOwed: session.acksOwed + 1 },
         [{ kind: 'apply_ops', ops: message.ops }],
       ];
     }
     case 'ack': {
-      const theirVv = join(session.theirVv, message.vv);
+      const theirVv = joinVectors(session.theirVv, message.vv);
       const theirDocSeq = Math.max(session.theirDocSeq, message.doc_seq ?? 0);
       const inFlight = Math.max(0, session.inFlight - 1);
       let next: SessionState = {
@@ -299,7 +292,7 @@ export function receive(session: SessionState, input: unknown): [SessionState, S
         theirVv,
         theirDocSeq,
         inFlight,
-        sentVv: join(session.sentVv, theirVv),
+        sentVv: joinVectors(session.sentVv, theirVv),
       };
       if (inFlight === 0) next = settle(next);
       return [next, [{ kind: 'peer_acked', vv: message.vv }]];
@@ -406,7 +399,7 @@ function withResync(
 
 // What the peer holds or will hold, less origins given up on (treated as fully sent).
 function sendBasis(session: SessionState): VersionVector {
-  return join(session.sentVv, session.givenUp);
+  return joinVectors(session.sentVv, session.givenUp);
 }
 
 // All batches sent are acknowledged: whatever the peer still lacks was dropped (its pending buffer was
@@ -442,7 +435,23 @@ function failed(session: SessionState, code: SyncErrorCode, reason: string): [Se
   ];
 }
 
-function join(a: VersionVector, b: VersionVector): VersionVector {
+/**
+ * Per origin, the highest seq among untrusted op-like values (anything without a string origin and a positive
+ * safe-integer seq is skipped): what the sender of those ops holds, its log being gapless.
+ */
+export function heldVector(ops: readonly unknown[]): VersionVector {
+  const held: VersionVector = {};
+  for (const op of ops) {
+    const o = op as { origin?: unknown; seq?: unknown } | null;
+    if (typeof o?.origin === 'string' && typeof o.seq === 'number' && Number.isSafeInteger(o.seq) && o.seq > 0) {
+      held[o.origin] = Math.max(held[o.origin] ?? 0, o.seq);
+    }
+  }
+  return held;
+}
+
+/** The highest seq per origin of two vectors. */
+export function joinVectors(a: VersionVector, b: VersionVector): VersionVector {
   const out: VersionVector = { ...a };
   for (const [origin, seq] of Object.entries(b)) if (seq > (out[origin] ?? 0)) out[origin] = seq;
   return out;

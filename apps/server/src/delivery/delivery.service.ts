@@ -177,7 +177,7 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
   /** A home connected: its session catches it up, so a waiting or failed delivery job for it is dropped. */
   private async peerConnected(peer: string): Promise<void> {
     const accounts = await this.accounts.namingHome(peer);
-    await this.store.recordConnectedMany(accounts, peer);
+    await this.store.recordConnected(accounts, peer);
     const queue = this.queue.backend.queue('delivery');
     await Promise.all(accounts.map(async (account) => queue.remove(jobIdOf(account, peer))));
   }
