@@ -96,3 +96,19 @@ export async function removeHomeFromAccount(
     return removeHomeFromDocument(document, peerId, pin, rootKey);
   });
 }
+
+/**
+ * The account's next document without home `self`, revoked at its own log as held here (a provider migrating
+ * the account away signs its own departure): signed with the root key, NOT put in force (the home that takes
+ * the key over stores it first; see MigrationJobs). Throws AccountNotHeldError, and identity's refusals.
+ */
+export async function departureDocument(
+  store: DocumentStore,
+  self: string,
+  account: string,
+  rootKey: SecretKey,
+): Promise<AccountDocument> {
+  const document = await store.document(account);
+  if (document === undefined) throw new AccountNotHeldError(account);
+  return removeHomeFromDocument(document, self, await revocationPin(store, account, self), rootKey);
+}

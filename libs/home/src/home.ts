@@ -42,7 +42,13 @@ import type { Job, QueueBackend } from '@polyhome/queue';
 import { stateKey, type Op, type StateSummary, type VersionVector } from '@polyhome/sync';
 import { AckRecorder } from './ack-recorder.js';
 import { BackgroundWork } from './background.js';
-import { addHomeToAccount, changeAccountDocument, removeHomeFromAccount, type NewHome } from './documents.js';
+import {
+  addHomeToAccount,
+  changeAccountDocument,
+  departureDocument,
+  removeHomeFromAccount,
+  type NewHome,
+} from './documents.js';
 import { HomeStoppingError, InvalidPairingCodeError, NotConnectedError } from './errors.js';
 import { HomeEvents, type HomeEventMap } from './events.js';
 import { discoveryOf } from './transient-host.js';
@@ -602,6 +608,22 @@ export class Home {
     const inForce = await addHomeToAccount(this.components.store, this.peerId, account, home, rootKey, enroll);
     await this.documentChanged(account);
     return inForce;
+  }
+
+  /**
+   * The account's next document without this home, revoked at its own log as held here, signed and not put in
+   * force: a provider migrating the account away hands it, with the key, to the new server home (MigrationJobs).
+   */
+  departureDocument(account: string, rootKey: SecretKey): Promise<AccountDocument> {
+    return departureDocument(this.components.store, this.peerId, account, rootKey);
+  }
+
+  /**
+   * The account's joined rooms held here, and those where home `peer` lacks one of this home's latest events
+   * (a migration waits for none); no rooms on a home without room federation.
+   */
+  async roomsBehind(account: string, peer: string): Promise<{ rooms: number; behind: string[] }> {
+    return (await this.federation?.roomsBehind(account, peer)) ?? { rooms: 0, behind: [] };
   }
 
   /** Revokes a home, with the last op seq held from it as cutoff. Throws SelfRevocationError for this home. */

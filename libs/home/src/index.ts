@@ -8,7 +8,27 @@
  */
 export { Home, ANNOUNCE_QUEUE, NOT_A_HOME, REPUBLISH_SLOTS, republishSlot } from './home.js';
 export type { HomeComponents, HomeInit } from './home.js';
-export { addHomeToAccount, changeAccountDocument, removeHomeFromAccount, revocationPin } from './documents.js';
+export {
+  addHomeToAccount,
+  changeAccountDocument,
+  departureDocument,
+  removeHomeFromAccount,
+  revocationPin,
+} from './documents.js';
+export {
+  MIGRATE_JOB_KIND,
+  MIGRATION_CATCH_UP_TIMEOUT_MS,
+  MigrationJobs,
+  MigrationRefusal,
+  migrationProgressView,
+} from './migration-jobs.js';
+export type {
+  MigrationParams,
+  MigrationPoint,
+  MigrationPorts,
+  MigrationRequest,
+  MigrationStep,
+} from './migration-jobs.js';
 export type { DocumentStore, NewHome } from './documents.js';
 export { HomeEvents } from './events.js';
 export type { HomeEventMap } from './events.js';

@@ -213,6 +213,8 @@ export class ResyncJobs {
   async recover(): Promise<number> {
     let ended = 0;
     for (const job of await this.ports.jobs.unfinishedJobs(1_000)) {
+      // Other kinds of admin job (migrations) recover their own way.
+      if ((await this.ports.jobs.job(job.id))?.kind !== RESYNC_JOB_KIND) continue;
       if ((await this.ports.queue.getState(job.id)) !== undefined) continue;
       await this.ports.jobs.updateJob(job.id, {
         state: 'failed',

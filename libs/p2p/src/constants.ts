@@ -294,3 +294,12 @@ export const CLIENT_API_MAX_CONCURRENT_PER_PEER = 32;
 export const CLIENT_API_MAX_CONCURRENT = 256;
 /** Client API streams per connection, each way: above the per-peer cap (429 rather than reset), in MUXER_MAX_STREAMS' room. */
 export const CLIENT_API_MAX_STREAMS = 40;
+
+/** A leaving home hands an account's root key to another server home of it (provider migration). */
+export const CUSTODY_PROTOCOL = '/polyhome/custody/1.0.0';
+/** Largest frame of the custody protocol (a document is at most 64 KiB canonical; the key is 43 characters). */
+export const CUSTODY_MAX_FRAME_BYTES = 128 * 1024;
+/** Time allowed to one custody exchange, each way (the receiver seals and stores in it). */
+export const CUSTODY_TIMEOUT_MS = 20_000;
+/** Custody streams a connection may hold at once, each way. */
+export const CUSTODY_MAX_STREAMS = 2;

@@ -262,3 +262,24 @@ export class ResyncTimeoutError extends P2pError {
     this.name = 'ResyncTimeoutError';
   }
 }
+
+/** Thrown by handOverCustody when the receiving home refuses the key (its errcode and reason). */
+export class CustodyRefusedError extends P2pError {
+  readonly code = 'CUSTODY_REFUSED';
+  constructor(
+    readonly errcode: string,
+    readonly error: string,
+  ) {
+    super(`custody handover refused: ${errcode}: ${error}`);
+    this.name = 'CustodyRefusedError';
+  }
+}
+
+/** Thrown by handOverCustody when the answer is not a custody answer (malformed, too large, or none). */
+export class CustodyProtocolError extends P2pError {
+  readonly code = 'CUSTODY_PROTOCOL';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CustodyProtocolError';
+  }
+}

@@ -70,6 +70,8 @@ export type {
   FederationServerInit,
 } from './federation-protocol.js';
 export { decodeEnrollFrame, encodeEnrollFrame, enrollOverLibp2p } from './enrollment-protocol.js';
+export { CustodyHandler, handOverCustody } from './custody-protocol.js';
+export type { CustodyAnswer, CustodyErrorAnswer, CustodyRequest, ReceiveCustody } from './custody-protocol.js';
 export type {
   EnrollClientHost,
   EnrollErrorResponse,

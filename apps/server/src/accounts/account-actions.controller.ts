@@ -12,6 +12,8 @@ import { ReasonDto, ResetPasswordDto, ResyncDto } from '../admin/admin-actions.d
 import type { AccountSummary } from './accounts.service.js';
 import { AccountAdminService, type DeactivationView } from './account-admin.service.js';
 import { EXAMPLE_JOB } from './jobs.controller.js';
+import { MigrateDto } from './migration.dto.js';
+import { MigrationService } from './migration.service.js';
 import { ResyncService, type JobView } from './resync.service.js';
 
 const SUMMARY = {
@@ -38,7 +40,67 @@ export class AccountActionsController {
   constructor(
     private readonly actions: AccountAdminService,
     private readonly resyncs: ResyncService,
+    private readonly migrations: MigrationService,
   ) {}
+
+  /** POST /admin/v1/accounts/{userId}/migrate. */
+  @AdminRoute({
+    summary: 'Move a hosted account to another provider’s server, as a job (GET /admin/v1/jobs/{id})',
+    description:
+      'Steps, each recorded before the next (`progress.step`): `enroll` (the new server is added to the account ' +
+      'document and enrolled, with `token` when it asks for one), `catch_up` (it holds every op of the account ' +
+      'and the latest events of its joined rooms held here), `handover` (this server stops serving the account, ' +
+      'signs the document that revokes itself and hands it with the root key to the new server, resent until ' +
+      'it answers), `finish` (the key is erased here and the account is `migrated`). A refusal before the key ' +
+      'left ends the job `failed` and the account stays whole here. A job cut short by a restart goes on. Only ' +
+      'an account whose key this server holds (custody `hosted`) can be moved by it. Users start the same with ' +
+      'their password at POST /_polyhome/v1/migration. Written to the audit log with its reason.',
+    status: 202,
+    example: {
+      ...EXAMPLE_JOB,
+      job_id: 'migrate-7c1e0b52-0d7e-4f5e-8a0e-5b1f9d1c2a33',
+      kind: 'account.migrate',
+      state: 'running',
+      params: {
+        user_id: EXAMPLE_USER_ID,
+        account: EXAMPLE_USER_ID.slice(EXAMPLE_USER_ID.indexOf(':') + 1),
+        to: `/dns4/hs.new-provider.example/tcp/4001/p2p/${EXAMPLE_PEER_ID}`,
+        to_peer: EXAMPLE_PEER_ID,
+        to_name: 'server',
+        reason: 'The user moves to another provider (ticket 4213)',
+        started_by: 'admin',
+      },
+      progress: { step: 'catch_up', seq_before: 3, ops_missing_there: 0, rooms: 4, rooms_behind: 1 },
+      finished_at: null,
+    },
+    errors: [
+      ...USER_ID_ERRORS,
+      MISSING_REASON,
+      {
+        errcode: 'M_FORBIDDEN',
+        when: 'the user holds the account’s key',
+        error: `${EXAMPLE_USER_ID} holds its own key: the user moves it with \`polyhome home add\` and \`polyhome home revoke\`.`,
+      },
+      {
+        errcode: 'M_INVALID_PARAM',
+        when: 'the account is not active here, or `to` is this server or a revoked home',
+        error: `${EXAMPLE_USER_ID} is taken_down here: only an active account can move.`,
+      },
+    ],
+  })
+  @Post(':userId/migrate')
+  @HttpCode(202)
+  async migrate(@Param('userId') userId: string, @Body() body: MigrateDto): Promise<JobView> {
+    const id = await this.migrations.start({
+      userId,
+      to: body.to,
+      token: body.token,
+      name: body.name,
+      reason: body.reason,
+      startedBy: 'admin',
+    });
+    return this.resyncs.job(id);
+  }
 
   /** POST /admin/v1/accounts/{userId}/resync. */
   @AdminRoute({

@@ -6,6 +6,8 @@ import { AccountAdminService } from './account-admin.service.js';
 import { AccountsController } from './accounts.controller.js';
 import { AccountsService } from './accounts.service.js';
 import { JobsController } from './jobs.controller.js';
+import { MigrationController } from './migration.controller.js';
+import { MigrationService } from './migration.service.js';
 import { ResyncService } from './resync.service.js';
 
 /** Hosting accounts: hosted and co-hosted, their state, homes and documents. Exports its service only. */
@@ -14,8 +16,8 @@ import { ResyncService } from './resync.service.js';
     AuditModule,
     StorageModule.forFeature('accounts', 'homeNodes', 'transactions', 'replica', 'admin', 'matrix'),
   ],
-  controllers: [AccountsController, AccountActionsController, JobsController],
-  providers: [AccountsService, AccountAdminService, ResyncService],
+  controllers: [AccountsController, AccountActionsController, JobsController, MigrationController],
+  providers: [AccountsService, AccountAdminService, ResyncService, MigrationService],
   exports: [AccountsService],
 })
 export class AccountsModule {}

@@ -1,5 +1,12 @@
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
-import { ADMIN_JOBS_QUEUE, ResyncJobs, ResyncRefusal, type AdminJobData } from '@polyhome/home';
+import {
+  ADMIN_JOBS_QUEUE,
+  MIGRATE_JOB_KIND,
+  migrationProgressView,
+  ResyncJobs,
+  ResyncRefusal,
+  type AdminJobData,
+} from '@polyhome/home';
 import { SqlReplicaStore, type AdminJobRecord, type SqlAdminStore } from '@polyhome/storage';
 import type { Logger } from 'pino';
 import { AuditService } from '../audit/audit.service.js';
@@ -10,6 +17,7 @@ import { QueueRegistry } from '../queue/queue-registry.js';
 import { QueueService } from '../queue/queue.service.js';
 import { InjectRepository } from '../storage/storage.module.js';
 import { AccountsService } from './accounts.service.js';
+import { MigrationService } from './migration.service.js';
 
 /** A job as the admin API shows it (GET /admin/v1/jobs/{id}). */
 export interface JobView {
@@ -41,6 +49,7 @@ export class ResyncService implements OnApplicationBootstrap {
     private readonly audit: AuditService,
     private readonly p2p: P2pService,
     private readonly queue: QueueService,
+    private readonly migrations: MigrationService,
     @Inject(QueueRegistry) registry: QueueRegistry,
     @InjectRepository('admin') private readonly admin: SqlAdminStore,
     store: SqlReplicaStore,
@@ -60,7 +69,9 @@ export class ResyncService implements OnApplicationBootstrap {
     await this.queue.backend.process<AdminJobData>(
       ADMIN_JOBS_QUEUE,
       async (job) => {
+        // One queue for the admin jobs; each kind's runner leaves the others' jobs alone.
         await this.jobs.run(job.data.id, job.signal);
+        await this.migrations.jobs.run(job.data.id, job.signal);
         const ended = await this.admin.job(job.data.id);
         this.logger.info(
           { jobId: job.data.id, state: ended?.state, progress: ended?.progress, error: ended?.error },
@@ -71,6 +82,8 @@ export class ResyncService implements OnApplicationBootstrap {
     );
     const lost = await this.jobs.recover();
     if (lost > 0) this.logger.warn({ jobs: lost }, 'admin jobs left unfinished by the last run were ended as failed');
+    const resumed = await this.migrations.jobs.recover();
+    if (resumed > 0) this.logger.warn({ jobs: resumed }, 'migrations left unfinished by the last run go on');
   }
 
   /** Checks and queues a resync of the account with one of its homes; audited with its reason. */
@@ -100,6 +113,13 @@ export class ResyncService implements OnApplicationBootstrap {
     return this.job(id);
   }
 
+  /** A migration job by its id (the user's view); M_NOT_FOUND when there is none or it is another kind. */
+  async migrationJob(id: string): Promise<JobView> {
+    const view = await this.job(id);
+    if (view.kind !== MIGRATE_JOB_KIND) throw new ApiError('M_NOT_FOUND', `No job ${id.slice(0, 80)}.`);
+    return view;
+  }
+
   /** A job by its id; M_NOT_FOUND when there is none. */
   async job(id: string): Promise<JobView> {
     const job = /^[A-Za-z0-9._-]{1,64}$/.test(id) ? await this.admin.job(id) : undefined;
@@ -109,13 +129,15 @@ export class ResyncService implements OnApplicationBootstrap {
 }
 
 function viewOf(job: AdminJobRecord): JobView {
+  // A migration's enrollment token is a secret of the new provider: never shown.
+  const { token, ...params } = job.params;
   return {
     job_id: job.id,
     kind: job.kind,
     target: job.target,
     state: job.state,
-    params: job.params,
-    progress: job.progress,
+    params: token === undefined ? params : { ...params, token: '(given)' },
+    progress: job.kind === MIGRATE_JOB_KIND ? migrationProgressView(job.progress) : job.progress,
     error: job.error,
     created_at: job.createdAt.toISOString(),
     started_at: job.startedAt?.toISOString() ?? null,

@@ -159,6 +159,8 @@ const reasonOption = (): Option =>
 const JOB_POLL_MS = 500;
 /** --wait gives up after this long (ms): the server ends a resync by itself well before (120 s). */
 const JOB_WAIT_MS = 300_000;
+/** --wait on a migration gives up after this long (ms): its catch-up alone may take 15 minutes. */
+const MIGRATION_WAIT_MS = 30 * 60_000;
 
 /** A job as `key: value` lines, its progress on one line. */
 function jobText(job: Json): string {
@@ -169,6 +171,18 @@ function jobText(job: Json): string {
 }
 
 function progressLine(progress: Json): string {
+  if (progress['step'] !== undefined) {
+    // A migration: its step, and what the new home still lacks while it catches up.
+    const parts = [`step ${cell(progress['step'])}`];
+    if (progress['ops_missing_there'] !== undefined)
+      parts.push(`${cell(progress['ops_missing_there'])} ops missing there`);
+    if (progress['rooms'] !== undefined)
+      parts.push(`${cell(progress['rooms_behind'])} of ${cell(progress['rooms'])} rooms behind`);
+    if (progress['handover_attempts'] !== undefined)
+      parts.push(`${cell(progress['handover_attempts'])} handover attempts`);
+    if (progress['last_error'] !== undefined) parts.push(`last error: ${cell(progress['last_error'])}`);
+    return parts.join(', ');
+  }
   return (
     `${cell(progress['phase'])}, ${cell(progress['ops_received'])} ops received, ${cell(progress['ops_sent'])} sent` +
     `, ${cell(progress['missing_here'])} missing here, ${cell(progress['missing_there'])} missing there`
@@ -176,8 +190,8 @@ function progressLine(progress: Json): string {
 }
 
 /** Polls a job until it is done or failed; each change of state or progress is a line on stderr. */
-async function waitForJob(target: AdminTarget, jobId: string, verbose: boolean): Promise<Json> {
-  const until = Date.now() + JOB_WAIT_MS;
+async function waitForJob(target: AdminTarget, jobId: string, verbose: boolean, waitMs = JOB_WAIT_MS): Promise<Json> {
+  const until = Date.now() + waitMs;
   let last = '';
   for (;;) {
     const job = (await callAdmin(target, 'GET', `/admin/v1/jobs/${segment(jobId)}`)) as Json;
@@ -187,11 +201,36 @@ async function waitForJob(target: AdminTarget, jobId: string, verbose: boolean):
     if (job['state'] === 'done' || job['state'] === 'failed') return job;
     if (Date.now() > until) {
       throw new AdminCliError(
-        `Job ${jobId} has not ended after ${JOB_WAIT_MS / 1000} s; see jobs show ${jobId}.`,
+        `Job ${jobId} has not ended after ${waitMs / 1000} s; see jobs show ${jobId}.`,
         EXIT_REFUSED,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
+  }
+}
+
+/**
+ * Prints a job just started; with `wait`, follows it to its end (progress on stderr) and fails (exit 1) when the
+ * job failed.
+ */
+async function followJob(
+  options: GlobalOptions,
+  target: AdminTarget,
+  job: Json,
+  how: { wait: boolean; what: string; waitMs?: number },
+): Promise<void> {
+  if (!how.wait) {
+    print(
+      options,
+      job,
+      () => `${fields(job, ['job_id', 'state'])}\nFollow it: polyhome-admin jobs show ${cell(job['job_id'])}`,
+    );
+    return;
+  }
+  const ended = await waitForJob(target, String(job['job_id']), options.json !== true, how.waitMs);
+  print(options, ended, () => jobText(ended));
+  if (ended['state'] === 'failed') {
+    throw new AdminCliError(`The ${how.what} failed: ${cell(ended['error'])}`, EXIT_REFUSED);
   }
 }
 
@@ -329,19 +368,37 @@ export function buildProgram(): Command {
       const { options, target } = await ctx(command);
       const route = `/admin/v1/accounts/${segment(userId)}/resync`;
       const job = (await callAdmin(target, 'POST', route, { home: o.home, reason: o.reason })) as Json;
-      if (o.wait !== true) {
-        print(
-          options,
-          job,
-          () => `${fields(job, ['job_id', 'state'])}\nFollow it: polyhome-admin jobs show ${cell(job['job_id'])}`,
-        );
-        return;
-      }
-      const ended = await waitForJob(target, String(job['job_id']), options.json !== true);
-      print(options, ended, () => jobText(ended));
-      if (ended['state'] === 'failed')
-        throw new AdminCliError(`The resync failed: ${cell(ended['error'])}`, EXIT_REFUSED);
+      await followJob(options, target, job, { wait: o.wait === true, what: 'resync' });
     });
+  accounts
+    .command('migrate <userId>')
+    .description(
+      'move a hosted account to another provider’s server (enroll it, catch it up, hand over the key, leave), as a ' +
+        'job; --wait follows it to its end',
+    )
+    .requiredOption('--to <multiaddr>', 'the new server home, a multiaddr ending in /p2p/<PeerId>')
+    .option('--token-file <path>', 'the new provider’s enrollment token, read from a file')
+    .option('--name <name>', 'its name in the account document (default server)')
+    .addOption(reasonOption())
+    .option('--wait', 'print its progress until it ends; exit 1 if it failed')
+    .action(
+      async (
+        userId: string,
+        o: { to: string; tokenFile?: string; name?: string; reason: string; wait?: boolean },
+        command: Command,
+      ) => {
+        const { options, target } = await ctx(command);
+        const token = o.tokenFile === undefined ? undefined : (await readFile(o.tokenFile, 'utf8')).trim();
+        const body = {
+          to: o.to,
+          reason: o.reason,
+          ...(token === undefined ? {} : { token }),
+          ...(o.name === undefined ? {} : { name: o.name }),
+        };
+        const job = (await callAdmin(target, 'POST', `/admin/v1/accounts/${segment(userId)}/migrate`, body)) as Json;
+        await followJob(options, target, job, { wait: o.wait === true, what: 'migration', waitMs: MIGRATION_WAIT_MS });
+      },
+    );
   accounts
     .command('password <userId>')
     .description('set a new password (replicated to every home); ends this server’s sessions unless --keep-sessions')
@@ -377,7 +434,7 @@ export function buildProgram(): Command {
 
   program
     .command('jobs')
-    .description('jobs started through the admin API (forced resyncs)')
+    .description('jobs started through the admin API (forced resyncs, migrations)')
     .command('show <jobId>')
     .description('a job: its state, progress, and what to do if it failed')
     .action(async (jobId: string, _o, command: Command) => {

@@ -58,6 +58,10 @@ const TAKE_IN_ROOMS_PER_CALL = 200;
 const TAKE_IN_PENDING_PER_ACCOUNT = 1_000;
 /** Time allowed to each request of a take-in. */
 const TAKE_IN_TIMEOUT_MS = 15_000;
+/** Joined rooms a migration compares with the new home, at most (the rest are taken in by the new home later). */
+const ROOMS_BEHIND_CHECKED = 2_000;
+/** A room's newest timeline events a migration makes sure the new home holds (older ones it backfills). */
+const ROOM_HISTORY_CHECKED = 1_000;
 /** EDUs per transaction (the spec's limit). */
 export const MAX_EDUS_PER_TXN = 100;
 /** Homes a leave of a room not held here asks in turn (make_leave/send_leave). */
@@ -1532,6 +1536,70 @@ export class RoomFederation implements RemoteRooms {
       if (!outcome.ok) this.#refused(outcome.stage, outcome.message, peer, outcome.eventId);
     }
     return this.#engine.holds(roomId);
+  }
+
+  /**
+   * How far another home of an account (`peer`) is behind this one in the account's joined rooms: the rooms
+   * held here where the account's users are joined, and those of them where `peer` lacks an event held here,
+   * asked with `/event` as the account for the room's newest `ROOM_HISTORY_CHECKED` timeline events (a room
+   * `peer` could not be asked about counts as behind). What `peer` lacks is offered to it (`/send`, oldest first):
+   * it takes a room it does not hold in from this home, and keeps an older event as one it had missed. A
+   * migration repeats this until nothing is behind. At most `ROOMS_BEHIND_CHECKED` rooms.
+   */
+  async roomsBehind(account: string, peer: string): Promise<{ rooms: number; behind: string[] }> {
+    const joined = new Set<string>();
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.#store.roomsOfServer(account, { memberships: ['join'], after, limit: 500 });
+      for (const row of page) joined.add(row.roomId);
+      if (page.length < 500 || joined.size >= ROOMS_BEHIND_CHECKED) break;
+      after = page[page.length - 1]!.roomId;
+    }
+    const behind: string[] = [];
+    let rooms = 0;
+    for (const roomId of [...joined].slice(0, ROOMS_BEHIND_CHECKED)) {
+      if (this.#stopped) break;
+      if (!(await this.#engine.holds(roomId))) continue;
+      rooms += 1;
+      const missing: Pdu[] = [];
+      let from: string | undefined;
+      for (let seen = 0; seen < ROOM_HISTORY_CHECKED;) {
+        const page = await this.#store.messages(roomId, {
+          dir: 'b',
+          limit: 100,
+          ...(from === undefined ? {} : { from }),
+        });
+        for (const event of page.events) {
+          const answer = await this.#request(peer, account, {
+            method: 'GET',
+            path: `/_matrix/federation/v1/event/${encodeURIComponent(event.eventId)}`,
+            timeoutMs: TAKE_IN_TIMEOUT_MS,
+          }).catch(() => undefined);
+          if (answer?.status !== 200) missing.push(event.pdu);
+        }
+        seen += page.events.length;
+        if (page.end === null || page.events.length === 0) break;
+        from = page.end;
+      }
+      if (missing.length === 0) continue;
+      behind.push(roomId);
+      // Oldest first, a transaction at a time.
+      missing.reverse();
+      for (let k = 0; k < missing.length; k += MAX_PDUS_PER_TXN) {
+        await this.#offer(peer, account, missing.slice(k, k + MAX_PDUS_PER_TXN));
+      }
+    }
+    return { rooms, behind };
+  }
+
+  /** Sends another home of the account events held here (`/send` as the account); failures are for the next round. */
+  async #offer(peer: string, account: string, pdus: readonly Pdu[]): Promise<void> {
+    await this.#request(peer, account, {
+      method: 'PUT',
+      path: `/_matrix/federation/v1/send/${encodeURIComponent(`offer.${Date.now()}.${++this.#txn}`)}`,
+      body: { origin: account, origin_server_ts: Date.now(), pdus, edus: [] },
+      timeoutMs: TAKE_IN_TIMEOUT_MS,
+    }).catch((err: unknown) => this.#logger.debug({ err, account, peer }, 'events were not offered to a home'));
   }
 
   /** The rooms waiting to be taken in for the accounts `peer` is a home of. */

@@ -5,9 +5,11 @@ export type AccountCustody = 'hosted' | 'self';
 
 /**
  * Whether the account is served: `active`; `deactivated` (its admin ended it: logins refused, rooms left);
- * `taken_down` (this server stopped serving it, its data kept); `suspended` (reserved, never set).
+ * `taken_down` (this server stopped serving it, its data kept); `migrating` (moving to another provider: not
+ * served while the new server home takes the key); `migrated` (moved away: its data kept, its key erased);
+ * `suspended` (reserved, never set).
  */
-export type AccountStatus = 'active' | 'suspended' | 'deactivated' | 'taken_down';
+export type AccountStatus = 'active' | 'suspended' | 'deactivated' | 'taken_down' | 'migrating' | 'migrated';
 
 /** A root-document equivocation seen for an account: two documents of `seq` with these content digests. */
 export interface DocumentEquivocation {
@@ -45,7 +47,7 @@ export class AccountEntity {
 
   @Column({
     type: 'enum',
-    enum: ['active', 'suspended', 'deactivated', 'taken_down'],
+    enum: ['active', 'suspended', 'deactivated', 'taken_down', 'migrating', 'migrated'],
     enumName: 'account_status',
     default: 'active',
   })

@@ -51,6 +51,11 @@ export interface AccountRepository {
    * UPDATE. True for the one caller that flipped the row; false when the key was no longer held.
    */
   releaseCustody(serverName: string): Promise<boolean>;
+  /**
+   * Takes custody of an account held here: stores its sealed root key and sets custody `hosted` (a provider
+   * migrating the account here handed the key over). True when the account is held here.
+   */
+  takeCustody(serverName: string, sealedRootKey: string): Promise<boolean>;
   /** Records the last root-document equivocation seen for an account (no-op for one not hosted). */
   flagDocumentEquivocation(serverName: string, equivocation: DocumentEquivocation): Promise<void>;
   /** Deletes an account; its documents, ops and state go by cascade. True when there was one. */
@@ -97,6 +102,14 @@ export class SqlAccountRepository implements AccountRepository {
 
   async flagDocumentEquivocation(serverName: string, equivocation: DocumentEquivocation): Promise<void> {
     await this.repo().update({ serverName }, { documentEquivocation: equivocation });
+  }
+
+  async takeCustody(serverName: string, sealedRootKey: string): Promise<boolean> {
+    const result = await this.repo().update(
+      { serverName },
+      { custody: 'hosted', sealedRootKey: Buffer.from(sealedRootKey, 'utf8') },
+    );
+    return (result.affected ?? 0) > 0;
   }
 
   async releaseCustody(serverName: string): Promise<boolean> {
