@@ -374,7 +374,8 @@ const ACTIONS = [
     async (c) => {
       const res = await call('createRoom', 'POST', `${V3}/createRoom`, {
         token: c.token,
-        body: { name: `load ${c.n}` },
+        // Public, so that the client can join it again after leaving it (a private room needs an invite).
+        body: { name: `load ${c.n}`, preset: 'public_chat' },
       });
       if (res?.room_id) c.joined.push(res.room_id);
     },
