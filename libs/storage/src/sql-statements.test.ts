@@ -64,7 +64,7 @@ describe.each(STORAGE_BACKENDS)('SQL statement count on %s', (backend) => {
     expect(rows.map((r) => r.n)).toEqual([10]);
   });
 
-  it('counts what TypeORM builds through repositories and query builders', async () => {
+  it('counts what a TypeORM query builder sends', async () => {
     const q = storage.dataSource;
     const n = await counted(() =>
       q.createQueryBuilder().select('c.n', 'n').from('counted', 'c').where('c.n > :min', { min: 0 }).getRawMany(),
