@@ -54,17 +54,20 @@ export function deviceChange(userId, deviceId) {
 }
 
 /**
- * Starts a home with `secretKey` hosting `documents`, makes one device.put in each, dials `peerAddr` and
- * resolves when that peer has acknowledged every op (or rejects after `timeoutMs`); then stops the home.
+ * Starts a home with `secretKey` hosting `documents`, makes one device.put in each, dials `peerAddr` and waits until
+ * that peer has acknowledged every op, its connection to the peer is lost (no connection left: aborted), or
+ * `timeoutMs` passed; then stops the home. Never retries. Resolves to { total, acked, aborted, error }, error
+ * undefined when every op was acknowledged.
  */
 export async function pushOneOpEach(secretKey, documents, peerAddr, timeoutMs = 120_000) {
   const host = await createPolyhomeHost({ nodeKey: secretKey, listen: ['/ip4/127.0.0.1/tcp/0'] });
   const sync = createSyncService(host);
   const self = host.peerId.toString();
+  const waiting = new Set();
+  let aborted = false;
   try {
     await sync.start();
     const store = new MemoryStore();
-    const waiting = new Set();
     for (const document of documents) {
       const account = store.host(document);
       const op = makeLocalOp(
@@ -78,8 +81,11 @@ export async function pushOneOpEach(secretKey, documents, peerAddr, timeoutMs = 
       await sync.host(account, store);
       waiting.add(account);
     }
+    const target = multiaddr(peerAddr);
+    const peer = target.getComponents().find((c) => c.name === 'p2p')?.value;
+    let timer;
     const done = new Promise((resolve, reject) => {
-      const timer = setTimeout(
+      timer = setTimeout(
         () =>
           reject(
             new Error(
@@ -91,14 +97,28 @@ export async function pushOneOpEach(secretKey, documents, peerAddr, timeoutMs = 
       );
       sync.on('acked', ({ account, vv }) => {
         if ((vv[self] ?? 0) >= 1) waiting.delete(account);
-        if (waiting.size === 0) {
-          clearTimeout(timer);
-          resolve();
-        }
+        if (waiting.size === 0) resolve();
+      });
+      host.addEventListener('connection:close', (event) => {
+        if (waiting.size === 0 || event.detail.remotePeer.toString() !== peer) return;
+        if (host.getConnections(event.detail.remotePeer).length > 0) return;
+        aborted = true;
+        reject(
+          new Error(
+            `the connection to the server was closed with ${waiting.size}/${documents.length} ops unacknowledged`,
+          ),
+        );
       });
     });
-    await host.dial(multiaddr(peerAddr));
-    await done;
+    try {
+      await host.dial(target);
+      await done;
+      return { total: documents.length, acked: documents.length, aborted: false, error: undefined };
+    } catch (err) {
+      return { total: documents.length, acked: documents.length - waiting.size, aborted, error: err.message };
+    } finally {
+      clearTimeout(timer);
+    }
   } finally {
     await sync.stop();
     await host.stop();

@@ -8,6 +8,7 @@ import { preparePrivateDataDir, restrictDataDir } from './data-dir-modes.js';
 import { ENTITIES } from './entities/index.js';
 import { StorageError } from './errors.js';
 import { createPgliteDriverModule } from './pglite/pglite-pg-driver.js';
+import { CountingPgClient } from './sql-statements.js';
 import { copyTemplate, ensureTemplate } from './pglite/template.js';
 
 /** Which database engine a Storage runs on. */
@@ -80,6 +81,8 @@ export function postgresDataSourceOptions(url: string, poolSize = 10): DataSourc
     connectTimeoutMS: 5_000,
     poolSize,
     applicationName: 'polyhome',
+    // The pool makes its clients from this class, which counts every query (sqlStatementsSent).
+    extra: { Client: CountingPgClient },
   } as DataSourceOptions;
 }
 

@@ -8,6 +8,7 @@ export {
 } from './data-source.js';
 export type { Storage, StorageBackend, StorageInit } from './data-source.js';
 export { lockDataDir } from './data-dir-lock.js';
+export { sqlStatementsSent } from './sql-statements.js';
 export { assertPrivateDataDir, preparePrivateDataDir, restrictDataDir } from './data-dir-modes.js';
 export type { DataDirLock } from './data-dir-lock.js';
 export { StorageError } from './errors.js';

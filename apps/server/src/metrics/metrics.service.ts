@@ -7,6 +7,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { passwordHashesComputed } from '@polyhome/home';
+import { sqlStatementsSent } from '@polyhome/storage';
 import { PINO_LOGGER } from '../logging/logger.js';
 import { QueueRegistry } from '../queue/queue-registry.js';
 import { QueueService } from '../queue/queue.service.js';
@@ -15,6 +16,9 @@ import { QueueService } from '../queue/queue.service.js';
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const satisfies ReadonlyArray<
   keyof JobCounts
 >;
+
+/** The sampling interval of the event-loop delay histogram behind `nodejs_eventloop_lag_*` (see the constructor). */
+export const EVENT_LOOP_SAMPLE_MS = 10;
 
 /** Route label of a request no route handled (404s, body-parser errors, static files): one value, not one per URL. */
 const UNMATCHED_ROUTE = '<unmatched>';
@@ -81,26 +85,27 @@ export class MetricsService {
     @Inject(QueueRegistry) private readonly queues: QueueRegistry,
     @Inject(PINO_LOGGER) private readonly logger: Logger,
   ) {
-    collectDefaultMetrics({ register: this.registry });
-    const pointChecks: Counter = new Counter({
-      name: 'polyhome_public_key_point_checks_total',
-      help: 'Ed25519 public keys checked as curve points (a point decompression each; the key cache missed).',
-      registers: [this.registry],
-      // The count lives in @polyhome/identity, which every key check goes through; read it at each scrape.
-      collect: () => {
-        pointChecks.reset();
-        pointChecks.inc(publicKeyPointChecks());
-      },
-    });
-    const passwordHashes: Counter = new Counter({
-      name: 'polyhome_password_hashes_total',
-      help: 'Password hashes computed (scrypt): stored, checked, and the dummy check of a user ID not hosted here.',
-      registers: [this.registry],
-      collect: () => {
-        passwordHashes.reset();
-        passwordHashes.inc(passwordHashesComputed());
-      },
-    });
+    // nodejs_eventloop_lag_{p50,p99,max,...}_seconds come from perf_hooks.monitorEventLoopDelay sampled every
+    // EVENT_LOOP_SAMPLE_MS: each value is a whole interval between two samples, so an idle loop reads about that
+    // interval, and the delay is the value minus it. prom-client resets that histogram at each scrape: a value covers
+    // the time since the scrape before.
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    // These counts live in the libraries every such operation goes through; each is read at each scrape.
+    this.#processCount(
+      'polyhome_sql_statements_total',
+      'Queries sent to the database (PostgreSQL or PGlite), transaction control included.',
+      sqlStatementsSent,
+    );
+    this.#processCount(
+      'polyhome_public_key_point_checks_total',
+      'Ed25519 public keys checked as curve points (a point decompression each; the key cache missed).',
+      publicKeyPointChecks,
+    );
+    this.#processCount(
+      'polyhome_password_hashes_total',
+      'Password hashes computed (scrypt): stored, checked, and the dummy check of a user ID not hosted here.',
+      passwordHashesComputed,
+    );
     const queueJobs: Gauge = new Gauge({
       name: 'polyhome_queue_jobs',
       help: 'Jobs per queue and state, read from the queue backend at each scrape.',
@@ -113,6 +118,19 @@ export class MetricsService {
         for (const [queue, byState] of counts) {
           for (const state of QUEUE_STATES) queueJobs.set({ queue, state }, byState[state]);
         }
+      },
+    });
+  }
+
+  /** A counter that shows a process-wide count kept elsewhere (a plain integer there), read at each scrape. */
+  #processCount(name: string, help: string, read: () => number): void {
+    const counter: Counter = new Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect: () => {
+        counter.reset();
+        counter.inc(read());
       },
     });
   }

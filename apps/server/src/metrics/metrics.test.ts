@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { sqlStatementsSent } from '@polyhome/storage';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QueueRegistry } from '../queue/queue-registry.js';
@@ -40,6 +41,8 @@ describe.each(SERVER_BACKENDS)('GET /metrics on $name', (backend) => {
       'polyhome_connected_peers',
       'polyhome_http_requests_total',
       'polyhome_http_request_duration_seconds',
+      'polyhome_sql_statements_total',
+      'nodejs_eventloop_lag_p99_seconds',
     ]) {
       expect(res.text).toContain(`# HELP ${name} `);
     }
@@ -79,6 +82,24 @@ describe.each(SERVER_BACKENDS)('GET /metrics on $name', (backend) => {
     expect(sample(text, 'polyhome_http_requests_total{method="GET",route="<unmatched>",status="404"}')).toBe(1);
     expect(text).not.toContain('a1b2c3');
     expect(sample(text, 'polyhome_http_request_duration_seconds_count{method="GET",route="/admin/v1/node"}')).toBe(2);
+  });
+
+  it('counts the SQL statements the storage layer sends in polyhome_sql_statements_total', async () => {
+    const before = sample(await scrape(), 'polyhome_sql_statements_total') ?? NaN;
+    const sentBefore = sqlStatementsSent();
+    expect(before).toBeLessThanOrEqual(sentBefore);
+    // Creating an account writes it to the database.
+    const localpart = `metrics${randomBytes(4).toString('hex')}`;
+    await http()
+      .post('/admin/v1/accounts')
+      .set('Authorization', `Bearer ${ADMIN_TOKEN}`)
+      .send({ localpart })
+      .expect(201);
+    const sentAfter = sqlStatementsSent();
+    expect(sentAfter).toBeGreaterThan(sentBefore);
+    const after = sample(await scrape(), 'polyhome_sql_statements_total') ?? NaN;
+    expect(after).toBeGreaterThanOrEqual(sentAfter);
+    expect(after).toBeLessThanOrEqual(sqlStatementsSent());
   });
 
   it('reads polyhome_queue_jobs from the queue backend at each scrape', async () => {

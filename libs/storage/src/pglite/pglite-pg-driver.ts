@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { PGlite, Results } from '@electric-sql/pglite';
 import { types } from '@electric-sql/pglite';
+import { countSqlStatement } from '../sql-statements.js';
 
 /** How long a caller waits for the single PGlite session before giving up. */
 export const PGLITE_SESSION_WAIT_MS = 30_000;
@@ -68,6 +69,7 @@ class PgliteClient extends EventEmitter {
   }
 
   private async run(sql: string, values: unknown[] | undefined): Promise<PgLikeResult> {
+    countSqlStatement();
     const command = commandOf(sql);
     let result: PgLikeResult;
     if (values && values.length > 0) {
@@ -89,6 +91,7 @@ class PgliteClient extends EventEmitter {
   async reset(): Promise<void> {
     if (!this.inTransaction) return;
     this.inTransaction = false;
+    countSqlStatement();
     await this.db.exec('ROLLBACK');
   }
 }
