@@ -101,7 +101,13 @@ describe('moving an account from provider A to provider B', () => {
   };
 
   /** Everything a finished migration must show, on A, B, and between the user on B and bob on C. */
-  const movedWhole = async (localpart: string, userId: string, roomId: string, seqBefore: number): Promise<void> => {
+  const movedWhole = async (
+    localpart: string,
+    userId: string,
+    roomId: string,
+    seqBefore: number,
+    deviceOnA: string,
+  ): Promise<void> => {
     // B holds the account with its key, in a document that revokes A.
     const onB = await B().admin('GET', path_(userId));
     expect(onB.status, JSON.stringify(onB.body)).toBe(200);
@@ -121,6 +127,17 @@ describe('moving an account from provider A to provider B', () => {
       password: password(localpart),
     });
     expect(loginOnA.status).toBe(403);
+    // The device logged in on A ended with it (B deleted it, for every home); a new login on B is the user's.
+    const deviceIds = async (server: ServerProcess): Promise<string[]> => {
+      const devices = await server.admin('GET', `${path_(userId)}/devices?limit=500`);
+      expect(devices.status, JSON.stringify(devices.body)).toBe(200);
+      return (devices.body['chunk'] as Array<{ device_id: string }>).map((d) => d.device_id);
+    };
+    await waitFor(
+      async () => !(await deviceIds(B())).includes(deviceOnA),
+      `the device ${deviceOnA} logged in on A to end`,
+      30_000,
+    );
     // The same password on B; the room's whole history; messages both ways with bob.
     const aliceOnB = await passwordClient(B(), userId, localpart);
     const expected = Array.from({ length: MESSAGES }, (_, i) => [
@@ -237,6 +254,8 @@ describe('moving an account from provider A to provider B', () => {
       120_000,
     );
     const seqBefore = Number((await A().admin('GET', path_(userId))).body['doc_seq']);
+    const onA = await A().admin('GET', `${path_(userId)}/devices?limit=500`);
+    expect(JSON.stringify(onA.body['chunk'])).toContain(`"${alice.getDeviceId()!}"`);
     const started = await A().request('POST', '/_polyhome/v1/migration', {
       user_id: userId,
       password: password('alice'),
@@ -253,7 +272,7 @@ describe('moving an account from provider A to provider B', () => {
     expect(mine.body['state']).toBe('done');
     expect((mine.body['progress'] as Record<string, unknown>)['departure_seq']).toBe(seqBefore + 2);
     expect(JSON.stringify(mine.body)).not.toMatch(/phe_/);
-    await movedWhole('alice', userId, roomId, seqBefore);
+    await movedWhole('alice', userId, roomId, seqBefore, alice.getDeviceId()!);
     // The laptop takes the new document from B and stays a home of the account there.
     await waitFor(
       async () =>
@@ -286,7 +305,7 @@ describe('moving an account from provider A to provider B', () => {
       await A().start();
       const ended = await jobEnd(String(started.body['job_id']));
       expect(ended.body['state'], JSON.stringify(ended.body)).toBe('done');
-      await movedWhole(localpart, userId, roomId, seqBefore);
+      await movedWhole(localpart, userId, roomId, seqBefore, alice.getDeviceId()!);
       alice.stopClient();
     }, 600_000);
   }
