@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeHome } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, ServerProcess } from './support/server-process.js';
 
@@ -158,5 +159,25 @@ describe('polyhome-admin against a server process', () => {
     expect(unknown.err).toMatch(/M_NOT_FOUND: .* is not hosted here\. `polyhome-admin accounts list --search/);
     const bad = await cli(['accounts', 'list', '--from', 'nonsense']);
     expect([bad.code, bad.err]).toEqual([1, expect.stringContaining('M_INVALID_PARAM: from is not a next_from')]);
+  });
+
+  it('migrate: a new provider that cannot be reached fails the job with what to check; the account stays', async () => {
+    const before = await json(['accounts', 'show', userId]);
+    const noTo = await cli(['accounts', 'migrate', userId, '--reason', 'test']);
+    expect([noTo.code, noTo.err]).toEqual([2, expect.stringContaining("required option '--to <multiaddr>'")]);
+    // A PeerId nobody runs, at a port nothing listens on.
+    const nowhere = `/ip4/127.0.0.1/tcp/9/p2p/${makeHome('admin-cli:nowhere', 'server').peerId}`;
+    const failed = await cli(['accounts', 'migrate', userId, '--to', nowhere, '--reason', 'test: nowhere', '--wait']);
+    expect(failed.code, failed.err).toBe(1);
+    expect(failed.err).toContain('step enroll');
+    expect(failed.err).toMatch(
+      /The migration failed: Step enroll: Could not enroll the server at .*stays whole on this server/,
+    );
+    const after = await json(['accounts', 'show', userId]);
+    expect([after['status'], after['custody'], after['doc_seq']]).toEqual([
+      before['status'],
+      before['custody'],
+      before['doc_seq'],
+    ]);
   });
 });
