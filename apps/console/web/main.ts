@@ -563,6 +563,10 @@ function stateSummary(e: RoomDetail['state'][number]): string {
       return String(c['history_visibility'] ?? '');
     case 'm.room.encryption':
       return String(c['algorithm'] ?? '');
+    case 'm.room.power_levels': {
+      const users = Object.keys((c['users'] ?? {}) as object).length;
+      return `${users} user${users === 1 ? '' : 's'} with their own level`;
+    }
     case 'm.room.create':
       return `version ${String(c['room_version'] ?? '1')}`;
     default: {
