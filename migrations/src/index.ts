@@ -18,7 +18,7 @@ import { ToDeviceBounds1795524400000 } from './1795524400000-ToDeviceBounds.js';
 import { StateSummary1795524600000 } from './1795524600000-StateSummary.js';
 import { AdminJob1795524700000 } from './1795524700000-AdminJob.js';
 import { DocumentHomesIndex1795524800000 } from './1795524800000-DocumentHomesIndex.js';
-import { RoomBlock1795524960000 } from './1795524960000-RoomBlock.js';
+import { RoomBlock1795525260000 } from './1795525260000-RoomBlock.js';
 
 /** Every migration, oldest first. Classes, not file globs, so the list is the same in every runtime. */
 export const MIGRATIONS: Array<new () => MigrationInterface> = [
@@ -41,5 +41,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   StateSummary1795524600000,
   AdminJob1795524700000,
   DocumentHomesIndex1795524800000,
-  RoomBlock1795524960000,
+  RoomBlock1795525260000,
 ];

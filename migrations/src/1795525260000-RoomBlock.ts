@@ -1,8 +1,8 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 /** Rooms an operator blocked (`room_block`): no user hosted here may join them or be invited into them. */
-export class RoomBlock1795524960000 implements MigrationInterface {
-  name = 'RoomBlock1795524960000';
+export class RoomBlock1795525260000 implements MigrationInterface {
+  name = 'RoomBlock1795525260000';
 
   public async up(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(
