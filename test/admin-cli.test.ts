@@ -180,4 +180,60 @@ describe('polyhome-admin against a server process', () => {
       before['doc_seq'],
     ]);
   });
+
+  it('blocks and unblocks a room, and deletes one with --block', async () => {
+    const created = await server.admin('POST', '/admin/v1/accounts', { localpart: 'roomer', password: PASSWORD });
+    const roomer = String(created.body['user_id']);
+    const login = await server.request('POST', '/_matrix/client/v3/login', {
+      type: 'm.login.password',
+      identifier: { type: 'm.id.user', user: roomer },
+      password: PASSWORD,
+    });
+    const auth = { Authorization: `Bearer ${String(login.body['access_token'])}` };
+    const room = await server.request(
+      'POST',
+      '/_matrix/client/v3/createRoom',
+      { name: 'Shady', preset: 'public_chat' },
+      auth,
+    );
+    const roomId = String(room.body['room_id']);
+
+    const noReason = await cli(['rooms', 'block', roomId]);
+    expect([noReason.code, noReason.err]).toEqual([2, expect.stringContaining("'--reason <text>'")]);
+    const badRoom = await cli(['rooms', 'block', 'shady', '--reason', 'Spam']);
+    expect([badRoom.code, badRoom.err]).toEqual([1, expect.stringContaining('M_INVALID_PARAM: Invalid room ID')]);
+    expect(await json(['rooms', 'block', roomId, '--reason', 'Spam room'])).toEqual({
+      room_id: roomId,
+      block: true,
+      reason: 'Spam room',
+      blocked_at: expect.any(String),
+    });
+    expect((await cli(['rooms', 'list'])).out).toMatch(
+      new RegExp(`^${escape(roomId)}\\s+Shady\\s+1\\s+\\d+\\s+true$`, 'm'),
+    );
+    expect((await cli(['rooms', 'show', roomId])).out).toMatch(/^blocked: reason: Spam room\nblocked_at: \S+$/m);
+    // The block holds for the room's own creator: leaving, then joining again, is refused.
+    await server.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/leave`, {}, auth);
+    const join = await server.request('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, {}, auth);
+    expect([join.status, join.body['errcode'], join.body['error']]).toEqual([
+      403,
+      'M_FORBIDDEN',
+      `Room ${roomId} is blocked by the server's administrator.`,
+    ]);
+
+    const unblocked = await cli(['rooms', 'unblock', roomId, '--reason', 'Reviewed']);
+    expect([unblocked.code, unblocked.out.trim()]).toEqual([0, `${roomId} is not blocked.`]);
+    const back = await server.request('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, {}, auth);
+    expect(back.status).toBe(200);
+    const deleted = await json(['rooms', 'delete', roomId, '--block', '--reason', 'Abuse']);
+    expect(deleted).toEqual({ room_id: roomId, left: [roomer], forgotten: [roomer], failed: [], blocked: true });
+    expect((await json(['rooms', 'show', roomId]))['block']).toMatchObject({ reason: 'Abuse' });
+    const entries = (await json(['audit', '--target', roomId]))['chunk'] as Array<{ action: string }>;
+    expect(entries.map((e) => e.action)).toEqual(['room.delete', 'room.unblock', 'room.block']);
+  });
 });
+
+/** `text` as a literal in a regular expression. */
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

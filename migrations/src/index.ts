@@ -19,6 +19,7 @@ import { StateSummary1795524600000 } from './1795524600000-StateSummary.js';
 import { AdminJob1795524700000 } from './1795524700000-AdminJob.js';
 import { DocumentHomesIndex1795524800000 } from './1795524800000-DocumentHomesIndex.js';
 import { AccountMigration1795525100000 } from './1795525100000-AccountMigration.js';
+import { RoomBlock1795525260000 } from './1795525260000-RoomBlock.js';
 
 /** Every migration, oldest first. Classes, not file globs, so the list is the same in every runtime. */
 export const MIGRATIONS: Array<new () => MigrationInterface> = [
@@ -42,4 +43,5 @@ export const MIGRATIONS: Array<new () => MigrationInterface> = [
   AdminJob1795524700000,
   DocumentHomesIndex1795524800000,
   AccountMigration1795525100000,
+  RoomBlock1795525260000,
 ];

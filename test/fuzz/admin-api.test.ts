@@ -35,10 +35,12 @@ const BACKENDS = fuzzBackends('all');
 
 /** One JSON body route: its path, a valid body, and the JSON type of each known field. */
 interface BodyRoute {
+  /** POST unless said. */
+  method?: 'PUT';
   path: (ctx: Context) => string;
   auth: boolean;
   valid: (ctx: Context) => Record<string, unknown>;
-  fields: Record<string, 'string' | 'number' | 'object'>;
+  fields: Record<string, 'string' | 'number' | 'object' | 'boolean'>;
   /** Fields that must be present (null is refused there; optional fields take null as absent). */
   required: string[];
 }
@@ -82,6 +84,14 @@ const BODY_ROUTES: Record<string, BodyRoute> = {
     fields: { document: 'object', token: 'string' },
     required: ['document'],
   },
+  blockRoom: {
+    method: 'PUT',
+    path: () => `/admin/v1/rooms/${encodeURIComponent('!fuzzed:example.org')}/block`,
+    auth: true,
+    valid: () => ({ block: true, reason: 'fuzzed' }),
+    fields: { block: 'boolean', reason: 'string' },
+    required: ['block', 'reason'],
+  },
   custody: {
     path: () => '/_polyhome/v1/custody',
     auth: false,
@@ -105,6 +115,7 @@ const OUT_OF_RANGE: Record<string, fc.Arbitrary<unknown>> = {
   role: fc.string({ maxLength: 10 }).filter((s) => s !== 'server' && s !== 'client'),
   name: fc.constantFrom('', 'n'.repeat(65)),
   passphrase: fc.string({ maxLength: 11 }),
+  reason: fc.oneof(fc.constantFrom('', ' ', '\n\t'), fc.string({ minLength: 1001, maxLength: 1100 })),
 };
 
 /** A body that is wrong in at least one way; `describe` says how, for the failure message. */
@@ -211,7 +222,7 @@ describe.each(BACKENDS)('fuzz: admin, enrollment and custody HTTP on $name', (ba
       await fc.assert(
         fc.asyncProperty(arb, async ({ name, text, how }) => {
           const route = BODY_ROUTES[name]!;
-          const answer = await send(base, 'POST', route.path(ctx), {
+          const answer = await send(base, route.method ?? 'POST', route.path(ctx), {
             headers: { ...JSON_HEADERS, ...(route.auth ? AUTH : {}) },
             body: text,
           });
@@ -350,7 +361,7 @@ describe.each(BACKENDS)('fuzz: admin, enrollment and custody HTTP on $name', (ba
           async (name, size) => {
             const route = BODY_ROUTES[name]!;
             const padding = 'x'.repeat(size);
-            const answer = await send(base, 'POST', route.path(ctx), {
+            const answer = await send(base, route.method ?? 'POST', route.path(ctx), {
               headers: { ...JSON_HEADERS, ...(route.auth ? AUTH : {}) },
               body: JSON.stringify({ ...route.valid(ctx), padding }),
             });

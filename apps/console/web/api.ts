@@ -88,3 +88,48 @@ export interface QueueCounts {
   delayed: number;
   failed: number;
 }
+
+export interface RoomSummary {
+  room_id: string;
+  room_version: string;
+  name: string | null;
+  joined_members: number;
+  events: number;
+  created_at: string;
+  /** Local users may not join it or be invited into it (PUT /admin/v1/rooms/{roomId}/block). */
+  blocked: boolean;
+}
+
+export interface RoomDetail extends RoomSummary {
+  members: Array<{ user_id: string; membership: string }>;
+  servers: Array<{
+    server_name: string;
+    members: number;
+    hosted_here: boolean;
+    homes: Array<{ peer_id: string; role: string; name: string }>;
+  }>;
+  state: Array<{ type: string; state_key: string; event_id: string; sender: string; content: unknown }>;
+  state_truncated: boolean;
+  members_truncated: boolean;
+  block: { reason: string; blocked_at: string } | null;
+}
+
+/** A job of the admin API (a forced resync), as GET /admin/v1/jobs/{id} answers it. */
+export interface Job {
+  job_id: string;
+  kind: string;
+  target: string;
+  state: string;
+  params: Record<string, unknown>;
+  progress: {
+    phase?: string;
+    ops_received?: number;
+    ops_sent?: number;
+    missing_here?: number;
+    missing_there?: number;
+  };
+  error: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}

@@ -12,13 +12,18 @@ import {
   savedToken,
   type AccountDetail,
   type AccountSummary,
+  type Job,
   type Page,
   type QueueCounts,
+  type RoomDetail,
+  type RoomSummary,
   type Stats,
 } from './api.js';
 
 /** How often the open views refresh. */
 const POLL_MS = 2_000;
+/** How often a running job's progress is read. */
+const JOB_POLL_MS = 500;
 
 /** Calls `load` now and every POLL_MS while mounted; returns the last answer and the last error. */
 function usePolled<T>(
@@ -258,11 +263,14 @@ function Confirm({
   action,
   onConfirm,
   onClose,
+  children,
 }: {
   title: string;
   action: string;
   onConfirm: (reason: string) => Promise<void>;
   onClose: () => void;
+  /** Further fields of the dialog (shown under the reason). */
+  children?: unknown;
 }) {
   const [reason, setReason] = useState('');
   const [error, setError] = useState<string | undefined>(undefined);
@@ -277,7 +285,7 @@ function Confirm({
           onInput=${(e: Event) => setReason((e.target as HTMLTextAreaElement).value)}
         ></textarea>
       </label>
-      ${error === undefined ? null : html`<small role="alert">${error}</small>`}
+      ${children} ${error === undefined ? null : html`<small role="alert">${error}</small>`}
       <footer>
         <button class="secondary" onClick=${onClose}>Cancel</button>
         <button
@@ -291,10 +299,70 @@ function Confirm({
   </dialog>`;
 }
 
+/** Whether a job has ended (its record no longer changes). */
+function ended(job: Job): boolean {
+  return job.state === 'done' || job.state === 'failed';
+}
+
+/** A job's progress in words: phase, then the counts. */
+function progressLine(job: Job | undefined): string {
+  const p = job?.progress ?? {};
+  return (
+    `${p.phase ?? 'queued'}: ${p.ops_received ?? 0} ops received, ${p.ops_sent ?? 0} sent, ` +
+    `${p.missing_here ?? 0} missing here, ${p.missing_there ?? 0} missing there`
+  );
+}
+
+/** One resync job, read every JOB_POLL_MS until it has ended, then left as it ended. */
+function ResyncJob({ jobId, home }: { jobId: string; home: string }) {
+  const [job, setJob] = useState<Job | undefined>(undefined);
+  const [error, setError] = useState<string | undefined>(undefined);
+  useEffect(() => {
+    let live = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const run = (): void => {
+      api<Job>('GET', `/admin/v1/jobs/${encodeURIComponent(jobId)}`).then(
+        (j) => {
+          if (!live) return;
+          setJob(j);
+          setError(undefined);
+          if (!ended(j)) timer = setTimeout(run, JOB_POLL_MS);
+        },
+        (e: unknown) => {
+          if (!live) return;
+          setError(e instanceof Error ? e.message : String(e));
+          timer = setTimeout(run, POLL_MS);
+        },
+      );
+    };
+    run();
+    return () => {
+      live = false;
+      clearTimeout(timer);
+    };
+  }, [jobId]);
+  return html`<article class="job" data-job=${jobId}>
+    <header>
+      Resync with <strong>${home}</strong>
+      <span class=${`status job-${job?.state ?? 'queued'}`}>${job?.state ?? 'starting'}</span>
+    </header>
+    ${job === undefined || ended(job) ? null : html`<progress></progress>`}
+    <p class="progress">${progressLine(job)}</p>
+    ${job?.error ? html`<p role="alert" class="job-error">${job.error}</p>` : null}
+    ${error === undefined ? null : html`<small role="alert">${error}</small>`}
+    <small>${jobId}${job?.finished_at ? ` · ended ${when(job.finished_at)}` : ''}</small>
+  </article>`;
+}
+
 function AccountPanel({ userId, onChanged }: { userId: string; onChanged: () => void }) {
   const route = `/admin/v1/accounts/${encodeURIComponent(userId)}`;
   const { data: a, error, reload } = usePolled(() => api<AccountDetail>('GET', route), [userId]);
   const [confirm, setConfirm] = useState<'deactivate' | 'reactivate' | undefined>(undefined);
+  /** The home a resync is being confirmed for. */
+  const [resyncWith, setResyncWith] = useState<{ peerId: string; name: string } | undefined>(undefined);
+  /** The resync jobs started from this panel, newest first. */
+  const [jobs, setJobs] = useState<Array<{ jobId: string; home: string }>>([]);
+  useEffect(() => setJobs([]), [userId]);
   if (a === undefined) return html`<article aria-busy="true">${error ?? 'Loading…'}</article>`;
   return html`<article class="account">
     <header>
@@ -311,21 +379,36 @@ function AccountPanel({ userId, onChanged }: { userId: string; onChanged: () => 
           <th>Sync</th>
           <th>Pending ops</th>
           <th>Last seen</th>
+          <th>Repair</th>
         </tr>
       </thead>
       <tbody>
         ${a.homes.map(
           (h) =>
-            html`<tr>
+            html`<tr class="home">
               <td title=${h.peer_id}>${h.name}${h.self ? ' (this server)' : ''}</td>
               <td>${h.role}</td>
               <td>${h.self ? 'self' : h.connected ? 'connected' : 'offline'}</td>
               <td>${h.pending_ops}</td>
               <td>${when(h.last_seen_at)}</td>
+              <td>
+                ${
+                  h.self || a.status === 'taken_down'
+                    ? '—'
+                    : html`<button
+                        class="outline resync"
+                        title=${`Resync ${a.user_id} with ${h.peer_id}`}
+                        onClick=${() => setResyncWith({ peerId: h.peer_id, name: h.name })}
+                      >
+                        Resync with this home
+                      </button>`
+                }
+              </td>
             </tr>`,
         )}
       </tbody>
     </table>
+    ${jobs.map((j) => html`<${ResyncJob} key=${j.jobId} jobId=${j.jobId} home=${j.home} />`)}
     <h4>Devices (${a.devices.length})</h4>
     <table class="devices">
       <thead>
@@ -385,6 +468,26 @@ function AccountPanel({ userId, onChanged }: { userId: string; onChanged: () => 
             onClose=${() => setConfirm(undefined)}
           />`
     }
+    ${
+      resyncWith === undefined
+        ? null
+        : html`<${Confirm}
+            title=${`Resync ${a.user_id} with ${resyncWith.name}?`}
+            action="Start resync"
+            onConfirm=${async (reason: string) => {
+              const job = await api<Job>('POST', `${route}/resync`, { home: resyncWith.peerId, reason });
+              setJobs((all) => [{ jobId: job.job_id, home: resyncWith.name }, ...all]);
+            }}
+            onClose=${() => setResyncWith(undefined)}
+          >
+            <p>
+              <small
+                >This server closes its session with the home and runs a fresh one: both ends compare everything they
+                hold and send what the other lacks.</small
+              >
+            </p>
+          <//>`
+    }
   </article>`;
 }
 
@@ -436,13 +539,6 @@ function Accounts() {
   </section>`;
 }
 
-interface RoomRow {
-  room_id: string;
-  name: string | null;
-  joined_members: number;
-  events: number;
-}
-
 interface AuditRow {
   id: string;
   action: string;
@@ -451,34 +547,229 @@ interface AuditRow {
   created_at: string;
 }
 
+/** A short line for a state event's content (the detail view's state summary). */
+function stateSummary(e: RoomDetail['state'][number]): string {
+  const c = (e.content ?? {}) as Record<string, unknown>;
+  switch (e.type) {
+    case 'm.room.name':
+      return String(c['name'] ?? '');
+    case 'm.room.topic':
+      return String(c['topic'] ?? '');
+    case 'm.room.member':
+      return String(c['membership'] ?? '');
+    case 'm.room.join_rules':
+      return String(c['join_rule'] ?? '');
+    case 'm.room.history_visibility':
+      return String(c['history_visibility'] ?? '');
+    case 'm.room.encryption':
+      return String(c['algorithm'] ?? '');
+    case 'm.room.power_levels': {
+      const users = Object.keys((c['users'] ?? {}) as object).length;
+      return `${users} user${users === 1 ? '' : 's'} with their own level`;
+    }
+    case 'm.room.create':
+      return `version ${String(c['room_version'] ?? '1')}`;
+    default: {
+      const text = JSON.stringify(c);
+      return text.length > 80 ? `${text.slice(0, 79)}…` : text;
+    }
+  }
+}
+
+function RoomPanel({ roomId, onChanged }: { roomId: string; onChanged: () => void }) {
+  const route = `/admin/v1/rooms/${encodeURIComponent(roomId)}`;
+  const { data: r, error, reload } = usePolled(() => api<RoomDetail>('GET', route), [roomId]);
+  const [confirm, setConfirm] = useState<'delete' | 'block' | 'unblock' | undefined>(undefined);
+  const [alsoBlock, setAlsoBlock] = useState(false);
+  const [outcome, setOutcome] = useState<string | undefined>(undefined);
+  useEffect(() => setOutcome(undefined), [roomId]);
+  if (r === undefined) return html`<article class="room" aria-busy="true">${error ?? 'Loading…'}</article>`;
+  const done = (): void => {
+    reload();
+    onChanged();
+  };
+  return html`<article class="room">
+    <header>
+      <strong title=${r.room_id}>${r.name ?? short(r.room_id, 20)}</strong>
+      ${r.block === null ? null : html`<span class="status blocked" title=${r.block.reason}>blocked</span>`}
+      <small>
+        · ${short(r.room_id, 16)} · version ${r.room_version} · ${r.events} events · created
+        ${when(r.created_at)}</small
+      >
+    </header>
+    ${
+      r.block === null
+        ? null
+        : html`<p class="block-note">
+            Blocked ${when(r.block.blocked_at)}: <em>${r.block.reason}</em>. No user of this server can join it or be
+            invited into it.
+          </p>`
+    }
+    ${outcome === undefined ? null : html`<p class="outcome" role="status">${outcome}</p>`}
+    <h4>Members (${r.members.length}${r.members_truncated ? '+' : ''})</h4>
+    <table class="members">
+      <thead>
+        <tr>
+          <th>User</th>
+          <th>Membership</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${r.members.map(
+          (m) =>
+            html`<tr>
+              <td title=${m.user_id}>${short(m.user_id, 16)}</td>
+              <td>${m.membership}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+    <h4>Servers and homes (${r.servers.length})</h4>
+    <table class="servers">
+      <thead>
+        <tr>
+          <th>Server</th>
+          <th>Members</th>
+          <th>Hosted here</th>
+          <th>Homes</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${r.servers.map(
+          (sv) =>
+            html`<tr>
+              <td title=${sv.server_name}>${short(sv.server_name, 10)}</td>
+              <td>${sv.members}</td>
+              <td>${sv.hosted_here ? 'yes' : 'no'}</td>
+              <td>
+                ${sv.homes.length === 0 ? '—' : sv.homes.map((h) => html`<span title=${h.peer_id}>${h.name} (${h.role}) </span>`)}
+              </td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+    <h4>State (${r.state.length}${r.state_truncated ? '+' : ''} events)</h4>
+    <table class="state">
+      <thead>
+        <tr>
+          <th>Type</th>
+          <th>State key</th>
+          <th>Content</th>
+          <th>Sender</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${r.state.map(
+          (e) =>
+            html`<tr>
+              <td>${e.type}</td>
+              <td title=${e.state_key}>${short(e.state_key, 12)}</td>
+              <td>${stateSummary(e)}</td>
+              <td title=${e.sender}>${short(e.sender, 10)}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+    <footer>
+      <button class="contrast" onClick=${() => (setAlsoBlock(false), setConfirm('delete'))}>Delete room…</button>
+      ${
+        r.block === null
+          ? html`<button class="secondary" onClick=${() => setConfirm('block')}>Block…</button>`
+          : html`<button class="secondary" onClick=${() => setConfirm('unblock')}>Unblock…</button>`
+      }
+    </footer>
+    ${
+      confirm !== 'delete'
+        ? null
+        : html`<${Confirm}
+            title=${`Delete ${r.name ?? r.room_id}?`}
+            action="Confirm deletion"
+            onConfirm=${async (reason: string) => {
+              const answer = await api<{ left: string[]; forgotten: string[]; failed: unknown[]; blocked: boolean }>(
+                'DELETE',
+                route,
+                alsoBlock ? { reason, block: true } : { reason },
+              );
+              setOutcome(
+                `Deleted: ${answer.left.length} left, ${answer.forgotten.length} forgot it, ${answer.failed.length} failed` +
+                  (answer.blocked ? '; blocked.' : '.'),
+              );
+              done();
+            }}
+            onClose=${() => setConfirm(undefined)}
+          >
+            <p>
+              <small
+                >Every user of an account hosted here leaves the room and forgets it. Users of other servers and the
+                room’s events stay.</small
+              >
+            </p>
+            <label>
+              <input
+                id="also-block"
+                type="checkbox"
+                role="switch"
+                checked=${alsoBlock}
+                onChange=${(e: Event) => setAlsoBlock((e.target as HTMLInputElement).checked)}
+              />
+              Also block it (no user of this server may join it again)
+            </label>
+          <//>`
+    }
+    ${
+      confirm !== 'block' && confirm !== 'unblock'
+        ? null
+        : html`<${Confirm}
+            title=${`${confirm === 'block' ? 'Block' : 'Unblock'} ${r.name ?? r.room_id}?`}
+            action=${confirm === 'block' ? 'Confirm block' : 'Confirm unblock'}
+            onConfirm=${async (reason: string) => {
+              await api('PUT', `${route}/block`, { block: confirm === 'block', reason });
+              done();
+            }}
+            onClose=${() => setConfirm(undefined)}
+          />`
+    }
+  </article>`;
+}
+
 function Rooms() {
-  const { data } = usePolled(() => api<Page<RoomRow>>('GET', '/admin/v1/rooms?limit=50'), []);
+  const [selected, setSelected] = useState<string | undefined>(undefined);
+  const { data, reload } = usePolled(() => api<Page<RoomSummary>>('GET', '/admin/v1/rooms?limit=50'), []);
   return html`<section>
     <h2>Rooms</h2>
     ${
       (data?.chunk.length ?? 0) === 0
         ? html`<p>No rooms on this server.</p>`
-        : html`<table class="rooms">
-            <thead>
-              <tr>
-                <th>Room</th>
-                <th>Name</th>
-                <th>Joined</th>
-                <th>Events</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${data!.chunk.map(
-                (r) =>
-                  html`<tr>
-                    <td title=${r.room_id}>${short(r.room_id, 16)}</td>
-                    <td>${r.name ?? '—'}</td>
-                    <td>${r.joined_members}</td>
-                    <td>${r.events}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
+        : html`<div class="grid rooms-view">
+            <table class="rooms">
+              <thead>
+                <tr>
+                  <th>Room</th>
+                  <th>Name</th>
+                  <th>Joined</th>
+                  <th>Events</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${data!.chunk.map(
+                  (r) =>
+                    html`<tr class=${r.room_id === selected ? 'selected' : ''} onClick=${() => setSelected(r.room_id)}>
+                      <td title=${r.room_id}>
+                        <a href="#" onClick=${(e: Event) => e.preventDefault()}>${short(r.room_id, 12)}</a>
+                      </td>
+                      <td>${r.name ?? '—'}${r.blocked ? html` <span class="status blocked">blocked</span>` : null}</td>
+                      <td>${r.joined_members}</td>
+                      <td>${r.events}</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>
+            ${
+              selected === undefined
+                ? html`<p>Select a room.</p>`
+                : html`<${RoomPanel} roomId=${selected} onChanged=${reload} />`
+            }
+          </div>`
     }
   </section>`;
 }

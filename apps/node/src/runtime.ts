@@ -107,6 +107,7 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
         receipts: repositories.receipts,
         oneTimeKeys: repositories.matrix,
         toDevice: repositories.toDevice,
+        roomBlocks: repositories.roomBlocks,
       },
       {
         listen: [options.p2p],

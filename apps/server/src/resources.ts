@@ -71,6 +71,7 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
         receipts: repositories.receipts,
         oneTimeKeys: repositories.matrix,
         toDevice: repositories.toDevice,
+        roomBlocks: repositories.roomBlocks,
       },
       {
         listen: config.p2pListen,

@@ -57,6 +57,7 @@ import { PAIRING_MAX_FAILURES, PairingCodes, type PairingCodeStore, type Pairing
 import { SILENT_LOGGER, type HomeAccounts, type HomeLogger, type HomeStore } from './ports.js';
 import type { RoomStore } from './room-store.js';
 import { RoomEngine } from './rooms/engine.js';
+import type { RoomBlockStore } from './rooms/room-blocks.js';
 import { RoomFederation, type RoomFederationInit } from './rooms/federation.js';
 import { FederationDocuments } from './rooms/federation-documents.js';
 import type { OneTimeKeyStore } from './rooms/federation-keys.js';
@@ -138,6 +139,11 @@ export interface HomeComponents {
    * home carries them (`toDevice`); unset, its Matrix port has none.
    */
   toDevice?: ToDeviceStore;
+  /**
+   * The rooms an operator blocked on this home (`repositories.roomBlocks` of `@polyhome/storage`): the room
+   * engine refuses joins and invites of users hosted here into them. Unset: no room is blocked.
+   */
+  roomBlocks?: RoomBlockStore;
 }
 
 /** The options of a Home: the differences between a server home and a client-side home are all here. */
@@ -255,6 +261,7 @@ export class Home {
             },
             // A client's request for a room of the account not held here yet takes it in then and there.
             takeIn: (actor, roomId) => this.#takeInRooms(actor.serverName, [roomId]),
+            ...(components.roomBlocks === undefined ? {} : { blocks: components.roomBlocks }),
           });
     this.federation =
       this.rooms === undefined || components.rooms === undefined || documents === undefined

@@ -85,6 +85,8 @@ export type { PairingCodeStore, PairingState } from './pairing.js';
 export { SILENT_LOGGER } from './ports.js';
 export { RoomEngine, MAX_PAGE, MAX_SYNC_TIMELINE } from './rooms/engine.js';
 export type { RoomEngineComponents } from './rooms/engine.js';
+export { roomBlockedError } from './rooms/room-blocks.js';
+export type { RoomBlock, RoomBlockStore } from './rooms/room-blocks.js';
 export { RoomEventPipeline, keyResolverFor } from './rooms/pipeline.js';
 export type { AcceptOutcome, DocumentSource, RefusalStage } from './rooms/pipeline.js';
 export { createRoomStateEvents, defaultPowerLevels, presetOf } from './rooms/create-room.js';

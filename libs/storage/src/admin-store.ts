@@ -48,6 +48,8 @@ export interface AdminRoomSummary {
   joinedMembers: number;
   /** Events of the room this home holds (timeline, outliers and rejected alike). */
   events: number;
+  /** An operator blocked the room here (`room_block`). */
+  blocked: boolean;
 }
 
 /** A member of a room, from the current state. */
@@ -220,7 +222,8 @@ export class SqlAdminStore {
     const rows = (await this.dataSource.query(
       `SELECT r.room_id, r.room_version, r.created_at, n.pdu AS name_pdu,
               (SELECT COUNT(*) FROM room_membership m WHERE m.room_id = r.room_id AND m.membership = 'join') AS joined,
-              (SELECT COUNT(*) FROM room_event e WHERE e.room_id = r.room_id) AS events
+              (SELECT COUNT(*) FROM room_event e WHERE e.room_id = r.room_id) AS events,
+              EXISTS (SELECT 1 FROM room_block b WHERE b.room_id = r.room_id) AS blocked
        FROM room r
        LEFT JOIN room_current_state cs ON cs.room_id = r.room_id AND cs.type = 'm.room.name' AND cs.state_key = ''
        LEFT JOIN room_event n ON n.event_id = cs.event_id
@@ -236,6 +239,7 @@ export class SqlAdminStore {
       name_pdu: string | null;
       joined: string | number;
       events: string | number;
+      blocked: boolean;
     }>;
     return rows.map((r) => ({
       roomId: r.room_id,
@@ -244,6 +248,7 @@ export class SqlAdminStore {
       name: nameOf(r.name_pdu),
       joinedMembers: Number(r.joined),
       events: Number(r.events),
+      blocked: r.blocked === true,
     }));
   }
 

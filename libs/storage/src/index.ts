@@ -43,6 +43,8 @@ export type {
 export { DEFAULT_MAX_STATE_DELTA_HOPS, SqlRoomStore } from './room-store.js';
 export type { PersistRoomEvent, RoomStateBefore, RoomStateDelta, StoredRoomEvent, OutboxEntry } from './room-store.js';
 export { SqlReceiptStore } from './receipt-store.js';
+export { SqlRoomBlockStore } from './room-block-store.js';
+export type { RoomBlockRow } from './room-block-store.js';
 export type { ReceiptRow, StoredReceiptRow } from './receipt-store.js';
 export { SqlToDeviceStore, TO_DEVICE_SEEN_RETENTION_MS } from './to-device-store.js';
 export type {

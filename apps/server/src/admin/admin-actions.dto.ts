@@ -89,3 +89,26 @@ export class AuditQueryDto extends PageQueryDto {
   @MaxLength(MAX_SEARCH_LENGTH)
   target?: string;
 }
+
+/** DELETE /admin/v1/rooms/{roomId}. */
+export class DeleteRoomDto extends ReasonDto {
+  @ApiPropertyOptional({
+    description:
+      'Also block the room (as PUT /admin/v1/rooms/{roomId}/block), before its users here leave: none of them ' +
+      'may join it again, nor be invited into it (default false).',
+    default: false,
+  })
+  @IsOptional()
+  @IsBoolean()
+  block?: boolean;
+}
+
+/** PUT /admin/v1/rooms/{roomId}/block. */
+export class BlockRoomDto extends ReasonDto {
+  @ApiProperty({
+    description: 'true blocks the room (or gives a blocked room the new reason); false lifts the block.',
+    example: true,
+  })
+  @IsBoolean()
+  block!: boolean;
+}

@@ -24,12 +24,13 @@ function clientsOf(server: TestServer) {
   return {
     get: (url: string) => auth(http().get(url)),
     post: (url: string, body: object) => auth(http().post(url)).send(body),
+    put: (url: string, body: object) => auth(http().put(url)).send(body),
     delete: (url: string, body?: object) => auth(http().delete(url)).send(body ?? {}),
     login: (user: string, password: string) =>
       http()
         .post('/_matrix/client/v3/login')
         .send({ type: 'm.login.password', identifier: { type: 'm.id.user', user }, password }),
-    matrix: (method: 'get' | 'post', url: string, token: string, body?: object) =>
+    matrix: (method: 'get' | 'post' | 'put', url: string, token: string, body?: object) =>
       http()[method](url).set('Authorization', `Bearer ${token}`).send(body),
   };
 }
@@ -267,7 +268,7 @@ describe.each(SERVER_BACKENDS)('the admin API for operators on $name', (backend)
 
     const done = (await api.delete(url, { reason: 'Abuse report 77' }).expect(200)).body;
     const both = [owner.user_id, guest.user_id].sort();
-    expect(done).toEqual({ room_id: room, left: both, forgotten: both, failed: [] });
+    expect(done).toEqual({ room_id: room, left: both, forgotten: both, failed: [], blocked: false });
     expect(await joined(ownerToken)).not.toContain(room);
     expect(await joined(guestToken)).not.toContain(room);
     const members = (await api.get(url).expect(200)).body.members as Json[];
@@ -277,6 +278,100 @@ describe.each(SERVER_BACKENDS)('the admin API for operators on $name', (backend)
     const sync = (await api.matrix('get', `/_matrix/client/v3/sync?filter=${filter}`, guestToken).expect(200)).body;
     expect(Object.keys(sync.rooms?.leave ?? {})).not.toContain(room);
     expect((await audit())[0]).toMatchObject({ action: 'room.delete', target: room, reason: 'Abuse report 77' });
+  });
+
+  it('blocks a room: no user here may join it or be invited into it, members stay; unblocks; deletes with block', async () => {
+    const owner = await account('blockowner');
+    const guest = await account('blockguest');
+    const ownerToken = (await api.login(owner.user_id, PASSWORD).expect(200)).body.access_token as string;
+    const guestToken = (await api.login(guest.user_id, PASSWORD).expect(200)).body.access_token as string;
+    const room = (await api.matrix('post', '/_matrix/client/v3/createRoom', ownerToken, { name: 'Blocked room' })).body
+      .room_id as string;
+    const url = `/admin/v1/rooms/${enc(room)}`;
+    const join = (token: string, roomId = room) =>
+      api.matrix('post', `/_matrix/client/v3/join/${enc(roomId)}`, token, {});
+    const invite = () =>
+      api.matrix('post', `/_matrix/client/v3/rooms/${enc(room)}/invite`, ownerToken, { user_id: guest.user_id });
+    const refusedAsBlocked = (res: request.Response, roomId = room) => {
+      expect([res.status, res.body.errcode]).toEqual([403, 'M_FORBIDDEN']);
+      expect(res.body.error).toBe(`Room ${roomId} is blocked by the server's administrator.`);
+    };
+
+    const before = await audit();
+    for (const [res, errcode] of [
+      [await api.put(`${url}/block`, { block: true }), 'M_INVALID_PARAM'],
+      [await api.put(`${url}/block`, { block: true, reason: ' ' }), 'M_INVALID_PARAM'],
+      [await api.put(`${url}/block`, { reason: 'Spam' }), 'M_INVALID_PARAM'],
+      [await api.put(`${url}/block`, { block: 'yes', reason: 'Spam' }), 'M_INVALID_PARAM'],
+      [await api.put(`${url}/block`, { block: true, reason: 'Spam', extra: 1 }), 'M_INVALID_PARAM'],
+      [await api.put(`/admin/v1/rooms/${enc('room')}/block`, { block: true, reason: 'Spam' }), 'M_INVALID_PARAM'],
+      [await api.get(`/admin/v1/rooms/${enc('room')}/block`), 'M_INVALID_PARAM'],
+      [await api.delete(url, { reason: 'Spam', block: 'yes' }), 'M_INVALID_PARAM'],
+    ] as const) {
+      expect([res.status, res.body.errcode]).toEqual([400, errcode]);
+    }
+    expect(await audit()).toEqual(before);
+    expect((await api.get(`${url}/block`).expect(200)).body).toEqual({ room_id: room, block: false });
+
+    const blocked = (await api.put(`${url}/block`, { block: true, reason: 'Spam room (ticket 12)' }).expect(200)).body;
+    expect(blocked).toEqual({
+      room_id: room,
+      block: true,
+      reason: 'Spam room (ticket 12)',
+      blocked_at: expect.any(String),
+    });
+    expect((await api.get(`${url}/block`).expect(200)).body).toEqual(blocked);
+    expect((await api.get(url).expect(200)).body.block).toEqual({
+      reason: 'Spam room (ticket 12)',
+      blocked_at: blocked.blocked_at,
+    });
+    const listed = (await api.get('/admin/v1/rooms?search=blocked%20room').expect(200)).body.chunk;
+    expect(listed).toEqual([expect.objectContaining({ room_id: room, blocked: true })]);
+    // Neither an invite of a user hosted here nor a join (plain HTTP, as any client) gets through.
+    refusedAsBlocked(await invite());
+    refusedAsBlocked(await join(guestToken));
+    // Members stay, and the room works for them.
+    await api
+      .matrix('put', `/_matrix/client/v3/rooms/${enc(room)}/send/m.room.message/t1`, ownerToken, {
+        msgtype: 'm.text',
+        body: 'still here',
+      })
+      .expect(200);
+    const members = (await api.get(url).expect(200)).body.members as Json[];
+    expect(members).toEqual([{ user_id: owner.user_id, membership: 'join' }]);
+    // A room not held here can be blocked too: the join is refused before any other server is asked.
+    const elsewhere = '!elsewhere:example.org';
+    await api.put(`/admin/v1/rooms/${enc(elsewhere)}/block`, { block: true, reason: 'Known spam' }).expect(200);
+    refusedAsBlocked(await join(guestToken, elsewhere), elsewhere);
+
+    const lifted = (await api.put(`${url}/block`, { block: false, reason: 'Cleaned up' }).expect(200)).body;
+    expect(lifted).toEqual({ room_id: room, block: false });
+    expect((await api.get('/admin/v1/rooms?search=blocked%20room').expect(200)).body.chunk[0].blocked).toBe(false);
+    await invite().expect(200);
+    await join(guestToken).expect(200);
+    // Lifting a block that is not there changes nothing, and says so in the audit log.
+    await api.put(`${url}/block`, { block: false, reason: 'Again' }).expect(200);
+    const entries = (await audit()).slice(0, 4);
+    expect(entries.map((e) => [e['action'], e['target'], e['reason'], e['detail']])).toEqual([
+      ['room.unblock', room, 'Again', { changed: false }],
+      ['room.unblock', room, 'Cleaned up', { changed: true }],
+      ['room.block', elsewhere, 'Known spam', { changed: true }],
+      ['room.block', room, 'Spam room (ticket 12)', { changed: true }],
+    ]);
+
+    // Deleting with block: both leave, and neither can come back.
+    const done = (await api.delete(url, { reason: 'Abuse report 78', block: true }).expect(200)).body;
+    const both = [owner.user_id, guest.user_id].sort();
+    expect(done).toEqual({ room_id: room, left: both, forgotten: both, failed: [], blocked: true });
+    refusedAsBlocked(await join(ownerToken));
+    refusedAsBlocked(await join(guestToken));
+    expect((await api.get(url).expect(200)).body.block.reason).toBe('Abuse report 78');
+    expect((await audit())[0]).toMatchObject({
+      action: 'room.delete',
+      target: room,
+      reason: 'Abuse report 78',
+      detail: { blocked: true },
+    });
   });
 });
 

@@ -15,7 +15,7 @@ import { RelayController } from './relay.controller.js';
 
 /** The REST admin API under /admin/v1, bearer-token protected. */
 @Module({
-  imports: [StorageModule.forFeature('accounts', 'admin', 'replica'), AuditModule],
+  imports: [StorageModule.forFeature('accounts', 'admin', 'replica', 'roomBlocks'), AuditModule],
   controllers: [
     NodeController,
     QueuesController,

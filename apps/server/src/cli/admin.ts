@@ -468,7 +468,7 @@ export function buildProgram(): Command {
   ).action(async (o: ListOptions & { search?: string }, command: Command) => {
     const { options, target } = await ctx(command);
     const page = await list(target, '/admin/v1/rooms', { search: o.search }, o);
-    printPage(options, page, ['room_id', 'name', 'joined_members', 'events'], 'No rooms.');
+    printPage(options, page, ['room_id', 'name', 'joined_members', 'events', 'blocked'], 'No rooms.');
   });
   rooms
     .command('show <roomId>')
@@ -479,6 +479,7 @@ export function buildProgram(): Command {
       print(options, r, () =>
         [
           fields(r, ['room_id', 'name', 'room_version', 'joined_members', 'events', 'created_at']),
+          r['block'] === null ? 'blocked: no' : `blocked: ${fields(r['block'] as Json, ['reason', 'blocked_at'])}`,
           'members:',
           table(r['members'] as Json[], ['user_id', 'membership'], '  (none)'),
           'servers:',
@@ -490,11 +491,30 @@ export function buildProgram(): Command {
     .command('delete <roomId>')
     .description('the users hosted here leave the room and forget it (other servers keep it)')
     .addOption(reasonOption())
-    .action(async (roomId: string, o: { reason: string }, command: Command) => {
+    .option('--block', 'also block the room first: no user of this server may join it again')
+    .action(async (roomId: string, o: { reason: string; block?: boolean }, command: Command) => {
       const { options, target } = await ctx(command);
-      const r = (await callAdmin(target, 'DELETE', `/admin/v1/rooms/${segment(roomId)}`, { reason: o.reason })) as Json;
-      print(options, r, () => fields(r, ['room_id', 'left', 'forgotten', 'failed']));
+      const body = o.block === true ? { reason: o.reason, block: true } : { reason: o.reason };
+      const r = (await callAdmin(target, 'DELETE', `/admin/v1/rooms/${segment(roomId)}`, body)) as Json;
+      print(options, r, () => fields(r, ['room_id', 'left', 'forgotten', 'failed', 'blocked']));
     });
+  for (const [verb, block, description] of [
+    ['block', true, 'no user of this server may join the room or be invited into it (members stay)'],
+    ['unblock', false, 'lift the room’s block'],
+  ] as const) {
+    rooms
+      .command(`${verb} <roomId>`)
+      .description(description)
+      .addOption(reasonOption())
+      .action(async (roomId: string, o: { reason: string }, command: Command) => {
+        const { options, target } = await ctx(command);
+        const route = `/admin/v1/rooms/${segment(roomId)}/block`;
+        const r = (await callAdmin(target, 'PUT', route, { block, reason: o.reason })) as Json;
+        print(options, r, () =>
+          r['block'] === true ? `Blocked ${roomId}: ${String(r['reason'])}` : `${roomId} is not blocked.`,
+        );
+      });
+  }
   return program;
 }
 

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Put, Query } from '@nestjs/common';
 import {
   AdminApi,
   type AdminErrorAnswer,
@@ -8,10 +8,11 @@ import {
   EXAMPLE_USER_ID,
   MISSING_REASON,
 } from '../admin/admin-api.decorator.js';
-import { ReasonDto, RoomListQueryDto } from '../admin/admin-actions.dto.js';
+import { BlockRoomDto, DeleteRoomDto, RoomListQueryDto } from '../admin/admin-actions.dto.js';
 import type { Page } from '../common/pagination.js';
 import {
   RoomsAdminService,
+  type RoomBlockView,
   type RoomDeletionView,
   type RoomDetailView,
   type RoomSummaryView,
@@ -25,6 +26,13 @@ const ROOM = {
   joined_members: 1,
   events: 7,
   created_at: '2026-11-30T18:29:19.273Z',
+  blocked: false,
+};
+const BLOCKED = {
+  room_id: ROOM.room_id,
+  block: true,
+  reason: 'Spam room (ticket 4212)',
+  blocked_at: '2026-12-01T09:12:44.016Z',
 };
 
 /** The refusals of the routes naming one room. */
@@ -77,6 +85,7 @@ export class RoomsAdminController {
       ],
       state_truncated: false,
       members_truncated: false,
+      block: null,
     },
     errors: ROOM_ERRORS,
   })
@@ -89,13 +98,46 @@ export class RoomsAdminController {
   @AdminRoute({
     summary:
       'Delete a room for the accounts hosted here: each of their users in it leaves (a leave event the room’s ' +
-      'other servers see) and forgets it; body `{ reason }`. Other accounts’ users and the events stay.',
-    example: { room_id: ROOM.room_id, left: [EXAMPLE_USER_ID], forgotten: [EXAMPLE_USER_ID], failed: [] },
+      'other servers see) and forgets it; body `{ reason, block? }`. Other accounts’ users and the events stay. ' +
+      'With `block: true` the room is blocked first (as PUT .../block), so none of them can join it again.',
+    example: {
+      room_id: ROOM.room_id,
+      left: [EXAMPLE_USER_ID],
+      forgotten: [EXAMPLE_USER_ID],
+      failed: [],
+      blocked: true,
+    },
     errors: [...ROOM_ERRORS, MISSING_REASON],
   })
   @Delete(':roomId')
   @HttpCode(200)
-  remove(@Param('roomId') roomId: string, @Body() body: ReasonDto): Promise<RoomDeletionView> {
-    return this.rooms.delete(roomId, body.reason);
+  remove(@Param('roomId') roomId: string, @Body() body: DeleteRoomDto): Promise<RoomDeletionView> {
+    return this.rooms.delete(roomId, body.reason, body.block ?? false);
+  }
+
+  /** PUT /admin/v1/rooms/{roomId}/block (Synapse's room block). */
+  @AdminRoute({
+    summary:
+      'Block a room, or lift its block; body `{ block, reason }`. While blocked, no user of this server may join ' +
+      'it or be invited into it (refused with M_FORBIDDEN); members stay (DELETE the room to take them out). ' +
+      'The room need not be held here. Written to the audit log (`room.block`, `room.unblock`).',
+    example: BLOCKED,
+    errors: [ROOM_ERRORS[0]!, MISSING_REASON],
+  })
+  @Put(':roomId/block')
+  @HttpCode(200)
+  block(@Param('roomId') roomId: string, @Body() body: BlockRoomDto): Promise<RoomBlockView> {
+    return this.rooms.setBlock(roomId, body.block, body.reason);
+  }
+
+  /** GET /admin/v1/rooms/{roomId}/block. */
+  @AdminRoute({
+    summary: 'Whether a room is blocked here (held here or not), with why and since when',
+    example: BLOCKED,
+    errors: [ROOM_ERRORS[0]!],
+  })
+  @Get(':roomId/block')
+  blockState(@Param('roomId') roomId: string): Promise<RoomBlockView> {
+    return this.rooms.blockOf(roomId);
   }
 }

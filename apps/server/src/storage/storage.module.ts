@@ -21,6 +21,7 @@ const TOKENS: Record<RepositoryName, string | typeof SqlReplicaStore> = {
   admin: 'SqlAdminStore',
   receipts: 'SqlReceiptStore',
   toDevice: 'SqlToDeviceStore',
+  roomBlocks: 'SqlRoomBlockStore',
   transactions: 'Transactions',
 };
 

@@ -34,6 +34,7 @@ import type { RoomStore, StoredRoomEvent } from '../room-store.js';
 import { createRoomStateEvents } from './create-room.js';
 import { KeyedQueue } from '../keyed-queue.js';
 import { RoomEventPipeline, type AcceptOutcome, type DocumentSource } from './pipeline.js';
+import { roomBlockedError, type RoomBlockStore } from './room-blocks.js';
 
 /**
  * What the engine asks of federation (RoomFederation implements it): the handshakes that need another home.
@@ -96,6 +97,11 @@ export interface RoomEngineComponents {
    * client on a newly added home is answered instead of refused. Resolves when done, held or not.
    */
   takeIn?: (actor: RoomActor, roomId: string) => Promise<void>;
+  /**
+   * The rooms an operator blocked here: a user of an account hosted here may not join one, nor be invited into
+   * one (by anyone, through this home). Unset: no room is blocked.
+   */
+  blocks?: Pick<RoomBlockStore, 'roomBlock'>;
 }
 
 /** Most events of a `/messages` or `/context` page (each may need a state read for history visibility). */
@@ -168,6 +174,7 @@ export class RoomEngine implements MatrixRoomsPort {
   readonly #acceptedListeners: Array<() => void> = [];
   #remote: RemoteRooms | undefined;
   readonly #takeIn: RoomEngineComponents['takeIn'];
+  readonly #blocks: RoomEngineComponents['blocks'];
   /** Take-ins a request started, per room (requests at once wait for the same one), and failed ones, with when. */
   readonly #takingIn = new Map<string, Promise<void>>();
   readonly #takeInFailed = new Map<string, number>();
@@ -178,6 +185,7 @@ export class RoomEngine implements MatrixRoomsPort {
     this.#documents = components.documents;
     this.#nodeKey = components.nodeKey;
     this.#takeIn = components.takeIn;
+    this.#blocks = components.blocks;
     this.#now = components.now ?? Date.now;
     this.#onOwnMembership = components.onOwnMembership;
     this.peerId = peerIdFromPublicKey(components.nodeKey.publicKey);
@@ -256,6 +264,19 @@ export class RoomEngine implements MatrixRoomsPort {
     return outcome;
   }
 
+  /**
+   * Throws M_FORBIDDEN when an operator blocked the room here: the check of every join of a user hosted here
+   * and of every invite into the room made or countersigned here.
+   */
+  async refuseBlocked(roomId: string): Promise<void> {
+    if (await this.blocked(roomId)) throw roomBlockedError(roomId);
+  }
+
+  /** Whether an operator blocked the room here (see `refuseBlocked`). */
+  async blocked(roomId: string): Promise<boolean> {
+    return this.#blocks !== undefined && (await this.#blocks.roomBlock(roomId)) !== undefined;
+  }
+
   #tellAccepted(): void {
     for (const listener of this.#acceptedListeners) listener();
   }
@@ -303,6 +324,7 @@ export class RoomEngine implements MatrixRoomsPort {
     via: readonly string[] = [],
   ): Promise<{ eventId: string }> {
     await this.#requireLocal(actor);
+    if (change.action === 'join' || change.action === 'invite') await this.refuseBlocked(roomId);
     const reason = 'reason' in change && change.reason !== undefined ? { reason: change.reason } : {};
     const remote = this.#remote;
     const remoteChange = change.action === 'join' || (change.action === 'leave' && via.length > 0);

@@ -15,7 +15,14 @@ import {
   stateKeyOf,
   type Pdu,
 } from '@polyhome/rooms';
-import { openStorage, SqlReceiptStore, SqlReplicaStore, SqlRoomStore, type Storage } from '@polyhome/storage';
+import {
+  openStorage,
+  SqlReceiptStore,
+  SqlReplicaStore,
+  SqlRoomBlockStore,
+  SqlRoomStore,
+  type Storage,
+} from '@polyhome/storage';
 import { createTestDatabase, STORAGE_BACKENDS, type TestDatabase } from '@polyhome/storage/testing';
 import { makeAccount, makeHome, withHome, type FixtureHome } from '@polyhome/sync/testing';
 import { federationRequest } from '@polyhome/p2p';
@@ -31,6 +38,7 @@ const INIT: HomeInit = {
 interface Running {
   home: Home;
   rooms: SqlRoomStore;
+  blocks: SqlRoomBlockStore;
   replica: SqlReplicaStore;
   storage: Storage;
   db: TestDatabase;
@@ -41,6 +49,7 @@ async function openHome(backend: (typeof STORAGE_BACKENDS)[number], fixture: Fix
   const storage = await openStorage({ databaseUrl: database.databaseUrl, dataDir: database.dataDir });
   const replica = new SqlReplicaStore(storage.dataSource);
   const rooms = new SqlRoomStore(storage.dataSource);
+  const blocks = new SqlRoomBlockStore(storage.dataSource);
   const home = await Home.create(
     {
       nodeKey: fixture.secretKey,
@@ -48,11 +57,12 @@ async function openHome(backend: (typeof STORAGE_BACKENDS)[number], fixture: Fix
       queue: createInProcessQueue(),
       rooms,
       receipts: new SqlReceiptStore(storage.dataSource),
+      roomBlocks: blocks,
       ...(process.env['FEDERATION_TEST_LOG'] === '1' ? { logger: consoleLogger(fixture.home.name) } : {}),
     },
     INIT,
   );
-  return { home, rooms, replica, storage, db: database } satisfies Running;
+  return { home, rooms, blocks, replica, storage, db: database } satisfies Running;
 }
 
 /** Logs of a home on stderr, for a failing run (FEDERATION_TEST_LOG=1). */
@@ -440,6 +450,29 @@ describe.each(STORAGE_BACKENDS)('room federation on %s', (backend) => {
     expect(refused['format']).toBeGreaterThanOrEqual(1);
     // The power grab and the message after the kick fail the authorization rules (kept as rejected evidence).
     expect((refused['auth_events'] ?? 0) + (refused['auth_state'] ?? 0)).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+
+  it("a home whose operator blocked a room refuses to countersign its user's invite into it", async () => {
+    const { roomId: blocked } = await s1.home.rooms!.createRoom(A, {
+      preset: 'private_chat',
+      invite: [],
+      initialState: [],
+      name: 'blocked on S2',
+      isDirect: false,
+    });
+    await s2.blocks.blockRoom(blocked, 'Spam');
+    const refused = await s1.home.rooms!.membership(A, blocked, { action: 'invite', target: bob.userId }).then(
+      () => undefined,
+      (err: unknown) => err as { errcode?: string; message?: string },
+    );
+    expect(refused?.message).toContain(`Room ${blocked} is blocked by the server's administrator.`);
+    // Nothing was made: bob is not invited on S1.
+    const state = await s1.rooms.currentState(blocked);
+    expect(state.has(stateKeyOf('m.room.member', bob.userId))).toBe(false);
+    // Lifted, the same invite goes through.
+    expect(await s2.blocks.unblockRoom(blocked)).toBe(true);
+    await s1.home.rooms!.membership(A, blocked, { action: 'invite', target: bob.userId });
+    expect((await s1.rooms.currentState(blocked)).has(stateKeyOf('m.room.member', bob.userId))).toBe(true);
   }, 60_000);
 
   it("a home added to alice's account later takes in her room from her homes, and the next message reaches it", async () => {

@@ -7,6 +7,7 @@
 import { homeStatus, isServerName, type SecretKey } from '@polyhome/identity';
 import type { RoomActor } from '@polyhome/matrix';
 import { MatrixError } from '@polyhome/matrix/errors';
+import { roomBlockedError } from './room-blocks.js';
 import {
   createFederationServer,
   federationRequest,
@@ -1133,6 +1134,7 @@ export class RoomFederation implements RemoteRooms {
     if (document === undefined || document.user_id !== target || homeStatus(document, this.peerId).kind !== 'home') {
       return error(403, 'M_FORBIDDEN', `${target} is not hosted on this home.`);
     }
+    if (await this.#engine.blocked(roomId)) return error(403, 'M_FORBIDDEN', roomBlockedError(roomId).message);
     return {
       status: 200,
       body: {

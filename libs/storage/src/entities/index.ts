@@ -1,5 +1,6 @@
 import { AdminAuditEntity } from './admin-audit.entity.js';
 import { AdminJobEntity } from './admin-job.entity.js';
+import { RoomBlockEntity } from './room-block.entity.js';
 import { AccountDocumentEntity } from './account-document.entity.js';
 import { AccountStateSummaryEntity } from './account-state-summary.entity.js';
 import { AccountStateEntity } from './account-state.entity.js';
@@ -48,6 +49,7 @@ import { RoomEntity } from './room.entity.js';
 export {
   AdminAuditEntity,
   AdminJobEntity,
+  RoomBlockEntity,
   AccountDocumentEntity,
   AccountEntity,
   AccountStateEntity,
@@ -133,6 +135,7 @@ export const ENTITIES = [
   MatrixMediaChunkEntity,
   AdminAuditEntity,
   AdminJobEntity,
+  RoomBlockEntity,
   RoomReceiptEntity,
   ToDeviceInboxEntity,
   ToDeviceStreamEntity,

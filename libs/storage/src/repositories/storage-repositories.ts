@@ -5,6 +5,7 @@ import { SqlMatrixStore } from '../matrix-store.js';
 import { SqlMediaStore } from '../media-store.js';
 import { SqlReceiptStore } from '../receipt-store.js';
 import { SqlReplicaStore, type SqlReplicaStoreInit } from '../replica-store.js';
+import { SqlRoomBlockStore } from '../room-block-store.js';
 import { SqlRoomStore } from '../room-store.js';
 import { SqlSeqGuardStore } from '../seq-guard-store.js';
 import { SqlToDeviceStore } from '../to-device-store.js';
@@ -36,6 +37,8 @@ export interface StorageRepositories {
   receipts: SqlReceiptStore;
   /** To-device messages (inbox, outbox, deduplication): the `ToDeviceStore` port of `@polyhome/home`. */
   toDevice: SqlToDeviceStore;
+  /** Rooms an operator blocked: the `RoomBlockStore` port of `@polyhome/home`. */
+  roomBlocks: SqlRoomBlockStore;
   /** Transactions spanning several repositories (enrollment spends its token with the account it stores). */
   transactions: Transactions;
 }
@@ -60,6 +63,7 @@ export function createRepositories(storage: Storage, init: StorageRepositoriesIn
     admin: new SqlAdminStore(dataSource),
     receipts: new SqlReceiptStore(dataSource),
     toDevice: new SqlToDeviceStore(dataSource),
+    roomBlocks: new SqlRoomBlockStore(dataSource),
     transactions: new SqlTransactions(dataSource),
   };
 }
