@@ -309,4 +309,12 @@ describe('moving an account from provider A to provider B', () => {
       alice.stopClient();
     }, 600_000);
   }
+
+  it('after a restart, A keeps the accounts that left (evidence) but takes part in their sync no more', async () => {
+    await A().kill('SIGKILL');
+    await A().start();
+    const node = await A().admin('GET', '/admin/v1/node');
+    // "refused" stayed; alice and one account per kill point moved.
+    expect([node.body['accounts_hosted'], node.body['accounts_synced']]).toEqual([2 + POINTS.length, 1]);
+  }, 180_000);
 });

@@ -52,6 +52,7 @@ describe.each(SERVER_BACKENDS)('server on $name', (backend) => {
       database: backend.database,
       queue: backend.queue,
       accounts_hosted: 0,
+      accounts_synced: 0,
     });
     expect(res.body.uptime_seconds).toEqual(expect.any(Number));
   });

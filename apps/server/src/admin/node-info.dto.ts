@@ -23,4 +23,9 @@ export class NodeInfoDto implements NodeInfo {
 
   @ApiProperty({ description: 'Accounts this server is a home of.' })
   accounts_hosted!: number;
+
+  @ApiProperty({
+    description: 'Of those, the accounts it takes part in the sync of (not taken down, not migrated away).',
+  })
+  accounts_synced!: number;
 }

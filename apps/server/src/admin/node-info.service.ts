@@ -15,6 +15,7 @@ export interface NodeInfo {
   database: 'postgres' | 'pglite';
   queue: string;
   accounts_hosted: number;
+  accounts_synced: number;
 }
 
 /** Describes this server home for operators. */
@@ -37,6 +38,7 @@ export class NodeInfoService {
       database: this.storage.backend,
       queue: this.queue.kind,
       accounts_hosted: await this.accounts.count(),
+      accounts_synced: this.p2p.home.hosted().length,
     };
   }
 }

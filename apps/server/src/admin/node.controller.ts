@@ -22,6 +22,7 @@ export class NodeController {
       database: 'pglite',
       queue: 'in-process',
       accounts_hosted: 1,
+      accounts_synced: 1,
     },
     errors: [],
   })

@@ -156,6 +156,9 @@ export class P2pService implements OnApplicationBootstrap, BeforeApplicationShut
       this.home.on('peer:disconnect', connected),
     );
     await this.home.start();
+    // The home hosts every account with a document at start; those taken down or migrated away are kept here
+    // (evidence) but this server takes part in their sync no more, across restarts too.
+    for (const account of await this.accounts.notServed()) await this.home.unhostAccount(account);
   }
 
   async beforeApplicationShutdown(): Promise<void> {

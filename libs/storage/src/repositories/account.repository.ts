@@ -51,6 +51,8 @@ export interface AccountRepository {
    * UPDATE. True for the one caller that flipped the row; false when the key was no longer held.
    */
   releaseCustody(serverName: string): Promise<boolean>;
+  /** Server names of the accounts this server keeps but no longer takes part in the sync of (taken down, migrated). */
+  notServed(): Promise<string[]>;
   /**
    * Takes custody of an account held here: stores its sealed root key and sets custody `hosted` (a provider
    * migrating the account here handed the key over). True when the account is held here.
@@ -102,6 +104,14 @@ export class SqlAccountRepository implements AccountRepository {
 
   async flagDocumentEquivocation(serverName: string, equivocation: DocumentEquivocation): Promise<void> {
     await this.repo().update({ serverName }, { documentEquivocation: equivocation });
+  }
+
+  async notServed(): Promise<string[]> {
+    const rows = await this.repo().find({
+      select: { serverName: true },
+      where: [{ status: 'taken_down' }, { status: 'migrated' }],
+    });
+    return rows.map((r) => r.serverName);
   }
 
   async takeCustody(serverName: string, sealedRootKey: string): Promise<boolean> {
