@@ -2,7 +2,7 @@ import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { MIGRATIONS } from '@polyhome/migrations';
-import { DataSource, type DataSourceOptions } from 'typeorm';
+import { DataSource, type DataSourceOptions, type MigrationInterface } from 'typeorm';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { preparePrivateDataDir, restrictDataDir } from './data-dir-modes.js';
 import { ENTITIES } from './entities/index.js';
@@ -31,6 +31,12 @@ export interface StorageInit {
   template?: boolean;
   /** PostgreSQL pool size (default 10). */
   poolSize?: number;
+  /**
+   * The migrations this open knows (default every one): an older release's list opens a database at that
+   * release's schema, as the upgrade test does. A new embedded database is then made in place, not copied from
+   * the template (which has every migration).
+   */
+  migrations?: ReadonlyArray<new () => MigrationInterface>;
 }
 
 /** An open database with its backend and lifecycle. */
@@ -97,8 +103,16 @@ function describeConnectError(err: unknown, url: string): StorageError {
   );
 }
 
+/** The options' migrations: the init's list when it gives one. */
+function migrationsOf(init: StorageInit): Partial<DataSourceOptions> {
+  return init.migrations === undefined ? {} : { migrations: [...init.migrations] };
+}
+
 async function openPostgres(init: StorageInit & { databaseUrl: string }): Promise<Storage> {
-  const dataSource = new DataSource(postgresDataSourceOptions(init.databaseUrl, init.poolSize));
+  const dataSource = new DataSource({
+    ...postgresDataSourceOptions(init.databaseUrl, init.poolSize),
+    ...migrationsOf(init),
+  } as DataSourceOptions);
   try {
     await dataSource.initialize();
   } catch (err) {
@@ -124,7 +138,7 @@ async function openPglite(init: StorageInit): Promise<Storage> {
   let db: PGlite | undefined;
   try {
     let seeded = false;
-    if (!(await exists(dir)) && init.template !== false) {
+    if (!(await exists(dir)) && init.template !== false && init.migrations === undefined) {
       init.onProgress?.(`Creating the embedded database in ${dir}`);
       seeded = await seedFromTemplate(dir, init.onProgress);
     }
@@ -136,6 +150,7 @@ async function openPglite(init: StorageInit): Promise<Storage> {
     await restrictDataDir(dir);
     const dataSource = new DataSource({
       ...COMMON,
+      ...migrationsOf(init),
       type: 'postgres',
       driver: createPgliteDriverModule(db),
       database: 'postgres',
