@@ -5,9 +5,16 @@
 // ReplicaStore port (as the p2p suite). The DCUtR upgrade is timed in a network namespace of its own
 // (bench/lib/dcutr-upgrade.js; root or unprivileged user namespaces), where loopback holds addresses libp2p counts
 // as public: without it the figure is reported missing, with the reason.
-// The relay's heap per reservation is not here: measured in one process holding 22 libp2p nodes it came out
-// between -475 KB and +910 KB over four runs, below the noise.
-import { execFile } from 'node:child_process';
+// The relay's memory per reservation: the relay alone in a child process (bench/lib/relay-memory.js), its RSS and
+// heap after a GC, empty, with BENCH_RELAY_RESERVATIONS (200) bare libp2p peers connected, and with each holding
+// a reservation (raw RESERVE messages; the child's relay takes any peer).
+import { execFile, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { tcp } from '@libp2p/tcp';
+import { byteStream } from '@libp2p/utils';
+import { createLibp2p } from 'libp2p';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -130,6 +137,64 @@ async function dcutrUpgrade() {
   }
 }
 
+const RESERVATIONS = Number(process.env['BENCH_RELAY_RESERVATIONS'] ?? 200);
+const HOP = '/libp2p/circuit/relay/0.2.0/hop';
+/** HopMessage { type: RESERVE }, length-prefixed. */
+const RESERVE = Uint8Array.from([0x02, 0x08, 0x00]);
+
+// A raw RESERVE on the hop protocol; resolves once the relay answered (any answer: the count is checked after).
+async function reserveOn(node, addr) {
+  const stream = await node.dialProtocol(multiaddr(addr), HOP);
+  const bytes = byteStream(stream);
+  await bytes.write(RESERVE);
+  let length = 0;
+  for (let shift = 0, b = 0x80; (b & 0x80) !== 0; shift += 7) {
+    b = (await bytes.read({ bytes: 1 })).subarray()[0];
+    length |= (b & 0x7f) << shift;
+  }
+  await bytes.read({ bytes: length });
+  await stream.close();
+}
+
+// The relay alone in a child process (bench/lib/relay-memory.js): its RSS and heap after a GC, empty, with
+// RESERVATIONS peers connected, and with each of them holding a reservation.
+async function relayMemory(ctx) {
+  const script = fileURLToPath(new URL('../lib/relay-memory.js', import.meta.url));
+  const child = spawn(process.execPath, ['--expose-gc', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async () => JSON.parse((await lines.next()).value);
+  const measure = async () => {
+    child.stdin.write('measure\n');
+    return next();
+  };
+  const clients = [];
+  try {
+    const { addr } = await next();
+    const empty = await measure();
+    ctx.progress(`relay memory: ${RESERVATIONS} peers connected, then reserving`);
+    for (let i = 0; i < RESERVATIONS; i++) {
+      const node = await createLibp2p({
+        transports: [tcp()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()],
+      });
+      clients.push(node);
+      await node.dial(multiaddr(addr));
+    }
+    const connected = await measure();
+    for (const node of clients) await reserveOn(node, addr);
+    const reserved = await measure();
+    if (reserved.reservations !== RESERVATIONS) {
+      throw new Error(`the relay holds ${reserved.reservations} reservations, not ${RESERVATIONS}`);
+    }
+    return { empty, connected, reserved };
+  } finally {
+    await Promise.all(clients.map((c) => c.stop().catch(() => undefined)));
+    child.stdin.end();
+    child.kill();
+  }
+}
+
 export async function run(ctx) {
   const rows = [];
   const started = [];
@@ -247,6 +312,29 @@ export async function run(ctx) {
   } finally {
     for (const h of started) await h.stop().catch(() => undefined);
   }
+
+  const mem = await relayMemory(ctx);
+  const kb = (bytes) => bytes / 1024;
+  rows.push(
+    {
+      figure: 'relay.empty.rss_mb',
+      value: mem.empty.rss / 2 ** 20,
+      unit: 'MB',
+      reference: 'the relay process, no peer',
+    },
+    {
+      figure: 'relay.per_connection.rss_kb',
+      value: kb(mem.connected.rss - mem.empty.rss) / RESERVATIONS,
+      unit: 'KB',
+      reference: `${RESERVATIONS} peers connected, no reservation, same run (heap ${(kb(mem.connected.heapUsed - mem.empty.heapUsed) / RESERVATIONS).toFixed(1)} KB each)`,
+    },
+    {
+      figure: 'relay.per_reservation.rss_kb',
+      value: kb(mem.reserved.rss - mem.connected.rss) / RESERVATIONS,
+      unit: 'KB',
+      reference: `the same ${RESERVATIONS} peers each reserving, beyond their connection (heap ${(kb(mem.reserved.heapUsed - mem.connected.heapUsed) / RESERVATIONS).toFixed(1)} KB each)`,
+    },
+  );
 
   ctx.progress('DCUtR upgrade (network namespace with public loopback addresses)');
   const up = await dcutrUpgrade();
