@@ -127,4 +127,20 @@ describe('one-line errors of the first hour', () => {
     },
     TEST_MS,
   );
+
+  it(
+    '`polyhome start --announce garbage`: one line asking for a multiaddr, exit 2, nothing started',
+    async () => {
+      const node = new CliNode('node', path.join(scratch, 'announce'));
+      for (const wrong of ['garbage', '11.77.0.31:4102']) {
+        const r = await node.run('start', '--announce', wrong);
+        const lines = r.err.split('\n').filter(Boolean);
+        expect(r.code, r.err).toBe(2);
+        expect(lines, r.err).toHaveLength(1);
+        expect(lines[0]).toContain(`--announce ${wrong}: not a multiaddr; give one like /ip4/203.0.113.5/tcp/4001`);
+        expect(r.out).not.toContain('ready in');
+      }
+    },
+    TEST_MS,
+  );
 });

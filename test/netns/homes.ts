@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '@polyhome/p2p/testing';
-import { ADDRS, type NetnsLab } from './lab.js';
+import { type NetnsLab } from './lab.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = path.join(root, 'apps/server/dist/main.js');
@@ -28,7 +28,7 @@ export class NsServer {
 
   /** Its libp2p address on the public segment, with /p2p/<PeerId>. */
   get addr(): string {
-    return `/ip4/${ADDRS[this.host]}/tcp/${SERVER_P2P_PORT}/p2p/${this.peerId}`;
+    return `/ip4/${this.lab.addrs[this.host]}/tcp/${SERVER_P2P_PORT}/p2p/${this.peerId}`;
   }
 
   /** Starts the server on its embedded database and waits for /health 200 (a cold PGlite start is slow). */
@@ -38,7 +38,7 @@ export class NsServer {
       HOST: '127.0.0.1',
       PORT: '8008',
       P2P_LISTEN: `/ip4/0.0.0.0/tcp/${SERVER_P2P_PORT}`,
-      P2P_ANNOUNCE: `/ip4/${ADDRS[this.host]}/tcp/${SERVER_P2P_PORT}`,
+      P2P_ANNOUNCE: `/ip4/${this.lab.addrs[this.host]}/tcp/${SERVER_P2P_PORT}`,
       DATA_DIR: this.dataDir,
       ADMIN_TOKEN,
       ENROLLMENT_POLICY: 'open',

@@ -4,7 +4,10 @@
 //   s1 10.77.0.11 ─┐                         ┌─ r1 10.77.0.21 ══ NAT ══ 192.168.1.1 ── l1 192.168.1.2
 //   s2 10.77.0.12 ─┼── br0 (namespace pub) ──┤
 //                  │                         └─ r2 10.77.0.22 ══ NAT ══ 192.168.2.1 ── l2 192.168.2.2
+//  (p1 10.77.0.31 ─┘ with `publicHome`: a home on the public segment, no NAT)
 //
+// `publicNet` replaces 10.77.0 (the DCUtR test needs addresses libp2p counts as public: it never dials a private
+// one to upgrade a relayed connection).
 // Every namespace name starts with a prefix unique to the run (pid and random bytes), so parallel runs do not
 // collide; the addresses are the same in every run, which is fine: each run's namespaces see only each other.
 // destroy() kills the processes started in the namespaces and deletes the namespaces (their veths go with
@@ -17,18 +20,32 @@ const run = promisify(execFile);
 /** Time allowed for one `ip`/`nft`/`curl` command, ms. */
 const COMMAND_TIMEOUT_MS = 15_000;
 
-/** The public segment's /24 and the addresses in it. */
+/** The public segment's /24 (by default) and the addresses in it. */
 export const PUBLIC_NET = '10.77.0';
-export const ADDRS = {
-  s1: `${PUBLIC_NET}.11`,
-  s2: `${PUBLIC_NET}.12`,
-  r1: `${PUBLIC_NET}.21`,
-  r2: `${PUBLIC_NET}.22`,
-  l1: '192.168.1.2',
-  l2: '192.168.2.2',
-} as const;
+export type Host = 's1' | 's2' | 'r1' | 'r2' | 'l1' | 'l2' | 'p1';
 
-export type Host = 's1' | 's2' | 'r1' | 'r2' | 'l1' | 'l2';
+/** The address of each host, the public segment's being `<net>.<n>`. */
+export function addressesOn(net: string): Readonly<Record<Host, string>> {
+  return {
+    s1: `${net}.11`,
+    s2: `${net}.12`,
+    r1: `${net}.21`,
+    r2: `${net}.22`,
+    p1: `${net}.31`,
+    l1: '192.168.1.2',
+    l2: '192.168.2.2',
+  };
+}
+/** The addresses of the default lab. */
+export const ADDRS = addressesOn(PUBLIC_NET);
+
+/** What a lab holds beyond the default. */
+export interface LabOptions {
+  /** The public segment's /24 as three octets (default 10.77.0). */
+  publicNet?: string;
+  /** Add p1, a host on the public segment (no NAT). */
+  publicHome?: boolean;
+}
 
 /** Runs a command; throws with its stderr. */
 export async function sh(file: string, args: string[], timeout = COMMAND_TIMEOUT_MS): Promise<string> {
@@ -69,8 +86,13 @@ export class NetnsLab {
   readonly #namespaces: string[] = [];
   readonly #children = new Set<ChildProcess>();
   readonly #onExit = (): void => this.#destroySync();
+  /** The address of each host in this lab. */
+  readonly addrs: Readonly<Record<Host, string>>;
+  readonly #publicHosts: Array<'s1' | 's2' | 'r1' | 'r2' | 'p1'>;
 
-  private constructor() {
+  private constructor(options: LabOptions) {
+    this.addrs = addressesOn(options.publicNet ?? PUBLIC_NET);
+    this.#publicHosts = ['s1', 's2', 'r1', 'r2', ...(options.publicHome === true ? (['p1'] as const) : [])];
     process.on('exit', this.#onExit);
   }
 
@@ -80,9 +102,12 @@ export class NetnsLab {
   }
 
   /** Builds the network. On failure what was made is removed and the error thrown. */
-  static async create(): Promise<NetnsLab> {
+  static async create(options: LabOptions = {}): Promise<NetnsLab> {
+    if (options.publicNet !== undefined && !/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(options.publicNet)) {
+      throw new Error(`publicNet must be three octets (like 10.77.0), not ${JSON.stringify(options.publicNet)}`);
+    }
     await requireNetnsPrivileges();
-    const lab = new NetnsLab();
+    const lab = new NetnsLab(options);
     try {
       await lab.#build();
       return lab;
@@ -93,18 +118,18 @@ export class NetnsLab {
   }
 
   async #build(): Promise<void> {
-    for (const host of ['pub', 's1', 's2', 'r1', 'r2', 'l1', 'l2'] as const) {
+    for (const host of ['pub', ...this.#publicHosts, 'l1', 'l2'] as const) {
       await sh('ip', ['netns', 'add', this.ns(host)]);
       this.#namespaces.push(this.ns(host));
       await this.exec(host, ['ip', 'link', 'set', 'lo', 'up']);
     }
     await this.exec('pub', ['ip', 'link', 'add', 'br0', 'type', 'bridge']);
     await this.exec('pub', ['ip', 'link', 'set', 'br0', 'up']);
-    // Servers and routers: eth0 in their namespace, its peer (named after the host) on the bridge.
-    for (const host of ['s1', 's2', 'r1', 'r2'] as const) {
+    // Servers, routers (and p1): eth0 in their namespace, its peer (named after the host) on the bridge.
+    for (const host of this.#publicHosts) {
       await this.#veth(host, 'eth0', 'pub', host);
       await this.exec('pub', ['ip', 'link', 'set', host, 'master', 'br0', 'up']);
-      await this.exec(host, ['ip', 'addr', 'add', `${ADDRS[host]}/24`, 'dev', 'eth0']);
+      await this.exec(host, ['ip', 'addr', 'add', `${this.addrs[host]}/24`, 'dev', 'eth0']);
       await this.exec(host, ['ip', 'link', 'set', 'eth0', 'up']);
     }
     // Home networks: the router's lan0 and the laptop's eth0; the laptop's default route is its router.
@@ -203,7 +228,7 @@ export class NetnsLab {
   }
 
   /** Takes a host's link to the public segment down (its eth0) or up again. */
-  async link(host: 's1' | 's2' | 'r1' | 'r2', state: 'up' | 'down'): Promise<void> {
+  async link(host: 's1' | 's2' | 'r1' | 'r2' | 'p1', state: 'up' | 'down'): Promise<void> {
     await this.exec(host, ['ip', 'link', 'set', 'eth0', state]);
   }
 

@@ -172,6 +172,11 @@ export function buildProgram(): Command {
     )
     .option('--p2p <multiaddr>', 'libp2p listen address', '/ip4/127.0.0.1/tcp/0')
     .option('--bootstrap <multiaddr...>', 'peers to dial at start (a home of the account, or any DHT peer)', [])
+    .option(
+      '--announce <multiaddr...>',
+      'addresses to tell peers instead of the listen addresses (a public address or a port forward libp2p would otherwise announce only once AutoNAT confirms it)',
+      [],
+    )
     .option('--port <port>', 'Matrix client API port on 127.0.0.1 (0 picks a free one)', String(DEFAULT_MATRIX_PORT))
     .option(
       '--media-max-bytes <bytes>',
@@ -188,6 +193,7 @@ export function buildProgram(): Command {
       async (o: {
         p2p: string;
         bootstrap: string[];
+        announce: string[];
         port: string;
         mediaMaxBytes: string;
         advertiseRelayed?: boolean;
@@ -196,7 +202,7 @@ export function buildProgram(): Command {
         const started = Date.now();
         // Signals are caught from the start: one that arrives while the node starts stops it once it is up.
         const stopRequested = untilStopSignal();
-        const { isPeerMultiaddr } = await import('@polyhome/p2p');
+        const { isPeerMultiaddr, isMultiaddrText } = await import('@polyhome/p2p');
         const wrong = o.bootstrap.find((addr) => !isPeerMultiaddr(addr));
         if (wrong !== undefined) {
           throw new CliError(
@@ -204,10 +210,18 @@ export function buildProgram(): Command {
             EXIT_USAGE,
           );
         }
+        const notAddr = o.announce.find((addr) => !isMultiaddrText(addr));
+        if (notAddr !== undefined) {
+          throw new CliError(
+            `--announce ${notAddr}: not a multiaddr; give one like /ip4/203.0.113.5/tcp/4001`,
+            EXIT_USAGE,
+          );
+        }
         const { startHome } = await import('./runtime.js');
         const home = await startHome(dir(), {
           p2p: o.p2p,
           bootstrap: o.bootstrap,
+          announce: o.announce,
           port: portOf(o.port),
           mediaMaxBytes: mediaMaxBytesOf(o.mediaMaxBytes),
           advertiseRelayed: o.advertiseRelayed === true,

@@ -48,6 +48,8 @@ export interface StartOptions {
   /** libp2p listen multiaddr (default /ip4/127.0.0.1/tcp/0: nothing reachable from outside unless asked). */
   p2p: string;
   bootstrap: string[];
+  /** Addresses announced instead of the listen addresses (default none: the listen addresses, AutoNAT's rules). */
+  announce?: string[];
   /** Matrix client API port on 127.0.0.1 (0: any free port). */
   port: number;
   /** Serve the Matrix client API over libp2p for `polyhome proxy` (default true). */
@@ -119,7 +121,10 @@ export async function startHome(dir: string, options: StartOptions): Promise<Run
         adoptWhenEmpty: true,
         pairing: new FilePairingCodeStore(paths.pairing),
         // Behind NAT (AutoNAT confirms no public address), reserve slots on the account's server homes' relays.
-        host: { relayClient: {} },
+        host: {
+          relayClient: {},
+          ...(options.announce !== undefined && options.announce.length > 0 ? { announce: options.announce } : {}),
+        },
       },
     ).catch(async (err: unknown) => {
       await queue.close();

@@ -1,7 +1,7 @@
 // The libp2p host of a polyhome node: TCP, noise, yamux, identify, ping and the polyhome kad-dht, with
 // the node's persistent key so its PeerId is the one the account documents list.
 import { noise } from '@chainsafe/libp2p-noise';
-import { autoNAT } from '@libp2p/autonat';
+import { autoNAT, type AutoNATComponents } from '@libp2p/autonat';
 import { circuitRelayTransport, type CircuitRelayService } from '@libp2p/circuit-relay-v2';
 import { dcutr } from '@libp2p/dcutr';
 import { yamux } from '@chainsafe/libp2p-yamux';
@@ -15,7 +15,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
 import type { Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
-import { multiaddr } from '@multiformats/multiaddr';
+import { isMultiaddr, multiaddr } from '@multiformats/multiaddr';
 import { loadOrCreateNodeKey, peerIdFromPublicKey, type SecretKey } from '@polyhome/identity';
 import { createLibp2p } from 'libp2p';
 import {
@@ -62,8 +62,8 @@ export interface PolyhomeServices extends Record<string, unknown> {
   relayReservations?: RelayReservations;
   /** AutoNAT: answers other peers' reachability checks, and asks them about this home's addresses. */
   autonat?: unknown;
-  /** DCUtR: turns a relayed connection into a direct one where both NATs allow it (with `relayClient`). */
-  dcutr?: unknown;
+  /** DCUtR: turns a relayed connection into a direct one where the network allows it (every host). */
+  dcutr: unknown;
 }
 
 /** A started or stopped polyhome libp2p node. */
@@ -112,7 +112,7 @@ export interface PolyhomeHostInit {
    * reserve (the connection guard's homes); `mayReserve` replaces that check.
    */
   relayServer?: RelayServerInit;
-  /** Reserve relay slots while AutoNAT has not confirmed this home reachable, and upgrade with DCUtR (a client home). */
+  /** Reserve relay slots while AutoNAT has not confirmed this home reachable (a client home). */
   relayClient?: RelayClientInit;
   /** Run AutoNAT (default true): a server answers its clients' checks, a client asks. */
   autonat?: boolean;
@@ -211,7 +211,7 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
       recordGuard: () => guard,
       connectionGuard: () => connectionGuard,
       unreachablePeers: () => unreachable,
-      ...(init.autonat !== false ? { autonat: autoNAT() } : {}),
+      ...(init.autonat !== false ? { autonat: autoNATDialingBackFresh() } : {}),
       ...(relayLimits !== undefined ? { relay: relayService(relayLimits) } : {}),
       ...(relayClient !== undefined
         ? {
@@ -220,9 +220,11 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
                 ...relayClient,
                 ...(init.logger !== undefined ? { logger: init.logger } : {}),
               }),
-            dcutr: dcutr(),
           }
         : {}),
+      // Every home: the side that received a relayed connection upgrades it, and only with a peer that speaks
+      // DCUtR too (a server home dialling a laptop through a relay is upgraded by the laptop).
+      dcutr: dcutr(),
     },
   });
   connectionGuard.attach(node);
@@ -233,6 +235,36 @@ export async function createPolyhomeHost(init: PolyhomeHostInit): Promise<Polyho
     await dialBootstrap(node, init.bootstrap ?? [], init.logger);
   }
   return node;
+}
+
+/**
+ * js-libp2p's AutoNAT (v1, 3.0.28) answers a check by dialling the asker's address without `force` and closing
+ * the connection it got: when this node already holds a connection to that very address (it dialled the asker
+ * earlier, as a server does a public client home), it is handed that connection and closes it, so every check
+ * cut the home's working connection (seen in test/netns/dcutr.test.ts: a public home's connections to its server
+ * homes dropped every few seconds). Its dial back of one address is made with `force` here (a fresh connection,
+ * then closed); its other dials (the random walk, a list of addresses) are left as they are.
+ */
+function autoNATDialingBackFresh(): (components: AutoNATComponents) => unknown {
+  const make = autoNAT();
+  return (components) => {
+    const manager = components.connectionManager;
+    const openConnection: typeof manager.openConnection = (target, options) =>
+      manager.openConnection(target, isMultiaddr(target) ? { ...options, force: true } : options);
+    const connectionManager = new Proxy(manager, {
+      get: (target, key) => {
+        if (key === 'openConnection') return openConnection;
+        const value: unknown = Reflect.get(target, key, target);
+        // Bound: the manager's methods may use private fields, which a proxy as `this` does not have.
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    return make(
+      new Proxy(components, {
+        get: (target, key) => (key === 'connectionManager' ? connectionManager : Reflect.get(target, key, target)),
+      }),
+    );
+  };
 }
 
 /** Dials bootstrap multiaddrs (in parallel, each bounded by the dial timeout); returns how many connected. */

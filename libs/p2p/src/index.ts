@@ -15,7 +15,7 @@ import { PolyhomeSync } from './sync-protocol.js';
 export * from './constants.js';
 export * from './errors.js';
 export { silentLogger } from './logger.js';
-export { isPeerMultiaddr, rememberPeerAddresses } from './peer-addr.js';
+export { isMultiaddrText, isPeerMultiaddr, rememberPeerAddresses } from './peer-addr.js';
 export type { P2pLogger, P2pLogFn } from './logger.js';
 export { createPolyhomeHost, privateKeyFromNodeKey, dialBootstrap } from './host.js';
 export type { PolyhomeHost, PolyhomeHostInit, PolyhomeServices } from './host.js';

@@ -2,6 +2,15 @@
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 
+/** Whether a string parses as a multiaddr (any; `isPeerMultiaddr` also wants /p2p/<PeerId> at the end). */
+export function isMultiaddrText(addr: string): boolean {
+  try {
+    return multiaddr(addr).getComponents().length > 0;
+  } catch {
+    return false;
+  }
+}
+
 /** Whether `addr` is a multiaddr ending in /p2p/<a valid PeerId> (the form a dial to a known peer needs). */
 export function isPeerMultiaddr(addr: string): boolean {
   try {
