@@ -31,6 +31,11 @@ export interface StorageInit {
   template?: boolean;
   /** PostgreSQL pool size (default 10). */
   poolSize?: number;
+  /**
+   * Embedded only: how long the session may run queries back to back before it lets the event loop turn
+   * (default PGLITE_YIELD_AFTER_MS; `Infinity` never yields, for the bench's comparison).
+   */
+  embeddedYieldAfterMs?: number;
 }
 
 /** An open database with its backend and lifecycle. */
@@ -117,6 +122,9 @@ async function exists(p: string): Promise<boolean> {
 }
 
 async function openPglite(init: StorageInit): Promise<Storage> {
+  const slice = init.embeddedYieldAfterMs;
+  if (slice !== undefined && !(slice >= 0))
+    throw new Error(`embeddedYieldAfterMs must be a number >= 0 (or Infinity), got ${String(slice)}.`);
   const dir = path.resolve(init.dataDir, 'db');
   // Owner-only or refused, before the lock or anything else is written.
   await preparePrivateDataDir(init.dataDir);
@@ -137,7 +145,10 @@ async function openPglite(init: StorageInit): Promise<Storage> {
     const dataSource = new DataSource({
       ...COMMON,
       type: 'postgres',
-      driver: createPgliteDriverModule(db),
+      driver: createPgliteDriverModule(
+        db,
+        init.embeddedYieldAfterMs === undefined ? {} : { yieldAfterMs: init.embeddedYieldAfterMs },
+      ),
       database: 'postgres',
       uuidExtension: 'pgcrypto',
       installExtensions: false,
