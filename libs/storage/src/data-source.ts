@@ -37,6 +37,11 @@ export interface StorageInit {
    * the template (which has every migration).
    */
   migrations?: ReadonlyArray<new () => MigrationInterface>;
+  /**
+   * Embedded only: how long the session may run queries back to back before it lets the event loop turn
+   * (default PGLITE_YIELD_AFTER_MS; `Infinity` never yields, for the bench's comparison).
+   */
+  embeddedYieldAfterMs?: number;
 }
 
 /** An open database with its backend and lifecycle. */
@@ -131,6 +136,9 @@ async function exists(p: string): Promise<boolean> {
 }
 
 async function openPglite(init: StorageInit): Promise<Storage> {
+  const slice = init.embeddedYieldAfterMs;
+  if (slice !== undefined && !(slice >= 0))
+    throw new Error(`embeddedYieldAfterMs must be a number >= 0 (or Infinity), got ${String(slice)}.`);
   const dir = path.resolve(init.dataDir, 'db');
   // Owner-only or refused, before the lock or anything else is written.
   await preparePrivateDataDir(init.dataDir);
@@ -152,7 +160,10 @@ async function openPglite(init: StorageInit): Promise<Storage> {
       ...COMMON,
       ...migrationsOf(init),
       type: 'postgres',
-      driver: createPgliteDriverModule(db),
+      driver: createPgliteDriverModule(
+        db,
+        init.embeddedYieldAfterMs === undefined ? {} : { yieldAfterMs: init.embeddedYieldAfterMs },
+      ),
       database: 'postgres',
       uuidExtension: 'pgcrypto',
       installExtensions: false,

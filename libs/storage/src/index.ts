@@ -9,6 +9,7 @@ export {
 export type { Storage, StorageBackend, StorageInit } from './data-source.js';
 export { lockDataDir } from './data-dir-lock.js';
 export { sqlStatementsSent } from './sql-statements.js';
+export { PGLITE_YIELD_AFTER_MS } from './pglite/pglite-pg-driver.js';
 export { assertPrivateDataDir, preparePrivateDataDir, restrictDataDir } from './data-dir-modes.js';
 export type { DataDirLock } from './data-dir-lock.js';
 export { StorageError } from './errors.js';

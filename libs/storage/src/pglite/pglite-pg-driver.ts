@@ -1,10 +1,18 @@
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import type { PGlite, Results } from '@electric-sql/pglite';
 import { types } from '@electric-sql/pglite';
 import { countSqlStatement } from '../sql-statements.js';
 
 /** How long a caller waits for the single PGlite session before giving up. */
 export const PGLITE_SESSION_WAIT_MS = 30_000;
+
+/**
+ * The longest the session runs queries back to back before it lets the event loop turn (timers, I/O, other
+ * requests). PGlite runs in WebAssembly on this thread and its `query` resolves a promise, so a chain of awaited
+ * queries would otherwise hold the loop for as long as the chain lasts.
+ */
+export const PGLITE_YIELD_AFTER_MS = 5;
 
 type Callback<T> = (err: Error | null, result?: T) => void;
 
@@ -40,13 +48,49 @@ function toPgResult(result: Results<Record<string, unknown>>, sql: string): PgLi
 }
 
 /**
+ * Lets the event loop turn between queries. A stretch starts with the first query after the loop last turned;
+ * it also schedules a `setImmediate` that marks the turn. A query asked for once the stretch has lasted
+ * `yieldAfterMs` waits for that turn. The caller keeps its lease while it waits, so a transaction still has the
+ * session to itself: only work outside the database (timers, I/O, handlers that will queue for the session)
+ * runs in between.
+ */
+class EventLoopTurns {
+  private stretchStart = 0;
+  private turn: Promise<void> | undefined;
+  /** How many times a query waited for the loop to turn (read by tests and the bench). */
+  yields = 0;
+
+  constructor(private readonly yieldAfterMs: number) {}
+
+  /** Call before each query; resolves at once unless the loop is due a turn. */
+  beforeQuery(): Promise<void> | undefined {
+    if (!this.turn) {
+      this.stretchStart = performance.now();
+      this.turn = new Promise<void>((resolve) =>
+        setImmediate(() => {
+          this.turn = undefined;
+          resolve();
+        }),
+      );
+      return undefined;
+    }
+    if (performance.now() - this.stretchStart < this.yieldAfterMs) return undefined;
+    this.yields += 1;
+    return this.turn;
+  }
+}
+
+/**
  * One session on the embedded database, leased from the pool. PGlite has a single backend session,
  * so a lease is exclusive: that is what makes TypeORM transactions isolated on PGlite.
  */
 class PgliteClient extends EventEmitter {
   private inTransaction = false;
 
-  constructor(private readonly db: PGlite) {
+  constructor(
+    private readonly db: PGlite,
+    private readonly turns: EventLoopTurns,
+  ) {
     super();
   }
 
@@ -69,6 +113,8 @@ class PgliteClient extends EventEmitter {
   }
 
   private async run(sql: string, values: unknown[] | undefined): Promise<PgLikeResult> {
+    const turn = this.turns.beforeQuery();
+    if (turn) await turn;
     countSqlStatement();
     const command = commandOf(sql);
     let result: PgLikeResult;
@@ -91,21 +137,41 @@ class PgliteClient extends EventEmitter {
   async reset(): Promise<void> {
     if (!this.inTransaction) return;
     this.inTransaction = false;
+    const turn = this.turns.beforeQuery();
+    if (turn) await turn;
     countSqlStatement();
     await this.db.exec('ROLLBACK');
   }
 }
 
+/** Options of the PGlite pool. */
+export interface PglitePoolOptions {
+  /** See PGLITE_YIELD_AFTER_MS; `Infinity` never yields (the bench's "before"). */
+  yieldAfterMs?: number;
+}
+
 /** A `pg.Pool` look-alike over one PGlite instance: at most one client is leased at a time. */
 export class PglitePool extends EventEmitter {
   private readonly client: PgliteClient;
+  private readonly turns: EventLoopTurns;
   private leased = false;
   private readonly waiters: Array<() => void> = [];
   private ended = false;
 
-  constructor(private readonly db: PGlite) {
+  constructor(
+    private readonly db: PGlite,
+    options: PglitePoolOptions = {},
+  ) {
     super();
-    this.client = new PgliteClient(db);
+    const yieldAfterMs = options.yieldAfterMs ?? PGLITE_YIELD_AFTER_MS;
+    if (!(yieldAfterMs >= 0)) throw new Error(`yieldAfterMs must be a number >= 0, got ${String(yieldAfterMs)}.`);
+    this.turns = new EventLoopTurns(yieldAfterMs);
+    this.client = new PgliteClient(db, this.turns);
+  }
+
+  /** How many times a query has waited for the event loop to turn on this pool. */
+  get yields(): number {
+    return this.turns.yields;
   }
 
   /** Leases the session; the callback form is the one TypeORM uses. */
@@ -192,13 +258,16 @@ export class PglitePool extends EventEmitter {
  * A module shaped like `pg` for TypeORM's `driver` option. Each DataSource gets its own module, and so
  * its own PGlite instance: two DataSources never share tables or a session by accident.
  */
-export function createPgliteDriverModule(db: PGlite): {
+export function createPgliteDriverModule(
+  db: PGlite,
+  options: PglitePoolOptions = {},
+): {
   Pool: new () => PglitePool;
   defaults: Record<string, unknown>;
 } {
   class Pool extends PglitePool {
     constructor() {
-      super(db);
+      super(db, options);
     }
   }
   return { Pool, defaults: {} };
