@@ -228,7 +228,8 @@ export class MigrationService implements OnApplicationBootstrap, BeforeApplicati
     await this.rows.releaseCustody(params.account);
     await this.admin.setAccountStatus(params.account, 'migrated');
     const tokens = await this.admin.revokeAccessTokens(params.account);
-    await this.p2p.home.documentChanged(params.account);
+    // Sent on to the sessions still open, unless a restart already stopped this server's part in the sync.
+    if (this.p2p.home.hosted().includes(params.account)) await this.p2p.home.documentChanged(params.account);
     await this.p2p.home.unhostAccount(params.account);
     await this.audit.record({
       action: 'account.migrated',
