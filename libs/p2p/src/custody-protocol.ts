@@ -3,14 +3,12 @@
 // length-prefixed JSON request `{ document, root_key }` (root_key: unpadded base64 of the 32-byte seed; the
 // stream is Noise-encrypted to the PeerId the sender dialled), one answer (`{ seq }` or `{ errcode, error }`, the
 // HTTP API's shapes), then close. The checks and the storing are the receiver's domain, given as one callback.
-import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
+import type { Libp2p, PeerId } from '@libp2p/interface';
 import { multiaddr as parseMultiaddr, type Multiaddr } from '@multiformats/multiaddr';
-import { lpStream } from '@libp2p/utils';
 import { CUSTODY_MAX_FRAME_BYTES, CUSTODY_MAX_STREAMS, CUSTODY_PROTOCOL, CUSTODY_TIMEOUT_MS } from './constants.js';
 import { CustodyProtocolError, CustodyRefusedError } from './errors.js';
-import { errorFields, silentLogger, type P2pLogger } from './logger.js';
-import { decodeJsonObject, requestOneFrame, type FrameError } from './one-frame.js';
-import { closeQuietly, isTooLarge } from './session.js';
+import { silentLogger, type P2pLogger } from './logger.js';
+import { OneFrameServer, requestOneFrame, type FrameError } from './one-frame.js';
 
 /** What the leaving home sends. */
 export interface CustodyRequest {
@@ -66,82 +64,17 @@ export async function handOverCustody(
 }
 
 /** Serves /polyhome/custody/1.0.0 on a node: start() with the node, stop() before it. */
-export class CustodyHandler {
-  readonly #components: Pick<Libp2p, 'handle' | 'unhandle'>;
-  readonly #receive: ReceiveCustody;
-  readonly #log: P2pLogger;
-  #started = false;
-
+export class CustodyHandler extends OneFrameServer {
   constructor(components: Pick<Libp2p, 'handle' | 'unhandle'>, init: { receive: ReceiveCustody; logger?: P2pLogger }) {
-    this.#components = components;
-    this.#receive = init.receive;
-    this.#log = init.logger ?? silentLogger;
-  }
-
-  async start(): Promise<void> {
-    if (this.#started) return;
-    await this.#components.handle(
-      CUSTODY_PROTOCOL,
-      (stream, connection) => {
-        this.#serve(stream, connection).catch((err: unknown) => {
-          this.#log.debug(
-            { ...errorFields(err), peer: connection.remotePeer.toString(), protocol: CUSTODY_PROTOCOL },
-            'custody answer not delivered',
-          );
-          stream.abort(err instanceof Error ? err : new Error(String(err)));
-        });
-      },
-      { maxInboundStreams: CUSTODY_MAX_STREAMS, maxOutboundStreams: CUSTODY_MAX_STREAMS },
-    );
-    this.#started = true;
-  }
-
-  async stop(): Promise<void> {
-    if (!this.#started) return;
-    this.#started = false;
-    try {
-      await this.#components.unhandle(CUSTODY_PROTOCOL);
-    } catch (err) {
-      this.#log.debug({ ...errorFields(err), protocol: CUSTODY_PROTOCOL }, 'custody handler not unregistered');
-    }
-  }
-
-  async #serve(stream: Stream, connection: Connection): Promise<void> {
-    const from = connection.remotePeer.toString();
-    const lp = lpStream(stream, { maxDataLength: CUSTODY_MAX_FRAME_BYTES });
-    let answer: CustodyAnswer | CustodyErrorAnswer;
-    try {
-      const frame = await lp.read({ signal: AbortSignal.timeout(CUSTODY_TIMEOUT_MS) });
-      answer = await this.#answer(frame.subarray(), from);
-    } catch (err) {
-      if (!isTooLarge(err)) {
-        this.#log.debug({ ...errorFields(err), peer: from, protocol: CUSTODY_PROTOCOL }, 'custody request not read');
-        stream.abort(err instanceof Error ? err : new Error(String(err)));
-        return;
-      }
-      answer = { errcode: 'M_TOO_LARGE', error: `The request is larger than ${CUSTODY_MAX_FRAME_BYTES} bytes.` };
-    }
-    await lp.write(new TextEncoder().encode(JSON.stringify(answer)), {
-      signal: AbortSignal.timeout(CUSTODY_TIMEOUT_MS),
+    super(components, {
+      protocol: CUSTODY_PROTOCOL,
+      name: 'custody handover',
+      maxFrameBytes: CUSTODY_MAX_FRAME_BYTES,
+      timeoutMs: CUSTODY_TIMEOUT_MS,
+      maxInboundStreams: CUSTODY_MAX_STREAMS,
+      maxOutboundStreams: CUSTODY_MAX_STREAMS,
+      logger: init.logger ?? silentLogger,
+      answer: init.receive,
     });
-    await closeQuietly(stream, CUSTODY_TIMEOUT_MS);
-  }
-
-  async #answer(bytes: Uint8Array, from: string): Promise<CustodyAnswer | CustodyErrorAnswer> {
-    let request: Record<string, unknown>;
-    try {
-      request = decodeJsonObject(bytes, fail);
-    } catch (err) {
-      return { errcode: 'M_NOT_JSON', error: (err as Error).message };
-    }
-    try {
-      return await this.#receive(request, from);
-    } catch (err) {
-      this.#log.error(
-        { ...errorFields(err), stack: (err as Error).stack, peer: from, protocol: CUSTODY_PROTOCOL },
-        'custody handover failed',
-      );
-      return { errcode: 'M_UNKNOWN', error: 'Internal error.' };
-    }
   }
 }

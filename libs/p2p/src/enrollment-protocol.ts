@@ -2,8 +2,7 @@
 // answer (`{ user_id, peer_id, addrs }` or `{ errcode, error }`, the HTTP API's shapes), then close. The
 // protocol lives here, framework-free: the server supplies the domain (token, policy, hosting the account)
 // as one callback, and every home (the server's admin route, the CLI) enrolls a server with the same client.
-import type { Connection, Libp2p, Stream } from '@libp2p/interface';
-import { lpStream } from '@libp2p/utils';
+import type { Libp2p } from '@libp2p/interface';
 import { multiaddr as parseMultiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import {
   ENROLL_MAX_FRAME_BYTES,
@@ -13,10 +12,9 @@ import {
   ENROLL_TIMEOUT_MS,
 } from './constants.js';
 import { EnrollmentProtocolError, EnrollmentRefusedError } from './errors.js';
-import type { EnrollmentServer, EnrollmentServerComponents, EnrollmentServerInit, RedeemEnrollment } from './index.js';
-import { errorFields, silentLogger, type P2pLogger } from './logger.js';
-import { decodeJsonObject, requestOneFrame, type FrameError } from './one-frame.js';
-import { closeQuietly, isTooLarge } from './session.js';
+import type { EnrollmentServer, EnrollmentServerComponents, EnrollmentServerInit } from './index.js';
+import { silentLogger } from './logger.js';
+import { decodeJsonObject, OneFrameServer, requestOneFrame, type FrameError } from './one-frame.js';
 
 /** What a client sends: the signed account document naming the server as a home, and a token if it asks for one. */
 export interface EnrollRequest {
@@ -98,92 +96,17 @@ function parseAnswer(answer: Record<string, unknown>): EnrollResponse {
 }
 
 /** The answering side (see EnrollmentServer in index.ts): protocol, caps and timeouts; the domain is `redeem`. */
-export class EnrollmentHandler implements EnrollmentServer {
-  readonly #components: EnrollmentServerComponents;
-  readonly #redeem: RedeemEnrollment;
-  readonly #log: P2pLogger;
-  readonly #timeout: number;
-  readonly #maxFrameBytes: number;
-  readonly #maxInboundStreams: number;
-  readonly #maxOutboundStreams: number;
-  #started = false;
-
+export class EnrollmentHandler extends OneFrameServer implements EnrollmentServer {
   constructor(components: EnrollmentServerComponents, init: EnrollmentServerInit) {
-    this.#components = components;
-    this.#redeem = init.redeem;
-    this.#log = init.logger ?? silentLogger;
-    this.#timeout = init.timeout ?? ENROLL_TIMEOUT_MS;
-    this.#maxFrameBytes = init.maxFrameBytes ?? ENROLL_MAX_FRAME_BYTES;
-    this.#maxInboundStreams = init.maxInboundStreams ?? ENROLL_MAX_INBOUND_STREAMS;
-    this.#maxOutboundStreams = init.maxOutboundStreams ?? ENROLL_MAX_OUTBOUND_STREAMS;
-  }
-
-  async start(): Promise<void> {
-    if (this.#started) return;
-    await this.#components.handle(
-      ENROLL_PROTOCOL,
-      (stream, connection) => {
-        this.#serve(stream, connection).catch((err: unknown) => {
-          // The answer could not be written (the peer left, or stalled past the timeout).
-          this.#log.debug(
-            { ...errorFields(err), peer: connection.remotePeer.toString(), protocol: ENROLL_PROTOCOL },
-            'enrollment answer not delivered',
-          );
-          stream.abort(err instanceof Error ? err : new Error(String(err)));
-        });
-      },
-      { maxInboundStreams: this.#maxInboundStreams, maxOutboundStreams: this.#maxOutboundStreams },
-    );
-    this.#started = true;
-  }
-
-  async stop(): Promise<void> {
-    if (!this.#started) return;
-    this.#started = false;
-    try {
-      await this.#components.unhandle(ENROLL_PROTOCOL);
-    } catch (err) {
-      // The node may be stopping at the same moment; then there is nothing left to unregister.
-      this.#log.debug({ ...errorFields(err), protocol: ENROLL_PROTOCOL }, 'enrollment handler not unregistered');
-    }
-  }
-
-  // One request, one answer, then close; every wait is bounded.
-  async #serve(stream: Stream, connection: Connection): Promise<void> {
-    const from = connection.remotePeer.toString();
-    const lp = lpStream(stream, { maxDataLength: this.#maxFrameBytes });
-    let answer: EnrollResponse | EnrollErrorResponse;
-    try {
-      const frame = await lp.read({ signal: AbortSignal.timeout(this.#timeout) });
-      answer = await this.#answer(frame.subarray(), from);
-    } catch (err) {
-      if (!isTooLarge(err)) {
-        this.#log.debug({ ...errorFields(err), peer: from, protocol: ENROLL_PROTOCOL }, 'enrollment request not read');
-        stream.abort(err instanceof Error ? err : new Error(String(err)));
-        return;
-      }
-      answer = { errcode: 'M_TOO_LARGE', error: `The request is larger than ${this.#maxFrameBytes} bytes.` };
-    }
-    await lp.write(encodeEnrollFrame(answer), { signal: AbortSignal.timeout(this.#timeout) });
-    await closeQuietly(stream, this.#timeout);
-  }
-
-  async #answer(bytes: Uint8Array, from: string): Promise<EnrollResponse | EnrollErrorResponse> {
-    let request: Record<string, unknown>;
-    try {
-      request = decodeEnrollFrame(bytes);
-    } catch (err) {
-      return { errcode: 'M_NOT_JSON', error: (err as Error).message };
-    }
-    try {
-      return await this.#redeem(request, from);
-    } catch (err) {
-      // redeem answers refusals itself; a throw is a failure of the domain (database down, a bug).
-      this.#log.error(
-        { ...errorFields(err), stack: (err as Error).stack, peer: from, protocol: ENROLL_PROTOCOL },
-        'enrollment failed',
-      );
-      return { errcode: 'M_UNKNOWN', error: 'Internal error.' };
-    }
+    super(components, {
+      protocol: ENROLL_PROTOCOL,
+      name: 'enrollment',
+      maxFrameBytes: init.maxFrameBytes ?? ENROLL_MAX_FRAME_BYTES,
+      timeoutMs: init.timeout ?? ENROLL_TIMEOUT_MS,
+      maxInboundStreams: init.maxInboundStreams ?? ENROLL_MAX_INBOUND_STREAMS,
+      maxOutboundStreams: init.maxOutboundStreams ?? ENROLL_MAX_OUTBOUND_STREAMS,
+      logger: init.logger ?? silentLogger,
+      answer: (request: Record<string, unknown>, from: string) => init.redeem(request, from),
+    });
   }
 }

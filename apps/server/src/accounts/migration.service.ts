@@ -195,14 +195,10 @@ export class MigrationService implements OnApplicationBootstrap, BeforeApplicati
   }
 
   private async handOver(params: MigrationParams, document: AccountDocument): Promise<number> {
-    const row = await this.accounts.rowByUserId(params.user_id);
-    let seed: Uint8Array | undefined;
-    if (row.sealedRootKey !== null) {
-      const rootKey = this.accounts.rootKeyOf(row);
-      seed = rootKey.revealSeed();
-      rootKey.destroy();
-    }
-    if (seed === undefined) throw new Error(`the key of ${params.user_id} is no longer held here`);
+    // rootKeyOf throws when the key is no longer held here (it would be retried, and say so each time).
+    const rootKey = this.accounts.rootKeyOf(await this.accounts.rowByUserId(params.user_id));
+    const seed = rootKey.revealSeed();
+    rootKey.destroy();
     try {
       const answer = await handOverCustody(this.p2p.host, params.to, {
         document,
