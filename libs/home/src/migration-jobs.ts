@@ -194,14 +194,24 @@ export class MigrationJobs {
           await save();
         }
         point('signed');
-        progress.seq_after = await this.#handOver(params, progress, save, signal);
+        // Unreachable, or no answer: the new home may or may not hold the document. Only the same one is ever sent
+        // again, until it answers (a different document of that seq would be an equivocation).
+        progress.seq_after = await this.#untilDone(
+          () => {
+            progress.handover_attempts = (progress.handover_attempts ?? 0) + 1;
+            return this.ports.handOver(params, progress.document!);
+          },
+          progress,
+          save,
+          signal,
+        );
         progress.step = 'finish';
         await save();
         point('handed_over');
       }
       if (progress.step === 'finish') {
         // The new home holds the key: from here the migration only goes forward (a store error is retried).
-        await this.#finish(params, progress, save, signal);
+        await this.#untilDone(() => this.ports.finish(params, progress.document!), progress, save, signal);
         point('finished');
       }
       progress.step = 'done';
@@ -289,45 +299,26 @@ export class MigrationJobs {
     }
   }
 
-  async #finish(
-    params: MigrationParams,
+  /**
+   * Runs `attempt` until it succeeds, 1 s doubling to 60 s between tries, each failure written to the job's
+   * progress; a MigrationRefusal (a verdict, not a fault) ends it at once. Used where the migration can only go
+   * forward: the handover of the one signed document, and the finish once the new home took the key.
+   */
+  async #untilDone<T>(
+    attempt: () => Promise<T>,
     progress: Progress,
     save: () => Promise<boolean>,
     signal: AbortSignal | undefined,
-  ): Promise<void> {
+  ): Promise<T> {
     let backoff = 1_000;
     for (;;) {
       signal?.throwIfAborted();
       try {
-        await this.ports.finish(params, progress.document!);
-        return;
-      } catch (error: unknown) {
-        progress.last_error = errorText(error);
-        await save().catch(() => false);
-      }
-      await sleep(backoff, signal);
-      backoff = Math.min(backoff * 2, HANDOVER_MAX_BACKOFF_MS);
-    }
-  }
-
-  async #handOver(
-    params: MigrationParams,
-    progress: Progress,
-    save: () => Promise<boolean>,
-    signal: AbortSignal | undefined,
-  ): Promise<number> {
-    let backoff = 1_000;
-    for (;;) {
-      signal?.throwIfAborted();
-      progress.handover_attempts = (progress.handover_attempts ?? 0) + 1;
-      try {
-        return await this.ports.handOver(params, progress.document!);
+        return await attempt();
       } catch (error: unknown) {
         if (error instanceof MigrationRefusal) throw error;
-        // Unreachable, or no answer: the new home may or may not hold the document. Only the same one is ever
-        // sent again, until it answers (a different document of that seq would be an equivocation).
         progress.last_error = errorText(error);
-        await save();
+        await save().catch(() => false);
       }
       await sleep(backoff, signal);
       backoff = Math.min(backoff * 2, HANDOVER_MAX_BACKOFF_MS);
