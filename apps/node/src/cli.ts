@@ -13,6 +13,7 @@ import { dataDirPaths, defaultDataDir, readKey, runningPid } from './data-dir.js
 import { CliError, EXIT_FAILURE, EXIT_USAGE, storageProblem } from './errors.js';
 import { MIN_PASSPHRASE_LENGTH, peerIdFromPublicKey } from '@polyhome/identity';
 import { NODE_VERSION } from './version.js';
+import { keepWasmOnBaselineTier } from './wasm-tiering.js';
 
 // The modules of the commands are loaded by the command that needs them: libp2p, the Matrix API and the
 // database driver take a second or more to load, which `--version`, `--help` and commands that need none of
@@ -119,7 +120,11 @@ export function buildProgram(): Command {
     .version(NODE_VERSION, '--version', 'print the version')
     .option('--data-dir <dir>', 'data directory', defaultDataDir())
     .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    // Only `start` runs for long; every other command opens the database (if at all), answers and exits.
+    .hook('preAction', (_program, action) => {
+      if (action.name() !== 'start') keepWasmOnBaselineTier();
+    });
   const dir = (): string => program.opts<{ dataDir: string }>().dataDir;
 
   program

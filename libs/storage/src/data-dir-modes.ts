@@ -2,7 +2,8 @@
 // (directories 0700, files 0600). PGlite (Emscripten's NODEFS) creates its files with an explicit chmod to
 // 0666 whatever the umask, and rewrites some at each open with 0644, so its directory is made owner-only
 // again after it opens; a directory that others can read is refused at start, before anything is written.
-import { chmod, lstat, mkdir, readdir, stat, statfs } from 'node:fs/promises';
+import { chmodSync, lstatSync, readdirSync } from 'node:fs';
+import { chmod, mkdir, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageError } from './errors.js';
 
@@ -22,22 +23,26 @@ function isMissing(err: unknown): boolean {
 /**
  * Calls `visit` with the path and mode of `dir` and of every directory and file under it (not following
  * symbolic links, whose own mode means nothing). Entries that vanish during the walk are skipped.
+ *
+ * Synchronous on purpose: a PGlite directory holds a thousand files or more, and the walk runs at every open
+ * and close. One thread-pool round trip per lstat, readdir and chmod took 1 to 2 s of `polyhome init` on a
+ * loaded machine (each hand-off waits for a time slice); the same calls made in line take milliseconds.
  */
-async function walk(dir: string, visit: (entry: string, mode: number) => Promise<void> | void): Promise<void> {
+function walk(dir: string, visit: (entry: string, mode: number) => void): void {
   const pending = [dir];
   for (let current = pending.pop(); current !== undefined; current = pending.pop()) {
     let info;
     try {
-      info = await lstat(current);
+      info = lstatSync(current);
     } catch (err) {
       if (isMissing(err)) continue;
       throw err;
     }
     if (info.isSymbolicLink()) continue;
-    await visit(current, info.mode);
+    visit(current, info.mode);
     if (!info.isDirectory()) continue;
     try {
-      for (const name of await readdir(current)) pending.push(path.join(current, name));
+      for (const name of readdirSync(current)) pending.push(path.join(current, name));
     } catch (err) {
       if (!isMissing(err)) throw err;
     }
@@ -58,7 +63,7 @@ export async function assertPrivateDataDir(dir: string): Promise<void> {
     throw new StorageError('DATA_DIR_PERMISSIONS', `${root} is not a directory: choose a directory for the data.`);
   }
   const open: OpenEntry[] = [];
-  await walk(root, (entry, mode) => {
+  walk(root, (entry, mode) => {
     if ((mode & OPEN_BITS) !== 0) open.push({ path: entry, mode });
   });
   if (open.length === 0) return;
@@ -115,10 +120,10 @@ export async function preparePrivateDataDir(dir: string): Promise<void> {
 
 /** Takes group and other permissions off `dir` and everything under it (PGlite's own 0666 and 0644 files). */
 export async function restrictDataDir(dir: string): Promise<void> {
-  await walk(path.resolve(dir), async (entry, mode) => {
+  walk(path.resolve(dir), (entry, mode) => {
     if ((mode & OPEN_BITS) === 0) return;
     try {
-      await chmod(entry, mode & 0o7777 & ~OPEN_BITS);
+      chmodSync(entry, mode & 0o7777 & ~OPEN_BITS);
     } catch (err) {
       if (!isMissing(err)) throw err;
     }
