@@ -45,7 +45,10 @@ export async function startServer(env, { timeoutMs = Number(process.env.BENCH_SE
   const port = await freePort();
   const p2pPort = await freePort();
   const t0 = performance.now();
-  const child = spawn(process.execPath, ['--expose-gc', '--import', PRELOAD, SERVER_MAIN], {
+  // BENCH_SERVER_CPU_PROF=<dir>: each server process writes a V8 CPU profile there when it stops.
+  const profile = process.env.BENCH_SERVER_CPU_PROF;
+  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
+  const child = spawn(process.execPath, [...nodeArgs, '--expose-gc', '--import', PRELOAD, SERVER_MAIN], {
     env: {
       ...process.env,
       HOST: '127.0.0.1',
