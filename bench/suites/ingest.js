@@ -10,18 +10,15 @@ import { performance } from 'node:perf_hooks';
 import {
   addHome,
   createAccountDocument,
-  homeKeyId,
   keyPairFromSeed,
   nativeEd25519,
   peerIdFromPublicKey,
-  publicKeyFromPeerId,
-  signedBytes,
-  decodeBase64,
 } from '@polyhome/identity';
 import { openStorage, SqlReplicaStore } from '@polyhome/storage';
-import { createOp, deviceSignedBytes, opHash, validateOp, verifyOpsAhead } from '@polyhome/sync';
+import { createOp, opHash, validateOp, verifyOpsAhead } from '@polyhome/sync';
 import pg from 'pg';
-import { deviceKeyPair, signedDeviceBody } from '../lib/device-keys.js';
+import { signedDeviceBody } from '../lib/device-keys.js';
+import { signatureChecks, verifyChecks } from '../lib/verify-reference.js';
 
 export const description = 'verified + stored ops per second on one home, next to the raw native verify rate';
 
@@ -99,23 +96,8 @@ export async function run(ctx) {
 
   // The physical reference: native Ed25519 verify of every signature these ops carry, measured the same way a
   // home must check them: the op's signature by its origin home, and the device keys' self-signature.
-  const prepared = ops.map((op) => [
-    {
-      bytes: signedBytes(op),
-      sig: decodeBase64(op.signatures[op.account][homeKeyId(op.origin)]),
-      key: publicKeyFromPeerId(op.origin),
-    },
-    {
-      bytes: deviceSignedBytes(op.body),
-      sig: decodeBase64(op.body.signatures[op.body.user_id][`ed25519:${op.key}`]),
-      key: deviceKeyPair(op.key).publicKey,
-    },
-  ]);
-  const verifyAll = () => {
-    for (const checks of prepared) {
-      for (const p of checks) if (!nativeEd25519.verify(p.sig, p.bytes, p.key)) throw new Error('verify failed');
-    }
-  };
+  const prepared = signatureChecks(ops);
+  const verifyAll = () => verifyChecks(prepared);
   const vStart = performance.now();
   verifyAll();
   const verifyRate = prepared.length / ((performance.now() - vStart) / 1000);
