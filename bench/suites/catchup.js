@@ -4,33 +4,85 @@
 // signatures: the op's and the device keys' self-signature); the server starts again on the same data, and the
 // other home dials it. The figure is from that dial to the server's acknowledgement of every op (the session's
 // view of what the server holds), next to native Ed25519 verify of the same ops' signatures measured in this run.
-// Engines: PostgreSQL (a scratch database) when it answers, then PGlite (the server's embedded default).
+// Engines: PostgreSQL (a scratch database) when it answers, then PGlite (the server's embedded default); then the
+// client-side home (the `polyhome` CLI, PGlite), made with `init --join` and added to the account with its pairing
+// code, as a user adds a second device.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { addHome, createAccountDocument, peerIdFromPublicKey, SecretKey } from '@polyhome/identity';
-import { createPolyhomeHost, createSyncService, enrollOverLibp2p } from '@polyhome/p2p';
+import {
+  createPolyhomeHost,
+  createSyncService,
+  enrollOverLibp2p,
+  normalizePairingCode,
+  PairingHandler,
+} from '@polyhome/p2p';
 import { makeLocalOp } from '@polyhome/sync';
 import { multiaddr } from '@multiformats/multiaddr';
 import { signedDeviceBody } from '../lib/device-keys.js';
 import { signatureChecks, verifyChecks } from '../lib/verify-reference.js';
 import { MemoryStore } from '../lib/memory-home.js';
+import { cli, startNode } from '../lib/node-home.js';
 import { postgresReachable, scratchDatabase } from '../lib/pg.js';
-import { startServer } from '../lib/server.js';
+import { freePort, startServer } from '../lib/server.js';
 import { until } from '../lib/util.js';
 
-export const description = 'catch-up of 10,000 missed ops by a server process on PostgreSQL and on PGlite';
+export const description = 'catch-up of 10,000 missed ops by a server on PostgreSQL and PGlite, and by a polyhome node';
 
 const OPS = Number(process.env.BENCH_CATCHUP_OPS ?? 10_000);
-const ENGINES = (process.env.BENCH_CATCHUP_ENGINES ?? 'postgresql,pglite').split(',');
+const ENGINES = (process.env.BENCH_CATCHUP_ENGINES ?? 'postgresql,pglite,node').split(',');
 const ADMIN_TOKEN = 'bench-catchup-admin-token-0123456789';
 
 /** The server's count of SQL statements sent (its /metrics, open without METRICS_TOKEN). */
-async function statements(server) {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
+async function statements(url) {
+  const text = await (await fetch(`${url}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith('polyhome_sql_statements_total'));
   return line === undefined ? NaN : Number(line.split(' ').pop());
+}
+
+/**
+ * A built server on `env` as the catching-up home: `start()` resolves with { peerId, addr, statements(), stop() };
+ * `join` enrols it (its policy is open) as a home of the account.
+ */
+function serverTarget(env) {
+  let peerId;
+  return {
+    role: 'server',
+    async start() {
+      const server = await startServer({ ...env, ADMIN_TOKEN, ENROLLMENT_POLICY: 'open' });
+      peerId = server.peerId;
+      return { peerId, addr: server.p2pAddr, statements: () => statements(server.url), stop: () => server.stop() };
+    },
+    peerId: () => peerId,
+    join: ({ host, document, running }) => enrollOverLibp2p(host, running.addr, { document }),
+  };
+}
+
+/**
+ * A `polyhome` node (CLI, PGlite in `dir`) made with `init --join`: `join` dials it and proves its pairing code from
+ * this home, as `polyhome home add <peer> --role client --pairing-code` does.
+ */
+function nodeTarget(dir) {
+  const joined = cli(dir, 'init', '--join');
+  return {
+    role: 'client',
+    async start() {
+      const node = await startNode(dir, await freePort());
+      return { peerId: joined.peer_id, addr: node.addr, statements: async () => NaN, stop: node.stop };
+    },
+    peerId: () => joined.peer_id,
+    async join({ host, running }) {
+      const pairing = new PairingHandler(host, host.peerId.toString(), (_account, joiner) =>
+        joiner === joined.peer_id ? normalizePairingCode(joined.pairing_code) : undefined,
+      );
+      await pairing.start();
+      // The node asks for the document when this home opens a session for an account it does not hold, and takes it
+      // in once this home proves its pairing code.
+      await host.dial(multiaddr(running.addr));
+    },
+  };
 }
 
 const sum = (vv) => Object.values(vv).reduce((x, y) => x + y, 0);
@@ -47,8 +99,8 @@ function verifyRate(ops) {
   return best;
 }
 
-/** One engine: enrol the server, stop it, make OPS ops here, start it again, dial, wait for its ack of all. */
-async function catchUp(ctx, label, serverEnv) {
+/** One target: make it a home, stop it, make OPS ops here, start it again, dial, wait for its ack of all. */
+async function catchUp(ctx, label, target) {
   const homeKey = SecretKey.generate();
   const rootKey = SecretKey.generate();
   const host = await createPolyhomeHost({
@@ -58,22 +110,23 @@ async function catchUp(ctx, label, serverEnv) {
   });
   const sync = createSyncService(host);
   await sync.start();
-  let server;
+  let running;
   try {
-    ctx.progress(`${label}: starting the server and enrolling it`);
-    server = await startServer({ ...serverEnv, ADMIN_TOKEN, ENROLLMENT_POLICY: 'open' });
+    ctx.progress(`${label}: starting it and making it a home of the account`);
+    running = await target.start();
     const here = { peer_id: peerIdFromPublicKey(homeKey.publicKey), role: 'client', name: 'bench', addrs: [] };
     let document = createAccountDocument({ localpart: 'catchup', rootKey, home: here });
-    document = addHome(document, { peer_id: server.peerId, role: 'server', name: 'server', addrs: [] }, rootKey);
+    const there = { peer_id: running.peerId, role: target.role, name: 'catching-up', addrs: [] };
+    document = addHome(document, there, rootKey);
     const store = new MemoryStore();
     const account = store.host(document);
     await sync.host(account, store);
-    await enrollOverLibp2p(host, server.p2pAddr, { document });
-    await until(() => sync.sessions(account).length === 1, `${label}: the session with the server`, 60_000);
-    await server.stop();
-    await host.hangUp(multiaddr(server.p2pAddr)).catch(() => undefined);
+    await target.join({ host, sync, document, running });
+    await until(() => sync.sessions(account).length === 1, `${label}: the session`, 60_000);
+    await running.stop();
+    await host.hangUp(multiaddr(running.addr)).catch(() => undefined);
 
-    ctx.progress(`${label}: ${OPS} ops made here while the server is stopped`);
+    ctx.progress(`${label}: ${OPS} ops made here while it is stopped`);
     const ops = [];
     for (let i = 0; i < OPS; i++) {
       const deviceId = `DEV${i % 500}`;
@@ -94,20 +147,20 @@ async function catchUp(ctx, label, serverEnv) {
     const total = sum(await store.versionVector(account));
     const verify = verifyRate(ops);
 
-    ctx.progress(`${label}: the server starts again; dial to converged`);
-    server = await startServer({ ...serverEnv, ADMIN_TOKEN, ENROLLMENT_POLICY: 'open' });
+    ctx.progress(`${label}: it starts again; dial to converged`);
+    running = await target.start();
     const load = (await import('node:fs/promises')).readFile('/proc/loadavg', 'utf8').catch(() => '?');
-    const before = await statements(server);
+    const before = await running.statements();
     const t0 = performance.now();
-    await host.dial(multiaddr(server.p2pAddr));
+    await host.dial(multiaddr(running.addr));
     await until(
-      () => sync.sessions(account).some((s) => s.peerId === server.peerId && sum(s.peerVector) >= total),
-      `${label}: the server to acknowledge ${total} ops`,
+      () => sync.sessions(account).some((s) => s.peerId === running.peerId && sum(s.peerVector) >= total),
+      `${label}: the acknowledgement of ${total} ops`,
       600_000,
       5,
     );
     const seconds = (performance.now() - t0) / 1000;
-    const perOp = ((await statements(server)) - before) / total;
+    const perOp = ((await running.statements()) - before) / total;
     const verifySeconds = ops.length / verify;
     return {
       seconds,
@@ -119,7 +172,7 @@ async function catchUp(ctx, label, serverEnv) {
       load: (await load).trim().split(' ').slice(0, 3).join(' '),
     };
   } finally {
-    await server?.stop();
+    await running?.stop();
     await sync.stop();
     await host.stop();
   }
@@ -129,10 +182,10 @@ export async function run(ctx) {
   const rows = [];
   const record = (engine, r) => {
     rows.push({
-      figure: `catch_up.server_${engine}.ops_per_s`,
+      figure: `catch_up.${engine}.ops_per_s`,
       value: r.rate,
       unit: 'ops/s',
-      reference: `${r.total} ops, dial to acknowledged in ${r.seconds.toFixed(1)} s = ${r.ratio.toFixed(2)}x native verify of the same ops (${Math.round(r.verify)} ops/s, 2 signatures each); goal <= 2x; ${r.perOp.toFixed(1)} SQL statements per op; loadavg ${r.load}`,
+      reference: `${r.total} ops, dial to acknowledged in ${r.seconds.toFixed(1)} s = ${r.ratio.toFixed(2)}x native verify of the same ops (${Math.round(r.verify)} ops/s, 2 signatures each); goal <= 2x; ${Number.isNaN(r.perOp) ? '' : `${r.perOp.toFixed(1)} SQL statements per op; `}loadavg ${r.load}`,
     });
   };
   if (ENGINES.includes('postgresql')) {
@@ -148,7 +201,10 @@ export async function run(ctx) {
       const dir = await mkdtemp(path.join(os.tmpdir(), 'polyhome-bench-catchup-pg-'));
       const db = await scratchDatabase('catchup');
       try {
-        record('postgresql', await catchUp(ctx, 'PostgreSQL', { DATA_DIR: dir, DATABASE_URL: db.url }));
+        record(
+          'server_postgresql',
+          await catchUp(ctx, 'server, PostgreSQL', serverTarget({ DATA_DIR: dir, DATABASE_URL: db.url })),
+        );
       } finally {
         await db.drop();
         await rm(dir, { recursive: true, force: true });
@@ -158,7 +214,15 @@ export async function run(ctx) {
   if (ENGINES.includes('pglite')) {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'polyhome-bench-catchup-pglite-'));
     try {
-      record('pglite', await catchUp(ctx, 'PGlite', { DATA_DIR: dir, DATABASE_URL: '' }));
+      record('server_pglite', await catchUp(ctx, 'server, PGlite', serverTarget({ DATA_DIR: dir, DATABASE_URL: '' })));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  if (ENGINES.includes('node')) {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'polyhome-bench-catchup-node-'));
+    try {
+      record('node_pglite', await catchUp(ctx, 'polyhome node', nodeTarget(path.join(dir, 'home'))));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

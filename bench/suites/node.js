@@ -6,6 +6,7 @@
 // - the same through the companion server after the phone reconnects: from the phone's start to the device
 //   in its /devices, next to the phone's restart time alone.
 import { spawn, spawnSync } from 'node:child_process';
+import { cli, startNode } from '../lib/node-home.js';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -16,7 +17,6 @@ import { fileURLToPath } from 'node:url';
 export const description = 'client-side home: init, first start and restart to ready; device login laptop -> phone';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const CLI = path.join(root, 'apps/node/dist/cli.js');
 const SERVER = path.join(root, 'apps/server/dist/main.js');
 const LOGINS = Number(process.env.BENCH_NODE_LOGINS ?? 30);
 const STARTS = Number(process.env.BENCH_NODE_STARTS ?? 5);
@@ -52,46 +52,6 @@ async function waitUntil(what, probe, timeoutMs = 60_000) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-function cli(dir, ...args) {
-  const r = spawnSync(process.execPath, [CLI, '--data-dir', dir, ...args, '--json'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`polyhome ${args.join(' ')}: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-/** `polyhome start`; resolves with the process, its output lines and the ms from spawn to the ready line. */
-async function startNode(dir, matrixPort, extra = []) {
-  const started = performance.now();
-  const child = spawn(process.execPath, [CLI, '--data-dir', dir, 'start', '--port', String(matrixPort), ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines = [];
-  let ready;
-  const readyAt = new Promise((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      for (const line of d.toString().split('\n').filter(Boolean)) {
-        lines.push(line);
-        if (line.startsWith('ready in ') && ready === undefined) {
-          ready = performance.now() - started;
-          resolve(ready);
-        }
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`node exited ${code} before ready: ${lines.join('\n')}`)));
-  });
-  const ms = await readyAt;
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  const addr = lines.find((l) => l.startsWith('listening /ip4/127.0.0.1/'))?.slice('listening '.length);
-  return {
-    ms,
-    addr,
-    url: `http://127.0.0.1:${matrixPort}`,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
 
 async function control(dir, command, args = {}) {
@@ -204,8 +164,14 @@ export async function run(ctx) {
     const laptop = await startNode(laptopDir, await freePort());
     running.push(laptop);
     await control(laptopDir, 'home.add', { target: server.addr, role: 'server', name: 'companion' });
-    const phonePeer = cli(phoneDir, 'init', '--join').peer_id;
-    await control(laptopDir, 'home.add', { target: phonePeer, role: 'client', name: 'phone' });
+    const joined = cli(phoneDir, 'init', '--join');
+    // The phone takes the account in only from a home that proves the pairing code it printed.
+    await control(laptopDir, 'home.add', {
+      target: joined.peer_id,
+      role: 'client',
+      name: 'phone',
+      pairing_code: joined.pairing_code,
+    });
     const phonePort = await freePort();
     let phone = await startNode(phoneDir, phonePort, ['--bootstrap', laptop.addr, server.addr]);
     running.push(phone);
