@@ -4,7 +4,15 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
-export const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'apps', 'node', 'dist', 'cli.js');
+export const CLI = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'apps',
+  'node',
+  'dist',
+  'cli.js',
+);
 
 /** `polyhome --data-dir <dir> <args> --json`; its parsed answer. */
 export function cli(dir, ...args) {
