@@ -178,16 +178,6 @@ export class SqlToDeviceStore {
     });
   }
 
-  /** Which of `deviceIds` of `serverName` have messages held (read without the counter's lock). */
-  async devicesWithHeld(serverName: string, deviceIds: readonly string[]): Promise<string[]> {
-    if (deviceIds.length === 0) return [];
-    const rows = (await this.dataSource.query(
-      `SELECT DISTINCT device_id FROM to_device_held WHERE server_name = $1 AND device_id = ANY($2::varchar[])`,
-      [serverName, [...deviceIds]],
-    )) as Array<{ device_id: string }>;
-    return rows.map((r) => r.device_id);
-  }
-
   /** Devices with messages held (not known here yet), at most `limit`. */
   heldDevices(limit: number): Promise<Array<{ serverName: string; deviceId: string }>> {
     return this.#devices('to_device_held', limit);

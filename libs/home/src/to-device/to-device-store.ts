@@ -90,8 +90,6 @@ export interface ToDeviceStore {
       outbox: ToDeviceOutboxInput[];
     },
   ): Promise<{ inbox: number; outbox: number }>;
-  /** Which of `deviceIds` (of one account) have messages held: one query for a whole batch of changed devices. */
-  devicesWithHeld(serverName: string, deviceIds: readonly string[]): Promise<string[]>;
   /** Devices with messages held, at most `limit`. */
   heldDevices(limit: number): Promise<Array<{ serverName: string; deviceId: string }>>;
   /** Devices with messages in the inbox, at most `limit`. */

@@ -293,18 +293,9 @@ export class ToDevice implements MatrixToDevicePort {
    */
   async devicesChanged(serverName: string, deviceIds: readonly string[]): Promise<void> {
     const state = await this.#state(serverName);
-    const known: string[] = [];
     for (const deviceId of deviceIds) {
       if (!Object.hasOwn(state.devices, deviceId)) await this.#store.deleteDevice(serverName, deviceId);
-      else known.push(deviceId);
-    }
-    // One query finds the few devices with anything held; only those take the stream counter's lock to route it.
-    // A release per changed device took that lock in a transaction of its own: a batch of 200 device.put ops from
-    // a catch-up made 200 transactions queue on one row and hold the pool's connections meanwhile (issue 14). A
-    // message held by a transaction that commits after this query is routed by the next message to that device
-    // (accept takes held ones out first) or by the sweep, as when its commit comes after a release.
-    for (const deviceId of await this.#store.devicesWithHeld(serverName, known)) {
-      await this.#release(serverName, deviceId, state);
+      else await this.#release(serverName, deviceId, state);
     }
   }
 
