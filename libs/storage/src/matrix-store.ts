@@ -214,64 +214,70 @@ export class SqlMatrixStore {
     await this.dataSource.getRepository(MatrixDeviceKeyEntity).delete({ serverName, deviceId });
   }
 
+  /** Appends changed keys of one account to the change stream (`recordChangesOf` with one account). */
+  async recordChanges(serverName: string, keys: string[]): Promise<number> {
+    return this.recordChangesOf(new Map([[serverName, keys]]));
+  }
+
   /**
-   * Appends changed keys of an account to the change stream; returns the position reached. Appends take a
-   * transaction-scoped advisory lock, so ids are handed out and committed one append at a time even when
-   * several server instances share the database: a reader that sees position `p` has seen every change up to
-   * `p`. (Without it, an append holding id 10 could commit after another's id 11, and a client whose `since`
-   * was 11 would never see 10.)
+   * Appends changed keys of any number of accounts to the change stream in one transaction (the change feed's
+   * group commit); returns the position reached. Appends take a transaction-scoped advisory lock, so ids are
+   * handed out and committed one append at a time even when several server instances share the database: a
+   * reader that sees position `p` has seen every change up to `p`. (Without it, an append holding id 10 could
+   * commit after another's id 11, and a client whose `since` was 11 would never see 10.)
    *
    * The stream stays bounded in the same transaction: a key's older entries are dropped (any `since` before
    * them is also before its new entry, so no answer changes), and an account keeps its newest
    * `changesPerAccount` entries; the ones pruned beyond that move the account's horizon, and `changesSince`
    * answers a position before it as expired. The newest entry of the stream is never pruned, so the position
-   * never goes back.
+   * never goes back. Whatever the number of accounts, it is the same five statements inside the transaction.
    */
-  async recordChanges(serverName: string, keys: string[]): Promise<number> {
-    const unique = [...new Set(keys)];
-    if (unique.length === 0) return this.position();
+  async recordChangesOf(changes: ReadonlyMap<string, readonly string[]>): Promise<number> {
+    const servers: string[] = [];
+    const keys: string[] = [];
+    for (const [serverName, changed] of changes) {
+      for (const key of new Set(changed)) {
+        servers.push(serverName);
+        keys.push(key);
+      }
+    }
+    if (keys.length === 0) return this.position();
+    const accounts = [...new Set(servers)];
     return this.dataSource.transaction(async (manager) => {
       await manager.query('SELECT pg_advisory_xact_lock($1)', [CHANGE_STREAM_LOCK]);
-      const result = await manager.getRepository(MatrixChangeEntity).insert(unique.map((key) => ({ serverName, key })));
-      const ids = result.identifiers.map((i) => Number((i as { id: string | number }).id));
-      await manager
-        .createQueryBuilder()
-        .delete()
-        .from(MatrixChangeEntity)
-        .where('server_name = :serverName AND key IN (:...keys) AND id < :first', {
-          serverName,
-          keys: unique,
-          first: String(Math.min(...ids)),
-        })
-        .execute();
-      await this.pruneAccount(manager, serverName);
-      return Math.max(...ids);
+      // unnest keeps the rows' order, so ids follow the order the changes were reported in.
+      const inserted = await manager.query<Array<{ first: string; last: string }>>(
+        `WITH added AS (
+           INSERT INTO matrix_change (server_name, key)
+           SELECT s, k FROM unnest($1::varchar[], $2::varchar[]) WITH ORDINALITY AS c(s, k, n) ORDER BY n
+           RETURNING id)
+         SELECT MIN(id) AS first, MAX(id) AS last FROM added`,
+        [servers, keys],
+      );
+      const first = inserted[0]?.first ?? '0';
+      await manager.query(
+        `DELETE FROM matrix_change c USING unnest($1::varchar[], $2::varchar[]) AS k(s, k)
+         WHERE c.server_name = k.s AND c.key = k.k AND c.id < $3`,
+        [servers, keys, first],
+      );
+      // Each account keeps its newest entries; the highest id pruned becomes (or raises) its horizon.
+      await manager.query(
+        `WITH cut AS (
+           SELECT a.s, (SELECT c.id FROM matrix_change c WHERE c.server_name = a.s
+                        ORDER BY c.id DESC OFFSET $2 LIMIT 1) AS id
+           FROM unnest($1::varchar[]) AS a(s)),
+         pruned AS (
+           DELETE FROM matrix_change c USING cut
+           WHERE cut.id IS NOT NULL AND c.server_name = cut.s AND c.id <= cut.id
+           RETURNING c.server_name, c.id)
+         INSERT INTO matrix_change_horizon (server_name, pruned_through)
+         SELECT server_name, MAX(id) FROM pruned GROUP BY server_name
+         ON CONFLICT (server_name) DO UPDATE
+           SET pruned_through = GREATEST(matrix_change_horizon.pruned_through, EXCLUDED.pruned_through)`,
+        [accounts, this.changesPerAccount],
+      );
+      return Number(inserted[0]?.last ?? 0);
     });
-  }
-
-  // Keeps the account's newest entries; the highest id pruned becomes (or raises) its horizon.
-  private async pruneAccount(manager: EntityManager, serverName: string): Promise<void> {
-    const cut = await manager
-      .getRepository(MatrixChangeEntity)
-      .createQueryBuilder('c')
-      .select('c.id', 'id')
-      .where('c.server_name = :serverName', { serverName })
-      .orderBy('c.id', 'DESC')
-      .offset(this.changesPerAccount)
-      .limit(1)
-      .getRawOne<{ id: string }>();
-    if (cut === undefined) return;
-    await manager
-      .createQueryBuilder()
-      .delete()
-      .from(MatrixChangeEntity)
-      .where('server_name = :serverName AND id <= :cut', { serverName, cut: cut.id })
-      .execute();
-    await manager.query(
-      `INSERT INTO matrix_change_horizon (server_name, pruned_through) VALUES ($1, $2)
-       ON CONFLICT (server_name) DO UPDATE SET pruned_through = GREATEST(matrix_change_horizon.pruned_through, EXCLUDED.pruned_through)`,
-      [serverName, cut.id],
-    );
   }
 
   /** The newest position of the whole stream (0 when empty). */
