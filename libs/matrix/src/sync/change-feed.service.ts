@@ -174,13 +174,14 @@ export class ChangeFeedService implements OnModuleInit, BeforeApplicationShutdow
     }
   }
 
+  // Long-polls are woken as soon as the changes can be read; a deleted device's tokens go right after.
   private async settle(serverName: string, entry: PendingChanges): Promise<void> {
+    this.wake(serverName);
     try {
       await this.dropDeletedDevices(serverName, [...entry.keys]);
     } catch (err) {
       this.logger.error(`dropping the tokens of deleted devices of ${serverName} failed: ${String(err)}`);
     }
-    this.wake(serverName);
     for (const done of entry.done) done();
   }
 
