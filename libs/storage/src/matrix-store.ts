@@ -1,3 +1,4 @@
+import { outsideReplicationWork } from '@polyhome/sync';
 import { In, type DataSource, type EntityManager, type QueryDeepPartialEntity } from 'typeorm';
 import { MatrixAccessTokenEntity } from './entities/matrix-access-token.entity.js';
 import { MatrixChangeEntity } from './entities/matrix-change.entity.js';
@@ -247,6 +248,15 @@ export class SqlMatrixStore {
       quota.whole.push(kept.length < unique.length);
     }
     if (keys.length === 0) return this.position();
+    // Clients wait on this (their /sync, a new room, uploaded keys), even when replication reported the change.
+    return outsideReplicationWork(() => this.appendChanges(servers, keys, quota));
+  }
+
+  private async appendChanges(
+    servers: string[],
+    keys: string[],
+    quota: { servers: string[]; keep: number[]; whole: boolean[] },
+  ): Promise<number> {
     return this.dataSource.transaction(async (manager) => {
       await manager.query('SELECT pg_advisory_xact_lock($1)', [CHANGE_STREAM_LOCK]);
       // One statement: its parts see the stream as it was before it, so the new entries are never dropped here.
