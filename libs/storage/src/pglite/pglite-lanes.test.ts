@@ -20,12 +20,8 @@ describe('PGlite session lanes', () => {
     await db?.dispose();
   });
 
-  /**
-   * Holds the session in a transaction while `queue` asks for it, then lets go; the order in which the queued
-   * queries got the session.
-   */
-  async function servedOrder(queue: Array<'ordinary' | 'replication'>): Promise<string[]> {
-    const order: string[] = [];
+  /** Holds the session in a transaction until `letGo` is called; resolves once it holds it. */
+  async function holdSession(): Promise<{ letGo: () => void; holder: Promise<void> }> {
     let letGo: () => void = () => undefined;
     let held: () => void = () => undefined;
     const holding = new Promise<void>((resolve) => (held = resolve));
@@ -35,6 +31,13 @@ describe('PGlite session lanes', () => {
       await new Promise<void>((resolve) => (letGo = resolve));
     });
     await holding;
+    return { letGo, holder };
+  }
+
+  /** The order in which queries queued while the session was held got it. */
+  async function servedOrder(queue: Array<'ordinary' | 'replication'>): Promise<string[]> {
+    const order: string[] = [];
+    const { letGo, holder } = await holdSession();
     const queries = queue.map((lane, i) => {
       const ask = () => storage.dataSource.query('SELECT $1::int AS n', [i]).then(() => order.push(`${lane}${i}`));
       return lane === 'replication' ? asReplicationWork(ask) : ask();
@@ -59,15 +62,7 @@ describe('PGlite session lanes', () => {
 
   it('runs work marked ordinary inside replication in the ordinary lane', async () => {
     const order: string[] = [];
-    let letGo: () => void = () => undefined;
-    let held: () => void = () => undefined;
-    const holding = new Promise<void>((resolve) => (held = resolve));
-    const holder = storage.dataSource.transaction(async (manager) => {
-      await manager.query('SELECT 1');
-      held();
-      await new Promise<void>((resolve) => (letGo = resolve));
-    });
-    await holding;
+    const { letGo, holder } = await holdSession();
     const queries = asReplicationWork(() => [
       storage.dataSource.query('SELECT 1').then(() => order.push('replication')),
       outsideReplicationWork(() => storage.dataSource.query('SELECT 2').then(() => order.push('feed'))),
