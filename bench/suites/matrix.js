@@ -1,5 +1,6 @@
-// Matrix: time from a device login on home A to its appearance in the /sync of a client long-polling on
-// home B (one account, two server homes on embedded PGlite, real libp2p on 127.0.0.1), p50 and p99.
+// Matrix: time from the moment home B applied a device login made on home A (B's port reports the change) to
+// its appearance in the /sync of a client long-polling on B, per sample (one account, two server homes on
+// embedded PGlite, real libp2p on 127.0.0.1), p50 and p99; beside it, the whole way from the login on A.
 // Then key backup: GET /room_keys/version (its count and etag) with BENCH_MATRIX_BACKUP_KEYS keys in the version,
 // answered from the summary the store keeps, beside the same request answered the way it was before the summary
 // (reading and hashing every key of the version: the port's stateSummary hidden), and a loopback GET /versions.
@@ -16,7 +17,7 @@ import { createLogger } from '../../apps/server/dist/logging/logger.js';
 import { openResources } from '../../apps/server/dist/resources.js';
 import { MATRIX_HOME_PORT } from '@polyhome/matrix';
 
-export const description = 'device login on home A to /sync wake-up on home B (p50, p99)';
+export const description = 'a device login applied on home B to /sync wake-up on B, per sample (p50, p99)';
 
 const LOGINS = Number(process.env.BENCH_MATRIX_LOGINS ?? 60);
 const BACKUP_KEYS = Number(process.env.BENCH_MATRIX_BACKUP_KEYS ?? 5000);
@@ -135,8 +136,16 @@ export async function run(ctx) {
     const loginB = await call(`${b.url}/_matrix/client/v3/login`, 'POST', { type: 'm.login.token', token });
     let since = (await call(`${b.url}/_matrix/client/v3/sync`, 'GET', undefined, loginB.access_token)).next_batch;
     const samples = [];
+    const whole = [];
     const logins = [];
+    // When B applies the login's device op; the /sync change feed hears the same report first.
+    let appliedAt;
+    b.app.get(MATRIX_HOME_PORT, { strict: false }).onChanged((serverName, keys) => {
+      if (serverName === created.server_name && keys.some((key) => key.startsWith('device:')))
+        appliedAt ??= performance.now();
+    });
     for (let i = 0; i < LOGINS; i++) {
+      appliedAt = undefined;
       const poll = (async () => {
         // Long-poll until B's /sync names the account in device_lists.changed.
         for (;;) {
@@ -158,10 +167,14 @@ export async function run(ctx) {
         password: PASSWORD,
       });
       logins.push(performance.now() - started);
-      samples.push((await poll) - started);
+      const woken = await poll;
+      if (appliedAt === undefined) throw new Error('home B never reported the login as applied');
+      samples.push(woken - appliedAt);
+      whole.push(woken - started);
       if (i % 10 === 0) ctx.progress(`${i + 1}/${LOGINS} logins`);
     }
     samples.sort((x, y) => x - y);
+    whole.sort((x, y) => x - y);
     logins.sort((x, y) => x - y);
     const backup = await backupVersionReads(ctx, b, loginB.access_token);
     return [
@@ -169,13 +182,25 @@ export async function run(ctx) {
         figure: 'sync_wakeup.p50_ms',
         value: percentile(samples, 50),
         unit: 'ms',
-        reference: `login on A to /sync on B (${LOGINS}); login alone p50 ${percentile(logins, 50).toFixed(1)} ms (scrypt)`,
+        reference: `applied on B to /sync on B (${LOGINS} samples); goal <= 10 ms; loopback GET /versions p50 ${percentile(backup.versions, 50).toFixed(2)} ms`,
       },
       {
         figure: 'sync_wakeup.p99_ms',
         value: percentile(samples, 99),
         unit: 'ms',
-        reference: `the login request alone: p99 ${percentile(logins, 99).toFixed(1)} ms`,
+        reference: `loopback GET /versions p99 ${percentile(backup.versions, 99).toFixed(2)} ms`,
+      },
+      {
+        figure: 'login_to_sync.p50_ms',
+        value: percentile(whole, 50),
+        unit: 'ms',
+        reference: `login on A to /sync on B; the login request alone p50 ${percentile(logins, 50).toFixed(1)} ms (scrypt)`,
+      },
+      {
+        figure: 'login_to_sync.p99_ms',
+        value: percentile(whole, 99),
+        unit: 'ms',
+        reference: `the login request alone p99 ${percentile(logins, 99).toFixed(1)} ms`,
       },
       {
         figure: 'room_keys_version_get.p50_ms',

@@ -179,6 +179,8 @@ export interface MatrixStore {
   claimKey(serverName: string, deviceId: string, algorithm: string): Promise<{ keyId: string; value: unknown } | null>;
   deleteDeviceKeys(serverName: string, deviceId: string): Promise<void>;
   recordChanges(serverName: string, keys: string[]): Promise<number>;
+  /** Changes of many accounts appended in one transaction, in the map's order; returns the position reached. */
+  recordChangesOf(changes: ReadonlyMap<string, readonly string[]>): Promise<number>;
   position(): Promise<number>;
   changesSince(serverName: string, since: number): Promise<MatrixChanges>;
   saveRoomEvent(serverName: string, roomId: string, event: Record<string, unknown>): Promise<void>;

@@ -26,6 +26,7 @@ import {
   type VersionVector,
   verifyOpsAhead,
   heldVector,
+  asReplicationWork,
 } from '@polyhome/sync';
 import { lpStream } from '@libp2p/utils';
 import { ANTI_ENTROPY_JITTER, MAX_ERROR_REASON_LENGTH, SYNC_PROTOCOL } from './constants.js';
@@ -174,6 +175,11 @@ export class Session {
    * answers), then reads frames one at a time. Never throws; the outcome is in closeReason.
    */
   async run(first?: SyncMessage): Promise<void> {
+    // Everything the session makes the store do waits behind clients' requests on a one-session database.
+    return asReplicationWork(() => this.#run(first));
+  }
+
+  async #run(first?: SyncMessage): Promise<void> {
     this.#scheduleAntiEntropy();
     try {
       await this.#pump();

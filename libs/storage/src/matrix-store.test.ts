@@ -6,6 +6,7 @@ import { makeAccount } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage, type Storage } from './data-source.js';
 import { SqlMatrixStore, type StoredDeviceKey } from './matrix-store.js';
+import { sqlStatementsSent } from './sql-statements.js';
 import { SqlReplicaStore } from './replica-store.js';
 import { createTestDatabase, STORAGE_BACKENDS, type TestDatabase } from './testing/backends.js';
 import { table } from './testing/tables.js';
@@ -25,14 +26,19 @@ describe.each(STORAGE_BACKENDS)('Matrix store bounds on %s', (backend) => {
   let db: TestDatabase;
   let storage: Storage;
   let store: SqlMatrixStore;
-  const [alice, bob] = ['matrix-store:alice', 'matrix-store:bob'].map((seed) => makeAccount({ seed, homes: 1 }));
+  const [alice, bob, carol] = ['matrix-store:alice', 'matrix-store:bob', 'matrix-store:carol'].map((seed) =>
+    makeAccount({ seed, homes: 1 }),
+  );
   const a = alice!.serverName;
   const b = bob!.serverName;
+  const c = carol!.serverName;
 
   beforeAll(async () => {
     db = await createTestDatabase(backend);
     storage = await openStorage({ databaseUrl: db.databaseUrl, dataDir: db.dataDir });
-    await new SqlReplicaStore(storage.dataSource).hostAccounts([alice!.document, bob!.document], { custody: 'self' });
+    await new SqlReplicaStore(storage.dataSource).hostAccounts([alice!.document, bob!.document, carol!.document], {
+      custody: 'self',
+    });
     store = new SqlMatrixStore(storage.dataSource, CHANGES_PER_ACCOUNT);
   });
   afterAll(async () => {
@@ -154,5 +160,59 @@ describe.each(STORAGE_BACKENDS)('Matrix store bounds on %s', (backend) => {
     expect(await table(storage, 'matrix_change').count({ serverName: a })).toBe(CHANGES_PER_ACCOUNT);
     expect((await store.changesSince(a, before)).expired).toBe(true);
     expect(await store.changesSince(a, reached)).toEqual({ position: reached, keys: [], expired: false });
+  });
+
+  it('appends the changes of several accounts in one transaction of fixed size, each pruned and expired alone', async () => {
+    const probe = table(storage, 'matrix_change');
+    const before = await store.position();
+    const sent = sqlStatementsSent();
+    const reached = await store.recordChangesOf(
+      new Map([
+        [a, ['device:X', 'device:X', 'member:!one']],
+        [b, Array.from({ length: CHANGES_PER_ACCOUNT + 3 }, (_, i) => `room:!b${i}`)],
+        [c, ['keys:C1']],
+      ]),
+    );
+    // BEGIN, the lock, one statement (insert, drop of older entries, prune, horizons), COMMIT.
+    expect(sqlStatementsSent() - sent).toBe(4);
+    expect(reached).toBe(await store.position());
+    expect(await store.changesSince(a, before)).toEqual({
+      position: reached,
+      keys: ['device:X', 'member:!one'],
+      expired: false,
+    });
+    expect(await store.changesSince(c, before)).toEqual({ position: reached, keys: ['keys:C1'], expired: false });
+    // Only bob went past the bound: his stream keeps its newest entries and expires the older position.
+    expect(await probe.count({ serverName: b })).toBe(CHANGES_PER_ACCOUNT);
+    expect((await store.changesSince(b, before)).expired).toBe(true);
+    // Ids follow the map's order: bob's are the ones just before carol's single entry, the highest.
+    const kept = await store.changesSince(b, reached - CHANGES_PER_ACCOUNT - 1);
+    expect(kept.expired).toBe(false);
+    expect(kept.keys).toEqual(Array.from({ length: CHANGES_PER_ACCOUNT }, (_, i) => `room:!b${i + 3}`).sort());
+    // A key written again in a later append leaves one entry, at its newest position.
+    const again = await store.recordChangesOf(
+      new Map([
+        [a, ['device:X']],
+        [c, ['keys:C2']],
+      ]),
+    );
+    expect((await store.changesSince(a, reached)).keys).toEqual(['device:X']);
+    expect((await store.changesSince(c, reached)).keys).toEqual(['keys:C2']);
+    expect(again).toBe(await store.position());
+  });
+
+  it('writes nothing of an append naming an account it does not hold', async () => {
+    const before = await store.position();
+    const stranger = makeAccount({ seed: 'matrix-store:stranger', homes: 1 }).serverName;
+    await expect(
+      store.recordChangesOf(
+        new Map([
+          [a, ['member:!lost']],
+          [stranger, ['device:S']],
+        ]),
+      ),
+    ).rejects.toThrow();
+    expect(await store.position()).toBe(before);
+    expect((await store.changesSince(a, before)).keys).toEqual([]);
   });
 });

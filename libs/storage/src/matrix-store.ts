@@ -1,6 +1,6 @@
+import { outsideReplicationWork } from '@polyhome/sync';
 import { In, type DataSource, type EntityManager, type QueryDeepPartialEntity } from 'typeorm';
 import { MatrixAccessTokenEntity } from './entities/matrix-access-token.entity.js';
-import { MatrixChangeHorizonEntity } from './entities/matrix-change-horizon.entity.js';
 import { MatrixChangeEntity } from './entities/matrix-change.entity.js';
 import { MatrixDeviceKeyEntity } from './entities/matrix-device-key.entity.js';
 import { MatrixFilterEntity } from './entities/matrix-filter.entity.js';
@@ -214,64 +214,84 @@ export class SqlMatrixStore {
     await this.dataSource.getRepository(MatrixDeviceKeyEntity).delete({ serverName, deviceId });
   }
 
+  /** Appends changed keys of one account to the change stream (`recordChangesOf` with one account). */
+  async recordChanges(serverName: string, keys: string[]): Promise<number> {
+    return this.recordChangesOf(new Map([[serverName, keys]]));
+  }
+
   /**
-   * Appends changed keys of an account to the change stream; returns the position reached. Appends take a
-   * transaction-scoped advisory lock, so ids are handed out and committed one append at a time even when
-   * several server instances share the database: a reader that sees position `p` has seen every change up to
-   * `p`. (Without it, an append holding id 10 could commit after another's id 11, and a client whose `since`
-   * was 11 would never see 10.)
+   * Appends changed keys of any number of accounts to the change stream in one transaction (the change feed's
+   * group commit); returns the position reached. Appends take a transaction-scoped advisory lock, so ids are
+   * handed out and committed one append at a time even when several server instances share the database: a
+   * reader that sees position `p` has seen every change up to `p`. (Without it, an append holding id 10 could
+   * commit after another's id 11, and a client whose `since` was 11 would never see 10.)
    *
    * The stream stays bounded in the same transaction: a key's older entries are dropped (any `since` before
    * them is also before its new entry, so no answer changes), and an account keeps its newest
    * `changesPerAccount` entries; the ones pruned beyond that move the account's horizon, and `changesSince`
    * answers a position before it as expired. The newest entry of the stream is never pruned, so the position
-   * never goes back.
+   * never goes back. Whatever the number of accounts, it is the same two statements inside the transaction.
    */
-  async recordChanges(serverName: string, keys: string[]): Promise<number> {
-    const unique = [...new Set(keys)];
-    if (unique.length === 0) return this.position();
-    return this.dataSource.transaction(async (manager) => {
-      await manager.query('SELECT pg_advisory_xact_lock($1)', [CHANGE_STREAM_LOCK]);
-      const result = await manager.getRepository(MatrixChangeEntity).insert(unique.map((key) => ({ serverName, key })));
-      const ids = result.identifiers.map((i) => Number((i as { id: string | number }).id));
-      await manager
-        .createQueryBuilder()
-        .delete()
-        .from(MatrixChangeEntity)
-        .where('server_name = :serverName AND key IN (:...keys) AND id < :first', {
-          serverName,
-          keys: unique,
-          first: String(Math.min(...ids)),
-        })
-        .execute();
-      await this.pruneAccount(manager, serverName);
-      return Math.max(...ids);
-    });
+  async recordChangesOf(changes: ReadonlyMap<string, readonly string[]>): Promise<number> {
+    const servers: string[] = [];
+    const keys: string[] = [];
+    const quota: { servers: string[]; keep: number[]; whole: boolean[] } = { servers: [], keep: [], whole: [] };
+    for (const [serverName, changed] of changes) {
+      const unique = [...new Set(changed)];
+      if (unique.length === 0) continue;
+      // More keys than the bound: only the newest are appended, and every position before them expires.
+      const kept = unique.slice(-this.changesPerAccount);
+      servers.push(...kept.map(() => serverName));
+      keys.push(...kept);
+      quota.servers.push(serverName);
+      quota.keep.push(this.changesPerAccount - kept.length);
+      quota.whole.push(kept.length < unique.length);
+    }
+    if (keys.length === 0) return this.position();
+    // Clients wait on this (their /sync, a new room, uploaded keys), even when replication reported the change.
+    return outsideReplicationWork(() => this.appendChanges(servers, keys, quota));
   }
 
-  // Keeps the account's newest entries; the highest id pruned becomes (or raises) its horizon.
-  private async pruneAccount(manager: EntityManager, serverName: string): Promise<void> {
-    const cut = await manager
-      .getRepository(MatrixChangeEntity)
-      .createQueryBuilder('c')
-      .select('c.id', 'id')
-      .where('c.server_name = :serverName', { serverName })
-      .orderBy('c.id', 'DESC')
-      .offset(this.changesPerAccount)
-      .limit(1)
-      .getRawOne<{ id: string }>();
-    if (cut === undefined) return;
-    await manager
-      .createQueryBuilder()
-      .delete()
-      .from(MatrixChangeEntity)
-      .where('server_name = :serverName AND id <= :cut', { serverName, cut: cut.id })
-      .execute();
-    await manager.query(
-      `INSERT INTO matrix_change_horizon (server_name, pruned_through) VALUES ($1, $2)
-       ON CONFLICT (server_name) DO UPDATE SET pruned_through = GREATEST(matrix_change_horizon.pruned_through, EXCLUDED.pruned_through)`,
-      [serverName, cut.id],
-    );
+  private async appendChanges(
+    servers: string[],
+    keys: string[],
+    quota: { servers: string[]; keep: number[]; whole: boolean[] },
+  ): Promise<number> {
+    return this.dataSource.transaction(async (manager) => {
+      await manager.query('SELECT pg_advisory_xact_lock($1)', [CHANGE_STREAM_LOCK]);
+      // One statement: its parts see the stream as it was before it, so the new entries are never dropped here.
+      // - added: the entries, ids in the order the changes were reported (unnest keeps the rows' order);
+      // - superseded: older entries of the same keys (any since before them is before the new one too);
+      // - cut: per account, the newest older entry beyond what the bound leaves room for (or, for an append past
+      //   the bound, every position before it); pruned drops it and all before it; its id raises the horizon.
+      const rows = await manager.query<Array<{ last: string | null }>>(
+        `WITH batch AS MATERIALIZED (
+           SELECT b.s, b.k, b.n FROM unnest($1::varchar[], $2::varchar[]) WITH ORDINALITY AS b(s, k, n)),
+         added AS (
+           INSERT INTO matrix_change (server_name, key) SELECT s, k FROM batch ORDER BY n RETURNING id),
+         superseded AS (
+           DELETE FROM matrix_change c USING batch WHERE c.server_name = batch.s AND c.key = batch.k),
+         cut AS MATERIALIZED (
+           SELECT q.s, CASE WHEN q.whole THEN (SELECT MIN(id) FROM added) ELSE (
+             SELECT c.id FROM matrix_change c
+             WHERE c.server_name = q.s
+               AND NOT EXISTS (SELECT 1 FROM batch b WHERE b.s = c.server_name AND b.k = c.key)
+             ORDER BY c.id DESC OFFSET q.keep LIMIT 1) END AS id
+           FROM unnest($3::varchar[], $4::int[], $5::boolean[]) AS q(s, keep, whole)),
+         pruned AS (
+           DELETE FROM matrix_change c USING cut
+           WHERE cut.id IS NOT NULL AND c.server_name = cut.s AND c.id <= cut.id
+             AND NOT EXISTS (SELECT 1 FROM batch b WHERE b.s = c.server_name AND b.k = c.key)),
+         horizon AS (
+           INSERT INTO matrix_change_horizon (server_name, pruned_through)
+           SELECT s, id FROM cut WHERE id IS NOT NULL
+           ON CONFLICT (server_name) DO UPDATE
+             SET pruned_through = GREATEST(matrix_change_horizon.pruned_through, EXCLUDED.pruned_through))
+         SELECT MAX(id) AS last FROM added`,
+        [servers, keys, quota.servers, quota.keep, quota.whole],
+      );
+      return Number(rows[0]?.last ?? 0);
+    });
   }
 
   /** The newest position of the whole stream (0 when empty). */
@@ -285,22 +305,22 @@ export class SqlMatrixStore {
    * meanwhile cannot make the answer skip an entry.
    */
   async changesSince(serverName: string, since: number): Promise<ChangesSince> {
-    return this.dataSource.transaction('REPEATABLE READ', async (manager) => {
-      const position = await positionOf(manager);
-      const horizon = await manager.getRepository(MatrixChangeHorizonEntity).findOneBy({ serverName });
-      const expired = horizon !== null && since < Number(horizon.prunedThrough);
-      const rows = await manager
-        .getRepository(MatrixChangeEntity)
-        .createQueryBuilder('c')
-        .select('DISTINCT c.key', 'key')
-        .where('c.server_name = :serverName AND c.id > :since AND c.id <= :position', {
-          serverName,
-          since: String(since),
-          position: String(position),
-        })
-        .getRawMany<{ key: string }>();
-      return { position, keys: rows.map((r) => r.key).sort(), expired };
-    });
+    // One statement, so one snapshot: an append or a prune committing meanwhile is wholly in it or not.
+    const rows = await this.dataSource.query<
+      Array<{ position: string | null; horizon: string | null; keys: string[] | null }>
+    >(
+      `WITH p AS MATERIALIZED (SELECT COALESCE(MAX(id), 0) AS position FROM matrix_change)
+       SELECT p.position,
+              (SELECT h.pruned_through FROM matrix_change_horizon h WHERE h.server_name = $1) AS horizon,
+              ARRAY(SELECT DISTINCT c.key FROM matrix_change c
+                    WHERE c.server_name = $1 AND c.id > $2 AND c.id <= p.position) AS keys
+       FROM p`,
+      [serverName, String(since)],
+    );
+    const row = rows[0];
+    const position = Number(row?.position ?? 0);
+    const expired = row?.horizon !== null && row?.horizon !== undefined && since < Number(row.horizon);
+    return { position, keys: [...(row?.keys ?? [])].sort(), expired };
   }
 
   /** Stores a room event made here (create event, invites of others). */

@@ -178,6 +178,18 @@ export class SqlToDeviceStore {
     });
   }
 
+  /** Those of `deviceIds` (of one account) with messages in the inbox or held, in one statement. */
+  async devicesWithMessages(serverName: string, deviceIds: readonly string[]): Promise<string[]> {
+    if (deviceIds.length === 0) return [];
+    const rows = (await this.dataSource.query(
+      `SELECT d FROM unnest($2::varchar[]) AS d
+       WHERE EXISTS (SELECT 1 FROM to_device_inbox i WHERE i.server_name = $1 AND i.device_id = d)
+          OR EXISTS (SELECT 1 FROM to_device_held h WHERE h.server_name = $1 AND h.device_id = d)`,
+      [serverName, [...new Set(deviceIds)]],
+    )) as Array<{ d: string }>;
+    return rows.map((r) => r.d);
+  }
+
   /** Devices with messages held (not known here yet), at most `limit`. */
   heldDevices(limit: number): Promise<Array<{ serverName: string; deviceId: string }>> {
     return this.#devices('to_device_held', limit);

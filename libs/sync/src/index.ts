@@ -113,3 +113,4 @@ export {
   parseSyncMessage,
 } from './session.js';
 export type { SessionState, LocalSnapshot, OpsRequest, SessionEffect } from './session.js';
+export { asReplicationWork, isReplicationWork, outsideReplicationWork } from './work-priority.js';

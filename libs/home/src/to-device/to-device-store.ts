@@ -90,6 +90,8 @@ export interface ToDeviceStore {
       outbox: ToDeviceOutboxInput[];
     },
   ): Promise<{ inbox: number; outbox: number }>;
+  /** Those of `deviceIds` (of one account) with messages in the inbox or held: the others have nothing to route. */
+  devicesWithMessages(serverName: string, deviceIds: readonly string[]): Promise<string[]>;
   /** Devices with messages held, at most `limit`. */
   heldDevices(limit: number): Promise<Array<{ serverName: string; deviceId: string }>>;
   /** Devices with messages in the inbox, at most `limit`. */

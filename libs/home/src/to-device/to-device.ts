@@ -292,8 +292,11 @@ export class ToDevice implements MatrixToDevicePort {
    * (deleted anywhere), and routes the messages held for those now known.
    */
   async devicesChanged(serverName: string, deviceIds: readonly string[]): Promise<void> {
+    // Most device changes (a new device, new keys) concern devices with nothing waiting or held: one read.
+    const withMessages = await this.#store.devicesWithMessages(serverName, deviceIds);
+    if (withMessages.length === 0) return;
     const state = await this.#state(serverName);
-    for (const deviceId of deviceIds) {
+    for (const deviceId of withMessages) {
       if (!Object.hasOwn(state.devices, deviceId)) await this.#store.deleteDevice(serverName, deviceId);
       else await this.#release(serverName, deviceId, state);
     }

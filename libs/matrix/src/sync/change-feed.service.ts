@@ -1,19 +1,42 @@
-import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { isLazyNamespace } from '@polyhome/sync';
 import { MATRIX_HOME_PORT, MATRIX_STORE, type MatrixHomePort, type MatrixStore } from '../port.js';
+
+/** Keys written by one flush at most (whole accounts; an account with more is written alone). */
+export const CHANGE_FEED_FLUSH_KEYS = 2_000;
+
+/** Changes of one account waiting for the next flush, and the callers to answer once they are written. */
+interface PendingChanges {
+  keys: Set<string>;
+  done: Array<() => void>;
+}
 
 /**
  * This home's change stream for /sync: every state change the port reports (local or from another home) is
  * appended to the store, then long-polling /sync requests of that account are woken (and when the room engine
- * stores events in the account's rooms). A device deleted
- * anywhere loses its tokens and local keys here.
+ * stores events in the account's rooms). A device deleted anywhere loses its tokens and local keys here.
+ *
+ * Appends are group-committed: changes reported while a flush is being written wait for the next one, which
+ * writes the changes of every account waiting in one transaction. So a burst of changes from many accounts costs
+ * one transaction, not one each, and a request that records a change (a one-time key upload, a new room) waits
+ * for at most the flush in progress and its own, not for every change reported before it.
  */
 @Injectable()
-export class ChangeFeedService implements OnModuleInit {
+export class ChangeFeedService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger('MatrixChangeFeed');
   private readonly waiters = new Map<string, Set<() => void>>();
-  // Appends are chained so positions are handed out in the order changes were reported.
-  private tail: Promise<void> = Promise.resolve();
+  // Insertion order is the order accounts first reported a change since the last flush began.
+  private pending = new Map<string, PendingChanges>();
+  private flushing: Promise<void> | null = null;
+  // Wake-ups (and the deleted-device clean-up before them) still running after their flush committed.
+  private readonly settling = new Set<Promise<void>>();
 
   constructor(
     @Inject(MATRIX_HOME_PORT) private readonly port: MatrixHomePort,
@@ -40,19 +63,39 @@ export class ChangeFeedService implements OnModuleInit {
     });
   }
 
-  /** Appends local-only changes (one-time keys, room events) and wakes waiters, as the port's changes do. */
-  async record(serverName: string, keys: string[]): Promise<void> {
-    const run = this.tail.then(async () => {
-      try {
-        await this.store.recordChanges(serverName, keys);
-        await this.dropDeletedDevices(serverName, keys);
-      } catch (err) {
-        this.logger.error(`recording changes of ${serverName} failed: ${String(err)}`);
+  /**
+   * Appends changes (the port's, and local-only ones: one-time keys, new rooms) and wakes the account's
+   * long-polls. Resolves once they are written (or their write failed, which is logged) and waiters were woken.
+   */
+  record(serverName: string, keys: string[]): Promise<void> {
+    if (keys.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      let entry = this.pending.get(serverName);
+      if (entry === undefined) {
+        entry = { keys: new Set(), done: [] };
+        this.pending.set(serverName, entry);
       }
-      this.wake(serverName);
+      for (const key of keys) entry.keys.add(key);
+      entry.done.push(resolve);
+      this.startFlushing();
     });
-    this.tail = run;
-    await run;
+  }
+
+  /** Resolves once every change reported so far is written and its waiters woken. */
+  async drain(): Promise<void> {
+    while (this.flushing !== null || this.pending.size > 0 || this.settling.size > 0) {
+      if (this.flushing === null && this.pending.size > 0) this.startFlushing();
+      await Promise.all([this.flushing, ...this.settling]);
+    }
+  }
+
+  // The home stops (and reports its last changes) in these hooks too; storage closes after them.
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.drain();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.drain();
   }
 
   /**
@@ -78,6 +121,70 @@ export class ChangeFeedService implements OnModuleInit {
     return { promise: promise.finally(cancel), cancel };
   }
 
+  private startFlushing(): void {
+    if (this.flushing !== null) return;
+    this.flushing = this.flushAll().finally(() => {
+      this.flushing = null;
+      if (this.pending.size > 0) this.startFlushing();
+    });
+  }
+
+  private async flushAll(): Promise<void> {
+    while (this.pending.size > 0) {
+      const batch = this.takeBatch();
+      await this.write(batch);
+      for (const [serverName, entry] of batch) {
+        const settled = this.settle(serverName, entry).finally(() => this.settling.delete(settled));
+        this.settling.add(settled);
+      }
+    }
+  }
+
+  // Whole accounts, oldest first, up to CHANGE_FEED_FLUSH_KEYS keys (the first account always).
+  private takeBatch(): Map<string, PendingChanges> {
+    const batch = new Map<string, PendingChanges>();
+    let size = 0;
+    for (const [serverName, entry] of this.pending) {
+      if (batch.size > 0 && size + entry.keys.size > CHANGE_FEED_FLUSH_KEYS) break;
+      batch.set(serverName, entry);
+      size += entry.keys.size;
+    }
+    for (const serverName of batch.keys()) this.pending.delete(serverName);
+    return batch;
+  }
+
+  private async write(batch: Map<string, PendingChanges>): Promise<void> {
+    const changes = new Map([...batch].map(([serverName, entry]) => [serverName, [...entry.keys]]));
+    try {
+      await this.store.recordChangesOf(changes);
+      return;
+    } catch (err) {
+      if (changes.size === 1) {
+        this.logger.error(`recording changes of ${[...changes.keys()].join('')} failed: ${String(err)}`);
+        return;
+      }
+    }
+    // One account's changes can fail the whole flush (one deleted meanwhile): each is written on its own then.
+    for (const [serverName, keys] of changes) {
+      try {
+        await this.store.recordChangesOf(new Map([[serverName, keys]]));
+      } catch (err) {
+        this.logger.error(`recording changes of ${serverName} failed: ${String(err)}`);
+      }
+    }
+  }
+
+  // Long-polls are woken as soon as the changes can be read; a deleted device's tokens go right after.
+  private async settle(serverName: string, entry: PendingChanges): Promise<void> {
+    this.wake(serverName);
+    try {
+      await this.dropDeletedDevices(serverName, [...entry.keys]);
+    } catch (err) {
+      this.logger.error(`dropping the tokens of deleted devices of ${serverName} failed: ${String(err)}`);
+    }
+    for (const done of entry.done) done();
+  }
+
   private wake(serverName: string): void {
     for (const wake of this.waiters.get(serverName) ?? []) wake();
   }
@@ -85,10 +192,20 @@ export class ChangeFeedService implements OnModuleInit {
   private async dropDeletedDevices(serverName: string, keys: string[]): Promise<void> {
     const devices = keys.filter((k) => k.startsWith('device:')).map((k) => k.slice('device:'.length));
     if (devices.length === 0) return;
-    const state = await this.port.state(serverName);
-    const gone = devices.filter((id) => state.devices[id] === undefined);
+    const gone = await this.deletedDevices(serverName, devices);
     if (gone.length === 0) return;
     await this.store.deleteDeviceTokens(serverName, gone);
     for (const id of gone) await this.store.deleteDeviceKeys(serverName, id);
+  }
+
+  // Reads only the device rows asked about where the port can (one device: its own rows), else the whole state.
+  private async deletedDevices(serverName: string, devices: string[]): Promise<string[]> {
+    if (this.port.stateRows === undefined) {
+      const state = await this.port.state(serverName);
+      return devices.filter((id) => state.devices[id] === undefined);
+    }
+    const rows = await this.port.stateRows(serverName, 'device', devices.length === 1 ? devices[0] : '');
+    const live = new Set(rows.filter((row) => row.value !== null).map((row) => row.key));
+    return devices.filter((id) => !live.has(id));
   }
 }

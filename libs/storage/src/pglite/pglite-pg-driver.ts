@@ -2,10 +2,14 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { PGlite, Results } from '@electric-sql/pglite';
 import { types } from '@electric-sql/pglite';
+import { isReplicationWork } from '@polyhome/sync';
 import { countSqlStatement } from '../sql-statements.js';
 
 /** How long a caller waits for the single PGlite session before giving up. */
 export const PGLITE_SESSION_WAIT_MS = 30_000;
+
+/** While ordinary work waits for the embedded session, replication waiting too gets one turn in this many. */
+export const REPLICATION_TURN_EVERY = 4;
 
 /**
  * The longest the session runs queries back to back before it lets the event loop turn (timers, I/O, other
@@ -155,7 +159,11 @@ export class PglitePool extends EventEmitter {
   private readonly client: PgliteClient;
   private readonly turns: EventLoopTurns;
   private leased = false;
+  // Two lanes: ordinary work (clients' requests, jobs), then replication (sync sessions), which is served once
+  // in every REPLICATION_TURN_EVERY hand-overs while ordinary work waits, so it is never starved.
   private readonly waiters: Array<() => void> = [];
+  private readonly replicationWaiters: Array<() => void> = [];
+  private ordinaryInARow = 0;
   private ended = false;
 
   constructor(
@@ -218,9 +226,10 @@ export class PglitePool extends EventEmitter {
       return this.client;
     }
     await new Promise<void>((resolve, reject) => {
+      const lane = isReplicationWork() ? this.replicationWaiters : this.waiters;
       const timer = setTimeout(() => {
-        const index = this.waiters.indexOf(grant);
-        if (index !== -1) this.waiters.splice(index, 1);
+        const index = lane.indexOf(grant);
+        if (index !== -1) lane.splice(index, 1);
         reject(
           new Error(
             `The embedded database session was busy for ${PGLITE_SESSION_WAIT_MS} ms: a query runner was not released, ` +
@@ -232,7 +241,7 @@ export class PglitePool extends EventEmitter {
         clearTimeout(timer);
         resolve();
       };
-      this.waiters.push(grant);
+      lane.push(grant);
     });
     return this.client;
   }
@@ -248,7 +257,11 @@ export class PglitePool extends EventEmitter {
   }
 
   private handOver(): void {
-    const next = this.waiters.shift();
+    const replicationTurn =
+      this.replicationWaiters.length > 0 &&
+      (this.waiters.length === 0 || this.ordinaryInARow >= REPLICATION_TURN_EVERY);
+    const next = replicationTurn ? this.replicationWaiters.shift() : this.waiters.shift();
+    this.ordinaryInARow = replicationTurn || next === undefined ? 0 : this.ordinaryInARow + 1;
     if (next) next();
     else this.leased = false;
   }
