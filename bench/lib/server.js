@@ -12,6 +12,13 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const SERVER_MAIN =
   process.env.BENCH_SERVER_MAIN ?? path.join(here, '..', '..', 'apps', 'server', 'dist', 'main.js');
 const PRELOAD = pathToFileURL(path.join(here, 'gc-preload.js')).href;
+/**
+ * Node flags the server is deployed with (deploy/Dockerfile's CMD, the systemd unit, `npm start`);
+ * BENCH_SERVER_NODE_FLAGS (space-separated, may be empty) runs it with others, e.g. V8's defaults to compare.
+ */
+export const SERVER_NODE_FLAGS = (process.env.BENCH_SERVER_NODE_FLAGS ?? '--max-semi-space-size=16')
+  .split(' ')
+  .filter(Boolean);
 
 /** A TCP port free on 127.0.0.1 right now. */
 export async function freePort() {
@@ -45,7 +52,7 @@ export async function startServer(env, { timeoutMs = Number(process.env.BENCH_SE
   const port = await freePort();
   const p2pPort = await freePort();
   const t0 = performance.now();
-  const child = spawn(process.execPath, ['--expose-gc', '--import', PRELOAD, SERVER_MAIN], {
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, '--expose-gc', '--import', PRELOAD, SERVER_MAIN], {
     env: {
       ...process.env,
       HOST: '127.0.0.1',
