@@ -12,6 +12,13 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const SERVER_MAIN =
   process.env.BENCH_SERVER_MAIN ?? path.join(here, '..', '..', 'apps', 'server', 'dist', 'main.js');
 const PRELOAD = pathToFileURL(path.join(here, 'gc-preload.js')).href;
+/**
+ * Node flags the server is deployed with (deploy/Dockerfile's CMD, the systemd unit, `npm start`);
+ * BENCH_SERVER_NODE_FLAGS (space-separated, may be empty) runs it with others, e.g. V8's defaults to compare.
+ */
+export const SERVER_NODE_FLAGS = (process.env.BENCH_SERVER_NODE_FLAGS ?? '--max-semi-space-size=16')
+  .split(' ')
+  .filter(Boolean);
 
 /** A TCP port free on 127.0.0.1 right now. */
 export async function freePort() {
@@ -48,18 +55,22 @@ export async function startServer(env, { timeoutMs = Number(process.env.BENCH_SE
   // BENCH_SERVER_CPU_PROF=<dir>: each server process writes a V8 CPU profile there when it stops.
   const profile = process.env.BENCH_SERVER_CPU_PROF;
   const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, '--expose-gc', '--import', PRELOAD, SERVER_MAIN], {
-    env: {
-      ...process.env,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      P2P_LISTEN: `/ip4/127.0.0.1/tcp/${p2pPort}`,
-      LOG_LEVEL: 'warn',
-      RATE_LIMIT_PER_MINUTE: '0',
-      ...env,
+  const child = spawn(
+    process.execPath,
+    [...SERVER_NODE_FLAGS, ...nodeArgs, '--expose-gc', '--import', PRELOAD, SERVER_MAIN],
+    {
+      env: {
+        ...process.env,
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        P2P_LISTEN: `/ip4/127.0.0.1/tcp/${p2pPort}`,
+        LOG_LEVEL: 'warn',
+        RATE_LIMIT_PER_MINUTE: '0',
+        ...env,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
     },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  );
   let stderr = '';
   const memoryWaiters = [];
   child.stderr.setEncoding('utf8');

@@ -211,6 +211,20 @@ describe('GuardedRecordDatastore and FileSeqGuardStore', () => {
     expect(store.get(other)).toEqual(new Uint8Array([1]));
   });
 
+  it('keeps a value that is a view into a larger buffer as a copy of its own bytes (not the whole buffer)', () => {
+    const store = new GuardedRecordDatastore();
+    const chunk = new Uint8Array(64 * 1024).fill(7);
+    const key = new Key('/peers/view');
+    store.put(key, chunk.subarray(100, 110));
+    const held = store.get(key);
+    expect(held).toEqual(new Uint8Array(10).fill(7));
+    expect(held.buffer.byteLength).toBe(10);
+    // A value that owns its buffer is kept as given.
+    const own = new Uint8Array([1, 2, 3]);
+    store.put(key, own);
+    expect(store.get(key)).toBe(own);
+  });
+
   it('a store that fails: a read refuses the record, a write of a newer seq is logged and the record taken', async () => {
     const log = recordingLogger();
     const failing = {

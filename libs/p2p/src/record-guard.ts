@@ -143,7 +143,9 @@ export class GuardedRecordDatastore extends BaseDatastore {
       const existing = this.#data.get(name);
       if (existing !== undefined) assertMayReplace(existing, val);
     }
-    this.#data.set(name, val);
+    // A value decoded from the wire is often a view into the whole chunk the socket read (64 KiB): kept as is, a
+    // peer record of a few hundred bytes held that chunk for as long as the peer was known (issue 14). Copied.
+    this.#data.set(name, val.byteLength === val.buffer.byteLength ? val : val.slice());
     return key;
   }
 

@@ -564,7 +564,12 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     if (recent.length >= MAX_REOPENS_PER_WINDOW) return;
     recent.push(now);
     this.#reopens.set(key, recent);
-    const timer = setTimeout(() => this.#openSessions(session.account), REOPEN_DELAY_MS);
+    const timer = setTimeout(() => {
+      this.#openSessions(session.account);
+      // Nothing reopened (the peer is gone): the history is not needed to bound a loop, and kept it would stay for
+      // every account a departed peer once synced (issue 14). A session reopened keeps it.
+      if (!this.#sessions.has(key)) this.#reopens.delete(key);
+    }, REOPEN_DELAY_MS);
     timer.unref?.();
   }
 

@@ -32,6 +32,11 @@ export class FederationDocuments implements DocumentSource {
     private readonly store: Pick<RoomFederationStore, 'foreignDocument' | 'putForeignDocument'>,
   ) {}
 
+  /** Hosted accounts whose document is held in memory now (at most those read in the last HOSTED_TTL_MS). */
+  get hostedHeld(): number {
+    return this.#hostedCache.size;
+  }
+
   /** Drops what is held in memory of a hosted account's document (a newer one came, or it was hosted or left). */
   forgetHosted(serverName: string): void {
     this.#hostedCache.delete(serverName);
@@ -43,9 +48,20 @@ export class FederationDocuments implements DocumentSource {
     if (held !== undefined && held.until > now) return held.document;
     const document = await this.hosted.document(serverName);
     this.#hostedCache.delete(serverName);
+    this.#dropExpired(now);
     this.#hostedCache.set(serverName, { document, until: now + HOSTED_TTL_MS });
     if (this.#hostedCache.size > CACHED_DOCUMENTS) this.#hostedCache.delete(this.#hostedCache.keys().next().value!);
     return document;
+  }
+
+  // Entries are (re)inserted with `until` = now + HOSTED_TTL_MS, so the map is in expiry order: the expired ones
+  // are at its front. Dropping them keeps only the documents read in the last HOSTED_TTL_MS (each active account's
+  // whole document stayed otherwise, up to CACHED_DOCUMENTS of them, long after its activity: issue 14).
+  #dropExpired(now: number): void {
+    for (const [serverName, held] of this.#hostedCache) {
+      if (held.until > now) return;
+      this.#hostedCache.delete(serverName);
+    }
   }
 
   /** Sets how missing documents are fetched (federation sets it once its transport runs). */
