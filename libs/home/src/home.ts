@@ -394,8 +394,11 @@ export class Home {
         guard.removeHomes(removed);
         guard.addHomes(added);
       }),
-      sync.on('acked', ({ account, peerId, vv }) => this.#acks.record(account, peerId, vv)),
+      sync.on('acked', ({ account, peerId, vv, recorded }) => {
+        if (recorded !== true) this.#acks.record(account, peerId, vv);
+      }),
       sync.on('applied', (detail) => {
+        if (detail.document !== undefined) this.#documents?.primeHosted(detail.account, detail.document);
         this.events.emit('applied', detail);
         this.#changed(detail.account, detail.changed);
         this.#deviceListChanged(detail.account, detail.changed, false);
@@ -558,6 +561,17 @@ export class Home {
     if (federation === undefined || !keys.some((k) => k.startsWith('device:') || k.startsWith('cross_signing:')))
       return;
     this.#background.track(federation.deviceListChanged(account, keys, madeHere), 'sending a device list update');
+  }
+
+  /**
+   * The document in force of a hosted account, undefined when it is not hosted. With rooms, it comes through the
+   * federation documents' cache (reused for a second; a batch of ops applied puts there the document it was applied
+   * with, and a new document here drops it), so work that follows each change reads nothing.
+   */
+  async hostedDocument(account: string): Promise<AccountDocument | undefined> {
+    return this.#documents === undefined
+      ? this.components.store.document(account)
+      : this.#documents.hostedDocument(account);
   }
 
   /**

@@ -178,6 +178,25 @@ export class SqlToDeviceStore {
     });
   }
 
+  /** Whether any message is held for the device (one indexed read). */
+  async hasHeld(serverName: string, deviceId: string): Promise<boolean> {
+    const rows = (await this.dataSource.query(
+      'SELECT 1 FROM to_device_held WHERE server_name = $1 AND device_id = $2 LIMIT 1',
+      [serverName, deviceId],
+    )) as unknown[];
+    return rows.length > 0;
+  }
+
+  /** Whether any inbox or held message is stored for one of the devices (one statement, two indexed probes). */
+  async storesAny(serverName: string, deviceIds: readonly string[]): Promise<boolean> {
+    const rows = (await this.dataSource.query(
+      `SELECT EXISTS (SELECT 1 FROM to_device_inbox WHERE server_name = $1 AND device_id = ANY($2::varchar[]))
+           OR EXISTS (SELECT 1 FROM to_device_held WHERE server_name = $1 AND device_id = ANY($2::varchar[])) AS any`,
+      [serverName, [...deviceIds]],
+    )) as Array<{ any: boolean }>;
+    return rows[0]?.any === true;
+  }
+
   /** Devices with messages held (not known here yet), at most `limit`. */
   heldDevices(limit: number): Promise<Array<{ serverName: string; deviceId: string }>> {
     return this.#devices('to_device_held', limit);

@@ -90,6 +90,16 @@ export interface ToDeviceStore {
       outbox: ToDeviceOutboxInput[];
     },
   ): Promise<{ inbox: number; outbox: number }>;
+  /**
+   * Whether any message is held for the device: asked before releaseHeld, so a device that appears with nothing held
+   * for it (the usual case) costs one read, not a transaction on the stream position. Optional.
+   */
+  hasHeld?(serverName: string, deviceId: string): Promise<boolean>;
+  /**
+   * Whether anything is stored for any of the devices (inbox or held): when nothing is, a change of those devices
+   * has nothing to route or delete, and the account's state is not read. Optional.
+   */
+  storesAny?(serverName: string, deviceIds: readonly string[]): Promise<boolean>;
   /** Devices with messages held, at most `limit`. */
   heldDevices(limit: number): Promise<Array<{ serverName: string; deviceId: string }>>;
   /** Devices with messages in the inbox, at most `limit`. */

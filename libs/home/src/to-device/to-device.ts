@@ -292,6 +292,8 @@ export class ToDevice implements MatrixToDevicePort {
    * (deleted anywhere), and routes the messages held for those now known.
    */
   async devicesChanged(serverName: string, deviceIds: readonly string[]): Promise<void> {
+    // The usual case (a device put again, or new with nothing waiting for it): one read, and nothing to do.
+    if (this.#store.storesAny !== undefined && !(await this.#store.storesAny(serverName, deviceIds))) return;
     const state = await this.#state(serverName);
     for (const deviceId of deviceIds) {
       if (!Object.hasOwn(state.devices, deviceId)) await this.#store.deleteDevice(serverName, deviceId);
@@ -334,6 +336,9 @@ export class ToDevice implements MatrixToDevicePort {
 
   /** Routes the messages held for a device now in the state (inbox, or an EDU to its home); answers how many. */
   async #release(serverName: string, deviceId: string, state: MatrixAccountState): Promise<number> {
+    // Nothing held (a device appearing, or a device put again): nothing to route, nothing to lock. A message held
+    // right after this read is routed by the sweep, as one held while a release ran always was.
+    if (this.#store.hasHeld !== undefined && !(await this.#store.hasHeld(serverName, deviceId))) return 0;
     const home = (state.devices[deviceId] as { home?: unknown } | undefined)?.home;
     const destination = typeof home === 'string' && home !== this.#peerId ? home : undefined;
     const homes = new Set((await this.#documents.document(serverName))?.homes.map((h) => h.peer_id) ?? []);
