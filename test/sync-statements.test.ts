@@ -7,7 +7,7 @@ import { createPolyhomeHost, createSyncService, type PolyhomeHost, type SyncServ
 import { openStorage, SqlReplicaStore, sqlStatementsSent, type Storage, type StorageBackend } from '@polyhome/storage';
 import { createTestDatabase, type TestDatabase } from '@polyhome/storage/testing';
 import { makeLocalOp, type Op } from '@polyhome/sync';
-import { deviceBody, makeAccount, MemoryReplicaStore, type FixtureAccount } from '@polyhome/sync/testing';
+import { deviceBody, makeAccount, memberBody, MemoryReplicaStore, type FixtureAccount } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /** The sync layer's statements for the first op of a session: opening (1 read) and the batch's transaction (5). */
@@ -112,5 +112,25 @@ describe.each(backends)('SQL statements per op pushed by a connected home, on %s
     const [delivery] = await store.deliveryState(account.serverName);
     expect(delivery?.peerId).toBe(account.homes[1]!.peerId);
     expect(delivery?.ackedVv).toEqual({ [first.op.origin]: 2 });
+  });
+
+  it('lists the accounts in a room joined or invited to, and no other (the start-up takes in their rooms)', async () => {
+    expect(await store.accountsInRooms({ limit: 10 })).toEqual([]);
+    const self = account.homes[1]!;
+    const member = (roomId: string, membership: 'join' | 'leave') =>
+      makeLocalOp(
+        memory.replica(account.serverName),
+        self.secretKey,
+        { op: 'member.set', key: roomId, body: { ...memberBody(roomId, membership) } },
+        Date.now(),
+      );
+    const left = member('!left:example.org', 'leave');
+    await memory.applyOps(account.serverName, [left], self.peerId);
+    expect((await store.applyOps(account.serverName, [left], self.peerId)).accepted).toHaveLength(1);
+    expect(await store.accountsInRooms({ limit: 10 })).toEqual([]);
+    const joined = member('!joined:example.org', 'join');
+    expect((await store.applyOps(account.serverName, [joined], self.peerId)).accepted).toHaveLength(1);
+    expect(await store.accountsInRooms({ limit: 10 })).toEqual([account.serverName]);
+    expect(await store.accountsInRooms({ after: account.serverName, limit: 10 })).toEqual([]);
   });
 });

@@ -821,6 +821,17 @@ export class SqlReplicaStore implements ReplicaStore {
     return rows.map((r) => ({ origin: r.origin, ops: Number(r.ops) }));
   }
 
+  /** Accounts, in server-name order after `after`, whose state holds a `member` row joined or invited. */
+  async accountsInRooms(options: { after?: string; limit: number }): Promise<string[]> {
+    const rows = await this.dataSource.query<Array<{ account: string }>>(
+      `SELECT DISTINCT account FROM account_state
+       WHERE namespace = 'member' AND NOT deleted AND value ->> 'membership' IN ('join', 'invite') AND account > $1
+       ORDER BY account LIMIT $2`,
+      [options.after ?? '', options.limit],
+    );
+    return rows.map((r) => r.account);
+  }
+
   /** Ops waiting in memory for a gap or a document, for one account. */
   pendingCount(account: string): number {
     return this.pending.get(account)?.size ?? 0;
