@@ -158,6 +158,10 @@ describe.each(STORAGE_BACKENDS)('SqlToDeviceStore on %s', (backend) => {
     expect(await hold('h1', 2)).toMatchObject({ status: 'stored', held: 2, dropped: 0 });
     expect(await hold('h2', 2)).toMatchObject({ status: 'stored', held: 1, dropped: 1 });
     expect(await store.heldDevices(10)).toEqual([{ serverName: ALICE, deviceId: 'NEW' }]);
+    expect(await store.hasHeld(ALICE, 'NEW')).toBe(true);
+    expect(await store.hasHeld(ALICE, 'OTHER')).toBe(false);
+    expect(await store.storesAny(ALICE, ['OTHER', 'NEW'])).toBe(true);
+    expect(await store.storesAny(ALICE, ['OTHER'])).toBe(false);
     // A /sync acknowledged everything up to now: released messages must come after it.
     const acknowledged = await store.position();
     const released = await store.releaseHeld(ALICE, 'NEW', (held) => ({
@@ -173,6 +177,9 @@ describe.each(STORAGE_BACKENDS)('SqlToDeviceStore on %s', (backend) => {
     ]);
     expect(got.every((m) => m.streamId > acknowledged)).toBe(true);
     expect(await store.heldDevices(10)).toEqual([]);
+    // Routed to the inbox: nothing held, something stored.
+    expect(await store.hasHeld(ALICE, 'NEW')).toBe(false);
+    expect(await store.storesAny(ALICE, ['NEW'])).toBe(true);
     // A message reaching the device's inbox before the release ran: what was held goes first, in order.
     await store.messages(ALICE, 'NEW', await store.position(), await store.position(), 100);
     expect(await hold('h3', 1)).toMatchObject({ status: 'stored', held: 1 });
