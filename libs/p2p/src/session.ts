@@ -358,7 +358,7 @@ export class Session {
       return;
     }
     const generation = this.#localGeneration;
-    const result = await this.#store.applyOps(this.account, ops, this.remotePeer);
+    const result = await this.#store.applyOps(this.account, ops, this.remotePeer, { recordHeld: true });
     if (result.after === undefined) this.#forgetLocal();
     else if (generation === this.#localGeneration) this.#local = result.after;
     this.#owner.applied(this, result);
@@ -435,8 +435,13 @@ export class Session {
       this.refuse('NOT_A_HOME', NOT_A_HOME_TEXT, 'not_a_home');
       return;
     }
-    const { document, vv, digests } = view;
+    let current: LocalView = view;
     while (this.open) {
+      // A batch applied, or a change told, while this round ran (it awaits the store) is in the view from here on:
+      // an ack generated below then reports what was just applied, not what the round began with.
+      current = this.#local ?? (await this.#localView()) ?? current;
+      if (!this.open) return;
+      const { document, vv, digests } = current;
       const request = opsRequest(this.#state, vv, digests);
       // A revoked home may hand over its last ops and is sent the document, but never an op.
       const ops =

@@ -530,8 +530,13 @@ export class SqlReplicaStore implements ReplicaStore {
     return out;
   }
 
-  async applyOps(account: string, ops: readonly unknown[], from: string): Promise<ApplyResult> {
-    return this.apply(account, ops, false, from);
+  async applyOps(
+    account: string,
+    ops: readonly unknown[],
+    from: string,
+    options: { recordHeld?: boolean } = {},
+  ): Promise<ApplyResult> {
+    return this.apply(account, ops, false, from, options.recordHeld === true);
   }
 
   private async apply(
@@ -539,6 +544,7 @@ export class SqlReplicaStore implements ReplicaStore {
     ops: readonly unknown[],
     recheckPending: boolean,
     from: string | null = null,
+    recordHeld = false,
   ): Promise<ApplyResult> {
     // Signatures are verified before the account's lock is taken, on the thread pool (a session started this when
     // the batch arrived); planApply's checks inside the transaction then find them in the signature memo.
@@ -571,7 +577,7 @@ export class SqlReplicaStore implements ReplicaStore {
       // the store's budget in between; it is undone if the writes fail.
       const undo = buffer.apply(plan.pending, (origin) => listsOrigin(document, origin));
       try {
-        await this.carryOut(manager, account, heads, plan, from, full, state);
+        await this.carryOut(manager, account, heads, plan, from, full, state, recordHeld);
       } catch (error) {
         undo();
         throw error;
@@ -627,6 +633,7 @@ export class SqlReplicaStore implements ReplicaStore {
     from: string | null,
     headDigests: Map<string, Buffer>,
     state: Map<string, StateRowFields | null>,
+    recordHeld: boolean,
   ): Promise<void> {
     const ops = manager.getRepository(OpEntity);
     // The ops that held the replaced slots: kept as evidence, and their keys recomputed.
@@ -682,7 +689,7 @@ export class SqlReplicaStore implements ReplicaStore {
       account,
       plan.append.map(({ op, hash }) => ({ op, hash: Buffer.from(hash, 'hex') })),
       result,
-      plan.replace.length === 0 ? { digests: headDigests, state, from } : undefined,
+      plan.replace.length === 0 ? { digests: headDigests, state, from: recordHeld ? from : null } : undefined,
     );
   }
 
@@ -843,6 +850,7 @@ export class SqlReplicaStore implements ReplicaStore {
     account: string,
     fresh: Array<{ op: Op; hash: Buffer }>,
     result: ApplyResult,
+    // `from`: the peer whose held vector is recorded with the batch (null: none, e.g. a local write).
     read?: { digests: Map<string, Buffer>; state: Map<string, StateRowFields | null>; from: string | null },
   ): Promise<void> {
     if (fresh.length === 0) return;

@@ -144,8 +144,17 @@ export interface ReplicaStore {
   versionVector(account: string): Promise<VersionVector>;
   /** Up to `limit` ops the holder of `vv` lacks, in per-origin `seq` order. */
   opsMissing(account: string, vv: VersionVector, limit: number): Promise<Op[]>;
-  /** Validates and applies a batch in one transaction: all of a valid op, or nothing of it. */
-  applyOps(account: string, ops: readonly unknown[], from: string): Promise<ApplyResult>;
+  /**
+   * Validates and applies a batch in one transaction: all of a valid op, or nothing of it. With `recordHeld` (a
+   * batch a peer sent), a store may record in that transaction that `from` holds the ops it sent, as `recordAck`
+   * would, and say so in `heldRecorded`.
+   */
+  applyOps(
+    account: string,
+    ops: readonly unknown[],
+    from: string,
+    options?: { recordHeld?: boolean },
+  ): Promise<ApplyResult>;
   /**
    * Per origin held, the digest of its log (see `logDigests`): sessions exchange them so two homes holding
    * different versions of one seq (a split equivocation) find out. A store without it still syncs, but
