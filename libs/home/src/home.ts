@@ -82,6 +82,8 @@ const EQUIVOCATIONS_REMEMBERED = 1024;
  * from the account's homes: the room's own events, fanned out to every home, usually arrive first.
  */
 const TAKE_IN_DELAY_MS = 5_000;
+/** Accounts in rooms read per query by the start-up's taking in of rooms. */
+const TAKE_IN_PAGE = 500;
 /** The job queue of DHT announcements. */
 export const ANNOUNCE_QUEUE = 'dht';
 /** The repeatable job that re-announces the accounts due, a slot of the period at a time. */
@@ -394,8 +396,11 @@ export class Home {
         guard.removeHomes(removed);
         guard.addHomes(added);
       }),
-      sync.on('acked', ({ account, peerId, vv }) => this.#acks.record(account, peerId, vv)),
+      sync.on('acked', ({ account, peerId, vv, recorded }) => {
+        if (recorded !== true) this.#acks.record(account, peerId, vv);
+      }),
       sync.on('applied', (detail) => {
+        if (detail.document !== undefined) this.#documents?.primeHosted(detail.account, detail.document);
         this.events.emit('applied', detail);
         this.#changed(detail.account, detail.changed);
         this.#deviceListChanged(detail.account, detail.changed, false);
@@ -441,7 +446,20 @@ export class Home {
     // After the start-up (one state read per account, in turn), so that it does not slow the start itself.
     if (this.federation !== undefined) {
       const takeInAll = async (): Promise<void> => {
-        for (const account of this.hosted()) if (!this.#stopped) await this.#takeInRooms(account);
+        const store = this.components.store;
+        if (store.accountsInRooms === undefined) {
+          for (const account of this.hosted()) if (!this.#stopped) await this.#takeInRooms(account);
+          return;
+        }
+        // Only accounts in some room have rooms to take in: a page of them per query, not a state read per account.
+        const hosted = new Set(this.hosted());
+        let after: string | undefined;
+        while (!this.#stopped) {
+          const page = await store.accountsInRooms({ limit: TAKE_IN_PAGE, ...(after === undefined ? {} : { after }) });
+          for (const account of page) if (!this.#stopped && hosted.has(account)) await this.#takeInRooms(account);
+          if (page.length < TAKE_IN_PAGE) break;
+          after = page[page.length - 1];
+        }
       };
       const timer = setTimeout(() => {
         this.#timers.splice(this.#timers.indexOf(timer), 1);
@@ -558,6 +576,17 @@ export class Home {
     if (federation === undefined || !keys.some((k) => k.startsWith('device:') || k.startsWith('cross_signing:')))
       return;
     this.#background.track(federation.deviceListChanged(account, keys, madeHere), 'sending a device list update');
+  }
+
+  /**
+   * The document in force of a hosted account, undefined when it is not hosted. With rooms, it comes through the
+   * federation documents' cache (reused for a second; a batch of ops applied puts there the document it was applied
+   * with, and a new document here drops it), so work that follows each change reads nothing.
+   */
+  async hostedDocument(account: string): Promise<AccountDocument | undefined> {
+    return this.#documents === undefined
+      ? this.components.store.document(account)
+      : this.#documents.hostedDocument(account);
   }
 
   /**

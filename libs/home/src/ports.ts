@@ -44,6 +44,11 @@ export interface StateStore {
   stateRows(account: string, namespace: string, keyPrefix?: string): Promise<MatrixStateRow[]>;
   /** The summary of a group of a grouped lazy namespace (the port's `stateSummary`). */
   stateSummary(account: string, namespace: string, group: string): Promise<StateSummary>;
+  /**
+   * Accounts, in server-name order after `after`, whose state holds a room joined or invited to: the ones whose rooms
+   * a start-up takes in. Optional: without it, every hosted account's state is read.
+   */
+  accountsInRooms?(options: { after?: string; limit: number }): Promise<string[]>;
 }
 
 /** The delivery store: what each home of an account acknowledged. */

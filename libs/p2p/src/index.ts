@@ -185,9 +185,13 @@ export function createDiscovery(components: DiscoveryComponents, init?: Discover
 /** Events of the sync service. */
 export interface SyncEvents {
   /** Ops accepted from a peer (wake the account's clients). */
-  applied: { account: string; peerId: string; ops: Op[]; changed: string[] };
-  /** A peer confirmed holding `vv` (everything up to it was delivered). */
-  acked: { account: string; peerId: string; vv: VersionVector };
+  /** `document`: the one in force that the store read under the account's lock for the batch, when it tells it. */
+  applied: { account: string; peerId: string; ops: Op[]; changed: string[]; document?: AccountDocument };
+  /**
+   * A peer confirmed holding `vv` (everything up to it was delivered). `recorded`: the store already recorded it
+   * (in the transaction of the batch the peer sent).
+   */
+  acked: { account: string; peerId: string; vv: VersionVector; recorded?: boolean };
   /** Something was refused: an op (its OpRejectReason), a document, a session (NOT_A_HOME, MALFORMED, ...). */
   rejected: { account: string; peerId: string; code: string; detail: string; op?: unknown };
   /** A newer account document arrived from a peer and is now in force. */

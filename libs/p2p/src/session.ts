@@ -53,8 +53,8 @@ export interface SessionOwner {
   readonly localPeer: string;
   /** Ops were applied from this session's peer. */
   applied(session: Session, result: ApplyResult): void;
-  /** The peer acknowledged holding `vv`. */
-  acked(session: Session, vv: VersionVector): void;
+  /** The peer acknowledged holding `vv`; `recorded` when the store already recorded it. */
+  acked(session: Session, vv: VersionVector, recorded?: boolean): void;
   /** Something was refused, by us or by the peer. */
   rejected(session: Session, code: string, detail: string, op?: unknown): void;
   /** A frame of `count` ops was queued to the peer (counted by forced resyncs). */
@@ -102,6 +102,18 @@ export class Session {
   #pumping = false;
   #pumpAgain = false;
   #antiEntropy: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * The account as this session last saw it (document, vector, digests), kept between pumps so that a pump with
+   * nothing new reads nothing. Dropped by trigger() and renew(), which is how every change made through this process
+   * reaches the session; a change another server instance made on the same database is read at the next renew (the
+   * anti-entropy period). After a batch applied through this session, it is what the store read and wrote under the
+   * account's lock (ApplyResult.after).
+   */
+  #local: LocalView | undefined;
+  /** Bumped whenever #local is dropped: a read or apply begun before a drop does not put back what it saw. */
+  #localGeneration = 0;
+  /** The read of #local under way, with the generation it began in. */
+  #reading: { generation: number; view: Promise<LocalView | undefined> } | undefined;
   readonly #effects: { [K in SessionEffect['kind']]: (effect: Extract<SessionEffect, { kind: K }>) => Promise<void> };
 
   constructor(params: {
@@ -208,6 +220,7 @@ export class Session {
 
   /** Something new may be worth sending (a local op, a relayed op, a new document): run the pump. */
   trigger(): void {
+    this.#forgetLocal();
     this.#pump().catch((error: unknown) => this.#fail(error));
   }
 
@@ -220,6 +233,41 @@ export class Session {
     if (!this.open) return;
     this.#state = renewHello(this.#state);
     this.trigger();
+  }
+
+  /**
+   * Hands the session the view of its account read when the stream came in (the admission check's read), so its
+   * first pump reads nothing more.
+   */
+  seed(view: LocalView): void {
+    this.#local ??= view;
+  }
+
+  /** The view of the account this session holds, or reads (one read at a time), as its next pump would. */
+  async view(): Promise<LocalView | undefined> {
+    return this.#localView();
+  }
+
+  #forgetLocal(): void {
+    this.#local = undefined;
+    this.#localGeneration++;
+  }
+
+  // The document, vector and digests of the account: held from the last read or apply, or read in one query (a read
+  // under way is shared).
+  async #localView(): Promise<LocalView | undefined> {
+    if (this.#local !== undefined) return this.#local;
+    const generation = this.#localGeneration;
+    if (this.#reading?.generation === generation) return this.#reading.view;
+    const view = readLocal(this.#store, this.account);
+    this.#reading = { generation, view };
+    try {
+      const read = await view;
+      if (generation === this.#localGeneration) this.#local = read;
+      return read;
+    } finally {
+      if (this.#reading?.view === view) this.#reading = undefined;
+    }
   }
 
   // Both ends renew periodically: whichever holds the winning version of a slot then sees the other's digests.
@@ -307,32 +355,34 @@ export class Session {
   }
 
   async #applyOps(ops: readonly unknown[]): Promise<void> {
-    // Re-checked on every batch: the document may have changed since the session opened.
-    const document = await this.#store.document(this.account);
-    if (document === undefined || homeStatus(document, this.remotePeer).kind === 'unknown') {
+    // Checked on every batch against the document as last seen (a new one through this process drops it), and
+    // again after the batch against the one the store read under the account's lock: a document put in force by
+    // another server instance ends the session at the latest after one more batch.
+    const view = await this.#localView();
+    if (view === undefined || homeStatus(view.document, this.remotePeer).kind === 'unknown') {
       this.#failWith('NOT_A_HOME', NOT_A_HOME_TEXT);
       return;
     }
-    const result = await this.#store.applyOps(this.account, ops, this.remotePeer);
+    const generation = this.#localGeneration;
+    const result = await this.#store.applyOps(this.account, ops, this.remotePeer, { recordHeld: true });
+    if (result.after === undefined) this.#forgetLocal();
+    else if (generation === this.#localGeneration) this.#local = result.after;
     this.#owner.applied(this, result);
+    if (result.after !== undefined && homeStatus(result.after.document, this.remotePeer).kind === 'unknown') {
+      this.#failWith('NOT_A_HOME', NOT_A_HOME_TEXT);
+      return;
+    }
     // The peer sent these ops from its gapless log, and each proved genuine (accepted, or the very op held here):
     // it holds them and all before them. Its acks only cover what this home sent it, so an op it had from
     // another home would otherwise never count as delivered to it.
     const held = heldBySender(result);
-    if (Object.keys(held).length > 0) this.#owner.acked(this, held);
-  }
-
-  async #heads(): Promise<{ vv: VersionVector; digests: Record<string, string> | undefined }> {
-    if (this.#store.heads !== undefined) return this.#store.heads(this.account);
-    const [vv, digests] = await Promise.all([
-      this.#store.versionVector(this.account),
-      this.#store.logDigests?.(this.account),
-    ]);
-    return { vv, digests };
+    if (Object.keys(held).length > 0) this.#owner.acked(this, held, result.heldRecorded === true);
   }
 
   async #offerDocument(document: unknown): Promise<void> {
-    const before = await this.#store.document(this.account);
+    const before = (await this.#localView())?.document;
+    // Whatever the store does with the document, the view is read again at the next pump.
+    this.#forgetLocal();
     let inForce: AccountDocument;
     try {
       inForce = await this.#store.offerDocument(this.account, document as AccountDocument, this.remotePeer);
@@ -385,13 +435,19 @@ export class Session {
   }
 
   async #pumpRound(): Promise<void> {
-    const [document, { vv, digests }] = await Promise.all([this.#store.document(this.account), this.#heads()]);
-    const status = document === undefined ? undefined : homeStatus(document, this.remotePeer);
-    if (document === undefined || status === undefined || status.kind === 'unknown') {
+    const view = await this.#localView();
+    const status = view === undefined ? undefined : homeStatus(view.document, this.remotePeer);
+    if (view === undefined || status === undefined || status.kind === 'unknown') {
       this.refuse('NOT_A_HOME', NOT_A_HOME_TEXT, 'not_a_home');
       return;
     }
+    let current: LocalView = view;
     while (this.open) {
+      // A batch applied, or a change told, while this round ran (it awaits the store) is in the view from here on:
+      // an ack generated below then reports what was just applied, not what the round began with.
+      current = this.#local ?? (await this.#localView()) ?? current;
+      if (!this.open) return;
+      const { document, vv, digests } = current;
       const request = opsRequest(this.#state, vv, digests);
       // A revoked home may hand over its last ops and is sent the document, but never an op.
       const ops =
@@ -461,6 +517,31 @@ export class Session {
       this.close('error');
     }
   }
+}
+
+/** A session's view of its account: the document in force, what is held, and its log digests. */
+export interface LocalView {
+  readonly document: AccountDocument;
+  readonly vv: VersionVector;
+  readonly digests?: Record<string, string> | undefined;
+}
+
+/**
+ * Reads a session's view of an account: one query on a store with `local`, else the document and the heads; undefined
+ * when the account is not hosted.
+ */
+export async function readLocal(store: ReplicaStore, account: string): Promise<LocalView | undefined> {
+  if (store.local !== undefined) return store.local(account);
+  const [document, heads] = await Promise.all([
+    store.document(account),
+    store.heads !== undefined
+      ? store.heads(account)
+      : Promise.all([store.versionVector(account), store.logDigests?.(account)]).then(([vv, digests]) => ({
+          vv,
+          digests,
+        })),
+  ]);
+  return document === undefined ? undefined : { document, ...heads };
 }
 
 /** The reason text of every NOT_A_HOME refusal (one text whatever the cause, see the README). */

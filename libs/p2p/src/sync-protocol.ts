@@ -59,6 +59,7 @@ import {
   closeQuietly,
   isTooLarge,
   NOT_A_HOME_TEXT,
+  readLocal,
   Session,
   wrap,
   type CloseReason,
@@ -119,6 +120,11 @@ export class PolyhomeSync implements SyncService, SessionOwner {
   /** Forced resyncs under way, by session key: the ops each has seen received and sent. */
   readonly #resyncs = new Map<string, Set<{ received: number; sent: number }>>();
   #started = false;
+  /**
+   * Bumped when sessions are told something changed (publish, a new document, a relayed batch): a view read before
+   * that for an inbound session is not handed to it.
+   */
+  #changes = 0;
 
   constructor(components: SyncServiceComponents, init: SyncServiceInit = {}) {
     this.#components = components;
@@ -242,12 +248,14 @@ export class PolyhomeSync implements SyncService, SessionOwner {
   publish(account: string, _ops?: readonly Op[]): void {
     this.#hosted(account);
     // The ops are already in the store; each session sends what its peer lacks, starting now.
+    this.#changes++;
     this.#openSessions(account);
     for (const session of this.#sessionsOf(account)) session.trigger();
   }
 
   async documentChanged(account: string): Promise<void> {
     const hosted = this.#hosted(account);
+    this.#changes++;
     const document = await hosted.store.document(account);
     this.#setHomes(account, hosted, document);
     for (const session of this.#sessionsOf(account)) {
@@ -516,8 +524,10 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       peerId: session.remotePeer,
       ops: result.accepted,
       changed: result.changed,
+      ...(result.after === undefined ? {} : { document: result.after.document }),
     });
     // Store and forward: what one home sent is relayed to the other homes this node talks to.
+    this.#changes++;
     for (const other of this.#sessionsOf(session.account)) if (other !== session) other.trigger();
   }
 
@@ -525,8 +535,13 @@ export class PolyhomeSync implements SyncService, SessionOwner {
     for (const counts of this.#resyncs.get(sessionKey(session.remotePeer, session.account)) ?? []) counts.sent += count;
   }
 
-  acked(session: Session, vv: VersionVector): void {
-    this.#emit('acked', { account: session.account, peerId: session.remotePeer, vv });
+  acked(session: Session, vv: VersionVector, recorded = false): void {
+    this.#emit('acked', {
+      account: session.account,
+      peerId: session.remotePeer,
+      vv,
+      ...(recorded ? { recorded } : {}),
+    });
   }
 
   rejected(session: Session, code: string, detail: string, op?: unknown): void {
@@ -603,8 +618,18 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       return;
     }
     const hosted = this.#accounts.get(account);
-    const document = hosted === undefined ? undefined : await hosted.store.document(account);
-    if (hosted === undefined || document === undefined || homeStatus(document, remote).kind === 'unknown') {
+    // One read serves the admission check and the session's first pump (the view is handed to it).
+    const key = sessionKey(remote, account);
+    // Both ends often open a session for the account at once: the one this end opened may hold the view already.
+    const opened = this.#sessions.get(key);
+    const changes = this.#changes;
+    const view =
+      hosted === undefined
+        ? undefined
+        : opened?.open === true
+          ? await opened.view()
+          : await readLocal(hosted.store, account);
+    if (hosted === undefined || view === undefined || homeStatus(view.document, remote).kind === 'unknown') {
       // One reply for "not hosted here" and "not a home": the code and reason never differ.
       await this.#reply(lp, remote, { t: 'error', account, code: 'NOT_A_HOME', reason: NOT_A_HOME_REASON });
       await closeQuietly(stream, this.#settings.writeTimeout);
@@ -618,18 +643,20 @@ export class PolyhomeSync implements SyncService, SessionOwner {
       await this.#refuseBeforeHello(lp, stream, remote, error);
       return;
     }
-    const key = sessionKey(remote, account);
     const existing = this.#sessions.get(key);
     if (existing !== undefined && existing.open) {
       // Both ends opened at once: keep the session opened by the lower PeerId, on both ends alike.
       const existingOpener = existing.initiator ? this.localPeer : remote;
       if (existingOpener < remote) {
+        // The kept session may not have read the view yet (it waits for its turn to open a stream): it takes this one.
+        if (changes === this.#changes) existing.seed(view);
         await closeQuietly(stream, this.#settings.writeTimeout);
         return;
       }
       existing.close('superseded');
     }
     const session = this.#newSession(account, remote, connection, false, hosted.store);
+    if (changes === this.#changes) session.seed(view);
     session.attach(stream, lp);
     this.#sessions.set(key, session);
     await session.run(first);

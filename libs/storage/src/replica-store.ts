@@ -13,6 +13,7 @@ import {
   UnknownAccountError,
   emptyState,
   fieldOf,
+  isOpKind,
   isTombstone,
   LAZY_NAMESPACES,
   kindsOf,
@@ -38,6 +39,7 @@ import {
   type VersionVector,
   winnerOf,
   verifyOpsAhead,
+  heldVector,
 } from '@polyhome/sync';
 import { In, Not, type DataSource, type EntityManager, type QueryDeepPartialEntity } from 'typeorm';
 import { AccountDocumentEntity } from './entities/account-document.entity.js';
@@ -158,6 +160,125 @@ function liveOf(row: StateRowFields | undefined): Live {
 
 function liveOp(op: Op): Live {
   return isTombstone(op.op) ? null : op.body;
+}
+
+/**
+ * The SET of an upsert into `peer_delivery` (EXCLUDED is the row proposed): the acknowledged vector merged to the
+ * highest seq per origin, and the peer seen now.
+ */
+const MERGED_ACKS = `
+  acked_vv = (
+    SELECT COALESCE(jsonb_object_agg(k, GREATEST(COALESCE((peer_delivery.acked_vv ->> k)::bigint, 0),
+                                                 COALESCE((EXCLUDED.acked_vv ->> k)::bigint, 0))), '{}'::jsonb)
+    FROM (SELECT jsonb_object_keys(peer_delivery.acked_vv) AS k
+          UNION SELECT jsonb_object_keys(EXCLUDED.acked_vv)) AS keys
+  ),
+  last_seen_at = now(), updated_at = now()`;
+
+/** One head as the JSON of `HEADS_JSON` gives it: origin, seq as text, the full digest as hex. */
+type HeadRow = [string, string, string];
+
+/** One state row as the JSON of `headsAndStateIn` gives it. */
+type StateJsonRow = [string, string, string, string, string, boolean, Record<string, unknown> | null];
+
+/** The heads of the account `a.server_name`, as a JSON array of HeadRow (a subquery of one statement). */
+const HEADS_JSON = `(SELECT COALESCE(json_agg(json_build_array(h.origin, h.seq::text, encode(h.digest, 'hex'))
+                                     ORDER BY h.origin), '[]'::json)
+                    FROM op_log_head h WHERE h.account = a.server_name)`;
+
+/** A json column: the pg driver parses it, PGlite may hand over the text. */
+function parsedJson<T>(value: T[] | string): T[] {
+  return typeof value === 'string' ? (JSON.parse(value) as T[]) : value;
+}
+
+function headsOf(value: HeadRow[] | string): {
+  vv: VersionVector;
+  digests: Record<string, string>;
+  full: Map<string, Buffer>;
+} {
+  const vv: VersionVector = {};
+  const digests: Record<string, string> = {};
+  const full = new Map<string, Buffer>();
+  for (const [origin, seq, digest] of parsedJson(value)) {
+    vv[origin] = Number(seq);
+    digests[origin] = digest.slice(0, 32);
+    full.set(origin, Buffer.from(digest, 'hex'));
+  }
+  return { vv, digests, full };
+}
+
+/** `digest` (32 zero bytes when undefined) XORed with each hash, as a new buffer. */
+function xorHashes(digest: Buffer | undefined, hashes: readonly Buffer[]): Buffer {
+  const out = Buffer.from(digest ?? Buffer.alloc(32));
+  for (const hash of hashes) for (let i = 0; i < 32; i++) out[i]! ^= hash[i]!;
+  return out;
+}
+
+/** The heads after appending `append` to heads `vv` with full digests `full` (slots appended in seq order). */
+function headsAfter(
+  vv: VersionVector,
+  full: Map<string, Buffer>,
+  append: ReadonlyArray<{ op: Op; hash: string }>,
+): { vv: VersionVector; digests: Record<string, string> } {
+  const next: VersionVector = { ...vv };
+  const hashes = new Map<string, Buffer[]>();
+  for (const { op, hash } of append) {
+    next[op.origin] = Math.max(next[op.origin] ?? 0, op.seq);
+    const list = hashes.get(op.origin);
+    if (list === undefined) hashes.set(op.origin, [Buffer.from(hash, 'hex')]);
+    else list.push(Buffer.from(hash, 'hex'));
+  }
+  const digests: Record<string, string> = {};
+  for (const origin of Object.keys(next).sort()) {
+    const digest = hashes.has(origin) ? xorHashes(full.get(origin), hashes.get(origin)!) : full.get(origin)!;
+    digests[origin] = digest.subarray(0, 16).toString('hex');
+  }
+  const sorted: VersionVector = {};
+  for (const origin of Object.keys(next).sort()) sorted[origin] = next[origin]!;
+  return { vv: sorted, digests };
+}
+
+/**
+ * The state keys a batch's untrusted ops name (well-formed kinds only), so their rows are read with the heads; a
+ * key of an op that was waiting (pending) is read when it is written.
+ */
+function candidateKeys(ops: readonly unknown[]): Array<{ namespace: string; key: string }> {
+  const out = new Map<string, { namespace: string; key: string }>();
+  for (const input of ops) {
+    const { op: kind, key } = (input ?? {}) as { op?: unknown; key?: unknown };
+    if (typeof kind !== 'string' || typeof key !== 'string' || !isOpKind(kind)) continue;
+    const namespace = namespaceOf(kind);
+    out.set(`${namespace}:${key}`, { namespace, key });
+  }
+  return [...out.values()];
+}
+
+/** The op columns of the insert of a batch, as arrays (JSON as text, hashes as hex). */
+function opColumns(fresh: ReadonlyArray<{ op: Op; hash: Buffer }>): unknown[] {
+  return [
+    fresh.map(({ op }) => op.origin),
+    fresh.map(({ op }) => String(op.seq)),
+    fresh.map(({ op }) => String(op.lamport)),
+    fresh.map(({ op }) => String(op.doc_seq)),
+    fresh.map(({ op }) => String(op.ts)),
+    fresh.map(({ op }) => op.op),
+    fresh.map(({ op }) => op.key),
+    fresh.map(({ op }) => JSON.stringify(op)),
+    fresh.map(({ hash }) => hash.toString('hex')),
+  ];
+}
+
+/** The state columns of the upsert of winners, as arrays. */
+function stateColumns(winners: readonly Op[]): unknown[] {
+  return [
+    winners.map((op) => namespaceOf(op.op)),
+    winners.map((op) => op.key),
+    winners.map((op) => String(op.lamport)),
+    winners.map((op) => op.origin),
+    winners.map((op) => String(op.seq)),
+    winners.map((op) => isTombstone(op.op)),
+    winners.map((op) => (isTombstone(op.op) ? null : JSON.stringify(op.body))),
+  ];
 }
 
 /**
@@ -361,6 +482,22 @@ export class SqlReplicaStore implements ReplicaStore {
     return { vv, digests };
   }
 
+  /** The document in force with the heads, in one query (one snapshot): a sync session's view of the account. */
+  async local(
+    account: string,
+  ): Promise<{ document: AccountDocument; vv: VersionVector; digests: Record<string, string> } | undefined> {
+    const rows = await this.dataSource.query<Array<{ document: AccountDocument; heads: HeadRow[] | string }>>(
+      `SELECT d.document, ${HEADS_JSON} AS heads FROM account a
+       JOIN account_document d ON d.server_name = a.server_name AND d.seq = a.doc_seq
+       WHERE a.server_name = $1`,
+      [account],
+    );
+    const row = rows[0];
+    if (row === undefined) return undefined;
+    const { vv, digests } = headsOf(row.heads);
+    return { document: row.document, vv, digests };
+  }
+
   async logDigests(account: string): Promise<Record<string, string>> {
     return (await this.headsIn(this.dataSource.manager, account)).digests;
   }
@@ -393,8 +530,13 @@ export class SqlReplicaStore implements ReplicaStore {
     return out;
   }
 
-  async applyOps(account: string, ops: readonly unknown[], from: string): Promise<ApplyResult> {
-    return this.apply(account, ops, false, from);
+  async applyOps(
+    account: string,
+    ops: readonly unknown[],
+    from: string,
+    options: { recordHeld?: boolean } = {},
+  ): Promise<ApplyResult> {
+    return this.apply(account, ops, false, from, options.recordHeld === true);
   }
 
   private async apply(
@@ -402,13 +544,14 @@ export class SqlReplicaStore implements ReplicaStore {
     ops: readonly unknown[],
     recheckPending: boolean,
     from: string | null = null,
+    recordHeld = false,
   ): Promise<ApplyResult> {
     // Signatures are verified before the account's lock is taken, on the thread pool (a session started this when
     // the batch arrived); planApply's checks inside the transaction then find them in the signature memo.
     if (this.init.ed25519?.backend === undefined) await verifyOpsAhead(ops);
     return this.dataSource.transaction(async (manager) => {
       const document = await this.lockAccountWithDocument(manager, account);
-      const { vv: heads, digests, full } = await this.headsIn(manager, account);
+      const { vv: heads, digests, full, state } = await this.headsAndStateIn(manager, account, candidateKeys(ops));
       let buffer = this.pending.get(account);
       if (buffer === undefined) {
         buffer = new PendingBuffer(this.init.pendingLimits, this.pendingBudget);
@@ -434,7 +577,7 @@ export class SqlReplicaStore implements ReplicaStore {
       // the store's budget in between; it is undone if the writes fail.
       const undo = buffer.apply(plan.pending, (origin) => listsOrigin(document, origin));
       try {
-        await this.carryOut(manager, account, heads, plan, from, full);
+        await this.carryOut(manager, account, heads, plan, from, full, state, recordHeld);
       } catch (error) {
         undo();
         throw error;
@@ -442,6 +585,8 @@ export class SqlReplicaStore implements ReplicaStore {
         if (buffer.size === 0) this.pending.delete(account);
       }
       plan.result.changed = [...new Set(plan.result.changed)].sort();
+      // The heads after the batch, known without a read unless a slot was replaced (then moveHead read them).
+      if (plan.replace.length === 0) plan.result.after = { document, ...headsAfter(heads, full, plan.append) };
       return plan.result;
     });
   }
@@ -487,6 +632,8 @@ export class SqlReplicaStore implements ReplicaStore {
     plan: ApplyPlan,
     from: string | null,
     headDigests: Map<string, Buffer>,
+    state: Map<string, StateRowFields | null>,
+    recordHeld: boolean,
   ): Promise<void> {
     const ops = manager.getRepository(OpEntity);
     // The ops that held the replaced slots: kept as evidence, and their keys recomputed.
@@ -542,7 +689,7 @@ export class SqlReplicaStore implements ReplicaStore {
       account,
       plan.append.map(({ op, hash }) => ({ op, hash: Buffer.from(hash, 'hex') })),
       result,
-      plan.replace.length === 0 ? headDigests : undefined,
+      plan.replace.length === 0 ? { digests: headDigests, state, from: recordHeld ? from : null } : undefined,
     );
   }
 
@@ -583,14 +730,7 @@ export class SqlReplicaStore implements ReplicaStore {
   async recordAck(account: string, peerId: string, vv: VersionVector): Promise<void> {
     await this.dataSource.query(
       `INSERT INTO peer_delivery (account, peer_id, acked_vv, last_seen_at) VALUES ($1, $2, $3::jsonb, now())
-       ON CONFLICT (account, peer_id) DO UPDATE SET
-         acked_vv = (
-           SELECT COALESCE(jsonb_object_agg(k, GREATEST(COALESCE((peer_delivery.acked_vv ->> k)::bigint, 0),
-                                                        COALESCE((EXCLUDED.acked_vv ->> k)::bigint, 0))), '{}'::jsonb)
-           FROM (SELECT jsonb_object_keys(peer_delivery.acked_vv) AS k
-                 UNION SELECT jsonb_object_keys(EXCLUDED.acked_vv)) AS keys
-         ),
-         last_seen_at = now(), updated_at = now()`,
+       ON CONFLICT (account, peer_id) DO UPDATE SET ${MERGED_ACKS}`,
       [account, peerId, JSON.stringify(vv)],
     );
   }
@@ -688,6 +828,17 @@ export class SqlReplicaStore implements ReplicaStore {
     return rows.map((r) => ({ origin: r.origin, ops: Number(r.ops) }));
   }
 
+  /** Accounts, in server-name order after `after`, whose state holds a `member` row joined or invited. */
+  async accountsInRooms(options: { after?: string; limit: number }): Promise<string[]> {
+    const rows = await this.dataSource.query<Array<{ account: string }>>(
+      `SELECT DISTINCT account FROM account_state
+       WHERE namespace = 'member' AND NOT deleted AND value ->> 'membership' IN ('join', 'invite') AND account > $1
+       ORDER BY account LIMIT $2`,
+      [options.after ?? '', options.limit],
+    );
+    return rows.map((r) => r.account);
+  }
+
   /** Ops waiting in memory for a gap or a document, for one account. */
   pendingCount(account: string): number {
     return this.pending.get(account)?.size ?? 0;
@@ -699,10 +850,10 @@ export class SqlReplicaStore implements ReplicaStore {
     account: string,
     fresh: Array<{ op: Op; hash: Buffer }>,
     result: ApplyResult,
-    headDigests?: Map<string, Buffer>,
+    // `from`: the peer whose held vector is recorded with the batch (null: none, e.g. a local write).
+    read?: { digests: Map<string, Buffer>; state: Map<string, StateRowFields | null>; from: string | null },
   ): Promise<void> {
     if (fresh.length === 0) return;
-    await this.insertOps(manager, account, fresh);
     const byOrigin = new Map<string, { seq: number; hashes: Buffer[] }>();
     for (const { op, hash } of fresh) {
       const entry = byOrigin.get(op.origin) ?? { seq: 0, hashes: [] };
@@ -710,9 +861,14 @@ export class SqlReplicaStore implements ReplicaStore {
       entry.hashes.push(hash);
       byOrigin.set(op.origin, entry);
     }
-    if (headDigests !== undefined) await this.moveHeads(manager, account, byOrigin, headDigests);
-    else for (const [origin, { seq, hashes }] of byOrigin) await this.moveHead(manager, account, origin, seq, hashes);
-    // The batch's ops per key, then one read of the current winners of those keys.
+    // With the heads read under the lock, the ops, the heads and the states are written together (writeBatch);
+    // otherwise (a slot was replaced in this batch) one at a time, the heads read again.
+    const together = read !== undefined;
+    if (!together) {
+      await this.insertOps(manager, account, fresh);
+      for (const [origin, { seq, hashes }] of byOrigin) await this.moveHead(manager, account, origin, seq, hashes);
+    }
+    // The batch's ops per key, then the current winners of those keys: read with the heads, or now.
     const byKey = new Map<string, Op[]>();
     for (const { op } of fresh) {
       const key = `${namespaceOf(op.op)}:${op.key}`;
@@ -720,16 +876,20 @@ export class SqlReplicaStore implements ReplicaStore {
       if (list === undefined) byKey.set(key, [op]);
       else list.push(op);
     }
+    const batch = [...fresh];
     fresh.length = 0;
-    const touched = [...byKey.values()].map((ops) => ops[0]!);
+    const unread = [...byKey.entries()].filter(([key]) => !read?.state.has(key)).map(([, ops]) => ops[0]!);
     const current = new Map<string, StateRowFields>();
-    const rows = await manager.query<StateRowFields[]>(
-      `SELECT s.namespace, s.key, s.lamport, s.origin, s.seq, s.deleted, s.value FROM account_state s
-       JOIN unnest($2::varchar[], $3::varchar[]) AS k(namespace, key) ON k.namespace = s.namespace AND k.key = s.key
-       WHERE s.account = $1`,
-      [account, touched.map((op) => namespaceOf(op.op)), touched.map((op) => op.key)],
-    );
-    for (const row of rows) current.set(`${row.namespace}:${row.key}`, row);
+    for (const [key, row] of read?.state ?? []) if (byKey.has(key) && row !== null) current.set(key, row);
+    if (unread.length > 0) {
+      const rows = await manager.query<StateRowFields[]>(
+        `SELECT s.namespace, s.key, s.lamport, s.origin, s.seq, s.deleted, s.value FROM account_state s
+         JOIN unnest($2::varchar[], $3::varchar[]) AS k(namespace, key) ON k.namespace = s.namespace AND k.key = s.key
+         WHERE s.account = $1`,
+        [account, unread.map((op) => namespaceOf(op.op)), unread.map((op) => op.key)],
+      );
+      for (const row of rows) current.set(`${row.namespace}:${row.key}`, row);
+    }
     const winners: Op[] = [];
     const summaries = new SummaryChanges();
     const recompute: Array<{ namespace: OpNamespace; key: string }> = [];
@@ -749,7 +909,19 @@ export class SqlReplicaStore implements ReplicaStore {
         summaries.note(namespaceOf(winner.op), winner.key, liveOf(row), liveOp(winner));
       }
     }
-    await this.upsertState(manager, account, winners);
+    if (together) {
+      // What the sender holds (as the session reports it to the delivery tracking): recorded with the batch.
+      const held =
+        read.from === null
+          ? {}
+          : heldVector([
+              ...result.accepted,
+              ...result.rejected.filter((r) => r.reason === 'duplicate').map((r) => r.op),
+            ]);
+      const sender = read.from !== null && Object.keys(held).length > 0 ? { peer: read.from, vv: held } : undefined;
+      await this.writeBatch(manager, account, batch, byOrigin, read.digests, winners, sender);
+      if (sender !== undefined) result.heldRecorded = true;
+    } else await this.upsertState(manager, account, winners);
     await this.writeSummaries(manager, account, summaries);
     for (const { namespace, key } of await this.recomputeKeys(manager, account, recompute)) {
       result.changed.push(`${namespace}:${key}`);
@@ -767,18 +939,7 @@ export class SqlReplicaStore implements ReplicaStore {
        SELECT $1, o.origin, o.seq, o.lamport, o.doc_seq, o.ts, o.kind, o.key, o.content::jsonb, decode(o.hash, 'hex')
        FROM unnest($2::varchar[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::varchar[], $8::varchar[],
                    $9::text[], $10::text[]) AS o(origin, seq, lamport, doc_seq, ts, kind, key, content, hash)`,
-      [
-        account,
-        fresh.map(({ op }) => op.origin),
-        fresh.map(({ op }) => String(op.seq)),
-        fresh.map(({ op }) => String(op.lamport)),
-        fresh.map(({ op }) => String(op.doc_seq)),
-        fresh.map(({ op }) => String(op.ts)),
-        fresh.map(({ op }) => op.op),
-        fresh.map(({ op }) => op.key),
-        fresh.map(({ op }) => JSON.stringify(op)),
-        fresh.map(({ hash }) => hash.toString('hex')),
-      ],
+      [account, ...opColumns(fresh)],
     );
   }
 
@@ -792,16 +953,7 @@ export class SqlReplicaStore implements ReplicaStore {
          AS w(namespace, key, lamport, origin, seq, deleted, value)
        ON CONFLICT (account, namespace, key) DO UPDATE SET lamport = EXCLUDED.lamport, origin = EXCLUDED.origin,
          seq = EXCLUDED.seq, deleted = EXCLUDED.deleted, value = EXCLUDED.value, updated_at = now()`,
-      [
-        account,
-        winners.map((op) => namespaceOf(op.op)),
-        winners.map((op) => op.key),
-        winners.map((op) => String(op.lamport)),
-        winners.map((op) => op.origin),
-        winners.map((op) => String(op.seq)),
-        winners.map((op) => isTombstone(op.op)),
-        winners.map((op) => (isTombstone(op.op) ? null : JSON.stringify(op.body))),
-      ],
+      [account, ...stateColumns(winners)],
     );
   }
 
@@ -1009,31 +1161,92 @@ export class SqlReplicaStore implements ReplicaStore {
   }
 
   /**
-   * Moves the heads of a batch's origins in one statement: each digest XORed, in memory, with the hashes of the
-   * origin's new ops, from the digests read under the account's lock at the start of the batch.
+   * The heads (as headsIn) and the state rows of `keys`, in one query under the account's lock: the rows a batch's
+   * winners are chosen against, read for the keys its ops name (a key read and not held maps to null).
    */
-  private async moveHeads(
+  private async headsAndStateIn(
     manager: EntityManager,
     account: string,
+    keys: ReadonlyArray<{ namespace: string; key: string }>,
+  ): Promise<{
+    vv: VersionVector;
+    digests: Record<string, string>;
+    full: Map<string, Buffer>;
+    state: Map<string, StateRowFields | null>;
+  }> {
+    const rows = await manager.query<Array<{ heads: HeadRow[] | string; state: StateJsonRow[] | string }>>(
+      `SELECT ${HEADS_JSON} AS heads,
+         (SELECT COALESCE(json_agg(json_build_array(s.namespace, s.key, s.lamport::text, s.origin, s.seq::text,
+                                                    s.deleted, s.value)), '[]'::json)
+          FROM account_state s
+          JOIN unnest($2::varchar[], $3::varchar[]) AS k(namespace, key) ON k.namespace = s.namespace AND k.key = s.key
+          WHERE s.account = $1) AS state
+       FROM (SELECT $1::char(64) AS server_name) a`,
+      [account, keys.map((k) => k.namespace), keys.map((k) => k.key)],
+    );
+    const row = rows[0]!;
+    const state = new Map<string, StateRowFields | null>(keys.map((k) => [`${k.namespace}:${k.key}`, null]));
+    for (const [namespace, key, lamport, origin, seq, deleted, value] of parsedJson(row.state)) {
+      state.set(`${namespace}:${key}`, { namespace, key, lamport, origin, seq, deleted, value });
+    }
+    return { ...headsOf(row.heads), state };
+  }
+
+  /**
+   * Writes a batch in one statement: its new ops, the heads of its origins (each digest XORed, in memory, with the
+   * hashes of the origin's new ops, from the digests read under the account's lock at the start of the batch) and
+   * the keys whose winner changed. The three tables are written by data-modifying CTEs, which PostgreSQL and
+   * PGlite run as one statement.
+   */
+  private async writeBatch(
+    manager: EntityManager,
+    account: string,
+    fresh: ReadonlyArray<{ op: Op; hash: Buffer }>,
     byOrigin: Map<string, { seq: number; hashes: Buffer[] }>,
     digests: Map<string, Buffer>,
+    winners: readonly Op[],
+    sender: { peer: string; vv: VersionVector } | undefined,
   ): Promise<void> {
     const origins: string[] = [];
     const seqs: string[] = [];
     const hex: string[] = [];
     for (const [origin, { seq, hashes }] of byOrigin) {
-      const digest = Buffer.from(digests.get(origin) ?? Buffer.alloc(32));
-      for (const hash of hashes) for (let i = 0; i < 32; i++) digest[i]! ^= hash[i]!;
       origins.push(origin);
       seqs.push(String(seq));
-      hex.push(digest.toString('hex'));
+      hex.push(xorHashes(digests.get(origin), hashes).toString('hex'));
     }
     await manager.query(
-      `INSERT INTO op_log_head (account, origin, seq, digest)
-       SELECT $1, h.origin, h.seq, decode(h.digest, 'hex')
-       FROM unnest($2::varchar[], $3::bigint[], $4::text[]) AS h(origin, seq, digest)
-       ON CONFLICT (account, origin) DO UPDATE SET seq = EXCLUDED.seq, digest = EXCLUDED.digest`,
-      [account, origins, seqs, hex],
+      `WITH fresh AS (
+         INSERT INTO op (account, origin, seq, lamport, doc_seq, ts, kind, key, content, hash)
+         SELECT $1, o.origin, o.seq, o.lamport, o.doc_seq, o.ts, o.kind, o.key, o.content::jsonb, decode(o.hash, 'hex')
+         FROM unnest($2::varchar[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::varchar[],
+                     $8::varchar[], $9::text[], $10::text[]) AS o(origin, seq, lamport, doc_seq, ts, kind, key, content, hash)
+       ), heads AS (
+         INSERT INTO op_log_head (account, origin, seq, digest)
+         SELECT $1, h.origin, h.seq, decode(h.digest, 'hex')
+         FROM unnest($11::varchar[], $12::bigint[], $13::text[]) AS h(origin, seq, digest)
+         ON CONFLICT (account, origin) DO UPDATE SET seq = EXCLUDED.seq, digest = EXCLUDED.digest
+       ), held AS (
+         INSERT INTO peer_delivery (account, peer_id, acked_vv, last_seen_at)
+         SELECT $1, $21::varchar, $22::jsonb, now() WHERE $21::varchar IS NOT NULL
+         ON CONFLICT (account, peer_id) DO UPDATE SET ${MERGED_ACKS}
+       )
+       INSERT INTO account_state (account, namespace, key, lamport, origin, seq, deleted, value)
+       SELECT $1, w.namespace, w.key, w.lamport, w.origin, w.seq, w.deleted, w.value::jsonb
+       FROM unnest($14::varchar[], $15::varchar[], $16::bigint[], $17::varchar[], $18::bigint[], $19::boolean[],
+                   $20::text[]) AS w(namespace, key, lamport, origin, seq, deleted, value)
+       ON CONFLICT (account, namespace, key) DO UPDATE SET lamport = EXCLUDED.lamport, origin = EXCLUDED.origin,
+         seq = EXCLUDED.seq, deleted = EXCLUDED.deleted, value = EXCLUDED.value, updated_at = now()`,
+      [
+        account,
+        ...opColumns(fresh),
+        origins,
+        seqs,
+        hex,
+        ...stateColumns(winners),
+        sender?.peer ?? null,
+        JSON.stringify(sender?.vv ?? {}),
+      ],
     );
   }
 
@@ -1047,8 +1260,7 @@ export class SqlReplicaStore implements ReplicaStore {
   ): Promise<void> {
     const repo = manager.getRepository(OpLogHeadEntity);
     const head = await repo.findOneBy({ account, origin });
-    const digest = Buffer.from(head?.digest ?? Buffer.alloc(32));
-    for (const hash of hashes) for (let i = 0; i < 32; i++) digest[i]! ^= hash[i]!;
+    const digest = xorHashes(head?.digest, hashes);
     if (seq === 0) await repo.delete({ account, origin });
     else await repo.upsert({ account, origin, seq: String(seq), digest }, ['account', 'origin']);
   }

@@ -161,6 +161,8 @@ describe.each(STORAGE_BACKENDS)('SqlToDeviceStore on %s', (backend) => {
     // Only a device with something held or waiting is worth routing when its account's devices change.
     expect(await store.devicesWithMessages(ALICE, ['NEW', 'NONE', 'NEW'])).toEqual(['NEW']);
     expect(await store.devicesWithMessages(BOB, ['NEW'])).toEqual([]);
+    expect(await store.hasHeld(ALICE, 'NEW')).toBe(true);
+    expect(await store.hasHeld(ALICE, 'OTHER')).toBe(false);
     // A /sync acknowledged everything up to now: released messages must come after it.
     const acknowledged = await store.position();
     const released = await store.releaseHeld(ALICE, 'NEW', (held) => ({
@@ -178,6 +180,7 @@ describe.each(STORAGE_BACKENDS)('SqlToDeviceStore on %s', (backend) => {
     expect(await store.heldDevices(10)).toEqual([]);
     // Nothing held now, but the inbox holds what was released.
     expect(await store.devicesWithMessages(ALICE, ['NEW'])).toEqual(['NEW']);
+    expect(await store.hasHeld(ALICE, 'NEW')).toBe(false);
     // A message reaching the device's inbox before the release ran: what was held goes first, in order.
     await store.messages(ALICE, 'NEW', await store.position(), await store.position(), 100);
     expect(await hold('h3', 1)).toMatchObject({ status: 'stored', held: 1 });

@@ -190,6 +190,15 @@ export class SqlToDeviceStore {
     return rows.map((r) => r.d);
   }
 
+  /** Whether any message is held for the device (one indexed read). */
+  async hasHeld(serverName: string, deviceId: string): Promise<boolean> {
+    const rows = (await this.dataSource.query(
+      'SELECT 1 FROM to_device_held WHERE server_name = $1 AND device_id = $2 LIMIT 1',
+      [serverName, deviceId],
+    )) as unknown[];
+    return rows.length > 0;
+  }
+
   /** Devices with messages held (not known here yet), at most `limit`. */
   heldDevices(limit: number): Promise<Array<{ serverName: string; deviceId: string }>> {
     return this.#devices('to_device_held', limit);

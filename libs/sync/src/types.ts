@@ -118,6 +118,17 @@ export interface ApplyResult {
    * Optional so stores written before it was added still type-check; both stores always set it.
    */
   dropped?: number;
+  /**
+   * What the store read and wrote under the account's lock for this batch, so a sync session need not read it
+   * again: the document in force and the heads (version vector and log digests) after the batch. A store that
+   * cannot tell them without another read leaves them out.
+   */
+  after?: { document: AccountDocument; vv: VersionVector; digests: Record<string, string> };
+  /**
+   * True when the store recorded, in the batch's transaction, that the sender holds the ops it sent (accepted, or
+   * already held here) and all before them, as `recordAck` would: the session does not record it again.
+   */
+  heldRecorded?: boolean;
 }
 
 /**
@@ -133,8 +144,17 @@ export interface ReplicaStore {
   versionVector(account: string): Promise<VersionVector>;
   /** Up to `limit` ops the holder of `vv` lacks, in per-origin `seq` order. */
   opsMissing(account: string, vv: VersionVector, limit: number): Promise<Op[]>;
-  /** Validates and applies a batch in one transaction: all of a valid op, or nothing of it. */
-  applyOps(account: string, ops: readonly unknown[], from: string): Promise<ApplyResult>;
+  /**
+   * Validates and applies a batch in one transaction: all of a valid op, or nothing of it. With `recordHeld` (a
+   * batch a peer sent), a store may record in that transaction that `from` holds the ops it sent, as `recordAck`
+   * would, and say so in `heldRecorded`.
+   */
+  applyOps(
+    account: string,
+    ops: readonly unknown[],
+    from: string,
+    options?: { recordHeld?: boolean },
+  ): Promise<ApplyResult>;
   /**
    * Per origin held, the digest of its log (see `logDigests`): sessions exchange them so two homes holding
    * different versions of one seq (a split equivocation) find out. A store without it still syncs, but
@@ -146,4 +166,11 @@ export interface ReplicaStore {
    * both in one table answers with one query where the two calls above take two).
    */
   heads?(account: string): Promise<{ vv: VersionVector; digests: Record<string, string> }>;
+  /**
+   * The document in force with the version vector and log digests, from one read (a session's view of its
+   * account); undefined when the account is not hosted.
+   */
+  local?(
+    account: string,
+  ): Promise<{ document: AccountDocument; vv: VersionVector; digests: Record<string, string> } | undefined>;
 }

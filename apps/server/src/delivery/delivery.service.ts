@@ -120,7 +120,7 @@ export class DeliveryService implements OnApplicationBootstrap, OnModuleDestroy 
 
   /** Queues delivery to every home of the account that is not connected and lacks ops; returns the jobs added. */
   async scheduleFor(account: string): Promise<string[]> {
-    const document = await this.store.document(account);
+    const document = await this.p2p.home.hostedDocument(account);
     if (document === undefined) return [];
     // The usual case on every change: each other home is connected, and its session delivers. Nothing to read.
     const home = this.p2p.home;

@@ -42,6 +42,21 @@ export class FederationDocuments implements DocumentSource {
     this.#hostedCache.delete(serverName);
   }
 
+  /**
+   * Takes a hosted account's document read under its lock (a batch of ops was applied with it): reused as one read
+   * from the store would be, for as long.
+   */
+  primeHosted(serverName: string, document: AccountDocument): void {
+    this.#hostedCache.delete(serverName);
+    this.#hostedCache.set(serverName, { document, until: Date.now() + HOSTED_TTL_MS });
+    if (this.#hostedCache.size > CACHED_DOCUMENTS) this.#hostedCache.delete(this.#hostedCache.keys().next().value!);
+  }
+
+  /** A hosted account's document (or undefined when it is not hosted), reused for HOSTED_TTL_MS. */
+  async hostedDocument(serverName: string): Promise<AccountDocument | undefined> {
+    return this.#hostedDocument(serverName);
+  }
+
   async #hostedDocument(serverName: string): Promise<AccountDocument | undefined> {
     const now = Date.now();
     const held = this.#hostedCache.get(serverName);

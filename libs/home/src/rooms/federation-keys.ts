@@ -221,7 +221,8 @@ export class FederationKeys {
     const crossSigning = keys.some((k) => k.startsWith('cross_signing:'));
     const rooms = this.#c.rooms;
     if (rooms === undefined || (devices.length === 0 && !crossSigning)) return;
-    const document = await this.#c.accounts.document(account);
+    // Through the documents' cache: the batch that changed the devices put the document it was applied with there.
+    const document = await this.#c.documents.document(account);
     const status = document === undefined ? undefined : homeStatus(document, this.#c.peerId);
     if (document === undefined || status?.kind !== 'home') return;
     if (!madeHere && status.home.role !== 'server') return;

@@ -92,6 +92,11 @@ export interface ToDeviceStore {
   ): Promise<{ inbox: number; outbox: number }>;
   /** Those of `deviceIds` (of one account) with messages in the inbox or held: the others have nothing to route. */
   devicesWithMessages(serverName: string, deviceIds: readonly string[]): Promise<string[]>;
+  /**
+   * Whether any message is held for the device: asked before releaseHeld, so a device that appears with nothing held
+   * for it (the usual case) costs one read, not a transaction on the stream position. Optional.
+   */
+  hasHeld?(serverName: string, deviceId: string): Promise<boolean>;
   /** Devices with messages held, at most `limit`. */
   heldDevices(limit: number): Promise<Array<{ serverName: string; deviceId: string }>>;
   /** Devices with messages in the inbox, at most `limit`. */

@@ -337,6 +337,9 @@ export class ToDevice implements MatrixToDevicePort {
 
   /** Routes the messages held for a device now in the state (inbox, or an EDU to its home); answers how many. */
   async #release(serverName: string, deviceId: string, state: MatrixAccountState): Promise<number> {
+    // Nothing held (a device appearing, or a device put again): nothing to route, nothing to lock. A message held
+    // right after this read is routed by the sweep, as one held while a release ran always was.
+    if (this.#store.hasHeld !== undefined && !(await this.#store.hasHeld(serverName, deviceId))) return 0;
     const home = (state.devices[deviceId] as { home?: unknown } | undefined)?.home;
     const destination = typeof home === 'string' && home !== this.#peerId ? home : undefined;
     const homes = new Set((await this.#documents.document(serverName))?.homes.map((h) => h.peer_id) ?? []);
