@@ -10,6 +10,7 @@ import {
   type Storage,
 } from '@polyhome/storage';
 import { CliError, storageProblem } from './errors.js';
+import { embeddedSharedBuffers } from './wasm-tiering.js';
 
 /** The files of a data directory. */
 export interface DataDirPaths {
@@ -101,7 +102,12 @@ export async function preparePrivate(paths: DataDirPaths): Promise<void> {
  */
 export async function openDataDir(paths: DataDirPaths, onProgress?: (message: string) => void): Promise<Storage> {
   try {
-    return await openStorage({ dataDir: paths.dir, ...(onProgress === undefined ? {} : { onProgress }) });
+    const sharedBuffers = embeddedSharedBuffers();
+    return await openStorage({
+      dataDir: paths.dir,
+      ...(onProgress === undefined ? {} : { onProgress }),
+      ...(sharedBuffers === undefined ? {} : { embeddedSharedBuffers: sharedBuffers }),
+    });
   } catch (err) {
     if (err instanceof StorageError && err.code === 'DATA_DIR_LOCKED') {
       const pid = await runningPid(paths);
