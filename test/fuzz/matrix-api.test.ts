@@ -237,8 +237,8 @@ describe.each(BACKENDS)('fuzz: Matrix client API on $name', (backend) => {
   /** After an accepted request the account may have changed: that is the new reference. */
   async function rebase(): Promise<void> {
     // The change feed (matrix_change) is appended by a listener just after an op is stored, so an accepted
-    // request may still be writing when it is answered. Appends are chained: recording nothing waits for them.
-    await server.app.get(ChangeFeedService, { strict: false }).record(ctx.serverName, []);
+    // request may still be writing when it is answered: drain waits for every change reported so far.
+    await server.app.get(ChangeFeedService, { strict: false }).drain();
     // An accepted room event is fanned out after it was answered (the fan-out cursor moves then).
     await server.resources.p2p.federation?.idle();
     digest = await tableDigests(server.resources.storage.dataSource);
