@@ -291,9 +291,11 @@ describe('DCUtR: a relayed connection between a home behind NAT and a public hom
     const after = await counters();
     expect(after.directOut.packets).toBeGreaterThan(before.directOut.packets);
     expect(after.directIn.packets).toBeGreaterThan(before.directIn.packets);
-    expect(await connections(laptop, ids.desk)).toEqual([
-      expect.objectContaining({ relayed: false }) as unknown as { relayed: boolean },
-    ]);
+    // Direct only. The laptop may hold two: each of its relays' connections can be upgraded (both succeeded in a
+    // rehearsal), as the wait above allows.
+    const direct = await connections(laptop, ids.desk);
+    expect(direct.length).toBeGreaterThan(0);
+    expect(direct.filter((c) => c.relayed)).toEqual([]);
     const delta = (name: CounterName): string =>
       `${after[name].packets - before[name].packets} packets / ${after[name].bytes - before[name].bytes} B`;
     // Figures, not assertions (no timed assertions in tests).
