@@ -3,7 +3,7 @@
 // an in-memory store dials a server home on SQL storage and pushes one device.put; the count covers the whole session
 // (its opening, the hellos, the batch, the ack), then a second op on the same session. Nothing polls the database
 // while counting: the test waits on events.
-import { createPolyhomeHost, createSyncService, type PolyhomeHost, type SyncService } from '@polyhome/p2p';
+import { startNode, type TestNode } from '@polyhome/p2p/testing';
 import { openStorage, SqlReplicaStore, sqlStatementsSent, type Storage, type StorageBackend } from '@polyhome/storage';
 import { createTestDatabase, type TestDatabase } from '@polyhome/storage/testing';
 import { makeLocalOp, type Op } from '@polyhome/sync';
@@ -15,17 +15,6 @@ const FIRST_OP_STATEMENTS = 6;
 /** For a further op on the open session: the batch's transaction alone. */
 const NEXT_OP_STATEMENTS = 5;
 
-async function startHost(secretKey: FixtureAccount['rootKey']): Promise<{ host: PolyhomeHost; sync: SyncService }> {
-  const host = await createPolyhomeHost({
-    nodeKey: secretKey,
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    inboundConnectionThreshold: 10_000,
-  });
-  const sync = createSyncService(host);
-  await sync.start();
-  return { host, sync };
-}
-
 const backends: StorageBackend[] = ['postgres', 'pglite'];
 
 describe.each(backends)('SQL statements per op pushed by a connected home, on %s', (backend) => {
@@ -33,8 +22,8 @@ describe.each(backends)('SQL statements per op pushed by a connected home, on %s
   let db: TestDatabase;
   let storage: Storage;
   let store: SqlReplicaStore;
-  let server: { host: PolyhomeHost; sync: SyncService };
-  let client: { host: PolyhomeHost; sync: SyncService };
+  let server: TestNode;
+  let client: TestNode;
   const memory = new MemoryReplicaStore();
   /** Acks the server would record (a Home records those the store did not record with the batch). */
   const ackWrites: Array<Promise<void>> = [];
@@ -45,21 +34,19 @@ describe.each(backends)('SQL statements per op pushed by a connected home, on %s
     storage = await openStorage({ databaseUrl: db.databaseUrl, dataDir: db.dataDir });
     store = new SqlReplicaStore(storage.dataSource);
     await store.hostAccount(account.document, { custody: 'self' });
-    server = await startHost(account.homes[0]!.secretKey);
+    server = await startNode({ nodeKey: account.homes[0]!.secretKey });
     server.sync.on('acked', ({ account: name, peerId, vv, recorded }) => {
       if (recorded !== true) ackWrites.push(store.recordAck(name, peerId, vv));
     });
     await server.sync.host(account.serverName, store);
-    client = await startHost(account.homes[1]!.secretKey);
+    client = await startNode({ nodeKey: account.homes[1]!.secretKey });
     memory.host(account.document);
     await client.sync.host(account.serverName, memory);
   });
 
   afterAll(async () => {
-    await client?.sync.stop();
-    await client?.host.stop();
-    await server?.sync.stop();
-    await server?.host.stop();
+    await client?.stop();
+    await server?.stop();
     await Promise.all(ackWrites);
     await storage?.close();
     await db?.dispose();

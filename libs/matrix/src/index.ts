@@ -16,7 +16,7 @@ export type {
   MatrixRemoteMediaFetch,
 } from './media/media-port.js';
 export { DEVICE_KEY_LIMITS } from './keys/keys.service.js';
-export { CHANGE_FEED_FLUSH_KEYS, ChangeFeedService } from './sync/change-feed.service.js';
+export { ChangeFeedService } from './sync/change-feed.service.js';
 export type {
   MatrixAccountState,
   MatrixChanges,

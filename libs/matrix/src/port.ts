@@ -178,7 +178,6 @@ export interface MatrixStore {
   unusedFallbackKeyTypes(serverName: string, deviceId: string): Promise<string[]>;
   claimKey(serverName: string, deviceId: string, algorithm: string): Promise<{ keyId: string; value: unknown } | null>;
   deleteDeviceKeys(serverName: string, deviceId: string): Promise<void>;
-  recordChanges(serverName: string, keys: string[]): Promise<number>;
   /** Changes of many accounts appended in one transaction, in the map's order; returns the position reached. */
   recordChangesOf(changes: ReadonlyMap<string, readonly string[]>): Promise<number>;
   position(): Promise<number>;

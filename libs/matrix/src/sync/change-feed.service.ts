@@ -155,16 +155,14 @@ export class ChangeFeedService implements OnModuleInit, BeforeApplicationShutdow
 
   private async write(batch: Map<string, PendingChanges>): Promise<void> {
     const changes = new Map([...batch].map(([serverName, entry]) => [serverName, [...entry.keys]]));
-    try {
-      await this.store.recordChangesOf(changes);
-      return;
-    } catch (err) {
-      if (changes.size === 1) {
-        this.logger.error(`recording changes of ${[...changes.keys()].join('')} failed: ${String(err)}`);
+    if (changes.size > 1) {
+      try {
+        await this.store.recordChangesOf(changes);
         return;
+      } catch {
+        // One account's changes can fail the whole flush (one deleted meanwhile): each is written on its own then.
       }
     }
-    // One account's changes can fail the whole flush (one deleted meanwhile): each is written on its own then.
     for (const [serverName, keys] of changes) {
       try {
         await this.store.recordChangesOf(new Map([[serverName, keys]]));

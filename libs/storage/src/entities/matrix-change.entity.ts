@@ -16,7 +16,7 @@ import { AccountEntity } from './account.entity.js';
  */
 @Entity({ name: 'matrix_change' })
 @Index('matrix_change_account_idx', ['serverName', 'id'])
-// Older entries of a key are dropped when it changes again (`recordChanges`): found by this index.
+// Older entries of a key are dropped when it changes again (`recordChangesOf`): found by this index.
 @Index('matrix_change_key_idx', ['serverName', 'key'])
 export class MatrixChangeEntity {
   @PrimaryGeneratedColumn({ type: 'bigint' })
