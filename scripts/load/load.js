@@ -72,6 +72,7 @@ const { values: opts } = parseArgs({
     'clients-per-account': { type: 'string', default: '4' },
     'sync-timeout': { type: 'string', default: '5000' },
     'home-window': { type: 'string', default: '100' },
+    'client-rate': { type: 'string', default: '0' },
     target: { type: 'string' },
     'admin-token': { type: 'string' },
     'database-url': { type: 'string' },
@@ -85,6 +86,8 @@ if (opts.help) {
     'npm run load -- [--clients N (40, max 500)] [--homes N (4, max 50)] [--duration S (30, max 600)]\n' +
       '  [--idle S (5): the idle server, the reference] [--push-duration S (10, 0 to skip): the homes alone]\n' +
       '  [--clients-per-account N (4)] [--sync-timeout MS (5000)] [--home-window OPS (100)]\n' +
+      "  [--client-rate R (0): each client's actions per s, open loop (Poisson arrivals; latency from when each\n" +
+      '   was due); 0: closed loop, each client sends its next action when the last one answered]\n' +
       '  [--target http://127.0.0.1:PORT --admin-token T] [--database-url postgres://127.0.0.1/...] [--redis-url redis://127.0.0.1]\n',
   );
   process.exit(0);
@@ -120,6 +123,9 @@ const PUSH_S = count('push-duration', LIMITS.duration);
 const PER_ACCOUNT = count('clients-per-account', LIMITS.clientsPerAccount, 1);
 const SYNC_TIMEOUT_MS = count('sync-timeout', 30_000);
 const HOME_WINDOW = count('home-window', 10_000, 1);
+const CLIENT_RATE = Number(opts['client-rate']);
+if (!Number.isFinite(CLIENT_RATE) || CLIENT_RATE < 0 || CLIENT_RATE > 100)
+  fail('--client-rate must be a number of actions per s per client from 0 (closed loop) to 100');
 for (const name of ['target', 'database-url', 'redis-url']) {
   if (opts[name] !== undefined && !isLoopback(opts[name]))
     fail(`--${name} must be on loopback (127.0.0.0/8, ::1, localhost)`);
@@ -159,7 +165,11 @@ let adminToken;
 
 /** One timed request; `expect` lists the statuses that count as success. Resolves to the parsed body or undefined. */
 async function call(op, method, url, { body, token, expect = [200] } = {}) {
-  const started = performance.now();
+  // An open-loop action is timed from when it was due, so a server that falls behind is not hidden by the
+  // generator waiting for it (coordinated omission).
+  // (A client's /sync long polls run beside its actions and are timed from when they are sent.)
+  const due = op.startsWith('sync ') ? undefined : dueAt.get(token);
+  const started = Math.min(performance.now(), due ?? Infinity);
   try {
     const res = await fetch(`${base}${url}`, {
       method,
@@ -408,11 +418,24 @@ const ACTIONS = [
 ];
 const ACTION_WEIGHT = ACTIONS.reduce((a, [w]) => a + w, 0);
 
+/** When each client's open-loop action under way was due, by the client's access token. */
+const dueAt = new Map();
+
 async function actionLoop(client) {
+  let due = performance.now();
   while (!stopping) {
+    if (CLIENT_RATE > 0) {
+      // Poisson arrivals at CLIENT_RATE per s; an action due while the one before is still in flight waits for
+      // it, and its latency still counts from when it was due.
+      due += (-Math.log(1 - Math.random()) / CLIENT_RATE) * 1000;
+      while (!stopping && performance.now() < due) await sleep(Math.min(200, due - performance.now()));
+      if (stopping) break;
+      dueAt.set(client.token, due);
+    }
     let pick = Math.random() * ACTION_WEIGHT;
     const action = ACTIONS.find(([w]) => (pick -= w) < 0) ?? ACTIONS[0];
     await action[2](client);
+    dueAt.delete(client.token);
   }
 }
 
@@ -772,7 +795,11 @@ async function main() {
   // Counted per home: an op of the homes' window acknowledged late is not counted twice.
   const unacked = homes.reduce((n, h) => n + h.published - h.acked, 0);
   console.log(
-    `\n${CLIENTS} clients (${clients.length} logged in), ${HOMES} homes, ${loadSeconds.toFixed(1)} s: ` +
+    `\n${CLIENTS} clients (${clients.length} logged in; ` +
+      (CLIENT_RATE > 0
+        ? `open loop, ${CLIENT_RATE} actions/s each, timed from when due`
+        : 'closed loop, each sending its next action when the last answered') +
+      `), ${HOMES} homes, ${loadSeconds.toFixed(1)} s: ` +
       `${requests} requests (${(requests / loadSeconds).toFixed(0)}/s), ${homeFigures.acked} home ops acknowledged ` +
       `(${(homeFigures.acked / loadSeconds).toFixed(0)}/s), ${wakeups} /sync wake-ups with changes.`,
   );
