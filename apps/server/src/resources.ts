@@ -81,6 +81,7 @@ export async function openResources(config: AppConfig, logger: Logger): Promise<
           ...(config.p2pAnnounce.length > 0 ? { announce: config.p2pAnnounce } : {}),
           maxConnections: config.p2pMaxConnections,
           inboundConnectionThreshold: config.p2pInboundConnectionThreshold,
+          maxIncomingPendingConnections: config.p2pMaxIncomingPendingConnections,
           connectionLimits: {
             homeReserve: config.p2pHomeConnectionReserve,
             maxConnectionsPerPeer: config.p2pMaxConnectionsPerPeer,

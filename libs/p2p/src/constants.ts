@@ -44,7 +44,11 @@ export const STRANGER_IDLE_TIMEOUT = 60_000;
 export const HOME_PEER_TAG = 'polyhome-home';
 /** Value of HOME_PEER_TAG: the highest libp2p allows (kad-dht's closest peers carry 50). */
 export const HOME_PEER_TAG_VALUE = 100;
-/** Most inbound connections being upgraded at once (a slow-handshake flood stops here). */
+/**
+ * Most inbound connections being upgraded at once (a slow-handshake flood stops here; one more is reset, and a home
+ * dials again later). Also the server's cheapest admission control: twenty bench homes dialing at once at 64 were
+ * all let in, and the server, busy opening their thousand sync sessions, answered pings so late that homes aborted.
+ */
 export const MAX_INCOMING_PENDING_CONNECTIONS = 10;
 /** Inbound connections per second accepted from one host before libp2p resets them. */
 export const INBOUND_CONNECTION_THRESHOLD = 5;

@@ -27,6 +27,7 @@ describe('configuration', () => {
       p2pMaxStrangerConnectionsPerIp: 16,
       p2pStrangerIdleTimeoutMs: 60_000,
       p2pInboundConnectionThreshold: 5,
+      p2pMaxIncomingPendingConnections: 10,
       relay: { enabled: true, maxReservations: 128, reservationTtl: 7_200_000, dataLimit: 0, durationLimit: 0 },
       http: {
         headersTimeoutMs: 10_000,
@@ -46,6 +47,7 @@ describe('configuration', () => {
       P2P_MAX_STRANGER_CONNECTIONS_PER_IP: '3',
       P2P_STRANGER_IDLE_TIMEOUT_MS: '1000',
       P2P_INBOUND_CONNECTION_THRESHOLD: '50',
+      P2P_MAX_INCOMING_PENDING_CONNECTIONS: '7',
     });
     expect(config).toMatchObject({
       p2pMaxConnections: 20,
@@ -54,6 +56,7 @@ describe('configuration', () => {
       p2pMaxStrangerConnectionsPerIp: 3,
       p2pStrangerIdleTimeoutMs: 1000,
       p2pInboundConnectionThreshold: 50,
+      p2pMaxIncomingPendingConnections: 7,
     });
     expect(() => loadConfig({ P2P_MAX_CONNECTIONS: '20', P2P_HOME_CONNECTION_RESERVE: '20' })).toThrow(
       /P2P_HOME_CONNECTION_RESERVE: is 20, expected less than P2P_MAX_CONNECTIONS \(20\)/,

@@ -3,6 +3,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import {
   HOME_CONNECTION_RESERVE,
   INBOUND_CONNECTION_THRESHOLD,
+  MAX_INCOMING_PENDING_CONNECTIONS,
   MAX_CONNECTIONS,
   MAX_CONNECTIONS_PER_PEER,
   MAX_STRANGER_CONNECTIONS_PER_IP,
@@ -80,6 +81,8 @@ export interface AppConfig {
   p2pMaxStrangerConnectionsPerIp: number;
   p2pStrangerIdleTimeoutMs: number;
   p2pInboundConnectionThreshold: number;
+  /** Inbound libp2p connections in their handshake at once (P2P_MAX_INCOMING_PENDING_CONNECTIONS). */
+  p2pMaxIncomingPendingConnections: number;
   /** Serve the Matrix client API over libp2p (`polyhome proxy`). */
   clientApiOverP2p: boolean;
   /** The circuit relay for the homes of the hosted accounts (`relayServer` of @polyhome/p2p); off: no relay. */
@@ -274,6 +277,12 @@ export const CONFIG_SCHEMA = {
     default: String(INBOUND_CONNECTION_THRESHOLD),
     parse: integer(1, 100_000),
   },
+  P2P_MAX_INCOMING_PENDING_CONNECTIONS: {
+    description:
+      'Inbound libp2p connections in their handshake at once; one more is reset (its home dials again later).',
+    default: String(MAX_INCOMING_PENDING_CONNECTIONS),
+    parse: integer(1, 10_000),
+  },
   CLIENT_API_OVER_P2P: {
     description:
       "Serve the Matrix client API (only /_matrix/client/, /_matrix/media/, /.well-known/matrix/client; never /admin) over libp2p on /polyhome/client/1.0.0, for `polyhome proxy` (true or false). Requests are forwarded to this server's own HTTP listener, which checks access tokens as for any client.",
@@ -437,6 +446,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
     )!,
     p2pStrangerIdleTimeoutMs: read(env, 'P2P_STRANGER_IDLE_TIMEOUT_MS', s.P2P_STRANGER_IDLE_TIMEOUT_MS)!,
     p2pInboundConnectionThreshold: read(env, 'P2P_INBOUND_CONNECTION_THRESHOLD', s.P2P_INBOUND_CONNECTION_THRESHOLD)!,
+    p2pMaxIncomingPendingConnections: read(
+      env,
+      'P2P_MAX_INCOMING_PENDING_CONNECTIONS',
+      s.P2P_MAX_INCOMING_PENDING_CONNECTIONS,
+    )!,
     relay: {
       enabled: read(env, 'RELAY_ENABLED', s.RELAY_ENABLED)!,
       maxReservations: read(env, 'RELAY_MAX_RESERVATIONS', s.RELAY_MAX_RESERVATIONS)!,
