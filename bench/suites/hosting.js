@@ -50,6 +50,8 @@ const WAVE = Number(process.env.BENCH_HOSTING_WAVE ?? 1);
 const INBOUND_PER_S = 1_000;
 /** Ops of the one-account reference: one account's home pushes them to the same server in the same run. */
 const REFERENCE_OPS = Number(process.env.BENCH_HOSTING_REFERENCE_OPS ?? 1_000);
+/** How long the server is left alone after the pushes before its memory is read again. */
+const SETTLE_MS = Number(process.env.BENCH_HOSTING_SETTLE_MS ?? 30_000);
 /** How long a bench home waits for the server to acknowledge its ops. */
 const PUSH_TIMEOUT_MS = Number(process.env.BENCH_HOSTING_PUSH_TIMEOUT_MS ?? 60_000);
 const CACHE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'results', 'cache');
@@ -116,6 +118,7 @@ async function measure(databaseUrl, all, size, ctx, reference) {
       `${size} accounts: started in ${server.startMs.toFixed(0)} ms, idle RSS ${(idle.rss / MiB).toFixed(1)} MiB`,
     );
     let active;
+    let settledActive;
     let activeSeconds;
     let pushes;
     if (ACTIVE && size > 0) {
@@ -189,7 +192,13 @@ async function measure(databaseUrl, all, size, ctx, reference) {
         );
       }
     }
-    return { startMs: server.startMs, idle, active, activeSeconds, pushes };
+    if (active !== undefined) {
+      // The same reading once the server has been left alone for a while: what V8 and malloc give back by then.
+      ctx.progress(`${size} accounts: the server left alone for ${SETTLE_MS / 1000} s`);
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      settledActive = await server.memory();
+    }
+    return { startMs: server.startMs, idle, active, settledActive, activeSeconds, pushes };
   } finally {
     await server.stop();
     await rm(dir, { recursive: true, force: true });
@@ -339,6 +348,14 @@ export async function run(ctx) {
           value: (m.active.rss - m.idle.rss) / 1024 / p.ops,
           unit: 'KiB',
           reference: `PostgreSQL; (RSS after activity - idle RSS of the same server) / active accounts; goal <= 20 KiB (issue 14)`,
+        });
+        rows.push({
+          figure: `hosting.rss_per_active_account_kib.${n}_active${pct}pct_settled`,
+          value: (m.settledActive.rss - m.idle.rss) / 1024 / p.ops,
+          unit: 'KiB',
+          reference:
+            `PostgreSQL; the same once the server was left alone for ${SETTLE_MS / 1000} s (RSS ` +
+            `${(m.settledActive.rss / MiB).toFixed(1)} MiB, heap ${((m.settledActive.heapUsed - m.idle.heapUsed) / 1024 / p.ops).toFixed(1)} KiB per active account over idle)`,
         });
       }
     } finally {
