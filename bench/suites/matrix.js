@@ -15,7 +15,7 @@ import { loadConfig } from '../../apps/server/dist/config/config.js';
 import { LoginTokensService } from '../../apps/server/dist/login-tokens/login-tokens.service.js';
 import { createLogger } from '../../apps/server/dist/logging/logger.js';
 import { openResources } from '../../apps/server/dist/resources.js';
-import { ChangeFeedService, MATRIX_HOME_PORT } from '@polyhome/matrix';
+import { MATRIX_HOME_PORT } from '@polyhome/matrix';
 
 export const description = 'a device login applied on home B to /sync wake-up on B, per sample (p50, p99)';
 
@@ -41,12 +41,12 @@ async function startHome(dir) {
 
 /**
  * BENCH_MATRIX_TRACE=1: what happens between B's report and the answer, per sample. Every statement either home's
- * embedded database runs (its text, start and end), and the change feed's wake-up, are noted with their time;
+ * embedded database runs (its text, start and end) is noted with its time;
  * `report` prints where the time went. Wraps the homes' objects from the bench, nothing in the server.
  */
 function stageTracer(homes) {
   let events = null;
-  const note = (name, t0, t1 = t0) => events?.push({ name, t0, t1 });
+  const note = (name, t0, t1) => events?.push({ name, t0, t1 });
   for (const [label, home] of Object.entries(homes)) {
     const db = home.resources.storage.dataSource.driver.master.db;
     for (const method of ['query', 'exec']) {
@@ -61,12 +61,6 @@ function stageTracer(homes) {
       };
     }
   }
-  const feed = homes.B.app.get(ChangeFeedService);
-  const wake = feed.wake.bind(feed);
-  feed.wake = (serverName) => {
-    note('B feed wakes the long-polls');
-    wake(serverName);
-  };
   const samples = [];
   return {
     start: () => (events = []),
@@ -87,9 +81,8 @@ function stageTracer(homes) {
       const per = (fn) => med(samples.map(fn)).toFixed(1);
       const sum = (s, prefix) => s.events.filter((e) => e.name.startsWith(prefix)).reduce((n, e) => n + e.t1 - e.t0, 0);
       const count = (s, prefix) => s.events.filter((e) => e.name.startsWith(prefix)).length;
-      const wakeAt = (s) => (s.events.find((e) => e.name.startsWith('B feed')) ?? { t0: NaN }).t0 - s.appliedAt;
       console.log(
-        `medians over ${samples.length} samples: wake at +${per(wakeAt)} ms; B statements ${per((s) => count(s, 'B '))} taking ${per((s) => sum(s, 'B '))} ms; ` +
+        `medians over ${samples.length} samples: B statements ${per((s) => count(s, 'B '))} taking ${per((s) => sum(s, 'B '))} ms; ` +
           `A statements ${per((s) => count(s, 'A '))} taking ${per((s) => sum(s, 'A '))} ms; answer at +${per((s) => s.answeredAt - s.appliedAt)} ms`,
       );
     },
