@@ -36,7 +36,57 @@ async function startHome(dir) {
   const app = await createServerApp(resources);
   await app.listen(0, '127.0.0.1');
   const url = `http://127.0.0.1:${app.getHttpServer().address().port}`;
-  return { app, url };
+  return { app, url, resources };
+}
+
+/**
+ * BENCH_MATRIX_TRACE=1: what happens between B's report and the answer, per sample. Every statement either home's
+ * embedded database runs (its text, start and end) is noted with its time;
+ * `report` prints where the time went. Wraps the homes' objects from the bench, nothing in the server.
+ */
+function stageTracer(homes) {
+  let events = null;
+  const note = (name, t0, t1) => events?.push({ name, t0, t1 });
+  for (const [label, home] of Object.entries(homes)) {
+    const db = home.resources.storage.dataSource.driver.master.db;
+    for (const method of ['query', 'exec']) {
+      const original = db[method].bind(db);
+      db[method] = async (sql, ...rest) => {
+        const t0 = performance.now();
+        try {
+          return await original(sql, ...rest);
+        } finally {
+          note(`${label} ${sql.replace(/\s+/g, ' ').slice(0, 70)}`, t0, performance.now());
+        }
+      };
+    }
+  }
+  const samples = [];
+  return {
+    start: () => (events = []),
+    end(appliedAt, answeredAt) {
+      samples.push({ appliedAt, answeredAt, events: events.filter((e) => e.t1 >= appliedAt && e.t0 <= answeredAt) });
+      events = null;
+    },
+    report() {
+      samples.sort((x, y) => x.answeredAt - x.appliedAt - (y.answeredAt - y.appliedAt));
+      const mid = samples[Math.floor(samples.length / 2)];
+      console.log(`median sample: ${(mid.answeredAt - mid.appliedAt).toFixed(1)} ms from B's report to the answer`);
+      for (const e of mid.events) {
+        console.log(
+          `  +${(e.t0 - mid.appliedAt).toFixed(1).padStart(6)} ${(e.t1 - e.t0).toFixed(1).padStart(5)} ms  ${e.name}`,
+        );
+      }
+      const med = (xs) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? NaN;
+      const per = (fn) => med(samples.map(fn)).toFixed(1);
+      const sum = (s, prefix) => s.events.filter((e) => e.name.startsWith(prefix)).reduce((n, e) => n + e.t1 - e.t0, 0);
+      const count = (s, prefix) => s.events.filter((e) => e.name.startsWith(prefix)).length;
+      console.log(
+        `medians over ${samples.length} samples: B statements ${per((s) => count(s, 'B '))} taking ${per((s) => sum(s, 'B '))} ms; ` +
+          `A statements ${per((s) => count(s, 'A '))} taking ${per((s) => sum(s, 'A '))} ms; answer at +${per((s) => s.answeredAt - s.appliedAt)} ms`,
+      );
+    },
+  };
 }
 
 async function call(url, method, body, token) {
@@ -140,12 +190,14 @@ export async function run(ctx) {
     const logins = [];
     // When B applies the login's device op; the /sync change feed hears the same report first.
     let appliedAt;
+    const tracer = process.env.BENCH_MATRIX_TRACE === '1' ? stageTracer({ A: a, B: b }) : undefined;
     b.app.get(MATRIX_HOME_PORT, { strict: false }).onChanged((serverName, keys) => {
       if (serverName === created.server_name && keys.some((key) => key.startsWith('device:')))
         appliedAt ??= performance.now();
     });
     for (let i = 0; i < LOGINS; i++) {
       appliedAt = undefined;
+      tracer?.start();
       const poll = (async () => {
         // Long-poll until B's /sync names the account in device_lists.changed.
         for (;;) {
@@ -170,9 +222,11 @@ export async function run(ctx) {
       const woken = await poll;
       if (appliedAt === undefined) throw new Error('home B never reported the login as applied');
       samples.push(woken - appliedAt);
+      tracer?.end(appliedAt, woken);
       whole.push(woken - started);
       if (i % 10 === 0) ctx.progress(`${i + 1}/${LOGINS} logins`);
     }
+    tracer?.report();
     samples.sort((x, y) => x - y);
     whole.sort((x, y) => x - y);
     logins.sort((x, y) => x - y);

@@ -21,6 +21,7 @@ export type {
   MatrixAccountState,
   MatrixChanges,
   MatrixClientApiOptions,
+  MatrixDeviceKeyCounts,
   MatrixDeviceKeyLimits,
   MatrixHomePort,
   MatrixKeyUpload,

@@ -160,6 +160,12 @@ export interface MatrixChanges {
   expired: boolean;
 }
 
+/** What /sync tells a device of its keys: unclaimed one-time keys per algorithm, unused fallback key algorithms. */
+export interface MatrixDeviceKeyCounts {
+  oneTime: Record<string, number>;
+  unusedFallback: string[];
+}
+
 /** Local, unreplicated storage of the Matrix client API (`SqlMatrixStore` of `@polyhome/storage` fits it). */
 export interface MatrixStore {
   insertAccessToken(token: MatrixStoredToken): Promise<void>;
@@ -175,13 +181,23 @@ export interface MatrixStore {
     limits: MatrixDeviceKeyLimits,
   ): Promise<MatrixKeyUpload>;
   countOneTimeKeys(serverName: string, deviceId: string): Promise<Record<string, number>>;
-  unusedFallbackKeyTypes(serverName: string, deviceId: string): Promise<string[]>;
+  /** Unclaimed one-time keys per algorithm and the algorithms with an unused fallback key (sorted), read at once. */
+  deviceKeyCounts(serverName: string, deviceId: string): Promise<MatrixDeviceKeyCounts>;
   claimKey(serverName: string, deviceId: string, algorithm: string): Promise<{ keyId: string; value: unknown } | null>;
   deleteDeviceKeys(serverName: string, deviceId: string): Promise<void>;
-  /** Changes of many accounts appended in one transaction, in the map's order; returns the position reached. */
-  recordChangesOf(changes: ReadonlyMap<string, readonly string[]>): Promise<number>;
+  /**
+   * Changes of many accounts appended in one transaction, in the map's order; returns the position reached.
+   * `readable` is called once a read sent from then on sees them (it may be before the promise resolves).
+   */
+  recordChangesOf(changes: ReadonlyMap<string, readonly string[]>, readable?: () => void): Promise<number>;
   position(): Promise<number>;
   changesSince(serverName: string, since: number): Promise<MatrixChanges>;
+  /** `changesSince` and the device's `deviceKeyCounts` in one read (what a woken /sync needs first). */
+  changesAndKeyCounts(
+    serverName: string,
+    since: number,
+    deviceId: string,
+  ): Promise<MatrixChanges & { deviceKeys: MatrixDeviceKeyCounts }>;
   saveRoomEvent(serverName: string, roomId: string, event: Record<string, unknown>): Promise<void>;
   /** Stores a client's filter under a new id (filters are per home: a client uses them where it made them). */
   saveFilter(serverName: string, filterId: string, filter: Record<string, unknown>): Promise<void>;

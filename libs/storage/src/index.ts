@@ -36,6 +36,7 @@ export type { HostAccountInit, LocalOpContext, SqlReplicaStoreInit, StoredAccoun
 export { DEFAULT_CHANGES_PER_ACCOUNT, SqlMatrixStore } from './matrix-store.js';
 export type {
   ChangesSince,
+  DeviceKeyCounts,
   DeviceKeyLimits,
   DeviceKeyUpload,
   StoredAccessToken,

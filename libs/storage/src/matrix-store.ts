@@ -5,6 +5,7 @@ import { MatrixChangeEntity } from './entities/matrix-change.entity.js';
 import { MatrixDeviceKeyEntity } from './entities/matrix-device-key.entity.js';
 import { MatrixFilterEntity } from './entities/matrix-filter.entity.js';
 import { MatrixRoomEventEntity } from './entities/matrix-room-event.entity.js';
+import { PglitePool } from './pglite/pglite-pg-driver.js';
 
 /** An access token as stored (its hash, never the token). */
 export interface StoredAccessToken {
@@ -32,6 +33,12 @@ export interface ChangesSince {
   position: number;
   keys: string[];
   expired: boolean;
+}
+
+/** What /sync tells a device of its keys: unclaimed one-time keys per algorithm, unused fallback key algorithms. */
+export interface DeviceKeyCounts {
+  oneTime: Record<string, number>;
+  unusedFallback: string[];
 }
 
 /** How many keys a device may hold here: one-time keys (all algorithms), and algorithms with a fallback key. */
@@ -173,12 +180,24 @@ export class SqlMatrixStore {
     return Object.fromEntries(rows.map((r) => [r.algorithm, Number(r.n)]));
   }
 
-  /** Algorithms with a fallback key not yet handed out. */
-  async unusedFallbackKeyTypes(serverName: string, deviceId: string): Promise<string[]> {
-    const rows = await this.dataSource
-      .getRepository(MatrixDeviceKeyEntity)
-      .find({ where: { serverName, deviceId, kind: 'fallback', used: false }, order: { algorithm: 'ASC' } });
-    return rows.map((r) => r.algorithm);
+  /**
+   * What /sync tells a device of its keys, in one statement: its unclaimed one-time keys per algorithm, and the
+   * algorithms with a fallback key not yet handed out (sorted).
+   */
+  async deviceKeyCounts(serverName: string, deviceId: string): Promise<DeviceKeyCounts> {
+    const rows = await this.dataSource.query<Array<{ kind: string; algorithm: string; n: string }>>(
+      `SELECT kind, algorithm, COUNT(*) AS n FROM matrix_device_key
+       WHERE server_name = $1 AND device_id = $2 AND (kind = 'one_time' OR (kind = 'fallback' AND NOT used))
+       GROUP BY kind, algorithm ORDER BY algorithm`,
+      [serverName, deviceId],
+    );
+    const oneTime: Record<string, number> = {};
+    const unusedFallback: string[] = [];
+    for (const row of rows) {
+      if (row.kind === 'one_time') oneTime[row.algorithm] = Number(row.n);
+      else unusedFallback.push(row.algorithm);
+    }
+    return { oneTime, unusedFallback };
   }
 
   /**
@@ -230,9 +249,16 @@ export class SqlMatrixStore {
    * them is also before its new entry, so no answer changes), and an account keeps its newest
    * `changesPerAccount` entries; the ones pruned beyond that move the account's horizon, and `changesSince`
    * answers a position before it as expired. The newest entry of the stream is never pruned, so the position
-   * never goes back. Whatever the number of accounts, it is the same two statements inside the transaction.
+   * never goes back. Whatever the number of accounts, it is the same two statements inside the transaction (one on
+   * the embedded database, which takes no lock).
+   *
+   * `readable`, when given, is called once a read sent from then on sees the append: after the commit, or on the
+   * embedded database right after the append statement, before the commit. There the one session is the
+   * transaction's until it commits, so a read sent meanwhile waits for the commit and runs next: readers woken then
+   * are served before work queued later, without reading anything that is not committed. Not called when nothing
+   * is appended, nor when the append fails.
    */
-  async recordChangesOf(changes: ReadonlyMap<string, readonly string[]>): Promise<number> {
+  async recordChangesOf(changes: ReadonlyMap<string, readonly string[]>, readable?: () => void): Promise<number> {
     const servers: string[] = [];
     const keys: string[] = [];
     const quota: { servers: string[]; keep: number[]; whole: boolean[] } = { servers: [], keep: [], whole: [] };
@@ -249,16 +275,29 @@ export class SqlMatrixStore {
     }
     if (keys.length === 0) return this.position();
     // Clients wait on this (their /sync, a new room, uploaded keys), even when replication reported the change.
-    return outsideReplicationWork(() => this.appendChanges(servers, keys, quota));
+    const oneSession = this.oneSession();
+    const beforeCommit = oneSession ? readable : undefined;
+    const position = await outsideReplicationWork(() =>
+      this.appendChanges(servers, keys, quota, { lock: !oneSession, appended: beforeCommit }),
+    );
+    if (beforeCommit === undefined) readable?.();
+    return position;
+  }
+
+  /** Whether the database is the embedded one: one session, leased to one transaction or query at a time. */
+  private oneSession(): boolean {
+    return (this.dataSource.driver as unknown as { master?: unknown }).master instanceof PglitePool;
   }
 
   private async appendChanges(
     servers: string[],
     keys: string[],
     quota: { servers: string[]; keep: number[]; whole: boolean[] },
+    options: { lock: boolean; appended: (() => void) | undefined },
   ): Promise<number> {
     return this.dataSource.transaction(async (manager) => {
-      await manager.query('SELECT pg_advisory_xact_lock($1)', [CHANGE_STREAM_LOCK]);
+      // The embedded database needs no lock: its one session is this transaction's, and no other process opens it.
+      if (options.lock) await manager.query('SELECT pg_advisory_xact_lock($1)', [CHANGE_STREAM_LOCK]);
       // One statement: its parts see the stream as it was before it, so the new entries are never dropped here.
       // - added: the entries, ids in the order the changes were reported (unnest keeps the rows' order);
       // - superseded: older entries of the same keys (any since before them is before the new one too);
@@ -290,6 +329,7 @@ export class SqlMatrixStore {
          SELECT MAX(id) AS last FROM added`,
         [servers, keys, quota.servers, quota.keep, quota.whole],
       );
+      options.appended?.();
       return Number(rows[0]?.last ?? 0);
     });
   }
@@ -305,22 +345,64 @@ export class SqlMatrixStore {
    * meanwhile cannot make the answer skip an entry.
    */
   async changesSince(serverName: string, since: number): Promise<ChangesSince> {
+    return (await this.readChanges(serverName, since, undefined)).changes;
+  }
+
+  /** `changesSince` and the device's `deviceKeyCounts`, in the same statement: what a woken /sync reads first. */
+  async changesAndKeyCounts(
+    serverName: string,
+    since: number,
+    deviceId: string,
+  ): Promise<ChangesSince & { deviceKeys: DeviceKeyCounts }> {
+    const { changes, deviceKeys } = await this.readChanges(serverName, since, deviceId);
+    return { ...changes, deviceKeys: deviceKeys! };
+  }
+
+  private async readChanges(
+    serverName: string,
+    since: number,
+    deviceId: string | undefined,
+  ): Promise<{ changes: ChangesSince; deviceKeys?: DeviceKeyCounts }> {
+    const keyCounts =
+      deviceId === undefined
+        ? ''
+        : `,
+              (SELECT COALESCE(jsonb_object_agg(k.algorithm, k.n), '{}'::jsonb) FROM (
+                 SELECT algorithm, COUNT(*) AS n FROM matrix_device_key
+                 WHERE server_name = $1 AND device_id = $3 AND kind = 'one_time' GROUP BY algorithm) k) AS one_time,
+              ARRAY(SELECT algorithm FROM matrix_device_key
+                    WHERE server_name = $1 AND device_id = $3 AND kind = 'fallback' AND NOT used
+                    ORDER BY algorithm) AS fallback`;
     // One statement, so one snapshot: an append or a prune committing meanwhile is wholly in it or not.
     const rows = await this.dataSource.query<
-      Array<{ position: string | null; horizon: string | null; keys: string[] | null }>
+      Array<{
+        position: string | null;
+        horizon: string | null;
+        keys: string[] | null;
+        one_time?: Record<string, number>;
+        fallback?: string[];
+      }>
     >(
       `WITH p AS MATERIALIZED (SELECT COALESCE(MAX(id), 0) AS position FROM matrix_change)
        SELECT p.position,
               (SELECT h.pruned_through FROM matrix_change_horizon h WHERE h.server_name = $1) AS horizon,
               ARRAY(SELECT DISTINCT c.key FROM matrix_change c
-                    WHERE c.server_name = $1 AND c.id > $2 AND c.id <= p.position) AS keys
+                    WHERE c.server_name = $1 AND c.id > $2 AND c.id <= p.position) AS keys${keyCounts}
        FROM p`,
-      [serverName, String(since)],
+      deviceId === undefined ? [serverName, String(since)] : [serverName, String(since), deviceId],
     );
     const row = rows[0];
     const position = Number(row?.position ?? 0);
     const expired = row?.horizon !== null && row?.horizon !== undefined && since < Number(row.horizon);
-    return { position, keys: [...(row?.keys ?? [])].sort(), expired };
+    const changes = { position, keys: [...(row?.keys ?? [])].sort(), expired };
+    if (deviceId === undefined) return { changes };
+    return {
+      changes,
+      deviceKeys: {
+        oneTime: Object.fromEntries(Object.entries(row?.one_time ?? {}).map(([a, n]) => [a, Number(n)])),
+        unusedFallback: [...(row?.fallback ?? [])],
+      },
+    };
   }
 
   /** Stores a room event made here (create event, invites of others). */

@@ -16,6 +16,8 @@ export const CHANGE_FEED_FLUSH_KEYS = 2_000;
 interface PendingChanges {
   keys: Set<string>;
   done: Array<() => void>;
+  /** Its long-polls were woken once the store said a read would see the changes. */
+  woken?: boolean;
 }
 
 /**
@@ -27,6 +29,10 @@ interface PendingChanges {
  * writes the changes of every account waiting in one transaction. So a burst of changes from many accounts costs
  * one transaction, not one each, and a request that records a change (a one-time key upload, a new room) waits
  * for at most the flush in progress and its own, not for every change reported before it.
+ *
+ * Long-polls are woken as soon as a read sent then sees the flush (the store says when: on the embedded database
+ * that is before the commit, the reads then waiting for it), and they read what they answer from the store, so a
+ * /sync never answers a position that is not written nor skips one.
  */
 @Injectable()
 export class ChangeFeedService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
@@ -155,9 +161,16 @@ export class ChangeFeedService implements OnModuleInit, BeforeApplicationShutdow
 
   private async write(batch: Map<string, PendingChanges>): Promise<void> {
     const changes = new Map([...batch].map(([serverName, entry]) => [serverName, [...entry.keys]]));
+    const readable = (serverNames: Iterable<string>) => (): void => {
+      for (const serverName of serverNames) {
+        const entry = batch.get(serverName);
+        if (entry !== undefined) entry.woken = true;
+        this.wake(serverName);
+      }
+    };
     if (changes.size > 1) {
       try {
-        await this.store.recordChangesOf(changes);
+        await this.store.recordChangesOf(changes, readable(changes.keys()));
         return;
       } catch {
         // One account's changes can fail the whole flush (one deleted meanwhile): each is written on its own then.
@@ -165,16 +178,18 @@ export class ChangeFeedService implements OnModuleInit, BeforeApplicationShutdow
     }
     for (const [serverName, keys] of changes) {
       try {
-        await this.store.recordChangesOf(new Map([[serverName, keys]]));
+        await this.store.recordChangesOf(new Map([[serverName, keys]]), readable([serverName]));
       } catch (err) {
         this.logger.error(`recording changes of ${serverName} failed: ${String(err)}`);
       }
     }
   }
 
-  // Long-polls are woken as soon as the changes can be read; a deleted device's tokens go right after.
+  // Long-polls not woken yet are woken now. A deleted device's tokens go after the long-polls woken sent their reads
+  // (a turn of the event loop): they wait for nothing of it.
   private async settle(serverName: string, entry: PendingChanges): Promise<void> {
-    this.wake(serverName);
+    if (entry.woken !== true) this.wake(serverName);
+    await new Promise((resolve) => setImmediate(resolve));
     try {
       await this.dropDeletedDevices(serverName, [...entry.keys]);
     } catch (err) {

@@ -13,6 +13,7 @@ import {
   MATRIX_HOME_PORT,
   MATRIX_STORE,
   type MatrixAccountState,
+  type MatrixDeviceKeyCounts,
   type MatrixHomePort,
   type MatrixStore,
 } from '../port.js';
@@ -110,7 +111,7 @@ export class SyncService {
         ephemeralPosition === undefined
           ? NO_NEWS
           : await this.ephemeralNews(session, undefined, ephemeralPosition, request);
-      const toDevice = await this.toDeviceNews(session, undefined);
+      const toDevice = await this.toDeviceNews(session, undefined, await this.port.toDevice?.position());
       if (toDevice !== undefined) position.toDevice = toDevice.position;
       return this.build(session, position, undefined, entries, request, news, toDevice?.events ?? []);
     }
@@ -120,20 +121,24 @@ export class SyncService {
     let ephemeralSince = since.ephemeral;
     for (;;) {
       const wait = this.feed.waitForChange(session.serverName, Math.max(0, deadline - Date.now()));
-      const changes = await this.store.changesSince(session.serverName, since.change);
-      const roomPosition = await rooms?.position();
+      // The streams' positions are read at once (each is its own snapshot, as when read one after the other).
+      const [changes, roomPosition, ephemeralPosition, toDeviceTo] = await Promise.all([
+        this.store.changesAndKeyCounts(session.serverName, since.change, session.deviceId),
+        rooms?.position(),
+        ephemeral?.position(),
+        this.port.toDevice?.position(),
+      ]);
       const entries =
         rooms === undefined
           ? undefined
           : roomSince === undefined || request.fullState || (roomPosition ?? 0) > roomSince
             ? await this.roomEntries(session, request.fullState ? undefined : roomSince, roomPosition, request)
             : [];
-      const ephemeralPosition = await ephemeral?.position();
       const news =
         ephemeralPosition === undefined || samePosition(ephemeralSince, ephemeralPosition)
           ? NO_NEWS
           : await this.ephemeralNews(session, ephemeralSince, ephemeralPosition, request);
-      const toDevice = await this.toDeviceNews(session, since.toDevice);
+      const toDevice = await this.toDeviceNews(session, since.toDevice, toDeviceTo);
       const changed =
         (toDevice !== undefined && toDevice.events.length > 0) ||
         changes.expired ||
@@ -155,6 +160,7 @@ export class SyncService {
           news,
           toDevice?.events ?? [],
           since.room,
+          changes.deviceKeys,
         );
       }
       if (roomSince !== undefined && roomPosition !== undefined) roomSince = roomPosition;
@@ -166,15 +172,15 @@ export class SyncService {
   /**
    * The to-device messages waiting for the session's device (at most MAX_SYNC_TO_DEVICE), after acknowledging
    * those at or before `since` (a position ahead of the stream's, from before a database was replaced, acknowledges
-   * nothing). Undefined without a to-device port.
+   * nothing), up to the stream's position `to`. Undefined without a to-device port.
    */
   private async toDeviceNews(
     session: MatrixSession,
     since: number | undefined,
+    to: number | undefined,
   ): Promise<{ events: ToDeviceEvent[]; position: number } | undefined> {
     const toDevice = this.port.toDevice;
-    if (toDevice === undefined) return undefined;
-    const to = await toDevice.position();
+    if (toDevice === undefined || to === undefined) return undefined;
     const acknowledged = since !== undefined && since <= to ? since : undefined;
     return toDevice.messages(actorOf(session), acknowledged, to, MAX_SYNC_TO_DEVICE);
   }
@@ -243,7 +249,8 @@ export class SyncService {
    * sync; 'expired': the stream was pruned past the token, so every room and the device list count as changed,
    * left rooms included, and timelines are marked limited, as Synapse answers a token older than its caches).
    * `entries` are the room engine's rooms (undefined without an engine: the account's membership view);
-   * `sinceRoom` is the token's room position (what counts as new for the users newly sharing an encrypted room).
+   * `sinceRoom` is the token's room position (what counts as new for the users newly sharing an encrypted room);
+   * `deviceKeys` the device's key counts when already read (else they are read here).
    */
   private async build(
     session: MatrixSession,
@@ -254,8 +261,10 @@ export class SyncService {
     news: EphemeralNews,
     toDevice: ToDeviceEvent[],
     sinceRoom?: number,
+    deviceKeys?: MatrixDeviceKeyCounts,
   ): Promise<JsonRecord> {
-    const state = await this.port.state(session.serverName);
+    // Read only when the response shows some of it: a change of devices or keys alone needs none of the state.
+    const state = needsAccountState(changed) ? await this.port.state(session.serverName) : undefined;
     const rooms =
       entries === undefined
         ? await this.membershipRooms(session, state, changed)
@@ -292,12 +301,13 @@ export class SyncService {
     const othersChanged = [...new Set([...otherUsersChanged(changed), ...newlyShared])].filter(
       (u) => !left.includes(u),
     );
+    const keys = deviceKeys ?? (await this.store.deviceKeyCounts(session.serverName, session.deviceId));
     return {
       next_batch: syncToken(position),
       rooms,
       device_lists: { changed: [...(devicesChanged ? [session.userId] : []), ...othersChanged], left },
-      device_one_time_keys_count: await this.store.countOneTimeKeys(session.serverName, session.deviceId),
-      device_unused_fallback_key_types: await this.store.unusedFallbackKeyTypes(session.serverName, session.deviceId),
+      device_one_time_keys_count: keys.oneTime,
+      device_unused_fallback_key_types: keys.unusedFallback,
       account_data: {
         events: accountData.global.filter((e) => eventPasses(request.filter.accountData, { type: String(e['type']) })),
       },
@@ -413,7 +423,7 @@ export class SyncService {
   private async addRoomsNotHeld(
     rooms: RoomsSection,
     session: MatrixSession,
-    state: MatrixAccountState,
+    state: MatrixAccountState | undefined,
     changed: string[] | 'expired' | undefined,
     request: SyncRequest,
   ): Promise<void> {
@@ -436,7 +446,7 @@ export class SyncService {
    */
   private async membershipRooms(
     session: MatrixSession,
-    state: MatrixAccountState,
+    state: MatrixAccountState | undefined,
     changed: string[] | 'expired' | undefined,
     include: (roomId: string) => Promise<boolean> = () => Promise.resolve(true),
     joined = true,
@@ -444,7 +454,7 @@ export class SyncService {
     const rooms: RoomsSection = { join: {}, invite: {}, leave: {}, knock: {} };
     const roomIds =
       changed === undefined || changed === 'expired'
-        ? Object.keys(state.memberships)
+        ? Object.keys(state?.memberships ?? {})
         : [
             ...new Set([
               ...changed
@@ -454,7 +464,7 @@ export class SyncService {
             ]),
           ];
     for (const roomId of roomIds) {
-      const membership = state.memberships[roomId];
+      const membership = state?.memberships[roomId];
       // Checked before the room's events are read: a room left out costs nothing.
       if (membership === undefined || (!joined && membership['membership'] === 'join')) continue;
       if (!(await include(roomId))) continue;
@@ -511,9 +521,10 @@ function parseFullState(value: unknown): boolean {
  */
 function accountDataOf(
   userId: string,
-  state: MatrixAccountState,
+  state: MatrixAccountState | undefined,
   changed: string[] | 'expired' | undefined,
 ): { global: JsonRecord[]; rooms: Map<string, JsonRecord[]> } {
+  if (state === undefined) return { global: [], rooms: new Map() };
   const all = changed === undefined || changed === 'expired';
   const keys = all ? [] : changed;
   const has = (prefix: string, key: string): boolean => all || keys.includes(`${prefix}:${key}`);
@@ -532,6 +543,18 @@ function accountDataOf(
     rooms.set(body.room_id, list);
   }
   return { global, rooms };
+}
+
+/** Prefixes of the changed keys a response shows from the account's state: memberships and account data. */
+const STATE_SHOWN = ['member:', 'room:', 'room_account_data:', 'account_data:', 'push_rule:'];
+
+/**
+ * Whether a response needs the account's state: an initial or expired sync shows all of it, an incremental one
+ * only what changed of its memberships and account data (`membershipRooms`, `accountDataOf`). Without it they
+ * are given none (undefined), which shows the same for such changes.
+ */
+function needsAccountState(changed: string[] | 'expired' | undefined): boolean {
+  return !Array.isArray(changed) || changed.some((key) => STATE_SHOWN.some((prefix) => key.startsWith(prefix)));
 }
 
 /** The room of a changed `room_account_data:<["room","type"]>` key. */
