@@ -709,12 +709,14 @@ export class SqlRoomStore {
     transaction?: StorageTransaction,
   ): Promise<string> {
     const m = transaction === undefined ? this.dataSource.manager : managerOf(transaction);
-    await m.query(
+    const inserted = (await m.query(
       `INSERT INTO room_txn (server_name, device_id, txn_id, event_id) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (server_name, device_id, txn_id) DO NOTHING`,
+       ON CONFLICT (server_name, device_id, txn_id) DO NOTHING RETURNING event_id`,
       [account, deviceId, txnId, eventId],
-    );
-    // A second statement, so it sees the row of a concurrent send that won the insert (read committed).
+    )) as Array<{ event_id: string }>;
+    if (inserted[0] !== undefined) return inserted[0].event_id;
+    // Held already: a second statement, so it sees the row of a concurrent send that won the insert (read
+    // committed).
     const rows = (await m.query(
       'SELECT event_id FROM room_txn WHERE server_name = $1 AND device_id = $2 AND txn_id = $3',
       [account, deviceId, txnId],
@@ -790,6 +792,17 @@ export class SqlRoomStore {
    */
   async enqueueDeliveries(rows: readonly OutboxEntry[], cursor: number): Promise<void> {
     checkPosition(cursor, 'cursor');
+    const moveCursor = (m: EntityManager) =>
+      m.query(
+        `INSERT INTO room_fanout_cursor (id, position) VALUES (1, $1)
+         ON CONFLICT (id) DO UPDATE SET position = GREATEST(room_fanout_cursor.position, EXCLUDED.position)`,
+        [cursor],
+      );
+    // Nothing owed: the cursor alone, one statement.
+    if (rows.length === 0) {
+      await moveCursor(this.dataSource.manager);
+      return;
+    }
     await this.dataSource.transaction(async (m) => {
       for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
         const chunk = rows.slice(i, i + INSERT_CHUNK);
@@ -805,11 +818,7 @@ export class SqlRoomStore {
           ],
         );
       }
-      await m.query(
-        `INSERT INTO room_fanout_cursor (id, position) VALUES (1, $1)
-         ON CONFLICT (id) DO UPDATE SET position = GREATEST(room_fanout_cursor.position, EXCLUDED.position)`,
-        [cursor],
-      );
+      await moveCursor(m);
     });
   }
 
