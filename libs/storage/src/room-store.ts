@@ -87,6 +87,21 @@ const TIMELINE_CTES = `gone AS (DELETE FROM room_missing_prev WHERE room_id = $2
          WHERE NOT EXISTS (SELECT 1 FROM room_event r WHERE r.event_id = p AND r.outlier = false)
          ON CONFLICT DO NOTHING)`;
 
+/**
+ * What a transaction did so far, so that each lock is taken once and a later event of a batch reads nothing an
+ * earlier one wrote: the rooms locked (with their versions) and those it created, whether it holds the stream
+ * lock, and the timeline events it stored with the state group after each.
+ */
+interface TransactionRecord {
+  rooms: Map<string, string>;
+  created: Set<string>;
+  stream: boolean;
+  stored: Map<string, { roomId: string; after: Group | null }>;
+}
+
+/** A state change to write: a key set (or removed, `null`) at a stream ordering. */
+type StateChange = [StateTuple, string | null, number];
+
 /** A state group and its deltas to its snapshot. */
 interface Group {
   id: string;
@@ -183,8 +198,8 @@ function checkPersistInput(input: PersistRoomEvent): void {
 export class SqlRoomStore {
   /** Room versions read (a room's version never changes once its row exists). */
   readonly #versions = new Map<string, RoomVersionId>();
-  /** The locks an open transaction holds (rooms, with their versions, and the stream lock): each is taken once. */
-  readonly #locks = new WeakMap<EntityManager, { rooms: Map<string, string>; stream: boolean }>();
+  /** What an open transaction of this store did so far (see TransactionRecord). */
+  readonly #transactions = new WeakMap<EntityManager, TransactionRecord>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -228,7 +243,21 @@ export class SqlRoomStore {
     if (inputs.length === 0) return [];
     return run(async (m) => {
       const results: Array<{ inserted: boolean; streamOrdering: number | null }> = [];
-      for (const input of inputs) results.push(await this.persistOne(m, input));
+      // The current state changes of the batch, written together at its end (or before a whole state).
+      const changes: StateChange[] = [];
+      for (const input of inputs) {
+        const result = await this.persistOne(m, input);
+        results.push(result);
+        const at = result.streamOrdering;
+        if (!result.inserted || at === null) continue;
+        if (input.currentStateDelta !== undefined) {
+          for (const [key, id] of input.currentStateDelta) changes.push([key, id, at]);
+        } else if (input.currentState !== undefined) {
+          await this.applyStateChanges(m, input.pdu.room_id, changes.splice(0));
+          await this.applyCurrentState(m, input.pdu.room_id, input.currentState, at);
+        }
+      }
+      if (changes.length > 0) await this.applyStateChanges(m, inputs[0]!.pdu.room_id, changes);
       return results;
     });
   }
@@ -240,22 +269,39 @@ export class SqlRoomStore {
     const { eventId, pdu } = input;
     const roomId = pdu.room_id;
     await this.lockRoom(m, roomId, input.roomVersion);
-    // The event as held, and the state group after the event its state builds on, in one read.
     const base =
       input.stateBefore !== undefined && 'afterEvent' in input.stateBefore ? input.stateBefore.afterEvent : null;
-    const probed = (await m.query(
-      `SELECT e.event_id, e.room_id, e.outlier, e.stream_ordering, e.state_group_after, g.delta_hops
+    // The event as held, and the state group after the event its state builds on, in one read; none for an
+    // event of a room this transaction created building on one it stored (nothing else of the room is held).
+    const record = this.recordOf(m);
+    const stored = base === null ? undefined : record.stored.get(base);
+    const known = record.created.has(roomId) && !record.stored.has(eventId) && (base === null || stored?.after != null);
+    const probed = known
+      ? stored === undefined
+        ? []
+        : [
+            {
+              event_id: base!,
+              room_id: stored.roomId,
+              outlier: false,
+              stream_ordering: null,
+              state_group_after: stored.after!.id,
+              delta_hops: stored.after!.hops,
+            },
+          ]
+      : ((await m.query(
+          `SELECT e.event_id, e.room_id, e.outlier, e.stream_ordering, e.state_group_after, g.delta_hops
        FROM room_event e LEFT JOIN room_state_group g ON g.id = e.state_group_after
        WHERE e.event_id = ANY($1::varchar[])`,
-      [base === null ? [eventId] : [eventId, base]],
-    )) as Array<{
-      event_id: string;
-      room_id: string;
-      outlier: boolean;
-      stream_ordering: string | null;
-      state_group_after: string | null;
-      delta_hops: number | null;
-    }>;
+          [base === null ? [eventId] : [eventId, base]],
+        )) as Array<{
+          event_id: string;
+          room_id: string;
+          outlier: boolean;
+          stream_ordering: string | null;
+          state_group_after: string | null;
+          delta_hops: number | null;
+        }>);
     const existing = probed.find((r) => r.event_id === eventId);
     if (existing !== undefined) {
       if (existing.room_id !== roomId)
@@ -272,6 +318,7 @@ export class SqlRoomStore {
     }
 
     let groups: { before: string; after: string } | null = null;
+    let groupAfter: Group | null = null;
     if (input.stateBefore !== undefined) {
       let before: Group;
       if (base !== null) {
@@ -297,6 +344,7 @@ export class SqlRoomStore {
         ? await this.deltaGroup(m, roomId, before, new Map([[stateKeyOf(pdu.type, pdu.state_key!), eventId]]))
         : before;
       groups = { before: before.id, after: after.id };
+      groupAfter = after;
     }
 
     const accepted = input.rejected === undefined;
@@ -314,18 +362,24 @@ export class SqlRoomStore {
       );
       streamOrdering = await this.enterTimeline(m, input);
     }
+    this.recordOf(m).stored.set(eventId, { roomId, after: groupAfter });
     if (!accepted || streamOrdering === null) return { inserted: true, streamOrdering: null };
-    if (input.currentStateDelta !== undefined)
-      await this.applyStateChanges(m, roomId, [...input.currentStateDelta], streamOrdering);
-    else if (input.currentState !== undefined)
-      await this.applyCurrentState(m, roomId, input.currentState, streamOrdering);
     return { inserted: true, streamOrdering };
+  }
+
+  /** What `m`'s transaction did so far. */
+  private recordOf(m: EntityManager): TransactionRecord {
+    let record = this.#transactions.get(m);
+    if (record === undefined) {
+      record = { rooms: new Map(), created: new Set(), stream: false, stored: new Map() };
+      this.#transactions.set(m, record);
+    }
+    return record;
   }
 
   /** Takes the stream lock once per transaction (see ROOM_STREAM_LOCK). */
   private async lockStream(m: EntityManager): Promise<void> {
-    const held = this.#locks.get(m) ?? { rooms: new Map<string, string>(), stream: false };
-    this.#locks.set(m, held);
+    const held = this.recordOf(m);
     if (held.stream) return;
     await m.query('SELECT pg_advisory_xact_lock($1)', [ROOM_STREAM_LOCK]);
     held.stream = true;
@@ -897,8 +951,7 @@ export class SqlRoomStore {
    * the room in the same transaction finds it held).
    */
   private async lockRoom(m: EntityManager, roomId: string, roomVersion: RoomVersionId): Promise<void> {
-    const held = this.#locks.get(m) ?? { rooms: new Map<string, string>(), stream: false };
-    this.#locks.set(m, held);
+    const held = this.recordOf(m);
     let version = held.rooms.get(roomId);
     if (version === undefined) {
       const lock = async () =>
@@ -907,16 +960,16 @@ export class SqlRoomStore {
             room_version: string;
           }>
         )[0]?.room_version;
-      // A new room's row is this transaction's until it commits: inserting it locks it.
-      version =
-        (await lock()) ??
-        (
-          (await m.query(
-            'INSERT INTO room (room_id, room_version) VALUES ($1, $2) ON CONFLICT (room_id) DO NOTHING RETURNING room_version',
-            [roomId, roomVersion],
-          )) as Array<{ room_version: string }>
-        )[0]?.room_version ??
-        (await lock())!;
+      version = await lock();
+      if (version === undefined) {
+        // A new room's row is this transaction's until it commits: inserting it locks it.
+        const [created] = (await m.query(
+          'INSERT INTO room (room_id, room_version) VALUES ($1, $2) ON CONFLICT (room_id) DO NOTHING RETURNING room_version',
+          [roomId, roomVersion],
+        )) as Array<{ room_version: string }>;
+        if (created !== undefined) held.created.add(roomId);
+        version = created?.room_version ?? (await lock())!;
+      }
       held.rooms.set(roomId, version);
     }
     if (version !== roomVersion)
@@ -1134,56 +1187,63 @@ export class SqlRoomStore {
           `Cannot set the state of ${roomId}: ${JSON.stringify(key)} is not a state entry (stateKeyOf).`,
         );
     const current = await this.readCurrentState(m, roomId);
-    const changes: Array<[StateTuple, string | null]> = [];
-    for (const [key, id] of state) if (current.get(key) !== id) changes.push([key, id]);
-    for (const key of current.keys()) if (!state.has(key)) changes.push([key, null]);
-    await this.applyStateChanges(m, roomId, changes, atStreamOrdering);
+    const changes: StateChange[] = [];
+    for (const [key, id] of state) if (current.get(key) !== id) changes.push([key, id, atStreamOrdering]);
+    for (const key of current.keys()) if (!state.has(key)) changes.push([key, null, atStreamOrdering]);
+    await this.applyStateChanges(m, roomId, changes);
   }
 
   /**
-   * Writes changes to the room's current state, logged at `atStreamOrdering`, with the memberships they bring
-   * (read from the member events held, which must carry a membership): one statement per INSERT_CHUNK changes.
+   * Writes changes to the room's current state, each logged at its stream ordering, with the memberships they
+   * bring (read from the member events held, which must carry a membership); the last change of a key is the
+   * one held. One statement per INSERT_CHUNK changes.
    */
-  private async applyStateChanges(
-    m: EntityManager,
-    roomId: string,
-    changes: Array<[StateTuple, string | null]>,
-    atStreamOrdering: number,
-  ): Promise<void> {
-    checkStateEntries(new Map(changes), roomId);
+  private async applyStateChanges(m: EntityManager, roomId: string, changes: StateChange[]): Promise<void> {
+    for (const [key, id, at] of changes) {
+      checkStateEntries(new Map([[key, id]]), roomId);
+      checkPosition(at, 'atStreamOrdering');
+    }
     for (let i = 0; i < changes.length; i += INSERT_CHUNK) {
       const chunk = changes.slice(i, i + INSERT_CHUNK);
-      const [types, keys, ids] = columnsOf(chunk);
-      const members = chunk.filter(([key, id]) => id !== null && splitStateKey(key).type === 'm.room.member');
+      const [types, keys, ids] = columnsOf(chunk.map(([key, id]) => [key, id] as const));
+      const ats = chunk.map(([, , at]) => at);
+      // Several changes of a key (a batch of events): the last one is the key's state.
+      const lastOf = new Map(chunk.map(([key], n) => [key, n]));
+      const last = chunk.map(([key], n) => lastOf.get(key) === n);
+      const members = chunk.filter(
+        ([key, id], n) => last[n] && id !== null && splitStateKey(key).type === 'm.room.member',
+      );
       const rows = (await m.query(
         `WITH x AS MATERIALIZED (
-           SELECT * FROM unnest($2::varchar[], $3::varchar[], $4::varchar[]) AS x(type, state_key, event_id)),
+           SELECT * FROM unnest($2::varchar[], $3::varchar[], $4::varchar[], $5::bigint[], $6::boolean[])
+             AS x(type, state_key, event_id, at, last)),
          removed AS (
            DELETE FROM room_current_state c USING x
-           WHERE c.room_id = $1 AND c.type = x.type AND c.state_key = x.state_key AND x.event_id IS NULL),
+           WHERE c.room_id = $1 AND c.type = x.type AND c.state_key = x.state_key AND x.last AND x.event_id IS NULL),
          kept AS (
            INSERT INTO room_current_state (room_id, type, state_key, event_id)
-           SELECT $1, x.type, x.state_key, x.event_id FROM x WHERE x.event_id IS NOT NULL
+           SELECT $1, x.type, x.state_key, x.event_id FROM x WHERE x.last AND x.event_id IS NOT NULL
            ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = EXCLUDED.event_id),
          logged AS (
            INSERT INTO room_current_state_delta (room_id, stream_ordering, type, state_key, event_id)
-           SELECT $1, $5::bigint, x.type, x.state_key, x.event_id FROM x
+           SELECT $1, x.at, x.type, x.state_key, x.event_id FROM x
            ON CONFLICT (room_id, stream_ordering, type, state_key) DO UPDATE SET event_id = EXCLUDED.event_id),
          left_room AS (
-           DELETE FROM room_membership WHERE room_id = $1
-             AND user_id IN (SELECT x.state_key FROM x WHERE x.type = 'm.room.member' AND x.event_id IS NULL)),
+           DELETE FROM room_membership WHERE room_id = $1 AND user_id IN (
+             SELECT x.state_key FROM x WHERE x.last AND x.type = 'm.room.member' AND x.event_id IS NULL)),
          members AS (
            INSERT INTO room_membership (room_id, user_id, server_name, membership, event_id, stream_ordering)
            SELECT $1, x.state_key, substr(x.state_key, strpos(x.state_key, ':') + 1),
-             r.pdu::jsonb -> 'content' ->> 'membership', x.event_id, $5::bigint
+             r.pdu::jsonb -> 'content' ->> 'membership', x.event_id, x.at
            FROM x JOIN room_event r ON r.event_id = x.event_id
-           WHERE x.type = 'm.room.member' AND jsonb_typeof(r.pdu::jsonb -> 'content' -> 'membership') = 'string'
+           WHERE x.last AND x.type = 'm.room.member'
+             AND jsonb_typeof(r.pdu::jsonb -> 'content' -> 'membership') = 'string'
            ON CONFLICT (room_id, user_id) DO UPDATE SET server_name = EXCLUDED.server_name,
              membership = EXCLUDED.membership, event_id = EXCLUDED.event_id,
              stream_ordering = EXCLUDED.stream_ordering
            RETURNING event_id)
          SELECT event_id FROM members`,
-        [roomId, types, keys, ids, atStreamOrdering],
+        [roomId, types, keys, ids, ats, last],
       )) as Array<{ event_id: string }>;
       const set = new Set(rows.map((r) => r.event_id));
       const missing = members.find(([, id]) => !set.has(id!));
