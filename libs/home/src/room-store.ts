@@ -165,6 +165,12 @@ export interface RoomStore extends EventLookup, RoomFederationStore {
    */
   persistEvent(input: PersistEventInput): Promise<PersistEventResult>;
   /**
+   * Stores events of one room in order, as `persistEvent` stores each, in one transaction: the events become
+   * visible together, with consecutive stream orderings. An event may name an earlier one of the batch (its prev
+   * event, the event its state builds on).
+   */
+  persistEvents(inputs: readonly PersistEventInput[]): Promise<PersistEventResult[]>;
+  /**
    * Stores an older event fetched with `/backfill` into the timeline before every held event (a stream ordering
    * of 0 or below, no state of its own, extremities unchanged); its prev events not held become the room's gaps.
    * An event already in the timeline is left as it is (`inserted: false`).

@@ -67,6 +67,47 @@ const INSERT_CHUNK = 1_000;
  */
 const ROOM_STREAM_LOCK = 0x70687273; // "phrs"
 
+/**
+ * What an accepted timeline event does besides its own row ($1 the event, $2 the room, $3 its prev events): it
+ * is no longer a gap; its prev events stop being forward extremities, and it becomes one unless a held timeline
+ * event already names it as a prev event (it arrived after its child); its prev events not held in the timeline
+ * become gaps. Common table expressions of the statement that inserts (or updates) the event.
+ */
+const TIMELINE_CTES = `gone AS (DELETE FROM room_missing_prev WHERE room_id = $2 AND event_id = $1),
+       replaced AS (DELETE FROM room_forward_extremity WHERE room_id = $2 AND event_id = ANY($3::varchar[])),
+       extremity AS (
+         INSERT INTO room_forward_extremity (room_id, event_id)
+         SELECT $2, $1 WHERE NOT EXISTS (
+           SELECT 1 FROM room_event_edge e JOIN room_event r ON r.event_id = e.event_id
+           WHERE e.prev_event_id = $1 AND r.room_id = $2 AND r.outlier = false AND r.rejection_code IS NULL)
+         ON CONFLICT DO NOTHING),
+       gaps AS (
+         INSERT INTO room_missing_prev (room_id, event_id)
+         SELECT $2, p FROM unnest($3::varchar[]) AS p
+         WHERE NOT EXISTS (SELECT 1 FROM room_event r WHERE r.event_id = p AND r.outlier = false)
+         ON CONFLICT DO NOTHING)`;
+
+/**
+ * What a transaction did so far, so that each lock is taken once and a later event of a batch reads nothing an
+ * earlier one wrote: the rooms locked (with their versions) and those it created, whether it holds the stream
+ * lock, and the timeline events it stored with the state group after each.
+ */
+interface TransactionRecord {
+  rooms: Map<string, string>;
+  created: Set<string>;
+  stream: boolean;
+  stored: Map<string, { roomId: string; after: Group | null }>;
+}
+
+/** A state change to write: a key set (or removed, `null`) at a stream ordering. */
+type StateChange = [StateTuple, string | null, number];
+
+/** A state group and its deltas to its snapshot. */
+interface Group {
+  id: string;
+  hops: number;
+}
+
 /** A topological token: the position of an event in (depth, event id) order. */
 const TOKEN = /^t(\d{1,16})_(.*)$/s;
 
@@ -157,6 +198,8 @@ function checkPersistInput(input: PersistRoomEvent): void {
 export class SqlRoomStore {
   /** Room versions read (a room's version never changes once its row exists). */
   readonly #versions = new Map<string, RoomVersionId>();
+  /** What an open transaction of this store did so far (see TransactionRecord). */
+  readonly #transactions = new WeakMap<EntityManager, TransactionRecord>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -179,69 +222,188 @@ export class SqlRoomStore {
     input: PersistRoomEvent,
     transaction?: StorageTransaction,
   ): Promise<{ inserted: boolean; streamOrdering: number | null }> {
-    checkPersistInput(input);
-    const { eventId, pdu } = input;
-    const roomId = pdu.room_id;
+    const [result] = await this.persistEvents([input], transaction);
+    return result!;
+  }
+
+  /**
+   * Stores events of one room in order, in one transaction (the caller's when given), as `persistEvent` stores
+   * each: the room's lock and the stream lock are taken once, so the events get consecutive stream orderings and
+   * become visible together. An event may name an earlier one of the batch (as its prev event, its state base).
+   */
+  async persistEvents(
+    inputs: readonly PersistRoomEvent[],
+    transaction?: StorageTransaction,
+  ): Promise<Array<{ inserted: boolean; streamOrdering: number | null }>> {
+    for (const input of inputs) checkPersistInput(input);
+    const roomIds = new Set(inputs.map((i) => i.pdu.room_id));
+    if (roomIds.size > 1) throw new TypeError(`Persist the events of one room per batch, not of ${roomIds.size}.`);
     const run = <T>(work: (m: EntityManager) => Promise<T>): Promise<T> =>
       transaction === undefined ? this.dataSource.transaction(work) : work(managerOf(transaction));
+    if (inputs.length === 0) return [];
     return run(async (m) => {
-      await this.lockRoom(m, roomId, input.roomVersion);
-      const held = (await m.query(
-        'SELECT room_id, outlier, rejection_code, stream_ordering FROM room_event WHERE event_id = $1',
-        [eventId],
-      )) as Array<{ room_id: string; outlier: boolean; stream_ordering: string | null }>;
-      const existing = held[0];
-      if (existing !== undefined) {
-        if (existing.room_id !== roomId)
-          throw new TypeError(`Event ${eventId} is already held in room ${existing.room_id}, not ${roomId}.`);
-        const promote = existing.outlier && input.outlier !== true;
-        if (!promote)
-          return {
-            inserted: false,
-            streamOrdering: existing.stream_ordering === null ? null : Number(existing.stream_ordering),
-          };
-        await m.query(
-          'UPDATE room_event SET outlier = false, rejection_code = $2, rejection_message = $3 WHERE event_id = $1',
-          [eventId, input.rejected?.code ?? null, input.rejected?.message ?? null],
-        );
-      } else {
-        await this.insertEvent(m, input);
+      const results: Array<{ inserted: boolean; streamOrdering: number | null }> = [];
+      // The current state changes of the batch, written together at its end (or before a whole state).
+      const changes: StateChange[] = [];
+      for (const input of inputs) {
+        const result = await this.persistOne(m, input);
+        results.push(result);
+        const at = result.streamOrdering;
+        if (!result.inserted || at === null) continue;
+        if (input.currentStateDelta !== undefined) {
+          for (const [key, id] of input.currentStateDelta) changes.push([key, id, at]);
+        } else if (input.currentState !== undefined) {
+          await this.applyStateChanges(m, input.pdu.room_id, changes.splice(0));
+          await this.applyCurrentState(m, input.pdu.room_id, input.currentState, at);
+        }
       }
-      if (input.outlier === true) return { inserted: true, streamOrdering: null };
-
-      if (input.stateBefore !== undefined) {
-        const before = await this.stateGroupBefore(m, roomId, pdu.prev_events, input.stateBefore);
-        const isAcceptedState = pdu.state_key !== undefined && input.rejected === undefined;
-        const after = isAcceptedState
-          ? await this.deltaGroup(m, roomId, before, new Map([[stateKeyOf(pdu.type, pdu.state_key!), eventId]]))
-          : before;
-        await m.query('UPDATE room_event SET state_group_before = $2, state_group_after = $3 WHERE event_id = $1', [
-          eventId,
-          before,
-          after,
-        ]);
-      }
-      // The event is held in the timeline's sense now (accepted or rejected): no longer a gap.
-      await m.query('DELETE FROM room_missing_prev WHERE room_id = $1 AND event_id = $2', [roomId, eventId]);
-      if (input.rejected !== undefined) return { inserted: true, streamOrdering: null };
-
-      await this.updateExtremities(m, roomId, eventId, pdu.prev_events);
-      // Stream order = commit order: the lock is held until this transaction ends.
-      await m.query('SELECT pg_advisory_xact_lock($1)', [ROOM_STREAM_LOCK]);
-      const [assigned] = (await m.query(
-        `WITH assigned AS (
-           UPDATE room_event SET stream_ordering = (SELECT COALESCE(MAX(stream_ordering), 0) + 1 FROM room_event)
-           WHERE event_id = $1 RETURNING stream_ordering)
-         SELECT stream_ordering FROM assigned`,
-        [eventId],
-      )) as Array<{ stream_ordering: string }>;
-      const streamOrdering = Number(assigned!.stream_ordering);
-      if (input.currentStateDelta !== undefined)
-        await this.applyStateChanges(m, roomId, [...input.currentStateDelta], streamOrdering);
-      else if (input.currentState !== undefined)
-        await this.applyCurrentState(m, roomId, input.currentState, streamOrdering);
-      return { inserted: true, streamOrdering };
+      if (changes.length > 0) await this.applyStateChanges(m, inputs[0]!.pdu.room_id, changes);
+      return results;
     });
+  }
+
+  private async persistOne(
+    m: EntityManager,
+    input: PersistRoomEvent,
+  ): Promise<{ inserted: boolean; streamOrdering: number | null }> {
+    const { eventId, pdu } = input;
+    const roomId = pdu.room_id;
+    await this.lockRoom(m, roomId, input.roomVersion);
+    const base =
+      input.stateBefore !== undefined && 'afterEvent' in input.stateBefore ? input.stateBefore.afterEvent : null;
+    // The event as held, and the state group after the event its state builds on, in one read; none for an
+    // event of a room this transaction created building on one it stored (nothing else of the room is held).
+    const record = this.recordOf(m);
+    const stored = base === null ? undefined : record.stored.get(base);
+    const known = record.created.has(roomId) && !record.stored.has(eventId) && (base === null || stored?.after != null);
+    const probed = known
+      ? stored === undefined
+        ? []
+        : [
+            {
+              event_id: base!,
+              room_id: stored.roomId,
+              outlier: false,
+              stream_ordering: null,
+              state_group_after: stored.after!.id,
+              delta_hops: stored.after!.hops,
+            },
+          ]
+      : ((await m.query(
+          `SELECT e.event_id, e.room_id, e.outlier, e.stream_ordering, e.state_group_after, g.delta_hops
+       FROM room_event e LEFT JOIN room_state_group g ON g.id = e.state_group_after
+       WHERE e.event_id = ANY($1::varchar[])`,
+          [base === null ? [eventId] : [eventId, base]],
+        )) as Array<{
+          event_id: string;
+          room_id: string;
+          outlier: boolean;
+          stream_ordering: string | null;
+          state_group_after: string | null;
+          delta_hops: number | null;
+        }>);
+    const existing = probed.find((r) => r.event_id === eventId);
+    if (existing !== undefined) {
+      if (existing.room_id !== roomId)
+        throw new TypeError(`Event ${eventId} is already held in room ${existing.room_id}, not ${roomId}.`);
+      if (!existing.outlier || input.outlier === true)
+        return {
+          inserted: false,
+          streamOrdering: existing.stream_ordering === null ? null : Number(existing.stream_ordering),
+        };
+    }
+    if (input.outlier === true) {
+      await this.insertEvent(m, input, null, false);
+      return { inserted: true, streamOrdering: null };
+    }
+
+    let groups: { before: string; after: string } | null = null;
+    let groupAfter: Group | null = null;
+    if (input.stateBefore !== undefined) {
+      let before: Group;
+      if (base !== null) {
+        const row = probed.find((r) => r.event_id === base);
+        if (row === undefined) throw new RangeError(`Event ${base} is not held: persist it (with its state) first.`);
+        if (row.room_id !== roomId)
+          throw new RangeError(
+            `Event ${base} is in room ${row.room_id}, not ${roomId}: its state cannot be used here.`,
+          );
+        if (row.state_group_after === null)
+          throw new RangeError(
+            `Event ${base} is held without its state (an outlier): persist it into the timeline with stateBefore.`,
+          );
+        const baseGroup = { id: String(row.state_group_after), hops: Number(row.delta_hops) };
+        const delta = (input.stateBefore as { delta?: RoomStateDelta }).delta ?? new Map<StateTuple, string | null>();
+        checkStateEntries(delta, roomId);
+        before = delta.size === 0 ? baseGroup : await this.deltaGroup(m, roomId, baseGroup, delta);
+      } else {
+        before = await this.stateGroupBefore(m, roomId, pdu.prev_events, input.stateBefore as { state: StateMap });
+      }
+      const isAcceptedState = pdu.state_key !== undefined && input.rejected === undefined;
+      const after = isAcceptedState
+        ? await this.deltaGroup(m, roomId, before, new Map([[stateKeyOf(pdu.type, pdu.state_key!), eventId]]))
+        : before;
+      groups = { before: before.id, after: after.id };
+      groupAfter = after;
+    }
+
+    const accepted = input.rejected === undefined;
+    // Stream order = commit order: the lock is held until this transaction ends (taken once per transaction).
+    if (accepted) await this.lockStream(m);
+    let streamOrdering: number | null;
+    if (existing === undefined) {
+      streamOrdering = await this.insertEvent(m, input, groups, true);
+    } else {
+      // An outlier taken into the timeline.
+      await m.query(
+        `UPDATE room_event SET outlier = false, rejection_code = $2, rejection_message = $3,
+           state_group_before = $4, state_group_after = $5 WHERE event_id = $1`,
+        [eventId, input.rejected?.code ?? null, input.rejected?.message ?? null, groups?.before, groups?.after],
+      );
+      streamOrdering = await this.enterTimeline(m, input);
+    }
+    this.recordOf(m).stored.set(eventId, { roomId, after: groupAfter });
+    if (!accepted || streamOrdering === null) return { inserted: true, streamOrdering: null };
+    return { inserted: true, streamOrdering };
+  }
+
+  /** What `m`'s transaction did so far. */
+  private recordOf(m: EntityManager): TransactionRecord {
+    let record = this.#transactions.get(m);
+    if (record === undefined) {
+      record = { rooms: new Map(), created: new Set(), stream: false, stored: new Map() };
+      this.#transactions.set(m, record);
+    }
+    return record;
+  }
+
+  /** Takes the stream lock once per transaction (see ROOM_STREAM_LOCK). */
+  private async lockStream(m: EntityManager): Promise<void> {
+    const held = this.recordOf(m);
+    if (held.stream) return;
+    await m.query('SELECT pg_advisory_xact_lock($1)', [ROOM_STREAM_LOCK]);
+    held.stream = true;
+  }
+
+  /**
+   * A held event (an outlier taken into the timeline) stops being a gap; accepted, it gets the next stream
+   * ordering and the extremity update, in one statement. Null for a rejected one.
+   */
+  private async enterTimeline(m: EntityManager, input: PersistRoomEvent): Promise<number | null> {
+    const { eventId, pdu } = input;
+    if (input.rejected !== undefined) {
+      await m.query('DELETE FROM room_missing_prev WHERE room_id = $1 AND event_id = $2', [pdu.room_id, eventId]);
+      return null;
+    }
+    const [row] = (await m.query(
+      `WITH event AS (
+         UPDATE room_event SET stream_ordering = (SELECT COALESCE(MAX(stream_ordering), 0) + 1 FROM room_event)
+         WHERE event_id = $1 RETURNING stream_ordering),
+       ${TIMELINE_CTES}
+       SELECT stream_ordering FROM event`,
+      [eventId, pdu.room_id, pdu.prev_events],
+    )) as Array<{ stream_ordering: string }>;
+    return Number(row!.stream_ordering);
   }
 
   /**
@@ -278,7 +440,7 @@ export class SqlRoomStore {
         }
         await m.query('UPDATE room_event SET outlier = false WHERE event_id = $1', [eventId]);
       } else {
-        await this.insertEvent(m, { eventId, roomVersion: input.roomVersion, pdu });
+        await this.insertEvent(m, { eventId, roomVersion: input.roomVersion, pdu }, null, false);
       }
       await m.query('DELETE FROM room_missing_prev WHERE room_id = $1 AND event_id = $2', [roomId, eventId]);
       await m.query(
@@ -601,12 +763,14 @@ export class SqlRoomStore {
     transaction?: StorageTransaction,
   ): Promise<string> {
     const m = transaction === undefined ? this.dataSource.manager : managerOf(transaction);
-    await m.query(
+    const inserted = (await m.query(
       `INSERT INTO room_txn (server_name, device_id, txn_id, event_id) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (server_name, device_id, txn_id) DO NOTHING`,
+       ON CONFLICT (server_name, device_id, txn_id) DO NOTHING RETURNING event_id`,
       [account, deviceId, txnId, eventId],
-    );
-    // A second statement, so it sees the row of a concurrent send that won the insert (read committed).
+    )) as Array<{ event_id: string }>;
+    if (inserted[0] !== undefined) return inserted[0].event_id;
+    // Held already: a second statement, so it sees the row of a concurrent send that won the insert (read
+    // committed).
     const rows = (await m.query(
       'SELECT event_id FROM room_txn WHERE server_name = $1 AND device_id = $2 AND txn_id = $3',
       [account, deviceId, txnId],
@@ -682,6 +846,17 @@ export class SqlRoomStore {
    */
   async enqueueDeliveries(rows: readonly OutboxEntry[], cursor: number): Promise<void> {
     checkPosition(cursor, 'cursor');
+    const moveCursor = (m: EntityManager) =>
+      m.query(
+        `INSERT INTO room_fanout_cursor (id, position) VALUES (1, $1)
+         ON CONFLICT (id) DO UPDATE SET position = GREATEST(room_fanout_cursor.position, EXCLUDED.position)`,
+        [cursor],
+      );
+    // Nothing owed: the cursor alone, one statement.
+    if (rows.length === 0) {
+      await moveCursor(this.dataSource.manager);
+      return;
+    }
     await this.dataSource.transaction(async (m) => {
       for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
         const chunk = rows.slice(i, i + INSERT_CHUNK);
@@ -697,11 +872,7 @@ export class SqlRoomStore {
           ],
         );
       }
-      await m.query(
-        `INSERT INTO room_fanout_cursor (id, position) VALUES (1, $1)
-         ON CONFLICT (id) DO UPDATE SET position = GREATEST(room_fanout_cursor.position, EXCLUDED.position)`,
-        [cursor],
-      );
+      await moveCursor(m);
     });
   }
 
@@ -775,40 +946,74 @@ export class SqlRoomStore {
     );
   }
 
-  /** Records the room (first event) and takes its row lock for the rest of the transaction. */
+  /**
+   * Records the room (first event) and takes its row lock for the rest of the transaction (once: a later event of
+   * the room in the same transaction finds it held).
+   */
   private async lockRoom(m: EntityManager, roomId: string, roomVersion: RoomVersionId): Promise<void> {
-    const lock = () =>
-      m.query('SELECT room_version FROM room WHERE room_id = $1 FOR UPDATE', [roomId]) as Promise<
-        Array<{ room_version: string }>
-      >;
-    let [room] = await lock();
-    if (room === undefined) {
-      await m.query('INSERT INTO room (room_id, room_version) VALUES ($1, $2) ON CONFLICT (room_id) DO NOTHING', [
-        roomId,
-        roomVersion,
-      ]);
-      [room] = await lock();
+    const held = this.recordOf(m);
+    let version = held.rooms.get(roomId);
+    if (version === undefined) {
+      const lock = async () =>
+        (
+          (await m.query('SELECT room_version FROM room WHERE room_id = $1 FOR UPDATE', [roomId])) as Array<{
+            room_version: string;
+          }>
+        )[0]?.room_version;
+      version = await lock();
+      if (version === undefined) {
+        // A new room's row is this transaction's until it commits: inserting it locks it.
+        const [created] = (await m.query(
+          'INSERT INTO room (room_id, room_version) VALUES ($1, $2) ON CONFLICT (room_id) DO NOTHING RETURNING room_version',
+          [roomId, roomVersion],
+        )) as Array<{ room_version: string }>;
+        if (created !== undefined) held.created.add(roomId);
+        version = created?.room_version ?? (await lock())!;
+      }
+      held.rooms.set(roomId, version);
     }
-    if (room!.room_version !== roomVersion)
-      throw new TypeError(`Room ${roomId} is held as version ${room!.room_version}, not ${roomVersion}.`);
+    if (version !== roomVersion)
+      throw new TypeError(`Room ${roomId} is held as version ${version}, not ${roomVersion}.`);
   }
 
-  private async insertEvent(m: EntityManager, input: PersistRoomEvent): Promise<void> {
+  /**
+   * Inserts an event with its prev and auth edges (and its state groups) in one statement. In the timeline
+   * (`timeline`, not an outlier), it is no longer a gap, and accepted it takes the next stream ordering (the
+   * caller holds the stream lock) with the extremity update (TIMELINE_CTES); returns that ordering.
+   */
+  private async insertEvent(
+    m: EntityManager,
+    input: PersistRoomEvent,
+    groups: { before: string; after: string } | null,
+    timeline: boolean,
+  ): Promise<number | null> {
     const { eventId, pdu } = input;
-    // The event, its prev edges and its auth edges in one statement.
-    await m.query(
+    const accepted = timeline && input.outlier !== true && input.rejected === undefined;
+    const rejectedInTimeline = timeline && input.outlier !== true && input.rejected !== undefined;
+    // A rejected timeline event is no longer a gap either, with no other change.
+    const timelineCtes = accepted
+      ? `,\n       ${TIMELINE_CTES}`
+      : rejectedInTimeline
+        ? ',\n       gone AS (DELETE FROM room_missing_prev WHERE room_id = $2 AND event_id = $1)'
+        : '';
+    const rows = (await m.query(
       `WITH event AS (
          INSERT INTO room_event (event_id, room_id, pdu, type, state_key, sender, depth, origin_server_ts, outlier,
-           rejection_code, rejection_message)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)),
+           rejection_code, rejection_message, state_group_before, state_group_after, stream_ordering)
+         VALUES ($1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $15,
+           ${accepted ? '(SELECT COALESCE(MAX(stream_ordering), 0) + 1 FROM room_event)' : 'NULL'})
+         RETURNING stream_ordering),
        edges AS (
          INSERT INTO room_event_edge (event_id, prev_event_id, room_id)
-         SELECT $1, p, $2 FROM unnest($12::varchar[]) AS p ON CONFLICT DO NOTHING)
-       INSERT INTO room_event_auth (event_id, auth_event_id, room_id)
-       SELECT $1, a, $2 FROM unnest($13::varchar[]) AS a ON CONFLICT DO NOTHING`,
+         SELECT $1, p, $2 FROM unnest($3::varchar[]) AS p ON CONFLICT DO NOTHING),
+       auths AS (
+         INSERT INTO room_event_auth (event_id, auth_event_id, room_id)
+         SELECT $1, a, $2 FROM unnest($13::varchar[]) AS a ON CONFLICT DO NOTHING)${timelineCtes}
+       SELECT stream_ordering FROM event`,
       [
         eventId,
         pdu.room_id,
+        pdu.prev_events,
         JSON.stringify(pdu),
         pdu.type,
         pdu.state_key ?? null,
@@ -818,34 +1023,13 @@ export class SqlRoomStore {
         input.outlier === true,
         input.rejected?.code ?? null,
         input.rejected?.message ?? null,
-        pdu.prev_events,
         pdu.auth_events,
+        groups?.before ?? null,
+        groups?.after ?? null,
       ],
-    );
-  }
-
-  /**
-   * The forward extremity update of an accepted timeline event: its prev events stop being extremities, and it
-   * becomes one unless a held timeline event already names it as a prev event (it arrived after its child).
-   * Prev events not held in the timeline are recorded as gaps.
-   */
-  private async updateExtremities(m: EntityManager, roomId: string, eventId: string, prevEvents: string[]) {
-    await m.query('DELETE FROM room_forward_extremity WHERE room_id = $1 AND event_id = ANY($2::varchar[])', [
-      roomId,
-      prevEvents,
-    ]);
-    if (!(await this.isReferenced(m, roomId, eventId)))
-      await m.query('INSERT INTO room_forward_extremity (room_id, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [
-        roomId,
-        eventId,
-      ]);
-    await m.query(
-      `INSERT INTO room_missing_prev (room_id, event_id)
-       SELECT $1, p FROM unnest($2::varchar[]) AS p
-       WHERE NOT EXISTS (SELECT 1 FROM room_event r WHERE r.event_id = p AND r.outlier = false)
-       ON CONFLICT DO NOTHING`,
-      [roomId, prevEvents],
-    );
+    )) as Array<{ stream_ordering: string | null }>;
+    const ordering = rows[0]?.stream_ordering;
+    return ordering === null || ordering === undefined ? null : Number(ordering);
   }
 
   /** Whether a held, accepted timeline event of the room names `eventId` as a prev event. */
@@ -859,79 +1043,87 @@ export class SqlRoomStore {
   }
 
   /**
-   * The state group of the state before an event. "After X plus a delta" reuses X's group or adds one delta.
-   * A whole map is compared with the states after the event's prev events: equal to one, its group is reused;
-   * close to one, it becomes a delta on it; otherwise a snapshot.
+   * The state group of a whole map of the state before an event: compared with the states after the event's
+   * prev events, equal to one it reuses its group; close to one, it becomes a delta on it; otherwise a snapshot.
    */
   private async stateGroupBefore(
     m: EntityManager,
     roomId: string,
     prevEvents: string[],
-    input: RoomStateBefore,
-  ): Promise<string> {
-    if ('afterEvent' in input) {
-      const base = await this.groupOf(m, input.afterEvent, 'after', roomId);
-      const delta = input.delta ?? new Map<StateTuple, string | null>();
-      checkStateEntries(delta, roomId);
-      return delta.size === 0 ? base : this.deltaGroup(m, roomId, base, delta);
-    }
+    input: { state: StateMap },
+  ): Promise<Group> {
     checkStateEntries(input.state, roomId);
-    const candidates = (await m.query(
-      `SELECT DISTINCT state_group_after AS id FROM room_event
-       WHERE event_id = ANY($1::varchar[]) AND room_id = $2 AND state_group_after IS NOT NULL
-       ORDER BY state_group_after DESC LIMIT ${STATE_CANDIDATES}`,
-      [prevEvents, roomId],
-    )) as Array<{ id: string }>;
+    // A room's first event has no prev events: nothing to compare with.
+    const candidates =
+      prevEvents.length === 0
+        ? []
+        : ((await m.query(
+            `SELECT DISTINCT state_group_after AS id FROM room_event
+             WHERE event_id = ANY($1::varchar[]) AND room_id = $2 AND state_group_after IS NOT NULL
+             ORDER BY state_group_after DESC LIMIT ${STATE_CANDIDATES}`,
+            [prevEvents, roomId],
+          )) as Array<{ id: string }>);
     let best: { group: string; delta: Map<StateTuple, string | null> } | undefined;
     for (const { id } of candidates) {
       const delta = diffStates(await this.loadGroup(m, id), input.state);
-      if (best === undefined || delta.size < best.delta.size) best = { group: id, delta };
+      if (best === undefined || delta.size < best.delta.size) best = { group: String(id), delta };
     }
-    if (best !== undefined && best.delta.size === 0) return best.group;
+    if (best !== undefined && best.delta.size === 0) return { id: best.group, hops: await this.hopsOf(m, best.group) };
     if (best !== undefined && best.delta.size < input.state.size)
-      return this.deltaGroup(m, roomId, best.group, best.delta);
+      return this.deltaGroup(m, roomId, { id: best.group, hops: await this.hopsOf(m, best.group) }, best.delta);
     return this.snapshotGroup(m, roomId, input.state);
+  }
+
+  private async hopsOf(m: EntityManager, group: string): Promise<number> {
+    const [row] = (await m.query('SELECT delta_hops FROM room_state_group WHERE id = $1', [group])) as Array<{
+      delta_hops: number;
+    }>;
+    return Number(row!.delta_hops);
   }
 
   /** A new group: `base` changed by `delta`, or a snapshot when the delta chain would grow past its bound. */
   private async deltaGroup(
     m: EntityManager,
     roomId: string,
-    base: string,
+    base: Group,
     delta: ReadonlyMap<StateTuple, string | null>,
-  ): Promise<string> {
-    const [row] = (await m.query('SELECT delta_hops FROM room_state_group WHERE id = $1', [base])) as Array<{
-      delta_hops: number;
-    }>;
-    const hops = row!.delta_hops + 1;
+  ): Promise<Group> {
+    const hops = base.hops + 1;
     if (hops > this.maxDeltaHops) {
-      const state = new Map(await this.loadGroup(m, base));
+      const state = new Map(await this.loadGroup(m, base.id));
       for (const [key, id] of delta) {
         if (id === null) state.delete(key);
         else state.set(key, id);
       }
       return this.snapshotGroup(m, roomId, state);
     }
-    return this.insertGroup(m, roomId, base, hops, delta);
+    return this.insertGroup(m, roomId, base.id, hops, delta);
   }
 
-  private snapshotGroup(m: EntityManager, roomId: string, state: StateMap): Promise<string> {
+  private snapshotGroup(m: EntityManager, roomId: string, state: StateMap): Promise<Group> {
     return this.insertGroup(m, roomId, null, 0, state);
   }
 
+  /** A group with its entries: one statement (more only past INSERT_CHUNK entries). */
   private async insertGroup(
     m: EntityManager,
     roomId: string,
     prevGroup: string | null,
     hops: number,
     entries: ReadonlyMap<StateTuple, string | null>,
-  ): Promise<string> {
-    const [group] = (await m.query(
-      'INSERT INTO room_state_group (room_id, prev_group, delta_hops) VALUES ($1, $2, $3) RETURNING id',
-      [roomId, prevGroup, hops],
-    )) as Array<{ id: string }>;
+  ): Promise<Group> {
     const list = [...entries];
-    for (let i = 0; i < list.length; i += INSERT_CHUNK) {
+    const [types, keys, ids] = columnsOf(list.slice(0, INSERT_CHUNK));
+    const [group] = (await m.query(
+      `WITH g AS (INSERT INTO room_state_group (room_id, prev_group, delta_hops) VALUES ($1, $2, $3) RETURNING id),
+       entries AS (
+         INSERT INTO room_state_group_entry (state_group, type, state_key, event_id)
+         SELECT g.id, x.type, x.state_key, x.event_id
+         FROM g, unnest($4::varchar[], $5::varchar[], $6::varchar[]) AS x(type, state_key, event_id))
+       SELECT id FROM g`,
+      [roomId, prevGroup, hops, types, keys, ids],
+    )) as Array<{ id: string }>;
+    for (let i = INSERT_CHUNK; i < list.length; i += INSERT_CHUNK) {
       const [types, keys, ids] = columnsOf(list.slice(i, i + INSERT_CHUNK));
       await m.query(
         `INSERT INTO room_state_group_entry (state_group, type, state_key, event_id)
@@ -940,7 +1132,7 @@ export class SqlRoomStore {
         [group!.id, types, keys, ids],
       );
     }
-    return String(group!.id);
+    return { id: String(group!.id), hops };
   }
 
   /** The whole state of a group: its chain down to the snapshot in one query, the nearest entry of a key winning. */
@@ -995,44 +1187,71 @@ export class SqlRoomStore {
           `Cannot set the state of ${roomId}: ${JSON.stringify(key)} is not a state entry (stateKeyOf).`,
         );
     const current = await this.readCurrentState(m, roomId);
-    const changes: Array<[StateTuple, string | null]> = [];
-    for (const [key, id] of state) if (current.get(key) !== id) changes.push([key, id]);
-    for (const key of current.keys()) if (!state.has(key)) changes.push([key, null]);
-    await this.applyStateChanges(m, roomId, changes, atStreamOrdering);
+    const changes: StateChange[] = [];
+    for (const [key, id] of state) if (current.get(key) !== id) changes.push([key, id, atStreamOrdering]);
+    for (const key of current.keys()) if (!state.has(key)) changes.push([key, null, atStreamOrdering]);
+    await this.applyStateChanges(m, roomId, changes);
   }
 
-  /** Writes changes to the room's current state, logged at `atStreamOrdering`, with the memberships they bring. */
-  private async applyStateChanges(
-    m: EntityManager,
-    roomId: string,
-    changes: Array<[StateTuple, string | null]>,
-    atStreamOrdering: number,
-  ): Promise<void> {
-    checkStateEntries(new Map(changes), roomId);
-    if (changes.length === 0) return;
+  /**
+   * Writes changes to the room's current state, each logged at its stream ordering, with the memberships they
+   * bring (read from the member events held, which must carry a membership); the last change of a key is the
+   * one held. One statement per INSERT_CHUNK changes.
+   */
+  private async applyStateChanges(m: EntityManager, roomId: string, changes: StateChange[]): Promise<void> {
+    for (const [key, id, at] of changes) {
+      checkStateEntries(new Map([[key, id]]), roomId);
+      checkPosition(at, 'atStreamOrdering');
+    }
     for (let i = 0; i < changes.length; i += INSERT_CHUNK) {
       const chunk = changes.slice(i, i + INSERT_CHUNK);
-      const [types, keys, ids] = columnsOf(chunk);
-      await m.query(
-        `DELETE FROM room_current_state c USING unnest($2::varchar[], $3::varchar[]) AS x(type, state_key)
-         WHERE c.room_id = $1 AND c.type = x.type AND c.state_key = x.state_key`,
-        [roomId, types, keys],
+      const [types, keys, ids] = columnsOf(chunk.map(([key, id]) => [key, id] as const));
+      const ats = chunk.map(([, , at]) => at);
+      // Several changes of a key (a batch of events): the last one is the key's state.
+      const lastOf = new Map(chunk.map(([key], n) => [key, n]));
+      const last = chunk.map(([key], n) => lastOf.get(key) === n);
+      const members = chunk.filter(
+        ([key, id], n) => last[n] && id !== null && splitStateKey(key).type === 'm.room.member',
       );
-      await m.query(
-        `INSERT INTO room_current_state (room_id, type, state_key, event_id)
-         SELECT $1, x.type, x.state_key, x.event_id FROM unnest($2::varchar[], $3::varchar[], $4::varchar[])
-           AS x(type, state_key, event_id) WHERE x.event_id IS NOT NULL`,
-        [roomId, types, keys, ids],
-      );
-      await m.query(
-        `INSERT INTO room_current_state_delta (room_id, stream_ordering, type, state_key, event_id)
-         SELECT $1, $5::bigint, x.type, x.state_key, x.event_id FROM unnest($2::varchar[], $3::varchar[], $4::varchar[])
-           AS x(type, state_key, event_id)
-         ON CONFLICT (room_id, stream_ordering, type, state_key) DO UPDATE SET event_id = EXCLUDED.event_id`,
-        [roomId, types, keys, ids, atStreamOrdering],
-      );
+      const rows = (await m.query(
+        `WITH x AS MATERIALIZED (
+           SELECT * FROM unnest($2::varchar[], $3::varchar[], $4::varchar[], $5::bigint[], $6::boolean[])
+             AS x(type, state_key, event_id, at, last)),
+         removed AS (
+           DELETE FROM room_current_state c USING x
+           WHERE c.room_id = $1 AND c.type = x.type AND c.state_key = x.state_key AND x.last AND x.event_id IS NULL),
+         kept AS (
+           INSERT INTO room_current_state (room_id, type, state_key, event_id)
+           SELECT $1, x.type, x.state_key, x.event_id FROM x WHERE x.last AND x.event_id IS NOT NULL
+           ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = EXCLUDED.event_id),
+         logged AS (
+           INSERT INTO room_current_state_delta (room_id, stream_ordering, type, state_key, event_id)
+           SELECT $1, x.at, x.type, x.state_key, x.event_id FROM x
+           ON CONFLICT (room_id, stream_ordering, type, state_key) DO UPDATE SET event_id = EXCLUDED.event_id),
+         left_room AS (
+           DELETE FROM room_membership WHERE room_id = $1 AND user_id IN (
+             SELECT x.state_key FROM x WHERE x.last AND x.type = 'm.room.member' AND x.event_id IS NULL)),
+         members AS (
+           INSERT INTO room_membership (room_id, user_id, server_name, membership, event_id, stream_ordering)
+           SELECT $1, x.state_key, substr(x.state_key, strpos(x.state_key, ':') + 1),
+             r.pdu::jsonb -> 'content' ->> 'membership', x.event_id, x.at
+           FROM x JOIN room_event r ON r.event_id = x.event_id
+           WHERE x.last AND x.type = 'm.room.member'
+             AND jsonb_typeof(r.pdu::jsonb -> 'content' -> 'membership') = 'string'
+           ON CONFLICT (room_id, user_id) DO UPDATE SET server_name = EXCLUDED.server_name,
+             membership = EXCLUDED.membership, event_id = EXCLUDED.event_id,
+             stream_ordering = EXCLUDED.stream_ordering
+           RETURNING event_id)
+         SELECT event_id FROM members`,
+        [roomId, types, keys, ids, ats, last],
+      )) as Array<{ event_id: string }>;
+      const set = new Set(rows.map((r) => r.event_id));
+      const missing = members.find(([, id]) => !set.has(id!));
+      if (missing !== undefined)
+        throw new TypeError(
+          `Cannot set the state of ${roomId}: member event ${missing[1]} is not held or has no membership. Persist it first.`,
+        );
     }
-    await this.updateMemberships(m, roomId, changes, atStreamOrdering);
   }
 
   private async readCurrentState(m: EntityManager, roomId: string): Promise<Map<StateTuple, string>> {
@@ -1040,59 +1259,6 @@ export class SqlRoomStore {
       roomId,
     ])) as Array<{ type: string; state_key: string; event_id: string }>;
     return new Map(rows.map((r) => [stateKeyOf(r.type, r.state_key), r.event_id]));
-  }
-
-  /** Keeps `room_membership` in step with the member events of a current state change. */
-  private async updateMemberships(
-    m: EntityManager,
-    roomId: string,
-    changes: Array<[StateTuple, string | null]>,
-    at: number,
-  ): Promise<void> {
-    const members = changes
-      .map(([key, id]) => ({ ...splitStateKey(key), id }))
-      .filter((c) => c.type === 'm.room.member');
-    if (members.length === 0) return;
-    const removed = members.filter((c) => c.id === null).map((c) => c.stateKey);
-    if (removed.length > 0)
-      await m.query('DELETE FROM room_membership WHERE room_id = $1 AND user_id = ANY($2::varchar[])', [
-        roomId,
-        removed,
-      ]);
-    const set = members.filter((c): c is typeof c & { id: string } => c.id !== null);
-    for (let i = 0; i < set.length; i += INSERT_CHUNK) {
-      const chunk = set.slice(i, i + INSERT_CHUNK);
-      const rows = (await m.query('SELECT event_id, pdu FROM room_event WHERE event_id = ANY($1::varchar[])', [
-        chunk.map((c) => c.id),
-      ])) as Array<{ event_id: string; pdu: string }>;
-      const membershipOf = new Map(
-        rows.map((r) => [r.event_id, (JSON.parse(r.pdu) as Pdu).content['membership']] as const),
-      );
-      const users: string[] = [];
-      const servers: string[] = [];
-      const memberships: string[] = [];
-      const ids: string[] = [];
-      for (const c of chunk) {
-        const membership = membershipOf.get(c.id);
-        if (typeof membership !== 'string')
-          throw new TypeError(
-            `Cannot set the state of ${roomId}: member event ${c.id} is not held or has no membership. Persist it first.`,
-          );
-        users.push(c.stateKey);
-        servers.push(c.stateKey.slice(c.stateKey.indexOf(':') + 1));
-        memberships.push(membership);
-        ids.push(c.id);
-      }
-      await m.query(
-        `INSERT INTO room_membership (room_id, user_id, server_name, membership, event_id, stream_ordering)
-         SELECT $1, x.user_id, x.server_name, x.membership, x.event_id, $6::bigint
-         FROM unnest($2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[])
-           AS x(user_id, server_name, membership, event_id)
-         ON CONFLICT (room_id, user_id) DO UPDATE SET server_name = EXCLUDED.server_name,
-           membership = EXCLUDED.membership, event_id = EXCLUDED.event_id, stream_ordering = EXCLUDED.stream_ordering`,
-        [roomId, users, servers, memberships, ids, at],
-      );
-    }
   }
 }
 

@@ -17,6 +17,7 @@ import {
   authStateOf,
   buildEvent,
   DEFAULT_ROOM_VERSION,
+  eventIdOf,
   isUserId,
   LIMITS,
   redactionAllowed,
@@ -26,6 +27,7 @@ import {
   splitStateKey,
   stateKeyOf,
   SUPPORTED_ROOM_VERSIONS,
+  type EventTemplateInput,
   type Pdu,
   type RoomVersionId,
   type StateMap,
@@ -298,21 +300,36 @@ export class RoomEngine implements MatrixRoomsPort {
     // v10 names the creator in the content; v11 takes the create event's sender (and drops the field).
     if (version === '10') creation['creator'] = actor.userId;
     else delete creation['creator'];
-    await this.#queue.run(roomId, async () => {
-      await this.#make(actor, roomId, version, { type: 'm.room.create', stateKey: '', content: creation });
-      await this.#make(actor, roomId, version, {
+    const specs: EventSpec[] = [
+      { type: 'm.room.create', stateKey: '', content: creation },
+      { type: 'm.room.member', stateKey: actor.userId, content: { membership: 'join' } },
+      ...stateEvents,
+      ...invitees.map((invitee) => ({
         type: 'm.room.member',
-        stateKey: actor.userId,
-        content: { membership: 'join' },
-      });
-      for (const event of stateEvents) await this.#make(actor, roomId, version, event);
-      for (const invitee of invitees) {
-        await this.#make(actor, roomId, version, {
-          type: 'm.room.member',
-          stateKey: invitee,
-          content: { membership: 'invite', ...(request.isDirect ? { is_direct: true } : {}) },
-        });
+        stateKey: invitee,
+        content: { membership: 'invite', ...(request.isDirect ? { is_direct: true } : {}) },
+      })),
+    ];
+    await this.#queue.run(roomId, async () => {
+      // The room is new: its events form a chain made here, each from the state the one before leaves, checked
+      // and stored together (one transaction).
+      const pdus: Pdu[] = [];
+      let state: StateMap = new Map();
+      let prev: { eventId: string; pdu: Pdu } | undefined;
+      for (const spec of specs) {
+        const pdu = this.#sign(actor, version, this.#template(actor, roomId, version, spec, prev ? [prev] : [], state));
+        const eventId = eventIdOf(version, pdu);
+        if (pdu.state_key !== undefined) state = new Map(state).set(stateKeyOf(pdu.type, pdu.state_key), eventId);
+        pdus.push(pdu);
+        prev = { eventId, pdu };
       }
+      const outcomes = await this.#pipeline.acceptNewRoom(version, pdus);
+      const refused = outcomes.find((o) => !o.ok);
+      if (refused !== undefined && !refused.ok) throw refusalError(refused);
+      const current = outcomes.at(-1);
+      if (current?.ok === true && current.currentState !== undefined) await this.#notify(current.currentState);
+      if (outcomes.some((o) => o.ok && o.inserted)) this.#tellAccepted();
+      for (const [i, pdu] of pdus.entries()) await this.#recordOwnMembership(roomId, pdu, outcomes[i]!.eventId!);
     });
     return { roomId };
   }
@@ -714,13 +731,37 @@ export class RoomEngine implements MatrixRoomsPort {
     exchange?: (pdu: Pdu) => Promise<Pdu>,
   ): Promise<string> {
     const isCreate = spec.type === 'm.room.create';
-    const state = isCreate ? new Map<string, string>() : await this.#store.currentState(roomId);
     const extremities = isCreate ? [] : await this.#store.forwardExtremities(roomId, LIMITS.prevEvents);
-    const prevPdus = await this.#store.getEvents(extremities.map((e) => e.eventId));
+    // With one extremity, the room's current state is the state after it (kept in memory when it was accepted
+    // here); otherwise, the current state as held.
+    const sole = extremities.length === 1 ? this.#pipeline.cachedStateAfter(extremities[0]!.eventId) : undefined;
+    const state = isCreate ? new Map<string, string>() : (sole ?? (await this.#store.currentState(roomId)));
+    const prevPdus = await this.#pipeline.events(extremities.map((e) => e.eventId));
     const prevEvents = extremities
       .map((e) => ({ eventId: e.eventId, pdu: prevPdus.get(e.eventId)! }))
       .filter((e) => e.pdu !== undefined);
-    const template = buildEvent({
+    let pdu = this.#sign(actor, version, this.#template(actor, roomId, version, spec, prevEvents, state));
+    if (exchange !== undefined) pdu = await exchange(pdu);
+    const outcome = await this.#pipeline.accept(version, pdu, 'local', undefined, {
+      extremities: extremities.map((e) => e.eventId),
+    });
+    if (!outcome.ok) throw refusalError(outcome);
+    if (outcome.currentState !== undefined) await this.#notify(outcome.currentState);
+    if (outcome.inserted) this.#tellAccepted();
+    await this.#recordOwnMembership(roomId, pdu, outcome.eventId);
+    return outcome.eventId;
+  }
+
+  /** The template of an event of `actor` made on `prevEvents` from `state` (its auth events are taken from it). */
+  #template(
+    actor: RoomActor,
+    roomId: string,
+    version: RoomVersionId,
+    spec: EventSpec,
+    prevEvents: EventTemplateInput['prevEvents'],
+    state: StateMap,
+  ): EventTemplateInput {
+    return {
       version,
       roomId,
       sender: actor.userId,
@@ -731,10 +772,14 @@ export class RoomEngine implements MatrixRoomsPort {
       state,
       ...(spec.redacts === undefined ? {} : { redacts: spec.redacts }),
       originServerTs: this.#now(),
-    });
-    let pdu: Pdu;
+    };
+  }
+
+  /** Builds and signs an event of `actor` with this home's key (M_BAD_JSON when it cannot be). */
+  #sign(actor: RoomActor, version: RoomVersionId, input: EventTemplateInput): Pdu {
+    const template = buildEvent(input);
     try {
-      pdu = signPdu(version, template, {
+      return signPdu(version, template, {
         serverName: actor.serverName,
         keyId: `ed25519:${this.peerId}`,
         secretKey: this.#nodeKey,
@@ -742,13 +787,6 @@ export class RoomEngine implements MatrixRoomsPort {
     } catch (error) {
       throw new MatrixError('M_BAD_JSON', `The event cannot be signed: ${(error as Error).message}`);
     }
-    if (exchange !== undefined) pdu = await exchange(pdu);
-    const outcome = await this.#pipeline.accept(version, pdu, 'local');
-    if (!outcome.ok) throw refusalError(outcome);
-    if (outcome.currentState !== undefined) await this.#notify(outcome.currentState);
-    if (outcome.inserted) this.#tellAccepted();
-    await this.#recordOwnMembership(roomId, pdu, outcome.eventId);
-    return outcome.eventId;
   }
 
   /** Runs a client send once per (account, device, txn id): a retry gets the first event's id. */

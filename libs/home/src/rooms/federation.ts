@@ -552,11 +552,21 @@ export class RoomFederation implements RemoteRooms {
       const events = await this.#store.eventsAfter(cursor, FAN_OUT_BATCH);
       if (events.length === 0) return destinations;
       const rows: OutboxEntry[] = [];
-      // Documents read once per batch: a batch is mostly one room's events from one sender.
+      // Documents read once per batch: a batch is mostly one room's events from one sender. So are the servers
+      // joined to a room (read as they are now, for every event of it in the batch).
       const documents = memoDocuments(this.#documents);
+      const joined = new Map<string, Promise<string[]>>();
+      const roomServers = (roomId: string): Promise<string[]> => {
+        let servers = joined.get(roomId);
+        if (servers === undefined) {
+          servers = this.#store.roomServers(roomId, ['join']);
+          joined.set(roomId, servers);
+        }
+        return servers;
+      };
       for (const event of events) {
         try {
-          rows.push(...(await this.#destinations(event, documents)));
+          rows.push(...(await this.#destinations(event, documents, roomServers)));
           rows.push(...(await this.#missedByJoiner(event, documents)));
         } catch (err) {
           this.#logger.warn({ err, eventId: event.eventId }, 'the event could not be fanned out');
@@ -576,11 +586,15 @@ export class RoomFederation implements RemoteRooms {
    * it received, except a leave handed in by send_leave: its maker may not hold the room, so this home sends
    * it everywhere, as one of the room's accounts it hosts.
    */
-  async #destinations(event: StoredRoomEvent, documents: DocumentReader): Promise<OutboxEntry[]> {
+  async #destinations(
+    event: StoredRoomEvent,
+    documents: DocumentReader,
+    roomServers: (roomId: string) => Promise<string[]>,
+  ): Promise<OutboxEntry[]> {
     const pdu = event.pdu;
     const sender = serverNameOf(pdu.sender);
     if (sender === undefined || event.streamOrdering === null) return [];
-    const servers = new Set(await this.#store.roomServers(pdu.room_id, ['join']));
+    const servers = new Set(await roomServers(pdu.room_id));
     servers.add(sender);
     if (pdu.type === 'm.room.member' && pdu.state_key !== undefined) {
       const target = serverNameOf(pdu.state_key);
@@ -642,8 +656,10 @@ export class RoomFederation implements RemoteRooms {
       (await documents.document(joiner))?.homes.map((h) => h.peer_id) ?? (await this.#homesResolved(joiner)),
     );
     const rows: OutboxEntry[] = [];
+    const servers = (roomId: string) => this.#store.roomServers(roomId, ['join']);
     for (const missed of events) {
-      for (const row of await this.#destinations(missed, documents)) if (homes.has(row.destination)) rows.push(row);
+      for (const row of await this.#destinations(missed, documents, servers))
+        if (homes.has(row.destination)) rows.push(row);
     }
     return rows;
   }

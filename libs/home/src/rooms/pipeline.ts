@@ -26,7 +26,7 @@ import {
   type StateMap,
   type StateTuple,
 } from '@polyhome/rooms';
-import type { RoomStore, StateBeforeInput, StateDelta, StoredRoomEvent } from '../room-store.js';
+import type { PersistEventInput, RoomStore, StateBeforeInput, StateDelta, StoredRoomEvent } from '../room-store.js';
 
 /** What the checks read of a held event. */
 type HeldEvent = Pick<StoredRoomEvent, 'pdu' | 'outlier' | 'rejected' | 'streamOrdering'>;
@@ -162,6 +162,7 @@ export class RoomEventPipeline {
     json: unknown,
     origin: 'local' | 'remote',
     givenState?: StateMap,
+    known?: { extremities: readonly string[] },
   ): Promise<AcceptOutcome> {
     const checked = await this.#verified(version, json);
     if ('ok' in checked) return checked;
@@ -169,7 +170,9 @@ export class RoomEventPipeline {
 
     const cached = this.#cache.event(eventId);
     if (cached !== undefined) return { ok: true, eventId, inserted: false, streamOrdering: cached.streamOrdering };
-    const held = (await this.store.eventsByIds([eventId])).get(eventId);
+    // An event this home just made and signed is new (its id hashes a fresh timestamp); were it held, storing it
+    // again changes nothing (`inserted: false`).
+    const held = origin === 'local' ? undefined : (await this.store.eventsByIds([eventId])).get(eventId);
     if (held !== undefined && !held.outlier) {
       if (held.rejected !== null)
         return { ok: false, eventId, stage: 'auth_state', ...held.rejected, stored: 'rejected' };
@@ -237,7 +240,14 @@ export class RoomEventPipeline {
     // Only when the state before is the prev event's own state after (not a state another home gave) can the
     // change be a delta on the held current state.
     const extendsPrev = 'afterEvent' in stateBefore;
-    const { currentState, currentStateDelta } = await this.currentState(version, eventId, pdu, own, extendsPrev);
+    const { currentState, currentStateDelta } = await this.currentState(
+      version,
+      eventId,
+      pdu,
+      own,
+      extendsPrev,
+      origin === 'local' ? known?.extremities : undefined,
+    );
     const persisted = await this.store.persistEvent({
       eventId,
       roomVersion: version,
@@ -252,6 +262,83 @@ export class RoomEventPipeline {
     this.#cache.putEvent(eventId, pdu, persisted.streamOrdering);
     this.#cache.putState(eventId, own);
     return { ok: true, eventId, inserted: true, streamOrdering: persisted.streamOrdering, currentState };
+  }
+
+  /**
+   * Checks and stores the first events of a room this home makes (createRoom): a chain of local events of a room
+   * not held yet, the create event first and each next one naming the one before as its only prev event. Each
+   * goes through the checks of `accept` (format, signatures, content hash, auth events, the auth rules against
+   * them and against the state before it), reading the chain's earlier events and states from memory; then all
+   * are stored in one transaction (`persistEvents`), each with the change it makes to the room's current state.
+   * The first refusal is returned and nothing is stored. Store failures propagate.
+   */
+  async acceptNewRoom(version: RoomVersionId, jsons: readonly unknown[]): Promise<AcceptOutcome[]> {
+    const pending = new Map<string, { pdu: Pdu; state: StateMap }>();
+    const inputs: PersistEventInput[] = [];
+    const checked: Array<{ eventId: string; pdu: Pdu; own: StateMap }> = [];
+    let last: { eventId: string; state: StateMap } | undefined;
+    for (const json of jsons) {
+      const verified = await this.#verified(version, json);
+      if ('ok' in verified) return [verified];
+      const { pdu, eventId } = verified;
+      const prevs = [...new Set(pdu.prev_events)];
+      const chained = last === undefined ? prevs.length === 0 : prevs.length === 1 && prevs[0] === last.eventId;
+      if (!chained || (last === undefined && pdu.type !== 'm.room.create'))
+        throw new TypeError(
+          `Event ${eventId} does not continue the chain of a new room: it starts with its create event and each next one names the one before.`,
+        );
+      const authEvents: Pdu[] = [];
+      const missing = pdu.auth_events.filter((id) => !pending.has(id));
+      const held = missing.length === 0 ? new Map<string, HeldEvent>() : await this.#heldEvents(missing);
+      for (const id of pdu.auth_events) {
+        const event = pending.get(id)?.pdu ?? held.get(id)?.pdu;
+        if (event === undefined || held.get(id)?.rejected != null)
+          return [
+            drop(
+              'missing',
+              { code: 'missing_auth_event', message: `Auth event ${id} is not held here (or rejected).` },
+              eventId,
+            ),
+          ];
+        authEvents.push(event);
+      }
+      const authEventsCheck = checkAuthEvents(version, pdu, authEvents);
+      if (!authEventsCheck.ok) return [drop('auth_events', authEventsCheck, eventId)];
+      const againstAuthEvents = checkAuth(version, pdu, authStateOf(authEvents));
+      if (!againstAuthEvents.ok) return [drop('auth_events', againstAuthEvents, eventId)];
+      const before: StateMap = last?.state ?? new Map();
+      const authState = authTypesFor(version, pdu)
+        .map((key) => before.get(key))
+        .filter((id): id is string => id !== undefined)
+        .map((id) => pending.get(id)!.pdu);
+      const againstState = checkAuth(version, pdu, authStateOf(authState));
+      if (!againstState.ok) return [drop('auth_state', againstState, eventId)];
+      const own = stateAfterEvent(before, eventId, pdu);
+      // The room's current state is empty before its create event and follows the chain: each event changes it
+      // by its own state key.
+      const delta: StateDelta =
+        typeof pdu.state_key === 'string' ? new Map([[stateKeyOf(pdu.type, pdu.state_key), eventId]]) : new Map();
+      inputs.push({
+        eventId,
+        roomVersion: version,
+        pdu,
+        stateBefore: last === undefined ? { state: before } : { afterEvent: last.eventId },
+        currentState: own,
+        currentStateDelta: delta,
+      });
+      pending.set(eventId, { pdu, state: own });
+      checked.push({ eventId, pdu, own });
+      last = { eventId, state: own };
+    }
+    const persisted = await this.store.persistEvents(inputs);
+    return checked.map(({ eventId, pdu, own }, i) => {
+      const result = persisted[i]!;
+      if (!result.inserted || result.streamOrdering === null)
+        return { ok: true, eventId, inserted: false, streamOrdering: result.streamOrdering };
+      this.#cache.putEvent(eventId, pdu, result.streamOrdering);
+      this.#cache.putState(eventId, own);
+      return { ok: true, eventId, inserted: true, streamOrdering: result.streamOrdering, currentState: own };
+    });
   }
 
   /**
@@ -318,6 +405,16 @@ export class RoomEventPipeline {
     const allowed = checkAuth(version, pdu, authStateOf(authEvents));
     if (!allowed.ok) return drop('auth_events', allowed, eventId);
     return { pdu, eventId };
+  }
+
+  /** The state after a held accepted timeline event when it is in memory (a state after an event never changes). */
+  cachedStateAfter(eventId: string): StateMap | undefined {
+    return this.#cache.state(eventId);
+  }
+
+  /** Events by id (any held copy, not rejected), from memory first, then the store. */
+  events(ids: readonly string[]): Promise<ReadonlyMap<string, Pdu>> {
+    return this.#events(ids);
   }
 
   /** Format, signatures and content hash: the event and its id, or the refusal. */
@@ -404,8 +501,16 @@ export class RoomEventPipeline {
     pdu: Pdu,
     own: StateMap,
     extendsPrev: boolean,
+    extremities?: readonly string[],
   ): Promise<{ currentState: StateMap; currentStateDelta?: StateDelta }> {
     const prevs = [...new Set(pdu.prev_events)];
+    // A local event made on the room's only extremity (read in the room's queue, `extremities`) leaves itself the
+    // only one: nothing held can name an event just made as its prev event.
+    if (extendsPrev && extremities?.length === 1 && prevs.length === 1 && extremities[0] === prevs[0]) {
+      const delta: StateDelta =
+        typeof pdu.state_key === 'string' ? new Map([[stateKeyOf(pdu.type, pdu.state_key), eventId]]) : new Map();
+      return { currentState: own, currentStateDelta: delta };
+    }
     const { before, after } = await this.store.forwardExtremitiesAfter(
       pdu.room_id,
       { eventId, depth: pdu.depth },
