@@ -23,7 +23,7 @@ export function cli(dir, ...args) {
 
 /**
  * `polyhome start`; resolves once it prints its ready line, with { ms (spawn to ready), addr (its 127.0.0.1
- * multiaddr), url (its Matrix API), stop() }.
+ * multiaddr), pid, url (its Matrix API), stop() }.
  */
 export async function startNode(dir, matrixPort, extra = []) {
   const started = performance.now();
@@ -50,6 +50,7 @@ export async function startNode(dir, matrixPort, extra = []) {
   return {
     ms,
     addr,
+    pid: child.pid,
     url: `http://127.0.0.1:${matrixPort}`,
     stop: async () => {
       child.kill('SIGTERM');

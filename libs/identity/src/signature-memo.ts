@@ -17,9 +17,12 @@ export interface SignatureMemoLimits {
 /** Enough for several batches of the largest op batch in flight at once; bounded in count and in bytes. */
 export const SIGNATURE_MEMO_LIMITS: SignatureMemoLimits = { entries: 4_096, bytes: 4 * 1024 * 1024 };
 
-// Plain loops, not Buffer: this library also loads outside Node.
+// Node's Buffer.compare (a memcmp) where there is one; a plain loop elsewhere: this library also loads outside Node.
+const nodeBuffer = (globalThis as { Buffer?: { compare(a: Uint8Array, b: Uint8Array): number } }).Buffer;
+
 function same(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
+  if (nodeBuffer !== undefined) return nodeBuffer.compare(a, b) === 0;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }

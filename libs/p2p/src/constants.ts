@@ -2,10 +2,10 @@
 // so the README can quote them and tests can lower them. Caps that the sync engine also enforces are
 // taken from it, so the wire and the engine cannot disagree.
 import {
+  CATCH_UP_BATCH_SIZE,
   MAX_OPS_PER_BATCH,
   MAX_REASON_LENGTH,
   MAX_VV_ENTRIES,
-  SESSION_BATCH_SIZE,
   SESSION_WINDOW,
 } from '@polyhome/sync';
 
@@ -62,8 +62,11 @@ export const PING_MAX_STREAMS = 4;
 export const MAX_FRAME_BYTES = 1024 * 1024;
 /** Byte budget for the ops of one outgoing `ops` frame, leaving room for the envelope below MAX_FRAME_BYTES. */
 export const OPS_FRAME_BUDGET = 768 * 1024;
-/** Ops put in one outgoing `ops` frame (the sync engine's session batch size). */
-export const OPS_PER_FRAME = SESSION_BATCH_SIZE;
+/**
+ * Most ops put in one outgoing `ops` frame: the sync engine's batch size while catching a peer up (it sends
+ * SESSION_BATCH_SIZE otherwise).
+ */
+export const OPS_PER_FRAME = CATCH_UP_BATCH_SIZE;
 /** Most ops accepted in one incoming `ops` frame (the engine's batch cap): bounds the work of one message. */
 export const MAX_OPS_PER_FRAME = MAX_OPS_PER_BATCH;
 /** Most `ops` frames sent and not yet acknowledged on one session (batches per round; the engine's window). */

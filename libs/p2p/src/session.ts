@@ -24,6 +24,7 @@ import {
   type SyncErrorCode,
   type SyncMessage,
   type VersionVector,
+  adoptOps,
   verifyOpsAhead,
   heldVector,
   asReplicationWork,
@@ -31,7 +32,7 @@ import {
 import { lpStream } from '@libp2p/utils';
 import { ANTI_ENTROPY_JITTER, MAX_ERROR_REASON_LENGTH, SYNC_PROTOCOL } from './constants.js';
 import { MalformedFrameError } from './errors.js';
-import { decodeMessage, encodeMessage, parseFrame, TooManyOpsError } from './frames.js';
+import { decodeValue, encodeMessage, parseFrame, TooManyOpsError } from './frames.js';
 import type { FrameLimits } from './frames.js';
 import { errorFields, type P2pLogger } from './logger.js';
 
@@ -329,8 +330,8 @@ export class Session {
       idle.stop();
     }
     const value = parseFrame(frame.subarray());
-    // The wire's own caps, before the engine's envelope check.
-    decodeMessage(frame.subarray(), this.#settings.limits);
+    // The wire's own caps, before the engine's envelope check (on the value parsed once, not the bytes again).
+    decodeValue(value, this.#settings.limits);
     return value;
   }
 
@@ -338,7 +339,12 @@ export class Session {
     const idle = new IdleClock(this.#settings.idleTimeout);
     const value = this.#read(idle).then((value) => {
       const message = value as { t?: unknown; ops?: unknown } | undefined;
-      if (message?.t === 'ops' && Array.isArray(message.ops)) void verifyOpsAhead(message.ops);
+      if (message?.t === 'ops' && Array.isArray(message.ops)) {
+        // The session parsed these ops and changes them no more: they are frozen and encoded once, for the
+        // checks ahead and the store's validation both.
+        adoptOps(message.ops);
+        void verifyOpsAhead(message.ops);
+      }
       return value;
     });
     return { value, idle };

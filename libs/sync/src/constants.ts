@@ -11,6 +11,12 @@ export const MAX_OP_BYTES = 32 * 1024;
 export const MAX_OPS_PER_BATCH = 500;
 /** Ops sent per `ops` message by a session (kept below MAX_OPS_PER_BATCH so a frame stays well under its cap). */
 export const SESSION_BATCH_SIZE = 200;
+/**
+ * Ops sent per `ops` message while the peer lacks more than a window of ordinary batches (SESSION_WINDOW x
+ * SESSION_BATCH_SIZE ops): a home catching up applies fewer, larger batches, one transaction each. Within
+ * MAX_OPS_PER_BATCH, which every home accepts; SESSION_BATCH_BYTES still bounds the message.
+ */
+export const CATCH_UP_BATCH_SIZE = 400;
 /** Most bytes of ops (their JSON) in one `ops` message a session sends; keeps frames well under a 1 MiB frame cap. */
 export const SESSION_BATCH_BYTES = 512 * 1024;
 /** `ops` messages a session sends before waiting for an ack (flow control). */

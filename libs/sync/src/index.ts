@@ -18,7 +18,7 @@ export {
   accountOf,
 } from './validate.js';
 export { deviceSignatureRefusal, deviceSignedBytes, hasValidSignature } from './key-signatures.js';
-export { signatureChecksOf, verifyOpsAhead } from './verify-ahead.js';
+export { adoptOps, signatureChecksOf, verifyOpsAhead } from './verify-ahead.js';
 export { heldVector, joinVectors } from './session.js';
 export type { ParseContext, OriginCheck, OpValidation, EncodedOp } from './validate.js';
 export {

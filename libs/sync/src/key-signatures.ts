@@ -2,6 +2,7 @@
 // place: the client API checks uploads with it, op validation checks every replicated `device.put` with it, so a
 // key a home could not verify never becomes state on any home.
 import { decodeBase64, signedBytes, verifyBytes, type Ed25519Options } from '@polyhome/identity';
+import { adoptedDeviceBytes } from './adopted.js';
 
 /** Fields of a `device.put` body that are ours (not in the DeviceKeys object the device signed). */
 const LOCAL_DEVICE_FIELDS = ['display_name', 'home'];
@@ -11,6 +12,9 @@ const LOCAL_DEVICE_FIELDS = ['display_name', 'home'];
  * `algorithms`, `keys`) without `signatures`, `unsigned` and our own fields (display name, hosting home).
  */
 export function deviceSignedBytes(body: object): Uint8Array {
+  // A body inside an adopted op (deep-frozen) had them made on arrival.
+  const adopted = adoptedDeviceBytes(body);
+  if (adopted !== undefined) return adopted;
   const content: Record<string, unknown> = {};
   for (const [field, value] of Object.entries(body)) if (!LOCAL_DEVICE_FIELDS.includes(field)) content[field] = value;
   return signedBytes(content);

@@ -16,6 +16,7 @@ import {
   type AccountDocument,
   type Ed25519Options,
 } from '@polyhome/identity';
+import { isAdopted } from './adopted.js';
 import { MAX_EVIDENCE_PER_ORIGIN, MAX_OPS_PER_BATCH } from './constants.js';
 import { OpRejectedError } from './errors.js';
 import { opHashOfSigned } from './op.js';
@@ -454,8 +455,10 @@ class Planner {
   }
 }
 
-// A private deep copy, frozen: the caller keeps its input object, and ops handed out can be shared.
+// A private deep copy, frozen: the caller keeps its input object, and ops handed out can be shared. An op its
+// owner handed over (adoptOps) is deep-frozen already, and is kept as it is.
 function own(op: Op): Op {
+  if (isAdopted(op)) return op;
   return deepFreeze(structuredClone(op));
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SESSION_BATCH_SIZE, SESSION_WINDOW, MAX_OPS_PER_BATCH } from './constants.js';
+import { CATCH_UP_BATCH_SIZE, SESSION_BATCH_SIZE, SESSION_WINDOW, MAX_OPS_PER_BATCH } from './constants.js';
 import {
   applyOps,
   createReplica,
@@ -85,14 +85,17 @@ describe('session', () => {
     const [, helloB] = generate(initSession(name), { document: account.document, vv: versionVector(b.r) });
     const afterHello = deliver(a.s, a.r, helloB);
     expect(afterHello.out.filter((m) => m.t === 'ops')).toHaveLength(SESSION_WINDOW);
-    for (const m of afterHello.out) if (m.t === 'ops') expect(m.ops.length).toBeLessThanOrEqual(SESSION_BATCH_SIZE);
+    // 1,000 behind is more than a window of ordinary batches: the first goes out at the catch-up size, the
+    // rest (600 left to send) at the ordinary size.
+    const sizes = afterHello.out.filter((m) => m.t === 'ops').map((m) => m.ops.length);
+    expect(sizes).toEqual([CATCH_UP_BATCH_SIZE, SESSION_BATCH_SIZE, SESSION_BATCH_SIZE, SESSION_BATCH_SIZE]);
     // Now a full exchange from fresh sessions.
     const a2: End = { s: initSession(name), r: a.r };
     const messages = exchange(a2, b);
     expect(versionVector(a2.r)).toEqual(versionVector(b.r));
     expect(stateOf(a2.r)).toEqual(stateOf(b.r));
-    // 2 hellos + 5 op batches + 5 acks from B, 1 batch + 1 ack from A.
-    expect(messages).toBe(14);
+    // 2 hellos + 4 op batches + 4 acks from B, 1 batch + 1 ack from A.
+    expect(messages).toBe(12);
   });
 
   it('pushes new local ops on an open session and gets them acked', () => {

@@ -18,6 +18,7 @@ import {
   MAX_OPS_PER_BATCH,
   MAX_REASON_LENGTH,
   MAX_VV_ENTRIES,
+  CATCH_UP_BATCH_SIZE,
   SESSION_BATCH_BYTES,
   SESSION_BATCH_SIZE,
   SESSION_WINDOW,
@@ -158,9 +159,17 @@ export function opsRequest(
   if (session.phase !== 'open' || !session.helloReceived || session.inFlight >= SESSION_WINDOW) return null;
   const basis = sendBasis(withResync(session, localVv, localDigests));
   for (const [origin, seq] of Object.entries(localVv)) {
-    if (seq > (basis[origin] ?? 0)) return { vv: basis, limit: SESSION_BATCH_SIZE };
+    if (seq > (basis[origin] ?? 0)) return { vv: basis, limit: batchSize(basis, localVv) };
   }
   return null;
+}
+
+// Ops per message: CATCH_UP_BATCH_SIZE while the peer lacks more than a window of ordinary batches, else
+// SESSION_BATCH_SIZE (a few new ops go out as they come, in small messages).
+function batchSize(basis: VersionVector, localVv: VersionVector): number {
+  let behind = 0;
+  for (const [origin, seq] of Object.entries(localVv)) behind += Math.max(0, seq - (basis[origin] ?? 0));
+  return behind > SESSION_WINDOW * SESSION_BATCH_SIZE ? CATCH_UP_BATCH_SIZE : SESSION_BATCH_SIZE;
 }
 
 /**
@@ -216,11 +225,12 @@ export function generate(session: SessionState, local: LocalSnapshot): [SessionS
   // Take from what the driver fetched only ops that extend the basis gaplessly: stale or reordered
   // driver input is ignored rather than sent.
   const basis = sendBasis(session);
+  const limit = batchSize(basis, local.vv);
   const next = new Map<string, number>();
   const batch: Op[] = [];
   let bytes = 0;
   for (const op of local.ops ?? []) {
-    if (batch.length >= SESSION_BATCH_SIZE) break;
+    if (batch.length >= limit) break;
     const expected = next.get(op.origin) ?? (basis[op.origin] ?? 0) + 1;
     if (op.seq !== expected) continue;
     if (op.seq > (local.vv[op.origin] ?? 0)) continue;

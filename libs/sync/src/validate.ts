@@ -18,6 +18,7 @@ import {
   type CanonicalFields,
   type Ed25519Options,
 } from '@polyhome/identity';
+import { adoptedEncoding, forgetEncodings } from './adopted.js';
 import { expectInteger, expectRecord, expectString, expectText, fail } from './checks.js';
 import { MAX_BODY_BYTES, MAX_KEY_BYTES, MAX_OP_BYTES } from './constants.js';
 import { OpRejectedError } from './errors.js';
@@ -79,8 +80,9 @@ export function parseOp(input: unknown, context: ParseContext = {}): Op {
  * canonical encoding the size checks made: one encoding per op. Throws OpRejectedError.
  */
 export function parseEncodedOp(input: unknown, context: ParseContext = {}): EncodedOp {
+  const adopted = typeof input === 'object' && input !== null ? adoptedEncoding(input) : undefined;
   const { op, encoded } = parseFields(input, context);
-  return { op, signed: encoded.bytesWithout(UNSIGNED_FIELDS) };
+  return { op, signed: adopted?.signed ?? encoded.bytesWithout(UNSIGNED_FIELDS) };
 }
 
 function parseFields(input: unknown, context: ParseContext): { op: Op; encoded: CanonicalFields } {
@@ -91,9 +93,10 @@ function parseFields(input: unknown, context: ParseContext): { op: Op; encoded: 
     throw new OpRejectedError('wrong_type', `type is ${JSON.stringify(type)?.slice(0, 40)}, expected ${OP_TYPE}`);
   }
   // Encoded once: the op's size, its body's size and its signed bytes all come from this.
+  // An adopted op (deep-frozen on arrival, verify-ahead.ts) was encoded then.
   let encoded: CanonicalFields;
   try {
-    encoded = canonicalFields(value);
+    encoded = adoptedEncoding(value)?.fields ?? canonicalFields(value);
   } catch (error) {
     throw new OpRejectedError('malformed', `not canonical JSON: ${(error as Error).message}`);
   }
@@ -124,7 +127,11 @@ function parseFields(input: unknown, context: ParseContext): { op: Op; encoded: 
     throw new OpRejectedError('too_large', `body is ${bodySize} bytes, at most ${MAX_BODY_BYTES}`);
   }
   validateOpSignatures(value.signatures, account, origin);
-  OP_KINDS[kind].validate(body, key, context.userId);
+  try {
+    OP_KINDS[kind].validate(body, key, context.userId);
+  } finally {
+    forgetEncodings(value, body);
+  }
   return { op: value as unknown as Op, encoded };
 }
 

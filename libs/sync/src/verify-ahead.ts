@@ -5,17 +5,23 @@
 // signature memo (@polyhome/identity). Nothing here refuses anything; a malformed op simply has nothing verified
 // ahead, and planApply refuses it with its own reason.
 import {
+  canonicalFields,
   decodeBase64,
   homeKeyId,
   isPeerId,
+  MAX_JSON_DEPTH,
   publicKeyFromPeerId,
   signedBytes,
   verifyAhead,
   type SignatureCheck,
 } from '@polyhome/identity';
+import { adoptedEncoding, deepFreeze, rememberAdopted, type AdoptedEncoding } from './adopted.js';
 import { MAX_OPS_PER_BATCH } from './constants.js';
 import { deviceSignedBytes } from './key-signatures.js';
 import { OP_TYPE } from './types.js';
+
+// What a signature and the content hash leave out (signedBytes).
+const UNSIGNED_FIELDS = ['signatures', 'unsigned'];
 
 // Inputs whose checks were started already (by the session on arrival, then again by the store), with the work
 // that checks them: a second call waits for it rather than verifying again.
@@ -47,7 +53,7 @@ export function signatureChecksOf(input: unknown): SignatureCheck[] {
     if (text !== undefined) {
       checks.push({
         signature: decodeBase64(text),
-        message: signedBytes(op),
+        message: adoptedEncoding(op)?.signed ?? signedBytes(op),
         publicKey: publicKeyFromPeerId(op.origin),
       });
     }
@@ -97,4 +103,31 @@ export async function verifyOpsAhead(inputs: readonly unknown[]): Promise<void> 
     running.add(work);
   }
   await Promise.all(running);
+}
+
+/**
+ * Takes ownership of a received batch's ops, parsed from a frame by the caller, which changes them no more: each
+ * op that is a plain JSON object is deep-frozen, and its canonical encoding (and a `device.put` body's self-signed
+ * bytes) made once, here, for verifyOpsAhead and then validation to use instead of encoding it again; the planner
+ * keeps a frozen op as it is instead of copying it. An op that cannot be frozen or encoded is left to validation,
+ * which refuses it with its own reason. At most MAX_OPS_PER_BATCH inputs are looked at.
+ */
+export function adoptOps(inputs: readonly unknown[]): void {
+  for (const input of inputs.slice(0, MAX_OPS_PER_BATCH)) {
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) continue;
+    if (!deepFreeze(input, MAX_JSON_DEPTH)) continue;
+    const op = input as Record<string, unknown>;
+    let encoding: AdoptedEncoding | undefined;
+    let device: Uint8Array | undefined;
+    try {
+      const fields = canonicalFields(op);
+      encoding = { fields, signed: fields.bytesWithout(UNSIGNED_FIELDS) };
+      if (op.op === 'device.put' && typeof op.body === 'object' && op.body !== null) {
+        device = deviceSignedBytes(op.body);
+      }
+    } catch {
+      // Not canonical JSON: validation refuses it (and encodes it again to say why).
+    }
+    rememberAdopted(op, encoding, op.body as object | undefined, device);
+  }
 }
