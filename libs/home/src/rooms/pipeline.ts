@@ -316,8 +316,7 @@ export class RoomEventPipeline {
       const own = stateAfterEvent(before, eventId, pdu);
       // The room's current state is empty before its create event and follows the chain: each event changes it
       // by its own state key.
-      const delta: StateDelta =
-        typeof pdu.state_key === 'string' ? new Map([[stateKeyOf(pdu.type, pdu.state_key), eventId]]) : new Map();
+      const delta = ownChange(eventId, pdu);
       inputs.push({
         eventId,
         roomVersion: version,
@@ -507,9 +506,7 @@ export class RoomEventPipeline {
     // A local event made on the room's only extremity (read in the room's queue, `extremities`) leaves itself the
     // only one: nothing held can name an event just made as its prev event.
     if (extendsPrev && extremities?.length === 1 && prevs.length === 1 && extremities[0] === prevs[0]) {
-      const delta: StateDelta =
-        typeof pdu.state_key === 'string' ? new Map([[stateKeyOf(pdu.type, pdu.state_key), eventId]]) : new Map();
-      return { currentState: own, currentStateDelta: delta };
+      return { currentState: own, currentStateDelta: ownChange(eventId, pdu) };
     }
     const { before, after } = await this.store.forwardExtremitiesAfter(
       pdu.room_id,
@@ -519,9 +516,7 @@ export class RoomEventPipeline {
     );
     if (after.length === 1 && after[0]!.eventId === eventId) {
       if (extendsPrev && before.length === 1 && prevs.length === 1 && before[0] === prevs[0]) {
-        const delta: StateDelta =
-          typeof pdu.state_key === 'string' ? new Map([[stateKeyOf(pdu.type, pdu.state_key), eventId]]) : new Map();
-        return { currentState: own, currentStateDelta: delta };
+        return { currentState: own, currentStateDelta: ownChange(eventId, pdu) };
       }
       return { currentState: own };
     }
@@ -542,6 +537,11 @@ export class RoomEventPipeline {
     };
     return { currentState: await resolveState(version, states, lookup, checkAuth) };
   }
+}
+
+/** The change an event makes to the state it extends: its own state key, or none for a message. */
+function ownChange(eventId: string, pdu: Pdu): StateDelta {
+  return typeof pdu.state_key === 'string' ? new Map([[stateKeyOf(pdu.type, pdu.state_key), eventId]]) : new Map();
 }
 
 function drop(stage: RefusalStage, reason: { code: string; message: string }, eventId?: string): AcceptOutcome {
