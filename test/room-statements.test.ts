@@ -7,6 +7,7 @@ import type { INestApplication } from '@nestjs/common';
 import { sqlStatementsSent } from '@polyhome/storage';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hostedUser } from '../apps/server/src/testing/matrix-user.js';
 import { startTestServer, SERVER_BACKENDS, type TestServer } from '../apps/server/src/testing/server-harness.js';
 import { ChangeFeedService } from '../libs/matrix/src/sync/change-feed.service.js';
 
@@ -24,18 +25,9 @@ describe.each(SERVER_BACKENDS)('SQL statements of room writes on $name', (backen
   const users: Record<string, string> = {};
 
   async function account(localpart: string): Promise<void> {
-    const created = await request(app.getHttpServer())
-      .post('/admin/v1/accounts')
-      .set('Authorization', `Bearer ${ADMIN_TOKEN}`)
-      .send({ localpart, password: PASSWORD })
-      .expect(201);
-    const userId = created.body.user_id as string;
-    const login = await request(app.getHttpServer())
-      .post(`${V3}/login`)
-      .send({ type: 'm.login.password', identifier: { type: 'm.id.user', user: userId }, password: PASSWORD })
-      .expect(200);
-    tokens[localpart] = login.body.access_token as string;
-    users[localpart] = userId;
+    const user = await hostedUser(server, ADMIN_TOKEN, localpart, PASSWORD);
+    tokens[localpart] = user.accessToken;
+    users[localpart] = user.userId;
   }
 
   /** Waits for the work a request set off: the change feed's appends and the federation fan-out. */
@@ -67,6 +59,7 @@ describe.each(SERVER_BACKENDS)('SQL statements of room writes on $name', (backen
   beforeAll(async () => {
     server = await startTestServer(backend, { ADMIN_TOKEN, RATE_LIMIT_PER_MINUTE: '0' });
     app = server.app;
+    await app.listen(0, '127.0.0.1');
     await account('alice');
     await account('bob');
   }, 60_000);
