@@ -164,11 +164,9 @@ let base;
 let adminToken;
 
 /** One timed request; `expect` lists the statuses that count as success. Resolves to the parsed body or undefined. */
-async function call(op, method, url, { body, token, expect = [200] } = {}) {
-  // An open-loop action is timed from when it was due, so a server that falls behind is not hidden by the
+async function call(op, method, url, { body, token, due, expect = [200] } = {}) {
+  // An open-loop action is timed from when it was due (`due`), so a server that falls behind is not hidden by the
   // generator waiting for it (coordinated omission).
-  // (A client's /sync long polls run beside its actions and are timed from when they are sent.)
-  const due = op.startsWith('sync ') ? undefined : dueAt.get(token);
   const started = Math.min(performance.now(), due ?? Infinity);
   try {
     const res = await fetch(`${base}${url}`, {
@@ -338,7 +336,17 @@ async function startClient(userId, n) {
     body: { type: 'm.login.token', token: made.login_token, initial_device_display_name: `load client ${n}` },
   });
   if (login === undefined) return undefined;
-  const client = { n, userId, token: login.access_token, deviceId: login.device_id, joined: [], left: [], otk: 0 };
+  const client = {
+    n,
+    userId,
+    token: login.access_token,
+    deviceId: login.device_id,
+    joined: [],
+    left: [],
+    otk: 0,
+    // When the open-loop action under way was due (undefined in the closed loop).
+    due: undefined,
+  };
   const d = client.deviceId;
   await call('keys/upload (device keys)', 'POST', `${V3}/keys/upload`, {
     token: client.token,
@@ -368,6 +376,7 @@ const ACTIONS = [
       }
       return call('keys/upload (one-time keys)', 'POST', `${V3}/keys/upload`, {
         token: c.token,
+        due: c.due,
         body: { one_time_keys: keys },
       });
     },
@@ -376,7 +385,11 @@ const ACTIONS = [
     15,
     'keys/query',
     async (c) =>
-      call('keys/query', 'POST', `${V3}/keys/query`, { token: c.token, body: { device_keys: { [c.userId]: [] } } }),
+      call('keys/query', 'POST', `${V3}/keys/query`, {
+        token: c.token,
+        due: c.due,
+        body: { device_keys: { [c.userId]: [] } },
+      }),
   ],
   [
     15,
@@ -384,6 +397,7 @@ const ACTIONS = [
     async (c) => {
       const res = await call('createRoom', 'POST', `${V3}/createRoom`, {
         token: c.token,
+        due: c.due,
         // Public, so that the client can join it again after leaving it (a private room needs an invite).
         body: { name: `load ${c.n}`, preset: 'public_chat' },
       });
@@ -398,6 +412,7 @@ const ACTIONS = [
       if (room === undefined) return;
       const res = await call('rooms/leave', 'POST', `${V3}/rooms/${encodeURIComponent(room)}/leave`, {
         token: c.token,
+        due: c.due,
         body: {},
       });
       (res === undefined ? c.joined : c.left).push(room);
@@ -409,17 +424,18 @@ const ACTIONS = [
     async (c) => {
       const room = c.left.shift();
       if (room === undefined) return;
-      const res = await call('join', 'POST', `${V3}/join/${encodeURIComponent(room)}`, { token: c.token, body: {} });
+      const res = await call('join', 'POST', `${V3}/join/${encodeURIComponent(room)}`, {
+        token: c.token,
+        due: c.due,
+        body: {},
+      });
       (res === undefined ? c.left : c.joined).push(room);
     },
   ],
-  [10, 'joined_rooms', async (c) => call('joined_rooms', 'GET', `${V3}/joined_rooms`, { token: c.token })],
-  [10, 'devices', async (c) => call('devices', 'GET', `${V3}/devices`, { token: c.token })],
+  [10, 'joined_rooms', async (c) => call('joined_rooms', 'GET', `${V3}/joined_rooms`, { token: c.token, due: c.due })],
+  [10, 'devices', async (c) => call('devices', 'GET', `${V3}/devices`, { token: c.token, due: c.due })],
 ];
 const ACTION_WEIGHT = ACTIONS.reduce((a, [w]) => a + w, 0);
-
-/** When each client's open-loop action under way was due, by the client's access token. */
-const dueAt = new Map();
 
 async function actionLoop(client) {
   let due = performance.now();
@@ -430,12 +446,11 @@ async function actionLoop(client) {
       due += (-Math.log(1 - Math.random()) / CLIENT_RATE) * 1000;
       while (!stopping && performance.now() < due) await sleep(Math.min(200, due - performance.now()));
       if (stopping) break;
-      dueAt.set(client.token, due);
+      client.due = due;
     }
     let pick = Math.random() * ACTION_WEIGHT;
     const action = ACTIONS.find(([w]) => (pick -= w) < 0) ?? ACTIONS[0];
     await action[2](client);
-    dueAt.delete(client.token);
   }
 }
 
