@@ -30,6 +30,7 @@ import { cli, startNode } from '../lib/node-home.js';
 import { postgresReachable, scratchDatabase } from '../lib/pg.js';
 import { freePort, startServer } from '../lib/server.js';
 import { until } from '../lib/util.js';
+import { parseMetrics } from '../lib/metrics.js';
 
 export const description = 'catch-up of 10,000 missed ops by a server on PostgreSQL and PGlite, and by a polyhome node';
 
@@ -53,9 +54,7 @@ async function cpuSeconds(pid) {
 
 /** The server's count of SQL statements sent (its /metrics, open without METRICS_TOKEN). */
 async function statements(url) {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('polyhome_sql_statements_total'));
-  return line === undefined ? NaN : Number(line.split(' ').pop());
+  return parseMetrics(await (await fetch(`${url}/metrics`)).text()).statements;
 }
 
 /**

@@ -18,6 +18,7 @@ import { writeNodeKeyFile } from '@polyhome/identity';
 import { openStorage } from '@polyhome/storage';
 import { benchHome, hostInStorage, makeAccounts } from '../lib/accounts.js';
 import { startHomeWorker } from '../lib/home-worker.js';
+import { parseMetrics } from '../lib/metrics.js';
 import { prepareHome } from '../lib/memory-home.js';
 import { postgresReachable, scratchDatabase } from '../lib/pg.js';
 import { startServer } from '../lib/server.js';
@@ -222,10 +223,7 @@ async function statementsOf(server) {
   return (await metricsOf(server)).statements;
 }
 
-/**
- * The server's SQL statements so far and its event-loop delay (ms) since the scrape before: prom-client's
- * nodejs_eventloop_lag_* (reset at each scrape) less its 10 ms sampling interval, as `npm run load` reads it.
- */
+/** The server's /metrics figures (SQL statements so far; event-loop delay since the scrape before). */
 async function metricsOf(server) {
   const get = () => fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(60_000) });
   // A kept-alive socket the server closed as it was reused (its keep-alive timeout): asked again on a new one.
@@ -234,14 +232,7 @@ async function metricsOf(server) {
     throw error;
   });
   if (!res.ok) throw new Error(`/metrics answered ${res.status}`);
-  const out = { statements: NaN, loop: {} };
-  for (const line of (await res.text()).split('\n')) {
-    const [name, value] = line.split(' ');
-    if (name === 'polyhome_sql_statements_total') out.statements = Number(value);
-    const lag = /^nodejs_eventloop_lag_(p50|p99|max)_seconds$/.exec(name ?? '');
-    if (lag) out.loop[lag[1]] = Math.max(0, Number(value) * 1000 - 10);
-  }
-  return out;
+  return parseMetrics(await res.text());
 }
 
 const label = (n) => (n >= 1000 ? `${n / 1000}k` : String(n));

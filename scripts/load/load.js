@@ -46,14 +46,10 @@ import {
 import { createPolyhomeHost, createSyncService } from '@polyhome/p2p';
 import { makeLocalOp, versionVector } from '@polyhome/sync';
 import { deviceKeyPair, signedDeviceBody } from '../../bench/lib/device-keys.js';
+import { EVENT_LOOP_SAMPLE_MS, parseMetrics } from '../../bench/lib/metrics.js';
 import { MemoryStore } from '../../bench/lib/memory-home.js';
 
 const LIMITS = { clients: 500, homes: 50, duration: 600, clientsPerAccount: 20 };
-/**
- * The server samples its event loop every this many ms (EVENT_LOOP_SAMPLE_MS in apps/server/src/metrics): each
- * nodejs_eventloop_lag_* value is a whole interval between two samples, so the delay is the value minus it.
- */
-const EVENT_LOOP_SAMPLE_MS = 10;
 /** Issue 14's goals for the figures measured inside the server. */
 const GOALS = { statementsPerOp: 8, eventLoopP99Ms: 50 };
 /** Devices each home keeps changing. */
@@ -202,22 +198,7 @@ async function scrape() {
   const res = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(120_000) });
   if (!res.ok) throw new Error(`/metrics answered ${res.status}`);
   const at = performance.now();
-  const out = { at, fiveXX: 0, requests: 0, statements: NaN, opsAccepted: NaN, loop: {} };
-  for (const line of (await res.text()).split('\n')) {
-    const m = /^([a-z_0-9]+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
-    if (m === null) continue;
-    const [, name, labels = '', value] = m;
-    if (name === 'polyhome_http_requests_total') {
-      out.requests += Number(value);
-      if (/status="5\d\d"/.test(labels)) out.fiveXX += Number(value);
-    } else if (name === 'polyhome_sql_statements_total') out.statements = Number(value);
-    else if (name === 'polyhome_ops_accepted_total') out.opsAccepted = Number(value);
-    else {
-      const lag = /^nodejs_eventloop_lag_(p50|p99|max)_seconds$/.exec(name);
-      if (lag) out.loop[lag[1]] = Math.max(0, Number(value) * 1000 - EVENT_LOOP_SAMPLE_MS);
-    }
-  }
-  return out;
+  return { at, ...parseMetrics(await res.text()) };
 }
 
 /** What the server did between two scrapes: seconds, SQL statements, ops accepted, and the event-loop delay. */
