@@ -185,19 +185,8 @@ export class SqlMatrixStore {
    * algorithms with a fallback key not yet handed out (sorted).
    */
   async deviceKeyCounts(serverName: string, deviceId: string): Promise<DeviceKeyCounts> {
-    const rows = await this.dataSource.query<Array<{ kind: string; algorithm: string; n: string }>>(
-      `SELECT kind, algorithm, COUNT(*) AS n FROM matrix_device_key
-       WHERE server_name = $1 AND device_id = $2 AND (kind = 'one_time' OR (kind = 'fallback' AND NOT used))
-       GROUP BY kind, algorithm ORDER BY algorithm`,
-      [serverName, deviceId],
-    );
-    const oneTime: Record<string, number> = {};
-    const unusedFallback: string[] = [];
-    for (const row of rows) {
-      if (row.kind === 'one_time') oneTime[row.algorithm] = Number(row.n);
-      else unusedFallback.push(row.algorithm);
-    }
-    return { oneTime, unusedFallback };
+    const rows = await this.dataSource.query<KeyCountsRow[]>(`SELECT ${keyCountColumns('$2')}`, [serverName, deviceId]);
+    return keyCountsOf(rows[0]);
   }
 
   /**
@@ -363,25 +352,10 @@ export class SqlMatrixStore {
     since: number,
     deviceId: string | undefined,
   ): Promise<{ changes: ChangesSince; deviceKeys?: DeviceKeyCounts }> {
-    const keyCounts =
-      deviceId === undefined
-        ? ''
-        : `,
-              (SELECT COALESCE(jsonb_object_agg(k.algorithm, k.n), '{}'::jsonb) FROM (
-                 SELECT algorithm, COUNT(*) AS n FROM matrix_device_key
-                 WHERE server_name = $1 AND device_id = $3 AND kind = 'one_time' GROUP BY algorithm) k) AS one_time,
-              ARRAY(SELECT algorithm FROM matrix_device_key
-                    WHERE server_name = $1 AND device_id = $3 AND kind = 'fallback' AND NOT used
-                    ORDER BY algorithm) AS fallback`;
+    const keyCounts = deviceId === undefined ? '' : `, ${keyCountColumns('$3')}`;
     // One statement, so one snapshot: an append or a prune committing meanwhile is wholly in it or not.
     const rows = await this.dataSource.query<
-      Array<{
-        position: string | null;
-        horizon: string | null;
-        keys: string[] | null;
-        one_time?: Record<string, number>;
-        fallback?: string[];
-      }>
+      Array<{ position: string | null; horizon: string | null; keys: string[] | null } & Partial<KeyCountsRow>>
     >(
       `WITH p AS MATERIALIZED (SELECT COALESCE(MAX(id), 0) AS position FROM matrix_change)
        SELECT p.position,
@@ -396,13 +370,7 @@ export class SqlMatrixStore {
     const expired = row?.horizon !== null && row?.horizon !== undefined && since < Number(row.horizon);
     const changes = { position, keys: [...(row?.keys ?? [])].sort(), expired };
     if (deviceId === undefined) return { changes };
-    return {
-      changes,
-      deviceKeys: {
-        oneTime: Object.fromEntries(Object.entries(row?.one_time ?? {}).map(([a, n]) => [a, Number(n)])),
-        unusedFallback: [...(row?.fallback ?? [])],
-      },
-    };
+    return { changes, deviceKeys: keyCountsOf(row) };
   }
 
   /** Stores a room event made here (create event, invites of others). */
@@ -452,4 +420,28 @@ async function positionOf(manager: EntityManager): Promise<number> {
     .select('MAX(c.id)', 'max')
     .getRawOne<{ max: string | null }>();
   return Number(row?.max ?? 0);
+}
+
+/** The columns of a device's key counts, for `$1` the account's server name and `device` the device id's parameter. */
+function keyCountColumns(device: string): string {
+  return `(SELECT COALESCE(jsonb_object_agg(k.algorithm, k.n), '{}'::jsonb) FROM (
+             SELECT algorithm, COUNT(*) AS n FROM matrix_device_key
+             WHERE server_name = $1 AND device_id = ${device} AND kind = 'one_time' GROUP BY algorithm) k) AS one_time,
+          ARRAY(SELECT algorithm FROM matrix_device_key
+                WHERE server_name = $1 AND device_id = ${device} AND kind = 'fallback' AND NOT used
+                ORDER BY algorithm) AS fallback`;
+}
+
+/** A row of `keyCountColumns`. */
+interface KeyCountsRow {
+  one_time: Record<string, number | string> | null;
+  fallback: string[] | null;
+}
+
+/** What /sync tells a device of its keys, from a row of `keyCountColumns`. */
+function keyCountsOf(row: Partial<KeyCountsRow> | undefined): DeviceKeyCounts {
+  return {
+    oneTime: Object.fromEntries(Object.entries(row?.one_time ?? {}).map(([a, n]) => [a, Number(n)])),
+    unusedFallback: [...(row?.fallback ?? [])],
+  };
 }
