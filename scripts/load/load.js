@@ -246,7 +246,10 @@ async function startServer() {
   delete env.METRICS_TOKEN;
   if (opts['database-url']) env.DATABASE_URL = opts['database-url'];
   if (opts['redis-url']) env.REDIS_URL = opts['redis-url'];
-  const child = spawn(process.execPath, [path.join(root, 'apps/server/dist/main.js')], {
+  // BENCH_SERVER_CPU_PROF=<dir>: the server writes a V8 CPU profile there when it stops (as the benches' servers do).
+  const profile = process.env.BENCH_SERVER_CPU_PROF;
+  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
+  const child = spawn(process.execPath, [...nodeArgs, path.join(root, 'apps/server/dist/main.js')], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -28,6 +28,7 @@ import {
   verifyOpsAhead,
   heldVector,
   asReplicationWork,
+  replicationTurn,
 } from '@polyhome/sync';
 import { lpStream } from '@libp2p/utils';
 import { ANTI_ENTROPY_JITTER, MAX_ERROR_REASON_LENGTH, SYNC_PROTOCOL } from './constants.js';
@@ -370,7 +371,10 @@ export class Session {
       return;
     }
     const generation = this.#localGeneration;
-    const result = await this.#store.applyOps(this.account, ops, this.remotePeer, { recordHeld: true });
+    // Clients' requests in flight go first: the batch waits for its turn (replicationTurn), then runs.
+    const result = await replicationTurn(() =>
+      this.#store.applyOps(this.account, ops, this.remotePeer, { recordHeld: true }),
+    );
     if (result.after === undefined) this.#forgetLocal();
     else if (generation === this.#localGeneration) this.#local = result.after;
     this.#owner.applied(this, result);

@@ -113,4 +113,14 @@ export {
   parseSyncMessage,
 } from './session.js';
 export type { SessionState, LocalSnapshot, OpsRequest, SessionEffect } from './session.js';
-export { asReplicationWork, isReplicationWork, outsideReplicationWork } from './work-priority.js';
+export {
+  asReplicationWork,
+  beginClientWork,
+  clientIdleWhile,
+  isReplicationWork,
+  MAX_REPLICATION_PAUSE_MS,
+  outsideReplicationWork,
+  REPLICATION_SHARE_UNDER_CLIENT_LOAD,
+  replicationGateStats,
+  replicationTurn,
+} from './work-priority.js';

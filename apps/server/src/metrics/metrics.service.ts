@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { publicKeyPointChecks } from '@polyhome/identity';
 import type { JobCounts } from '@polyhome/queue';
 // The sync engine's closed set of reasons, so the label cannot grow without bound.
-import type { OpRejectReason } from '@polyhome/sync';
+import { replicationGateStats, type OpRejectReason } from '@polyhome/sync';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -105,6 +105,21 @@ export class MetricsService {
       'polyhome_password_hashes_total',
       'Password hashes computed (scrypt): stored, checked, and the dummy check of a user ID not hosted here.',
       passwordHashesComputed,
+    );
+    this.#processCount(
+      'polyhome_replication_batches_total',
+      "Batches of received ops applied (each waits for its turn while clients' requests are in flight).",
+      () => replicationGateStats().batches,
+    );
+    this.#processCount(
+      'polyhome_replication_batches_waited_total',
+      "Batches of received ops that waited for their turn behind clients' requests.",
+      () => replicationGateStats().waited,
+    );
+    this.#processCount(
+      'polyhome_replication_wait_seconds_total',
+      "Time batches of received ops waited for their turn behind clients' requests, in all.",
+      () => replicationGateStats().waitedMs / 1000,
     );
     const queueJobs: Gauge = new Gauge({
       name: 'polyhome_queue_jobs',

@@ -1,3 +1,5 @@
+import { beginClientWork } from '@polyhome/sync';
+
 /** The request and response fields this middleware touches, whatever the HTTP platform (Express here). */
 interface HttpRequest {
   method?: string;
@@ -7,6 +9,7 @@ interface HttpResponse {
   setHeader(name: string, value: string): void;
   statusCode: number;
   end(): void;
+  once(event: 'close', listener: () => void): unknown;
 }
 
 /** The client-server API's CORS headers (spec: "Web Browser Clients"). */
@@ -23,6 +26,9 @@ export const CORS_HEADERS: Readonly<Record<string, string>> = {
  * `/_matrix/client/r0/...` is served as `/_matrix/client/v3/...` (and `/_matrix/media/r0/...` as `v3`), as established servers still do for clients
  * that use it. Other paths (the server's admin API) are left alone. A plain function, not a Nest middleware:
  * Nest mounts those under a path, which hides the URL to rewrite.
+ *
+ * Each Matrix request counts as a client's work in flight until its response is closed (`beginClientWork`): batches
+ * of received ops wait while there is any (see `replicationTurn` in @polyhome/sync).
  */
 export function matrixHttp(): (req: HttpRequest, res: HttpResponse, next: () => void) => void {
   return (req, res, next) => {
@@ -37,6 +43,7 @@ export function matrixHttp(): (req: HttpRequest, res: HttpResponse, next: () => 
       res.end();
       return;
     }
+    res.once('close', beginClientWork());
     if (url.startsWith('/_matrix/client/r0/'))
       req.url = `/_matrix/client/v3/${url.slice('/_matrix/client/r0/'.length)}`;
     else if (url.startsWith('/_matrix/media/r0/'))

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { clientIdleWhile } from '@polyhome/sync';
 import type { MatrixSession } from '../auth/session.js';
 import { MatrixError } from '../common/errors.js';
 import { isRecord, type JsonRecord } from '../common/json.js';
@@ -165,7 +166,8 @@ export class SyncService {
       }
       if (roomSince !== undefined && roomPosition !== undefined) roomSince = roomPosition;
       if (ephemeralPosition !== undefined) ephemeralSince = ephemeralPosition;
-      await wait.promise;
+      // Waiting for a change is not work: batches of replication need not wait for it (clientIdleWhile).
+      await clientIdleWhile(wait.promise);
     }
   }
 
