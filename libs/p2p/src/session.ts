@@ -362,6 +362,12 @@ export class Session {
   }
 
   async #applyOps(ops: readonly unknown[]): Promise<void> {
+    // Clients' requests in flight go first: the batch (its view read, the apply, what it reports) waits for its
+    // turn (replicationTurn in @polyhome/sync), then runs.
+    await replicationTurn(() => this.#applyOpsNow(ops));
+  }
+
+  async #applyOpsNow(ops: readonly unknown[]): Promise<void> {
     // Checked on every batch against the document as last seen (a new one through this process drops it), and
     // again after the batch against the one the store read under the account's lock: a document put in force by
     // another server instance ends the session at the latest after one more batch.
@@ -371,10 +377,7 @@ export class Session {
       return;
     }
     const generation = this.#localGeneration;
-    // Clients' requests in flight go first: the batch waits for its turn (replicationTurn), then runs.
-    const result = await replicationTurn(() =>
-      this.#store.applyOps(this.account, ops, this.remotePeer, { recordHeld: true }),
-    );
+    const result = await this.#store.applyOps(this.account, ops, this.remotePeer, { recordHeld: true });
     if (result.after === undefined) this.#forgetLocal();
     else if (generation === this.#localGeneration) this.#local = result.after;
     this.#owner.applied(this, result);
