@@ -208,6 +208,9 @@ function between(a, b) {
     statements: b.statements - a.statements,
     ops: b.opsAccepted - a.opsAccepted,
     requests: b.requests - a.requests,
+    batches: b.replication.batches - a.replication.batches,
+    batchesWaited: b.replication.waited - a.replication.waited,
+    waitSeconds: b.replication.waitSeconds - a.replication.waitSeconds,
     loop: b.loop,
   };
 }
@@ -666,6 +669,14 @@ function serverReport(idle, pushed, load) {
       },
     );
   }
+  rows.push({
+    figure: 'batches of received ops that waited for their turn behind clients (everything at once)',
+    goal: '',
+    value: Number.isFinite(load.batchesWaited) ? `${load.batchesWaited} of ${load.batches}` : 'n/a',
+    'reference (same run)': Number.isFinite(load.waitSeconds)
+      ? `${load.waitSeconds.toFixed(1)} s waited in all, ${load.batchesWaited > 0 ? ((1000 * load.waitSeconds) / load.batchesWaited).toFixed(0) : 0} ms per batch that waited`
+      : 'the server exports no polyhome_replication_* counters',
+  });
   rows.push({
     figure: 'SQL statements per (HTTP request + op accepted) (everything at once)',
     goal: '',
