@@ -83,9 +83,18 @@ describe('an equivocation that reaches one of two quiet, connected server homes'
     );
     const before = await dbA.logDigests();
 
-    // The lower-hash version reaches A alone; A takes it (its digest changes, its vector does not).
-    await sendTo(a, [low]);
-    await waitFor(async () => (await dbA.logDigests())[origin] !== before[origin], 'A to take the lower hash', 30_000);
+    // The lower-hash version reaches A alone; A takes it (its digest changes, its vector does not). The raw
+    // exchange closes its stream once it has sent, without waiting for an ack: on a loaded machine A may end that
+    // session before it applied the batch. A home resends what was not acknowledged, and so does this one.
+    await waitFor(
+      async () => {
+        if ((await dbA.logDigests())[origin] !== before[origin]) return true;
+        await sendTo(a, [low]);
+        return (await dbA.logDigests())[origin] !== before[origin];
+      },
+      'A to take the lower hash',
+      60_000,
+    );
     const start = Date.now();
     await waitFor(async () => converged([dbA, dbB]), 'the servers to converge within the stated bound', BOUND_MS);
     const took = Date.now() - start;
