@@ -575,11 +575,7 @@ export class Home {
     const federation = this.federation?.keys;
     if (federation === undefined || !keys.some((k) => k.startsWith('device:') || k.startsWith('cross_signing:')))
       return;
-    // One turn of the event loop later, as the to-device check (see #changed): the woken /sync reads go first.
-    const update = new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
-      federation.deviceListChanged(account, keys, madeHere),
-    );
-    this.#background.track(update, 'sending a device list update');
+    this.#background.track(federation.deviceListChanged(account, keys, madeHere), 'sending a device list update');
   }
 
   /**
@@ -986,12 +982,7 @@ export class Home {
     const devices = keys.filter((k) => k.startsWith('device:')).map((k) => k.slice('device:'.length));
     const toDevice = this.toDevice;
     if (devices.length > 0 && toDevice !== undefined) {
-      // One turn of the event loop later: the change feed's flush (begun by the 'changed' listeners above), which
-      // a woken /sync waits on, takes the database first, and the check then queues behind the woken reads.
-      const check = new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
-        toDevice.devicesChanged(account, devices),
-      );
-      this.#background.track(check, 'to-device messages of changed devices');
+      this.#background.track(toDevice.devicesChanged(account, devices), 'to-device messages of changed devices');
     }
   }
 
