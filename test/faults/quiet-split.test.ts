@@ -83,9 +83,10 @@ describe('an equivocation that reaches one of two quiet, connected server homes'
     );
     const before = await dbA.logDigests();
 
-    // The lower-hash version reaches A alone; A takes it (its digest changes, its vector does not). The raw
-    // exchange closes its stream once it has sent, without waiting for an ack: on a loaded machine A may end that
-    // session before it applied the batch. A home resends what was not acknowledged, and so does this one.
+    // The lower-hash version reaches A alone; A takes it (its digest changes, its vector does not). A reopens a
+    // session to this home after each one ends, and this hand-played home serves none: when A's is open at that
+    // moment and its PeerId is the lower, the tie-break ends this stream before its frames are handled. A home
+    // resends what was not acknowledged, and so does this one.
     await waitFor(
       async () => {
         if ((await dbA.logDigests())[origin] !== before[origin]) return true;
