@@ -6,11 +6,8 @@ import type { Op } from '@polyhome/sync';
 import type { FixtureAccount } from '@polyhome/sync/testing';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { serverHomeOf } from './client-node.js';
-import { exchange, jsonFrame } from './raw-sync.js';
+import { sendSyncFrames } from './raw-sync.js';
 import { startFreshServer, type FreshServer, type ServerProcess } from './server-process.js';
-
-/** How often `send` sends a stream the server closed without a frame (see there). */
-const SEND_ATTEMPTS = 5;
 
 /** A fresh server enrolled in a fixture account (its document with the server added), and a hand-played home. */
 export interface HostileSetup {
@@ -37,22 +34,9 @@ export async function serverWithHandPlayedHome(
   expect(enrolled.status, JSON.stringify(enrolled.body)).toBe(201);
   const host = await createPolyhomeHost({ nodeKey: account.homes[home]!.secretKey, listen: ['/ip4/127.0.0.1/tcp/0'] });
   const send = async (frames: unknown[], docSeq: number): Promise<void> => {
-    // The server keeps one session per home and account. When a session it opened itself to this home is open at
-    // that moment (it dials the account's homes) and its PeerId is the lower, it closes this stream without a
-    // frame, not even its hello, and would take the frames over its own session; a hand-played home has no sync
-    // service to answer that one. Such a stream is sent again, as a home resends what was not acknowledged.
-    for (let attempt = 1; ; attempt++) {
-      const reply = await exchange(host, fresh.server.addr, SYNC_PROTOCOL, [
-        jsonFrame({ t: 'hello', account: account.serverName, doc_seq: docSeq, vv: {} }),
-        ...frames.map(jsonFrame),
-      ]);
-      if (reply.frames.length === 0 && attempt < SEND_ATTEMPTS) {
-        await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
-        continue;
-      }
-      expect(reply.frames.filter((f) => (f as { t?: string }).t === 'error')).toEqual([]);
-      return;
-    }
+    const hello = { t: 'hello', account: account.serverName, doc_seq: docSeq, vv: {} };
+    const reply = await sendSyncFrames(host, fresh.server.addr, SYNC_PROTOCOL, hello, frames);
+    expect(reply.frames.filter((f) => (f as { t?: string }).t === 'error')).toEqual([]);
   };
   const dispose = async (): Promise<void> => {
     await host.stop();

@@ -83,3 +83,27 @@ export async function exchange(
     }
   }
 }
+
+/** How often `sendSyncFrames` sends a stream the server closed without a frame (see there). */
+const SYNC_SEND_ATTEMPTS = 5;
+
+/**
+ * Sends a hand-played home's sync frames (after its `hello`) on a new sync stream of `addr`, and returns the reply.
+ * The server keeps one session per home and account. When a session it opened itself to this home is open at that
+ * moment (it reopens one after each session ends) and its PeerId is the lower, it closes this stream without a
+ * frame, not even its hello, and would take the frames over its own session; a hand-played home has no sync
+ * service to answer that one. Such a stream is sent again, as a home resends what was not acknowledged.
+ */
+export async function sendSyncFrames(
+  host: PolyhomeHost,
+  addr: string,
+  protocol: string,
+  hello: unknown,
+  frames: readonly unknown[],
+): Promise<Reply> {
+  for (let attempt = 1; ; attempt++) {
+    const reply = await exchange(host, addr, protocol, [jsonFrame(hello), ...frames.map(jsonFrame)]);
+    if (reply.frames.length > 0 || attempt >= SYNC_SEND_ATTEMPTS) return reply;
+    await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+  }
+}

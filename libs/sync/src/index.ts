@@ -118,9 +118,7 @@ export {
   beginClientWork,
   clientIdleWhile,
   isReplicationWork,
-  MAX_REPLICATION_PAUSE_MS,
   outsideReplicationWork,
-  REPLICATION_SHARE_UNDER_CLIENT_LOAD,
   replicationGateStats,
   replicationTurn,
 } from './work-priority.js';

@@ -44,7 +44,6 @@ class ReplicationGate {
   #nextTurnAt = 0;
   #waiters: Array<() => void> = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt = 0;
   #stats = { batches: 0, waited: 0, waitedMs: 0 };
 
   /** A client's request is being worked on until the returned function is called (once; later calls do nothing). */
@@ -130,10 +129,8 @@ class ReplicationGate {
       this.#waiters.shift()!();
       return;
     }
-    // One timer, for the earliest turn (a timer set for a later one, before the load started afresh, is replaced).
-    if (this.#timer !== undefined && this.#timerAt <= this.#nextTurnAt) return;
+    // One timer, for the next turn as it stands now.
     clearTimeout(this.#timer);
-    this.#timerAt = this.#nextTurnAt;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#admit();
